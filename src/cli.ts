@@ -1,0 +1,179 @@
+/**
+ * The `scanline` command line.
+ *   scanline serve [--port P] [--host H] [--data-dir DIR] [--demo N] [--config FILE] [--log-level L]
+ *   scanline simulate --url ws://HOST:PORT/v1/portal [--portals N] [--trucks M] [--seed S] [--line-rate HZ]
+ *                     [--speed realtime|max] [--pixels N]
+ * Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { readConfigFile, resolveConfig, type GatewayConfigInput } from './config/index.js';
+import { ScanlineError } from './errors/index.js';
+import { startGateway } from './main.js';
+import { simulatePortals } from './simulator/index.js';
+
+const USAGE = `Usage: scanline <command> [options]
+
+Commands:
+  serve       run the gateway
+  simulate    stream simulated trucks into a gateway
+  help        show this text
+
+scanline serve [options]
+  --port P          TCP port (default 8080; 0 picks a free port)
+  --host H          interface to listen on (default 127.0.0.1; 0.0.0.0 for all)
+  --data-dir DIR    where scans are stored (default ./data)
+  --demo N          also run N simulated portals streaming trucks into this gateway
+  --config FILE     JSON configuration file (see docs/configuration.md)
+  --log-level L     fatal|error|warn|info|debug|trace|silent (default info)
+
+scanline simulate [options]
+  --url URL         gateway portal endpoint (default ws://127.0.0.1:8080/v1/portal)
+  --portals N       simulated portals in parallel (default 1)
+  --trucks M        trucks per portal; 0 = until interrupted (default 1)
+  --seed S          seed of the first truck (default 1)
+  --line-rate HZ    detector lines per second (default 500)
+  --speed MODE      realtime (paced at the line rate) or max (as fast as acked) (default realtime)
+  --pixels N        detector pixels per line (default 1024)
+`;
+
+function usage(message: string): ScanlineError {
+  return new ScanlineError('SCANLINE_ERR_CLI_USAGE', `${message}\n\n${USAGE}`);
+}
+
+function parse(args: string[], options: ParseArgsConfig['options']): Record<string, string | boolean | undefined> {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
+  } catch (err) {
+    throw usage((err as Error).message);
+  }
+}
+
+function intOption(values: Record<string, unknown>, name: string, fallback: number, min: number, max: number): number {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw usage(`Expected an integer ${min}..${max} for --${name} but received ${JSON.stringify(raw)}`);
+  return n;
+}
+
+async function serve(args: string[]): Promise<void> {
+  const v = parse(args, {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    'data-dir': { type: 'string' },
+    demo: { type: 'string' },
+    config: { type: 'string' },
+    'log-level': { type: 'string' },
+  });
+  const layers: GatewayConfigInput[] = [];
+  if (typeof v.config === 'string') layers.push(readConfigFile(v.config));
+  const flags: GatewayConfigInput = {};
+  if (v.port !== undefined) flags.server = { ...flags.server, port: intOption(v, 'port', 8080, 0, 65535) };
+  if (typeof v.host === 'string') flags.server = { ...flags.server, host: v.host };
+  if (typeof v['data-dir'] === 'string') flags.storage = { dataDir: v['data-dir'] };
+  if (typeof v['log-level'] === 'string') flags.log = { level: v['log-level'] as 'info' };
+  layers.push(flags);
+  const config = resolveConfig(...layers);
+  const demo = intOption(v, 'demo', 0, 0, 64);
+
+  const gateway = await startGateway(config);
+  const demoAbort = new AbortController();
+  let demoRun: Promise<unknown> = Promise.resolve();
+  if (demo > 0) {
+    const log = gateway.log.child({ module: 'demo-portal' });
+    log.info({ portals: demo, url: gateway.portalUrl }, 'starting simulated demo portals');
+    demoRun = simulatePortals({
+      url: gateway.portalUrl,
+      portals: demo,
+      trucks: 0,
+      seed: 1,
+      lineRate: 500,
+      speed: 'realtime',
+      signal: demoAbort.signal,
+      log: (level, msg, fields) => log[level]?.(fields ?? {}, msg),
+    }).catch((err: unknown) => log.error({ err }, 'demo portal stopped'));
+  }
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      gateway.log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    gateway.log.info({ signal }, 'shutting down');
+    demoAbort.abort();
+    void Promise.allSettled([demoRun])
+      .then(() => gateway.close(10_000))
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          gateway.log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+async function simulate(args: string[]): Promise<void> {
+  const v = parse(args, {
+    url: { type: 'string' },
+    portals: { type: 'string' },
+    trucks: { type: 'string' },
+    seed: { type: 'string' },
+    'line-rate': { type: 'string' },
+    speed: { type: 'string' },
+    pixels: { type: 'string' },
+  });
+  const speed = (v.speed as string | undefined) ?? 'realtime';
+  if (speed !== 'realtime' && speed !== 'max') throw usage(`Expected realtime or max for --speed but received ${JSON.stringify(speed)}`);
+  const url = (v.url as string | undefined) ?? 'ws://127.0.0.1:8080/v1/portal';
+  if (!/^wss?:\/\/.+/.test(url)) throw usage(`Expected a ws:// or wss:// URL for --url but received ${JSON.stringify(url)}`);
+  const abort = new AbortController();
+  process.on('SIGINT', () => abort.abort());
+  process.on('SIGTERM', () => abort.abort());
+  const summary = await simulatePortals({
+    url,
+    portals: intOption(v, 'portals', 1, 1, 256),
+    trucks: intOption(v, 'trucks', 1, 0, 1_000_000),
+    seed: intOption(v, 'seed', 1, 0, 0xffffffff),
+    lineRate: intOption(v, 'line-rate', 500, 1, 20_000),
+    speed,
+    pixels: intOption(v, 'pixels', 1024, 16, 4096),
+    signal: abort.signal,
+    log: (level, msg, fields) => {
+      if (level !== 'debug') process.stderr.write(`${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);
+    },
+  });
+  process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+}
+
+/** Entry point used by bin/scanline.js. Sets process.exitCode; `serve` keeps running until a signal. */
+export async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'serve':
+        return await serve(rest);
+      case 'simulate':
+        return await simulate(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(USAGE);
+        return;
+      default:
+        throw usage(`unknown command ${JSON.stringify(command)}`);
+    }
+  } catch (err) {
+    if (err instanceof ScanlineError) {
+      process.stderr.write(`scanline: ${err.code}: ${err.message}\n`);
+      process.exitCode = err.code === 'SCANLINE_ERR_CLI_USAGE' || err.code === 'SCANLINE_ERR_CONFIG_INVALID' ? 2 : 1;
+      return;
+    }
+    throw err;
+  }
+}

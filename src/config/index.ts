@@ -1,0 +1,215 @@
+/**
+ * Gateway configuration: one schema with defaults and units, validated once at start-up (every problem listed
+ * in one SCANLINE_ERR_CONFIG_INVALID error), then deeply frozen. Sources, lowest precedence first: defaults,
+ * a JSON config file, command-line flags.
+ */
+import { readFileSync } from 'node:fs';
+import { ScanlineError } from '../errors/index.js';
+import { DEFAULT_STITCHER_OPTIONS } from '../stitch/defaults.js';
+
+export interface GatewayConfig {
+  server: {
+    /** Interface to listen on. 127.0.0.1 by default; set 0.0.0.0 to accept portals from the network. */
+    host: string;
+    /** TCP port; 0 picks a free port (logged and available as gateway.port). */
+    port: number;
+  };
+  portal: {
+    /** Accepted portal tokens; empty means no token is required. */
+    tokens: string[];
+    /** Open scans per portal connection. */
+    maxOpenScans: number;
+    /** Largest message the protocol accepts, bytes; larger ones get SCANLINE_ERR_PROTO_OVERSIZE. */
+    maxMessageBytes: number;
+    /** Largest control (text) message, bytes. */
+    maxControlBytes: number;
+    /** How far ahead of the first missing seq a frame may be, in frames. */
+    reorderWindowSlices: number;
+    /** How long a scan whose connection dropped waits for scan.resume before it is aborted, milliseconds. */
+    resumeGraceMs: number;
+    /** Idle timeout of portal sockets, seconds (uWS pings automatically; 0 disables; 1-7 is not allowed). */
+    idleTimeoutSec: number;
+    /** Bytes buffered towards one portal before it is considered stuck and disconnected. */
+    maxBackpressureBytes: number;
+  };
+  stitch: {
+    maxLines: number;
+    chunkLines: number;
+    reorderWindowLines: number;
+    airLines: number;
+    deadPixelFraction: number;
+    attenuationMax: number;
+    maxLinesPerJob: number;
+    material: { minAttenuation: number; maxAttenuation: number; ratioThresholds: [number, number, number] };
+    tile: { size: number; downsample: number; strideLines: number; overlapPixels: number };
+    previewDownsample: number;
+  };
+  storage: {
+    /** Directory for the SQLite database and scan images. */
+    dataDir: string;
+  };
+  log: {
+    level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  };
+}
+
+type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
+export type GatewayConfigInput = DeepPartial<GatewayConfig>;
+
+export const DEFAULT_CONFIG: GatewayConfig = {
+  server: { host: '127.0.0.1', port: 8080 },
+  portal: {
+    tokens: [],
+    maxOpenScans: 4,
+    maxMessageBytes: 8 * 1024 * 1024, // bytes: 1000 lines x 2048 px x 2 energies x 2 B fits
+    maxControlBytes: 64 * 1024, // bytes
+    reorderWindowSlices: 256, // frames
+    resumeGraceMs: 30_000, // ms
+    idleTimeoutSec: 60, // s
+    maxBackpressureBytes: 4 * 1024 * 1024, // bytes
+  },
+  stitch: {
+    ...DEFAULT_STITCHER_OPTIONS,
+    material: {
+      ...DEFAULT_STITCHER_OPTIONS.material,
+      ratioThresholds: [...DEFAULT_STITCHER_OPTIONS.material.ratioThresholds] as [number, number, number],
+    },
+    tile: { ...DEFAULT_STITCHER_OPTIONS.tile },
+  },
+  storage: { dataDir: './data' },
+  log: { level: 'info' },
+};
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Merges `override` into `base` (objects recursively, arrays and scalars replaced) and lists unknown keys. */
+function merge(base: unknown, override: unknown, path: string, unknown: string[]): unknown {
+  if (override === undefined) return base;
+  if (!isPlainObject(base) || !isPlainObject(override)) return override;
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(override)) {
+    const p = path ? `${path}.${key}` : key;
+    if (!(key in base)) {
+      unknown.push(p);
+      continue;
+    }
+    out[key] = merge(base[key], value, p, unknown);
+  }
+  return out;
+}
+
+function describe(v: unknown): string {
+  const s = JSON.stringify(v);
+  return `${s === undefined ? String(v) : s} of type ${Array.isArray(v) ? 'array' : typeof v}`;
+}
+
+function check(problems: string[], ok: boolean, expected: string, name: string, value: unknown): void {
+  if (!ok) problems.push(`Expected ${expected} for ${name} but received ${describe(value)}`);
+}
+
+function int(v: unknown, min: number, max: number): boolean {
+  return Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
+}
+function num(v: unknown, min: number, max: number): boolean {
+  return typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max;
+}
+
+function validate(c: GatewayConfig): string[] {
+  const p: string[] = [];
+  check(p, typeof c.server.host === 'string' && c.server.host.length > 0, 'a host name or address', 'server.host', c.server.host);
+  check(p, int(c.server.port, 0, 65535), 'an integer 0..65535', 'server.port', c.server.port);
+  check(
+    p,
+    Array.isArray(c.portal.tokens) && c.portal.tokens.every((t) => typeof t === 'string' && t.length >= 8),
+    'an array of strings of at least 8 characters',
+    'portal.tokens',
+    c.portal.tokens,
+  );
+  check(p, int(c.portal.maxOpenScans, 1, 64), 'an integer 1..64', 'portal.maxOpenScans', c.portal.maxOpenScans);
+  check(p, int(c.portal.maxMessageBytes, 1024, 64 * 1024 * 1024), 'an integer 1024..67108864', 'portal.maxMessageBytes', c.portal.maxMessageBytes);
+  check(p, int(c.portal.maxControlBytes, 1024, 1024 * 1024), 'an integer 1024..1048576', 'portal.maxControlBytes', c.portal.maxControlBytes);
+  check(p, int(c.portal.reorderWindowSlices, 1, 65536), 'an integer 1..65536', 'portal.reorderWindowSlices', c.portal.reorderWindowSlices);
+  check(p, int(c.portal.resumeGraceMs, 0, 3_600_000), 'an integer 0..3600000', 'portal.resumeGraceMs', c.portal.resumeGraceMs);
+  check(
+    p,
+    c.portal.idleTimeoutSec === 0 || int(c.portal.idleTimeoutSec, 8, 960),
+    '0 or an integer 8..960 (uWebSockets.js aborts on 1..7)',
+    'portal.idleTimeoutSec',
+    c.portal.idleTimeoutSec,
+  );
+  check(p, int(c.portal.maxBackpressureBytes, 64 * 1024, 1 << 30), 'an integer 65536..1073741824', 'portal.maxBackpressureBytes', c.portal.maxBackpressureBytes);
+  const s = c.stitch;
+  check(p, int(s.maxLines, 64, 1 << 20), 'an integer 64..1048576', 'stitch.maxLines', s.maxLines);
+  check(p, int(s.chunkLines, 1, 65536), 'an integer 1..65536', 'stitch.chunkLines', s.chunkLines);
+  check(p, int(s.reorderWindowLines, 0, 1 << 20), 'an integer 0..1048576', 'stitch.reorderWindowLines', s.reorderWindowLines);
+  check(p, int(s.airLines, 1, 4096), 'an integer 1..4096', 'stitch.airLines', s.airLines);
+  check(p, num(s.deadPixelFraction, 0, 1), 'a number 0..1', 'stitch.deadPixelFraction', s.deadPixelFraction);
+  check(p, num(s.attenuationMax, 0.1, 30), 'a number 0.1..30', 'stitch.attenuationMax', s.attenuationMax);
+  check(p, int(s.maxLinesPerJob, 1, 65536), 'an integer 1..65536', 'stitch.maxLinesPerJob', s.maxLinesPerJob);
+  check(p, int(s.previewDownsample, 1, 16), 'an integer 1..16', 'stitch.previewDownsample', s.previewDownsample);
+  check(p, int(s.tile?.size, 8, 1024), 'an integer 8..1024', 'stitch.tile.size', s.tile?.size);
+  check(p, int(s.tile?.downsample, 1, 16), 'an integer 1..16', 'stitch.tile.downsample', s.tile?.downsample);
+  check(p, int(s.tile?.strideLines, 1, 65536), 'an integer 1..65536', 'stitch.tile.strideLines', s.tile?.strideLines);
+  check(p, int(s.tile?.overlapPixels, 0, 4095), 'an integer 0..4095', 'stitch.tile.overlapPixels', s.tile?.overlapPixels);
+  if (int(s.tile?.size, 8, 1024) && int(s.tile?.downsample, 1, 16) && int(s.tile?.overlapPixels, 0, 4095)) {
+    check(p, s.tile.overlapPixels < s.tile.size * s.tile.downsample, `an integer below the tile span ${s.tile.size * s.tile.downsample}`, 'stitch.tile.overlapPixels', s.tile.overlapPixels);
+  }
+  check(p, num(s.material?.minAttenuation, 0, 30), 'a number 0..30', 'stitch.material.minAttenuation', s.material?.minAttenuation);
+  check(p, num(s.material?.maxAttenuation, 0, 30), 'a number 0..30', 'stitch.material.maxAttenuation', s.material?.maxAttenuation);
+  const t = s.material?.ratioThresholds;
+  check(
+    p,
+    Array.isArray(t) && t.length === 3 && t.every((x) => num(x, 0, 10)) && t[0] > t[1] && t[1] > t[2],
+    'three decreasing numbers in 0..10',
+    'stitch.material.ratioThresholds',
+    t,
+  );
+  check(p, typeof c.storage.dataDir === 'string' && c.storage.dataDir.length > 0, 'a directory path', 'storage.dataDir', c.storage.dataDir);
+  check(p, LOG_LEVELS.includes(c.log.level), `one of ${LOG_LEVELS.join(', ')}`, 'log.level', c.log.level);
+  return p;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/**
+ * Builds the effective configuration from defaults and the given layers (later layers win), validates it and
+ * returns it frozen. Throws SCANLINE_ERR_CONFIG_INVALID listing every problem (unknown keys included).
+ */
+export function resolveConfig(...layers: GatewayConfigInput[]): GatewayConfig {
+  const unknown: string[] = [];
+  let merged: unknown = structuredClone(DEFAULT_CONFIG);
+  for (const layer of layers) merged = merge(merged, layer, '', unknown);
+  const config = merged as GatewayConfig;
+  const problems = [...unknown.map((k) => `Unknown configuration key ${k}`), ...validate(config)];
+  if (problems.length > 0) {
+    throw new ScanlineError('SCANLINE_ERR_CONFIG_INVALID', `invalid configuration:\n  - ${problems.join('\n  - ')}`, { problems });
+  }
+  return deepFreeze(config);
+}
+
+/** Reads a JSON config file as one layer for resolveConfig. */
+export function readConfigFile(path: string): GatewayConfigInput {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ScanlineError('SCANLINE_ERR_CONFIG_INVALID', `cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  try {
+    const value = JSON.parse(text) as unknown;
+    if (!isPlainObject(value)) throw new Error('the top level is not an object');
+    return value as GatewayConfigInput;
+  } catch (err) {
+    throw new ScanlineError('SCANLINE_ERR_CONFIG_INVALID', `config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+}

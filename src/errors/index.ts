@@ -1,0 +1,141 @@
+/**
+ * The one error type of Scanline and the registry of its stable codes.
+ *
+ * Contract: every error that leaves a stage (to a portal, an operator, an HTTP client or a log) carries a code
+ * from `ERROR_CODES`. Codes are never renamed or reused once released; a retired code stays listed as retired.
+ * `docs/errors.md` lists every code with what it means and how to fix it; test/errors/registry.test.ts keeps the
+ * two in sync. The same code travels on the wire (`error {code, message}` frames, HTTP problem bodies).
+ */
+
+export interface ErrorSpec {
+  /** Short, stable description used as the default message. */
+  readonly message: string;
+  /** HTTP status when the error answers an HTTP request. */
+  readonly status: number;
+  /** True when the caller sent something wrong (TypeError family), false for runtime failures. */
+  readonly callerError: boolean;
+}
+
+function spec(message: string, status: number, callerError: boolean): ErrorSpec {
+  return { message, status, callerError };
+}
+
+export const ERROR_CODES = {
+  // Portal protocol: control messages and framing.
+  SCANLINE_ERR_PROTO_JSON: spec('control message is not valid JSON', 400, true),
+  SCANLINE_ERR_PROTO_INVALID: spec('control message does not match the protocol schema', 400, true),
+  SCANLINE_ERR_PROTO_UNKNOWN_TYPE: spec('unknown control message type', 400, true),
+  SCANLINE_ERR_PROTO_NOT_HELLO: spec('the first message on a portal connection must be hello', 400, true),
+  SCANLINE_ERR_PROTO_HELLO_REPEATED: spec('hello was already accepted on this connection', 400, true),
+  SCANLINE_ERR_PROTO_OVERSIZE: spec('message is larger than the configured limit', 413, true),
+  SCANLINE_ERR_PROTO_VERSION: spec('protocol version not supported', 400, true),
+  SCANLINE_ERR_AUTH_TOKEN: spec('portal token missing or not accepted', 401, true),
+
+  // Binary slice frames.
+  SCANLINE_ERR_SLICE_TRUNCATED: spec('binary frame shorter than its header', 400, true),
+  SCANLINE_ERR_SLICE_MAGIC: spec('binary frame does not start with the XSL1 magic', 400, true),
+  SCANLINE_ERR_SLICE_HEADER: spec('binary frame header size or kind not supported', 400, true),
+  SCANLINE_ERR_SLICE_SIZE: spec('binary frame length does not match lineCount x energies x pixels', 400, true),
+  SCANLINE_ERR_SLICE_GEOMETRY: spec('slice geometry differs from the detector announced in hello', 400, true),
+  SCANLINE_ERR_SLICE_LINE_RANGE: spec('slice lines fall outside the scan line limit', 400, true),
+  SCANLINE_ERR_SLICE_SEQ_AHEAD: spec('slice seq is further ahead than the reorder window allows', 400, true),
+  SCANLINE_ERR_SLICE_REPLAY_MISMATCH: spec('a replayed seq or line carries different data than the original', 409, true),
+  SCANLINE_ERR_SLICE_CALIBRATION_LATE: spec('calibration frame sent after image slices of the scan', 400, true),
+
+  // Scan lifecycle on a portal connection.
+  SCANLINE_ERR_STREAM_UNKNOWN: spec('streamId does not name an open scan on this connection', 400, true),
+  SCANLINE_ERR_STREAM_IN_USE: spec('streamId already names an open scan on this connection', 409, true),
+  SCANLINE_ERR_SCAN_TOO_MANY: spec('too many open scans on this connection', 429, true),
+  SCANLINE_ERR_SCAN_INCOMPLETE: spec('scan.end received while slices are still missing', 409, true),
+  SCANLINE_ERR_SCAN_UNKNOWN: spec('no scan with this scanId', 404, true),
+  SCANLINE_ERR_SCAN_ID_TAKEN: spec('scanId is already used by another scan', 409, true),
+  SCANLINE_ERR_SCAN_NOT_RESUMABLE: spec('the scan cannot be resumed (finished, aborted or owned by another portal)', 409, true),
+  SCANLINE_ERR_SCAN_TOO_LONG: spec('scan exceeds the configured maximum number of lines', 400, true),
+  SCANLINE_ERR_GATEWAY_DRAINING: spec('gateway is shutting down and accepts no new scans', 503, false),
+
+  // Native stitcher.
+  SCANLINE_ERR_STITCH_ADDON_LOAD: spec('native stitcher addon could not be loaded', 500, false),
+  SCANLINE_ERR_STITCH_OPTIONS: spec('stitcher options are invalid', 500, true),
+  SCANLINE_ERR_STITCH_CLOSED: spec('stitcher was already closed', 500, false),
+  SCANLINE_ERR_STITCH_BUSY: spec('a processing job is already running on this stitcher', 500, false),
+  SCANLINE_ERR_STITCH_BUFFER: spec('caller-provided buffer is too small or of the wrong type', 500, true),
+  SCANLINE_ERR_STITCH_FAILED: spec('native stitcher failed while processing', 500, false),
+
+  // HTTP API.
+  SCANLINE_ERR_HTTP_NOT_FOUND: spec('no such route', 404, true),
+  SCANLINE_ERR_HTTP_BAD_QUERY: spec('query parameter is missing or invalid', 400, true),
+  SCANLINE_ERR_IMAGE_UNAVAILABLE: spec('scan image has no lines yet', 409, false),
+
+  // Storage.
+  SCANLINE_ERR_STORAGE_WRITE: spec('writing scan data to the data directory failed', 500, false),
+  SCANLINE_ERR_STORAGE_READ: spec('reading scan data from the data directory failed', 500, false),
+
+  // Configuration and command line.
+  SCANLINE_ERR_CONFIG_INVALID: spec('configuration is invalid', 500, true),
+  SCANLINE_ERR_CLI_USAGE: spec('command line usage error', 400, true),
+  SCANLINE_ERR_SERVER_LISTEN: spec('could not listen on the configured host and port', 500, false),
+
+  // Simulator (as a portal client).
+  SCANLINE_ERR_SIM_REJECTED: spec('the gateway answered the simulated portal with an error', 500, false),
+  SCANLINE_ERR_SIM_CONNECTION: spec('the simulated portal lost its connection to the gateway', 500, false),
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ERROR_CODES, value);
+}
+
+export interface ScanlineErrorDetails {
+  streamId?: number;
+  seq?: number;
+  scanId?: string;
+  /** Every problem found, for validation errors that report more than one. */
+  problems?: string[];
+  [key: string]: unknown;
+}
+
+export class ScanlineError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly callerError: boolean;
+  readonly details: ScanlineErrorDetails;
+
+  constructor(code: ErrorCode, message?: string, details: ScanlineErrorDetails = {}, options?: { cause?: unknown }) {
+    const s = ERROR_CODES[code];
+    super(message ?? s.message, options);
+    this.name = 'ScanlineError';
+    this.code = code;
+    this.status = s.status;
+    this.callerError = s.callerError;
+    this.details = details;
+  }
+
+  /** The shape that goes on the wire (portal and operator `error` frames, HTTP bodies). */
+  toJSON(): { code: ErrorCode; message: string } & ScanlineErrorDetails {
+    return { ...this.details, code: this.code, message: this.message };
+  }
+}
+
+/**
+ * Wraps anything thrown into a ScanlineError, keeping a ScanlineError as it is and mapping errors that carry a
+ * registered `code` (the native addon throws those) to the same code.
+ */
+export function toScanlineError(err: unknown, fallback: ErrorCode): ScanlineError {
+  if (err instanceof ScanlineError) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  const message = err instanceof Error ? err.message : String(err);
+  return new ScanlineError(isErrorCode(code) ? code : fallback, message, {}, { cause: err });
+}
+
+/** One message shape for invalid arguments: "Expected X for name but received V of type T". */
+export function invalidArgument(code: ErrorCode, expected: string, name: string, received: unknown): ScanlineError {
+  let shown: string;
+  try {
+    shown = typeof received === 'string' ? JSON.stringify(received) : String(received);
+  } catch {
+    shown = '[unprintable]';
+  }
+  if (shown.length > 80) shown = `${shown.slice(0, 77)}...`;
+  return new ScanlineError(code, `Expected ${expected} for ${name} but received ${shown} of type ${typeof received}`);
+}

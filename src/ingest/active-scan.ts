@@ -1,0 +1,432 @@
+/**
+ * One scan being received: seq bookkeeping and acks, the scan's stitcher, the processing pump, progressive raw
+ * archiving and the end of the scan (completed or aborted).
+ *
+ * Threads: everything here runs on the gateway's JS thread. Pixel work happens inside `stitcher.process()` off
+ * that thread. Frame payloads are consumed synchronously (`stitcher.push` copies them) because the transport's
+ * buffer dies when its message handler returns.
+ */
+import { ScanlineError, toScanlineError } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
+import type { Stitcher, ProcessResult, ProcessBuffers } from '../stitch/index.js';
+import type { RawWriter, ScanStore } from '../storage/index.js';
+import type { Declaration, DetectorInfo, GatewayMessage, VehicleInfo } from './messages.js';
+import { SliceKind, type SliceHeader } from './slice-frame.js';
+import type { IngestEventSink } from './events.js';
+import type { IngestStats } from './stats.js';
+
+export type ActiveScanState = 'receiving' | 'finishing' | 'completed' | 'aborted';
+
+/** Where an active scan sends its messages: the portal connection it is attached to, if any. */
+export interface ScanOwner {
+  readonly portalId: string;
+  send(message: GatewayMessage): void;
+  /** Called once when the scan ends, so the owner forgets the stream. */
+  release(streamId: number): void;
+}
+
+export interface ActiveScanInit {
+  scanId: string;
+  portalId: string;
+  streamId: number;
+  detector: DetectorInfo;
+  vehicle: VehicleInfo | null;
+  declaration: Declaration | null;
+  startedAt: Date;
+  stitcher: Stitcher;
+  writer: RawWriter;
+  store: ScanStore;
+  events: IngestEventSink;
+  stats: IngestStats;
+  log: Logger;
+  reorderWindowSlices: number;
+  /** Tiles one process() job may write (sizes the tile buffer). */
+  tileCapacity: number;
+}
+
+/** Growable per-seq record of what each frame carried, to recognise replays. */
+class SeqLedger {
+  private kind = new Uint8Array(256);
+  private firstLine = new Uint32Array(256);
+  private lineCount = new Uint16Array(256);
+  private seen = new Uint8Array(256);
+
+  has(seq: number): boolean {
+    return seq < this.seen.length && this.seen[seq] === 1;
+  }
+
+  sameAs(seq: number, h: SliceHeader): boolean {
+    return this.kind[seq] === h.kind && this.firstLine[seq] === h.firstLine && this.lineCount[seq] === h.lineCount;
+  }
+
+  record(seq: number, h: SliceHeader): void {
+    if (seq >= this.seen.length) this.grow(seq + 1);
+    this.seen[seq] = 1;
+    this.kind[seq] = h.kind;
+    this.firstLine[seq] = h.firstLine;
+    this.lineCount[seq] = h.lineCount;
+  }
+
+  private grow(min: number): void {
+    let n = this.seen.length;
+    while (n < min) n *= 2;
+    const g = <T extends Uint8Array | Uint16Array | Uint32Array>(a: T, make: (n: number) => T): T => {
+      const b = make(n);
+      b.set(a);
+      return b;
+    };
+    this.kind = g(this.kind, (k) => new Uint8Array(k));
+    this.firstLine = g(this.firstLine, (k) => new Uint32Array(k));
+    this.lineCount = g(this.lineCount, (k) => new Uint16Array(k));
+    this.seen = g(this.seen, (k) => new Uint8Array(k));
+  }
+}
+
+export class ActiveScan {
+  readonly scanId: string;
+  readonly portalId: string;
+  streamId: number;
+  readonly detector: DetectorInfo;
+  readonly vehicle: VehicleInfo | null;
+  readonly declaration: Declaration | null;
+  readonly startedAt: Date;
+  state: ActiveScanState = 'receiving';
+  owner: ScanOwner | null = null;
+  /** Timer that aborts the scan when its connection dropped and no scan.resume came in time. */
+  resumeTimer: NodeJS.Timeout | null = null;
+
+  private readonly stitcher: Stitcher;
+  private readonly writer: RawWriter;
+  private readonly store: ScanStore;
+  private readonly events: IngestEventSink;
+  private readonly stats: IngestStats;
+  private readonly log: Logger;
+  private readonly reorderWindowSlices: number;
+  private readonly buffers: ProcessBuffers;
+  private readonly bytesPerLine: number;
+
+  /** Every frame with seq < nextSeq has been stored. */
+  private nextSeq = 0;
+  /** Seqs >= nextSeq stored out of order. */
+  private readonly ahead = new Set<number>();
+  private readonly ledger = new SeqLedger();
+  private imageSeen = false;
+  private highestLine = 0;
+  private processing = false;
+  private dirty = false;
+  private totalLines: number | null = null;
+  private frontier = 0;
+  private flushedUpTo = 0;
+  private readonly gaps: Array<[number, number]> = [];
+  private flushes: Promise<void> = Promise.resolve();
+  private ended: Promise<void> | null = null;
+  private resolveEnded: (() => void) | null = null;
+
+  constructor(init: ActiveScanInit) {
+    this.scanId = init.scanId;
+    this.portalId = init.portalId;
+    this.streamId = init.streamId;
+    this.detector = init.detector;
+    this.vehicle = init.vehicle;
+    this.declaration = init.declaration;
+    this.stitcher = init.stitcher;
+    this.writer = init.writer;
+    this.store = init.store;
+    this.events = init.events;
+    this.stats = init.stats;
+    this.log = init.log;
+    this.reorderWindowSlices = init.reorderWindowSlices;
+    this.startedAt = init.startedAt;
+    this.bytesPerLine = init.detector.pixels * init.detector.energies * 2;
+    this.buffers = {
+      tiles: new Float32Array(init.stitcher.tileFloats * init.tileCapacity),
+      preview: new Uint8Array(init.stitcher.previewBytes),
+    };
+    this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
+  }
+
+  /** The first seq not yet stored: where a resuming portal continues. */
+  get resumeSeq(): number {
+    return this.nextSeq;
+  }
+
+  /** Lines received so far: 1 + the highest line stored. */
+  get lines(): number {
+    return this.totalLines ?? this.highestLine;
+  }
+
+  /** Resolves once the scan is completed or aborted and its files are closed. */
+  whenEnded(): Promise<void> {
+    return this.ended ?? Promise.resolve();
+  }
+
+  /**
+   * Stores one binary frame and returns the cumulative ack seq to send, or throws a ScanlineError for the portal.
+   * `payload` is only valid during this call.
+   */
+  acceptFrame(header: SliceHeader, payload: Uint16Array): number {
+    if (this.state !== 'receiving') {
+      throw new ScanlineError('SCANLINE_ERR_STREAM_UNKNOWN', `stream ${header.streamId} is ${this.state}; no more frames are accepted`, {
+        streamId: header.streamId,
+        seq: header.seq,
+      });
+    }
+    const seq = header.seq;
+    const replay = seq < this.nextSeq || this.ahead.has(seq);
+    if (replay) {
+      if (!this.ledger.sameAs(seq, header)) {
+        throw new ScanlineError(
+          'SCANLINE_ERR_SLICE_REPLAY_MISMATCH',
+          `seq ${seq} was already received with different kind/firstLine/lineCount`,
+          { streamId: header.streamId, seq },
+        );
+      }
+    } else if (seq >= this.nextSeq + this.reorderWindowSlices) {
+      throw new ScanlineError(
+        'SCANLINE_ERR_SLICE_SEQ_AHEAD',
+        `seq ${seq} is more than ${this.reorderWindowSlices} frames ahead of the first missing seq ${this.nextSeq}; resend from nextSeq`,
+        { streamId: header.streamId, seq, nextSeq: this.nextSeq },
+      );
+    }
+    if (header.kind === SliceKind.Image && header.firstLine + header.lineCount > this.stitcher.options.maxLines) {
+      throw new ScanlineError(
+        'SCANLINE_ERR_SLICE_LINE_RANGE',
+        `lines ${header.firstLine}..${header.firstLine + header.lineCount - 1} exceed the scan limit of ${this.stitcher.options.maxLines} lines`,
+        { streamId: header.streamId, seq },
+      );
+    }
+    if (header.kind !== SliceKind.Image && this.imageSeen && !replay) {
+      throw new ScanlineError('SCANLINE_ERR_SLICE_CALIBRATION_LATE', 'dark and air frames must come before the first image slice of the scan', {
+        streamId: header.streamId,
+        seq,
+      });
+    }
+    let result;
+    try {
+      // A replayed calibration frame is not accumulated twice: its ledger entry already matched.
+      result = header.kind !== SliceKind.Image && replay ? null : this.stitcher.push(header.kind, header.firstLine, header.lineCount, payload);
+    } catch (err) {
+      const e = toScanlineError(err, 'SCANLINE_ERR_STITCH_FAILED');
+      e.details.streamId = header.streamId;
+      e.details.seq = seq;
+      throw e;
+    }
+    if (replay) {
+      this.stats.duplicateFrames++;
+      return this.nextSeq - 1;
+    }
+    this.ledger.record(seq, header);
+    if (header.kind === SliceKind.Image) {
+      this.imageSeen = true;
+      const end = header.firstLine + header.lineCount;
+      if (end > this.highestLine) this.highestLine = end;
+      this.stats.linesReceived += result?.newLines ?? 0;
+    }
+    if (seq === this.nextSeq) {
+      this.nextSeq++;
+      while (this.ahead.delete(this.nextSeq)) this.nextSeq++;
+    } else {
+      this.ahead.add(seq);
+    }
+    this.dirty = true;
+    this.pump();
+    return this.nextSeq - 1;
+  }
+
+  /**
+   * Ends the scan at `totalLines`. Throws SCANLINE_ERR_SCAN_INCOMPLETE (with nextSeq) while frames are missing,
+   * and SCANLINE_ERR_PROTO_INVALID when totalLines contradicts the lines received.
+   */
+  end(totalLines: number): void {
+    if (this.state !== 'receiving') {
+      if (this.state === 'finishing' && totalLines === this.totalLines) return; // repeated scan.end: idempotent
+      throw new ScanlineError('SCANLINE_ERR_STREAM_UNKNOWN', `stream ${this.streamId} is ${this.state}`, { streamId: this.streamId });
+    }
+    if (this.ahead.size > 0) {
+      throw new ScanlineError(
+        'SCANLINE_ERR_SCAN_INCOMPLETE',
+        `frames from seq ${this.nextSeq} are missing (${this.ahead.size} later frames arrived); resend from nextSeq, then scan.end again`,
+        { streamId: this.streamId, nextSeq: this.nextSeq },
+      );
+    }
+    if (totalLines < this.highestLine) {
+      throw new ScanlineError('SCANLINE_ERR_PROTO_INVALID', `scan.end totalLines ${totalLines} is below the ${this.highestLine} lines already received`, {
+        streamId: this.streamId,
+      });
+    }
+    if (totalLines > this.stitcher.options.maxLines) {
+      throw new ScanlineError('SCANLINE_ERR_SCAN_TOO_LONG', `scan.end totalLines ${totalLines} exceeds the limit of ${this.stitcher.options.maxLines}`, {
+        streamId: this.streamId,
+      });
+    }
+    if (totalLines === 0) {
+      throw new ScanlineError('SCANLINE_ERR_PROTO_INVALID', 'scan.end totalLines is 0: abort an empty scan with scan.abort', { streamId: this.streamId });
+    }
+    this.state = 'finishing';
+    this.totalLines = totalLines;
+    this.stitcher.finish(totalLines);
+    this.dirty = true;
+    this.pump();
+  }
+
+  /** Aborts the scan: keeps what was received on disk, marks it aborted and tells the owner. */
+  abort(reason: string): Promise<void> {
+    if (this.state === 'completed' || this.state === 'aborted') return this.whenEnded();
+    this.state = 'aborted';
+    this.clearResumeTimer();
+    void this.closeOut('aborted', reason);
+    return this.whenEnded();
+  }
+
+  clearResumeTimer(): void {
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
+    this.resumeTimer = null;
+  }
+
+  /** Copies raw lines for a live scan (see Stitcher.readRaw). */
+  readRaw(firstLine: number, lineCount: number, out: Uint16Array): void {
+    this.stitcher.readRaw(firstLine, lineCount, out);
+  }
+
+  /** Runs stitcher jobs back to back while there is work; one job at a time. */
+  private pump(): void {
+    if (this.processing || !this.dirty || this.state === 'aborted' || this.state === 'completed') return;
+    this.dirty = false;
+    this.processing = true;
+    const started = process.hrtime.bigint();
+    this.stitcher.process(this.buffers).then(
+      (result) => {
+        this.stats.stitchJobs++;
+        this.stats.stitchSeconds += Number(process.hrtime.bigint() - started) / 1e9;
+        this.processing = false;
+        this.onProcessed(result);
+      },
+      (err: unknown) => {
+        this.processing = false;
+        const e = toScanlineError(err, 'SCANLINE_ERR_STITCH_FAILED');
+        this.log.error({ err: e, scanId: this.scanId }, 'stitcher job failed; aborting the scan');
+        this.owner?.send({ type: 'error', code: e.code, message: e.message, streamId: this.streamId });
+        void this.abort(`stitcher failed: ${e.message}`);
+      },
+    );
+  }
+
+  private onProcessed(r: ProcessResult): void {
+    if (this.state === 'aborted') return;
+    for (const gap of r.gaps) this.gaps.push(gap);
+    if (r.tiles.length > 0) {
+      this.stats.tilesProduced += r.tiles.length;
+      this.events.emitTiles(this, r.tiles, this.buffers.tiles, this.stitcher.tileFloats);
+    }
+    if (r.preview) this.events.emitPreview(this, r.preview, this.buffers.preview);
+    this.frontier = r.frontier;
+    this.flushRaw(this.frontier);
+    if (r.more) this.dirty = true;
+    if (this.state === 'finishing' && r.done) {
+      this.state = 'completed';
+      void this.closeOut('completed', null);
+      return;
+    }
+    this.pump();
+  }
+
+  /** Queues raw lines [flushedUpTo, upTo) for the archive, in job-sized pieces. */
+  private flushRaw(upTo: number): void {
+    const maxLines = this.stitcher.options.maxLinesPerJob;
+    while (this.flushedUpTo < upTo) {
+      const first = this.flushedUpTo;
+      const count = Math.min(upTo - first, maxLines);
+      this.queueWrite(first, count);
+      this.flushedUpTo = first + count;
+    }
+  }
+
+  private queueWrite(firstLine: number, lineCount: number): void {
+    const values = new Uint16Array((lineCount * this.bytesPerLine) / 2);
+    this.stitcher.readRaw(firstLine, lineCount, values);
+    const started = process.hrtime.bigint();
+    const write = this.writer.write(firstLine, new Uint8Array(values.buffer)).then(() => {
+      this.stats.storageWrites++;
+      this.stats.storageWriteSeconds += Number(process.hrtime.bigint() - started) / 1e9;
+      this.stats.storageBytes += values.byteLength;
+    });
+    this.flushes = this.flushes.then(() => write);
+    write.catch(() => undefined);
+  }
+
+  /** Final flush (including late lines that filled gaps), record update, owner notification, stitcher release. */
+  private async closeOut(state: 'completed' | 'aborted', reason: string | null): Promise<void> {
+    const end = state === 'completed' ? (this.totalLines as number) : this.highestLine;
+    let failure: ScanlineError | null = null;
+    try {
+      this.flushRaw(end);
+      // Lines that arrived after being declared a gap are in the raw store now; write the gap ranges again.
+      for (const [a, b] of this.gaps) {
+        for (let first = a; first < Math.min(b, end); first += this.stitcher.options.maxLinesPerJob) {
+          this.queueWrite(first, Math.min(Math.min(b, end) - first, this.stitcher.options.maxLinesPerJob));
+        }
+      }
+      await this.flushes;
+      await this.writer.close(true);
+    } catch (err) {
+      failure = toScanlineError(err, 'SCANLINE_ERR_STORAGE_WRITE');
+      this.stats.storageFailures++;
+      this.log.error({ err: failure, scanId: this.scanId }, 'archiving the raw lines failed');
+      await this.writer.close(false).catch(() => undefined);
+    }
+    const finalGaps = this.mergedGaps(end);
+    try {
+      this.store.updateScan(this.scanId, {
+        state: failure && state === 'completed' ? 'aborted' : state,
+        lines: end,
+        gaps: finalGaps,
+        endedAt: new Date().toISOString(),
+        reason: failure ? `archive failed: ${failure.message}` : reason,
+      });
+    } catch (err) {
+      this.stats.storageFailures++;
+      this.log.error({ err, scanId: this.scanId }, 'updating the scan record failed');
+    }
+    const stitcherStats = this.stitcher.stats();
+    this.stitcher.close();
+    this.clearResumeTimer();
+    if (state === 'completed' && !failure) {
+      this.stats.scansCompleted++;
+      this.owner?.send({ type: 'scan.completed', streamId: this.streamId, scanId: this.scanId, lines: end, gaps: finalGaps });
+      this.log.info({ scanId: this.scanId, portalId: this.portalId, lines: end, gaps: finalGaps.length, lateLines: stitcherStats.lateLines }, 'scan completed');
+      this.events.emitCompleted(this);
+    } else {
+      this.state = 'aborted';
+      this.stats.scansAborted++;
+      const why = failure ? `archive failed: ${failure.message}` : (reason ?? 'aborted');
+      if (failure) this.owner?.send({ type: 'error', code: failure.code, message: failure.message, streamId: this.streamId });
+      this.owner?.send({ type: 'scan.aborted', streamId: this.streamId, scanId: this.scanId, reason: why });
+      this.log.info({ scanId: this.scanId, portalId: this.portalId, lines: end, reason: why }, 'scan aborted');
+      this.events.emitAborted(this, why);
+    }
+    this.owner?.release(this.streamId);
+    this.owner = null;
+    this.resolveEnded?.();
+  }
+
+  /** Gap ranges below `end`, minus lines that arrived late and are stored after all. */
+  private mergedGaps(end: number): Array<[number, number]> {
+    if (this.gaps.length === 0) return [];
+    const s = this.stitcher.stats();
+    if (s.lateLines === 0) return this.gaps.filter(([a]) => a < end).map(([a, b]) => [a, Math.min(b, end)]);
+    // Some gap lines arrived late: recompute from the raw store's view of which lines exist.
+    const out: Array<[number, number]> = [];
+    const probe = new Uint16Array(this.bytesPerLine / 2);
+    for (const [a, b] of this.gaps) {
+      let runStart = -1;
+      for (let line = a; line < Math.min(b, end); line++) {
+        this.stitcher.readRaw(line, 1, probe);
+        const missing = probe.every((v) => v === 0);
+        if (missing && runStart < 0) runStart = line;
+        if (!missing && runStart >= 0) (out.push([runStart, line]), (runStart = -1));
+      }
+      if (runStart >= 0) out.push([runStart, Math.min(b, end)]);
+    }
+    return out;
+  }
+}

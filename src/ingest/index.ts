@@ -1,0 +1,8 @@
+/** Ingest stage: portal protocol v1, portal connections, live scans and the events they feed downstream. */
+export { IngestService, type IngestServiceOptions } from './ingest-service.js';
+export { PortalConnection, CloseCode, type PortalChannel } from './portal-connection.js';
+export type { ActiveScan } from './active-scan.js';
+export type { IngestListeners } from './events.js';
+export type { IngestStats } from './stats.js';
+export * from './messages.js';
+export * from './slice-frame.js';

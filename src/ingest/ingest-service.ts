@@ -1,0 +1,245 @@
+/**
+ * The ingest stage: portal connections, the scans they stream, and the events handed to downstream stages.
+ * Owns the live scans (by scanId) and the portal registry (by portalId: the newest connection of a portal wins,
+ * so a portal whose old TCP connection went half-open can reconnect at once and resume its scans).
+ */
+import { randomBytes } from 'node:crypto';
+import type { GatewayConfig } from '../config/index.js';
+import { ScanlineError } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
+import { createStitcher, validateStitcherOptions, type Stitcher } from '../stitch/index.js';
+import type { ScanStore } from '../storage/index.js';
+import { ActiveScan } from './active-scan.js';
+import { IngestEventSink, type IngestListeners } from './events.js';
+import type { ScanResumeMessage, ScanStartMessage } from './messages.js';
+import { CloseCode, PortalConnection, type PortalChannel } from './portal-connection.js';
+import { createIngestStats, type IngestStats } from './stats.js';
+
+export interface IngestServiceOptions {
+  config: GatewayConfig;
+  store: ScanStore;
+  log: Logger;
+  /** 'native' in production; 'typescript' runs the reference stitcher (benchmark baseline). */
+  stitcher?: 'native' | 'typescript';
+  gatewayName?: string;
+}
+
+/** Tiles a single stitcher job may hand downstream at once. */
+const TILE_CAPACITY = 64;
+
+export class IngestService {
+  readonly config: GatewayConfig;
+  readonly stats: IngestStats = createIngestStats();
+  readonly gatewayName: string;
+  private readonly store: ScanStore;
+  private readonly log: Logger;
+  private readonly events: IngestEventSink;
+  private readonly stitcherKind: 'native' | 'typescript';
+  private readonly live = new Map<string, ActiveScan>();
+  private readonly portals = new Map<string, PortalConnection>();
+  private readonly connections = new Set<PortalConnection>();
+  private draining = false;
+
+  constructor(options: IngestServiceOptions) {
+    this.config = options.config;
+    this.store = options.store;
+    this.log = options.log;
+    this.stitcherKind = options.stitcher ?? 'native';
+    this.gatewayName = options.gatewayName ?? 'scanline';
+    this.events = new IngestEventSink((err, event) => this.log.error({ err, event }, 'ingest listener failed'));
+  }
+
+  /** Registers downstream listeners; returns a function that removes them. */
+  listen(listeners: IngestListeners): () => void {
+    return this.events.add(listeners);
+  }
+
+  /** Called by the transport for every new portal WebSocket. */
+  openConnection(channel: PortalChannel): PortalConnection {
+    const conn = new PortalConnection(this, channel, this.log);
+    this.connections.add(conn);
+    this.stats.connectionsOpened++;
+    return conn;
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  getLiveScan(scanId: string): ActiveScan | undefined {
+    return this.live.get(scanId);
+  }
+
+  liveScans(): ActiveScan[] {
+    return [...this.live.values()];
+  }
+
+  /** Newest connection of a portal wins; the older one is closed and its scans wait for scan.resume. */
+  registerPortal(conn: PortalConnection): void {
+    const previous = this.portals.get(conn.portalId);
+    this.portals.set(conn.portalId, conn);
+    if (previous && previous !== conn && previous.isOpen) {
+      this.log.warn({ portalId: conn.portalId }, 'portal reconnected; closing its previous connection');
+      previous.close(CloseCode.Replaced, 'replaced by a newer connection of this portal');
+    }
+  }
+
+  startScan(conn: PortalConnection, m: ScanStartMessage): ActiveScan {
+    if (this.draining) throw new ScanlineError('SCANLINE_ERR_GATEWAY_DRAINING', 'gateway is shutting down; no new scans', { streamId: m.streamId });
+    const existing = conn.scans.get(m.streamId);
+    if (existing) {
+      if (m.scanId !== undefined && m.scanId === existing.scanId) return existing; // repeated scan.start: idempotent
+      throw new ScanlineError('SCANLINE_ERR_STREAM_IN_USE', `stream ${m.streamId} is already scan ${existing.scanId}`, { streamId: m.streamId });
+    }
+    if (conn.scans.size >= this.config.portal.maxOpenScans) {
+      throw new ScanlineError('SCANLINE_ERR_SCAN_TOO_MANY', `${conn.scans.size} scans are open on this connection; the limit is ${this.config.portal.maxOpenScans}`, {
+        streamId: m.streamId,
+      });
+    }
+    const scanId = m.scanId ?? this.newScanId(conn.portalId);
+    if (this.live.has(scanId) || this.store.hasScan(scanId)) {
+      throw new ScanlineError('SCANLINE_ERR_SCAN_ID_TAKEN', `scanId ${scanId} is already used; choose a new scanId or scan.resume it`, {
+        streamId: m.streamId,
+        scanId,
+      });
+    }
+    const detector = conn.detector!;
+    let stitcher: Stitcher;
+    try {
+      stitcher = createStitcher(
+        validateStitcherOptions({ ...this.config.stitch, pixels: detector.pixels, energies: detector.energies }),
+        this.stitcherKind,
+      );
+    } catch (err) {
+      throw err instanceof ScanlineError ? Object.assign(err, { details: { ...err.details, streamId: m.streamId } }) : err;
+    }
+    const startedAt = new Date();
+    let writer;
+    try {
+      writer = this.store.createScan({
+        scanId,
+        portalId: conn.portalId,
+        streamId: m.streamId,
+        state: 'receiving',
+        detector: { pixels: detector.pixels, energies: detector.energies, pitchMm: detector.pitchMm, lineRateHz: detector.lineRateHz },
+        lines: 0,
+        gaps: [],
+        vehicle: m.vehicle ?? null,
+        declaration: m.declaration ?? null,
+        startedAt: startedAt.toISOString(),
+        endedAt: null,
+        updatedAt: startedAt.toISOString(),
+        reason: null,
+      });
+    } catch (err) {
+      stitcher.close();
+      throw err;
+    }
+    const scan = new ActiveScan({
+      scanId,
+      portalId: conn.portalId,
+      streamId: m.streamId,
+      detector,
+      vehicle: m.vehicle ?? null,
+      declaration: m.declaration ?? null,
+      startedAt,
+      stitcher,
+      writer,
+      store: this.store,
+      events: this.events,
+      stats: this.stats,
+      log: this.log,
+      reorderWindowSlices: this.config.portal.reorderWindowSlices,
+      tileCapacity: TILE_CAPACITY,
+    });
+    scan.owner = conn;
+    this.live.set(scanId, scan);
+    this.stats.scansStarted++;
+    void scan.whenEnded().then(() => this.live.delete(scanId));
+    this.log.info({ scanId, portalId: conn.portalId, streamId: m.streamId, declaration: m.declaration?.hsCodes }, 'scan started');
+    this.events.emitStarted(scan);
+    return scan;
+  }
+
+  resumeScan(conn: PortalConnection, m: ScanResumeMessage): void {
+    const scan = this.live.get(m.scanId);
+    if (!scan) {
+      const record = this.store.getScan(m.scanId);
+      if (record?.state === 'completed' && record.portalId === conn.portalId) {
+        // Completed while the portal was away: tell it so instead of resuming.
+        conn.send({ type: 'scan.completed', streamId: m.streamId, scanId: m.scanId, lines: record.lines, gaps: record.gaps });
+        return;
+      }
+      if (record) {
+        throw new ScanlineError('SCANLINE_ERR_SCAN_NOT_RESUMABLE', `scan ${m.scanId} is ${record.state}${record.reason ? ` (${record.reason})` : ''}`, {
+          streamId: m.streamId,
+          scanId: m.scanId,
+        });
+      }
+      throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${m.scanId}`, { streamId: m.streamId, scanId: m.scanId });
+    }
+    if (scan.portalId !== conn.portalId || scan.state !== 'receiving') {
+      throw new ScanlineError(
+        'SCANLINE_ERR_SCAN_NOT_RESUMABLE',
+        scan.portalId !== conn.portalId ? `scan ${m.scanId} belongs to another portal` : `scan ${m.scanId} is ${scan.state}`,
+        { streamId: m.streamId, scanId: m.scanId },
+      );
+    }
+    const clash = conn.scans.get(m.streamId);
+    if (clash && clash !== scan) {
+      throw new ScanlineError('SCANLINE_ERR_STREAM_IN_USE', `stream ${m.streamId} is already scan ${clash.scanId}`, { streamId: m.streamId });
+    }
+    if (scan.owner && scan.owner !== conn) scan.owner.release(scan.streamId);
+    scan.clearResumeTimer();
+    scan.owner = conn;
+    scan.streamId = m.streamId;
+    conn.scans.set(m.streamId, scan);
+    this.stats.scansResumed++;
+    this.log.info({ scanId: scan.scanId, portalId: conn.portalId, nextSeq: scan.resumeSeq }, 'scan resumed');
+    conn.send({ type: 'resume', streamId: m.streamId, scanId: scan.scanId, nextSeq: scan.resumeSeq });
+  }
+
+  /** The connection is gone: its open scans wait `resumeGraceMs` for a scan.resume, then are aborted. */
+  connectionClosed(conn: PortalConnection): void {
+    this.connections.delete(conn);
+    if (this.portals.get(conn.portalId) === conn) this.portals.delete(conn.portalId);
+    for (const scan of conn.scans.values()) {
+      if (scan.owner !== conn) continue;
+      scan.owner = null;
+      if (scan.state !== 'receiving') continue; // finishing scans complete without their portal
+      const grace = this.config.portal.resumeGraceMs;
+      scan.resumeTimer = setTimeout(() => {
+        void scan.abort(`portal connection lost and not resumed within ${grace} ms`);
+      }, grace);
+      scan.resumeTimer.unref();
+    }
+    conn.scans.clear();
+  }
+
+  /** Refuses new scans from now on and tells every portal how long open scans still have (graceful shutdown). */
+  stopAccepting(deadlineMs: number): void {
+    this.draining = true;
+    for (const conn of this.connections) conn.send({ type: 'draining', deadlineMs });
+  }
+
+  /**
+   * Waits up to `timeoutMs` for live scans to end on their own, then aborts the rest (their lines so far stay on
+   * disk). Resolves when every scan is closed out.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    const all = () => Promise.all(this.liveScans().map((s) => s.whenEnded()));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
+    const outcome = await Promise.race([all().then(() => 'done' as const), timedOut]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') {
+      await Promise.all(this.liveScans().map((s) => s.abort('gateway shut down before the scan ended')));
+    }
+  }
+
+  private newScanId(portalId: string): string {
+    const t = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+    return `${portalId}-${t}-${randomBytes(3).toString('hex')}`.slice(0, 64);
+  }
+}

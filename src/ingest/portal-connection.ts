@@ -1,0 +1,226 @@
+/**
+ * One portal's WebSocket connection, independent of the WebSocket library: the transport calls onText /
+ * onBinary / onClose and gives a PortalChannel to answer on.
+ *
+ * Rules (docs/protocol.md): the first message is `hello`; every malformed or inconsistent input is answered with an
+ * `error {code, ...}` and the connection and its other scans carry on; only a rejected token closes the connection.
+ * Binary payloads are consumed before onBinary returns (the transport's buffer dies then).
+ */
+import { ScanlineError, toScanlineError } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
+import type { ActiveScan, ScanOwner } from './active-scan.js';
+import {
+  PROTOCOL_VERSION,
+  parsePortalMessage,
+  type DetectorInfo,
+  type GatewayMessage,
+  type HelloMessage,
+  type PortalMessage,
+} from './messages.js';
+import { SLICE_HEADER_BYTES, SliceKind, decodeSliceHeader } from './slice-frame.js';
+import type { IngestService } from './ingest-service.js';
+
+export interface PortalChannel {
+  /** Sends one control message. Must not throw once the socket is closed (the transport drops it then). */
+  send(message: GatewayMessage): void;
+  /** Closes the connection with a WebSocket close code and a short reason. */
+  close(code: number, reason: string): void;
+  readonly remoteAddress: string;
+}
+
+/** WebSocket close codes the gateway uses (4000-4999 is the application range). */
+export const CloseCode = {
+  Normal: 1000,
+  GoingAway: 1001,
+  AuthRejected: 4001,
+  Replaced: 4002,
+} as const;
+
+export class PortalConnection implements ScanOwner {
+  portalId = '';
+  detector: DetectorInfo | null = null;
+  /** Open scans on this connection by the portal's streamId. */
+  readonly scans = new Map<number, ActiveScan>();
+  private closed = false;
+
+  constructor(
+    private readonly service: IngestService,
+    private readonly channel: PortalChannel,
+    private readonly log: Logger,
+  ) {}
+
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
+  get remoteAddress(): string {
+    return this.channel.remoteAddress;
+  }
+
+  send(message: GatewayMessage): void {
+    if (!this.closed) this.channel.send(message);
+  }
+
+  release(streamId: number): void {
+    this.scans.delete(streamId);
+  }
+
+  /** Closes the transport (e.g. replaced by a newer connection of the same portal). */
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.channel.close(code, reason);
+  }
+
+  onText(text: string, byteLength: number): void {
+    const stats = this.service.stats;
+    stats.framesReceived++;
+    stats.bytesReceived += byteLength;
+    let message: PortalMessage;
+    try {
+      if (byteLength > this.service.config.portal.maxControlBytes) {
+        throw new ScanlineError(
+          'SCANLINE_ERR_PROTO_OVERSIZE',
+          `control message of ${byteLength} bytes exceeds the limit of ${this.service.config.portal.maxControlBytes} bytes`,
+        );
+      }
+      message = parsePortalMessage(text);
+      this.dispatch(message);
+    } catch (err) {
+      this.reportError(toScanlineError(err, 'SCANLINE_ERR_PROTO_INVALID'));
+    }
+  }
+
+  /** `bytes` is valid only during this call. */
+  onBinary(bytes: Uint8Array): void {
+    const stats = this.service.stats;
+    stats.framesReceived++;
+    stats.bytesReceived += bytes.byteLength;
+    try {
+      if (bytes.byteLength > this.service.config.portal.maxMessageBytes) {
+        throw new ScanlineError(
+          'SCANLINE_ERR_PROTO_OVERSIZE',
+          `binary frame of ${bytes.byteLength} bytes exceeds the limit of ${this.service.config.portal.maxMessageBytes} bytes`,
+        );
+      }
+      if (!this.detector) throw new ScanlineError('SCANLINE_ERR_PROTO_NOT_HELLO', 'send hello before any binary frame');
+      const header = decodeSliceHeader(bytes);
+      if (header.pixels !== this.detector.pixels || header.energies !== this.detector.energies) {
+        throw new ScanlineError(
+          'SCANLINE_ERR_SLICE_GEOMETRY',
+          `frame has ${header.pixels} pixels x ${header.energies} energies; hello announced ${this.detector.pixels} x ${this.detector.energies}`,
+          { streamId: header.streamId, seq: header.seq },
+        );
+      }
+      const scan = this.scans.get(header.streamId);
+      if (!scan) {
+        throw new ScanlineError('SCANLINE_ERR_STREAM_UNKNOWN', `stream ${header.streamId} is not an open scan on this connection`, {
+          streamId: header.streamId,
+          seq: header.seq,
+        });
+      }
+      // The payload starts 32 bytes into the frame; copy only when the transport hands us an odd offset.
+      const offset = bytes.byteOffset + SLICE_HEADER_BYTES;
+      const values = (bytes.byteLength - SLICE_HEADER_BYTES) / 2;
+      const payload =
+        offset % 2 === 0
+          ? new Uint16Array(bytes.buffer, offset, values)
+          : new Uint16Array(bytes.slice(SLICE_HEADER_BYTES).buffer, 0, values);
+      const ack = scan.acceptFrame(header, payload);
+      if (header.kind === SliceKind.Image) stats.slicesReceived++;
+      if (ack >= 0) this.send({ type: 'ack', streamId: header.streamId, seq: ack });
+    } catch (err) {
+      this.reportError(toScanlineError(err, 'SCANLINE_ERR_STITCH_FAILED'));
+    }
+  }
+
+  onClose(code: number): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.service.stats.connectionsClosed++;
+    this.log.info({ portalId: this.portalId || undefined, code, openScans: this.scans.size }, 'portal disconnected');
+    this.service.connectionClosed(this);
+  }
+
+  private dispatch(m: PortalMessage): void {
+    if (m.type === 'hello') return this.hello(m);
+    if (!this.detector) throw new ScanlineError('SCANLINE_ERR_PROTO_NOT_HELLO', `send hello before ${m.type}`);
+    switch (m.type) {
+      case 'scan.start': {
+        const scan = this.service.startScan(this, m);
+        this.scans.set(m.streamId, scan);
+        this.send({ type: 'scan.accepted', streamId: m.streamId, scanId: scan.scanId });
+        return;
+      }
+      case 'scan.end': {
+        const scan = this.scanFor(m.streamId);
+        scan.end(m.totalLines);
+        return;
+      }
+      case 'scan.abort': {
+        const scan = this.scanFor(m.streamId);
+        void scan.abort(`portal: ${m.reason}`);
+        return;
+      }
+      case 'scan.resume': {
+        this.service.resumeScan(this, m);
+        return;
+      }
+    }
+  }
+
+  private hello(m: HelloMessage): void {
+    if (this.detector) {
+      throw new ScanlineError('SCANLINE_ERR_PROTO_HELLO_REPEATED', `hello was already accepted for portal ${this.portalId}`);
+    }
+    if ((m.protocol ?? PROTOCOL_VERSION) !== PROTOCOL_VERSION) {
+      throw new ScanlineError('SCANLINE_ERR_PROTO_VERSION', `protocol ${m.protocol} is not supported; this gateway speaks ${PROTOCOL_VERSION}`);
+    }
+    const tokens = this.service.config.portal.tokens;
+    if (tokens.length > 0 && (m.token === undefined || !tokens.includes(m.token))) {
+      const err = new ScanlineError('SCANLINE_ERR_AUTH_TOKEN', `portal ${m.portalId}: token missing or not accepted`);
+      this.reportError(err);
+      this.log.warn({ portalId: m.portalId, remote: this.remoteAddress }, 'portal token rejected');
+      this.channel.close(CloseCode.AuthRejected, err.code);
+      return;
+    }
+    this.portalId = m.portalId;
+    this.detector = { ...m.detector };
+    this.service.registerPortal(this);
+    const c = this.service.config;
+    this.send({
+      type: 'welcome',
+      protocol: PROTOCOL_VERSION,
+      gateway: this.service.gatewayName,
+      portalId: m.portalId,
+      limits: {
+        maxOpenScans: c.portal.maxOpenScans,
+        maxLines: c.stitch.maxLines,
+        reorderWindowSlices: c.portal.reorderWindowSlices,
+        maxMessageBytes: c.portal.maxMessageBytes,
+      },
+    });
+    this.log.info({ portalId: m.portalId, remote: this.remoteAddress, detector: m.detector }, 'portal connected');
+  }
+
+  private scanFor(streamId: number): ActiveScan {
+    const scan = this.scans.get(streamId);
+    if (!scan) throw new ScanlineError('SCANLINE_ERR_STREAM_UNKNOWN', `stream ${streamId} is not an open scan on this connection`, { streamId });
+    return scan;
+  }
+
+  private reportError(err: ScanlineError): void {
+    const stats = this.service.stats;
+    stats.errorsByCode.set(err.code, (stats.errorsByCode.get(err.code) ?? 0) + 1);
+    if (!err.callerError) this.log.error({ err, portalId: this.portalId }, 'portal frame failed');
+    else this.log.debug({ code: err.code, portalId: this.portalId, msg: err.message }, 'portal protocol error');
+    const d = err.details;
+    this.send({
+      type: 'error',
+      code: err.code,
+      message: err.message,
+      ...(d.streamId !== undefined ? { streamId: d.streamId } : {}),
+      ...(d.seq !== undefined ? { seq: d.seq } : {}),
+      ...(typeof d.nextSeq === 'number' ? { nextSeq: d.nextSeq } : {}),
+    });
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * Small helpers for answering HTTP requests on uWS: JSON bodies, error bodies with stable codes, and the
+ * onAborted/cork dance for responses that are answered after an await.
+ */
+import { ScanlineError, toScanlineError } from '../errors/index.js';
+import type { HttpResponse } from './uws.js';
+
+const STATUS_TEXT: Record<number, string> = {
+  200: 'OK',
+  201: 'Created',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+export function statusLine(status: number): string {
+  return `${status} ${STATUS_TEXT[status] ?? 'Status'}`;
+}
+
+/** A response that may be answered later; `aborted` turns true if the client went away first. */
+export class PendingResponse {
+  aborted = false;
+
+  constructor(private readonly res: HttpResponse) {
+    res.onAborted(() => {
+      this.aborted = true;
+    });
+  }
+
+  json(status: number, body: unknown): void {
+    this.send(status, 'application/json; charset=utf-8', JSON.stringify(body));
+  }
+
+  error(err: unknown): void {
+    const e = toScanlineError(err, 'SCANLINE_ERR_STORAGE_READ');
+    this.json(e.status, { error: e.toJSON() });
+  }
+
+  send(status: number, contentType: string, body: string | Uint8Array, headers: Record<string, string> = {}): void {
+    if (this.aborted) return;
+    this.res.cork(() => {
+      this.res.writeStatus(statusLine(status)).writeHeader('Content-Type', contentType).writeHeader('Cache-Control', 'no-store');
+      for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v);
+      this.res.end(body);
+    });
+  }
+}
+
+/**
+ * Runs an async handler with the response protected by onAborted; any throw becomes an error body with its code.
+ */
+export function handleAsync(res: HttpResponse, handler: (out: PendingResponse) => Promise<void> | void): void {
+  const out = new PendingResponse(res);
+  try {
+    const done = handler(out);
+    if (done) done.catch((err: unknown) => out.error(err));
+  } catch (err) {
+    out.error(err);
+  }
+}
+
+export function badQuery(message: string): ScanlineError {
+  return new ScanlineError('SCANLINE_ERR_HTTP_BAD_QUERY', message);
+}

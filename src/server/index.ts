@@ -1,0 +1,147 @@
+/**
+ * Server stage: one uWS app serving the portal WebSocket (/v1/portal), the scan API and health endpoints.
+ * Transport only: protocol logic lives in the ingest stage, data in storage.
+ */
+import type { GatewayConfig } from '../config/index.js';
+import { ScanlineError } from '../errors/index.js';
+import { CloseCode, type GatewayMessage, type IngestService, type PortalConnection } from '../ingest/index.js';
+import type { Logger } from '../log/index.js';
+import type { ScanStore } from '../storage/index.js';
+import { handleAsync } from './http.js';
+import { registerScanRoutes } from './scans-api.js';
+import { DISABLED, closeListenSocket, createApp, localPort, type TemplatedApp, type WebSocket, type us_listen_socket } from './uws.js';
+
+interface PortalSocketData {
+  conn: PortalConnection | null;
+  closed: boolean;
+}
+
+/** Readiness checks the gateway composes; each returns null when ready or a reason when not. */
+export type ReadinessCheck = () => string | null;
+
+export interface HttpServerOptions {
+  config: GatewayConfig;
+  ingest: IngestService;
+  store: ScanStore;
+  log: Logger;
+  readiness: Record<string, ReadinessCheck>;
+}
+
+export interface HttpServer {
+  readonly port: number;
+  readonly host: string;
+  /** Stops accepting connections (listen socket closed); open sockets stay. */
+  stopListening(): void;
+  /** Closes every remaining socket. */
+  closeAll(): void;
+}
+
+/** Extra room above the protocol limit so an oversize frame reaches the gateway and gets a coded error. */
+const PAYLOAD_HEADROOM = 1024 * 1024;
+
+function registerPortalRoute(app: TemplatedApp, o: HttpServerOptions): void {
+  const { ingest, log, config } = o;
+  app.ws<PortalSocketData>('/v1/portal', {
+    compression: DISABLED,
+    maxPayloadLength: config.portal.maxMessageBytes + PAYLOAD_HEADROOM,
+    idleTimeout: config.portal.idleTimeoutSec,
+    sendPingsAutomatically: true,
+    maxBackpressure: config.portal.maxBackpressureBytes,
+    closeOnBackpressureLimit: false,
+    upgrade: (res, req, context) => {
+      res.upgrade<PortalSocketData>(
+        { conn: null, closed: false },
+        req.getHeader('sec-websocket-key'),
+        req.getHeader('sec-websocket-protocol'),
+        req.getHeader('sec-websocket-extensions'),
+        context,
+      );
+    },
+    open: (ws: WebSocket<PortalSocketData>) => {
+      const data = ws.getUserData();
+      const remoteAddress = Buffer.from(ws.getRemoteAddressAsText()).toString();
+      data.conn = ingest.openConnection({
+        remoteAddress,
+        send(message: GatewayMessage) {
+          if (data.closed) return;
+          // 2 = dropped: the portal has not read maxBackpressureBytes of our messages; it is stuck.
+          if (ws.send(JSON.stringify(message), false) === 2) {
+            log.warn({ portalId: data.conn?.portalId, remoteAddress }, 'portal is not reading its acks; disconnecting');
+            data.closed = true;
+            ws.end(CloseCode.GoingAway, 'backpressure limit reached');
+          }
+        },
+        close(code: number, reason: string) {
+          if (data.closed) return;
+          data.closed = true;
+          ws.end(code, reason);
+        },
+      });
+    },
+    message: (ws: WebSocket<PortalSocketData>, message: ArrayBuffer, isBinary: boolean) => {
+      const conn = ws.getUserData().conn;
+      if (!conn) return;
+      // `message` is detached when this handler returns; the ingest stage consumes it synchronously.
+      if (isBinary) conn.onBinary(new Uint8Array(message));
+      else conn.onText(Buffer.from(message).toString('utf8'), message.byteLength);
+    },
+    close: (ws: WebSocket<PortalSocketData>, code: number) => {
+      const data = ws.getUserData();
+      data.closed = true;
+      data.conn?.onClose(code);
+    },
+  });
+}
+
+function registerHealthRoutes(app: TemplatedApp, o: HttpServerOptions): void {
+  app.get('/livez', (res) => handleAsync(res, (out) => out.json(200, { status: 'alive' })));
+  app.get('/readyz', (res) =>
+    handleAsync(res, (out) => {
+      const notReady: Record<string, string> = {};
+      for (const [name, check] of Object.entries(o.readiness)) {
+        const reason = check();
+        if (reason !== null) notReady[name] = reason;
+      }
+      const ready = Object.keys(notReady).length === 0;
+      out.json(ready ? 200 : 503, { ready, checks: Object.fromEntries(Object.keys(o.readiness).map((k) => [k, notReady[k] ?? 'ok'])) });
+    }),
+  );
+}
+
+/** Builds the app, registers every route and listens. Resolves once listening (port 0 → the chosen port). */
+export function startHttpServer(o: HttpServerOptions): Promise<HttpServer> {
+  const app = createApp();
+  registerPortalRoute(app, o);
+  registerScanRoutes(app, o.ingest, o.store);
+  registerHealthRoutes(app, o);
+  app.any('/*', (res, req) => {
+    const url = req.getUrl();
+    handleAsync(res, () => {
+      throw new ScanlineError('SCANLINE_ERR_HTTP_NOT_FOUND', `no route for ${url}`);
+    });
+  });
+
+  const { host, port } = o.config.server;
+  return new Promise((resolve, reject) => {
+    app.listen(host, port, (token: us_listen_socket | false) => {
+      if (!token) {
+        reject(new ScanlineError('SCANLINE_ERR_SERVER_LISTEN', `cannot listen on ${host}:${port} (in use or not permitted)`));
+        return;
+      }
+      let listening: us_listen_socket | null = token;
+      resolve({
+        port: localPort(token),
+        host,
+        stopListening() {
+          if (listening) closeListenSocket(listening);
+          listening = null;
+        },
+        closeAll() {
+          if (listening) closeListenSocket(listening);
+          listening = null;
+          app.close();
+        },
+      });
+    });
+  });
+}

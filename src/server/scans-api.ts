@@ -1,0 +1,102 @@
+/**
+ * Scan access over HTTP:
+ *   GET /v1/scans                     recent scans (live ones with their current line count)
+ *   GET /v1/scans/:scanId             one scan
+ *   GET /v1/scans/:scanId/image?energy=high|low&format=png16
+ *                                     the stitched raw lines as a lossless 16-bit greyscale PNG,
+ *                                     width = lines along the vehicle, height = detector pixels
+ */
+import sharp from 'sharp';
+import { ScanlineError } from '../errors/index.js';
+import type { ActiveScan, IngestService } from '../ingest/index.js';
+import { extractPlane } from '../stitch/index.js';
+import type { ScanRecord, ScanState, ScanStore } from '../storage/index.js';
+import { badQuery, handleAsync } from './http.js';
+import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
+
+const SCAN_STATES: ScanState[] = ['receiving', 'completed', 'aborted', 'interrupted'];
+
+export interface ScanView extends ScanRecord {
+  links: { self: string; imageHigh: string; imageLow?: string };
+}
+
+function view(record: ScanRecord, live: ActiveScan | undefined): ScanView {
+  const id = encodeURIComponent(record.scanId);
+  return {
+    ...record,
+    lines: live ? live.lines : record.lines,
+    links: {
+      self: `/v1/scans/${id}`,
+      imageHigh: `/v1/scans/${id}/image?energy=high&format=png16`,
+      ...(record.detector.energies === 2 ? { imageLow: `/v1/scans/${id}/image?energy=low&format=png16` } : {}),
+    },
+  };
+}
+
+export function registerScanRoutes(app: TemplatedApp, ingest: IngestService, store: ScanStore): void {
+  app.get('/v1/scans', (res: HttpResponse, req: HttpRequest) => {
+    const q = new URLSearchParams(req.getQuery() ?? '');
+    handleAsync(res, (out) => {
+      const limitText = q.get('limit');
+      const limit = limitText === null ? 50 : Number(limitText);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw badQuery(`Expected an integer 1..1000 for limit but received ${JSON.stringify(limitText)}`);
+      const state = q.get('state');
+      if (state !== null && !SCAN_STATES.includes(state as ScanState)) {
+        throw badQuery(`Expected one of ${SCAN_STATES.join(', ')} for state but received ${JSON.stringify(state)}`);
+      }
+      const records = store.listScans({
+        limit,
+        ...(q.get('portal') !== null ? { portalId: q.get('portal') as string } : {}),
+        ...(state !== null ? { state: state as ScanState } : {}),
+        ...(q.get('before') !== null ? { before: q.get('before') as string } : {}),
+      });
+      out.json(200, { scans: records.map((r) => view(r, ingest.getLiveScan(r.scanId))) });
+    });
+  });
+
+  app.get('/v1/scans/:scanId', (res: HttpResponse, req: HttpRequest) => {
+    const scanId = decodeURIComponent(req.getParameter(0) ?? '');
+    handleAsync(res, (out) => {
+      const record = store.getScan(scanId);
+      if (!record) throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${scanId}`, { scanId });
+      out.json(200, view(record, ingest.getLiveScan(scanId)));
+    });
+  });
+
+  app.get('/v1/scans/:scanId/image', (res: HttpResponse, req: HttpRequest) => {
+    const scanId = decodeURIComponent(req.getParameter(0) ?? '');
+    const q = new URLSearchParams(req.getQuery() ?? '');
+    handleAsync(res, async (out) => {
+      const record = store.getScan(scanId);
+      if (!record) throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${scanId}`, { scanId });
+      const energyName = q.get('energy') ?? 'high';
+      const format = q.get('format') ?? 'png16';
+      const { pixels, energies } = record.detector;
+      if (energyName !== 'high' && energyName !== 'low') throw badQuery(`Expected "high" or "low" for energy but received ${JSON.stringify(energyName)}`);
+      if (energyName === 'low' && energies !== 2) throw badQuery('energy=low needs a dual-energy scan; this scan has one energy');
+      if (format !== 'png16') throw badQuery(`Expected "png16" for format but received ${JSON.stringify(format)}`);
+      const energy = energyName === 'high' ? 0 : 1;
+
+      // A live scan is read from its stitcher in this tick (before it can close); an ended one from its file.
+      const live = ingest.getLiveScan(scanId);
+      let lines: number;
+      let raw: Uint16Array;
+      if (live) {
+        lines = live.lines;
+        raw = new Uint16Array(lines * energies * pixels);
+        if (lines > 0) live.readRaw(0, lines, raw);
+      } else {
+        lines = record.lines;
+        raw = lines > 0 ? await store.readRaw(scanId, lines, pixels * energies * 2) : new Uint16Array(0);
+      }
+      if (lines === 0) throw new ScanlineError('SCANLINE_ERR_IMAGE_UNAVAILABLE', `scan ${scanId} has no lines yet`, { scanId });
+      const plane = new Uint16Array(lines * pixels);
+      extractPlane(raw, lines, energies, pixels, energy, plane);
+      const png = await sharp(plane, { raw: { width: lines, height: pixels, channels: 1 }, limitInputPixels: false })
+        .toColourspace('grey16')
+        .png({ compressionLevel: 3 })
+        .toBuffer();
+      out.send(200, 'image/png', png, { 'X-Scanline-Lines': String(lines), 'X-Scanline-Energy': energyName });
+    });
+  });
+}

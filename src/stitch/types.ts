@@ -1,0 +1,196 @@
+/**
+ * The stitcher contract: one stitcher per scan. Implemented natively (native/, the production path) and in plain
+ * TypeScript (ts-stitcher.ts: the reference implementation, the test oracle and the benchmark baseline).
+ * Both implementations must produce the same outputs for the same inputs (floats within 1e-4 relative).
+ *
+ * Data layout everywhere: raw payloads are line-major, and within a line the energies are interleaved high first:
+ *   value(line, energy, pixel) = payload[(line * energies + energy) * pixels + pixel]
+ * "line" is the position along the vehicle (time), "pixel" the detector element (height).
+ *
+ * Threads: every method is called on one JS thread (the main thread or a worker thread that loaded the addon).
+ * `process()` does its pixel work off that thread (native: a libuv pool thread) and resolves on it.
+ * `push()` may be called while a `process()` is running: pushes only ever write lines that were not stored yet,
+ * and a job only reads lines that were stored before it started.
+ */
+
+/** Material classes of the dual-energy material map (u8 values). */
+export const MaterialClass = {
+  /** Too little attenuation to classify (air, thin walls). */
+  Background: 0,
+  /** Effective Z below ~10: food, wood, paper, textiles, plastics, narcotics, most explosives. */
+  Organic: 1,
+  /** Effective Z ~10-18: mixtures, light metals (aluminium), glass. */
+  Mixed: 2,
+  /** Effective Z ~18-30: iron, steel, copper. */
+  Inorganic: 3,
+  /** Effective Z above ~30: lead, tungsten, uranium. */
+  HeavyMetal: 4,
+  /** So much attenuation that the ratio is meaningless (the beam did not get through). */
+  Impenetrable: 5,
+} as const;
+export type MaterialClass = (typeof MaterialClass)[keyof typeof MaterialClass];
+
+export interface TileOptions {
+  /** Output tile edge in samples after downsampling (tiles are square), e.g. 64. */
+  size: number;
+  /** Block-average factor applied in both directions before tiling (1 = none), e.g. 4. */
+  downsample: number;
+  /** Lines between the starts of consecutive tile columns along the scan, in raw lines. */
+  strideLines: number;
+  /** Vertical overlap between neighbouring tiles of one column, in raw detector pixels. */
+  overlapPixels: number;
+}
+
+export interface MaterialOptions {
+  /** Below this high-energy attenuation a pixel is Background. */
+  minAttenuation: number;
+  /** Above this high-energy attenuation a pixel is Impenetrable. */
+  maxAttenuation: number;
+  /**
+   * Three decreasing thresholds on the ratio R = attenuation(low) / attenuation(high). In a MeV linac portal pair
+   * production makes heavy elements attenuate relatively more at the high energy, so R falls as effective Z rises:
+   * R >= t0 organic, t1 <= R < t0 mixed, t2 <= R < t1 inorganic, R < t2 heavy metal.
+   * A portal calibrates them from step-wedge scans of known materials; defaults match the simulator's physics.
+   */
+  ratioThresholds: [number, number, number];
+}
+
+export interface StitcherOptions {
+  /** Detector elements per line, 1..4096. */
+  pixels: number;
+  /** 1 (single energy) or 2 (dual energy, high first). */
+  energies: 1 | 2;
+  /** Hard cap on lines per scan; pushes beyond it are refused. */
+  maxLines: number;
+  /** The raw store grows by this many lines at a time (allocation granularity; no per-slice allocation). */
+  chunkLines: number;
+  /**
+   * How far (in lines) data may arrive beyond the first missing line before the missing lines are declared a gap
+   * and processing moves past them.
+   */
+  reorderWindowLines: number;
+  /** When no air frame was pushed, the first `airLines` lines of the scan (before the vehicle) are averaged as air. */
+  airLines: number;
+  /** A pixel whose (air - dark) is below this fraction of the median (air - dark) is dead and is interpolated. */
+  deadPixelFraction: number;
+  /** Attenuation -ln(T) is clamped to [0, attenuationMax]. */
+  attenuationMax: number;
+  /** Upper bound on lines one `process()` job calibrates; sizes the preview buffer. */
+  maxLinesPerJob: number;
+  material: MaterialOptions;
+  tile: TileOptions;
+  /** Preview strips are block-averaged by this factor in both directions. */
+  previewDownsample: number;
+}
+
+export interface PushResult {
+  /** Lines stored by this push. */
+  newLines: number;
+  /** Lines that were already stored with identical values (replays are idempotent). */
+  duplicateLines: number;
+}
+
+export interface TileInfo {
+  /** Slot in the caller's tile buffer: the tile's floats are at [slot * tileFloats, (slot + 1) * tileFloats). */
+  slot: number;
+  /** First raw line (along the scan) the tile covers. */
+  line: number;
+  /** First raw detector pixel the tile covers. */
+  pixel: number;
+  /** Raw lines and pixels covered (size * downsample, unless the scan or detector is smaller: then zero-padded). */
+  lines: number;
+  pixels: number;
+}
+
+export interface PreviewStrip {
+  /** First raw line covered; a multiple of previewDownsample. */
+  line: number;
+  /** Raw lines covered. */
+  lines: number;
+  /** Strip size in preview samples: width runs along the scan, height down the detector. */
+  width: number;
+  height: number;
+}
+
+export interface ProcessBuffers {
+  /**
+   * Receives tiles, NCHW float32 (C = energies, H = detector direction, W = scan direction), attenuation values.
+   * Capacity in tiles is tiles.length / tileFloats (see `tileFloats`).
+   */
+  tiles: Float32Array;
+  /** Receives the preview strip as RGBA, row-major, `width * height * 4` bytes; see `previewBytes`. */
+  preview: Uint8Array;
+}
+
+export interface ProcessResult {
+  /** Lines calibrated by this job: [start, end). start === end when nothing was calibrated. */
+  calibrated: [number, number];
+  /** Every line below `frontier` is calibrated or declared a gap. */
+  frontier: number;
+  /** Gaps declared by this job, [start, end) in lines. */
+  gaps: Array<[number, number]>;
+  /** Tiles written into `buffers.tiles` by this job (valid until the next process() call). */
+  tiles: TileInfo[];
+  /** Preview strip written into `buffers.preview`, or null. */
+  preview: PreviewStrip | null;
+  /** True when more work is ready right now (job limit or tile capacity reached): call process() again. */
+  more: boolean;
+  /** True once finish() was called and every line, tile and strip has been produced. */
+  done: boolean;
+}
+
+export interface StitcherStats {
+  storedLines: number;
+  /** 1 + the highest line stored, 0 when none. */
+  highestLine: number;
+  frontier: number;
+  gapLines: number;
+  /** Lines that arrived after being declared part of a gap: stored raw, not processed. */
+  lateLines: number;
+  duplicateLines: number;
+  calibrated: boolean;
+  deadPixels: number;
+  tilesEmitted: number;
+  /** Bytes held by the raw store and work buffers. */
+  memoryBytes: number;
+}
+
+export interface Stitcher {
+  readonly options: Readonly<StitcherOptions>;
+  /** Floats per tile: energies * size * size. */
+  readonly tileFloats: number;
+  /** Bytes the preview buffer needs: ceil(maxLinesPerJob / d + 1) * ceil(pixels / d) * 4. */
+  readonly previewBytes: number;
+
+  /**
+   * Stores an image slice (kind 1) or accumulates a calibration frame (kind 2 dark, kind 3 air).
+   * `payload` is read synchronously and may be reused by the caller as soon as push returns.
+   * Calibration frames must come before any image slice (else SCANLINE_ERR_SLICE_CALIBRATION_LATE).
+   * A slice that overlaps stored lines with different values stores nothing and throws
+   * SCANLINE_ERR_SLICE_REPLAY_MISMATCH; lines beyond maxLines throw SCANLINE_ERR_SLICE_LINE_RANGE;
+   * a payload of the wrong size throws SCANLINE_ERR_SLICE_SIZE.
+   */
+  push(kind: 1 | 2 | 3, firstLine: number, lineCount: number, payload: Uint16Array): PushResult;
+
+  /**
+   * Calibrates the lines that became ready since the last job (contiguous stored lines from the frontier, plus
+   * gaps once the reorder window is exceeded or finish() was called), writes newly complete tiles and one preview
+   * strip. One job at a time per stitcher (SCANLINE_ERR_STITCH_BUSY otherwise). Processing waits for air
+   * calibration: until `airLines` lines (or an air frame) are available nothing is calibrated.
+   */
+  process(buffers: ProcessBuffers): Promise<ProcessResult>;
+
+  /** Declares the scan over at `totalLines`; lines still missing below it become gaps; final tiles follow. */
+  finish(totalLines: number): void;
+
+  /** Copies raw lines [firstLine, firstLine + lineCount) line-major into `out` (zeros where never received). */
+  readRaw(firstLine: number, lineCount: number, out: Uint16Array): void;
+  /** Calibrated attenuation of one energy for the lines, [line][pixel] into `out` (needs calibration ready). */
+  readAttenuation(energy: number, firstLine: number, lineCount: number, out: Float32Array): void;
+  /** Material classes for the lines, [line][pixel] into `out` (dual energy only; needs calibration ready). */
+  readMaterial(firstLine: number, lineCount: number, out: Uint8Array): void;
+
+  stats(): StitcherStats;
+  /** Frees native memory. Safe to call twice; a running job finishes first. Any later call throws STITCH_CLOSED. */
+  close(): void;
+}

@@ -1,0 +1,338 @@
+/**
+ * Scan records in an embedded SQLite database (`<dataDir>/scanline.db`, WAL) and raw scan lines as files
+ * (`<dataDir>/scans/<scanId>/raw.u16`, line-major u16 little-endian, exactly the wire payloads in line order).
+ *
+ * Threads: better-sqlite3 is synchronous; every statement here is a single-row read or write of a few hundred
+ * bytes (well under a millisecond), issued per scan event, never per slice. Raw lines go through RawWriter,
+ * which uses asynchronous positional writes.
+ */
+import Database from 'better-sqlite3';
+import { close as closeFd, fsync, mkdirSync, openSync, write as writeFd } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { join, resolve } from 'node:path';
+import { ScanlineError } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
+
+export type ScanState = 'receiving' | 'completed' | 'aborted' | 'interrupted';
+
+export interface DetectorGeometry {
+  pixels: number;
+  energies: 1 | 2;
+  pitchMm: number;
+  lineRateHz: number;
+}
+
+export interface ScanRecord {
+  scanId: string;
+  portalId: string;
+  streamId: number;
+  state: ScanState;
+  detector: DetectorGeometry;
+  /** Lines received so far (1 + highest line), or the final line count once completed. */
+  lines: number;
+  /** Line ranges [start, end) that never arrived (final once completed). */
+  gaps: Array<[number, number]>;
+  vehicle: Record<string, unknown> | null;
+  declaration: { hsCodes: string[]; [k: string]: unknown } | null;
+  /** ISO 8601 times. */
+  startedAt: string;
+  endedAt: string | null;
+  updatedAt: string;
+  reason: string | null;
+}
+
+export interface ListScansQuery {
+  limit?: number;
+  portalId?: string;
+  state?: ScanState;
+  /** Only scans started strictly before this ISO time (for paging back in history). */
+  before?: string;
+}
+
+interface ScanRow {
+  scan_id: string;
+  portal_id: string;
+  stream_id: number;
+  state: ScanState;
+  pixels: number;
+  energies: number;
+  pitch_mm: number;
+  line_rate_hz: number;
+  lines: number;
+  gaps: string;
+  vehicle: string | null;
+  declaration: string | null;
+  started_at: string;
+  ended_at: string | null;
+  updated_at: string;
+  reason: string | null;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS scans (
+  scan_id      TEXT PRIMARY KEY,
+  portal_id    TEXT NOT NULL,
+  stream_id    INTEGER NOT NULL,
+  state        TEXT NOT NULL CHECK (state IN ('receiving','completed','aborted','interrupted')),
+  pixels       INTEGER NOT NULL,
+  energies     INTEGER NOT NULL,
+  pitch_mm     REAL NOT NULL,
+  line_rate_hz REAL NOT NULL,
+  lines        INTEGER NOT NULL DEFAULT 0,
+  gaps         TEXT NOT NULL DEFAULT '[]',
+  vehicle      TEXT,
+  declaration  TEXT,
+  started_at   TEXT NOT NULL,
+  ended_at     TEXT,
+  updated_at   TEXT NOT NULL,
+  reason       TEXT
+);
+CREATE INDEX IF NOT EXISTS scans_started ON scans (started_at DESC);
+CREATE INDEX IF NOT EXISTS scans_portal ON scans (portal_id, started_at DESC);
+`;
+
+function fromRow(r: ScanRow): ScanRecord {
+  return {
+    scanId: r.scan_id,
+    portalId: r.portal_id,
+    streamId: r.stream_id,
+    state: r.state,
+    detector: { pixels: r.pixels, energies: r.energies as 1 | 2, pitchMm: r.pitch_mm, lineRateHz: r.line_rate_hz },
+    lines: r.lines,
+    gaps: JSON.parse(r.gaps) as Array<[number, number]>,
+    vehicle: r.vehicle === null ? null : (JSON.parse(r.vehicle) as Record<string, unknown>),
+    declaration: r.declaration === null ? null : (JSON.parse(r.declaration) as ScanRecord['declaration']),
+    startedAt: r.started_at,
+    endedAt: r.ended_at,
+    updatedAt: r.updated_at,
+    reason: r.reason,
+  };
+}
+
+const writeAt = promisify(writeFd) as unknown as (fd: number, b: Uint8Array, off: number, len: number, pos: number) => Promise<number>;
+const fsyncFd = promisify(fsync);
+const closeFdAsync = promisify(closeFd);
+
+/**
+ * Writes raw lines of one scan at their line positions. Opening is synchronous (a scan is accepted in the same
+ * tick as its scan.start, so pipelined slices find it); writes are asynchronous and queued, one in flight.
+ */
+export class RawWriter {
+  private tail: Promise<void> = Promise.resolve();
+  private failed: ScanlineError | null = null;
+  private closed = false;
+
+  private constructor(
+    private readonly fd: number,
+    readonly path: string,
+    readonly bytesPerLine: number,
+  ) {}
+
+  static open(path: string, bytesPerLine: number): RawWriter {
+    try {
+      return new RawWriter(openSync(path, 'w'), path, bytesPerLine);
+    } catch (err) {
+      throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot create ${path}: ${(err as Error).message}`, {}, { cause: err });
+    }
+  }
+
+  /**
+   * Writes `data` (whole lines) at line `firstLine`. The writer keeps a reference to `data` until the returned
+   * promise settles: the caller must not reuse the buffer before then.
+   */
+  write(firstLine: number, data: Uint8Array): Promise<void> {
+    if (this.closed) return Promise.reject(new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `${this.path} is closed`));
+    const position = firstLine * this.bytesPerLine;
+    const run = async (): Promise<void> => {
+      if (this.failed) throw this.failed;
+      try {
+        let done = 0;
+        while (done < data.byteLength) {
+          done += await writeAt(this.fd, data, done, data.byteLength - done, position + done);
+        }
+      } catch (err) {
+        this.failed = new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `writing ${this.path} failed: ${(err as Error).message}`, {}, { cause: err });
+        throw this.failed;
+      }
+    };
+    this.tail = this.tail.then(run, run);
+    return this.tail;
+  }
+
+  /** Waits for queued writes, flushes them to disk (fsync unless `sync` is false) and closes the file. */
+  async close(sync = true): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.tail.catch(() => undefined);
+      if (sync && !this.failed) await fsyncFd(this.fd);
+    } finally {
+      await closeFdAsync(this.fd);
+    }
+    if (this.failed) throw this.failed;
+  }
+}
+
+export class ScanStore {
+  readonly dataDir: string;
+  private readonly db: Database.Database;
+  private readonly insert: Database.Statement;
+  private readonly byId: Database.Statement;
+  private closed = false;
+
+  private constructor(dataDir: string, db: Database.Database) {
+    this.dataDir = dataDir;
+    this.db = db;
+    this.insert = db.prepare(`INSERT INTO scans (scan_id, portal_id, stream_id, state, pixels, energies, pitch_mm,
+      line_rate_hz, lines, gaps, vehicle, declaration, started_at, ended_at, updated_at, reason)
+      VALUES (@scan_id, @portal_id, @stream_id, @state, @pixels, @energies, @pitch_mm, @line_rate_hz, @lines, @gaps,
+      @vehicle, @declaration, @started_at, @ended_at, @updated_at, @reason)`);
+    this.byId = db.prepare('SELECT * FROM scans WHERE scan_id = ?');
+  }
+
+  /**
+   * Opens (creating if needed) the store in `dataDir`. Scans left `receiving` by a previous process that did not
+   * shut down cleanly become `interrupted`: their lines up to the last flush are on disk.
+   */
+  static open(dataDir: string, log?: Logger): ScanStore {
+    const dir = resolve(dataDir);
+    let db: Database.Database;
+    try {
+      mkdirSync(join(dir, 'scans'), { recursive: true });
+      db = new Database(join(dir, 'scanline.db'));
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.exec(SCHEMA);
+    } catch (err) {
+      throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot open the scan database in ${dir}: ${(err as Error).message}`, {}, { cause: err });
+    }
+    const store = new ScanStore(dir, db);
+    const now = new Date().toISOString();
+    const interrupted = db
+      .prepare(`UPDATE scans SET state = 'interrupted', reason = 'gateway stopped during the scan', ended_at = ?, updated_at = ? WHERE state = 'receiving'`)
+      .run(now, now).changes;
+    if (interrupted > 0) log?.warn({ interrupted }, 'scans left open by the previous run marked interrupted');
+    return store;
+  }
+
+  scanDir(scanId: string): string {
+    return join(this.dataDir, 'scans', scanId);
+  }
+
+  rawPath(scanId: string): string {
+    return join(this.scanDir(scanId), 'raw.u16');
+  }
+
+  /** Creates the record and the scan's directory, and opens its raw file for writing (synchronously). */
+  createScan(record: ScanRecord): RawWriter {
+    this.assertOpen();
+    try {
+      mkdirSync(this.scanDir(record.scanId), { recursive: true });
+      this.insert.run(this.toRow(record));
+    } catch (err) {
+      throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot record scan ${record.scanId}: ${(err as Error).message}`, { scanId: record.scanId }, { cause: err });
+    }
+    return RawWriter.open(this.rawPath(record.scanId), record.detector.pixels * record.detector.energies * 2);
+  }
+
+  updateScan(scanId: string, patch: Partial<Pick<ScanRecord, 'state' | 'lines' | 'gaps' | 'endedAt' | 'reason'>>): void {
+    this.assertOpen();
+    const sets: string[] = ['updated_at = @updated_at'];
+    const params: Record<string, unknown> = { scan_id: scanId, updated_at: new Date().toISOString() };
+    if (patch.state !== undefined) (sets.push('state = @state'), (params.state = patch.state));
+    if (patch.lines !== undefined) (sets.push('lines = @lines'), (params.lines = patch.lines));
+    if (patch.gaps !== undefined) (sets.push('gaps = @gaps'), (params.gaps = JSON.stringify(patch.gaps)));
+    if (patch.endedAt !== undefined) (sets.push('ended_at = @ended_at'), (params.ended_at = patch.endedAt));
+    if (patch.reason !== undefined) (sets.push('reason = @reason'), (params.reason = patch.reason));
+    try {
+      this.db.prepare(`UPDATE scans SET ${sets.join(', ')} WHERE scan_id = @scan_id`).run(params);
+    } catch (err) {
+      throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot update scan ${scanId}: ${(err as Error).message}`, { scanId }, { cause: err });
+    }
+  }
+
+  getScan(scanId: string): ScanRecord | undefined {
+    this.assertOpen();
+    const row = this.byId.get(scanId) as ScanRow | undefined;
+    return row ? fromRow(row) : undefined;
+  }
+
+  hasScan(scanId: string): boolean {
+    return this.getScan(scanId) !== undefined;
+  }
+
+  listScans(query: ListScansQuery = {}): ScanRecord[] {
+    this.assertOpen();
+    const where: string[] = [];
+    const params: Record<string, unknown> = { limit: Math.min(Math.max(query.limit ?? 50, 1), 1000) };
+    if (query.portalId !== undefined) (where.push('portal_id = @portal_id'), (params.portal_id = query.portalId));
+    if (query.state !== undefined) (where.push('state = @state'), (params.state = query.state));
+    if (query.before !== undefined) (where.push('started_at < @before'), (params.before = query.before));
+    const sql = `SELECT * FROM scans ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY started_at DESC, scan_id DESC LIMIT @limit`;
+    return (this.db.prepare(sql).all(params) as ScanRow[]).map(fromRow);
+  }
+
+  /** Reads `lines` whole lines of a stored scan from line 0 (zeros where the file is shorter). */
+  async readRaw(scanId: string, lines: number, bytesPerLine: number): Promise<Uint16Array> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.rawPath(scanId));
+    } catch (err) {
+      throw new ScanlineError('SCANLINE_ERR_STORAGE_READ', `cannot read the raw lines of scan ${scanId}: ${(err as Error).message}`, { scanId }, { cause: err });
+    }
+    const out = new Uint16Array((lines * bytesPerLine) / 2);
+    const n = Math.min(bytes.byteLength, out.byteLength) & ~1;
+    new Uint8Array(out.buffer).set(bytes.subarray(0, n));
+    return out;
+  }
+
+  /** Removes a scan's record and files (used when a scan is refused before any data was accepted). */
+  async deleteScan(scanId: string): Promise<void> {
+    this.assertOpen();
+    this.db.prepare('DELETE FROM scans WHERE scan_id = ?').run(scanId);
+    await rm(this.scanDir(scanId), { recursive: true, force: true });
+  }
+
+  /** True when the database answers and the data directory accepts writes. */
+  isWritable(): boolean {
+    if (this.closed) return false;
+    try {
+      this.db.prepare('SELECT 1').get();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', 'scan store is closed');
+  }
+
+  private toRow(r: ScanRecord): ScanRow {
+    return {
+      scan_id: r.scanId,
+      portal_id: r.portalId,
+      stream_id: r.streamId,
+      state: r.state,
+      pixels: r.detector.pixels,
+      energies: r.detector.energies,
+      pitch_mm: r.detector.pitchMm,
+      line_rate_hz: r.detector.lineRateHz,
+      lines: r.lines,
+      gaps: JSON.stringify(r.gaps),
+      vehicle: r.vehicle === null ? null : JSON.stringify(r.vehicle),
+      declaration: r.declaration === null ? null : JSON.stringify(r.declaration),
+      started_at: r.startedAt,
+      ended_at: r.endedAt,
+      updated_at: r.updatedAt,
+      reason: r.reason,
+    };
+  }
+}

@@ -1,0 +1,309 @@
+/**
+ * Portal protocol v1 against the real server (uWS + native stitcher + SQLite on 127.0.0.1): every malformed or
+ * inconsistent input gets its code, while a good scan on the same connection and one on another connection
+ * complete intact (their raw images bit-identical to what was sent).
+ */
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SliceKind, encodeSliceFrame, type GatewayMessage } from '../../src/ingest/index.js';
+import { startTestGateway, getJson, type TestGateway } from '../helpers/gateway.js';
+import { RawPortal } from '../helpers/raw-portal.js';
+
+const PIXELS = 64;
+const ENERGIES = 2;
+const LINES = 160;
+const LINES_PER_SLICE = 16;
+
+/** Deterministic dual-energy lines: 40 air lines, then a ramp object. Line-major, high energy first. */
+function makeLines(seed: number, lines = LINES): Uint16Array {
+  const out = new Uint16Array(lines * ENERGIES * PIXELS);
+  let s = seed >>> 0;
+  for (let l = 0; l < lines; l++) {
+    for (let e = 0; e < ENERGIES; e++) {
+      for (let p = 0; p < PIXELS; p++) {
+        s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+        const air = e === 0 ? 50_000 : 40_000;
+        const att = l < 40 ? 0 : ((p % 32) / 32) * (e === 0 ? 1.0 : 1.4) + (l % 7) * 0.05;
+        out[(l * ENERGIES + e) * PIXELS + p] = Math.round(air * Math.exp(-att)) + (s % 50);
+      }
+    }
+  }
+  return out;
+}
+
+function slice(streamId: number, seq: number, firstLine: number, data: Uint16Array, kind: 1 | 2 | 3 = SliceKind.Image): Uint8Array {
+  return encodeSliceFrame(
+    { kind, energies: ENERGIES, streamId, seq, firstLine, pixels: PIXELS, acquiredAtUs: BigInt(Date.now()) * 1000n },
+    data,
+  );
+}
+
+function linesOf(data: Uint16Array, first: number, count: number): Uint16Array {
+  return data.subarray(first * ENERGIES * PIXELS, (first + count) * ENERGIES * PIXELS);
+}
+
+/** A good scan driven by hand so bad frames can be interleaved between its slices. */
+class GoodScan {
+  readonly data: Uint16Array;
+  nextSlice = 0;
+  seq = 0;
+  constructor(
+    readonly portal: RawPortal,
+    readonly streamId: number,
+    readonly scanId: string,
+    seed: number,
+  ) {
+    this.data = makeLines(seed);
+  }
+  async start(): Promise<void> {
+    this.portal.json({ type: 'scan.start', streamId: this.streamId, scanId: this.scanId, declaration: { hsCodes: ['4407'] } });
+    await this.portal.next((m) => m.type === 'scan.accepted' && m.streamId === this.streamId);
+  }
+  /** Sends the next slice and waits for its ack. */
+  async step(): Promise<void> {
+    const first = this.nextSlice * LINES_PER_SLICE;
+    if (first >= LINES) return;
+    const seq = this.seq++;
+    this.portal.binary(slice(this.streamId, seq, first, linesOf(this.data, first, LINES_PER_SLICE)));
+    this.nextSlice++;
+    await this.portal.next((m) => m.type === 'ack' && m.streamId === this.streamId && m.seq >= seq);
+  }
+  async finish(): Promise<GatewayMessage> {
+    while (this.nextSlice * LINES_PER_SLICE < LINES) await this.step();
+    this.portal.json({ type: 'scan.end', streamId: this.streamId, totalLines: LINES });
+    return this.portal.next((m) => (m.type === 'scan.completed' || m.type === 'scan.aborted') && m.streamId === this.streamId);
+  }
+}
+
+async function rawImage(g: TestGateway, scanId: string, energy: 'high' | 'low'): Promise<{ width: number; height: number; values: Uint16Array }> {
+  const res = await fetch(`${g.httpUrl}/v1/scans/${scanId}/image?energy=${energy}&format=png16`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toBe('image/png');
+  const png = Buffer.from(await res.arrayBuffer());
+  const { data, info } = await sharp(png).toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true });
+  expect(info.channels).toBe(1);
+  return { width: info.width, height: info.height, values: new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2) };
+}
+
+/** The sent lines of one energy in image layout (row = pixel, column = line). */
+function expectedPlane(data: Uint16Array, lines: number, energy: number): Uint16Array {
+  const out = new Uint16Array(lines * PIXELS);
+  for (let l = 0; l < lines; l++) for (let p = 0; p < PIXELS; p++) out[p * lines + l] = data[(l * ENERGIES + energy) * PIXELS + p];
+  return out;
+}
+
+async function expectIntact(g: TestGateway, scan: GoodScan): Promise<void> {
+  const { body } = await getJson(g, `/v1/scans/${scan.scanId}`);
+  expect(body).toMatchObject({ scanId: scan.scanId, state: 'completed', lines: LINES, gaps: [] });
+  for (const [name, e] of [['high', 0], ['low', 1]] as const) {
+    const img = await rawImage(g, scan.scanId, name);
+    expect([img.width, img.height]).toEqual([LINES, PIXELS]);
+    expect(Buffer.from(img.values.buffer, img.values.byteOffset, img.values.byteLength).equals(Buffer.from(expectedPlane(scan.data, LINES, e).buffer))).toBe(true);
+  }
+}
+
+describe('portal protocol v1: malformed input', () => {
+  let g: TestGateway;
+  beforeAll(async () => {
+    g = await startTestGateway({
+      portal: { maxOpenScans: 3, reorderWindowSlices: 8, maxMessageBytes: 256 * 1024, maxControlBytes: 4096 },
+    });
+  });
+  afterAll(async () => {
+    await g?.dispose();
+  });
+
+  it('answers every malformed input with its code while good scans on the same and another connection complete intact', async () => {
+    const a = await RawPortal.hello(g.portalUrl, 'lane-a', { pixels: PIXELS, energies: ENERGIES });
+    const b = await RawPortal.hello(g.portalUrl, 'lane-b', { pixels: PIXELS, energies: ENERGIES });
+    expect(a.messages[0]).toMatchObject({ type: 'welcome', protocol: 1, portalId: 'lane-a' });
+    const goodA = new GoodScan(a, 1, 'good-a', 11);
+    const goodB = new GoodScan(b, 1, 'good-b', 22);
+    await goodA.start();
+    await goodB.start();
+    await goodA.step();
+    await goodB.step();
+
+    const codes: Record<string, string> = {};
+    const bad = async (name: string, send: () => void): Promise<GatewayMessage & { type: 'error' }> => {
+      const err = await a.expectError(send);
+      codes[name] = err.code;
+      // keep both good scans moving between bad inputs
+      await goodA.step();
+      await goodB.step();
+      return err;
+    };
+
+    await bad('json', () => a.json('{"type": "scan.start", '));
+    await bad('schema', () => a.json({ type: 'scan.start', streamId: 'seven' }));
+    await bad('unknownType', () => a.json({ type: 'scan.teleport', streamId: 1 }));
+    await bad('helloAgain', () => a.json({ type: 'hello', portalId: 'lane-a', detector: { pixels: PIXELS, energies: 2, bitDepth: 16, pitchMm: 4, lineRateHz: 500 } }));
+    await bad('magic', () => {
+      const f = slice(1, 999, 0, linesOf(goodA.data, 0, 1));
+      f[0] = 0x58;
+      f[3] = 0x00;
+      a.binary(f);
+    });
+    await bad('truncated', () => a.binary(slice(1, 999, 0, linesOf(goodA.data, 0, 1)).subarray(0, 20)));
+    await bad('size', () => {
+      const f = slice(1, 999, 0, linesOf(goodA.data, 0, 2));
+      a.binary(f.subarray(0, f.byteLength - PIXELS * 2));
+    });
+    await bad('geometry', () =>
+      a.binary(encodeSliceFrame({ kind: 1, energies: 2, streamId: 1, seq: 999, firstLine: 0, pixels: 32, acquiredAtUs: 0n }, new Uint16Array(2 * 32))),
+    );
+    await bad('unknownStream', () => a.binary(slice(99, 0, 0, linesOf(goodA.data, 0, 1))));
+    const mismatch = await bad('replayMismatch', () => {
+      const altered = linesOf(goodA.data, 0, LINES_PER_SLICE).slice();
+      altered[5] ^= 0x00ff;
+      a.binary(slice(1, 0, 0, altered));
+    });
+    expect(mismatch).toMatchObject({ streamId: 1, seq: 0 });
+    const ahead = await bad('seqAhead', () => a.binary(slice(1, goodA.seq + 8, 5000, linesOf(goodA.data, 0, 1))));
+    expect(ahead.nextSeq).toBe(goodA.seq - 1); // goodA stepped after the error was sent: nextSeq was its seq then
+    await bad('lineRange', () => a.binary(slice(1, goodA.seq, 20_000, linesOf(goodA.data, 0, 1))));
+    await bad('calibrationLate', () => a.binary(slice(1, goodA.seq, 0, linesOf(goodA.data, 0, 4), SliceKind.Air)));
+    await bad('oversizeBinary', () => a.binary(new Uint8Array(300 * 1024)));
+    await bad('oversizeText', () => a.json({ type: 'scan.abort', streamId: 1, reason: 'x'.repeat(5000) }));
+    await bad('endUnknown', () => a.json({ type: 'scan.end', streamId: 42, totalLines: 10 }));
+    await bad('endBelowReceived', () => a.json({ type: 'scan.end', streamId: 1, totalLines: 3 }));
+    await bad('resumeUnknown', () => a.json({ type: 'scan.resume', streamId: 7, scanId: 'no-such-scan' }));
+    await bad('scanIdTaken', () => a.json({ type: 'scan.start', streamId: 9, scanId: 'good-b' }));
+    await bad('streamInUse', () => a.json({ type: 'scan.start', streamId: 1, scanId: 'another' }));
+
+    // Too many open scans: good-a plus two more reach the limit of 3.
+    a.json({ type: 'scan.start', streamId: 2 });
+    a.json({ type: 'scan.start', streamId: 3 });
+    await a.next((m) => m.type === 'scan.accepted' && m.streamId === 3);
+    await bad('tooMany', () => a.json({ type: 'scan.start', streamId: 4 }));
+    a.json({ type: 'scan.abort', streamId: 2, reason: 'test' });
+    await a.next((m) => m.type === 'scan.aborted' && m.streamId === 2);
+
+    // scan.end while a frame is missing: SCAN_INCOMPLETE with nextSeq; filling the hole lets it complete.
+    const holeData = makeLines(33, 64);
+    a.binary(slice(3, 0, 0, linesOf(holeData, 0, 32)));
+    a.binary(slice(3, 2, 48, linesOf(holeData, 48, 16)));
+    await a.next((m) => m.type === 'ack' && m.streamId === 3 && m.seq === 0);
+    const incomplete = await bad('incomplete', () => a.json({ type: 'scan.end', streamId: 3, totalLines: 64 }));
+    expect(incomplete.nextSeq).toBe(1);
+    a.binary(slice(3, 1, 32, linesOf(holeData, 32, 16)));
+    const ack = await a.next((m) => m.type === 'ack' && m.streamId === 3 && m.seq === 2);
+    expect(ack).toMatchObject({ seq: 2 }); // cumulative: the out-of-order seq 2 is covered once seq 1 arrives
+    a.json({ type: 'scan.end', streamId: 3, totalLines: 64 });
+    const done3 = await a.next((m) => m.type === 'scan.completed' && m.streamId === 3);
+    expect(done3).toMatchObject({ lines: 64, gaps: [] });
+
+    // An identical replay is acknowledged again, not an error.
+    const before = a.messages.length;
+    a.binary(slice(1, 0, 0, linesOf(goodA.data, 0, LINES_PER_SLICE)));
+    const reAck = await a.next((m) => m.type === 'ack' && m.streamId === 1, 10_000, before);
+    expect(reAck.type).toBe('ack');
+
+    expect(codes).toEqual({
+      json: 'SCANLINE_ERR_PROTO_JSON',
+      schema: 'SCANLINE_ERR_PROTO_INVALID',
+      unknownType: 'SCANLINE_ERR_PROTO_UNKNOWN_TYPE',
+      helloAgain: 'SCANLINE_ERR_PROTO_HELLO_REPEATED',
+      magic: 'SCANLINE_ERR_SLICE_MAGIC',
+      truncated: 'SCANLINE_ERR_SLICE_TRUNCATED',
+      size: 'SCANLINE_ERR_SLICE_SIZE',
+      geometry: 'SCANLINE_ERR_SLICE_GEOMETRY',
+      unknownStream: 'SCANLINE_ERR_STREAM_UNKNOWN',
+      replayMismatch: 'SCANLINE_ERR_SLICE_REPLAY_MISMATCH',
+      seqAhead: 'SCANLINE_ERR_SLICE_SEQ_AHEAD',
+      lineRange: 'SCANLINE_ERR_SLICE_LINE_RANGE',
+      calibrationLate: 'SCANLINE_ERR_SLICE_CALIBRATION_LATE',
+      oversizeBinary: 'SCANLINE_ERR_PROTO_OVERSIZE',
+      oversizeText: 'SCANLINE_ERR_PROTO_OVERSIZE',
+      endUnknown: 'SCANLINE_ERR_STREAM_UNKNOWN',
+      endBelowReceived: 'SCANLINE_ERR_PROTO_INVALID',
+      resumeUnknown: 'SCANLINE_ERR_SCAN_UNKNOWN',
+      scanIdTaken: 'SCANLINE_ERR_SCAN_ID_TAKEN',
+      streamInUse: 'SCANLINE_ERR_STREAM_IN_USE',
+      tooMany: 'SCANLINE_ERR_SCAN_TOO_MANY',
+      incomplete: 'SCANLINE_ERR_SCAN_INCOMPLETE',
+    });
+
+    expect(await goodA.finish()).toMatchObject({ type: 'scan.completed', scanId: 'good-a', lines: LINES, gaps: [] });
+    expect(await goodB.finish()).toMatchObject({ type: 'scan.completed', scanId: 'good-b', lines: LINES, gaps: [] });
+    await expectIntact(g, goodA);
+    await expectIntact(g, goodB);
+    expect(a.closeCode).toBeNull();
+    expect(b.closeCode).toBeNull();
+    // Every error reached the stats by code.
+    expect(g.ingest.stats.errorsByCode.get('SCANLINE_ERR_PROTO_OVERSIZE')).toBe(2);
+    a.close();
+    b.close();
+  });
+
+  it('refuses anything before hello, and unsupported protocol versions', async () => {
+    const c = await RawPortal.connect(g.portalUrl);
+    expect((await c.expectError(() => c.json({ type: 'scan.start', streamId: 1 }))).code).toBe('SCANLINE_ERR_PROTO_NOT_HELLO');
+    expect((await c.expectError(() => c.binary(slice(1, 0, 0, makeLines(1, 1))))).code).toBe('SCANLINE_ERR_PROTO_NOT_HELLO');
+    const v2 = await c.expectError(() =>
+      c.json({ type: 'hello', portalId: 'lane-c', protocol: 2, detector: { pixels: PIXELS, energies: 2, bitDepth: 16, pitchMm: 4, lineRateHz: 500 } }),
+    );
+    expect(v2.code).toBe('SCANLINE_ERR_PROTO_VERSION');
+    expect(c.closeCode).toBeNull();
+    c.close();
+  });
+
+  it('resumes a scan on a new connection after the old one dropped, losing nothing', async () => {
+    const first = await RawPortal.hello(g.portalUrl, 'lane-r', { pixels: PIXELS, energies: ENERGIES });
+    const scan = new GoodScan(first, 5, 'resumed-scan', 44);
+    await scan.start();
+    for (let i = 0; i < 4; i++) await scan.step();
+    first.ws.terminate(); // abrupt drop, no close handshake
+    await new Promise((r) => setTimeout(r, 100));
+
+    const second = await RawPortal.hello(g.portalUrl, 'lane-r', { pixels: PIXELS, energies: ENERGIES });
+    second.json({ type: 'scan.resume', streamId: 6, scanId: 'resumed-scan' });
+    const resume = await second.next((m) => m.type === 'resume');
+    expect(resume).toMatchObject({ type: 'resume', streamId: 6, scanId: 'resumed-scan', nextSeq: 4 });
+    const continued = Object.assign(new GoodScan(second, 6, 'resumed-scan', 44), { nextSlice: 4, seq: 4 });
+    expect(await continued.finish()).toMatchObject({ type: 'scan.completed', lines: LINES, gaps: [] });
+    await expectIntact(g, continued);
+    second.close();
+  });
+
+  it('completes a scan whose lines arrive out of order, and reports lines never sent as gaps', async () => {
+    const p = await RawPortal.hello(g.portalUrl, 'lane-o', { pixels: PIXELS, energies: ENERGIES });
+    p.json({ type: 'scan.start', streamId: 1, scanId: 'gappy' });
+    await p.next((m) => m.type === 'scan.accepted');
+    const data = makeLines(55);
+    // seq 1 before seq 0; lines 96..111 are never sent
+    p.binary(slice(1, 1, 48, linesOf(data, 48, 48)));
+    p.binary(slice(1, 0, 0, linesOf(data, 0, 48)));
+    p.binary(slice(1, 2, 112, linesOf(data, 112, 48)));
+    await p.next((m) => m.type === 'ack' && m.seq === 2);
+    p.json({ type: 'scan.end', streamId: 1, totalLines: LINES });
+    expect(await p.next((m) => m.type === 'scan.completed')).toMatchObject({ lines: LINES, gaps: [[96, 112]] });
+    const img = await rawImage(g, 'gappy', 'high');
+    const expected = expectedPlane(data, LINES, 0);
+    for (let px = 0; px < PIXELS; px++) for (let l = 96; l < 112; l++) expected[px * LINES + l] = 0;
+    expect(Buffer.from(img.values.buffer, img.values.byteOffset, img.values.byteLength).equals(Buffer.from(expected.buffer))).toBe(true);
+    p.close();
+  });
+});
+
+describe('portal protocol v1: tokens', () => {
+  let g: TestGateway;
+  beforeAll(async () => {
+    g = await startTestGateway({ portal: { tokens: ['lane-token-0001'] } });
+  });
+  afterAll(async () => {
+    await g?.dispose();
+  });
+
+  it('closes the connection on a missing or wrong token and accepts the right one', async () => {
+    const wrong = await RawPortal.connect(g.portalUrl);
+    const err = await wrong.expectError(() =>
+      wrong.json({ type: 'hello', portalId: 'lane-t', token: 'guess-guess', detector: { pixels: PIXELS, energies: 2, bitDepth: 16, pitchMm: 4, lineRateHz: 500 } }),
+    );
+    expect(err.code).toBe('SCANLINE_ERR_AUTH_TOKEN');
+    expect(await wrong.waitClose()).toBe(4001);
+    const right = await RawPortal.hello(g.portalUrl, 'lane-t', { pixels: PIXELS, energies: ENERGIES }, { token: 'lane-token-0001' });
+    expect(right.messages[0]?.type).toBe('welcome');
+    right.close();
+  });
+});
