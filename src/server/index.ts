@@ -47,7 +47,7 @@ function registerPortalRoute(app: TemplatedApp, o: HttpServerOptions): void {
     idleTimeout: config.portal.idleTimeoutSec,
     sendPingsAutomatically: true,
     maxBackpressure: config.portal.maxBackpressureBytes,
-    closeOnBackpressureLimit: false,
+    // closeOnBackpressureLimit stays at its default (off): a stuck portal is closed by the send() check below.
     upgrade: (res, req, context) => {
       res.upgrade<PortalSocketData>(
         { conn: null, closed: false },
