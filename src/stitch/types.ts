@@ -75,7 +75,10 @@ export interface StitcherOptions {
   deadPixelFraction: number;
   /** Attenuation -ln(T) is clamped to [0, attenuationMax]. */
   attenuationMax: number;
-  /** Upper bound on lines one `process()` job calibrates; sizes the preview buffer. */
+  /**
+   * Upper bound on the lines one `process()` job moves the frontier over (stored lines it calibrates plus declared
+   * gap lines it crosses); sizes the preview buffer.
+   */
   maxLinesPerJob: number;
   material: MaterialOptions;
   tile: TileOptions;
@@ -102,6 +105,13 @@ export interface TileInfo {
   pixels: number;
 }
 
+/**
+ * Preview strips are RGBA, one sample per previewDownsample x previewDownsample block (block means of the
+ * attenuation). Dual energy: the colour of the material class of the block (Background white, Organic orange,
+ * Mixed green, Inorganic blue, HeavyMetal violet, Impenetrable near-black), shaded by the high-energy attenuation
+ * (more attenuation is darker); single energy: grey. A block containing a gap line is red. Exact values:
+ * PREVIEW_PALETTE / PREVIEW_GAP_COLOUR and native/preview.h.
+ */
 export interface PreviewStrip {
   /** First raw line covered; a multiple of previewDownsample. */
   line: number;
@@ -123,11 +133,18 @@ export interface ProcessBuffers {
 }
 
 export interface ProcessResult {
-  /** Lines calibrated by this job: [start, end). start === end when nothing was calibrated. */
+  /**
+   * The frontier range this job covered, [start, end): its stored lines were calibrated, its gap lines (see `gaps`
+   * and earlier results) count as attenuation 0 in tiles and preview. start === end when nothing was calibrated.
+   */
   calibrated: [number, number];
   /** Every line below `frontier` is calibrated or declared a gap. */
   frontier: number;
-  /** Gaps declared by this job, [start, end) in lines. */
+  /**
+   * Gaps declared by this job, [start, end) in lines. A gap is declared whole when the reorder window passes its
+   * first line (up to the next stored line) or when finish() leaves it missing; it may reach beyond `frontier`,
+   * which then crosses it over the next jobs. Lines arriving inside a declared gap are stored but late.
+   */
   gaps: Array<[number, number]>;
   /** Tiles written into `buffers.tiles` by this job (valid until the next process() call). */
   tiles: TileInfo[];
@@ -180,14 +197,22 @@ export interface Stitcher {
    */
   process(buffers: ProcessBuffers): Promise<ProcessResult>;
 
-  /** Declares the scan over at `totalLines`; lines still missing below it become gaps; final tiles follow. */
+  /**
+   * Declares the scan over at `totalLines`; lines still missing below it become gaps; final tiles follow.
+   * totalLines below the highest stored line or above maxLines, or a second call with a different value, throws
+   * SCANLINE_ERR_SLICE_LINE_RANGE; pushes at or beyond totalLines are refused afterwards.
+   */
   finish(totalLines: number): void;
 
   /** Copies raw lines [firstLine, firstLine + lineCount) line-major into `out` (zeros where never received). */
   readRaw(firstLine: number, lineCount: number, out: Uint16Array): void;
-  /** Calibrated attenuation of one energy for the lines, [line][pixel] into `out` (needs calibration ready). */
+  /**
+   * Calibrated attenuation of one energy for the lines, [line][pixel] into `out`, recomputed from the raw store
+   * (lines never received read 0; lines that arrived late read their values). Before calibration is possible:
+   * SCANLINE_ERR_IMAGE_UNAVAILABLE; an energy index out of range: SCANLINE_ERR_SLICE_GEOMETRY.
+   */
   readAttenuation(energy: number, firstLine: number, lineCount: number, out: Float32Array): void;
-  /** Material classes for the lines, [line][pixel] into `out` (dual energy only; needs calibration ready). */
+  /** Material classes for the lines, [line][pixel] into `out` (dual energy only, else SLICE_GEOMETRY; as above). */
   readMaterial(firstLine: number, lineCount: number, out: Uint8Array): void;
 
   stats(): StitcherStats;

@@ -1,0 +1,75 @@
+/**
+ * The stitch stage's public door: one Stitcher per scan (native addon in production, the TypeScript reference for
+ * tests and benchmarks), its options and the 16-bit plane extraction used by the image endpoint.
+ */
+import { ScanlineError, toScanlineError } from '../errors/index.js';
+import { loadNativeAddon, nativeAddonPath } from './native-addon.js';
+import { NativeStitcher } from './native-stitcher.js';
+import { type StitcherOptionsInput, validateStitcherOptions } from './options.js';
+import { TsStitcher } from './ts-stitcher.js';
+import type { Stitcher } from './types.js';
+
+export * from './types.js';
+export { DEFAULT_STITCHER_OPTIONS } from './defaults.js';
+export { type StitcherOptionsInput, validateStitcherOptions } from './options.js';
+export { PREVIEW_GAP_COLOUR, PREVIEW_PALETTE } from './ts-stitcher.js';
+
+export type StitcherImplementation = 'native' | 'typescript';
+
+/**
+ * Creates the stitcher of one scan. `options` are validated (and defaults merged) here, so a plain
+ * StitcherOptions or a partial input both work; invalid ones throw SCANLINE_ERR_STITCH_OPTIONS listing every
+ * problem. 'native' throws SCANLINE_ERR_STITCH_ADDON_LOAD when the addon cannot be loaded.
+ */
+export function createStitcher(
+  options: StitcherOptionsInput,
+  implementation: StitcherImplementation = 'native',
+): Stitcher {
+  const validated = validateStitcherOptions(options);
+  if (implementation === 'native') return new NativeStitcher(validated);
+  if (implementation === 'typescript') return new TsStitcher(validated);
+  throw new ScanlineError(
+    'SCANLINE_ERR_STITCH_OPTIONS',
+    `Expected "native" or "typescript" for implementation but received ${String(implementation)}`,
+  );
+}
+
+/**
+ * True when the native addon loads on this thread. With `throwOnFailure`, a failed load throws its
+ * ScanlineError('SCANLINE_ERR_STITCH_ADDON_LOAD') (path and cause) instead of returning false.
+ */
+export function isNativeStitcherAvailable(throwOnFailure = false): boolean {
+  try {
+    loadNativeAddon();
+    return true;
+  } catch (err) {
+    if (throwOnFailure) throw err;
+    return false;
+  }
+}
+
+/** Where the addon lives and which attenuation kernel build this CPU runs (loads the addon). */
+export function nativeAddonInfo(): { path: string; kernelIsa: 'avx2' | 'baseline' } {
+  return { path: nativeAddonPath(), kernelIsa: loadNativeAddon().kernelIsa };
+}
+
+/**
+ * Transposes one energy of line-major raw data (lines x energies x pixels) into image layout:
+ * out[pixel * lines + line] (row = detector pixel, column = line), for 16-bit PNGs. Native; throws
+ * SCANLINE_ERR_STITCH_BUFFER for short or mistyped arrays and SCANLINE_ERR_SLICE_GEOMETRY for bad dimensions.
+ */
+export function extractPlane(
+  src: Uint16Array,
+  lines: number,
+  energies: number,
+  pixels: number,
+  energy: number,
+  out: Uint16Array,
+): void {
+  const addon = loadNativeAddon();
+  try {
+    addon.extractPlane(src, lines, energies, pixels, energy, out);
+  } catch (err) {
+    throw toScanlineError(err, 'SCANLINE_ERR_STITCH_FAILED');
+  }
+}

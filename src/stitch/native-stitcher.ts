@@ -1,0 +1,96 @@
+/** The production Stitcher: a thin layer over the native addon that maps native errors to ScanlineError. */
+import { toScanlineError } from '../errors/index.js';
+import { loadNativeAddon, type NativeStitcherHandle } from './native-addon.js';
+import type {
+  ProcessBuffers,
+  ProcessResult,
+  PushResult,
+  Stitcher,
+  StitcherOptions,
+  StitcherStats,
+} from './types.js';
+
+export class NativeStitcher implements Stitcher {
+  readonly options: Readonly<StitcherOptions>;
+  readonly tileFloats: number;
+  readonly previewBytes: number;
+  readonly #handle: NativeStitcherHandle;
+
+  /** `options` must come from validateStitcherOptions. Throws SCANLINE_ERR_STITCH_ADDON_LOAD without the addon. */
+  constructor(options: StitcherOptions) {
+    const addon = loadNativeAddon();
+    this.options = options;
+    try {
+      this.#handle = new addon.Stitcher(options);
+    } catch (err) {
+      throw toScanlineError(err, 'SCANLINE_ERR_STITCH_FAILED');
+    }
+    this.tileFloats = this.#handle.tileFloats;
+    this.previewBytes = this.#handle.previewBytes;
+  }
+
+  push(kind: 1 | 2 | 3, firstLine: number, lineCount: number, payload: Uint16Array): PushResult {
+    try {
+      return this.#handle.push(kind, firstLine, lineCount, payload);
+    } catch (err) {
+      throw toScanlineError(err, 'SCANLINE_ERR_STITCH_FAILED');
+    }
+  }
+
+  async process(buffers: ProcessBuffers): Promise<ProcessResult> {
+    // The rejection is created on a later turn of the event loop: keep the caller's stack for it.
+    const callSite = new Error();
+    try {
+      return await this.#handle.process(buffers?.tiles, buffers?.preview);
+    } catch (err) {
+      const error = toScanlineError(err, 'SCANLINE_ERR_STITCH_FAILED');
+      const frames = callSite.stack?.split('\n').slice(1).join('\n');
+      if (frames) error.stack = `${error.name} [${error.code}]: ${error.message}\n${frames}`;
+      throw error;
+    }
+  }
+
+  finish(totalLines: number): void {
+    try {
+      this.#handle.finish(totalLines);
+    } catch (err) {
+      throw toScanlineError(err, 'SCANLINE_ERR_STITCH_FAILED');
+    }
+  }
+
+  readRaw(firstLine: number, lineCount: number, out: Uint16Array): void {
+    try {
+      this.#handle.readRaw(firstLine, lineCount, out);
+    } catch (err) {
+      throw toScanlineError(err, 'SCANLINE_ERR_STITCH_FAILED');
+    }
+  }
+
+  readAttenuation(energy: number, firstLine: number, lineCount: number, out: Float32Array): void {
+    try {
+      this.#handle.readAttenuation(energy, firstLine, lineCount, out);
+    } catch (err) {
+      throw toScanlineError(err, 'SCANLINE_ERR_STITCH_FAILED');
+    }
+  }
+
+  readMaterial(firstLine: number, lineCount: number, out: Uint8Array): void {
+    try {
+      this.#handle.readMaterial(firstLine, lineCount, out);
+    } catch (err) {
+      throw toScanlineError(err, 'SCANLINE_ERR_STITCH_FAILED');
+    }
+  }
+
+  stats(): StitcherStats {
+    try {
+      return this.#handle.stats();
+    } catch (err) {
+      throw toScanlineError(err, 'SCANLINE_ERR_STITCH_FAILED');
+    }
+  }
+
+  close(): void {
+    this.#handle.close();
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * push(): the raw store, replays (duplicates are idempotent, mismatches store nothing), calibration frames, and
+ * caller errors with their codes. Runs against both implementations.
+ */
+import { describe, expect, it } from 'vitest';
+import { type ErrorCode, ScanlineError } from '../../src/errors/index.js';
+import { createStitcher, type Stitcher, type StitcherImplementation } from '../../src/stitch/index.js';
+import { buffersFor, makeScene, newCollected, play, pump, schedule, slice, attenuation } from './helpers.js';
+
+function expectCode(fn: () => unknown, code: ErrorCode): ScanlineError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ScanlineError);
+    expect((err as ScanlineError).code).toBe(code);
+    return err as ScanlineError;
+  }
+  throw new Error(`expected ${code}`);
+}
+
+const scene = makeScene({ pixels: 24, energies: 2, lines: 120, seed: 9, noise: 1, rects: [{ line0: 30, line1: 90, pixel0: 4, pixel1: 20, high: 1.2, low: 1.7 }] });
+
+function fresh(impl: StitcherImplementation, extra: Record<string, unknown> = {}): Stitcher {
+  return createStitcher({ pixels: 24, energies: 2, maxLines: 100, airLines: 8, chunkLines: 16, ...extra }, impl);
+}
+
+function raw(st: Stitcher, first: number, count: number): Uint16Array {
+  const out = new Uint16Array(count * 48);
+  st.readRaw(first, count, out);
+  return out;
+}
+
+describe.each(['native', 'typescript'] as const)('%s stitcher push', (impl) => {
+  it('stores lines and reads them back line-major, zeros where nothing arrived', () => {
+    const st = fresh(impl);
+    expect(st.push(1, 10, 5, slice(scene, 10, 5))).toEqual({ newLines: 5, duplicateLines: 0 });
+    expect(st.push(1, 40, 3, slice(scene, 40, 3))).toEqual({ newLines: 3, duplicateLines: 0 });
+    expect(raw(st, 10, 5)).toEqual(slice(scene, 10, 5));
+    expect(raw(st, 40, 3)).toEqual(slice(scene, 40, 3));
+    expect(raw(st, 15, 25).every((v) => v === 0)).toBe(true);
+    const stats = st.stats();
+    expect(stats.storedLines).toBe(8);
+    expect(stats.highestLine).toBe(43);
+    // Chunks are allocated on first write only: lines 10..14 and 40..42 touch chunks 0 and 2 of 16 lines.
+    expect(stats.memoryBytes).toBeGreaterThan(2 * 16 * 48 * 2);
+  });
+
+  it('the payload may be reused by the caller as soon as push returns', () => {
+    const st = fresh(impl);
+    const payload = slice(scene, 0, 4).slice();
+    st.push(1, 0, 4, payload);
+    payload.fill(7);
+    expect(raw(st, 0, 4)).toEqual(slice(scene, 0, 4));
+  });
+
+  it('replays are idempotent: duplicates are counted and change nothing', async () => {
+    const st = fresh(impl);
+    st.push(1, 0, 10, slice(scene, 0, 10));
+    expect(st.push(1, 0, 10, slice(scene, 0, 10))).toEqual({ newLines: 0, duplicateLines: 10 });
+    expect(st.push(1, 5, 10, slice(scene, 5, 10))).toEqual({ newLines: 5, duplicateLines: 5 });
+    expect(st.stats().duplicateLines).toBe(15);
+    expect(st.stats().storedLines).toBe(15);
+    expect(raw(st, 0, 15)).toEqual(slice(scene, 0, 15));
+
+    // A whole scan with 30% replayed slices gives the same image as one without replays.
+    const steps = schedule(scene, 3, { maxSlice: 6, shuffleWindow: 1, duplicates: 0.3 });
+    const clean = schedule(scene, 3, { maxSlice: 6, shuffleWindow: 1, duplicates: 0 });
+    const opts = { maxLines: 200, airLines: 8, tile: { size: 4, downsample: 2, strideLines: 8, overlapPixels: 0 } };
+    const a = await play(scene, steps, opts, impl, 4);
+    const b = await play(scene, clean, opts, impl, 4);
+    expect(a.st.stats().duplicateLines).toBeGreaterThan(0);
+    expect(attenuation(a.st, 0, scene.lines)).toEqual(attenuation(b.st, 0, scene.lines));
+    expect(a.collected.tiles.map((t) => t.data)).toEqual(b.collected.tiles.map((t) => t.data));
+  });
+
+  it('a replay with different values stores nothing and throws SLICE_REPLAY_MISMATCH', () => {
+    const st = fresh(impl);
+    st.push(1, 0, 10, slice(scene, 0, 10));
+    const altered = slice(scene, 5, 10).slice();
+    altered[2 * 48 + 7] ^= 1; // line 7
+    const err = expectCode(() => st.push(1, 5, 10, altered), 'SCANLINE_ERR_SLICE_REPLAY_MISMATCH');
+    expect(err.message).toContain('line 7');
+    expect(st.stats().storedLines).toBe(10);
+    expect(raw(st, 10, 5).every((v) => v === 0)).toBe(true); // the new lines 10..14 were not stored either
+    expect(raw(st, 0, 10)).toEqual(slice(scene, 0, 10));
+  });
+
+  it('calibration frames are accepted before image slices only (SLICE_CALIBRATION_LATE)', () => {
+    const st = fresh(impl);
+    expect(st.push(2, 0, 16, scene.darkFrames)).toEqual({ newLines: 16, duplicateLines: 0 });
+    expect(st.push(3, 0, 16, scene.airFrames)).toEqual({ newLines: 16, duplicateLines: 0 });
+    st.push(1, 0, 1, slice(scene, 0, 1));
+    expectCode(() => st.push(2, 0, 16, scene.darkFrames), 'SCANLINE_ERR_SLICE_CALIBRATION_LATE');
+    expectCode(() => st.push(3, 0, 16, scene.airFrames), 'SCANLINE_ERR_SLICE_CALIBRATION_LATE');
+  });
+
+  it('lines beyond maxLines, or beyond totalLines after finish, throw SLICE_LINE_RANGE', () => {
+    const st = fresh(impl);
+    expectCode(() => st.push(1, 98, 3, slice(scene, 0, 3)), 'SCANLINE_ERR_SLICE_LINE_RANGE');
+    expectCode(() => st.push(1, -1, 1, slice(scene, 0, 1)), 'SCANLINE_ERR_SLICE_LINE_RANGE');
+    expectCode(() => st.push(1, 1.5, 1, slice(scene, 0, 1)), 'SCANLINE_ERR_SLICE_LINE_RANGE');
+    expect(st.push(1, 97, 3, slice(scene, 0, 3)).newLines).toBe(3);
+    const other = fresh(impl);
+    other.push(1, 0, 10, slice(scene, 0, 10));
+    expectCode(() => other.finish(5), 'SCANLINE_ERR_SLICE_LINE_RANGE'); // below the lines already stored
+    expectCode(() => other.finish(101), 'SCANLINE_ERR_SLICE_LINE_RANGE');
+    other.finish(20);
+    other.finish(20); // idempotent
+    expectCode(() => other.finish(21), 'SCANLINE_ERR_SLICE_LINE_RANGE');
+    expectCode(() => other.push(1, 18, 3, slice(scene, 0, 3)), 'SCANLINE_ERR_SLICE_LINE_RANGE');
+    expect(other.push(1, 17, 3, slice(scene, 17, 3)).newLines).toBe(3);
+  });
+
+  it('a payload of the wrong size throws SLICE_SIZE, a wrong kind SLICE_HEADER, a wrong type STITCH_BUFFER', () => {
+    const st = fresh(impl);
+    const err = expectCode(() => st.push(1, 0, 2, slice(scene, 0, 3)), 'SCANLINE_ERR_SLICE_SIZE');
+    expect(err.message).toContain('2 lines x 2 energies x 24 pixels = 96');
+    expectCode(() => st.push(2, 0, 1, new Uint16Array(47)), 'SCANLINE_ERR_SLICE_SIZE');
+    expectCode(() => st.push(4 as 1, 0, 1, slice(scene, 0, 1)), 'SCANLINE_ERR_SLICE_HEADER');
+    expectCode(() => st.push(1, 0, 1, new Uint8Array(96) as unknown as Uint16Array), 'SCANLINE_ERR_STITCH_BUFFER');
+    expect(st.stats().storedLines).toBe(0);
+  });
+
+  it('read* check their ranges and buffers', async () => {
+    const st = fresh(impl);
+    st.push(1, 0, 20, slice(scene, 0, 20));
+    await pump(st, buffersFor(st, 2), newCollected());
+    expectCode(() => st.readRaw(95, 10, new Uint16Array(480)), 'SCANLINE_ERR_SLICE_LINE_RANGE');
+    expectCode(() => st.readRaw(0, 10, new Uint16Array(479)), 'SCANLINE_ERR_STITCH_BUFFER');
+    expectCode(() => st.readAttenuation(2, 0, 1, new Float32Array(24)), 'SCANLINE_ERR_SLICE_GEOMETRY');
+    expectCode(() => st.readAttenuation(0, 0, 2, new Float32Array(47)), 'SCANLINE_ERR_STITCH_BUFFER');
+    expectCode(() => st.readMaterial(0, 2, new Uint8Array(47)), 'SCANLINE_ERR_STITCH_BUFFER');
+    const single = createStitcher({ pixels: 24, energies: 1 }, impl);
+    expectCode(() => single.readMaterial(0, 1, new Uint8Array(24)), 'SCANLINE_ERR_SLICE_GEOMETRY');
+  });
+});
