@@ -1,0 +1,87 @@
+/**
+ * The `scanline` command as a user runs it (compiled dist/, a child process, real signals): `serve --demo` streams
+ * simulated trucks into its own gateway; `simulate` streams into a running one; usage errors exit 2.
+ * `npm test` builds dist/ first (pretest).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startTestGateway } from './helpers/gateway.js';
+
+const BIN = new URL('../bin/scanline.js', import.meta.url).pathname;
+const children: ChildProcess[] = [];
+const dirs: string[] = [];
+
+afterAll(() => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function run(args: string[]): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let text = '';
+  child.stdout!.on('data', (d) => (text += d));
+  child.stderr!.on('data', (d) => (text += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, out: () => text, exited };
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('scanline CLI', () => {
+  it('serve --port 0 --demo 1 logs its port, receives a simulated truck, and drains on SIGTERM', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scanline-cli-'));
+    dirs.push(dir);
+    const p = run(['serve', '--port', '0', '--demo', '1', '--data-dir', dir]);
+    const port = await until('the ready log line', () => {
+      const m = /"port":(\d+),.*"msg":"gateway ready"/.exec(p.out());
+      return m ? Number(m[1]) : undefined;
+    });
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ ready: true, checks: { stitcher: 'ok', storage: 'ok', phase: 'ok' } });
+    // The demo portal's first truck is being received: lines grow while it is in the beam.
+    const scan = await until('a scan with lines', async () => {
+      const body = (await (await fetch(`http://127.0.0.1:${port}/v1/scans`)).json()) as { scans: Array<{ scanId: string; lines: number; state: string }> };
+      return body.scans.find((s) => s.lines > 100);
+    });
+    expect(scan.state).toBe('receiving');
+    expect(scan.scanId).toMatch(/^sim-1-/);
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
+    expect(p.out()).toContain('"msg":"gateway closed"');
+  });
+
+  it('simulate streams trucks at max speed into a running gateway and prints a summary', async () => {
+    const g = await startTestGateway();
+    try {
+      const p = run(['simulate', '--url', g.portalUrl, '--portals', '2', '--trucks', '1', '--seed', '5', '--speed', 'max', '--pixels', '256']);
+      expect(await p.exited).toBe(0);
+      const summary = JSON.parse(p.out().slice(p.out().indexOf('{\n'))) as { scansCompleted: number; scansFailed: number };
+      expect(summary).toMatchObject({ scansCompleted: 2, scansFailed: 0 });
+      expect(g.store.listScans({ state: 'completed' })).toHaveLength(2);
+    } finally {
+      await g.dispose();
+    }
+  });
+
+  it('exits 2 with the usage text on a bad option, and on invalid configuration', async () => {
+    const bad = run(['serve', '--port', 'eighty']);
+    expect(await bad.exited).toBe(2);
+    expect(bad.out()).toContain('SCANLINE_ERR_CLI_USAGE: Expected an integer 0..65535 for --port but received "eighty"');
+    const unknown = run(['teleport']);
+    expect(await unknown.exited).toBe(2);
+    expect(unknown.out()).toContain('Usage: scanline <command>');
+  });
+});
