@@ -395,6 +395,21 @@ void Stitcher::CheckReadRange(int64_t first_line, int64_t line_count) const {
   }
 }
 
+std::vector<std::pair<int64_t, int64_t>> Stitcher::MissingRanges(int64_t first_line, int64_t line_count) const {
+  CheckReadRange(first_line, line_count);
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  int64_t start = -1;
+  for (int64_t l = first_line; l < first_line + line_count; ++l) {
+    if (!stored_[l] && start < 0) start = l;
+    if (stored_[l] && start >= 0) {
+      ranges.emplace_back(start, l);
+      start = -1;
+    }
+  }
+  if (start >= 0) ranges.emplace_back(start, first_line + line_count);
+  return ranges;
+}
+
 void Stitcher::ReadRaw(int64_t first_line, int64_t line_count, uint16_t* out, size_t out_length) const {
   CheckReadRange(first_line, line_count);
   if (out_length < static_cast<size_t>(line_count) * line_samples_) {

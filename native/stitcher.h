@@ -99,6 +99,10 @@ class Stitcher {
   // JS thread: the job is over (its result has been read).
   void EndJob() { busy_ = false; }
 
+  // Line ranges [start, end) within [first_line, first_line + line_count) that were never stored.
+
+  std::vector<std::pair<int64_t, int64_t>> MissingRanges(int64_t first_line, int64_t line_count) const;
+
   void ReadRaw(int64_t first_line, int64_t line_count, uint16_t* out, size_t out_length) const;
   void ReadAttenuation(int energy, int64_t first_line, int64_t line_count, float* out, size_t out_length);
   void ReadMaterial(int64_t first_line, int64_t line_count, uint8_t* out, size_t out_length);

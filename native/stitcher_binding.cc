@@ -245,6 +245,7 @@ Napi::Function StitcherBinding::Init(Napi::Env env) {
                          InstanceMethod("process", &StitcherBinding::Process),
                          InstanceMethod("finish", &StitcherBinding::Finish),
                          InstanceMethod("readRaw", &StitcherBinding::ReadRaw),
+                         InstanceMethod("missingRanges", &StitcherBinding::MissingRanges),
                          InstanceMethod("readAttenuation", &StitcherBinding::ReadAttenuation),
                          InstanceMethod("readMaterial", &StitcherBinding::ReadMaterial),
                          InstanceMethod("stats", &StitcherBinding::Stats),
@@ -327,6 +328,23 @@ Napi::Value StitcherBinding::ReadRaw(const Napi::CallbackInfo& info) {
   Napi::Uint16Array out = TypedArrayArg<Napi::Uint16Array>(info[2], napi_uint16_array, "a Uint16Array", "out");
   Guard(info.Env(), [&] { core.ReadRaw(first, count, out.Data(), out.ElementLength()); });
   return info.Env().Undefined();
+}
+
+Napi::Value StitcherBinding::MissingRanges(const Napi::CallbackInfo& info) {
+  Stitcher& core = Core();
+  const int64_t first = ToInteger(info[0], "firstLine", code::kSliceLineRange);
+  const int64_t count = ToInteger(info[1], "lineCount", code::kSliceLineRange);
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  Guard(info.Env(), [&] { ranges = core.MissingRanges(first, count); });
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env, ranges.size());
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    Napi::Array pair = Napi::Array::New(env, 2);
+    pair.Set(uint32_t{0}, Napi::Number::New(env, static_cast<double>(ranges[i].first)));
+    pair.Set(uint32_t{1}, Napi::Number::New(env, static_cast<double>(ranges[i].second)));
+    out.Set(static_cast<uint32_t>(i), pair);
+  }
+  return out;
 }
 
 Napi::Value StitcherBinding::ReadAttenuation(const Napi::CallbackInfo& info) {

@@ -32,6 +32,7 @@ class StitcherBinding : public Napi::ObjectWrap<StitcherBinding> {
   Napi::Value Process(const Napi::CallbackInfo& info);
   Napi::Value Finish(const Napi::CallbackInfo& info);
   Napi::Value ReadRaw(const Napi::CallbackInfo& info);
+  Napi::Value MissingRanges(const Napi::CallbackInfo& info);
   Napi::Value ReadAttenuation(const Napi::CallbackInfo& info);
   Napi::Value ReadMaterial(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);

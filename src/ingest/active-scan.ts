@@ -374,7 +374,8 @@ export class ActiveScan {
       this.log.error({ err: failure, scanId: this.scanId }, 'archiving the raw lines failed');
       await this.writer.close(false).catch(() => undefined);
     }
-    const finalGaps = this.mergedGaps(end);
+    // Lines never stored below the end (a late line that filled part of a declared gap is stored and not listed).
+    const finalGaps = end > 0 ? this.stitcher.missingRanges(0, end) : [];
     try {
       this.store.updateScan(this.scanId, {
         state: failure && state === 'completed' ? 'aborted' : state,
@@ -407,26 +408,5 @@ export class ActiveScan {
     this.owner?.release(this.streamId);
     this.owner = null;
     this.resolveEnded?.();
-  }
-
-  /** Gap ranges below `end`, minus lines that arrived late and are stored after all. */
-  private mergedGaps(end: number): Array<[number, number]> {
-    if (this.gaps.length === 0) return [];
-    const s = this.stitcher.stats();
-    if (s.lateLines === 0) return this.gaps.filter(([a]) => a < end).map(([a, b]) => [a, Math.min(b, end)]);
-    // Some gap lines arrived late: recompute from the raw store's view of which lines exist.
-    const out: Array<[number, number]> = [];
-    const probe = new Uint16Array(this.bytesPerLine / 2);
-    for (const [a, b] of this.gaps) {
-      let runStart = -1;
-      for (let line = a; line < Math.min(b, end); line++) {
-        this.stitcher.readRaw(line, 1, probe);
-        const missing = probe.every((v) => v === 0);
-        if (missing && runStart < 0) runStart = line;
-        if (!missing && runStart >= 0) (out.push([runStart, line]), (runStart = -1));
-      }
-      if (runStart >= 0) out.push([runStart, Math.min(b, end)]);
-    }
-    return out;
   }
 }

@@ -22,6 +22,7 @@ export interface NativeStitcherHandle {
   process(tiles: Float32Array, preview: Uint8Array): Promise<ProcessResult>;
   finish(totalLines: number): void;
   readRaw(firstLine: number, lineCount: number, out: Uint16Array): void;
+  missingRanges(firstLine: number, lineCount: number): Array<[number, number]>;
   readAttenuation(energy: number, firstLine: number, lineCount: number, out: Float32Array): void;
   readMaterial(firstLine: number, lineCount: number, out: Uint8Array): void;
   stats(): StitcherStats;

@@ -66,6 +66,14 @@ export class NativeStitcher implements Stitcher {
     }
   }
 
+  missingRanges(firstLine: number, lineCount: number): Array<[number, number]> {
+    try {
+      return this.#handle.missingRanges(firstLine, lineCount);
+    } catch (err) {
+      throw toScanlineError(err, 'SCANLINE_ERR_STITCH_FAILED');
+    }
+  }
+
   readAttenuation(energy: number, firstLine: number, lineCount: number, out: Float32Array): void {
     try {
       this.#handle.readAttenuation(energy, firstLine, lineCount, out);

@@ -665,6 +665,22 @@ export class TsStitcher implements Stitcher {
     }
   }
 
+  missingRanges(firstLine: number, lineCount: number): Array<[number, number]> {
+    this.#assertOpen();
+    this.#checkReadRange(firstLine, lineCount);
+    const ranges: Array<[number, number]> = [];
+    let start = -1;
+    for (let l = firstLine; l < firstLine + lineCount; l++) {
+      if (!this.#stored[l] && start < 0) start = l;
+      if (this.#stored[l] && start >= 0) {
+        ranges.push([start, l]);
+        start = -1;
+      }
+    }
+    if (start >= 0) ranges.push([start, firstLine + lineCount]);
+    return ranges;
+  }
+
   readAttenuation(energy: number, firstLine: number, lineCount: number, out: Float32Array): void {
     this.#assertOpen();
     integerArg(energy, 'energy', 'SCANLINE_ERR_SLICE_GEOMETRY');

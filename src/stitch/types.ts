@@ -206,6 +206,8 @@ export interface Stitcher {
 
   /** Copies raw lines [firstLine, firstLine + lineCount) line-major into `out` (zeros where never received). */
   readRaw(firstLine: number, lineCount: number, out: Uint16Array): void;
+  /** Line ranges [start, end) within [firstLine, firstLine + lineCount) that were never stored. */
+  missingRanges(firstLine: number, lineCount: number): Array<[number, number]>;
   /**
    * Calibrated attenuation of one energy for the lines, [line][pixel] into `out`, recomputed from the raw store
    * (lines never received read 0; lines that arrived late read their values). Before calibration is possible:

@@ -134,3 +134,21 @@ describe.each(['native', 'typescript'] as const)('%s stitcher push', (impl) => {
     expectCode(() => single.readMaterial(0, 1, new Uint8Array(24)), 'SCANLINE_ERR_SLICE_GEOMETRY');
   });
 });
+
+describe('missingRanges', () => {
+  for (const impl of ['native', 'typescript'] as const) {
+    it(`${impl}: lists the line ranges never stored, and drops lines that arrived late`, () => {
+      const s = createStitcher({ pixels: 8, energies: 2, maxLines: 256, reorderWindowLines: 4, airLines: 4 }, impl);
+      const lines = (n: number) => new Uint16Array(n * 2 * 8).fill(1000);
+      s.push(1, 0, 10, lines(10));
+      s.push(1, 20, 10, lines(10));
+      s.push(1, 40, 5, lines(5));
+      expect(s.missingRanges(0, 50)).toEqual([[10, 20], [30, 40], [45, 50]]);
+      expect(s.missingRanges(12, 3)).toEqual([[12, 15]]);
+      expect(s.missingRanges(0, 10)).toEqual([]);
+      s.push(1, 12, 2, lines(2));
+      expect(s.missingRanges(0, 20)).toEqual([[10, 12], [14, 20]]);
+      s.close();
+    });
+  }
+});
