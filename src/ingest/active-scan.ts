@@ -14,6 +14,7 @@ import type { Declaration, DetectorInfo, GatewayMessage, VehicleInfo } from './m
 import { SliceKind, type SliceHeader } from './slice-frame.js';
 import type { IngestEventSink } from './events.js';
 import type { IngestStats } from './stats.js';
+import { RawArchiver } from './raw-archiver.js';
 
 export type ActiveScanState = 'receiving' | 'finishing' | 'completed' | 'aborted';
 
@@ -97,13 +98,13 @@ export class ActiveScan {
 
   private readonly stitcher: Stitcher;
   private readonly writer: RawWriter;
+  private readonly archiver: RawArchiver;
   private readonly store: ScanStore;
   private readonly events: IngestEventSink;
   private readonly stats: IngestStats;
   private readonly log: Logger;
   private readonly reorderWindowSlices: number;
   private readonly buffers: ProcessBuffers;
-  private readonly bytesPerLine: number;
 
   /** Every frame with seq < nextSeq has been stored. */
   private nextSeq = 0;
@@ -118,7 +119,6 @@ export class ActiveScan {
   private frontier = 0;
   private flushedUpTo = 0;
   private readonly gaps: Array<[number, number]> = [];
-  private flushes: Promise<void> = Promise.resolve();
   private ended: Promise<void> | null = null;
   private resolveEnded: (() => void) | null = null;
 
@@ -131,13 +131,13 @@ export class ActiveScan {
     this.declaration = init.declaration;
     this.stitcher = init.stitcher;
     this.writer = init.writer;
+    this.archiver = new RawArchiver(init.stitcher, init.writer, init.stats);
     this.store = init.store;
     this.events = init.events;
     this.stats = init.stats;
     this.log = init.log;
     this.reorderWindowSlices = init.reorderWindowSlices;
     this.startedAt = init.startedAt;
-    this.bytesPerLine = init.detector.pixels * init.detector.energies * 2;
     this.buffers = {
       tiles: new Float32Array(init.stitcher.tileFloats * init.tileCapacity),
       preview: new Uint8Array(init.stitcher.previewBytes),
@@ -330,28 +330,11 @@ export class ActiveScan {
     this.pump();
   }
 
-  /** Queues raw lines [flushedUpTo, upTo) for the archive, in job-sized pieces. */
+  /** Queues raw lines [flushedUpTo, upTo) for the archive. */
   private flushRaw(upTo: number): void {
-    const maxLines = this.stitcher.options.maxLinesPerJob;
-    while (this.flushedUpTo < upTo) {
-      const first = this.flushedUpTo;
-      const count = Math.min(upTo - first, maxLines);
-      this.queueWrite(first, count);
-      this.flushedUpTo = first + count;
-    }
-  }
-
-  private queueWrite(firstLine: number, lineCount: number): void {
-    const values = new Uint16Array((lineCount * this.bytesPerLine) / 2);
-    this.stitcher.readRaw(firstLine, lineCount, values);
-    const started = process.hrtime.bigint();
-    const write = this.writer.write(firstLine, new Uint8Array(values.buffer)).then(() => {
-      this.stats.storageWrites++;
-      this.stats.storageWriteSeconds += Number(process.hrtime.bigint() - started) / 1e9;
-      this.stats.storageBytes += values.byteLength;
-    });
-    this.flushes = this.flushes.then(() => write);
-    write.catch(() => undefined);
+    if (upTo <= this.flushedUpTo) return;
+    this.archiver.enqueue(this.flushedUpTo, upTo - this.flushedUpTo);
+    this.flushedUpTo = upTo;
   }
 
   /** Final flush (including late lines that filled gaps), record update, owner notification, stitcher release. */
@@ -361,12 +344,8 @@ export class ActiveScan {
     try {
       this.flushRaw(end);
       // Lines that arrived after being declared a gap are in the raw store now; write the gap ranges again.
-      for (const [a, b] of this.gaps) {
-        for (let first = a; first < Math.min(b, end); first += this.stitcher.options.maxLinesPerJob) {
-          this.queueWrite(first, Math.min(Math.min(b, end) - first, this.stitcher.options.maxLinesPerJob));
-        }
-      }
-      await this.flushes;
+      for (const [a, b] of this.gaps) if (a < end) this.archiver.enqueue(a, Math.min(b, end) - a);
+      await this.archiver.drain();
       await this.writer.close(true);
     } catch (err) {
       failure = toScanlineError(err, 'SCANLINE_ERR_STORAGE_WRITE');

@@ -1,0 +1,100 @@
+/**
+ * Writes a scan's raw lines from the stitcher's store to its archive file, progressively and without allocating
+ * per write: two buffers of about 1 MiB per scan are reused (one being filled/written while the other is in the
+ * kernel). Lines are read from the stitcher only when a buffer is free, so queued ranges cost nothing.
+ *
+ * Threads: the JS thread copies lines out of the stitcher (readRaw) and hands the buffer to an asynchronous write;
+ * the buffer is not touched again until that write settles.
+ */
+import { ScanlineError, toScanlineError } from '../errors/index.js';
+import type { Stitcher } from '../stitch/index.js';
+import type { RawWriter } from '../storage/index.js';
+import type { IngestStats } from './stats.js';
+
+/** Target bytes per archive write. */
+const WRITE_BYTES = 1 << 20;
+const BUFFERS = 2;
+
+export class RawArchiver {
+  private readonly free: Uint16Array[] = [];
+  private readonly pending: Array<[number, number]> = [];
+  private readonly linesPerWrite: number;
+  private readonly valuesPerLine: number;
+  private inFlight = 0;
+  private failure: ScanlineError | null = null;
+  private idle: Array<{ resolve: () => void; reject: (e: ScanlineError) => void }> = [];
+
+  constructor(
+    private readonly stitcher: Stitcher,
+    private readonly writer: RawWriter,
+    private readonly stats: IngestStats,
+  ) {
+    this.valuesPerLine = stitcher.options.pixels * stitcher.options.energies;
+    this.linesPerWrite = Math.max(1, Math.min(stitcher.options.maxLinesPerJob, Math.floor(WRITE_BYTES / (this.valuesPerLine * 2))));
+    for (let i = 0; i < BUFFERS; i++) this.free.push(new Uint16Array(this.linesPerWrite * this.valuesPerLine));
+  }
+
+  /** Queues lines [firstLine, firstLine + lineCount) for writing; they must be stored in the stitcher already. */
+  enqueue(firstLine: number, lineCount: number): void {
+    for (let first = firstLine; first < firstLine + lineCount; first += this.linesPerWrite) {
+      this.pending.push([first, Math.min(this.linesPerWrite, firstLine + lineCount - first)]);
+    }
+    this.pump();
+  }
+
+  /** Resolves when every queued range is written; rejects with the first write failure. */
+  drain(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.pending.length === 0 && this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => this.idle.push({ resolve, reject }));
+  }
+
+  private pump(): void {
+    while (!this.failure && this.free.length > 0 && this.pending.length > 0) {
+      const buffer = this.free.pop() as Uint16Array;
+      const [first, count] = this.pending.shift() as [number, number];
+      const values = buffer.subarray(0, count * this.valuesPerLine);
+      try {
+        this.stitcher.readRaw(first, count, values);
+      } catch (err) {
+        this.free.push(buffer);
+        this.fail(toScanlineError(err, 'SCANLINE_ERR_STORAGE_WRITE'));
+        return;
+      }
+      this.inFlight++;
+      const started = process.hrtime.bigint();
+      this.writer.write(first, new Uint8Array(values.buffer, values.byteOffset, values.byteLength)).then(
+        () => {
+          this.stats.storageWrites++;
+          this.stats.storageWriteSeconds += Number(process.hrtime.bigint() - started) / 1e9;
+          this.stats.storageBytes += values.byteLength;
+          this.settle(buffer);
+        },
+        (err: unknown) => {
+          this.fail(toScanlineError(err, 'SCANLINE_ERR_STORAGE_WRITE'));
+          this.settle(buffer);
+        },
+      );
+    }
+    this.notifyIfIdle();
+  }
+
+  private settle(buffer: Uint16Array): void {
+    this.inFlight--;
+    this.free.push(buffer);
+    this.pump();
+  }
+
+  private fail(err: ScanlineError): void {
+    if (this.failure) return;
+    this.failure = err instanceof ScanlineError ? err : new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', String(err));
+    this.pending.length = 0;
+  }
+
+  private notifyIfIdle(): void {
+    if (this.inFlight > 0 || (this.pending.length > 0 && !this.failure)) return;
+    const waiters = this.idle;
+    this.idle = [];
+    for (const w of waiters) (this.failure ? w.reject(this.failure) : w.resolve());
+  }
+}
