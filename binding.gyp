@@ -7,6 +7,7 @@
       "sources": [
         "native/addon.cc",
         "native/calibration.cc",
+        "native/chunk_pool.cc",
         "native/extract_plane.cc",
         "native/preview.cc",
         "native/stitcher.cc",

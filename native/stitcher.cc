@@ -1,5 +1,7 @@
 #include "stitcher.h"
 
+#include "chunk_pool.h"
+
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -62,10 +64,16 @@ Stitcher::Stitcher(const StitcherConfig& config) : config_(config) {
   preview_acc_.Init(c);
 }
 
+Stitcher::~Stitcher() {
+  const size_t samples = static_cast<size_t>(config_.chunk_lines) * line_samples_;
+  for (std::unique_ptr<uint16_t[]>& chunk : chunks_) ChunkPool::Instance().Give(std::move(chunk), samples);
+}
+
 uint16_t* Stitcher::MutableLine(int64_t line) {
   std::unique_ptr<uint16_t[]>& chunk = chunks_[static_cast<size_t>(line / config_.chunk_lines)];
   if (!chunk) {
-    chunk.reset(new uint16_t[static_cast<size_t>(config_.chunk_lines) * line_samples_]());
+    // Uninitialised on purpose: a line is read only once `stored_` says it was written.
+    chunk = ChunkPool::Instance().Take(static_cast<size_t>(config_.chunk_lines) * line_samples_);
     ++chunks_allocated_;
   }
   return chunk.get() + static_cast<size_t>(line % config_.chunk_lines) * line_samples_;

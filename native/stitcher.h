@@ -82,6 +82,10 @@ class Stitcher {
  public:
   // Throws StitchError(SCANLINE_ERR_STITCH_OPTIONS) for values that would make the core unsafe.
   explicit Stitcher(const StitcherConfig& config);
+  // Returns the raw-store chunks to the process-wide pool for the next scan.
+  ~Stitcher();
+  Stitcher(const Stitcher&) = delete;
+  Stitcher& operator=(const Stitcher&) = delete;
 
   const StitcherConfig& config() const { return config_; }
   size_t tile_floats() const { return tile_floats_; }
