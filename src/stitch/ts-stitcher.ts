@@ -693,17 +693,7 @@ export class TsStitcher implements Stitcher {
     if (out.length < lineCount * pixels) {
       fail('SCANLINE_ERR_STITCH_BUFFER', `readAttenuation output holds ${out.length} floats, ${lineCount * pixels} needed`);
     }
-    const calibration = this.#requireCalibration();
-    const line = new Float64Array(this.#lineSamples);
-    for (let i = 0; i < lineCount; i++) {
-      const l = firstLine + i;
-      if (!this.#stored[l]) {
-        out.fill(0, i * pixels, (i + 1) * pixels);
-        continue;
-      }
-      calibration.calibrateLine(this.#chunkOf(l), this.#lineOffset(l), line, 0);
-      out.set(line.subarray(energy * pixels, (energy + 1) * pixels), i * pixels);
-    }
+    this.#eachCalibratedLine(firstLine, lineCount, out, (i, line) => out.set(line.subarray(energy * pixels, (energy + 1) * pixels), i * pixels));
   }
 
   readMaterial(firstLine: number, lineCount: number, out: Uint8Array): void {
@@ -715,6 +705,14 @@ export class TsStitcher implements Stitcher {
     if (out.length < lineCount * pixels) {
       fail('SCANLINE_ERR_STITCH_BUFFER', `readMaterial output holds ${out.length} bytes, ${lineCount * pixels} needed`);
     }
+    this.#eachCalibratedLine(firstLine, lineCount, out, (i, line) => {
+      for (let p = 0; p < pixels; p++) out[i * pixels + p] = classifyMaterial(line[p], line[pixels + p], this.options);
+    });
+  }
+
+  /** Calls `visit` with each stored line calibrated (all energies); rows of `out` for lines never stored read 0. */
+  #eachCalibratedLine(firstLine: number, lineCount: number, out: Float32Array | Uint8Array, visit: (i: number, line: Float64Array) => void): void {
+    const pixels = this.options.pixels;
     const calibration = this.#requireCalibration();
     const line = new Float64Array(this.#lineSamples);
     for (let i = 0; i < lineCount; i++) {
@@ -724,7 +722,7 @@ export class TsStitcher implements Stitcher {
         continue;
       }
       calibration.calibrateLine(this.#chunkOf(l), this.#lineOffset(l), line, 0);
-      for (let p = 0; p < pixels; p++) out[i * pixels + p] = classifyMaterial(line[p], line[pixels + p], this.options);
+      visit(i, line);
     }
   }
 
