@@ -75,6 +75,23 @@ export const ERROR_CODES = {
   SCANLINE_ERR_CLI_USAGE: spec('command line usage error', 400, true),
   SCANLINE_ERR_SERVER_LISTEN: spec('could not listen on the configured host and port', 500, false),
 
+  // Models (manifests, files, ONNX sessions) and inference (batcher, workers).
+  SCANLINE_ERR_MODEL_MANIFEST: spec('model manifest (model.json) is missing or invalid', 500, true),
+  SCANLINE_ERR_MODEL_CHECKSUM: spec('model file does not match the sha256 in its manifest', 500, false),
+  SCANLINE_ERR_MODEL_MISMATCH: spec('model inputs or outputs do not match its manifest', 500, false),
+  SCANLINE_ERR_MODEL_LOAD: spec('model could not be loaded on any configured execution provider', 500, false),
+  SCANLINE_ERR_MODEL_NOT_FOUND: spec('no model with this name in the models directory', 500, true),
+  SCANLINE_ERR_INFER_UNKNOWN_MODEL: spec('tile submitted for a model that is not loaded', 400, true),
+  SCANLINE_ERR_INFER_BAD_TILE: spec('tile request is invalid', 400, true),
+  SCANLINE_ERR_INFER_QUEUE_FULL: spec('inference queue is full; the tile was rejected', 503, false),
+  SCANLINE_ERR_INFER_SHED: spec('re-analysis tile was shed from a full queue to make room for live work', 503, false),
+  SCANLINE_ERR_INFER_DEADLINE: spec('tile deadline passed before it could be run', 504, false),
+  SCANLINE_ERR_INFER_FAILED: spec('inference failed for the batch holding this tile', 500, false),
+  SCANLINE_ERR_INFER_BATCH_TIMEOUT: spec('a batch ran longer than the batch timeout; its worker was replaced', 504, false),
+  SCANLINE_ERR_INFER_WORKER_CRASHED: spec('the inference worker running this batch crashed', 500, false),
+  SCANLINE_ERR_INFER_WORKER_START: spec('an inference worker could not start', 500, false),
+  SCANLINE_ERR_INFER_CLOSED: spec('inference is closed or shutting down and accepts no tiles', 503, false),
+
   // Simulator (as a portal client).
   SCANLINE_ERR_SIM_REJECTED: spec('the gateway answered the simulated portal with an error', 500, false),
   SCANLINE_ERR_SIM_CONNECTION: spec('the simulated portal lost its connection to the gateway', 500, false),

@@ -1,0 +1,61 @@
+/**
+ * Messages between the worker pool (main thread) and an inference worker thread. Tensors travel as transferred
+ * ArrayBuffers (never structured-clone copies); errors travel as data and become ScanlineErrors on the main thread.
+ */
+import type { ErrorCode, ScanlineErrorDetails } from '../errors/index.js';
+import type { ModelRuntimeStatus } from './backend.js';
+import type { ExecutionProviderName, OrtLogLevel } from './config.js';
+import type { ModelManifest } from './manifest-types.js';
+
+export interface WorkerModelSpec {
+  name: string;
+  fp32Path: string;
+  fp16Path?: string;
+  manifest: ModelManifest;
+}
+
+/** Deliberate failures for tests and chaos drills; never set in production. */
+export interface WorkerFaults {
+  /** Throw an uncaught error when the n-th run message (1-based) arrives: the worker dies with batches queued. */
+  crashOnRun?: number;
+  /** Block the thread forever when the n-th run message arrives (a hung device or kernel). */
+  hangOnRun?: number;
+}
+
+/** workerData of an inference worker. */
+export interface WorkerInit {
+  index: number;
+  models: WorkerModelSpec[];
+  executionProviders: ExecutionProviderName[];
+  deviceId: number;
+  preferFp16OnGpu: boolean;
+  intraOpThreads: number;
+  allowSpinning: boolean;
+  /** setpriority() of this thread before ONNX Runtime starts its own threads (they inherit it); 0 = unchanged. */
+  nice: number;
+  ortLogLevel: OrtLogLevel;
+  warmupBatchSizes: number[];
+  faults?: WorkerFaults;
+}
+
+export interface SerializedError {
+  code: ErrorCode;
+  message: string;
+  details: ScanlineErrorDetails;
+}
+
+export type ToWorker =
+  /** `input` holds at least batchSize tiles from offset 0; it is transferred, and comes back with the result. */
+  | { type: 'run'; id: number; model: string; batchSize: number; input: ArrayBuffer }
+  | { type: 'close' };
+
+export type WorkerLogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export type FromWorker =
+  | { type: 'ready'; ortVersion: string; supportedProviders: string[]; models: ModelRuntimeStatus[] }
+  | { type: 'init-failed'; error: SerializedError }
+  | { type: 'log'; level: WorkerLogLevel; obj: Record<string, unknown>; msg: string }
+  /** outputs: per manifest output, batchSize x floats per tile; every buffer (and `input`) is transferred. */
+  | { type: 'result'; id: number; outputs: Record<string, Float32Array>; input: ArrayBuffer; computeSeconds: number }
+  | { type: 'run-failed'; id: number; error: SerializedError; input: ArrayBuffer | null }
+  | { type: 'closed' };
