@@ -1,0 +1,42 @@
+/**
+ * Declaration check: the HS codes a driver declared against the goods the image suggests (the main customs use:
+ * declared timber, image looks like cigarettes). Codes are compared on their 4-digit HS heading, so a declared
+ * 6- or 10-digit subheading matches the category's heading.
+ */
+import type { SuggestionSegment } from './goods-suggestions.js';
+
+export interface DeclarationCheck {
+  /** unknown: nothing declared, or nothing suggested yet; match: every suggested category is declared. */
+  status: 'unknown' | 'match' | 'mismatch';
+  declared: string[];
+  /** Suggested categories whose headings are not declared: the finding an officer needs. */
+  undeclared: Array<{ label: string; name: string; hsCodes: string[]; lines: number; confidence: number }>;
+  /** Declared headings no suggested category covers (informative: small consignments may hide behind others). */
+  notSeen: string[];
+}
+
+const heading = (code: string): string => code.slice(0, 4);
+
+export function checkDeclaration(declared: readonly string[] | null, segments: readonly SuggestionSegment[]): DeclarationCheck {
+  const declaredCodes = [...(declared ?? [])];
+  const declaredHeadings = new Set(declaredCodes.map(heading));
+  const byLabel = new Map<string, DeclarationCheck['undeclared'][number]>();
+  const seenHeadings = new Set<string>();
+  for (const s of segments) {
+    const top = s.top3[0];
+    if (!top) continue;
+    for (const c of top.hsCodes) seenHeadings.add(heading(c));
+    if (top.hsCodes.some((c) => declaredHeadings.has(heading(c)))) continue;
+    const entry = byLabel.get(top.label) ?? { label: top.label, name: top.name, hsCodes: top.hsCodes, lines: 0, confidence: 0 };
+    entry.lines += s.endLine - s.startLine;
+    entry.confidence = Math.max(entry.confidence, s.confidence);
+    byLabel.set(top.label, entry);
+  }
+  const status = declaredCodes.length === 0 || segments.length === 0 ? 'unknown' : byLabel.size > 0 ? 'mismatch' : 'match';
+  return {
+    status,
+    declared: declaredCodes,
+    undeclared: [...byLabel.values()],
+    notSeen: [...declaredHeadings].filter((h) => !seenHeadings.has(h)),
+  };
+}

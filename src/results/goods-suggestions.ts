@@ -1,0 +1,151 @@
+/**
+ * Goods suggestions of one scan: tile class probabilities aggregated into segments along the vehicle, each with
+ * its top-3 categories, updated as tiles arrive and finalised at scan end.
+ *
+ * Method: tiles of one column (same first line) are averaged; a column is cargo when the probability mass on
+ * cargo labels (manifest `cargo !== false`) averages at least one half; its category distribution is the cargo
+ * part renormalised. Neighbouring cargo columns with the same top-1 category form a segment whose distribution
+ * is the mean of its columns. A segment is suggested when its top-1 probability reaches the model's `suggest`
+ * threshold. Each column speaks for the lines around its centre (one stride wide), so segments tile the scan.
+ */
+import type { ModelLabel } from '../inference/index.js';
+
+export interface GoodsTile {
+  /** First raw line and pixel of the tile and how many it covers. */
+  line: number;
+  lines: number;
+  pixel: number;
+  pixels: number;
+  /** Softmax probabilities over the model's labels. */
+  probabilities: Float32Array;
+}
+
+export interface RankedCategory {
+  label: string;
+  name: string;
+  hsCodes: string[];
+  probability: number;
+}
+
+export interface SuggestionSegment {
+  /** Stable within a scan: the index of the segment's first column. */
+  id: string;
+  /** Lines [startLine, endLine) along the vehicle. */
+  startLine: number;
+  endLine: number;
+  top3: RankedCategory[];
+  /** Top-1 probability. */
+  confidence: number;
+  /** True once the scan ended: the segment will not change again. */
+  final: boolean;
+}
+
+interface Column {
+  line: number;
+  lines: number;
+  tiles: number;
+  sums: Float64Array;
+}
+
+export class GoodsSuggestions {
+  private readonly columns = new Map<number, Column>();
+  private readonly cargoIndex: number[];
+  private final = false;
+
+  constructor(
+    private readonly labels: readonly ModelLabel[],
+    private readonly strideLines: number,
+    private readonly suggestThreshold: number,
+  ) {
+    this.cargoIndex = labels.map((l, i) => (l.cargo === false ? -1 : i)).filter((i) => i >= 0);
+  }
+
+  add(tile: GoodsTile): void {
+    let c = this.columns.get(tile.line);
+    if (!c) {
+      c = { line: tile.line, lines: tile.lines, tiles: 0, sums: new Float64Array(this.labels.length) };
+      this.columns.set(tile.line, c);
+    }
+    c.tiles++;
+    for (let i = 0; i < this.labels.length; i++) c.sums[i] += tile.probabilities[i];
+  }
+
+  finish(): void {
+    this.final = true;
+  }
+
+  /** Current segments, ordered along the vehicle; only those reaching the suggest threshold. */
+  segments(): SuggestionSegment[] {
+    const ordered = [...this.columns.values()].sort((a, b) => a.line - b.line);
+    const out: SuggestionSegment[] = [];
+    let run: { first: number; dists: Float64Array[]; start: number; end: number; top: number } | null = null;
+    const close = (): void => {
+      if (!run) return;
+      const mean = new Float64Array(this.labels.length);
+      for (const d of run.dists) for (let i = 0; i < mean.length; i++) mean[i] += d[i] / run.dists.length;
+      const top3 = this.rank(mean);
+      if (top3[0] && top3[0].probability >= this.suggestThreshold) {
+        out.push({ id: `g${run.first}`, startLine: run.start, endLine: run.end, top3, confidence: top3[0].probability, final: this.final });
+      }
+      run = null;
+    };
+    ordered.forEach((c, index) => {
+      const dist = this.cargoDistribution(c);
+      const centre = c.line + c.lines / 2;
+      const start = Math.max(0, Math.round(centre - this.strideLines / 2));
+      const end = Math.round(centre + this.strideLines / 2);
+      if (!dist) {
+        close();
+        return;
+      }
+      const top = argmax(dist);
+      if (run && run.top === top && start <= run.end + 1) {
+        run.dists.push(dist);
+        run.end = end;
+      } else {
+        close();
+        run = { first: index, dists: [dist], start, end, top };
+      }
+    });
+    close();
+    return out;
+  }
+
+  /** Cargo distribution of a column, or null when the column is mostly not cargo. */
+  private cargoDistribution(c: Column): Float64Array | null {
+    let cargoMass = 0;
+    for (const i of this.cargoIndex) cargoMass += c.sums[i];
+    if (cargoMass / c.tiles < 0.5) return null;
+    const d = new Float64Array(this.labels.length);
+    for (const i of this.cargoIndex) d[i] = c.sums[i] / cargoMass;
+    return d;
+  }
+
+  private rank(dist: Float64Array): RankedCategory[] {
+    return [...dist.keys()]
+      .filter((i) => this.labels[i].cargo !== false)
+      .sort((a, b) => dist[b] - dist[a])
+      .slice(0, 3)
+      .map((i) => ({ label: this.labels[i].id, name: this.labels[i].name, hsCodes: [...this.labels[i].hsCodes], probability: round4(dist[i]) }));
+  }
+}
+
+function argmax(a: Float64Array): number {
+  let best = 0;
+  for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
+  return best;
+}
+
+function round4(x: number): number {
+  return Math.round(x * 1e4) / 1e4;
+}
+
+/** Softmax of one row of logits into `out`. */
+export function softmaxInto(logits: Float32Array, out: Float32Array): Float32Array {
+  let max = -Infinity;
+  for (const v of logits) if (v > max) max = v;
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += out[i] = Math.exp(logits[i] - max);
+  for (let i = 0; i < logits.length; i++) out[i] /= sum;
+  return out;
+}
