@@ -1,0 +1,85 @@
+/**
+ * The two gateways the ingest bench compares, behind one small interface:
+ *   (a) 'uws-native': the production composition root (src/main.ts startGateway): uWebSockets.js + native addon.
+ *   (b) 'ws-typescript': the `ws` package (bench/lib/ws-transport.ts) + the pure-TypeScript reference stitcher.
+ * Both use the same IngestService (protocol, seq/ack bookkeeping, raw archiving) and the same ScanStore (SQLite
+ * records + raw line files written progressively) in a fresh temp directory that dispose() deletes.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveConfig, type GatewayConfig } from '../../src/config/index.js';
+import { IngestService } from '../../src/ingest/index.js';
+import { silentLogger } from '../../src/log/index.js';
+import { startGateway } from '../../src/main.js';
+import { ScanStore } from '../../src/storage/index.js';
+import { startWsTransport } from './ws-transport.js';
+
+export type GatewayPath = 'uws-native' | 'ws-typescript';
+
+export const PATH_LABEL: Readonly<Record<GatewayPath, string>> = Object.freeze({
+  'uws-native': '(a) uWS + addon',
+  'ws-typescript': '(b) ws + TS stitcher',
+});
+
+export interface BenchGateway {
+  readonly path: GatewayPath;
+  readonly portalUrl: string;
+  readonly ingest: IngestService;
+  readonly dataDir: string;
+  /** Closes the gateway (open scans are aborted at once) and deletes its data directory. */
+  dispose(): Promise<void>;
+}
+
+function benchConfig(dataDir: string): GatewayConfig {
+  return resolveConfig({
+    server: { host: '127.0.0.1', port: 0 },
+    storage: { dataDir },
+    log: { level: 'silent' },
+    // The load generator disconnects mid-scan at the end of a run: abort those scans at once instead of waiting
+    // for a scan.resume, so teardown does not depend on the drain timeout.
+    portal: { resumeGraceMs: 0 },
+  });
+}
+
+/** `dataParent`: where the data directory is made (default os.tmpdir()). */
+export async function startBenchGateway(path: GatewayPath, dataParent: string = tmpdir()): Promise<BenchGateway> {
+  const dataDir = mkdtempSync(join(dataParent, 'scanline-bench-ingest-'));
+  const config = benchConfig(dataDir);
+  const log = silentLogger();
+  const removeDir = () => rmSync(dataDir, { recursive: true, force: true });
+  try {
+    if (path === 'uws-native') {
+      const gateway = await startGateway(config, { log, stitcher: 'native' });
+      return {
+        path,
+        portalUrl: gateway.portalUrl,
+        ingest: gateway.ingest,
+        dataDir,
+        async dispose() {
+          await gateway.close(1_000);
+          removeDir();
+        },
+      };
+    }
+    const store = ScanStore.open(dataDir, log);
+    const ingest = new IngestService({ config, store, log, stitcher: 'typescript' });
+    const transport = await startWsTransport(config, ingest);
+    return {
+      path,
+      portalUrl: transport.portalUrl,
+      ingest,
+      dataDir,
+      async dispose() {
+        ingest.stopAccepting(1_000);
+        await transport.close();
+        await ingest.drain(1_000);
+        store.close();
+        removeDir();
+      },
+    };
+  } catch (err) {
+    removeDir();
+    throw err;
+  }
+}
