@@ -3,10 +3,13 @@
  *   scanline serve [--port P] [--host H] [--data-dir DIR] [--demo N] [--config FILE] [--log-level L]
  *   scanline simulate --url ws://HOST:PORT/v1/portal [--portals N] [--trucks M] [--seed S] [--line-rate HZ]
  *                     [--speed realtime|max] [--pixels N]
+ *   scanline dataset --seeds A..B --out DIR [--pixels N] [--threat-probability P] [--calibration frames|none]
+ *                    [--keep all|threats]
  * Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readConfigFile, resolveConfig, type GatewayConfigInput } from './config/index.js';
+import { exportDataset } from './dataset/index.js';
 import { ScanlineError } from './errors/index.js';
 import { startGateway } from './main.js';
 import { simulatePortals } from './simulator/index.js';
@@ -16,6 +19,7 @@ const USAGE = `Usage: scanline <command> [options]
 Commands:
   serve       run the gateway
   simulate    stream simulated trucks into a gateway
+  dataset     export labelled training tiles of simulated trucks (models/train/)
   help        show this text
 
 scanline serve [options]
@@ -34,6 +38,15 @@ scanline simulate [options]
   --line-rate HZ    detector lines per second (default 500)
   --speed MODE      realtime (paced at the line rate) or max (as fast as acked) (default realtime)
   --pixels N        detector pixels per line (default 1024)
+
+scanline dataset --seeds A..B --out DIR [options]
+  --seeds A..B      truck seeds, inclusive (or a single seed A)
+  --out DIR         output directory: tiles.f32, goods.u8, threats.u8, index.json
+  --pixels N        detector pixels per line (default 1024)
+  --threat-probability P
+                    probability that a truck carries concealed threats (default 0.1)
+  --calibration C   frames (16 dark + 16 air lines, as the simulated portal sends) or none (default frames)
+  --keep K          all tiles, or only tiles with threat cells (threats) (default all)
 `;
 
 function usage(message: string): ScanlineError {
@@ -150,6 +163,54 @@ async function simulate(args: string[]): Promise<void> {
   process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
 }
 
+function seedRange(raw: unknown): [number, number] {
+  const m = typeof raw === 'string' ? /^(\d+)(?:\.\.(\d+))?$/.exec(raw) : null;
+  const first = m ? Number(m[1]) : NaN;
+  const last = m ? Number(m[2] ?? m[1]) : NaN;
+  if (!Number.isSafeInteger(first) || !Number.isSafeInteger(last) || first > last) {
+    throw usage(`Expected a seed range A..B (integers, A <= B) for --seeds but received ${JSON.stringify(raw)}`);
+  }
+  return [first, last];
+}
+
+async function dataset(args: string[]): Promise<void> {
+  const v = parse(args, {
+    seeds: { type: 'string' },
+    out: { type: 'string' },
+    pixels: { type: 'string' },
+    'threat-probability': { type: 'string' },
+    calibration: { type: 'string' },
+    keep: { type: 'string' },
+  });
+  const seeds = seedRange(v.seeds);
+  if (typeof v.out !== 'string' || v.out.length === 0) throw usage('Expected a directory for --out but received nothing');
+  let threatProbability: number | undefined;
+  if (v['threat-probability'] !== undefined) {
+    threatProbability = Number(v['threat-probability']);
+    if (!(threatProbability >= 0 && threatProbability <= 1)) {
+      throw usage(`Expected a probability 0..1 for --threat-probability but received ${JSON.stringify(v['threat-probability'])}`);
+    }
+  }
+  const calibration = (v.calibration as string | undefined) ?? 'frames';
+  if (calibration !== 'frames' && calibration !== 'none') throw usage(`Expected frames or none for --calibration but received ${JSON.stringify(calibration)}`);
+  const keep = (v.keep as string | undefined) ?? 'all';
+  if (keep !== 'all' && keep !== 'threats') throw usage(`Expected all or threats for --keep but received ${JSON.stringify(keep)}`);
+  const total = seeds[1] - seeds[0] + 1;
+  const summary = await exportDataset({
+    seeds,
+    out: v.out,
+    pixels: intOption(v, 'pixels', 1024, 16, 4096),
+    threatProbability,
+    ...(calibration === 'none' ? { calibration: false } : {}),
+    keep,
+    log: (msg, fields) => {
+      const done = fields.done as number;
+      if (done === total || done % 10 === 0) process.stderr.write(`${msg} ${JSON.stringify(fields)}\n`);
+    },
+  });
+  process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+}
+
 /** Entry point used by bin/scanline.js. Sets process.exitCode; `serve` keeps running until a signal. */
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
@@ -159,6 +220,8 @@ export async function main(argv: string[]): Promise<void> {
         return await serve(rest);
       case 'simulate':
         return await simulate(rest);
+      case 'dataset':
+        return await dataset(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -1,0 +1,78 @@
+"""The two demo networks. Both take normalised tiles [N, 2, 64, 64] (attenuation high, low; H down the detector,
+W along the scan) and are small enough to train in minutes on 2 CPU cores and to run at portal line rates on a CPU.
+"""
+import torch
+from torch import nn
+
+
+def conv_bn(cin, cout, k=3, stride=1, dilation=1):
+    pad = dilation * (k - 1) // 2
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride=stride, padding=pad, dilation=dilation, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class GoodsNet(nn.Module):
+    """Tile classifier: class logits over the goods labels and a 64-d embedding (the penultimate layer, before its
+    ReLU) for reference-sample matching. ~60k parameters, ~4.4 M multiply-adds per tile."""
+
+    def __init__(self, classes, embedding=64):
+        super().__init__()
+        self.features = nn.Sequential(
+            conv_bn(2, 16, k=4, stride=2),  # 32 x 32
+            conv_bn(16, 32, stride=2),  # 16 x 16
+            conv_bn(32, 48, stride=2),  # 8 x 8
+            conv_bn(48, 64),
+            conv_bn(64, 64),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.embed = nn.Linear(64, embedding)
+        self.classify = nn.Linear(embedding, classes)
+
+    def forward(self, x):
+        f = self.pool(self.features(x)).flatten(1)
+        e = self.embed(f)
+        return self.classify(torch.relu(e)), e
+
+
+class ThreatNetL(nn.Module):
+    """Larger threat detector: full-resolution stem, 32 x 32 stage, dilated 16 x 16 stage."""
+
+    def __init__(self, kinds, width=48):
+        super().__init__()
+        self.body = nn.Sequential(
+            conv_bn(2, 24, stride=2),  # 32 x 32
+            conv_bn(24, 32),
+            conv_bn(32, width, stride=2),  # 16 x 16
+            conv_bn(width, width),
+            conv_bn(width, width, dilation=2),
+            conv_bn(width, width, dilation=4),
+            conv_bn(width, width, dilation=8),
+        )
+        self.head = nn.Conv2d(width, kinds, 1)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+class ThreatNet(nn.Module):
+    """Fully convolutional threat detector: per-cell logits [N, K, 16, 16] (one cell = 4 x 4 tile samples). Dilated
+    layers give each cell a receptive field of ~70 samples so it sees the load around it. ~40k parameters,
+    ~7.5 M multiply-adds per tile."""
+
+    def __init__(self, kinds, width=32):
+        super().__init__()
+        self.body = nn.Sequential(
+            conv_bn(2, 16, k=4, stride=2),  # 32 x 32
+            conv_bn(16, 24, stride=2),  # 16 x 16
+            conv_bn(24, width),
+            conv_bn(width, width, dilation=2),
+            conv_bn(width, width, dilation=4),
+            conv_bn(width, width, dilation=8),
+        )
+        self.head = nn.Conv2d(width, kinds, 1)
+
+    def forward(self, x):
+        return self.head(self.body(x))

@@ -1,0 +1,180 @@
+"""Trains the threat detector (ThreatNet) on `scanline dataset` exports, picks per-label alert thresholds on the
+validation seeds and saves a checkpoint for export.py.
+
+  /usr/bin/python3 train_threats.py --train DIR [DIR ...] --val DIR [DIR ...] --out CKPT [--epochs E] [--seed S]
+
+Sampling: each epoch takes every tile with a threat cell plus `--neg-ratio` times as many tiles without one, drawn
+with cargo tiles (dense loads are where false alarms come from) weighted up. Loss: per-cell focal loss
+(gamma 2) with positives weighted `--pos-weight`, since threat cells are rare even in threat tiles. Augmentation:
+mirror along the scan (tile and target) and a common attenuation gain of 0.9-1.1.
+
+Thresholds: per label, the lowest cell probability whose scan-level false alarms on the validation seeds stay
+within an equal share of `--fa-budget` false alarms per scan (see common.alert_stats for what an alert is).
+"""
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import common
+import nets
+
+
+def focal_loss(logits, target, pos_weight, gamma=2.0):
+    p = torch.sigmoid(logits)
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction='none')
+    pt = p * target + (1 - p) * (1 - target)
+    w = target * pos_weight + (1 - target)
+    return (w * ce * (1 - pt) ** gamma).mean()
+
+
+def mil_loss(logits, target, pos_weight, dense=0.2):
+    """Multiple-instance loss, shaped like the alert rule: per tile and kind, the most confident cell inside the
+    threat's cells should fire (a box is found when any of its cells alerts) and the most confident cell outside
+    should not (one such cell is a false alarm); plus a dense term over all cells (quiet background, heatmap covering
+    the threat rather than one cell)."""
+    pos = target > 0.5
+    has = pos.flatten(2).any(2)
+    peak_pos = logits.masked_fill(~pos, -1e4).flatten(2).amax(2)[has]
+    peak_neg = logits.masked_fill(pos, -1e4).flatten(2).amax(2)
+    w = torch.where(pos, torch.full_like(logits, dense), torch.ones_like(logits))
+    dense_loss = (F.binary_cross_entropy_with_logits(logits, target, reduction='none') * w).mean()
+    neg_loss = F.binary_cross_entropy_with_logits(peak_neg, torch.zeros_like(peak_neg))
+    pos_loss = F.binary_cross_entropy_with_logits(peak_pos, torch.ones_like(peak_pos), reduction='sum') / logits.shape[0]
+    return dense_loss + neg_loss + pos_weight * pos_loss
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--train', nargs='+', required=True)
+    ap.add_argument('--val', nargs='+', required=True)
+    ap.add_argument('--out', required=True)
+    ap.add_argument('--epochs', type=int, default=12)
+    ap.add_argument('--neg-ratio', type=float, default=2.0)
+    ap.add_argument('--hard', type=int, default=2000, help='mined hard negatives per epoch (each drawn twice)')
+    ap.add_argument('--mine-pool', type=int, default=16000, help='threat-free tiles scored per epoch to mine them')
+    ap.add_argument('--pos-weight', type=float, default=4.0)
+    ap.add_argument('--batch', type=int, default=64)
+    ap.add_argument('--lr', type=float, default=4e-3)
+    ap.add_argument('--seed', type=int, default=1)
+    ap.add_argument('--loss', choices=['focal', 'bce', 'mil'], default='mil')
+    ap.add_argument('--width', type=int, default=32, help='channels of the 16x16 layers')
+    ap.add_argument('--arch', choices=['small', 'large'], default='small')
+    ap.add_argument('--patches', help='threat-patches.mjs output: threat image projection into threat-free tiles')
+    ap.add_argument('--tip', type=float, default=1.0, help='projected positives per real threat tile')
+    ap.add_argument('--fa-budget', type=float, default=0.05, help='false alarms per scan allowed on the validation seeds')
+    args = ap.parse_args()
+
+    common.seed_everything(args.seed)
+    started = time.time()
+    train = common.Dataset(args.train)
+    val = common.Dataset(args.val)
+    mean, std = common.channel_stats(train, seed=args.seed)
+    norm = common.Normalization.from_stats(mean, std)
+    kinds = train.threat_labels
+    target = train.threats
+    pos = np.nonzero(target.reshape(len(train), -1).any(1))[0]
+    neg = np.setdiff1d(np.arange(len(train)), pos)
+    cargo_ids = [i for i, l in enumerate(train.goods_labels) if l not in ('vehicle', 'air', 'empty')]
+    neg_w = np.where(np.isin(train.goods[neg], cargo_ids), 3.0, 1.0)
+    neg_w /= neg_w.sum()
+    print('train tiles %d (threat tiles %d), val tiles %d, val scans %d' % (len(train), len(pos), len(val), len(val.scans)), flush=True)
+
+    model = (nets.ThreatNetL if args.arch == 'large' else nets.ThreatNet)(len(kinds), args.width)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    n_neg = int(len(pos) * args.neg_ratio)
+    patches = common.ThreatPatches(args.patches, kinds) if args.patches else None
+    n_tip = int(len(pos) * args.tip) if patches else 0
+    per_epoch = ((len(pos) + n_neg + n_tip + 2 * args.hard) // args.batch) * args.batch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * (per_epoch // args.batch), pct_start=0.15)
+    rng = np.random.RandomState(args.seed)
+    history = []
+    for epoch in range(args.epochs):
+        t0 = time.time()
+        if epoch > 0 and args.hard > 0:
+            # Hard negative mining: score a fresh random pool of threat-free tiles with the current model and keep
+            # the ones whose strongest cell is most confident (steel pipes that look like pipe bombs, machinery...).
+            pool = rng.choice(neg, size=min(args.mine_pool, len(neg)), replace=False)
+            peak = common.predict(model, train, norm, pool).reshape(len(pool), -1).max(1)
+            hard = np.repeat(pool[np.argsort(-peak)[:args.hard]], 2)
+        else:
+            hard = np.array([], dtype=np.int64)
+        easy = rng.choice(neg, size=n_neg, replace=False, p=neg_w)
+        # Projected threats go into random threat-free tiles, cargo weighted up (index + len(train) marks them). Not
+        # into the mined hard negatives: a threat projected into a load it is invisible in (a pipe bomb among steel
+        # pipes) would teach the model to fire on that load.
+        tip_bg = rng.choice(neg, size=n_tip, replace=False, p=neg_w)
+        draw = np.concatenate([pos, hard, easy, tip_bg + len(train)])
+        rng.shuffle(draw)
+        draw = draw[:per_epoch]
+        model.train()
+        loss_sum = 0.0
+        for s in range(0, len(draw), args.batch):
+            sel = draw[s:s + args.batch]
+            tip = sel >= len(train)
+            idx = np.where(tip, sel - len(train), sel)
+            x = train.get(idx)
+            t = target[idx].astype(np.float32)
+            for j in np.nonzero(tip)[0]:
+                patches.project(x[j], t[j], rng)
+            x *= rng.uniform(0.9, 1.1, size=(len(idx), 1, 1, 1)).astype(np.float32)
+            flip = rng.rand(len(idx)) < 0.5
+            x[flip] = x[flip, :, :, ::-1]
+            t[flip] = t[flip, :, :, ::-1]
+            logits = model(torch.from_numpy(norm.apply(x)))
+            tt = torch.from_numpy(np.ascontiguousarray(t))
+            if args.loss == 'mil':
+                loss = mil_loss(logits, tt, args.pos_weight)
+            elif args.loss == 'focal':
+                loss = focal_loss(logits, tt, args.pos_weight)
+            else:
+                loss = F.binary_cross_entropy_with_logits(logits, tt, pos_weight=torch.tensor(args.pos_weight))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += float(loss) * len(idx)
+        history.append({'epoch': epoch + 1, 'loss': round(loss_sum / len(draw), 5), 'seconds': round(time.time() - t0, 1)})
+        print(json.dumps(history[-1]), flush=True)
+
+    t0 = time.time()
+    logits = common.predict(model, val, norm)
+    probs = 1.0 / (1.0 + np.exp(-logits))
+    maps = common.scan_cell_maps(val, probs)
+    thresholds, metrics = common.choose_thresholds(maps, kinds, args.fa_budget)
+    metrics['thresholds'] = thresholds
+    metrics['faBudgetPerScan'] = args.fa_budget
+    # Honest split: thresholds picked on the first half of the validation scans, measured on the second half.
+    half = len(maps) // 2
+    th_a, _ = common.choose_thresholds(maps[:half], kinds, args.fa_budget)
+    metrics['splitCheck'] = {'thresholdsFromFirstHalf': th_a, 'secondHalf': common.alert_stats(maps[half:], kinds, th_a)}
+    print(json.dumps(metrics, indent=1), flush=True)
+    print('evaluation seconds %.1f' % (time.time() - t0), flush=True)
+    torch.save({
+        'task': 'threats',
+        'state': model.state_dict(),
+        'labels': kinds,
+        'normalization': norm.manifest(),
+        'thresholds': thresholds,
+        'metrics': metrics,
+        'history': history,
+        'args': vars(args),
+        'trainSeeds': [train.seeds[0], train.seeds[-1]],
+        'trainScans': len(train.seeds),
+        'valSeeds': [val.seeds[0], val.seeds[-1]],
+        'valScans': len(val.seeds),
+        'trainTiles': len(train),
+        'trainThreatTiles': int(len(pos)),
+        'threatPatches': {'count': len(patches), 'seeds': patches.seeds, 'perRealThreatTile': args.tip} if patches else None,
+        'valTiles': len(val),
+        'dataset': {k: train.index['generator'][k] for k in ('scanline', 'simulatorFingerprint', 'pixels', 'truck', 'calibration', 'stitch')},
+        'trainSeconds': round(time.time() - started, 1),
+        'params': common.count_params(model),
+    }, args.out)
+
+
+if __name__ == '__main__':
+    main()
