@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { ScanlineError } from '../errors/index.js';
 import { DEFAULT_STITCHER_OPTIONS } from '../stitch/defaults.js';
+import { deepFreeze, isPlainObject, mergeLayer } from './layers.js';
 
 export interface GatewayConfig {
   server: {
@@ -82,26 +83,6 @@ export const DEFAULT_CONFIG: GatewayConfig = {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Merges `override` into `base` (objects recursively, arrays and scalars replaced) and lists unknown keys. */
-function merge(base: unknown, override: unknown, path: string, unknown: string[]): unknown {
-  if (override === undefined) return base;
-  if (!isPlainObject(base) || !isPlainObject(override)) return override;
-  const out: Record<string, unknown> = { ...base };
-  for (const [key, value] of Object.entries(override)) {
-    const p = path ? `${path}.${key}` : key;
-    if (!(key in base)) {
-      unknown.push(p);
-      continue;
-    }
-    out[key] = merge(base[key], value, p, unknown);
-  }
-  return out;
-}
-
 function describe(v: unknown): string {
   const s = JSON.stringify(v);
   return `${s === undefined ? String(v) : s} of type ${Array.isArray(v) ? 'array' : typeof v}`;
@@ -173,14 +154,6 @@ function validate(c: GatewayConfig): string[] {
   return p;
 }
 
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
-}
-
 /**
  * Builds the effective configuration from defaults and the given layers (later layers win), validates it and
  * returns it frozen. Throws SCANLINE_ERR_CONFIG_INVALID listing every problem (unknown keys included).
@@ -188,7 +161,7 @@ function deepFreeze<T>(value: T): T {
 export function resolveConfig(...layers: GatewayConfigInput[]): GatewayConfig {
   const unknown: string[] = [];
   let merged: unknown = structuredClone(DEFAULT_CONFIG);
-  for (const layer of layers) merged = merge(merged, layer, '', unknown);
+  for (const layer of layers) merged = mergeLayer(merged, layer, '', unknown);
   const config = merged as GatewayConfig;
   const problems = [...unknown.map((k) => `Unknown configuration key ${k}`), ...validate(config)];
   if (problems.length > 0) {

@@ -4,6 +4,7 @@
  * (`inference.*`); `resolveInferenceConfig` validates and freezes it for standalone use (tests, benchmarks).
  */
 import { availableParallelism } from 'node:os';
+import { deepFreeze, mergeLayer } from '../config/layers.js';
 import { ScanlineError } from '../errors/index.js';
 
 /** Execution providers the onnxruntime-node binding can be asked for, fastest first. */
@@ -191,29 +192,6 @@ export function validateInferenceConfig(c: InferenceConfig, prefix = 'inference'
   return p;
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function merge(base: unknown, override: unknown, path: string, unknown: string[]): unknown {
-  if (override === undefined) return base;
-  if (!isPlainObject(base) || !isPlainObject(override)) return override;
-  const out: Record<string, unknown> = { ...base };
-  for (const [key, value] of Object.entries(override)) {
-    const p = `${path}.${key}`;
-    if (!(key in base)) unknown.push(p);
-    else out[key] = merge(base[key], value, p, unknown);
-  }
-  return out;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
-}
 
 /**
  * Defaults merged with `input` (objects recursively, arrays replaced), validated and deeply frozen. Throws
@@ -222,7 +200,7 @@ function deepFreeze<T>(value: T): T {
  */
 export function resolveInferenceConfig(input: InferenceConfigInput = {}): InferenceConfig {
   const unknown: string[] = [];
-  const merged = merge(structuredClone(DEFAULT_INFERENCE_CONFIG), input, 'inference', unknown) as InferenceConfig;
+  const merged = mergeLayer(structuredClone(DEFAULT_INFERENCE_CONFIG), input, 'inference', unknown) as InferenceConfig;
   const problems = [...unknown.map((k) => `Unknown configuration key ${k}`), ...validateInferenceConfig(merged)];
   if (problems.length > 0) {
     throw new ScanlineError('SCANLINE_ERR_CONFIG_INVALID', `invalid inference configuration:\n  - ${problems.join('\n  - ')}`, { problems });

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
+import { deepFreeze } from '../config/layers.js';
 import { ScanlineError } from '../errors/index.js';
 import type { ModelManifest, ModelOutput, OutputMeaning } from './manifest-types.js';
 
@@ -273,13 +274,6 @@ export function validateManifest(value: unknown): string[] {
   return p;
 }
 
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
-}
 
 /** Lower-case hex sha256 of a file. */
 export async function sha256File(path: string): Promise<string> {
