@@ -37,26 +37,6 @@ class GoodsNet(nn.Module):
         return self.classify(torch.relu(e)), e
 
 
-class ThreatNetL(nn.Module):
-    """Larger threat detector: full-resolution stem, 32 x 32 stage, dilated 16 x 16 stage."""
-
-    def __init__(self, kinds, width=48):
-        super().__init__()
-        self.body = nn.Sequential(
-            conv_bn(2, 24, stride=2),  # 32 x 32
-            conv_bn(24, 32),
-            conv_bn(32, width, stride=2),  # 16 x 16
-            conv_bn(width, width),
-            conv_bn(width, width, dilation=2),
-            conv_bn(width, width, dilation=4),
-            conv_bn(width, width, dilation=8),
-        )
-        self.head = nn.Conv2d(width, kinds, 1)
-
-    def forward(self, x):
-        return self.head(self.body(x))
-
-
 class ThreatNet(nn.Module):
     """Fully convolutional threat detector: per-cell logits [N, K, 16, 16] (one cell = 4 x 4 tile samples). Dilated
     layers give each cell a receptive field of ~70 samples so it sees the load around it. ~40k parameters,

@@ -12,8 +12,8 @@
 #   REUSE_DATA=1       keep dataset directories that already have an index.json
 #
 # Seeds: train 1000-1399 (threat probability 0.5, every tile), threat-rich 2000-2999 (every truck carries threats,
-# only tiles with threat cells), validation 1400-1599 (threat probability 0.5). Seeds 5000 and up are held out for
-# `scanline eval` and never used here.
+# only tiles with threat cells), threat projection library 3000-3999, validation 1400-1599 (threat probability 0.5).
+# Seeds 5000 and up are held out for `scanline eval` and never used here.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -44,14 +44,15 @@ pair() {
 pair "train-a 1000..1199 --threat-probability 0.5" "train-b 1200..1399 --threat-probability 0.5"
 pair "val-a 1400..1499 --threat-probability 0.5" "val-b 1500..1599 --threat-probability 0.5"
 pair "threats-a 2000..2499 --threat-probability 1 --keep threats" "threats-b 2500..2999 --threat-probability 1 --keep threats"
+node models/train/threat-patches.mjs --seeds 3000..3999 --out "$WORK/patches"
 data_done=$(date +%s)
 
 cd models/train
-W=../../$WORK
+if [[ "$WORK" == /* ]]; then W=$WORK; else W=../../$WORK; fi
 $PYTHON train_goods.py --train $W/train-a $W/train-b --val $W/val-a $W/val-b --out $W/goods.pt --seed 1 \
   | tee $W/goods-train.log
 $PYTHON train_threats.py --train $W/train-a $W/train-b $W/threats-a $W/threats-b --val $W/val-a $W/val-b \
-  --out $W/threats.pt --seed 1 | tee $W/threats-train.log
+  --patches $W/patches --out $W/threats.pt --seed 1 | tee $W/threats-train.log
 train_done=$(date +%s)
 $PYTHON export.py --goods $W/goods.pt --threats $W/threats.pt --val $W/val-a $W/val-b --models .. | tee $W/export.log
 cd ../..

@@ -1,15 +1,20 @@
 """Trains the threat detector (ThreatNet) on `scanline dataset` exports, picks per-label alert thresholds on the
 validation seeds and saves a checkpoint for export.py.
 
-  /usr/bin/python3 train_threats.py --train DIR [DIR ...] --val DIR [DIR ...] --out CKPT [--epochs E] [--seed S]
+  /usr/bin/python3 train_threats.py --train DIR [DIR ...] --val DIR [DIR ...] --patches DIR --out CKPT [--seed S]
 
-Sampling: each epoch takes every tile with a threat cell plus `--neg-ratio` times as many tiles without one, drawn
-with cargo tiles (dense loads are where false alarms come from) weighted up. Loss: per-cell focal loss
-(gamma 2) with positives weighted `--pos-weight`, since threat cells are rare even in threat tiles. Augmentation:
-mirror along the scan (tile and target) and a common attenuation gain of 0.9-1.1.
+Each epoch draws:
+  * every real tile with a threat cell;
+  * `--tip` times as many threat-free tiles with a simulated threat projected into them (threat image projection:
+    attenuation is additive, see threat-patches.mjs and common.ThreatPatches), cargo tiles weighted up;
+  * `--neg-ratio` times as many threat-free tiles, cargo weighted up (dense loads are where false alarms come from);
+  * `--hard` mined hard negatives, twice each: the most confident threat-free tiles of a fresh random pool scored
+    with the current model (from the second epoch on).
+Loss: per-cell binary cross-entropy, positive cells weighted `--pos-weight` (threat cells are rare even in threat
+tiles). Augmentation: mirror along the scan (tile and target) and a common attenuation gain of 0.9-1.1.
 
-Thresholds: per label, the lowest cell probability whose scan-level false alarms on the validation seeds stay
-within an equal share of `--fa-budget` false alarms per scan (see common.alert_stats for what an alert is).
+Thresholds: per label, chosen on the validation scans for the most threats found with at most `--fa-budget` false
+alarms per scan under the scan-level alert rule (common.alert_stats, common.choose_thresholds).
 """
 import argparse
 import json
@@ -23,46 +28,20 @@ import common
 import nets
 
 
-def focal_loss(logits, target, pos_weight, gamma=2.0):
-    p = torch.sigmoid(logits)
-    ce = F.binary_cross_entropy_with_logits(logits, target, reduction='none')
-    pt = p * target + (1 - p) * (1 - target)
-    w = target * pos_weight + (1 - target)
-    return (w * ce * (1 - pt) ** gamma).mean()
-
-
-def mil_loss(logits, target, pos_weight, dense=0.2):
-    """Multiple-instance loss, shaped like the alert rule: per tile and kind, the most confident cell inside the
-    threat's cells should fire (a box is found when any of its cells alerts) and the most confident cell outside
-    should not (one such cell is a false alarm); plus a dense term over all cells (quiet background, heatmap covering
-    the threat rather than one cell)."""
-    pos = target > 0.5
-    has = pos.flatten(2).any(2)
-    peak_pos = logits.masked_fill(~pos, -1e4).flatten(2).amax(2)[has]
-    peak_neg = logits.masked_fill(pos, -1e4).flatten(2).amax(2)
-    w = torch.where(pos, torch.full_like(logits, dense), torch.ones_like(logits))
-    dense_loss = (F.binary_cross_entropy_with_logits(logits, target, reduction='none') * w).mean()
-    neg_loss = F.binary_cross_entropy_with_logits(peak_neg, torch.zeros_like(peak_neg))
-    pos_loss = F.binary_cross_entropy_with_logits(peak_pos, torch.ones_like(peak_pos), reduction='sum') / logits.shape[0]
-    return dense_loss + neg_loss + pos_weight * pos_loss
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--train', nargs='+', required=True)
     ap.add_argument('--val', nargs='+', required=True)
     ap.add_argument('--out', required=True)
-    ap.add_argument('--epochs', type=int, default=12)
+    ap.add_argument('--epochs', type=int, default=16)
     ap.add_argument('--neg-ratio', type=float, default=2.0)
     ap.add_argument('--hard', type=int, default=2000, help='mined hard negatives per epoch (each drawn twice)')
     ap.add_argument('--mine-pool', type=int, default=16000, help='threat-free tiles scored per epoch to mine them')
-    ap.add_argument('--pos-weight', type=float, default=4.0)
+    ap.add_argument('--pos-weight', type=float, default=3.0)
     ap.add_argument('--batch', type=int, default=64)
     ap.add_argument('--lr', type=float, default=4e-3)
     ap.add_argument('--seed', type=int, default=1)
-    ap.add_argument('--loss', choices=['focal', 'bce', 'mil'], default='mil')
     ap.add_argument('--width', type=int, default=32, help='channels of the 16x16 layers')
-    ap.add_argument('--arch', choices=['small', 'large'], default='small')
     ap.add_argument('--patches', help='threat-patches.mjs output: threat image projection into threat-free tiles')
     ap.add_argument('--tip', type=float, default=1.0, help='projected positives per real threat tile')
     ap.add_argument('--fa-budget', type=float, default=0.05, help='false alarms per scan allowed on the validation seeds')
@@ -83,7 +62,7 @@ def main():
     neg_w /= neg_w.sum()
     print('train tiles %d (threat tiles %d), val tiles %d, val scans %d' % (len(train), len(pos), len(val), len(val.scans)), flush=True)
 
-    model = (nets.ThreatNetL if args.arch == 'large' else nets.ThreatNet)(len(kinds), args.width)
+    model = nets.ThreatNet(len(kinds), args.width)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     n_neg = int(len(pos) * args.neg_ratio)
     patches = common.ThreatPatches(args.patches, kinds) if args.patches else None
@@ -126,12 +105,7 @@ def main():
             t[flip] = t[flip, :, :, ::-1]
             logits = model(torch.from_numpy(norm.apply(x)))
             tt = torch.from_numpy(np.ascontiguousarray(t))
-            if args.loss == 'mil':
-                loss = mil_loss(logits, tt, args.pos_weight)
-            elif args.loss == 'focal':
-                loss = focal_loss(logits, tt, args.pos_weight)
-            else:
-                loss = F.binary_cross_entropy_with_logits(logits, tt, pos_weight=torch.tensor(args.pos_weight))
+            loss = F.binary_cross_entropy_with_logits(logits, tt, pos_weight=torch.tensor(args.pos_weight))
             opt.zero_grad()
             loss.backward()
             opt.step()
