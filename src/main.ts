@@ -1,10 +1,16 @@
 /**
- * Composition root: wires config → storage → ingest (with the native stitcher) → server, and owns the lifecycle.
- * Lifecycle phases: starting → ready → draining (no new scans, portals told) → closing (sockets, storage) → closed.
+ * Composition root: wires config → storage → inference (models loaded and warmed) → results → ingest (with the
+ * native stitcher) → server, and owns the lifecycle.
+ * Lifecycle phases: starting → ready → draining (no new scans, portals told; open scans finish; their tiles are
+ * scored) → closing (sockets, storage) → closed.
  */
-import type { GatewayConfig } from './config/index.js';
+import { hostname } from 'node:os';
+import { packageVersion, type GatewayConfig } from './config/index.js';
+import { ScanlineError } from './errors/index.js';
+import { checkTileGeometry, createInference, type Inference } from './inference/index.js';
 import { IngestService } from './ingest/index.js';
 import { createRootLogger, type Logger } from './log/index.js';
+import { ResultsService } from './results/index.js';
 import { startHttpServer, type HttpServer } from './server/index.js';
 import { isNativeStitcherAvailable } from './stitch/index.js';
 import { ScanStore } from './storage/index.js';
@@ -27,6 +33,9 @@ export interface Gateway {
   readonly httpUrl: string;
   readonly ingest: IngestService;
   readonly store: ScanStore;
+  /** null when config.inference.enabled is false. */
+  readonly inference: Inference | null;
+  readonly results: ResultsService | null;
   readonly log: Logger;
   phase(): GatewayPhase;
   /**
@@ -45,7 +54,31 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     isNativeStitcherAvailable(true);
   }
   const store = ScanStore.open(config.storage.dataDir, log.child({ module: 'storage' }));
+  let inference: Inference | null = null;
+  let results: ResultsService | null = null;
+  if (config.inference.enabled) {
+    try {
+      inference = await createInference({ config: config.inference, log });
+      // A model trained on another tile geometry would get tiles it was never trained on: refuse to start.
+      const problems = inference.models.flatMap((m) => checkTileGeometry(m, config.stitch.tile));
+      if (problems.length > 0) {
+        throw new ScanlineError('SCANLINE_ERR_MODEL_MISMATCH', `models do not fit the stitcher's tiles:\n  - ${problems.join('\n  - ')}`, { problems });
+      }
+    } catch (err) {
+      await inference?.close({ drainTimeoutMs: 0 });
+      store.close();
+      throw err;
+    }
+    results = new ResultsService({
+      inference,
+      store,
+      log: log.child({ module: 'results' }),
+      tile: config.stitch.tile,
+      machine: { version: packageVersion() ?? '0.0.0', machineId: config.results.machineId || hostname() },
+    });
+  }
   const ingest = new IngestService({ config, store, log: log.child({ module: 'ingest' }), stitcher: stitcherKind });
+  if (results) ingest.listen(results.ingestListener());
   let server: HttpServer;
   try {
     server = await startHttpServer({
@@ -56,10 +89,14 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       readiness: {
         stitcher: () => (stitcherKind === 'typescript' || isNativeStitcherAvailable() ? null : 'native stitcher addon not loaded'),
         storage: () => (store.isWritable() ? null : 'scan store is not writable'),
+        ...(inference ? { inference: () => (inference.status().ready ? null : (inference.status().reason ?? 'inference is not ready')) } : {}),
         phase: () => (phase === 'ready' ? null : `gateway is ${phase}`),
       },
+      readinessDetails: () => (inference ? { inference: readinessView(inference) } : { inference: 'disabled' }),
+      ...(results ? { results } : {}),
     });
   } catch (err) {
+    await inference?.close({ drainTimeoutMs: 0 });
     store.close();
     throw err;
   }
@@ -71,6 +108,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     httpUrl: `http://${host}:${server.port}`,
     ingest,
     store,
+    inference,
+    results,
     log,
     phase: () => phase,
     async close(drainTimeoutMs = 10_000) {
@@ -78,8 +117,12 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       phase = 'draining';
       log.info({ openScans: ingest.liveScans().length, drainTimeoutMs }, 'draining: no new scans');
       server.stopListening();
+      const deadline = Date.now() + drainTimeoutMs;
       ingest.stopAccepting(drainTimeoutMs);
       await ingest.drain(drainTimeoutMs);
+      // Tiles of the scans that just ended are still queued or running: let them be scored and the reports stored.
+      if (results) await results.drain(Math.max(0, deadline - Date.now()));
+      await inference?.close({ drainTimeoutMs: Math.max(0, deadline - Date.now()) });
       phase = 'closing';
       server.closeAll();
       store.close();
@@ -88,6 +131,37 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     },
   };
   phase = 'ready';
-  log.info({ host: config.server.host, port: server.port, dataDir: store.dataDir, stitcher: stitcherKind }, 'gateway ready');
+  log.info(
+    {
+      host: config.server.host,
+      port: server.port,
+      dataDir: store.dataDir,
+      stitcher: stitcherKind,
+      models: inference ? readinessView(inference).models : 'inference disabled',
+    },
+    'gateway ready',
+  );
   return gateway;
+}
+
+/** What /readyz and the ready log say about inference: each model's version, provider and precision. */
+function readinessView(inference: Inference): { ready: boolean; backend: string; models: Record<string, unknown> } {
+  const s = inference.status();
+  return {
+    ready: s.ready,
+    backend: s.backend.kind,
+    models: Object.fromEntries(
+      Object.entries(s.models).map(([name, m]) => [
+        name,
+        {
+          task: m.task,
+          version: m.version,
+          provider: m.provider,
+          precision: m.precision,
+          // Why other providers were passed over (first ready worker's view).
+          providerAttempts: s.backend.workers.flatMap((w) => w.models).find((r) => r.model === name)?.attempts ?? [],
+        },
+      ]),
+    ),
+  };
 }

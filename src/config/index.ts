@@ -5,8 +5,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { ScanlineError } from '../errors/index.js';
+import { DEFAULT_INFERENCE_CONFIG, validateInferenceConfig, type InferenceConfig } from '../inference/config.js';
 import { DEFAULT_STITCHER_OPTIONS } from '../stitch/defaults.js';
 import { deepFreeze, isPlainObject, mergeLayer } from './layers.js';
+
+export { packageVersion } from './package-info.js';
 
 export interface GatewayConfig {
   server: {
@@ -45,6 +48,15 @@ export interface GatewayConfig {
     tile: { size: number; downsample: number; strideLines: number; overlapPixels: number };
     previewDownsample: number;
   };
+  /** Models, execution providers, workers and dynamic batching (src/inference/config.ts documents each key). */
+  inference: InferenceConfig;
+  results: {
+    /**
+     * Identifies this gateway in results reports (DICOS machine origin), e.g. "lane-3.border-post-7"; '' = the
+     * host name.
+     */
+    machineId: string;
+  };
   storage: {
     /** Directory for the SQLite database and scan images. */
     dataDir: string;
@@ -77,6 +89,8 @@ export const DEFAULT_CONFIG: GatewayConfig = {
     },
     tile: { ...DEFAULT_STITCHER_OPTIONS.tile },
   },
+  inference: structuredClone(DEFAULT_INFERENCE_CONFIG),
+  results: { machineId: '' },
   storage: { dataDir: './data' },
   log: { level: 'info' },
 };
@@ -149,6 +163,8 @@ function validate(c: GatewayConfig): string[] {
     'stitch.material.ratioThresholds',
     t,
   );
+  p.push(...validateInferenceConfig(c.inference));
+  check(p, typeof c.results.machineId === 'string' && c.results.machineId.length <= 256, 'a string of at most 256 characters', 'results.machineId', c.results.machineId);
   check(p, typeof c.storage.dataDir === 'string' && c.storage.dataDir.length > 0, 'a directory path', 'storage.dataDir', c.storage.dataDir);
   check(p, LOG_LEVELS.includes(c.log.level), `one of ${LOG_LEVELS.join(', ')}`, 'log.level', c.log.level);
   return p;

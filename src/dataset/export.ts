@@ -10,11 +10,11 @@
  * on the calling thread (run several exports in parallel processes for more cores).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageVersion } from '../config/package-info.js';
 import { invalidArgument } from '../errors/index.js';
 import {
   CARGO_CATEGORY_INFO,
@@ -128,24 +128,6 @@ export function simulatorFingerprint(): string {
   const lines = new Uint16Array(scene.totalLines * 2 * detector.pixels);
   renderLines(scene, detector, 0, scene.totalLines, lines);
   return createHash('sha256').update(new Uint8Array(lines.buffer, lines.byteOffset, lines.byteLength)).digest('hex');
-}
-
-/** The version of the scanline package this code belongs to (package.json above this module), or null. */
-function packageVersion(): string | null {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const file = join(dir, 'package.json');
-    if (existsSync(file)) {
-      try {
-        const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
-        if (pkg.name === 'scanline') return pkg.version ?? null;
-      } catch {
-        return null;
-      }
-    }
-    dir = dirname(dir);
-  }
-  return null;
 }
 
 /** Exports the labelled tiles of trucks seeds[0]..seeds[1] into `out`. Throws SCANLINE_ERR_CLI_USAGE on bad options. */

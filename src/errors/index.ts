@@ -65,6 +65,7 @@ export const ERROR_CODES = {
   SCANLINE_ERR_HTTP_NOT_FOUND: spec('no such route', 404, true),
   SCANLINE_ERR_HTTP_BAD_QUERY: spec('query parameter is missing or invalid', 400, true),
   SCANLINE_ERR_IMAGE_UNAVAILABLE: spec('scan image has no lines yet', 409, false),
+  SCANLINE_ERR_RESULTS_UNAVAILABLE: spec('scan has no machine results (received while no model was loaded)', 404, false),
 
   // Storage.
   SCANLINE_ERR_STORAGE_WRITE: spec('writing scan data to the data directory failed', 500, false),

@@ -48,6 +48,11 @@ export interface BatchingConfig {
 }
 
 export interface InferenceConfig {
+  /**
+   * Run the models on live scans. false = an ingest-only gateway (scans are stored, no results; /readyz does not
+   * wait for models).
+   */
+  enabled: boolean;
   /** Directory with one folder per model (each with model.json); '' = `<package root>/models`. */
   modelsDir: string;
   /** Model names (manifest `name`) to load; empty = every model found in modelsDir. */
@@ -88,6 +93,7 @@ export interface InferenceConfig {
 }
 
 export const DEFAULT_INFERENCE_CONFIG: InferenceConfig = {
+  enabled: true,
   modelsDir: '', // '' = <package root>/models
   models: [], // all found
   executionProviders: ['tensorrt', 'cuda', 'cpu'],
@@ -137,6 +143,7 @@ export function validateInferenceConfig(c: InferenceConfig, prefix = 'inference'
     if (!ok) p.push(`Expected ${expected} for ${prefix}.${name} but received ${describe(value)}`);
   };
   if (typeof c !== 'object' || c === null) return [`Expected an object for ${prefix} but received ${describe(c)}`];
+  check(typeof c.enabled === 'boolean', 'a boolean', 'enabled', c.enabled);
   check(typeof c.modelsDir === 'string', 'a directory path or "" (default)', 'modelsDir', c.modelsDir);
   check(
     Array.isArray(c.models) && c.models.every((m) => typeof m === 'string' && m.length > 0) && new Set(c.models).size === c.models.length,

@@ -6,6 +6,7 @@
  * that thread. Frame payloads are consumed synchronously (`stitcher.push` copies them) because the transport's
  * buffer dies when its message handler returns.
  */
+import { performance } from 'node:perf_hooks';
 import { ScanlineError, toScanlineError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { Stitcher, ProcessResult, ProcessBuffers } from '../stitch/index.js';
@@ -119,6 +120,12 @@ export class ActiveScan {
   private frontier = 0;
   private flushedUpTo = 0;
   private readonly gaps: Array<[number, number]> = [];
+  /**
+   * High-water marks of received lines: at time arrivalAt[i] (performance.now(), ms) lines below arrivalEnd[i] had
+   * arrived. One entry per slice that raised the mark; read by lineReceivedAt for line-to-result latency.
+   */
+  private readonly arrivalEnd: number[] = [];
+  private readonly arrivalAt: number[] = [];
   private ended: Promise<void> | null = null;
   private resolveEnded: (() => void) | null = null;
 
@@ -153,6 +160,23 @@ export class ActiveScan {
   /** Lines received so far: 1 + the highest line stored. */
   get lines(): number {
     return this.totalLines ?? this.highestLine;
+  }
+
+  /**
+   * When `line` arrived (performance.now(), ms): the time the received-line high-water mark first passed it, or NaN
+   * before that. A line that arrived late, after a later line (reordering, a gap filled on resend), is dated by the
+   * later line, so its latency reads a little short.
+   */
+  lineReceivedAt(line: number): number {
+    const ends = this.arrivalEnd;
+    let lo = 0;
+    let hi = ends.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (ends[mid] > line) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo < ends.length ? this.arrivalAt[lo] : Number.NaN;
   }
 
   /** Resolves once the scan is completed or aborted and its files are closed. */
@@ -219,7 +243,11 @@ export class ActiveScan {
     if (header.kind === SliceKind.Image) {
       this.imageSeen = true;
       const end = header.firstLine + header.lineCount;
-      if (end > this.highestLine) this.highestLine = end;
+      if (end > this.highestLine) {
+        this.highestLine = end;
+        this.arrivalEnd.push(end);
+        this.arrivalAt.push(performance.now());
+      }
       this.stats.linesReceived += result?.newLines ?? 0;
     }
     if (seq === this.nextSeq) {

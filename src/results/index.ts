@@ -1,7 +1,20 @@
 /**
  * Results stage: turns per-tile model outputs into what an officer reads: goods suggestions along the vehicle,
- * threat alerts in scan coordinates, and the declaration check. Not wired into the gateway yet (issue 3).
+ * threat alerts in scan coordinates, and the declaration check.
  */
 export { GoodsSuggestions, softmaxInto, type GoodsTile, type RankedCategory, type SuggestionSegment } from './goods-suggestions.js';
 export { ThreatAlerts, type ScanBox, type ThreatAlert, type ThreatTile } from './threat-alerts.js';
 export { checkDeclaration, type DeclarationCheck } from './declaration-check.js';
+export {
+  ScanResults,
+  TILE_OUTCOMES,
+  type AlarmDecision,
+  type AlgorithmInfo,
+  type AssessedObject,
+  type ResultsChange,
+  type ScanResultsInit,
+  type ScanResultsReport,
+  type TileCounts,
+  type TileOutcome,
+} from './scan-results.js';
+export { LINE_TO_RESULT_BUCKETS_SECONDS, ResultsService, type ResultsListeners, type ResultsServiceOptions, type ResultsStats } from './results-service.js';

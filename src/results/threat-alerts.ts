@@ -1,8 +1,17 @@
 /**
- * Threat alerts of one scan from per-tile heatmaps: cells whose probability reaches the class threshold are grouped
- * (4-neighbour connected components within a tile) into boxes in scan coordinates. A new box that overlaps an
- * alert of the same class (neighbouring tiles overlap) widens that alert instead of raising a second one.
- * Alerts are raised as soon as a tile is scored.
+ * Threat alerts of one scan from per-tile heatmaps, by the rule the demo thresholds were tuned for
+ * (models/README.md "Alert rule"; models/train/common.py scan_cell_maps / scan_alerts):
+ *
+ * - Cell probabilities of every scored tile go onto one scan-wide cell grid (cells of `span` raw lines x `span` raw
+ *   pixels, span = tile lines / grid width); where tiles overlap, the maximum wins. Probabilities therefore only
+ *   grow as tiles arrive.
+ * - A cell is positive when at least one label reaches its threshold.
+ * - An alert is an 8-connected group of positive cells; its category is the label that exceeds its threshold by the
+ *   largest ratio anywhere in the group; its probability is that label's highest cell probability in the group.
+ *
+ * Alerts are raised as soon as a tile is scored. Because the grid only grows, groups only grow or join: an alert
+ * is never withdrawn; when a new cell bridges two alerts they become one (the older id stays). Each tile update
+ * re-labels only the groups touching the cells it changed.
  */
 import type { ModelLabel } from '../inference/index.js';
 
@@ -20,10 +29,13 @@ export interface ThreatAlert {
   /** Threat label id, e.g. "firearm". */
   category: string;
   name: string;
-  /** Highest cell probability seen for this alert. */
+  /** Highest cell probability of the category in the alert's cells. */
   probability: number;
   box: ScanBox;
-  /** Alerts are never withdrawn; they may grow while neighbouring tiles are scored. */
+  /** Cells in the group (cell = span x span raw samples). */
+  cells: number;
+  /** When the alert was first raised and last changed (ISO 8601). */
+  raisedAt: string;
   updatedAt: string;
 }
 
@@ -38,114 +50,198 @@ export interface ThreatTile {
   gridW: number;
 }
 
-function overlaps(a: ScanBox, b: ScanBox): boolean {
-  return a.lineStart < b.lineEnd && b.lineStart < a.lineEnd && a.pixelStart < b.pixelEnd && b.pixelStart < a.pixelEnd;
+interface Group {
+  alert: ThreatAlert;
+  /** Cell indices (column-major: col * rows + row). */
+  cells: number[];
 }
 
 export class ThreatAlerts {
-  private readonly alerts: ThreatAlert[] = [];
+  /** Cell grid rows (detector direction). */
+  private readonly rows: number;
+  /** Per label, columns of `rows` probabilities; columns grow with the scan. */
+  private readonly grid: Float32Array[][];
+  /** Group id per cell (-1 none), column-major like the grid. */
+  private owner: Int32Array = new Int32Array(0);
+  private readonly groups = new Map<number, Group>();
+  private readonly thresholds: number[];
   private counter = 0;
 
+  /**
+   * @param thresholds per label id; a label without one raises no alerts.
+   * @param pixels detector pixels of the scan (grid rows = ceil(pixels / span)).
+   * @param span raw lines (and pixels) per heatmap cell: tile size x downsample / heatmap width.
+   */
   constructor(
     private readonly labels: readonly ModelLabel[],
-    private readonly thresholds: Readonly<Record<string, number>>,
-  ) {}
+    thresholds: Readonly<Record<string, number>>,
+    private readonly pixels: number,
+    private readonly span: number,
+  ) {
+    this.rows = Math.ceil(pixels / span);
+    this.thresholds = labels.map((l) => thresholds[l.id] ?? Infinity);
+    this.grid = labels.map(() => []);
+  }
 
-  /** Scores one tile; returns the alerts it raised or widened (empty when it found nothing). */
+  /** Scores one tile; returns the alerts it raised or changed (empty when it found nothing new). */
   add(tile: ThreatTile): ThreatAlert[] {
-    const changed = new Set<ThreatAlert>();
     const { gridH, gridW } = tile;
-    const cellPixels = tile.pixels / gridH;
-    const cellLines = tile.lines / gridW;
-    for (let k = 0; k < this.labels.length; k++) {
-      const threshold = this.thresholds[this.labels[k].id] ?? 0.5;
-      const base = k * gridH * gridW;
-      const seen = new Uint8Array(gridH * gridW);
-      for (let start = 0; start < gridH * gridW; start++) {
-        if (seen[start] || tile.probabilities[base + start] < threshold) continue;
-        // Flood-fill one component of hot cells.
-        let y0 = gridH;
-        let y1 = -1;
-        let x0 = gridW;
-        let x1 = -1;
-        let peak = 0;
-        const stack = [start];
-        seen[start] = 1;
-        while (stack.length > 0) {
-          const c = stack.pop() as number;
-          const y = Math.floor(c / gridW);
-          const x = c % gridW;
-          peak = Math.max(peak, tile.probabilities[base + c]);
-          y0 = Math.min(y0, y);
-          y1 = Math.max(y1, y);
-          x0 = Math.min(x0, x);
-          x1 = Math.max(x1, x);
-          for (const [ny, nx] of [
-            [y - 1, x],
-            [y + 1, x],
-            [y, x - 1],
-            [y, x + 1],
-          ]) {
-            if (ny < 0 || nx < 0 || ny >= gridH || nx >= gridW) continue;
-            const n = ny * gridW + nx;
-            if (!seen[n] && tile.probabilities[base + n] >= threshold) {
-              seen[n] = 1;
+    const span = this.span;
+    const rows = this.rows;
+    const l0 = Math.floor((tile.line + span / 2) / span);
+    const p0 = Math.floor((tile.pixel + span / 2) / span);
+    // Cells of the zero padding past the end of the scan are not part of the scan.
+    const width = Math.min(gridW, Math.ceil(tile.lines / span));
+    const touched: number[] = [];
+    for (let x = 0; x < width; x++) {
+      const col = l0 + x;
+      this.ensureColumns(col + 1);
+      for (let y = 0; y < gridH; y++) {
+        const row = p0 + y;
+        if (row >= rows) break;
+        let changed = false;
+        for (let k = 0; k < this.labels.length; k++) {
+          const v = tile.probabilities[(k * gridH + y) * gridW + x];
+          const column = this.grid[k][col];
+          if (v > column[row]) {
+            column[row] = v;
+            changed = true;
+          }
+        }
+        if (changed && this.isPositive(col, row)) touched.push(col * rows + row);
+      }
+    }
+    if (touched.length === 0) return [];
+    return this.relabel(touched);
+  }
+
+  all(): ThreatAlert[] {
+    return [...this.groups.values()]
+      .map((g) => ({ ...g.alert, box: { ...g.alert.box } }))
+      .sort((a, b) => a.box.lineStart - b.box.lineStart || a.id.localeCompare(b.id));
+  }
+
+  private ensureColumns(n: number): void {
+    const have = this.grid[0]?.length ?? 0;
+    if (n <= have) return;
+    for (const label of this.grid) for (let c = have; c < n; c++) label.push(new Float32Array(this.rows));
+    const owner = new Int32Array(n * this.rows).fill(-1);
+    owner.set(this.owner);
+    this.owner = owner;
+  }
+
+  private isPositive(col: number, row: number): boolean {
+    for (let k = 0; k < this.labels.length; k++) if (this.grid[k][col][row] >= this.thresholds[k]) return true;
+    return false;
+  }
+
+  /** Flood-fills from the changed positive cells, joining the groups they touch. */
+  private relabel(seeds: number[]): ThreatAlert[] {
+    const rows = this.rows;
+    const cols = this.grid[0].length;
+    const now = new Date().toISOString();
+    const changed = new Set<Group>();
+    const visited = new Set<number>();
+    for (const seed of seeds) {
+      if (visited.has(seed)) continue;
+      // One connected component through `seed`.
+      const component: number[] = [];
+      const owners = new Set<number>();
+      const stack = [seed];
+      visited.add(seed);
+      while (stack.length > 0) {
+        const cell = stack.pop() as number;
+        component.push(cell);
+        if (this.owner[cell] >= 0) owners.add(this.owner[cell]);
+        const col = Math.floor(cell / rows);
+        const row = cell - col * rows;
+        for (let dc = -1; dc <= 1; dc++) {
+          for (let dr = -1; dr <= 1; dr++) {
+            const c = col + dc;
+            const r = row + dr;
+            if (c < 0 || r < 0 || c >= cols || r >= rows) continue;
+            const n = c * rows + r;
+            if (!visited.has(n) && this.isPositive(c, r)) {
+              visited.add(n);
               stack.push(n);
             }
           }
         }
-        const box: ScanBox = {
-          lineStart: Math.round(tile.line + x0 * cellLines),
-          lineEnd: Math.round(tile.line + (x1 + 1) * cellLines),
-          pixelStart: Math.round(tile.pixel + y0 * cellPixels),
-          pixelEnd: Math.round(tile.pixel + (y1 + 1) * cellPixels),
-        };
-        changed.add(this.merge(this.labels[k], box, peak));
       }
+      // The oldest group the component touches keeps its id; the others fold into it.
+      const ids = [...owners].sort((a, b) => a - b);
+      let group: Group;
+      if (ids.length === 0) {
+        const id = this.counter++;
+        group = {
+          alert: { id: `t${id}`, category: '', name: '', probability: 0, box: { lineStart: 0, lineEnd: 0, pixelStart: 0, pixelEnd: 0 }, cells: 0, raisedAt: now, updatedAt: now },
+          cells: [],
+        };
+        this.groups.set(id, group);
+      } else {
+        group = this.groups.get(ids[0]) as Group;
+        for (const other of ids.slice(1)) this.groups.delete(other);
+      }
+      const key = Number(group.alert.id.slice(1));
+      for (const cell of component) this.owner[cell] = key;
+      group.cells = component;
+      this.describe(group, now);
+      changed.add(group);
     }
-    return [...changed];
+    return [...changed].map((g) => ({ ...g.alert, box: { ...g.alert.box } }));
   }
 
-  all(): ThreatAlert[] {
-    return this.alerts.map((a) => ({ ...a, box: { ...a.box } }));
-  }
-
-  private merge(label: ModelLabel, box: ScanBox, probability: number): ThreatAlert {
-    const now = new Date().toISOString();
-    const existing = this.alerts.find((a) => a.category === label.id && overlaps(a.box, box));
-    if (existing) {
-      existing.box = {
-        lineStart: Math.min(existing.box.lineStart, box.lineStart),
-        lineEnd: Math.max(existing.box.lineEnd, box.lineEnd),
-        pixelStart: Math.min(existing.box.pixelStart, box.pixelStart),
-        pixelEnd: Math.max(existing.box.pixelEnd, box.pixelEnd),
-      };
-      existing.probability = Math.max(existing.probability, Math.round(probability * 1e4) / 1e4);
-      existing.updatedAt = now;
-      // The widened box may now bridge to other alerts of the class: fold them in (the oldest id stays).
-      for (let i = this.alerts.length - 1; i >= 0; i--) {
-        const other = this.alerts[i];
-        if (other === existing || other.category !== label.id || !overlaps(other.box, existing.box)) continue;
-        existing.box = {
-          lineStart: Math.min(existing.box.lineStart, other.box.lineStart),
-          lineEnd: Math.max(existing.box.lineEnd, other.box.lineEnd),
-          pixelStart: Math.min(existing.box.pixelStart, other.box.pixelStart),
-          pixelEnd: Math.max(existing.box.pixelEnd, other.box.pixelEnd),
-        };
-        existing.probability = Math.max(existing.probability, other.probability);
-        this.alerts.splice(i, 1);
+  private describe(group: Group, now: string): void {
+    const rows = this.rows;
+    let bestK = 0;
+    let bestRatio = -1;
+    let c0 = Infinity;
+    let c1 = -1;
+    let r0 = Infinity;
+    let r1 = -1;
+    for (const cell of group.cells) {
+      const col = Math.floor(cell / rows);
+      const row = cell - col * rows;
+      c0 = Math.min(c0, col);
+      c1 = Math.max(c1, col);
+      r0 = Math.min(r0, row);
+      r1 = Math.max(r1, row);
+      for (let k = 0; k < this.labels.length; k++) {
+        const ratio = this.grid[k][col][row] / this.thresholds[k];
+        if (ratio > bestRatio) {
+          bestRatio = ratio;
+          bestK = k;
+        }
       }
-      return existing;
     }
-    const alert: ThreatAlert = {
-      id: `t${this.counter++}`,
-      category: label.id,
-      name: label.name,
-      probability: Math.round(probability * 1e4) / 1e4,
-      box,
-      updatedAt: now,
+    let peak = 0;
+    for (const cell of group.cells) {
+      const col = Math.floor(cell / rows);
+      peak = Math.max(peak, this.grid[bestK][col][cell - col * rows]);
+    }
+    const a = group.alert;
+    const box: ScanBox = {
+      lineStart: c0 * this.span,
+      lineEnd: (c1 + 1) * this.span,
+      pixelStart: r0 * this.span,
+      pixelEnd: Math.min(this.pixels, (r1 + 1) * this.span),
     };
-    this.alerts.push(alert);
-    return alert;
+    const label = this.labels[bestK];
+    const probability = Math.round(peak * 1e4) / 1e4;
+    const same =
+      a.category === label.id &&
+      a.probability === probability &&
+      a.cells === group.cells.length &&
+      a.box.lineStart === box.lineStart &&
+      a.box.lineEnd === box.lineEnd &&
+      a.box.pixelStart === box.pixelStart &&
+      a.box.pixelEnd === box.pixelEnd;
+    if (same) return;
+    a.category = label.id;
+    a.name = label.name;
+    a.probability = probability;
+    a.box = box;
+    a.cells = group.cells.length;
+    a.updatedAt = now;
   }
 }

@@ -8,7 +8,7 @@ import { CloseCode, type GatewayMessage, type IngestService, type PortalConnecti
 import type { Logger } from '../log/index.js';
 import type { ScanStore } from '../storage/index.js';
 import { handleAsync } from './http.js';
-import { registerScanRoutes } from './scans-api.js';
+import { registerScanRoutes, type ResultsSource } from './scans-api.js';
 import { DISABLED, closeListenSocket, createApp, localPort, type TemplatedApp, type WebSocket, type us_listen_socket } from './uws.js';
 
 interface PortalSocketData {
@@ -25,6 +25,10 @@ export interface HttpServerOptions {
   store: ScanStore;
   log: Logger;
   readiness: Record<string, ReadinessCheck>;
+  /** Extra facts /readyz reports whatever the verdict (e.g. which execution provider serves each model). */
+  readinessDetails?: () => Record<string, unknown>;
+  /** Machine results of scans (GET /v1/scans/:scanId/results); absent when the gateway runs without inference. */
+  results?: ResultsSource;
 }
 
 export interface HttpServer {
@@ -103,7 +107,11 @@ function registerHealthRoutes(app: TemplatedApp, o: HttpServerOptions): void {
         if (reason !== null) notReady[name] = reason;
       }
       const ready = Object.keys(notReady).length === 0;
-      out.json(ready ? 200 : 503, { ready, checks: Object.fromEntries(Object.keys(o.readiness).map((k) => [k, notReady[k] ?? 'ok'])) });
+      out.json(ready ? 200 : 503, {
+        ready,
+        checks: Object.fromEntries(Object.keys(o.readiness).map((k) => [k, notReady[k] ?? 'ok'])),
+        ...(o.readinessDetails?.() ?? {}),
+      });
     }),
   );
 }
@@ -112,7 +120,7 @@ function registerHealthRoutes(app: TemplatedApp, o: HttpServerOptions): void {
 export function startHttpServer(o: HttpServerOptions): Promise<HttpServer> {
   const app = createApp();
   registerPortalRoute(app, o);
-  registerScanRoutes(app, o.ingest, o.store);
+  registerScanRoutes(app, o.ingest, o.store, o.results);
   registerHealthRoutes(app, o);
   app.any('/*', (res, req) => {
     const url = req.getUrl();

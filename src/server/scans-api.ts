@@ -5,6 +5,8 @@
  *   GET /v1/scans/:scanId/image?energy=high|low&format=png16
  *                                     the stitched raw lines as a lossless 16-bit greyscale PNG,
  *                                     width = lines along the vehicle, height = detector pixels
+ *   GET /v1/scans/:scanId/results     the machine results report (DICOS TDR-shaped; src/results), live while the
+ *                                     scan is scored, stored once final
  */
 import sharp from 'sharp';
 import { ScanlineError } from '../errors/index.js';
@@ -33,7 +35,12 @@ function view(record: ScanRecord, live: ActiveScan | undefined): ScanView {
   };
 }
 
-export function registerScanRoutes(app: TemplatedApp, ingest: IngestService, store: ScanStore): void {
+/** Where the results route reads reports: live ones from memory, final ones from the store. */
+export interface ResultsSource {
+  report(scanId: string): unknown;
+}
+
+export function registerScanRoutes(app: TemplatedApp, ingest: IngestService, store: ScanStore, results?: ResultsSource): void {
   app.get('/v1/scans', (res: HttpResponse, req: HttpRequest) => {
     const q = new URLSearchParams(req.getQuery() ?? '');
     handleAsync(res, (out) => {
@@ -60,6 +67,18 @@ export function registerScanRoutes(app: TemplatedApp, ingest: IngestService, sto
       const record = store.getScan(scanId);
       if (!record) throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${scanId}`, { scanId });
       out.json(200, view(record, ingest.getLiveScan(scanId)));
+    });
+  });
+
+  app.get('/v1/scans/:scanId/results', (res: HttpResponse, req: HttpRequest) => {
+    const scanId = decodeURIComponent(req.getParameter(0) ?? '');
+    handleAsync(res, (out) => {
+      if (!store.hasScan(scanId)) throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${scanId}`, { scanId });
+      const report = results?.report(scanId);
+      if (report === undefined) {
+        throw new ScanlineError('SCANLINE_ERR_RESULTS_UNAVAILABLE', `scan ${scanId} has no machine results (it was received without inference)`, { scanId });
+      }
+      out.json(200, report);
     });
   });
 

@@ -90,6 +90,13 @@ CREATE TABLE IF NOT EXISTS scans (
 );
 CREATE INDEX IF NOT EXISTS scans_started ON scans (started_at DESC);
 CREATE INDEX IF NOT EXISTS scans_portal ON scans (portal_id, started_at DESC);
+-- Machine results of a scan (a JSON report; src/results ScanResultsReport), written once scoring is final.
+CREATE TABLE IF NOT EXISTS scan_results (
+  scan_id    TEXT PRIMARY KEY REFERENCES scans (scan_id) ON DELETE CASCADE,
+  decision   TEXT NOT NULL,
+  report     TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
 `;
 
 function fromRow(r: ScanRow): ScanRecord {
@@ -287,9 +294,32 @@ export class ScanStore {
     return out;
   }
 
+  /**
+   * Stores (replacing) the machine results report of a scan. `decision` is kept in its own column for listing.
+   * Throws SCANLINE_ERR_STORAGE_WRITE.
+   */
+  putResults(scanId: string, decision: string, report: unknown): void {
+    this.assertOpen();
+    try {
+      this.db
+        .prepare('INSERT OR REPLACE INTO scan_results (scan_id, decision, report, updated_at) VALUES (?, ?, ?, ?)')
+        .run(scanId, decision, JSON.stringify(report), new Date().toISOString());
+    } catch (err) {
+      throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot store the results of scan ${scanId}: ${(err as Error).message}`, { scanId }, { cause: err });
+    }
+  }
+
+  /** The stored results report of a scan, or undefined when none was stored. */
+  getResults(scanId: string): unknown {
+    this.assertOpen();
+    const row = this.db.prepare('SELECT report FROM scan_results WHERE scan_id = ?').get(scanId) as { report: string } | undefined;
+    return row === undefined ? undefined : (JSON.parse(row.report) as unknown);
+  }
+
   /** Removes a scan's record and files (used when a scan is refused before any data was accepted). */
   async deleteScan(scanId: string): Promise<void> {
     this.assertOpen();
+    this.db.prepare('DELETE FROM scan_results WHERE scan_id = ?').run(scanId);
     this.db.prepare('DELETE FROM scans WHERE scan_id = ?').run(scanId);
     await rm(this.scanDir(scanId), { recursive: true, force: true });
   }

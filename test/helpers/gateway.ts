@@ -1,4 +1,7 @@
-/** Starts a real gateway on 127.0.0.1 with a fresh data directory for one test file. */
+/**
+ * Starts a real gateway on 127.0.0.1 with a fresh data directory for one test file. Inference is off unless the
+ * test turns it on (`inference: { enabled: true }`): ingest tests need no models and start faster without them.
+ */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +18,7 @@ export interface TestGateway extends Gateway {
 export async function startTestGateway(config: GatewayConfigInput = {}, options: GatewayOptions = {}, dataDir?: string): Promise<TestGateway> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'scanline-test-'));
   const gateway = await startGateway(
-    resolveConfig({ server: { host: '127.0.0.1', port: 0 }, storage: { dataDir: dir }, log: { level: 'silent' } }, config),
+    resolveConfig({ server: { host: '127.0.0.1', port: 0 }, storage: { dataDir: dir }, log: { level: 'silent' }, inference: { enabled: false } }, config),
     { log: silentLogger(), ...options },
   );
   return Object.assign(gateway, {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ModelLabel } from '../../src/inference/index.js';
-import { GoodsSuggestions, ThreatAlerts, checkDeclaration, softmaxInto, type SuggestionSegment } from '../../src/results/index.js';
+import { GoodsSuggestions, ThreatAlerts, checkDeclaration, softmaxInto, type SuggestionSegment, type ThreatTile } from '../../src/results/index.js';
 
 const GOODS: ModelLabel[] = [
   { id: 'timber', name: 'Timber', hsCodes: ['4407'] },
@@ -70,23 +70,55 @@ describe('threat alerts', () => {
     return p;
   }
 
-  it('turns hot cells into boxes in scan coordinates and merges overlapping tiles into one alert', () => {
-    const a = new ThreatAlerts(THREATS, { firearm: 0.6, narcotics: 0.5 });
-    // tile at line 512, pixel 192, 256 x 256 raw: each cell is 16 x 16 raw
-    const first = a.add({ line: 512, lines: 256, pixel: 192, pixels: 256, gridH: 16, gridW: 16, probabilities: heat([[0, 4, 14, 0.9], [0, 4, 15, 0.7], [0, 9, 2, 0.55]]) });
-    expect(first.map((x) => [x.category, x.box])).toEqual([['firearm', { lineStart: 736, lineEnd: 768, pixelStart: 256, pixelEnd: 272 }]]);
-    // the next column overlaps: the same object seen again extends the alert instead of raising a new one
-    const second = a.add({ line: 640, lines: 256, pixel: 192, pixels: 256, gridH: 16, gridW: 16, probabilities: heat([[0, 4, 7, 0.95], [0, 4, 8, 0.8]]) });
-    expect(second).toHaveLength(1);
-    expect(a.all()).toEqual([
-      expect.objectContaining({ id: 't0', category: 'firearm', probability: 0.95, box: { lineStart: 736, lineEnd: 784, pixelStart: 256, pixelEnd: 272 } }),
-    ]);
+  const tile = (line: number, pixel: number, cells: Array<[number, number, number, number]>, lines = 256): ThreatTile => ({
+    line,
+    lines,
+    pixel,
+    pixels: 256,
+    gridH: 16,
+    gridW: 16,
+    probabilities: heat(cells),
   });
 
-  it('keeps classes and separate objects apart, and ignores cells under the threshold', () => {
-    const a = new ThreatAlerts(THREATS, { firearm: 0.6, narcotics: 0.5 });
-    a.add({ line: 0, lines: 256, pixel: 0, pixels: 256, gridH: 16, gridW: 16, probabilities: heat([[0, 1, 1, 0.7], [0, 10, 10, 0.7], [1, 1, 1, 0.6], [1, 5, 5, 0.4]]) });
-    expect(a.all().map((x) => `${x.category}@${x.box.lineStart},${x.box.pixelStart}`).sort()).toEqual(['firearm@16,16', 'firearm@160,160', 'narcotics@16,16']);
+  it('turns hot cells into boxes in scan coordinates and merges overlapping tiles into one alert', () => {
+    const a = new ThreatAlerts(THREATS, { firearm: 0.6, narcotics: 0.5 }, 1024, 16);
+    // tile at line 512, pixel 192, 256 x 256 raw: each cell is 16 x 16 raw
+    const first = a.add(tile(512, 192, [[0, 4, 14, 0.9], [0, 4, 15, 0.7], [0, 9, 2, 0.55]]));
+    expect(first.map((x) => [x.category, x.box])).toEqual([['firearm', { lineStart: 736, lineEnd: 768, pixelStart: 256, pixelEnd: 272 }]]);
+    // the next column overlaps: the same object seen again extends the alert instead of raising a new one
+    const second = a.add(tile(640, 192, [[0, 4, 7, 0.95], [0, 4, 8, 0.8]]));
+    expect(second).toHaveLength(1);
+    expect(a.all()).toEqual([
+      expect.objectContaining({ id: 't0', category: 'firearm', probability: 0.95, cells: 3, box: { lineStart: 736, lineEnd: 784, pixelStart: 256, pixelEnd: 272 } }),
+    ]);
+    // a tile that adds nothing new changes nothing
+    expect(a.add(tile(640, 192, [[0, 4, 7, 0.5]]))).toEqual([]);
+  });
+
+  it('names a group by the label exceeding its threshold most, keeps separate objects apart, ignores cold cells', () => {
+    const a = new ThreatAlerts(THREATS, { firearm: 0.6, narcotics: 0.5 }, 1024, 16);
+    // cell (1,1): firearm 0.7 / 0.6 = 1.17 < narcotics 0.6 / 0.5 = 1.2 -> one narcotics alert; (5,5) is cold
+    a.add(tile(0, 0, [[0, 1, 1, 0.7], [0, 10, 10, 0.7], [1, 1, 1, 0.6], [1, 5, 5, 0.4]]));
+    expect(a.all().map((x) => `${x.category}@${x.box.lineStart},${x.box.pixelStart}`)).toEqual(['narcotics@16,16', 'firearm@160,160']);
+  });
+
+  it('joins alerts a later cell bridges (8-connected), keeping the older id, and never withdraws one', () => {
+    const a = new ThreatAlerts(THREATS, { firearm: 0.5 }, 1024, 16);
+    a.add(tile(0, 0, [[0, 3, 3, 0.9], [0, 5, 5, 0.8]]));
+    expect(a.all().map((x) => x.id)).toEqual(['t0', 't1']);
+    // (4,4) touches both diagonally
+    const changed = a.add(tile(0, 0, [[0, 4, 4, 0.6]]));
+    expect(changed.map((x) => x.id)).toEqual(['t0']);
+    expect(a.all()).toEqual([expect.objectContaining({ id: 't0', cells: 3, probability: 0.9, box: { lineStart: 48, lineEnd: 96, pixelStart: 48, pixelEnd: 96 } })]);
+  });
+
+  it('ignores the zero padding past the end of the scan and the detector', () => {
+    const a = new ThreatAlerts(THREATS, { firearm: 0.5 }, 200, 16);
+    // the last tile covers only 40 lines (cells 0..2) and the detector ends at pixel 200 (rows 0..12)
+    a.add(tile(128, 0, [[0, 1, 3, 0.9], [0, 14, 0, 0.9]], 40));
+    expect(a.all()).toEqual([]);
+    a.add(tile(128, 0, [[0, 12, 2, 0.9]], 40));
+    expect(a.all()).toEqual([expect.objectContaining({ box: { lineStart: 160, lineEnd: 176, pixelStart: 192, pixelEnd: 200 } })]);
   });
 });
 

@@ -1,0 +1,366 @@
+/**
+ * The machine results of one scan as they grow: goods suggestions, threat alerts, the declaration check and the
+ * fate of every tile sent to a model, rendered as a report shaped like a DICOS Threat Detection Report (TDR):
+ * report type MACHINE, machine origin, the algorithms with their versions, an ALARM / CLEAR / UNKNOWN decision,
+ * one assessed object per finding (category, probability, box), and processing time.
+ *
+ * Decision rule (an officer always makes the final decision; this is the machine's advice):
+ * - ALARM as soon as one threat alert or an undeclared-goods finding exists (also mid-scan);
+ * - UNKNOWN while the scan is still being scored, when it was aborted, when a model is missing, or when some tile
+ *   was not scored (rejected, expired, failed): part of the vehicle was not looked at;
+ * - CLEAR only for a completed scan whose every tile was scored by every model and which raised nothing.
+ */
+import type { ModelManifest, ModelTask } from '../inference/index.js';
+import { checkDeclaration, type DeclarationCheck } from './declaration-check.js';
+import { GoodsSuggestions, softmaxInto, type SuggestionSegment } from './goods-suggestions.js';
+import { ThreatAlerts, type ThreatAlert } from './threat-alerts.js';
+
+/** What happened to one tile sent to one model. */
+export type TileOutcome = 'ok' | 'rejected' | 'expired' | 'failed';
+export const TILE_OUTCOMES: readonly TileOutcome[] = ['ok', 'rejected', 'expired', 'failed'];
+
+export type AlarmDecision = 'ALARM' | 'CLEAR' | 'UNKNOWN';
+
+export interface TileCounts {
+  /** Tiles sent to the model (= tiles the stitcher produced for the scan, once it is final). */
+  submitted: number;
+  ok: number;
+  rejected: number;
+  expired: number;
+  failed: number;
+  /** Submitted and not answered yet. */
+  pending: number;
+}
+
+export interface AlgorithmInfo {
+  /** Model (algorithm) name and version: DICOS Threat Detection Algorithm and Version. */
+  name: string;
+  version: string;
+  task: ModelTask;
+  /** Execution provider and precision that served it, when known. */
+  provider: string | null;
+  precision: string | null;
+  tiles: TileCounts;
+}
+
+/** One assessed object (DICOS potential threat object). */
+export interface AssessedObject {
+  id: string;
+  /** THREAT: the threat model's alert; UNDECLARED_GOODS: goods seen whose HS heading was not declared. */
+  assessment: 'THREAT' | 'UNDECLARED_GOODS';
+  /** Label id: a threat kind (firearm, narcotics, explosive) or a goods category. */
+  category: string;
+  categoryDescription: string;
+  /** 0..1. */
+  probability: number;
+  /** Lines [lineStart, lineEnd) along the vehicle; pixels along the detector (whole column for goods). */
+  box: { lineStart: number; lineEnd: number; pixelStart: number; pixelEnd: number };
+  /** Name of the model that found it. */
+  algorithm: string;
+  /** HS headings of an undeclared category. */
+  hsCodes?: string[];
+}
+
+export interface ScanResultsReport {
+  reportType: 'MACHINE';
+  scanId: string;
+  portalId: string;
+  /** in-progress: the scan or its scoring is still running; final: nothing will change any more. */
+  status: 'in-progress' | 'final';
+  scanState: 'receiving' | 'completed' | 'aborted';
+  machine: { product: 'scanline'; version: string; machineId: string };
+  algorithms: AlgorithmInfo[];
+  alarmDecision: AlarmDecision;
+  /** Why the decision is what it is, for people. */
+  decisionReason: string;
+  /** When the current decision was first reached (ISO 8601). */
+  alarmDecisionTime: string;
+  objects: AssessedObject[];
+  goods: { segments: SuggestionSegment[]; declaration: DeclarationCheck };
+  threats: ThreatAlert[];
+  /** Lines received so far (the scan's total once completed). */
+  lines: number;
+  tilesProduced: number;
+  /** Scan start to now (in progress) or to the last result (final), ms. */
+  processingTimeMs: number;
+  startedAt: string;
+  updatedAt: string;
+  finalisedAt: string | null;
+}
+
+export interface ScanResultsInit {
+  scanId: string;
+  portalId: string;
+  /** Detector pixels of the scan. */
+  pixels: number;
+  declaredHsCodes: string[] | null;
+  startedAt: Date;
+  goodsModel: Readonly<ModelManifest> | undefined;
+  threatsModel: Readonly<ModelManifest> | undefined;
+  /** The gateway's stitch.tile: size x downsample raw samples per tile, a column every strideLines. */
+  tile: { size: number; downsample: number; strideLines: number };
+  machine: { version: string; machineId: string };
+}
+
+/** What one call changed, for pushing increments to operator screens. */
+export interface ResultsChange {
+  suggestions: boolean;
+  alerts: ThreatAlert[];
+  declaration: boolean;
+}
+
+function counts(): TileCounts {
+  return { submitted: 0, ok: 0, rejected: 0, expired: 0, failed: 0, pending: 0 };
+}
+
+export class ScanResults {
+  readonly scanId: string;
+  readonly portalId: string;
+  private readonly goods: GoodsSuggestions | null;
+  private readonly threats: ThreatAlerts | null;
+  private readonly goodsModel: Readonly<ModelManifest> | undefined;
+  private readonly threatsModel: Readonly<ModelManifest> | undefined;
+  private readonly tiles = new Map<string, TileCounts>();
+  private readonly providers = new Map<string, { provider: string | null; precision: string | null }>();
+  private readonly probabilities: Float32Array;
+  private readonly heatmapSize: [number, number];
+  private readonly startedAt: Date;
+  private scanState: ScanResultsReport['scanState'] = 'receiving';
+  private lines = 0;
+  private tilesProduced = 0;
+  private segmentsKey = '';
+  private segmentsCache: SuggestionSegment[] = [];
+  private declarationKey = '';
+  private decision: { value: AlarmDecision; since: Date } = { value: 'UNKNOWN', since: new Date() };
+  private updatedAt: Date;
+  private finalisedAt: Date | null = null;
+
+  constructor(private readonly init: ScanResultsInit) {
+    this.scanId = init.scanId;
+    this.portalId = init.portalId;
+    this.startedAt = init.startedAt;
+    this.updatedAt = init.startedAt;
+    this.goodsModel = init.goodsModel;
+    this.threatsModel = init.threatsModel;
+    const g = init.goodsModel;
+    this.goods = g ? new GoodsSuggestions(g.labels, init.tile.strideLines, g.thresholds.suggest ?? 0.5) : null;
+    this.probabilities = new Float32Array(g ? g.labels.length : 0);
+    const t = init.threatsModel;
+    const heat = t?.outputs.find((o) => o.meaning === 'threat_heatmap_logits');
+    this.heatmapSize = heat ? [heat.shape[2], heat.shape[3]] : [0, 0];
+    this.threats = t && heat ? new ThreatAlerts(t.labels, t.thresholds, init.pixels, (init.tile.size * init.tile.downsample) / heat.shape[3]) : null;
+    for (const m of [g, t]) if (m) this.tiles.set(m.name, counts());
+  }
+
+  /** The stitcher produced a tile; one submit per loaded model follows. */
+  tileProduced(): void {
+    this.tilesProduced++;
+  }
+
+  submitted(model: string): void {
+    const c = this.tiles.get(model);
+    if (!c) return;
+    c.submitted++;
+    c.pending++;
+  }
+
+  /** A tile's result that is not ok (ok results come through addGoods / addThreats). */
+  failed(model: string, outcome: Exclude<TileOutcome, 'ok'>): void {
+    const c = this.tiles.get(model);
+    if (!c) return;
+    c.pending--;
+    c[outcome]++;
+    this.touch();
+  }
+
+  servedBy(model: string, provider: string | null, precision: string | null): void {
+    this.providers.set(model, { provider, precision });
+  }
+
+  /** Goods model result of one tile (class logits). */
+  addGoods(tile: { line: number; lines: number; pixel: number; pixels: number }, logits: Float32Array): ResultsChange {
+    const model = this.goodsModel as Readonly<ModelManifest>;
+    this.okTile(model.name);
+    if (!this.goods) return { suggestions: false, alerts: [], declaration: false };
+    const p = new Float32Array(this.probabilities.length);
+    softmaxInto(logits, p);
+    this.goods.add({ ...tile, probabilities: p });
+    return this.goodsChanged();
+  }
+
+  /** Threat model result of one tile (heatmap logits [labels][gh][gw]). */
+  addThreats(tile: { line: number; lines: number; pixel: number; pixels: number }, logits: Float32Array): ResultsChange {
+    const model = this.threatsModel as Readonly<ModelManifest>;
+    this.okTile(model.name);
+    if (!this.threats) return { suggestions: false, alerts: [], declaration: false };
+    const p = new Float32Array(logits.length);
+    for (let i = 0; i < p.length; i++) p[i] = 1 / (1 + Math.exp(-logits[i]));
+    const [gridH, gridW] = this.heatmapSize;
+    const alerts = this.threats.add({ ...tile, probabilities: p, gridH, gridW });
+    if (alerts.length > 0) this.refreshDecision();
+    return { suggestions: false, alerts, declaration: false };
+  }
+
+  /** Lines received so far (live). */
+  setLines(lines: number): void {
+    this.lines = lines;
+  }
+
+  /** The scan ended: suggestions become final once every pending tile is answered. */
+  scanEnded(state: 'completed' | 'aborted', lines: number): ResultsChange {
+    this.scanState = state;
+    this.lines = lines;
+    this.goods?.finish();
+    this.touch();
+    return this.goodsChanged();
+  }
+
+  /** True once the scan ended and no tile is pending: the report will not change again. */
+  isFinal(): boolean {
+    return this.finalisedAt !== null;
+  }
+
+  pendingTiles(): number {
+    let n = 0;
+    for (const c of this.tiles.values()) n += c.pending;
+    return n;
+  }
+
+  segments(): SuggestionSegment[] {
+    return this.segmentsCache;
+  }
+
+  alerts(): ThreatAlert[] {
+    return this.threats?.all() ?? [];
+  }
+
+  declaration(): DeclarationCheck {
+    return checkDeclaration(this.init.declaredHsCodes, this.segmentsCache);
+  }
+
+  report(): ScanResultsReport {
+    const segments = this.segmentsCache;
+    const declaration = checkDeclaration(this.init.declaredHsCodes, segments);
+    const threats = this.alerts();
+    const objects: AssessedObject[] = threats.map((a) => ({
+      id: a.id,
+      assessment: 'THREAT',
+      category: a.category,
+      categoryDescription: a.name,
+      probability: a.probability,
+      box: { ...a.box },
+      algorithm: this.threatsModel?.name ?? '',
+    }));
+    for (const u of declaration.undeclared) {
+      const segs = segments.filter((s) => s.top3[0]?.label === u.label);
+      objects.push({
+        id: `d-${u.label}`,
+        assessment: 'UNDECLARED_GOODS',
+        category: u.label,
+        categoryDescription: u.name,
+        probability: u.confidence,
+        box: {
+          lineStart: Math.min(...segs.map((s) => s.startLine)),
+          lineEnd: Math.max(...segs.map((s) => s.endLine)),
+          pixelStart: 0,
+          pixelEnd: this.init.pixels,
+        },
+        algorithm: this.goodsModel?.name ?? '',
+        hsCodes: [...u.hsCodes],
+      });
+    }
+    const algorithms: AlgorithmInfo[] = [];
+    for (const m of [this.goodsModel, this.threatsModel]) {
+      if (!m) continue;
+      const p = this.providers.get(m.name);
+      algorithms.push({ name: m.name, version: m.version, task: m.task, provider: p?.provider ?? null, precision: p?.precision ?? null, tiles: { ...(this.tiles.get(m.name) as TileCounts) } });
+    }
+    const end = this.finalisedAt ?? new Date();
+    return {
+      reportType: 'MACHINE',
+      scanId: this.scanId,
+      portalId: this.portalId,
+      status: this.finalisedAt ? 'final' : 'in-progress',
+      scanState: this.scanState,
+      machine: { product: 'scanline', version: this.init.machine.version, machineId: this.init.machine.machineId },
+      algorithms,
+      alarmDecision: this.decision.value,
+      decisionReason: this.decisionReason(threats.length, declaration),
+      alarmDecisionTime: this.decision.since.toISOString(),
+      objects,
+      goods: { segments, declaration },
+      threats,
+      lines: this.lines,
+      tilesProduced: this.tilesProduced,
+      processingTimeMs: end.getTime() - this.startedAt.getTime(),
+      startedAt: this.startedAt.toISOString(),
+      updatedAt: this.updatedAt.toISOString(),
+      finalisedAt: this.finalisedAt?.toISOString() ?? null,
+    };
+  }
+
+  private okTile(model: string): void {
+    const c = this.tiles.get(model);
+    if (!c) return;
+    c.pending--;
+    c.ok++;
+    this.touch();
+  }
+
+  /** Recomputes segments and the declaration check; reports what changed. */
+  private goodsChanged(): ResultsChange {
+    if (!this.goods) {
+      this.refreshDecision();
+      return { suggestions: false, alerts: [], declaration: false };
+    }
+    const segments = this.goods.segments();
+    const key = JSON.stringify(segments);
+    const suggestions = key !== this.segmentsKey;
+    if (suggestions) {
+      this.segmentsKey = key;
+      this.segmentsCache = segments;
+    }
+    const d = checkDeclaration(this.init.declaredHsCodes, segments);
+    const dKey = `${d.status}|${d.undeclared.map((u) => u.label).join(',')}`;
+    const declaration = dKey !== this.declarationKey;
+    if (declaration) this.declarationKey = dKey;
+    this.refreshDecision();
+    return { suggestions, alerts: [], declaration };
+  }
+
+  private touch(): void {
+    this.updatedAt = new Date();
+    if (this.finalisedAt === null && this.scanState !== 'receiving' && this.pendingTiles() === 0) {
+      this.finalisedAt = this.updatedAt;
+    }
+    this.refreshDecision();
+  }
+
+  private refreshDecision(): void {
+    const value = this.computeDecision();
+    if (value !== this.decision.value) this.decision = { value, since: new Date() };
+  }
+
+  private computeDecision(): AlarmDecision {
+    if ((this.threats?.all().length ?? 0) > 0) return 'ALARM';
+    if (checkDeclaration(this.init.declaredHsCodes, this.segmentsCache).status === 'mismatch') return 'ALARM';
+    if (!this.goodsModel || !this.threatsModel) return 'UNKNOWN';
+    if (this.scanState !== 'completed' || this.finalisedAt === null) return 'UNKNOWN';
+    for (const c of this.tiles.values()) if (c.ok !== c.submitted) return 'UNKNOWN';
+    return 'CLEAR';
+  }
+
+  private decisionReason(threats: number, declaration: DeclarationCheck): string {
+    const parts: string[] = [];
+    if (threats > 0) parts.push(`${threats} threat alert${threats > 1 ? 's' : ''}`);
+    if (declaration.status === 'mismatch') parts.push(`undeclared goods: ${declaration.undeclared.map((u) => u.label).join(', ')}`);
+    if (parts.length > 0) return parts.join('; ');
+    if (!this.goodsModel || !this.threatsModel) return `no ${!this.goodsModel ? 'goods' : 'threats'} model loaded`;
+    if (this.scanState === 'aborted') return 'the scan was aborted';
+    if (this.scanState === 'receiving' || this.finalisedAt === null) return 'the scan is still being scored';
+    for (const [name, c] of this.tiles) {
+      if (c.ok !== c.submitted) return `${c.submitted - c.ok} of ${c.submitted} tiles were not scored by ${name}`;
+    }
+    return 'every tile scored; nothing raised';
+  }
+}
