@@ -5,12 +5,16 @@
  *                     [--speed realtime|max] [--pixels N]
  *   scanline dataset --seeds A..B --out DIR [--pixels N] [--threat-probability P] [--calibration frames|none]
  *                    [--keep all|threats]
+ *   scanline eval --seeds A..B [--url ws://HOST:PORT/v1/portal] [--models DIR] [--config FILE] [--portals N]
+ *                 [--speed realtime|max] [--threat-probability P] [--mismatch-probability P] [--json] [--log-level L]
  * Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { readConfigFile, resolveConfig, type GatewayConfigInput } from './config/index.js';
+import { readConfigFile, resolveConfig, type GatewayConfig, type GatewayConfigInput } from './config/index.js';
 import { exportDataset } from './dataset/index.js';
 import { ScanlineError } from './errors/index.js';
+import { DEFAULT_EVAL_OPTIONS, formatEvalTable, runEval } from './eval/index.js';
+import { createRootLogger } from './log/index.js';
 import { startGateway } from './main.js';
 import { simulatePortals } from './simulator/index.js';
 
@@ -20,6 +24,7 @@ Commands:
   serve       run the gateway
   simulate    stream simulated trucks into a gateway
   dataset     export labelled training tiles of simulated trucks (models/train/)
+  eval        score a gateway's models on held-out simulated trucks
   help        show this text
 
 scanline serve [options]
@@ -47,6 +52,37 @@ scanline dataset --seeds A..B --out DIR [options]
                     probability that a truck carries concealed threats (default 0.1)
   --calibration C   frames (16 dark + 16 air lines, as the simulated portal sends) or none (default frames)
   --keep K          all tiles, or only tiles with threat cells (threats) (default all)
+
+scanline eval --seeds A..B [options]
+  Streams held-out trucks (generated as \`dataset\` does; training used seeds 1000-3999, use 5000 and up) through
+  a real gateway over the portal protocol, polls GET /v1/scans/:id/results while they stream, and scores the
+  final reports against the simulator's ground truth:
+    goods top-1     per tile position the stitcher produced, labelled as for training; tiles whose label is a
+                    goods category (not empty, vehicle or air) are correct when the final suggestion segment
+                    covering the tile's centre line has that category as top-1 (no segment: wrong)
+    threat recall   truth threats overlapped by any threat alert box; false alarms: alerts overlapping no truth
+                    threat, per scan
+    mismatch recall mis-declared trucks whose report's declaration status is mismatch; also the false-mismatch
+                    rate on honest trucks
+    first correct suggestion
+                    per truth goods segment: from sending the slice with its first line to the first polled report
+                    showing an overlapping segment with the right top-1 (ms; and lines received minus its first line)
+  Targets: goods top-1 >= 90%, threat recall >= 90% at <= 0.1 false alarms per scan, mismatch recall >= 90%.
+  Exit code 0 whether or not they are met.
+  --seeds A..B      truck seeds, inclusive (or a single seed A)
+  --url URL         portal endpoint of a running gateway; without it a gateway with the default config (plus
+                    --config and --models) is started on a free port with a temporary data directory
+  --models DIR      models directory of the started gateway (inference.modelsDir)
+  --config FILE     JSON configuration file of the started gateway
+  --portals N       trucks streamed at a time, each from its own portal (default ${DEFAULT_EVAL_OPTIONS.portals})
+  --speed MODE      realtime (500 lines/s, as a truck drives through) or max (as fast as acked) (default realtime)
+  --threat-probability P
+                    probability that a truck carries concealed threats (default ${DEFAULT_EVAL_OPTIONS.threatProbability})
+  --mismatch-probability P
+                    probability that a truck's declaration lies (default ${DEFAULT_EVAL_OPTIONS.mismatchProbability}, the simulator's)
+  --json            print the figures as one JSON object on the last line: scans, goodsTop1, threatRecall,
+                    falseAlarmsPerScan, mismatchRecall, firstSuggestionMs {p50, p99}, and more
+  --log-level L     log level of the started gateway, written to stderr (default warn)
 `;
 
 function usage(message: string): ScanlineError {
@@ -211,6 +247,74 @@ async function dataset(args: string[]): Promise<void> {
   process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
 }
 
+function probabilityOption(values: Record<string, unknown>, name: string): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const p = Number(raw);
+  if (!(typeof raw === 'string' && raw.trim() !== '' && p >= 0 && p <= 1)) throw usage(`Expected a probability 0..1 for --${name} but received ${JSON.stringify(raw)}`);
+  return p;
+}
+
+async function evaluate(args: string[]): Promise<void> {
+  const v = parse(args, {
+    seeds: { type: 'string' },
+    url: { type: 'string' },
+    models: { type: 'string' },
+    config: { type: 'string' },
+    portals: { type: 'string' },
+    speed: { type: 'string' },
+    'threat-probability': { type: 'string' },
+    'mismatch-probability': { type: 'string' },
+    json: { type: 'boolean' },
+    'log-level': { type: 'string' },
+  });
+  const seeds = seedRange(v.seeds);
+  const speed = (v.speed as string | undefined) ?? DEFAULT_EVAL_OPTIONS.speed;
+  if (speed !== 'realtime' && speed !== 'max') throw usage(`Expected realtime or max for --speed but received ${JSON.stringify(speed)}`);
+  const url = v.url as string | undefined;
+  if (url !== undefined && !/^wss?:\/\/.+/.test(url)) throw usage(`Expected a ws:// or wss:// URL for --url but received ${JSON.stringify(url)}`);
+  if (url !== undefined && (v.models !== undefined || v.config !== undefined)) throw usage('--models and --config configure the gateway eval starts; they cannot be used with --url');
+  if (typeof v.models === 'string' && v.models.length === 0) throw usage('Expected a directory for --models but received ""');
+  const layers: GatewayConfigInput[] = [];
+  if (typeof v.config === 'string') layers.push(readConfigFile(v.config));
+  const level = ((v['log-level'] as string | undefined) ?? 'warn') as GatewayConfig['log']['level'];
+  const flags: GatewayConfigInput = { log: { level } };
+  if (typeof v.models === 'string') flags.inference = { modelsDir: v.models };
+  layers.push(flags);
+  // Resolve once here so configuration problems are usage errors before anything starts.
+  resolveConfig(...layers);
+  const total = seeds[1] - seeds[0] + 1;
+  let done = 0;
+  const abort = new AbortController();
+  process.on('SIGINT', () => abort.abort());
+  process.on('SIGTERM', () => abort.abort());
+  const summary = await runEval({
+    seeds,
+    ...(url !== undefined ? { url } : { gatewayConfig: layers, gatewayLog: createRootLogger(level, process.stderr) }),
+    portals: intOption(v, 'portals', DEFAULT_EVAL_OPTIONS.portals, 1, 64),
+    speed,
+    threatProbability: probabilityOption(v, 'threat-probability'),
+    mismatchProbability: probabilityOption(v, 'mismatch-probability'),
+    signal: abort.signal,
+    onScan: (s) => {
+      done++;
+      const goods = Object.values(s.goods).reduce((a, g) => [a[0] + g.correct, a[1] + g.tiles], [0, 0]);
+      const found = s.threats.truth.filter((t) => t.found).length;
+      const falseAlarms = s.threats.alerts.filter((a) => a.falseAlarm).length;
+      process.stderr.write(
+        `eval ${done}/${total}: seed ${s.seed} ${s.scanId}: goods ${goods[0]}/${goods[1]} tiles, threats ${found}/${s.threats.truth.length} (${falseAlarms} false), ` +
+          `declaration ${s.declaration.status}${s.declaration.mismatch ? ` (lies: ${s.declaration.mismatch})` : ''}\n`,
+      );
+    },
+    onFailure: (f) => {
+      done++;
+      process.stderr.write(`eval ${done}/${total}: seed ${f.seed} failed: ${f.code}: ${f.message}\n`);
+    },
+  });
+  process.stdout.write(`${formatEvalTable(summary)}\n`);
+  if (v.json === true) process.stdout.write(`${JSON.stringify(summary)}\n`);
+}
+
 /** Entry point used by bin/scanline.js. Sets process.exitCode; `serve` keeps running until a signal. */
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
@@ -222,6 +326,8 @@ export async function main(argv: string[]): Promise<void> {
         return await simulate(rest);
       case 'dataset':
         return await dataset(rest);
+      case 'eval':
+        return await evaluate(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -75,6 +75,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       log: log.child({ module: 'results' }),
       tile: config.stitch.tile,
       machine: { version: packageVersion() ?? '0.0.0', machineId: config.results.machineId || hostname() },
+      referenceMinSimilarity: config.results.referenceMinSimilarity,
     });
   }
   const ingest = new IngestService({ config, store, log: log.child({ module: 'ingest' }), stitcher: stitcherKind });

@@ -56,6 +56,12 @@ export interface GatewayConfig {
      * host name.
      */
     machineId: string;
+    /**
+     * Cosine similarity (0.5..<1) a goods tile's embedding needs to match an enrolled reference category, unless the
+     * enrolment sets its own. Measured on the demo model: same-category tiles mostly 0.8-0.97, other categories'
+     * 99th percentile 0.45-0.78 (models/README.md).
+     */
+    referenceMinSimilarity: number;
   };
   storage: {
     /** Directory for the SQLite database and scan images. */
@@ -90,7 +96,7 @@ export const DEFAULT_CONFIG: GatewayConfig = {
     tile: { ...DEFAULT_STITCHER_OPTIONS.tile },
   },
   inference: structuredClone(DEFAULT_INFERENCE_CONFIG),
-  results: { machineId: '' },
+  results: { machineId: '', referenceMinSimilarity: 0.85 },
   storage: { dataDir: './data' },
   log: { level: 'info' },
 };
@@ -165,6 +171,7 @@ function validate(c: GatewayConfig): string[] {
   );
   p.push(...validateInferenceConfig(c.inference));
   check(p, typeof c.results.machineId === 'string' && c.results.machineId.length <= 256, 'a string of at most 256 characters', 'results.machineId', c.results.machineId);
+  check(p, num(c.results.referenceMinSimilarity, 0.5, 0.999), 'a number 0.5..0.999', 'results.referenceMinSimilarity', c.results.referenceMinSimilarity);
   check(p, typeof c.storage.dataDir === 'string' && c.storage.dataDir.length > 0, 'a directory path', 'storage.dataDir', c.storage.dataDir);
   check(p, LOG_LEVELS.includes(c.log.level), `one of ${LOG_LEVELS.join(', ')}`, 'log.level', c.log.level);
   return p;

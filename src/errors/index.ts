@@ -64,7 +64,13 @@ export const ERROR_CODES = {
   // HTTP API.
   SCANLINE_ERR_HTTP_NOT_FOUND: spec('no such route', 404, true),
   SCANLINE_ERR_HTTP_BAD_QUERY: spec('query parameter is missing or invalid', 400, true),
+  SCANLINE_ERR_HTTP_BAD_BODY: spec('request body is not valid JSON or does not match the expected shape', 400, true),
+  SCANLINE_ERR_HTTP_BODY_TOO_LARGE: spec('request body is larger than the endpoint accepts', 413, true),
   SCANLINE_ERR_IMAGE_UNAVAILABLE: spec('scan image has no lines yet', 409, false),
+  SCANLINE_ERR_REFERENCE_UNKNOWN: spec('no enrolled reference category with this id', 404, true),
+  SCANLINE_ERR_REFERENCE_EXISTS: spec('a reference category or model label with this id already exists', 409, true),
+  SCANLINE_ERR_REFERENCE_NO_TILES: spec('the reference regions hold no tiles scored by the goods model', 422, true),
+  SCANLINE_ERR_REFERENCE_UNAVAILABLE: spec('reference enrolment needs a loaded goods model with an embedding output', 503, false),
   SCANLINE_ERR_RESULTS_UNAVAILABLE: spec('scan has no machine results (received while no model was loaded)', 404, false),
 
   // Storage.

@@ -17,4 +17,22 @@ export {
   type TileCounts,
   type TileOutcome,
 } from './scan-results.js';
-export { LINE_TO_RESULT_BUCKETS_SECONDS, ResultsService, type ResultsListeners, type ResultsServiceOptions, type ResultsStats } from './results-service.js';
+export {
+  LINE_TO_RESULT_BUCKETS_SECONDS,
+  MAX_ENROLMENT_REGIONS,
+  ResultsService,
+  validateEnrolment,
+  type EnrolmentRequest,
+  type ResultsListeners,
+  type ResultsServiceOptions,
+  type ResultsStats,
+} from './results-service.js';
+export {
+  ReferenceLibrary,
+  ReferenceSnapshot,
+  normalizeL2,
+  prototypeOf,
+  type ReferenceCategory,
+  type ReferenceMatch,
+  type ReferenceSource,
+} from './reference-library.js';

@@ -13,8 +13,7 @@
  * - Reports of live scans are served from memory; once final they are stored and dropped from memory.
  */
 import { performance } from 'node:perf_hooks';
-import type { ScanlineError } from '../errors/index.js';
-import type { Inference, ModelManifest } from '../inference/index.js';
+import type { Inference, ModelManifest, TileResult } from '../inference/index.js';
 import { createHistogram, observe, type HistogramCounts } from '../inference/index.js';
 import type { ActiveScan, IngestListeners } from '../ingest/index.js';
 import type { Logger } from '../log/index.js';
@@ -22,6 +21,8 @@ import type { TileInfo } from '../stitch/index.js';
 import type { ScanStore } from '../storage/index.js';
 import type { DeclarationCheck } from './declaration-check.js';
 import type { SuggestionSegment } from './goods-suggestions.js';
+import { ScanlineError } from '../errors/index.js';
+import { ReferenceLibrary, prototypeOf, type ReferenceCategory, type ReferenceSource } from './reference-library.js';
 import { ScanResults, type ScanResultsReport, type TileOutcome } from './scan-results.js';
 import type { ThreatAlert } from './threat-alerts.js';
 
@@ -53,6 +54,11 @@ export interface ResultsListeners {
   declaration?(scanId: string, portalId: string, check: DeclarationCheck): void;
   /** The report is final (scan ended, every tile answered); it has been stored (or storing failed: logged). */
   final?(report: ScanResultsReport): void;
+  /**
+   * One model's result for one tile was applied. `lineToResultSeconds`: the tile's last line received → now, the
+   * value `stats.lineToResult` buckets (NaN when unknown). Once per tile per model; for benchmarks and tracing.
+   */
+  tileResult?(result: TileResult, lineToResultSeconds: number): void;
 }
 
 export interface ResultsServiceOptions {
@@ -61,6 +67,66 @@ export interface ResultsServiceOptions {
   log: Logger;
   tile: { size: number; downsample: number; strideLines: number };
   machine: { version: string; machineId: string };
+  /** Default cosine similarity a tile needs to match an enrolled reference (config results.referenceMinSimilarity). */
+  referenceMinSimilarity: number;
+}
+
+/** An enrolment request (POST /v1/references), validated by validateEnrolment. */
+export interface EnrolmentRequest {
+  id: string;
+  name: string;
+  hsCodes: string[];
+  minSimilarity?: number;
+  samples: Array<{ scanId: string; lineStart: number; lineEnd: number; pixelStart?: number; pixelEnd?: number }>;
+}
+
+/** Largest number of regions one enrolment may list. */
+export const MAX_ENROLMENT_REGIONS = 64;
+
+function describeValue(v: unknown): string {
+  const s = JSON.stringify(v);
+  return `${s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s} of type ${Array.isArray(v) ? 'array' : typeof v}`;
+}
+
+/** Checks an enrolment body; throws SCANLINE_ERR_HTTP_BAD_BODY listing every problem. */
+export function validateEnrolment(body: unknown): EnrolmentRequest {
+  const p: string[] = [];
+  const check = (ok: boolean, expected: string, name: string, value: unknown): void => {
+    if (!ok) p.push(`Expected ${expected} for ${name} but received ${describeValue(value)}`);
+  };
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ScanlineError('SCANLINE_ERR_HTTP_BAD_BODY', `Expected a JSON object for the body but received ${describeValue(body)}`);
+  }
+  const b = body as Record<string, unknown>;
+  const known = new Set(['id', 'name', 'hsCodes', 'minSimilarity', 'samples']);
+  for (const k of Object.keys(b)) if (!known.has(k)) p.push(`Unknown field ${k}`);
+  check(typeof b.id === 'string' && /^[a-z0-9][a-z0-9._-]{0,63}$/.test(b.id), 'an id of 1-64 characters a-z 0-9 . _ - (starting with a letter or digit)', 'id', b.id);
+  check(typeof b.name === 'string' && b.name.trim().length > 0 && b.name.length <= 128, 'a name of 1-128 characters', 'name', b.name);
+  check(
+    Array.isArray(b.hsCodes) && b.hsCodes.length <= 32 && b.hsCodes.every((c) => typeof c === 'string' && /^\d{4,10}$/.test(c)),
+    'an array of at most 32 HS codes of 4-10 digits',
+    'hsCodes',
+    b.hsCodes,
+  );
+  if (b.minSimilarity !== undefined) {
+    check(typeof b.minSimilarity === 'number' && b.minSimilarity >= 0.5 && b.minSimilarity < 1, 'a number 0.5..<1', 'minSimilarity', b.minSimilarity);
+  }
+  if (!Array.isArray(b.samples) || b.samples.length === 0 || b.samples.length > MAX_ENROLMENT_REGIONS) {
+    check(false, `an array of 1..${MAX_ENROLMENT_REGIONS} scan regions`, 'samples', b.samples);
+  } else {
+    b.samples.forEach((r: unknown, i: number) => {
+      const o = (typeof r === 'object' && r !== null ? r : {}) as Record<string, unknown>;
+      const n = `samples[${i}]`;
+      check(typeof o.scanId === 'string' && o.scanId.length > 0, 'a scan id', `${n}.scanId`, o.scanId);
+      const int = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 0;
+      check(int(o.lineStart), 'an integer >= 0', `${n}.lineStart`, o.lineStart);
+      check(int(o.lineEnd) && (o.lineEnd as number) > (o.lineStart as number), 'an integer above lineStart', `${n}.lineEnd`, o.lineEnd);
+      if (o.pixelStart !== undefined) check(int(o.pixelStart), 'an integer >= 0', `${n}.pixelStart`, o.pixelStart);
+      if (o.pixelEnd !== undefined) check(int(o.pixelEnd) && (o.pixelEnd as number) > ((o.pixelStart as number) ?? 0), 'an integer above pixelStart', `${n}.pixelEnd`, o.pixelEnd);
+    });
+  }
+  if (p.length > 0) throw new ScanlineError('SCANLINE_ERR_HTTP_BAD_BODY', `invalid enrolment:\n  - ${p.join('\n  - ')}`, { problems: p });
+  return b as unknown as EnrolmentRequest;
 }
 
 interface TileMeta {
@@ -94,6 +160,9 @@ export class ResultsService {
   private readonly goodsModel: Readonly<ModelManifest> | undefined;
   private readonly threatsModel: Readonly<ModelManifest> | undefined;
   private readonly goodsLogits: string | undefined;
+  private readonly goodsEmbedding: string | undefined;
+  /** Enrolled reference categories; null without a goods model that has an embedding output. */
+  private readonly references: ReferenceLibrary | null;
   private readonly threatLogits: string | undefined;
   private readonly idle = new Set<() => void>();
 
@@ -102,6 +171,8 @@ export class ResultsService {
     this.threatsModel = o.inference.modelFor('threats');
     this.goodsLogits = this.goodsModel?.outputs.find((x) => x.meaning === 'class_logits')?.name;
     this.threatLogits = this.threatsModel?.outputs.find((x) => x.meaning === 'threat_heatmap_logits')?.name;
+    this.goodsEmbedding = this.goodsModel?.outputs.find((x) => x.meaning === 'embedding')?.name;
+    this.references = this.goodsModel && this.goodsEmbedding ? new ReferenceLibrary(this.goodsModel.name, o.store.listReferences()) : null;
     const names = [this.goodsModel, this.threatsModel].filter((m) => m !== undefined).map((m) => m.name);
     this.stats = {
       tilesProduced: 0,
@@ -165,6 +236,89 @@ export class ResultsService {
     });
   }
 
+  /** Enrolled reference categories (empty without a goods model with an embedding). */
+  listReferences(): ReferenceCategory[] {
+    return this.references?.list() ?? [];
+  }
+
+  /**
+   * Enrols (or replaces) a reference category from regions of scans: the goods embeddings of the tiles whose centre
+   * lies in a region are averaged into the prototype. Scans started afterwards match against it. Throws
+   * SCANLINE_ERR_REFERENCE_UNAVAILABLE, _EXISTS (an id of the model's own labels), _NO_TILES, SCANLINE_ERR_SCAN_UNKNOWN,
+   * SCANLINE_ERR_STORAGE_WRITE.
+   */
+  enrol(req: EnrolmentRequest): ReferenceCategory {
+    const library = this.references;
+    const model = this.goodsModel;
+    if (!library || !model) {
+      throw new ScanlineError('SCANLINE_ERR_REFERENCE_UNAVAILABLE', 'no goods model with an embedding output is loaded');
+    }
+    if (model.labels.some((l) => l.id === req.id)) {
+      throw new ScanlineError('SCANLINE_ERR_REFERENCE_EXISTS', `${req.id} is a label of ${model.name}; enrol the reference under another id`, { id: req.id });
+    }
+    const rows: Float32Array[] = [];
+    const sources: ReferenceSource[] = [];
+    let dim = 0;
+    for (const region of req.samples) {
+      if (!this.o.store.hasScan(region.scanId)) {
+        throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${region.scanId}`, { scanId: region.scanId });
+      }
+      const e = this.live.get(region.scanId)?.embeddings() ?? this.o.store.getEmbeddings(region.scanId);
+      const source: ReferenceSource = {
+        scanId: region.scanId,
+        lineStart: region.lineStart,
+        lineEnd: region.lineEnd,
+        pixelStart: region.pixelStart ?? 0,
+        pixelEnd: region.pixelEnd ?? Number.MAX_SAFE_INTEGER,
+        tiles: 0,
+      };
+      if (e && e.model === model.name) {
+        dim = e.dim;
+        e.tiles.forEach(([line, lines, pixel, pixels], i) => {
+          const cl = line + lines / 2;
+          const cp = pixel + pixels / 2;
+          if (cl < source.lineStart || cl >= source.lineEnd || cp < source.pixelStart || cp >= source.pixelEnd) return;
+          rows.push(e.data.subarray(i * e.dim, (i + 1) * e.dim));
+          source.tiles++;
+        });
+      }
+      if (source.pixelEnd === Number.MAX_SAFE_INTEGER) source.pixelEnd = this.o.store.getScan(region.scanId)?.detector.pixels ?? 0;
+      sources.push(source);
+    }
+    if (rows.length === 0) {
+      throw new ScanlineError(
+        'SCANLINE_ERR_REFERENCE_NO_TILES',
+        `no tile scored by ${model.name} has its centre inside the given regions`,
+        { id: req.id, regions: req.samples.length },
+      );
+    }
+    const { prototype, min, mean } = prototypeOf(rows, dim);
+    const category: ReferenceCategory = {
+      id: req.id,
+      name: req.name,
+      hsCodes: [...req.hsCodes],
+      model: model.name,
+      minSimilarity: req.minSimilarity ?? this.o.referenceMinSimilarity,
+      prototype,
+      samples: rows.length,
+      sources,
+      sampleSimilarity: { min, mean },
+      createdAt: new Date().toISOString(),
+    };
+    this.o.store.putReference(category);
+    library.add(category);
+    this.o.log.info({ id: category.id, samples: category.samples, regions: sources.length, sampleSimilarity: category.sampleSimilarity }, 'reference category enrolled');
+    return category;
+  }
+
+  /** Deletes an enrolled reference; throws SCANLINE_ERR_REFERENCE_UNKNOWN. Scans already started keep using it. */
+  removeReference(id: string): void {
+    if (!this.references?.get(id)) throw new ScanlineError('SCANLINE_ERR_REFERENCE_UNKNOWN', `no reference category ${id}`, { id });
+    this.o.store.deleteReference(id);
+    this.references.remove(id);
+    this.o.log.info({ id }, 'reference category deleted');
+  }
+
   private onStarted(scan: ActiveScan): void {
     if (this.live.has(scan.scanId)) return; // a resumed scan keeps its results
     this.live.set(
@@ -179,6 +333,7 @@ export class ResultsService {
         threatsModel: this.threatsModel,
         tile: this.o.tile,
         machine: this.o.machine,
+        ...(this.references ? { references: this.references.snapshot() } : {}),
       }),
     );
   }
@@ -208,17 +363,23 @@ export class ResultsService {
       (r) => {
         counters.ok++;
         const now = performance.now();
-        if (Number.isFinite(meta.lastLineAt)) observe(this.stats.lineToResult.get(name) as HistogramCounts, (now - meta.lastLineAt) / 1000);
+        const lineToResult = (now - meta.lastLineAt) / 1000;
+        if (Number.isFinite(lineToResult)) observe(this.stats.lineToResult.get(name) as HistogramCounts, lineToResult);
         const s = this.o.inference.status().models[name];
         meta.results.servedBy(name, s?.provider ?? null, s?.precision ?? null);
         if (model.task === 'goods') {
-          const change = meta.results.addGoods(meta.tile, r.outputs[this.goodsLogits as string]);
+          const change = meta.results.addGoods(
+            meta.tile,
+            r.outputs[this.goodsLogits as string],
+            this.goodsEmbedding ? r.outputs[this.goodsEmbedding] : undefined,
+          );
           if (change.suggestions) this.emitSuggestions(meta.results);
           if (change.declaration) this.emitDeclaration(meta.results);
         } else {
           const change = meta.results.addThreats(meta.tile, r.outputs[this.threatLogits as string]);
           for (const a of change.alerts) this.emitAlert(meta.results, a);
         }
+        if (this.listeners.length > 0) this.emit((l) => l.tileResult?.(r, lineToResult));
         this.maybeFinal(meta.results);
       },
       (err: ScanlineError) => {
@@ -245,6 +406,8 @@ export class ResultsService {
     const report = results.report();
     this.live.delete(results.scanId);
     try {
+      const embeddings = results.embeddings();
+      if (embeddings) this.o.store.putEmbeddings(results.scanId, embeddings);
       this.o.store.putResults(results.scanId, report.alarmDecision, report);
       this.stats.reportsStored++;
     } catch (err) {

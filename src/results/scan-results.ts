@@ -13,6 +13,7 @@
 import type { ModelManifest, ModelTask } from '../inference/index.js';
 import { checkDeclaration, type DeclarationCheck } from './declaration-check.js';
 import { GoodsSuggestions, softmaxInto, type SuggestionSegment } from './goods-suggestions.js';
+import { normalizeL2, type ReferenceSnapshot } from './reference-library.js';
 import { ThreatAlerts, type ThreatAlert } from './threat-alerts.js';
 
 /** What happened to one tile sent to one model. */
@@ -76,7 +77,8 @@ export interface ScanResultsReport {
   /** When the current decision was first reached (ISO 8601). */
   alarmDecisionTime: string;
   objects: AssessedObject[];
-  goods: { segments: SuggestionSegment[]; declaration: DeclarationCheck };
+  /** references: ids of the enrolled reference categories this scan was matched against (beyond the model's labels). */
+  goods: { segments: SuggestionSegment[]; declaration: DeclarationCheck; references: string[] };
   threats: ThreatAlert[];
   /** Lines received so far (the scan's total once completed). */
   lines: number;
@@ -100,6 +102,8 @@ export interface ScanResultsInit {
   /** The gateway's stitch.tile: size x downsample raw samples per tile, a column every strideLines. */
   tile: { size: number; downsample: number; strideLines: number };
   machine: { version: string; machineId: string };
+  /** Enrolled reference categories this scan matches goods tiles against (taken at scan start). */
+  references?: ReferenceSnapshot;
 }
 
 /** What one call changed, for pushing increments to operator screens. */
@@ -122,7 +126,13 @@ export class ScanResults {
   private readonly threatsModel: Readonly<ModelManifest> | undefined;
   private readonly tiles = new Map<string, TileCounts>();
   private readonly providers = new Map<string, { provider: string | null; precision: string | null }>();
-  private readonly probabilities: Float32Array;
+  /** Model labels followed by the snapshot's reference categories. */
+  private readonly labelCount: number;
+  private readonly modelLabelCount: number;
+  private readonly references: ReferenceSnapshot | undefined;
+  /** Normalised goods embeddings of the scored tiles and where those tiles are (for enrolment). */
+  private readonly embeddingRows: Float32Array[] = [];
+  private readonly embeddingTiles: Array<[number, number, number, number]> = [];
   private readonly heatmapSize: [number, number];
   private readonly startedAt: Date;
   private scanState: ScanResultsReport['scanState'] = 'receiving';
@@ -143,8 +153,11 @@ export class ScanResults {
     this.goodsModel = init.goodsModel;
     this.threatsModel = init.threatsModel;
     const g = init.goodsModel;
-    this.goods = g ? new GoodsSuggestions(g.labels, init.tile.strideLines, g.thresholds.suggest ?? 0.5) : null;
-    this.probabilities = new Float32Array(g ? g.labels.length : 0);
+    this.references = init.references && init.references.size > 0 ? init.references : undefined;
+    const labels = g ? [...g.labels, ...(this.references?.labels() ?? [])] : [];
+    this.goods = g ? new GoodsSuggestions(labels, init.tile.strideLines, g.thresholds.suggest ?? 0.5) : null;
+    this.labelCount = labels.length;
+    this.modelLabelCount = g ? g.labels.length : 0;
     const t = init.threatsModel;
     const heat = t?.outputs.find((o) => o.meaning === 'threat_heatmap_logits');
     this.heatmapSize = heat ? [heat.shape[2], heat.shape[3]] : [0, 0];
@@ -177,15 +190,42 @@ export class ScanResults {
     this.providers.set(model, { provider, precision });
   }
 
-  /** Goods model result of one tile (class logits). */
-  addGoods(tile: { line: number; lines: number; pixel: number; pixels: number }, logits: Float32Array): ResultsChange {
+  /**
+   * Goods model result of one tile: class logits and, when the model has one, its embedding (kept for enrolment and
+   * matched against the reference snapshot: see reference-library.ts for how a match shares the cargo mass).
+   */
+  addGoods(tile: { line: number; lines: number; pixel: number; pixels: number }, logits: Float32Array, embedding?: Float32Array): ResultsChange {
     const model = this.goodsModel as Readonly<ModelManifest>;
     this.okTile(model.name);
     if (!this.goods) return { suggestions: false, alerts: [], declaration: false };
-    const p = new Float32Array(this.probabilities.length);
-    softmaxInto(logits, p);
+    const p = new Float32Array(this.labelCount);
+    softmaxInto(logits, p.subarray(0, this.modelLabelCount));
+    if (embedding) {
+      const e = normalizeL2(Float32Array.from(embedding));
+      this.embeddingRows.push(e);
+      this.embeddingTiles.push([tile.line, tile.lines, tile.pixel, tile.pixels]);
+      const match = this.references?.match(e);
+      if (match) {
+        let cargoMass = 0;
+        for (let i = 0; i < this.modelLabelCount; i++) {
+          if (model.labels[i].cargo === false) continue;
+          cargoMass += p[i];
+          p[i] *= 1 - match.similarity;
+        }
+        p[this.modelLabelCount + match.index] = cargoMass * match.similarity;
+      }
+    }
     this.goods.add({ ...tile, probabilities: p });
     return this.goodsChanged();
+  }
+
+  /** The goods embeddings of the tiles scored so far, or null without a goods embedding. */
+  embeddings(): { model: string; dim: number; tiles: Array<[number, number, number, number]>; data: Float32Array } | null {
+    if (!this.goodsModel || this.embeddingRows.length === 0) return null;
+    const dim = this.embeddingRows[0].length;
+    const data = new Float32Array(this.embeddingRows.length * dim);
+    this.embeddingRows.forEach((row, i) => data.set(row, i * dim));
+    return { model: this.goodsModel.name, dim, tiles: [...this.embeddingTiles], data };
   }
 
   /** Threat model result of one tile (heatmap logits [labels][gh][gw]). */
@@ -288,7 +328,7 @@ export class ScanResults {
       decisionReason: this.decisionReason(threats.length, declaration),
       alarmDecisionTime: this.decision.since.toISOString(),
       objects,
-      goods: { segments, declaration },
+      goods: { segments, declaration, references: this.references?.categories.map((c) => c.id) ?? [] },
       threats,
       lines: this.lines,
       tilesProduced: this.tilesProduced,

@@ -8,12 +8,15 @@ import type { HttpResponse } from './uws.js';
 const STATUS_TEXT: Record<number, string> = {
   200: 'OK',
   201: 'Created',
+  204: 'No Content',
   400: 'Bad Request',
   401: 'Unauthorized',
   404: 'Not Found',
   405: 'Method Not Allowed',
   409: 'Conflict',
   413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
@@ -67,4 +70,36 @@ export function handleAsync(res: HttpResponse, handler: (out: PendingResponse) =
 
 export function badQuery(message: string): ScanlineError {
   return new ScanlineError('SCANLINE_ERR_HTTP_BAD_QUERY', message);
+}
+
+/**
+ * Reads a JSON request body of at most `maxBytes`. Must be called synchronously inside the route handler (uWS
+ * delivers the body through res.onData, registered here; the response must already have onAborted, which
+ * PendingResponse sets). Rejects with SCANLINE_ERR_HTTP_BODY_TOO_LARGE or SCANLINE_ERR_HTTP_BAD_BODY; never resolves
+ * when the client goes away mid-body (the response is then aborted and not answered).
+ */
+export function readJsonBody(res: HttpResponse, maxBytes: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    res.onData((chunk: ArrayBuffer, isLast: boolean) => {
+      if (failed) return;
+      size += chunk.byteLength;
+      if (size > maxBytes) {
+        failed = true;
+        reject(new ScanlineError('SCANLINE_ERR_HTTP_BODY_TOO_LARGE', `request body exceeds ${maxBytes} bytes`, { maxBytes }));
+        return;
+      }
+      // The chunk is only valid during this call: copy it.
+      chunks.push(Buffer.from(new Uint8Array(chunk)));
+      if (!isLast) return;
+      const text = Buffer.concat(chunks).toString('utf8');
+      try {
+        resolve(JSON.parse(text) as unknown);
+      } catch (err) {
+        reject(new ScanlineError('SCANLINE_ERR_HTTP_BAD_BODY', `request body is not valid JSON: ${(err as Error).message}`));
+      }
+    });
+  });
 }

@@ -8,7 +8,9 @@ import { CloseCode, type GatewayMessage, type IngestService, type PortalConnecti
 import type { Logger } from '../log/index.js';
 import type { ScanStore } from '../storage/index.js';
 import { handleAsync } from './http.js';
-import { registerScanRoutes, type ResultsSource } from './scans-api.js';
+import type { ResultsService } from '../results/index.js';
+import { registerReferenceRoutes } from './references-api.js';
+import { registerScanRoutes } from './scans-api.js';
 import { DISABLED, closeListenSocket, createApp, localPort, type TemplatedApp, type WebSocket, type us_listen_socket } from './uws.js';
 
 interface PortalSocketData {
@@ -27,8 +29,8 @@ export interface HttpServerOptions {
   readiness: Record<string, ReadinessCheck>;
   /** Extra facts /readyz reports whatever the verdict (e.g. which execution provider serves each model). */
   readinessDetails?: () => Record<string, unknown>;
-  /** Machine results of scans (GET /v1/scans/:scanId/results); absent when the gateway runs without inference. */
-  results?: ResultsSource;
+  /** Machine results of scans and reference enrolment; absent when the gateway runs without inference. */
+  results?: ResultsService;
 }
 
 export interface HttpServer {
@@ -121,6 +123,7 @@ export function startHttpServer(o: HttpServerOptions): Promise<HttpServer> {
   const app = createApp();
   registerPortalRoute(app, o);
   registerScanRoutes(app, o.ingest, o.store, o.results);
+  registerReferenceRoutes(app, o.results);
   registerHealthRoutes(app, o);
   app.any('/*', (res, req) => {
     const url = req.getUrl();

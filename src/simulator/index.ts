@@ -59,6 +59,7 @@ export {
   DEFAULT_PORTAL_CLIENT_OPTIONS,
   PortalClient,
   type CalibrationFrames,
+  type FrameSent,
   type PortalClientOptions,
   type PortalClientStats,
   type ScanOptions,

@@ -75,6 +75,19 @@ export interface PortalClientOptions {
   signal?: AbortSignal;
 }
 
+/** One binary frame handed to the socket ('frame-sent' event). */
+export interface FrameSent {
+  streamId: number;
+  seq: number;
+  kind: SliceKind;
+  firstLine: number;
+  lineCount: number;
+  /** True when the frame had been sent before (go-back, ack timeout, resume). */
+  resent: boolean;
+  /** performance.now() when it was sent. */
+  at: number;
+}
+
 export interface ScanOptions {
   /** Ask for this scanId; absent: the gateway assigns one. */
   scanId?: string;
@@ -223,7 +236,8 @@ function toText(data: WebSocket.RawData): string {
 
 /**
  * Events: 'message' (every GatewayMessage), 'gateway-error' (every error message), 'reconnect' ({ attempt }),
- * 'draining' (DrainingMessage), 'close' ({ code, reason }).
+ * 'draining' (DrainingMessage), 'close' ({ code, reason }), 'frame-sent' (FrameSent, right after a binary frame
+ * was handed to the socket; only emitted while someone listens).
  */
 export class PortalClient extends EventEmitter {
   readonly options: Readonly<
@@ -754,7 +768,8 @@ export class PortalClient extends EventEmitter {
       run.bytesSent += bytes.byteLength;
       this.stats.framesSent++;
       this.stats.bytesSent += bytes.byteLength;
-      if (seq <= run.highestSent) {
+      const resent = seq <= run.highestSent;
+      if (resent) {
         run.framesResent++;
         this.stats.framesResent++;
       } else {
@@ -764,6 +779,11 @@ export class PortalClient extends EventEmitter {
           this.stats.slicesSent++;
           this.stats.linesSent += f.lineCount;
         }
+      }
+      if (this.listenerCount('frame-sent') > 0) {
+        const f = run.frames[seq];
+        const sent: FrameSent = { streamId: run.streamId, seq, kind: f.kind, firstLine: f.firstLine, lineCount: f.lineCount, resent, at: now };
+        this.emit('frame-sent', sent);
       }
       if (outstanding <= 0) run.lastAckAt = now; // the ack clock starts with the first outstanding frame
       run.nextToSend = seq + 1;

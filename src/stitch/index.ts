@@ -12,7 +12,7 @@ import type { Stitcher } from './types.js';
 export * from './types.js';
 export { DEFAULT_STITCHER_OPTIONS } from './defaults.js';
 export { type StitcherOptionsInput, validateStitcherOptions } from './options.js';
-export { PREVIEW_GAP_COLOUR, PREVIEW_PALETTE } from './ts-stitcher.js';
+export { PREVIEW_GAP_COLOUR, PREVIEW_PALETTE, tileRowPixels } from './ts-stitcher.js';
 
 export type StitcherImplementation = 'native' | 'typescript';
 

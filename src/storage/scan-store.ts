@@ -97,7 +97,57 @@ CREATE TABLE IF NOT EXISTS scan_results (
   report     TEXT NOT NULL,
   updated_at TEXT NOT NULL
 );
+-- Goods-model embeddings of a scan's tiles (float32 rows, L2-normalised), for enrolling reference categories.
+CREATE TABLE IF NOT EXISTS scan_embeddings (
+  scan_id TEXT PRIMARY KEY REFERENCES scans (scan_id) ON DELETE CASCADE,
+  model   TEXT NOT NULL,
+  dim     INTEGER NOT NULL,
+  tiles   TEXT NOT NULL,
+  data    BLOB NOT NULL
+);
+-- Reference categories enrolled without retraining (src/results/reference-library.ts).
+CREATE TABLE IF NOT EXISTS reference_categories (
+  id             TEXT PRIMARY KEY,
+  name           TEXT NOT NULL,
+  hs_codes       TEXT NOT NULL,
+  model          TEXT NOT NULL,
+  min_similarity REAL NOT NULL,
+  prototype      BLOB NOT NULL,
+  samples        INTEGER NOT NULL,
+  sources        TEXT NOT NULL,
+  sample_similarity TEXT NOT NULL,
+  created_at     TEXT NOT NULL
+);
 `;
+
+/** Tile embeddings of one scan: `tiles[i]` = [line, lines, pixel, pixels] of row i of `data` (tiles x dim floats). */
+export interface ScanEmbeddings {
+  model: string;
+  dim: number;
+  tiles: Array<[number, number, number, number]>;
+  data: Float32Array;
+}
+
+/** A stored reference category (the shape of src/results ReferenceCategory). */
+export interface StoredReference {
+  id: string;
+  name: string;
+  hsCodes: string[];
+  model: string;
+  minSimilarity: number;
+  prototype: Float32Array;
+  samples: number;
+  sources: Array<{ scanId: string; lineStart: number; lineEnd: number; pixelStart: number; pixelEnd: number; tiles: number }>;
+  sampleSimilarity: { min: number; mean: number };
+  createdAt: string;
+}
+
+function floatsOf(blob: Buffer): Float32Array {
+  // Copy: the Buffer may be a view into a pooled allocation with an unaligned offset.
+  const out = new Float32Array(blob.byteLength / 4);
+  new Uint8Array(out.buffer).set(blob);
+  return out;
+}
 
 function fromRow(r: ScanRow): ScanRecord {
   return {
@@ -316,10 +366,92 @@ export class ScanStore {
     return row === undefined ? undefined : (JSON.parse(row.report) as unknown);
   }
 
+  /** Stores (replacing) the goods-model tile embeddings of a scan. Throws SCANLINE_ERR_STORAGE_WRITE. */
+  putEmbeddings(scanId: string, e: ScanEmbeddings): void {
+    this.assertOpen();
+    try {
+      this.db
+        .prepare('INSERT OR REPLACE INTO scan_embeddings (scan_id, model, dim, tiles, data) VALUES (?, ?, ?, ?, ?)')
+        .run(scanId, e.model, e.dim, JSON.stringify(e.tiles), Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength));
+    } catch (err) {
+      throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot store the embeddings of scan ${scanId}: ${(err as Error).message}`, { scanId }, { cause: err });
+    }
+  }
+
+  getEmbeddings(scanId: string): ScanEmbeddings | undefined {
+    this.assertOpen();
+    const row = this.db.prepare('SELECT model, dim, tiles, data FROM scan_embeddings WHERE scan_id = ?').get(scanId) as
+      | { model: string; dim: number; tiles: string; data: Buffer }
+      | undefined;
+    if (!row) return undefined;
+    return { model: row.model, dim: row.dim, tiles: JSON.parse(row.tiles) as ScanEmbeddings['tiles'], data: floatsOf(row.data) };
+  }
+
+  /** Inserts or replaces a reference category. Throws SCANLINE_ERR_STORAGE_WRITE. */
+  putReference(r: StoredReference): void {
+    this.assertOpen();
+    try {
+      this.db
+        .prepare(
+          `INSERT OR REPLACE INTO reference_categories (id, name, hs_codes, model, min_similarity, prototype, samples, sources,
+           sample_similarity, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          r.id,
+          r.name,
+          JSON.stringify(r.hsCodes),
+          r.model,
+          r.minSimilarity,
+          Buffer.from(r.prototype.buffer, r.prototype.byteOffset, r.prototype.byteLength),
+          r.samples,
+          JSON.stringify(r.sources),
+          JSON.stringify(r.sampleSimilarity),
+          r.createdAt,
+        );
+    } catch (err) {
+      throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot store reference ${r.id}: ${(err as Error).message}`, { id: r.id }, { cause: err });
+    }
+  }
+
+  listReferences(): StoredReference[] {
+    this.assertOpen();
+    const rows = this.db.prepare('SELECT * FROM reference_categories ORDER BY created_at, id').all() as Array<{
+      id: string;
+      name: string;
+      hs_codes: string;
+      model: string;
+      min_similarity: number;
+      prototype: Buffer;
+      samples: number;
+      sources: string;
+      sample_similarity: string;
+      created_at: string;
+    }>;
+    return rows.map((r) => ({
+      id: r.id,
+      name: r.name,
+      hsCodes: JSON.parse(r.hs_codes) as string[],
+      model: r.model,
+      minSimilarity: r.min_similarity,
+      prototype: floatsOf(r.prototype),
+      samples: r.samples,
+      sources: JSON.parse(r.sources) as StoredReference['sources'],
+      sampleSimilarity: JSON.parse(r.sample_similarity) as StoredReference['sampleSimilarity'],
+      createdAt: r.created_at,
+    }));
+  }
+
+  /** Deletes a reference category; false when there was none. */
+  deleteReference(id: string): boolean {
+    this.assertOpen();
+    return this.db.prepare('DELETE FROM reference_categories WHERE id = ?').run(id).changes > 0;
+  }
+
   /** Removes a scan's record and files (used when a scan is refused before any data was accepted). */
   async deleteScan(scanId: string): Promise<void> {
     this.assertOpen();
     this.db.prepare('DELETE FROM scan_results WHERE scan_id = ?').run(scanId);
+    this.db.prepare('DELETE FROM scan_embeddings WHERE scan_id = ?').run(scanId);
     this.db.prepare('DELETE FROM scans WHERE scan_id = ?').run(scanId);
     await rm(this.scanDir(scanId), { recursive: true, force: true });
   }

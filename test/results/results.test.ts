@@ -1,6 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import type { ModelLabel } from '../../src/inference/index.js';
-import { GoodsSuggestions, ThreatAlerts, checkDeclaration, softmaxInto, type SuggestionSegment, type ThreatTile } from '../../src/results/index.js';
+import type { ModelLabel, ModelManifest } from '../../src/inference/index.js';
+import {
+  GoodsSuggestions,
+  ReferenceLibrary,
+  ScanResults,
+  ThreatAlerts,
+  checkDeclaration,
+  normalizeL2,
+  prototypeOf,
+  softmaxInto,
+  type ReferenceCategory,
+  type ReferenceSnapshot,
+  type SuggestionSegment,
+  type ThreatTile,
+} from '../../src/results/index.js';
 
 const GOODS: ModelLabel[] = [
   { id: 'timber', name: 'Timber', hsCodes: ['4407'] },
@@ -147,5 +160,133 @@ describe('declaration check', () => {
   it('is unknown without a declaration or before anything is suggested', () => {
     expect(checkDeclaration(null, [seg(GOODS[0], 0, 10)]).status).toBe('unknown');
     expect(checkDeclaration(['4407'], []).status).toBe('unknown');
+  });
+});
+
+describe('scan results report', () => {
+  const manifest = (task: 'goods' | 'threats', labels: ModelLabel[], thresholds: Record<string, number>): ModelManifest =>
+    ({
+      manifestVersion: 1,
+      name: `${task}-test`,
+      version: '1.2.3',
+      task,
+      description: '',
+      files: { fp32: { path: 'model.onnx', sha256: '0'.repeat(64) } },
+      input: { name: 'tiles', shape: [-1, 2, 64, 64], dtype: 'float32', layout: 'NCHW', channels: ['attenuation_high', 'attenuation_low'], tile: { size: 64, downsample: 4 }, normalization: { offset: [0, 0], scale: [1, 1], clampMin: -8, clampMax: 8 } },
+      outputs:
+        task === 'goods'
+          ? [
+              { name: 'class_logits', shape: [-1, labels.length], dtype: 'float32', meaning: 'class_logits' },
+              { name: 'embedding', shape: [-1, 4], dtype: 'float32', meaning: 'embedding' },
+            ]
+          : [{ name: 'heat', shape: [-1, labels.length, 16, 16], dtype: 'float32', meaning: 'threat_heatmap_logits' }],
+      labels,
+      thresholds,
+    }) as ModelManifest;
+  const goods = manifest('goods', GOODS, { suggest: 0.6 });
+  const threats = manifest('threats', THREATS, { firearm: 0.5, narcotics: 0.5 });
+  const tile = { line: 0, lines: 256, pixel: 0, pixels: 256 };
+  const make = (declared: string[] | null, references?: ReferenceSnapshot): ScanResults =>
+    new ScanResults({
+      scanId: 's1',
+      portalId: 'p1',
+      pixels: 256,
+      declaredHsCodes: declared,
+      startedAt: new Date(),
+      goodsModel: goods,
+      threatsModel: threats,
+      tile: { size: 64, downsample: 4, strideLines: 128 },
+      machine: { version: '0.1.0', machineId: 'lane-1' },
+      ...(references ? { references } : {}),
+    });
+  const timberLogits = Float32Array.from([8, 0, 0, 0, 0]);
+  const coldHeat = new Float32Array(2 * 256).fill(-10);
+
+  function score(r: ScanResults, heat = coldHeat, embedding?: Float32Array): void {
+    r.tileProduced();
+    r.submitted('goods-test');
+    r.submitted('threats-test');
+    r.addGoods(tile, timberLogits, embedding);
+    r.addThreats(tile, heat);
+  }
+
+  it('is UNKNOWN while scoring, CLEAR once the completed scan is fully scored with nothing raised', () => {
+    const r = make(['4407']);
+    score(r);
+    expect(r.report()).toMatchObject({ reportType: 'MACHINE', status: 'in-progress', alarmDecision: 'UNKNOWN' });
+    r.scanEnded('completed', 300);
+    const rep = r.report();
+    expect(rep).toMatchObject({ status: 'final', alarmDecision: 'CLEAR', decisionReason: 'every tile scored; nothing raised', tilesProduced: 1, objects: [] });
+    expect(rep.goods.declaration.status).toBe('match');
+    expect(rep.algorithms.map((a) => [a.name, a.version, a.tiles.ok, a.tiles.pending])).toEqual([
+      ['goods-test', '1.2.3', 1, 0],
+      ['threats-test', '1.2.3', 1, 0],
+    ]);
+    expect(rep.machine).toEqual({ product: 'scanline', version: '0.1.0', machineId: 'lane-1' });
+  });
+
+  it('stays UNKNOWN when a tile was not scored, and is not final while a tile is pending', () => {
+    const r = make(['4407']);
+    score(r);
+    r.tileProduced();
+    r.submitted('goods-test');
+    r.submitted('threats-test');
+    r.addGoods(tile, timberLogits);
+    r.scanEnded('completed', 300);
+    expect(r.isFinal()).toBe(false);
+    r.failed('threats-test', 'expired');
+    expect(r.isFinal()).toBe(true);
+    expect(r.report()).toMatchObject({ alarmDecision: 'UNKNOWN', decisionReason: '1 of 2 tiles were not scored by threats-test' });
+  });
+
+  it('is ALARM as soon as a threat cell or an undeclared category appears, with one assessed object each', () => {
+    const r = make(['2402']);
+    const heat = Float32Array.from(coldHeat);
+    heat[256 + 3 * 16 + 5] = 4; // narcotics, cell (3, 5)
+    score(r, heat);
+    const rep = r.report();
+    expect(rep.status).toBe('in-progress');
+    expect(rep.alarmDecision).toBe('ALARM');
+    expect(rep.objects.map((o) => [o.assessment, o.category, o.algorithm])).toEqual([
+      ['THREAT', 'narcotics', 'threats-test'],
+      ['UNDECLARED_GOODS', 'timber', 'goods-test'],
+    ]);
+    expect(rep.objects[0].box).toEqual({ lineStart: 80, lineEnd: 96, pixelStart: 48, pixelEnd: 64 });
+  });
+
+  it('lets an enrolled reference take a matching tile, with its similarity as confidence and its HS codes', () => {
+    const proto = normalizeL2(Float32Array.from([1, 1, 0, 0]));
+    const ref: ReferenceCategory = {
+      id: 'oak-logs',
+      name: 'Oak logs',
+      hsCodes: ['4403'],
+      model: 'goods-test',
+      minSimilarity: 0.9,
+      prototype: proto,
+      samples: 3,
+      sources: [],
+      sampleSimilarity: { min: 0.95, mean: 0.97 },
+      createdAt: new Date().toISOString(),
+    };
+    const snap = new ReferenceLibrary('goods-test', [ref]).snapshot();
+    expect(snap.match(normalizeL2(Float32Array.from([1, 0.9, 0.1, 0])))?.index).toBe(0);
+    expect(snap.match(normalizeL2(Float32Array.from([1, 0, 0, 0])))).toBeNull(); // 0.71 < 0.9
+    const r = make(['4403'], snap);
+    score(r, coldHeat, Float32Array.from([2, 2, 0, 0]));
+    r.scanEnded('completed', 300);
+    const rep = r.report();
+    expect(rep.goods.references).toEqual(['oak-logs']);
+    expect(rep.goods.segments[0].top3[0]).toMatchObject({ label: 'oak-logs', hsCodes: ['4403'] });
+    expect(rep.goods.segments[0].confidence).toBeCloseTo(1, 3);
+    expect(rep.goods.declaration.status).toBe('match');
+    expect(r.embeddings()?.data.length).toBe(4);
+    // a library for another model ignores the reference
+    expect(new ReferenceLibrary('other-model', [ref]).list()).toEqual([]);
+  });
+
+  it('builds a prototype from sample embeddings and reports how tight they are', () => {
+    const { prototype, min, mean } = prototypeOf([normalizeL2(Float32Array.from([1, 0])), normalizeL2(Float32Array.from([0, 1]))], 2);
+    expect([...prototype].map((x) => Math.round(x * 1000) / 1000)).toEqual([0.707, 0.707]);
+    expect([min, mean]).toEqual([0.7071, 0.7071]);
   });
 });

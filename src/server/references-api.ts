@@ -1,0 +1,69 @@
+/**
+ * Reference categories (goods enrolled from reference tiles, without retraining):
+ *   GET    /v1/references        enrolled categories
+ *   POST   /v1/references        enrol (or replace) one: {"id", "name", "hsCodes", "minSimilarity"?, "samples": [{"scanId",
+ *                                "lineStart", "lineEnd", "pixelStart"?, "pixelEnd"?}]} -> 201 with the category
+ *   DELETE /v1/references/:id    -> 204
+ * Scans started after a change use it; running scans keep the library they started with.
+ */
+import { ScanlineError } from '../errors/index.js';
+import { validateEnrolment, type ReferenceCategory, type ResultsService } from '../results/index.js';
+import { handleAsync, readJsonBody } from './http.js';
+import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
+
+/** Enrolment bodies are small (regions, not images). */
+const MAX_ENROLMENT_BODY_BYTES = 64 * 1024;
+
+function view(c: ReferenceCategory): Record<string, unknown> {
+  return {
+    id: c.id,
+    name: c.name,
+    hsCodes: c.hsCodes,
+    model: c.model,
+    minSimilarity: c.minSimilarity,
+    samples: c.samples,
+    embeddingDim: c.prototype.length,
+    sampleSimilarity: c.sampleSimilarity,
+    sources: c.sources,
+    createdAt: c.createdAt,
+    links: { self: `/v1/references/${encodeURIComponent(c.id)}` },
+  };
+}
+
+export function registerReferenceRoutes(app: TemplatedApp, results: ResultsService | undefined): void {
+  const unavailable = (): ScanlineError =>
+    new ScanlineError('SCANLINE_ERR_REFERENCE_UNAVAILABLE', 'the gateway runs without inference: no goods model to enrol references for');
+
+  app.get('/v1/references', (res: HttpResponse) => {
+    handleAsync(res, (out) => {
+      out.json(200, { references: (results?.listReferences() ?? []).map(view) });
+    });
+  });
+
+  app.post('/v1/references', (res: HttpResponse) => {
+    handleAsync(res, async (out) => {
+      const body = readJsonBody(res, MAX_ENROLMENT_BODY_BYTES);
+      if (!results) throw unavailable();
+      const category = results.enrol(validateEnrolment(await body));
+      out.json(201, view(category));
+    });
+  });
+
+  app.get('/v1/references/:id', (res: HttpResponse, req: HttpRequest) => {
+    const id = decodeURIComponent(req.getParameter(0) ?? '');
+    handleAsync(res, (out) => {
+      const c = results?.listReferences().find((r) => r.id === id);
+      if (!c) throw new ScanlineError('SCANLINE_ERR_REFERENCE_UNKNOWN', `no reference category ${id}`, { id });
+      out.json(200, view(c));
+    });
+  });
+
+  app.del('/v1/references/:id', (res: HttpResponse, req: HttpRequest) => {
+    const id = decodeURIComponent(req.getParameter(0) ?? '');
+    handleAsync(res, (out) => {
+      if (!results) throw new ScanlineError('SCANLINE_ERR_REFERENCE_UNKNOWN', `no reference category ${id}`, { id });
+      results.removeReference(id);
+      out.send(204, 'text/plain', '');
+    });
+  });
+}
