@@ -3,7 +3,7 @@
  * scores its machine results (goods top-1 per tile, threat recall and false alarms, declaration mismatches, time
  * to the first correct suggestion) against the simulator's ground truth.
  */
-export { DEFAULT_EVAL_OPTIONS, httpBaseOf, runEval, type EvalOptions } from './run-eval.js';
+export { DEFAULT_EVAL_OPTIONS, TRAINING_SEEDS, httpBaseOf, runEval, type EvalOptions } from './run-eval.js';
 export {
   FirstSuggestionTracker,
   NO_SUGGESTION,

@@ -66,6 +66,9 @@ export const DEFAULT_EVAL_OPTIONS = Object.freeze({
   finalTimeoutMs: 60_000, // ms
 });
 
+/** Seeds the demo models' datasets were made from (models/train/run.sh: train, threat-rich, patches, validation). */
+export const TRAINING_SEEDS: readonly [number, number] = Object.freeze([1000, 3999] as [number, number]);
+
 const CODE = 'SCANLINE_ERR_CLI_USAGE' as const;
 const LINES_PER_SLICE = DATASET_SCAN_DEFAULTS.linesPerSlice;
 
@@ -308,6 +311,7 @@ export async function runEval(options: EvalOptions): Promise<EvalSummary> {
   failures.sort((a, b) => a.seed - b.seed);
   return summarise(scans, failures, {
     seeds: o.seeds,
+    heldOut: o.seeds[1] < TRAINING_SEEDS[0] || o.seeds[0] > TRAINING_SEEDS[1],
     url: target.portalUrl,
     portals: o.portals,
     speed: o.speed,

@@ -6,7 +6,10 @@
 import type { SuggestionSegment } from './goods-suggestions.js';
 
 export interface DeclarationCheck {
-  /** unknown: nothing declared, or nothing suggested yet; match: every suggested category is declared. */
+  /**
+   * unknown: no declaration came with the scan, or nothing is suggested yet; match: every suggested goods category
+   * is declared (a declaration with no codes declares an empty vehicle); mismatch: some are not.
+   */
   status: 'unknown' | 'match' | 'mismatch';
   declared: string[];
   /** Suggested categories whose headings are not declared: the finding an officer needs. */
@@ -24,7 +27,8 @@ export function checkDeclaration(declared: readonly string[] | null, segments: r
   const seenHeadings = new Set<string>();
   for (const s of segments) {
     const top = s.top3[0];
-    if (!top) continue;
+    // A category without HS code (an empty cargo bay) needs no declaration: it can only leave declared goods unseen.
+    if (!top || top.hsCodes.length === 0) continue;
     for (const c of top.hsCodes) seenHeadings.add(heading(c));
     if (top.hsCodes.some((c) => declaredHeadings.has(heading(c)))) continue;
     const entry = byLabel.get(top.label) ?? { label: top.label, name: top.name, hsCodes: top.hsCodes, lines: 0, confidence: 0 };
@@ -32,7 +36,7 @@ export function checkDeclaration(declared: readonly string[] | null, segments: r
     entry.confidence = Math.max(entry.confidence, s.confidence);
     byLabel.set(top.label, entry);
   }
-  const status = declaredCodes.length === 0 || segments.length === 0 ? 'unknown' : byLabel.size > 0 ? 'mismatch' : 'match';
+  const status = declared === null || segments.length === 0 ? 'unknown' : byLabel.size > 0 ? 'mismatch' : 'match';
   return {
     status,
     declared: declaredCodes,

@@ -80,6 +80,9 @@ export interface EnrolmentRequest {
   samples: Array<{ scanId: string; lineStart: number; lineEnd: number; pixelStart?: number; pixelEnd?: number }>;
 }
 
+/** A tile joins a reference prototype only when the goods model gives goods (HS-coded labels) at least this probability (x1000). */
+const ENROL_MIN_CARGO_PERMILLE = 500;
+
 /** Largest number of regions one enrolment may list. */
 export const MAX_ENROLMENT_REGIONS = 64;
 
@@ -274,10 +277,12 @@ export class ResultsService {
       };
       if (e && e.model === model.name) {
         dim = e.dim;
-        e.tiles.forEach(([line, lines, pixel, pixels], i) => {
+        e.tiles.forEach(([line, lines, pixel, pixels, cargo], i) => {
           const cl = line + lines / 2;
           const cp = pixel + pixels / 2;
           if (cl < source.lineStart || cl >= source.lineEnd || cp < source.pixelStart || cp >= source.pixelEnd) return;
+          // Tiles the model sees as mostly not goods (roof, chassis, air above the load) would blur the prototype.
+          if (cargo < ENROL_MIN_CARGO_PERMILLE) return;
           rows.push(e.data.subarray(i * e.dim, (i + 1) * e.dim));
           source.tiles++;
         });
@@ -288,7 +293,7 @@ export class ResultsService {
     if (rows.length === 0) {
       throw new ScanlineError(
         'SCANLINE_ERR_REFERENCE_NO_TILES',
-        `no tile scored by ${model.name} has its centre inside the given regions`,
+        `no tile scored by ${model.name} as goods has its centre inside the given regions`,
         { id: req.id, regions: req.samples.length },
       );
     }

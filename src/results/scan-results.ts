@@ -130,9 +130,12 @@ export class ScanResults {
   private readonly labelCount: number;
   private readonly modelLabelCount: number;
   private readonly references: ReferenceSnapshot | undefined;
-  /** Normalised goods embeddings of the scored tiles and where those tiles are (for enrolment). */
+  /**
+   * Normalised goods embeddings of the scored tiles, where those tiles are and the model's goods probability of each
+   * (x1000: labels with an HS code), for enrolment.
+   */
   private readonly embeddingRows: Float32Array[] = [];
-  private readonly embeddingTiles: Array<[number, number, number, number]> = [];
+  private readonly embeddingTiles: Array<[number, number, number, number, number]> = [];
   private readonly heatmapSize: [number, number];
   private readonly startedAt: Date;
   private scanState: ScanResultsReport['scanState'] = 'receiving';
@@ -202,8 +205,11 @@ export class ScanResults {
     softmaxInto(logits, p.subarray(0, this.modelLabelCount));
     if (embedding) {
       const e = normalizeL2(Float32Array.from(embedding));
+      let modelCargo = 0;
+      // Goods probability: cargo labels that are goods (an HS code), i.e. not `empty`, `vehicle` or `air`.
+      for (let i = 0; i < this.modelLabelCount; i++) if (model.labels[i].cargo !== false && model.labels[i].hsCodes.length > 0) modelCargo += p[i];
       this.embeddingRows.push(e);
-      this.embeddingTiles.push([tile.line, tile.lines, tile.pixel, tile.pixels]);
+      this.embeddingTiles.push([tile.line, tile.lines, tile.pixel, tile.pixels, Math.round(modelCargo * 1000)]);
       const match = this.references?.match(e);
       if (match) {
         let cargoMass = 0;
@@ -220,7 +226,7 @@ export class ScanResults {
   }
 
   /** The goods embeddings of the tiles scored so far, or null without a goods embedding. */
-  embeddings(): { model: string; dim: number; tiles: Array<[number, number, number, number]>; data: Float32Array } | null {
+  embeddings(): { model: string; dim: number; tiles: Array<[number, number, number, number, number]>; data: Float32Array } | null {
     if (!this.goodsModel || this.embeddingRows.length === 0) return null;
     const dim = this.embeddingRows[0].length;
     const data = new Float32Array(this.embeddingRows.length * dim);

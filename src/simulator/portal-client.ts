@@ -782,7 +782,7 @@ export class PortalClient extends EventEmitter {
       }
       if (this.listenerCount('frame-sent') > 0) {
         const f = run.frames[seq];
-        const sent: FrameSent = { streamId: run.streamId, seq, kind: f.kind, firstLine: f.firstLine, lineCount: f.lineCount, resent, at: now };
+        const sent: FrameSent = { streamId: run.streamId, seq, kind: f.kind, firstLine: f.firstLine, lineCount: f.lineCount, resent, at: performance.now() };
         this.emit('frame-sent', sent);
       }
       if (outstanding <= 0) run.lastAckAt = now; // the ack clock starts with the first outstanding frame

@@ -120,11 +120,14 @@ CREATE TABLE IF NOT EXISTS reference_categories (
 );
 `;
 
-/** Tile embeddings of one scan: `tiles[i]` = [line, lines, pixel, pixels] of row i of `data` (tiles x dim floats). */
+/**
+ * Tile embeddings of one scan: `tiles[i]` = [line, lines, pixel, pixels, goods probability x 1000] of row i of `data`
+ * (tiles x dim floats).
+ */
 export interface ScanEmbeddings {
   model: string;
   dim: number;
-  tiles: Array<[number, number, number, number]>;
+  tiles: Array<[number, number, number, number, number]>;
   data: Float32Array;
 }
 

@@ -157,6 +157,15 @@ describe('declaration check', () => {
     expect(c).toMatchObject({ status: 'match', undeclared: [], notSeen: ['7308'] });
   });
 
+  it('flags goods in a vehicle declared empty (a declaration without codes)', () => {
+    expect(checkDeclaration([], [seg(GOODS[1], 0, 500)])).toMatchObject({ status: 'mismatch', undeclared: [{ label: 'tobacco' }] });
+  });
+
+  it('never calls an empty cargo bay undeclared goods', () => {
+    const empty: ModelLabel = { id: 'empty', name: 'Empty cargo bay', hsCodes: [] };
+    expect(checkDeclaration(['4407'], [seg(GOODS[0], 0, 500), seg(empty, 500, 900)])).toMatchObject({ status: 'match', undeclared: [] });
+  });
+
   it('is unknown without a declaration or before anything is suggested', () => {
     expect(checkDeclaration(null, [seg(GOODS[0], 0, 10)]).status).toBe('unknown');
     expect(checkDeclaration(['4407'], []).status).toBe('unknown');
