@@ -50,7 +50,10 @@ describe('scanline CLI', () => {
     });
     const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ ready: true, checks: { stitcher: 'ok', storage: 'ok', phase: 'ok' } });
+    const readyBody = (await ready.json()) as { ready: boolean; checks: Record<string, string>; inference: { models: Record<string, { provider: string }> } };
+    expect(readyBody).toMatchObject({ ready: true, checks: { stitcher: 'ok', storage: 'ok', inference: 'ok', phase: 'ok' } });
+    // The demo models are loaded by default; this machine has no GPU libraries, so both run on the CPU.
+    expect(Object.keys(readyBody.inference.models).sort()).toEqual(['goods-v1', 'threats-v1']);
     // The demo portal's first truck is being received: lines grow while it is in the beam.
     const scan = await until('a scan with lines', async () => {
       const body = (await (await fetch(`http://127.0.0.1:${port}/v1/scans`)).json()) as { scans: Array<{ scanId: string; lines: number; state: string }> };
