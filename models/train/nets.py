@@ -16,7 +16,7 @@ def conv_bn(cin, cout, k=3, stride=1, dilation=1):
 
 class GoodsNet(nn.Module):
     """Tile classifier: class logits over the goods labels and a 64-d embedding (the penultimate layer, before its
-    ReLU) for reference-sample matching. ~60k parameters, ~4.4 M multiply-adds per tile."""
+    ReLU) for reference-sample matching. ~89k parameters, ~6.7 M multiply-adds per tile."""
 
     def __init__(self, classes, embedding=64):
         super().__init__()
@@ -39,8 +39,8 @@ class GoodsNet(nn.Module):
 
 class ThreatNet(nn.Module):
     """Fully convolutional threat detector: per-cell logits [N, K, 16, 16] (one cell = 4 x 4 tile samples). Dilated
-    layers give each cell a receptive field of ~70 samples so it sees the load around it. ~40k parameters,
-    ~7.5 M multiply-adds per tile."""
+    layers give each cell a receptive field of ~70 samples so it sees the load around it. ~39k parameters (width 32),
+    ~10 M multiply-adds per tile."""
 
     def __init__(self, kinds, width=32):
         super().__init__()

@@ -156,7 +156,12 @@ interface Target {
 }
 
 /** Streams one truck and scores its final report. */
-async function evalOne(seed: number, portalIndex: number, target: Target, o: Validated, signal: AbortSignal): Promise<ScanEval> {
+async function evalOne(seed: number, portalIndex: number, target: Target, o: Validated, runSignal: AbortSignal): Promise<ScanEval> {
+  // A signal of this truck's own, so the run's signal does not collect one listener per truck's client.
+  const local = new AbortController();
+  const onAbort = (): void => local.abort(runSignal.reason);
+  runSignal.addEventListener('abort', onAbort, { once: true });
+  const signal = local.signal;
   const truck = evalTruck(seed, { threatProbability: o.threatProbability, mismatchProbability: o.mismatchProbability });
   const tracker = new FirstSuggestionTracker(truck.truth.cargoSegments, truck.scene.totalLines, LINES_PER_SLICE);
   let last: ScanResultsReport | undefined;
@@ -235,6 +240,7 @@ async function evalOne(seed: number, portalIndex: number, target: Target, o: Val
   } finally {
     stopPolling = true;
     await client.close();
+    runSignal.removeEventListener('abort', onAbort);
   }
 }
 

@@ -8,7 +8,8 @@ import type { SuggestionSegment } from './goods-suggestions.js';
 export interface DeclarationCheck {
   /**
    * unknown: no declaration came with the scan, or nothing is suggested yet; match: every suggested goods category
-   * is declared (a declaration with no codes declares an empty vehicle); mismatch: some are not.
+   * is declared (a declaration with no codes declares an empty vehicle); mismatch: some are not, or goods were
+   * declared and the image shows only an empty cargo bay (`emptyButDeclared`).
    */
   status: 'unknown' | 'match' | 'mismatch';
   declared: string[];
@@ -16,6 +17,8 @@ export interface DeclarationCheck {
   undeclared: Array<{ label: string; name: string; hsCodes: string[]; lines: number; confidence: number }>;
   /** Declared headings no suggested category covers (informative: small consignments may hide behind others). */
   notSeen: string[];
+  /** Goods were declared, but every suggestion is an empty cargo bay: the declared goods are not there. */
+  emptyButDeclared: boolean;
 }
 
 const heading = (code: string): string => code.slice(0, 4);
@@ -36,11 +39,14 @@ export function checkDeclaration(declared: readonly string[] | null, segments: r
     entry.confidence = Math.max(entry.confidence, s.confidence);
     byLabel.set(top.label, entry);
   }
-  const status = declared === null || segments.length === 0 ? 'unknown' : byLabel.size > 0 ? 'mismatch' : 'match';
+  // Suggestions exist but none is goods (all without an HS code: an empty bay) while goods were declared.
+  const emptyButDeclared = declaredCodes.length > 0 && segments.length > 0 && seenHeadings.size === 0;
+  const status = declared === null || segments.length === 0 ? 'unknown' : byLabel.size > 0 || emptyButDeclared ? 'mismatch' : 'match';
   return {
     status,
     declared: declaredCodes,
     undeclared: [...byLabel.values()],
     notSeen: [...declaredHeadings].filter((h) => !seenHeadings.has(h)),
+    emptyButDeclared,
   };
 }

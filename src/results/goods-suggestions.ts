@@ -2,10 +2,12 @@
  * Goods suggestions of one scan: tile class probabilities aggregated into segments along the vehicle, each with
  * its top-3 categories, updated as tiles arrive and finalised at scan end.
  *
- * Method: tiles of one column (same first line) are averaged; a column is cargo when the probability mass on
- * cargo labels (manifest `cargo !== false`) averages at least one half; its category distribution is the cargo
- * part renormalised. Neighbouring cargo columns with the same top-1 category form a segment whose distribution
- * is the mean of its columns. A segment is suggested when its top-1 probability reaches the model's `suggest`
+ * Method: within one column (tiles with the same first line), only the tiles the model sees as cargo (probability
+ * mass on labels with `cargo !== false` at least one half) count: the air above a low trailer and the chassis below
+ * the load do not dilute the goods, whatever the vehicle's height. A column with at least one such tile is cargo;
+ * its category distribution is the cargo part of those tiles, summed and renormalised (each tile weighted by its
+ * cargo mass). Neighbouring cargo columns with the same top-1 category form a segment whose distribution is the
+ * mean of its columns. A segment is suggested when its top-1 probability reaches the model's `suggest`
  * threshold. Each column speaks for the lines around its centre (one stride wide), so segments tile the scan.
  */
 import type { ModelLabel } from '../inference/index.js';
@@ -43,7 +45,9 @@ export interface SuggestionSegment {
 interface Column {
   line: number;
   lines: number;
-  tiles: number;
+  /** Tiles of the column seen as cargo. */
+  cargoTiles: number;
+  /** Probability sums over the cargo tiles. */
   sums: Float64Array;
 }
 
@@ -63,10 +67,13 @@ export class GoodsSuggestions {
   add(tile: GoodsTile): void {
     let c = this.columns.get(tile.line);
     if (!c) {
-      c = { line: tile.line, lines: tile.lines, tiles: 0, sums: new Float64Array(this.labels.length) };
+      c = { line: tile.line, lines: tile.lines, cargoTiles: 0, sums: new Float64Array(this.labels.length) };
       this.columns.set(tile.line, c);
     }
-    c.tiles++;
+    let cargoMass = 0;
+    for (const i of this.cargoIndex) cargoMass += tile.probabilities[i];
+    if (cargoMass < 0.5) return;
+    c.cargoTiles++;
     for (let i = 0; i < this.labels.length; i++) c.sums[i] += tile.probabilities[i];
   }
 
@@ -111,11 +118,11 @@ export class GoodsSuggestions {
     return out;
   }
 
-  /** Cargo distribution of a column, or null when the column is mostly not cargo. */
+  /** Cargo distribution of a column, or null when no tile of it is cargo. */
   private cargoDistribution(c: Column): Float64Array | null {
+    if (c.cargoTiles === 0) return null;
     let cargoMass = 0;
     for (const i of this.cargoIndex) cargoMass += c.sums[i];
-    if (cargoMass / c.tiles < 0.5) return null;
     const d = new Float64Array(this.labels.length);
     for (const i of this.cargoIndex) d[i] = c.sums[i] / cargoMass;
     return d;

@@ -47,8 +47,11 @@ export interface AlgorithmInfo {
 /** One assessed object (DICOS potential threat object). */
 export interface AssessedObject {
   id: string;
-  /** THREAT: the threat model's alert; UNDECLARED_GOODS: goods seen whose HS heading was not declared. */
-  assessment: 'THREAT' | 'UNDECLARED_GOODS';
+  /**
+   * THREAT: the threat model's alert; UNDECLARED_GOODS: goods seen whose HS heading was not declared;
+   * DECLARED_GOODS_MISSING: goods were declared and the cargo bay looks empty.
+   */
+  assessment: 'THREAT' | 'UNDECLARED_GOODS' | 'DECLARED_GOODS_MISSING';
   /** Label id: a threat kind (firearm, narcotics, explosive) or a goods category. */
   category: string;
   categoryDescription: string;
@@ -315,6 +318,17 @@ export class ScanResults {
         hsCodes: [...u.hsCodes],
       });
     }
+    if (declaration.emptyButDeclared) {
+      objects.push({
+        id: 'd-missing',
+        assessment: 'DECLARED_GOODS_MISSING',
+        category: 'empty',
+        categoryDescription: `declared ${declaration.declared.join(', ')}; the cargo bay looks empty`,
+        probability: Math.max(...segments.map((s) => s.confidence)),
+        box: { lineStart: Math.min(...segments.map((s) => s.startLine)), lineEnd: Math.max(...segments.map((s) => s.endLine)), pixelStart: 0, pixelEnd: this.init.pixels },
+        algorithm: this.goodsModel?.name ?? '',
+      });
+    }
     const algorithms: AlgorithmInfo[] = [];
     for (const m of [this.goodsModel, this.threatsModel]) {
       if (!m) continue;
@@ -399,7 +413,8 @@ export class ScanResults {
   private decisionReason(threats: number, declaration: DeclarationCheck): string {
     const parts: string[] = [];
     if (threats > 0) parts.push(`${threats} threat alert${threats > 1 ? 's' : ''}`);
-    if (declaration.status === 'mismatch') parts.push(`undeclared goods: ${declaration.undeclared.map((u) => u.label).join(', ')}`);
+    if (declaration.undeclared.length > 0) parts.push(`undeclared goods: ${declaration.undeclared.map((u) => u.label).join(', ')}`);
+    if (declaration.emptyButDeclared) parts.push('declared goods missing: the cargo bay looks empty');
     if (parts.length > 0) return parts.join('; ');
     if (!this.goodsModel || !this.threatsModel) return `no ${!this.goodsModel ? 'goods' : 'threats'} model loaded`;
     if (this.scanState === 'aborted') return 'the scan was aborted';

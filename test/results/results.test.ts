@@ -60,6 +60,19 @@ describe('goods suggestions', () => {
     expect(g.segments().every((x) => x.final)).toBe(true);
   });
 
+  it('counts only the cargo tiles of a column, so air above a low load and the chassis below do not hide it', () => {
+    const g = new GoodsSuggestions(GOODS, 128, 0.5);
+    for (const [pixel, p] of [
+      [0, { air: 1 }],
+      [192, { air: 0.9, vehicle: 0.1 }],
+      [384, { steel: 0.85, vehicle: 0.15 }],
+      [576, { vehicle: 0.8, steel: 0.2 }],
+    ] as const) {
+      g.add({ line: 0, lines: 256, pixel, pixels: 256, probabilities: probs(p) });
+    }
+    expect(g.segments().map((x) => [x.top3[0].label, x.confidence])).toEqual([['steel', 1]]);
+  });
+
   it('withholds segments below the suggest threshold and renormalises the cargo part', () => {
     const g = new GoodsSuggestions(GOODS, 128, 0.6);
     feed(g, [{ timber: 0.35, tobacco: 0.3, steel: 0.05, vehicle: 0.3 }]);
@@ -161,9 +174,11 @@ describe('declaration check', () => {
     expect(checkDeclaration([], [seg(GOODS[1], 0, 500)])).toMatchObject({ status: 'mismatch', undeclared: [{ label: 'tobacco' }] });
   });
 
-  it('never calls an empty cargo bay undeclared goods', () => {
+  it('never calls an empty cargo bay undeclared goods, but flags declared goods in a vehicle that looks empty', () => {
     const empty: ModelLabel = { id: 'empty', name: 'Empty cargo bay', hsCodes: [] };
-    expect(checkDeclaration(['4407'], [seg(GOODS[0], 0, 500), seg(empty, 500, 900)])).toMatchObject({ status: 'match', undeclared: [] });
+    expect(checkDeclaration(['4407'], [seg(GOODS[0], 0, 500), seg(empty, 500, 900)])).toMatchObject({ status: 'match', undeclared: [], emptyButDeclared: false });
+    expect(checkDeclaration(['4407'], [seg(empty, 0, 900)])).toMatchObject({ status: 'mismatch', undeclared: [], notSeen: ['4407'], emptyButDeclared: true });
+    expect(checkDeclaration([], [seg(empty, 0, 900)])).toMatchObject({ status: 'match', emptyButDeclared: false });
   });
 
   it('is unknown without a declaration or before anything is suggested', () => {
