@@ -7,7 +7,8 @@ import type { SuggestionSegment } from './goods-suggestions.js';
 
 export interface DeclarationCheck {
   /**
-   * unknown: no declaration came with the scan, or nothing is suggested yet; match: every suggested goods category
+   * unknown: no declaration came with the scan, nothing is suggested yet, or goods were declared and no goods
+   * category is suggested while the bay is not clearly empty; match: every suggested goods category
    * is declared (a declaration with no codes declares an empty vehicle); mismatch: some are not, or goods were
    * declared and the image shows only an empty cargo bay (`emptyButDeclared`).
    */
@@ -17,13 +18,20 @@ export interface DeclarationCheck {
   undeclared: Array<{ label: string; name: string; hsCodes: string[]; lines: number; confidence: number }>;
   /** Declared headings no suggested category covers (informative: small consignments may hide behind others). */
   notSeen: string[];
-  /** Goods were declared, but every suggestion is an empty cargo bay: the declared goods are not there. */
+  /**
+   * Goods were declared, every suggestion is an empty cargo bay, and the bay looks empty over more than twice the
+   * lines where the model was unsure (so uncertain goods never read as "empty"): the declared goods are not there.
+   */
   emptyButDeclared: boolean;
 }
 
 const heading = (code: string): string => code.slice(0, 4);
 
-export function checkDeclaration(declared: readonly string[] | null, segments: readonly SuggestionSegment[]): DeclarationCheck {
+/**
+ * @param uncertainLines lines of cargo the goods suggestions withheld as below their threshold (GoodsSuggestions
+ *   .withheldLines); they keep an empty-looking vehicle from being called empty.
+ */
+export function checkDeclaration(declared: readonly string[] | null, segments: readonly SuggestionSegment[], uncertainLines = 0): DeclarationCheck {
   const declaredCodes = [...(declared ?? [])];
   const declaredHeadings = new Set(declaredCodes.map(heading));
   const byLabel = new Map<string, DeclarationCheck['undeclared'][number]>();
@@ -40,8 +48,15 @@ export function checkDeclaration(declared: readonly string[] | null, segments: r
     byLabel.set(top.label, entry);
   }
   // Suggestions exist but none is goods (all without an HS code: an empty bay) while goods were declared.
-  const emptyButDeclared = declaredCodes.length > 0 && segments.length > 0 && seenHeadings.size === 0;
-  const status = declared === null || segments.length === 0 ? 'unknown' : byLabel.size > 0 || emptyButDeclared ? 'mismatch' : 'match';
+  let emptyLines = 0;
+  for (const s of segments) if (s.top3[0] && s.top3[0].hsCodes.length === 0) emptyLines += s.endLine - s.startLine;
+  const emptyButDeclared = declaredCodes.length > 0 && segments.length > 0 && seenHeadings.size === 0 && emptyLines > 2 * uncertainLines;
+  let status: DeclarationCheck['status'];
+  if (declared === null || segments.length === 0) status = 'unknown';
+  else if (byLabel.size > 0 || emptyButDeclared) status = 'mismatch';
+  // Goods declared, no goods confidently seen and the bay not clearly empty: nothing to compare yet.
+  else if (declaredCodes.length > 0 && seenHeadings.size === 0) status = 'unknown';
+  else status = 'match';
   return {
     status,
     declared: declaredCodes,

@@ -81,10 +81,14 @@ export class GoodsSuggestions {
     this.final = true;
   }
 
+  /** Lines of cargo the last segments() call withheld for being below the suggest threshold (uncertain goods). */
+  withheldLines = 0;
+
   /** Current segments, ordered along the vehicle; only those reaching the suggest threshold. */
   segments(): SuggestionSegment[] {
     const ordered = [...this.columns.values()].sort((a, b) => a.line - b.line);
     const out: SuggestionSegment[] = [];
+    let withheld = 0;
     let run: { first: number; dists: Float64Array[]; start: number; end: number; top: number } | null = null;
     const close = (): void => {
       if (!run) return;
@@ -93,6 +97,8 @@ export class GoodsSuggestions {
       const top3 = this.rank(mean);
       if (top3[0] && top3[0].probability >= this.suggestThreshold) {
         out.push({ id: `g${run.first}`, startLine: run.start, endLine: run.end, top3, confidence: top3[0].probability, final: this.final });
+      } else {
+        withheld += run.end - run.start;
       }
       run = null;
     };
@@ -115,6 +121,7 @@ export class GoodsSuggestions {
       }
     });
     close();
+    this.withheldLines = withheld;
     return out;
   }
 

@@ -284,12 +284,12 @@ export class ScanResults {
   }
 
   declaration(): DeclarationCheck {
-    return checkDeclaration(this.init.declaredHsCodes, this.segmentsCache);
+    return checkDeclaration(this.init.declaredHsCodes, this.segmentsCache, this.goods?.withheldLines ?? 0);
   }
 
   report(): ScanResultsReport {
     const segments = this.segmentsCache;
-    const declaration = checkDeclaration(this.init.declaredHsCodes, segments);
+    const declaration = checkDeclaration(this.init.declaredHsCodes, segments, this.goods?.withheldLines ?? 0);
     const threats = this.alerts();
     const objects: AssessedObject[] = threats.map((a) => ({
       id: a.id,
@@ -380,7 +380,7 @@ export class ScanResults {
       this.segmentsKey = key;
       this.segmentsCache = segments;
     }
-    const d = checkDeclaration(this.init.declaredHsCodes, segments);
+    const d = checkDeclaration(this.init.declaredHsCodes, segments, this.goods?.withheldLines ?? 0);
     const dKey = `${d.status}|${d.undeclared.map((u) => u.label).join(',')}`;
     const declaration = dKey !== this.declarationKey;
     if (declaration) this.declarationKey = dKey;
@@ -403,7 +403,7 @@ export class ScanResults {
 
   private computeDecision(): AlarmDecision {
     if ((this.threats?.all().length ?? 0) > 0) return 'ALARM';
-    if (checkDeclaration(this.init.declaredHsCodes, this.segmentsCache).status === 'mismatch') return 'ALARM';
+    if (checkDeclaration(this.init.declaredHsCodes, this.segmentsCache, this.goods?.withheldLines ?? 0).status === 'mismatch') return 'ALARM';
     if (!this.goodsModel || !this.threatsModel) return 'UNKNOWN';
     if (this.scanState !== 'completed' || this.finalisedAt === null) return 'UNKNOWN';
     for (const c of this.tiles.values()) if (c.ok !== c.submitted) return 'UNKNOWN';

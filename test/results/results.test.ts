@@ -179,6 +179,8 @@ describe('declaration check', () => {
     expect(checkDeclaration(['4407'], [seg(GOODS[0], 0, 500), seg(empty, 500, 900)])).toMatchObject({ status: 'match', undeclared: [], emptyButDeclared: false });
     expect(checkDeclaration(['4407'], [seg(empty, 0, 900)])).toMatchObject({ status: 'mismatch', undeclared: [], notSeen: ['4407'], emptyButDeclared: true });
     expect(checkDeclaration([], [seg(empty, 0, 900)])).toMatchObject({ status: 'match', emptyButDeclared: false });
+    // goods the model was unsure about (withheld segments) keep a vehicle from reading as empty
+    expect(checkDeclaration(['4407'], [seg(empty, 0, 300)], 1200)).toMatchObject({ status: 'unknown', emptyButDeclared: false });
   });
 
   it('is unknown without a declaration or before anything is suggested', () => {
