@@ -21,7 +21,9 @@ import onnx_ref
 import to_fp16
 
 OPSET = 13
-VERSION = '1.0.0'
+# Semantic versions of the trained weights, reported with every result (DICOS algorithm version). Bump one when its
+# weights or thresholds change. threats 1.1.0: width 48, 24 epochs (1.0.0: width 32, 16 epochs).
+VERSIONS = {'goods': '1.0.0', 'threats': '1.1.0'}
 
 GOODS_NAMES = {
     'timber': 'Timber (sawn wood)',
@@ -91,7 +93,7 @@ def base_manifest(name, task, description, norm, outputs, labels, thresholds, tr
     return {
         'manifestVersion': 1,
         'name': name,
-        'version': VERSION,
+        'version': VERSIONS[task],
         'task': task,
         'description': description,
         'files': {},
@@ -194,7 +196,7 @@ def main():
     # ---- threats ----
     ck = torch.load(args.threats)
     kinds = ck['labels']
-    net = nets.ThreatNet(len(kinds))
+    net = nets.ThreatNet(len(kinds), ck['args'].get('width', 32))
     net.load_state_dict(ck['state'])
     net.eval()
     folder = os.path.join(args.models, 'threats-v1')

@@ -52,7 +52,7 @@ if [[ "$WORK" == /* ]]; then W=$WORK; else W=../../$WORK; fi
 $PYTHON train_goods.py --train $W/train-a $W/train-b --val $W/val-a $W/val-b --out $W/goods.pt --seed 1 \
   | tee $W/goods-train.log
 $PYTHON train_threats.py --train $W/train-a $W/train-b $W/threats-a $W/threats-b --val $W/val-a $W/val-b \
-  --patches $W/patches --out $W/threats.pt --seed 1 | tee $W/threats-train.log
+  --patches $W/patches --out $W/threats.pt --seed 1 --width 48 --epochs 24 | tee $W/threats-train.log
 train_done=$(date +%s)
 $PYTHON export.py --goods $W/goods.pt --threats $W/threats.pt --val $W/val-a $W/val-b --models .. | tee $W/export.log
 cd ../..
