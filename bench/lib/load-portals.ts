@@ -307,10 +307,10 @@ async function main(): Promise<void> {
   });
 
   const t0 = performance.now();
-  // Paced portals start spread over one frame period so they do not all send in the same millisecond.
-  const framePeriodMs = (plan.linesPerFrame * 1000) / plan.lineRateHz;
+  // Paced portals start spread over one frame period (or plan.startSpreadMs) so they do not all send in the same millisecond.
+  const spreadMs = plan.startSpreadMs ?? (plan.linesPerFrame * 1000) / plan.lineRateHz;
   portals.forEach((p, i) => {
-    const delay = plan.mode === 'paced' ? (i * framePeriodMs) / plan.portals : 0;
+    const delay = plan.mode === 'paced' ? (i * spreadMs) / plan.portals : 0;
     setTimeout(() => p.start(performance.now()), delay);
   });
   let ticker: NodeJS.Timeout | null = null;

@@ -29,6 +29,8 @@ export interface LoadPlan {
   truckFile: string;
   detector: DetectorInfo;
   linesPerFrame: number;
+  /** Paced: portal i starts its line clock i x startSpreadMs / portals after the first; default one frame period. */
+  startSpreadMs?: number;
 }
 
 export interface LoadCounters {
