@@ -168,6 +168,11 @@ export class ResultsService {
   private readonly references: ReferenceLibrary | null;
   private readonly threatLogits: string | undefined;
   private readonly idle = new Set<() => void>();
+  /** Scans with goods results not yet folded into their segments; flushed once per macrotask (setImmediate). */
+  private readonly goodsPending = new Set<ScanResults>();
+  private flushScheduled = false;
+  /** Provider and precision per model, read from inference.status() at most once a second (it builds a lot). */
+  private readonly providers = new Map<string, { provider: string | null; precision: string | null; at: number }>();
 
   constructor(private readonly o: ResultsServiceOptions) {
     this.goodsModel = o.inference.modelFor('goods');
@@ -214,7 +219,10 @@ export class ResultsService {
   /** The current report of a scan: live from memory, else the stored one; undefined when there is none. */
   report(scanId: string): ScanResultsReport | undefined {
     const live = this.live.get(scanId);
-    if (live) return live.report();
+    if (live) {
+      if (live.hasGoodsPending) this.flushGoods(live);
+      return live.report();
+    }
     const kept = this.unstored.get(scanId);
     if (kept) return kept;
     return this.o.store.getResults(scanId) as ScanResultsReport | undefined;
@@ -370,16 +378,11 @@ export class ResultsService {
         const now = performance.now();
         const lineToResult = (now - meta.lastLineAt) / 1000;
         if (Number.isFinite(lineToResult)) observe(this.stats.lineToResult.get(name) as HistogramCounts, lineToResult);
-        const s = this.o.inference.status().models[name];
-        meta.results.servedBy(name, s?.provider ?? null, s?.precision ?? null);
+        const served = this.providerOf(name, now);
+        meta.results.servedBy(name, served.provider, served.precision);
         if (model.task === 'goods') {
-          const change = meta.results.addGoods(
-            meta.tile,
-            r.outputs[this.goodsLogits as string],
-            this.goodsEmbedding ? r.outputs[this.goodsEmbedding] : undefined,
-          );
-          if (change.suggestions) this.emitSuggestions(meta.results);
-          if (change.declaration) this.emitDeclaration(meta.results);
+          meta.results.addGoods(meta.tile, r.outputs[this.goodsLogits as string], this.goodsEmbedding ? r.outputs[this.goodsEmbedding] : undefined);
+          this.scheduleGoodsFlush(meta.results);
         } else {
           const change = meta.results.addThreats(meta.tile, r.outputs[this.threatLogits as string]);
           for (const a of change.alerts) this.emitAlert(meta.results, a);
@@ -397,9 +400,38 @@ export class ResultsService {
     );
   }
 
+  private providerOf(model: string, now: number): { provider: string | null; precision: string | null } {
+    let p = this.providers.get(model);
+    if (!p || now - p.at > 1000) {
+      const s = this.o.inference.status().models[model];
+      p = { provider: s?.provider ?? null, precision: s?.precision ?? null, at: now };
+      this.providers.set(model, p);
+    }
+    return p;
+  }
+
+  private scheduleGoodsFlush(results: ScanResults): void {
+    this.goodsPending.add(results);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      for (const r of [...this.goodsPending]) this.flushGoods(r);
+    });
+  }
+
+  /** Folds a scan's pending goods results into its segments and tells listeners what changed. */
+  private flushGoods(results: ScanResults): void {
+    this.goodsPending.delete(results);
+    const change = results.refreshGoods();
+    if (change.suggestions) this.emitSuggestions(results);
+    if (change.declaration) this.emitDeclaration(results);
+  }
+
   private onEnded(scan: ActiveScan, state: 'completed' | 'aborted'): void {
     const results = this.live.get(scan.scanId);
     if (!results) return;
+    this.flushGoods(results);
     const change = results.scanEnded(state, scan.lines);
     if (change.suggestions) this.emitSuggestions(results);
     if (change.declaration) this.emitDeclaration(results);
@@ -408,6 +440,7 @@ export class ResultsService {
 
   private maybeFinal(results: ScanResults): void {
     if (!results.isFinal() || !this.live.has(results.scanId)) return;
+    this.flushGoods(results);
     const report = results.report();
     this.live.delete(results.scanId);
     try {

@@ -116,6 +116,8 @@ export interface ResultsChange {
   declaration: boolean;
 }
 
+const NO_CHANGE: ResultsChange = Object.freeze({ suggestions: false, alerts: [], declaration: false }) as ResultsChange;
+
 function counts(): TileCounts {
   return { submitted: 0, ok: 0, rejected: 0, expired: 0, failed: 0, pending: 0 };
 }
@@ -147,6 +149,8 @@ export class ScanResults {
   private segmentsKey = '';
   private segmentsCache: SuggestionSegment[] = [];
   private declarationKey = '';
+  private declarationStatus: DeclarationCheck['status'] = 'unknown';
+  private goodsDirty = false;
   private decision: { value: AlarmDecision; since: Date } = { value: 'UNKNOWN', since: new Date() };
   private updatedAt: Date;
   private finalisedAt: Date | null = null;
@@ -225,6 +229,21 @@ export class ScanResults {
       }
     }
     this.goods.add({ ...tile, probabilities: p });
+    // Segments are recomputed once per batch of results, not per tile (refreshGoods): a batch resolves up to
+    // maxBatchSize tiles in one macrotask, and per-tile recomputation blocked the event loop for milliseconds.
+    this.goodsDirty = true;
+    return NO_CHANGE;
+  }
+
+  /** True when goods tiles arrived since the last refreshGoods(). */
+  get hasGoodsPending(): boolean {
+    return this.goodsDirty;
+  }
+
+  /** Recomputes goods segments and the declaration check from the tiles added since the last call. */
+  refreshGoods(): ResultsChange {
+    if (!this.goodsDirty) return NO_CHANGE;
+    this.goodsDirty = false;
     return this.goodsChanged();
   }
 
@@ -260,6 +279,7 @@ export class ScanResults {
     this.scanState = state;
     this.lines = lines;
     this.goods?.finish();
+    this.goodsDirty = false;
     this.touch();
     return this.goodsChanged();
   }
@@ -384,6 +404,7 @@ export class ScanResults {
     const dKey = `${d.status}|${d.undeclared.map((u) => u.label).join(',')}`;
     const declaration = dKey !== this.declarationKey;
     if (declaration) this.declarationKey = dKey;
+    this.declarationStatus = d.status;
     this.refreshDecision();
     return { suggestions, alerts: [], declaration };
   }
@@ -402,8 +423,8 @@ export class ScanResults {
   }
 
   private computeDecision(): AlarmDecision {
-    if ((this.threats?.all().length ?? 0) > 0) return 'ALARM';
-    if (checkDeclaration(this.init.declaredHsCodes, this.segmentsCache, this.goods?.withheldLines ?? 0).status === 'mismatch') return 'ALARM';
+    if ((this.threats?.count() ?? 0) > 0) return 'ALARM';
+    if (this.declarationStatus === 'mismatch') return 'ALARM';
     if (!this.goodsModel || !this.threatsModel) return 'UNKNOWN';
     if (this.scanState !== 'completed' || this.finalisedAt === null) return 'UNKNOWN';
     for (const c of this.tiles.values()) if (c.ok !== c.submitted) return 'UNKNOWN';

@@ -115,6 +115,11 @@ export class ThreatAlerts {
     return this.relabel(touched);
   }
 
+  /** Number of alerts (without copying them). */
+  count(): number {
+    return this.groups.size;
+  }
+
   all(): ThreatAlert[] {
     return [...this.groups.values()]
       .map((g) => ({ ...g.alert, box: { ...g.alert.box } }))
@@ -125,9 +130,12 @@ export class ThreatAlerts {
     const have = this.grid[0]?.length ?? 0;
     if (n <= have) return;
     for (const label of this.grid) for (let c = have; c < n; c++) label.push(new Float32Array(this.rows));
-    const owner = new Int32Array(n * this.rows).fill(-1);
-    owner.set(this.owner);
-    this.owner = owner;
+    // The owner map grows geometrically: a scan adds a column every few tiles.
+    if (n * this.rows > this.owner.length) {
+      const owner = new Int32Array(Math.max(n, 2 * (this.owner.length / Math.max(1, this.rows)), 64) * this.rows).fill(-1);
+      owner.set(this.owner);
+      this.owner = owner;
+    }
   }
 
   private isPositive(col: number, row: number): boolean {

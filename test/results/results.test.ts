@@ -234,6 +234,7 @@ describe('scan results report', () => {
     r.submitted('threats-test');
     r.addGoods(tile, timberLogits, embedding);
     r.addThreats(tile, heat);
+    r.refreshGoods(); // what ResultsService does once per batch of results
   }
 
   it('is UNKNOWN while scoring, CLEAR once the completed scan is fully scored with nothing raised', () => {
