@@ -9,17 +9,16 @@
  * per-model counters; queue depth is sampled from Inference.status() every QUEUE_SAMPLE_MS; event-loop delay
  * comes from perf_hooks.monitorEventLoopDelay over the measured window.
  */
-import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { resolveConfig, type GatewayConfigInput } from '../../src/config/index.js';
 import type { TileResult } from '../../src/inference/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { startGateway, type Gateway } from '../../src/main.js';
-import type { ChildMessage, LoadCounters, LoadPlan, ParentMessage } from './load-protocol.js';
+import type { LoadCounters, LoadPlan } from './load-protocol.js';
+import { runLoadWindow } from './load-window.js';
 import { machineCpu, machineCpuPercent, mainThreadSchedStat, otherLoad, processCpu, type OtherLoad } from './machine.js';
 import type { TruckMeta } from './truck.js';
 
@@ -160,7 +159,6 @@ async function startInferGateway(modelsDir: string, batching: BatchingMode): Pro
   }
 }
 
-const LOAD_PORTALS = fileURLToPath(new URL('./load-portals.js', import.meta.url));
 
 interface Snap {
   t: number;
@@ -223,45 +221,26 @@ export async function runGateway(spec: GatewayRunSpec, ctx: GatewayRunContext, t
       linesPerFrame: spec.linesPerFrame,
       startSpreadMs: spec.startSpreadMs,
     };
-    const child = fork(LOAD_PORTALS, [JSON.stringify(plan)], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let eld: ReturnType<typeof eventLoopMonitor> | null = null;
-    const measured = await new Promise<{ a: Snap; b: Snap; delay: EventLoopDelay; counters: LoadCounters }>((resolve, reject) => {
-      let a: Snap | null = null;
-      let delay: EventLoopDelay | null = null;
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`no result after ${timeoutMs} ms`));
-      }, timeoutMs);
-      child.on('message', (m: ChildMessage) => {
-        if (m.type === 'ready') child.send({ type: 'go' } satisfies ParentMessage);
-        else if (m.type === 'window-start') {
-          for (const n of names) queue.get(n)!.start = queue.get(n)!.max = queued(n);
-          measuring = true;
-          eld = eventLoopMonitor();
-          a = snap();
-        } else if (m.type === 'window-end') {
-          measuring = false;
-          const b = snap();
-          delay = eld!.stop();
-          for (const n of names) queue.get(n)!.end = queued(n);
-          clearTimeout(timer);
-          if (!a) reject(new Error('window-end before window-start'));
-          else resolve({ a, b, delay, counters: m.counters });
-        } else if (m.type === 'failed') {
-          clearTimeout(timer);
-          reject(new Error(`load generator failed: ${m.message}`));
-        }
-      });
-      child.on('exit', (code, signal) => {
-        clearTimeout(timer);
-        reject(new Error(`load generator exited (code ${code}, signal ${signal}) before reporting`));
-      });
+    const measured = await runLoadWindow(plan, timeoutMs, `latency x${spec.portals}`, {
+      onStart: () => {
+        for (const n of names) queue.get(n)!.start = queue.get(n)!.max = queued(n);
+        measuring = true;
+        eld = eventLoopMonitor();
+        return snap();
+      },
+      onEnd: () => {
+        measuring = false;
+        const end = snap();
+        const delay: EventLoopDelay = eld!.stop();
+        for (const n of names) queue.get(n)!.end = queued(n);
+        return { snap: end, delay };
+      },
     });
-    await new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) resolve();
-      else child.once('exit', () => resolve());
-    });
-    const { a, b, delay, counters: c } = measured;
+    const a = measured.start;
+    const b = measured.end.snap;
+    const delay = measured.end.delay;
+    const c = measured.counters;
     const seconds = (b.t - a.t) / 1000;
     const models: ModelWindow[] = names.map((n) => {
       const d = (k: string) => (b.counters.get(n)?.[k] ?? 0) - (a.counters.get(n)?.[k] ?? 0);
@@ -288,7 +267,7 @@ export async function runGateway(spec: GatewayRunSpec, ctx: GatewayRunContext, t
     });
     const cpuSeconds = (b.cpu.user - a.cpu.user + b.cpu.system - a.cpu.system) / 1e6;
     const gwCpu = (cpuSeconds / seconds) * 100;
-    const other = otherLoad(a.processes, b.processes, new Set([process.pid, child.pid ?? -1]), seconds);
+    const other = otherLoad(a.processes, b.processes, new Set([process.pid, measured.childPid]), seconds);
     const busy = machineCpuPercent(a.machine, b.machine)?.busy ?? null;
     return {
       spec,

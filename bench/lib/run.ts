@@ -2,14 +2,13 @@
  * One bench run: start a gateway path in this process, fork the load generator, measure the gateway process over
  * the load generator's measured window, tear everything down (the data directory included).
  */
-import { fork } from 'node:child_process';
 import { cpus } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { PerformanceObserver, performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { IngestStats } from '../../src/ingest/index.js';
 import { RawWriter } from '../../src/storage/index.js';
 import { PATH_LABEL, startBenchGateway, type GatewayPath } from './gateways.js';
-import type { ChildMessage, LoadCounters, LoadMode, LoadPlan, ParentMessage } from './load-protocol.js';
+import type { LoadCounters, LoadMode, LoadPlan } from './load-protocol.js';
+import { runLoadWindow } from './load-window.js';
 import {
   machineCpu,
   machineCpuPercent,
@@ -113,7 +112,6 @@ export function labelOf(spec: RunSpec): string {
   return spec.variant ? `${PATH_LABEL[spec.path]}, ${spec.variant}` : PATH_LABEL[spec.path];
 }
 
-const LOAD_PORTALS = fileURLToPath(new URL('./load-portals.js', import.meta.url));
 
 type StatNumbers = Omit<IngestStats, 'errorsByCode'>;
 
@@ -176,37 +174,8 @@ async function measure(spec: RunSpec, truckFile: string, truck: TruckMeta, timeo
       detector: truck.detector,
       linesPerFrame: spec.linesPerFrame,
     };
-    // execArgv: [] so that profiling flags given to the bench (--cpu-prof) profile the gateway, not the portals.
-    const child = fork(LOAD_PORTALS, [JSON.stringify(plan)], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const measured = await new Promise<{ start: Snapshot; end: Snapshot; counters: LoadCounters }>((resolve, reject) => {
-      let start: Snapshot | null = null;
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`run ${labelOf(spec)} x${spec.portals} ${spec.mode}: no result after ${timeoutMs} ms`));
-      }, timeoutMs);
-      child.on('message', (m: ChildMessage) => {
-        if (m.type === 'ready') child.send({ type: 'go' } satisfies ParentMessage);
-        else if (m.type === 'window-start') start = snap();
-        else if (m.type === 'window-end') {
-          const end = snap();
-          clearTimeout(timer);
-          if (!start) reject(new Error('window-end before window-start'));
-          else resolve({ start, end, counters: m.counters });
-        } else if (m.type === 'failed') {
-          clearTimeout(timer);
-          reject(new Error(`load generator failed: ${m.message}`));
-        }
-      });
-      child.on('exit', (code, signal) => {
-        clearTimeout(timer);
-        reject(new Error(`load generator exited (code ${code}, signal ${signal}) before reporting`));
-      });
-    });
-    await new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) resolve();
-      else child.once('exit', () => resolve());
-    });
-    const exclude = new Set([process.pid, child.pid ?? -1]);
+    const measured = await runLoadWindow(plan, timeoutMs, `run ${labelOf(spec)} x${spec.portals} ${spec.mode}`, { onStart: snap, onEnd: snap });
+    const exclude = new Set([process.pid, measured.childPid]);
     return summarise(spec, measured.start, measured.end, measured.counters, process.memoryUsage().rss, exclude);
   } finally {
     gcObserver.disconnect();

@@ -21,7 +21,7 @@ import { SliceKind } from '../ingest/slice-frame.js';
 import type { Logger } from '../log/index.js';
 import { startGateway, type Gateway } from '../main.js';
 import type { ScanResultsReport, TileCounts } from '../results/index.js';
-import { DEFAULT_TRUCK_OPTIONS, PortalClient, type FrameSent } from '../simulator/index.js';
+import { DEFAULT_TRUCK_OPTIONS, PortalClient, abortableDelay, type FrameSent } from '../simulator/index.js';
 import { FirstSuggestionTracker, scoreGoodsTiles, scoreThreats } from './scoring.js';
 import { summarise, type EvalFailure, type EvalSummary, type ScanEval } from './summary.js';
 import { tileGrid, type TileGridGeometry } from './tile-grid.js';
@@ -117,19 +117,6 @@ export function httpBaseOf(portalUrl: string): string {
   return `${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}`;
 }
 
-function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  if (ms <= 0 || signal?.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
 /** The report of a scan; undefined while the gateway does not know the scan yet. Throws when it has no results. */
 async function fetchReport(httpBase: string, scanId: string): Promise<ScanResultsReport | undefined> {
   const res = await fetch(`${httpBase}/v1/scans/${encodeURIComponent(scanId)}/results`);
@@ -182,7 +169,7 @@ async function evalOne(seed: number, portalIndex: number, target: Target, o: Val
         if (report.status === 'final') return;
       }
       if (at > endDeadline) return;
-      await delay(o.pollMs - (at - started), signal);
+      await abortableDelay(o.pollMs - (at - started), signal);
     }
   };
 

@@ -13,36 +13,16 @@
  * - Persisted in the scan store (SQLite `reference_categories`); scans started after an enrolment use it.
  */
 import type { ModelLabel } from '../inference/index.js';
+import type { StoredReference } from '../storage/index.js';
 
-export interface ReferenceCategory {
-  /** Stable id (like a model label id); must not collide with the goods model's labels. */
-  id: string;
-  name: string;
-  /** HS headings of the category (declaration check). */
-  hsCodes: string[];
-  /** Goods model whose embedding space the prototype lives in. */
-  model: string;
-  /** Cosine similarity a tile needs to match. */
-  minSimilarity: number;
-  /** L2-normalised prototype. */
-  prototype: Float32Array;
-  /** Sample tiles averaged into the prototype. */
-  samples: number;
-  /** Where the samples came from (scan regions), for the record. */
-  sources: ReferenceSource[];
-  /** Similarity of the samples to their own prototype: min and mean (how tight the category is). */
-  sampleSimilarity: { min: number; mean: number };
-  createdAt: string;
-}
-
-export interface ReferenceSource {
-  scanId: string;
-  lineStart: number;
-  lineEnd: number;
-  pixelStart: number;
-  pixelEnd: number;
-  tiles: number;
-}
+/**
+ * One enrolled category: id and name, HS codes (declaration check), the goods model whose embedding space the
+ * L2-normalised `prototype` lives in, the `minSimilarity` a tile needs, how many sample tiles were averaged, where
+ * they came from and how tight they are (`sampleSimilarity`: min and mean similarity of the samples to the
+ * prototype). The same record the scan store persists.
+ */
+export type ReferenceCategory = StoredReference;
+export type ReferenceSource = StoredReference['sources'][number];
 
 export interface ReferenceMatch {
   /** Index into the library snapshot's categories. */

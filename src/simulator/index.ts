@@ -69,6 +69,7 @@ export {
 } from './portal-client.js';
 export {
   DEFAULT_SIMULATION_OPTIONS,
+  abortableDelay,
   simulatePortals,
   type SimulatePortalsOptions,
   type SimulatedScan,

@@ -120,7 +120,8 @@ function int(name: string, v: unknown, lo: number, hi: number): number {
   return v;
 }
 
-function abortableDelay(ms: number, signal: AbortSignal | undefined): Promise<void> {
+/** Resolves after `ms`, or at once when `signal` aborts (never rejects). */
+export function abortableDelay(ms: number, signal: AbortSignal | undefined): Promise<void> {
   if (ms <= 0 || signal?.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = (): void => {
