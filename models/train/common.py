@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import random
+import time
 from collections import deque
 
 import numpy as np
@@ -104,6 +105,17 @@ class Dataset:
 
     def share(self):
         return np.array([t['share'] for t in self.tiles_index], dtype=np.float32)
+
+
+def start_training(args):
+    """What both training scripts begin with: seed everything, open the training and validation datasets, and derive the
+    input normalisation from the training tiles. Returns (train, val, norm, start time)."""
+    seed_everything(args.seed)
+    started = time.time()
+    train = Dataset(args.train)
+    val = Dataset(args.val)
+    mean, std = channel_stats(train, seed=args.seed)
+    return train, val, Normalization.from_stats(mean, std), started
 
 
 def channel_stats(ds, samples=4000, seed=0):

@@ -66,12 +66,7 @@ def main():
     ap.add_argument('--suggest', type=float, default=0.6, help='minimum top-1 probability for a suggestion')
     args = ap.parse_args()
 
-    common.seed_everything(args.seed)
-    started = time.time()
-    train = common.Dataset(args.train)
-    val = common.Dataset(args.val)
-    mean, std = common.channel_stats(train, seed=args.seed)
-    norm = common.Normalization.from_stats(mean, std)
+    train, val, norm, started = common.start_training(args)
     labels = train.goods_labels
     y = train.goods.astype(np.int64)
     counts = np.bincount(y, minlength=len(labels)).astype(np.float64)

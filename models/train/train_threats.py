@@ -47,12 +47,7 @@ def main():
     ap.add_argument('--fa-budget', type=float, default=0.05, help='false alarms per scan allowed on the validation seeds')
     args = ap.parse_args()
 
-    common.seed_everything(args.seed)
-    started = time.time()
-    train = common.Dataset(args.train)
-    val = common.Dataset(args.val)
-    mean, std = common.channel_stats(train, seed=args.seed)
-    norm = common.Normalization.from_stats(mean, std)
+    train, val, norm, started = common.start_training(args)
     kinds = train.threat_labels
     target = train.threats
     pos = np.nonzero(target.reshape(len(train), -1).any(1))[0]

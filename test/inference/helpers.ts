@@ -3,6 +3,8 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
+import { ScanlineError } from '../../src/errors/index.js';
 import type { BackendLoadOptions, BackendStatus, BatchResult, InferenceBackend, LoadedModel } from '../../src/inference/index.js';
 
 export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
@@ -22,6 +24,17 @@ export function assertWorkerBuilt(): void {
       throw new Error(`dist/ is older than src/inference/${f}: run \`npx tsc -p tsconfig.json\` before vitest`);
     }
   }
+}
+
+/** The ScanlineError a promise rejects with; fails the test when it resolves or rejects with anything else. */
+export async function rejection(p: Promise<unknown>): Promise<ScanlineError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(ScanlineError);
+    return err as ScanlineError;
+  }
+  throw new Error('expected a rejection');
 }
 
 /** A deterministic tile of raw attenuation values in [0, 6) (seeded LCG). */

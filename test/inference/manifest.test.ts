@@ -2,23 +2,12 @@ import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ScanlineError } from '../../src/errors/index.js';
 import { checkModelIo, checkTileGeometry, loadModel, validateManifest } from '../../src/inference/index.js';
 import { createSession } from '../../src/inference/ort.js';
-import { BAD_MODELS_DIR, MODELS_DIR } from './helpers.js';
+import { BAD_MODELS_DIR, MODELS_DIR, rejection } from './helpers.js';
 
 async function fixtureManifest(name = 'goods-tiny'): Promise<Record<string, any>> {
   return JSON.parse(await readFile(join(MODELS_DIR, name, 'model.json'), 'utf8'));
-}
-
-async function rejection(p: Promise<unknown>): Promise<ScanlineError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ScanlineError);
-    return err as ScanlineError;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('validateManifest', () => {

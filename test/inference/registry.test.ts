@@ -2,19 +2,8 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ScanlineError } from '../../src/errors/index.js';
 import { discoverModels, selectModel } from '../../src/inference/index.js';
-import { MODELS_DIR } from './helpers.js';
-
-async function rejection(p: Promise<unknown>): Promise<ScanlineError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ScanlineError);
-    return err as ScanlineError;
-  }
-  throw new Error('expected a rejection');
-}
+import { MODELS_DIR, rejection } from './helpers.js';
 
 describe('model registry', () => {
   it('discovers every model folder, sorted by name, and selects by task', async () => {
