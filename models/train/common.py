@@ -118,6 +118,21 @@ def start_training(args):
     return train, val, Normalization.from_stats(mean, std), started
 
 
+def provenance(train, val, model, started):
+    """The provenance both training scripts save in their checkpoint (export.py copies it into the manifest)."""
+    return {
+        'trainSeeds': [train.seeds[0], train.seeds[-1]],
+        'trainScans': len(train.seeds),
+        'valSeeds': [val.seeds[0], val.seeds[-1]],
+        'valScans': len(val.seeds),
+        'trainTiles': len(train),
+        'valTiles': len(val),
+        'dataset': {k: train.index['generator'][k] for k in ('scanline', 'simulatorFingerprint', 'pixels', 'truck', 'calibration', 'stitch')},
+        'trainSeconds': round(time.time() - started, 1),
+        'params': count_params(model),
+    }
+
+
 def channel_stats(ds, samples=4000, seed=0):
     """Per-channel mean and standard deviation of the attenuation over a seeded sample of tiles."""
     rng = np.random.RandomState(seed)

@@ -89,6 +89,19 @@ def file_entry(folder, name):
     return {'path': name, 'sha256': common.sha256_file(path)}, os.path.getsize(path)
 
 
+def export_and_check(module, folder, outputs, ck, tiles):
+    """Writes folder/model.onnx and its fp16 variant, then evaluates both on `tiles` (raw, normalised here with the
+    checkpoint's normalisation) against PyTorch. Returns (normalisation, torch outputs, fp16 outputs, fp32 max diffs,
+    fp16 max diffs)."""
+    os.makedirs(folder, exist_ok=True)
+    m32 = export_onnx(module, os.path.join(folder, 'model.onnx'), outputs)
+    m16 = to_fp16.convert(m32)
+    onnx.save(m16, os.path.join(folder, 'model.fp16.onnx'))
+    norm = common.Normalization.from_manifest(ck['normalization'])
+    ref, got16, d32, d16 = check_against_torch(module, m32, m16, norm.apply(tiles), outputs)
+    return norm, ref, got16, d32, d16
+
+
 def base_manifest(name, task, description, norm, outputs, labels, thresholds, training):
     return {
         'manifestVersion': 1,
@@ -155,14 +168,8 @@ def main():
     net.load_state_dict(ck['state'])
     module = GoodsExport(net).eval()
     folder = os.path.join(args.models, 'goods-v1')
-    os.makedirs(folder, exist_ok=True)
     outputs = ['logits', 'embedding']
-    m32 = export_onnx(module, os.path.join(folder, 'model.onnx'), outputs)
-    m16 = to_fp16.convert(m32)
-    onnx.save(m16, os.path.join(folder, 'model.fp16.onnx'))
-    norm = common.Normalization.from_manifest(ck['normalization'])
-    x = norm.apply(val.get(pick))
-    ref, got16, d32, d16 = check_against_torch(module, m32, m16, x, outputs)
+    norm, ref, got16, d32, d16 = export_and_check(module, folder, outputs, ck, val.get(pick))
     agree16 = float((ref['logits'].argmax(1) == got16['logits'].argmax(1)).mean())
     assert d32['logits'] < 1e-3 and d32['embedding'] < 1e-3, d32
     assert agree16 >= 0.98, agree16
@@ -200,14 +207,8 @@ def main():
     net.load_state_dict(ck['state'])
     net.eval()
     folder = os.path.join(args.models, 'threats-v1')
-    os.makedirs(folder, exist_ok=True)
     outputs = ['heatmap']
-    m32 = export_onnx(net, os.path.join(folder, 'model.onnx'), outputs)
-    m16 = to_fp16.convert(m32)
-    onnx.save(m16, os.path.join(folder, 'model.fp16.onnx'))
-    norm = common.Normalization.from_manifest(ck['normalization'])
-    x = norm.apply(val.get(pick))
-    ref, got16, d32, d16 = check_against_torch(net, m32, m16, x, outputs)
+    norm, ref, got16, d32, d16 = export_and_check(net, folder, outputs, ck, val.get(pick))
     assert d32['heatmap'] < 1e-3, d32
     th = np.array([ck['thresholds'][k] for k in kinds], dtype=np.float32).reshape(1, -1, 1, 1)
     logit_th = np.log(th / (1 - th))

@@ -131,17 +131,9 @@ def main():
         'metrics': metrics,
         'history': history,
         'args': vars(args),
-        'trainSeeds': [train.seeds[0], train.seeds[-1]],
-        'trainScans': len(train.seeds),
-        'valSeeds': [val.seeds[0], val.seeds[-1]],
-        'valScans': len(val.seeds),
-        'trainTiles': len(train),
+        **common.provenance(train, val, model, started),
         'trainThreatTiles': int(len(pos)),
         'threatPatches': {'count': len(patches), 'seeds': patches.seeds, 'perRealThreatTile': args.tip} if patches else None,
-        'valTiles': len(val),
-        'dataset': {k: train.index['generator'][k] for k in ('scanline', 'simulatorFingerprint', 'pixels', 'truck', 'calibration', 'stitch')},
-        'trainSeconds': round(time.time() - started, 1),
-        'params': common.count_params(model),
     }, args.out)
 
 
