@@ -1,6 +1,6 @@
 /**
  * The `scanline` command line.
- *   scanline serve [--port P] [--host H] [--data-dir DIR] [--demo N] [--config FILE] [--log-level L]
+ *   scanline serve [--port P] [--host H] [--data-dir DIR] [--demo N] [--config FILE] [--log-level L] [--print-config]
  *   scanline simulate --url ws://HOST:PORT/v1/portal [--portals N] [--trucks M] [--seed S] [--line-rate HZ]
  *                     [--speed realtime|max] [--pixels N]
  *   scanline dataset --seeds A..B --out DIR [--pixels N] [--threat-probability P] [--calibration frames|none]
@@ -10,11 +10,11 @@
  * Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { readConfigFile, resolveConfig, type GatewayConfig, type GatewayConfigInput } from './config/index.js';
+import { loadConfig, printableConfig, readConfigFile, resolveConfig, type GatewayConfig, type GatewayConfigInput } from './config/index.js';
 import { exportDataset } from './dataset/index.js';
 import { ScanlineError } from './errors/index.js';
 import { DEFAULT_EVAL_OPTIONS, formatEvalTable, runEval } from './eval/index.js';
-import { createRootLogger } from './log/index.js';
+import { createRootLogger, type Logger } from './log/index.js';
 import { startGateway } from './main.js';
 import { simulatePortals } from './simulator/index.js';
 
@@ -32,8 +32,14 @@ scanline serve [options]
   --host H          interface to listen on (default 127.0.0.1; 0.0.0.0 for all)
   --data-dir DIR    where scans are stored (default ./data)
   --demo N          also run N simulated portals streaming trucks into this gateway
-  --config FILE     JSON configuration file (see docs/configuration.md)
+  --config FILE     JSON configuration file (src/config/index.ts lists every key, its default and unit)
   --log-level L     fatal|error|warn|info|debug|trace|silent (default info)
+  --print-config    print the effective configuration as JSON (portal tokens redacted) and exit
+  Every configuration key can also be set by an environment variable: SCANLINE_ + the key's path in upper
+  snake case, e.g. SCANLINE_SERVER_PORT=9000, SCANLINE_INFERENCE_BATCHING_MAX_BATCH_SIZE=16,
+  SCANLINE_PORTAL_TOKENS=tok-a-123,tok-b-456. Precedence: defaults < --config file < environment < flags.
+  SIGTERM/SIGINT: no new scans (portals are told), open scans get shutdown.drainTimeoutMs to end, then the gateway
+  closes; the process exits within shutdown.exitTimeoutMs (code 1 if the shutdown did not finish by then).
 
 scanline simulate [options]
   --url URL         gateway portal endpoint (default ws://127.0.0.1:8080/v1/portal)
@@ -113,17 +119,19 @@ async function serve(args: string[]): Promise<void> {
     demo: { type: 'string' },
     config: { type: 'string' },
     'log-level': { type: 'string' },
+    'print-config': { type: 'boolean' },
   });
-  const layers: GatewayConfigInput[] = [];
-  if (typeof v.config === 'string') layers.push(readConfigFile(v.config));
   const flags: GatewayConfigInput = {};
   if (v.port !== undefined) flags.server = { ...flags.server, port: intOption(v, 'port', 8080, 0, 65535) };
   if (typeof v.host === 'string') flags.server = { ...flags.server, host: v.host };
   if (typeof v['data-dir'] === 'string') flags.storage = { dataDir: v['data-dir'] };
   if (typeof v['log-level'] === 'string') flags.log = { level: v['log-level'] as 'info' };
-  layers.push(flags);
-  const config = resolveConfig(...layers);
+  const config = loadConfig({ ...(typeof v.config === 'string' ? { file: v.config } : {}), env: process.env, layers: [flags] });
   const demo = intOption(v, 'demo', 0, 0, 64);
+  if (v['print-config'] === true) {
+    process.stdout.write(`${JSON.stringify(printableConfig(config), null, 2)}\n`);
+    return;
+  }
 
   const gateway = await startGateway(config);
   const demoAbort = new AbortController();
@@ -143,27 +151,41 @@ async function serve(args: string[]): Promise<void> {
     }).catch((err: unknown) => log.error({ err }, 'demo portal stopped'));
   }
 
+  const { drainTimeoutMs, exitTimeoutMs } = config.shutdown;
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) {
       gateway.log.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
+      exitAfterFlush(gateway.log, 1);
+      return;
     }
     stopping = true;
-    gateway.log.info({ signal }, 'shutting down');
+    gateway.log.info({ signal, drainTimeoutMs, exitTimeoutMs }, 'shutting down');
+    // The backstop: whatever hangs (a disk, a worker), the process is gone by exitTimeoutMs.
+    setTimeout(() => {
+      gateway.log.error({ exitTimeoutMs, phase: gateway.phase() }, 'shutdown did not finish within shutdown.exitTimeoutMs; exiting');
+      exitAfterFlush(gateway.log, 1);
+    }, exitTimeoutMs).unref();
     demoAbort.abort();
     void Promise.allSettled([demoRun])
-      .then(() => gateway.close(10_000))
+      .then(() => gateway.close(drainTimeoutMs))
       .then(
-        () => process.exit(0),
+        () => exitAfterFlush(gateway.log, 0),
         (err: unknown) => {
           gateway.log.error({ err }, 'shutdown failed');
-          process.exit(1);
+          exitAfterFlush(gateway.log, 1);
         },
       );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/** Exits once the logger's asynchronous destination has written what it holds (the last lines say why we exit). */
+function exitAfterFlush(log: Logger, code: number): void {
+  log.flush(() => process.exit(code));
+  // A destination that never calls back must not keep the process alive.
+  setTimeout(() => process.exit(code), 500).unref();
 }
 
 async function simulate(args: string[]): Promise<void> {

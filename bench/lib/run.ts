@@ -113,7 +113,8 @@ export function labelOf(spec: RunSpec): string {
 }
 
 
-type StatNumbers = Omit<IngestStats, 'errorsByCode'>;
+/** The plain number counters of IngestStats (its maps and histograms are not snapshotted). */
+type StatNumbers = { [K in keyof IngestStats as IngestStats[K] extends number ? K : never]: number };
 
 function snapshotStats(s: IngestStats): { n: StatNumbers; errors: Map<string, number> } {
   const { errorsByCode, ...n } = s;

@@ -1,13 +1,17 @@
 /**
  * Gateway configuration: one schema with defaults and units, validated once at start-up (every problem listed
  * in one SCANLINE_ERR_CONFIG_INVALID error), then deeply frozen. Sources, lowest precedence first: defaults,
- * a JSON config file, command-line flags.
+ * a JSON config file, SCANLINE_* environment variables (env.ts derives one per key), command-line flags.
  */
 import { readFileSync } from 'node:fs';
 import { ScanlineError } from '../errors/index.js';
 import { DEFAULT_INFERENCE_CONFIG, validateInferenceConfig, type InferenceConfig } from '../inference/config.js';
 import { DEFAULT_STITCHER_OPTIONS } from '../stitch/defaults.js';
+import { DEFAULT_OPERATOR_CONFIG, validateOperatorConfig, type OperatorConfig } from '../operator/config.js';
+import { readConfigEnv } from './env.js';
 import { deepFreeze, isPlainObject, mergeLayer } from './layers.js';
+
+export { configLeaves, envVariableName, envVariables, readConfigEnv, type EnvLayer } from './env.js';
 
 export { packageVersion } from './package-info.js';
 
@@ -63,9 +67,34 @@ export interface GatewayConfig {
      */
     referenceMinSimilarity: number;
   };
+  /** Operator screens: connection limit and per-screen backpressure (src/operator/config.ts documents each key). */
+  operator: OperatorConfig;
   storage: {
     /** Directory for the SQLite database and scan images. */
     dataDir: string;
+  };
+  metrics: {
+    /** Serve Prometheus metrics on GET /metrics. false = no registry, no route (404), no collection. */
+    enabled: boolean;
+    /**
+     * Distinct portal ids that get their own `portal` label value, portals; further portals share
+     * portal="(other)". Keeps the label set bounded when portals are not authenticated by token.
+     */
+    portalLabelLimit: number;
+    /** Also export Node.js process metrics (CPU, memory, heap, GC, event-loop delay, file descriptors). */
+    processMetrics: boolean;
+  };
+  shutdown: {
+    /**
+     * On SIGTERM/SIGINT: how long open scans get to end on their own (portals are told, in a `draining` message)
+     * and queued tiles get to be scored, ms. Scans still open then are aborted with their received lines kept.
+     */
+    drainTimeoutMs: number;
+    /**
+     * Hard limit from the signal to process exit, ms: a shutdown that has not finished by then (a stuck socket or
+     * disk) is abandoned and the process exits with code 1. At least drainTimeoutMs + 1000.
+     */
+    exitTimeoutMs: number;
   };
   log: {
     level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -97,7 +126,10 @@ export const DEFAULT_CONFIG: GatewayConfig = {
   },
   inference: structuredClone(DEFAULT_INFERENCE_CONFIG),
   results: { machineId: '', referenceMinSimilarity: 0.85 },
+  operator: { ...DEFAULT_OPERATOR_CONFIG },
   storage: { dataDir: './data' },
+  metrics: { enabled: true, portalLabelLimit: 256, processMetrics: true },
+  shutdown: { drainTimeoutMs: 10_000, exitTimeoutMs: 15_000 }, // ms
   log: { level: 'info' },
 };
 
@@ -172,7 +204,22 @@ function validate(c: GatewayConfig): string[] {
   p.push(...validateInferenceConfig(c.inference));
   check(p, typeof c.results.machineId === 'string' && c.results.machineId.length <= 256, 'a string of at most 256 characters', 'results.machineId', c.results.machineId);
   check(p, num(c.results.referenceMinSimilarity, 0.5, 0.999), 'a number 0.5..0.999', 'results.referenceMinSimilarity', c.results.referenceMinSimilarity);
+  p.push(...validateOperatorConfig(c.operator));
   check(p, typeof c.storage.dataDir === 'string' && c.storage.dataDir.length > 0, 'a directory path', 'storage.dataDir', c.storage.dataDir);
+  check(p, typeof c.metrics.enabled === 'boolean', 'a boolean', 'metrics.enabled', c.metrics.enabled);
+  check(p, int(c.metrics.portalLabelLimit, 1, 10_000), 'an integer 1..10000', 'metrics.portalLabelLimit', c.metrics.portalLabelLimit);
+  check(p, typeof c.metrics.processMetrics === 'boolean', 'a boolean', 'metrics.processMetrics', c.metrics.processMetrics);
+  check(p, int(c.shutdown.drainTimeoutMs, 0, 3_600_000), 'an integer 0..3600000', 'shutdown.drainTimeoutMs', c.shutdown.drainTimeoutMs);
+  check(p, int(c.shutdown.exitTimeoutMs, 1_000, 3_700_000), 'an integer 1000..3700000', 'shutdown.exitTimeoutMs', c.shutdown.exitTimeoutMs);
+  if (int(c.shutdown.drainTimeoutMs, 0, 3_600_000) && int(c.shutdown.exitTimeoutMs, 1_000, 3_700_000)) {
+    check(
+      p,
+      c.shutdown.exitTimeoutMs >= c.shutdown.drainTimeoutMs + 1_000,
+      `an integer of at least shutdown.drainTimeoutMs + 1000 (${c.shutdown.drainTimeoutMs + 1_000})`,
+      'shutdown.exitTimeoutMs',
+      c.shutdown.exitTimeoutMs,
+    );
+  }
   check(p, LOG_LEVELS.includes(c.log.level), `one of ${LOG_LEVELS.join(', ')}`, 'log.level', c.log.level);
   return p;
 }
@@ -182,15 +229,72 @@ function validate(c: GatewayConfig): string[] {
  * returns it frozen. Throws SCANLINE_ERR_CONFIG_INVALID listing every problem (unknown keys included).
  */
 export function resolveConfig(...layers: GatewayConfigInput[]): GatewayConfig {
+  return resolveLayers(layers, [], new Map());
+}
+
+export interface LoadConfigOptions {
+  /** JSON config file (lowest precedence after the defaults). */
+  file?: string;
+  /** Environment to read SCANLINE_* overrides from (default process.env); false reads none. */
+  env?: NodeJS.ProcessEnv | false;
+  /** Layers above the environment, e.g. command-line flags, later ones winning. */
+  layers?: GatewayConfigInput[];
+}
+
+/**
+ * The effective configuration of `scanline serve`: defaults < config file < environment < `layers`. Throws one
+ * SCANLINE_ERR_CONFIG_INVALID listing every problem: unknown keys and variables, values that do not parse, values
+ * out of range (a value set by a variable names it, e.g. "... for server.port but received 70000 ... (from
+ * SCANLINE_SERVER_PORT)").
+ */
+export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
+  const layers: GatewayConfigInput[] = [];
+  if (options.file !== undefined) layers.push(readConfigFile(options.file));
+  let problems: string[] = [];
+  let sources = new Map<string, string>();
+  if (options.env !== false) {
+    const fromEnv = readConfigEnv(DEFAULT_CONFIG as unknown as Record<string, unknown>, options.env ?? process.env);
+    layers.push(fromEnv.layer as GatewayConfigInput);
+    problems = fromEnv.problems;
+    sources = fromEnv.sources;
+  }
+  layers.push(...(options.layers ?? []));
+  return resolveLayers(layers, problems, sources);
+}
+
+function resolveLayers(layers: GatewayConfigInput[], earlier: string[], sources: Map<string, string>): GatewayConfig {
   const unknown: string[] = [];
   let merged: unknown = structuredClone(DEFAULT_CONFIG);
   for (const layer of layers) merged = mergeLayer(merged, layer, '', unknown);
   const config = merged as GatewayConfig;
-  const problems = [...unknown.map((k) => `Unknown configuration key ${k}`), ...validate(config)];
+  const invalid = validate(config).map((problem) => {
+    for (const [path, variable] of sources) if (problem.includes(` for ${path} but `)) return `${problem} (from ${variable})`;
+    return problem;
+  });
+  const problems = [...earlier, ...unknown.map((k) => `Unknown configuration key ${k}`), ...invalid];
   if (problems.length > 0) {
     throw new ScanlineError('SCANLINE_ERR_CONFIG_INVALID', `invalid configuration:\n  - ${problems.join('\n  - ')}`, { problems });
   }
   return deepFreeze(config);
+}
+
+/** Keys whose values are secrets: shown as "<redacted>" by printableConfig. */
+const SECRET_KEYS: ReadonlyArray<readonly string[]> = [['portal', 'tokens']];
+
+/**
+ * The configuration as `scanline serve --print-config` shows it: every key with its effective value, secrets
+ * (portal tokens) replaced by "<redacted>" so the output can be pasted into a ticket.
+ */
+export function printableConfig(config: GatewayConfig): Record<string, unknown> {
+  const copy = structuredClone(config) as unknown as Record<string, unknown>;
+  for (const path of SECRET_KEYS) {
+    let o: unknown = copy;
+    for (const k of path.slice(0, -1)) o = isPlainObject(o) ? o[k] : undefined;
+    const last = path[path.length - 1];
+    if (!isPlainObject(o) || o[last] === undefined) continue;
+    o[last] = Array.isArray(o[last]) ? (o[last] as unknown[]).map(() => '<redacted>') : '<redacted>';
+  }
+  return copy;
 }
 
 /** Reads a JSON config file as one layer for resolveConfig. */

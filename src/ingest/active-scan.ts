@@ -14,7 +14,8 @@ import type { RawWriter, ScanStore } from '../storage/index.js';
 import type { Declaration, DetectorInfo, GatewayMessage, VehicleInfo } from './messages.js';
 import { SliceKind, type SliceHeader } from './slice-frame.js';
 import type { IngestEventSink } from './events.js';
-import type { IngestStats } from './stats.js';
+import { observe } from '../inference/index.js';
+import { portalStatsOf, type IngestStats, type PortalIngestStats } from './stats.js';
 import { RawArchiver } from './raw-archiver.js';
 
 export type ActiveScanState = 'receiving' | 'finishing' | 'completed' | 'aborted';
@@ -103,6 +104,8 @@ export class ActiveScan {
   private readonly store: ScanStore;
   private readonly events: IngestEventSink;
   private readonly stats: IngestStats;
+  /** This scan's portal's counters, looked up once. */
+  private readonly portalStats: PortalIngestStats;
   private readonly log: Logger;
   private readonly reorderWindowSlices: number;
   private readonly buffers: ProcessBuffers;
@@ -142,6 +145,7 @@ export class ActiveScan {
     this.store = init.store;
     this.events = init.events;
     this.stats = init.stats;
+    this.portalStats = portalStatsOf(init.stats, init.portalId);
     this.log = init.log;
     this.reorderWindowSlices = init.reorderWindowSlices;
     this.startedAt = init.startedAt;
@@ -237,6 +241,7 @@ export class ActiveScan {
     }
     if (replay) {
       this.stats.duplicateFrames++;
+      this.portalStats.duplicateFrames++;
       return this.nextSeq - 1;
     }
     this.ledger.record(seq, header);
@@ -248,7 +253,9 @@ export class ActiveScan {
         this.arrivalEnd.push(end);
         this.arrivalAt.push(performance.now());
       }
-      this.stats.linesReceived += result?.newLines ?? 0;
+      const newLines = result?.newLines ?? 0;
+      this.stats.linesReceived += newLines;
+      this.portalStats.linesReceived += newLines;
     }
     if (seq === this.nextSeq) {
       this.nextSeq++;
@@ -324,8 +331,10 @@ export class ActiveScan {
     const started = process.hrtime.bigint();
     this.stitcher.process(this.buffers).then(
       (result) => {
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
         this.stats.stitchJobs++;
-        this.stats.stitchSeconds += Number(process.hrtime.bigint() - started) / 1e9;
+        this.stats.stitchSeconds += seconds;
+        observe(this.stats.stitchJobSeconds, seconds);
         this.processing = false;
         this.onProcessed(result);
       },
@@ -344,6 +353,7 @@ export class ActiveScan {
     for (const gap of r.gaps) this.gaps.push(gap);
     if (r.tiles.length > 0) {
       this.stats.tilesProduced += r.tiles.length;
+      this.portalStats.tilesProduced += r.tiles.length;
       this.events.emitTiles(this, r.tiles, this.buffers.tiles, this.stitcher.tileFloats);
     }
     if (r.preview) this.events.emitPreview(this, r.preview, this.buffers.preview);
@@ -383,6 +393,10 @@ export class ActiveScan {
     }
     // Lines never stored below the end (a late line that filled part of a declared gap is stored and not listed).
     const finalGaps = end > 0 ? this.stitcher.missingRanges(0, end) : [];
+    let gapLines = 0;
+    for (const [a, b] of finalGaps) gapLines += b - a;
+    this.stats.gapLines += gapLines;
+    this.portalStats.gapLines += gapLines;
     try {
       this.store.updateScan(this.scanId, {
         state: failure && state === 'completed' ? 'aborted' : state,
@@ -400,12 +414,14 @@ export class ActiveScan {
     this.clearResumeTimer();
     if (state === 'completed' && !failure) {
       this.stats.scansCompleted++;
+      this.portalStats.scansCompleted++;
       this.owner?.send({ type: 'scan.completed', streamId: this.streamId, scanId: this.scanId, lines: end, gaps: finalGaps });
       this.log.info({ scanId: this.scanId, portalId: this.portalId, lines: end, gaps: finalGaps.length, lateLines: stitcherStats.lateLines }, 'scan completed');
       this.events.emitCompleted(this);
     } else {
       this.state = 'aborted';
       this.stats.scansAborted++;
+      this.portalStats.scansAborted++;
       const why = failure ? `archive failed: ${failure.message}` : (reason ?? 'aborted');
       if (failure) this.owner?.send({ type: 'error', code: failure.code, message: failure.message, streamId: this.streamId });
       this.owner?.send({ type: 'scan.aborted', streamId: this.streamId, scanId: this.scanId, reason: why });

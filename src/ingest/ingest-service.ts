@@ -13,7 +13,7 @@ import { ActiveScan } from './active-scan.js';
 import { IngestEventSink, type IngestListeners } from './events.js';
 import type { ScanResumeMessage, ScanStartMessage } from './messages.js';
 import { CloseCode, PortalConnection, type PortalChannel } from './portal-connection.js';
-import { createIngestStats, type IngestStats } from './stats.js';
+import { createIngestStats, portalStatsOf, type IngestStats } from './stats.js';
 
 export interface IngestServiceOptions {
   config: GatewayConfig;
@@ -29,7 +29,7 @@ const TILE_CAPACITY = 64;
 
 export class IngestService {
   readonly config: GatewayConfig;
-  readonly stats: IngestStats = createIngestStats();
+  readonly stats: IngestStats;
   readonly gatewayName: string;
   private readonly store: ScanStore;
   private readonly log: Logger;
@@ -42,6 +42,7 @@ export class IngestService {
 
   constructor(options: IngestServiceOptions) {
     this.config = options.config;
+    this.stats = createIngestStats(options.config.metrics.portalLabelLimit);
     this.store = options.store;
     this.log = options.log;
     this.stitcherKind = options.stitcher ?? 'native';
@@ -155,6 +156,7 @@ export class IngestService {
     scan.owner = conn;
     this.live.set(scanId, scan);
     this.stats.scansStarted++;
+    portalStatsOf(this.stats, conn.portalId).scansStarted++;
     void scan.whenEnded().then(() => this.live.delete(scanId));
     this.log.info({ scanId, portalId: conn.portalId, streamId: m.streamId, declaration: m.declaration?.hsCodes }, 'scan started');
     this.events.emitStarted(scan);

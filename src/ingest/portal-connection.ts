@@ -19,6 +19,7 @@ import {
 } from './messages.js';
 import { SLICE_HEADER_BYTES, SliceKind, decodeSliceHeader } from './slice-frame.js';
 import type { IngestService } from './ingest-service.js';
+import { NO_PORTAL, portalStatsOf, type PortalIngestStats } from './stats.js';
 
 export interface PortalChannel {
   /** Sends one control message. Must not throw once the socket is closed (the transport drops it then). */
@@ -42,12 +43,16 @@ export class PortalConnection implements ScanOwner {
   /** Open scans on this connection by the portal's streamId. */
   readonly scans = new Map<number, ActiveScan>();
   private closed = false;
+  /** This portal's counters (NO_PORTAL until hello names it); bumped per frame without a lookup. */
+  private portalStats: PortalIngestStats;
 
   constructor(
     private readonly service: IngestService,
     private readonly channel: PortalChannel,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.portalStats = portalStatsOf(service.stats, NO_PORTAL);
+  }
 
   get isOpen(): boolean {
     return !this.closed;
@@ -73,8 +78,11 @@ export class PortalConnection implements ScanOwner {
 
   onText(text: string, byteLength: number): void {
     const stats = this.service.stats;
+    const portal = this.portalStats;
     stats.framesReceived++;
     stats.bytesReceived += byteLength;
+    portal.framesReceived++;
+    portal.bytesReceived += byteLength;
     let message: PortalMessage;
     try {
       if (byteLength > this.service.config.portal.maxControlBytes) {
@@ -93,8 +101,11 @@ export class PortalConnection implements ScanOwner {
   /** `bytes` is valid only during this call. */
   onBinary(bytes: Uint8Array): void {
     const stats = this.service.stats;
+    const portal = this.portalStats;
     stats.framesReceived++;
     stats.bytesReceived += bytes.byteLength;
+    portal.framesReceived++;
+    portal.bytesReceived += bytes.byteLength;
     try {
       if (bytes.byteLength > this.service.config.portal.maxMessageBytes) {
         throw new ScanlineError(
@@ -126,7 +137,10 @@ export class PortalConnection implements ScanOwner {
           ? new Uint16Array(bytes.buffer, offset, values)
           : new Uint16Array(bytes.slice(SLICE_HEADER_BYTES).buffer, 0, values);
       const ack = scan.acceptFrame(header, payload);
-      if (header.kind === SliceKind.Image) stats.slicesReceived++;
+      if (header.kind === SliceKind.Image) {
+        stats.slicesReceived++;
+        portal.slicesReceived++;
+      }
       if (ack >= 0) this.send({ type: 'ack', streamId: header.streamId, seq: ack });
     } catch (err) {
       this.reportError(toScanlineError(err, 'SCANLINE_ERR_STITCH_FAILED'));
@@ -137,6 +151,7 @@ export class PortalConnection implements ScanOwner {
     if (this.closed) return;
     this.closed = true;
     this.service.stats.connectionsClosed++;
+    if (this.detector) this.portalStats.connections--;
     this.log.info({ portalId: this.portalId || undefined, code, openScans: this.scans.size }, 'portal disconnected');
     this.service.connectionClosed(this);
   }
@@ -185,6 +200,8 @@ export class PortalConnection implements ScanOwner {
     }
     this.portalId = m.portalId;
     this.detector = { ...m.detector };
+    this.portalStats = portalStatsOf(this.service.stats, m.portalId);
+    this.portalStats.connections++;
     this.service.registerPortal(this);
     const c = this.service.config;
     this.send({

@@ -9,6 +9,7 @@
 import { ScanlineError, toScanlineError } from '../errors/index.js';
 import type { Stitcher } from '../stitch/index.js';
 import type { RawWriter } from '../storage/index.js';
+import { observe } from '../inference/index.js';
 import type { IngestStats } from './stats.js';
 
 /** Target bytes per archive write. */
@@ -65,8 +66,10 @@ export class RawArchiver {
       const started = process.hrtime.bigint();
       this.writer.write(first, new Uint8Array(values.buffer, values.byteOffset, values.byteLength)).then(
         () => {
+          const seconds = Number(process.hrtime.bigint() - started) / 1e9;
           this.stats.storageWrites++;
-          this.stats.storageWriteSeconds += Number(process.hrtime.bigint() - started) / 1e9;
+          this.stats.storageWriteSeconds += seconds;
+          observe(this.stats.storageWriteLatency, seconds);
           this.stats.storageBytes += values.byteLength;
           this.settle(buffer);
         },

@@ -1,7 +1,44 @@
 /**
  * Plain counters the ingest stage bumps on its hot path (no allocation, no label lookup per slice).
  * The metrics stage reads them at scrape time.
+ *
+ * Per-portal counters live in `portals`, one object per portal id, looked up once per connection (at hello) and
+ * once per scan, never per slice. The map holds at most `portalLimit` ids (a bounded label set for metrics);
+ * portals beyond that share the OTHER_PORTALS entry, and frames received before hello count under NO_PORTAL.
  */
+import { createHistogram, type HistogramCounts } from '../inference/index.js';
+
+/** Upper bounds of the stitch job duration buckets (one stitcher.process() job, JS thread to result), seconds. */
+export const STITCH_SECONDS_BUCKETS: readonly number[] = Object.freeze([
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+]);
+/** Upper bounds of the raw archive write buckets (one positioned write of about 1 MiB), seconds. */
+export const STORAGE_WRITE_SECONDS_BUCKETS: readonly number[] = Object.freeze([
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+]);
+
+/** Portal key of frames received on a connection before its hello (the portal is not known yet). */
+export const NO_PORTAL = '(none)';
+/** Portal key shared by every portal beyond `portalLimit` distinct ones. */
+export const OTHER_PORTALS = '(other)';
+
+export interface PortalIngestStats {
+  /** Open connections of this portal (hello accepted, not closed). */
+  connections: number;
+  framesReceived: number;
+  /** Image slices (kind 1) stored. */
+  slicesReceived: number;
+  linesReceived: number;
+  bytesReceived: number;
+  duplicateFrames: number;
+  scansStarted: number;
+  scansCompleted: number;
+  scansAborted: number;
+  tilesProduced: number;
+  /** Lines of ended scans that were never received (their final gaps), lines. */
+  gapLines: number;
+}
+
 export interface IngestStats {
   connectionsOpened: number;
   connectionsClosed: number;
@@ -19,14 +56,41 @@ export interface IngestStats {
   scansResumed: number;
   stitchJobs: number;
   stitchSeconds: number;
+  /** Per stitcher job, seconds (count = stitchJobs, sum = stitchSeconds). */
+  stitchJobSeconds: HistogramCounts;
   tilesProduced: number;
   storageWrites: number;
   storageWriteSeconds: number;
+  /** Per raw archive write, seconds (count = storageWrites, sum = storageWriteSeconds). */
+  storageWriteLatency: HistogramCounts;
   storageBytes: number;
   storageFailures: number;
+  /** Lines of ended scans that were never received (their final gaps), lines. */
+  gapLines: number;
+  /** By portal id (at most portalLimit ids plus NO_PORTAL and OTHER_PORTALS). */
+  portals: Map<string, PortalIngestStats>;
+  /** Distinct portal ids tracked in `portals`. */
+  portalLimit: number;
 }
 
-export function createIngestStats(): IngestStats {
+export function createPortalIngestStats(): PortalIngestStats {
+  return {
+    connections: 0,
+    framesReceived: 0,
+    slicesReceived: 0,
+    linesReceived: 0,
+    bytesReceived: 0,
+    duplicateFrames: 0,
+    scansStarted: 0,
+    scansCompleted: 0,
+    scansAborted: 0,
+    tilesProduced: 0,
+    gapLines: 0,
+  };
+}
+
+/** `portalLimit`: distinct portal ids counted separately (config metrics.portalLabelLimit). */
+export function createIngestStats(portalLimit = 256): IngestStats {
   return {
     connectionsOpened: 0,
     connectionsClosed: 0,
@@ -42,10 +106,32 @@ export function createIngestStats(): IngestStats {
     scansResumed: 0,
     stitchJobs: 0,
     stitchSeconds: 0,
+    stitchJobSeconds: createHistogram(STITCH_SECONDS_BUCKETS),
     tilesProduced: 0,
     storageWrites: 0,
     storageWriteSeconds: 0,
+    storageWriteLatency: createHistogram(STORAGE_WRITE_SECONDS_BUCKETS),
     storageBytes: 0,
     storageFailures: 0,
+    gapLines: 0,
+    portals: new Map(),
+    portalLimit,
   };
+}
+
+/**
+ * The counters of `portalId` (NO_PORTAL before hello), created on first use; OTHER_PORTALS once `portalLimit`
+ * distinct ids are tracked. Call once per connection or scan, not per frame.
+ */
+export function portalStatsOf(stats: IngestStats, portalId: string): PortalIngestStats {
+  let p = stats.portals.get(portalId);
+  if (p) return p;
+  const tracked = stats.portals.size - (stats.portals.has(NO_PORTAL) ? 1 : 0) - (stats.portals.has(OTHER_PORTALS) ? 1 : 0);
+  const key = portalId === NO_PORTAL || tracked < stats.portalLimit ? portalId : OTHER_PORTALS;
+  p = stats.portals.get(key);
+  if (!p) {
+    p = createPortalIngestStats();
+    stats.portals.set(key, p);
+  }
+  return p;
 }

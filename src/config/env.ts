@@ -1,0 +1,134 @@
+/**
+ * Environment overrides of the gateway configuration, derived from the schema itself: every leaf of the defaults
+ * object has one variable, `SCANLINE_` + its dotted path with each camelCase word upper-cased and joined by `_`:
+ *
+ *   server.port                         → SCANLINE_SERVER_PORT
+ *   inference.batching.maxBatchSize     → SCANLINE_INFERENCE_BATCHING_MAX_BATCH_SIZE
+ *   inference.batching.defaultDeadlineMs.live → SCANLINE_INFERENCE_BATCHING_DEFAULT_DEADLINE_MS_LIVE
+ *
+ * Values are read by the type of the key's default: numbers as decimal numbers, booleans as `true` / `false`,
+ * strings as they are, arrays as a JSON array (`["a","b"]`) or a comma-separated list (`a,b`; empty = []), whose
+ * items are numbers when the default's are. A value that does not parse is a problem; ranges are checked by the
+ * schema's validator like any other layer. A `SCANLINE_<SECTION>_...` variable that names no key is a problem too
+ * (a typo would otherwise be ignored silently); variables outside the config sections (SCANLINE_TRAIN_DIR) are not
+ * ours and are left alone.
+ */
+import { isPlainObject } from './layers.js';
+
+export interface EnvLayer {
+  /** The overrides as a config layer (merged like a config file). */
+  layer: Record<string, unknown>;
+  /** Values that did not parse and unknown variables, one message each. */
+  problems: string[];
+  /** Dotted config key → the variable that set it, to say where a bad value came from. */
+  sources: Map<string, string>;
+}
+
+/** `maxBatchSize` → `MAX_BATCH_SIZE`. */
+function upperSnake(key: string): string {
+  return key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+}
+
+/** The environment variable of a dotted config key, e.g. `server.port` → `SCANLINE_SERVER_PORT`. */
+export function envVariableName(path: string): string {
+  return `SCANLINE_${path.split('.').map(upperSnake).join('_')}`;
+}
+
+/** Every leaf key of `defaults` (objects recursed into; arrays and scalars are leaves) with its default value. */
+export function configLeaves(defaults: unknown, prefix = ''): Array<{ path: string; value: unknown }> {
+  if (!isPlainObject(defaults)) return [{ path: prefix, value: defaults }];
+  return Object.entries(defaults).flatMap(([k, v]) => configLeaves(v, prefix ? `${prefix}.${k}` : k));
+}
+
+/**
+ * Variable name → dotted key for every leaf of `defaults`. Throws when two keys map to one name (a schema change
+ * that would make the mapping ambiguous; test/config keeps it from shipping).
+ */
+export function envVariables(defaults: unknown): Map<string, { path: string; value: unknown }> {
+  const out = new Map<string, { path: string; value: unknown }>();
+  for (const leaf of configLeaves(defaults)) {
+    const name = envVariableName(leaf.path);
+    const clash = out.get(name);
+    if (clash) throw new Error(`config keys ${clash.path} and ${leaf.path} both map to ${name}`);
+    out.set(name, leaf);
+  }
+  return out;
+}
+
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+function parseNumber(raw: string): number | undefined {
+  const t = raw.trim().replace(/_/g, '');
+  return NUMBER.test(t) ? Number(t) : undefined;
+}
+
+/** Parses one variable by the type of its default; undefined = does not parse (the reason in `expected`). */
+function parseValue(raw: string, fallback: unknown): { ok: true; value: unknown } | { ok: false; expected: string } {
+  if (typeof fallback === 'number') {
+    const n = parseNumber(raw);
+    return n === undefined ? { ok: false, expected: 'a number' } : { ok: true, value: n };
+  }
+  if (typeof fallback === 'boolean') {
+    const t = raw.trim().toLowerCase();
+    if (t === 'true') return { ok: true, value: true };
+    if (t === 'false') return { ok: true, value: false };
+    return { ok: false, expected: 'true or false' };
+  }
+  if (Array.isArray(fallback)) {
+    const numeric = fallback.length > 0 && typeof fallback[0] === 'number';
+    const t = raw.trim();
+    if (t.startsWith('[')) {
+      try {
+        const v = JSON.parse(t) as unknown;
+        if (Array.isArray(v)) return { ok: true, value: v };
+      } catch {
+        // reported below
+      }
+      return { ok: false, expected: 'a JSON array or a comma-separated list' };
+    }
+    const items = t === '' ? [] : t.split(',').map((x) => x.trim());
+    if (!numeric) return { ok: true, value: items };
+    const nums = items.map(parseNumber);
+    return nums.every((n) => n !== undefined) ? { ok: true, value: nums } : { ok: false, expected: 'a comma-separated list of numbers' };
+  }
+  return { ok: true, value: raw };
+}
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let o = target;
+  for (const k of keys.slice(0, -1)) {
+    if (!isPlainObject(o[k])) o[k] = {};
+    o = o[k] as Record<string, unknown>;
+  }
+  o[keys[keys.length - 1]] = value;
+}
+
+/**
+ * Reads the `SCANLINE_*` variables of `env` that name keys of `defaults` into one config layer. Never throws: bad
+ * values and unknown variables in a config section come back as problems, for one list with the rest.
+ */
+export function readConfigEnv(defaults: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): EnvLayer {
+  const known = envVariables(defaults);
+  const sections = Object.keys(defaults).map((k) => `SCANLINE_${upperSnake(k)}_`);
+  const layer: Record<string, unknown> = {};
+  const problems: string[] = [];
+  const sources = new Map<string, string>();
+  for (const name of Object.keys(env).sort()) {
+    const raw = env[name];
+    if (raw === undefined || !name.startsWith('SCANLINE_')) continue;
+    const leaf = known.get(name);
+    if (!leaf) {
+      if (sections.some((s) => name.startsWith(s))) problems.push(`Unknown configuration variable ${name} (no configuration key maps to it)`);
+      continue;
+    }
+    const parsed = parseValue(raw, leaf.value);
+    if (!parsed.ok) {
+      problems.push(`Expected ${parsed.expected} for ${name} (${leaf.path}) but received ${JSON.stringify(raw)}`);
+      continue;
+    }
+    setPath(layer, leaf.path, parsed.value);
+    sources.set(leaf.path, name);
+  }
+  return { layer, problems, sources };
+}

@@ -1,0 +1,265 @@
+/**
+ * The gateway's Prometheus metrics: one injected prom-client Registry (never the global one) holding metrics that
+ * read each stage's plain counters at scrape time. docs/metrics.md documents every metric registered here;
+ * test/metrics/docs-sync.test.ts keeps the two in sync.
+ *
+ * Label sets are bounded: portal (at most metrics.portalLabelLimit ids, then "(other)"; "(none)" before hello),
+ * model and provider (loaded models), priority, outcome, code (the error registry), phase, state, worker index.
+ * Scan ids never become labels.
+ */
+import { Registry } from 'prom-client';
+import { TILE_PRIORITIES, type Inference, type HistogramCounts } from '../inference/index.js';
+import { NO_PORTAL, OTHER_PORTALS, type IngestService, type PortalIngestStats } from '../ingest/index.js';
+import type { ResultsService } from '../results/index.js';
+import type { ScanStore } from '../storage/index.js';
+import { CollectedHistogram, CollectedMetric, register, type HistogramSample, type MetricDescription, type Sample } from './collected-metric.js';
+import { OperatorMetrics } from './operator-metrics.js';
+import { ProcessMetrics } from './process-metrics.js';
+
+export interface GatewayMetricsOptions {
+  ingest: IngestService;
+  store: ScanStore;
+  /** null: inference disabled (its metrics are still registered, without series). */
+  inference: Inference | null;
+  results: ResultsService | null;
+  /** The gateway's lifecycle phase now, for scanline_gateway_phase. */
+  phase: () => string;
+  /** Every phase the gateway has (each gets a series, 1 for the current one). */
+  phases: readonly string[];
+  version: string;
+  /** Distinct portal ids with their own label value (config metrics.portalLabelLimit). */
+  portalLabelLimit: number;
+  /** Export process and event-loop metrics (config metrics.processMetrics). */
+  processMetrics: boolean;
+}
+
+export interface GatewayMetrics {
+  readonly registry: Registry;
+  /** Content-Type of render()'s text (Prometheus text format 0.0.4). */
+  readonly contentType: string;
+  /** Where the operator hub reports line-to-screen latency and its feed's stats. */
+  readonly operator: OperatorMetrics;
+  /** Every metric registered (for docs and tests). */
+  describe(): MetricDescription[];
+  /** The exposition text of every metric, read now. */
+  render(): Promise<string>;
+  /** Stops what runs in the background (the event-loop delay histogram). Idempotent. */
+  close(): void;
+}
+
+const OUTCOMES = ['ok', 'rejected', 'expired', 'failed'] as const;
+
+export function createGatewayMetrics(o: GatewayMetricsOptions): GatewayMetrics {
+  const registry = new Registry();
+  const operator = new OperatorMetrics(o.portalLabelLimit);
+  const processMetrics = o.processMetrics ? new ProcessMetrics() : null;
+  const all: Array<CollectedMetric | CollectedHistogram> = [
+    ...gatewayInfo(o),
+    ...ingestMetrics(o.ingest),
+    ...inferenceMetrics(o.inference),
+    ...resultsMetrics(o.results),
+    ...storageMetrics(o.ingest, o.store, o.results),
+    ...operatorMetrics(operator),
+    ...(processMetrics?.metrics() ?? []),
+  ];
+  for (const m of all) register(registry, m);
+  return {
+    registry,
+    contentType: registry.contentType,
+    operator,
+    describe: () => all.map(({ name, type, help, labelNames }) => ({ name, type, help, labelNames })),
+    render: () => registry.metrics(),
+    close: () => processMetrics?.close(),
+  };
+}
+
+const counter = (name: string, help: string, labelNames: readonly string[], read: () => Iterable<Sample>) =>
+  new CollectedMetric(name, 'counter', help, labelNames, read);
+const gauge = (name: string, help: string, labelNames: readonly string[], read: () => Iterable<Sample>) =>
+  new CollectedMetric(name, 'gauge', help, labelNames, read);
+const histogram = (name: string, help: string, labelNames: readonly string[], read: () => Iterable<HistogramSample>) =>
+  new CollectedHistogram(name, help, labelNames, read);
+const one = (value: number): Sample[] => [{ labels: {}, value }];
+
+function gatewayInfo(o: GatewayMetricsOptions): CollectedMetric[] {
+  return [
+    gauge('scanline_build_info', 'Always 1; the labels say which scanline and Node.js versions run.', ['version', 'node_version'], () => [
+      { labels: { version: o.version, node_version: process.versions.node }, value: 1 },
+    ]),
+    gauge('scanline_gateway_phase', 'Lifecycle phase: 1 for the current one (starting, ready, draining, closing, closed), 0 for the others.', ['phase'], () => {
+      const now = o.phase();
+      return o.phases.map((phase) => ({ labels: { phase }, value: phase === now ? 1 : 0 }));
+    }),
+  ];
+}
+
+function ingestMetrics(ingest: IngestService): Array<CollectedMetric | CollectedHistogram> {
+  const s = ingest.stats;
+  /**
+   * One series per tracked portal. "(none)" (a connection before hello) only for what can happen before hello:
+   * frames and bytes.
+   */
+  const perPortal = (pick: (p: PortalIngestStats) => number, beforeHello = false) => (): Sample[] => {
+    const out: Sample[] = [];
+    for (const [portal, p] of s.portals) if (beforeHello || portal !== NO_PORTAL) out.push({ labels: { portal }, value: pick(p) });
+    return out;
+  };
+  return [
+    gauge('scanline_portal_connections', 'Open portal WebSocket connections, by portal ("(none)": connected, hello not accepted yet).', ['portal'], () => {
+      const out: Sample[] = [];
+      let identified = 0;
+      for (const [portal, p] of s.portals) {
+        if (portal === NO_PORTAL) continue;
+        identified += p.connections;
+        out.push({ labels: { portal }, value: p.connections });
+      }
+      out.push({ labels: { portal: NO_PORTAL }, value: Math.max(0, ingest.connectionCount - identified) });
+      return out;
+    }),
+    counter('scanline_portal_connections_opened_total', 'Portal WebSocket connections opened.', [], () => one(s.connectionsOpened)),
+    gauge('scanline_scans_active', 'Scans being received or finishing, by portal.', ['portal'], () => {
+      const counts = new Map<string, number>();
+      for (const portal of s.portals.keys()) if (portal !== NO_PORTAL) counts.set(portal, 0);
+      for (const scan of ingest.liveScans()) {
+        const portal = s.portals.has(scan.portalId) ? scan.portalId : OTHER_PORTALS;
+        counts.set(portal, (counts.get(portal) ?? 0) + 1);
+      }
+      return [...counts].map(([portal, value]) => ({ labels: { portal }, value }));
+    }),
+    counter('scanline_scans_started_total', 'Scans accepted (scan.start), by portal.', ['portal'], perPortal((p) => p.scansStarted)),
+    counter('scanline_scans_ended_total', 'Scans ended, by portal and outcome (completed: every line processed and on disk; aborted: by the portal, a lost connection, shutdown or a failure).', ['portal', 'outcome'], () => {
+      const out: Sample[] = [];
+      for (const [portal, p] of s.portals) {
+        if (portal === NO_PORTAL) continue;
+        out.push({ labels: { portal, outcome: 'completed' }, value: p.scansCompleted });
+        out.push({ labels: { portal, outcome: 'aborted' }, value: p.scansAborted });
+      }
+      return out;
+    }),
+    counter('scanline_scans_resumed_total', 'Scans resumed on a new connection (scan.resume).', [], () => one(s.scansResumed)),
+    counter('scanline_frames_received_total', 'WebSocket messages received from portals (control and binary), by portal.', ['portal'], perPortal((p) => p.framesReceived, true)),
+    counter('scanline_slices_received_total', 'Image slices (binary frames of kind 1) stored, by portal; replays are not counted.', ['portal'], perPortal((p) => p.slicesReceived)),
+    counter('scanline_lines_received_total', 'Detector lines received for the first time, by portal.', ['portal'], perPortal((p) => p.linesReceived)),
+    counter('scanline_received_bytes_total', 'Bytes of WebSocket messages received from portals, by portal.', ['portal'], perPortal((p) => p.bytesReceived, true)),
+    counter('scanline_duplicate_frames_total', 'Frames received again (replayed after a resume or a resend) and acknowledged without storing, by portal.', ['portal'], perPortal((p) => p.duplicateFrames)),
+    counter('scanline_lines_missing_total', 'Data loss: lines of ended scans that never arrived (the gaps reported in scan.completed, and the missing lines of aborted scans), by portal.', ['portal'], perPortal((p) => p.gapLines)),
+    counter('scanline_protocol_errors_total', 'Error messages sent to portals, by error code (docs/errors.md).', ['code'], () =>
+      [...s.errorsByCode].map(([code, value]) => ({ labels: { code }, value })),
+    ),
+    histogram('scanline_stitch_duration_seconds', 'Duration of one native stitcher job (calibration, material map, tiles and preview of the lines received since the previous job), queued to result.', [], () => [
+      { labels: {}, counts: s.stitchJobSeconds },
+    ]),
+    counter('scanline_tiles_produced_total', 'Model-ready tiles the stitcher cut, by portal; each goes to every loaded model.', ['portal'], perPortal((p) => p.tilesProduced)),
+  ];
+}
+
+function inferenceMetrics(inference: Inference | null): Array<CollectedMetric | CollectedHistogram> {
+  const models = () => (inference ? [...inference.stats.models] : []);
+  /** status() walks every batcher and worker: read once per scrape, shared by the metrics that need it. */
+  let cached: { at: number; status: ReturnType<Inference['status']> } | null = null;
+  const status = () => {
+    if (!inference) return null;
+    const now = performance.now();
+    if (!cached || now - cached.at > 100) cached = { at: now, status: inference.status() };
+    return cached.status;
+  };
+  const provider = (model: string) => status()?.models[model]?.provider ?? 'none';
+  const perModelHistogram = (pick: (m: ReturnType<typeof models>[number][1]) => HistogramCounts, withProvider: boolean) => (): HistogramSample[] =>
+    models().map(([model, m]): HistogramSample => ({ labels: withProvider ? { model, provider: provider(model) } : { model }, counts: pick(m) }));
+  return [
+    counter('scanline_inference_tiles_submitted_total', 'Tiles submitted to a model, by priority (live: a truck in the portal; reanalysis: stored scans).', ['model', 'priority'], () =>
+      models().flatMap(([model, m]) => TILE_PRIORITIES.map((priority) => ({ labels: { model, priority }, value: m.tiles[priority].submitted }))),
+    ),
+    counter('scanline_inference_tiles_total', 'Tiles finished, by model, priority and outcome: ok (scored), rejected (queue full, shed, closed), expired (deadline passed while queued), failed (the batch failed). submitted = sum of outcomes + scanline_inference_pending_tiles.', ['model', 'priority', 'outcome'], () =>
+      models().flatMap(([model, m]) =>
+        TILE_PRIORITIES.flatMap((priority) => OUTCOMES.map((outcome) => ({ labels: { model, priority, outcome }, value: m.tiles[priority][outcome] }))),
+      ),
+    ),
+    counter('scanline_inference_tiles_shed_total', 'Queued re-analysis tiles evicted for live tiles (part of outcome="rejected").', ['model'], () =>
+      models().map(([model, m]) => ({ labels: { model }, value: m.tiles.reanalysis.shed })),
+    ),
+    counter('scanline_inference_tiles_refused_total', 'Tiles refused before reaching a model: reason unknown_model (no such model loaded) or invalid_tile.', ['reason'], () =>
+      inference
+        ? [
+            { labels: { reason: 'unknown_model' }, value: inference.stats.unknownModelTiles },
+            { labels: { reason: 'invalid_tile' }, value: inference.stats.invalidTiles },
+          ]
+        : [],
+    ),
+    gauge('scanline_inference_queued_tiles', 'Tiles waiting in a model\'s batcher queue, by priority (the batcher holds at most inference.batching.maxQueueTiles per model).', ['model', 'priority'], () =>
+      Object.entries(status()?.models ?? {}).flatMap(([model, m]) => TILE_PRIORITIES.map((priority) => ({ labels: { model, priority }, value: m.queued[priority] }))),
+    ),
+    gauge('scanline_inference_queue_capacity_tiles', 'Most tiles a model\'s batcher queue holds (inference.batching.maxQueueTiles); queued / capacity is the queue fill.', ['model'], () =>
+      models().map(([model]) => ({ labels: { model }, value: inference?.config.batching.maxQueueTiles ?? 0 })),
+    ),
+    gauge('scanline_inference_in_flight_batches', 'Batches of a model dispatched to the backend and not answered yet.', ['model'], () =>
+      Object.entries(status()?.models ?? {}).map(([model, m]) => ({ labels: { model }, value: m.inFlightBatches })),
+    ),
+    histogram('scanline_inference_queue_wait_seconds', 'Per tile: submitted to dispatched in a batch.', ['model'], perModelHistogram((m) => m.queueWaitSeconds, false)),
+    histogram('scanline_inference_batch_size_tiles', 'Tiles per batch sent to the backend.', ['model'], perModelHistogram((m) => m.batchSize, false)),
+    histogram('scanline_inference_compute_seconds', 'Per batch: ONNX Runtime run time measured inside the worker, by model and the execution provider serving it.', ['model', 'provider'], perModelHistogram((m) => m.computeSeconds, true)),
+    histogram('scanline_inference_batch_round_trip_seconds', 'Per batch: dispatched to result on the gateway thread (compute, transfers and worker queueing).', ['model'], perModelHistogram((m) => m.roundTripSeconds, false)),
+    counter('scanline_inference_batches_total', 'Batches dispatched to the backend.', ['model'], () => models().map(([model, m]) => ({ labels: { model }, value: m.batches }))),
+    counter('scanline_inference_batches_failed_total', 'Batches that failed (ONNX Runtime error, worker crash, batch timeout); their tiles count as outcome="failed".', ['model'], () =>
+      models().map(([model, m]) => ({ labels: { model }, value: m.batchesFailed })),
+    ),
+    counter('scanline_inference_worker_busy_seconds_total', 'Time inference workers spent running batches (sum of compute over all models and workers); rate() / scanline_inference_workers{state="ready"} is worker utilisation.', [], () => [
+      { labels: {}, value: models().reduce((sum, [, m]) => sum + m.computeSeconds.sum, 0) },
+    ]),
+    gauge('scanline_inference_workers', 'Inference worker threads, by state (starting, ready, restarting, closing, closed).', ['state'], () => {
+      const counts = new Map<string, number>(['starting', 'ready', 'restarting', 'closing', 'closed'].map((k) => [k, 0]));
+      for (const w of status()?.backend.workers ?? []) counts.set(w.state, (counts.get(w.state) ?? 0) + 1);
+      return inference ? [...counts].map(([state, value]) => ({ labels: { state }, value })) : [];
+    }),
+    gauge('scanline_inference_worker_in_flight_batches', 'Batches sent to a worker and not answered yet, by worker index.', ['worker'], () =>
+      (status()?.backend.workers ?? []).map((w) => ({ labels: { worker: String(w.index) }, value: w.inFlightBatches })),
+    ),
+    counter('scanline_inference_worker_crashes_total', 'Inference worker threads that died.', [], () => (inference ? one(inference.stats.workerCrashes) : [])),
+    counter('scanline_inference_worker_restarts_total', 'Inference worker threads started to replace a crashed or hung one.', [], () => (inference ? one(inference.stats.workerRestarts) : [])),
+    counter('scanline_inference_batch_timeouts_total', 'Batches not answered within inference.batchTimeoutMs (the worker is replaced).', [], () => (inference ? one(inference.stats.batchTimeouts) : [])),
+  ];
+}
+
+function resultsMetrics(results: ResultsService | null): Array<CollectedMetric | CollectedHistogram> {
+  return [
+    histogram('scanline_line_to_result_seconds', 'A tile\'s last line received from the portal → that tile\'s result from a model applied to the scan\'s results, by model.', ['model'], () =>
+      results ? [...results.stats.lineToResult].map(([model, counts]) => ({ labels: { model }, counts })) : [],
+    ),
+    counter('scanline_results_updates_total', 'Changes pushed to operator screens: kind suggestion (goods suggestions changed) or alert (a threat alert raised or changed).', ['kind'], () =>
+      results
+        ? [
+            { labels: { kind: 'suggestion' }, value: results.stats.suggestionUpdates },
+            { labels: { kind: 'alert' }, value: results.stats.alertUpdates },
+          ]
+        : [],
+    ),
+    counter('scanline_results_reports_stored_total', 'Final results reports stored (one per scan once every tile is answered).', [], () => (results ? one(results.stats.reportsStored) : [])),
+  ];
+}
+
+function storageMetrics(ingest: IngestService, store: ScanStore, results: ResultsService | null): Array<CollectedMetric | CollectedHistogram> {
+  const s = ingest.stats;
+  return [
+    histogram('scanline_storage_write_seconds', 'Per write of raw scan lines to the scan\'s archive file (about 1 MiB), issued to completed.', [], () => [
+      { labels: {}, counts: s.storageWriteLatency },
+    ]),
+    counter('scanline_storage_written_bytes_total', 'Bytes of raw scan lines written to archive files.', [], () => one(s.storageBytes)),
+    counter('scanline_storage_failures_total', 'Data loss: storage operations that failed, by operation: scan (raw archive or scan record; the scan is aborted) or report (a final results report; served from memory until restart).', ['operation'], () => [
+      { labels: { operation: 'scan' }, value: s.storageFailures },
+      { labels: { operation: 'report' }, value: results?.stats.storageFailures ?? 0 },
+    ]),
+    gauge('scanline_storage_writable', '1 when the scan database answers (the /readyz storage check), else 0.', [], () => one(store.isWritable() ? 1 : 0)),
+  ];
+}
+
+function operatorMetrics(operator: OperatorMetrics): Array<CollectedMetric | CollectedHistogram> {
+  return [
+    histogram('scanline_line_to_screen_seconds', 'A line received from the portal → the newest message showing it (suggestion or alert update) accepted by an operator socket, by portal ("(unknown)" when the hub did not say).', ['portal'], () =>
+      [...operator.lineToScreen].map(([portal, counts]) => ({ labels: { portal }, counts })),
+    ),
+    gauge('scanline_operator_subscribers', 'Operator screens connected to the live feed.', [], () => one(operator.stats().subscribers)),
+    counter('scanline_operator_strips_coalesced_total', 'Preview strips not sent to a screen that was behind; a later snapshot replaced them (the screen catches up, nothing is lost).', [], () => one(operator.stats().stripsCoalesced)),
+    gauge('scanline_operator_buffered_bytes', 'Bytes queued towards operator sockets and not yet sent.', [], () => one(operator.stats().bytesBuffered)),
+    counter('scanline_operator_slow_disconnects_total', 'Operator screens disconnected because they could not take even a control message (SCANLINE_ERR_OPERATOR_TOO_SLOW); the officer saw a stale view until reconnecting.', [], () => one(operator.stats().disconnectedSlow)),
+  ];
+}

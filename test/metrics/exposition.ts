@@ -1,0 +1,71 @@
+/**
+ * Reads Prometheus text exposition (format 0.0.4) back into samples, for tests that check what /metrics says.
+ * Strict on what the gateway writes: `name{label="value",...} number` lines, # HELP / # TYPE comments, blank lines.
+ */
+import { spawnSync } from 'node:child_process';
+
+export interface ParsedSample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+export interface Exposition {
+  samples: ParsedSample[];
+  /** Family name → declared type. */
+  types: Map<string, string>;
+  help: Map<string, string>;
+}
+
+const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/;
+const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+
+export function parseExposition(text: string): Exposition {
+  const samples: ParsedSample[] = [];
+  const types = new Map<string, string>();
+  const help = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    if (line.startsWith('# TYPE ')) {
+      const [name, type] = line.slice(7).split(' ');
+      types.set(name, type);
+      continue;
+    }
+    if (line.startsWith('# HELP ')) {
+      const rest = line.slice(7);
+      const i = rest.indexOf(' ');
+      help.set(rest.slice(0, i), rest.slice(i + 1));
+      continue;
+    }
+    if (line.startsWith('#')) continue;
+    const m = SAMPLE.exec(line);
+    if (!m) throw new Error(`not an exposition line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(LABEL)) labels[l[1]] = l[2].replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+    const value = m[3] === '+Inf' ? Infinity : m[3] === '-Inf' ? -Infinity : Number(m[3]);
+    if (Number.isNaN(value) && m[3] !== 'NaN') throw new Error(`not a number in ${line}`);
+    samples.push({ name: m[1], labels, value });
+  }
+  return { samples, types, help };
+}
+
+/** The sum of the samples named `name` whose labels include `match`. */
+export function sumOf(e: Exposition, name: string, match: Record<string, string> = {}): number {
+  return e.samples
+    .filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v))
+    .reduce((a, s) => a + s.value, 0);
+}
+
+/** Samples named `name` (with `match` in their labels). */
+export function samplesOf(e: Exposition, name: string, match: Record<string, string> = {}): ParsedSample[] {
+  return e.samples.filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v));
+}
+
+export const PROMTOOL = process.env.PROMTOOL ?? '/usr/bin/promtool';
+
+/** Runs `promtool check metrics` on the text; returns its exit status and what it printed. */
+export function promtoolCheckMetrics(text: string): { status: number | null; output: string } {
+  const r = spawnSync(PROMTOOL, ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  if (r.error) throw new Error(`cannot run ${PROMTOOL} (Debian package prometheus): ${r.error.message}`);
+  return { status: r.status, output: `${r.stdout}${r.stderr}` };
+}
