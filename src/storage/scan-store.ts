@@ -8,7 +8,7 @@
  */
 import Database from 'better-sqlite3';
 import { close as closeFd, fsync, mkdirSync, openSync, write as writeFd } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join, resolve } from 'node:path';
 import { ScanlineError } from '../errors/index.js';
@@ -118,6 +118,20 @@ CREATE TABLE IF NOT EXISTS reference_categories (
   sample_similarity TEXT NOT NULL,
   created_at     TEXT NOT NULL
 );
+-- Officers' decisions on a scan (the operator report, kept apart from the machine report in scan_results, as DICOS
+-- keeps operator and machine TDRs apart). Append-only: a later decision on the same scan is a new row.
+CREATE TABLE IF NOT EXISTS scan_decisions (
+  id               INTEGER PRIMARY KEY AUTOINCREMENT,
+  scan_id          TEXT NOT NULL REFERENCES scans (scan_id) ON DELETE CASCADE,
+  operator_id      TEXT NOT NULL,
+  verdict          TEXT NOT NULL CHECK (verdict IN ('clear','inspect')),
+  comment          TEXT,
+  suggestions      TEXT NOT NULL,
+  machine_decision TEXT,
+  scan_state       TEXT NOT NULL,
+  decided_at       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS scan_decisions_scan ON scan_decisions (scan_id, id);
 `;
 
 /**
@@ -144,6 +158,53 @@ export interface StoredReference {
   sampleSimilarity: { min: number; mean: number };
   createdAt: string;
 }
+
+/** One officer's decision on a scan (POST /v1/scans/:scanId/decision). */
+export interface StoredDecision {
+  /** Increasing per database. */
+  id: number;
+  scanId: string;
+  operatorId: string;
+  verdict: 'clear' | 'inspect';
+  comment: string | null;
+  /** Per suggestion id (goods segment or assessed object of the machine report): the officer's view of it. */
+  suggestions: Record<string, 'accept' | 'reject'>;
+  /** The machine's alarmDecision when the officer decided (null: the scan had no machine results). */
+  machineDecision: string | null;
+  /** The scan's state when the officer decided (a decision may come while the truck is still in the portal). */
+  scanState: ScanState;
+  /** ISO 8601. */
+  decidedAt: string;
+}
+
+interface DecisionRow {
+  id: number;
+  scan_id: string;
+  operator_id: string;
+  verdict: 'clear' | 'inspect';
+  comment: string | null;
+  suggestions: string;
+  machine_decision: string | null;
+  scan_state: ScanState;
+  decided_at: string;
+}
+
+function decisionOf(r: DecisionRow): StoredDecision {
+  return {
+    id: r.id,
+    scanId: r.scan_id,
+    operatorId: r.operator_id,
+    verdict: r.verdict,
+    comment: r.comment,
+    suggestions: JSON.parse(r.suggestions) as StoredDecision['suggestions'],
+    machineDecision: r.machine_decision,
+    scanState: r.scan_state,
+    decidedAt: r.decided_at,
+  };
+}
+
+/** Names of image files a scan directory may hold besides raw.u16 (see putScanImage). */
+export type ScanImageName = 'preview.png';
 
 function floatsOf(blob: Buffer): Float32Array {
   // Copy: the Buffer may be a view into a pooled allocation with an unaligned offset.
@@ -444,6 +505,76 @@ export class ScanStore {
     }));
   }
 
+  /** Appends an officer's decision and returns it with its id. Throws SCANLINE_ERR_STORAGE_WRITE. */
+  putDecision(d: Omit<StoredDecision, 'id'>): StoredDecision {
+    this.assertOpen();
+    try {
+      const info = this.db
+        .prepare(
+          `INSERT INTO scan_decisions (scan_id, operator_id, verdict, comment, suggestions, machine_decision, scan_state, decided_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(d.scanId, d.operatorId, d.verdict, d.comment, JSON.stringify(d.suggestions), d.machineDecision, d.scanState, d.decidedAt);
+      return { id: Number(info.lastInsertRowid), ...d };
+    } catch (err) {
+      throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot store the decision on scan ${d.scanId}: ${(err as Error).message}`, { scanId: d.scanId }, { cause: err });
+    }
+  }
+
+  /** The decisions on one scan, oldest first. */
+  listDecisions(scanId: string): StoredDecision[] {
+    this.assertOpen();
+    return (this.db.prepare('SELECT * FROM scan_decisions WHERE scan_id = ? ORDER BY id').all(scanId) as DecisionRow[]).map(decisionOf);
+  }
+
+  /** The decisions on several scans (at most 1000 ids), oldest first per scan. */
+  listDecisionsOf(scanIds: string[]): Map<string, StoredDecision[]> {
+    this.assertOpen();
+    const out = new Map<string, StoredDecision[]>(scanIds.map((id) => [id, []]));
+    if (scanIds.length === 0) return out;
+    const ids = scanIds.slice(0, 1000);
+    const rows = this.db.prepare(`SELECT * FROM scan_decisions WHERE scan_id IN (${ids.map(() => '?').join(',')}) ORDER BY id`).all(...ids) as DecisionRow[];
+    for (const r of rows) out.get(r.scan_id)?.push(decisionOf(r));
+    return out;
+  }
+
+  /** The stored machine decision (ALARM / CLEAR / UNKNOWN) of several scans that have final results. */
+  machineDecisionsOf(scanIds: string[]): Map<string, string> {
+    this.assertOpen();
+    const ids = scanIds.slice(0, 1000);
+    if (ids.length === 0) return new Map();
+    const rows = this.db.prepare(`SELECT scan_id, decision FROM scan_results WHERE scan_id IN (${ids.map(() => '?').join(',')})`).all(...ids) as Array<{
+      scan_id: string;
+      decision: string;
+    }>;
+    return new Map(rows.map((r) => [r.scan_id, r.decision]));
+  }
+
+  /**
+   * Writes an image file of a scan into its directory (e.g. the material preview at the end of the scan), replacing
+   * it. Throws SCANLINE_ERR_STORAGE_WRITE.
+   */
+  async putScanImage(scanId: string, name: ScanImageName, bytes: Uint8Array): Promise<void> {
+    const path = join(this.scanDir(scanId), name);
+    try {
+      await writeFile(`${path}.tmp`, bytes);
+      await rename(`${path}.tmp`, path);
+    } catch (err) {
+      throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot write ${path}: ${(err as Error).message}`, { scanId }, { cause: err });
+    }
+  }
+
+  /** An image file of a scan, or undefined when it was never written. Throws SCANLINE_ERR_STORAGE_READ. */
+  async getScanImage(scanId: string, name: ScanImageName): Promise<Buffer | undefined> {
+    const path = join(this.scanDir(scanId), name);
+    try {
+      return await readFile(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new ScanlineError('SCANLINE_ERR_STORAGE_READ', `cannot read ${path}: ${(err as Error).message}`, { scanId }, { cause: err });
+    }
+  }
+
   /** Deletes a reference category; false when there was none. */
   deleteReference(id: string): boolean {
     this.assertOpen();
@@ -455,6 +586,7 @@ export class ScanStore {
     this.assertOpen();
     this.db.prepare('DELETE FROM scan_results WHERE scan_id = ?').run(scanId);
     this.db.prepare('DELETE FROM scan_embeddings WHERE scan_id = ?').run(scanId);
+    this.db.prepare('DELETE FROM scan_decisions WHERE scan_id = ?').run(scanId);
     this.db.prepare('DELETE FROM scans WHERE scan_id = ?').run(scanId);
     await rm(this.scanDir(scanId), { recursive: true, force: true });
   }

@@ -1,0 +1,144 @@
+/**
+ * npm run bench:fanout — overlay delivery latency from result to operator socket.
+ *
+ * For 1, 10 and 50 operator screens subscribed to every lane while 8 simulated portals stream trucks in real time
+ * into a gateway with the demo models: the time from the results stage announcing a suggestion or alert update (its
+ * listener call, stamped right after the hub's listener handed the update to every socket: ResultsService calls
+ * listeners in registration order and main.ts registers the hub's first, so the hub's synchronous fan-out — one
+ * JSON.stringify and one uWS send per screen — is not inside this number) to that update's arrival on each screen's
+ * WebSocket, p50 / p99 / max, and the hub's own
+ * line-to-screen latency (a tile's last line received -> its result handed to a screen's socket). The 1-screen run is
+ * the baseline the others are compared with (ratio of p99).
+ *
+ * Screens run in this process (the `ws` client), so their JSON parsing shares the event loop with the gateway: the
+ * numbers are an upper bound of what separate browsers would see on an idle network.
+ */
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import WebSocket from 'ws';
+import { resolveConfig } from '../src/config/index.js';
+import { silentLogger } from '../src/log/index.js';
+import { startGateway } from '../src/main.js';
+import { simulatePortals } from '../src/simulator/index.js';
+import { machineInfo } from './lib/machine.js';
+
+const LANES = 8;
+const SCREENS = [1, 10, 50];
+const LINE_RATE = 500;
+
+interface RunResult {
+  screens: number;
+  lanes: number;
+  updates: number;
+  deliveries: number;
+  missing: number;
+  latencyMs: { p50: number; p99: number; max: number };
+  lineToScreenMs: { p50: number; p99: number };
+  stripsCoalesced: number;
+  seconds: number;
+}
+
+const quantile = (sorted: number[], q: number): number => (sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+
+/** Quantile of a bucketed histogram: the upper bound of the bucket holding it (seconds -> ms). */
+function histQuantile(h: { bounds: readonly number[]; counts: number[]; count: number }, q: number): number {
+  let seen = 0;
+  for (let i = 0; i < h.counts.length; i++) {
+    seen += h.counts[i];
+    if (seen >= q * h.count) return (h.bounds[i] ?? Number.POSITIVE_INFINITY) * 1000;
+  }
+  return Number.NaN;
+}
+
+async function run(screens: number): Promise<RunResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'scanline-fanout-'));
+  const gw = await startGateway(
+    resolveConfig({ server: { host: '127.0.0.1', port: 0 }, storage: { dataDir: dir }, log: { level: 'silent' }, inference: { enabled: true } }),
+    { log: silentLogger() },
+  );
+  // k-th update of a kind for a scan, as the results stage announced it: the hub sends every update to every
+  // screen that watches the scan, in order, so the k-th message of that kind on a screen is the same update.
+  const emitted = new Map<string, number[]>();
+  const key = (kind: string, scanId: string): string => `${kind}:${scanId}`;
+  const push = (k: string): void => {
+    const list = emitted.get(k) ?? [];
+    list.push(performance.now());
+    emitted.set(k, list);
+  };
+  // Added after the hub's listener (main.ts), so it runs just after the hub sent the update to every socket.
+  gw.results?.addListener({ suggestions: (scanId) => push(key('suggestions', scanId)), alert: (scanId) => push(key('alert', scanId)) });
+  const latencies: number[] = [];
+  let missing = 0;
+  const sockets: WebSocket[] = [];
+  const pending: Array<{ k: string; index: number; at: number }> = [];
+  for (let i = 0; i < screens; i++) {
+    const ws = new WebSocket(`ws://127.0.0.1:${gw.port}/v1/operator?operator=bench-${i}`, { perMessageDeflate: false });
+    const seen = new Map<string, number>();
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) return;
+      const at = performance.now();
+      const m = JSON.parse(data.toString('utf8')) as { type: string; scanId?: string };
+      if (m.type !== 'suggestions' && m.type !== 'alert') return;
+      const k = key(m.type, m.scanId as string);
+      const index = seen.get(k) ?? 0;
+      seen.set(k, index + 1);
+      pending.push({ k, index, at });
+    });
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    ws.send(JSON.stringify({ type: 'subscribe', portals: ['*'] }));
+    sockets.push(ws);
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  const started = performance.now();
+  await simulatePortals({ url: gw.portalUrl, portals: LANES, trucks: 1, seed: 6100, lineRate: LINE_RATE });
+  await gw.results?.drain(60_000);
+  await new Promise((r) => setTimeout(r, 500));
+  const seconds = (performance.now() - started) / 1000;
+  let updates = 0;
+  for (const list of emitted.values()) updates += list.length;
+  for (const p of pending) {
+    const t = emitted.get(p.k)?.[p.index];
+    if (t === undefined) missing++;
+    else latencies.push(p.at - t);
+  }
+  missing += updates * screens - pending.length;
+  latencies.sort((a, b) => a - b);
+  const stats = gw.operator.stats();
+  for (const ws of sockets) ws.close();
+  await gw.close(10_000);
+  rmSync(dir, { recursive: true, force: true });
+  return {
+    screens,
+    lanes: LANES,
+    updates,
+    deliveries: latencies.length,
+    missing,
+    latencyMs: { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), max: latencies.at(-1) ?? Number.NaN },
+    lineToScreenMs: { p50: histQuantile(stats.lineToScreen, 0.5), p99: histQuantile(stats.lineToScreen, 0.99) },
+    stripsCoalesced: stats.stripsCoalesced,
+    seconds,
+  };
+}
+
+const results: RunResult[] = [];
+for (const n of SCREENS) {
+  const r = await run(n);
+  results.push(r);
+  console.log(
+    `${String(n).padStart(3)} screens x ${LANES} lanes: ${r.updates} updates, ${r.deliveries} deliveries (${r.missing} missing), ` +
+      `result->socket p50 ${r.latencyMs.p50.toFixed(2)} ms p99 ${r.latencyMs.p99.toFixed(2)} ms max ${r.latencyMs.max.toFixed(1)} ms; ` +
+      `line->screen p50 <= ${r.lineToScreenMs.p50} ms p99 <= ${r.lineToScreenMs.p99} ms; strips coalesced ${r.stripsCoalesced}`,
+  );
+}
+const base = results[0].latencyMs.p99;
+for (const r of results.slice(1)) console.log(`p99 at ${r.screens} screens / p99 at 1 screen: ${(r.latencyMs.p99 / base).toFixed(2)}`);
+const out = join(process.cwd(), 'bench', 'results');
+mkdirSync(out, { recursive: true });
+const file = join(out, `fanout-${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.json`);
+writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine: machineInfo(), lineRate: LINE_RATE, results }, null, 2)}\n`);
+console.log(`written ${file}`);

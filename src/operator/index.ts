@@ -1,0 +1,34 @@
+/**
+ * Operator stage: the live feed to officers' screens (WS /v1/operator, protocol v1), their backpressure policy,
+ * the material preview images, and officers' decisions. The server stage provides the sockets and HTTP routes;
+ * src/main.ts wires the hub to ingest and results.
+ */
+export { DEFAULT_OPERATOR_CONFIG, validateOperatorConfig, type OperatorConfig } from './config.js';
+export {
+  LINE_TO_SCREEN_BUCKETS_SECONDS,
+  OperatorHub,
+  type OperatorHubOptions,
+  type OperatorHubStats,
+  type ResultsReader,
+} from './operator-hub.js';
+export { CLOSE_TOO_SLOW, OperatorSession, type OperatorTransport, type SendStatus } from './operator-session.js';
+export { PreviewCanvas, encodeRgbaPng, PREVIEW_PNG_COMPRESSION } from './preview-canvas.js';
+export {
+  IMAGE_FRAME_FIXED_BYTES,
+  IMAGE_FRAME_MAGIC,
+  ImageFormat,
+  ImageFrameKind,
+  OPERATOR_PROTOCOL_VERSION,
+  decodeImageFrame,
+  encodeImageFrame,
+  parseClientMessage,
+  validateOperatorId,
+  type ImageFrameHeader,
+  type LaneStatus,
+  type OperatorClientMessage,
+  type OperatorServerMessage,
+  type PreviewGeometry,
+  type ScanSummary,
+  type Subscription,
+} from './protocol.js';
+export { MAX_DECISION_COMMENT, MAX_DECISION_SUGGESTIONS, recordDecision, suggestionIds, validateDecision, type DecisionRequest } from './decisions.js';

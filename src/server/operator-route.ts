@@ -1,0 +1,156 @@
+/**
+ * The operator screen's doors: the feed WebSocket (WS /v1/operator, protocol in docs/protocol.md) and the web UI
+ * (GET / and GET /ui/*, static files from the package's web/ folder, read once at start; nothing from a CDN).
+ * Transport only: the feed's logic and its backpressure policy live in src/operator.
+ */
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ScanlineError, toScanlineError } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
+import { validateOperatorId, type OperatorConfig, type OperatorHub, type OperatorSession, type SendStatus } from '../operator/index.js';
+import { handleAsync, statusLine } from './http.js';
+import { DISABLED, type HttpRequest, type HttpResponse, type TemplatedApp, type WebSocket } from './uws.js';
+
+interface OperatorSocketData {
+  operatorId: string;
+  session: OperatorSession | null;
+  closed: boolean;
+}
+
+export interface OperatorRouteOptions {
+  hub: OperatorHub;
+  config: OperatorConfig;
+  log: Logger;
+}
+
+const SEND_STATUS: readonly SendStatus[] = ['backpressure', 'sent', 'dropped'];
+
+/** The operator id of a request: X-Scanline-Operator header, else the `operator` query parameter (validated). */
+export function operatorIdOf(req: HttpRequest): string {
+  const header = req.getHeader('x-scanline-operator');
+  if (header !== '') return validateOperatorId(header);
+  return validateOperatorId(new URLSearchParams(req.getQuery() ?? '').get('operator'));
+}
+
+/** Answers an upgrade request with an error body (synchronously, inside the upgrade handler). */
+function refuseUpgrade(res: HttpResponse, err: ScanlineError): void {
+  res.cork(() => {
+    res.writeStatus(statusLine(err.status)).writeHeader('Content-Type', 'application/json; charset=utf-8').end(JSON.stringify({ error: err.toJSON() }));
+  });
+}
+
+export function registerOperatorFeed(app: TemplatedApp, o: OperatorRouteOptions): void {
+  const { hub, config, log } = o;
+  app.ws<OperatorSocketData>('/v1/operator', {
+    compression: DISABLED,
+    maxPayloadLength: config.maxMessageBytes,
+    idleTimeout: config.idleTimeoutSec,
+    sendPingsAutomatically: true,
+    // Above this, send() refuses (2 = dropped): the hub closes the screen rather than lose a control message.
+    maxBackpressure: config.maxBufferedBytes,
+    closeOnBackpressureLimit: 0,
+    upgrade: (res, req, context) => {
+      let operatorId: string;
+      try {
+        operatorId = operatorIdOf(req);
+        if (!hub.admit()) {
+          throw new ScanlineError('SCANLINE_ERR_OPERATOR_TOO_MANY', `${config.maxOperators} operator screens are connected (operator.maxOperators)`);
+        }
+      } catch (err) {
+        refuseUpgrade(res, toScanlineError(err, 'SCANLINE_ERR_OPERATOR_ID'));
+        return;
+      }
+      res.upgrade<OperatorSocketData>(
+        { operatorId, session: null, closed: false },
+        req.getHeader('sec-websocket-key'),
+        req.getHeader('sec-websocket-protocol'),
+        req.getHeader('sec-websocket-extensions'),
+        context,
+      );
+    },
+    open: (ws: WebSocket<OperatorSocketData>) => {
+      const data = ws.getUserData();
+      data.session = hub.connect(data.operatorId, {
+        send(payload: string | Uint8Array, binary: boolean): SendStatus {
+          if (data.closed) return 'dropped';
+          return SEND_STATUS[ws.send(payload, binary)] ?? 'dropped';
+        },
+        bufferedAmount(): number {
+          return data.closed ? 0 : ws.getBufferedAmount();
+        },
+        close(code: number, reason: string): void {
+          if (data.closed) return;
+          data.closed = true;
+          ws.end(code, reason);
+        },
+      });
+    },
+    message: (ws: WebSocket<OperatorSocketData>, message: ArrayBuffer, isBinary: boolean) => {
+      const session = ws.getUserData().session;
+      if (!session) return;
+      if (isBinary) {
+        session.sendControl({ type: 'error', code: 'SCANLINE_ERR_OPERATOR_MESSAGE', message: 'screens send JSON text messages only' });
+        return;
+      }
+      // `message` is detached when this handler returns; the text is decoded (copied) here.
+      hub.onMessage(session, Buffer.from(message).toString('utf8'));
+    },
+    drain: (ws: WebSocket<OperatorSocketData>) => {
+      const session = ws.getUserData().session;
+      if (session) hub.onDrain(session);
+    },
+    close: (ws: WebSocket<OperatorSocketData>) => {
+      const data = ws.getUserData();
+      data.closed = true;
+      if (data.session) hub.onClose(data.session);
+    },
+  });
+  log.debug({ maxOperators: config.maxOperators }, 'operator feed registered at /v1/operator');
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+};
+
+/** `<package root>/web`, from src/server (vitest) or dist/src/server (compiled); null when the package has none. */
+export function webRoot(): string | null {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return existsSync(join(dir, 'web', 'index.html')) ? join(dir, 'web') : null;
+    const parent = dirname(dir);
+    if (parent === dir) return null;
+    dir = parent;
+  }
+}
+
+/**
+ * Serves the web UI: GET / is web/index.html, GET /ui/<file> the other files of web/ (flat folder). Files are read
+ * once here; an edit needs a restart.
+ */
+export function registerOperatorUi(app: TemplatedApp, log: Logger): void {
+  const root = webRoot();
+  const files = new Map<string, { type: string; body: Buffer }>();
+  // A package without web/ still serves the feed and the API; the UI routes then answer 404 saying why.
+  if (root === null) log.error('the web UI folder (web/index.html) is missing from the package; GET / answers 404');
+  else {
+    for (const name of readdirSync(root)) {
+      const type = CONTENT_TYPES[extname(name)];
+      if (type) files.set(name, { type, body: readFileSync(join(root, name)) });
+    }
+  }
+  const serve = (res: HttpResponse, name: string): void =>
+    handleAsync(res, (out) => {
+      const f = files.get(name);
+      if (!f) throw new ScanlineError('SCANLINE_ERR_HTTP_NOT_FOUND', root === null ? 'the web UI is not installed (no web/ folder in the package)' : `no UI file ${name}`);
+      out.send(200, f.type, f.body);
+    });
+  app.get('/', (res) => serve(res, 'index.html'));
+  app.get('/ui/:file', (res, req) => serve(res, decodeURIComponent(req.getParameter(0) ?? '')));
+  log.debug({ root, files: files.size }, 'operator UI served at /');
+}

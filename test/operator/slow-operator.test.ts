@@ -1,0 +1,123 @@
+/**
+ * One operator screen that reads slowly must not delay the others or the ingest, must still receive every alert,
+ * and its coalesced strips must be counted. Real gateway with the demo models, the simulator in real time, two
+ * real WebSocket screens: one reads everything, one reads nothing until every report is final, then catches up.
+ */
+import { performance } from 'node:perf_hooks';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ImageFrameKind } from '../../src/operator/index.js';
+import type { ScanResultsReport } from '../../src/results/index.js';
+import { simulatePortals, type SimulationSummary } from '../../src/simulator/index.js';
+import { getJson, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { TestScreen, operatorUrl } from './helpers.js';
+
+// A small strip budget so a screen that stops reading is behind after a few strips (the default is 1 MiB), and
+// full-resolution previews: at the default 2x2 downsampling two trucks' strips (about 1 MB) fit in the loopback
+// socket buffers of a screen that does not read, so the gateway would never see it fall behind.
+const CONFIG = {
+  inference: { enabled: true },
+  stitch: { previewDownsample: 1 },
+  operator: { stripBufferBytes: 16 * 1024, maxBufferedBytes: 16 * 1024 * 1024 },
+};
+const LINE_RATE = 500;
+
+describe('a slow operator screen', () => {
+  let gw: TestGateway;
+  let fast: TestScreen;
+  let slow: TestScreen;
+  let sim: SimulationSummary;
+  const report = new Map<string, ScanResultsReport>();
+  /** performance.now() when ingest emitted each preview strip, by `${scanId}:${line}`. */
+  const emitted = new Map<string, number>();
+
+  beforeAll(async () => {
+    gw = await startTestGateway(CONFIG);
+    gw.ingest.listen({ preview: (scan, strip) => emitted.set(`${scan.scanId}:${strip.line}`, performance.now()) });
+    fast = await TestScreen.open(operatorUrl(gw.port, 'fast-1'));
+    slow = await TestScreen.open(operatorUrl(gw.port, 'slow-1'));
+    for (const s of [fast, slow]) s.send({ type: 'subscribe', portals: ['*'] });
+    await fast.next((r) => r.json?.type === 'subscribed');
+    await slow.next((r) => r.json?.type === 'subscribed');
+    // The slow screen reads nothing while the trucks pass (a frozen browser tab), then catches up.
+    slow.pause();
+    // Two lanes, two trucks each: about 8 MB of strips, well beyond what the loopback socket buffers absorb.
+    sim = await simulatePortals({
+      url: gw.portalUrl,
+      portals: 2,
+      trucks: 2,
+      seed: 5200,
+      lineRate: LINE_RATE,
+      truck: { categories: ['tobacco'], threats: ['narcotics', 'firearm'], mismatchProbability: 1 },
+    });
+    for (const s of sim.scans) {
+      const until = Date.now() + 60_000;
+      for (;;) {
+        const r = (await getJson(gw, `/v1/scans/${encodeURIComponent(s.scanId)}/results`)).body as ScanResultsReport;
+        if (r.status === 'final') {
+          report.set(s.scanId, r);
+          break;
+        }
+        if (Date.now() > until) throw new Error(`results of ${s.scanId} not final`);
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    }
+    // Now the slow screen catches up: everything queued for it arrives, then its resync snapshots.
+    slow.resume();
+    for (const s of sim.scans) await slow.next((r) => r.json?.type === 'results.final' && r.json.scanId === s.scanId, 30_000);
+    await new Promise((res) => setTimeout(res, 500));
+  }, 240_000);
+
+  afterAll(async () => {
+    fast?.close();
+    slow?.close();
+    await gw?.close(5_000);
+  });
+
+  it('does not delay the ingest: every truck was received in real time', async () => {
+    expect(sim.scansCompleted).toBe(4);
+    for (const s of sim.scans) {
+      const { body } = await getJson(gw, `/v1/scans/${encodeURIComponent(s.scanId)}`);
+      const seconds = (Date.parse(body.endedAt) - Date.parse(body.startedAt)) / 1000;
+      expect(seconds).toBeLessThan(s.lines / LINE_RATE + 1.5);
+    }
+  });
+
+  it('does not delay the other screen: every strip, each within 250 ms of ingest producing it', () => {
+    const strips = fast.images(ImageFrameKind.Strip);
+    expect(strips.length).toBe(emitted.size);
+    const lags = strips.map((s) => s.at - (emitted.get(`${s.header.scanId}:${s.header.line}`) as number)).sort((a, b) => a - b);
+    expect(lags[Math.floor(lags.length * 0.99)]).toBeLessThan(250);
+    expect(fast.json('scan.snapshot').filter((m) => m.resync)).toEqual([]);
+  });
+
+  it('still receives every alert, the same updates as the fast screen', () => {
+    const alertsOf = (s: TestScreen): string[] => s.json('alert').map((m) => `${m.scanId}/${m.alert.id}@${m.alert.updatedAt}`);
+    expect(alertsOf(slow)).toEqual(alertsOf(fast));
+    // Every final alert reached the slow screen in its final state (alerts that joined another are superseded).
+    for (const [scanId, r] of report) {
+      expect(r.threats.length).toBeGreaterThan(0);
+      const last = new Map(slow.json('alert').filter((m) => m.scanId === scanId).map((m) => [m.alert.id, m.alert]));
+      for (const t of r.threats) expect(last.get(t.id)).toEqual(t);
+    }
+    expect(slow.json('suggestions')).toHaveLength(fast.json('suggestions').length);
+    expect(slow.json('scan.completed')).toHaveLength(4);
+    expect(slow.closeCode).toBeNull();
+  });
+
+  it('coalesces its strips, counts them, and resyncs it from snapshots that cover each whole scan', () => {
+    const stats = gw.operator.stats();
+    const slowStrips = slow.images(ImageFrameKind.Strip).length;
+    expect(stats.stripsCoalesced).toBeGreaterThan(0);
+    expect(stats.stripsSent + stats.stripsCoalesced).toBe(2 * stats.stripsEncoded);
+    expect(slowStrips).toBe(stats.stripsEncoded - stats.stripsCoalesced);
+    expect(stats.resyncs).toBeGreaterThan(0);
+    expect(stats.disconnectedSlow).toBe(0);
+    for (const s of sim.scans) {
+      const covered = Math.max(
+        ...slow.images(ImageFrameKind.Snapshot).filter((i) => i.header.scanId === s.scanId).map((i) => i.header.lines),
+        ...slow.images(ImageFrameKind.Strip).filter((i) => i.header.scanId === s.scanId).map((i) => i.header.line + i.header.lines),
+      );
+      expect(covered).toBe(s.lines);
+    }
+  });
+});
