@@ -10,12 +10,15 @@ import { ScanlineError } from './errors/index.js';
 import { checkTileGeometry, createInference, type Inference } from './inference/index.js';
 import { IngestService } from './ingest/index.js';
 import { createRootLogger, type Logger } from './log/index.js';
+import { createGatewayMetrics, type GatewayMetrics } from './metrics/index.js';
+import { OperatorHub } from './operator/index.js';
 import { ResultsService } from './results/index.js';
 import { startHttpServer, type HttpServer } from './server/index.js';
 import { isNativeStitcherAvailable } from './stitch/index.js';
 import { ScanStore } from './storage/index.js';
 
-export type GatewayPhase = 'starting' | 'ready' | 'draining' | 'closing' | 'closed';
+export const GATEWAY_PHASES = ['starting', 'ready', 'draining', 'closing', 'closed'] as const;
+export type GatewayPhase = (typeof GATEWAY_PHASES)[number];
 
 export interface GatewayOptions {
   /** Root logger; by default one is made at config.log.level writing JSON to stdout. */
@@ -36,11 +39,16 @@ export interface Gateway {
   /** null when config.inference.enabled is false. */
   readonly inference: Inference | null;
   readonly results: ResultsService | null;
+  /** Operator screens: the feed's hub (stats() for metrics), fed by ingest and results. */
+  readonly operator: OperatorHub;
+  /** Prometheus metrics (GET /metrics); null when config.metrics.enabled is false. */
+  readonly metrics: GatewayMetrics | null;
   readonly log: Logger;
   phase(): GatewayPhase;
   /**
-   * Graceful stop: refuse new scans and tell portals, give open scans up to `drainTimeoutMs` to end (then abort
-   * them, keeping their lines), close sockets and storage.
+   * Graceful stop: refuse new scans and tell portals, give open scans up to `drainTimeoutMs` (default
+   * config.shutdown.drainTimeoutMs) to end (then abort them, keeping their lines), close sockets and storage.
+   * Calls after the first return the first call's promise.
    */
   close(drainTimeoutMs?: number): Promise<void>;
 }
@@ -80,7 +88,36 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   }
   const ingest = new IngestService({ config, store, log: log.child({ module: 'ingest' }), stitcher: stitcherKind });
   if (results) ingest.listen(results.ingestListener());
-  let server: HttpServer;
+  const operator = new OperatorHub({
+    store,
+    results,
+    config: config.operator,
+    previewDownsample: config.stitch.previewDownsample,
+    gateway: `scanline ${packageVersion() ?? '0.0.0'}`,
+    log: log.child({ module: 'operator' }),
+    // scanline_line_to_screen_seconds; `metrics` is assigned below, before any screen can connect.
+    observeLineToScreen: (seconds: number, portalId?: string) => metrics?.operator.observeLineToScreen(seconds, portalId),
+  });
+  ingest.listen(operator.ingestListener());
+  results?.addListener(operator.resultsListener());
+  const metrics = config.metrics.enabled
+    ? createGatewayMetrics({
+        ingest,
+        store,
+        inference,
+        results,
+        phase: () => phase,
+        phases: GATEWAY_PHASES,
+        version: packageVersion() ?? '0.0.0',
+        portalLabelLimit: config.metrics.portalLabelLimit,
+        processMetrics: config.metrics.processMetrics,
+      })
+    : null;
+  metrics?.operator.provideStats(() => {
+    const s = operator.stats();
+    return { subscribers: s.operators, stripsCoalesced: s.stripsCoalesced, bytesBuffered: s.bytesBuffered, disconnectedSlow: s.disconnectedSlow };
+  });
+  let server: HttpServer | undefined;
   try {
     server = await startHttpServer({
       config,
@@ -92,50 +129,64 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         storage: () => (store.isWritable() ? null : 'scan store is not writable'),
         ...(inference ? { inference: () => (inference.status().ready ? null : (inference.status().reason ?? 'inference is not ready')) } : {}),
         phase: () => (phase === 'ready' ? null : `gateway is ${phase}`),
+        listening: () => (server?.listening === true ? null : 'not listening for connections'),
       },
       readinessDetails: () => (inference ? { inference: readinessView(inference) } : { inference: 'disabled' }),
       ...(results ? { results } : {}),
+      ...(metrics ? { metrics } : {}),
+      operator,
     });
   } catch (err) {
+    metrics?.close();
     await inference?.close({ drainTimeoutMs: 0 });
     store.close();
     throw err;
   }
+  const listening = server;
   const host = config.server.host === '0.0.0.0' ? '127.0.0.1' : config.server.host;
   const gateway: Gateway = {
     config,
-    port: server.port,
-    portalUrl: `ws://${host}:${server.port}/v1/portal`,
-    httpUrl: `http://${host}:${server.port}`,
+    port: listening.port,
+    portalUrl: `ws://${host}:${listening.port}/v1/portal`,
+    httpUrl: `http://${host}:${listening.port}`,
     ingest,
     store,
     inference,
     results,
+    operator,
+    metrics,
     log,
     phase: () => phase,
-    async close(drainTimeoutMs = 10_000) {
-      if (phase === 'closing' || phase === 'closed' || phase === 'draining') return;
-      phase = 'draining';
-      log.info({ openScans: ingest.liveScans().length, drainTimeoutMs }, 'draining: no new scans');
-      server.stopListening();
-      const deadline = Date.now() + drainTimeoutMs;
-      ingest.stopAccepting(drainTimeoutMs);
-      await ingest.drain(drainTimeoutMs);
-      // Tiles of the scans that just ended are still queued or running: let them be scored and the reports stored.
-      if (results) await results.drain(Math.max(0, deadline - Date.now()));
-      await inference?.close({ drainTimeoutMs: Math.max(0, deadline - Date.now()) });
-      phase = 'closing';
-      server.closeAll();
-      store.close();
-      phase = 'closed';
-      log.info('gateway closed');
+    close(drainTimeoutMs = config.shutdown.drainTimeoutMs) {
+      closing ??= drainAndClose(drainTimeoutMs);
+      return closing;
     },
   };
+  let closing: Promise<void> | null = null;
+  async function drainAndClose(drainTimeoutMs: number): Promise<void> {
+    phase = 'draining';
+    log.info({ openScans: ingest.liveScans().length, drainTimeoutMs }, 'draining: no new scans');
+    listening.stopListening();
+    const deadline = Date.now() + drainTimeoutMs;
+    ingest.stopAccepting(drainTimeoutMs);
+    await ingest.drain(drainTimeoutMs);
+    // Tiles of the scans that just ended are still queued or running: let them be scored and the reports stored.
+    if (results) await results.drain(Math.max(0, deadline - Date.now()));
+    await inference?.close({ drainTimeoutMs: Math.max(0, deadline - Date.now()) });
+    phase = 'closing';
+    // Screens are told the gateway goes away; preview images of the scans that just ended are written first.
+    await operator.close();
+    listening.closeAll();
+    store.close();
+    metrics?.close();
+    phase = 'closed';
+    log.info('gateway closed');
+  }
   phase = 'ready';
   log.info(
     {
       host: config.server.host,
-      port: server.port,
+      port: listening.port,
       dataDir: store.dataDir,
       stitcher: stitcherKind,
       models: inference ? readinessView(inference).models : 'inference disabled',

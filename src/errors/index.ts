@@ -73,6 +73,14 @@ export const ERROR_CODES = {
   SCANLINE_ERR_REFERENCE_UNAVAILABLE: spec('reference enrolment needs a loaded goods model with an embedding output', 503, false),
   SCANLINE_ERR_RESULTS_UNAVAILABLE: spec('scan has no machine results (received while no model was loaded)', 404, false),
 
+  // Operator screens (WS /v1/operator) and officers' decisions.
+  SCANLINE_ERR_OPERATOR_ID: spec('operator id missing or invalid', 400, true),
+  SCANLINE_ERR_OPERATOR_MESSAGE: spec('operator feed message is not valid JSON or does not match the protocol', 400, true),
+  SCANLINE_ERR_OPERATOR_VERSION: spec('operator feed protocol version not supported', 400, true),
+  SCANLINE_ERR_OPERATOR_TOO_MANY: spec('too many operator screens are connected', 503, false),
+  SCANLINE_ERR_OPERATOR_TOO_SLOW: spec('operator screen did not read its messages; disconnected', 503, false),
+  SCANLINE_ERR_DECISION_UNKNOWN_SUGGESTION: spec('a decision names a suggestion the scan does not have', 422, true),
+
   // Storage.
   SCANLINE_ERR_STORAGE_WRITE: spec('writing scan data to the data directory failed', 500, false),
   SCANLINE_ERR_STORAGE_READ: spec('reading scan data from the data directory failed', 500, false),
@@ -81,6 +89,7 @@ export const ERROR_CODES = {
   SCANLINE_ERR_CONFIG_INVALID: spec('configuration is invalid', 500, true),
   SCANLINE_ERR_CLI_USAGE: spec('command line usage error', 400, true),
   SCANLINE_ERR_SERVER_LISTEN: spec('could not listen on the configured host and port', 500, false),
+  SCANLINE_ERR_METRICS_COLLECT: spec('reading the metrics of a stage failed while answering GET /metrics', 500, false),
 
   // Models (manifests, files, ONNX sessions) and inference (batcher, workers).
   SCANLINE_ERR_MODEL_MANIFEST: spec('model manifest (model.json) is missing or invalid', 500, true),

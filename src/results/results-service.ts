@@ -46,10 +46,17 @@ export interface ResultsStats {
 }
 
 export interface ResultsListeners {
-  /** The goods suggestions of a scan changed (new segment, new top-3, or finalised). */
-  suggestions?(scanId: string, portalId: string, segments: SuggestionSegment[]): void;
-  /** A threat alert was raised or changed (grew, joined another, new peak). */
-  alert?(scanId: string, portalId: string, alert: ThreatAlert): void;
+  /**
+   * The goods suggestions of a scan changed (new segment, new top-3, or finalised). `lastLineAt`: performance.now()
+   * (ms) when the last line of the earliest tile folded into this change was received (NaN when none was, e.g. at
+   * scan end), for line-to-screen latency.
+   */
+  suggestions?(scanId: string, portalId: string, segments: SuggestionSegment[], lastLineAt: number): void;
+  /**
+   * A threat alert was raised or changed (grew, joined another, new peak). `lastLineAt`: performance.now() (ms) when
+   * the last line of the tile whose result changed it was received.
+   */
+  alert?(scanId: string, portalId: string, alert: ThreatAlert, lastLineAt: number): void;
   /** The declaration check's status or its undeclared categories changed. */
   declaration?(scanId: string, portalId: string, check: DeclarationCheck): void;
   /** The report is final (scan ended, every tile answered); it has been stored (or storing failed: logged). */
@@ -170,6 +177,8 @@ export class ResultsService {
   private readonly idle = new Set<() => void>();
   /** Scans with goods results not yet folded into their segments; flushed once per macrotask (setImmediate). */
   private readonly goodsPending = new Set<ScanResults>();
+  /** Per scan with goods results pending: performance.now() of the last line of the earliest pending tile. */
+  private readonly goodsPendingSince = new Map<ScanResults, number>();
   private flushScheduled = false;
   /** Provider and precision per model, read from inference.status() at most once a second (it builds a lot). */
   private readonly providers = new Map<string, { provider: string | null; precision: string | null; at: number }>();
@@ -382,10 +391,11 @@ export class ResultsService {
         meta.results.servedBy(name, served.provider, served.precision);
         if (model.task === 'goods') {
           meta.results.addGoods(meta.tile, r.outputs[this.goodsLogits as string], this.goodsEmbedding ? r.outputs[this.goodsEmbedding] : undefined);
+          if (!this.goodsPendingSince.has(meta.results)) this.goodsPendingSince.set(meta.results, meta.lastLineAt);
           this.scheduleGoodsFlush(meta.results);
         } else {
           const change = meta.results.addThreats(meta.tile, r.outputs[this.threatLogits as string]);
-          for (const a of change.alerts) this.emitAlert(meta.results, a);
+          for (const a of change.alerts) this.emitAlert(meta.results, a, meta.lastLineAt);
         }
         if (this.listeners.length > 0) this.emit((l) => l.tileResult?.(r, lineToResult));
         this.maybeFinal(meta.results);
@@ -423,8 +433,10 @@ export class ResultsService {
   /** Folds a scan's pending goods results into its segments and tells listeners what changed. */
   private flushGoods(results: ScanResults): void {
     this.goodsPending.delete(results);
+    const since = this.goodsPendingSince.get(results) ?? Number.NaN;
+    this.goodsPendingSince.delete(results);
     const change = results.refreshGoods();
-    if (change.suggestions) this.emitSuggestions(results);
+    if (change.suggestions) this.emitSuggestions(results, since);
     if (change.declaration) this.emitDeclaration(results);
   }
 
@@ -433,7 +445,7 @@ export class ResultsService {
     if (!results) return;
     this.flushGoods(results);
     const change = results.scanEnded(state, scan.lines);
-    if (change.suggestions) this.emitSuggestions(results);
+    if (change.suggestions) this.emitSuggestions(results, Number.NaN);
     if (change.declaration) this.emitDeclaration(results);
     this.maybeFinal(results);
   }
@@ -461,10 +473,10 @@ export class ResultsService {
     if (this.live.size === 0) for (const done of [...this.idle]) done();
   }
 
-  private emitSuggestions(results: ScanResults): void {
+  private emitSuggestions(results: ScanResults, lastLineAt: number): void {
     this.stats.suggestionUpdates++;
     const segments = results.segments();
-    this.emit((l) => l.suggestions?.(results.scanId, results.portalId, segments));
+    this.emit((l) => l.suggestions?.(results.scanId, results.portalId, segments, lastLineAt));
   }
 
   private emitDeclaration(results: ScanResults): void {
@@ -472,9 +484,9 @@ export class ResultsService {
     this.emit((l) => l.declaration?.(results.scanId, results.portalId, check));
   }
 
-  private emitAlert(results: ScanResults, alert: ThreatAlert): void {
+  private emitAlert(results: ScanResults, alert: ThreatAlert, lastLineAt: number): void {
     this.stats.alertUpdates++;
-    this.emit((l) => l.alert?.(results.scanId, results.portalId, alert));
+    this.emit((l) => l.alert?.(results.scanId, results.portalId, alert, lastLineAt));
   }
 
   private emit(fn: (l: ResultsListeners) => void): void {

@@ -9,6 +9,10 @@ import type { Logger } from '../log/index.js';
 import type { ScanStore } from '../storage/index.js';
 import { handleAsync } from './http.js';
 import type { ResultsService } from '../results/index.js';
+import type { OperatorHub } from '../operator/index.js';
+import { registerDecisionRoutes } from './decisions-api.js';
+import { operatorImageRenderer } from './operator-image.js';
+import { registerOperatorFeed, registerOperatorUi } from './operator-route.js';
 import { registerReferenceRoutes } from './references-api.js';
 import { registerScanRoutes } from './scans-api.js';
 import { DISABLED, closeListenSocket, createApp, localPort, type TemplatedApp, type WebSocket, type us_listen_socket } from './uws.js';
@@ -31,11 +35,23 @@ export interface HttpServerOptions {
   readinessDetails?: () => Record<string, unknown>;
   /** Machine results of scans and reference enrolment; absent when the gateway runs without inference. */
   results?: ResultsService;
+  /** Prometheus exposition served on GET /metrics; absent (404) when metrics are disabled. */
+  metrics?: MetricsEndpoint;
+  /** Operator screens: the feed (WS /v1/operator) and the web UI (GET /); absent: neither is served. */
+  operator?: OperatorHub;
+}
+
+/** What GET /metrics serves: the exposition text, rendered at each scrape. */
+export interface MetricsEndpoint {
+  readonly contentType: string;
+  render(): Promise<string>;
 }
 
 export interface HttpServer {
   readonly port: number;
   readonly host: string;
+  /** True until stopListening() or closeAll(). */
+  readonly listening: boolean;
   /** Stops accepting connections (listen socket closed); open sockets stay. */
   stopListening(): void;
   /** Closes every remaining socket. */
@@ -118,13 +134,34 @@ function registerHealthRoutes(app: TemplatedApp, o: HttpServerOptions): void {
   );
 }
 
+/** GET /metrics: rendered after an await, so the response is guarded by onAborted (handleAsync). */
+function registerMetricsRoute(app: TemplatedApp, metrics: MetricsEndpoint): void {
+  app.get('/metrics', (res) =>
+    handleAsync(res, async (out) => {
+      let text: string;
+      try {
+        text = await metrics.render();
+      } catch (err) {
+        throw new ScanlineError('SCANLINE_ERR_METRICS_COLLECT', `collecting metrics failed: ${(err as Error).message}`, {}, { cause: err });
+      }
+      out.send(200, metrics.contentType, text);
+    }),
+  );
+}
+
 /** Builds the app, registers every route and listens. Resolves once listening (port 0 → the chosen port). */
 export function startHttpServer(o: HttpServerOptions): Promise<HttpServer> {
   const app = createApp();
   registerPortalRoute(app, o);
-  registerScanRoutes(app, o.ingest, o.store, o.results);
+  registerScanRoutes(app, o.ingest, o.store, o.results, o.operator ? operatorImageRenderer(o.operator, o.results ?? null, o.config.stitch.previewDownsample) : undefined);
   registerReferenceRoutes(app, o.results);
   registerHealthRoutes(app, o);
+  if (o.metrics) registerMetricsRoute(app, o.metrics);
+  if (o.operator) {
+    registerOperatorFeed(app, { hub: o.operator, config: o.config.operator, log: o.log });
+    registerOperatorUi(app, o.log);
+  }
+  registerDecisionRoutes(app, { store: o.store, results: o.results ?? null, hub: o.operator ?? null, log: o.log });
   app.any('/*', (res, req) => {
     const url = req.getUrl();
     handleAsync(res, () => {
@@ -143,6 +180,9 @@ export function startHttpServer(o: HttpServerOptions): Promise<HttpServer> {
       resolve({
         port: localPort(token),
         host,
+        get listening() {
+          return listening !== null;
+        },
         stopListening() {
           if (listening) closeListenSocket(listening);
           listening = null;

@@ -5,6 +5,9 @@
  *   GET /v1/scans/:scanId/image?energy=high|low&format=png16
  *                                     the stitched raw lines as a lossless 16-bit greyscale PNG,
  *                                     width = lines along the vehicle, height = detector pixels
+ *   GET /v1/scans/:scanId/image?view=material|grey&format=webp|jpeg|png
+ *                                     the pseudo-colour (or grey) view for people, overlays burned in
+ *                                     (src/server/operator-image.ts)
  *   GET /v1/scans/:scanId/results     the machine results report (DICOS TDR-shaped; src/results), live while the
  *                                     scan is scored, stored once final
  */
@@ -12,27 +15,41 @@ import sharp from 'sharp';
 import { ScanlineError } from '../errors/index.js';
 import type { ActiveScan, IngestService } from '../ingest/index.js';
 import { extractPlane } from '../stitch/index.js';
-import type { ScanRecord, ScanState, ScanStore } from '../storage/index.js';
+import type { ScanRecord, ScanState, ScanStore, StoredDecision } from '../storage/index.js';
 import { badQuery, handleAsync } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 
 const SCAN_STATES: ScanState[] = ['receiving', 'completed', 'aborted', 'interrupted'];
 
 export interface ScanView extends ScanRecord {
-  links: { self: string; imageHigh: string; imageLow?: string };
+  /** The machine's stored advice (ALARM / CLEAR / UNKNOWN) once its results are final, else null. */
+  alarmDecision: string | null;
+  /** Officers' decisions, oldest first (the operator report; the machine report is at links.results). */
+  decisions: StoredDecision[];
+  links: { self: string; imageHigh: string; imageLow?: string; image: string; results: string; decision: string };
 }
 
-function view(record: ScanRecord, live: ActiveScan | undefined): ScanView {
+function view(record: ScanRecord, live: ActiveScan | undefined, decisions: StoredDecision[], alarmDecision: string | null): ScanView {
   const id = encodeURIComponent(record.scanId);
   return {
     ...record,
     lines: live ? live.lines : record.lines,
+    alarmDecision,
+    decisions,
     links: {
       self: `/v1/scans/${id}`,
       imageHigh: `/v1/scans/${id}/image?energy=high&format=png16`,
       ...(record.detector.energies === 2 ? { imageLow: `/v1/scans/${id}/image?energy=low&format=png16` } : {}),
+      image: `/v1/scans/${id}/image?view=material&format=webp`,
+      results: `/v1/scans/${id}/results`,
+      decision: `/v1/scans/${id}/decision`,
     },
   };
+}
+
+/** Renders the views for people (`view=` on the image route); src/server/operator-image.ts. */
+export interface ScanImageRenderer {
+  render(record: ScanRecord, query: URLSearchParams): Promise<{ contentType: string; body: Uint8Array; headers: Record<string, string> }>;
 }
 
 /** Where the results route reads reports: live ones from memory, final ones from the store. */
@@ -40,7 +57,7 @@ export interface ResultsSource {
   report(scanId: string): unknown;
 }
 
-export function registerScanRoutes(app: TemplatedApp, ingest: IngestService, store: ScanStore, results?: ResultsSource): void {
+export function registerScanRoutes(app: TemplatedApp, ingest: IngestService, store: ScanStore, results?: ResultsSource, images?: ScanImageRenderer): void {
   app.get('/v1/scans', (res: HttpResponse, req: HttpRequest) => {
     const q = new URLSearchParams(req.getQuery() ?? '');
     handleAsync(res, (out) => {
@@ -57,7 +74,10 @@ export function registerScanRoutes(app: TemplatedApp, ingest: IngestService, sto
         ...(state !== null ? { state: state as ScanState } : {}),
         ...(q.get('before') !== null ? { before: q.get('before') as string } : {}),
       });
-      out.json(200, { scans: records.map((r) => view(r, ingest.getLiveScan(r.scanId))) });
+      const ids = records.map((r) => r.scanId);
+      const decisions = store.listDecisionsOf(ids);
+      const machine = store.machineDecisionsOf(ids);
+      out.json(200, { scans: records.map((r) => view(r, ingest.getLiveScan(r.scanId), decisions.get(r.scanId) ?? [], machine.get(r.scanId) ?? null)) });
     });
   });
 
@@ -66,7 +86,7 @@ export function registerScanRoutes(app: TemplatedApp, ingest: IngestService, sto
     handleAsync(res, (out) => {
       const record = store.getScan(scanId);
       if (!record) throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${scanId}`, { scanId });
-      out.json(200, view(record, ingest.getLiveScan(scanId)));
+      out.json(200, view(record, ingest.getLiveScan(scanId), store.listDecisions(scanId), store.machineDecisionsOf([scanId]).get(scanId) ?? null));
     });
   });
 
@@ -88,6 +108,11 @@ export function registerScanRoutes(app: TemplatedApp, ingest: IngestService, sto
     handleAsync(res, async (out) => {
       const record = store.getScan(scanId);
       if (!record) throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${scanId}`, { scanId });
+      if (q.get('view') !== null && images) {
+        const image = await images.render(record, q);
+        out.send(200, image.contentType, image.body, image.headers);
+        return;
+      }
       const energyName = q.get('energy') ?? 'high';
       const format = q.get('format') ?? 'png16';
       const { pixels, energies } = record.detector;
