@@ -19,8 +19,9 @@ export interface DeclarationCheck {
   /** Declared headings no suggested category covers (informative: small consignments may hide behind others). */
   notSeen: string[];
   /**
-   * Goods were declared, every suggestion is an empty cargo bay, and the bay looks empty over more than twice the
-   * lines where the model was unsure (so uncertain goods never read as "empty"): the declared goods are not there.
+   * Goods were declared, the scan is complete, every suggestion is an empty cargo bay, and the bay looks empty over
+   * more than twice the lines where the model was unsure (so uncertain goods never read as "empty"): the declared
+   * goods are not there. Never while the scan grows: the goods may be in the part of the bay not yet scanned.
    */
   emptyButDeclared: boolean;
 }
@@ -30,8 +31,14 @@ const heading = (code: string): string => code.slice(0, 4);
 /**
  * @param uncertainLines lines of cargo the goods suggestions withheld as below their threshold (GoodsSuggestions
  *   .withheldLines); they keep an empty-looking vehicle from being called empty.
+ * @param complete the scan ended with every line received: only then can "the declared goods are not there" be said.
  */
-export function checkDeclaration(declared: readonly string[] | null, segments: readonly SuggestionSegment[], uncertainLines = 0): DeclarationCheck {
+export function checkDeclaration(
+  declared: readonly string[] | null,
+  segments: readonly SuggestionSegment[],
+  uncertainLines = 0,
+  complete = true,
+): DeclarationCheck {
   const declaredCodes = [...(declared ?? [])];
   const declaredHeadings = new Set(declaredCodes.map(heading));
   const byLabel = new Map<string, DeclarationCheck['undeclared'][number]>();
@@ -50,7 +57,7 @@ export function checkDeclaration(declared: readonly string[] | null, segments: r
   // Suggestions exist but none is goods (all without an HS code: an empty bay) while goods were declared.
   let emptyLines = 0;
   for (const s of segments) if (s.top3[0] && s.top3[0].hsCodes.length === 0) emptyLines += s.endLine - s.startLine;
-  const emptyButDeclared = declaredCodes.length > 0 && segments.length > 0 && seenHeadings.size === 0 && emptyLines > 2 * uncertainLines;
+  const emptyButDeclared = complete && declaredCodes.length > 0 && segments.length > 0 && seenHeadings.size === 0 && emptyLines > 2 * uncertainLines;
   let status: DeclarationCheck['status'];
   if (declared === null || segments.length === 0) status = 'unknown';
   else if (byLabel.size > 0 || emptyButDeclared) status = 'mismatch';

@@ -303,13 +303,17 @@ export class ScanResults {
     return this.threats?.all() ?? [];
   }
 
+  private checkDeclaration(segments: readonly SuggestionSegment[]): DeclarationCheck {
+    return checkDeclaration(this.init.declaredHsCodes, segments, this.goods?.withheldLines ?? 0, this.scanState === 'completed');
+  }
+
   declaration(): DeclarationCheck {
-    return checkDeclaration(this.init.declaredHsCodes, this.segmentsCache, this.goods?.withheldLines ?? 0);
+    return this.checkDeclaration(this.segmentsCache);
   }
 
   report(): ScanResultsReport {
     const segments = this.segmentsCache;
-    const declaration = checkDeclaration(this.init.declaredHsCodes, segments, this.goods?.withheldLines ?? 0);
+    const declaration = this.checkDeclaration(segments);
     const threats = this.alerts();
     const objects: AssessedObject[] = threats.map((a) => ({
       id: a.id,
@@ -400,7 +404,7 @@ export class ScanResults {
       this.segmentsKey = key;
       this.segmentsCache = segments;
     }
-    const d = checkDeclaration(this.init.declaredHsCodes, segments, this.goods?.withheldLines ?? 0);
+    const d = this.checkDeclaration(segments);
     const dKey = `${d.status}|${d.undeclared.map((u) => u.label).join(',')}`;
     const declaration = dKey !== this.declarationKey;
     if (declaration) this.declarationKey = dKey;

@@ -183,6 +183,14 @@ describe('declaration check', () => {
     expect(checkDeclaration(['4407'], [seg(empty, 0, 300)], 1200)).toMatchObject({ status: 'unknown', emptyButDeclared: false });
   });
 
+  it('does not call declared goods missing while the scan grows: they may be in the part of the bay not yet scanned', () => {
+    const empty: ModelLabel = { id: 'empty', name: 'Empty cargo bay', hsCodes: [] };
+    expect(checkDeclaration(['4407'], [seg(empty, 0, 900)], 0, false)).toMatchObject({ status: 'unknown', emptyButDeclared: false });
+    expect(checkDeclaration(['4407'], [seg(empty, 0, 900)], 0, true)).toMatchObject({ status: 'mismatch', emptyButDeclared: true });
+    // undeclared goods seen are a finding at once, complete or not
+    expect(checkDeclaration(['4407'], [seg(GOODS[1], 0, 900)], 0, false).status).toBe('mismatch');
+  });
+
   it('is unknown without a declaration or before anything is suggested', () => {
     expect(checkDeclaration(null, [seg(GOODS[0], 0, 10)]).status).toBe('unknown');
     expect(checkDeclaration(['4407'], []).status).toBe('unknown');
