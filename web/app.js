@@ -1,18 +1,87 @@
-// Scanline operator screen. Plain ES module, no dependencies, served by the gateway (works offline).
+// @ts-check
+// Scanline operator screen. Plain ES module, no dependencies, served by the gateway (works offline). Type-checked by
+// `npm run build` (web/tsconfig.json, checkJs) against the JSDoc types below.
 //
-// Speaks the operator feed v1 (docs/protocol.md, "Operator feed v1"): subscribes to every lane, keeps each watched
+// Speaks the operator feed v1 (docs/protocol.md, "Operator feed v1"): subscribes to every lane, keeps each held
 // scan's preview image (decoded back to material class + brightness per sample, so the view can be re-coloured,
 // windowed and stripped without asking the gateway), its machine results and decisions, and renders the selected
 // scan with overlays. Decisions go to POST /v1/scans/:scanId/decision with the officer id in X-Scanline-Operator.
+//
+// Selection: the screen follows one lane ("follow new scans"): a new scan on the lane of the selected scan is
+// opened, unless the officer opened an older scan by hand or has unfinished work on the current one (a comment or
+// ratings not yet sent): then a note says a new scan is waiting. Comments and ratings are kept per scan.
+
+/** @typedef {{pixels: number, energies: number, pitchMm: number, lineRateHz: number}} Detector */
+/**
+ * @typedef {{scanId: string, portalId: string, state: string, lines: number, detector: Detector,
+ *   vehicle: Record<string, unknown> | null, declaration: {hsCodes: string[]} | null, startedAt: string,
+ *   endedAt: string | null}} ScanSummary
+ */
+/**
+ * @typedef {{portalId: string, liveScanId: string | null, lastScanId: string | null, lastState: string | null,
+ *   lines: number, alarmDecision: string | null, updatedAt: string}} LaneStatus
+ */
+/** @typedef {{downsample: number, width: number, height: number, seq?: number}} Preview */
+/** @typedef {{label: string, name: string, hsCodes: string[], probability: number}} Category */
+/** @typedef {{id: string, startLine: number, endLine: number, top3: Category[], confidence: number, final: boolean}} Segment */
+/** @typedef {{lineStart: number, lineEnd: number, pixelStart: number, pixelEnd: number}} Box */
+/** @typedef {{id: string, category: string, name: string, probability: number, box: Box, raisedAt: string, updatedAt: string}} Alert */
+/**
+ * @typedef {{status: 'unknown' | 'match' | 'mismatch', declared: string[],
+ *   undeclared: Array<{label: string, name: string, hsCodes: string[]}>, notSeen: string[],
+ *   emptyButDeclared: boolean}} DeclarationCheck
+ */
+/**
+ * @typedef {{alarmDecision: string, decisionReason?: string, status: string,
+ *   goods: {segments: Segment[], declaration: DeclarationCheck}, threats: Alert[]}} MachineReport
+ */
+/** @typedef {'accept' | 'reject'} Rating */
+/**
+ * @typedef {{id: number, scanId: string, operatorId: string, verdict: 'clear' | 'inspect', comment: string | null,
+ *   suggestions: Record<string, Rating>, machineDecision: string | null, decidedAt: string}} Decision
+ */
+/**
+ * @typedef {{type: 'welcome', protocol: number, operatorId: string, lanes: LaneStatus[]}
+ *   | {type: 'subscribed', portals: string[], scans: string[]}
+ *   | {type: 'lane', lane: LaneStatus}
+ *   | {type: 'scan.started', scan: ScanSummary, preview: Preview}
+ *   | {type: 'scan.snapshot', scan: ScanSummary, preview: Preview, results: MachineReport | null, decisions: Decision[], resync: boolean}
+ *   | {type: 'suggestions', scanId: string, portalId: string, segments: Segment[]}
+ *   | {type: 'alert', scanId: string, portalId: string, alert: Alert}
+ *   | {type: 'declaration', scanId: string, portalId: string, check: DeclarationCheck}
+ *   | {type: 'scan.completed', scan: ScanSummary}
+ *   | {type: 'results.final', scanId: string, portalId: string, report: MachineReport}
+ *   | {type: 'decision', scanId: string, portalId: string, decision: Decision}
+ *   | {type: 'error', code: string, message: string}} ServerMessage
+ */
+/** A history entry of GET /v1/scans. @typedef {ScanSummary & {alarmDecision: string | null, decisions: Decision[]}} HistoryScan */
+/**
+ * What the screen holds of one scan.
+ * @typedef {{
+ *   summary: ScanSummary, downsample: number, height: number, columns: number, capacity: number,
+ *   cls: Uint8Array, shade: Uint8Array, results: MachineReport | null, segments: Segment[], alerts: Map<string, Alert>,
+ *   declaration: DeclarationCheck | null, decisions: Decision[],
+ *   alertSeen: Map<string, {state: string, lines: number}>, firstSuggestionSeen: {state: string, lines: number} | null,
+ *   canvas: HTMLCanvasElement | null, dirtyFrom: number, fullRender: boolean
+ * }} ScanView
+ */
+/**
+ * View settings. zoom 1 fits the detector height to the view; panX / panY are in device pixels.
+ * @typedef {{mode: 'material' | 'grey', strip: 'none' | 'organic' | 'inorganic', lo: number, hi: number, zoom: number,
+ *   panX: number, panY: number, follow: boolean, overlays: boolean, touched: boolean}} ViewSettings
+ */
 
 const PROTOCOL = 1;
 const OPERATOR_ID = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 const FRAME_MAGIC = 0x314f5358; // "XSO1"
 const FRAME_FIXED_BYTES = 32;
+/** Scans held beyond the selected and the live ones (older ended scans are dropped first). */
+const MAX_HELD_SCANS = 12;
 
 // Material classes as the gateway's preview palette encodes them (src/stitch PREVIEW_PALETTE, native/preview.h):
 // colour = round(base * s), s = 0.15 .. 1 (less attenuation is brighter). Background and single energy are grey.
 const CLASS = { background: 0, organic: 1, mixed: 2, inorganic: 3, metal: 4, impenetrable: 5, gap: 6 };
+/** @type {ReadonlyArray<readonly [number, number, number]>} */
 const BASE = [
   [255, 255, 255],
   [255, 140, 0],
@@ -23,42 +92,98 @@ const BASE = [
   [255, 0, 0],
 ];
 
-const $ = (id) => document.getElementById(id);
-const el = (tag, attrs = {}, ...children) => {
+/**
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
+function $(id) {
+  const e = document.getElementById(id);
+  if (!e) throw new Error(`the page has no #${id}`);
+  return e;
+}
+
+/**
+ * @param {string} id
+ * @returns {HTMLInputElement}
+ */
+function input(id) {
+  const e = $(id);
+  if (!(e instanceof HTMLInputElement)) throw new Error(`#${id} is not an input`);
+  return e;
+}
+
+/**
+ * @param {string} id
+ * @returns {HTMLButtonElement}
+ */
+function button(id) {
+  const e = $(id);
+  if (!(e instanceof HTMLButtonElement)) throw new Error(`#${id} is not a button`);
+  return e;
+}
+
+/**
+ * @param {string} tag
+ * @param {Record<string, string | ((e: Event) => void)>} attrs  `class`, `text`, `on<event>` or an attribute
+ * @param {...(Node | string | null | undefined)} children
+ * @returns {HTMLElement}
+ */
+function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'class') e.className = v;
+    if (typeof v === 'function') e.addEventListener(k.slice(2), v);
+    else if (k === 'class') e.className = v;
     else if (k === 'text') e.textContent = v;
-    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
     else e.setAttribute(k, v);
   }
   for (const c of children) if (c !== null && c !== undefined) e.append(c);
   return e;
-};
+}
+
+/** @param {number} p */
 const pct = (p) => `${Math.round(p * 100)}%`;
+/** @param {string | null | undefined} iso */
 const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '');
+
+const commentBox = /** @type {HTMLTextAreaElement} */ ($('comment'));
 
 /** Everything the screen knows. */
 const state = {
   // ?operator= in the page address (e.g. a bookmarked screen) wins over the id remembered from last time.
   operatorId: new URLSearchParams(location.search).get('operator') || localStorage.getItem('scanline.operatorId') || '',
+  /** @type {WebSocket | null} */
   ws: null,
   connected: false,
+  /** @type {Map<string, LaneStatus>} */
   lanes: new Map(),
-  /** scanId -> ScanState (see newScan) */
+  /** @type {Map<string, ScanView>} */
   scans: new Map(),
+  /** Scans this screen subscribed to by name (history); unsubscribed when dropped. @type {Set<string>} */
+  named: new Set(),
+  /** @type {string | null} */
   selected: null,
-  /** What the officer picked by hand stays selected even with "follow new scans". */
+  /** The officer opened an older scan by hand: new scans do not take the screen away from it. */
   pinned: false,
-  view: { mode: 'material', strip: 'none', lo: 0, hi: 1, zoom: 1, panX: 0, follow: true, overlays: true },
+  /** A new scan on the followed lane waiting because the officer was busy. @type {string | null} */
+  waiting: null,
+  /** @type {ViewSettings} */
+  view: { mode: 'material', strip: 'none', lo: 0, hi: 1, zoom: 1, panX: 0, panY: 0, follow: true, overlays: true, touched: false },
+  /** @type {HistoryScan[]} */
   history: [],
-  /** scanId -> {suggestionId -> 'accept'|'reject'} */
+  /** scanId -> {suggestionId -> rating}, until a decision is recorded. @type {Map<string, Record<string, Rating>>} */
   ratings: new Map(),
+  /** scanId -> unsent comment. @type {Map<string, string>} */
+  drafts: new Map(),
 };
 
 // ---------------------------------------------------------------------------------------------------------------
 // Scan state and the decoded preview image
 
+/**
+ * @param {ScanSummary} summary
+ * @param {Preview} preview
+ * @returns {ScanView}
+ */
 function newScan(summary, preview) {
   return {
     summary,
@@ -73,7 +198,6 @@ function newScan(summary, preview) {
     alerts: new Map(),
     declaration: null,
     decisions: [],
-    /** alert id -> scan state and line count when the screen first showed it */
     alertSeen: new Map(),
     firstSuggestionSeen: null,
     canvas: null, // offscreen canvas of the rendered image (width = capacity)
@@ -82,6 +206,10 @@ function newScan(summary, preview) {
   };
 }
 
+/**
+ * @param {ScanView} scan
+ * @param {number} columns
+ */
 function ensureCapacity(scan, columns) {
   if (columns <= scan.capacity) return;
   let cap = Math.max(64, scan.capacity);
@@ -96,7 +224,13 @@ function ensureCapacity(scan, columns) {
   scan.fullRender = true;
 }
 
-/** Reads material class and brightness back from one preview RGB sample. */
+/**
+ * Reads material class and brightness back from one preview RGB sample.
+ * @param {number} r
+ * @param {number} g
+ * @param {number} b
+ * @returns {[number, number]}
+ */
 function decodeSample(r, g, b) {
   if (r === 255 && g === 0 && b === 0) return [CLASS.gap, 255];
   if (r === g && g === b) return r === 24 ? [CLASS.impenetrable, 0] : [CLASS.background, r];
@@ -119,10 +253,17 @@ function decodeSample(r, g, b) {
   return [best, Math.max(0, Math.min(255, Math.round(bestS * 255)))];
 }
 
-/** rgb -> (class << 8 | brightness): the palette has a few thousand distinct colours, so decode each once. */
+/** rgb -> (class << 8 | brightness): the palette has a few thousand distinct colours, so decode each once. @type {Map<number, number>} */
 const decoded = new Map();
 
-/** Places a decoded image (RGBA, row-major, width x height) at preview column x0. */
+/**
+ * Places a decoded image (RGBA, row-major, width x height) at preview column x0.
+ * @param {ScanView} scan
+ * @param {number} x0
+ * @param {number} width
+ * @param {number} height
+ * @param {Uint8ClampedArray} rgba
+ */
 function placeImage(scan, x0, width, height, rgba) {
   if (height !== scan.height) return;
   ensureCapacity(scan, x0 + width);
@@ -145,7 +286,14 @@ function placeImage(scan, x0, width, height, rgba) {
   scan.dirtyFrom = Math.min(scan.dirtyFrom, x0);
 }
 
-/** Colour of one sample under the current view settings. */
+/**
+ * Colour of one sample under the current view settings, written to out[o..o+3].
+ * @param {number} c material class
+ * @param {number} s brightness 0..255
+ * @param {ViewSettings} v
+ * @param {Uint8ClampedArray} out
+ * @param {number} o
+ */
 function colourOf(c, s, v, out, o) {
   let r;
   let g;
@@ -175,7 +323,10 @@ function colourOf(c, s, v, out, o) {
   out[o] = r; out[o + 1] = g; out[o + 2] = b; out[o + 3] = 255;
 }
 
-/** Renders the scan's dirty columns (or all of them) into its offscreen canvas. */
+/**
+ * Renders the scan's dirty columns (or all of them) into its offscreen canvas.
+ * @param {ScanView} scan
+ */
 function renderScanImage(scan) {
   if (scan.columns === 0) return;
   if (!scan.canvas || scan.canvas.width !== scan.capacity) {
@@ -189,7 +340,7 @@ function renderScanImage(scan) {
   const to = scan.columns;
   if (from >= to) return;
   const width = to - from;
-  const ctx = scan.canvas.getContext('2d');
+  const ctx = /** @type {CanvasRenderingContext2D} */ (scan.canvas.getContext('2d'));
   const img = ctx.createImageData(width, scan.height);
   const v = state.view;
   for (let x = 0; x < width; x++) {
@@ -221,12 +372,15 @@ function connect() {
     state.connected = true;
     setConn('open', `live as ${state.operatorId}`);
     ws.send(JSON.stringify({ type: 'hello', protocol: PROTOCOL }));
-    const scans = state.selected && !isLiveOnLane(state.selected) ? [state.selected] : [];
-    ws.send(JSON.stringify({ type: 'subscribe', portals: ['*'], ...(scans.length ? { scans } : {}) }));
+    // Every lane, plus every scan held: those that ended while the screen was away get a fresh snapshot too (the
+    // gateway sends snapshots of the lanes' live scans only).
+    state.named = new Set(state.scans.keys());
+    if (state.selected) state.named.add(state.selected);
+    ws.send(JSON.stringify({ type: 'subscribe', portals: ['*'], ...(state.named.size > 0 ? { scans: [...state.named] } : {}) }));
   };
   ws.onmessage = (ev) => {
-    if (typeof ev.data === 'string') onControl(JSON.parse(ev.data));
-    else onImageFrame(ev.data);
+    if (typeof ev.data === 'string') onControl(/** @type {ServerMessage} */ (JSON.parse(ev.data)));
+    else void onImageFrame(/** @type {ArrayBuffer} */ (ev.data));
   };
   ws.onclose = (ev) => {
     if (state.ws !== ws) return;
@@ -237,36 +391,47 @@ function connect() {
   };
 }
 
+/** @param {unknown} message */
+function send(message) {
+  if (state.ws && state.connected && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(message));
+}
+
+/** @param {string} scanId */
 function isLiveOnLane(scanId) {
   for (const lane of state.lanes.values()) if (lane.liveScanId === scanId) return true;
   return false;
 }
 
+/**
+ * @param {string} s
+ * @param {string} text
+ */
 function setConn(s, text) {
   const c = $('conn');
   c.dataset.state = s;
   c.textContent = text;
 }
 
+/** @param {ServerMessage} m */
 function onControl(m) {
   switch (m.type) {
     case 'welcome':
       state.lanes.clear();
       for (const lane of m.lanes) state.lanes.set(lane.portalId, lane);
-      renderLanes();
+      schedule('lanes');
       break;
     case 'subscribed':
       break;
     case 'lane':
       state.lanes.set(m.lane.portalId, m.lane);
-      renderLanes();
+      schedule('lanes');
       if (!m.lane.liveScanId) scheduleHistory();
       break;
     case 'scan.started': {
-      const scan = newScan(m.scan, m.preview);
-      state.scans.set(m.scan.scanId, scan);
-      if (state.view.follow && (!state.pinned || !state.selected)) select(m.scan.scanId, false);
+      state.scans.set(m.scan.scanId, newScan(m.scan, m.preview));
+      follow(m.scan);
       pruneScans();
+      scheduleHistory();
       break;
     }
     case 'scan.snapshot': {
@@ -278,8 +443,9 @@ function onControl(m) {
       scan.summary = m.scan;
       applyReport(scan, m.results);
       scan.decisions = m.decisions;
-      if (!state.selected && state.view.follow && m.scan.state === 'receiving') select(m.scan.scanId, false);
+      if (!state.selected && state.view.follow && m.scan.state === 'receiving') select(m.scan.scanId, { pinned: false });
       refreshIf(m.scan.scanId);
+      pruneScans();
       break;
     }
     case 'suggestions': {
@@ -287,7 +453,7 @@ function onControl(m) {
       if (!scan) return;
       scan.segments = m.segments;
       if (m.segments.length > 0 && !scan.firstSuggestionSeen) scan.firstSuggestionSeen = { state: scan.summary.state, lines: scan.summary.lines };
-      refreshIf(m.scanId, 'results');
+      refreshIf(m.scanId);
       break;
     }
     case 'alert': {
@@ -295,15 +461,14 @@ function onControl(m) {
       if (!scan) return;
       if (!scan.alertSeen.has(m.alert.id)) scan.alertSeen.set(m.alert.id, { state: scan.summary.state, lines: scan.columns * scan.downsample });
       scan.alerts.set(m.alert.id, m.alert);
-      renderAlerts();
-      refreshIf(m.scanId, 'results');
+      refreshIf(m.scanId);
       break;
     }
     case 'declaration': {
       const scan = state.scans.get(m.scanId);
       if (!scan) return;
       scan.declaration = m.check;
-      refreshIf(m.scanId, 'results');
+      refreshIf(m.scanId);
       break;
     }
     case 'scan.completed': {
@@ -314,41 +479,52 @@ function onControl(m) {
       break;
     }
     case 'results.final': {
+      scheduleHistory();
       const scan = state.scans.get(m.scanId);
       if (!scan) return;
       applyReport(scan, m.report);
       refreshIf(m.scanId);
-      scheduleHistory();
       break;
     }
     case 'decision': {
+      // Any officer's decision on a watched lane: the history shows it.
+      scheduleHistory();
       const scan = state.scans.get(m.scanId);
       if (scan && !scan.decisions.some((d) => d.id === m.decision.id)) scan.decisions.push(m.decision);
       refreshIf(m.scanId);
-      scheduleHistory();
       break;
     }
     case 'error':
       console.warn('operator feed error', m.code, m.message);
+      $('feed-stats').textContent = `feed: ${m.code}`;
+      $('feed-stats').title = m.message;
       break;
     default:
       break;
   }
 }
 
+/**
+ * Takes a machine report (snapshot or final) as the truth: alerts that joined another are gone from it.
+ * @param {ScanView} scan
+ * @param {MachineReport | null} report
+ */
 function applyReport(scan, report) {
   scan.results = report;
   if (!report) return;
   scan.segments = report.goods.segments;
   scan.declaration = report.goods.declaration;
+  scan.alerts = new Map(report.threats.map((a) => [a.id, a]));
   for (const a of report.threats) {
     if (!scan.alertSeen.has(a.id)) scan.alertSeen.set(a.id, { state: scan.summary.state, lines: scan.summary.lines });
-    scan.alerts.set(a.id, a);
   }
   if (scan.segments.length > 0 && !scan.firstSuggestionSeen) scan.firstSuggestionSeen = { state: scan.summary.state, lines: scan.summary.lines };
-  renderAlerts();
 }
 
+/**
+ * Image frames are positional: each is drawn at column line / downsample, whatever order they decode in.
+ * @param {ArrayBuffer} buffer
+ */
 async function onImageFrame(buffer) {
   const view = new DataView(buffer);
   if (buffer.byteLength < FRAME_FIXED_BYTES || view.getUint32(0, true) !== FRAME_MAGIC) return;
@@ -360,91 +536,196 @@ async function onImageFrame(buffer) {
   const imageBytes = view.getUint32(28, true);
   const downsample = view.getUint8(6);
   const scanId = new TextDecoder().decode(new Uint8Array(buffer, FRAME_FIXED_BYTES, idBytes));
+  if (!state.scans.has(scanId) || width === 0) return;
+  let pixels;
+  try {
+    const bitmap = await createImageBitmap(new Blob([new Uint8Array(buffer, FRAME_FIXED_BYTES + idBytes, imageBytes)], { type: 'image/png' }));
+    const c = document.createElement('canvas');
+    c.width = width;
+    c.height = height;
+    const ctx = /** @type {CanvasRenderingContext2D} */ (c.getContext('2d', { willReadFrequently: true }));
+    ctx.drawImage(bitmap, 0, 0);
+    bitmap.close();
+    pixels = ctx.getImageData(0, 0, width, height).data;
+  } catch (err) {
+    console.warn('an image frame could not be decoded', scanId, err);
+    return;
+  }
+  // The scan may have been dropped (or re-created) while the image decoded.
   const scan = state.scans.get(scanId);
-  if (!scan || width === 0) return;
-  const blob = new Blob([new Uint8Array(buffer, FRAME_FIXED_BYTES + idBytes, imageBytes)], { type: 'image/png' });
-  const bitmap = await createImageBitmap(blob);
-  const c = document.createElement('canvas');
-  c.width = width;
-  c.height = height;
-  const ctx = c.getContext('2d', { willReadFrequently: true });
-  ctx.drawImage(bitmap, 0, 0);
-  bitmap.close();
-  placeImage(scan, Math.floor(line / downsample), width, height, ctx.getImageData(0, 0, width, height).data);
+  if (!scan) return;
+  placeImage(scan, Math.floor(line / downsample), width, height, pixels);
   if (scan.summary.state === 'receiving') scan.summary.lines = Math.max(scan.summary.lines, line + lines);
-  if (scanId === state.selected) requestDraw();
-  renderLanes();
+  if (scanId === state.selected) schedule('image');
+  schedule('lanes');
 }
 
-/** Keeps memory bounded: scans that ended and are not selected are dropped after 12 are held. */
+/** Keeps memory bounded: ended scans other than the selected one are dropped, oldest first, beyond MAX_HELD_SCANS. */
 function pruneScans() {
-  if (state.scans.size <= 12) return;
   for (const [id, s] of state.scans) {
-    if (state.scans.size <= 12) break;
-    if (id !== state.selected && s.summary.state !== 'receiving') state.scans.delete(id);
+    if (state.scans.size <= MAX_HELD_SCANS) break;
+    if (id === state.selected || s.summary.state === 'receiving') continue;
+    state.scans.delete(id);
+    state.ratings.delete(id);
+    if (state.named.delete(id)) send({ type: 'unsubscribe', scans: [id] });
   }
+  schedule('alerts');
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Selection and panels
 
-function select(scanId, byHand) {
-  state.selected = scanId;
-  if (byHand) state.pinned = true;
-  state.view.panX = 0;
-  state.view.zoom = 1;
-  $('decision-status').textContent = '';
-  $('decision-status').className = 'decision-status';
-  $('comment').value = '';
-  if (!state.scans.has(scanId) && state.connected) state.ws.send(JSON.stringify({ type: 'subscribe', scans: [scanId] }));
-  refreshIf(scanId);
-  renderLanes();
-  renderHistory();
+/** True while the officer has unsent work on the selected scan: a comment, ratings, or the comment box in focus. */
+function busy() {
+  if (!state.selected) return false;
+  const ratings = state.ratings.get(state.selected);
+  return document.activeElement === commentBox || commentBox.value.trim() !== '' || (ratings !== undefined && Object.keys(ratings).length > 0);
 }
 
-function refreshIf(scanId, what = 'all') {
+/**
+ * A scan started: open it if the screen follows its lane (or shows nothing) and the officer is not busy.
+ * @param {ScanSummary} summary
+ */
+function follow(summary) {
+  if (!state.view.follow || state.pinned) return;
+  const current = state.selected ? state.scans.get(state.selected) : undefined;
+  if (current) {
+    if (current.summary.portalId !== summary.portalId) return;
+    if (busy()) {
+      state.waiting = summary.scanId;
+      renderHead();
+      return;
+    }
+  }
+  select(summary.scanId, { pinned: false });
+}
+
+/**
+ * Shows a scan. `pinned`: the officer opened it by hand and new scans must not take the screen away from it.
+ * @param {string} scanId
+ * @param {{pinned: boolean}} how
+ */
+function select(scanId, how) {
+  if (state.selected && state.selected !== scanId) {
+    const draft = commentBox.value.trim();
+    if (draft) state.drafts.set(state.selected, commentBox.value);
+    else state.drafts.delete(state.selected);
+  }
+  const changed = state.selected !== scanId;
+  state.selected = scanId;
+  // Opening the scan already shown (its alert, its history row) does not pin it; its lane unpins it.
+  state.pinned = changed ? how.pinned : state.pinned && how.pinned;
+  if (state.waiting === scanId || changed) state.waiting = null;
+  if (changed) {
+    Object.assign(state.view, { panX: 0, panY: 0, zoom: 1, touched: false });
+    $('decision-status').textContent = '';
+    $('decision-status').className = 'decision-status';
+    delete $('decision-status').dataset.recorded;
+    commentBox.value = state.drafts.get(scanId) ?? '';
+  }
+  if (!state.scans.has(scanId)) {
+    // A scan from the history: ask for its snapshot; the one named before is no longer needed.
+    for (const id of state.named) {
+      if (id !== scanId && !isLiveOnLane(id)) {
+        state.named.delete(id);
+        send({ type: 'unsubscribe', scans: [id] });
+      }
+    }
+    state.named.add(scanId);
+    send({ type: 'subscribe', scans: [scanId] });
+  }
+  refreshIf(scanId);
+  schedule('lanes', 'history');
+}
+
+/**
+ * Re-renders what shows the scan: everything when it is the selected one, else the alert panel.
+ * @param {string} scanId
+ */
+function refreshIf(scanId) {
   if (scanId !== state.selected) {
-    if (what !== 'image') renderAlerts();
+    schedule('alerts');
     return;
   }
-  renderHead();
-  renderDeclaration();
-  renderSuggestions();
-  renderDecisions();
-  renderAlerts();
-  requestDraw();
+  schedule('head', 'declaration', 'suggestions', 'decisions', 'alerts', 'image');
+}
+
+/** @type {Set<string>} */
+const dirty = new Set();
+let frame = 0;
+
+/**
+ * Renders the named parts at the next animation frame (at most once a frame, however many messages arrive).
+ * @param {...('lanes' | 'history' | 'head' | 'declaration' | 'suggestions' | 'decisions' | 'alerts' | 'image')} parts
+ */
+function schedule(...parts) {
+  for (const p of parts) dirty.add(p);
+  if (frame === 0) frame = requestAnimationFrame(flush);
+}
+
+function flush() {
+  frame = 0;
+  const parts = new Set(dirty);
+  dirty.clear();
+  if (parts.has('lanes')) renderLanes();
+  if (parts.has('history')) renderHistory();
+  if (parts.has('head')) renderHead();
+  if (parts.has('declaration')) renderDeclaration();
+  if (parts.has('suggestions')) renderSuggestions();
+  if (parts.has('decisions')) renderDecisions();
+  if (parts.has('alerts')) renderAlerts();
+  if (parts.has('image')) draw();
 }
 
 function renderLanes() {
   const ul = $('lanes');
   ul.replaceChildren();
   if (state.lanes.size === 0) ul.append(el('li', { class: 'muted' }, 'No lanes yet'));
+  const followed = state.selected ? state.scans.get(state.selected)?.summary.portalId : undefined;
   for (const lane of state.lanes.values()) {
     const scanId = lane.liveScanId || lane.lastScanId;
     const li = el(
       'li',
-      { 'data-portal': lane.portalId, class: scanId && scanId === state.selected ? 'selected' : '', onclick: () => scanId && select(scanId, true) },
+      {
+        'data-portal': lane.portalId,
+        'data-live': lane.liveScanId ? 'true' : 'false',
+        class: `${scanId && scanId === state.selected ? 'selected' : ''}${lane.portalId === followed && !state.pinned ? ' followed' : ''}`,
+        onclick: () => {
+          if (scanId) select(scanId, { pinned: false });
+        },
+      },
       el('span', { class: `dot ${lane.liveScanId ? 'live' : ''}` }),
       el('span', { class: 'lane-name', text: lane.portalId }),
       ' ',
       lane.alarmDecision ? el('span', { class: `badge ${lane.alarmDecision}`, text: lane.alarmDecision }) : null,
-      el('div', { class: 'muted', text: lane.liveScanId ? `scanning · ${liveLines(lane)} lines` : lane.lastState ? `idle · last ${lane.lastState}` : 'idle' }),
+      el('div', { class: 'muted lane-status', text: lane.liveScanId ? `scanning · ${liveLines(lane)} lines` : lane.lastState ? `idle · last ${lane.lastState}` : 'idle' }),
     );
     ul.append(li);
   }
 }
 
-/** Lines of a lane's live scan: from its strips when the screen holds the scan, else the last lane update. */
+/**
+ * Lines of a lane's live scan: from its strips when the screen holds the scan, else the last lane update.
+ * @param {LaneStatus} lane
+ */
 function liveLines(lane) {
-  const scan = state.scans.get(lane.liveScanId);
+  const scan = lane.liveScanId ? state.scans.get(lane.liveScanId) : undefined;
   return scan ? Math.max(lane.lines, scan.summary.lines) : lane.lines;
 }
 
 function renderHead() {
-  const scan = state.scans.get(state.selected);
+  const note = $('follow-note');
+  const waiting = state.waiting ? state.scans.get(state.waiting) : undefined;
+  note.replaceChildren();
+  if (waiting) {
+    note.append(
+      el('button', { class: 'small', title: 'Your comment and ratings on this scan are kept', text: `New scan on ${waiting.summary.portalId} ▸`, onclick: () => state.waiting && select(state.waiting, { pinned: false }) }),
+    );
+  }
+  const scan = state.selected ? state.scans.get(state.selected) : undefined;
   if (!scan) return;
   const s = scan.summary;
-  const vehicle = s.vehicle && s.vehicle.kind ? ` · ${s.vehicle.kind}` : '';
+  const vehicle = s.vehicle && typeof s.vehicle.kind === 'string' ? ` · ${s.vehicle.kind}` : '';
   $('scan-title').textContent = `${s.portalId} · ${s.scanId}${vehicle}`;
   const st = $('scan-state');
   st.textContent = s.state;
@@ -455,27 +736,31 @@ function renderHead() {
   const advice = alarm ? 'ALARM' : r ? r.alarmDecision : '';
   adv.textContent = advice ? `machine: ${advice}` : '';
   adv.className = `badge ${advice}`;
-  if (r && r.decisionReason) adv.title = r.decisionReason;
+  adv.title = r && r.decisionReason ? r.decisionReason : '';
   const view = $('scan-view');
   view.dataset.state = s.state;
   view.dataset.scanId = s.scanId;
   const canDecide = OPERATOR_ID.test(state.operatorId);
-  $('btn-clear').disabled = !canDecide;
-  $('btn-inspect').disabled = !canDecide;
+  button('btn-clear').disabled = !canDecide;
+  button('btn-inspect').disabled = !canDecide;
 }
 
 function renderAlerts() {
   const ul = $('alerts');
   ul.replaceChildren();
+  /** @type {Array<{scanId: string, scan: ScanView, a?: Alert, mismatch?: DeclarationCheck}>} */
   const items = [];
   for (const [scanId, scan] of state.scans) {
     for (const a of scan.alerts.values()) items.push({ scanId, scan, a });
     if (scan.declaration && scan.declaration.status === 'mismatch') items.push({ scanId, scan, mismatch: scan.declaration });
   }
-  items.sort((x, y) => (x.scanId === state.selected ? -1 : 0) - (y.scanId === state.selected ? -1 : 0));
+  // The selected scan's first, then the newest scans.
+  items.sort((x, y) => Number(y.scanId === state.selected) - Number(x.scanId === state.selected) || y.scan.summary.startedAt.localeCompare(x.scan.summary.startedAt));
   if (items.length === 0) ul.append(el('li', { class: 'muted none', text: 'No alerts' }));
   for (const it of items) {
     const other = it.scanId !== state.selected ? ' other-scan' : '';
+    const decided = it.scan.decisions.at(-1);
+    const where = `${it.scan.summary.portalId} ${time(it.scan.summary.startedAt)}${decided ? ` · ${decided.verdict.toUpperCase()} by ${decided.operatorId}` : ''}`;
     if (it.a) {
       const seen = it.scan.alertSeen.get(it.a.id);
       const b = it.a.box;
@@ -487,20 +772,23 @@ function renderAlerts() {
             'data-scan-id': it.scanId,
             'data-alert-id': it.a.id,
             'data-seen-while': seen ? seen.state : '',
-            onclick: () => select(it.scanId, true),
+            onclick: () => {
+              select(it.scanId, { pinned: !isLiveOnLane(it.scanId) });
+              if (it.a) showBox(it.a.box);
+            },
           },
           el('div', { class: 'alert-title', text: `⚠ ${it.a.name} ${pct(it.a.probability)}` }),
-          el('div', { class: 'muted', text: `${it.scan.summary.portalId} · lines ${b.lineStart}–${b.lineEnd}${seen && seen.state === 'receiving' ? ` · raised at line ${seen.lines} while scanning` : ''}` }),
+          el('div', { class: 'muted', text: `${where} · lines ${b.lineStart}–${b.lineEnd}${seen && seen.state === 'receiving' ? ` · raised at line ${seen.lines} while scanning` : ''}` }),
         ),
       );
-    } else {
-      const names = it.mismatch.undeclared.map((u) => u.name).join(', ') || 'declared goods not seen';
+    } else if (it.mismatch) {
+      const names = it.mismatch.undeclared.map((u) => u.name).join(', ');
       ul.append(
         el(
           'li',
-          { class: `alert-item mismatch${other}`, 'data-scan-id': it.scanId, 'data-kind': 'declaration', onclick: () => select(it.scanId, true) },
+          { class: `alert-item mismatch${other}`, 'data-scan-id': it.scanId, 'data-kind': 'declaration', onclick: () => select(it.scanId, { pinned: !isLiveOnLane(it.scanId) }) },
           el('div', { class: 'alert-title', text: '⚠ Declaration mismatch' }),
-          el('div', { class: 'muted', text: `${it.scan.summary.portalId} · undeclared: ${names}` }),
+          el('div', { class: 'muted', text: `${where} · ${names ? `undeclared: ${names}` : it.mismatch.emptyButDeclared ? 'cargo bay looks empty' : 'declared goods not seen'}` }),
         ),
       );
     }
@@ -509,7 +797,7 @@ function renderAlerts() {
 
 function renderDeclaration() {
   const box = $('declaration');
-  const scan = state.scans.get(state.selected);
+  const scan = state.selected ? state.scans.get(state.selected) : undefined;
   if (!scan) return;
   const declared = (scan.summary.declaration && scan.summary.declaration.hsCodes) || [];
   const d = scan.declaration;
@@ -518,6 +806,7 @@ function renderDeclaration() {
   const status = d ? d.status : 'unknown';
   box.append(el('div', { class: status, 'data-status': status, text: `Status: ${status}${d && d.emptyButDeclared ? ' (cargo bay looks empty)' : ''}` }));
   const table = el('table', {}, el('tr', {}, el('th', { text: 'Declared' }), el('th', { text: 'Observed' })));
+  /** @type {Map<string, {name: string, codes: string[], conf: number}>} */
   const observed = new Map();
   for (const s of scan.segments) {
     const top = s.top3[0];
@@ -527,34 +816,55 @@ function renderDeclaration() {
     observed.set(top.label, o);
   }
   const undeclared = new Set(d ? d.undeclared.map((u) => u.label) : []);
+  const notSeen = new Set(d ? d.notSeen : []);
   const rows = Math.max(declared.length, observed.size, 1);
   const obs = [...observed.entries()];
   for (let i = 0; i < rows; i++) {
     const o = obs[i];
+    const code = declared[i];
     table.append(
       el(
         'tr',
         {},
-        el('td', { text: declared[i] || (i === 0 && declared.length === 0 ? (scan.summary.declaration ? 'nothing' : 'no declaration') : '') }),
-        el('td', { class: o && undeclared.has(o[0]) ? 'mismatch' : o ? 'match' : '', text: o ? `${o[1].name} (${o[1].codes.join(', ')}) ${pct(o[1].conf)}${undeclared.has(o[0]) ? ' — undeclared' : ''}` : '' }),
+        el('td', {
+          class: code && notSeen.has(code) ? 'not-seen' : '',
+          text: code ? `${code}${notSeen.has(code) ? ' (not seen)' : ''}` : i === 0 && declared.length === 0 ? (scan.summary.declaration ? 'nothing' : 'no declaration') : '',
+        }),
+        el('td', {
+          class: o && undeclared.has(o[0]) ? 'mismatch' : o ? 'match' : '',
+          text: o ? `${o[1].name} (${o[1].codes.join(', ')}) ${pct(o[1].conf)}${undeclared.has(o[0]) ? ' — undeclared' : ''}` : '',
+        }),
       ),
     );
   }
   box.append(table);
-  if (d && d.notSeen.length > 0) box.append(el('div', { class: 'muted', text: `Declared, not seen: ${d.notSeen.join(', ')}` }));
 }
 
+/** @param {string} scanId */
 function ratingsOf(scanId) {
-  if (!state.ratings.has(scanId)) state.ratings.set(scanId, {});
-  return state.ratings.get(scanId);
+  let r = state.ratings.get(scanId);
+  if (!r) {
+    r = {};
+    state.ratings.set(scanId, r);
+  }
+  return r;
 }
 
+/**
+ * @param {string} scanId
+ * @param {string} id
+ */
 function rateButtons(scanId, id) {
   const r = ratingsOf(scanId);
+  /**
+   * @param {Rating} value
+   * @param {string} label
+   */
   const mk = (value, label) =>
     el('button', {
       class: `${value} ${r[id] === value ? 'on' : ''}`,
       'data-rate': value,
+      'aria-pressed': String(r[id] === value),
       text: label,
       onclick: (e) => {
         e.stopPropagation();
@@ -568,11 +878,13 @@ function rateButtons(scanId, id) {
 
 function renderSuggestions() {
   const ul = $('suggestions');
-  const scan = state.scans.get(state.selected);
+  const scan = state.selected ? state.scans.get(state.selected) : undefined;
   if (!scan) return;
   ul.replaceChildren();
   const threats = [...scan.alerts.values()];
-  if (scan.segments.length === 0 && threats.length === 0) ul.append(el('li', { class: 'muted none', text: scan.results === null && scan.summary.state !== 'receiving' ? 'No machine results for this scan' : 'No suggestions yet' }));
+  if (scan.segments.length === 0 && threats.length === 0) {
+    ul.append(el('li', { class: 'muted none', text: scan.results === null && scan.summary.state !== 'receiving' ? 'No machine results for this scan' : 'No suggestions yet' }));
+  }
   for (const a of threats) {
     ul.append(
       el(
@@ -598,7 +910,7 @@ function renderSuggestions() {
 
 function renderDecisions() {
   const ul = $('decisions');
-  const scan = state.scans.get(state.selected);
+  const scan = state.selected ? state.scans.get(state.selected) : undefined;
   if (!scan) return;
   ul.replaceChildren();
   for (const d of [...scan.decisions].reverse()) {
@@ -616,6 +928,7 @@ function renderDecisions() {
   }
 }
 
+/** @param {'clear' | 'inspect'} verdict */
 async function decide(verdict) {
   const scanId = state.selected;
   const status = $('decision-status');
@@ -625,12 +938,14 @@ async function decide(verdict) {
     status.className = 'decision-status error';
     return;
   }
-  const comment = $('comment').value.trim();
+  const comment = commentBox.value.trim();
+  /** @type {{verdict: 'clear' | 'inspect', comment?: string, suggestions?: Record<string, Rating>}} */
   const body = { verdict, ...(comment ? { comment } : {}) };
   const ratings = ratingsOf(scanId);
   if (Object.keys(ratings).length > 0) body.suggestions = { ...ratings };
   status.textContent = 'Recording…';
   status.className = 'decision-status';
+  delete status.dataset.recorded;
   try {
     const res = await fetch(`/v1/scans/${encodeURIComponent(scanId)}/decision`, {
       method: 'POST',
@@ -638,16 +953,34 @@ async function decide(verdict) {
       body: JSON.stringify(body),
     });
     const answer = await res.json();
-    if (res.status !== 201) throw new Error(`${answer.error.code}: ${answer.error.message}`);
+    if (res.status !== 201) {
+      const e = answer.error ?? { code: `HTTP ${res.status}`, message: res.statusText };
+      if (e.code === 'SCANLINE_ERR_DECISION_UNKNOWN_SUGGESTION' && Array.isArray(e.unknown)) {
+        // The machine's segments changed while the officer rated them (a live scan): drop the ratings of the ones
+        // that are gone and let the officer look again; nothing was stored.
+        for (const id of e.unknown) delete ratings[id];
+        renderSuggestions();
+        throw new Error(`suggestion ${e.unknown.join(', ')} changed while you rated it; check your ratings and press again`);
+      }
+      throw new Error(`${e.code}: ${e.message}`);
+    }
+    /** @type {Decision} */
+    const decision = answer;
     const scan = state.scans.get(scanId);
-    if (scan && !scan.decisions.some((d) => d.id === answer.id)) scan.decisions.push(answer);
-    status.textContent = `Recorded ${answer.verdict.toUpperCase()} by ${answer.operatorId} at ${time(answer.decidedAt)}`;
-    status.dataset.recorded = answer.verdict;
-    $('comment').value = '';
-    renderDecisions();
+    if (scan && !scan.decisions.some((d) => d.id === decision.id)) scan.decisions.push(decision);
+    state.ratings.delete(scanId);
+    state.drafts.delete(scanId);
+    if (state.selected === scanId) {
+      status.textContent = `Recorded ${decision.verdict.toUpperCase()} by ${decision.operatorId} at ${time(decision.decidedAt)}`;
+      status.dataset.recorded = decision.verdict;
+      commentBox.value = '';
+      commentBox.blur();
+    }
+    schedule('decisions', 'suggestions', 'alerts');
     scheduleHistory();
   } catch (err) {
-    status.textContent = `Not recorded: ${err.message}`;
+    if (state.selected !== scanId) return;
+    status.textContent = `Not recorded: ${err instanceof Error ? err.message : String(err)}`;
     status.className = 'decision-status error';
   }
 }
@@ -655,13 +988,14 @@ async function decide(verdict) {
 // ---------------------------------------------------------------------------------------------------------------
 // History
 
+/** @type {ReturnType<typeof setTimeout> | null} */
 let historyTimer = null;
 
 function scheduleHistory() {
   if (historyTimer) return;
   historyTimer = setTimeout(() => {
     historyTimer = null;
-    loadHistory();
+    void loadHistory();
   }, 300);
 }
 
@@ -673,7 +1007,7 @@ async function loadHistory() {
   } catch {
     return;
   }
-  renderHistory();
+  schedule('history');
 }
 
 function renderHistory() {
@@ -685,14 +1019,20 @@ function renderHistory() {
     ul.append(
       el(
         'li',
-        { class: `history-row ${s.scanId === state.selected ? 'selected' : ''}`, 'data-scan-id': s.scanId, onclick: () => select(s.scanId, true) },
+        {
+          class: `history-row ${s.scanId === state.selected ? 'selected' : ''}`,
+          'data-scan-id': s.scanId,
+          onclick: () => select(s.scanId, { pinned: !isLiveOnLane(s.scanId) }),
+        },
         el('div', {}, el('strong', { text: s.portalId }), ` ${time(s.startedAt)} · ${s.state}`),
         el(
           'div',
           {},
           s.alarmDecision ? el('span', { class: `badge ${s.alarmDecision}`, text: s.alarmDecision }) : null,
           ' ',
-          last ? el('span', { class: `badge verdict ${last.verdict}`, 'data-verdict': last.verdict, text: `${last.verdict.toUpperCase()} · ${last.operatorId}` }) : el('span', { class: 'muted', text: 'no decision' }),
+          last
+            ? el('span', { class: `badge verdict ${last.verdict}`, 'data-verdict': last.verdict, text: `${last.verdict.toUpperCase()} · ${last.operatorId}` })
+            : el('span', { class: 'muted', text: 'no decision' }),
         ),
       ),
     );
@@ -702,15 +1042,38 @@ function renderHistory() {
 // ---------------------------------------------------------------------------------------------------------------
 // Drawing the selected scan: image, zoom/pan, overlays
 
-const canvas = $('scan-canvas');
-let drawPending = false;
+const canvas = /** @type {HTMLCanvasElement} */ ($('scan-canvas'));
 
-function requestDraw() {
-  if (drawPending) return;
-  drawPending = true;
-  requestAnimationFrame(() => {
-    drawPending = false;
-    draw();
+/**
+ * Pans the view so a box (scan coordinates) of the selected scan is in the middle, at the current zoom.
+ * @param {Box} box
+ */
+function showBox(box) {
+  const scan = state.selected ? state.scans.get(state.selected) : undefined;
+  const d = scan ? scan.downsample : 2;
+  const height = scan ? scan.height : 512;
+  const v = state.view;
+  const scale = (canvas.height / height) * v.zoom;
+  v.panX = canvas.width / 2 - ((box.lineStart + box.lineEnd) / 2 / d) * scale;
+  v.panY = canvas.height / 2 - ((box.pixelStart + box.pixelEnd) / 2 / d) * scale;
+  v.touched = true;
+  schedule('image');
+}
+
+/**
+ * Rows for labels laid along one axis: each goes to the first row where it does not overlap the labels already
+ * there (spans in order of x), so a long top-3 never hides the next segment's (as the gateway's burned-in images).
+ * @param {Array<{x: number, width: number}>} spans
+ * @returns {number[]}
+ */
+function labelRows(spans) {
+  /** @type {number[]} */
+  const rowEnds = [];
+  return spans.map(({ x, width }) => {
+    let row = rowEnds.findIndex((end) => end <= x);
+    if (row < 0) row = rowEnds.push(0) - 1;
+    rowEnds[row] = x + width;
+    return row;
   });
 }
 
@@ -723,33 +1086,57 @@ function draw() {
     canvas.width = cw;
     canvas.height = ch;
   }
-  const ctx = canvas.getContext('2d');
+  const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext('2d'));
   ctx.setTransform(1, 0, 0, 1, 0, 0);
   ctx.fillStyle = '#0b0d10';
   ctx.fillRect(0, 0, cw, ch);
-  const scan = state.scans.get(state.selected);
+  const scan = state.selected ? state.scans.get(state.selected) : undefined;
   view.dataset.columns = scan ? String(scan.columns) : '0';
   if (!scan || scan.columns === 0) return;
   renderScanImage(scan);
   const v = state.view;
-  // Fit the detector height to the view, then zoom; panX is in screen pixels.
+  // Fit the detector height to the view, then zoom; panX / panY are in device pixels.
   const scale = (ch / scan.height) * v.zoom;
   const imageWidth = scan.columns * scale;
-  if (v.follow && !state.pinned && scan.summary.state === 'receiving') v.panX = Math.min(0, cw - imageWidth - 20 * dpr);
+  const imageHeight = scan.height * scale;
+  // Keep the growing end in view until the officer pans or zooms.
+  if (!v.touched && scan.summary.state === 'receiving') v.panX = Math.min(0, cw - imageWidth - 20 * dpr);
   v.panX = Math.max(Math.min(v.panX, cw / 2), Math.min(0, cw / 2 - imageWidth));
+  v.panY = imageHeight <= ch ? 0 : Math.max(ch - imageHeight, Math.min(0, v.panY));
+  view.dataset.zoom = v.zoom.toFixed(3);
+  view.dataset.panX = String(Math.round(v.panX));
+  view.dataset.panY = String(Math.round(v.panY));
+  view.dataset.mode = v.mode;
+  view.dataset.strip = v.strip;
   ctx.imageSmoothingEnabled = v.zoom < 1;
-  ctx.setTransform(scale, 0, 0, scale, v.panX, 0);
-  ctx.drawImage(scan.canvas, 0, 0, scan.columns, scan.height, 0, 0, scan.columns, scan.height);
-  if (v.overlays) drawOverlays(ctx, scan, scale, dpr);
+  ctx.setTransform(scale, 0, 0, scale, v.panX, v.panY);
+  if (scan.canvas) ctx.drawImage(scan.canvas, 0, 0, scan.columns, scan.height, 0, 0, scan.columns, scan.height);
+  const labels = v.overlays ? drawOverlays(ctx, scan, scale, dpr, -v.panX / scale) : [];
+  // Where the segment labels are, in device pixels (for tests: they must not overlap).
+  view.dataset.labels = JSON.stringify(labels.map((r) => [v.panX + r.x * scale, v.panY + r.y * scale, r.w * scale, r.h * scale].map(Math.round)));
 }
 
-function drawOverlays(ctx, scan, scale, dpr) {
+/**
+ * @param {CanvasRenderingContext2D} ctx  transformed to image (preview sample) coordinates
+ * @param {ScanView} scan
+ * @param {number} scale  device pixels per preview sample
+ * @param {number} dpr
+ * @param {number} left  the first preview column in view: a segment that starts before it has its label here
+ * @returns {Array<{x: number, y: number, w: number, h: number}>}  the segment labels' boxes, image coordinates
+ */
+function drawOverlays(ctx, scan, scale, dpr, left) {
   const d = scan.downsample;
-  const px = 1 / scale; // one screen pixel in image units
-  ctx.font = `${12 * dpr * px}px system-ui, "DejaVu Sans", sans-serif`;
+  const px = dpr / scale; // one CSS pixel in image units
+  ctx.font = `${12 * px}px system-ui, "DejaVu Sans", sans-serif`;
   ctx.textBaseline = 'top';
-  // Goods segments: a band along the top with the top-3 and confidence.
+  // Goods segments: a band along the top with the top-3 and confidence; labels stack when they would overlap.
   const palette = ['#4c9aff', '#f2cc60', '#56d364', '#ff7b72', '#d2a8ff'];
+  const labels = scan.segments.map((s) => s.top3.map((t) => `${t.name} ${pct(t.probability)}`).join(' | '));
+  const xs = scan.segments.map((s) => (s.startLine / d < left && s.endLine / d > left ? left : s.startLine / d) + 4 * px);
+  const widths = labels.map((l) => ctx.measureText(l).width);
+  const rows = labelRows(xs.map((x, i) => ({ x, width: widths[i] + 12 * px })));
+  /** @type {Array<{x: number, y: number, w: number, h: number}>} */
+  const boxes = [];
   scan.segments.forEach((s, i) => {
     const x0 = s.startLine / d;
     const x1 = s.endLine / d;
@@ -757,30 +1144,44 @@ function drawOverlays(ctx, scan, scale, dpr) {
     ctx.fillStyle = `${colour}33`;
     ctx.fillRect(x0, 0, x1 - x0, scan.height);
     ctx.fillStyle = colour;
-    ctx.fillRect(x0, 0, x1 - x0, 4 * dpr * px);
+    ctx.fillRect(x0, 0, x1 - x0, 4 * px);
     ctx.strokeStyle = colour;
-    ctx.lineWidth = 1 * dpr * px;
+    ctx.lineWidth = px;
     ctx.beginPath();
     ctx.moveTo(x0, 0);
     ctx.lineTo(x0, scan.height);
     ctx.stroke();
-    const label = s.top3.map((t) => `${t.name} ${pct(t.probability)}`).join(' | ');
-    drawLabel(ctx, label, x0 + 4 * dpr * px, 8 * dpr * px, colour, px, dpr);
+    const y = (8 + 18 * rows[i]) * px;
+    drawLabel(ctx, labels[i], xs[i], y, colour, px);
+    boxes.push({ x: xs[i] - 2 * px, y: y - 2 * px, w: widths[i] + 4 * px, h: 16 * px });
   });
-  // Threat boxes.
+  // Threat boxes, labelled below (above when the box reaches the bottom of the image).
   for (const a of scan.alerts.values()) {
     const b = a.box;
+    const x = b.lineStart / d;
+    const y0 = b.pixelStart / d;
+    const y1 = b.pixelEnd / d;
     ctx.strokeStyle = '#ff2d2d';
-    ctx.lineWidth = 3 * dpr * px;
-    ctx.strokeRect(b.lineStart / d, b.pixelStart / d, (b.lineEnd - b.lineStart) / d, (b.pixelEnd - b.pixelStart) / d);
-    drawLabel(ctx, `${a.name} ${pct(a.probability)}`, b.lineStart / d, b.pixelEnd / d + 3 * dpr * px, '#ff2d2d', px, dpr);
+    ctx.lineWidth = 3 * px;
+    ctx.strokeRect(x, y0, (b.lineEnd - b.lineStart) / d, y1 - y0);
+    const below = y1 + 20 * px <= scan.height;
+    drawLabel(ctx, `${a.name} ${pct(a.probability)}`, x, below ? y1 + 4 * px : y0 - 18 * px, '#ff2d2d', px);
   }
+  return boxes;
 }
 
-function drawLabel(ctx, text, x, y, colour, px, dpr) {
+/**
+ * @param {CanvasRenderingContext2D} ctx
+ * @param {string} text
+ * @param {number} x
+ * @param {number} y
+ * @param {string} colour
+ * @param {number} px  one CSS pixel in image units
+ */
+function drawLabel(ctx, text, x, y, colour, px) {
   const w = ctx.measureText(text).width;
-  ctx.fillStyle = 'rgba(0,0,0,0.7)';
-  ctx.fillRect(x - 2 * dpr * px, y - 2 * dpr * px, w + 4 * dpr * px, 16 * dpr * px);
+  ctx.fillStyle = 'rgba(0,0,0,0.75)';
+  ctx.fillRect(x - 2 * px, y - 2 * px, w + 4 * px, 16 * px);
   ctx.fillStyle = colour;
   ctx.fillText(text, x, y);
 }
@@ -788,18 +1189,58 @@ function drawLabel(ctx, text, x, y, colour, px, dpr) {
 // ---------------------------------------------------------------------------------------------------------------
 // Controls
 
+/**
+ * @param {string[]} ids
+ * @param {string} on
+ */
 function setToggle(ids, on) {
-  for (const id of ids) $(id).classList.toggle('on', id === on);
+  for (const id of ids) {
+    $(id).classList.toggle('on', id === on);
+    $(id).setAttribute('aria-pressed', String(id === on));
+  }
 }
 
+/** View settings changed: the selected scan's image is re-coloured from its classes and brightness. */
 function rerender() {
-  const scan = state.scans.get(state.selected);
+  const scan = state.selected ? state.scans.get(state.selected) : undefined;
   if (scan) scan.fullRender = true;
-  requestDraw();
+  // Other held scans are re-coloured when next shown.
+  for (const s of state.scans.values()) s.fullRender = true;
+  schedule('image');
+}
+
+/**
+ * Zooms by `factor` keeping the image point under (cx, cy) (device pixels) in place.
+ * @param {number} factor
+ * @param {number} cx
+ * @param {number} cy
+ */
+function zoomAt(factor, cx, cy) {
+  const v = state.view;
+  const z = Math.max(0.25, Math.min(16, v.zoom * factor));
+  v.panX = cx - ((cx - v.panX) * z) / v.zoom;
+  v.panY = cy - ((cy - v.panY) * z) / v.zoom;
+  v.zoom = z;
+  v.touched = true;
+  schedule('image');
+}
+
+function windowChanged(/** @type {'lo' | 'hi'} */ moved) {
+  const lo = input('window-lo');
+  const hi = input('window-hi');
+  // Keep lo < hi by moving the other handle.
+  if (Number(hi.value) <= Number(lo.value)) {
+    if (moved === 'lo') hi.value = String(Math.min(100, Number(lo.value) + 1));
+    else lo.value = String(Math.max(0, Number(hi.value) - 1));
+  }
+  state.view.lo = Number(lo.value) / 100;
+  state.view.hi = Number(hi.value) / 100;
+  $('window-value').textContent = `${lo.value}–${hi.value}%`;
+  rerender();
 }
 
 function wire() {
-  const idInput = $('operator-id');
+  const idInput = input('operator-id');
   idInput.value = state.operatorId;
   idInput.addEventListener('change', () => {
     const v = idInput.value.trim();
@@ -810,65 +1251,77 @@ function wire() {
     if (state.ws) {
       const old = state.ws;
       state.ws = null;
+      state.connected = false;
       old.close(1000, 'operator changed');
     }
     connect();
     renderHead();
   });
-  $('view-material').onclick = () => { state.view.mode = 'material'; setToggle(['view-material', 'view-grey'], 'view-material'); rerender(); };
-  $('view-grey').onclick = () => { state.view.mode = 'grey'; setToggle(['view-material', 'view-grey'], 'view-grey'); rerender(); };
+  const modes = ['view-material', 'view-grey'];
+  $('view-material').onclick = () => { state.view.mode = 'material'; setToggle(modes, 'view-material'); rerender(); };
+  $('view-grey').onclick = () => { state.view.mode = 'grey'; setToggle(modes, 'view-grey'); rerender(); };
   const strips = ['strip-none', 'strip-organic', 'strip-inorganic'];
-  for (const id of strips) $(id).onclick = () => { state.view.strip = id.slice(6); setToggle(strips, id); rerender(); };
-  const zoomAt = (factor, cx) => {
-    const v = state.view;
-    const z = Math.max(0.25, Math.min(16, v.zoom * factor));
-    v.panX = cx - ((cx - v.panX) * z) / v.zoom;
-    v.zoom = z;
-    state.pinned = state.pinned || factor !== 1;
-    requestDraw();
+  for (const id of strips) {
+    $(id).onclick = () => {
+      state.view.strip = /** @type {ViewSettings['strip']} */ (id.slice(6));
+      setToggle(strips, id);
+      rerender();
+    };
+  }
+  $('zoom-in').onclick = () => zoomAt(1.5, canvas.width / 2, canvas.height / 2);
+  $('zoom-out').onclick = () => zoomAt(1 / 1.5, canvas.width / 2, canvas.height / 2);
+  $('zoom-fit').onclick = () => {
+    Object.assign(state.view, { zoom: 1, panX: 0, panY: 0, touched: false });
+    schedule('image');
   };
-  $('zoom-in').onclick = () => zoomAt(1.5, canvas.width / 2);
-  $('zoom-out').onclick = () => zoomAt(1 / 1.5, canvas.width / 2);
-  $('zoom-fit').onclick = () => { state.view.zoom = 1; state.view.panX = 0; state.pinned = false; requestDraw(); };
-  const windowChanged = () => {
-    let lo = Number($('window-lo').value) / 100;
-    let hi = Number($('window-hi').value) / 100;
-    if (hi <= lo) hi = Math.min(1, lo + 0.01);
-    state.view.lo = lo;
-    state.view.hi = hi;
-    rerender();
+  input('window-lo').oninput = () => windowChanged('lo');
+  input('window-hi').oninput = () => windowChanged('hi');
+  input('show-overlays').onchange = () => { state.view.overlays = input('show-overlays').checked; schedule('image'); };
+  input('follow-live').onchange = () => {
+    state.view.follow = input('follow-live').checked;
+    if (state.view.follow) state.pinned = false;
+    schedule('lanes');
   };
-  $('window-lo').oninput = windowChanged;
-  $('window-hi').oninput = windowChanged;
-  $('show-overlays').onchange = (e) => { state.view.overlays = e.target.checked; requestDraw(); };
-  $('follow-live').onchange = (e) => { state.view.follow = e.target.checked; if (e.target.checked) state.pinned = false; };
-  $('btn-clear').onclick = () => decide('clear');
-  $('btn-inspect').onclick = () => decide('inspect');
-  $('history-refresh').onclick = () => loadHistory();
+  button('btn-clear').onclick = () => void decide('clear');
+  button('btn-inspect').onclick = () => void decide('inspect');
+  $('history-refresh').onclick = () => void loadHistory();
   const view = $('scan-view');
+  /** @type {{x: number, y: number, panX: number, panY: number} | null} */
   let drag = null;
   view.addEventListener('pointerdown', (e) => {
-    drag = { x: e.clientX, panX: state.view.panX };
+    drag = { x: e.clientX, y: e.clientY, panX: state.view.panX, panY: state.view.panY };
     view.classList.add('dragging');
     view.setPointerCapture(e.pointerId);
   });
   view.addEventListener('pointermove', (e) => {
     if (!drag) return;
-    state.view.panX = drag.panX + (e.clientX - drag.x) * (window.devicePixelRatio || 1);
-    state.pinned = true;
-    requestDraw();
+    const dpr = window.devicePixelRatio || 1;
+    state.view.panX = drag.panX + (e.clientX - drag.x) * dpr;
+    state.view.panY = drag.panY + (e.clientY - drag.y) * dpr;
+    state.view.touched = true;
+    schedule('image');
   });
-  view.addEventListener('pointerup', () => { drag = null; view.classList.remove('dragging'); });
-  view.addEventListener('wheel', (e) => {
-    e.preventDefault();
-    const rect = canvas.getBoundingClientRect();
-    zoomAt(e.deltaY < 0 ? 1.2 : 1 / 1.2, (e.clientX - rect.left) * (window.devicePixelRatio || 1));
-  }, { passive: false });
-  window.addEventListener('resize', requestDraw);
+  const endDrag = () => {
+    drag = null;
+    view.classList.remove('dragging');
+  };
+  view.addEventListener('pointerup', endDrag);
+  view.addEventListener('pointercancel', endDrag);
+  view.addEventListener(
+    'wheel',
+    (e) => {
+      e.preventDefault();
+      const rect = canvas.getBoundingClientRect();
+      const dpr = window.devicePixelRatio || 1;
+      zoomAt(e.deltaY < 0 ? 1.2 : 1 / 1.2, (e.clientX - rect.left) * dpr, (e.clientY - rect.top) * dpr);
+    },
+    { passive: false },
+  );
+  window.addEventListener('resize', () => schedule('image'));
 }
 
 wire();
 renderLanes();
-loadHistory();
+void loadHistory();
 connect();
-if (!OPERATOR_ID.test(state.operatorId)) $('operator-id').focus();
+if (!OPERATOR_ID.test(state.operatorId)) input('operator-id').focus();

@@ -5,7 +5,6 @@
  */
 export { DEFAULT_OPERATOR_CONFIG, validateOperatorConfig, type OperatorConfig } from './config.js';
 export {
-  LINE_TO_SCREEN_BUCKETS_SECONDS,
   OperatorHub,
   type OperatorHubOptions,
   type OperatorHubStats,
@@ -18,6 +17,8 @@ export {
   IMAGE_FRAME_MAGIC,
   ImageFormat,
   ImageFrameKind,
+  MAX_WATCHED_PORTALS,
+  MAX_WATCHED_SCANS,
   OPERATOR_PROTOCOL_VERSION,
   decodeImageFrame,
   encodeImageFrame,

@@ -8,8 +8,13 @@
  * Contracts:
  * - Each preview strip is PNG-encoded once (sharp, off the JS thread) and the same bytes go to every screen; strips
  *   of one scan are encoded and fanned out in order. No screen watching a scan: its strips are not encoded.
- * - A screen gets a scan's snapshot (summary, machine results so far, decisions, image so far) before any of its
- *   increments; increments after it carry everything since.
+ * - A screen gets a live scan's snapshot (summary, machine results so far, decisions, image so far) before any of
+ *   its increments; increments after it carry everything since. Once a scan has ended and its preview is stored,
+ *   what still comes for it (late suggestions and alerts while its last tiles are scored, `results.final`,
+ *   `decision`) is self-contained and goes to every screen that watches its lane or the scan.
+ * - What the hub keeps per screen is bounded: the live scans it was introduced to, at most MAX_WATCHED_PORTALS lanes
+ *   and MAX_WATCHED_SCANS single scans, and the scans waiting for a resync; uWS holds at most
+ *   operator.maxBufferedBytes of its unsent messages.
  * - Control messages are never dropped for a connected screen (OperatorSession documents the policy); strips are
  *   coalesced for a slow one and counted.
  * - The material preview of every scan is stored as `preview.png` in its scan directory once the scan ends (the
@@ -19,7 +24,6 @@
  */
 import { performance } from 'node:perf_hooks';
 import { ScanlineError, toScanlineError } from '../errors/index.js';
-import { createHistogram, observe, type HistogramCounts } from '../inference/index.js';
 import type { ActiveScan, IngestListeners } from '../ingest/index.js';
 import type { Logger } from '../log/index.js';
 import type { ResultsListeners, ScanResultsReport } from '../results/index.js';
@@ -31,6 +35,8 @@ import { PreviewCanvas, encodeRgbaPng } from './preview-canvas.js';
 import {
   ImageFormat,
   ImageFrameKind,
+  MAX_WATCHED_PORTALS,
+  MAX_WATCHED_SCANS,
   OPERATOR_PROTOCOL_VERSION,
   encodeImageFrame,
   parseClientMessage,
@@ -38,9 +44,6 @@ import {
   type OperatorServerMessage,
   type ScanSummary,
 } from './protocol.js';
-
-/** Upper bounds of the line-to-screen latency buckets, seconds. */
-export const LINE_TO_SCREEN_BUCKETS_SECONDS: readonly number[] = Object.freeze([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
 
 /** Where the hub reads machine reports (live or stored): the ResultsService. */
 export interface ResultsReader {
@@ -59,8 +62,8 @@ export interface OperatorHubOptions {
   log: Logger;
   /**
    * Called for every suggestion or alert update handed to a screen's socket: a tile's last line received → its
-   * result sent to that screen, seconds, and the portal it came from (scanline_line_to_screen_seconds{portal}; the
-   * metrics stage wires it).
+   * result sent to that screen, seconds, and the portal it came from. The hub keeps no histogram of its own: the
+   * metrics stage owns scanline_line_to_screen_seconds{portal} (GET /metrics), which bench:fanout reads too.
    */
   observeLineToScreen?: (seconds: number, portalId: string) => void;
 }
@@ -71,6 +74,11 @@ export interface OperatorHubStats {
   operators: number;
   /** Subscription entries (lanes and scans) over all screens now. */
   subscriptions: number;
+  /**
+   * Scan ids the hub holds for screens now, summed over screens: live scans each was introduced to, scans waiting
+   * for a resync, single scans subscribed. Bounded: it drops a scan once it ended and its preview is stored.
+   */
+  trackedScans: number;
   /** Bytes queued in screens' sockets now. */
   bytesBuffered: number;
   stripsEncoded: number;
@@ -92,8 +100,6 @@ export interface OperatorHubStats {
   badMessages: number;
   /** Preview encodes or writes that failed (logged). */
   imageFailures: number;
-  /** A tile's last line received → its suggestion or alert sent to a screen, seconds. */
-  lineToScreen: HistogramCounts;
 }
 
 /** A live scan as the hub keeps it, until its preview is stored. */
@@ -140,7 +146,6 @@ export class OperatorHub {
     stripsCoalescedClosed: 0,
     controlSentClosed: 0,
   };
-  private readonly lineToScreen = createHistogram(LINE_TO_SCREEN_BUCKETS_SECONDS);
   /** Preview files being written, so close() can wait for them. */
   private readonly writes = new Set<Promise<void>>();
 
@@ -221,9 +226,8 @@ export class OperatorHub {
         case 'unsubscribe':
           for (const p of m.portals) session.portals.delete(p);
           for (const s of m.scans) session.scans.delete(s);
-          for (const id of [...session.introduced]) {
-            const view = this.views.get(id);
-            const portalId = view?.summary.portalId ?? this.o.store.getScan(id)?.portalId ?? '';
+          for (const id of [...session.introduced, ...session.stale]) {
+            const portalId = this.views.get(id)?.summary.portalId ?? this.o.store.getScan(id)?.portalId ?? '';
             if (!session.watches(portalId, id)) {
               session.introduced.delete(id);
               session.stale.delete(id);
@@ -242,10 +246,14 @@ export class OperatorHub {
         }
       }
     } catch (err) {
-      this.counters.badMessages++;
-      const e = toScanlineError(err, 'SCANLINE_ERR_OPERATOR_MESSAGE');
-      session.sendControl({ type: 'error', ...e.toJSON() });
+      this.refuse(session, toScanlineError(err, 'SCANLINE_ERR_OPERATOR_MESSAGE'));
     }
+  }
+
+  /** Answers a message the screen sent that the feed refuses (bad JSON, schema, binary, oversize) with a coded error. */
+  refuse(session: OperatorSession, err: ScanlineError): void {
+    this.counters.badMessages++;
+    session.sendControl({ type: 'error', ...err.toJSON() });
   }
 
   /** The screen's socket drained: resync the scans whose strips were coalesced. */
@@ -268,12 +276,14 @@ export class OperatorHub {
 
   stats(): OperatorHubStats {
     let subscriptions = 0;
+    let trackedScans = 0;
     let bytesBuffered = 0;
     let stripsSent = this.counters.stripsSentClosed;
     let stripsCoalesced = this.counters.stripsCoalescedClosed;
     let controlSent = this.counters.controlSentClosed;
     for (const s of this.sessions) {
       subscriptions += s.portals.size + s.scans.size;
+      trackedScans += s.introduced.size + s.stale.size + s.scans.size;
       bytesBuffered += s.bufferedAmount();
       stripsSent += s.stripsSent;
       stripsCoalesced += s.stripsCoalesced;
@@ -282,6 +292,7 @@ export class OperatorHub {
     return {
       operators: this.sessions.size,
       subscriptions,
+      trackedScans,
       bytesBuffered,
       stripsEncoded: this.counters.stripsEncoded,
       stripsSent,
@@ -293,7 +304,6 @@ export class OperatorHub {
       refused: this.counters.refused,
       badMessages: this.counters.badMessages,
       imageFailures: this.counters.imageFailures,
-      lineToScreen: { bounds: this.lineToScreen.bounds, counts: [...this.lineToScreen.counts], sum: this.lineToScreen.sum, count: this.lineToScreen.count },
     };
   }
 
@@ -412,7 +422,10 @@ export class OperatorHub {
         this.o.log.error({ err, scanId: scan.scanId }, 'storing the preview image failed');
       })
       .finally(() => {
+        // From here on the scan is history: what still comes for it goes to every watcher (broadcast), so the
+        // screens need not remember it (a stale entry stays until its resync).
         this.views.delete(scan.scanId);
+        for (const s of this.sessions) s.introduced.delete(scan.scanId);
         this.writes.delete(write);
       });
     this.writes.add(write);
@@ -423,15 +436,23 @@ export class OperatorHub {
   private subscribe(session: OperatorSession, portals: string[], scans: string[]): void {
     const unknown: string[] = [];
     const wanted: string[] = [];
+    const refused: string[] = [];
     for (const scanId of scans) {
       if (!this.views.has(scanId) && !this.o.store.hasScan(scanId)) {
         unknown.push(scanId);
         continue;
       }
+      if (!session.scans.has(scanId) && session.scans.size >= MAX_WATCHED_SCANS) {
+        refused.push(scanId);
+        continue;
+      }
       session.scans.add(scanId);
       wanted.push(scanId);
     }
-    for (const p of portals) session.portals.add(p);
+    for (const p of portals) {
+      if (!session.portals.has(p) && session.portals.size >= MAX_WATCHED_PORTALS) refused.push(p);
+      else session.portals.add(p);
+    }
     session.sendControl({ type: 'subscribed', ...session.subscription() });
     // First views: the live scans of the lanes, and each named scan (live or from history).
     for (const view of this.views.values()) {
@@ -444,6 +465,16 @@ export class OperatorHub {
         type: 'error',
         ...new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${unknown.join(', ')}`, { scanIds: unknown }).toJSON(),
       });
+    }
+    if (refused.length > 0) {
+      this.refuse(
+        session,
+        new ScanlineError(
+          'SCANLINE_ERR_OPERATOR_MESSAGE',
+          `a screen watches at most ${MAX_WATCHED_PORTALS} lanes and ${MAX_WATCHED_SCANS} single scans; not added: ${refused.join(', ')} (unsubscribe some first)`,
+          { refused },
+        ),
+      );
     }
   }
 
@@ -462,7 +493,8 @@ export class OperatorHub {
     const seq = view ? view.stripSeq : 0;
     const coveredLines = view ? view.canvas.lines : summary.lines;
     session.stale.delete(scanId);
-    session.introduced.add(scanId);
+    // Only live scans are remembered: increments of a live scan follow its snapshot; an ended scan has none.
+    if (view) session.introduced.add(scanId);
     const sent = session.sendControl({
       type: 'scan.snapshot',
       scan: summary,
@@ -477,7 +509,8 @@ export class OperatorHub {
     const png = view ? this.snapshotPng(view) : this.o.store.getScanImage(scanId, 'preview.png');
     png.then(
       (image) => {
-        if (!image || session.closed || !session.introduced.has(scanId)) return;
+        // Still wanted: the screen did not unsubscribe meanwhile (the view may have been dropped: the scan ended).
+        if (!image || session.closed || !session.watches(summary.portalId, scanId)) return;
         session.sendImage(
           encodeImageFrame({ kind: ImageFrameKind.Snapshot, format: ImageFormat.Png, downsample: d, seq, line: 0, lines: coveredLines, width, height, scanId }, image),
         );
@@ -499,17 +532,17 @@ export class OperatorHub {
 
   // ---- fan-out ----------------------------------------------------------------------------------------------------
 
-  /** Sends a control message to every screen that watches the scan and has had its snapshot. */
+  /**
+   * Sends a control message to every screen that watches the scan: for a live scan, those that have had its
+   * snapshot; for an ended one (its view dropped), every watcher (the message is self-contained).
+   */
   private broadcast(portalId: string, scanId: string, message: OperatorServerMessage, lastLineAt = Number.NaN): void {
     let text: string | null = null;
+    const live = this.views.has(scanId);
     for (const s of this.sessions) {
-      if (!s.introduced.has(scanId) || !s.watches(portalId, scanId)) continue;
+      if ((live && !s.introduced.has(scanId)) || !s.watches(portalId, scanId)) continue;
       text ??= JSON.stringify(message);
-      if (s.sendControl(text) && Number.isFinite(lastLineAt)) {
-        const seconds = (performance.now() - lastLineAt) / 1000;
-        observe(this.lineToScreen, seconds);
-        this.o.observeLineToScreen?.(seconds, portalId);
-      }
+      if (s.sendControl(text) && Number.isFinite(lastLineAt)) this.o.observeLineToScreen?.((performance.now() - lastLineAt) / 1000, portalId);
     }
   }
 

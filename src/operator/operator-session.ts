@@ -33,7 +33,10 @@ export class OperatorSession {
   readonly scans = new Set<string>();
   /** Scans whose strips were coalesced for this screen; each gets a snapshot once the buffer drains. */
   readonly stale = new Set<string>();
-  /** Scans whose first snapshot was sent: increments follow only after it. */
+  /**
+   * Live scans whose first view (scan.started or snapshot) was sent: their increments follow only after it. The hub
+   * drops a scan from here once it ended and its preview is stored (later messages about it go to every watcher).
+   */
   readonly introduced = new Set<string>();
   closed = false;
   stripsSent = 0;

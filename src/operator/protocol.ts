@@ -42,6 +42,13 @@ export type OperatorClientMessage =
 const PORTAL_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 const MAX_SUBSCRIPTION_ENTRIES = 256;
 
+/**
+ * Most lanes and most single scans one screen may watch at once (subscriptions are additive; further entries are
+ * refused with SCANLINE_ERR_OPERATOR_MESSAGE), so what the gateway keeps per screen stays bounded.
+ */
+export const MAX_WATCHED_PORTALS = 256;
+export const MAX_WATCHED_SCANS = 256;
+
 function describe(v: unknown): string {
   const s = JSON.stringify(v);
   return `${s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s} of type ${Array.isArray(v) ? 'array' : typeof v}`;

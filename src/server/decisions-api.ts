@@ -10,7 +10,7 @@ import { ScanlineError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { recordDecision, validateDecision, type OperatorHub, type ResultsReader } from '../operator/index.js';
 import type { ScanStore } from '../storage/index.js';
-import { handleAsync, readJsonBody } from './http.js';
+import { handleAsync, pathParameter, readJsonBody } from './http.js';
 import { operatorIdOf } from './operator-route.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 
@@ -26,7 +26,7 @@ export interface DecisionRouteOptions {
 
 export function registerDecisionRoutes(app: TemplatedApp, o: DecisionRouteOptions): void {
   app.post('/v1/scans/:scanId/decision', (res: HttpResponse, req: HttpRequest) => {
-    const scanId = decodeURIComponent(req.getParameter(0) ?? '');
+    const scanId = pathParameter(req, 0);
     // The request object is valid only during this call: read the operator id now.
     let operatorId: string | ScanlineError;
     try {
@@ -49,7 +49,7 @@ export function registerDecisionRoutes(app: TemplatedApp, o: DecisionRouteOption
   });
 
   app.get('/v1/scans/:scanId/decisions', (res: HttpResponse, req: HttpRequest) => {
-    const scanId = decodeURIComponent(req.getParameter(0) ?? '');
+    const scanId = pathParameter(req, 0);
     handleAsync(res, (out) => {
       if (!o.store.hasScan(scanId)) throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${scanId}`, { scanId });
       out.json(200, { decisions: o.store.listDecisions(scanId) });

@@ -3,7 +3,7 @@
  * onAborted/cork dance for responses that are answered after an await.
  */
 import { ScanlineError, toScanlineError } from '../errors/index.js';
-import type { HttpResponse } from './uws.js';
+import type { HttpRequest, HttpResponse } from './uws.js';
 
 const STATUS_TEXT: Record<number, string> = {
   200: 'OK',
@@ -102,4 +102,18 @@ export function readJsonBody(res: HttpResponse, maxBytes: number): Promise<unkno
       }
     });
   });
+}
+
+/**
+ * A path parameter, percent-decoded. A malformed escape (`%E0%A4%A`) is kept as it was sent: it names no scan or
+ * file, so the route answers its usual 404, where decodeURIComponent would throw inside the uWS handler and take the
+ * process down. Call synchronously inside the handler (the request is valid only then).
+ */
+export function pathParameter(req: HttpRequest, index: number): string {
+  const raw = req.getParameter(index) ?? '';
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
 }

@@ -56,20 +56,36 @@ function toGrey(rgb: Buffer, pixels: number): Buffer {
 const escapeXml = (s: string): string => s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const pct = (p: number): string => `${Math.round(p * 100)}%`;
 
+/**
+ * Rows for labels laid along one axis: each label goes to the first row where it does not overlap the labels already
+ * there (spans are [x, x + width), in order of x), so a long top-3 never hides the next segment's.
+ */
+export function labelRows(spans: ReadonlyArray<{ x: number; width: number }>): number[] {
+  const rowEnds: number[] = [];
+  return spans.map(({ x, width }) => {
+    let row = rowEnds.findIndex((end) => end <= x);
+    if (row < 0) row = rowEnds.push(0) - 1;
+    rowEnds[row] = x + width;
+    return row;
+  });
+}
+
 /** SVG of the overlays in preview coordinates (lines / d across, pixels / d down). */
-function overlaySvg(width: number, height: number, d: number, report: NonNullable<ReturnType<ResultsReader['report']>>): string {
+export function overlaySvg(width: number, height: number, d: number, report: NonNullable<ReturnType<ResultsReader['report']>>): string {
   const colours = ['#1f6feb', '#bf8700', '#1a7f37', '#cf222e', '#8250df'];
   const font = Math.max(10, Math.round(height / 40));
   const parts: string[] = [];
+  const labels = report.goods.segments.map((s) => s.top3.map((t) => `${t.name} ${pct(t.probability)}`).join(' | '));
+  // DejaVu Sans averages about 0.6 em per character; a little margin keeps neighbours apart.
+  const rows = labelRows(report.goods.segments.map((s, i) => ({ x: s.startLine / d, width: labels[i].length * font * 0.6 + 8 + font })));
   report.goods.segments.forEach((s, i) => {
     const x0 = s.startLine / d;
     const w = (s.endLine - s.startLine) / d;
     const c = colours[i % colours.length];
-    const label = escapeXml(s.top3.map((t) => `${t.name} ${pct(t.probability)}`).join(' | '));
     parts.push(
       `<rect x="${x0}" y="0" width="${w}" height="${height}" fill="${c}" fill-opacity="0.12"/>`,
       `<rect x="${x0}" y="0" width="${w}" height="${Math.max(3, font / 3)}" fill="${c}"/>`,
-      `<text x="${x0 + 4}" y="${font * 1.5}" font-family="DejaVu Sans, sans-serif" font-size="${font}" fill="${c}" stroke="white" stroke-width="3" paint-order="stroke">${label}</text>`,
+      `<text x="${x0 + 4}" y="${font * (1.5 + 1.3 * rows[i])}" font-family="DejaVu Sans, sans-serif" font-size="${font}" fill="${c}" stroke="white" stroke-width="3" paint-order="stroke">${escapeXml(labels[i])}</text>`,
     );
   });
   for (const a of report.threats) {
@@ -118,7 +134,8 @@ export function operatorImageRenderer(hub: OperatorHub, results: ResultsReader |
         body,
         headers: {
           'X-Scanline-View': viewName,
-          'X-Scanline-Lines': String(width * previewDownsample),
+          // The last preview column may cover fewer than previewDownsample lines.
+          'X-Scanline-Lines': String(Math.min(record.lines, width * previewDownsample)),
           'X-Scanline-Overlays': report ? 'burned-in' : 'none',
         },
       };

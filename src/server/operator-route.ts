@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { ScanlineError, toScanlineError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { validateOperatorId, type OperatorConfig, type OperatorHub, type OperatorSession, type SendStatus } from '../operator/index.js';
-import { handleAsync, statusLine } from './http.js';
+import { handleAsync, pathParameter, statusLine } from './http.js';
 import { DISABLED, type HttpRequest, type HttpResponse, type TemplatedApp, type WebSocket } from './uws.js';
 
 interface OperatorSocketData {
@@ -25,6 +25,12 @@ export interface OperatorRouteOptions {
 }
 
 const SEND_STATUS: readonly SendStatus[] = ['backpressure', 'sent', 'dropped'];
+
+/**
+ * Room above operator.maxMessageBytes so an oversize message still reaches the handler and gets a coded error
+ * (beyond it uWS drops the connection without a close frame: the screen sees 1006).
+ */
+const PAYLOAD_HEADROOM = 64 * 1024;
 
 /** The operator id of a request: X-Scanline-Operator header, else the `operator` query parameter (validated). */
 export function operatorIdOf(req: HttpRequest): string {
@@ -44,7 +50,7 @@ export function registerOperatorFeed(app: TemplatedApp, o: OperatorRouteOptions)
   const { hub, config, log } = o;
   app.ws<OperatorSocketData>('/v1/operator', {
     compression: DISABLED,
-    maxPayloadLength: config.maxMessageBytes,
+    maxPayloadLength: config.maxMessageBytes + PAYLOAD_HEADROOM,
     idleTimeout: config.idleTimeoutSec,
     sendPingsAutomatically: true,
     // Above this, send() refuses (2 = dropped): the hub closes the screen rather than lose a control message.
@@ -90,10 +96,20 @@ export function registerOperatorFeed(app: TemplatedApp, o: OperatorRouteOptions)
       const session = ws.getUserData().session;
       if (!session) return;
       if (isBinary) {
-        session.sendControl({ type: 'error', code: 'SCANLINE_ERR_OPERATOR_MESSAGE', message: 'screens send JSON text messages only' });
+        hub.refuse(session, new ScanlineError('SCANLINE_ERR_OPERATOR_MESSAGE', 'screens send JSON text messages only; a binary message was ignored'));
         return;
       }
-      // `message` is detached when this handler returns; the text is decoded (copied) here.
+      if (message.byteLength > config.maxMessageBytes) {
+        hub.refuse(
+          session,
+          new ScanlineError('SCANLINE_ERR_OPERATOR_MESSAGE', `operator message of ${message.byteLength} bytes exceeds operator.maxMessageBytes (${config.maxMessageBytes}); ignored`, {
+            maxMessageBytes: config.maxMessageBytes,
+          }),
+        );
+        return;
+      }
+      // `message` is detached when this handler returns: the text is decoded (copied) here and the hub handles it
+      // synchronously.
       hub.onMessage(session, Buffer.from(message).toString('utf8'));
     },
     drain: (ws: WebSocket<OperatorSocketData>) => {
@@ -151,6 +167,6 @@ export function registerOperatorUi(app: TemplatedApp, log: Logger): void {
       out.send(200, f.type, f.body);
     });
   app.get('/', (res) => serve(res, 'index.html'));
-  app.get('/ui/:file', (res, req) => serve(res, decodeURIComponent(req.getParameter(0) ?? '')));
+  app.get('/ui/:file', (res, req) => serve(res, pathParameter(req, 0)));
   log.debug({ root, files: files.size }, 'operator UI served at /');
 }

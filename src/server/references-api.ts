@@ -8,7 +8,7 @@
  */
 import { ScanlineError } from '../errors/index.js';
 import { validateEnrolment, type ReferenceCategory, type ResultsService } from '../results/index.js';
-import { handleAsync, readJsonBody } from './http.js';
+import { handleAsync, pathParameter, readJsonBody } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 
 /** Enrolment bodies are small (regions, not images). */
@@ -50,7 +50,7 @@ export function registerReferenceRoutes(app: TemplatedApp, results: ResultsServi
   });
 
   app.get('/v1/references/:id', (res: HttpResponse, req: HttpRequest) => {
-    const id = decodeURIComponent(req.getParameter(0) ?? '');
+    const id = pathParameter(req, 0);
     handleAsync(res, (out) => {
       const c = results?.listReferences().find((r) => r.id === id);
       if (!c) throw new ScanlineError('SCANLINE_ERR_REFERENCE_UNKNOWN', `no reference category ${id}`, { id });
@@ -59,7 +59,7 @@ export function registerReferenceRoutes(app: TemplatedApp, results: ResultsServi
   });
 
   app.del('/v1/references/:id', (res: HttpResponse, req: HttpRequest) => {
-    const id = decodeURIComponent(req.getParameter(0) ?? '');
+    const id = pathParameter(req, 0);
     handleAsync(res, (out) => {
       if (!results) throw new ScanlineError('SCANLINE_ERR_REFERENCE_UNKNOWN', `no reference category ${id}`, { id });
       results.removeReference(id);

@@ -16,7 +16,7 @@ import { ScanlineError } from '../errors/index.js';
 import type { ActiveScan, IngestService } from '../ingest/index.js';
 import { extractPlane } from '../stitch/index.js';
 import type { ScanRecord, ScanState, ScanStore, StoredDecision } from '../storage/index.js';
-import { badQuery, handleAsync } from './http.js';
+import { badQuery, handleAsync, pathParameter } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 
 const SCAN_STATES: ScanState[] = ['receiving', 'completed', 'aborted', 'interrupted'];
@@ -82,7 +82,7 @@ export function registerScanRoutes(app: TemplatedApp, ingest: IngestService, sto
   });
 
   app.get('/v1/scans/:scanId', (res: HttpResponse, req: HttpRequest) => {
-    const scanId = decodeURIComponent(req.getParameter(0) ?? '');
+    const scanId = pathParameter(req, 0);
     handleAsync(res, (out) => {
       const record = store.getScan(scanId);
       if (!record) throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${scanId}`, { scanId });
@@ -91,7 +91,7 @@ export function registerScanRoutes(app: TemplatedApp, ingest: IngestService, sto
   });
 
   app.get('/v1/scans/:scanId/results', (res: HttpResponse, req: HttpRequest) => {
-    const scanId = decodeURIComponent(req.getParameter(0) ?? '');
+    const scanId = pathParameter(req, 0);
     handleAsync(res, (out) => {
       if (!store.hasScan(scanId)) throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${scanId}`, { scanId });
       const report = results?.report(scanId);
@@ -103,7 +103,7 @@ export function registerScanRoutes(app: TemplatedApp, ingest: IngestService, sto
   });
 
   app.get('/v1/scans/:scanId/image', (res: HttpResponse, req: HttpRequest) => {
-    const scanId = decodeURIComponent(req.getParameter(0) ?? '');
+    const scanId = pathParameter(req, 0);
     const q = new URLSearchParams(req.getQuery() ?? '');
     handleAsync(res, async (out) => {
       const record = store.getScan(scanId);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { ImageFrameKind } from '../../src/operator/index.js';
+import { ImageFrameKind, MAX_WATCHED_PORTALS } from '../../src/operator/index.js';
 import { simulatePortals } from '../../src/simulator/index.js';
 import { getJson, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { TestScreen, operatorUrl } from './helpers.js';
@@ -112,6 +112,11 @@ describe('operator feed and decisions', () => {
     expect(meta).toMatchObject({ format: 'png', width: Math.ceil(totalLines / 2), height: 512 });
   });
 
+  it('forgets an ended scan per screen once its preview is stored (what it keeps per screen stays bounded)', () => {
+    // Two screens watched the scan live; it ended and its preview is stored: neither screen needs it any more.
+    expect(gw.operator.stats()).toMatchObject({ operators: 2, trackedScans: 0 });
+  });
+
   it('answers bad feed messages with coded errors and keeps the connection', async () => {
     const s = await TestScreen.open(operatorUrl(gw.port, 'checker'));
     s.send('not json');
@@ -131,6 +136,26 @@ describe('operator feed and decisions', () => {
       'SCANLINE_ERR_OPERATOR_MESSAGE',
     ]);
     expect(errors[1].problems).toHaveLength(2);
+    // A binary message and one beyond operator.maxMessageBytes (16 KiB) are refused the same way, and counted.
+    const bad = gw.operator.stats().badMessages;
+    s.ws.send(Buffer.from([1, 2, 3]));
+    s.send({ type: 'subscribe', portals: ['x'.repeat(60)], scans: Array.from({ length: 200 }, (_, i) => `scan-${i}-${'y'.repeat(80)}`) });
+    await s.next((r) => r.json?.type === 'error' && r.json.maxMessageBytes === 16 * 1024);
+    expect(s.json('error').slice(6).map((e) => [e.code, /binary|exceeds/.exec(e.message)?.[0]])).toEqual([
+      ['SCANLINE_ERR_OPERATOR_MESSAGE', 'binary'],
+      ['SCANLINE_ERR_OPERATOR_MESSAGE', 'exceeds'],
+    ]);
+    expect(gw.operator.stats().badMessages).toBe(bad + 2);
+    // Lanes beyond MAX_WATCHED_PORTALS are refused by name; the others stay subscribed.
+    const lanes = Array.from({ length: MAX_WATCHED_PORTALS }, (_, i) => `lane-${i}`);
+    s.send({ type: 'subscribe', portals: lanes });
+    await s.next((r) => r.json?.type === 'subscribed' && r.json.portals.length === MAX_WATCHED_PORTALS);
+    s.send({ type: 'subscribe', portals: ['one-too-many'] });
+    const refused = (await s.next((r) => r.json?.type === 'error' && Array.isArray(r.json.refused))).json;
+    expect(refused).toMatchObject({ code: 'SCANLINE_ERR_OPERATOR_MESSAGE', refused: ['one-too-many'] });
+    s.send({ type: 'unsubscribe', portals: lanes });
+    await s.next((r) => r.json?.type === 'subscribed' && r.json.portals.length === 0);
+    expect(s.closeCode).toBeNull();
     // Still usable: a history scan gives its stored snapshot and image.
     s.send({ type: 'subscribe', scans: [scanId] });
     const snap = (await s.next((r) => r.json?.type === 'scan.snapshot')).json;
@@ -150,6 +175,10 @@ describe('operator feed and decisions', () => {
   });
 
   it('records a decision with the operator id and time, apart from the machine results, and pushes it to screens', async () => {
+    // A screen that started watching the lane after the scan ended hears of decisions on it too.
+    const after = await TestScreen.open(operatorUrl(gw.port, 'after-1'));
+    after.send({ type: 'subscribe', portals: ['sim-1'] });
+    await after.next((r) => r.json?.type === 'subscribed');
     const before = Date.now();
     const { status, body } = await post(gw, `/v1/scans/${scanId}/decision`, { verdict: 'inspect', comment: '  open the rear doors ' }, { 'X-Scanline-Operator': 'officer-17' });
     expect(status).toBe(201);
@@ -157,6 +186,9 @@ describe('operator feed and decisions', () => {
     expect(Date.parse(body.decidedAt)).toBeGreaterThanOrEqual(before - 1000);
     const pushed = (await early.next((r) => r.json?.type === 'decision')).json;
     expect(pushed.decision).toEqual(body.links ? (({ links, ...d }) => d)(body) : body);
+    expect((await after.next((r) => r.json?.type === 'decision')).json).toEqual(pushed);
+    expect(after.json('scan.snapshot')).toEqual([]);
+    after.close();
     const second = await post(gw, `/v1/scans/${scanId}/decision?operator=supervisor.2`, { verdict: 'clear' });
     expect(second.status).toBe(201);
     const scan = await getJson(gw, `/v1/scans/${scanId}`);
@@ -184,6 +216,14 @@ describe('operator feed and decisions', () => {
     expect(bad.body.error.problems).toHaveLength(3);
     const unknown = await post(gw, '/v1/scans/nope/decision', { verdict: 'clear' }, { 'X-Scanline-Operator': 'o1' });
     expect([unknown.status, unknown.body.error.code]).toEqual([404, 'SCANLINE_ERR_SCAN_UNKNOWN']);
+    // A malformed percent-escape in the path names no scan (it used to throw inside the uWS handler and end the
+    // process); the UI route answers the same way.
+    const malformed = await post(gw, '/v1/scans/%E0%A4%A/decision', { verdict: 'clear' }, { 'X-Scanline-Operator': 'o1' });
+    expect([malformed.status, malformed.body.error.code]).toEqual([404, 'SCANLINE_ERR_SCAN_UNKNOWN']);
+    expect((await getJson(gw, '/v1/scans/%E0%A4%A/decisions')).status).toBe(404);
+    const ui = await fetch(`${gw.httpUrl}/ui/%E0%A4%A`);
+    expect([ui.status, ((await ui.json()) as any).error.code]).toEqual([404, 'SCANLINE_ERR_HTTP_NOT_FOUND']);
+    expect((await getJson(gw, '/livez')).status).toBe(200);
     expect((await getJson(gw, `/v1/scans/${scanId}`)).body.decisions).toHaveLength(2);
   });
 
