@@ -60,7 +60,7 @@ scanline dataset --seeds A..B --out DIR [options]
   --keep K          all tiles, or only tiles with threat cells (threats) (default all)
 
 scanline eval --seeds A..B [options]
-  Streams held-out trucks (generated as \`dataset\` does; training used seeds 1000-3999, use 5000 and up) through
+  Streams held-out trucks (generated as \`dataset\` does; training used seeds 1000-4999, use 5000 and up) through
   a real gateway over the portal protocol, polls GET /v1/scans/:id/results while they stream, and scores the
   final reports against the simulator's ground truth:
     goods top-1     per tile position the stitcher produced, labelled as for training; tiles whose label is a

@@ -17,8 +17,10 @@ from collections import deque
 
 import numpy as np
 
-# Threads: the recipe is sized for 2 CPU cores. OMP_NUM_THREADS is read by torch at import.
+# Threads: the recipe is sized for 2 CPU cores. OMP_NUM_THREADS is read by torch at import. On a GPU, cuBLAS needs a
+# fixed workspace for deterministic results (read at the first cuBLAS call).
 os.environ.setdefault('OMP_NUM_THREADS', '2')
+os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
 
 import torch  # noqa: E402
 
@@ -26,12 +28,26 @@ THREADS = int(os.environ.get('OMP_NUM_THREADS', '2'))
 
 
 def seed_everything(seed):
-    """Seeds Python, numpy and torch and asks torch for deterministic kernels (CPU)."""
+    """Seeds Python, numpy and torch and asks torch for deterministic kernels (CPU and CUDA; on CUDA an operation
+    without a deterministic kernel warns instead of failing)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(True, warn_only=torch.cuda.is_available())
     torch.set_num_threads(THREADS)
+    if torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+
+def pick_device(name):
+    """'auto' (CUDA when torch sees a GPU, else CPU), 'cpu' or 'cuda'."""
+    if name == 'auto':
+        name = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if name == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit('--device cuda: torch sees no GPU')
+    return torch.device(name)
 
 
 class Dataset:
@@ -169,19 +185,21 @@ class Normalization:
 
 
 def predict(model, ds, norm, indices=None, batch=512, outputs=1):
-    """Runs `model` (eval mode) over tiles; returns numpy outputs (a tuple when outputs > 1)."""
+    """Runs `model` (eval mode, on the device its parameters are on) over tiles; returns numpy outputs (a tuple when
+    outputs > 1)."""
     model.eval()
+    device = next(model.parameters()).device
     if indices is None:
         indices = np.arange(len(ds))
     chunks = [[] for _ in range(outputs)]
     with torch.no_grad():
         for s in range(0, len(indices), batch):
-            x = torch.from_numpy(norm.apply(ds.get(indices[s:s + batch])))
+            x = torch.from_numpy(norm.apply(ds.get(indices[s:s + batch]))).to(device)
             y = model(x)
             if outputs == 1:
                 y = (y,)
             for c, v in zip(chunks, y):
-                c.append(v.numpy())
+                c.append(v.float().cpu().numpy())
     res = tuple(np.concatenate(c) for c in chunks)
     return res if outputs > 1 else res[0]
 

@@ -22,8 +22,9 @@ import to_fp16
 
 OPSET = 13
 # Semantic versions of the trained weights, reported with every result (DICOS algorithm version). Bump one when its
-# weights or thresholds change. threats 1.1.0: width 48, 24 epochs (1.0.0: width 32, 16 epochs).
-VERSIONS = {'goods': '1.0.0', 'threats': '1.1.0'}
+# weights or thresholds change. threats 2.0.0: ThreatNet2 (32 x 32 detail layer, dilated residual pairs, global
+# context), trained on a GPU by threats.sh on 2.5x the scans; 1.1.0: ThreatNet width 48, 24 epochs; 1.0.0: width 32.
+VERSIONS = {'goods': '1.0.0', 'threats': '2.0.0'}
 
 GOODS_NAMES = {
     'timber': 'Timber (sawn wood)',
@@ -127,9 +128,12 @@ def base_manifest(name, task, description, norm, outputs, labels, thresholds, tr
 
 
 def provenance(ck, extra):
+    trained = ck.get('trainedWith') or {'torch': torch.__version__, 'device': 'cpu', 'python': platform.python_version()}
     t = {
-        'recipe': 'models/train/run.sh',
-        'framework': 'torch %s, onnx %s, opset %d' % (torch.__version__, onnx.__version__, OPSET),
+        'recipe': 'models/train/threats.sh' if ck.get('task') == 'threats' else 'models/train/run.sh',
+        'trainedWith': trained,
+        'arguments': {k: v for k, v in ck['args'].items() if k not in ('train', 'val', 'out', 'patches')},
+        'framework': 'exported with torch %s, onnx %s, opset %d' % (torch.__version__, onnx.__version__, OPSET),
         'python': platform.python_version(),
         'trainSeeds': ck['trainSeeds'],
         'trainScans': ck['trainScans'],
@@ -144,6 +148,12 @@ def provenance(ck, extra):
         'dataset': ck['dataset'],
         'history': ck['history'],
     }
+    if ck.get('thresholdChoice'):
+        # Thresholds chosen again after training on more unseen scans (compare_threats.py --choose-thresholds).
+        c = ck['thresholdChoice']
+        t['thresholdChoice'] = {'seeds': c['seeds'], 'scans': c['scans'], 'budgetPerScan': c['budgetPerScan'],
+                                'recall': c['stats']['recall'], 'falseAlarmsPerScan': c['stats']['falseAlarmsPerScan'],
+                                'validationThresholds': c['validationThresholds']}
     t.update(extra)
     return t
 
@@ -203,7 +213,7 @@ def main():
     # ---- threats ----
     ck = torch.load(args.threats)
     kinds = ck['labels']
-    net = nets.ThreatNet(len(kinds), ck['args'].get('width', 32))
+    net = nets.threat_net(ck['args'].get('arch', 'threatnet'), len(kinds), ck['args'].get('width', 32))
     net.load_state_dict(ck['state'])
     net.eval()
     folder = os.path.join(args.models, 'threats-v1')

@@ -56,3 +56,52 @@ class ThreatNet(nn.Module):
 
     def forward(self, x):
         return self.head(self.body(x))
+
+
+class ResidualBlock(nn.Module):
+    """x + BN(conv(ReLU(BN(conv(x))))) with the given dilation, then ReLU: a dilated residual pair at 16 x 16."""
+
+    def __init__(self, width, dilation):
+        super().__init__()
+        self.a = conv_bn(width, width, dilation=dilation)
+        self.b = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation, bias=False),
+            nn.BatchNorm2d(width),
+        )
+
+    def forward(self, x):
+        return torch.relu(x + self.b(self.a(x)))
+
+
+class ThreatNet2(nn.Module):
+    """Threat detector with more detail and more context than ThreatNet: a 32 x 32 layer keeps the fine shape of
+    wires, barrels and packages before the stride to cells; dilated residual pairs (1, 2, 4, 8) give each cell a
+    receptive field over the whole tile; a global context vector (mean of the cell features, projected) is added to
+    every cell, so a cell knows whether it sits in a dense steel load or in clothing, where the same local contrast
+    means different things. Output [N, K, 16, 16] like ThreatNet (same contract in model.json)."""
+
+    def __init__(self, kinds, width=48):
+        super().__init__()
+        self.stem = nn.Sequential(
+            conv_bn(2, 24, k=4, stride=2),  # 32 x 32
+            conv_bn(24, 32),
+            conv_bn(32, width, stride=2),  # 16 x 16
+        )
+        self.blocks = nn.Sequential(*[ResidualBlock(width, d) for d in (1, 2, 4, 8)])
+        self.context = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(width, width, 1), nn.ReLU(inplace=True))
+        self.mix = conv_bn(width, width)
+        self.head = nn.Conv2d(width, kinds, 1)
+
+    def forward(self, x):
+        f = self.blocks(self.stem(x))
+        f = self.mix(f + self.context(f))
+        return self.head(f)
+
+
+def threat_net(arch, kinds, width):
+    """The threat network of a checkpoint's `arch` ('threatnet' or 'threatnet2')."""
+    if arch == 'threatnet':
+        return ThreatNet(kinds, width)
+    if arch == 'threatnet2':
+        return ThreatNet2(kinds, width)
+    raise ValueError('unknown threat network %r' % arch)

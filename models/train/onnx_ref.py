@@ -1,5 +1,5 @@
-"""A tiny numpy evaluator for the ONNX operators the demo models use (Conv, Relu, GlobalAveragePool, Flatten, Gemm,
-Cast, Identity). Python's onnxruntime is not available on the build machine, so export.py checks the exported
+"""A tiny numpy evaluator for the ONNX operators the demo models use (Conv, Relu, Add, GlobalAveragePool, Flatten,
+Gemm, Cast, Identity). Python's onnxruntime is not available on the build machine, so export.py checks the exported
 files with this against PyTorch. float16 tensors are computed in float32 and rounded back to float16 after every
 operator, which is close to what a GPU execution provider does.
 """
@@ -49,6 +49,8 @@ def run(model, feeds):
             y = _conv(f[0], f[1], f[2] if len(f) > 2 else None, a)
         elif op == 'Relu':
             y = np.maximum(f[0], 0)
+        elif op == 'Add':
+            y = f[0] + f[1]  # numpy broadcasting is ONNX's multidirectional broadcasting
         elif op == 'GlobalAveragePool':
             y = f[0].mean(axis=(2, 3), keepdims=True)
         elif op == 'Flatten':

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the committed demo models end to end, seeded:
-#   build -> `scanline dataset` (train, threat-rich and validation seeds) -> train_goods.py, train_threats.py
+#   build -> `scanline dataset` (train and validation seeds) -> train_goods.py
+#   -> threats.sh (its own sharded datasets, then train_threats.py; a GPU when torch sees one)
 #   -> export.py (models/goods-v1, models/threats-v1: model.onnx, model.fp16.onnx, model.json)
 #   -> check-onnxruntime.mjs when onnxruntime-node is installed.
 #
@@ -10,9 +11,11 @@
 #   OMP_NUM_THREADS    default 2
 #   SCANLINE_TRAIN_DIR datasets and checkpoints, default data/train (git-ignored; ~5 GB)
 #   REUSE_DATA=1       keep dataset directories that already have an index.json
+#   THREATS_CKPT       a threat checkpoint to export instead of training one (e.g. from threats.sh on a GPU box:
+#                      threat training takes ~6 min on an H100 and hours on 2 CPU cores)
 #
-# Seeds: train 1000-1399 (threat probability 0.5, every tile), threat-rich 2000-2999 (every truck carries threats,
-# only tiles with threat cells), threat projection library 3000-3999, validation 1400-1599 (threat probability 0.5).
+# Seeds (goods): train 1000-1399 (threat probability 0.5, every tile), validation 1400-1599. threats.sh adds
+# 4000-4999, threat-rich 2000-2999 and the projection library 3000-3999 for the threat model.
 # Seeds 5000 and up are held out for `scanline eval` and never used here.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -43,18 +46,23 @@ pair() {
 }
 pair "train-a 1000..1199 --threat-probability 0.5" "train-b 1200..1399 --threat-probability 0.5"
 pair "val-a 1400..1499 --threat-probability 0.5" "val-b 1500..1599 --threat-probability 0.5"
-pair "threats-a 2000..2499 --threat-probability 1 --keep threats" "threats-b 2500..2999 --threat-probability 1 --keep threats"
-node models/train/threat-patches.mjs --seeds 3000..3999 --out "$WORK/patches"
 data_done=$(date +%s)
 
 cd models/train
 if [[ "$WORK" == /* ]]; then W=$WORK; else W=../../$WORK; fi
 $PYTHON train_goods.py --train $W/train-a $W/train-b --val $W/val-a $W/val-b --out $W/goods.pt --seed 1 \
   | tee $W/goods-train.log
-$PYTHON train_threats.py --train $W/train-a $W/train-b $W/threats-a $W/threats-b --val $W/val-a $W/val-b \
-  --patches $W/patches --out $W/threats.pt --seed 1 --width 48 --epochs 24 | tee $W/threats-train.log
+cd ../..
+if [[ -z "${THREATS_CKPT:-}" ]]; then
+  # threats-v1 2.0.0's run (variant K of the GPU comparison in models/README.md).
+  PYTHON=$PYTHON WORK="$WORK/threats-data" REUSE_DATA=${REUSE_DATA:-0} models/train/threats.sh "$WORK/threats-run" \
+    'threats-v1 --arch threatnet2 --width 48 --epochs 36 --batch 256 --hard 4000 --mine-pool 24000 --seed 2'
+  THREATS_CKPT=$WORK/threats-run/threats-v1.pt
+fi
+[[ "$THREATS_CKPT" == /* ]] || THREATS_CKPT=$PWD/$THREATS_CKPT
+cd models/train
 train_done=$(date +%s)
-$PYTHON export.py --goods $W/goods.pt --threats $W/threats.pt --val $W/val-a $W/val-b --models .. | tee $W/export.log
+$PYTHON export.py --goods $W/goods.pt --threats "$THREATS_CKPT" --val $W/val-a $W/val-b --models .. | tee $W/export.log
 cd ../..
 
 if [[ -d node_modules/onnxruntime-node ]]; then

@@ -11,14 +11,21 @@ Each epoch draws:
   * `--hard` mined hard negatives, twice each: the most confident threat-free tiles of a fresh random pool scored
     with the current model (from the second epoch on).
 Loss: per-cell binary cross-entropy, positive cells weighted `--pos-weight` (threat cells are rare even in threat
-tiles). Augmentation: mirror along the scan (tile and target) and a common attenuation gain of 0.9-1.1.
+tiles); `--loss focal` multiplies it by (1 - p_t)^gamma, so confident easy cells (most of every tile) stop dominating
+the gradient. Augmentation: mirror along the scan (tile and target) and a common attenuation gain of 0.9-1.1.
+
+Network: `--arch threatnet` (nets.ThreatNet, the CPU recipe) or `threatnet2` (nets.ThreatNet2: more detail and
+context). `--device auto` trains on a GPU when torch sees one (models/train/threats.sh); batches are drawn from a
+per-batch seeded generator and prepared one ahead on a thread, so the draw is the same on either device.
 
 Thresholds: per label, chosen on the validation scans for the most threats found with at most `--fa-budget` false
 alarms per scan under the scan-level alert rule (common.alert_stats, common.choose_thresholds).
 """
 import argparse
 import json
+import platform
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -45,7 +52,12 @@ def main():
     ap.add_argument('--patches', help='threat-patches.mjs output: threat image projection into threat-free tiles')
     ap.add_argument('--tip', type=float, default=1.0, help='projected positives per real threat tile')
     ap.add_argument('--fa-budget', type=float, default=0.05, help='false alarms per scan allowed on the validation seeds')
+    ap.add_argument('--arch', default='threatnet', choices=['threatnet', 'threatnet2'])
+    ap.add_argument('--loss', default='bce', choices=['bce', 'focal'])
+    ap.add_argument('--focal-gamma', type=float, default=2.0)
+    ap.add_argument('--device', default='auto', help='auto, cpu or cuda')
     args = ap.parse_args()
+    device = common.pick_device(args.device)
 
     train, val, norm, started = common.start_training(args)
     kinds = train.threat_labels
@@ -57,7 +69,7 @@ def main():
     neg_w /= neg_w.sum()
     print('train tiles %d (threat tiles %d), val tiles %d, val scans %d' % (len(train), len(pos), len(val), len(val.scans)), flush=True)
 
-    model = nets.ThreatNet(len(kinds), args.width)
+    model = nets.threat_net(args.arch, len(kinds), args.width).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     n_neg = int(len(pos) * args.neg_ratio)
     patches = common.ThreatPatches(args.patches, kinds) if args.patches else None
@@ -86,29 +98,69 @@ def main():
         draw = draw[:per_epoch]
         model.train()
         loss_sum = 0.0
-        for s in range(0, len(draw), args.batch):
-            sel = draw[s:s + args.batch]
+
+        def prepare(step):
+            # Everything random about one batch comes from its own generator: the same batches whatever the device
+            # or the prefetch timing.
+            brng = np.random.RandomState((args.seed * 1_000_003 + epoch * 10_007 + step) % (2 ** 32))
+            sel = draw[step * args.batch:(step + 1) * args.batch]
             tip = sel >= len(train)
             idx = np.where(tip, sel - len(train), sel)
             x = train.get(idx)
             t = target[idx].astype(np.float32)
             for j in np.nonzero(tip)[0]:
-                patches.project(x[j], t[j], rng)
-            x *= rng.uniform(0.9, 1.1, size=(len(idx), 1, 1, 1)).astype(np.float32)
-            flip = rng.rand(len(idx)) < 0.5
+                patches.project(x[j], t[j], brng)
+            x *= brng.uniform(0.9, 1.1, size=(len(idx), 1, 1, 1)).astype(np.float32)
+            flip = brng.rand(len(idx)) < 0.5
             x[flip] = x[flip, :, :, ::-1]
             t[flip] = t[flip, :, :, ::-1]
-            logits = model(torch.from_numpy(norm.apply(x)))
-            tt = torch.from_numpy(np.ascontiguousarray(t))
-            loss = F.binary_cross_entropy_with_logits(logits, tt, pos_weight=torch.tensor(args.pos_weight))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum += float(loss) * len(idx)
+            return torch.from_numpy(norm.apply(x)), torch.from_numpy(np.ascontiguousarray(t))
+
+        steps = (len(draw) + args.batch - 1) // args.batch
+        pos_weight = torch.tensor(args.pos_weight, device=device)
+        with ThreadPoolExecutor(max_workers=1) as prefetch:
+            pending = prefetch.submit(prepare, 0)
+            for step in range(steps):
+                xb, tb = pending.result()
+                if step + 1 < steps:
+                    pending = prefetch.submit(prepare, step + 1)
+                xb = xb.to(device, non_blocking=True)
+                tt = tb.to(device, non_blocking=True)
+                logits = model(xb)
+                if args.loss == 'focal':
+                    bce = F.binary_cross_entropy_with_logits(logits, tt, pos_weight=pos_weight, reduction='none')
+                    p = torch.sigmoid(logits)
+                    p_t = torch.where(tt > 0.5, p, 1 - p)
+                    loss = ((1 - p_t) ** args.focal_gamma * bce).mean()
+                else:
+                    loss = F.binary_cross_entropy_with_logits(logits, tt, pos_weight=pos_weight)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                loss_sum += float(loss.detach()) * len(xb)
         history.append({'epoch': epoch + 1, 'loss': round(loss_sum / len(draw), 5), 'seconds': round(time.time() - t0, 1)})
         print(json.dumps(history[-1]), flush=True)
 
+    def save(thresholds, metrics):
+        torch.save({
+            'task': 'threats',
+            'state': {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            'labels': kinds,
+            'normalization': norm.manifest(),
+            'thresholds': thresholds,
+            'metrics': metrics,
+            'history': history,
+            'args': vars(args),
+            'trainedWith': {'torch': torch.__version__, 'python': platform.python_version(),
+                            'device': torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'},
+            **common.provenance(train, val, model, started),
+            'trainThreatTiles': int(len(pos)),
+            'threatPatches': {'count': len(patches), 'seeds': patches.seeds, 'perRealThreatTile': args.tip} if patches else None,
+        }, args.out)
+
+    # Saved before the (slow) threshold search too, so an interrupted run keeps its weights.
+    save(None, None)
     t0 = time.time()
     logits = common.predict(model, val, norm)
     probs = 1.0 / (1.0 + np.exp(-logits))
@@ -122,19 +174,7 @@ def main():
     metrics['splitCheck'] = {'thresholdsFromFirstHalf': th_a, 'secondHalf': common.alert_stats(maps[half:], kinds, th_a)}
     print(json.dumps(metrics, indent=1), flush=True)
     print('evaluation seconds %.1f' % (time.time() - t0), flush=True)
-    torch.save({
-        'task': 'threats',
-        'state': model.state_dict(),
-        'labels': kinds,
-        'normalization': norm.manifest(),
-        'thresholds': thresholds,
-        'metrics': metrics,
-        'history': history,
-        'args': vars(args),
-        **common.provenance(train, val, model, started),
-        'trainThreatTiles': int(len(pos)),
-        'threatPatches': {'count': len(patches), 'seeds': patches.seeds, 'perRealThreatTile': args.tip} if patches else None,
-    }, args.out)
+    save(thresholds, metrics)
 
 
 if __name__ == '__main__':

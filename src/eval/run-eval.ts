@@ -28,7 +28,7 @@ import { tileGrid, type TileGridGeometry } from './tile-grid.js';
 import { evalTruck } from './trucks.js';
 
 export interface EvalOptions {
-  /** First and last truck seed, inclusive. Held-out seeds: 5000 and up (training used 1000-3999). */
+  /** First and last truck seed, inclusive. Held-out seeds: 5000 and up (training and validation used 1000-4999). */
   seeds: [number, number];
   /** Portal endpoint of a running gateway (ws://host:port/v1/portal); absent: the evaluator starts one. */
   url?: string;
@@ -67,7 +67,7 @@ export const DEFAULT_EVAL_OPTIONS = Object.freeze({
 });
 
 /** Seeds the demo models' datasets were made from (models/train/run.sh: train, threat-rich, patches, validation). */
-export const TRAINING_SEEDS: readonly [number, number] = Object.freeze([1000, 3999] as [number, number]);
+export const TRAINING_SEEDS: readonly [number, number] = Object.freeze([1000, 4999] as [number, number]);
 
 const CODE = 'SCANLINE_ERR_CLI_USAGE' as const;
 const LINES_PER_SLICE = DATASET_SCAN_DEFAULTS.linesPerSlice;

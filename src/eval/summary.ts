@@ -46,7 +46,7 @@ export interface EvalFailure {
 
 export interface EvalRunInfo {
   seeds: [number, number];
-  /** False when a seed falls in the range the demo models were trained and validated on (1000-3999). */
+  /** False when a seed falls in the range the demo models were trained and validated on (1000-4999). */
   heldOut: boolean;
   url: string;
   portals: number;
@@ -290,7 +290,7 @@ export function formatEvalTable(s: EvalSummary): string {
     `${s.speed} at ${s.lineRateHz} lines/s, ${s.portals} portals; threat p ${s.threatProbability}, mismatch p ${s.mismatchProbability}; ${(s.durationMs / 1000).toFixed(1)} s`;
   const body = rows.map((r) => `${r[0].padEnd(widths[0])}  ${r[1].padStart(widths[1])}  ${r[2].padEnd(widths[2])}  ${r[3]}`.trimEnd());
   const notes: string[] = [];
-  if (!s.heldOut) notes.push('some seeds are in 1000..3999, which the demo models were trained on: these figures are not held out');
+  if (!s.heldOut) notes.push('some seeds are in 1000..4999, which the demo models were trained on: these figures are not held out');
   if (s.reportsNotFinal > 0) notes.push(`${s.reportsNotFinal} report(s) were not final when scored`);
   if (x.gridMismatchScans > 0) notes.push(`${x.gridMismatchScans} scan(s) produced a different number of tiles than the evaluated grid`);
   for (const e of s.failures.slice(0, 5)) notes.push(`seed ${e.seed} failed: ${e.code}: ${e.message}`);

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The threat-model recipe: builds its datasets in parallel shards (export-shards.mjs, the same exporter as
+# `scanline dataset`), then trains one or more threat-network variants side by side (train_threats.py; on a CUDA GPU
+# when torch sees one) and leaves each checkpoint and log in OUT. export.py turns the chosen checkpoint into
+# models/threats-v1 on any machine (CPU torch is enough). threats-v1 2.0.0 came from variant K below, trained on one
+# H100 in ~6 min (the datasets take ~2 min on 16 cores); on the 2-core CPU build machine the same run takes hours.
+#
+# Usage: models/train/threats.sh OUT 'NAME ARGS...' ['NAME ARGS...' ...]
+#   threats-v1 2.0.0: models/train/threats.sh out \
+#     'K --arch threatnet2 --width 48 --epochs 36 --batch 256 --hard 4000 --mine-pool 24000 --seed 2'
+# Environment:
+#   NODE     node binary (default: node on PATH); needs dist/ (npm run build) and build/Release (the addon)
+#   PYTHON   python with torch (default python3; Debian's is /usr/bin/python3, CPU only)
+#   DEVICE   auto (default: CUDA when torch sees a GPU), cuda or cpu
+#   WORK     datasets (default /tmp/scanline-train); REUSE_DATA=1 keeps existing ones
+#   QUICK=1  a smoke run: a few seeds per set
+#
+# Seeds, all inside 1000..4999 (5000 and up stay held out for `scanline eval`):
+#   train      1000-1399 and 4000-4599, threat probability 0.5, every tile
+#   threat-rich 2000-2999, every truck carries threats, only tiles with threat cells
+#   projection library 3000-3999 (threat-patches.mjs)
+#   validation 1400-1599 and 4600-4999, threat probability 0.5 (threshold choice and model selection)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${1:?usage: threats.sh OUT 'NAME ARGS...' ...}
+shift
+NODE=${NODE:-node}
+PYTHON=${PYTHON:-python3}
+WORK=${WORK:-/tmp/scanline-train}
+mkdir -p "$OUT" "$WORK"
+OUT=$(cd "$OUT" && pwd)
+started=$(date +%s)
+
+sets=(
+  "train-a 1000..1399 --threat-probability 0.5"
+  "train-c 4000..4599 --threat-probability 0.5"
+  "threats 2000..2999 --threat-probability 1 --keep threats"
+  "val-a 1400..1599 --threat-probability 0.5"
+  "val-c 4600..4999 --threat-probability 0.5"
+)
+if [[ "${QUICK:-0}" == 1 ]]; then
+  sets=(
+    "train-a 1000..1007 --threat-probability 0.5"
+    "train-c 4000..4007 --threat-probability 0.5"
+    "threats 2000..2015 --threat-probability 1 --keep threats"
+    "val-a 1400..1403 --threat-probability 0.5"
+    "val-c 4600..4603 --threat-probability 0.5"
+  )
+fi
+cores=$(nproc)
+for s in "${sets[@]}"; do
+  read -r name seeds rest <<<"$s"
+  if [[ "${REUSE_DATA:-0}" == 1 && -d "$WORK/$name/00" ]]; then continue; fi
+  rm -rf "${WORK:?}/$name"
+  # shellcheck disable=SC2086
+  "$NODE" models/train/export-shards.mjs --seeds "$seeds" --out "$WORK/$name" --shards "$cores" $rest >"$WORK/$name.log"
+  echo "dataset $name ($seeds): $(tail -1 "$WORK/$name.log" | wc -w) shards, $(($(date +%s) - started)) s"
+done
+"$NODE" models/train/threat-patches.mjs --seeds 3000..3999 --out "$WORK/patches" >"$WORK/patches.log"
+data_done=$(date +%s)
+echo "datasets ready in $((data_done - started)) s"
+
+dirs() { ls -d "$WORK/$1"/[0-9][0-9] | tr '\n' ' '; }
+train_dirs="$(dirs train-a)$(dirs train-c)$(dirs threats)"
+val_dirs="$(dirs val-a)$(dirs val-c)"
+threads=$(((cores - 2) / $#))
+((cores <= 2)) && threads=$cores
+((threads < 1)) && threads=1
+pids=()
+for v in "$@"; do
+  read -r name rest <<<"$v"
+  # shellcheck disable=SC2086
+  (cd models/train && OMP_NUM_THREADS=$threads PYTHONUNBUFFERED=1 "$PYTHON" train_threats.py --device "${DEVICE:-auto}" \
+    --train $train_dirs --val $val_dirs --patches "$WORK/patches" --out "$OUT/$name.pt" --seed 1 $rest \
+    >"$OUT/$name.log" 2>&1) &
+  pids+=($!)
+done
+status=0
+for p in "${pids[@]}"; do wait "$p" || status=1; done
+echo "training $(($(date +%s) - data_done)) s, total $(($(date +%s) - started)) s"
+exit $status
