@@ -25,7 +25,7 @@
 /** @typedef {{label: string, name: string, hsCodes: string[], probability: number}} Category */
 /** @typedef {{id: string, startLine: number, endLine: number, top3: Category[], confidence: number, final: boolean}} Segment */
 /** @typedef {{lineStart: number, lineEnd: number, pixelStart: number, pixelEnd: number}} Box */
-/** @typedef {{id: string, category: string, name: string, probability: number, box: Box, raisedAt: string, updatedAt: string}} Alert */
+/** @typedef {{id: string, category: string, name: string, probability: number, box: Box, raisedAt: string, updatedAt: string, merged?: string[]}} Alert */
 /**
  * @typedef {{status: 'unknown' | 'match' | 'mismatch', declared: string[],
  *   undeclared: Array<{label: string, name: string, hsCodes: string[]}>, notSeen: string[],
@@ -460,6 +460,8 @@ function onControl(m) {
       const scan = state.scans.get(m.scanId);
       if (!scan) return;
       if (!scan.alertSeen.has(m.alert.id)) scan.alertSeen.set(m.alert.id, { state: scan.summary.state, lines: scan.columns * scan.downsample });
+      // Alerts this one absorbed (a cell bridged them) no longer exist.
+      for (const gone of m.alert.merged ?? []) scan.alerts.delete(gone);
       scan.alerts.set(m.alert.id, m.alert);
       refreshIf(m.scanId);
       break;

@@ -10,8 +10,9 @@
  *   largest ratio anywhere in the group; its probability is that label's highest cell probability in the group.
  *
  * Alerts are raised as soon as a tile is scored. Because the grid only grows, groups only grow or join: an alert
- * is never withdrawn; when a new cell bridges two alerts they become one (the older id stays). Each tile update
- * re-labels only the groups touching the cells it changed.
+ * is never withdrawn; when a new cell bridges two alerts they become one (the older id stays, and the update
+ * names the ids it absorbed in `merged`, so a screen can drop them). Each tile update re-labels only the groups
+ * touching the cells it changed.
  */
 import type { ModelLabel } from '../inference/index.js';
 
@@ -37,6 +38,11 @@ export interface ThreatAlert {
   /** When the alert was first raised and last changed (ISO 8601). */
   raisedAt: string;
   updatedAt: string;
+  /**
+   * Only on the update that bridged alerts: the ids folded into this one, which no longer exist. Never in reports
+   * (`all()`).
+   */
+  merged?: string[];
 }
 
 export interface ThreatTile {
@@ -149,6 +155,8 @@ export class ThreatAlerts {
     const cols = this.grid[0].length;
     const now = new Date().toISOString();
     const changed = new Set<Group>();
+    /** Per surviving group: the ids of the alerts it absorbed in this update. */
+    const merged = new Map<Group, string[]>();
     const visited = new Set<number>();
     for (const seed of seeds) {
       if (visited.has(seed)) continue;
@@ -188,7 +196,14 @@ export class ThreatAlerts {
         this.groups.set(id, group);
       } else {
         group = this.groups.get(ids[0]) as Group;
-        for (const other of ids.slice(1)) this.groups.delete(other);
+        for (const other of ids.slice(1)) {
+          const absorbed = this.groups.get(other) as Group;
+          this.groups.delete(other);
+          const gone = merged.get(group) ?? [];
+          gone.push(`t${other}`, ...(merged.get(absorbed) ?? []));
+          merged.set(group, gone);
+          changed.delete(absorbed);
+        }
       }
       const key = Number(group.alert.id.slice(1));
       for (const cell of component) this.owner[cell] = key;
@@ -196,7 +211,10 @@ export class ThreatAlerts {
       this.describe(group, now);
       changed.add(group);
     }
-    return [...changed].map((g) => ({ ...g.alert, box: { ...g.alert.box } }));
+    return [...changed].map((g) => {
+      const gone = merged.get(g);
+      return gone ? { ...g.alert, box: { ...g.alert.box }, merged: gone } : { ...g.alert, box: { ...g.alert.box } };
+    });
   }
 
   private describe(group: Group, now: string): void {

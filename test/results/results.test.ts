@@ -135,7 +135,21 @@ describe('threat alerts', () => {
     // (4,4) touches both diagonally
     const changed = a.add(tile(0, 0, [[0, 4, 4, 0.6]]));
     expect(changed.map((x) => x.id)).toEqual(['t0']);
+    // the update names the alert it absorbed, so a screen can drop it; reports never carry `merged`
+    expect(changed[0].merged).toEqual(['t1']);
     expect(a.all()).toEqual([expect.objectContaining({ id: 't0', cells: 3, probability: 0.9, box: { lineStart: 48, lineEnd: 96, pixelStart: 48, pixelEnd: 96 } })]);
+    expect(a.all()[0]).not.toHaveProperty('merged');
+    // a later update of the joined alert names nothing absorbed
+    expect(a.add(tile(0, 0, [[0, 3, 3, 0.95]]))[0]).not.toHaveProperty('merged');
+  });
+
+  it('names every alert absorbed when one cell bridges three, including one absorbed earlier in the same tile', () => {
+    const a = new ThreatAlerts(THREATS, { firearm: 0.5 }, 1024, 16);
+    a.add(tile(0, 0, [[0, 1, 1, 0.9], [0, 1, 3, 0.9], [0, 1, 5, 0.9]]));
+    expect(a.all().map((x) => x.id)).toEqual(['t0', 't1', 't2']);
+    const changed = a.add(tile(0, 0, [[0, 1, 2, 0.9], [0, 1, 4, 0.9]]));
+    expect(changed.map((x) => [x.id, [...(x.merged ?? [])].sort()])).toEqual([['t0', ['t1', 't2']]]);
+    expect(a.count()).toBe(1);
   });
 
   it('ignores the zero padding past the end of the scan and the detector', () => {
