@@ -193,7 +193,9 @@ void Stitcher::FixCalibrationIfReady() {
   }
   calibration_ = std::make_unique<Calibration>(config_.pixels, config_.energies, dark, air,
                                                config_.dead_pixel_fraction, config_.attenuation_max);
-  blocks_.assign(static_cast<size_t>(block_capacity_) * line_samples_, 0.0f);
+  blocks_floats_ = static_cast<size_t>(block_capacity_) * line_samples_;
+  blocks_.reset(new float[blocks_floats_]);  // not touched here: the next job zeroes it on the pool thread
+  blocks_zeroed_ = false;
 }
 
 const Job& Stitcher::BeginJob(float* tiles, size_t tiles_length, uint8_t* preview, size_t preview_length) {
@@ -216,6 +218,14 @@ const Job& Stitcher::BeginJob(float* tiles, size_t tiles_length, uint8_t* previe
   job.has_preview = false;
   job.tile_out = tiles;
   job.preview_out = preview;
+  job.zero_ring = nullptr;
+  job.zero_ring_floats = 0;
+  job.zero_ring_done = false;
+  if (blocks_ && !blocks_zeroed_) {
+    job.zero_ring = blocks_.get();
+    job.zero_ring_floats = blocks_floats_;
+    blocks_zeroed_ = true;
+  }
   job.start = job.end = frontier_;
 
   const int64_t end_limit = finished_ ? total_lines_ : config_.max_lines;
@@ -336,6 +346,10 @@ void Stitcher::EmitPreviewBlock(int64_t block_start, int64_t block_end) {
 
 void Stitcher::ExecuteJob() {
   const Job& job = job_;
+  if (job.zero_ring) {
+    std::fill(job.zero_ring, job.zero_ring + job.zero_ring_floats, 0.0f);
+    job_.zero_ring_done = true;
+  }
   const int ds = config_.tile.downsample;
   const int64_t d = config_.preview_downsample;
   const size_t n = line_samples_;
@@ -504,7 +518,7 @@ StitcherStats Stitcher::Stats() const {
   const size_t chunk_bytes = static_cast<size_t>(config_.chunk_lines) * line_samples_ * sizeof(uint16_t);
   size_t bytes = static_cast<size_t>(chunks_allocated_) * chunk_bytes + chunks_.size() * sizeof(void*) +
                  stored_.size() + gap_flag_.size() + (dark_sum_.size() + air_sum_.size()) * sizeof(uint64_t) +
-                 (blocks_.size() + 5 * line_samples_) * sizeof(float);
+                 (blocks_floats_ + 5 * line_samples_) * sizeof(float);
   if (calibration_) bytes += calibration_->memory_bytes();
   s.memory_bytes = static_cast<int64_t>(bytes);
   return s;
