@@ -32,7 +32,7 @@ import { DEFAULT_INFERENCE_CONFIG, defaultModelsDir, discoverModels, effectiveIn
 import { ortVersion } from '../src/inference/ort.js';
 import { runDirect, type DirectRunResult } from './lib/infer-direct.js';
 import { runGateway, type GatewayRunResult, type GatewayRunSpec } from './lib/infer-gateway.js';
-import { collectTiles, measureRaw } from './lib/infer-raw.js';
+import { collectTiles, combinedRate, measureRaw } from './lib/infer-raw.js';
 import {
   INFER_CONTAMINATION_PERCENT,
   batchingRatioTable,
@@ -45,6 +45,7 @@ import {
   saturationTable,
   saturationVerdict,
   updateInferMarkdown,
+  withAdjacentRaw,
   type InferVerdict,
   type SaturationRatio,
 } from './lib/infer-report.js';
@@ -108,6 +109,9 @@ const QUIET_WAIT_MS = positive('quiet-wait-ms');
 const RETRIES = Number(args.retries);
 if (!Number.isInteger(RETRIES) || RETRIES < 0) throw new TypeError(`Expected an integer >= 0 for --retries but received ${args.retries}`);
 const LINES_PER_FRAME = 16;
+/** Raw re-measured around every saturation run (the batch sizes a batcher uses at saturation), s per size. */
+const BRACKET_SIZES: readonly number[] = Object.freeze([4, 8, 16, 32]);
+const BRACKET_SECONDS = 0.4;
 const WINDOW = 64;
 const PORTAL_BUFFER_MS = 2_000;
 
@@ -139,7 +143,10 @@ async function main(): Promise<void> {
   const failures: string[] = [];
   let rawOther: OtherLoad | null = null;
   let saturation: GatewayRunResult | null = null;
+  let pacedSaturation: GatewayRunResult | null = null;
   let direct: DirectRunResult | null = null;
+  let direct2: DirectRunResult | null = null;
+  const brackets: Array<Awaited<ReturnType<typeof measureRaw>>['models']> = [];
   const latency: GatewayRunResult[] = [];
   try {
     // 1. Raw.
@@ -159,6 +166,12 @@ async function main(): Promise<void> {
     }
     if (raw === null) throw new Error('no raw measurement');
     console.log(`\n${rawTable(raw.models)}\n`);
+    const bracket = async (): Promise<number> => {
+      const b = await measureRaw(loaded, inferenceDefaults, intraOp, tiles, BRACKET_SECONDS, 1, () => undefined, BRACKET_SIZES);
+      brackets.push(b.models);
+      console.log(`raw bracket: ${b.models.map((m) => `${m.model} ${m.points.map((p) => `${p.batchSize}:${Math.round(p.tilesPerS)}`).join(' ')}`).join('; ')}`);
+      return brackets.length - 1;
+    };
 
     const gatewayRun = async (spec: GatewayRunSpec, label: string): Promise<GatewayRunResult | null> => {
       let best: GatewayRunResult | null = null;
@@ -189,10 +202,31 @@ async function main(): Promise<void> {
 
     // 2a. Saturation through the whole gateway.
     const base = { lineRateHz: LINE_RATE, linesPerFrame: LINES_PER_FRAME, window: WINDOW, portalBufferMs: PORTAL_BUFFER_MS };
+    const b0 = await bracket();
     saturation = await gatewayRun(
       { ...base, batching: 'default', portals: SAT_PORTALS, mode: 'max', warmupMs: SAT_WARMUP_MS, durationMs: SAT_DURATION_MS, startSpreadMs: 0 },
       `saturation: gateway, ${SAT_PORTALS} portals at max speed`,
     );
+    const b1 = await bracket();
+    // 2a'. Saturation as a 2-core box can honestly run it: portals paced so that the stitcher produces tiles at the rate
+    // raw ONNX Runtime absorbs at batch 32 (both models); ingest then takes what that tile rate costs, no more.
+    const raw32 = raw.models.map((m) => m.points.find((p) => p.batchSize === 32)?.tilesPerS ?? m.best.tilesPerS);
+    const pacedTilesPerS = combinedRate(raw32[0], raw32[1] ?? Infinity);
+    const pacedLineRate = Math.max(1, Math.round(pacedTilesPerS / tiles.tilesPerLine / SAT_PORTALS));
+    pacedSaturation = await gatewayRun(
+      {
+        ...base,
+        lineRateHz: pacedLineRate,
+        batching: 'default',
+        portals: SAT_PORTALS,
+        mode: 'paced',
+        warmupMs: SAT_WARMUP_MS,
+        durationMs: SAT_DURATION_MS,
+        startSpreadMs: (DEFAULT_CONFIG.stitch.tile.strideLines * 1000) / pacedLineRate,
+      },
+      `saturation: gateway, ${SAT_PORTALS} portals paced at ${pacedLineRate} lines/s (~${Math.round(pacedTilesPerS)} tiles/s, raw capacity at batch 32)`,
+    );
+    const b2 = await bracket();
 
     const strideMs = (DEFAULT_CONFIG.stitch.tile.strideLines * 1000) / LINE_RATE;
 
@@ -214,6 +248,25 @@ async function main(): Promise<void> {
       failures.push(message);
       console.log(`FAILED\n  ${message}`);
     }
+    const b3 = await bracket();
+    // 2c. The same with inference.workers 2 (not the default): two single-threaded sessions per model run two batches
+    // at once instead of one batch on two intra-op threads.
+    try {
+      await waitForQuiet(15, 2_000, QUIET_WAIT_MS);
+      process.stdout.write(`run: saturation: createInference({ workers: 2 }).submit() from this process ... `);
+      direct2 = await runDirect({ modelsDir, workers: 2 }, tiles, {
+        warmupMs: DIRECT_WARMUP_MS,
+        durationMs: DIRECT_DURATION_MS,
+        outstanding: DIRECT_OUTSTANDING,
+        portals: 8,
+      });
+      console.log(`scored ${direct2.models.map((m) => fmt(m.okPerS, 0)).join('/')} /s, CPU ${fmt(direct2.cpuPercent, 0)}%`);
+    } catch (err) {
+      const message = `direct submit (workers 2): ${err instanceof Error ? err.message : String(err)}`;
+      failures.push(message);
+      console.log(`FAILED\n  ${message}`);
+    }
+    const b4 = await bracket();
 
     // 3. Latency, batcher vs batch size 1, paced portals.
     for (const portals of PORTALS) {
@@ -238,7 +291,7 @@ async function main(): Promise<void> {
     const ratios: SaturationRatio[] = [];
     const verdicts: InferVerdict[] = [];
     if (saturation) {
-      const s = saturationRatio(`(a) gateway, ${SAT_PORTALS} portals at max speed`, saturation.models, raw.models);
+      const s = withAdjacentRaw(saturationRatio(`(a) gateway, ${SAT_PORTALS} portals at max speed (old definition)`, saturation.models, raw.models), saturation.models, brackets[b0], brackets[b1]);
       ratios.push(s);
       verdicts.push(
         saturationVerdict(
@@ -248,10 +301,37 @@ async function main(): Promise<void> {
         ),
       );
     }
+    if (pacedSaturation) {
+      const p = pacedSaturation;
+      const s = withAdjacentRaw(
+        saturationRatio(`(a') gateway, ${p.spec.portals} portals paced at raw capacity (${p.spec.lineRateHz} lines/s each)`, p.models, raw.models),
+        p.models,
+        brackets[b1],
+        brackets[b2],
+      );
+      ratios.push(s);
+      verdicts.push(
+        saturationVerdict(
+          s,
+          p.foreignPercent,
+          `the stitcher produced ${fmt(p.tilesProducedPerS, 0)} tiles/s; ingest + stitching took their share of the ${machine.cpus} CPUs (gateway ${fmt(p.gatewayCpuPercent, 0)}% of one core, load generator ${fmt(p.loadgenCpuPercent, 0)}%)`,
+        ),
+      );
+    }
     if (direct) {
-      const s = saturationRatio('(b) inference stage alone, submit() in-process', direct.models, raw.models);
+      const s = withAdjacentRaw(saturationRatio('(b) inference stage alone, submit() in-process', direct.models, raw.models), direct.models, brackets[b2], brackets[b3]);
       ratios.push(s);
       verdicts.push(saturationVerdict(s, direct.otherLoad.processesPercent, 'no portals, ingest or stitching'));
+    }
+    if (direct2) {
+      const s = withAdjacentRaw(
+        saturationRatio('(b2) inference stage alone, inference.workers 2 (not the default)', direct2.models, raw.models),
+        direct2.models,
+        brackets[b3],
+        brackets[b4],
+      );
+      ratios.push(s);
+      verdicts.push(saturationVerdict(s, direct2.otherLoad.processesPercent, 'informative: not the shipped default'));
     }
     if (latency.length > 0) verdicts.push(eventLoopVerdict(latency));
 
@@ -281,7 +361,7 @@ async function main(): Promise<void> {
       const modelsRel = relative(REPO, modelsDir) || '.';
       writeFileSync(
         join(REPO, jsonRel),
-        `${JSON.stringify({ date, machine, ortVersion: ortVersion(), durationS, modelsDir: modelsRel, models, defaults, tileSource, truck, raw, rawOther, saturation, direct, ratios, latency, verdicts, failures }, null, 2)}\n`,
+        `${JSON.stringify({ date, machine, ortVersion: ortVersion(), durationS, modelsDir: modelsRel, models, defaults, tileSource, truck, raw, rawOther, brackets, saturation, pacedSaturation, direct, direct2, ratios, latency, verdicts, failures }, null, 2)}\n`,
       );
       const section = inferMarkdownSection({
         date,
@@ -301,6 +381,7 @@ async function main(): Promise<void> {
         tileSource,
         truck,
         saturation,
+        pacedSaturation,
         direct,
         ratios,
         latency,

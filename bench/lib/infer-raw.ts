@@ -92,11 +92,12 @@ export async function measureRaw(
   secondsPerPoint: number,
   passes: number,
   progress: (line: string) => void = () => undefined,
+  sizes: readonly number[] = RAW_BATCH_SIZES,
 ): Promise<{ settings: RawSettings; models: RawModelResult[] }> {
   setOrtLogLevel(config.ortLogLevel);
   const settings: RawSettings = { provider: 'cpu', intraOpThreads, allowSpinning: config.allowSpinning, secondsPerPoint, passes };
   const out: RawModelResult[] = [];
-  const maxBatch = Math.max(...RAW_BATCH_SIZES);
+  const maxBatch = Math.max(...sizes);
   for (const model of models) {
     const m = model.manifest;
     const session = await createSession(model.files.fp32, { provider: 'cpu', deviceId: 0, intraOpThreads, allowSpinning: config.allowSpinning });
@@ -114,7 +115,7 @@ export async function measureRaw(
       };
       const points = new Map<number, RawPoint>();
       for (let pass = 0; pass < passes; pass++) {
-        for (const n of RAW_BATCH_SIZES) {
+        for (const n of sizes) {
           for (let k = 0; k < 3; k++) await run(n, k); // warm-up: first runs of a shape allocate
           const times: number[] = [];
           const t0 = performance.now();
@@ -132,10 +133,10 @@ export async function measureRaw(
           else prev.passes = passesSoFar;
         }
         progress(
-          `raw ${m.name} pass ${pass + 1}/${passes}: ${RAW_BATCH_SIZES.map((n) => `${n}:${Math.round(points.get(n)!.passes[pass])}`).join(' ')} tiles/s`,
+          `raw ${m.name} pass ${pass + 1}/${passes}: ${sizes.map((n) => `${n}:${Math.round(points.get(n)!.passes[pass])}`).join(' ')} tiles/s`,
         );
       }
-      const list = RAW_BATCH_SIZES.map((n) => points.get(n)!);
+      const list = sizes.map((n) => points.get(n)!);
       const best = list.reduce((a, b) => (b.tilesPerS > a.tilesPerS ? b : a));
       out.push({ model: m.name, task: m.task, version: m.version, file: model.files.fp32, points: list, best: { tilesPerS: best.tilesPerS, batchSize: best.batchSize } });
     } finally {
