@@ -17,8 +17,8 @@ import { resolveConfig, type GatewayConfigInput } from '../../src/config/index.j
 import type { TileResult } from '../../src/inference/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { startGateway, type Gateway } from '../../src/main.js';
-import type { LoadCounters, LoadPlan } from './load-protocol.js';
-import { runLoadWindow } from './load-window.js';
+import type { LoadCounters } from './load-protocol.js';
+import { loadPlan, runLoadWindow } from './load-window.js';
 import { machineCpu, machineCpuPercent, mainThreadSchedStat, otherLoad, processCpu, type OtherLoad } from './machine.js';
 import type { TruckMeta } from './truck.js';
 
@@ -207,20 +207,7 @@ export async function runGateway(spec: GatewayRunSpec, ctx: GatewayRunContext, t
     tilesProduced: results?.stats.tilesProduced ?? 0,
   });
   try {
-    const plan: LoadPlan = {
-      url: gateway.portalUrl,
-      portals: spec.portals,
-      mode: spec.mode,
-      lineRateHz: spec.lineRateHz,
-      window: spec.window,
-      bufferLines: Math.round((spec.lineRateHz * spec.portalBufferMs) / 1000),
-      warmupMs: spec.warmupMs,
-      durationMs: spec.durationMs,
-      truckFile: ctx.truckFile,
-      detector: ctx.truck.detector,
-      linesPerFrame: spec.linesPerFrame,
-      startSpreadMs: spec.startSpreadMs,
-    };
+    const plan = loadPlan(spec, gateway.portalUrl, ctx.truckFile, ctx.truck.detector);
     let eld: ReturnType<typeof eventLoopMonitor> | null = null;
     const measured = await runLoadWindow(plan, timeoutMs, `latency x${spec.portals}`, {
       onStart: () => {

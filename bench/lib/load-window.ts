@@ -6,7 +6,40 @@
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { ChildMessage, LoadCounters, LoadPlan, ParentMessage } from './load-protocol.js';
+import type { DetectorInfo } from '../../src/ingest/index.js';
+import type { ChildMessage, LoadCounters, LoadMode, LoadPlan, ParentMessage } from './load-protocol.js';
+
+/** What a bench run says about its portals; loadPlan() turns it into the load generator's plan. */
+export interface LoadShape {
+  portals: number;
+  mode: LoadMode;
+  lineRateHz: number;
+  window: number;
+  /** Paced: how long a portal can hold lines the gateway does not take, milliseconds. */
+  portalBufferMs: number;
+  warmupMs: number;
+  durationMs: number;
+  linesPerFrame: number;
+  startSpreadMs?: number;
+}
+
+/** The load generator's plan for `shape`: every portal replays the pre-rendered truck in `truckFile`. */
+export function loadPlan(shape: LoadShape, url: string, truckFile: string, detector: DetectorInfo): LoadPlan {
+  return {
+    url,
+    portals: shape.portals,
+    mode: shape.mode,
+    lineRateHz: shape.lineRateHz,
+    window: shape.window,
+    bufferLines: Math.round((shape.lineRateHz * shape.portalBufferMs) / 1000),
+    warmupMs: shape.warmupMs,
+    durationMs: shape.durationMs,
+    truckFile,
+    detector,
+    linesPerFrame: shape.linesPerFrame,
+    ...(shape.startSpreadMs === undefined ? {} : { startSpreadMs: shape.startSpreadMs }),
+  };
+}
 
 const LOAD_PORTALS = fileURLToPath(new URL('./load-portals.js', import.meta.url));
 

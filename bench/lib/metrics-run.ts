@@ -20,9 +20,9 @@ import { resolveConfig } from '../../src/config/index.js';
 import type { IngestStats } from '../../src/ingest/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { startGateway, type Gateway } from '../../src/main.js';
-import { RawWriter } from '../../src/storage/index.js';
+import { withArchiveWrites } from './run.js';
 import type { LoadCounters, LoadMode } from './load-protocol.js';
-import { runLoadWindow } from './load-window.js';
+import { loadPlan, runLoadWindow } from './load-window.js';
 import { machineCpu, machineCpuPercent, otherLoad, processCpu, threadCpu, threadCpuPercent, type OtherLoad } from './machine.js';
 import type { ScraperChildMessage, ScraperParentMessage, ScraperResult } from './metrics-scraper.js';
 import type { TruckMeta } from './truck.js';
@@ -31,6 +31,8 @@ const SCRAPER = fileURLToPath(new URL('./metrics-scraper.js', import.meta.url));
 
 /** Other processes using more than this (% of one core) during a run make it unrepresentative. */
 export const CONTAMINATION_PERCENT = 10;
+/** Lines a paced portal holds while the gateway does not take them: 2 s of its line rate. */
+const PORTAL_BUFFER_MS = 2000;
 
 export interface MetricsRunSpec {
   metrics: boolean;
@@ -154,13 +156,7 @@ class Scraper {
 }
 
 export async function runMetricsOnce(spec: MetricsRunSpec, truckFile: string, truck: TruckMeta, timeoutMs = 90_000): Promise<MetricsRunResult> {
-  const realWrite = RawWriter.prototype.write;
-  if (spec.skipArchiveWrites) RawWriter.prototype.write = () => Promise.resolve();
-  try {
-    return await measure(spec, truckFile, truck, timeoutMs);
-  } finally {
-    RawWriter.prototype.write = realWrite;
-  }
+  return withArchiveWrites(!spec.skipArchiveWrites, () => measure(spec, truckFile, truck, timeoutMs));
 }
 
 async function measure(spec: MetricsRunSpec, truckFile: string, truck: TruckMeta, timeoutMs: number): Promise<MetricsRunResult> {
@@ -182,19 +178,7 @@ async function measure(spec: MetricsRunSpec, truckFile: string, truck: TruckMeta
   try {
     await scraper?.whenReady();
     const measured = await runLoadWindow(
-      {
-        url: gateway.portalUrl,
-        portals: spec.portals,
-        mode: spec.mode,
-        lineRateHz: spec.lineRateHz,
-        window: spec.window,
-        bufferLines: Math.round(spec.lineRateHz * 2),
-        warmupMs: spec.warmupMs,
-        durationMs: spec.durationMs,
-        truckFile,
-        detector: truck.detector,
-        linesPerFrame: spec.linesPerFrame,
-      },
+      loadPlan({ ...spec, portalBufferMs: PORTAL_BUFFER_MS }, gateway.portalUrl, truckFile, truck.detector),
       timeoutMs,
       `metrics ${spec.metrics ? 'on' : 'off'} x${spec.portals} ${spec.mode}`,
       {
@@ -313,19 +297,12 @@ export async function measureIdleCost(spec: Omit<MetricsRunSpec, 'metrics'>, tru
     try {
       await scraper?.whenReady();
       await runLoadWindow(
-        {
-          url: gateway.portalUrl,
-          portals: spec.portals,
-          mode: 'max',
-          lineRateHz: spec.lineRateHz,
-          window: spec.window,
-          bufferLines: Math.round(spec.lineRateHz * 2),
-          warmupMs: 500,
-          durationMs: 500,
+        loadPlan(
+          { ...spec, mode: 'max', portalBufferMs: PORTAL_BUFFER_MS, warmupMs: 500, durationMs: 500 },
+          gateway.portalUrl,
           truckFile,
-          detector: truck.detector,
-          linesPerFrame: spec.linesPerFrame,
-        },
+          truck.detector,
+        ),
         30_000,
         `idle cost, metrics ${metrics ? 'on' : 'off'}`,
         { onStart: () => null, onEnd: () => null },

@@ -7,8 +7,8 @@ import { PerformanceObserver, performance, type EventLoopUtilization } from 'nod
 import type { IngestStats } from '../../src/ingest/index.js';
 import { RawWriter } from '../../src/storage/index.js';
 import { PATH_LABEL, startBenchGateway, type GatewayPath } from './gateways.js';
-import type { LoadCounters, LoadMode, LoadPlan } from './load-protocol.js';
-import { runLoadWindow } from './load-window.js';
+import type { LoadCounters, LoadMode } from './load-protocol.js';
+import { loadPlan, runLoadWindow } from './load-window.js';
 import {
   machineCpu,
   machineCpuPercent,
@@ -134,10 +134,18 @@ interface Snapshot {
 }
 
 export async function runOnce(spec: RunSpec, truckFile: string, truck: TruckMeta, timeoutMs = 60_000): Promise<RunResult> {
+  return withArchiveWrites(!spec.skipArchiveWrites, () => measure(spec, truckFile, truck, timeoutMs));
+}
+
+/**
+ * Runs `fn` with the raw archive's file writes on or, for `false`, replaced by a no-op (a bench-only patch of
+ * RawWriter.prototype.write: the archiver still copies and counts every line), restoring them afterwards.
+ */
+export async function withArchiveWrites<T>(on: boolean, fn: () => Promise<T>): Promise<T> {
   const realWrite = RawWriter.prototype.write;
-  if (spec.skipArchiveWrites) RawWriter.prototype.write = () => Promise.resolve();
+  if (!on) RawWriter.prototype.write = () => Promise.resolve();
   try {
-    return await measure(spec, truckFile, truck, timeoutMs);
+    return await fn();
   } finally {
     RawWriter.prototype.write = realWrite;
   }
@@ -162,19 +170,7 @@ async function measure(spec: RunSpec, truckFile: string, truck: TruckMeta, timeo
     gcMs,
   });
   try {
-    const plan: LoadPlan = {
-      url: gw.portalUrl,
-      portals: spec.portals,
-      mode: spec.mode,
-      lineRateHz: spec.lineRateHz,
-      window: spec.window,
-      bufferLines: Math.round((spec.lineRateHz * spec.portalBufferMs) / 1000),
-      warmupMs: spec.warmupMs,
-      durationMs: spec.durationMs,
-      truckFile,
-      detector: truck.detector,
-      linesPerFrame: spec.linesPerFrame,
-    };
+    const plan = loadPlan(spec, gw.portalUrl, truckFile, truck.detector);
     const measured = await runLoadWindow(plan, timeoutMs, `run ${labelOf(spec)} x${spec.portals} ${spec.mode}`, { onStart: snap, onEnd: snap });
     const exclude = new Set([process.pid, measured.childPid]);
     return summarise(spec, measured.start, measured.end, measured.counters, process.memoryUsage().rss, exclude);
