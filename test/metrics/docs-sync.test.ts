@@ -3,16 +3,10 @@
  * type and labels, and nothing is listed that the gateway does not serve. Also checks the naming rules the doc
  * states (prefix, unit suffixes, counters end in _total) and the label names Prometheus would accept.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { resolveConfig } from '../../src/config/index.js';
-import { IngestService } from '../../src/ingest/index.js';
-import { silentLogger } from '../../src/log/index.js';
-import { GATEWAY_PHASES } from '../../src/main.js';
-import { createGatewayMetrics, type MetricDescription } from '../../src/metrics/index.js';
-import { ScanStore } from '../../src/storage/index.js';
+import type { MetricDescription } from '../../src/metrics/index.js';
+import { standaloneMetrics } from './exposition.js';
 
 const DOC = new URL('../../docs/metrics.md', import.meta.url);
 
@@ -39,27 +33,11 @@ function documented(): DocRow[] {
     });
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'scanline-metrics-docs-'));
-const config = resolveConfig({ storage: { dataDir: dir } });
-const store = ScanStore.open(dir);
-const metrics = createGatewayMetrics({
-  ingest: new IngestService({ config, store, log: silentLogger() }),
-  store,
-  inference: null,
-  results: null,
-  phase: () => 'ready',
-  phases: GATEWAY_PHASES,
-  version: '0.0.0',
-  portalLabelLimit: 8,
-  processMetrics: true,
-});
+const standalone = standaloneMetrics('scanline-metrics-docs-');
+const metrics = standalone.metrics;
 const registered: MetricDescription[] = metrics.describe();
 
-afterAll(() => {
-  metrics.close();
-  store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => standalone.close());
 
 describe('docs/metrics.md', () => {
   it('lists every registered metric with its type and labels, and nothing else', () => {

@@ -3,6 +3,15 @@
  * Strict on what the gateway writes: `name{label="value",...} number` lines, # HELP / # TYPE comments, blank lines.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveConfig } from '../../src/config/index.js';
+import { IngestService } from '../../src/ingest/index.js';
+import { silentLogger } from '../../src/log/index.js';
+import { GATEWAY_PHASES } from '../../src/main.js';
+import { createGatewayMetrics, type GatewayMetrics } from '../../src/metrics/index.js';
+import { ScanStore } from '../../src/storage/index.js';
 
 export interface ParsedSample {
   name: string;
@@ -68,4 +77,34 @@ export function promtoolCheckMetrics(text: string): { status: number | null; out
   const r = spawnSync(PROMTOOL, ['check', 'metrics'], { input: text, encoding: 'utf8' });
   if (r.error) throw new Error(`cannot run ${PROMTOOL} (Debian package prometheus): ${r.error.message}`);
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
+}
+
+/**
+ * The gateway's full metrics registry over an idle ingest stage and a scan store in a fresh directory (no
+ * inference, results or portals): every family registered, for tests that read names, types and labels.
+ * `close()` releases the registry, the store and the directory.
+ */
+export function standaloneMetrics(prefix: string): { metrics: GatewayMetrics; dir: string; close(): void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const store = ScanStore.open(dir);
+  const metrics = createGatewayMetrics({
+    ingest: new IngestService({ config: resolveConfig({ storage: { dataDir: dir } }), store, log: silentLogger() }),
+    store,
+    inference: null,
+    results: null,
+    phase: () => 'ready',
+    phases: GATEWAY_PHASES,
+    version: '0.0.0',
+    portalLabelLimit: 8,
+    processMetrics: true,
+  });
+  return {
+    metrics,
+    dir,
+    close() {
+      metrics.close();
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -5,37 +5,15 @@
  * screen at a border post.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { resolveConfig } from '../../src/config/index.js';
-import { IngestService } from '../../src/ingest/index.js';
-import { silentLogger } from '../../src/log/index.js';
-import { GATEWAY_PHASES } from '../../src/main.js';
-import { createGatewayMetrics } from '../../src/metrics/index.js';
-import { ScanStore } from '../../src/storage/index.js';
-import { PROMTOOL } from '../metrics/exposition.js';
+import { PROMTOOL, standaloneMetrics } from '../metrics/exposition.js';
 
 const OPS = new URL('../../ops/', import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), 'scanline-ops-'));
-const store = ScanStore.open(dir);
-const metrics = createGatewayMetrics({
-  ingest: new IngestService({ config: resolveConfig({ storage: { dataDir: dir } }), store, log: silentLogger() }),
-  store,
-  inference: null,
-  results: null,
-  phase: () => 'ready',
-  phases: GATEWAY_PHASES,
-  version: '0.0.0',
-  portalLabelLimit: 8,
-  processMetrics: true,
-});
-afterAll(() => {
-  metrics.close();
-  store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const standalone = standaloneMetrics('scanline-ops-');
+const { metrics, dir } = standalone;
+afterAll(() => standalone.close());
 
 /** Series names a family exposes: histograms and summaries add _bucket / _sum / _count. */
 function servedSeries(): Set<string> {
