@@ -249,12 +249,12 @@ async function main(): Promise<void> {
       console.log(`FAILED\n  ${message}`);
     }
     const b3 = await bracket();
-    // 2c. The same with inference.workers 2 (not the default): two single-threaded sessions per model run two batches
-    // at once instead of one batch on two intra-op threads.
+    // 2c. The same with inference.workers 1 (the default before 2026-11-25): one session per model on all intra-op
+    // threads, one batch at a time, kept as the comparison for the 2-worker default.
     try {
       await waitForQuiet(15, 2_000, QUIET_WAIT_MS);
-      process.stdout.write(`run: saturation: createInference({ workers: 2 }).submit() from this process ... `);
-      direct2 = await runDirect({ modelsDir, workers: 2 }, tiles, {
+      process.stdout.write(`run: saturation: createInference({ workers: 1 }).submit() from this process ... `);
+      direct2 = await runDirect({ modelsDir, workers: 1 }, tiles, {
         warmupMs: DIRECT_WARMUP_MS,
         durationMs: DIRECT_DURATION_MS,
         outstanding: DIRECT_OUTSTANDING,
@@ -262,7 +262,7 @@ async function main(): Promise<void> {
       });
       console.log(`scored ${direct2.models.map((m) => fmt(m.okPerS, 0)).join('/')} /s, CPU ${fmt(direct2.cpuPercent, 0)}%`);
     } catch (err) {
-      const message = `direct submit (workers 2): ${err instanceof Error ? err.message : String(err)}`;
+      const message = `direct submit (workers 1): ${err instanceof Error ? err.message : String(err)}`;
       failures.push(message);
       console.log(`FAILED\n  ${message}`);
     }
@@ -325,7 +325,7 @@ async function main(): Promise<void> {
     }
     if (direct2) {
       const s = withAdjacentRaw(
-        saturationRatio('(b2) inference stage alone, inference.workers 2 (not the default)', direct2.models, raw.models),
+        saturationRatio('(b2) inference stage alone, inference.workers 1 (the previous default)', direct2.models, raw.models),
         direct2.models,
         brackets[b3],
         brackets[b4],

@@ -344,7 +344,7 @@ export function inferMarkdownSection(c: InferReportContext): string {
       `onnxruntime-node ${c.ortVersion}, CPU execution provider, ${c.rawSettings.intraOpThreads} intra-op threads, spinning ${c.rawSettings.allowSpinning ? 'on' : 'off'}.`,
     `Command: \`${c.commandLine}\` (${fmt(c.durationS / 60, 1)} min). Raw numbers: \`${c.jsonFile}\`.`,
     `Models (${c.modelsDir}): ${c.models.map((x) => `${x.name}@${x.version} (${x.task}, fp32 sha256 ${x.sha256.slice(0, 12)})`).join(', ')}.`,
-    `Gateway inference configuration (defaults): ${d.workers} worker thread (nice ${d.workerNice}); batcher maxBatchSize ${d.maxBatchSize}, preferred ` +
+    `Gateway inference configuration (defaults): ${d.workers} worker thread${d.workers === 1 ? '' : 's'} (nice ${d.workerNice}); batcher maxBatchSize ${d.maxBatchSize}, preferred ` +
       `[${d.preferredBatchSizes.join(', ')}], maxQueueDelay ${d.maxQueueDelayMicros} µs, ${d.maxInFlightBatches} batches in flight per model, ` +
       `queue ${d.maxQueueTiles} tiles per model, live deadline ${d.deadlineMs} ms. "batch size 1" = the same with maxBatchSize 1, no preferred sizes.`,
     `Load: one simulated truck (seed ${c.truck.seed}, ${c.truck.vehicle?.kind ?? 'no vehicle'}, ${c.truck.lines} lines x ${c.truck.detector.pixels} pixels x ` +
@@ -393,7 +393,7 @@ export function inferMarkdownSection(c: InferReportContext): string {
       '(per-tile raw time at the size of its batch, log-interpolated between measured sizes). ratio = tiles/s ÷ that; ratio to best: ÷ raw at the best batch size. ' +
       '"raw around the run": raw re-measured (batch 4, 8, 16, 32; 0.4 s each) right before and right after that run, the mean of the two, with ' +
       'the same interpolation; the verdicts use that ratio, because this VM drifts by tens of percent within minutes and the raw table was ' +
-      'taken minutes earlier. (b2) is informative (inference.workers 2, not the default).',
+      'taken minutes earlier. (b2) is informative (inference.workers 1, the default before 2026-11-25).',
     '',
     '#### Latency: tile\'s last line received → result applied',
     '',

@@ -57,7 +57,7 @@ export interface BackendWorkerStatus {
 }
 
 export interface BackendStatus {
-  /** What runs the models, e.g. "onnxruntime-node 1.30.0 in 1 worker thread". */
+  /** What runs the models, e.g. "onnxruntime-node 1.30.0 in 2 worker threads". */
   kind: string;
   /** True when batches can run now (for onnxruntime-node: at least one worker is ready). */
   ready: boolean;

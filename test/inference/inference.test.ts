@@ -120,7 +120,8 @@ describe('createInference', () => {
   it('a crashed worker fails the tiles of its batches with a code and is replaced; counts add up', async () => {
     inference = await createInference({
       modelsDir: MODELS_DIR,
-      config: { ...CPU, models: ['goods-tiny'], batching: { maxBatchSize: 4, preferredBatchSizes: [4], maxInFlightBatches: 3 } },
+      // One worker: every batch in flight is in the worker that crashes.
+      config: { ...CPU, workers: 1, models: ['goods-tiny'], batching: { maxBatchSize: 4, preferredBatchSizes: [4], maxInFlightBatches: 3 } },
       backend: ({ config, log, stats }) => new OnnxWorkerBackend({ config, log, counters: stats, faults: { crashOnRun: 2 }, restartDelayMs: { min: 10, max: 50 } }),
     });
     const submit = (i: number): Promise<string> => codeOf(inference!.submit({ model: 'goods-tiny', scanId: 's', portalId: 'p', data: makeTile(i), priority: 'live' }));

@@ -48,7 +48,7 @@ describe('execution providers', () => {
     await b.load(models, { warmupBatchSizes: [1, 2, 3] });
     const s = b.status();
     expect(s.ready).toBe(true);
-    expect(s.kind).toMatch(/^onnxruntime-node 1\.\d+\.\d+ in 1 worker thread$/);
+    expect(s.kind).toMatch(/^onnxruntime-node 1\.\d+\.\d+ in 2 worker threads$/);
     expect(s.models).toEqual({ 'goods-tiny': { provider: 'cpu', precision: 'fp32' }, 'threats-tiny': { provider: 'cpu', precision: 'fp32' } });
     const goods = s.workers[0].models.find((m) => m.model === 'goods-tiny')!;
     // The fp16 file is tried first on GPU providers; a provider that cannot be set up is not tried again with fp32.
@@ -62,7 +62,8 @@ describe('execution providers', () => {
     const threats = s.workers[0].models.find((m) => m.model === 'threats-tiny')!;
     expect(threats.attempts.map((a) => `${a.provider}/${a.precision}`)).toEqual(['tensorrt/fp32', 'cuda/fp32', 'cpu/fp32']);
     await new Promise((r) => setTimeout(r, 50)); // pino writes asynchronously
-    const chosen = lines.map((l) => JSON.parse(l)).find((l) => l.model === 'goods-tiny' && l.provider === 'cpu');
+    // Every worker logs its own choice.
+    const chosen = lines.map((l) => JSON.parse(l)).find((l) => l.model === 'goods-tiny' && l.provider === 'cpu' && l.worker === 0);
     expect(chosen).toMatchObject({ level: 'info', worker: 0, precision: 'fp32' });
     expect(chosen.msg).toMatch(/^model goods-tiny runs on cpu \(fp32\); passed over: tensorrt\/fp16: .*; cuda\/fp16: /);
   });

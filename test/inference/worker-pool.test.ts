@@ -92,7 +92,8 @@ describe('worker pool', () => {
   });
 
   it('fails the batches of a crashed worker with a code, replaces the worker and runs on', async () => {
-    const { backend, counters } = start({}, { faults: { crashOnRun: 2 } });
+    // One worker, so that batches 3 and 4 queue in the one that crashes.
+    const { backend, counters } = start({ workers: 1 }, { faults: { crashOnRun: 2 } });
     await backend.load(models, { warmupBatchSizes: [4] });
     expect(await codeOf(backend.run('goods-tiny', batchOf(4, 0), 4))).toBe('ok');
     // Run 2 crashes the worker while 3 and 4 are queued in it: each fails, exactly once.
@@ -109,7 +110,7 @@ describe('worker pool', () => {
 
   it('times out a hung batch, replaces its worker, and queues batches while no worker is ready', async () => {
     // 2 s leaves room for the replacement worker to start on a loaded 2-core machine before the queued batch runs.
-    const { backend, counters } = start({ batchTimeoutMs: 2000 }, { faults: { hangOnRun: 1 } });
+    const { backend, counters } = start({ workers: 1, batchTimeoutMs: 2000 }, { faults: { hangOnRun: 1 } });
     await backend.load(models, { warmupBatchSizes: [2] });
     const t0 = Date.now();
     expect(await codeOf(backend.run('goods-tiny', batchOf(2, 0), 2))).toBe('SCANLINE_ERR_INFER_BATCH_TIMEOUT');

@@ -8,6 +8,7 @@
  *   per model: line-to-result observations = tiles scored ok
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_INFERENCE_CONFIG } from '../../src/inference/index.js';
 import { simulatePortals, type SimulationSummary } from '../../src/simulator/index.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { parseExposition, promtoolCheckMetrics, samplesOf, sumOf, type Exposition } from './exposition.js';
@@ -111,7 +112,7 @@ describe('GET /metrics with the simulator and the demo models', () => {
     expect(sumOf(e, 'scanline_storage_write_seconds_count')).toBeGreaterThan(0);
     expect(sumOf(e, 'scanline_stitch_duration_seconds_count')).toBeGreaterThan(0);
     expect(sumOf(e, 'scanline_gateway_phase', { phase: 'ready' })).toBe(1);
-    expect(sumOf(e, 'scanline_inference_workers', { state: 'ready' })).toBe(1);
+    expect(sumOf(e, 'scanline_inference_workers', { state: 'ready' })).toBe(DEFAULT_INFERENCE_CONFIG.workers);
     expect(sumOf(e, 'scanline_inference_worker_busy_seconds_total')).toBeGreaterThan(0);
     expect(sumOf(e, 'scanline_process_resident_memory_bytes')).toBeGreaterThan(0);
     expect(sumOf(e, 'scanline_event_loop_busy_seconds_total')).toBeGreaterThan(0);
