@@ -2,9 +2,11 @@
 // state is the CPU feature check), so it loads in the main thread and in any number of worker threads at once.
 //
 // Exports: Stitcher (class, see stitcher_binding.h), extractPlane(src, lines, energies, pixels, energy, out),
-// kernelIsa ("avx2" or "baseline": which build of the hot loops this CPU runs).
+// alignedBuffer(byteLength, alignment), kernelIsa ("avx2" or "baseline": which build of the hot loops this CPU runs).
 #include <napi.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "calibration.h"
@@ -20,11 +22,52 @@ class ScanlineAddon : public Napi::Addon<ScanlineAddon> {
     DefineAddon(exports, {
                              InstanceValue("Stitcher", StitcherBinding::Init(env), napi_enumerable),
                              InstanceMethod("extractPlane", &ScanlineAddon::ExtractPlaneJs, napi_enumerable),
+                             InstanceMethod("alignedBuffer", &ScanlineAddon::AlignedBufferJs, napi_enumerable),
                              InstanceValue("kernelIsa", Napi::String::New(env, KernelIsa()), napi_enumerable),
                          });
   }
 
  private:
+  // alignedBuffer(byteLength, alignment): ArrayBuffer whose memory starts on an `alignment` boundary, zero-filled.
+  // Why: O_DIRECT file writes (the raw archive) need the memory address, file offset and length aligned to the
+  // device's logical block size, and a JS-allocated ArrayBuffer gives no alignment guarantee. The memory is freed
+  // when the ArrayBuffer is garbage-collected and counted as external memory meanwhile, so V8 sees its size.
+  Napi::Value AlignedBufferJs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const int64_t length = ToInteger(info[0], "byteLength", code::kStorageWrite);
+    const int64_t alignment = ToInteger(info[1], "alignment", code::kStorageWrite);
+    if (length < 1 || length > (int64_t{1} << 30) || alignment < 64 || alignment > 65536 ||
+        (alignment & (alignment - 1)) != 0) {
+      throw CodedError(env, code::kStorageWrite,
+                       "alignedBuffer: expected 1 <= byteLength <= 2^30 and a power-of-two alignment 64..65536");
+    }
+    // aligned_alloc wants a size that is a multiple of the alignment; the ArrayBuffer exposes only `length`.
+    const size_t rounded = (static_cast<size_t>(length) + alignment - 1) / alignment * alignment;
+#ifdef _WIN32
+    void* data = _aligned_malloc(rounded, static_cast<size_t>(alignment));
+#else
+    void* data = std::aligned_alloc(static_cast<size_t>(alignment), rounded);
+#endif
+    if (data == nullptr) {
+      throw CodedError(env, code::kStorageWrite, "alignedBuffer: out of memory for " + std::to_string(length) + " bytes");
+    }
+    std::memset(data, 0, rounded);
+    Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(rounded));
+    auto* size_hint = new int64_t(static_cast<int64_t>(rounded));
+    return Napi::ArrayBuffer::New(
+        env, data, static_cast<size_t>(length),
+        [](Napi::Env finalize_env, void* memory, int64_t* bytes) {
+#ifdef _WIN32
+          _aligned_free(memory);
+#else
+          std::free(memory);
+#endif
+          Napi::MemoryManagement::AdjustExternalMemory(finalize_env, -*bytes);
+          delete bytes;
+        },
+        size_hint);
+  }
+
   // extractPlane(src: Uint16Array, lines, energies, pixels, energy, out: Uint16Array): void
   Napi::Value ExtractPlaneJs(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

@@ -23,6 +23,7 @@ constexpr const char* kStitchBusy = "SCANLINE_ERR_STITCH_BUSY";
 constexpr const char* kStitchBuffer = "SCANLINE_ERR_STITCH_BUFFER";
 constexpr const char* kStitchFailed = "SCANLINE_ERR_STITCH_FAILED";
 constexpr const char* kImageUnavailable = "SCANLINE_ERR_IMAGE_UNAVAILABLE";
+constexpr const char* kStorageWrite = "SCANLINE_ERR_STORAGE_WRITE";
 }  // namespace code
 
 // Thrown by the core; the binding turns it into a JS Error whose `code` property is `code`.

@@ -61,7 +61,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     // Loading again to surface the precise reason (SCANLINE_ERR_STITCH_ADDON_LOAD with path and cause).
     isNativeStitcherAvailable(true);
   }
-  const store = ScanStore.open(config.storage.dataDir, log.child({ module: 'storage' }));
+  const store = ScanStore.open(config.storage.dataDir, log.child({ module: 'storage' }), { directIo: config.storage.directIo });
   let inference: Inference | null = null;
   let results: ResultsService | null = null;
   if (config.inference.enabled) {

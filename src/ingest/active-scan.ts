@@ -391,6 +391,7 @@ export class ActiveScan {
       this.log.error({ err: failure, scanId: this.scanId }, 'archiving the raw lines failed');
       await this.writer.close(false).catch(() => undefined);
     }
+    this.archiver.release();
     // Lines never stored below the end (a late line that filled part of a declared gap is stored and not listed).
     const finalGaps = end > 0 ? this.stitcher.missingRanges(0, end) : [];
     let gapLines = 0;

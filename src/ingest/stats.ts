@@ -64,6 +64,8 @@ export interface IngestStats {
   /** Per raw archive write, seconds (count = storageWrites, sum = storageWriteSeconds). */
   storageWriteLatency: HistogramCounts;
   storageBytes: number;
+  /** Of storageBytes, those written with O_DIRECT (bypassing the page cache; storage.directIo). */
+  storageDirectBytes: number;
   storageFailures: number;
   /** Lines of ended scans that were never received (their final gaps), lines. */
   gapLines: number;
@@ -112,6 +114,7 @@ export function createIngestStats(portalLimit = 256): IngestStats {
     storageWriteSeconds: 0,
     storageWriteLatency: createHistogram(STORAGE_WRITE_SECONDS_BUCKETS),
     storageBytes: 0,
+    storageDirectBytes: 0,
     storageFailures: 0,
     gapLines: 0,
     portals: new Map(),

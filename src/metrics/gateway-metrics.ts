@@ -243,7 +243,10 @@ function storageMetrics(ingest: IngestService, store: ScanStore, results: Result
     histogram('scanline_storage_write_seconds', 'Per write of raw scan lines to the scan\'s archive file (about 1 MiB), issued to completed.', [], () => [
       { labels: {}, counts: s.storageWriteLatency },
     ]),
-    counter('scanline_storage_written_bytes_total', 'Bytes of raw scan lines written to archive files.', [], () => one(s.storageBytes)),
+    counter('scanline_storage_written_bytes_total', 'Bytes of raw scan lines written to archive files, by io: direct (O_DIRECT, past the page cache) or buffered.', ['io'], () => [
+      { labels: { io: 'direct' }, value: s.storageDirectBytes },
+      { labels: { io: 'buffered' }, value: s.storageBytes - s.storageDirectBytes },
+    ]),
     counter('scanline_storage_failures_total', 'Data loss: storage operations that failed, by operation: scan (raw archive or scan record; the scan is aborted) or report (a final results report; served from memory until restart).', ['operation'], () => [
       { labels: { operation: 'scan' }, value: s.storageFailures },
       { labels: { operation: 'report' }, value: results?.stats.storageFailures ?? 0 },

@@ -54,6 +54,25 @@ export function nativeAddonInfo(): { path: string; kernelIsa: 'avx2' | 'baseline
 }
 
 /**
+ * Memory for O_DIRECT file writes: a zero-filled ArrayBuffer of `byteLength` bytes starting on an `alignment`
+ * boundary (power of two, 64..65536), from the native addon (JS allocations give no alignment guarantee). null when
+ * the addon cannot be loaded, so callers fall back to buffered writes. Bad arguments throw SCANLINE_ERR_STORAGE_WRITE.
+ */
+export function alignedBuffer(byteLength: number, alignment: number): ArrayBuffer | null {
+  let addon;
+  try {
+    addon = loadNativeAddon();
+  } catch {
+    return null;
+  }
+  try {
+    return addon.alignedBuffer(byteLength, alignment);
+  } catch (err) {
+    throw toScanlineError(err, 'SCANLINE_ERR_STORAGE_WRITE');
+  }
+}
+
+/**
  * Transposes one energy of line-major raw data (lines x energies x pixels) into image layout:
  * out[pixel * lines + line] (row = detector pixel, column = line), for 16-bit PNGs. Native; throws
  * SCANLINE_ERR_STITCH_BUFFER for short or mistyped arrays and SCANLINE_ERR_SLICE_GEOMETRY for bad dimensions.

@@ -45,6 +45,11 @@ export interface ScanlineNativeAddon {
     energy: number,
     out: Uint16Array,
   ): void;
+  /**
+   * A zero-filled ArrayBuffer of byteLength bytes whose memory starts on an `alignment` boundary (power of two,
+   * 64..65536); freed when collected. Throws SCANLINE_ERR_STORAGE_WRITE for bad arguments or no memory.
+   */
+  alignedBuffer(byteLength: number, alignment: number): ArrayBuffer;
   /** Which build of the attenuation kernel this CPU runs. */
   readonly kernelIsa: 'avx2' | 'baseline';
 }
