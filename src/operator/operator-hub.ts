@@ -425,6 +425,7 @@ export class OperatorHub {
         // From here on the scan is history: what still comes for it goes to every watcher (broadcast), so the
         // screens need not remember it (a stale entry stays until its resync).
         this.views.delete(scan.scanId);
+        view.canvas.release();
         for (const s of this.sessions) s.introduced.delete(scan.scanId);
         this.writes.delete(write);
       });

@@ -1,7 +1,12 @@
 /**
  * The material preview image of one scan as it grows: the stitcher's RGBA preview strips (src/stitch PreviewStrip,
- * palette PREVIEW_PALETTE) placed at their columns in one row-major RGBA buffer whose width doubles when it fills,
- * so appending a strip costs one row copy per detector row and no per-strip allocation beyond the amortised growth.
+ * palette PREVIEW_PALETTE) placed at their columns in blocks of BLOCK_COLUMNS columns (each block row-major RGBA,
+ * one 32-bit word per sample). A new block is added when a strip reaches past the last one, so growing never copies
+ * what is already there, and a strip is placed with one word loop: no per-row views or allocations.
+ *
+ * Why blocks: the canvas takes every strip of every live scan on the JS thread (~30 strips/s per portal). The first
+ * version (one buffer whose width doubled, a subarray per detector row per strip) took 7.6% of the JS thread at
+ * 32 portals, with doubling copies of up to 2 MB in one task.
  *
  * Threads: gateway JS thread. `encodePng()` hands a copy to sharp (libuv pool), so later strips do not race it.
  */
@@ -11,23 +16,50 @@ import type { PreviewStrip } from '../stitch/index.js';
 /** zlib level of preview PNGs: 1 is several times faster than the default 6 and palette images still compress ~10x. */
 export const PREVIEW_PNG_COMPRESSION = 1;
 
+/** Columns per canvas block: 256 columns x 512 rows (1024 px at the default downsample 2) x 4 bytes = 512 KiB. */
+export const BLOCK_COLUMNS = 256;
+
+/**
+ * Memory of finished canvases (blocks, and the row-major copies handed to sharp) kept for the next scans, by byte
+ * length; JS thread only. Why: fresh memory is the expensive part of a canvas. Zero-filled new pages cost up to
+ * 3.6 ms per MB on the 2-core VM of the benches, and a 1024-pixel truck's canvas is 4 MiB (8 blocks) plus a 4 MiB
+ * copy for its PNG. Bounded by POOL_LIMIT_BYTES (about 8 trucks); beyond it memory is left to the GC.
+ */
+const pool = new Map<number, ArrayBuffer[]>();
+let pooledBytes = 0;
+const POOL_LIMIT_BYTES = 64 << 20;
+
+/** A buffer of exactly `bytes` from the pool, zero-filled when `zero` (a reused block must not show an old scan). */
+function take(bytes: number, zero: boolean): ArrayBuffer {
+  const reused = pool.get(bytes)?.pop();
+  if (!reused) return new ArrayBuffer(bytes);
+  pooledBytes -= bytes;
+  if (zero) new Uint8Array(reused).fill(0);
+  return reused;
+}
+
+function give(buffer: ArrayBuffer): void {
+  if (pooledBytes + buffer.byteLength > POOL_LIMIT_BYTES) return;
+  let free = pool.get(buffer.byteLength);
+  if (!free) pool.set(buffer.byteLength, (free = []));
+  free.push(buffer);
+  pooledBytes += buffer.byteLength;
+}
+
 export class PreviewCanvas {
   /** Preview samples down the detector: ceil(pixels / downsample). */
   readonly height: number;
   /** Columns filled so far (one column = downsample raw lines). */
   private columns = 0;
   private coveredLines = 0;
-  private capacity: number;
-  private rgba: Uint8Array;
+  /** Block b holds columns [b * BLOCK_COLUMNS, (b + 1) * BLOCK_COLUMNS): word (y * BLOCK_COLUMNS + x). */
+  private readonly blocks: Uint32Array[] = [];
 
   constructor(
     readonly pixels: number,
     readonly downsample: number,
-    initialColumns = 256,
   ) {
     this.height = Math.ceil(pixels / downsample);
-    this.capacity = Math.max(16, initialColumns);
-    this.rgba = new Uint8Array(this.capacity * this.height * 4);
   }
 
   /** Columns of preview image so far. */
@@ -46,38 +78,72 @@ export class PreviewCanvas {
    */
   add(strip: PreviewStrip, rgba: Uint8Array): void {
     if (strip.height !== this.height) throw new RangeError(`preview strip height ${strip.height} differs from the canvas height ${this.height}`);
+    const width = strip.width;
+    const samples = width * this.height;
+    if (rgba.byteLength < samples * 4) throw new RangeError(`preview strip of ${width} x ${this.height} samples needs ${samples * 4} bytes, received ${rgba.byteLength}`);
+    // The stitcher's buffers are 4-byte aligned; a copy makes any other input word-addressable.
+    const src = rgba.byteOffset % 4 === 0 ? new Uint32Array(rgba.buffer, rgba.byteOffset, samples) : new Uint32Array(rgba.slice(0, samples * 4).buffer);
     const x0 = Math.floor(strip.line / this.downsample);
-    const end = x0 + strip.width;
-    if (end > this.capacity) this.grow(end);
-    const rowBytes = strip.width * 4;
-    const stride = this.capacity * 4;
-    for (let y = 0; y < this.height; y++) {
-      this.rgba.set(rgba.subarray(y * rowBytes, (y + 1) * rowBytes), y * stride + x0 * 4);
+    const end = x0 + width;
+    while (this.blocks.length * BLOCK_COLUMNS < end) this.blocks.push(new Uint32Array(take(BLOCK_COLUMNS * this.height * 4, true)));
+    for (let x = x0; x < end; ) {
+      const block = this.blocks[Math.floor(x / BLOCK_COLUMNS)];
+      const bx = x % BLOCK_COLUMNS;
+      const run = Math.min(end - x, BLOCK_COLUMNS - bx);
+      const sx = x - x0;
+      for (let y = 0; y < this.height; y++) {
+        const d = y * BLOCK_COLUMNS + bx;
+        const s = y * width + sx;
+        for (let i = 0; i < run; i++) block[d + i] = src[s + i];
+      }
+      x += run;
     }
     if (end > this.columns) this.columns = end;
     if (strip.line + strip.lines > this.coveredLines) this.coveredLines = strip.line + strip.lines;
   }
 
+  /**
+   * The filled part as one row-major RGBA image of width x height (a copy). Its buffer may be longer (whole blocks
+   * of columns, so it can be pooled); `recycle()` it when done.
+   */
+  toRgba(): Uint8Array {
+    const width = this.columns;
+    const blocks = Math.ceil(width / BLOCK_COLUMNS);
+    const out = new Uint8Array(take(blocks * BLOCK_COLUMNS * this.height * 4, false), 0, width * this.height * 4);
+    for (let b = 0; b * BLOCK_COLUMNS < width; b++) {
+      const block = new Uint8Array(this.blocks[b].buffer);
+      const columns = Math.min(BLOCK_COLUMNS, width - b * BLOCK_COLUMNS);
+      for (let y = 0; y < this.height; y++) {
+        const from = y * BLOCK_COLUMNS * 4;
+        out.set(block.subarray(from, from + columns * 4), (y * width + b * BLOCK_COLUMNS) * 4);
+      }
+    }
+    return out;
+  }
+
   /** PNG of the whole image so far (null when it has no column yet). Encoded off the JS thread from a copy. */
   async encodePng(): Promise<Buffer | null> {
     if (this.columns === 0) return null;
-    // Copy the filled part (row-major, exact width): the canvas may grow or take strips while sharp works.
-    const width = this.columns;
-    const out = new Uint8Array(width * this.height * 4);
-    const stride = this.capacity * 4;
-    for (let y = 0; y < this.height; y++) out.set(this.rgba.subarray(y * stride, y * stride + width * 4), y * width * 4);
-    return encodeRgbaPng(out, width, this.height);
+    // A copy: the canvas takes strips while sharp works.
+    const rgba = this.toRgba();
+    try {
+      return await encodeRgbaPng(rgba, this.columns, this.height);
+    } finally {
+      recycle(rgba);
+    }
   }
 
-  private grow(minColumns: number): void {
-    let capacity = this.capacity;
-    while (capacity < minColumns) capacity *= 2;
-    const next = new Uint8Array(capacity * this.height * 4);
-    const oldStride = this.capacity * 4;
-    for (let y = 0; y < this.height; y++) next.set(this.rgba.subarray(y * oldStride, y * oldStride + this.columns * 4), y * capacity * 4);
-    this.rgba = next;
-    this.capacity = capacity;
+  /** The canvas will not be used again: its blocks go back to the pool for later scans. */
+  release(): void {
+    for (const block of this.blocks.splice(0)) give(block.buffer as ArrayBuffer);
+    this.columns = 0;
+    this.coveredLines = 0;
   }
+}
+
+/** Gives a toRgba() result back to the pool; the caller must not use it (or a view of it) afterwards. */
+export function recycle(rgba: Uint8Array): void {
+  give(rgba.buffer as ArrayBuffer);
 }
 
 /** Lossless PNG of an RGBA image (alpha dropped: preview samples are opaque). */
