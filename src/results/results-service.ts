@@ -89,6 +89,8 @@ export interface EnrolmentRequest {
 
 /** A tile joins a reference prototype only when the goods model gives goods (HS-coded labels) at least this probability (x1000). */
 const ENROL_MIN_CARGO_PERMILLE = 500;
+/** Tile copies kept for reuse at most (x 32 KiB for the demo models' tiles): more than ever in flight at 32 lanes. */
+const MAX_POOLED_TILE_COPIES = 1024;
 
 /** Largest number of regions one enrolment may list. */
 export const MAX_ENROLMENT_REGIONS = 64;
@@ -180,6 +182,12 @@ export class ResultsService {
   /** Per scan with goods results pending: performance.now() of the last line of the earliest pending tile. */
   private readonly goodsPendingSince = new Map<ScanResults, number>();
   private flushScheduled = false;
+  /**
+   * Tile copies whose submissions have all settled, for the next tiles. Why: every tile is copied out of the
+   * stitcher's per-scan buffer (32 KiB; ~20 MB/s at 32 portals), and fresh ArrayBuffers at that rate made V8 run a
+   * mark-compact every 100-300 ms for external memory pressure, with 2-10 ms pauses on the event loop.
+   */
+  private readonly tileCopies: Float32Array[] = [];
   /** Provider and precision per model, read from inference.status() at most once a second (it builds a lot). */
   private readonly providers = new Map<string, { provider: string | null; precision: string | null; at: number }>();
 
@@ -367,22 +375,39 @@ export class ResultsService {
     for (const info of tiles) {
       this.stats.tilesProduced++;
       results.tileProduced();
-      // One copy shared by both models: the batcher only reads it (into its own batch buffer).
-      const data = buffer.slice(info.slot * tileFloats, (info.slot + 1) * tileFloats);
+      // One copy shared by both models: the batcher only reads it (into its own batch buffer, at dispatch). It goes
+      // back to the pool once both submissions settled.
+      const data = this.takeTileCopy(tileFloats);
+      data.set(buffer.subarray(info.slot * tileFloats, (info.slot + 1) * tileFloats));
+      let holders = (this.goodsModel ? 1 : 0) + (this.threatsModel ? 1 : 0);
+      const release = (): void => {
+        if (--holders === 0) this.giveTileCopy(data);
+      };
       const tile = { line: info.line, lines: info.lines, pixel: info.pixel, pixels: info.pixels };
       const meta: TileMeta = { results, tile, lastLineAt: scan.lineReceivedAt(info.line + info.lines - 1) };
-      if (this.goodsModel) this.submit(this.goodsModel, scan, data, meta);
-      if (this.threatsModel) this.submit(this.threatsModel, scan, data, meta);
+      if (this.goodsModel) this.submit(this.goodsModel, scan, data, meta, release);
+      if (this.threatsModel) this.submit(this.threatsModel, scan, data, meta, release);
     }
   }
 
-  private submit(model: Readonly<ModelManifest>, scan: ActiveScan, data: Float32Array, meta: TileMeta): void {
+  private takeTileCopy(floats: number): Float32Array {
+    const pooled = this.tileCopies.pop();
+    return pooled && pooled.length === floats ? pooled : new Float32Array(floats);
+  }
+
+  private giveTileCopy(data: Float32Array): void {
+    if (this.tileCopies.length < MAX_POOLED_TILE_COPIES) this.tileCopies.push(data);
+  }
+
+  /** `release` is called once the inference stage no longer reads `data` (the submission settled). */
+  private submit(model: Readonly<ModelManifest>, scan: ActiveScan, data: Float32Array, meta: TileMeta, release: () => void): void {
     const name = model.name;
     const counters = this.stats.models.get(name) as Record<TileOutcome | 'submitted', number>;
     counters.submitted++;
     meta.results.submitted(name);
     this.o.inference.submit({ model: name, scanId: scan.scanId, portalId: scan.portalId, data, priority: 'live' }).then(
       (r) => {
+        release();
         counters.ok++;
         const now = performance.now();
         const lineToResult = (now - meta.lastLineAt) / 1000;
@@ -401,6 +426,7 @@ export class ResultsService {
         this.maybeFinal(meta.results);
       },
       (err: ScanlineError) => {
+        release();
         const outcome = outcomeOf(err);
         counters[outcome]++;
         meta.results.failed(name, outcome);

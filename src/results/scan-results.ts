@@ -122,6 +122,9 @@ function counts(): TileCounts {
   return { submitted: 0, ok: 0, rejected: 0, expired: 0, failed: 0, pending: 0 };
 }
 
+/** Sigmoid of a threat heatmap, reused across tiles and scans (JS thread only; see addThreats). */
+let sigmoidScratch = new Float32Array(0);
+
 export class ScanResults {
   readonly scanId: string;
   readonly portalId: string;
@@ -261,7 +264,9 @@ export class ScanResults {
     const model = this.threatsModel as Readonly<ModelManifest>;
     this.okTile(model.name);
     if (!this.threats) return { suggestions: false, alerts: [], declaration: false };
-    const p = new Float32Array(logits.length);
+    // ThreatAlerts.add reads the probabilities during the call only: one scratch array serves every tile.
+    if (sigmoidScratch.length < logits.length) sigmoidScratch = new Float32Array(logits.length);
+    const p = sigmoidScratch.subarray(0, logits.length);
     for (let i = 0; i < p.length; i++) p[i] = 1 / (1 + Math.exp(-logits[i]));
     const [gridH, gridW] = this.heatmapSize;
     const alerts = this.threats.add({ ...tile, probabilities: p, gridH, gridW });
