@@ -17,7 +17,7 @@
  * during which other processes used more than 10% of a core is repeated up to --retries times (the cleanest kept).
  *
  * Options: --models DIR (default <package>/models)  --portals 1,8,32  --line-rate 500  --pixels 1024
- *          --speed-mps 2.25  --seed 7  --warmup-ms 4000  --duration-ms 10000  --sat-portals 8  --sat-warmup-ms 4000
+ *          --speed-mps 2.25  --seed 7  --warmup-ms (one truck + 1 s)  --duration-ms 10000  --sat-portals 8  --sat-warmup-ms 4000
  *          --sat-duration-ms 8000  --direct-warmup-ms 2000  --direct-duration-ms 8000  --direct-outstanding 256
  *          --raw-seconds 1  --raw-passes 2  --raw-tiles 256  --retries 1  --quiet-wait-ms 90000  --no-off-run  --no-write (stdout only)
  */
@@ -33,9 +33,11 @@ import { ortVersion } from '../src/inference/ort.js';
 import { runDirect, type DirectRunResult } from './lib/infer-direct.js';
 import { runGateway, type GatewayRunResult, type GatewayRunSpec } from './lib/infer-gateway.js';
 import { collectTiles, combinedRate, measureRaw } from './lib/infer-raw.js';
+import { measureRawBeside, type RawBesideResult } from './lib/raw-beside.js';
 import {
   INFER_CONTAMINATION_PERCENT,
   batchingRatioTable,
+  besideIngestVerdict,
   eventLoopVerdict,
   inferMarkdownSection,
   latencyPerModelTable,
@@ -61,7 +63,7 @@ const { values: args } = parseArgs({
     pixels: { type: 'string', default: '1024' },
     'speed-mps': { type: 'string', default: '2.25' },
     seed: { type: 'string', default: '7' },
-    'warmup-ms': { type: 'string', default: '4000' },
+    'warmup-ms': { type: 'string', default: '' },
     'duration-ms': { type: 'string', default: '10000' },
     'sat-portals': { type: 'string', default: '8' },
     'sat-warmup-ms': { type: 'string', default: '4000' },
@@ -94,7 +96,8 @@ const LINE_RATE = positive('line-rate');
 const PIXELS = positive('pixels');
 const SPEED_MPS = positive('speed-mps', false);
 const SEED = Number(args.seed);
-const WARMUP_MS = positive('warmup-ms');
+/** '' = one whole truck at the line rate plus 1 s (computed once the truck is rendered); see latencyWarmupMs. */
+const WARMUP_MS_ARG = args['warmup-ms'] === '' ? null : positive('warmup-ms');
 const DURATION_MS = positive('duration-ms');
 const SAT_PORTALS = positive('sat-portals');
 const SAT_WARMUP_MS = positive('sat-warmup-ms');
@@ -124,7 +127,9 @@ async function main(): Promise<void> {
   const loaded = await discoverModels(modelsDir);
   if (loaded.length === 0) throw new Error(`no models found in ${modelsDir} (use --models DIR)`);
   const inferenceDefaults = DEFAULT_INFERENCE_CONFIG;
-  const intraOp = effectiveIntraOpThreads(inferenceDefaults);
+  // Raw ONNX Runtime gets the whole machine: one session per model on every core (what one worker with the automatic
+  // intra-op count would use), whatever the gateway's worker count.
+  const intraOp = effectiveIntraOpThreads({ workers: 1, intraOpThreads: inferenceDefaults.intraOpThreads });
   console.log(`machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.ramGiB} GiB, Node ${machine.node}, ${machine.os}; onnxruntime-node ${ortVersion()}`);
   console.log(`models (${modelsDir}): ${loaded.map((m) => `${m.manifest.name}@${m.manifest.version}`).join(', ')}; ${intraOp} intra-op threads`);
 
@@ -139,11 +144,15 @@ async function main(): Promise<void> {
   t = performance.now();
   const truck = renderTruckFile(truckFile, { pixels: PIXELS, lineRateHz: LINE_RATE, speedMps: SPEED_MPS, seed: SEED, calibrationLines: LINES_PER_FRAME });
   console.log(`truck: ${truck.vehicle?.kind ?? '-'}, ${truck.lines} lines x ${truck.detector.pixels} px (${fmt((performance.now() - t) / 1000, 1)} s)`);
+  // Latency runs measure the steady state a shift sees: every portal is on its second truck or later, so the first
+  // truck of all portals starting at once (memory pools and JIT still cold) stays out of the window.
+  const WARMUP_MS = WARMUP_MS_ARG ?? Math.ceil((truck.lines / LINE_RATE) * 1000 + 1000);
 
   const failures: string[] = [];
   let rawOther: OtherLoad | null = null;
   let saturation: GatewayRunResult | null = null;
   let pacedSaturation: GatewayRunResult | null = null;
+  let rawBeside: RawBesideResult | null = null;
   let direct: DirectRunResult | null = null;
   let direct2: DirectRunResult | null = null;
   const brackets: Array<Awaited<ReturnType<typeof measureRaw>>['models']> = [];
@@ -227,6 +236,30 @@ async function main(): Promise<void> {
       `saturation: gateway, ${SAT_PORTALS} portals paced at ${pacedLineRate} lines/s (~${Math.round(pacedTilesPerS)} tiles/s, raw capacity at batch 32)`,
     );
     const b2 = await bracket();
+    // 2a''. Raw ONNX Runtime beside the same ingest load: the baseline that shares the CPU with ingest as (a') does,
+    // so (a') / (a'') is what the gateway's own serving path costs on a contended CPU (bench/lib/raw-beside.ts).
+    if (pacedSaturation) {
+      const spec: GatewayRunSpec = { ...pacedSaturation.spec, batching: 'off' };
+      const settings = {
+        threads: inferenceDefaults.workers,
+        intraOpThreads: effectiveIntraOpThreads(inferenceDefaults),
+        nice: inferenceDefaults.workerNice,
+        batchSize: 32,
+      };
+      try {
+        await waitForQuiet(15, 2_000, QUIET_WAIT_MS);
+        process.stdout.write(`run: raw ONNX Runtime in ${settings.threads} threads beside an ingest-only gateway, the portals of (a') ... `);
+        rawBeside = await measureRawBeside(loaded, tiles, settings, () => runGateway(spec, { modelsDir, truckFile, truck }, spec.warmupMs + spec.durationMs + 90_000));
+        console.log(
+          `raw ${fmt(rawBeside.tilesPerS, 0)} tiles/s through both models; gateway (ingest only) CPU ${fmt(rawBeside.ingest.gatewayCpuPercent, 0)}%, ` +
+            `other processes ${fmt(rawBeside.ingest.foreignPercent, 0)}%`,
+        );
+      } catch (err) {
+        const message = `raw beside ingest: ${err instanceof Error ? err.message : String(err)}`;
+        failures.push(message);
+        console.log(`FAILED\n  ${message}`);
+      }
+    }
 
     const strideMs = (DEFAULT_CONFIG.stitch.tile.strideLines * 1000) / LINE_RATE;
 
@@ -318,6 +351,7 @@ async function main(): Promise<void> {
         ),
       );
     }
+    if (pacedSaturation && rawBeside) verdicts.push(besideIngestVerdict(pacedSaturation, rawBeside));
     if (direct) {
       const s = withAdjacentRaw(saturationRatio('(b) inference stage alone, submit() in-process', direct.models, raw.models), direct.models, brackets[b2], brackets[b3]);
       ratios.push(s);
@@ -361,7 +395,7 @@ async function main(): Promise<void> {
       const modelsRel = relative(REPO, modelsDir) || '.';
       writeFileSync(
         join(REPO, jsonRel),
-        `${JSON.stringify({ date, machine, ortVersion: ortVersion(), durationS, modelsDir: modelsRel, models, defaults, tileSource, truck, raw, rawOther, brackets, saturation, pacedSaturation, direct, direct2, ratios, latency, verdicts, failures }, null, 2)}\n`,
+        `${JSON.stringify({ date, machine, ortVersion: ortVersion(), durationS, modelsDir: modelsRel, models, defaults, tileSource, truck, raw, rawOther, brackets, saturation, pacedSaturation, rawBeside, direct, direct2, ratios, latency, verdicts, failures }, null, 2)}\n`,
       );
       const section = inferMarkdownSection({
         date,
@@ -382,6 +416,7 @@ async function main(): Promise<void> {
         truck,
         saturation,
         pacedSaturation,
+        rawBeside,
         direct,
         ratios,
         latency,

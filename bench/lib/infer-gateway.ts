@@ -86,6 +86,8 @@ export interface EventLoopDelay {
 export interface GatewayRunResult {
   spec: GatewayRunSpec;
   windowS: number;
+  /** The measured window, ms since the epoch (performance.timeOrigin + performance.now(): comparable across threads). */
+  window: { startedAt: number; endedAt: number };
   tilesProducedPerS: number;
   models: ModelWindow[];
   /** Both models' latencies together, ms. */
@@ -259,6 +261,7 @@ export async function runGateway(spec: GatewayRunSpec, ctx: GatewayRunContext, t
     return {
       spec,
       windowS: seconds,
+      window: { startedAt: performance.timeOrigin + a.t, endedAt: performance.timeOrigin + b.t },
       tilesProducedPerS: (b.tilesProduced - a.tilesProduced) / seconds,
       models,
       latencyMs: summarise([...latencies.values()].flat()),

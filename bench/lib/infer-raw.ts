@@ -4,7 +4,7 @@
  *
  * Raw throughput: one onnxruntime-node InferenceSession per model, opened in the bench's own thread through
  * src/inference/ort.ts (the one module that loads onnxruntime-node) with the settings a gateway worker uses (fp32
- * file, CPU execution provider, effectiveIntraOpThreads(config) intra-op threads, spinning as configured). Inputs
+ * file, CPU execution provider, every core as intra-op threads unless configured, spinning as configured). Inputs
  * are real stitcher tiles, normalised once with the manifest's normalisation, so only session.run() is timed (a
  * gateway worker also normalises each batch; that cost is part of what the end-to-end ratio charges the gateway).
  */

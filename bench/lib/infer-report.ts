@@ -8,6 +8,7 @@ import type { DirectRunResult } from './infer-direct.js';
 import type { GatewayRunResult } from './infer-gateway.js';
 import { RAW_BATCH_SIZES, rawTilesPerSForMix, type RawModelResult, type RawSettings } from './infer-raw.js';
 import type { MachineInfo, OtherLoad } from './machine.js';
+import type { RawBesideResult } from './raw-beside.js';
 import { fmt } from './report.js';
 import type { TruckMeta } from './truck.js';
 
@@ -291,6 +292,40 @@ export function saturationVerdict(s: SaturationRatio, foreign: number | null, no
   };
 }
 
+/** Tiles/s through both models of a gateway run: the mean of the models' ok/s. */
+function scoredPerS(r: GatewayRunResult): number {
+  return r.models.length === 0 ? NaN : r.models.reduce((a, m) => a + m.okPerS, 0) / r.models.length;
+}
+
+/**
+ * (a') against (a''): the gateway and raw ONNX Runtime under the same ingest load. Informative: the issue's target
+ * compares with raw on an idle machine; this isolates what the gateway's own serving path costs on a shared CPU.
+ */
+export function besideIngestVerdict(gateway: GatewayRunResult, beside: RawBesideResult): InferVerdict {
+  const ratio = scoredPerS(gateway) / beside.tilesPerS;
+  const pass = ratio >= INFER_TARGET.minSaturationRatio;
+  return {
+    pass,
+    line:
+      `${pass ? 'PASS' : 'FAIL'}: (a') / (a''), the gateway against raw ONNX Runtime beside the same ingest load (informative): ` +
+      `${fmt(scoredPerS(gateway), 0)} / ${fmt(beside.tilesPerS, 0)} tiles/s = ${fmt(ratio, 2)}; target >= ${INFER_TARGET.minSaturationRatio} ` +
+      `(raw in ${beside.settings.threads} threads x ${beside.settings.intraOpThreads} intra-op, nice ${beside.settings.nice}, batch ${beside.settings.batchSize}; ` +
+      `bench process (ingest-only gateway + raw threads) ${fmt(beside.ingest.gatewayCpuPercent, 0)}% of one core, load generator ${fmt(beside.ingest.loadgenCpuPercent, 0)}%)` +
+      (contaminated(beside.ingest.foreignPercent) ? `; WARNING: other processes used ${fmt(beside.ingest.foreignPercent, 0)}% of a core` : ''),
+  };
+}
+
+/** The (a') vs (a'') comparison as a table. */
+export function besideIngestTable(gateway: GatewayRunResult, beside: RawBesideResult): string {
+  const rows = [
+    ['path', 'tiles/s (both models)', 'bench process CPU % (gateway + any raw threads)', 'load generator CPU %', 'other processes %'],
+    [`(a'') raw ONNX Runtime beside an ingest-only gateway`, fmt(beside.tilesPerS, 0), fmt(beside.ingest.gatewayCpuPercent, 0), fmt(beside.ingest.loadgenCpuPercent, 0), fmt(beside.ingest.foreignPercent, 0)],
+    [`(a') gateway, the same portals`, fmt(scoredPerS(gateway), 0), fmt(gateway.gatewayCpuPercent, 0), fmt(gateway.loadgenCpuPercent, 0), fmt(gateway.foreignPercent, 0)],
+    [`(a') / (a'')`, fmt(scoredPerS(gateway) / beside.tilesPerS, 2), '', '', ''],
+  ];
+  return [`| ${rows[0].join(' | ')} |`, `|:--|${rows[0].slice(1).map(() => '--:').join('|')}|`, ...rows.slice(1).map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
 export function eventLoopVerdict(all: GatewayRunResult[]): InferVerdict {
   const runs = all.filter((r) => r.spec.batching !== 'off');
   const off = all.filter((r) => r.spec.batching === 'off');
@@ -323,6 +358,7 @@ export interface InferReportContext {
   saturation: GatewayRunResult | null;
   /** The gateway with portals paced at the raw capacity (the saturation a 2-core box can run as designed). */
   pacedSaturation?: GatewayRunResult | null;
+  rawBeside?: RawBesideResult | null;
   direct: DirectRunResult | null;
   ratios: SaturationRatio[];
   latency: GatewayRunResult[];
@@ -395,6 +431,20 @@ export function inferMarkdownSection(c: InferReportContext): string {
       'the same interpolation; the verdicts use that ratio, because this VM drifts by tens of percent within minutes and the raw table was ' +
       'taken minutes earlier. (b2) is informative (inference.workers 1, the default before 2026-11-25).',
     '',
+    ...(c.pacedSaturation && c.rawBeside
+      ? [
+          "Beside ingest: the gateway (a') against raw ONNX Runtime under the same ingest load (a''):",
+          '',
+          besideIngestTable(c.pacedSaturation, c.rawBeside),
+          '',
+          `(a''): the portals of (a') against the same gateway with inference off, while ${c.rawBeside.settings.threads} threads of the bench run ` +
+            `session.run() back to back (batches of ${c.rawBeside.settings.batchSize}, goods then threats, pre-normalised tiles, ` +
+            `${c.rawBeside.settings.intraOpThreads} intra-op thread${c.rawBeside.settings.intraOpThreads === 1 ? '' : 's'} each, nice ${c.rawBeside.settings.nice}: ` +
+            "what a gateway worker gets); tiles finished inside the ingest run's window count. Both share the CPU with the same ingest, so (a') / (a'') " +
+            'is the cost of the serving path itself (batcher, transfers, normalisation on the worker, results on the event loop).',
+          '',
+        ]
+      : []),
     '#### Latency: tile\'s last line received → result applied',
     '',
     latencyTable(c.latency),

@@ -1,0 +1,86 @@
+/**
+ * Inference bench, part 2 (a''): what raw ONNX Runtime gets done beside ingest. The gateway's throughput at
+ * saturation (a') shares the CPU with ingest and stitching; on a 2-core machine that alone keeps it far below raw
+ * ONNX Runtime on an idle machine, whatever the batcher and workers cost. This measures raw ONNX Runtime under the
+ * very same ingest load, so the ratio (a') / (a'') is what the gateway's own serving path (batcher, transfers,
+ * normalisation on the worker, result handling, the results on the event loop) costs when the CPU is contended.
+ *
+ * How: `threads` worker threads (bench/lib/raw-beside-worker.ts), as many as the gateway has inference workers and
+ * at the same niceness and intra-op threads, each running pairs of batches (goods + threats, `batchSize` tiles)
+ * back to back, while `runGateway` drives the same paced portals against an ingest-only gateway (inference off)
+ * and measures its window; pairs finished inside that window count.
+ */
+import { Worker } from 'node:worker_threads';
+import { createNormalizer, packTile, type LoadedModel } from '../../src/inference/index.js';
+import type { GatewayRunResult } from './infer-gateway.js';
+import type { RawBesideModel, RawBesideWorkerData } from './raw-beside-worker.js';
+import type { TileSet } from './infer-raw.js';
+
+export interface RawBesideSettings {
+  threads: number;
+  intraOpThreads: number;
+  nice: number;
+  batchSize: number;
+}
+
+export interface RawBesideResult {
+  settings: RawBesideSettings;
+  /** Tiles through both models per second inside the ingest run's window. */
+  tilesPerS: number;
+  /** The ingest-only gateway run it ran beside. */
+  ingest: GatewayRunResult;
+}
+
+interface PairMessage {
+  type: 'pair';
+  at: number;
+  tiles: number;
+}
+
+/** Runs raw ONNX Runtime in worker threads for as long as `during` takes, and counts the tiles done in its window. */
+export async function measureRawBeside(
+  models: readonly LoadedModel[],
+  tiles: TileSet,
+  settings: RawBesideSettings,
+  during: () => Promise<GatewayRunResult>,
+): Promise<RawBesideResult> {
+  const specModels: RawBesideModel[] = models.map((model) => {
+    const m = model.manifest;
+    const norm = createNormalizer(m.input);
+    const batch = new Float32Array(settings.batchSize * norm.tileFloats);
+    for (let i = 0; i < settings.batchSize; i++) packTile(batch, i * norm.tileFloats, tiles.tiles[i % tiles.tiles.length], norm);
+    return { path: model.files.fp32, inputName: m.input.name, tileDims: m.input.shape.slice(1), outputNames: m.outputs.map((o) => o.name), batch };
+  });
+  const data: RawBesideWorkerData = { models: specModels, batchSize: settings.batchSize, intraOpThreads: settings.intraOpThreads, nice: settings.nice };
+  const pairs: PairMessage[] = [];
+  const workers: Worker[] = [];
+  const stopped: Array<Promise<void>> = [];
+  const ready: Array<Promise<void>> = [];
+  for (let i = 0; i < settings.threads; i++) {
+    const w = new Worker(new URL('./raw-beside-worker.js', import.meta.url), { workerData: data });
+    workers.push(w);
+    ready.push(
+      new Promise((resolve, reject) => {
+        w.on('message', (m: { type: string; message?: string }) => {
+          if (m.type === 'ready') resolve();
+          else if (m.type === 'pair') pairs.push(m as PairMessage);
+          else if (m.type === 'error') reject(new Error(`raw worker: ${m.message}`));
+        });
+        w.once('error', reject);
+      }),
+    );
+    stopped.push(new Promise((resolve) => w.once('exit', () => resolve())));
+  }
+  try {
+    await Promise.all(ready);
+    const ingest = await during();
+    const inWindow = pairs.filter((p) => p.at >= ingest.window.startedAt && p.at <= ingest.window.endedAt);
+    const done = inWindow.reduce((n, p) => n + p.tiles, 0);
+    return { settings, tilesPerS: done / ingest.windowS, ingest };
+  } finally {
+    for (const w of workers) w.postMessage({ type: 'stop' });
+    const timeout = new Promise<void>((resolve) => setTimeout(resolve, 10_000).unref());
+    await Promise.race([Promise.all(stopped), timeout]);
+    for (const w of workers) await w.terminate();
+  }
+}
