@@ -103,6 +103,11 @@ export function verdictRatio(s: SaturationRatio): { ratio: number; raw: number; 
     : { ratio: s.ratioAtUsed, raw: s.rawCombinedAtUsed, what: 'raw table' };
 }
 
+/** Tiles/s through both models of a gateway run: the mean of the models' ok/s. */
+function scoredPerS(r: GatewayRunResult): number {
+  return r.models.length === 0 ? NaN : r.models.reduce((a, m) => a + m.okPerS, 0) / r.models.length;
+}
+
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
@@ -205,7 +210,7 @@ export function latencyTable(runs: GatewayRunResult[]): string {
       `${r.spec.portals}${contaminated(r.foreignPercent) ? ' (*)' : ''}`,
       BATCHING_LABEL[r.spec.batching],
       fmt(r.tilesProducedPerS, 0),
-      r.models.length === 0 ? '-' : fmt(r.models.reduce((s, m) => s + m.okPerS, 0) / r.models.length, 0),
+      r.models.length === 0 ? '-' : fmt(scoredPerS(r), 0),
       fmt(r.latencyMs.p50, 1),
       fmt(r.latencyMs.p99, 1),
       fmt(r.latencyMs.max, 0),
@@ -292,11 +297,6 @@ export function saturationVerdict(s: SaturationRatio, foreign: number | null, no
   };
 }
 
-/** Tiles/s through both models of a gateway run: the mean of the models' ok/s. */
-function scoredPerS(r: GatewayRunResult): number {
-  return r.models.length === 0 ? NaN : r.models.reduce((a, m) => a + m.okPerS, 0) / r.models.length;
-}
-
 /**
  * (a') against (a''): the gateway and raw ONNX Runtime under the same ingest load. Informative: the issue's target
  * compares with raw on an idle machine; this isolates what the gateway's own serving path costs on a shared CPU.
@@ -317,13 +317,14 @@ export function besideIngestVerdict(gateway: GatewayRunResult, beside: RawBeside
 
 /** The (a') vs (a'') comparison as a table. */
 export function besideIngestTable(gateway: GatewayRunResult, beside: RawBesideResult): string {
-  const rows = [
+  return table(
     ['path', 'tiles/s (both models)', 'bench process CPU % (gateway + any raw threads)', 'load generator CPU %', 'other processes %'],
-    [`(a'') raw ONNX Runtime beside an ingest-only gateway`, fmt(beside.tilesPerS, 0), fmt(beside.ingest.gatewayCpuPercent, 0), fmt(beside.ingest.loadgenCpuPercent, 0), fmt(beside.ingest.foreignPercent, 0)],
-    [`(a') gateway, the same portals`, fmt(scoredPerS(gateway), 0), fmt(gateway.gatewayCpuPercent, 0), fmt(gateway.loadgenCpuPercent, 0), fmt(gateway.foreignPercent, 0)],
-    [`(a') / (a'')`, fmt(scoredPerS(gateway) / beside.tilesPerS, 2), '', '', ''],
-  ];
-  return [`| ${rows[0].join(' | ')} |`, `|:--|${rows[0].slice(1).map(() => '--:').join('|')}|`, ...rows.slice(1).map((r) => `| ${r.join(' | ')} |`)].join('\n');
+    [
+      [`(a'') raw ONNX Runtime beside an ingest-only gateway`, fmt(beside.tilesPerS, 0), fmt(beside.ingest.gatewayCpuPercent, 0), fmt(beside.ingest.loadgenCpuPercent, 0), fmt(beside.ingest.foreignPercent, 0)],
+      [`(a') gateway, the same portals`, fmt(scoredPerS(gateway), 0), fmt(gateway.gatewayCpuPercent, 0), fmt(gateway.loadgenCpuPercent, 0), fmt(gateway.foreignPercent, 0)],
+      [`(a') / (a'')`, fmt(scoredPerS(gateway) / beside.tilesPerS, 2), '', '', ''],
+    ],
+  );
 }
 
 export function eventLoopVerdict(all: GatewayRunResult[]): InferVerdict {

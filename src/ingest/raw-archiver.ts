@@ -12,6 +12,7 @@
  */
 import { ScanlineError, toScanlineError } from '../errors/index.js';
 import { observe } from '../inference/index.js';
+import { BufferPool } from '../memory/index.js';
 import { alignedBuffer, type Stitcher } from '../stitch/index.js';
 import { DIRECT_IO_ALIGNMENT, type RawWriter } from '../storage/index.js';
 import type { IngestStats } from './stats.js';
@@ -21,31 +22,10 @@ const WRITE_BYTES = 1 << 20;
 const BUFFERS = 2;
 
 /**
- * Aligned buffers of finished scans, by byte length, for the next scans (process-wide, JS thread only). Why:
- * allocating and zero-filling 2 MiB of fresh aligned memory at every scan start took up to 5 ms on the JS thread
- * (page faults) when many scans started together. Bounded: beyond POOL_LIMIT_BYTES buffers are left to the GC.
+ * Aligned buffers of finished scans for the next scans (process-wide, JS thread only): allocating and zero-filling
+ * 2 MiB of fresh aligned memory at every scan start took up to 5 ms on the JS thread when many scans started together.
  */
-const alignedPool = new Map<number, ArrayBuffer[]>();
-let pooledBytes = 0;
-const POOL_LIMIT_BYTES = 32 << 20;
-
-function takeAligned(byteLength: number): ArrayBuffer | null {
-  const free = alignedPool.get(byteLength);
-  const reused = free?.pop();
-  if (reused) {
-    pooledBytes -= byteLength;
-    return reused;
-  }
-  return alignedBuffer(byteLength, DIRECT_IO_ALIGNMENT);
-}
-
-function giveAligned(buffer: ArrayBuffer): void {
-  if (pooledBytes + buffer.byteLength > POOL_LIMIT_BYTES) return;
-  let free = alignedPool.get(buffer.byteLength);
-  if (!free) alignedPool.set(buffer.byteLength, (free = []));
-  free.push(buffer);
-  pooledBytes += buffer.byteLength;
-}
+const alignedPool = new BufferPool(32 << 20, (n) => alignedBuffer(n, DIRECT_IO_ALIGNMENT));
 
 export class RawArchiver {
   private readonly free: Uint16Array[] = [];
@@ -55,8 +35,8 @@ export class RawArchiver {
   private inFlight = 0;
   private failure: ScanlineError | null = null;
   private idle: Array<{ resolve: () => void; reject: (e: ScanlineError) => void }> = [];
-  /** Buffers from the aligned pool (given back by release()). */
-  private readonly aligned = new Set<ArrayBuffer>();
+  /** The buffers came from alignedPool (all or none: the addon loads or not) and go back to it on release(). */
+  private readonly pooled: boolean;
   private released = false;
 
   constructor(
@@ -67,12 +47,10 @@ export class RawArchiver {
     this.valuesPerLine = stitcher.options.pixels * stitcher.options.energies;
     this.linesPerWrite = Math.max(1, Math.min(stitcher.options.maxLinesPerJob, Math.floor(WRITE_BYTES / (this.valuesPerLine * 2))));
     const values = this.linesPerWrite * this.valuesPerLine;
-    for (let i = 0; i < BUFFERS; i++) {
-      const memory = writer.direct ? takeAligned(values * 2) : null;
-      if (writer.direct && memory === null) writer.useBufferedWrites();
-      if (memory) this.aligned.add(memory);
-      this.free.push(memory ? new Uint16Array(memory) : new Uint16Array(values));
-    }
+    const memory = writer.direct ? Array.from({ length: BUFFERS }, () => alignedPool.take(values * 2)) : [];
+    this.pooled = memory.length > 0 && memory.every((m) => m !== null);
+    if (writer.direct && !this.pooled) writer.useBufferedWrites();
+    for (let i = 0; i < BUFFERS; i++) this.free.push(this.pooled ? new Uint16Array(memory[i] as ArrayBuffer) : new Uint16Array(values));
   }
 
   /** Queues lines [firstLine, firstLine + lineCount) for writing; they must be stored in the stitcher already. Ignored after release(). */
@@ -134,13 +112,13 @@ export class RawArchiver {
     if (this.released) return;
     this.released = true;
     this.pending.length = 0;
-    for (const b of this.free.splice(0)) if (this.aligned.has(b.buffer as ArrayBuffer)) giveAligned(b.buffer as ArrayBuffer);
+    for (const b of this.free.splice(0)) if (this.pooled) alignedPool.give(b.buffer as ArrayBuffer);
   }
 
   private settle(buffer: Uint16Array): void {
     this.inFlight--;
     if (this.released) {
-      if (this.aligned.has(buffer.buffer as ArrayBuffer)) giveAligned(buffer.buffer as ArrayBuffer);
+      if (this.pooled) alignedPool.give(buffer.buffer as ArrayBuffer);
       this.notifyIfIdle();
       return;
     }

@@ -11,6 +11,7 @@
  * Threads: gateway JS thread. `encodePng()` hands a copy to sharp (libuv pool), so later strips do not race it.
  */
 import sharp from 'sharp';
+import { BufferPool } from '../memory/index.js';
 import type { PreviewStrip } from '../stitch/index.js';
 
 /** zlib level of preview PNGs: 1 is several times faster than the default 6 and palette images still compress ~10x. */
@@ -20,30 +21,15 @@ export const PREVIEW_PNG_COMPRESSION = 1;
 export const BLOCK_COLUMNS = 256;
 
 /**
- * Memory of finished canvases (blocks, and the row-major copies handed to sharp) kept for the next scans, by byte
- * length; JS thread only. Why: fresh memory is the expensive part of a canvas. Zero-filled new pages cost up to
- * 3.6 ms per MB on the 2-core VM of the benches, and a 1024-pixel truck's canvas is 4 MiB (8 blocks) plus a 4 MiB
- * copy for its PNG. Bounded by POOL_LIMIT_BYTES (about 8 trucks); beyond it memory is left to the GC.
+ * Memory of finished canvases (blocks, and the row-major copies handed to sharp) for the next scans; JS thread only.
+ * Fresh memory is the expensive part of a canvas: a 1024-pixel truck's canvas is 4 MiB (8 blocks) plus a 4 MiB copy
+ * for its PNG. Bounded at about 8 trucks.
  */
-const pool = new Map<number, ArrayBuffer[]>();
-let pooledBytes = 0;
-const POOL_LIMIT_BYTES = 64 << 20;
+const pool = new BufferPool(64 << 20);
 
-/** A buffer of exactly `bytes` from the pool, zero-filled when `zero` (a reused block must not show an old scan). */
+/** A pool buffer; the default allocator never returns null. */
 function take(bytes: number, zero: boolean): ArrayBuffer {
-  const reused = pool.get(bytes)?.pop();
-  if (!reused) return new ArrayBuffer(bytes);
-  pooledBytes -= bytes;
-  if (zero) new Uint8Array(reused).fill(0);
-  return reused;
-}
-
-function give(buffer: ArrayBuffer): void {
-  if (pooledBytes + buffer.byteLength > POOL_LIMIT_BYTES) return;
-  let free = pool.get(buffer.byteLength);
-  if (!free) pool.set(buffer.byteLength, (free = []));
-  free.push(buffer);
-  pooledBytes += buffer.byteLength;
+  return pool.take(bytes, zero) as ArrayBuffer;
 }
 
 export class PreviewCanvas {
@@ -135,7 +121,7 @@ export class PreviewCanvas {
 
   /** The canvas will not be used again: its blocks go back to the pool for later scans. */
   release(): void {
-    for (const block of this.blocks.splice(0)) give(block.buffer as ArrayBuffer);
+    for (const block of this.blocks.splice(0)) pool.give(block.buffer as ArrayBuffer);
     this.columns = 0;
     this.coveredLines = 0;
   }
@@ -143,7 +129,7 @@ export class PreviewCanvas {
 
 /** Gives a toRgba() result back to the pool; the caller must not use it (or a view of it) afterwards. */
 export function recycle(rgba: Uint8Array): void {
-  give(rgba.buffer as ArrayBuffer);
+  pool.give(rgba.buffer as ArrayBuffer);
 }
 
 /** Lossless PNG of an RGBA image (alpha dropped: preview samples are opaque). */

@@ -1,0 +1,46 @@
+/**
+ * Buffers kept across scans instead of allocated per scan, by exact byte length. Why: on the machines measured
+ * (bench/RESULTS.md), fresh zero-filled pages cost up to 3.6 ms of CPU per MB, paid on the JS thread when a scan
+ * starts or ends, and fresh ArrayBuffers add to V8's external-memory pressure, which triggers mark-compacts.
+ *
+ * Threads: one pool belongs to one JS thread (pools are plain objects; nothing is shared between workers).
+ */
+export class BufferPool {
+  private readonly free = new Map<number, ArrayBuffer[]>();
+  #pooledBytes = 0;
+
+  /**
+   * @param limitBytes most bytes kept; a buffer given back beyond it is left to the GC.
+   * @param allocate makes a new buffer when none of that length is free; null = cannot (the caller falls back).
+   */
+  constructor(
+    readonly limitBytes: number,
+    private readonly allocate: (byteLength: number) => ArrayBuffer | null = (n) => new ArrayBuffer(n),
+  ) {}
+
+  /** Bytes held for reuse now. */
+  get pooledBytes(): number {
+    return this.#pooledBytes;
+  }
+
+  /**
+   * A buffer of exactly `byteLength` bytes: a free one, else a new one (zero-filled, or null when `allocate` cannot).
+   * A reused buffer holds what its last user wrote unless `zero` is true.
+   */
+  take(byteLength: number, zero = false): ArrayBuffer | null {
+    const reused = this.free.get(byteLength)?.pop();
+    if (!reused) return this.allocate(byteLength);
+    this.#pooledBytes -= byteLength;
+    if (zero) new Uint8Array(reused).fill(0);
+    return reused;
+  }
+
+  /** Gives a buffer back; the caller must not use it (or a view of it) afterwards. */
+  give(buffer: ArrayBuffer): void {
+    if (this.#pooledBytes + buffer.byteLength > this.limitBytes) return;
+    let list = this.free.get(buffer.byteLength);
+    if (!list) this.free.set(buffer.byteLength, (list = []));
+    list.push(buffer);
+    this.#pooledBytes += buffer.byteLength;
+  }
+}
