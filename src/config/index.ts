@@ -39,6 +39,14 @@ export interface GatewayConfig {
     idleTimeoutSec: number;
     /** Bytes buffered towards one portal before it is considered stuck and disconnected. */
     maxBackpressureBytes: number;
+    /**
+     * Longest a received line waits before it is stitched, ms. A frame that completes a tile column (or a scan.end)
+     * is stitched at once, so tile latency does not depend on this; other frames wait up to this long and are
+     * stitched together, and the preview strips and raw-archive writes follow those jobs. 0 = one stitcher job per
+     * frame. Each job costs a thread hand-off, a promise, a strip and a file write whatever its size: at 16-line frames
+     * and 4,000 lines/s per portal, 50 ms cut the gateway's ingest CPU by ~28% (bench/RESULTS.md).
+     */
+    stitchMaxDelayMs: number;
   };
   stitch: {
     maxLines: number;
@@ -121,6 +129,7 @@ export const DEFAULT_CONFIG: GatewayConfig = {
     resumeGraceMs: 30_000, // ms
     idleTimeoutSec: 60, // s
     maxBackpressureBytes: 4 * 1024 * 1024, // bytes
+    stitchMaxDelayMs: 50, // ms
   },
   stitch: {
     ...DEFAULT_STITCHER_OPTIONS,
@@ -180,6 +189,7 @@ function validate(c: GatewayConfig): string[] {
     'portal.idleTimeoutSec',
     c.portal.idleTimeoutSec,
   );
+  check(p, int(c.portal.stitchMaxDelayMs, 0, 1000), 'an integer 0..1000', 'portal.stitchMaxDelayMs', c.portal.stitchMaxDelayMs);
   check(p, int(c.portal.maxBackpressureBytes, 64 * 1024, 1 << 30), 'an integer 65536..1073741824', 'portal.maxBackpressureBytes', c.portal.maxBackpressureBytes);
   const s = c.stitch;
   check(p, int(s.maxLines, 64, 1 << 20), 'an integer 64..1048576', 'stitch.maxLines', s.maxLines);

@@ -43,6 +43,8 @@ export interface ActiveScanInit {
   stats: IngestStats;
   log: Logger;
   reorderWindowSlices: number;
+  /** Longest a received line waits for its stitcher job, ms (config portal.stitchMaxDelayMs; 0 = a job per frame). */
+  stitchMaxDelayMs: number;
   /** Tiles one process() job may write (sizes the tile buffer). */
   tileCapacity: number;
 }
@@ -108,6 +110,9 @@ export class ActiveScan {
   private readonly portalStats: PortalIngestStats;
   private readonly log: Logger;
   private readonly reorderWindowSlices: number;
+  private readonly stitchMaxDelayMs: number;
+  /** Raw lines one tile column spans (tile.size x tile.downsample); columns start every tile.strideLines. */
+  private readonly tileSpanLines: number;
   private readonly buffers: ProcessBuffers;
 
   /** Every frame with seq < nextSeq has been stored. */
@@ -118,7 +123,13 @@ export class ActiveScan {
   private imageSeen = false;
   private highestLine = 0;
   private processing = false;
+  /** Frames (or scan.end) arrived since the last job started. */
   private dirty = false;
+  /** The last job left work ready (its job or tile limit was reached): the next job starts at once. */
+  private moreReady = false;
+  /** Started when a frame leaves lines waiting for a job: ends the wait after stitchMaxDelayMs. */
+  private delayTimer: NodeJS.Timeout | null = null;
+  private delayOver = false;
   private totalLines: number | null = null;
   private frontier = 0;
   private flushedUpTo = 0;
@@ -148,6 +159,8 @@ export class ActiveScan {
     this.portalStats = portalStatsOf(init.stats, init.portalId);
     this.log = init.log;
     this.reorderWindowSlices = init.reorderWindowSlices;
+    this.stitchMaxDelayMs = init.stitchMaxDelayMs;
+    this.tileSpanLines = init.stitcher.options.tile.size * init.stitcher.options.tile.downsample;
     this.startedAt = init.startedAt;
     this.buffers = {
       tiles: new Float32Array(init.stitcher.tileFloats * init.tileCapacity),
@@ -309,6 +322,7 @@ export class ActiveScan {
     if (this.state === 'completed' || this.state === 'aborted') return this.whenEnded();
     this.state = 'aborted';
     this.clearResumeTimer();
+    this.clearDelayTimer();
     void this.closeOut('aborted', reason);
     return this.whenEnded();
   }
@@ -323,10 +337,24 @@ export class ActiveScan {
     this.stitcher.readRaw(firstLine, lineCount, out);
   }
 
-  /** Runs stitcher jobs back to back while there is work; one job at a time. */
+  /**
+   * Starts the next stitcher job when one is due; one job at a time. A job is due at once when a received line
+   * completes the next tile column (so tiles never wait), when the scan is finishing, when the last job left work
+   * ready, or when maxLinesPerJob lines wait; otherwise lines wait up to stitchMaxDelayMs and are stitched together.
+   */
   private pump(): void {
-    if (this.processing || !this.dirty || this.state === 'aborted' || this.state === 'completed') return;
+    if (this.processing || !(this.dirty || this.moreReady) || this.state === 'aborted' || this.state === 'completed') return;
+    if (!this.jobDue()) {
+      this.delayTimer ??= setTimeout(() => {
+        this.delayTimer = null;
+        this.delayOver = true;
+        this.pump();
+      }, this.stitchMaxDelayMs);
+      return;
+    }
+    this.clearDelayTimer();
     this.dirty = false;
+    this.moreReady = false;
     this.processing = true;
     const started = process.hrtime.bigint();
     this.stitcher.process(this.buffers).then(
@@ -348,6 +376,23 @@ export class ActiveScan {
     );
   }
 
+  private jobDue(): boolean {
+    if (this.moreReady || this.delayOver || this.stitchMaxDelayMs === 0 || this.state !== 'receiving') return true;
+    const frontier = this.frontier;
+    if (this.highestLine - frontier >= this.stitcher.options.maxLinesPerJob) return true;
+    // The end of the first tile column not yet cut: every column ending at or below the frontier has been.
+    const span = this.tileSpanLines;
+    const stride = this.stitcher.options.tile.strideLines;
+    const nextColumn = frontier < span ? 0 : Math.floor((frontier - span) / stride) + 1;
+    return this.highestLine >= nextColumn * stride + span;
+  }
+
+  private clearDelayTimer(): void {
+    if (this.delayTimer) clearTimeout(this.delayTimer);
+    this.delayTimer = null;
+    this.delayOver = false;
+  }
+
   private onProcessed(r: ProcessResult): void {
     if (this.state === 'aborted') return;
     for (const gap of r.gaps) this.gaps.push(gap);
@@ -359,7 +404,7 @@ export class ActiveScan {
     if (r.preview) this.events.emitPreview(this, r.preview, this.buffers.preview);
     this.frontier = r.frontier;
     this.flushRaw(this.frontier);
-    if (r.more) this.dirty = true;
+    if (r.more) this.moreReady = true;
     if (this.state === 'finishing' && r.done) {
       this.state = 'completed';
       void this.closeOut('completed', null);
@@ -413,6 +458,7 @@ export class ActiveScan {
     const stitcherStats = this.stitcher.stats();
     this.stitcher.close();
     this.clearResumeTimer();
+    this.clearDelayTimer();
     if (state === 'completed' && !failure) {
       this.stats.scansCompleted++;
       this.portalStats.scansCompleted++;

@@ -151,6 +151,7 @@ export class IngestService {
       stats: this.stats,
       log: this.log,
       reorderWindowSlices: this.config.portal.reorderWindowSlices,
+      stitchMaxDelayMs: this.config.portal.stitchMaxDelayMs,
       tileCapacity: TILE_CAPACITY,
     });
     scan.owner = conn;

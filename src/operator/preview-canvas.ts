@@ -4,7 +4,7 @@
  * one 32-bit word per sample). A new block is added when a strip reaches past the last one, so growing never copies
  * what is already there, and a strip is placed with one word loop: no per-row views or allocations.
  *
- * Why blocks: the canvas takes every strip of every live scan on the JS thread (~30 strips/s per portal). The first
+ * Why blocks: the canvas takes every strip of every live scan on the JS thread (up to ~30 strips/s per portal). The first
  * version (one buffer whose width doubled, a subarray per detector row per strip) took 7.6% of the JS thread at
  * 32 portals, with doubling copies of up to 2 MB in one task.
  *
