@@ -5,6 +5,7 @@
 
 #include "calibration.h"
 #include "simd.h"
+#include "tiles.h"
 
 namespace scanline {
 
@@ -28,23 +29,6 @@ SCANLINE_INLINE float Shading(float high, float max_att, float inv_max_att) {
   return 0.15f + 0.85f * (1.0f - clamped * inv_max_att);
 }
 
-// Means of `d` neighbouring pixels for y < n (full blocks only); small factors get their own loops so they vectorise.
-SCANLINE_INLINE void BlockMeans_body(const float* __restrict sum, float* __restrict mean, int n, int d, float inv) {
-  if (d == 1) {
-    for (int y = 0; y < n; ++y) mean[y] = sum[y] * inv;
-  } else if (d == 2) {
-    for (int y = 0; y < n; ++y) mean[y] = (sum[2 * y] + sum[2 * y + 1]) * inv;
-  } else if (d == 4) {
-    for (int y = 0; y < n; ++y) mean[y] = (sum[4 * y] + sum[4 * y + 1] + sum[4 * y + 2] + sum[4 * y + 3]) * inv;
-  } else {
-    for (int y = 0; y < n; ++y) {
-      float s = 0.0f;
-      for (int i = 0; i < d; ++i) s += sum[y * d + i];
-      mean[y] = s * inv;
-    }
-  }
-}
-SCANLINE_MULTIVERSION(BlockMeans, (const float* sum, float* mean, int n, int d, float inv), (sum, mean, n, d, inv))
 
 // Packs RGBA (alpha 255) into a uint32 whose memory order is R, G, B, A.
 SCANLINE_INLINE uint32_t Pack(uint32_t r, uint32_t g, uint32_t b) {

@@ -61,6 +61,7 @@ Stitcher::Stitcher(const StitcherConfig& config) : config_(config) {
   line_buf_.assign(line_samples_, 0.0f);
   column_buf_.assign(line_samples_, 0.0f);
   zeros_.assign(line_samples_, 0.0f);
+  tile_means_.assign(static_cast<size_t>(config_.energies) * ((config_.pixels + config_.tile.downsample - 1) / config_.tile.downsample), 0.0f);
   preview_acc_.Init(c);
 }
 
@@ -405,7 +406,7 @@ void Stitcher::ExecuteJob() {
       return sum;
     };
     ComputeColumnTiles(config_.tile, config_.pixels, config_.energies, tile_group_rows_.data(),
-                       static_cast<int>(k - i), job.tile_out + i * tile_floats_, column_sum);
+                       static_cast<int>(k - i), job.tile_out + i * tile_floats_, tile_means_.data(), column_sum);
     i = k;
   }
 }

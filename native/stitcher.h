@@ -195,6 +195,7 @@ class Stitcher {
   std::vector<float> line_buf_;       // worker: one calibrated line
   std::vector<float> column_buf_;     // worker: line sums of an unaligned tile column
   std::vector<float> zeros_;          // worker: padding
+  std::vector<float> tile_means_;     // worker: block means of one tile column (ComputeColumnTiles scratch)
   std::vector<int> tile_group_rows_;  // worker
   std::vector<float> read_scratch_;   // JS thread (Read*)
 };
