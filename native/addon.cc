@@ -2,9 +2,11 @@
 // state is the CPU feature check), so it loads in the main thread and in any number of worker threads at once.
 //
 // Exports: Stitcher (class, see stitcher_binding.h), extractPlane(src, lines, energies, pixels, energy, out),
-// alignedBuffer(byteLength, alignment), kernelIsa ("avx2" or "baseline": which build of the hot loops this CPU runs).
+// alignedBuffer(byteLength, alignment), copyRows(dst, dstStart, dstStride, src, srcStart, srcStride, rowWords, rows),
+// kernelIsa ("avx2" or "baseline": which build of the hot loops this CPU runs).
 #include <napi.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -23,6 +25,7 @@ class ScanlineAddon : public Napi::Addon<ScanlineAddon> {
                              InstanceValue("Stitcher", StitcherBinding::Init(env), napi_enumerable),
                              InstanceMethod("extractPlane", &ScanlineAddon::ExtractPlaneJs, napi_enumerable),
                              InstanceMethod("alignedBuffer", &ScanlineAddon::AlignedBufferJs, napi_enumerable),
+                             InstanceMethod("copyRows", &ScanlineAddon::CopyRowsJs, napi_enumerable),
                              InstanceValue("kernelIsa", Napi::String::New(env, KernelIsa()), napi_enumerable),
                          });
   }
@@ -66,6 +69,55 @@ class ScanlineAddon : public Napi::Addon<ScanlineAddon> {
           delete bytes;
         },
         size_hint);
+  }
+
+  // copyRows(dst: Uint32Array, dstStart, dstStride, src: Uint32Array, srcStart, srcStride, rowWords, rows): void.
+  // Copies `rows` runs of `rowWords` 32-bit words, run r from src[srcStart + r * srcStride] to
+  // dst[dstStart + r * dstStride] (element indices). Why native: the operator preview canvas places every strip of
+  // every live scan this way on the JS thread, and a JS word loop (or a subarray + set() per row) ran at ~2.3 ns per
+  // word against ~0.6 for memcpy per row (8 live 1024-px scans, 64-column strips). Bounds are checked up front;
+  // src and dst must not share a buffer (runs could overlap in an order-dependent way).
+  Napi::Value CopyRowsJs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto u32 = [&](size_t i, const char* name) {
+      if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+        throw CodedError(env, code::kStitchBuffer, std::string("copyRows: expected a Uint32Array for ") + name);
+      }
+      return info[i].As<Napi::Uint32Array>();
+    };
+    Napi::Uint32Array dst = u32(0, "dst");
+    const int64_t dst_start = ToInteger(info[1], "dstStart", code::kStitchBuffer);
+    const int64_t dst_stride = ToInteger(info[2], "dstStride", code::kStitchBuffer);
+    Napi::Uint32Array src = u32(3, "src");
+    const int64_t src_start = ToInteger(info[4], "srcStart", code::kStitchBuffer);
+    const int64_t src_stride = ToInteger(info[5], "srcStride", code::kStitchBuffer);
+    const int64_t row_words = ToInteger(info[6], "rowWords", code::kStitchBuffer);
+    const int64_t rows = ToInteger(info[7], "rows", code::kStitchBuffer);
+    if (dst_start < 0 || src_start < 0 || row_words < 0 || rows < 0 || dst_stride < row_words || src_stride < row_words) {
+      throw CodedError(env, code::kStitchBuffer,
+                       "copyRows: expected non-negative starts, rowWords and rows, and strides >= rowWords");
+    }
+    if (rows == 0 || row_words == 0) return env.Undefined();
+    if (dst.ArrayBuffer().Data() == src.ArrayBuffer().Data()) {
+      throw CodedError(env, code::kStitchBuffer, "copyRows: src and dst share one buffer");
+    }
+    // Last word touched, as int64 (no overflow: lengths are below 2^32 elements and rows * stride is checked below).
+    const auto last = [&](int64_t start, int64_t stride) -> int64_t {
+      if (stride > 0 && rows - 1 > (INT64_MAX - start - row_words) / stride) return INT64_MAX;
+      return start + (rows - 1) * stride + row_words;
+    };
+    if (last(dst_start, dst_stride) > static_cast<int64_t>(dst.ElementLength()) ||
+        last(src_start, src_stride) > static_cast<int64_t>(src.ElementLength())) {
+      throw CodedError(env, code::kStitchBuffer,
+                       "copyRows: " + std::to_string(rows) + " rows of " + std::to_string(row_words) +
+                           " words reach beyond dst (" + std::to_string(dst.ElementLength()) + " words) or src (" +
+                           std::to_string(src.ElementLength()) + " words)");
+    }
+    uint32_t* d = dst.Data() + dst_start;
+    const uint32_t* s = src.Data() + src_start;
+    const size_t bytes = static_cast<size_t>(row_words) * sizeof(uint32_t);
+    for (int64_t r = 0; r < rows; ++r) std::memmove(d + r * dst_stride, s + r * src_stride, bytes);
+    return env.Undefined();
   }
 
   // extractPlane(src: Uint16Array, lines, energies, pixels, energy, out: Uint16Array): void
