@@ -386,6 +386,7 @@ async function main(): Promise<void> {
         maxBatchSize: b.maxBatchSize,
         preferredBatchSizes: [...b.preferredBatchSizes],
         maxQueueDelayMicros: b.maxQueueDelayMicros,
+        idleDispatch: b.idleDispatch,
         maxInFlightBatches: b.maxInFlightBatches,
         maxQueueTiles: b.maxQueueTiles,
         workers: inferenceDefaults.workers,

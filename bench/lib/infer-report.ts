@@ -365,7 +365,7 @@ export interface InferReportContext {
   latency: GatewayRunResult[];
   verdicts: InferVerdict[];
   failures: string[];
-  defaults: { maxBatchSize: number; preferredBatchSizes: number[]; maxQueueDelayMicros: number; maxInFlightBatches: number; maxQueueTiles: number; workers: number; workerNice: number; deadlineMs: number };
+  defaults: { maxBatchSize: number; preferredBatchSizes: number[]; maxQueueDelayMicros: number; idleDispatch?: boolean; maxInFlightBatches: number; maxQueueTiles: number; workers: number; workerNice: number; deadlineMs: number };
 }
 
 export function inferMarkdownSection(c: InferReportContext): string {
@@ -382,7 +382,7 @@ export function inferMarkdownSection(c: InferReportContext): string {
     `Command: \`${c.commandLine}\` (${fmt(c.durationS / 60, 1)} min). Raw numbers: \`${c.jsonFile}\`.`,
     `Models (${c.modelsDir}): ${c.models.map((x) => `${x.name}@${x.version} (${x.task}, fp32 sha256 ${x.sha256.slice(0, 12)})`).join(', ')}.`,
     `Gateway inference configuration (defaults): ${d.workers} worker thread${d.workers === 1 ? '' : 's'} (nice ${d.workerNice}); batcher maxBatchSize ${d.maxBatchSize}, preferred ` +
-      `[${d.preferredBatchSizes.join(', ')}], maxQueueDelay ${d.maxQueueDelayMicros} µs, ${d.maxInFlightBatches} batches in flight per model, ` +
+      `[${d.preferredBatchSizes.join(', ')}], maxQueueDelay ${d.maxQueueDelayMicros} µs${d.idleDispatch ? ' (not waited while the model has no batch in flight: idleDispatch)' : ''}, ${d.maxInFlightBatches} batches in flight per model, ` +
       `queue ${d.maxQueueTiles} tiles per model, live deadline ${d.deadlineMs} ms. "batch size 1" = the same with maxBatchSize 1, no preferred sizes.`,
     `Load: one simulated truck (seed ${c.truck.seed}, ${c.truck.vehicle?.kind ?? 'no vehicle'}, ${c.truck.lines} lines x ${c.truck.detector.pixels} pixels x ` +
       `${c.truck.detector.energies} energies) replayed back to back by every portal in ${lat?.linesPerFrame ?? 16}-line frames. ` +

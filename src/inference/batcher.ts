@@ -5,7 +5,8 @@
  *   under load tiles accumulate and batches grow; several batches in flight keep the device busy.
  * - Size: `maxBatchSize` when that many tiles are queued; else the largest preferred size that can be formed,
  *   sent at once; else nothing until the oldest queued tile has waited `maxQueueDelayMicros`, then everything
- *   queued (a partial batch). While draining, partial batches go at once.
+ *   queued (a partial batch). While draining, partial batches go at once. With `idleDispatch` (default), a model
+ *   with no batch in flight does not wait: what is queued goes at once, split evenly over the free dispatch slots.
  * - Order: live tiles before re-analysis tiles (under sustained live overload re-analysis waits, and expires at its
  *   deadline); within a priority, round-robin across portals (one tile per portal per round, the rotation
  *   continuing across batches), so one busy portal cannot starve the others: a portal's oldest tile goes into one of
@@ -361,11 +362,23 @@ export class DynamicBatcher {
   private pump(): void {
     this.pumpScheduled = false;
     const max = this.cfg.maxBatchSize;
+    // Idle dispatch: with nothing of this model in flight, waiting for a preferred size only adds latency (the
+    // capacity it would save is idle), so what is queued goes now, spread evenly over the free dispatch slots (on
+    // the CPU each slot is a worker thread with its own share of the cores). Once batches are in flight, tiles that
+    // arrive meanwhile wait as usual and form larger batches.
+    let idleSize = 0;
+    if (this.cfg.idleDispatch && this.inFlight === 0) {
+      const available = this.live.count + this.reanalysis.count;
+      if (available > 0 && available < max && this.preferred.find((p) => p <= available) === undefined) {
+        idleSize = Math.ceil(available / this.cfg.maxInFlightBatches);
+      }
+    }
     while (this.inFlight < this.cfg.maxInFlightBatches) {
       const available = this.live.count + this.reanalysis.count;
       if (available === 0) break;
       let size: number;
-      if (available >= max) size = max;
+      if (idleSize > 0) size = Math.min(idleSize, available);
+      else if (available >= max) size = max;
       else {
         const preferred = this.preferred.find((p) => p <= available);
         if (preferred !== undefined) size = preferred;

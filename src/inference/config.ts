@@ -38,6 +38,13 @@ export interface BatchingConfig {
   preferredBatchSizes: number[];
   /** How long the oldest queued tile may wait for a batch to fill before a partial batch is sent, microseconds. */
   maxQueueDelayMicros: number;
+  /**
+   * When no batch of the model is in flight, send what is queued at once instead of waiting for a preferred size or
+   * the queue delay, split evenly over the free dispatch slots (maxInFlightBatches): at low load waiting only adds
+   * latency, and on the CPU each slot is a worker with its share of the cores. Under load batches are in flight,
+   * so tiles wait and batch as configured. false = Triton's rule (always wait up to maxQueueDelayMicros).
+   */
+  idleDispatch: boolean;
   /** Queued tiles per model (both priorities, not counting tiles in flight), tiles. */
   maxQueueTiles: number;
   queueFullPolicy: QueueFullPolicy;
@@ -116,6 +123,7 @@ export const DEFAULT_INFERENCE_CONFIG: InferenceConfig = {
     maxBatchSize: 32, // tiles
     preferredBatchSizes: [8, 16], // tiles
     maxQueueDelayMicros: 2_000, // µs
+    idleDispatch: true,
     maxQueueTiles: 4_096, // tiles per model; 4096 x 32 KiB = 128 MiB of queued tiles at most
     queueFullPolicy: 'shed-oldest-reanalysis',
     maxInFlightBatches: 2, // batches per model
@@ -192,6 +200,7 @@ export function validateInferenceConfig(c: InferenceConfig, prefix = 'inference'
     b.preferredBatchSizes,
   );
   check(int(b.maxQueueDelayMicros, 0, 10_000_000), 'an integer 0..10000000', 'batching.maxQueueDelayMicros', b.maxQueueDelayMicros);
+  check(typeof b.idleDispatch === 'boolean', 'a boolean', 'batching.idleDispatch', b.idleDispatch);
   check(int(b.maxQueueTiles, 1, 1 << 20), 'an integer 1..1048576', 'batching.maxQueueTiles', b.maxQueueTiles);
   check(
     (QUEUE_FULL_POLICIES as readonly string[]).includes(b.queueFullPolicy),

@@ -96,8 +96,8 @@ describe('dynamic batcher', () => {
     addsUp(r.stats);
   });
 
-  it('sends a partial batch once the oldest tile waited maxQueueDelayMicros, not before', async () => {
-    const r = rig({ maxBatchSize: 8, maxQueueDelayMicros: 60_000 });
+  it('sends a partial batch once the oldest tile waited maxQueueDelayMicros, not before (idleDispatch off)', async () => {
+    const r = rig({ maxBatchSize: 8, maxQueueDelayMicros: 60_000, idleDispatch: false });
     r.gate.autoRelease = true;
     const t0 = performance.now();
     const all = [r.submit('p1', 'live', 'a'), r.submit('p1', 'live', 'b')];
@@ -110,6 +110,41 @@ describe('dynamic batcher', () => {
     expect(waited).toBeGreaterThanOrEqual(58);
     expect(waited).toBeLessThan(400);
     addsUp(r.stats);
+  });
+
+  it('with idleDispatch, sends at once while nothing is in flight, split over the free slots; then batches wait', async () => {
+    const r = rig({ maxBatchSize: 16, preferredBatchSizes: [8], maxQueueDelayMicros: 60_000, maxInFlightBatches: 2, idleDispatch: true });
+    // One column of 5 tiles with the model idle: no wait for a preferred size or the delay, 3 + 2 over both slots.
+    const t0 = performance.now();
+    const all = Array.from({ length: 5 }, (_, i) => r.submit(`p${i % 2}`, 'live', `c${i}`));
+    await r.gate.waitHeld(2);
+    expect(r.gate.held.map((h) => h.batchSize)).toEqual([3, 2]);
+    expect(r.gate.batches[1].at - t0).toBeLessThan(50);
+    // While those are in flight, new tiles wait (both slots are taken), and when one slot frees they follow the
+    // usual rules: 4 < the preferred 8, one batch still in flight, so they wait for the queue delay.
+    all.push(...Array.from({ length: 4 }, (_, i) => r.submit('p1', 'live', `d${i}`)));
+    const t1 = performance.now();
+    r.gate.held[0].release();
+    await tick(20);
+    expect(r.gate.batches).toHaveLength(2);
+    await r.gate.waitHeld(2);
+    expect(r.gate.batches.map((b) => b.batchSize)).toEqual([3, 2, 4]);
+    expect(r.gate.batches[2].at - t1).toBeGreaterThanOrEqual(40);
+    await runToEnd(r, all);
+    expect(r.outcomes.every((o) => code(o) === 'ok')).toBe(true);
+    addsUp(r.stats);
+  });
+
+  it('with idleDispatch, still sends full and preferred batches as usual', async () => {
+    const r = rig({ maxBatchSize: 8, preferredBatchSizes: [4], maxQueueDelayMicros: 1_000_000, maxInFlightBatches: 2, idleDispatch: true });
+    const all = Array.from({ length: 13 }, (_, i) => r.submit('p1', 'live', `t${i}`));
+    await r.gate.waitHeld(2);
+    await tick(20);
+    // 13 queued, model idle: a full batch of 8, then the preferred 4; the last tile waits for the delay.
+    expect(r.gate.held.map((h) => h.batchSize)).toEqual([8, 4]);
+    expect(r.batcher.queued.live).toBe(1);
+    await runToEnd(r, all.concat(r.batcher.drain(5_000)));
+    expect(r.gate.batches.map((b) => b.batchSize)).toEqual([8, 4, 1]);
   });
 
   it('sends the largest preferred batch size at once and lets the rest wait for the delay', async () => {
