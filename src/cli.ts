@@ -77,7 +77,8 @@ scanline eval --seeds A..B [options]
   Exit code 0 whether or not they are met.
   --seeds A..B      truck seeds, inclusive (or a single seed A)
   --url URL         portal endpoint of a running gateway; without it a gateway with the default config (plus
-                    --config and --models) is started on a free port with a temporary data directory
+                    --config, SCANLINE_* environment variables and --models, as for serve) is started on a free
+                    port with a temporary data directory
   --models DIR      models directory of the started gateway (inference.modelsDir)
   --config FILE     JSON configuration file of the started gateway
   --portals N       trucks streamed at a time, each from its own portal (default ${DEFAULT_EVAL_OPTIONS.portals})
@@ -297,14 +298,16 @@ async function evaluate(args: string[]): Promise<void> {
   if (url !== undefined && !/^wss?:\/\/.+/.test(url)) throw usage(`Expected a ws:// or wss:// URL for --url but received ${JSON.stringify(url)}`);
   if (url !== undefined && (v.models !== undefined || v.config !== undefined)) throw usage('--models and --config configure the gateway eval starts; they cannot be used with --url');
   if (typeof v.models === 'string' && v.models.length === 0) throw usage('Expected a directory for --models but received ""');
-  const layers: GatewayConfigInput[] = [];
-  if (typeof v.config === 'string') layers.push(readConfigFile(v.config));
   const level = ((v['log-level'] as string | undefined) ?? 'warn') as GatewayConfig['log']['level'];
   const flags: GatewayConfigInput = { log: { level } };
   if (typeof v.models === 'string') flags.inference = { modelsDir: v.models };
-  layers.push(flags);
-  // Resolve once here so configuration problems are usage errors before anything starts.
-  resolveConfig(...layers);
+  // The started gateway is configured as `scanline serve` would be: defaults < --config < SCANLINE_* environment <
+  // flags (eval then sets its own port and data directory). Resolved here, so a bad file or variable stops eval
+  // before anything starts. With --url the gateway is someone else's: the environment is not read.
+  const layers: GatewayConfigInput[] =
+    url === undefined
+      ? [loadConfig({ ...(typeof v.config === 'string' ? { file: v.config } : {}), env: process.env, layers: [flags] })]
+      : [flags];
   const total = seeds[1] - seeds[0] + 1;
   let done = 0;
   const abort = new AbortController();

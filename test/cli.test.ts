@@ -19,8 +19,8 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-function run(args: string[]): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function run(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   children.push(child);
   let text = '';
   child.stdout!.on('data', (d) => (text += d));
@@ -86,5 +86,13 @@ describe('scanline CLI', () => {
     const unknown = run(['teleport']);
     expect(await unknown.exited).toBe(2);
     expect(unknown.out()).toContain('Usage: scanline <command>');
+  });
+
+  it('eval configures the gateway it starts from SCANLINE_* variables too, and stops on a bad one before starting', async () => {
+    const bad = run(['eval', '--seeds', '5000'], { SCANLINE_PORTAL_STITCH_MAX_DELAY_MS: '5000' });
+    expect(await bad.exited).toBe(2);
+    expect(bad.out()).toContain('SCANLINE_ERR_CONFIG_INVALID');
+    expect(bad.out()).toContain('portal.stitchMaxDelayMs but received 5000 of type number (from SCANLINE_PORTAL_STITCH_MAX_DELAY_MS)');
+    expect(bad.out()).not.toContain('eval 1/1');
   });
 });
