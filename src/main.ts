@@ -84,6 +84,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       tile: config.stitch.tile,
       machine: { version: packageVersion() ?? '0.0.0', machineId: config.results.machineId || hostname() },
       referenceMinSimilarity: config.results.referenceMinSimilarity,
+      portalLabelLimit: config.metrics.portalLabelLimit,
     });
   }
   const ingest = new IngestService({ config, store, log: log.child({ module: 'ingest' }), stitcher: stitcherKind });

@@ -127,14 +127,24 @@ export function createIngestStats(portalLimit = 256): IngestStats {
  * distinct ids are tracked. Call once per connection or scan, not per frame.
  */
 export function portalStatsOf(stats: IngestStats, portalId: string): PortalIngestStats {
-  let p = stats.portals.get(portalId);
-  if (p) return p;
-  const tracked = stats.portals.size - (stats.portals.has(NO_PORTAL) ? 1 : 0) - (stats.portals.has(OTHER_PORTALS) ? 1 : 0);
-  const key = portalId === NO_PORTAL || tracked < stats.portalLimit ? portalId : OTHER_PORTALS;
-  p = stats.portals.get(key);
-  if (!p) {
-    p = createPortalIngestStats();
-    stats.portals.set(key, p);
+  return portalEntry(stats.portals, portalId, stats.portalLimit, createPortalIngestStats);
+}
+
+/**
+ * The entry of `portalId` in a per-portal map with a bounded key set (metrics label values), created on first use:
+ * at most `limit` portal ids get their own entry, later ones share OTHER_PORTALS; NO_PORTAL always has its own and
+ * counts against no limit. Every per-portal series of the gateway (ingest counters, line-to-result, line-to-screen)
+ * uses it, so one portal is bounded the same way everywhere.
+ */
+export function portalEntry<T>(map: Map<string, T>, portalId: string, limit: number, create: () => T): T {
+  let entry = map.get(portalId);
+  if (entry !== undefined) return entry;
+  const tracked = map.size - (map.has(NO_PORTAL) ? 1 : 0) - (map.has(OTHER_PORTALS) ? 1 : 0);
+  const key = portalId === NO_PORTAL || tracked < limit ? portalId : OTHER_PORTALS;
+  entry = map.get(key);
+  if (entry === undefined) {
+    entry = create();
+    map.set(key, entry);
   }
-  return p;
+  return entry;
 }

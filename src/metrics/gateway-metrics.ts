@@ -222,8 +222,8 @@ function inferenceMetrics(inference: Inference | null): Array<CollectedMetric | 
 
 function resultsMetrics(results: ResultsService | null): Array<CollectedMetric | CollectedHistogram> {
   return [
-    histogram('scanline_line_to_result_seconds', 'A tile\'s last line received from the portal → that tile\'s result from a model applied to the scan\'s results, by model.', ['model'], () =>
-      results ? [...results.stats.lineToResult].map(([model, counts]) => ({ labels: { model }, counts })) : [],
+    histogram('scanline_line_to_result_seconds', 'A tile\'s last line received from the portal → that tile\'s result from a model applied to the scan\'s results, by model and portal.', ['model', 'portal'], () =>
+      results ? [...results.stats.lineToResult].flatMap(([model, byPortal]) => [...byPortal].map(([portal, counts]) => ({ labels: { model, portal }, counts }))) : [],
     ),
     counter('scanline_results_updates_total', 'Changes pushed to operator screens: kind suggestion (goods suggestions changed) or alert (a threat alert raised or changed).', ['kind'], () =>
       results

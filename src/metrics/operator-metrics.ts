@@ -15,7 +15,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { createHistogram, observe, type HistogramCounts } from '../inference/index.js';
-import { OTHER_PORTALS } from '../ingest/index.js';
+import { portalEntry } from '../ingest/index.js';
 
 /** Upper bounds of the line-to-screen latency buckets, seconds (as line-to-result, plus slower ones). */
 export const LINE_TO_SCREEN_BUCKETS_SECONDS: readonly number[] = Object.freeze([
@@ -52,13 +52,7 @@ export class OperatorMetrics implements OperatorMetricsSink {
 
   observeLineToScreen(seconds: number, portalId: string = UNKNOWN_PORTAL): void {
     if (!(seconds >= 0) || seconds === Infinity) return;
-    let h = this.lineToScreen.get(portalId);
-    if (!h) {
-      const key = this.lineToScreen.size - (this.lineToScreen.has(OTHER_PORTALS) ? 1 : 0) < this.portalLabelLimit ? portalId : OTHER_PORTALS;
-      h = this.lineToScreen.get(key) ?? createHistogram(LINE_TO_SCREEN_BUCKETS_SECONDS);
-      this.lineToScreen.set(key, h);
-    }
-    observe(h, seconds);
+    observe(portalEntry(this.lineToScreen, portalId, this.portalLabelLimit, () => createHistogram(LINE_TO_SCREEN_BUCKETS_SECONDS)), seconds);
   }
 
   provideStats(read: (() => OperatorFeedStats) | null): void {

@@ -15,7 +15,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Inference, ModelManifest, TileResult } from '../inference/index.js';
 import { createHistogram, observe, type HistogramCounts } from '../inference/index.js';
-import type { ActiveScan, IngestListeners } from '../ingest/index.js';
+import { portalEntry, type ActiveScan, type IngestListeners } from '../ingest/index.js';
 import type { Logger } from '../log/index.js';
 import type { TileInfo } from '../stitch/index.js';
 import type { ScanStore } from '../storage/index.js';
@@ -31,13 +31,19 @@ export const LINE_TO_RESULT_BUCKETS_SECONDS: readonly number[] = Object.freeze([
   0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ]);
 
+/** portalLabelLimit when the options give none (config metrics.portalLabelLimit's default). */
+const DEFAULT_PORTAL_LABEL_LIMIT = 256;
+
 export interface ResultsStats {
   /** Tiles received from the stitcher. */
   tilesProduced: number;
   /** Per model: tiles submitted and their outcomes. */
   models: Map<string, Record<TileOutcome | 'submitted', number>>;
-  /** A tile's last line received → its result applied (per model result), seconds. */
-  lineToResult: Map<string, HistogramCounts>;
+  /**
+   * A tile's last line received → its result applied (per model result), seconds; by model, then by portal (at most
+   * portalLabelLimit ids, then OTHER_PORTALS).
+   */
+  lineToResult: Map<string, Map<string, HistogramCounts>>;
   /** Alerts raised or changed (each change is one increment on operator screens). */
   alertUpdates: number;
   suggestionUpdates: number;
@@ -76,6 +82,11 @@ export interface ResultsServiceOptions {
   machine: { version: string; machineId: string };
   /** Default cosine similarity a tile needs to match an enrolled reference (config results.referenceMinSimilarity). */
   referenceMinSimilarity: number;
+  /**
+   * Distinct portal ids with their own line-to-result histograms (config metrics.portalLabelLimit; default 256);
+   * further portals share OTHER_PORTALS, so memory and label sets stay bounded.
+   */
+  portalLabelLimit?: number;
 }
 
 /** An enrolment request (POST /v1/references), validated by validateEnrolment. */
@@ -202,7 +213,7 @@ export class ResultsService {
     this.stats = {
       tilesProduced: 0,
       models: new Map(names.map((n) => [n, { submitted: 0, ok: 0, rejected: 0, expired: 0, failed: 0 }])),
-      lineToResult: new Map(names.map((n) => [n, createHistogram(LINE_TO_RESULT_BUCKETS_SECONDS)])),
+      lineToResult: new Map(names.map((n) => [n, new Map<string, HistogramCounts>()])),
       alertUpdates: 0,
       suggestionUpdates: 0,
       reportsStored: 0,
@@ -399,6 +410,12 @@ export class ResultsService {
     if (this.tileCopies.length < MAX_POOLED_TILE_COPIES) this.tileCopies.push(data);
   }
 
+  /** The line-to-result histogram of `model` for `portalId` (shared OTHER_PORTALS once portalLabelLimit ids have one). */
+  private lineToResultOf(model: string, portalId: string): HistogramCounts {
+    const byPortal = this.stats.lineToResult.get(model) as Map<string, HistogramCounts>;
+    return portalEntry(byPortal, portalId, this.o.portalLabelLimit ?? DEFAULT_PORTAL_LABEL_LIMIT, () => createHistogram(LINE_TO_RESULT_BUCKETS_SECONDS));
+  }
+
   /** `release` is called once the inference stage no longer reads `data` (the submission settled). */
   private submit(model: Readonly<ModelManifest>, scan: ActiveScan, data: Float32Array, meta: TileMeta, release: () => void): void {
     const name = model.name;
@@ -411,7 +428,7 @@ export class ResultsService {
         counters.ok++;
         const now = performance.now();
         const lineToResult = (now - meta.lastLineAt) / 1000;
-        if (Number.isFinite(lineToResult)) observe(this.stats.lineToResult.get(name) as HistogramCounts, lineToResult);
+        if (Number.isFinite(lineToResult)) observe(this.lineToResultOf(name, scan.portalId), lineToResult);
         const served = this.providerOf(name, now);
         meta.results.servedBy(name, served.provider, served.precision);
         if (model.task === 'goods') {

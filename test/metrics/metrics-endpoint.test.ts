@@ -99,11 +99,17 @@ describe('GET /metrics with the simulator and the demo models', () => {
     const e = final.e;
     expect(e.types.get('scanline_line_to_result_seconds')).toBe('histogram');
     expect(e.types.get('scanline_line_to_screen_seconds')).toBe('histogram');
-    // Buckets are cumulative and end at +Inf = _count.
+    // One series per model and portal (every simulated portal); buckets are cumulative and end at +Inf = _count.
+    const portals = [...new Set(sim.scans.map((s) => s.portalId))].sort();
     for (const model of ['goods-v1', 'threats-v1']) {
-      const buckets = samplesOf(e, 'scanline_line_to_result_seconds_bucket', { model });
-      for (let i = 1; i < buckets.length; i++) expect(buckets[i].value).toBeGreaterThanOrEqual(buckets[i - 1].value);
-      expect(buckets.at(-1)).toMatchObject({ labels: { le: '+Inf' }, value: sumOf(e, 'scanline_line_to_result_seconds_count', { model }) });
+      expect([...new Set(samplesOf(e, 'scanline_line_to_result_seconds_count', { model }).map((s) => s.labels.portal))].sort()).toEqual(portals);
+      for (const portal of portals) {
+        const buckets = samplesOf(e, 'scanline_line_to_result_seconds_bucket', { model, portal });
+        expect(buckets.length).toBeGreaterThan(1);
+        for (let i = 1; i < buckets.length; i++) expect(buckets[i].value).toBeGreaterThanOrEqual(buckets[i - 1].value);
+        expect(buckets.at(-1)).toMatchObject({ labels: { le: '+Inf' }, value: sumOf(e, 'scanline_line_to_result_seconds_count', { model, portal }) });
+        expect(sumOf(e, 'scanline_line_to_result_seconds_count', { model, portal })).toBeGreaterThan(0);
+      }
     }
     expect(sumOf(e, 'scanline_operator_subscribers')).toBe(0);
     expect(sumOf(e, 'scanline_storage_writable')).toBe(1);
