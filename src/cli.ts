@@ -32,7 +32,8 @@ scanline serve [options]
   --host H          interface to listen on (default 127.0.0.1; 0.0.0.0 for all)
   --data-dir DIR    where scans are stored (default ./data)
   --demo N          also run N simulated portals streaming trucks into this gateway
-  --config FILE     JSON configuration file (src/config/index.ts lists every key, its default and unit)
+  --config FILE     configuration file, JSON or YAML (.yaml/.yml) (src/config/index.ts lists every key, its
+                    default and unit)
   --log-level L     fatal|error|warn|info|debug|trace|silent (default info)
   --print-config    print the effective configuration as JSON (portal tokens redacted) and exit
   Every configuration key can also be set by an environment variable: SCANLINE_ + the key's path in upper
@@ -80,7 +81,7 @@ scanline eval --seeds A..B [options]
                     --config, SCANLINE_* environment variables and --models, as for serve) is started on a free
                     port with a temporary data directory
   --models DIR      models directory of the started gateway (inference.modelsDir)
-  --config FILE     JSON configuration file of the started gateway
+  --config FILE     configuration file (JSON or YAML) of the started gateway
   --portals N       trucks streamed at a time, each from its own portal (default ${DEFAULT_EVAL_OPTIONS.portals})
   --speed MODE      realtime (500 lines/s, as a truck drives through) or max (as fast as acked) (default realtime)
   --threat-probability P

@@ -1,9 +1,10 @@
 /**
  * Gateway configuration: one schema with defaults and units, validated once at start-up (every problem listed
  * in one SCANLINE_ERR_CONFIG_INVALID error), then deeply frozen. Sources, lowest precedence first: defaults,
- * a JSON config file, SCANLINE_* environment variables (env.ts derives one per key), command-line flags.
+ * a JSON or YAML config file, SCANLINE_* environment variables (env.ts derives one per key), command-line flags.
  */
 import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { ScanlineError } from '../errors/index.js';
 import { DEFAULT_INFERENCE_CONFIG, validateInferenceConfig, type InferenceConfig } from '../inference/config.js';
 import { DEFAULT_STITCHER_OPTIONS } from '../stitch/defaults.js';
@@ -314,7 +315,10 @@ export function printableConfig(config: GatewayConfig): Record<string, unknown> 
   return copy;
 }
 
-/** Reads a JSON config file as one layer for resolveConfig. */
+/**
+ * Reads a config file as one layer for resolveConfig: YAML when the name ends in .yaml or .yml (YAML 1.2 core schema,
+ * duplicate keys refused), JSON otherwise. Unreadable or unparsable files throw SCANLINE_ERR_CONFIG_INVALID.
+ */
 export function readConfigFile(path: string): GatewayConfigInput {
   let text: string;
   try {
@@ -322,11 +326,16 @@ export function readConfigFile(path: string): GatewayConfigInput {
   } catch (err) {
     throw new ScanlineError('SCANLINE_ERR_CONFIG_INVALID', `cannot read config file ${path}: ${(err as Error).message}`);
   }
+  const yaml = /\.ya?ml$/i.test(path);
+  let value: unknown;
   try {
-    const value = JSON.parse(text) as unknown;
-    if (!isPlainObject(value)) throw new Error('the top level is not an object');
-    return value as GatewayConfigInput;
+    // YAML 1.2 core schema: only true/false are booleans (no YAML 1.1 "yes"/"no"/"on"), duplicate keys are errors.
+    value = yaml ? parseYaml(text, { version: '1.2', schema: 'core', uniqueKeys: true, strict: true, prettyErrors: true }) : JSON.parse(text);
   } catch (err) {
-    throw new ScanlineError('SCANLINE_ERR_CONFIG_INVALID', `config file ${path} is not valid JSON: ${(err as Error).message}`);
+    throw new ScanlineError('SCANLINE_ERR_CONFIG_INVALID', `config file ${path} is not valid ${yaml ? 'YAML' : 'JSON'}: ${(err as Error).message}`);
   }
+  if (!isPlainObject(value)) {
+    throw new ScanlineError('SCANLINE_ERR_CONFIG_INVALID', `config file ${path} is not valid ${yaml ? 'YAML' : 'JSON'} configuration: the top level is not an object (mapping)`);
+  }
+  return value as GatewayConfigInput;
 }

@@ -59,4 +59,42 @@ describe('configuration', () => {
     expect(() => readConfigFile(join(dir, 'bad.json'))).toThrow(/not valid JSON/);
     expect(() => readConfigFile(join(dir, 'missing.json'))).toThrow(/cannot read/);
   });
+
+  it('reads a YAML config file (.yaml or .yml, YAML 1.2 core schema) and reports a broken one with its line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'scanline-config-'));
+    writeFileSync(
+      join(dir, 'lane.yaml'),
+      [
+        '# lane 3 of the border post',
+        'server:',
+        '  host: 0.0.0.0',
+        '  port: 9000',
+        'portal:',
+        '  tokens: [tok-a-123456, tok-b-456789]',
+        '  stitchMaxDelayMs: 40',
+        'inference:',
+        '  batching:',
+        '    preferredBatchSizes: [8, 16]',
+        '    idleDispatch: false',
+        'results:',
+        '  machineId: lane-3.post-7',
+        '',
+      ].join('\n'),
+    );
+    const c = resolveConfig(readConfigFile(join(dir, 'lane.yaml')));
+    expect(c.server).toEqual({ host: '0.0.0.0', port: 9000 });
+    expect(c.portal.tokens).toEqual(['tok-a-123456', 'tok-b-456789']);
+    expect(c.portal.stitchMaxDelayMs).toBe(40);
+    expect(c.inference.batching.idleDispatch).toBe(false);
+    expect(c.results.machineId).toBe('lane-3.post-7');
+    // YAML 1.1's "no" is a string in YAML 1.2: it reaches validation as one (not a silent false).
+    writeFileSync(join(dir, 'yes-no.yml'), 'inference:\n  batching:\n    idleDispatch: no\n');
+    expect(() => resolveConfig(readConfigFile(join(dir, 'yes-no.yml')))).toThrow(/Expected a boolean for inference.batching.idleDispatch but received "no"/);
+    writeFileSync(join(dir, 'dup.yaml'), 'server:\n  port: 1\n  port: 2\n');
+    expect(() => readConfigFile(join(dir, 'dup.yaml'))).toThrow(expect.objectContaining({ code: 'SCANLINE_ERR_CONFIG_INVALID', message: expect.stringMatching(/not valid YAML.*unique/is) }));
+    writeFileSync(join(dir, 'bad.yaml'), 'server:\n  port: [1\n');
+    expect(() => readConfigFile(join(dir, 'bad.yaml'))).toThrow(/not valid YAML.*at line \d+, column \d+/is);
+    writeFileSync(join(dir, 'list.yaml'), '- server\n');
+    expect(() => readConfigFile(join(dir, 'list.yaml'))).toThrow(/top level is not an object/);
+  });
 });
