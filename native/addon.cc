@@ -80,10 +80,7 @@ class ScanlineAddon : public Napi::Addon<ScanlineAddon> {
   Napi::Value CopyRowsJs(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto u32 = [&](size_t i, const char* name) {
-      if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
-        throw CodedError(env, code::kStitchBuffer, std::string("copyRows: expected a Uint32Array for ") + name);
-      }
-      return info[i].As<Napi::Uint32Array>();
+      return TypedArrayArg<Napi::Uint32Array>(info[i], napi_uint32_array, "a Uint32Array", name);
     };
     Napi::Uint32Array dst = u32(0, "dst");
     const int64_t dst_start = ToInteger(info[1], "dstStart", code::kStitchBuffer);
@@ -124,10 +121,7 @@ class ScanlineAddon : public Napi::Addon<ScanlineAddon> {
   Napi::Value ExtractPlaneJs(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto u16 = [&](size_t i, const char* name) {
-      if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array) {
-        throw CodedError(env, code::kStitchBuffer, std::string("Expected a Uint16Array for ") + name);
-      }
-      return info[i].As<Napi::Uint16Array>();
+      return TypedArrayArg<Napi::Uint16Array>(info[i], napi_uint16_array, "a Uint16Array", name);
     };
     Napi::Uint16Array src = u16(0, "src");
     const int64_t lines = ToInteger(info[1], "lines", code::kSliceGeometry);

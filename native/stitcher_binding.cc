@@ -46,15 +46,6 @@ auto Guard(Napi::Env env, F&& body) -> decltype(body()) {
   }
 }
 
-template <typename T>
-T TypedArrayArg(const Napi::Value& value, napi_typedarray_type type, const char* expected, const char* name) {
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type) {
-    throw CodedError(value.Env(), code::kStitchBuffer,
-                     std::string("Expected ") + expected + " for " + name + " but received " + Describe(value));
-  }
-  return value.As<T>();
-}
-
 double NumberProperty(const Napi::Object& object, const char* name) {
   Napi::Value v = object.Get(name);
   if (!v.IsNumber()) {
@@ -228,6 +219,13 @@ class ProcessWorker : public Napi::AsyncWorker {
 };
 
 }  // namespace
+
+void CheckTypedArray(const Napi::Value& value, napi_typedarray_type type, const char* expected, const char* name) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type) {
+    throw CodedError(value.Env(), code::kStitchBuffer,
+                     std::string("Expected ") + expected + " for " + name + " but received " + Describe(value));
+  }
+}
 
 int64_t ToInteger(const Napi::Value& value, const char* name, const char* error_code) {
   if (value.IsNumber()) {

@@ -17,6 +17,17 @@ Napi::Error CodedError(Napi::Env env, const char* error_code, const std::string&
 // Reads an integral JS number; anything else throws `error_code` with "Expected an integer for <name> ...".
 int64_t ToInteger(const Napi::Value& value, const char* name, const char* error_code);
 
+// Throws SCANLINE_ERR_STITCH_BUFFER ("Expected <expected> for <name> but received ...") unless `value` is a typed
+// array of `type`.
+void CheckTypedArray(const Napi::Value& value, napi_typedarray_type type, const char* expected, const char* name);
+
+// `value` as a typed array of `type` (T: Napi::Uint16Array, ...), checked by CheckTypedArray.
+template <typename T>
+T TypedArrayArg(const Napi::Value& value, napi_typedarray_type type, const char* expected, const char* name) {
+  CheckTypedArray(value, type, expected, name);
+  return value.As<T>();
+}
+
 class StitcherBinding : public Napi::ObjectWrap<StitcherBinding> {
  public:
   static Napi::Function Init(Napi::Env env);

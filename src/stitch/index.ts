@@ -93,16 +93,12 @@ export function extractPlane(
   }
 }
 
-/** The addon's copyRows, looked up once (null when the addon does not load here). */
-let nativeCopyRows: ReturnType<typeof loadNativeAddon>['copyRows'] | null | undefined;
-
 /**
  * Copies `rows` runs of `rowWords` 32-bit words: run r from src[srcStart + r * srcStride] to
- * dst[dstStart + r * dstStride] (element indices; strides >= rowWords). A native memmove per run when the addon loads
- * (the operator preview canvas places every strip this way: ~4x faster than a JS word loop), else a JS loop. Throws
- * SCANLINE_ERR_STITCH_BUFFER for negative numbers, short strides, or runs beyond either array.
+ * dst[dstStart + r * dstStride] (element indices; strides >= rowWords; src and dst in different buffers). Throws
+ * SCANLINE_ERR_STITCH_BUFFER for mistyped arrays, negative numbers, short strides, or runs beyond either array.
  */
-export function copyRows(
+export type CopyRows = (
   dst: Uint32Array,
   dstStart: number,
   dstStride: number,
@@ -111,7 +107,16 @@ export function copyRows(
   srcStride: number,
   rowWords: number,
   rows: number,
-): void {
+) => void;
+
+/** The addon's copyRows, looked up once (null when the addon does not load here). */
+let nativeCopyRows: CopyRows | null | undefined;
+
+/**
+ * CopyRows as a native memmove per run when the addon loads (the operator preview canvas places every strip this
+ * way: ~4x faster than a JS word loop), else copyRowsPortable.
+ */
+export const copyRows: CopyRows = (dst, dstStart, dstStride, src, srcStart, srcStride, rowWords, rows) => {
   if (nativeCopyRows === undefined) {
     try {
       const addon = loadNativeAddon();
@@ -120,28 +125,16 @@ export function copyRows(
       nativeCopyRows = null;
     }
   }
-  if (nativeCopyRows) {
-    try {
-      nativeCopyRows(dst, dstStart, dstStride, src, srcStart, srcStride, rowWords, rows);
-      return;
-    } catch (err) {
-      throw toScanlineError(err, 'SCANLINE_ERR_STITCH_BUFFER');
-    }
+  if (!nativeCopyRows) return copyRowsPortable(dst, dstStart, dstStride, src, srcStart, srcStride, rowWords, rows);
+  try {
+    nativeCopyRows(dst, dstStart, dstStride, src, srcStart, srcStride, rowWords, rows);
+  } catch (err) {
+    throw toScanlineError(err, 'SCANLINE_ERR_STITCH_BUFFER');
   }
-  copyRowsPortable(dst, dstStart, dstStride, src, srcStart, srcStride, rowWords, rows);
-}
+};
 
-/** copyRows in plain JS, with the same checks and errors: what copyRows runs when the addon does not load. */
-export function copyRowsPortable(
-  dst: Uint32Array,
-  dstStart: number,
-  dstStride: number,
-  src: Uint32Array,
-  srcStart: number,
-  srcStride: number,
-  rowWords: number,
-  rows: number,
-): void {
+/** CopyRows in plain JS, with the same checks and errors: what copyRows runs when the addon does not load. */
+export const copyRowsPortable: CopyRows = (dst, dstStart, dstStride, src, srcStart, srcStride, rowWords, rows) => {
   if (!(dst instanceof Uint32Array) || !(src instanceof Uint32Array)) {
     throw new ScanlineError('SCANLINE_ERR_STITCH_BUFFER', 'copyRows: expected a Uint32Array for dst and src');
   }
@@ -164,4 +157,4 @@ export function copyRowsPortable(
     const s = srcStart + r * srcStride;
     for (let i = 0; i < rowWords; i++) dst[d + i] = src[s + i];
   }
-}
+};

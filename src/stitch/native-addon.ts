@@ -50,10 +50,7 @@ export interface ScanlineNativeAddon {
    * 64..65536); freed when collected. Throws SCANLINE_ERR_STORAGE_WRITE for bad arguments or no memory.
    */
   alignedBuffer(byteLength: number, alignment: number): ArrayBuffer;
-  /**
-   * Copies `rows` runs of `rowWords` words, run r from src[srcStart + r * srcStride] to dst[dstStart + r * dstStride].
-   * Throws SCANLINE_ERR_STITCH_BUFFER for mistyped arrays, bad numbers, or runs beyond either array.
-   */
+  /** See CopyRows (src/stitch/index.ts); errors are coded SCANLINE_ERR_STITCH_BUFFER. */
   copyRows(dst: Uint32Array, dstStart: number, dstStride: number, src: Uint32Array, srcStart: number, srcStride: number, rowWords: number, rows: number): void;
   /** Which build of the attenuation kernel this CPU runs. */
   readonly kernelIsa: 'avx2' | 'baseline';
