@@ -71,6 +71,9 @@ scanline eval --seeds A..B [options]
                     threat, per scan
     mismatch recall mis-declared trucks whose report's declaration status is mismatch; also the false-mismatch
                     rate on honest trucks
+    suggestions off the cargo
+                    final suggestion segments over no tile labelled cargo (a goods category or an empty bay):
+                    on the cab, chassis or air; per scan, with their top-1 labels
     first correct suggestion
                     per truth goods segment: from sending the slice with its first line to the first polled report
                     showing an overlapping segment with the right top-1 (ms; and lines received minus its first line)

@@ -10,9 +10,11 @@ export {
   SCORED_GOODS,
   boxesOverlap,
   scoreGoodsTiles,
+  scoreSuggestionPlacement,
   scoreThreats,
   type FirstSuggestion,
   type GoodsCategoryScore,
+  type SuggestionPlacement,
   type ThreatScore,
 } from './scoring.js';
 export {

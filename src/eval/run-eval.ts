@@ -22,7 +22,7 @@ import type { Logger } from '../log/index.js';
 import { startGateway, type Gateway } from '../main.js';
 import type { ScanResultsReport, TileCounts } from '../results/index.js';
 import { DEFAULT_TRUCK_OPTIONS, PortalClient, abortableDelay, type FrameSent } from '../simulator/index.js';
-import { FirstSuggestionTracker, scoreGoodsTiles, scoreThreats } from './scoring.js';
+import { FirstSuggestionTracker, scoreGoodsTiles, scoreSuggestionPlacement, scoreThreats } from './scoring.js';
 import { summarise, type EvalFailure, type EvalSummary, type ScanEval } from './summary.js';
 import { tileGrid, type TileGridGeometry } from './tile-grid.js';
 import { evalTruck } from './trucks.js';
@@ -219,6 +219,7 @@ async function evalOne(seed: number, portalIndex: number, target: Target, o: Val
       tilesExpected: grid.length,
       tileOutcomes: tileTotals(report),
       goods: scoreGoodsTiles(labeler, grid, report.goods.segments),
+      suggestions: scoreSuggestionPlacement(labeler, grid, report.goods.segments),
       threats: scoreThreats(truck.truth.threats, report.threats),
       declaration: { mismatch: truck.mismatch, status: report.goods.declaration.status },
       firstSuggestions: tracker.results(),

@@ -9,6 +9,9 @@
  * - Threats: a truth threat (line x pixel box, src/simulator/truth.ts) is found when any threat alert's box
  *   overlaps it (any kind; `foundAsKind` also asks for the same kind); an alert overlapping no truth threat is a
  *   false alarm.
+ * - Suggestions off the cargo: a final suggestion segment none of whose tiles (centre line inside it) is labelled
+ *   cargo (a goods category or 'empty', i.e. an empty cargo bay): it sits on the cab, the chassis or air. Each is
+ *   one suggestion an officer has to dismiss.
  * - First correct suggestion, per truth cargo segment (goods, not 'empty'): from the client time its first line's
  *   slice was sent to the first polled report showing a segment that overlaps it with the right top-1; in lines,
  *   the report's received lines at that moment minus the segment's first line.
@@ -47,6 +50,26 @@ export function scoreGoodsTiles(labeler: Pick<TileLabeler, 'goods'>, grid: reado
     score.predicted[said] = (score.predicted[said] ?? 0) + 1;
   }
   return out;
+}
+
+export interface SuggestionPlacement {
+  /** Final suggestion segments of the scan. */
+  segments: number;
+  /** Segments over no cargo tile: their top-1 label and length in lines. */
+  offCargo: Array<{ label: string; lines: number }>;
+}
+
+/** Which suggestion segments lie over no cargo (see the definitions above). */
+export function scoreSuggestionPlacement(labeler: Pick<TileLabeler, 'goods'>, grid: readonly GridTile[], segments: readonly SuggestionSegment[]): SuggestionPlacement {
+  const cargoCentres: number[] = [];
+  for (const tile of grid) {
+    const truth = GOODS_LABELS[labeler.goods(tile).label];
+    if (!NON_CARGO_LABELS.includes(truth)) cargoCentres.push(tile.line + tile.lines / 2);
+  }
+  const offCargo = segments
+    .filter((seg) => !cargoCentres.some((c) => seg.startLine <= c && c < seg.endLine))
+    .map((seg) => ({ label: seg.top3[0]?.label ?? NO_SUGGESTION, lines: seg.endLine - seg.startLine }));
+  return { segments: segments.length, offCargo };
 }
 
 /** Half-open boxes [lineStart, lineEnd) x [pixelStart, pixelEnd) share at least one sample. */

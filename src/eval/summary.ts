@@ -4,7 +4,7 @@
  */
 import type { AlarmDecision, TileCounts } from '../results/index.js';
 import { THREAT_KINDS } from '../simulator/index.js';
-import { SCORED_GOODS, type FirstSuggestion, type GoodsCategoryScore, type ThreatScore } from './scoring.js';
+import { SCORED_GOODS, type FirstSuggestion, type GoodsCategoryScore, type SuggestionPlacement, type ThreatScore } from './scoring.js';
 import { MISMATCH_KINDS, type MismatchKind } from './trucks.js';
 
 /** Acceptance targets of the demo models (issue 3). */
@@ -32,6 +32,7 @@ export interface ScanEval {
   /** Outcomes of the tiles sent to the models, summed over models. */
   tileOutcomes: TileCounts;
   goods: Record<string, GoodsCategoryScore>;
+  suggestions: SuggestionPlacement;
   threats: ThreatScore;
   declaration: { mismatch: MismatchKind | null; status: DeclarationStatus };
   firstSuggestions: FirstSuggestion[];
@@ -79,6 +80,9 @@ export interface EvalSummary extends EvalRunInfo {
     allMet: boolean;
   };
   goods: { tiles: number; correct: number; perCategory: Record<string, GoodsCategoryScore & { top1: number | null }> };
+  /** Final suggestion segments over no cargo tile (on the cab, chassis or air), per scan and by top-1 label. */
+  suggestionsOffCargoPerScan: number | null;
+  suggestions: { segments: number; offCargo: number; scansWithOffCargo: number; offCargoByLabel: Record<string, number> };
   threats: {
     truth: number;
     found: number;
@@ -143,6 +147,7 @@ export function summarise(scans: readonly ScanEval[], failures: readonly EvalFai
   let falseMismatches = 0;
   let segments = 0;
   let reportsNotFinal = 0;
+  const suggestions: EvalSummary['suggestions'] = { segments: 0, offCargo: 0, scansWithOffCargo: 0, offCargoByLabel: {} };
 
   for (const s of scans) {
     for (const [category, g] of Object.entries(s.goods)) {
@@ -153,6 +158,10 @@ export function summarise(scans: readonly ScanEval[], failures: readonly EvalFai
       goodsTiles += g.tiles;
       goodsCorrect += g.correct;
     }
+    suggestions.segments += s.suggestions.segments;
+    suggestions.offCargo += s.suggestions.offCargo.length;
+    if (s.suggestions.offCargo.length > 0) suggestions.scansWithOffCargo++;
+    for (const o of s.suggestions.offCargo) suggestions.offCargoByLabel[o.label] = (suggestions.offCargoByLabel[o.label] ?? 0) + 1;
     for (const t of s.threats.truth) {
       const k = (perKind[t.kind] ??= { truth: 0, found: 0, recall: null, alerts: 0, falseAlarms: 0 });
       k.truth++;
@@ -226,6 +235,8 @@ export function summarise(scans: readonly ScanEval[], failures: readonly EvalFai
     firstSuggestionLines: { p50: percentile(lines, 0.5), p99: percentile(lines, 0.99) },
     targets,
     goods: { tiles: goodsTiles, correct: goodsCorrect, perCategory },
+    suggestionsOffCargoPerScan: ratio(suggestions.offCargo, scans.length),
+    suggestions,
     threats: { truth, found, foundAsKind, alerts, falseAlarms, perKind },
     declaration: { misDeclared, flagged, honest, falseMismatches, falseMismatchRate: ratio(falseMismatches, honest), statusOfMisDeclared, byKind },
     firstSuggestion: { segments, suggested: ms.length, never: segments - ms.length },
@@ -266,6 +277,16 @@ export function formatEvalTable(s: EvalSummary): string {
       .join(', ');
     row(`  ${c}`, pct(g.top1), `${g.correct}/${g.tiles}`, wrong ? `wrong: ${wrong}` : '');
   }
+  const off = Object.entries(s.suggestions.offCargoByLabel)
+    .sort((a, b) => b[1] - a[1])
+    .map(([label, n]) => `${label} ${n}`)
+    .join(', ');
+  row(
+    'suggestions off the cargo',
+    s.suggestionsOffCargoPerScan === null ? '-' : `${s.suggestionsOffCargoPerScan.toFixed(3)}/scan`,
+    `${s.suggestions.offCargo}/${s.suggestions.segments} segments`,
+    `${s.suggestions.scansWithOffCargo} scans${off ? `; top-1: ${off}` : ''}`,
+  );
   row('threat recall', pct(s.threatRecall), `${s.threats.found}/${s.threats.truth} threats`, `>= ${pct(t.threatRecall.min)} ${met(t.threatRecall.met, s.threatRecall)}`);
   row('false alarms per scan', s.falseAlarmsPerScan === null ? '-' : s.falseAlarmsPerScan.toFixed(3), `${s.threats.falseAlarms}/${s.scans} scans`, `<= ${t.falseAlarmsPerScan.max} ${met(t.falseAlarmsPerScan.met, s.falseAlarmsPerScan)}`);
   for (const [k, v] of Object.entries(s.threats.perKind)) {

@@ -12,6 +12,9 @@
  */
 import type { ModelLabel } from '../inference/index.js';
 
+/** Cargo tiles a column needs to be suggested as an empty cargo bay (see cargoDistribution). */
+export const EMPTY_BAY_MIN_TILES = 2;
+
 export interface GoodsTile {
   /** First raw line and pixel of the tile and how many it covers. */
   line: number;
@@ -125,13 +128,19 @@ export class GoodsSuggestions {
     return out;
   }
 
-  /** Cargo distribution of a column, or null when no tile of it is cargo. */
+  /**
+   * Cargo distribution of a column, or null when no tile of it is cargo. A column whose cargo says "empty cargo bay"
+   * (top-1 a cargo label without HS codes) needs EMPTY_BAY_MIN_TILES cargo tiles: an empty bay fills most of the
+   * detector's height, while one hollow tile amid vehicle structure is a part of the vehicle (the demo goods model
+   * reads the tractor cab's cabin as an empty bay, 0.75, on every truck).
+   */
   private cargoDistribution(c: Column): Float64Array | null {
     if (c.cargoTiles === 0) return null;
     let cargoMass = 0;
     for (const i of this.cargoIndex) cargoMass += c.sums[i];
     const d = new Float64Array(this.labels.length);
     for (const i of this.cargoIndex) d[i] = c.sums[i] / cargoMass;
+    if (c.cargoTiles < EMPTY_BAY_MIN_TILES && this.labels[argmax(d)].hsCodes.length === 0) return null;
     return d;
   }
 

@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { DATASET_SCAN_DEFAULTS, GOODS_LABELS, datasetDetectorSeed } from '../../src/dataset/index.js';
-import { FirstSuggestionTracker, NO_SUGGESTION, percentile, scoreGoodsTiles, scoreThreats, summarise, tileGrid, type ScanEval } from '../../src/eval/index.js';
+import { FirstSuggestionTracker, NO_SUGGESTION, percentile, scoreGoodsTiles, scoreSuggestionPlacement, scoreThreats, summarise, tileGrid, type ScanEval } from '../../src/eval/index.js';
 import type { SuggestionSegment } from '../../src/results/index.js';
 import { createDetector, generateTruck, truthLabels } from '../../src/simulator/index.js';
 
@@ -60,6 +60,21 @@ describe('scoring', () => {
     });
   });
 
+  it('counts suggestion segments over no cargo tile (cab, chassis, air) as off the cargo, an empty bay as cargo', () => {
+    const label = (name: string): number => GOODS_LABELS.indexOf(name as (typeof GOODS_LABELS)[number]);
+    // Truth by column, centre = line + 128: cab (vehicle) at 128, gap (air) at 256, empty bay at 384, timber at 512.
+    const truthAt: Record<number, number> = { 0: label('vehicle'), 128: label('air'), 256: label('empty'), 384: label('timber') };
+    const labeler = { goods: (t: { line: number }) => ({ label: truthAt[t.line], share: 1 }) };
+    const grid = [0, 128, 256, 384].map((line) => ({ line, lines: 256, pixel: 0 }));
+    const placement = scoreSuggestionPlacement(labeler, grid, [
+      segment(0, 200, 'empty'), // holds the cab's centre only: off the cargo
+      segment(200, 300, 'machinery'), // holds the gap's centre only: off the cargo
+      segment(300, 420, 'empty'), // holds the empty bay's centre: on the cargo
+      segment(500, 520, 'timber'), // holds the timber centre
+    ]);
+    expect(placement).toEqual({ segments: 4, offCargo: [{ label: 'empty', lines: 200 }, { label: 'machinery', lines: 100 }] });
+  });
+
   it('finds a truth threat by any overlapping alert and counts alerts overlapping nothing as false', () => {
     const truth = [
       { kind: 'firearm' as const, variant: 'x', lineStart: 100, lineEnd: 150, pixelStart: 300, pixelEnd: 340 },
@@ -103,7 +118,7 @@ describe('scoring', () => {
     expect(percentile([5, 1, 4, 2, 3], 0.5)).toBe(3);
     expect(percentile([5, 1, 4, 2, 3], 0.99)).toBe(5);
     expect(percentile([], 0.5)).toBeNull();
-    const base: Omit<ScanEval, 'seed' | 'goods' | 'threats' | 'declaration' | 'firstSuggestions'> = {
+    const base: Omit<ScanEval, 'seed' | 'goods' | 'threats' | 'declaration' | 'firstSuggestions' | 'suggestions'> = {
       scanId: 's',
       portalId: 'p',
       lines: 1000,
@@ -119,6 +134,7 @@ describe('scoring', () => {
         ...base,
         seed: 1,
         goods: { timber: { tiles: 4, correct: 3, predicted: { timber: 3, none: 1 } } },
+        suggestions: { segments: 3, offCargo: [{ label: 'empty', lines: 256 }, { label: 'steel', lines: 128 }] },
         threats: { truth: [{ kind: 'firearm', found: true, foundAsKind: true }], alerts: [{ category: 'firearm', falseAlarm: false }, { category: 'explosive', falseAlarm: true }] },
         declaration: { mismatch: 'substituted', status: 'mismatch' },
         firstSuggestions: [{ category: 'timber', startLine: 0, endLine: 10, ms: 100, lines: 50 }],
@@ -127,6 +143,7 @@ describe('scoring', () => {
         ...base,
         seed: 2,
         goods: { timber: { tiles: 1, correct: 1, predicted: { timber: 1 } }, steel: { tiles: 5, correct: 0, predicted: { timber: 5 } } },
+        suggestions: { segments: 2, offCargo: [{ label: 'empty', lines: 128 }] },
         threats: { truth: [{ kind: 'narcotics', found: false, foundAsKind: false }], alerts: [] },
         declaration: { mismatch: null, status: 'mismatch' },
         firstSuggestions: [{ category: 'steel', startLine: 0, endLine: 10, ms: null, lines: null }],
@@ -138,6 +155,8 @@ describe('scoring', () => {
     expect(s.goods.perCategory.paper.top1).toBeNull();
     expect(s.declaration).toMatchObject({ misDeclared: 1, flagged: 1, honest: 1, falseMismatches: 1, falseMismatchRate: 1 });
     expect(s.firstSuggestion).toEqual({ segments: 2, suggested: 1, never: 1 });
+    expect(s.suggestionsOffCargoPerScan).toBe(1.5);
+    expect(s.suggestions).toEqual({ segments: 5, offCargo: 3, scansWithOffCargo: 2, offCargoByLabel: { empty: 2, steel: 1 } });
     expect(s.firstSuggestionMs).toEqual({ p50: 100, p99: 100 });
     expect(s.threats.perKind.explosive).toEqual({ truth: 0, found: 0, recall: null, alerts: 1, falseAlarms: 1 });
     expect(s.targets.allMet).toBe(false);

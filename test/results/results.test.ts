@@ -73,6 +73,24 @@ describe('goods suggestions', () => {
     expect(g.segments().map((x) => [x.top3[0].label, x.confidence])).toEqual([['steel', 1]]);
   });
 
+  it('suggests an empty cargo bay only where a column has two cargo tiles: one hollow tile amid vehicle structure is the vehicle', () => {
+    const labels: ModelLabel[] = [...GOODS.slice(0, 3), { id: 'empty', name: 'Empty cargo bay', hsCodes: [] }, ...GOODS.slice(3)];
+    const p = (q: Partial<Record<string, number>>): Float32Array => Float32Array.from(labels.map((l) => q[l.id] ?? 0));
+    const g = new GoodsSuggestions(labels, 128, 0.5);
+    const column = (line: number, tiles: Array<Partial<Record<string, number>>>): void =>
+      tiles.forEach((q, k) => g.add({ line, lines: 256, pixel: k * 192, pixels: 256, probabilities: p(q) }));
+    // A tractor cab: the cabin reads as an empty bay, everything around it as vehicle.
+    column(0, [{ vehicle: 1 }, { empty: 0.75, vehicle: 0.13, timber: 0.12 }, { vehicle: 0.9, air: 0.1 }]);
+    // An empty trailer: the bay fills two tiles of the column.
+    column(256, [{ air: 1 }, { empty: 0.9, vehicle: 0.1 }, { empty: 0.8, vehicle: 0.2 }]);
+    // A low load: one goods tile is enough for goods.
+    column(512, [{ air: 1 }, { air: 0.9, vehicle: 0.1 }, { steel: 0.85, vehicle: 0.15 }]);
+    expect(g.segments().map((x) => [x.top3[0].label, x.startLine])).toEqual([
+      ['empty', 320],
+      ['steel', 576],
+    ]);
+  });
+
   it('withholds segments below the suggest threshold and renormalises the cargo part', () => {
     const g = new GoodsSuggestions(GOODS, 128, 0.6);
     feed(g, [{ timber: 0.35, tobacco: 0.3, steel: 0.05, vehicle: 0.3 }]);
