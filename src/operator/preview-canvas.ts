@@ -4,10 +4,10 @@
  * one 32-bit word per sample). A new block is added when a strip reaches past the last one, so growing never copies
  * what is already there, and a strip is placed with one copyRows call per block: no per-row views or allocations.
  *
- * Why blocks: the canvas takes every strip of every live scan on the JS thread (up to ~30 strips/s per portal). The first
- * version (one buffer whose width doubled, a subarray per detector row per strip) took 7.6% of the JS thread at
- * 32 portals, with doubling copies of up to 2 MB in one task. Rows are placed by the addon's copyRows (a memmove per
- * row): a JS word loop ran at ~2.3 ns per word, ~4x slower.
+ * Why blocks: the canvas takes every strip of every live scan on the JS thread (up to ~30 strips/s per portal). The
+ * first version (one buffer whose width doubled, a subarray per detector row per strip) took 7.6% of the JS thread
+ * at 32 portals, with doubling copies of up to 2 MB in one task. Rows are placed by the addon's copyRows (a memmove
+ * per row): a JS word loop ran at ~2.3 ns per word, ~4x slower.
  *
  * Threads: gateway JS thread. `encodePng()` hands a copy to sharp (libuv pool), so later strips do not race it.
  */
