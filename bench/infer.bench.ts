@@ -152,7 +152,8 @@ async function main(): Promise<void> {
   let rawOther: OtherLoad | null = null;
   let saturation: GatewayRunResult | null = null;
   let pacedSaturation: GatewayRunResult | null = null;
-  let rawBeside: RawBesideResult | null = null;
+  /** (a'') right before and right after (a'), those that ran. */
+  const rawBeside: RawBesideResult[] = [];
   let direct: DirectRunResult | null = null;
   let direct2: DirectRunResult | null = null;
   const brackets: Array<Awaited<ReturnType<typeof measureRaw>>['models']> = [];
@@ -222,44 +223,52 @@ async function main(): Promise<void> {
     const raw32 = raw.models.map((m) => m.points.find((p) => p.batchSize === 32)?.tilesPerS ?? m.best.tilesPerS);
     const pacedTilesPerS = combinedRate(raw32[0], raw32[1] ?? Infinity);
     const pacedLineRate = Math.max(1, Math.round(pacedTilesPerS / tiles.tilesPerLine / SAT_PORTALS));
-    pacedSaturation = await gatewayRun(
-      {
-        ...base,
-        lineRateHz: pacedLineRate,
-        batching: 'default',
-        portals: SAT_PORTALS,
-        mode: 'paced',
-        warmupMs: SAT_WARMUP_MS,
-        durationMs: SAT_DURATION_MS,
-        startSpreadMs: (DEFAULT_CONFIG.stitch.tile.strideLines * 1000) / pacedLineRate,
-      },
-      `saturation: gateway, ${SAT_PORTALS} portals paced at ${pacedLineRate} lines/s (~${Math.round(pacedTilesPerS)} tiles/s, raw capacity at batch 32)`,
-    );
-    const b2 = await bracket();
+    const pacedSpec: GatewayRunSpec = {
+      ...base,
+      lineRateHz: pacedLineRate,
+      batching: 'default',
+      portals: SAT_PORTALS,
+      mode: 'paced',
+      warmupMs: SAT_WARMUP_MS,
+      durationMs: SAT_DURATION_MS,
+      startSpreadMs: (DEFAULT_CONFIG.stitch.tile.strideLines * 1000) / pacedLineRate,
+    };
     // 2a''. Raw ONNX Runtime beside the same ingest load: the baseline that shares the CPU with ingest as (a') does,
-    // so (a') / (a'') is what the gateway's own serving path costs on a contended CPU (bench/lib/raw-beside.ts).
-    if (pacedSaturation) {
-      const spec: GatewayRunSpec = { ...pacedSaturation.spec, batching: 'off' };
-      const settings = {
-        threads: inferenceDefaults.workers,
-        intraOpThreads: effectiveIntraOpThreads(inferenceDefaults),
-        nice: inferenceDefaults.workerNice,
-        batchSize: 32,
-      };
+    // so (a') / (a'') is what the gateway's own serving path costs on a contended CPU (bench/lib/raw-beside.ts). Run
+    // right before and right after (a') and compared as their mean, as raw is around every saturation run: this VM
+    // drifts by tens of percent within minutes.
+    const besideSpec: GatewayRunSpec = { ...pacedSpec, batching: 'off' };
+    const besideSettings = {
+      threads: inferenceDefaults.workers,
+      intraOpThreads: effectiveIntraOpThreads(inferenceDefaults),
+      nice: inferenceDefaults.workerNice,
+      schedIdle: inferenceDefaults.workerSchedIdle,
+      batchSize: 32,
+    };
+    const besideRun = async (when: 'before' | 'after'): Promise<void> => {
       try {
         await waitForQuiet(15, 2_000, QUIET_WAIT_MS);
-        process.stdout.write(`run: raw ONNX Runtime in ${settings.threads} threads beside an ingest-only gateway, the portals of (a') ... `);
-        rawBeside = await measureRawBeside(loaded, tiles, settings, () => runGateway(spec, { modelsDir, truckFile, truck }, spec.warmupMs + spec.durationMs + 90_000));
+        process.stdout.write(`run: raw ONNX Runtime in ${besideSettings.threads} threads beside an ingest-only gateway, the portals of (a'), ${when} (a') ... `);
+        const r = await measureRawBeside(loaded, tiles, besideSettings, () => runGateway(besideSpec, { modelsDir, truckFile, truck }, besideSpec.warmupMs + besideSpec.durationMs + 90_000));
+        rawBeside.push(r);
         console.log(
-          `raw ${fmt(rawBeside.tilesPerS, 0)} tiles/s through both models; gateway (ingest only) CPU ${fmt(rawBeside.ingest.gatewayCpuPercent, 0)}%, ` +
-            `other processes ${fmt(rawBeside.ingest.foreignPercent, 0)}%`,
+          `raw ${fmt(r.tilesPerS, 0)} tiles/s through both models; gateway (ingest only) CPU ${fmt(r.ingest.gatewayCpuPercent, 0)}%, ` +
+            `other processes ${fmt(r.ingest.foreignPercent, 0)}%`,
         );
       } catch (err) {
-        const message = `raw beside ingest: ${err instanceof Error ? err.message : String(err)}`;
+        const message = `raw beside ingest (${when} (a')): ${err instanceof Error ? err.message : String(err)}`;
         failures.push(message);
         console.log(`FAILED\n  ${message}`);
       }
-    }
+    };
+    await besideRun('before');
+    const b1p = await bracket();
+    pacedSaturation = await gatewayRun(
+      pacedSpec,
+      `saturation: gateway, ${SAT_PORTALS} portals paced at ${pacedLineRate} lines/s (~${Math.round(pacedTilesPerS)} tiles/s, raw capacity at batch 32)`,
+    );
+    const b2 = await bracket();
+    if (pacedSaturation) await besideRun('after');
 
     const strideMs = (DEFAULT_CONFIG.stitch.tile.strideLines * 1000) / LINE_RATE;
 
@@ -339,7 +348,7 @@ async function main(): Promise<void> {
       const s = withAdjacentRaw(
         saturationRatio(`(a') gateway, ${p.spec.portals} portals paced at raw capacity (${p.spec.lineRateHz} lines/s each)`, p.models, raw.models),
         p.models,
-        brackets[b1],
+        brackets[b1p],
         brackets[b2],
       );
       ratios.push(s);
@@ -351,7 +360,7 @@ async function main(): Promise<void> {
         ),
       );
     }
-    if (pacedSaturation && rawBeside) verdicts.push(besideIngestVerdict(pacedSaturation, rawBeside));
+    if (pacedSaturation && rawBeside.length > 0) verdicts.push(besideIngestVerdict(pacedSaturation, rawBeside));
     if (direct) {
       const s = withAdjacentRaw(saturationRatio('(b) inference stage alone, submit() in-process', direct.models, raw.models), direct.models, brackets[b2], brackets[b3]);
       ratios.push(s);
@@ -391,6 +400,7 @@ async function main(): Promise<void> {
         maxQueueTiles: b.maxQueueTiles,
         workers: inferenceDefaults.workers,
         workerNice: inferenceDefaults.workerNice,
+        workerSchedIdle: inferenceDefaults.workerSchedIdle,
         deadlineMs: b.defaultDeadlineMs.live,
       };
       const modelsRel = relative(REPO, modelsDir) || '.';

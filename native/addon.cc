@@ -3,13 +3,18 @@
 //
 // Exports: Stitcher (class, see stitcher_binding.h), extractPlane(src, lines, energies, pixels, energy, out),
 // alignedBuffer(byteLength, alignment), copyRows(dst, dstStart, dstStride, src, srcStart, srcStride, rowWords, rows),
-// kernelIsa ("avx2" or "baseline": which build of the hot loops this CPU runs).
+// setThreadIdleScheduling(), kernelIsa ("avx2" or "baseline": which build of the hot loops this CPU runs).
 #include <napi.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
 
 #include "calibration.h"
 #include "config.h"
@@ -26,6 +31,8 @@ class ScanlineAddon : public Napi::Addon<ScanlineAddon> {
                              InstanceMethod("extractPlane", &ScanlineAddon::ExtractPlaneJs, napi_enumerable),
                              InstanceMethod("alignedBuffer", &ScanlineAddon::AlignedBufferJs, napi_enumerable),
                              InstanceMethod("copyRows", &ScanlineAddon::CopyRowsJs, napi_enumerable),
+                             InstanceMethod("setThreadIdleScheduling", &ScanlineAddon::SetThreadIdleSchedulingJs,
+                                            napi_enumerable),
                              InstanceValue("kernelIsa", Napi::String::New(env, KernelIsa()), napi_enumerable),
                          });
   }
@@ -115,6 +122,26 @@ class ScanlineAddon : public Napi::Addon<ScanlineAddon> {
     const size_t bytes = static_cast<size_t>(row_words) * sizeof(uint32_t);
     for (int64_t r = 0; r < rows; ++r) std::memmove(d + r * dst_stride, s + r * src_stride, bytes);
     return env.Undefined();
+  }
+
+  // setThreadIdleScheduling(): true once the calling thread runs under SCHED_IDLE (Linux), false where the platform
+  // has no such policy; a refusal by the kernel throws SCANLINE_ERR_INFER_WORKER_START with its errno text. Threads
+  // the caller creates afterwards inherit the policy (pthreads' default). Why: an inference worker under SCHED_IDLE
+  // gets a CPU only when no normal thread wants one, so the event loop never waits for it to be preempted; under
+  // nice 10 it waited up to a scheduler slice (ELD p99 at 32 portals 4.8 -> 4.0 ms, bench/RESULTS.md).
+  Napi::Value SetThreadIdleSchedulingJs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+#if defined(__linux__) && defined(SCHED_IDLE)
+    sched_param param{};
+    param.sched_priority = 0;
+    if (sched_setscheduler(0, SCHED_IDLE, &param) != 0) {
+      const int err = errno;
+      throw CodedError(env, code::kInferWorkerStart, std::string("sched_setscheduler(SCHED_IDLE) failed: ") + std::strerror(err));
+    }
+    return Napi::Boolean::New(env, true);
+#else
+    return Napi::Boolean::New(env, false);
+#endif
   }
 
   // extractPlane(src: Uint16Array, lines, energies, pixels, energy, out: Uint16Array): void

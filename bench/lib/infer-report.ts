@@ -301,28 +301,46 @@ export function saturationVerdict(s: SaturationRatio, foreign: number | null, no
  * (a') against (a''): the gateway and raw ONNX Runtime under the same ingest load. Informative: the issue's target
  * compares with raw on an idle machine; this isolates what the gateway's own serving path costs on a shared CPU.
  */
-export function besideIngestVerdict(gateway: GatewayRunResult, beside: RawBesideResult): InferVerdict {
-  const ratio = scoredPerS(gateway) / beside.tilesPerS;
+/** Mean tiles/s of the (a'') runs (before and after (a')). */
+export function besideMeanTilesPerS(beside: readonly RawBesideResult[]): number {
+  return beside.reduce((sum, b) => sum + b.tilesPerS, 0) / beside.length;
+}
+
+/** (a') against the mean of the (a'') runs around it; `beside` has at least one run. */
+export function besideIngestVerdict(gateway: GatewayRunResult, beside: readonly RawBesideResult[]): InferVerdict {
+  const mean = besideMeanTilesPerS(beside);
+  const ratio = scoredPerS(gateway) / mean;
   const pass = ratio >= INFER_TARGET.minSaturationRatio;
+  const s = beside[0].settings;
+  const foreign = Math.max(...beside.map((b) => b.ingest.foreignPercent ?? 0));
   return {
     pass,
     line:
       `${pass ? 'PASS' : 'FAIL'}: (a') / (a''), the gateway against raw ONNX Runtime beside the same ingest load (informative): ` +
-      `${fmt(scoredPerS(gateway), 0)} / ${fmt(beside.tilesPerS, 0)} tiles/s = ${fmt(ratio, 2)}; target >= ${INFER_TARGET.minSaturationRatio} ` +
-      `(raw in ${beside.settings.threads} threads x ${beside.settings.intraOpThreads} intra-op, nice ${beside.settings.nice}, batch ${beside.settings.batchSize}; ` +
-      `bench process (ingest-only gateway + raw threads) ${fmt(beside.ingest.gatewayCpuPercent, 0)}% of one core, load generator ${fmt(beside.ingest.loadgenCpuPercent, 0)}%)` +
-      (contaminated(beside.ingest.foreignPercent) ? `; WARNING: other processes used ${fmt(beside.ingest.foreignPercent, 0)}% of a core` : ''),
+      `${fmt(scoredPerS(gateway), 0)} / ${fmt(mean, 0)} tiles/s = ${fmt(ratio, 2)}; target >= ${INFER_TARGET.minSaturationRatio} ` +
+      `((a'') ${beside.map((b) => fmt(b.tilesPerS, 0)).join(' / ')} tiles/s ${beside.length === 2 ? 'before / after (a\'), the mean compared' : '(one run)'}; ` +
+      `raw in ${s.threads} threads x ${s.intraOpThreads} intra-op, ${s.schedIdle ? 'SCHED_IDLE' : `nice ${s.nice}`}, batch ${s.batchSize}; ` +
+      `bench process (ingest-only gateway + raw threads) ${beside.map((b) => fmt(b.ingest.gatewayCpuPercent, 0)).join(' / ')}% of one core, ` +
+      `load generator ${beside.map((b) => fmt(b.ingest.loadgenCpuPercent, 0)).join(' / ')}%)` +
+      (contaminated(foreign) ? `; WARNING: other processes used ${fmt(foreign, 0)}% of a core` : ''),
   };
 }
 
-/** The (a') vs (a'') comparison as a table. */
-export function besideIngestTable(gateway: GatewayRunResult, beside: RawBesideResult): string {
+/** The (a') vs (a'') comparison as a table: each (a'') run, (a'), and the ratio to their mean. */
+export function besideIngestTable(gateway: GatewayRunResult, beside: readonly RawBesideResult[]): string {
+  const label = (i: number): string => (beside.length === 2 ? (i === 0 ? ', before (a\')' : ', after (a\')') : '');
   return table(
     ['path', 'tiles/s (both models)', 'bench process CPU % (gateway + any raw threads)', 'load generator CPU %', 'other processes %'],
     [
-      [`(a'') raw ONNX Runtime beside an ingest-only gateway`, fmt(beside.tilesPerS, 0), fmt(beside.ingest.gatewayCpuPercent, 0), fmt(beside.ingest.loadgenCpuPercent, 0), fmt(beside.ingest.foreignPercent, 0)],
+      ...beside.map((b, i) => [
+        `(a'') raw ONNX Runtime beside an ingest-only gateway${label(i)}`,
+        fmt(b.tilesPerS, 0),
+        fmt(b.ingest.gatewayCpuPercent, 0),
+        fmt(b.ingest.loadgenCpuPercent, 0),
+        fmt(b.ingest.foreignPercent, 0),
+      ]),
       [`(a') gateway, the same portals`, fmt(scoredPerS(gateway), 0), fmt(gateway.gatewayCpuPercent, 0), fmt(gateway.loadgenCpuPercent, 0), fmt(gateway.foreignPercent, 0)],
-      [`(a') / (a'')`, fmt(scoredPerS(gateway) / beside.tilesPerS, 2), '', '', ''],
+      [`(a') / (a'')${beside.length === 2 ? ' (mean of the two)' : ''}`, fmt(scoredPerS(gateway) / besideMeanTilesPerS(beside), 2), '', '', ''],
     ],
   );
 }
@@ -359,13 +377,14 @@ export interface InferReportContext {
   saturation: GatewayRunResult | null;
   /** The gateway with portals paced at the raw capacity (the saturation a 2-core box can run as designed). */
   pacedSaturation?: GatewayRunResult | null;
-  rawBeside?: RawBesideResult | null;
+  /** (a'') runs: before and after (a'); older JSON files hold one object. */
+  rawBeside?: RawBesideResult[] | RawBesideResult | null;
   direct: DirectRunResult | null;
   ratios: SaturationRatio[];
   latency: GatewayRunResult[];
   verdicts: InferVerdict[];
   failures: string[];
-  defaults: { maxBatchSize: number; preferredBatchSizes: number[]; maxQueueDelayMicros: number; idleDispatch?: boolean; maxInFlightBatches: number; maxQueueTiles: number; workers: number; workerNice: number; deadlineMs: number };
+  defaults: { maxBatchSize: number; preferredBatchSizes: number[]; maxQueueDelayMicros: number; idleDispatch?: boolean; maxInFlightBatches: number; maxQueueTiles: number; workers: number; workerNice: number; workerSchedIdle?: boolean; deadlineMs: number };
 }
 
 export function inferMarkdownSection(c: InferReportContext): string {
@@ -373,6 +392,7 @@ export function inferMarkdownSection(c: InferReportContext): string {
   const lat = c.latency[0]?.spec;
   const sat = c.saturation;
   const d = c.defaults;
+  const beside = Array.isArray(c.rawBeside) ? c.rawBeside : c.rawBeside ? [c.rawBeside] : [];
   return [
     INFER_MD_BEGIN,
     `### Run of ${c.date}`,
@@ -381,7 +401,7 @@ export function inferMarkdownSection(c: InferReportContext): string {
       `onnxruntime-node ${c.ortVersion}, CPU execution provider, ${c.rawSettings.intraOpThreads} intra-op threads, spinning ${c.rawSettings.allowSpinning ? 'on' : 'off'}.`,
     `Command: \`${c.commandLine}\` (${fmt(c.durationS / 60, 1)} min). Raw numbers: \`${c.jsonFile}\`.`,
     `Models (${c.modelsDir}): ${c.models.map((x) => `${x.name}@${x.version} (${x.task}, fp32 sha256 ${x.sha256.slice(0, 12)})`).join(', ')}.`,
-    `Gateway inference configuration (defaults): ${d.workers} worker thread${d.workers === 1 ? '' : 's'} (nice ${d.workerNice}); batcher maxBatchSize ${d.maxBatchSize}, preferred ` +
+    `Gateway inference configuration (defaults): ${d.workers} worker thread${d.workers === 1 ? '' : 's'} (${d.workerSchedIdle ? 'SCHED_IDLE' : `nice ${d.workerNice}`}); batcher maxBatchSize ${d.maxBatchSize}, preferred ` +
       `[${d.preferredBatchSizes.join(', ')}], maxQueueDelay ${d.maxQueueDelayMicros} µs${d.idleDispatch ? ' (not waited while the model has no batch in flight: idleDispatch)' : ''}, ${d.maxInFlightBatches} batches in flight per model, ` +
       `queue ${d.maxQueueTiles} tiles per model, live deadline ${d.deadlineMs} ms. "batch size 1" = the same with maxBatchSize 1, no preferred sizes.`,
     `Load: one simulated truck (seed ${c.truck.seed}, ${c.truck.vehicle?.kind ?? 'no vehicle'}, ${c.truck.lines} lines x ${c.truck.detector.pixels} pixels x ` +
@@ -417,7 +437,7 @@ export function inferMarkdownSection(c: InferReportContext): string {
       (c.pacedSaturation
         ? `(a') the same gateway with ${c.pacedSaturation.spec.portals} portals paced at ${c.pacedSaturation.spec.lineRateHz} lines/s each, chosen so that the ` +
           `stitcher produces the tiles raw ONNX Runtime absorbs at batch 32 (both models): on 2 cores max-speed portals make ingest take the CPU inference ` +
-          `needs, by design (the worker runs at nice 10), so (a) measures ingest, not inference; (a') offers exactly the raw capacity and counts what is ` +
+          `needs, by design (the workers run at low priority: SCHED_IDLE, or nice), so (a) measures ingest, not inference; (a') offers exactly the raw capacity and counts what is ` +
           `scored. It produced ${fmt(c.pacedSaturation.tilesProducedPerS, 0)} tiles/s; gateway CPU ${fmt(c.pacedSaturation.gatewayCpuPercent, 0)}%, load ` +
           `generator ${fmt(c.pacedSaturation.loadgenCpuPercent, 0)}%, other processes ${fmt(c.pacedSaturation.foreignPercent, 0)}%. `
         : '') +
@@ -432,16 +452,18 @@ export function inferMarkdownSection(c: InferReportContext): string {
       'the same interpolation; the verdicts use that ratio, because this VM drifts by tens of percent within minutes and the raw table was ' +
       'taken minutes earlier. (b2) is informative (inference.workers 1, the default before 2026-11-25).',
     '',
-    ...(c.pacedSaturation && c.rawBeside
+    ...(c.pacedSaturation && beside.length > 0
       ? [
           "Beside ingest: the gateway (a') against raw ONNX Runtime under the same ingest load (a''):",
           '',
-          besideIngestTable(c.pacedSaturation, c.rawBeside),
+          besideIngestTable(c.pacedSaturation, beside),
           '',
-          `(a''): the portals of (a') against the same gateway with inference off, while ${c.rawBeside.settings.threads} threads of the bench run ` +
-            `session.run() back to back (batches of ${c.rawBeside.settings.batchSize}, goods then threats, pre-normalised tiles, ` +
-            `${c.rawBeside.settings.intraOpThreads} intra-op thread${c.rawBeside.settings.intraOpThreads === 1 ? '' : 's'} each, nice ${c.rawBeside.settings.nice}: ` +
-            "what a gateway worker gets); tiles finished inside the ingest run's window count. Both share the CPU with the same ingest, so (a') / (a'') " +
+          `(a''): the portals of (a') against the same gateway with inference off, while ${beside[0].settings.threads} threads of the bench run ` +
+            `session.run() back to back (batches of ${beside[0].settings.batchSize}, goods then threats, pre-normalised tiles, ` +
+            `${beside[0].settings.intraOpThreads} intra-op thread${beside[0].settings.intraOpThreads === 1 ? '' : 's'} each, ` +
+            `${beside[0].settings.schedIdle ? 'SCHED_IDLE' : `nice ${beside[0].settings.nice}`}: ` +
+            "what a gateway worker gets); tiles finished inside the ingest run's window count. Run right before and right after (a'), and (a') is " +
+            "compared with their mean (this VM drifts by tens of percent within minutes). Both share the CPU with the same ingest, so (a') / (a'') " +
             'is the cost of the serving path itself (batcher, transfers, normalisation on the worker, results on the event loop).',
           '',
         ]

@@ -14,6 +14,7 @@ import { setPriority } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { createSession, ort, setOrtLogLevel, type OrtSession } from '../../src/inference/ort.js';
+import { setThreadIdleScheduling } from '../../src/stitch/index.js';
 
 export interface RawBesideModel {
   path: string;
@@ -31,6 +32,8 @@ export interface RawBesideWorkerData {
   intraOpThreads: number;
   /** Niceness of this thread (and the ONNX Runtime threads it starts), as inference.workerNice. */
   nice: number;
+  /** SCHED_IDLE for this thread (and ONNX Runtime's), as inference.workerSchedIdle; nice applies where it cannot. */
+  schedIdle: boolean;
 }
 
 if (!parentPort) throw new Error('raw-beside-worker must run in a worker thread');
@@ -42,7 +45,9 @@ port.on('message', (m: { type: string }) => {
 });
 
 async function main(): Promise<void> {
-  if (spec.nice !== 0 && process.platform === 'linux') setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), spec.nice);
+  // The same scheduling as a gateway inference worker (src/inference/inference-worker.ts lowerPriority).
+  const idle = spec.schedIdle && setThreadIdleScheduling() === 'idle';
+  if (!idle && spec.nice !== 0 && process.platform === 'linux') setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), spec.nice);
   setOrtLogLevel('fatal');
   const sessions: OrtSession[] = [];
   try {

@@ -6,7 +6,7 @@
  * normalisation on the worker, result handling, the results on the event loop) costs when the CPU is contended.
  *
  * How: `threads` worker threads (bench/lib/raw-beside-worker.ts), as many as the gateway has inference workers and
- * at the same niceness and intra-op threads, each running pairs of batches (goods + threats, `batchSize` tiles)
+ * with the same scheduling (SCHED_IDLE or niceness) and intra-op threads, each running pairs of batches (goods + threats, `batchSize` tiles)
  * back to back, while `runGateway` drives the same paced portals against an ingest-only gateway (inference off)
  * and measures its window; pairs finished inside that window count.
  */
@@ -20,6 +20,8 @@ export interface RawBesideSettings {
   threads: number;
   intraOpThreads: number;
   nice: number;
+  /** As inference.workerSchedIdle. */
+  schedIdle: boolean;
   batchSize: number;
 }
 
@@ -51,7 +53,7 @@ export async function measureRawBeside(
     for (let i = 0; i < settings.batchSize; i++) packTile(batch, i * norm.tileFloats, tiles.tiles[i % tiles.tiles.length], norm);
     return { path: model.files.fp32, inputName: m.input.name, tileDims: m.input.shape.slice(1), outputNames: m.outputs.map((o) => o.name), batch };
   });
-  const data: RawBesideWorkerData = { models: specModels, batchSize: settings.batchSize, intraOpThreads: settings.intraOpThreads, nice: settings.nice };
+  const data: RawBesideWorkerData = { models: specModels, batchSize: settings.batchSize, intraOpThreads: settings.intraOpThreads, nice: settings.nice, schedIdle: settings.schedIdle };
   const pairs: PairMessage[] = [];
   const workers: Worker[] = [];
   const stopped: Array<Promise<void>> = [];

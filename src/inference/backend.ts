@@ -52,6 +52,8 @@ export interface BackendWorkerStatus {
   restarts: number;
   /** Empty until the worker reported ready. */
   models: ModelRuntimeStatus[];
+  /** How the worker's threads are scheduled ('idle' = SCHED_IDLE, 'nice N', 'normal'); null until ready. */
+  scheduling: string | null;
   /** The last crash or start failure, if any. */
   lastError: string | null;
 }

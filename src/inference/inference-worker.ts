@@ -20,7 +20,8 @@ import type { ModelPrecision, ModelRuntimeStatus, ProviderAttempt } from './back
 import { GPU_EXECUTION_PROVIDERS } from './config.js';
 import { checkModelIo } from './manifest.js';
 import { createNormalizer, normalizeBatchInPlace, type Normalizer } from './normalize.js';
-import type { FromWorker, SerializedError, ToWorker, WorkerInit, WorkerLogLevel, WorkerModelSpec } from './worker-protocol.js';
+import { setThreadIdleScheduling } from '../stitch/index.js';
+import type { FromWorker, SerializedError, ToWorker, WorkerInit, WorkerLogLevel, WorkerModelSpec, WorkerScheduling } from './worker-protocol.js';
 
 type OrtModule = typeof import('./ort.js');
 
@@ -229,21 +230,34 @@ port.on('message', (msg: ToWorker) => {
 });
 
 /**
- * Lowers this thread's scheduling priority (Linux: setpriority on the thread id from /proc/thread-self); threads
- * ONNX Runtime creates afterwards inherit it. Elsewhere, or if it fails, inference runs at normal priority.
+ * Lowers this thread's scheduling priority before ONNX Runtime starts its threads (they inherit it): SCHED_IDLE when
+ * asked and available (the native addon, Linux), else setpriority on the thread id from /proc/thread-self (Linux).
+ * Elsewhere, or if both fail, inference runs at normal priority. Returns what was applied.
  */
-function lowerPriority(nice: number): void {
-  if (nice === 0 || process.platform !== 'linux') return;
+function lowerPriority(schedIdle: boolean, nice: number): WorkerScheduling {
+  if (schedIdle) {
+    try {
+      if (setThreadIdleScheduling() === 'idle') return 'idle';
+      log('warn', { nice }, 'SCHED_IDLE is not available here; the inference worker uses its niceness');
+    } catch (err) {
+      log('warn', { nice, err: messageOf(err) }, 'could not put the inference worker under SCHED_IDLE; it uses its niceness');
+    }
+  }
+  if (nice === 0 || process.platform !== 'linux') return 'normal';
   try {
     const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (Number.isInteger(tid) && tid > 0) setPriority(tid, nice);
+    if (Number.isInteger(tid) && tid > 0) {
+      setPriority(tid, nice);
+      return `nice ${nice}`;
+    }
   } catch (err) {
     log('warn', { nice, err: messageOf(err) }, 'could not lower the inference worker priority');
   }
+  return 'normal';
 }
 
 async function start(): Promise<void> {
-  lowerPriority(init.nice);
+  const scheduling = lowerPriority(init.schedIdle, init.nice);
   try {
     ortModule = await import('./ort.js');
   } catch (err) {
@@ -254,7 +268,7 @@ async function start(): Promise<void> {
     ortModule.setOrtLogLevel(init.ortLogLevel);
     const supported = ortModule.supportedProviders();
     for (const spec of init.models) models.set(spec.name, await openModel(ortModule, spec, supported));
-    post({ type: 'ready', ortVersion: ortModule.ortVersion(), supportedProviders: supported, models: [...models.values()].map((m) => m.status) });
+    post({ type: 'ready', ortVersion: ortModule.ortVersion(), supportedProviders: supported, models: [...models.values()].map((m) => m.status), scheduling });
   } catch (err) {
     for (const m of models.values()) await m.session.release().catch(() => undefined);
     models.clear();

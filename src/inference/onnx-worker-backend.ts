@@ -57,6 +57,7 @@ export class OnnxWorkerBackend implements InferenceBackend {
         intraOpThreads: effectiveIntraOpThreads(c),
         allowSpinning: c.allowSpinning,
         nice: c.workerNice,
+        schedIdle: c.workerSchedIdle,
         ortLogLevel: c.ortLogLevel,
         warmupBatchSizes: [...options.warmupBatchSizes],
       },

@@ -63,6 +63,8 @@ interface Slot {
   /** Batches sent to this worker and not answered. */
   jobs: Map<number, Job>;
   models: ModelRuntimeStatus[];
+  /** From the worker's ready message. */
+  scheduling: string | null;
   restarts: number;
   batchesRun: number;
   consecutiveFailures: number;
@@ -102,6 +104,7 @@ export class WorkerPool {
         wasReady: false,
         jobs: new Map(),
         models: [],
+        scheduling: null,
         restarts: 0,
         batchesRun: 0,
         consecutiveFailures: 0,
@@ -185,7 +188,9 @@ export class WorkerPool {
         slot.state = 'ready';
         slot.wasReady = true;
         slot.models = msg.models;
+        slot.scheduling = msg.scheduling;
         slot.ortVersion = msg.ortVersion;
+        log.info({ scheduling: msg.scheduling }, `inference worker ${slot.index} threads scheduled: ${msg.scheduling}`);
         slot.consecutiveFailures = 0;
         for (const m of msg.models) {
           const passedOver = m.attempts.filter((a) => !a.ok).map((a) => ({ provider: a.provider, precision: a.precision, error: a.error }));
@@ -372,6 +377,7 @@ export class WorkerPool {
       batchesRun: s.batchesRun,
       restarts: s.restarts,
       models: s.models,
+      scheduling: s.scheduling,
       lastError: s.lastError,
     }));
   }

@@ -22,6 +22,9 @@ export interface WorkerFaults {
   hangOnRun?: number;
 }
 
+/** How a worker's threads are scheduled: SCHED_IDLE, a niceness, or as the main thread. */
+export type WorkerScheduling = 'idle' | `nice ${number}` | 'normal';
+
 /** workerData of an inference worker. */
 export interface WorkerInit {
   index: number;
@@ -33,6 +36,8 @@ export interface WorkerInit {
   allowSpinning: boolean;
   /** setpriority() of this thread before ONNX Runtime starts its own threads (they inherit it); 0 = unchanged. */
   nice: number;
+  /** SCHED_IDLE for this thread (and so ONNX Runtime's) before anything else; `nice` applies where it cannot. */
+  schedIdle: boolean;
   ortLogLevel: OrtLogLevel;
   warmupBatchSizes: number[];
   faults?: WorkerFaults;
@@ -52,7 +57,7 @@ export type ToWorker =
 export type WorkerLogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export type FromWorker =
-  | { type: 'ready'; ortVersion: string; supportedProviders: string[]; models: ModelRuntimeStatus[] }
+  | { type: 'ready'; ortVersion: string; supportedProviders: string[]; models: ModelRuntimeStatus[]; scheduling: WorkerScheduling }
   | { type: 'init-failed'; error: SerializedError }
   | { type: 'log'; level: WorkerLogLevel; obj: Record<string, unknown>; msg: string }
   /** outputs: per manifest output, batchSize x floats per tile; every buffer (and `input`) is transferred. */

@@ -109,6 +109,26 @@ export type CopyRows = (
   rows: number,
 ) => void;
 
+/**
+ * Runs the calling thread (and the threads it starts afterwards) under Linux's SCHED_IDLE policy: it gets a CPU only
+ * when no normal thread wants one. For the inference workers (src/inference): the event loop then never waits for
+ * them to be preempted. Returns 'idle' when applied, 'unavailable' where the addon does not load or the platform has
+ * no such policy; throws SCANLINE_ERR_INFER_WORKER_START when the kernel refuses. Lives here because the addon does.
+ */
+export function setThreadIdleScheduling(): 'idle' | 'unavailable' {
+  let addon;
+  try {
+    addon = loadNativeAddon();
+  } catch {
+    return 'unavailable';
+  }
+  try {
+    return addon.setThreadIdleScheduling() ? 'idle' : 'unavailable';
+  } catch (err) {
+    throw toScanlineError(err, 'SCANLINE_ERR_INFER_WORKER_START');
+  }
+}
+
 /** The addon's copyRows, looked up once (null when the addon does not load here). */
 let nativeCopyRows: CopyRows | null | undefined;
 

@@ -68,13 +68,27 @@ describe('execution providers', () => {
     expect(chosen.msg).toMatch(/^model goods-tiny runs on cpu \(fp32\); passed over: tensorrt\/fp16: .*; cuda\/fp16: /);
   });
 
-  it.runIf(process.platform === 'linux')('runs the workers at the configured niceness, the main thread unchanged', async () => {
-    const niceOf = (tid: string): number => Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ')[16]);
-    const b = make({ executionProviders: ['cpu'], workerNice: 7 });
+  /** Field of /proc/self/task/<tid>/stat after the command name: 16 = nice, 38 = scheduling policy (5 = SCHED_IDLE). */
+  const statField = (tid: string, i: number): number => Number(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ')[i]);
+
+  it.runIf(process.platform === 'linux')('runs the workers at the configured niceness with workerSchedIdle off, the main thread unchanged', async () => {
+    const b = make({ executionProviders: ['cpu'], workerNice: 7, workerSchedIdle: false });
     await b.load(models, { warmupBatchSizes: [1] });
-    const nices = readdirSync('/proc/self/task').map(niceOf);
+    const nices = readdirSync('/proc/self/task').map((t) => statField(t, 16));
     expect(nices.filter((n) => n === 7).length).toBeGreaterThanOrEqual(1);
-    expect(niceOf(String(process.pid))).toBe(0);
+    expect(statField(String(process.pid), 16)).toBe(0);
+    expect(new Set(b.status().workers.map((w) => w.scheduling))).toEqual(new Set(['nice 7']));
+  });
+
+  it.runIf(process.platform === 'linux')('runs the workers and the ONNX Runtime threads they start under SCHED_IDLE by default', async () => {
+    const before = new Set(readdirSync('/proc/self/task'));
+    const b = make({ executionProviders: ['cpu'], intraOpThreads: 2 });
+    await b.load(models, { warmupBatchSizes: [1] });
+    expect(new Set(b.status().workers.map((w) => w.scheduling))).toEqual(new Set(['idle']));
+    const idle = readdirSync('/proc/self/task').filter((t) => !before.has(t) && statField(t, 38) === 5);
+    // Each worker thread itself and the intra-op thread ONNX Runtime starts for it (2 intra-op threads = the caller + 1).
+    expect(idle.length).toBeGreaterThanOrEqual(2);
+    expect(statField(String(process.pid), 38)).toBe(0);
   });
 
   it('refuses to load when no configured provider can open the model, listing every attempt', async () => {
