@@ -238,7 +238,8 @@ function lowerPriority(schedIdle: boolean, nice: number): WorkerScheduling {
   if (schedIdle) {
     try {
       if (setThreadIdleScheduling() === 'idle') return 'idle';
-      log('warn', { nice }, 'SCHED_IDLE is not available here; the inference worker uses its niceness');
+      // Other platforms have no SCHED_IDLE: the niceness is the documented fallback, not worth a warning there.
+      if (process.platform === 'linux') log('warn', { nice }, 'SCHED_IDLE is not available (native addon not loaded); the inference worker uses its niceness');
     } catch (err) {
       log('warn', { nice, err: messageOf(err) }, 'could not put the inference worker under SCHED_IDLE; it uses its niceness');
     }
