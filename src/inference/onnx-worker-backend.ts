@@ -32,10 +32,14 @@ export class OnnxWorkerBackend implements InferenceBackend {
 
   constructor(private readonly opts: OnnxWorkerBackendOptions) {}
 
+  /** E.g. "onnxruntime-node 1.30.0 in 2 worker threads (SCHED_IDLE)": the scheduling once every worker reported it. */
   get kind(): string {
     const v = this.pool?.ortVersion;
     const n = this.opts.config.workers;
-    return `onnxruntime-node${v ? ` ${v}` : ''} in ${n} worker thread${n === 1 ? '' : 's'}`;
+    const scheduling = new Set(this.pool?.status().map((w) => w.scheduling) ?? []);
+    const [only] = scheduling;
+    const how = scheduling.size === 1 && only ? ` (${only === 'idle' ? 'SCHED_IDLE' : only})` : '';
+    return `onnxruntime-node${v ? ` ${v}` : ''} in ${n} worker thread${n === 1 ? '' : 's'}${how}`;
   }
 
   async load(models: readonly LoadedModel[], options: BackendLoadOptions): Promise<void> {
