@@ -24,7 +24,7 @@ import type { ScanResultsReport, TileCounts } from '../results/index.js';
 import { DEFAULT_TRUCK_OPTIONS, PortalClient, abortableDelay, type FrameSent } from '../simulator/index.js';
 import { FirstSuggestionTracker, scoreGoodsTiles, scoreSuggestionPlacement, scoreThreats } from './scoring.js';
 import { summarise, type EvalFailure, type EvalSummary, type ScanEval } from './summary.js';
-import { tileGrid, type TileGridGeometry } from './tile-grid.js';
+import { tileGrid, type GridTile, type TileGridGeometry } from './tile-grid.js';
 import { evalTruck } from './trucks.js';
 
 export interface EvalOptions {
@@ -207,7 +207,10 @@ async function evalOne(seed: number, portalIndex: number, target: Target, o: Val
     tracker.observe(report, performance.now());
 
     const grid = tileGrid(truck.scene.totalLines, truck.detector.pixels, target.tile);
-    const labeler = new TileLabeler(truck.scene, truck.detector, truck.truth.threats, target.tile);
+    // Every grid tile labelled once, for both scorers (labelling rasterises the scene under the tile).
+    const tileLabeler = new TileLabeler(truck.scene, truck.detector, truck.truth.threats, target.tile);
+    const goodsOf = new Map(grid.map((t) => [t, tileLabeler.goods(t)]));
+    const labeler = { goods: (t: GridTile) => goodsOf.get(t) ?? tileLabeler.goods(t) };
     return {
       seed,
       scanId: report.scanId,

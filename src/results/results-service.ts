@@ -31,9 +31,6 @@ export const LINE_TO_RESULT_BUCKETS_SECONDS: readonly number[] = Object.freeze([
   0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ]);
 
-/** portalLabelLimit when the options give none (config metrics.portalLabelLimit's default). */
-const DEFAULT_PORTAL_LABEL_LIMIT = 256;
-
 export interface ResultsStats {
   /** Tiles received from the stitcher. */
   tilesProduced: number;
@@ -83,10 +80,10 @@ export interface ResultsServiceOptions {
   /** Default cosine similarity a tile needs to match an enrolled reference (config results.referenceMinSimilarity). */
   referenceMinSimilarity: number;
   /**
-   * Distinct portal ids with their own line-to-result histograms (config metrics.portalLabelLimit; default 256);
-   * further portals share OTHER_PORTALS, so memory and label sets stay bounded.
+   * Distinct portal ids with their own line-to-result histograms (config metrics.portalLabelLimit); further portals
+   * share OTHER_PORTALS, so memory and label sets stay bounded.
    */
-  portalLabelLimit?: number;
+  portalLabelLimit: number;
 }
 
 /** An enrolment request (POST /v1/references), validated by validateEnrolment. */
@@ -413,7 +410,7 @@ export class ResultsService {
   /** The line-to-result histogram of `model` for `portalId` (shared OTHER_PORTALS once portalLabelLimit ids have one). */
   private lineToResultOf(model: string, portalId: string): HistogramCounts {
     const byPortal = this.stats.lineToResult.get(model) as Map<string, HistogramCounts>;
-    return portalEntry(byPortal, portalId, this.o.portalLabelLimit ?? DEFAULT_PORTAL_LABEL_LIMIT, () => createHistogram(LINE_TO_RESULT_BUCKETS_SECONDS));
+    return portalEntry(byPortal, portalId, this.o.portalLabelLimit, () => createHistogram(LINE_TO_RESULT_BUCKETS_SECONDS));
   }
 
   /** `release` is called once the inference stage no longer reads `data` (the submission settled). */
