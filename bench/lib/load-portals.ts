@@ -11,11 +11,13 @@
  *          lines that are due but not sent (time between trucks is caught up from there); beyond that, lines are
  *          lost and counted as dropped, as on a real portal whose acquisition buffer overflows.
  *
- * Client cost kept low on purpose (the gateway shares the machine with this process): frames are pre-built once
- * and copied into a ring of `window` send buffers (a slot is reused only after its frame was acked, i.e. after the
- * socket wrote it), and the WebSocket masking key is all zeros, which `ws` documents as "no masking work"
- * (RFC 6455 requires a mask, not a random one, for non-browser clients). On the server side `ws` then skips its
- * unmask loop too, which flatters the baseline (b); uWS unmasks regardless.
+ * Client cost kept low on purpose (the gateway shares the machine with this process): frames are built once and
+ * sent as they are by every portal, with no copy or patch per send. That works because every portal uses streamId
+ * STREAM_ID for every truck (the protocol asks only that it be unique among the portal's open scans, and a portal
+ * starts its next truck after scan.completed / scan.aborted) and seq is the frame's index in the truck. The
+ * WebSocket masking key is all zeros, which `ws` documents as "no masking work" (RFC 6455 requires a mask, not a
+ * random one, for non-browser clients), so `ws` never writes into the shared frames. On the server side `ws` then
+ * skips its unmask loop too, which flatters the baseline (b); uWS unmasks regardless.
  */
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
@@ -30,14 +32,17 @@ interface Frame {
   payloadBytes: number;
 }
 
-/** Frames of one truck in send order; seq = index. streamId and seq are patched per send. */
+/** The streamId of every scan of every portal (see the file comment). */
+const STREAM_ID = 1;
+
+/** Frames of one truck in send order, shared by every portal: streamId STREAM_ID, seq = index. Never written after. */
 function buildFrames(truck: Truck, linesPerFrame: number): Frame[] {
   const { pixels, energies } = truck.detector;
   const values = pixels * energies;
   const frames: Frame[] = [];
   const add = (kind: 1 | 2 | 3, firstLine: number, data: Uint16Array) => {
     const lineCount = data.length / values;
-    const bytes = encodeSliceFrame({ kind, energies, pixels, streamId: 0, seq: frames.length, firstLine, acquiredAtUs: 0n }, data);
+    const bytes = encodeSliceFrame({ kind, energies, pixels, streamId: STREAM_ID, seq: frames.length, firstLine, acquiredAtUs: 0n }, data);
     frames.push({ bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), kind, lineCount, payloadBytes: bytes.byteLength - SLICE_HEADER_BYTES });
   };
   if (truck.darkLines > 0) add(SliceKind.Dark, 0, truck.dark);
@@ -71,10 +76,10 @@ const zeroMask = (mask: Uint8Array): void => {
 class Portal {
   private ws!: WebSocket;
   private state: 'connecting' | 'starting' | 'streaming' | 'ending' | 'aborting' | 'stopped' = 'connecting';
-  private streamId = 0;
+  private readonly streamId = STREAM_ID;
   private next = 0;
   private acked = -1;
-  private readonly slots: Buffer[];
+  /** Per window position (seq % window): when that frame was sent. */
   private readonly sentAt: Float64Array;
   /** Per send slot: the portal's stream position (lines consumed) just after that frame. */
   private readonly sentStreamEnd: Float64Array;
@@ -93,8 +98,6 @@ class Portal {
     private readonly frames: Frame[],
     private readonly meter: Meter,
   ) {
-    const largest = Math.max(...frames.map((f) => f.bytes.byteLength));
-    this.slots = Array.from({ length: plan.window }, () => Buffer.allocUnsafe(largest));
     this.sentAt = new Float64Array(plan.window);
     this.sentStreamEnd = new Float64Array(plan.window);
   }
@@ -156,7 +159,6 @@ class Portal {
   }
 
   private startScan(): void {
-    this.streamId++;
     this.next = 0;
     this.acked = -1;
     this.state = 'starting';
@@ -205,7 +207,7 @@ class Portal {
       case 'scan.aborted':
         if (m.streamId !== this.streamId) return;
         if (meter.measuring) meter.scansAborted++;
-        // Restart only once the gateway is done with the stream, so no send slot still in flight is reused.
+        // Restart only once the gateway is done with the stream: the next truck reuses its streamId.
         if (this.state !== 'stopped') this.startScan();
         return;
       case 'error':
@@ -247,13 +249,9 @@ class Portal {
     while (this.next < frames.length && this.next - this.acked <= window) {
       const f = frames[this.next];
       if (f.kind === SliceKind.Image && this.linesConsumed + f.lineCount > due) break;
-      const slot = this.slots[this.next % window];
-      f.bytes.copy(slot);
-      slot.writeUInt32LE(this.streamId, 8);
-      slot.writeUInt32LE(this.next, 12);
       this.sentAt[this.next % window] = now;
       this.sentStreamEnd[this.next % window] = this.linesConsumed;
-      this.ws.send(slot.byteLength === f.bytes.byteLength ? slot : slot.subarray(0, f.bytes.byteLength), { binary: true });
+      this.ws.send(f.bytes, { binary: true });
       if (f.kind === SliceKind.Image) {
         this.linesConsumed += f.lineCount;
         this.sentStreamEnd[this.next % window] = this.linesConsumed;
