@@ -33,10 +33,12 @@ import { ortVersion } from '../src/inference/ort.js';
 import { runDirect, type DirectRunResult } from './lib/infer-direct.js';
 import { runGateway, type GatewayRunResult, type GatewayRunSpec } from './lib/infer-gateway.js';
 import { collectTiles, combinedRate, measureRaw } from './lib/infer-raw.js';
-import { measureRawBeside, type RawBesideResult } from './lib/raw-beside.js';
+import { measureRawAlone, measureRawBeside, type RawAloneResult, type RawBesideResult } from './lib/raw-beside.js';
 import {
   INFER_CONTAMINATION_PERCENT,
   batchingRatioTable,
+  besideCeiling,
+  besideCeilingVerdict,
   besideIngestVerdict,
   eventLoopVerdict,
   inferMarkdownSection,
@@ -154,6 +156,7 @@ async function main(): Promise<void> {
   let pacedSaturation: GatewayRunResult | null = null;
   /** (a'') right before and right after (a'), those that ran. */
   const rawBeside: RawBesideResult[] = [];
+  const rawAlone: RawAloneResult[] = [];
   let direct: DirectRunResult | null = null;
   let direct2: DirectRunResult | null = null;
   const brackets: Array<Awaited<ReturnType<typeof measureRaw>>['models']> = [];
@@ -261,6 +264,21 @@ async function main(): Promise<void> {
         console.log(`FAILED\n  ${message}`);
       }
     };
+    // The (a'') threads alone, before the first (a'') and after the last: (a'') / alone is the ceiling of (a').
+    const aloneRun = async (when: 'before' | 'after'): Promise<void> => {
+      try {
+        await waitForQuiet(15, 2_000, QUIET_WAIT_MS);
+        process.stdout.write(`run: the same raw threads alone, ${when} (a'') ... `);
+        const r = await measureRawAlone(loaded, tiles, besideSettings, 2_000, SAT_DURATION_MS);
+        rawAlone.push(r);
+        console.log(`raw ${fmt(r.tilesPerS, 0)} tiles/s through both models`);
+      } catch (err) {
+        const message = `raw threads alone (${when} (a'')): ${err instanceof Error ? err.message : String(err)}`;
+        failures.push(message);
+        console.log(`FAILED\n  ${message}`);
+      }
+    };
+    await aloneRun('before');
     await besideRun('before');
     const b1p = await bracket();
     pacedSaturation = await gatewayRun(
@@ -268,7 +286,10 @@ async function main(): Promise<void> {
       `saturation: gateway, ${SAT_PORTALS} portals paced at ${pacedLineRate} lines/s (~${Math.round(pacedTilesPerS)} tiles/s, raw capacity at batch 32)`,
     );
     const b2 = await bracket();
-    if (pacedSaturation) await besideRun('after');
+    if (pacedSaturation) {
+      await besideRun('after');
+      await aloneRun('after');
+    }
 
     const strideMs = (DEFAULT_CONFIG.stitch.tile.strideLines * 1000) / LINE_RATE;
 
@@ -360,7 +381,10 @@ async function main(): Promise<void> {
         ),
       );
     }
-    if (pacedSaturation && rawBeside.length > 0) verdicts.push(besideIngestVerdict(pacedSaturation, rawBeside));
+    if (pacedSaturation && rawBeside.length > 0) {
+      verdicts.push(besideIngestVerdict(pacedSaturation, rawBeside));
+      if (rawAlone.length > 0) verdicts.push(besideCeilingVerdict(rawBeside, rawAlone, besideCeiling(rawBeside, rawAlone)));
+    }
     if (direct) {
       const s = withAdjacentRaw(saturationRatio('(b) inference stage alone, submit() in-process', direct.models, raw.models), direct.models, brackets[b2], brackets[b3]);
       ratios.push(s);
@@ -406,7 +430,7 @@ async function main(): Promise<void> {
       const modelsRel = relative(REPO, modelsDir) || '.';
       writeFileSync(
         join(REPO, jsonRel),
-        `${JSON.stringify({ date, machine, ortVersion: ortVersion(), durationS, modelsDir: modelsRel, models, defaults, tileSource, truck, raw, rawOther, brackets, saturation, pacedSaturation, rawBeside, direct, direct2, ratios, latency, verdicts, failures }, null, 2)}\n`,
+        `${JSON.stringify({ date, machine, ortVersion: ortVersion(), durationS, modelsDir: modelsRel, models, defaults, tileSource, truck, raw, rawOther, brackets, saturation, pacedSaturation, rawBeside, rawAlone, direct, direct2, ratios, latency, verdicts, failures }, null, 2)}\n`,
       );
       const section = inferMarkdownSection({
         date,
@@ -428,6 +452,7 @@ async function main(): Promise<void> {
         saturation,
         pacedSaturation,
         rawBeside,
+        rawAlone,
         direct,
         ratios,
         latency,

@@ -8,7 +8,7 @@ import type { DirectRunResult } from './infer-direct.js';
 import type { GatewayRunResult } from './infer-gateway.js';
 import { RAW_BATCH_SIZES, rawTilesPerSForMix, type RawModelResult, type RawSettings } from './infer-raw.js';
 import type { MachineInfo, OtherLoad } from './machine.js';
-import type { RawBesideResult } from './raw-beside.js';
+import type { RawAloneResult, RawBesideResult } from './raw-beside.js';
 import { fmt } from './report.js';
 import type { TruckMeta } from './truck.js';
 
@@ -326,8 +326,37 @@ export function besideIngestVerdict(gateway: GatewayRunResult, beside: readonly 
   };
 }
 
+/**
+ * The most (a') can reach on this machine: raw ONNX Runtime beside the ingest of (a') ((a''): no gateway serving
+ * path at all) against the same raw threads alone, each measured right before and right after (a') and averaged.
+ * Ingest and the load generator need CPU that raw alone has to itself, so on a CPU-only machine (a') / raw cannot
+ * exceed this however cheap the serving path is.
+ */
+export function besideCeiling(beside: readonly RawBesideResult[], alone: readonly RawAloneResult[]): { rawAlone: number; ratio: number } {
+  const rawAlone = alone.reduce((sum, a) => sum + a.tilesPerS, 0) / alone.length;
+  return { rawAlone, ratio: besideMeanTilesPerS(beside) / rawAlone };
+}
+
+/** Informative: the ceiling above, beside the target it bounds. */
+export function besideCeilingVerdict(beside: readonly RawBesideResult[], alone: readonly RawAloneResult[], ceiling: { rawAlone: number; ratio: number }): InferVerdict {
+  const below = ceiling.ratio < INFER_TARGET.minSaturationRatio;
+  return {
+    pass: !below,
+    line:
+      `${below ? 'BOUND' : 'ROOM'}: (a'') / raw alone, the most (a') can reach on this machine (informative): raw ONNX Runtime beside the ingest of (a') ` +
+      `${fmt(besideMeanTilesPerS(beside), 0)} tiles/s vs the same threads alone ${fmt(ceiling.rawAlone, 0)} tiles/s ` +
+      `(${alone.map((a) => fmt(a.tilesPerS, 0)).join(' / ')} before / after, batch ${beside[0].settings.batchSize}) = ` +
+      `${fmt(ceiling.ratio, 2)}; ${below ? `below the (a') target ${INFER_TARGET.minSaturationRatio}: on this machine the target cannot be met by the gateway, only by giving ingest less CPU or inference its own` : `the (a') target ${INFER_TARGET.minSaturationRatio} is within reach`}`,
+  };
+}
+
 /** The (a') vs (a'') comparison as a table: each (a'') run, (a'), and the ratio to their mean. */
-export function besideIngestTable(gateway: GatewayRunResult, beside: readonly RawBesideResult[]): string {
+export function besideIngestTable(
+  gateway: GatewayRunResult,
+  beside: readonly RawBesideResult[],
+  alone: readonly RawAloneResult[] = [],
+): string {
+  const ceiling = alone.length > 0 ? besideCeiling(beside, alone) : null;
   const label = (i: number): string => (beside.length === 2 ? (i === 0 ? ', before (a\')' : ', after (a\')') : '');
   return table(
     ['path', 'tiles/s (both models)', 'bench process CPU % (gateway + any raw threads)', 'load generator CPU %', 'other processes %'],
@@ -341,6 +370,12 @@ export function besideIngestTable(gateway: GatewayRunResult, beside: readonly Ra
       ]),
       [`(a') gateway, the same portals`, fmt(scoredPerS(gateway), 0), fmt(gateway.gatewayCpuPercent, 0), fmt(gateway.loadgenCpuPercent, 0), fmt(gateway.foreignPercent, 0)],
       [`(a') / (a'')${beside.length === 2 ? ' (mean of the two)' : ''}`, fmt(scoredPerS(gateway) / besideMeanTilesPerS(beside), 2), '', '', ''],
+      ...(ceiling
+        ? [
+            ...alone.map((a, i) => [`the same raw threads alone${alone.length === 2 ? (i === 0 ? ', before (a\'\')' : ', after (a\'\')') : ''}`, fmt(a.tilesPerS, 0), '', '', '']),
+            [`(a'') / raw alone: the most (a') can reach here`, fmt(ceiling.ratio, 2), '', '', ''],
+          ]
+        : []),
     ],
   );
 }
@@ -379,6 +414,8 @@ export interface InferReportContext {
   pacedSaturation?: GatewayRunResult | null;
   /** (a'') runs: before and after (a'); older JSON files hold one object. */
   rawBeside?: RawBesideResult[] | RawBesideResult | null;
+  /** The (a'') raw threads alone, before the first (a'') and after the last; absent in runs before 2026-11-25 04:00. */
+  rawAlone?: RawAloneResult[];
   direct: DirectRunResult | null;
   ratios: SaturationRatio[];
   latency: GatewayRunResult[];
@@ -456,7 +493,7 @@ export function inferMarkdownSection(c: InferReportContext): string {
       ? [
           "Beside ingest: the gateway (a') against raw ONNX Runtime under the same ingest load (a''):",
           '',
-          besideIngestTable(c.pacedSaturation, beside),
+          besideIngestTable(c.pacedSaturation, beside, c.rawAlone ?? []),
           '',
           `(a''): the portals of (a') against the same gateway with inference off, while ${beside[0].settings.threads} threads of the bench run ` +
             `session.run() back to back (batches of ${beside[0].settings.batchSize}, goods then threats, pre-normalised tiles, ` +
@@ -464,7 +501,9 @@ export function inferMarkdownSection(c: InferReportContext): string {
             `${beside[0].settings.schedIdle ? 'SCHED_IDLE' : `nice ${beside[0].settings.nice}`}: ` +
             "what a gateway worker gets); tiles finished inside the ingest run's window count. Run right before and right after (a'), and (a') is " +
             "compared with their mean (this VM drifts by tens of percent within minutes). Both share the CPU with the same ingest, so (a') / (a'') " +
-            'is the cost of the serving path itself (batcher, transfers, normalisation on the worker, results on the event loop).',
+            'is the cost of the serving path itself (batcher, transfers, normalisation on the worker, results on the event loop). ' +
+            "\"The same raw threads alone\": those threads with nothing beside them, right before the first (a'') and after the last; " +
+            "(a'') / that is what ingest and the load generator leave to inference on these cores: the ceiling of (a') against raw here.",
           '',
         ]
       : []),

@@ -10,6 +10,7 @@
  * back to back, while `runGateway` drives the same paced portals against an ingest-only gateway (inference off)
  * and measures its window; pairs finished inside that window count.
  */
+import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { createNormalizer, packTile, type LoadedModel } from '../../src/inference/index.js';
 import type { GatewayRunResult } from './infer-gateway.js';
@@ -39,6 +40,19 @@ interface PairMessage {
   tiles: number;
 }
 
+/** The same raw threads with nothing beside them: what they do on an idle machine, the ceiling's denominator. */
+export interface RawAloneResult {
+  settings: RawBesideSettings;
+  tilesPerS: number;
+  windowS: number;
+}
+
+/** A measured window, as GatewayRunResult has it (epoch ms from performance.timeOrigin + now()). */
+interface TimedWindow {
+  window: { startedAt: number; endedAt: number };
+  windowS: number;
+}
+
 /** Runs raw ONNX Runtime in worker threads for as long as `during` takes, and counts the tiles done in its window. */
 export async function measureRawBeside(
   models: readonly LoadedModel[],
@@ -46,6 +60,39 @@ export async function measureRawBeside(
   settings: RawBesideSettings,
   during: () => Promise<GatewayRunResult>,
 ): Promise<RawBesideResult> {
+  const { tilesPerS, window } = await measureRawThreads(models, tiles, settings, during);
+  return { settings, tilesPerS, ingest: window };
+}
+
+/**
+ * The raw threads of measureRawBeside with nothing beside them: `warmupMs`, then `durationMs` counted. With the
+ * same settings as (a''), (a'') / this is what ingest leaves to inference on these cores.
+ */
+export async function measureRawAlone(
+  models: readonly LoadedModel[],
+  tiles: TileSet,
+  settings: RawBesideSettings,
+  warmupMs: number,
+  durationMs: number,
+): Promise<RawAloneResult> {
+  const now = (): number => performance.timeOrigin + performance.now();
+  const idle = async (): Promise<TimedWindow> => {
+    await new Promise((resolve) => setTimeout(resolve, warmupMs));
+    const startedAt = now();
+    await new Promise((resolve) => setTimeout(resolve, durationMs));
+    const endedAt = now();
+    return { window: { startedAt, endedAt }, windowS: (endedAt - startedAt) / 1000 };
+  };
+  const { tilesPerS, window } = await measureRawThreads(models, tiles, settings, idle);
+  return { settings, tilesPerS, windowS: window.windowS };
+}
+
+async function measureRawThreads<W extends TimedWindow>(
+  models: readonly LoadedModel[],
+  tiles: TileSet,
+  settings: RawBesideSettings,
+  during: () => Promise<W>,
+): Promise<{ tilesPerS: number; window: W }> {
   const specModels: RawBesideModel[] = models.map((model) => {
     const m = model.manifest;
     const norm = createNormalizer(m.input);
@@ -75,10 +122,10 @@ export async function measureRawBeside(
   }
   try {
     await Promise.all(ready);
-    const ingest = await during();
-    const inWindow = pairs.filter((p) => p.at >= ingest.window.startedAt && p.at <= ingest.window.endedAt);
+    const window = await during();
+    const inWindow = pairs.filter((p) => p.at >= window.window.startedAt && p.at <= window.window.endedAt);
     const done = inWindow.reduce((n, p) => n + p.tiles, 0);
-    return { settings, tilesPerS: done / ingest.windowS, ingest };
+    return { tilesPerS: done / window.windowS, window };
   } finally {
     for (const w of workers) w.postMessage({ type: 'stop' });
     const timeout = new Promise<void>((resolve) => setTimeout(resolve, 10_000).unref());
