@@ -11,7 +11,7 @@ export {
   type ResultsReader,
 } from './operator-hub.js';
 export { CLOSE_TOO_SLOW, OperatorSession, type OperatorTransport, type SendStatus } from './operator-session.js';
-export { BLOCK_COLUMNS, PreviewCanvas, encodeRgbaPng, PREVIEW_PNG_COMPRESSION } from './preview-canvas.js';
+export { BLOCK_COLUMNS, PreviewCanvas, encodeRgbPng, PREVIEW_PNG_COMPRESSION, stripToRgb } from './preview-canvas.js';
 export {
   IMAGE_FRAME_FIXED_BYTES,
   IMAGE_FRAME_MAGIC,

@@ -31,7 +31,7 @@ import type { ScanRecord, ScanStore, StoredDecision } from '../storage/index.js'
 import type { PreviewStrip } from '../stitch/index.js';
 import type { OperatorConfig } from './config.js';
 import { OperatorSession, type OperatorTransport } from './operator-session.js';
-import { PreviewCanvas, encodeRgbaPng } from './preview-canvas.js';
+import { PreviewCanvas, encodeRgbPng, stripToRgb } from './preview-canvas.js';
 import {
   ImageFormat,
   ImageFrameKind,
@@ -375,12 +375,12 @@ export class OperatorHub {
     const lane = this.lanes.get(scan.portalId);
     if (lane && lane.liveScanId === scan.scanId) lane.lines = view.summary.lines;
     if (!this.anyWatcher(scan.portalId, scan.scanId)) return;
-    // The stitcher reuses `rgba` after this call: copy the strip's bytes for the encoder.
-    const copy = rgba.slice(0, strip.width * strip.height * 4);
+    // The stitcher reuses `rgba` after this call: the encoder gets an RGB copy.
+    const rgb = stripToRgb(strip, rgba);
     view.tail = view.tail.then(async () => {
       let png: Buffer;
       try {
-        png = await encodeRgbaPng(copy, strip.width, strip.height);
+        png = await encodeRgbPng(rgb, strip.width, strip.height);
       } catch (err) {
         this.counters.imageFailures++;
         this.o.log.error({ err, scanId: scan.scanId }, 'encoding a preview strip failed; screens resync from the next snapshot');

@@ -129,52 +129,100 @@ export function setThreadIdleScheduling(): 'idle' | 'unavailable' {
   }
 }
 
-/** The addon's copyRows, looked up once (null when the addon does not load here). */
-let nativeCopyRows: CopyRows | null | undefined;
+/**
+ * packRgbRows(dst, dstStart, dstStride, src, srcStart, srcStride, rowWords, rows): CopyRows into packed 8-bit RGB.
+ * Each source word (RGBA in memory order, as preview strips are) becomes its first three bytes; dst indices and
+ * strides count pixels of 3 bytes, and dst holds floor(byteLength / 3) of them. Same checks and error as CopyRows.
+ */
+export type PackRgbRows = (
+  dst: Uint8Array,
+  dstStart: number,
+  dstStride: number,
+  src: Uint32Array,
+  srcStart: number,
+  srcStride: number,
+  rowWords: number,
+  rows: number,
+) => void;
 
 /**
- * CopyRows as a native memmove per run when the addon loads (the operator preview canvas places every strip this
- * way: ~4x faster than a JS word loop), else copyRowsPortable.
+ * The addon's function `name` when the addon loads here, else `portable`; looked up on the first call. Errors from
+ * the addon become ScanlineErrors with SCANLINE_ERR_STITCH_BUFFER.
  */
-export const copyRows: CopyRows = (dst, dstStart, dstStride, src, srcStart, srcStride, rowWords, rows) => {
-  if (nativeCopyRows === undefined) {
-    try {
-      const addon = loadNativeAddon();
-      nativeCopyRows = addon.copyRows.bind(addon);
-    } catch {
-      nativeCopyRows = null;
+function nativeOrPortable<F extends (...args: never[]) => void>(name: 'copyRows' | 'packRgbRows', portable: F): F {
+  let native: F | null | undefined;
+  return ((...args: Parameters<F>) => {
+    if (native === undefined) {
+      try {
+        const addon = loadNativeAddon();
+        native = (addon[name] as unknown as F).bind(addon) as F;
+      } catch {
+        native = null;
+      }
     }
+    if (!native) return portable(...args);
+    try {
+      native(...args);
+    } catch (err) {
+      throw toScanlineError(err, 'SCANLINE_ERR_STITCH_BUFFER');
+    }
+  }) as F;
+}
+
+/** Checks of CopyRows and PackRgbRows in JS; `dstLength` counts dst's elements (pixels for packRgbRows). */
+function checkRowRuns(fn: string, dstLength: number, srcLength: number, sameBuffer: boolean, args: readonly number[]): boolean {
+  const [dstStart, dstStride, srcStart, srcStride, rowWords, rows] = args;
+  if (!args.every((v) => Number.isSafeInteger(v) && v >= 0) || dstStride < rowWords || srcStride < rowWords) {
+    throw new ScanlineError('SCANLINE_ERR_STITCH_BUFFER', `${fn}: expected non-negative starts, rowWords and rows, and strides >= rowWords`);
   }
-  if (!nativeCopyRows) return copyRowsPortable(dst, dstStart, dstStride, src, srcStart, srcStride, rowWords, rows);
-  try {
-    nativeCopyRows(dst, dstStart, dstStride, src, srcStart, srcStride, rowWords, rows);
-  } catch (err) {
-    throw toScanlineError(err, 'SCANLINE_ERR_STITCH_BUFFER');
+  if (rows === 0 || rowWords === 0) return false;
+  if (dstStart + (rows - 1) * dstStride + rowWords > dstLength || srcStart + (rows - 1) * srcStride + rowWords > srcLength) {
+    throw new ScanlineError(
+      'SCANLINE_ERR_STITCH_BUFFER',
+      `${fn}: ${rows} rows of ${rowWords} words reach beyond dst (${dstLength}) or src (${srcLength} words)`,
+    );
   }
-};
+  if (sameBuffer) throw new ScanlineError('SCANLINE_ERR_STITCH_BUFFER', `${fn}: src and dst share one buffer`);
+  return true;
+}
 
 /** CopyRows in plain JS, with the same checks and errors: what copyRows runs when the addon does not load. */
 export const copyRowsPortable: CopyRows = (dst, dstStart, dstStride, src, srcStart, srcStride, rowWords, rows) => {
   if (!(dst instanceof Uint32Array) || !(src instanceof Uint32Array)) {
     throw new ScanlineError('SCANLINE_ERR_STITCH_BUFFER', 'copyRows: expected a Uint32Array for dst and src');
   }
-  const ints = [dstStart, dstStride, srcStart, srcStride, rowWords, rows];
-  if (!ints.every((v) => Number.isSafeInteger(v) && v >= 0) || dstStride < rowWords || srcStride < rowWords) {
-    throw new ScanlineError('SCANLINE_ERR_STITCH_BUFFER', 'copyRows: expected non-negative starts, rowWords and rows, and strides >= rowWords');
-  }
-  if (rows === 0 || rowWords === 0) return;
-  if (dstStart + (rows - 1) * dstStride + rowWords > dst.length || srcStart + (rows - 1) * srcStride + rowWords > src.length) {
-    throw new ScanlineError(
-      'SCANLINE_ERR_STITCH_BUFFER',
-      `copyRows: ${rows} rows of ${rowWords} words reach beyond dst (${dst.length} words) or src (${src.length} words)`,
-    );
-  }
-  if (src.buffer === dst.buffer) {
-    throw new ScanlineError('SCANLINE_ERR_STITCH_BUFFER', 'copyRows: src and dst share one buffer');
-  }
+  if (!checkRowRuns('copyRows', dst.length, src.length, src.buffer === dst.buffer, [dstStart, dstStride, srcStart, srcStride, rowWords, rows])) return;
   for (let r = 0; r < rows; r++) {
     const d = dstStart + r * dstStride;
     const s = srcStart + r * srcStride;
     for (let i = 0; i < rowWords; i++) dst[d + i] = src[s + i];
   }
 };
+
+/** PackRgbRows in plain JS, with the same checks and errors: what packRgbRows runs when the addon does not load. */
+export const packRgbRowsPortable: PackRgbRows = (dst, dstStart, dstStride, src, srcStart, srcStride, rowWords, rows) => {
+  if (!(dst instanceof Uint8Array) || !(src instanceof Uint32Array)) {
+    throw new ScanlineError('SCANLINE_ERR_STITCH_BUFFER', 'packRgbRows: expected a Uint8Array dst and a Uint32Array src');
+  }
+  const args = [dstStart, dstStride, srcStart, srcStride, rowWords, rows];
+  if (!checkRowRuns('packRgbRows', Math.floor(dst.length / 3), src.length, src.buffer === dst.buffer, args)) return;
+  const bytes = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
+  for (let r = 0; r < rows; r++) {
+    let d = (dstStart + r * dstStride) * 3;
+    let s = (srcStart + r * srcStride) * 4;
+    for (let i = 0; i < rowWords; i++, d += 3, s += 4) {
+      dst[d] = bytes[s];
+      dst[d + 1] = bytes[s + 1];
+      dst[d + 2] = bytes[s + 2];
+    }
+  }
+};
+
+/**
+ * CopyRows as a native memmove per run when the addon loads (the operator preview canvas places every strip this
+ * way: ~4x faster than a JS word loop), else copyRowsPortable.
+ */
+export const copyRows: CopyRows = nativeOrPortable('copyRows', copyRowsPortable);
+
+/** PackRgbRows natively when the addon loads (the canvas's image for the PNG encoder), else packRgbRowsPortable. */
+export const packRgbRows: PackRgbRows = nativeOrPortable('packRgbRows', packRgbRowsPortable);

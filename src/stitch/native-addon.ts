@@ -52,6 +52,8 @@ export interface ScanlineNativeAddon {
   alignedBuffer(byteLength: number, alignment: number): ArrayBuffer;
   /** See CopyRows (src/stitch/index.ts); errors are coded SCANLINE_ERR_STITCH_BUFFER. */
   copyRows(dst: Uint32Array, dstStart: number, dstStride: number, src: Uint32Array, srcStart: number, srcStride: number, rowWords: number, rows: number): void;
+  /** copyRows into packed RGB (see PackRgbRows in index.ts); throws SCANLINE_ERR_STITCH_BUFFER. */
+  packRgbRows(dst: Uint8Array, dstStart: number, dstStride: number, src: Uint32Array, srcStart: number, srcStride: number, rowWords: number, rows: number): void;
   /**
    * Puts the calling thread under SCHED_IDLE (Linux): true when done, false where the platform has none. Throws
    * SCANLINE_ERR_INFER_WORKER_START when the kernel refuses. Threads the caller starts afterwards inherit it.

@@ -2,7 +2,7 @@
 // image read back (raw and as PNG) is what a naive per-sample placement gives.
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { BLOCK_COLUMNS, PreviewCanvas } from '../../src/operator/index.js';
+import { BLOCK_COLUMNS, PreviewCanvas, stripToRgb } from '../../src/operator/index.js';
 
 const DOWNSAMPLE = 4;
 const PIXELS = 37 * DOWNSAMPLE - 1; // height 37: not a power of two
@@ -46,16 +46,16 @@ describe('PreviewCanvas', () => {
       const x0 = s.meta.line / DOWNSAMPLE;
       for (let y = 0; y < height; y++) expected.set(s.rgba.subarray(y * s.meta.width * 4, (y + 1) * s.meta.width * 4), (y * width + x0) * 4);
     }
-    const raw = canvas.toRgba();
-    expect(Buffer.from(raw).equals(Buffer.from(expected))).toBe(true);
-    // Column 20 was never filled: transparent black.
-    expect([...raw.subarray(20 * 4, 21 * 4)]).toEqual([0, 0, 0, 0]);
+    const rgb = new Uint8Array(width * height * 3);
+    for (let i = 0; i < width * height; i++) rgb.set(expected.subarray(i * 4, i * 4 + 3), i * 3);
+    const raw = canvas.toRgb();
+    expect(Buffer.from(raw).equals(Buffer.from(rgb))).toBe(true);
+    // Column 20 was never filled: black.
+    expect([...raw.subarray(20 * 3, 21 * 3)]).toEqual([0, 0, 0]);
 
     const png = await canvas.encodePng();
     const decoded = await sharp(png!).raw().toBuffer({ resolveWithObject: true });
     expect(decoded.info).toMatchObject({ width, height, channels: 3 });
-    const rgb = new Uint8Array(width * height * 3);
-    for (let i = 0; i < width * height; i++) rgb.set(expected.subarray(i * 4, i * 4 + 3), i * 3);
     expect(Buffer.from(decoded.data).equals(Buffer.from(rgb))).toBe(true);
   });
 
@@ -65,7 +65,11 @@ describe('PreviewCanvas', () => {
     const shifted = new Uint8Array(s.rgba.byteLength + 1).subarray(1);
     shifted.set(s.rgba);
     canvas.add(s.meta as never, shifted);
-    expect(Buffer.from(canvas.toRgba()).equals(Buffer.from(s.rgba))).toBe(true);
+    const rgb = s.rgba.filter((_, i) => i % 4 !== 3);
+    expect(Buffer.from(canvas.toRgb()).equals(Buffer.from(rgb))).toBe(true);
+    // A strip as the encoder of screen increments gets it: the same RGB, from the unaligned view too.
+    expect(Buffer.from(stripToRgb(s.meta, shifted)).equals(Buffer.from(rgb))).toBe(true);
+    expect(() => stripToRgb(s.meta, s.rgba.subarray(4))).toThrow(RangeError);
     expect(() => canvas.add(s.meta as never, s.rgba.subarray(4))).toThrow(RangeError);
     expect(() => canvas.add({ ...s.meta, height: canvas.height + 1 } as never, s.rgba)).toThrow(/height/);
   });

@@ -1,10 +1,11 @@
 /**
  * copyRows (the native per-row memmove the preview canvas places strips with) and copyRowsPortable (its JS
  * fallback): the same words land in the same places, untouched words stay, and bad arguments get
- * SCANLINE_ERR_STITCH_BUFFER from both.
+ * SCANLINE_ERR_STITCH_BUFFER from both. packRgbRows / packRgbRowsPortable (the canvas's RGB image for the PNG
+ * encoder): the same, each word landing as its first three bytes.
  */
 import { describe, expect, it } from 'vitest';
-import { copyRows, copyRowsPortable, isNativeStitcherAvailable } from '../../src/stitch/index.js';
+import { copyRows, copyRowsPortable, isNativeStitcherAvailable, packRgbRows, packRgbRowsPortable } from '../../src/stitch/index.js';
 
 type CopyRows = typeof copyRows;
 
@@ -70,6 +71,82 @@ describe.each(implementations)('%s', (_name, impl) => {
   it('refuses src and dst in one buffer', () => {
     const backing = new Uint32Array(40);
     expect(() => impl(backing.subarray(0, 20), 0, 5, backing.subarray(20), 0, 5, 5, 2)).toThrow(expect.objectContaining({ code: 'SCANLINE_ERR_STITCH_BUFFER' }));
+  });
+});
+
+type PackRgbRows = typeof packRgbRows;
+
+/** What packRgbRows must do, written the obvious way: pixel p of dst is bytes 3p..3p+2. */
+function expectedRgb(dst: Uint8Array, dstStart: number, dstStride: number, src: Uint32Array, srcStart: number, srcStride: number, rowWords: number, rows: number): Uint8Array {
+  const out = dst.slice();
+  const bytes = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < rowWords; i++) {
+      const d = (dstStart + r * dstStride + i) * 3;
+      const s = (srcStart + r * srcStride + i) * 4;
+      out[d] = bytes[s];
+      out[d + 1] = bytes[s + 1];
+      out[d + 2] = bytes[s + 2];
+    }
+  }
+  return out;
+}
+
+const packers: Array<[string, PackRgbRows]> = [
+  ['packRgbRows (native)', packRgbRows],
+  ['packRgbRowsPortable', packRgbRowsPortable],
+];
+
+describe.each(packers)('%s', (_name, impl) => {
+  it('packs strided runs of RGBA words into RGB pixels and leaves every other byte alone', () => {
+    let seed = 7;
+    const random = (n: number): number => {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      return seed % n;
+    };
+    for (let trial = 0; trial < 50; trial++) {
+      const rowWords = 1 + random(40);
+      const rows = 1 + random(30);
+      const srcStride = rowWords + random(10);
+      const dstStride = rowWords + random(300);
+      const srcStart = random(20);
+      const dstStart = random(20);
+      // Every byte distinct within a word, alpha included, so a swapped or shifted byte shows.
+      const src = Uint32Array.from({ length: srcStart + (rows - 1) * srcStride + rowWords + random(5) }, (_, i) => (0x11000000 + i * 0x010203) >>> 0);
+      // The run may end exactly at dst's end (no byte after it to spare) or a few bytes short of a whole pixel.
+      const dstPixels = dstStart + (rows - 1) * dstStride + rowWords + random(3);
+      const dst = Uint8Array.from({ length: dstPixels * 3 + random(3) }, (_, i) => (i * 7 + 3) & 0xff);
+      const want = expectedRgb(dst, dstStart, dstStride, src, srcStart, srcStride, rowWords, rows);
+      impl(dst, dstStart, dstStride, src, srcStart, srcStride, rowWords, rows);
+      expect(dst).toEqual(want);
+    }
+  });
+
+  it('writes nothing past the last pixel of a run into a view of a larger buffer', () => {
+    const backing = new Uint8Array(32).fill(0xee);
+    const dst = new Uint8Array(backing.buffer, 4, 6); // two pixels
+    impl(dst, 0, 2, Uint32Array.from([0x44332211, 0x88776655]), 0, 2, 2, 1);
+    expect(Array.from(backing.subarray(0, 12))).toEqual([0xee, 0xee, 0xee, 0xee, 0x11, 0x22, 0x33, 0x55, 0x66, 0x77, 0xee, 0xee]);
+    impl(dst, 0, 0, new Uint32Array(4), 0, 0, 0, 3);
+  });
+
+  it.each([
+    ['a run beyond dst', [new Uint8Array(14), 0, 5, new Uint32Array(20), 0, 5, 5, 1]],
+    ['a run beyond src', [new Uint8Array(60), 0, 5, new Uint32Array(10), 0, 5, 5, 3]],
+    ['a stride shorter than a run', [new Uint8Array(60), 0, 2, new Uint32Array(20), 0, 5, 3, 2]],
+    ['a negative start', [new Uint8Array(60), -1, 5, new Uint32Array(20), 0, 5, 5, 2]],
+    ['a Uint32Array dst', [new Uint32Array(60), 0, 5, new Uint32Array(20), 0, 5, 5, 2]],
+    ['a Uint8Array src', [new Uint8Array(60), 0, 5, new Uint8Array(80), 0, 5, 5, 2]],
+  ])('refuses %s with SCANLINE_ERR_STITCH_BUFFER and writes nothing', (_what, args) => {
+    const dst = args[0] as Uint8Array;
+    const before = dst.slice();
+    expect(() => (impl as (...a: unknown[]) => void)(...args)).toThrow(expect.objectContaining({ code: 'SCANLINE_ERR_STITCH_BUFFER' }));
+    expect(dst).toEqual(before);
+  });
+
+  it('refuses src and dst in one buffer', () => {
+    const backing = new Uint32Array(40);
+    expect(() => impl(new Uint8Array(backing.buffer, 0, 60), 0, 5, backing.subarray(20), 0, 5, 5, 2)).toThrow(expect.objectContaining({ code: 'SCANLINE_ERR_STITCH_BUFFER' }));
   });
 });
 
