@@ -12,12 +12,13 @@
  *          lost and counted as dropped, as on a real portal whose acquisition buffer overflows.
  *
  * Client cost kept low on purpose (the gateway shares the machine with this process): frames are built once and
- * sent as they are by every portal, with no copy or patch per send. That works because every portal uses streamId
- * STREAM_ID for every truck (the protocol asks only that it be unique among the portal's open scans, and a portal
- * starts its next truck after scan.completed / scan.aborted) and seq is the frame's index in the truck. The
- * WebSocket masking key is all zeros, which `ws` documents as "no masking work" (RFC 6455 requires a mask, not a
- * random one, for non-browser clients), so `ws` never writes into the shared frames. On the server side `ws` then
- * skips its unmask loop too, which flatters the baseline (b); uWS unmasks regardless.
+ * sent as they are by every portal, with no copy or patch per send. That works because seq is the frame's index in
+ * the truck and every portal's trucks alternate between the two streamIds of STREAM_IDS (one frame set each): the
+ * protocol asks only that a streamId be unique among the portal's open scans, and a message about the previous
+ * truck (a late error, scan.aborted) still carries the other id and is ignored. The WebSocket masking key is all
+ * zeros, which `ws` documents as "no masking work" (RFC 6455 requires a mask, not a random one, for non-browser
+ * clients), so `ws` never writes into the shared frames. On the server side `ws` then skips its unmask loop too,
+ * which flatters the baseline (b); uWS unmasks regardless.
  */
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
@@ -32,17 +33,17 @@ interface Frame {
   payloadBytes: number;
 }
 
-/** The streamId of every scan of every portal (see the file comment). */
-const STREAM_ID = 1;
+/** The streamIds a portal's trucks alternate between (see the file comment). */
+const STREAM_IDS = [1, 2] as const;
 
-/** Frames of one truck in send order, shared by every portal: streamId STREAM_ID, seq = index. Never written after. */
-function buildFrames(truck: Truck, linesPerFrame: number): Frame[] {
+/** Frames of one truck in send order, shared by every portal: `streamId`, seq = index. Never written after. */
+function buildFrames(truck: Truck, linesPerFrame: number, streamId: number): Frame[] {
   const { pixels, energies } = truck.detector;
   const values = pixels * energies;
   const frames: Frame[] = [];
   const add = (kind: 1 | 2 | 3, firstLine: number, data: Uint16Array) => {
     const lineCount = data.length / values;
-    const bytes = encodeSliceFrame({ kind, energies, pixels, streamId: STREAM_ID, seq: frames.length, firstLine, acquiredAtUs: 0n }, data);
+    const bytes = encodeSliceFrame({ kind, energies, pixels, streamId, seq: frames.length, firstLine, acquiredAtUs: 0n }, data);
     frames.push({ bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), kind, lineCount, payloadBytes: bytes.byteLength - SLICE_HEADER_BYTES });
   };
   if (truck.darkLines > 0) add(SliceKind.Dark, 0, truck.dark);
@@ -76,12 +77,14 @@ const zeroMask = (mask: Uint8Array): void => {
 class Portal {
   private ws!: WebSocket;
   private state: 'connecting' | 'starting' | 'streaming' | 'ending' | 'aborting' | 'stopped' = 'connecting';
-  private readonly streamId = STREAM_ID;
+  /** STREAM_IDS[k] of the current truck; `frames` is frameSets[k]. */
+  private streamId: number = STREAM_IDS[1];
+  private frames: Frame[];
   private next = 0;
   private acked = -1;
   /** Per window position (seq % window): when that frame was sent. */
   private readonly sentAt: Float64Array;
-  /** Per send slot: the portal's stream position (lines consumed) just after that frame. */
+  /** Per window position (seq % window): the portal's stream position (lines consumed) just after that frame. */
   private readonly sentStreamEnd: Float64Array;
   /** Stream position up to which every line was acked or dropped (paced bookkeeping). */
   ackedThrough = 0;
@@ -95,9 +98,11 @@ class Portal {
     readonly index: number,
     private readonly plan: LoadPlan,
     private readonly truck: Truck,
-    private readonly frames: Frame[],
+    /** Frames of the truck for each of STREAM_IDS, in that order. */
+    private readonly frameSets: readonly Frame[][],
     private readonly meter: Meter,
   ) {
+    this.frames = frameSets[1];
     this.sentAt = new Float64Array(plan.window);
     this.sentStreamEnd = new Float64Array(plan.window);
   }
@@ -159,6 +164,9 @@ class Portal {
   }
 
   private startScan(): void {
+    const k = this.streamId === STREAM_IDS[0] ? 1 : 0;
+    this.streamId = STREAM_IDS[k];
+    this.frames = this.frameSets[k];
     this.next = 0;
     this.acked = -1;
     this.state = 'starting';
@@ -207,7 +215,7 @@ class Portal {
       case 'scan.aborted':
         if (m.streamId !== this.streamId) return;
         if (meter.measuring) meter.scansAborted++;
-        // Restart only once the gateway is done with the stream: the next truck reuses its streamId.
+        // Restart only once the gateway is done with the stream (the next truck takes the other streamId).
         if (this.state !== 'stopped') this.startScan();
         return;
       case 'error':
@@ -292,9 +300,9 @@ function send(message: ChildMessage): void {
 async function main(): Promise<void> {
   const plan = JSON.parse(process.argv[2] ?? '') as LoadPlan;
   const truck = readTruckFile(plan.truckFile);
-  const frames = buildFrames(truck, plan.linesPerFrame);
+  const frameSets = STREAM_IDS.map((id) => buildFrames(truck, plan.linesPerFrame, id));
   const meter = new Meter();
-  const portals = Array.from({ length: plan.portals }, (_, i) => new Portal(i, plan, truck, frames, meter));
+  const portals = Array.from({ length: plan.portals }, (_, i) => new Portal(i, plan, truck, frameSets, meter));
   await Promise.all(portals.map((p) => p.connect()));
 
   await new Promise<void>((resolve) => {
