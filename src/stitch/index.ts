@@ -155,7 +155,8 @@ function nativeOrPortable<F extends (...args: never[]) => void>(name: 'copyRows'
     if (native === undefined) {
       try {
         const addon = loadNativeAddon();
-        native = (addon[name] as unknown as F).bind(addon) as F;
+        // An addon built before `name` existed lacks it: the portable version then runs.
+        native = typeof addon[name] === 'function' ? ((addon[name] as unknown as F).bind(addon) as F) : null;
       } catch {
         native = null;
       }
@@ -169,20 +170,20 @@ function nativeOrPortable<F extends (...args: never[]) => void>(name: 'copyRows'
   }) as F;
 }
 
-/** Checks of CopyRows and PackRgbRows in JS; `dstLength` counts dst's elements (pixels for packRgbRows). */
-function checkRowRuns(fn: string, dstLength: number, srcLength: number, sameBuffer: boolean, args: readonly number[]): boolean {
+/** Checks of CopyRows and PackRgbRows in JS; `dstLength` counts dst's elements, in `unit` (pixels for packRgbRows). */
+function checkRowRuns(fn: string, dstLength: number, unit: string, srcLength: number, sameBuffer: boolean, args: readonly number[]): boolean {
   const [dstStart, dstStride, srcStart, srcStride, rowWords, rows] = args;
   if (!args.every((v) => Number.isSafeInteger(v) && v >= 0) || dstStride < rowWords || srcStride < rowWords) {
     throw new ScanlineError('SCANLINE_ERR_STITCH_BUFFER', `${fn}: expected non-negative starts, rowWords and rows, and strides >= rowWords`);
   }
   if (rows === 0 || rowWords === 0) return false;
+  if (sameBuffer) throw new ScanlineError('SCANLINE_ERR_STITCH_BUFFER', `${fn}: src and dst share one buffer`);
   if (dstStart + (rows - 1) * dstStride + rowWords > dstLength || srcStart + (rows - 1) * srcStride + rowWords > srcLength) {
     throw new ScanlineError(
       'SCANLINE_ERR_STITCH_BUFFER',
-      `${fn}: ${rows} rows of ${rowWords} words reach beyond dst (${dstLength}) or src (${srcLength} words)`,
+      `${fn}: ${rows} rows of ${rowWords} words reach beyond dst (${dstLength} ${unit}) or src (${srcLength} words)`,
     );
   }
-  if (sameBuffer) throw new ScanlineError('SCANLINE_ERR_STITCH_BUFFER', `${fn}: src and dst share one buffer`);
   return true;
 }
 
@@ -191,7 +192,7 @@ export const copyRowsPortable: CopyRows = (dst, dstStart, dstStride, src, srcSta
   if (!(dst instanceof Uint32Array) || !(src instanceof Uint32Array)) {
     throw new ScanlineError('SCANLINE_ERR_STITCH_BUFFER', 'copyRows: expected a Uint32Array for dst and src');
   }
-  if (!checkRowRuns('copyRows', dst.length, src.length, src.buffer === dst.buffer, [dstStart, dstStride, srcStart, srcStride, rowWords, rows])) return;
+  if (!checkRowRuns('copyRows', dst.length, 'words', src.length, src.buffer === dst.buffer, [dstStart, dstStride, srcStart, srcStride, rowWords, rows])) return;
   for (let r = 0; r < rows; r++) {
     const d = dstStart + r * dstStride;
     const s = srcStart + r * srcStride;
@@ -205,7 +206,7 @@ export const packRgbRowsPortable: PackRgbRows = (dst, dstStart, dstStride, src, 
     throw new ScanlineError('SCANLINE_ERR_STITCH_BUFFER', 'packRgbRows: expected a Uint8Array dst and a Uint32Array src');
   }
   const args = [dstStart, dstStride, srcStart, srcStride, rowWords, rows];
-  if (!checkRowRuns('packRgbRows', Math.floor(dst.length / 3), src.length, src.buffer === dst.buffer, args)) return;
+  if (!checkRowRuns('packRgbRows', Math.floor(dst.length / 3), 'pixels', src.length, src.buffer === dst.buffer, args)) return;
   const bytes = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
   for (let r = 0; r < rows; r++) {
     let d = (dstStart + r * dstStride) * 3;

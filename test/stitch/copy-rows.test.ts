@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { copyRows, copyRowsPortable, isNativeStitcherAvailable, packRgbRows, packRgbRowsPortable } from '../../src/stitch/index.js';
+import { loadNativeAddon } from '../../src/stitch/native-addon.js';
 
 type CopyRows = typeof copyRows;
 
@@ -152,4 +153,9 @@ describe.each(packers)('%s', (_name, impl) => {
 
 it('runs natively here (CI builds the addon)', () => {
   expect(isNativeStitcherAvailable()).toBe(true);
+  // The wrappers fall back to JS silently when an older addon lacks a function: the "(native)" cases above would
+  // then test the portable code.
+  const addon = loadNativeAddon();
+  expect(typeof addon.copyRows).toBe('function');
+  expect(typeof addon.packRgbRows).toBe('function');
 });
