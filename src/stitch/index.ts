@@ -93,13 +93,9 @@ export function extractPlane(
   }
 }
 
-/**
- * Copies `rows` runs of `rowWords` 32-bit words: run r from src[srcStart + r * srcStride] to
- * dst[dstStart + r * dstStride] (element indices; strides >= rowWords; src and dst in different buffers). Throws
- * SCANLINE_ERR_STITCH_BUFFER for mistyped arrays, negative numbers, short strides, or runs beyond either array.
- */
-export type CopyRows = (
-  dst: Uint32Array,
+/** `rows` runs of `rowWords` source words: run r from src[srcStart + r * srcStride] to dst[dstStart + r * dstStride]. */
+type RowRunsCopy<Dst> = (
+  dst: Dst,
   dstStart: number,
   dstStride: number,
   src: Uint32Array,
@@ -108,6 +104,13 @@ export type CopyRows = (
   rowWords: number,
   rows: number,
 ) => void;
+
+/**
+ * Copies `rows` runs of `rowWords` 32-bit words: run r from src[srcStart + r * srcStride] to
+ * dst[dstStart + r * dstStride] (element indices; strides >= rowWords; src and dst in different buffers). Throws
+ * SCANLINE_ERR_STITCH_BUFFER for mistyped arrays, negative numbers, short strides, or runs beyond either array.
+ */
+export type CopyRows = RowRunsCopy<Uint32Array>;
 
 /**
  * Runs the calling thread (and the threads it starts afterwards) under Linux's SCHED_IDLE policy: it gets a CPU only
@@ -134,16 +137,7 @@ export function setThreadIdleScheduling(): 'idle' | 'unavailable' {
  * Each source word (RGBA in memory order, as preview strips are) becomes its first three bytes; dst indices and
  * strides count pixels of 3 bytes, and dst holds floor(byteLength / 3) of them. Same checks and error as CopyRows.
  */
-export type PackRgbRows = (
-  dst: Uint8Array,
-  dstStart: number,
-  dstStride: number,
-  src: Uint32Array,
-  srcStart: number,
-  srcStride: number,
-  rowWords: number,
-  rows: number,
-) => void;
+export type PackRgbRows = RowRunsCopy<Uint8Array>;
 
 /**
  * The addon's function `name` when the addon loads here, else `portable`; looked up on the first call. Errors from

@@ -10,6 +10,40 @@ import { loadNativeAddon } from '../../src/stitch/native-addon.js';
 
 type CopyRows = typeof copyRows;
 
+/** One random layout of strided runs, with `random` for the caller's own extras (seeded: the same every run). */
+interface RunLayout {
+  rowWords: number;
+  rows: number;
+  srcStride: number;
+  dstStride: number;
+  srcStart: number;
+  dstStart: number;
+  /** Elements of src the runs reach (one past the last). */
+  srcEnd: number;
+  /** Elements of dst the runs reach (one past the last). */
+  dstEnd: number;
+  random: (n: number) => number;
+}
+
+/** `trials` random layouts of up to 30 runs of up to 40 words, strides and starts varied. */
+function randomLayouts(seed: number, trials: number): RunLayout[] {
+  const random = (n: number): number => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return seed % n;
+  };
+  return Array.from({ length: trials }, () => {
+    const rowWords = 1 + random(40);
+    const rows = 1 + random(30);
+    const srcStride = rowWords + random(10);
+    const dstStride = rowWords + random(300);
+    const srcStart = random(20);
+    const dstStart = random(20);
+    const srcEnd = srcStart + (rows - 1) * srcStride + rowWords;
+    const dstEnd = dstStart + (rows - 1) * dstStride + rowWords;
+    return { rowWords, rows, srcStride, dstStride, srcStart, dstStart, srcEnd, dstEnd, random };
+  });
+}
+
 /** What copyRows must do, written the obvious way. */
 function expected(dst: Uint32Array, dstStart: number, dstStride: number, src: Uint32Array, srcStart: number, srcStride: number, rowWords: number, rows: number): Uint32Array {
   const out = dst.slice();
@@ -24,20 +58,9 @@ const implementations: Array<[string, CopyRows]> = [
 
 describe.each(implementations)('%s', (_name, impl) => {
   it('copies strided runs and leaves every other word alone', () => {
-    let seed = 99;
-    const random = (n: number): number => {
-      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-      return seed % n;
-    };
-    for (let trial = 0; trial < 50; trial++) {
-      const rowWords = 1 + random(40);
-      const rows = 1 + random(30);
-      const srcStride = rowWords + random(10);
-      const dstStride = rowWords + random(300);
-      const srcStart = random(20);
-      const dstStart = random(20);
-      const src = Uint32Array.from({ length: srcStart + (rows - 1) * srcStride + rowWords + random(5) }, (_, i) => 0x10000 + i);
-      const dst = Uint32Array.from({ length: dstStart + (rows - 1) * dstStride + rowWords + random(5) }, (_, i) => 0xdead0000 + i);
+    for (const { rowWords, rows, srcStride, dstStride, srcStart, dstStart, srcEnd, dstEnd, random } of randomLayouts(99, 50)) {
+      const src = Uint32Array.from({ length: srcEnd + random(5) }, (_, i) => 0x10000 + i);
+      const dst = Uint32Array.from({ length: dstEnd + random(5) }, (_, i) => 0xdead0000 + i);
       const want = expected(dst, dstStart, dstStride, src, srcStart, srcStride, rowWords, rows);
       impl(dst, dstStart, dstStride, src, srcStart, srcStride, rowWords, rows);
       expect(dst).toEqual(want);
@@ -100,22 +123,11 @@ const packers: Array<[string, PackRgbRows]> = [
 
 describe.each(packers)('%s', (_name, impl) => {
   it('packs strided runs of RGBA words into RGB pixels and leaves every other byte alone', () => {
-    let seed = 7;
-    const random = (n: number): number => {
-      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-      return seed % n;
-    };
-    for (let trial = 0; trial < 50; trial++) {
-      const rowWords = 1 + random(40);
-      const rows = 1 + random(30);
-      const srcStride = rowWords + random(10);
-      const dstStride = rowWords + random(300);
-      const srcStart = random(20);
-      const dstStart = random(20);
+    for (const { rowWords, rows, srcStride, dstStride, srcStart, dstStart, srcEnd, dstEnd, random } of randomLayouts(7, 50)) {
       // Every byte distinct within a word, alpha included, so a swapped or shifted byte shows.
-      const src = Uint32Array.from({ length: srcStart + (rows - 1) * srcStride + rowWords + random(5) }, (_, i) => (0x11000000 + i * 0x010203) >>> 0);
+      const src = Uint32Array.from({ length: srcEnd + random(5) }, (_, i) => (0x11000000 + i * 0x010203) >>> 0);
       // The run may end exactly at dst's end (no byte after it to spare) or a few bytes short of a whole pixel.
-      const dstPixels = dstStart + (rows - 1) * dstStride + rowWords + random(3);
+      const dstPixels = dstEnd + random(3);
       const dst = Uint8Array.from({ length: dstPixels * 3 + random(3) }, (_, i) => (i * 7 + 3) & 0xff);
       const want = expectedRgb(dst, dstStart, dstStride, src, srcStart, srcStride, rowWords, rows);
       impl(dst, dstStart, dstStride, src, srcStart, srcStride, rowWords, rows);
