@@ -3,7 +3,7 @@
  * threat alerts in scan coordinates, and the declaration check.
  */
 export { GoodsSuggestions, softmaxInto, type GoodsTile, type RankedCategory, type SuggestionSegment } from './goods-suggestions.js';
-export { ThreatAlerts, type ScanBox, type ThreatAlert, type ThreatTile } from './threat-alerts.js';
+export { ThreatAlerts, logitThreshold, probabilityOf, type ScanBox, type ThreatAlert, type ThreatTile } from './threat-alerts.js';
 export { checkDeclaration, type DeclarationCheck } from './declaration-check.js';
 export {
   ScanResults,

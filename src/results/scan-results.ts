@@ -122,9 +122,6 @@ function counts(): TileCounts {
   return { submitted: 0, ok: 0, rejected: 0, expired: 0, failed: 0, pending: 0 };
 }
 
-/** Sigmoid of a threat heatmap, reused across tiles and scans (JS thread only; see addThreats). */
-let sigmoidScratch = new Float32Array(0);
-
 export class ScanResults {
   readonly scanId: string;
   readonly portalId: string;
@@ -264,12 +261,8 @@ export class ScanResults {
     const model = this.threatsModel as Readonly<ModelManifest>;
     this.okTile(model.name);
     if (!this.threats) return { suggestions: false, alerts: [], declaration: false };
-    // ThreatAlerts.add reads the probabilities during the call only: one scratch array serves every tile.
-    if (sigmoidScratch.length < logits.length) sigmoidScratch = new Float32Array(logits.length);
-    const p = sigmoidScratch.subarray(0, logits.length);
-    for (let i = 0; i < p.length; i++) p[i] = 1 / (1 + Math.exp(-logits[i]));
     const [gridH, gridW] = this.heatmapSize;
-    const alerts = this.threats.add({ ...tile, probabilities: p, gridH, gridW });
+    const alerts = this.threats.add({ ...tile, logits, gridH, gridW });
     if (alerts.length > 0) this.refreshDecision();
     return { suggestions: false, alerts, declaration: false };
   }

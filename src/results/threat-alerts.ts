@@ -13,6 +13,12 @@
  * is never withdrawn; when a new cell bridges two alerts they become one (the older id stays, and the update
  * names the ids it absorbed in `merged`, so a screen can drop them). Each tile update re-labels only the groups
  * touching the cells it changed.
+ *
+ * Tiles come as heatmap logits and the grid keeps logits. A cell's probability is probabilityOf(logit), the sigmoid
+ * rounded to float32 (as probabilities were kept before, so alerts are the same); it is non-decreasing in the logit,
+ * so "the maximum wins" and "reaches its threshold" (logit >= logitThreshold(threshold), exact) need no exp, and
+ * probabilities are computed only for positive cells. Why: the sigmoid of every heatmap cell was 8.5% of the event
+ * loop at 32 portals (perf, bench:infer's latency load).
  */
 import type { ModelLabel } from '../inference/index.js';
 
@@ -50,8 +56,8 @@ export interface ThreatTile {
   lines: number;
   pixel: number;
   pixels: number;
-  /** Probabilities [labels][gridH][gridW] (sigmoid of the heatmap logits), detector direction first. */
-  probabilities: Float32Array;
+  /** Heatmap logits [labels][gridH][gridW], detector direction first (read during add() only). */
+  logits: Float32Array;
   gridH: number;
   gridW: number;
 }
@@ -62,15 +68,74 @@ interface Group {
   cells: number[];
 }
 
+/** A cell's probability from its logit: the sigmoid, rounded to float32. Non-decreasing in the logit. */
+export function probabilityOf(logit: number): number {
+  return Math.fround(1 / (1 + Math.exp(-logit)));
+}
+
+/** Order-preserving integer key of a float32 value (for searching the float32 numbers in order). */
+function float32Key(bits: number): number {
+  return bits & 0x80000000 ? ~bits >>> 0 : (bits | 0x80000000) >>> 0;
+}
+
+function float32OfKey(key: number): number {
+  const bits = key & 0x80000000 ? key & 0x7fffffff : ~key >>> 0;
+  const view = new DataView(new ArrayBuffer(4));
+  view.setUint32(0, bits);
+  return view.getFloat32(0);
+}
+
+/**
+ * The smallest float32 logit whose probabilityOf reaches `threshold`: for every float32 logit l,
+ * probabilityOf(l) >= threshold exactly when l >= logitThreshold(threshold). -Infinity for thresholds <= 0 (every
+ * cell reaches them), +Infinity above 1 or for no threshold (none does).
+ */
+export function logitThreshold(threshold: number): number {
+  let logit = logitThresholds.get(threshold);
+  if (logit === undefined) {
+    logit = searchLogitThreshold(threshold);
+    // A model has a handful of thresholds; every scan asks again.
+    if (logitThresholds.size < 1024) logitThresholds.set(threshold, logit);
+  }
+  return logit;
+}
+
+const logitThresholds = new Map<number, number>();
+
+function searchLogitThreshold(threshold: number): number {
+  if (!(threshold <= 1)) return Infinity;
+  if (threshold <= 0) return -Infinity;
+  const keyOf = (value: number): number => {
+    const view = new DataView(new ArrayBuffer(4));
+    view.setFloat32(0, value);
+    return float32Key(view.getUint32(0));
+  };
+  // probabilityOf(-200) is 0 < threshold and probabilityOf(200) is 1 >= threshold: bisect the float32s between.
+  let below = keyOf(-200);
+  let reaches = keyOf(200);
+  while (reaches - below > 1) {
+    const mid = below + Math.floor((reaches - below) / 2);
+    if (probabilityOf(float32OfKey(mid)) >= threshold) reaches = mid;
+    else below = mid;
+  }
+  return float32OfKey(reaches);
+}
+
 export class ThreatAlerts {
   /** Cell grid rows (detector direction). */
   private readonly rows: number;
-  /** Per label, columns of `rows` probabilities; columns grow with the scan. */
+  /** Per label, columns of `rows` logits (the maximum seen; -Infinity before any tile); columns grow with the scan. */
   private readonly grid: Float32Array[][];
   /** Group id per cell (-1 none), column-major like the grid. */
   private owner: Int32Array = new Int32Array(0);
   private readonly groups = new Map<number, Group>();
   private readonly thresholds: number[];
+  /** logitThreshold of each label's threshold. */
+  private readonly logitThresholds: number[];
+  /** Scratch of add(), per column of a tile: each cell's logit per label before the tile ([label][row]). */
+  private previous = new Float32Array(0);
+  /** Scratch of add(), per column of a tile: 1 where a cell's logit grew for some label. */
+  private grew = new Uint8Array(0);
   private counter = 0;
 
   /**
@@ -86,6 +151,7 @@ export class ThreatAlerts {
   ) {
     this.rows = Math.ceil(pixels / span);
     this.thresholds = labels.map((l) => thresholds[l.id] ?? Infinity);
+    this.logitThresholds = this.thresholds.map(logitThreshold);
     this.grid = labels.map(() => []);
   }
 
@@ -99,22 +165,47 @@ export class ThreatAlerts {
     // Cells of the zero padding past the end of the scan are not part of the scan.
     const width = Math.min(gridW, Math.ceil(tile.lines / span));
     const touched: number[] = [];
+    // Rows of the tile inside the detector (the rest is the tile's zero padding).
+    const height = Math.min(gridH, rows - p0);
+    const labels = this.labels.length;
+    if (this.previous.length < labels * height) this.previous = new Float32Array(labels * height);
+    if (this.grew.length < height) this.grew = new Uint8Array(height);
+    const { previous, grew, logitThresholds } = this;
+    const logits = tile.logits;
     for (let x = 0; x < width; x++) {
       const col = l0 + x;
       this.ensureColumns(col + 1);
-      for (let y = 0; y < gridH; y++) {
-        const row = p0 + y;
-        if (row >= rows) break;
-        let changed = false;
-        for (let k = 0; k < this.labels.length; k++) {
-          const v = tile.probabilities[(k * gridH + y) * gridW + x];
-          const column = this.grid[k][col];
-          if (v > column[row]) {
-            column[row] = v;
-            changed = true;
+      grew.fill(0, 0, height);
+      // Label by label down the column: the maximum wins; remember what each cell held.
+      for (let k = 0; k < labels; k++) {
+        const column = this.grid[k][col];
+        const base = k * gridH * gridW + x;
+        for (let y = 0; y < height; y++) {
+          const v = logits[base + y * gridW];
+          const was = column[p0 + y];
+          previous[k * height + y] = was;
+          if (v > was) {
+            column[p0 + y] = v;
+            grew[y] = 1;
           }
         }
-        if (changed && this.isPositive(col, row)) touched.push(col * rows + row);
+      }
+      // A cell changed when a label's probability grew (a larger logit can round to the same probability); that
+      // matters only for a positive cell, so only those pay for the exp.
+      for (let y = 0; y < height; y++) {
+        if (grew[y] === 0) continue;
+        const row = p0 + y;
+        let positive = false;
+        for (let k = 0; k < labels && !positive; k++) positive = this.grid[k][col][row] >= logitThresholds[k];
+        if (!positive) continue;
+        for (let k = 0; k < labels; k++) {
+          const now = this.grid[k][col][row];
+          const was = previous[k * height + y];
+          if (now > was && probabilityOf(now) > probabilityOf(was)) {
+            touched.push(col * rows + row);
+            break;
+          }
+        }
       }
     }
     if (touched.length === 0) return [];
@@ -135,7 +226,7 @@ export class ThreatAlerts {
   private ensureColumns(n: number): void {
     const have = this.grid[0]?.length ?? 0;
     if (n <= have) return;
-    for (const label of this.grid) for (let c = have; c < n; c++) label.push(new Float32Array(this.rows));
+    for (const label of this.grid) for (let c = have; c < n; c++) label.push(new Float32Array(this.rows).fill(-Infinity));
     // The owner map grows geometrically: a scan adds a column every few tiles.
     if (n * this.rows > this.owner.length) {
       const owner = new Int32Array(Math.max(n, 2 * (this.owner.length / Math.max(1, this.rows)), 64) * this.rows).fill(-1);
@@ -145,9 +236,11 @@ export class ThreatAlerts {
   }
 
   private isPositive(col: number, row: number): boolean {
-    for (let k = 0; k < this.labels.length; k++) if (this.grid[k][col][row] >= this.thresholds[k]) return true;
+    for (let k = 0; k < this.labels.length; k++) if (this.grid[k][col][row] >= this.logitThresholds[k]) return true;
     return false;
   }
+
+
 
   /** Flood-fills from the changed positive cells, joining the groups they touch. */
   private relabel(seeds: number[]): ThreatAlert[] {
@@ -233,18 +326,19 @@ export class ThreatAlerts {
       r0 = Math.min(r0, row);
       r1 = Math.max(r1, row);
       for (let k = 0; k < this.labels.length; k++) {
-        const ratio = this.grid[k][col][row] / this.thresholds[k];
+        const ratio = probabilityOf(this.grid[k][col][row]) / this.thresholds[k];
         if (ratio > bestRatio) {
           bestRatio = ratio;
           bestK = k;
         }
       }
     }
-    let peak = 0;
+    let peak = -Infinity;
     for (const cell of group.cells) {
       const col = Math.floor(cell / rows);
       peak = Math.max(peak, this.grid[bestK][col][cell - col * rows]);
     }
+    peak = probabilityOf(peak);
     const a = group.alert;
     const box: ScanBox = {
       lineStart: c0 * this.span,

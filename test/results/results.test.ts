@@ -5,6 +5,8 @@ import {
   ReferenceLibrary,
   ScanResults,
   ThreatAlerts,
+  logitThreshold,
+  probabilityOf,
   checkDeclaration,
   normalizeL2,
   prototypeOf,
@@ -108,10 +110,11 @@ describe('goods suggestions', () => {
 });
 
 describe('threat alerts', () => {
+  /** Heatmap logits with the given cells at probability v (as logit(v)), every other cell cold (logit -20). */
   function heat(cells: Array<[number, number, number, number]>, grid = 16): Float32Array {
-    const p = new Float32Array(THREATS.length * grid * grid);
-    for (const [k, y, x, v] of cells) p[k * grid * grid + y * grid + x] = v;
-    return p;
+    const logits = new Float32Array(THREATS.length * grid * grid).fill(-20);
+    for (const [k, y, x, v] of cells) logits[k * grid * grid + y * grid + x] = Math.log(v / (1 - v));
+    return logits;
   }
 
   const tile = (line: number, pixel: number, cells: Array<[number, number, number, number]>, lines = 256): ThreatTile => ({
@@ -121,7 +124,7 @@ describe('threat alerts', () => {
     pixels: 256,
     gridH: 16,
     gridW: 16,
-    probabilities: heat(cells),
+    logits: heat(cells),
   });
 
   it('turns hot cells into boxes in scan coordinates and merges overlapping tiles into one alert', () => {
@@ -168,6 +171,51 @@ describe('threat alerts', () => {
     const changed = a.add(tile(0, 0, [[0, 1, 2, 0.9], [0, 1, 4, 0.9]]));
     expect(changed.map((x) => [x.id, [...(x.merged ?? [])].sort()])).toEqual([['t0', ['t1', 't2']]]);
     expect(a.count()).toBe(1);
+  });
+
+  it('decides on logits exactly as on float32 probabilities: logitThreshold is the smallest logit reaching a threshold', () => {
+    const f32 = new Float32Array(1);
+    const below = (x: number): number => {
+      // The float32 just below x (x finite, not 0).
+      f32[0] = x;
+      const bits = new Uint32Array(f32.buffer);
+      bits[0] += x > 0 ? -1 : 1;
+      return f32[0];
+    };
+    let seed = 3;
+    const random = (): number => {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      return seed / 2 ** 32;
+    };
+    for (const t of [0.3, 0.5, 0.62, 0.9, 0.99, 0.999999, 1]) {
+      const l = logitThreshold(t);
+      expect(probabilityOf(l)).toBeGreaterThanOrEqual(t);
+      expect(probabilityOf(below(l))).toBeLessThan(t);
+      for (let i = 0; i < 2000; i++) {
+        f32[0] = (random() - 0.5) * 60;
+        const logit = f32[0];
+        expect(logit >= l).toBe(probabilityOf(logit) >= t);
+      }
+    }
+    expect(logitThreshold(0)).toBe(-Infinity);
+    expect(logitThreshold(1.5)).toBe(Infinity);
+    expect(logitThreshold(Number.NaN)).toBe(Infinity);
+  });
+
+  it('treats a larger logit whose float32 probability is the same as no change', () => {
+    const a = new ThreatAlerts(THREATS, { firearm: 0.5 }, 1024, 16);
+    const at = (logit: number): ThreatTile => {
+      const t = tile(0, 0, []);
+      t.logits[3 * 16 + 3] = logit;
+      return t;
+    };
+    // sigmoid(20) and sigmoid(25) both round to 1 in float32
+    expect(a.add(at(20))).toEqual([expect.objectContaining({ probability: 1 })]);
+    expect(a.add(at(25))).toEqual([]);
+    // a probability that does grow is an update
+    const b = new ThreatAlerts(THREATS, { firearm: 0.5 }, 1024, 16);
+    b.add(at(1));
+    expect(b.add(at(2))).toEqual([expect.objectContaining({ probability: Math.round(probabilityOf(2) * 1e4) / 1e4 })]);
   });
 
   it('ignores the zero padding past the end of the scan and the detector', () => {
