@@ -88,7 +88,8 @@ function float32OfKey(key: number): number {
 /**
  * The smallest float32 logit whose probabilityOf reaches `threshold`: for every float32 logit l,
  * probabilityOf(l) >= threshold exactly when l >= logitThreshold(threshold). -Infinity for thresholds <= 0 (every
- * cell reaches them), +Infinity above 1 or for no threshold (none does).
+ * cell reaches them); NaN for thresholds above 1, NaN or missing (Infinity), which no logit reaches: not +Infinity,
+ * since a +Infinity logit (an fp16 overflow) would reach that, where its probability 1 does not reach the threshold.
  */
 export function logitThreshold(threshold: number): number {
   let logit = logitThresholds.get(threshold);
@@ -103,7 +104,7 @@ export function logitThreshold(threshold: number): number {
 const logitThresholds = new Map<number, number>();
 
 function searchLogitThreshold(threshold: number): number {
-  if (!(threshold <= 1)) return Infinity;
+  if (!(threshold <= 1)) return Number.NaN;
   if (threshold <= 0) return -Infinity;
   const keyOf = (value: number): number => {
     const view = new DataView(new ArrayBuffer(4));
@@ -239,8 +240,6 @@ export class ThreatAlerts {
     for (let k = 0; k < this.labels.length; k++) if (this.grid[k][col][row] >= this.logitThresholds[k]) return true;
     return false;
   }
-
-
 
   /** Flood-fills from the changed positive cells, joining the groups they touch. */
   private relabel(seeds: number[]): ThreatAlert[] {

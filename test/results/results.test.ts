@@ -198,8 +198,20 @@ describe('threat alerts', () => {
       }
     }
     expect(logitThreshold(0)).toBe(-Infinity);
-    expect(logitThreshold(1.5)).toBe(Infinity);
-    expect(logitThreshold(Number.NaN)).toBe(Infinity);
+    // Unreachable thresholds: no logit, +Infinity included (probability 1), reaches them.
+    for (const t of [1.5, Number.NaN, Infinity]) {
+      expect(Number.POSITIVE_INFINITY >= logitThreshold(t)).toBe(false);
+      expect(probabilityOf(Number.POSITIVE_INFINITY) >= t).toBe(false);
+    }
+  });
+
+  it('raises nothing for a +Infinity logit of a label without a reachable threshold', () => {
+    for (const thresholds of [{ firearm: 0.5 }, { firearm: 0.5, narcotics: 1.5 }, { firearm: 0.5, narcotics: Number.NaN }]) {
+      const a = new ThreatAlerts(THREATS, thresholds, 1024, 16);
+      const t = tile(0, 0, []);
+      t.logits[1 * 16 * 16 + 3 * 16 + 3] = Number.POSITIVE_INFINITY; // narcotics
+      expect(a.add(t)).toEqual([]);
+    }
   });
 
   it('treats a larger logit whose float32 probability is the same as no change', () => {
