@@ -90,8 +90,8 @@ class SeqLedger {
 
 /**
  * The stitcher's output buffers (tiles of one job, preview strip) of ended scans, for the next scans; JS thread
- * only. A fresh tile buffer (64 tiles, 3 MiB at the default geometry) zero-filled page by page took ~3.6 ms of the
- * event loop at every scan start (perf, bench:infer's 32-portal load: 5% of the event loop). The stitcher writes
+ * only. Fresh buffers (a tile buffer of 64 tiles is 2-3 MiB), zero-filled page by page, took ~3-4 ms of the event
+ * loop at every scan start (perf, bench:infer's 32-portal load: 6.6% of the event-loop thread). The stitcher writes
  * every tile and strip it reports, and listeners read only those, so a reused buffer needs no clearing.
  */
 const outputBuffers = new BufferPool(64 << 20);

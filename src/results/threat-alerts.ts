@@ -73,16 +73,20 @@ export function probabilityOf(logit: number): number {
   return Math.fround(1 / (1 + Math.exp(-logit)));
 }
 
-/** Order-preserving integer key of a float32 value (for searching the float32 numbers in order). */
-function float32Key(bits: number): number {
+/** Scratch for moving between float32 values and their bits (JS thread only). */
+const float32Bits = new DataView(new ArrayBuffer(4));
+
+/** Order-preserving integer key of a number rounded to float32 (for searching the float32 numbers in order). */
+function keyOfFloat32(value: number): number {
+  float32Bits.setFloat32(0, value);
+  const bits = float32Bits.getUint32(0);
   return bits & 0x80000000 ? ~bits >>> 0 : (bits | 0x80000000) >>> 0;
 }
 
+/** The float32 value of a keyOfFloat32 key. */
 function float32OfKey(key: number): number {
-  const bits = key & 0x80000000 ? key & 0x7fffffff : ~key >>> 0;
-  const view = new DataView(new ArrayBuffer(4));
-  view.setUint32(0, bits);
-  return view.getFloat32(0);
+  float32Bits.setUint32(0, key & 0x80000000 ? key & 0x7fffffff : ~key >>> 0);
+  return float32Bits.getFloat32(0);
 }
 
 /**
@@ -106,14 +110,9 @@ const logitThresholds = new Map<number, number>();
 function searchLogitThreshold(threshold: number): number {
   if (!(threshold <= 1)) return Number.NaN;
   if (threshold <= 0) return -Infinity;
-  const keyOf = (value: number): number => {
-    const view = new DataView(new ArrayBuffer(4));
-    view.setFloat32(0, value);
-    return float32Key(view.getUint32(0));
-  };
   // probabilityOf(-200) is 0 < threshold and probabilityOf(200) is 1 >= threshold: bisect the float32s between.
-  let below = keyOf(-200);
-  let reaches = keyOf(200);
+  let below = keyOfFloat32(-200);
+  let reaches = keyOfFloat32(200);
   while (reaches - below > 1) {
     const mid = below + Math.floor((reaches - below) / 2);
     if (probabilityOf(float32OfKey(mid)) >= threshold) reaches = mid;
