@@ -41,7 +41,8 @@ interface RunResult {
   seconds: number;
 }
 
-const quantile = (sorted: number[], q: number): number => (sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+const quantile = (sorted: number[], q: number): number =>
+  sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 
 /** Cumulative buckets (le in seconds -> count) of a Prometheus histogram in exposition text, summed over its labels. */
 function scrapeHistogram(text: string, name: string): Map<number, number> {
@@ -172,6 +173,12 @@ const base = results[0].latencyMs.p99;
 for (const r of results.slice(1)) console.log(`p99 at ${r.screens} screens / p99 at 1 screen: ${(r.latencyMs.p99 / base).toFixed(2)}`);
 const out = join(process.cwd(), 'bench', 'results');
 mkdirSync(out, { recursive: true });
-const file = join(out, `fanout-${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.json`);
+const file = join(
+  out,
+  `fanout-${new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}.json`,
+);
 writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine: machineInfo(), lineRate: LINE_RATE, results }, null, 2)}\n`);
 console.log(`written ${file}`);

@@ -86,7 +86,8 @@ const { values: args } = parseArgs({
 function positive(name: string, integer = true): number {
   const raw = args[name as keyof typeof args];
   const v = Number(raw);
-  if (!(v > 0) || (integer && !Number.isInteger(v))) throw new TypeError(`Expected a positive ${integer ? 'integer' : 'number'} for --${name} but received ${String(raw)}`);
+  if (!(v > 0) || (integer && !Number.isInteger(v)))
+    throw new TypeError(`Expected a positive ${integer ? 'integer' : 'number'} for --${name} but received ${String(raw)}`);
   return v;
 }
 
@@ -132,7 +133,9 @@ async function main(): Promise<void> {
   // Raw ONNX Runtime gets the whole machine: one session per model on every core (what one worker with the automatic
   // intra-op count would use), whatever the gateway's worker count.
   const intraOp = effectiveIntraOpThreads({ workers: 1, intraOpThreads: inferenceDefaults.intraOpThreads });
-  console.log(`machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.ramGiB} GiB, Node ${machine.node}, ${machine.os}; onnxruntime-node ${ortVersion()}`);
+  console.log(
+    `machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.ramGiB} GiB, Node ${machine.node}, ${machine.os}; onnxruntime-node ${ortVersion()}`,
+  );
   console.log(`models (${modelsDir}): ${loaded.map((m) => `${m.manifest.name}@${m.manifest.version}`).join(', ')}; ${intraOp} intra-op threads`);
 
   // Real tiles for the raw and direct runs: simulated trucks through the gateway's native stitcher.
@@ -191,16 +194,18 @@ async function main(): Promise<void> {
       try {
         for (let attempt = 0; attempt <= RETRIES; attempt++) {
           const busy = await waitForQuiet(15, 2_000, QUIET_WAIT_MS);
-          process.stdout.write(`run: ${label}${attempt > 0 ? ` (attempt ${attempt + 1})` : ''}${busy >= 15 ? ` [machine still ${fmt(busy, 0)}% busy]` : ''} ... `);
+          process.stdout.write(
+            `run: ${label}${attempt > 0 ? ` (attempt ${attempt + 1})` : ''}${busy >= 15 ? ` [machine still ${fmt(busy, 0)}% busy]` : ''} ... `,
+          );
           const r = await runGateway(spec, { modelsDir, truckFile, truck }, spec.warmupMs + spec.durationMs + 90_000);
           r.attempts = attempt + 1;
           console.log(
             r.models.length === 0
               ? `inference off, ELD p99 ${fmt(r.eventLoopDelayMs.p99, 2)} ms, gw CPU ${fmt(r.gatewayCpuPercent, 0)}%, other processes ${fmt(r.foreignPercent, 0)}%`
               : `produced ${fmt(r.tilesProducedPerS, 0)} tiles/s, scored ${r.models.map((m) => fmt(m.okPerS, 0)).join('/')} /s, ` +
-              `p50 ${fmt(r.latencyMs.p50, 1)} ms, p99 ${fmt(r.latencyMs.p99, 1)} ms, rejected ${r.models.map((m) => m.rejected).join('/')}, ` +
-              `expired ${r.models.map((m) => m.expired).join('/')}, ELD p99 ${fmt(r.eventLoopDelayMs.p99, 2)} ms, gw CPU ${fmt(r.gatewayCpuPercent, 0)}%, ` +
-              `other processes ${fmt(r.foreignPercent, 0)}%`,
+                  `p50 ${fmt(r.latencyMs.p50, 1)} ms, p99 ${fmt(r.latencyMs.p99, 1)} ms, rejected ${r.models.map((m) => m.rejected).join('/')}, ` +
+                  `expired ${r.models.map((m) => m.expired).join('/')}, ELD p99 ${fmt(r.eventLoopDelayMs.p99, 2)} ms, gw CPU ${fmt(r.gatewayCpuPercent, 0)}%, ` +
+                  `other processes ${fmt(r.foreignPercent, 0)}%`,
           );
           if (best === null || (r.foreignPercent ?? 0) < (best.foreignPercent ?? 0)) best = r;
           if ((r.foreignPercent ?? 0) <= INFER_CONTAMINATION_PERCENT) break;
@@ -251,8 +256,12 @@ async function main(): Promise<void> {
     const besideRun = async (when: 'before' | 'after'): Promise<void> => {
       try {
         await waitForQuiet(15, 2_000, QUIET_WAIT_MS);
-        process.stdout.write(`run: raw ONNX Runtime in ${besideSettings.threads} threads beside an ingest-only gateway, the portals of (a'), ${when} (a') ... `);
-        const r = await measureRawBeside(loaded, tiles, besideSettings, () => runGateway(besideSpec, { modelsDir, truckFile, truck }, besideSpec.warmupMs + besideSpec.durationMs + 90_000));
+        process.stdout.write(
+          `run: raw ONNX Runtime in ${besideSettings.threads} threads beside an ingest-only gateway, the portals of (a'), ${when} (a') ... `,
+        );
+        const r = await measureRawBeside(loaded, tiles, besideSettings, () =>
+          runGateway(besideSpec, { modelsDir, truckFile, truck }, besideSpec.warmupMs + besideSpec.durationMs + 90_000),
+        );
         rawBeside.push(r);
         console.log(
           `raw ${fmt(r.tilesPerS, 0)} tiles/s through both models; gateway (ingest only) CPU ${fmt(r.ingest.gatewayCpuPercent, 0)}%, ` +
@@ -354,7 +363,12 @@ async function main(): Promise<void> {
     const ratios: SaturationRatio[] = [];
     const verdicts: InferVerdict[] = [];
     if (saturation) {
-      const s = withAdjacentRaw(saturationRatio(`(a) gateway, ${SAT_PORTALS} portals at max speed (old definition)`, saturation.models, raw.models), saturation.models, brackets[b0], brackets[b1]);
+      const s = withAdjacentRaw(
+        saturationRatio(`(a) gateway, ${SAT_PORTALS} portals at max speed (old definition)`, saturation.models, raw.models),
+        saturation.models,
+        brackets[b0],
+        brackets[b1],
+      );
       ratios.push(s);
       verdicts.push(
         saturationVerdict(
@@ -386,7 +400,12 @@ async function main(): Promise<void> {
       if (rawAlone.length > 0) verdicts.push(besideCeilingVerdict(rawBeside, rawAlone, besideCeiling(rawBeside, rawAlone)));
     }
     if (direct) {
-      const s = withAdjacentRaw(saturationRatio('(b) inference stage alone, submit() in-process', direct.models, raw.models), direct.models, brackets[b2], brackets[b3]);
+      const s = withAdjacentRaw(
+        saturationRatio('(b) inference stage alone, submit() in-process', direct.models, raw.models),
+        direct.models,
+        brackets[b2],
+        brackets[b3],
+      );
       ratios.push(s);
       verdicts.push(saturationVerdict(s, direct.otherLoad.processesPercent, 'no portals, ingest or stitching'));
     }
@@ -402,7 +421,9 @@ async function main(): Promise<void> {
     }
     if (latency.length > 0) verdicts.push(eventLoopVerdict(latency));
 
-    console.log(`\nSaturation:\n${saturationTable(ratios)}\n\nLatency:\n${latencyTable(latency)}\n\n${batchingRatioTable(latency)}\n\n${latencyPerModelTable(latency)}\n`);
+    console.log(
+      `\nSaturation:\n${saturationTable(ratios)}\n\nLatency:\n${latencyTable(latency)}\n\n${batchingRatioTable(latency)}\n\n${latencyPerModelTable(latency)}\n`,
+    );
     for (const v of verdicts) console.log(v.line);
     for (const f of failures) console.log(`RUN FAILED: ${f}`);
     const durationS = (performance.now() - started) / 1000;

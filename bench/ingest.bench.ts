@@ -145,7 +145,9 @@ async function main(): Promise<void> {
         let best: RunResult | null = null;
         for (let attempt = 0; attempt <= RETRIES; attempt++) {
           const busy = await waitForQuiet();
-          process.stdout.write(`run: ${name}${attempt > 0 ? ` (attempt ${attempt + 1})` : ''}${busy >= 15 ? ` [machine still ${fmt(busy, 0)}% busy]` : ''} ... `);
+          process.stdout.write(
+            `run: ${name}${attempt > 0 ? ` (attempt ${attempt + 1})` : ''}${busy >= 15 ? ` [machine still ${fmt(busy, 0)}% busy]` : ''} ... `,
+          );
           const r = await runOnce(spec, truckFile, truck, spec.warmupMs + spec.durationMs + 90_000);
           console.log(
             `${fmt(r.slicesPerS, 0)} slices/s, ${fmt(r.mbPerS, 1)} MB/s, gw CPU ${fmt(r.gateway.cpuPercent, 0)}%, ELU ${fmt(r.gateway.elu, 2)}, ` +
@@ -177,7 +179,10 @@ async function main(): Promise<void> {
     const resultsDir = join(REPO, 'bench', 'results');
     mkdirSync(resultsDir, { recursive: true });
     const jsonRel = `bench/results/ingest-${stamp}.json`;
-    writeFileSync(join(REPO, jsonRel), `${JSON.stringify({ date, machine, disk, addonKernel, truck, runs, verdicts: verdicts.map((v) => ({ ...v, run: undefined, spec: v.run.spec })), failures }, null, 2)}\n`);
+    writeFileSync(
+      join(REPO, jsonRel),
+      `${JSON.stringify({ date, machine, disk, addonKernel, truck, runs, verdicts: verdicts.map((v) => ({ ...v, run: undefined, spec: v.run.spec })), failures }, null, 2)}\n`,
+    );
     const section = markdownSection({
       date,
       machine,
@@ -193,7 +198,10 @@ async function main(): Promise<void> {
           ? ['npm run bench:ingest', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ')
           : ['node dist/bench/ingest.bench.js', ...process.argv.slice(2)].join(' '),
     });
-    updateResultsMarkdown(join(REPO, 'bench', 'RESULTS.md'), failures.length === 0 ? section : section.replace('#### All runs', `Failed runs:\n${failures.map((f) => `- ${f}`).join('\n')}\n\n#### All runs`));
+    updateResultsMarkdown(
+      join(REPO, 'bench', 'RESULTS.md'),
+      failures.length === 0 ? section : section.replace('#### All runs', `Failed runs:\n${failures.map((f) => `- ${f}`).join('\n')}\n\n#### All runs`),
+    );
     console.log(`\nwrote ${jsonRel} and bench/RESULTS.md`);
   }
   if (failures.length > 0) process.exitCode = 1;

@@ -164,7 +164,20 @@ async function main(): Promise<void> {
     console.log(scrapeLine);
 
     const date = new Date().toISOString();
-    const json = { date, machine, truck: { lines: truck.lines, pixels: truck.detector.pixels }, options: args, off, on, ratio, ratioInterval90: [low, high], cpuRatio, pairedRatio, idle, scrape };
+    const json = {
+      date,
+      machine,
+      truck: { lines: truck.lines, pixels: truck.detector.pixels },
+      options: args,
+      off,
+      on,
+      ratio,
+      ratioInterval90: [low, high],
+      cpuRatio,
+      pairedRatio,
+      idle,
+      scrape,
+    };
     if (!args['no-write']) {
       const dirOut = join(REPO, 'bench', 'results');
       if (!existsSync(dirOut)) mkdirSync(dirOut, { recursive: true });
@@ -316,7 +329,8 @@ function updateResults(sectionText: string): void {
   const machineLine = /^Machine: (.+)$/m.exec(previous)?.[1];
   const verdictLine = /^\*\*(.+)\*\*$/m.exec(previous)?.[1];
   const raw = /Raw numbers: `([^`]+)`/.exec(previous)?.[1];
-  const entry = runOf && verdictLine ? `- ${runOf}: ${verdictLine}${machineLine ? ` Machine: ${machineLine}` : ''}${raw ? ` Raw numbers: \`${raw}\`.` : ''}` : null;
+  const entry =
+    runOf && verdictLine ? `- ${runOf}: ${verdictLine}${machineLine ? ` Machine: ${machineLine}` : ''}${raw ? ` Raw numbers: \`${raw}\`.` : ''}` : null;
   let after = current.slice(end + MD_END.length);
   if (entry) {
     const h = after.indexOf(HISTORY_HEADING);

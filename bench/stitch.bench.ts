@@ -86,12 +86,14 @@ async function main(): Promise<void> {
     console.log(
       `${r.implementation.padEnd(10)} process ${(perSecond / 1e6).toFixed(1).padStart(7)} M samples/s ` +
         `(${((r.processSeconds * 1e9) / samples).toFixed(2)} ns/sample, ${r.jobs} jobs, ${r.tiles} tiles)  ` +
-        `push ${((samples / r.pushSeconds) / 1e6).toFixed(0)} M samples/s`,
+        `push ${(samples / r.pushSeconds / 1e6).toFixed(0)} M samples/s`,
     );
   }
   console.log(`ratio native / typescript: ${(ts.processSeconds / native.processSeconds).toFixed(1)}x`);
-  console.log(`32 portals x 1000 lines/s x ${pixels} px x 2 = ${((32 * 1000 * pixels * 2) / 1e6).toFixed(0)} M samples/s needs ` +
-    `${((32 * 1000 * pixels * 2) / (samples / native.processSeconds)).toFixed(2)} cores of native process()`);
+  console.log(
+    `32 portals x 1000 lines/s x ${pixels} px x 2 = ${((32 * 1000 * pixels * 2) / 1e6).toFixed(0)} M samples/s needs ` +
+      `${((32 * 1000 * pixels * 2) / (samples / native.processSeconds)).toFixed(2)} cores of native process()`,
+  );
 }
 
 void main();

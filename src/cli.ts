@@ -278,7 +278,8 @@ function probabilityOption(values: Record<string, unknown>, name: string): numbe
   const raw = values[name];
   if (raw === undefined) return undefined;
   const p = Number(raw);
-  if (!(typeof raw === 'string' && raw.trim() !== '' && p >= 0 && p <= 1)) throw usage(`Expected a probability 0..1 for --${name} but received ${JSON.stringify(raw)}`);
+  if (!(typeof raw === 'string' && raw.trim() !== '' && p >= 0 && p <= 1))
+    throw usage(`Expected a probability 0..1 for --${name} but received ${JSON.stringify(raw)}`);
   return p;
 }
 
@@ -300,7 +301,8 @@ async function evaluate(args: string[]): Promise<void> {
   if (speed !== 'realtime' && speed !== 'max') throw usage(`Expected realtime or max for --speed but received ${JSON.stringify(speed)}`);
   const url = v.url as string | undefined;
   if (url !== undefined && !/^wss?:\/\/.+/.test(url)) throw usage(`Expected a ws:// or wss:// URL for --url but received ${JSON.stringify(url)}`);
-  if (url !== undefined && (v.models !== undefined || v.config !== undefined)) throw usage('--models and --config configure the gateway eval starts; they cannot be used with --url');
+  if (url !== undefined && (v.models !== undefined || v.config !== undefined))
+    throw usage('--models and --config configure the gateway eval starts; they cannot be used with --url');
   if (typeof v.models === 'string' && v.models.length === 0) throw usage('Expected a directory for --models but received ""');
   const level = ((v['log-level'] as string | undefined) ?? 'warn') as GatewayConfig['log']['level'];
   const flags: GatewayConfigInput = { log: { level } };
@@ -309,9 +311,7 @@ async function evaluate(args: string[]): Promise<void> {
   // flags (eval then sets its own port and data directory). Resolved here, so a bad file or variable stops eval
   // before anything starts. With --url the gateway is someone else's: the environment is not read.
   const layers: GatewayConfigInput[] =
-    url === undefined
-      ? [loadConfig({ ...(typeof v.config === 'string' ? { file: v.config } : {}), env: process.env, layers: [flags] })]
-      : [flags];
+    url === undefined ? [loadConfig({ ...(typeof v.config === 'string' ? { file: v.config } : {}), env: process.env, layers: [flags] })] : [flags];
   const total = seeds[1] - seeds[0] + 1;
   let done = 0;
   const abort = new AbortController();

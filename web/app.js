@@ -299,12 +299,18 @@ function colourOf(c, s, v, out, o) {
   let g;
   let b;
   if (c === CLASS.gap) {
-    out[o] = 255; out[o + 1] = 0; out[o + 2] = 0; out[o + 3] = 255;
+    out[o] = 255;
+    out[o + 1] = 0;
+    out[o + 2] = 0;
+    out[o + 3] = 255;
     return;
   }
   const stripped = (v.strip === 'organic' && c === CLASS.organic) || (v.strip === 'inorganic' && (c === CLASS.inorganic || c === CLASS.metal));
   if (stripped) {
-    out[o] = 242; out[o + 1] = 242; out[o + 2] = 242; out[o + 3] = 255;
+    out[o] = 242;
+    out[o + 1] = 242;
+    out[o + 2] = 242;
+    out[o + 3] = 255;
     return;
   }
   // Contrast window on brightness: [lo, hi] is stretched to the full range.
@@ -320,7 +326,10 @@ function colourOf(c, s, v, out, o) {
     g = Math.round(base[1] * w);
     b = Math.round(base[2] * w);
   }
-  out[o] = r; out[o + 1] = g; out[o + 2] = b; out[o + 3] = 255;
+  out[o] = r;
+  out[o + 1] = g;
+  out[o + 2] = b;
+  out[o + 3] = 255;
 }
 
 /**
@@ -700,7 +709,10 @@ function renderLanes() {
       el('span', { class: 'lane-name', text: lane.portalId }),
       ' ',
       lane.alarmDecision ? el('span', { class: `badge ${lane.alarmDecision}`, text: lane.alarmDecision }) : null,
-      el('div', { class: 'muted lane-status', text: lane.liveScanId ? `scanning · ${liveLines(lane)} lines` : lane.lastState ? `idle · last ${lane.lastState}` : 'idle' }),
+      el('div', {
+        class: 'muted lane-status',
+        text: lane.liveScanId ? `scanning · ${liveLines(lane)} lines` : lane.lastState ? `idle · last ${lane.lastState}` : 'idle',
+      }),
     );
     ul.append(li);
   }
@@ -721,7 +733,12 @@ function renderHead() {
   note.replaceChildren();
   if (waiting) {
     note.append(
-      el('button', { class: 'small', title: 'Your comment and ratings on this scan are kept', text: `New scan on ${waiting.summary.portalId} ▸`, onclick: () => state.waiting && select(state.waiting, { pinned: false }) }),
+      el('button', {
+        class: 'small',
+        title: 'Your comment and ratings on this scan are kept',
+        text: `New scan on ${waiting.summary.portalId} ▸`,
+        onclick: () => state.waiting && select(state.waiting, { pinned: false }),
+      }),
     );
   }
   const scan = state.selected ? state.scans.get(state.selected) : undefined;
@@ -757,7 +774,9 @@ function renderAlerts() {
     if (scan.declaration && scan.declaration.status === 'mismatch') items.push({ scanId, scan, mismatch: scan.declaration });
   }
   // The selected scan's first, then the newest scans.
-  items.sort((x, y) => Number(y.scanId === state.selected) - Number(x.scanId === state.selected) || y.scan.summary.startedAt.localeCompare(x.scan.summary.startedAt));
+  items.sort(
+    (x, y) => Number(y.scanId === state.selected) - Number(x.scanId === state.selected) || y.scan.summary.startedAt.localeCompare(x.scan.summary.startedAt),
+  );
   if (items.length === 0) ul.append(el('li', { class: 'muted none', text: 'No alerts' }));
   for (const it of items) {
     const other = it.scanId !== state.selected ? ' other-scan' : '';
@@ -780,7 +799,10 @@ function renderAlerts() {
             },
           },
           el('div', { class: 'alert-title', text: `⚠ ${it.a.name} ${pct(it.a.probability)}` }),
-          el('div', { class: 'muted', text: `${where} · lines ${b.lineStart}–${b.lineEnd}${seen && seen.state === 'receiving' ? ` · raised at line ${seen.lines} while scanning` : ''}` }),
+          el('div', {
+            class: 'muted',
+            text: `${where} · lines ${b.lineStart}–${b.lineEnd}${seen && seen.state === 'receiving' ? ` · raised at line ${seen.lines} while scanning` : ''}`,
+          }),
         ),
       );
     } else if (it.mismatch) {
@@ -788,9 +810,17 @@ function renderAlerts() {
       ul.append(
         el(
           'li',
-          { class: `alert-item mismatch${other}`, 'data-scan-id': it.scanId, 'data-kind': 'declaration', onclick: () => select(it.scanId, { pinned: !isLiveOnLane(it.scanId) }) },
+          {
+            class: `alert-item mismatch${other}`,
+            'data-scan-id': it.scanId,
+            'data-kind': 'declaration',
+            onclick: () => select(it.scanId, { pinned: !isLiveOnLane(it.scanId) }),
+          },
           el('div', { class: 'alert-title', text: '⚠ Declaration mismatch' }),
-          el('div', { class: 'muted', text: `${where} · ${names ? `undeclared: ${names}` : it.mismatch.emptyButDeclared ? 'cargo bay looks empty' : 'declared goods not seen'}` }),
+          el('div', {
+            class: 'muted',
+            text: `${where} · ${names ? `undeclared: ${names}` : it.mismatch.emptyButDeclared ? 'cargo bay looks empty' : 'declared goods not seen'}`,
+          }),
         ),
       );
     }
@@ -830,7 +860,13 @@ function renderDeclaration() {
         {},
         el('td', {
           class: code && notSeen.has(code) ? 'not-seen' : '',
-          text: code ? `${code}${notSeen.has(code) ? ' (not seen)' : ''}` : i === 0 && declared.length === 0 ? (scan.summary.declaration ? 'nothing' : 'no declaration') : '',
+          text: code
+            ? `${code}${notSeen.has(code) ? ' (not seen)' : ''}`
+            : i === 0 && declared.length === 0
+              ? scan.summary.declaration
+                ? 'nothing'
+                : 'no declaration'
+              : '',
         }),
         el('td', {
           class: o && undeclared.has(o[0]) ? 'mismatch' : o ? 'match' : '',
@@ -885,7 +921,12 @@ function renderSuggestions() {
   ul.replaceChildren();
   const threats = [...scan.alerts.values()];
   if (scan.segments.length === 0 && threats.length === 0) {
-    ul.append(el('li', { class: 'muted none', text: scan.results === null && scan.summary.state !== 'receiving' ? 'No machine results for this scan' : 'No suggestions yet' }));
+    ul.append(
+      el('li', {
+        class: 'muted none',
+        text: scan.results === null && scan.summary.state !== 'receiving' ? 'No machine results for this scan' : 'No suggestions yet',
+      }),
+    );
   }
   for (const a of threats) {
     ul.append(
@@ -904,7 +945,10 @@ function renderSuggestions() {
         'li',
         { class: 'suggestion goods', 'data-suggestion-id': s.id, 'data-seen-while': scan.firstSuggestionSeen ? scan.firstSuggestionSeen.state : '' },
         el('div', { class: 'suggestion-head' }, el('strong', { text: `${top ? top.name : '?'} ${pct(s.confidence)}` }), rateButtons(scan.summary.scanId, s.id)),
-        el('div', { class: 'top3', text: `lines ${s.startLine}–${s.endLine}${s.final ? '' : ' (growing)'} · ${s.top3.map((t) => `${t.name} ${pct(t.probability)}`).join(' · ')}` }),
+        el('div', {
+          class: 'top3',
+          text: `lines ${s.startLine}–${s.endLine}${s.final ? '' : ' (growing)'} · ${s.top3.map((t) => `${t.name} ${pct(t.probability)}`).join(' · ')}`,
+        }),
       ),
     );
   }
@@ -916,7 +960,9 @@ function renderDecisions() {
   if (!scan) return;
   ul.replaceChildren();
   for (const d of [...scan.decisions].reverse()) {
-    const rated = Object.entries(d.suggestions).map(([id, v]) => `${id} ${v}`).join(', ');
+    const rated = Object.entries(d.suggestions)
+      .map(([id, v]) => `${id} ${v}`)
+      .join(', ');
     ul.append(
       el(
         'li',
@@ -1260,8 +1306,16 @@ function wire() {
     renderHead();
   });
   const modes = ['view-material', 'view-grey'];
-  $('view-material').onclick = () => { state.view.mode = 'material'; setToggle(modes, 'view-material'); rerender(); };
-  $('view-grey').onclick = () => { state.view.mode = 'grey'; setToggle(modes, 'view-grey'); rerender(); };
+  $('view-material').onclick = () => {
+    state.view.mode = 'material';
+    setToggle(modes, 'view-material');
+    rerender();
+  };
+  $('view-grey').onclick = () => {
+    state.view.mode = 'grey';
+    setToggle(modes, 'view-grey');
+    rerender();
+  };
   const strips = ['strip-none', 'strip-organic', 'strip-inorganic'];
   for (const id of strips) {
     $(id).onclick = () => {
@@ -1278,7 +1332,10 @@ function wire() {
   };
   input('window-lo').oninput = () => windowChanged('lo');
   input('window-hi').oninput = () => windowChanged('hi');
-  input('show-overlays').onchange = () => { state.view.overlays = input('show-overlays').checked; schedule('image'); };
+  input('show-overlays').onchange = () => {
+    state.view.overlays = input('show-overlays').checked;
+    schedule('image');
+  };
   input('follow-live').onchange = () => {
     state.view.follow = input('follow-live').checked;
     if (state.view.follow) state.pinned = false;

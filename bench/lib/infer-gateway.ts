@@ -161,7 +161,6 @@ async function startInferGateway(modelsDir: string, batching: BatchingMode): Pro
   }
 }
 
-
 interface Snap {
   t: number;
   cpu: NodeJS.CpuUsage;

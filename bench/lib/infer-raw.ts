@@ -132,13 +132,18 @@ export async function measureRaw(
           if (!prev || tilesPerS > prev.tilesPerS) points.set(n, { batchSize: n, tilesPerS, runMsP50: median(times), runs: times.length, passes: passesSoFar });
           else prev.passes = passesSoFar;
         }
-        progress(
-          `raw ${m.name} pass ${pass + 1}/${passes}: ${sizes.map((n) => `${n}:${Math.round(points.get(n)!.passes[pass])}`).join(' ')} tiles/s`,
-        );
+        progress(`raw ${m.name} pass ${pass + 1}/${passes}: ${sizes.map((n) => `${n}:${Math.round(points.get(n)!.passes[pass])}`).join(' ')} tiles/s`);
       }
       const list = sizes.map((n) => points.get(n)!);
       const best = list.reduce((a, b) => (b.tilesPerS > a.tilesPerS ? b : a));
-      out.push({ model: m.name, task: m.task, version: m.version, file: model.files.fp32, points: list, best: { tilesPerS: best.tilesPerS, batchSize: best.batchSize } });
+      out.push({
+        model: m.name,
+        task: m.task,
+        version: m.version,
+        file: model.files.fp32,
+        points: list,
+        best: { tilesPerS: best.tilesPerS, batchSize: best.batchSize },
+      });
     } finally {
       await session.release();
     }

@@ -51,7 +51,15 @@ export interface SaturationRatio {
 
 export function saturationRatio(
   path: string,
-  models: Array<{ model: string; okPerS: number; batchSizes: Record<number, number>; meanBatchSize: number; rejected: number; expired: number; failed: number }>,
+  models: Array<{
+    model: string;
+    okPerS: number;
+    batchSizes: Record<number, number>;
+    meanBatchSize: number;
+    rejected: number;
+    expired: number;
+    failed: number;
+  }>,
   raw: readonly RawModelResult[],
 ): SaturationRatio {
   const perModel = models.map((m) => {
@@ -117,11 +125,7 @@ function table(header: string[], rows: string[][]): string {
 
 export function rawTable(raw: readonly RawModelResult[]): string {
   const header = ['model', ...RAW_BATCH_SIZES.map((n) => `batch ${n}`), 'best'];
-  const rows = raw.map((r) => [
-    `${r.model} (${r.task})`,
-    ...r.points.map((p) => fmt(p.tilesPerS, 0)),
-    `${fmt(r.best.tilesPerS, 0)} @ ${r.best.batchSize}`,
-  ]);
+  const rows = raw.map((r) => [`${r.model} (${r.task})`, ...r.points.map((p) => fmt(p.tilesPerS, 0)), `${fmt(r.best.tilesPerS, 0)} @ ${r.best.batchSize}`]);
   if (raw.length > 1) {
     const perSize = RAW_BATCH_SIZES.map((_, i) => combined(raw.map((r) => r.points[i].tilesPerS)));
     const best = perSize.reduce((a, b) => Math.max(a, b));
@@ -231,7 +235,20 @@ export function latencyTable(runs: GatewayRunResult[]): string {
 }
 
 export function latencyPerModelTable(runs: GatewayRunResult[]): string {
-  const header = ['portals', 'batching', 'model', 'p50 ms', 'p90 ms', 'p99 ms', 'samples', 'submitted', 'ok', 'rejected', 'expired', 'batch sizes (tiles: count)'];
+  const header = [
+    'portals',
+    'batching',
+    'model',
+    'p50 ms',
+    'p90 ms',
+    'p99 ms',
+    'samples',
+    'submitted',
+    'ok',
+    'rejected',
+    'expired',
+    'batch sizes (tiles: count)',
+  ];
   return table(
     header,
     runs.flatMap((r) =>
@@ -274,7 +291,18 @@ export function batchingRatioTable(runs: GatewayRunResult[]): string {
       `${fmt(on.gatewayCpuPercent, 0)} / ${fmt(off.gatewayCpuPercent, 0)}`,
     ]);
   }
-  return table(['portals', 'p50 ms batcher / batch 1', 'batch 1 ÷ batcher', 'p99 ms batcher / batch 1', 'batch 1 ÷ batcher ', 'not scored (rejected + expired)', 'gw CPU %'], rows);
+  return table(
+    [
+      'portals',
+      'p50 ms batcher / batch 1',
+      'batch 1 ÷ batcher',
+      'p99 ms batcher / batch 1',
+      'batch 1 ÷ batcher ',
+      'not scored (rejected + expired)',
+      'gw CPU %',
+    ],
+    rows,
+  );
 }
 
 export interface InferVerdict {
@@ -318,7 +346,7 @@ export function besideIngestVerdict(gateway: GatewayRunResult, beside: readonly 
     line:
       `${pass ? 'PASS' : 'FAIL'}: (a') / (a''), the gateway against raw ONNX Runtime beside the same ingest load (informative): ` +
       `${fmt(scoredPerS(gateway), 0)} / ${fmt(mean, 0)} tiles/s = ${fmt(ratio, 2)}; target >= ${INFER_TARGET.minSaturationRatio} ` +
-      `((a'') ${beside.map((b) => fmt(b.tilesPerS, 0)).join(' / ')} tiles/s ${beside.length === 2 ? 'before / after (a\'), the mean compared' : '(one run)'}; ` +
+      `((a'') ${beside.map((b) => fmt(b.tilesPerS, 0)).join(' / ')} tiles/s ${beside.length === 2 ? "before / after (a'), the mean compared" : '(one run)'}; ` +
       `raw in ${s.threads} threads x ${s.intraOpThreads} intra-op, ${s.schedIdle ? 'SCHED_IDLE' : `nice ${s.nice}`}, batch ${s.batchSize}; ` +
       `bench process (ingest-only gateway + raw threads) ${beside.map((b) => fmt(b.ingest.gatewayCpuPercent, 0)).join(' / ')}% of one core, ` +
       `load generator ${beside.map((b) => fmt(b.ingest.loadgenCpuPercent, 0)).join(' / ')}%)` +
@@ -339,7 +367,11 @@ export function besideCeiling(beside: readonly RawBesideResult[], alone: readonl
 }
 
 /** Informative: the ceiling above, beside the target it bounds. */
-export function besideCeilingVerdict(beside: readonly RawBesideResult[], alone: readonly RawAloneResult[], ceiling: { rawAlone: number; ratio: number }): InferVerdict {
+export function besideCeilingVerdict(
+  beside: readonly RawBesideResult[],
+  alone: readonly RawAloneResult[],
+  ceiling: { rawAlone: number; ratio: number },
+): InferVerdict {
   const below = ceiling.ratio < INFER_TARGET.minSaturationRatio;
   return {
     pass: !below,
@@ -352,13 +384,9 @@ export function besideCeilingVerdict(beside: readonly RawBesideResult[], alone: 
 }
 
 /** The (a') vs (a'') comparison as a table: each (a'') run, (a'), and the ratio to their mean. */
-export function besideIngestTable(
-  gateway: GatewayRunResult,
-  beside: readonly RawBesideResult[],
-  alone: readonly RawAloneResult[] = [],
-): string {
+export function besideIngestTable(gateway: GatewayRunResult, beside: readonly RawBesideResult[], alone: readonly RawAloneResult[] = []): string {
   const ceiling = alone.length > 0 ? besideCeiling(beside, alone) : null;
-  const label = (i: number): string => (beside.length === 2 ? (i === 0 ? ', before (a\')' : ', after (a\')') : '');
+  const label = (i: number): string => (beside.length === 2 ? (i === 0 ? ", before (a')" : ", after (a')") : '');
   return table(
     ['path', 'tiles/s (both models)', 'bench process CPU % (gateway + any raw threads)', 'load generator CPU %', 'other processes %'],
     [
@@ -369,11 +397,23 @@ export function besideIngestTable(
         fmt(b.ingest.loadgenCpuPercent, 0),
         fmt(b.ingest.foreignPercent, 0),
       ]),
-      [`(a') gateway, the same portals`, fmt(scoredPerS(gateway), 0), fmt(gateway.gatewayCpuPercent, 0), fmt(gateway.loadgenCpuPercent, 0), fmt(gateway.foreignPercent, 0)],
+      [
+        `(a') gateway, the same portals`,
+        fmt(scoredPerS(gateway), 0),
+        fmt(gateway.gatewayCpuPercent, 0),
+        fmt(gateway.loadgenCpuPercent, 0),
+        fmt(gateway.foreignPercent, 0),
+      ],
       [`(a') / (a'')${beside.length === 2 ? ' (mean of the two)' : ''}`, fmt(scoredPerS(gateway) / besideMeanTilesPerS(beside), 2), '', '', ''],
       ...(ceiling
         ? [
-            ...alone.map((a, i) => [`the same raw threads alone${alone.length === 2 ? (i === 0 ? ', before (a\'\')' : ', after (a\'\')') : ''}`, fmt(a.tilesPerS, 0), '', '', '']),
+            ...alone.map((a, i) => [
+              `the same raw threads alone${alone.length === 2 ? (i === 0 ? ", before (a'')" : ", after (a'')") : ''}`,
+              fmt(a.tilesPerS, 0),
+              '',
+              '',
+              '',
+            ]),
             [`(a'') / raw alone: the ceiling of (a') here`, fmt(ceiling.ratio, 2), '', '', ''],
           ]
         : []),
@@ -422,7 +462,18 @@ export interface InferReportContext {
   latency: GatewayRunResult[];
   verdicts: InferVerdict[];
   failures: string[];
-  defaults: { maxBatchSize: number; preferredBatchSizes: number[]; maxQueueDelayMicros: number; idleDispatch?: boolean; maxInFlightBatches: number; maxQueueTiles: number; workers: number; workerNice: number; workerSchedIdle?: boolean; deadlineMs: number };
+  defaults: {
+    maxBatchSize: number;
+    preferredBatchSizes: number[];
+    maxQueueDelayMicros: number;
+    idleDispatch?: boolean;
+    maxInFlightBatches: number;
+    maxQueueTiles: number;
+    workers: number;
+    workerNice: number;
+    workerSchedIdle?: boolean;
+    deadlineMs: number;
+  };
 }
 
 export function inferMarkdownSection(c: InferReportContext): string {
@@ -456,7 +507,9 @@ export function inferMarkdownSection(c: InferReportContext): string {
       `through both models on the same cores, as in the gateway.` +
       (c.rawOther
         ? ` Other processes during the raw runs: ${fmt(c.rawOther.processesPercent, 0)}% of a core` +
-          (contaminated(c.rawOther.processesPercent) ? ` (WARNING: ${c.rawOther.top.map((t) => t.command.split(' ').slice(0, 2).join(' ')).join('; ')}; every ratio below leans on these numbers).` : '.')
+          (contaminated(c.rawOther.processesPercent)
+            ? ` (WARNING: ${c.rawOther.top.map((t) => t.command.split(' ').slice(0, 2).join(' ')).join('; ')}; every ratio below leans on these numbers).`
+            : '.')
         : ''),
     '',
     'Median time of one run, ms:',
@@ -503,12 +556,12 @@ export function inferMarkdownSection(c: InferReportContext): string {
             "what a gateway worker gets); tiles finished inside the ingest run's window count. Run right before and right after (a'), and (a') is " +
             "compared with their mean (this VM drifts by tens of percent within minutes). Both share the CPU with the same ingest, so (a') / (a'') " +
             'is the cost of the serving path itself (batcher, transfers, normalisation on the worker, results on the event loop). ' +
-            "\"The same raw threads alone\": those threads with nothing beside them, right before the first (a'') and after the last; " +
+            '"The same raw threads alone": those threads with nothing beside them, right before the first (a\'\') and after the last; ' +
             "(a'') / that is what ingest and the load generator leave to inference on these cores: the ceiling of (a') against raw here.",
           '',
         ]
       : []),
-    '#### Latency: tile\'s last line received → result applied',
+    "#### Latency: tile's last line received → result applied",
     '',
     latencyTable(c.latency),
     '',

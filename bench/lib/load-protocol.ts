@@ -68,10 +68,6 @@ export interface LoadCounters {
   cpuPercent: number;
 }
 
-export type ChildMessage =
-  | { type: 'ready' }
-  | { type: 'window-start' }
-  | { type: 'window-end'; counters: LoadCounters }
-  | { type: 'failed'; message: string };
+export type ChildMessage = { type: 'ready' } | { type: 'window-start' } | { type: 'window-end'; counters: LoadCounters } | { type: 'failed'; message: string };
 
 export type ParentMessage = { type: 'go' };

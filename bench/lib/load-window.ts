@@ -51,12 +51,7 @@ export interface LoadWindow<S, E> {
   childPid: number;
 }
 
-export async function runLoadWindow<S, E>(
-  plan: LoadPlan,
-  timeoutMs: number,
-  label: string,
-  hooks: { onStart(): S; onEnd(): E },
-): Promise<LoadWindow<S, E>> {
+export async function runLoadWindow<S, E>(plan: LoadPlan, timeoutMs: number, label: string, hooks: { onStart(): S; onEnd(): E }): Promise<LoadWindow<S, E>> {
   // execArgv: [] so that profiling flags given to the bench (--cpu-prof) profile the gateway, not the portals.
   const child = fork(LOAD_PORTALS, [JSON.stringify(plan)], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const measured = await new Promise<{ start: S; end: E; counters: LoadCounters }>((resolve, reject) => {

@@ -209,7 +209,8 @@ async function measure(spec: MetricsRunSpec, truckFile: string, truck: TruckMeta
     const scraperCpu = scraped?.cpuPercent ?? 0;
     // As in bench:ingest: what the machine was busy with beyond the gateway, load generator and scraper (kernel
     // threads excluded: much of their work is the gateway's disk and network I/O), or the other processes seen.
-    const foreign = busy === null ? other.processesPercent : Math.max(other.processesPercent, busy * cpus().length - gwCpu - c.cpuPercent - scraperCpu - other.kernelPercent);
+    const foreign =
+      busy === null ? other.processesPercent : Math.max(other.processesPercent, busy * cpus().length - gwCpu - c.cpuPercent - scraperCpu - other.kernelPercent);
     const mb = c.payloadBytesAcked / 1e6;
     const jobs = b.stitchJobs - a.stitchJobs;
     return {
@@ -297,12 +298,7 @@ export async function measureIdleCost(spec: Omit<MetricsRunSpec, 'metrics'>, tru
     try {
       await scraper?.whenReady();
       await runLoadWindow(
-        loadPlan(
-          { ...spec, mode: 'max', portalBufferMs: PORTAL_BUFFER_MS, warmupMs: 500, durationMs: 500 },
-          gateway.portalUrl,
-          truckFile,
-          truck.detector,
-        ),
+        loadPlan({ ...spec, mode: 'max', portalBufferMs: PORTAL_BUFFER_MS, warmupMs: 500, durationMs: 500 }, gateway.portalUrl, truckFile, truck.detector),
         30_000,
         `idle cost, metrics ${metrics ? 'on' : 'off'}`,
         { onStart: () => null, onEnd: () => null },
@@ -334,5 +330,8 @@ export function quantile(sorted: readonly number[], q: number): number {
 }
 
 export function median(values: readonly number[]): number {
-  return quantile([...values].sort((a, b) => a - b), 0.5);
+  return quantile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  );
 }

@@ -86,12 +86,14 @@ async function main(): Promise<void> {
       const cpu = process.cpuUsage(cpu0);
       const ms = performance.now() - t0;
       // A failed loop already reported `failed`; the parent rejects on that.
-      void loop.catch(() => undefined).then(() => {
-        result.cpuPercent = ms > 0 ? ((cpu.user + cpu.system) / 1000 / ms) * 100 : 0;
-        send({ type: 'done', result });
-        agent.destroy();
-        process.disconnect();
-      });
+      void loop
+        .catch(() => undefined)
+        .then(() => {
+          result.cpuPercent = ms > 0 ? ((cpu.user + cpu.system) / 1000 / ms) * 100 : 0;
+          send({ type: 'done', result });
+          agent.destroy();
+          process.disconnect();
+        });
     }
   });
   send({ type: 'ready' });

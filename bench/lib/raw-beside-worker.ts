@@ -51,7 +51,8 @@ async function main(): Promise<void> {
   setOrtLogLevel('fatal');
   const sessions: OrtSession[] = [];
   try {
-    for (const m of spec.models) sessions.push(await createSession(m.path, { provider: 'cpu', deviceId: 0, intraOpThreads: spec.intraOpThreads, allowSpinning: false }));
+    for (const m of spec.models)
+      sessions.push(await createSession(m.path, { provider: 'cpu', deviceId: 0, intraOpThreads: spec.intraOpThreads, allowSpinning: false }));
     const run = (i: number): Promise<unknown> => {
       const m = spec.models[i];
       return sessions[i].run({ [m.inputName]: new ort.Tensor('float32', m.batch, [spec.batchSize, ...m.tileDims]) }, m.outputNames);

@@ -100,7 +100,13 @@ async function measureRawThreads<W extends TimedWindow>(
     for (let i = 0; i < settings.batchSize; i++) packTile(batch, i * norm.tileFloats, tiles.tiles[i % tiles.tiles.length], norm);
     return { path: model.files.fp32, inputName: m.input.name, tileDims: m.input.shape.slice(1), outputNames: m.outputs.map((o) => o.name), batch };
   });
-  const data: RawBesideWorkerData = { models: specModels, batchSize: settings.batchSize, intraOpThreads: settings.intraOpThreads, nice: settings.nice, schedIdle: settings.schedIdle };
+  const data: RawBesideWorkerData = {
+    models: specModels,
+    batchSize: settings.batchSize,
+    intraOpThreads: settings.intraOpThreads,
+    nice: settings.nice,
+    schedIdle: settings.schedIdle,
+  };
   const pairs: PairMessage[] = [];
   const workers: Worker[] = [];
   const stopped: Array<Promise<void>> = [];

@@ -38,8 +38,7 @@ export interface Verdict {
 export function verdictOf(run: RunResult): Verdict {
   const achieved = run.achievedFraction ?? 0;
   const dropped = run.linesDropped ?? 0;
-  const sustained =
-    achieved >= TARGET.minAchieved && dropped === 0 && run.errorCount === 0 && run.unexpectedCloses === 0 && run.scansAborted === 0;
+  const sustained = achieved >= TARGET.minAchieved && dropped === 0 && run.errorCount === 0 && run.unexpectedCloses === 0 && run.scansAborted === 0;
   const cpuToSpare = run.gateway.cpuPercent < TARGET.maxCpuPercent && run.gateway.elu < TARGET.maxElu;
   const pass = sustained && cpuToSpare;
   const s = run.spec;
@@ -82,9 +81,7 @@ export function runsTable(runs: RunResult[]): string {
   const header = ['path', 'mode', 'portals', 'slices/s', 'lines/s', 'MB/s', 'scans done', 'errors', 'ack p50 / p99 ms', 'attempts'];
   const rows = runs.map((r) => [
     isContaminated(r) ? `${r.label} (*)` : r.label,
-    r.spec.mode === 'paced'
-      ? `paced: ${fmt((r.achievedFraction ?? 0) * 100, 1)}% of offered, ${fmt((r.droppedFraction ?? 0) * 100, 1)}% lost`
-      : 'max',
+    r.spec.mode === 'paced' ? `paced: ${fmt((r.achievedFraction ?? 0) * 100, 1)}% of offered, ${fmt((r.droppedFraction ?? 0) * 100, 1)}% lost` : 'max',
     String(r.spec.portals),
     fmt(r.slicesPerS, 0),
     fmt(r.linesPerS, 0),
@@ -160,10 +157,7 @@ export function ratioTable(runs: RunResult[]): string {
       `${fmt(a.ackLatencyMs.p99, 0)} / ${fmt(b.ackLatencyMs.p99, 0)}`,
     ]);
   }
-  return table(
-    ['portals', 'MB/s (a) / (b)', 'throughput (a)/(b)', 'CPU ms/MB (a) / (b)', 'CPU efficiency (b)/(a)', 'ack p99 ms (a) / (b)'],
-    rows,
-  );
+  return table(['portals', 'MB/s (a) / (b)', 'throughput (a)/(b)', 'CPU ms/MB (a) / (b)', 'CPU efficiency (b)/(a)', 'ack p99 ms (a) / (b)'], rows);
 }
 
 export interface ReportContext {

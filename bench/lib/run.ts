@@ -112,7 +112,6 @@ export function labelOf(spec: RunSpec): string {
   return spec.variant ? `${PATH_LABEL[spec.path]}, ${spec.variant}` : PATH_LABEL[spec.path];
 }
 
-
 /** The plain number counters of IngestStats (its maps and histograms are not snapshotted). */
 type StatNumbers = { [K in keyof IngestStats as IngestStats[K] extends number ? K : never]: number };
 

@@ -191,7 +191,13 @@ function validate(c: GatewayConfig): string[] {
     c.portal.idleTimeoutSec,
   );
   check(p, int(c.portal.stitchMaxDelayMs, 0, 1000), 'an integer 0..1000', 'portal.stitchMaxDelayMs', c.portal.stitchMaxDelayMs);
-  check(p, int(c.portal.maxBackpressureBytes, 64 * 1024, 1 << 30), 'an integer 65536..1073741824', 'portal.maxBackpressureBytes', c.portal.maxBackpressureBytes);
+  check(
+    p,
+    int(c.portal.maxBackpressureBytes, 64 * 1024, 1 << 30),
+    'an integer 65536..1073741824',
+    'portal.maxBackpressureBytes',
+    c.portal.maxBackpressureBytes,
+  );
   const s = c.stitch;
   check(p, int(s.maxLines, 64, 1 << 20), 'an integer 64..1048576', 'stitch.maxLines', s.maxLines);
   check(p, int(s.chunkLines, 1, 65536), 'an integer 1..65536', 'stitch.chunkLines', s.chunkLines);
@@ -206,7 +212,13 @@ function validate(c: GatewayConfig): string[] {
   check(p, int(s.tile?.strideLines, 1, 65536), 'an integer 1..65536', 'stitch.tile.strideLines', s.tile?.strideLines);
   check(p, int(s.tile?.overlapPixels, 0, 4095), 'an integer 0..4095', 'stitch.tile.overlapPixels', s.tile?.overlapPixels);
   if (int(s.tile?.size, 8, 1024) && int(s.tile?.downsample, 1, 16) && int(s.tile?.overlapPixels, 0, 4095)) {
-    check(p, s.tile.overlapPixels < s.tile.size * s.tile.downsample, `an integer below the tile span ${s.tile.size * s.tile.downsample}`, 'stitch.tile.overlapPixels', s.tile.overlapPixels);
+    check(
+      p,
+      s.tile.overlapPixels < s.tile.size * s.tile.downsample,
+      `an integer below the tile span ${s.tile.size * s.tile.downsample}`,
+      'stitch.tile.overlapPixels',
+      s.tile.overlapPixels,
+    );
   }
   check(p, num(s.material?.minAttenuation, 0, 30), 'a number 0..30', 'stitch.material.minAttenuation', s.material?.minAttenuation);
   check(p, num(s.material?.maxAttenuation, 0, 30), 'a number 0..30', 'stitch.material.maxAttenuation', s.material?.maxAttenuation);
@@ -219,7 +231,13 @@ function validate(c: GatewayConfig): string[] {
     t,
   );
   p.push(...validateInferenceConfig(c.inference));
-  check(p, typeof c.results.machineId === 'string' && c.results.machineId.length <= 256, 'a string of at most 256 characters', 'results.machineId', c.results.machineId);
+  check(
+    p,
+    typeof c.results.machineId === 'string' && c.results.machineId.length <= 256,
+    'a string of at most 256 characters',
+    'results.machineId',
+    c.results.machineId,
+  );
   check(p, num(c.results.referenceMinSimilarity, 0.5, 0.999), 'a number 0.5..0.999', 'results.referenceMinSimilarity', c.results.referenceMinSimilarity);
   p.push(...validateOperatorConfig(c.operator));
   check(p, typeof c.storage.dataDir === 'string' && c.storage.dataDir.length > 0, 'a directory path', 'storage.dataDir', c.storage.dataDir);
@@ -335,7 +353,10 @@ export function readConfigFile(path: string): GatewayConfigInput {
     throw new ScanlineError('SCANLINE_ERR_CONFIG_INVALID', `config file ${path} is not valid ${yaml ? 'YAML' : 'JSON'}: ${(err as Error).message}`);
   }
   if (!isPlainObject(value)) {
-    throw new ScanlineError('SCANLINE_ERR_CONFIG_INVALID', `config file ${path} is not valid ${yaml ? 'YAML' : 'JSON'} configuration: the top level is not an object (mapping)`);
+    throw new ScanlineError(
+      'SCANLINE_ERR_CONFIG_INVALID',
+      `config file ${path} is not valid ${yaml ? 'YAML' : 'JSON'} configuration: the top level is not an object (mapping)`,
+    );
   }
   return value as GatewayConfigInput;
 }

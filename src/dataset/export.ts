@@ -127,7 +127,9 @@ export function simulatorFingerprint(): string {
   const scene = generateTruck(1, detector, { threats: ['firearm', 'narcotics', 'explosive'] });
   const lines = new Uint16Array(scene.totalLines * 2 * detector.pixels);
   renderLines(scene, detector, 0, scene.totalLines, lines);
-  return createHash('sha256').update(new Uint8Array(lines.buffer, lines.byteOffset, lines.byteLength)).digest('hex');
+  return createHash('sha256')
+    .update(new Uint8Array(lines.buffer, lines.byteOffset, lines.byteLength))
+    .digest('hex');
 }
 
 /** Exports the labelled tiles of trucks seeds[0]..seeds[1] into `out`. Throws SCANLINE_ERR_CLI_USAGE on bad options. */
@@ -201,11 +203,25 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Data
         vehicleLines: t.vehicleLines,
         categories: [...new Set(t.cargoSegments.map((c) => c.category))],
         cargoSegments: t.cargoSegments.map((c) => ({ startLine: c.startLine, endLine: c.endLine, category: c.category })),
-        threats: t.threats.map((x) => ({ kind: x.kind, variant: x.variant, lineStart: x.lineStart, lineEnd: x.lineEnd, pixelStart: x.pixelStart, pixelEnd: x.pixelEnd })),
+        threats: t.threats.map((x) => ({
+          kind: x.kind,
+          variant: x.variant,
+          lineStart: x.lineStart,
+          lineEnd: x.lineEnd,
+          pixelStart: x.pixelStart,
+          pixelEnd: x.pixelEnd,
+        })),
         firstTile,
         tileCount: tiles.length - firstTile,
       });
-      options.log?.('truck exported', { seed, lines: t.totalLines, tiles: tiles.length - firstTile, threats: t.threats.length, done: seed - first + 1, of: last - first + 1 });
+      options.log?.('truck exported', {
+        seed,
+        lines: t.totalLines,
+        tiles: tiles.length - firstTile,
+        threats: t.threats.length,
+        done: seed - first + 1,
+        of: last - first + 1,
+      });
     }
   } finally {
     closeSync(fds.tiles);

@@ -91,12 +91,7 @@ export class SceneRaster {
   }
 
   /** Classes the samples whose centre lies in [x0, x1) x [y0, y1) (mm, side view). */
-  #paint(
-    scene: Scene,
-    detector: Pick<Detector, 'pitchMm' | 'topMm'>,
-    r: { x0: number; x1: number; y0: number; y1: number },
-    cls: number,
-  ): void {
+  #paint(scene: Scene, detector: Pick<Detector, 'pitchMm' | 'topMm'>, r: { x0: number; x1: number; y0: number; y1: number }, cls: number): void {
     // Line l samples x at its centre: l + 0.5 = lineAt(x); pixel p samples y = topMm - (p + 0.5) * pitch.
     const l0 = Math.max(0, Math.ceil(lineAt(scene, r.x0) - 0.5));
     const l1 = Math.min(this.lines, Math.ceil(lineAt(scene, r.x1) - 0.5));

@@ -125,9 +125,17 @@ async function fetchReport(httpBase: string, scanId: string): Promise<ScanResult
   const error = (body as { error?: { code?: string; message?: string } }).error;
   if (error?.code === 'SCANLINE_ERR_SCAN_UNKNOWN') return undefined;
   if (error?.code === 'SCANLINE_ERR_RESULTS_UNAVAILABLE') {
-    throw new ScanlineError('SCANLINE_ERR_RESULTS_UNAVAILABLE', `the gateway at ${httpBase} serves no machine results for scan ${scanId}: is it running without models?`, { scanId });
+    throw new ScanlineError(
+      'SCANLINE_ERR_RESULTS_UNAVAILABLE',
+      `the gateway at ${httpBase} serves no machine results for scan ${scanId}: is it running without models?`,
+      { scanId },
+    );
   }
-  throw new ScanlineError('SCANLINE_ERR_SIM_REJECTED', `GET results of scan ${scanId} answered ${res.status}: ${error?.code ?? ''} ${error?.message ?? ''}`.trim(), { scanId });
+  throw new ScanlineError(
+    'SCANLINE_ERR_SIM_REJECTED',
+    `GET results of scan ${scanId} answered ${res.status}: ${error?.code ?? ''} ${error?.message ?? ''}`.trim(),
+    { scanId },
+  );
 }
 
 function tileTotals(report: ScanResultsReport): TileCounts {
@@ -203,7 +211,8 @@ async function evalOne(seed: number, portalIndex: number, target: Target, o: Val
     await poller;
     if (pollError) throw pollError;
     const report = last ?? (await fetchReport(target.httpBase, result.scanId));
-    if (!report) throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `the gateway does not know scan ${result.scanId} after it completed`, { scanId: result.scanId });
+    if (!report)
+      throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `the gateway does not know scan ${result.scanId} after it completed`, { scanId: result.scanId });
     tracker.observe(report, performance.now());
 
     const grid = tileGrid(truck.scene.totalLines, truck.detector.pixels, target.tile);
@@ -302,7 +311,9 @@ export async function runEval(options: EvalOptions): Promise<EvalSummary> {
   if (fatal) throw fatal;
   if (scans.length === 0 && failures.length > 0) {
     const f = failures[0];
-    throw new ScanlineError('SCANLINE_ERR_SIM_CONNECTION', `no scan could be evaluated; seed ${f.seed}: ${f.code}: ${f.message}`, { failures: failures.length });
+    throw new ScanlineError('SCANLINE_ERR_SIM_CONNECTION', `no scan could be evaluated; seed ${f.seed}: ${f.code}: ${f.message}`, {
+      failures: failures.length,
+    });
   }
   scans.sort((a, b) => a.seed - b.seed);
   failures.sort((a, b) => a.seed - b.seed);

@@ -36,7 +36,11 @@ export interface GoodsCategoryScore {
 }
 
 /** Scores every goods tile of a scan against the final segments; categories without tiles are left out. */
-export function scoreGoodsTiles(labeler: Pick<TileLabeler, 'goods'>, grid: readonly GridTile[], segments: readonly SuggestionSegment[]): Record<string, GoodsCategoryScore> {
+export function scoreGoodsTiles(
+  labeler: Pick<TileLabeler, 'goods'>,
+  grid: readonly GridTile[],
+  segments: readonly SuggestionSegment[],
+): Record<string, GoodsCategoryScore> {
   const out: Record<string, GoodsCategoryScore> = {};
   for (const tile of grid) {
     const truth = GOODS_LABELS[labeler.goods(tile).label];
@@ -60,7 +64,11 @@ export interface SuggestionPlacement {
 }
 
 /** Which suggestion segments lie over no cargo (see the definitions above). */
-export function scoreSuggestionPlacement(labeler: Pick<TileLabeler, 'goods'>, grid: readonly GridTile[], segments: readonly SuggestionSegment[]): SuggestionPlacement {
+export function scoreSuggestionPlacement(
+  labeler: Pick<TileLabeler, 'goods'>,
+  grid: readonly GridTile[],
+  segments: readonly SuggestionSegment[],
+): SuggestionPlacement {
   const cargoCentres: number[] = [];
   for (const tile of grid) {
     const truth = GOODS_LABELS[labeler.goods(tile).label];

@@ -266,7 +266,12 @@ export function formatEvalTable(s: EvalSummary): string {
     rows.push(cells.map(String));
   };
   const t = s.targets;
-  row('goods top-1 (goods tiles)', pct(s.goodsTop1), `${s.goods.correct}/${s.goods.tiles} tiles`, `>= ${pct(t.goodsTop1.min)} ${met(t.goodsTop1.met, s.goodsTop1)}`);
+  row(
+    'goods top-1 (goods tiles)',
+    pct(s.goodsTop1),
+    `${s.goods.correct}/${s.goods.tiles} tiles`,
+    `>= ${pct(t.goodsTop1.min)} ${met(t.goodsTop1.met, s.goodsTop1)}`,
+  );
   for (const [c, g] of Object.entries(s.goods.perCategory)) {
     if (g.tiles === 0) continue;
     const wrong = Object.entries(g.predicted)
@@ -287,12 +292,27 @@ export function formatEvalTable(s: EvalSummary): string {
     `${s.suggestions.offCargo}/${s.suggestions.segments} segments`,
     `${s.suggestions.scansWithOffCargo} scans${off ? `; top-1: ${off}` : ''}`,
   );
-  row('threat recall', pct(s.threatRecall), `${s.threats.found}/${s.threats.truth} threats`, `>= ${pct(t.threatRecall.min)} ${met(t.threatRecall.met, s.threatRecall)}`);
-  row('false alarms per scan', s.falseAlarmsPerScan === null ? '-' : s.falseAlarmsPerScan.toFixed(3), `${s.threats.falseAlarms}/${s.scans} scans`, `<= ${t.falseAlarmsPerScan.max} ${met(t.falseAlarmsPerScan.met, s.falseAlarmsPerScan)}`);
+  row(
+    'threat recall',
+    pct(s.threatRecall),
+    `${s.threats.found}/${s.threats.truth} threats`,
+    `>= ${pct(t.threatRecall.min)} ${met(t.threatRecall.met, s.threatRecall)}`,
+  );
+  row(
+    'false alarms per scan',
+    s.falseAlarmsPerScan === null ? '-' : s.falseAlarmsPerScan.toFixed(3),
+    `${s.threats.falseAlarms}/${s.scans} scans`,
+    `<= ${t.falseAlarmsPerScan.max} ${met(t.falseAlarmsPerScan.met, s.falseAlarmsPerScan)}`,
+  );
   for (const [k, v] of Object.entries(s.threats.perKind)) {
     row(`  ${k}`, pct(v.recall), `${v.found}/${v.truth} found`, `${v.falseAlarms} false of ${v.alerts} alerts`);
   }
-  row('declaration mismatch recall', pct(s.mismatchRecall), `${s.declaration.flagged}/${s.declaration.misDeclared} trucks`, `>= ${pct(t.mismatchRecall.min)} ${met(t.mismatchRecall.met, s.mismatchRecall)}`);
+  row(
+    'declaration mismatch recall',
+    pct(s.mismatchRecall),
+    `${s.declaration.flagged}/${s.declaration.misDeclared} trucks`,
+    `>= ${pct(t.mismatchRecall.min)} ${met(t.mismatchRecall.met, s.mismatchRecall)}`,
+  );
   for (const [k, v] of Object.entries(s.declaration.byKind)) {
     if (v.trucks > 0) row(`  ${k}`, pct(ratio(v.flagged, v.trucks)), `${v.flagged}/${v.trucks}`, '');
   }

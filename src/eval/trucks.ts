@@ -7,14 +7,7 @@
  * picks which trucks carry threats as it did for training (0.5 there).
  */
 import { DATASET_SCAN_DEFAULTS, datasetDetectorSeed } from '../dataset/index.js';
-import {
-  createDetector,
-  generateTruck,
-  truthLabels,
-  type Detector,
-  type Scene,
-  type TruthLabels,
-} from '../simulator/index.js';
+import { createDetector, generateTruck, truthLabels, type Detector, type Scene, type TruthLabels } from '../simulator/index.js';
 
 /** How a declaration lies (null: it does not). */
 export type MismatchKind =

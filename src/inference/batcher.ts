@@ -404,10 +404,13 @@ export class DynamicBatcher {
 
   private armDelay(ms: number): void {
     if (this.delayTimer) clearTimeout(this.delayTimer);
-    this.delayTimer = setTimeout(() => {
-      this.delayTimer = null;
-      this.pump();
-    }, Math.max(0, ms));
+    this.delayTimer = setTimeout(
+      () => {
+        this.delayTimer = null;
+        this.pump();
+      },
+      Math.max(0, ms),
+    );
     this.delayTimer.unref();
   }
 
@@ -419,7 +422,7 @@ export class DynamicBatcher {
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     this.deadlineTimerAt = at;
     const now = performance.now();
-    const delay = Math.max(at - now, (this.lastSweepAt + DEADLINE_SWEEP_MIN_MS) - now, 0) + 1;
+    const delay = Math.max(at - now, this.lastSweepAt + DEADLINE_SWEEP_MIN_MS - now, 0) + 1;
     this.deadlineTimer = setTimeout(() => this.sweepDeadlines(), delay);
     this.deadlineTimer.unref();
   }

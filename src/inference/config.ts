@@ -177,10 +177,7 @@ export function validateInferenceConfig(c: InferenceConfig, prefix = 'inference'
   );
   const eps = c.executionProviders;
   check(
-    Array.isArray(eps) &&
-      eps.length > 0 &&
-      eps.every((e) => (EXECUTION_PROVIDERS as readonly string[]).includes(e)) &&
-      new Set(eps).size === eps.length,
+    Array.isArray(eps) && eps.length > 0 && eps.every((e) => (EXECUTION_PROVIDERS as readonly string[]).includes(e)) && new Set(eps).size === eps.length,
     `a non-empty array of distinct providers from ${EXECUTION_PROVIDERS.join(', ')}`,
     'executionProviders',
     eps,
@@ -224,7 +221,6 @@ export function validateInferenceConfig(c: InferenceConfig, prefix = 'inference'
   check(int(d?.reanalysis, 1, 86_400_000), 'an integer 1..86400000', 'batching.defaultDeadlineMs.reanalysis', d?.reanalysis);
   return p;
 }
-
 
 /**
  * Defaults merged with `input` (objects recursively, arrays replaced), validated and deeply frozen. Throws

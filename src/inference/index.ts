@@ -170,10 +170,7 @@ class InferenceService implements Inference {
     }
     if (loaded.length > 0) {
       const s = backend.status();
-      log.info(
-        { modelsDir, models: loaded.map((m) => `${m.manifest.name}@${m.manifest.version}`), backend: s.kind, providers: s.models },
-        'inference ready',
-      );
+      log.info({ modelsDir, models: loaded.map((m) => `${m.manifest.name}@${m.manifest.version}`), backend: s.kind, providers: s.models }, 'inference ready');
     }
   }
 

@@ -97,8 +97,7 @@ async function openModel(ort: OrtModule, spec: WorkerModelSpec, supported: strin
       attempts.push({ provider, precision: 'fp32', ok: false, error: 'not available in this onnxruntime-node build', seconds: 0 });
       continue;
     }
-    const precisions: ModelPrecision[] =
-      GPU_EXECUTION_PROVIDERS.has(provider) && init.preferFp16OnGpu && spec.fp16Path ? ['fp16', 'fp32'] : ['fp32'];
+    const precisions: ModelPrecision[] = GPU_EXECUTION_PROVIDERS.has(provider) && init.preferFp16OnGpu && spec.fp16Path ? ['fp16', 'fp32'] : ['fp32'];
     for (const precision of precisions) {
       const path = precision === 'fp16' && spec.fp16Path ? spec.fp16Path : spec.fp32Path;
       const t0 = performance.now();
@@ -128,11 +127,11 @@ async function openModel(ort: OrtModule, spec: WorkerModelSpec, supported: strin
       const problems = checkModelIo(manifest, session.inputMetadata, session.outputMetadata);
       if (problems.length > 0) {
         await session.release().catch(() => undefined);
-        throw new ScanlineError(
-          'SCANLINE_ERR_MODEL_MISMATCH',
-          `model ${spec.name} (${path}) does not match its manifest:\n  - ${problems.join('\n  - ')}`,
-          { model: spec.name, file: path, problems },
-        );
+        throw new ScanlineError('SCANLINE_ERR_MODEL_MISMATCH', `model ${spec.name} (${path}) does not match its manifest:\n  - ${problems.join('\n  - ')}`, {
+          model: spec.name,
+          file: path,
+          problems,
+        });
       }
       const [, c, h, w] = manifest.input.shape;
       const m: OpenModel = {
@@ -177,7 +176,15 @@ let chain: Promise<void> = Promise.resolve();
 async function handleRun(msg: Extract<ToWorker, { type: 'run' }>): Promise<void> {
   const m = models.get(msg.model);
   if (!m || !ortModule) {
-    post({ type: 'run-failed', id: msg.id, error: serialize(new ScanlineError('SCANLINE_ERR_INFER_FAILED', `model ${msg.model} is not loaded in this worker`), 'SCANLINE_ERR_INFER_FAILED'), input: msg.input }, [msg.input]);
+    post(
+      {
+        type: 'run-failed',
+        id: msg.id,
+        error: serialize(new ScanlineError('SCANLINE_ERR_INFER_FAILED', `model ${msg.model} is not loaded in this worker`), 'SCANLINE_ERR_INFER_FAILED'),
+        input: msg.input,
+      },
+      [msg.input],
+    );
     return;
   }
   const floats = msg.batchSize * m.tileFloats;
@@ -262,7 +269,13 @@ async function start(): Promise<void> {
   try {
     ortModule = await import('./ort.js');
   } catch (err) {
-    post({ type: 'init-failed', error: serialize(new ScanlineError('SCANLINE_ERR_INFER_WORKER_START', `onnxruntime-node does not load: ${messageOf(err)}`), 'SCANLINE_ERR_INFER_WORKER_START') });
+    post({
+      type: 'init-failed',
+      error: serialize(
+        new ScanlineError('SCANLINE_ERR_INFER_WORKER_START', `onnxruntime-node does not load: ${messageOf(err)}`),
+        'SCANLINE_ERR_INFER_WORKER_START',
+      ),
+    });
     return;
   }
   try {

@@ -274,10 +274,11 @@ export function validateManifest(value: unknown): string[] {
   return p;
 }
 
-
 /** Lower-case hex sha256 of a file. */
 export async function sha256File(path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 }
 
 export function outputFloatsOf(o: Pick<ModelOutput, 'shape'>): number {
@@ -350,7 +351,8 @@ export interface OnnxValueInfo {
  */
 export function checkModelIo(manifest: ModelManifest, inputs: readonly OnnxValueInfo[], outputs: readonly OnnxValueInfo[]): string[] {
   const p: string[] = [];
-  const fmt = (s: ReadonlyArray<number | string> | undefined): string => (s ? `[${s.map((d) => (typeof d === 'string' ? `"${d}"` : d)).join(', ')}]` : 'unknown');
+  const fmt = (s: ReadonlyArray<number | string> | undefined): string =>
+    s ? `[${s.map((d) => (typeof d === 'string' ? `"${d}"` : d)).join(', ')}]` : 'unknown';
   const compare = (what: string, expected: readonly number[], info: OnnxValueInfo): void => {
     if (!info.isTensor) {
       p.push(`${what} "${info.name}" is not a tensor`);
@@ -398,6 +400,7 @@ export function checkTileGeometry(manifest: ModelManifest, tile: { size: number;
   if (t.downsample !== tile.downsample) {
     p.push(`model ${manifest.name} was trained on tiles downsampled ${t.downsample}x, the stitcher downsamples ${tile.downsample}x (stitch.tile.downsample)`);
   }
-  if (manifest.input.shape[1] !== energies) p.push(`model ${manifest.name} takes ${manifest.input.shape[1]} channels, the stitcher makes ${energies}-channel tiles`);
+  if (manifest.input.shape[1] !== energies)
+    p.push(`model ${manifest.name} takes ${manifest.input.shape[1]} channels, the stitcher makes ${energies}-channel tiles`);
   return p;
 }

@@ -51,22 +51,19 @@ export async function discoverModels(modelsDir: string, options: DiscoverOptions
     const model = await loadModel(dir);
     const twin = models.find((m) => m.manifest.name === model.manifest.name);
     if (twin) {
-      throw new ScanlineError(
-        'SCANLINE_ERR_MODEL_MANIFEST',
-        `two models are named "${model.manifest.name}": ${twin.dir} and ${model.dir}`,
-        { problems: [`name "${model.manifest.name}" is used by ${twin.dir} and ${model.dir}`] },
-      );
+      throw new ScanlineError('SCANLINE_ERR_MODEL_MANIFEST', `two models are named "${model.manifest.name}": ${twin.dir} and ${model.dir}`, {
+        problems: [`name "${model.manifest.name}" is used by ${twin.dir} and ${model.dir}`],
+      });
     }
     models.push(model);
   }
   if (wanted) {
     const missing = [...wanted].filter((n) => !models.some((m) => m.manifest.name === n));
     if (missing.length > 0) {
-      throw new ScanlineError(
-        'SCANLINE_ERR_MODEL_NOT_FOUND',
-        `no model named ${missing.map((n) => `"${n}"`).join(', ')} in ${root}`,
-        { modelsDir: root, missing },
-      );
+      throw new ScanlineError('SCANLINE_ERR_MODEL_NOT_FOUND', `no model named ${missing.map((n) => `"${n}"`).join(', ')} in ${root}`, {
+        modelsDir: root,
+        missing,
+      });
     }
   }
   return models.sort((a, b) => (a.manifest.name < b.manifest.name ? -1 : a.manifest.name > b.manifest.name ? 1 : 0));

@@ -12,13 +12,9 @@ import type { TilePriority } from './config.js';
 /** Upper bounds of the batch size buckets, tiles (a last bucket catches larger batches). */
 export const BATCH_SIZE_BUCKETS: readonly number[] = Object.freeze([1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]);
 /** Upper bounds of the queue wait buckets (submit to dispatch, per tile), seconds. */
-export const QUEUE_WAIT_BUCKETS_SECONDS: readonly number[] = Object.freeze([
-  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-]);
+export const QUEUE_WAIT_BUCKETS_SECONDS: readonly number[] = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
 /** Upper bounds of the compute and round-trip buckets (per batch), seconds. */
-export const BATCH_SECONDS_BUCKETS: readonly number[] = Object.freeze([
-  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-]);
+export const BATCH_SECONDS_BUCKETS: readonly number[] = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
 
 export interface HistogramCounts {
   /** Bucket upper bounds, ascending; shared and frozen. */

@@ -195,7 +195,14 @@ export class WorkerPool {
         for (const m of msg.models) {
           const passedOver = m.attempts.filter((a) => !a.ok).map((a) => ({ provider: a.provider, precision: a.precision, error: a.error }));
           log.info(
-            { model: m.model, provider: m.provider, precision: m.precision, passedOver, warmupBatchSizes: m.warmup.batchSizes.length, warmupSeconds: round(m.warmup.seconds) },
+            {
+              model: m.model,
+              provider: m.provider,
+              precision: m.precision,
+              passedOver,
+              warmupBatchSizes: m.warmup.batchSizes.length,
+              warmupSeconds: round(m.warmup.seconds),
+            },
             `model ${m.model} runs on ${m.provider} (${m.precision})${passedOver.length ? `; passed over: ${passedOver.map((p) => `${p.provider}/${p.precision}: ${p.error}`).join('; ')}` : ''}`,
           );
         }

@@ -51,8 +51,7 @@ export interface SerializedError {
 
 export type ToWorker =
   /** `input` holds at least batchSize tiles from offset 0; it is transferred, and comes back with the result. */
-  | { type: 'run'; id: number; model: string; batchSize: number; input: ArrayBuffer }
-  | { type: 'close' };
+  { type: 'run'; id: number; model: string; batchSize: number; input: ArrayBuffer } | { type: 'close' };
 
 export type WorkerLogLevel = 'debug' | 'info' | 'warn' | 'error';
 

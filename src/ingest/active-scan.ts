@@ -228,11 +228,10 @@ export class ActiveScan {
     const replay = seq < this.nextSeq || this.ahead.has(seq);
     if (replay) {
       if (!this.ledger.sameAs(seq, header)) {
-        throw new ScanlineError(
-          'SCANLINE_ERR_SLICE_REPLAY_MISMATCH',
-          `seq ${seq} was already received with different kind/firstLine/lineCount`,
-          { streamId: header.streamId, seq },
-        );
+        throw new ScanlineError('SCANLINE_ERR_SLICE_REPLAY_MISMATCH', `seq ${seq} was already received with different kind/firstLine/lineCount`, {
+          streamId: header.streamId,
+          seq,
+        });
       }
     } else if (seq >= this.nextSeq + this.reorderWindowSlices) {
       throw new ScanlineError(

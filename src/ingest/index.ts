@@ -3,6 +3,14 @@ export { IngestService, type IngestServiceOptions } from './ingest-service.js';
 export { PortalConnection, CloseCode, type PortalChannel } from './portal-connection.js';
 export type { ActiveScan } from './active-scan.js';
 export type { IngestListeners } from './events.js';
-export { NO_PORTAL, OTHER_PORTALS, portalEntry, STITCH_SECONDS_BUCKETS, STORAGE_WRITE_SECONDS_BUCKETS, type IngestStats, type PortalIngestStats } from './stats.js';
+export {
+  NO_PORTAL,
+  OTHER_PORTALS,
+  portalEntry,
+  STITCH_SECONDS_BUCKETS,
+  STORAGE_WRITE_SECONDS_BUCKETS,
+  type IngestStats,
+  type PortalIngestStats,
+} from './stats.js';
 export * from './messages.js';
 export * from './slice-frame.js';

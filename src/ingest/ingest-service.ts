@@ -93,9 +93,13 @@ export class IngestService {
       throw new ScanlineError('SCANLINE_ERR_STREAM_IN_USE', `stream ${m.streamId} is already scan ${existing.scanId}`, { streamId: m.streamId });
     }
     if (conn.scans.size >= this.config.portal.maxOpenScans) {
-      throw new ScanlineError('SCANLINE_ERR_SCAN_TOO_MANY', `${conn.scans.size} scans are open on this connection; the limit is ${this.config.portal.maxOpenScans}`, {
-        streamId: m.streamId,
-      });
+      throw new ScanlineError(
+        'SCANLINE_ERR_SCAN_TOO_MANY',
+        `${conn.scans.size} scans are open on this connection; the limit is ${this.config.portal.maxOpenScans}`,
+        {
+          streamId: m.streamId,
+        },
+      );
     }
     const scanId = m.scanId ?? this.newScanId(conn.portalId);
     if (this.live.has(scanId) || this.store.hasScan(scanId)) {
@@ -107,10 +111,7 @@ export class IngestService {
     const detector = conn.detector!;
     let stitcher: Stitcher;
     try {
-      stitcher = createStitcher(
-        validateStitcherOptions({ ...this.config.stitch, pixels: detector.pixels, energies: detector.energies }),
-        this.stitcherKind,
-      );
+      stitcher = createStitcher(validateStitcherOptions({ ...this.config.stitch, pixels: detector.pixels, energies: detector.energies }), this.stitcherKind);
     } catch (err) {
       throw err instanceof ScanlineError ? Object.assign(err, { details: { ...err.details, streamId: m.streamId } }) : err;
     }
@@ -242,7 +243,10 @@ export class IngestService {
   }
 
   private newScanId(portalId: string): string {
-    const t = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+    const t = new Date()
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d+Z$/, 'Z');
     return `${portalId}-${t}-${randomBytes(3).toString('hex')}`.slice(0, 64);
   }
 }

@@ -9,14 +9,7 @@
 import { ScanlineError, toScanlineError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { ActiveScan, ScanOwner } from './active-scan.js';
-import {
-  PROTOCOL_VERSION,
-  parsePortalMessage,
-  type DetectorInfo,
-  type GatewayMessage,
-  type HelloMessage,
-  type PortalMessage,
-} from './messages.js';
+import { PROTOCOL_VERSION, parsePortalMessage, type DetectorInfo, type GatewayMessage, type HelloMessage, type PortalMessage } from './messages.js';
 import { SLICE_HEADER_BYTES, SliceKind, decodeSliceHeader } from './slice-frame.js';
 import type { IngestService } from './ingest-service.js';
 import { NO_PORTAL, portalStatsOf, type PortalIngestStats } from './stats.js';
@@ -132,10 +125,7 @@ export class PortalConnection implements ScanOwner {
       // The payload starts 32 bytes into the frame; copy only when the transport hands us an odd offset.
       const offset = bytes.byteOffset + SLICE_HEADER_BYTES;
       const values = (bytes.byteLength - SLICE_HEADER_BYTES) / 2;
-      const payload =
-        offset % 2 === 0
-          ? new Uint16Array(bytes.buffer, offset, values)
-          : new Uint16Array(bytes.slice(SLICE_HEADER_BYTES).buffer, 0, values);
+      const payload = offset % 2 === 0 ? new Uint16Array(bytes.buffer, offset, values) : new Uint16Array(bytes.slice(SLICE_HEADER_BYTES).buffer, 0, values);
       const ack = scan.acceptFrame(header, payload);
       if (header.kind === SliceKind.Image) {
         stats.slicesReceived++;

@@ -136,6 +136,6 @@ export class RawArchiver {
     if (this.inFlight > 0 || (this.pending.length > 0 && !this.failure)) return;
     const waiters = this.idle;
     this.idle = [];
-    for (const w of waiters) (this.failure ? w.reject(this.failure) : w.resolve());
+    for (const w of waiters) this.failure ? w.reject(this.failure) : w.resolve();
   }
 }

@@ -44,10 +44,7 @@ export function slicePayloadBytes(lineCount: number, energies: number, pixels: n
  */
 export function decodeSliceHeader(bytes: Uint8Array): SliceHeader {
   if (bytes.byteLength < SLICE_HEADER_BYTES) {
-    throw new ScanlineError(
-      'SCANLINE_ERR_SLICE_TRUNCATED',
-      `binary frame has ${bytes.byteLength} bytes, fewer than the ${SLICE_HEADER_BYTES}-byte header`,
-    );
+    throw new ScanlineError('SCANLINE_ERR_SLICE_TRUNCATED', `binary frame has ${bytes.byteLength} bytes, fewer than the ${SLICE_HEADER_BYTES}-byte header`);
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const magic = view.getUint32(0, true);
@@ -59,10 +56,7 @@ export function decodeSliceHeader(bytes: Uint8Array): SliceHeader {
   }
   const headerBytes = view.getUint16(4, true);
   if (headerBytes !== SLICE_HEADER_BYTES) {
-    throw new ScanlineError(
-      'SCANLINE_ERR_SLICE_HEADER',
-      `binary frame headerBytes is ${headerBytes}; protocol v1 defines ${SLICE_HEADER_BYTES}`,
-    );
+    throw new ScanlineError('SCANLINE_ERR_SLICE_HEADER', `binary frame headerBytes is ${headerBytes}; protocol v1 defines ${SLICE_HEADER_BYTES}`);
   }
   const kind = view.getUint8(6);
   const streamId = view.getUint32(8, true);

@@ -9,13 +9,9 @@
 import { createHistogram, type HistogramCounts } from '../inference/index.js';
 
 /** Upper bounds of the stitch job duration buckets (one stitcher.process() job, JS thread to result), seconds. */
-export const STITCH_SECONDS_BUCKETS: readonly number[] = Object.freeze([
-  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-]);
+export const STITCH_SECONDS_BUCKETS: readonly number[] = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]);
 /** Upper bounds of the raw archive write buckets (one positioned write of about 1 MiB), seconds. */
-export const STORAGE_WRITE_SECONDS_BUCKETS: readonly number[] = Object.freeze([
-  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
-]);
+export const STORAGE_WRITE_SECONDS_BUCKETS: readonly number[] = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
 
 /** Portal key of frames received on a connection before its hello (the portal is not known yet). */
 export const NO_PORTAL = '(none)';

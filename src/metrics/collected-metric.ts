@@ -56,7 +56,8 @@ export class CollectedMetric implements MetricDescription {
 
   async get(): Promise<MetricSnapshot> {
     const values: MetricSnapshot['values'] = [];
-    for (const s of this.read()) values.push(s.metricName ? { metricName: s.metricName, labels: s.labels, value: s.value } : { labels: s.labels, value: s.value });
+    for (const s of this.read())
+      values.push(s.metricName ? { metricName: s.metricName, labels: s.labels, value: s.value } : { labels: s.labels, value: s.value });
     return { name: this.name, help: this.help, type: this.type, values, aggregator: 'sum' };
   }
 

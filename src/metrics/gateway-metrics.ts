@@ -99,11 +99,13 @@ function ingestMetrics(ingest: IngestService): Array<CollectedMetric | Collected
    * One series per tracked portal. "(none)" (a connection before hello) only for what can happen before hello:
    * frames and bytes.
    */
-  const perPortal = (pick: (p: PortalIngestStats) => number, beforeHello = false) => (): Sample[] => {
-    const out: Sample[] = [];
-    for (const [portal, p] of s.portals) if (beforeHello || portal !== NO_PORTAL) out.push({ labels: { portal }, value: pick(p) });
-    return out;
-  };
+  const perPortal =
+    (pick: (p: PortalIngestStats) => number, beforeHello = false) =>
+    (): Sample[] => {
+      const out: Sample[] = [];
+      for (const [portal, p] of s.portals) if (beforeHello || portal !== NO_PORTAL) out.push({ labels: { portal }, value: pick(p) });
+      return out;
+    };
   return [
     gauge('scanline_portal_connections', 'Open portal WebSocket connections, by portal ("(none)": connected, hello not accepted yet).', ['portal'], () => {
       const out: Sample[] = [];
@@ -126,30 +128,78 @@ function ingestMetrics(ingest: IngestService): Array<CollectedMetric | Collected
       }
       return [...counts].map(([portal, value]) => ({ labels: { portal }, value }));
     }),
-    counter('scanline_scans_started_total', 'Scans accepted (scan.start), by portal.', ['portal'], perPortal((p) => p.scansStarted)),
-    counter('scanline_scans_ended_total', 'Scans ended, by portal and outcome (completed: every line processed and on disk; aborted: by the portal, a lost connection, shutdown or a failure).', ['portal', 'outcome'], () => {
-      const out: Sample[] = [];
-      for (const [portal, p] of s.portals) {
-        if (portal === NO_PORTAL) continue;
-        out.push({ labels: { portal, outcome: 'completed' }, value: p.scansCompleted });
-        out.push({ labels: { portal, outcome: 'aborted' }, value: p.scansAborted });
-      }
-      return out;
-    }),
+    counter(
+      'scanline_scans_started_total',
+      'Scans accepted (scan.start), by portal.',
+      ['portal'],
+      perPortal((p) => p.scansStarted),
+    ),
+    counter(
+      'scanline_scans_ended_total',
+      'Scans ended, by portal and outcome (completed: every line processed and on disk; aborted: by the portal, a lost connection, shutdown or a failure).',
+      ['portal', 'outcome'],
+      () => {
+        const out: Sample[] = [];
+        for (const [portal, p] of s.portals) {
+          if (portal === NO_PORTAL) continue;
+          out.push({ labels: { portal, outcome: 'completed' }, value: p.scansCompleted });
+          out.push({ labels: { portal, outcome: 'aborted' }, value: p.scansAborted });
+        }
+        return out;
+      },
+    ),
     counter('scanline_scans_resumed_total', 'Scans resumed on a new connection (scan.resume).', [], () => one(s.scansResumed)),
-    counter('scanline_frames_received_total', 'WebSocket messages received from portals (control and binary), by portal.', ['portal'], perPortal((p) => p.framesReceived, true)),
-    counter('scanline_slices_received_total', 'Image slices (binary frames of kind 1) stored, by portal; replays are not counted.', ['portal'], perPortal((p) => p.slicesReceived)),
-    counter('scanline_lines_received_total', 'Detector lines received for the first time, by portal.', ['portal'], perPortal((p) => p.linesReceived)),
-    counter('scanline_received_bytes_total', 'Bytes of WebSocket messages received from portals, by portal.', ['portal'], perPortal((p) => p.bytesReceived, true)),
-    counter('scanline_duplicate_frames_total', 'Frames received again (replayed after a resume or a resend) and acknowledged without storing, by portal.', ['portal'], perPortal((p) => p.duplicateFrames)),
-    counter('scanline_lines_missing_total', 'Data loss: lines of ended scans that never arrived (the gaps reported in scan.completed, and the missing lines of aborted scans), by portal.', ['portal'], perPortal((p) => p.gapLines)),
+    counter(
+      'scanline_frames_received_total',
+      'WebSocket messages received from portals (control and binary), by portal.',
+      ['portal'],
+      perPortal((p) => p.framesReceived, true),
+    ),
+    counter(
+      'scanline_slices_received_total',
+      'Image slices (binary frames of kind 1) stored, by portal; replays are not counted.',
+      ['portal'],
+      perPortal((p) => p.slicesReceived),
+    ),
+    counter(
+      'scanline_lines_received_total',
+      'Detector lines received for the first time, by portal.',
+      ['portal'],
+      perPortal((p) => p.linesReceived),
+    ),
+    counter(
+      'scanline_received_bytes_total',
+      'Bytes of WebSocket messages received from portals, by portal.',
+      ['portal'],
+      perPortal((p) => p.bytesReceived, true),
+    ),
+    counter(
+      'scanline_duplicate_frames_total',
+      'Frames received again (replayed after a resume or a resend) and acknowledged without storing, by portal.',
+      ['portal'],
+      perPortal((p) => p.duplicateFrames),
+    ),
+    counter(
+      'scanline_lines_missing_total',
+      'Data loss: lines of ended scans that never arrived (the gaps reported in scan.completed, and the missing lines of aborted scans), by portal.',
+      ['portal'],
+      perPortal((p) => p.gapLines),
+    ),
     counter('scanline_protocol_errors_total', 'Error messages sent to portals, by error code (docs/errors.md).', ['code'], () =>
       [...s.errorsByCode].map(([code, value]) => ({ labels: { code }, value })),
     ),
-    histogram('scanline_stitch_duration_seconds', 'Duration of one native stitcher job (calibration, material map, tiles and preview of the lines received since the previous job), queued to result.', [], () => [
-      { labels: {}, counts: s.stitchJobSeconds },
-    ]),
-    counter('scanline_tiles_produced_total', 'Model-ready tiles the stitcher cut, by portal; each goes to every loaded model.', ['portal'], perPortal((p) => p.tilesProduced)),
+    histogram(
+      'scanline_stitch_duration_seconds',
+      'Duration of one native stitcher job (calibration, material map, tiles and preview of the lines received since the previous job), queued to result.',
+      [],
+      () => [{ labels: {}, counts: s.stitchJobSeconds }],
+    ),
+    counter(
+      'scanline_tiles_produced_total',
+      'Model-ready tiles the stitcher cut, by portal; each goes to every loaded model.',
+      ['portal'],
+      perPortal((p) => p.tilesProduced),
+    ),
   ];
 }
 
@@ -167,45 +217,93 @@ function inferenceMetrics(inference: Inference | null): Array<CollectedMetric | 
   const perModelHistogram = (pick: (m: ReturnType<typeof models>[number][1]) => HistogramCounts, withProvider: boolean) => (): HistogramSample[] =>
     models().map(([model, m]): HistogramSample => ({ labels: withProvider ? { model, provider: provider(model) } : { model }, counts: pick(m) }));
   return [
-    counter('scanline_inference_tiles_submitted_total', 'Tiles submitted to a model, by priority (live: a truck in the portal; reanalysis: stored scans).', ['model', 'priority'], () =>
-      models().flatMap(([model, m]) => TILE_PRIORITIES.map((priority) => ({ labels: { model, priority }, value: m.tiles[priority].submitted }))),
+    counter(
+      'scanline_inference_tiles_submitted_total',
+      'Tiles submitted to a model, by priority (live: a truck in the portal; reanalysis: stored scans).',
+      ['model', 'priority'],
+      () => models().flatMap(([model, m]) => TILE_PRIORITIES.map((priority) => ({ labels: { model, priority }, value: m.tiles[priority].submitted }))),
     ),
-    counter('scanline_inference_tiles_total', 'Tiles finished, by model, priority and outcome: ok (scored), rejected (queue full, shed, closed), expired (deadline passed while queued), failed (the batch failed). submitted = sum of outcomes + scanline_inference_pending_tiles.', ['model', 'priority', 'outcome'], () =>
-      models().flatMap(([model, m]) =>
-        TILE_PRIORITIES.flatMap((priority) => OUTCOMES.map((outcome) => ({ labels: { model, priority, outcome }, value: m.tiles[priority][outcome] }))),
-      ),
+    counter(
+      'scanline_inference_tiles_total',
+      'Tiles finished, by model, priority and outcome: ok (scored), rejected (queue full, shed, closed), expired (deadline passed while queued), failed (the batch failed). submitted = sum of outcomes + scanline_inference_pending_tiles.',
+      ['model', 'priority', 'outcome'],
+      () =>
+        models().flatMap(([model, m]) =>
+          TILE_PRIORITIES.flatMap((priority) => OUTCOMES.map((outcome) => ({ labels: { model, priority, outcome }, value: m.tiles[priority][outcome] }))),
+        ),
     ),
     counter('scanline_inference_tiles_shed_total', 'Queued re-analysis tiles evicted for live tiles (part of outcome="rejected").', ['model'], () =>
       models().map(([model, m]) => ({ labels: { model }, value: m.tiles.reanalysis.shed })),
     ),
-    counter('scanline_inference_tiles_refused_total', 'Tiles refused before reaching a model: reason unknown_model (no such model loaded) or invalid_tile.', ['reason'], () =>
-      inference
-        ? [
-            { labels: { reason: 'unknown_model' }, value: inference.stats.unknownModelTiles },
-            { labels: { reason: 'invalid_tile' }, value: inference.stats.invalidTiles },
-          ]
-        : [],
+    counter(
+      'scanline_inference_tiles_refused_total',
+      'Tiles refused before reaching a model: reason unknown_model (no such model loaded) or invalid_tile.',
+      ['reason'],
+      () =>
+        inference
+          ? [
+              { labels: { reason: 'unknown_model' }, value: inference.stats.unknownModelTiles },
+              { labels: { reason: 'invalid_tile' }, value: inference.stats.invalidTiles },
+            ]
+          : [],
     ),
-    gauge('scanline_inference_queued_tiles', 'Tiles waiting in a model\'s batcher queue, by priority (the batcher holds at most inference.batching.maxQueueTiles per model).', ['model', 'priority'], () =>
-      Object.entries(status()?.models ?? {}).flatMap(([model, m]) => TILE_PRIORITIES.map((priority) => ({ labels: { model, priority }, value: m.queued[priority] }))),
+    gauge(
+      'scanline_inference_queued_tiles',
+      "Tiles waiting in a model's batcher queue, by priority (the batcher holds at most inference.batching.maxQueueTiles per model).",
+      ['model', 'priority'],
+      () =>
+        Object.entries(status()?.models ?? {}).flatMap(([model, m]) =>
+          TILE_PRIORITIES.map((priority) => ({ labels: { model, priority }, value: m.queued[priority] })),
+        ),
     ),
-    gauge('scanline_inference_queue_capacity_tiles', 'Most tiles a model\'s batcher queue holds (inference.batching.maxQueueTiles); queued / capacity is the queue fill.', ['model'], () =>
-      models().map(([model]) => ({ labels: { model }, value: inference?.config.batching.maxQueueTiles ?? 0 })),
+    gauge(
+      'scanline_inference_queue_capacity_tiles',
+      "Most tiles a model's batcher queue holds (inference.batching.maxQueueTiles); queued / capacity is the queue fill.",
+      ['model'],
+      () => models().map(([model]) => ({ labels: { model }, value: inference?.config.batching.maxQueueTiles ?? 0 })),
     ),
     gauge('scanline_inference_in_flight_batches', 'Batches of a model dispatched to the backend and not answered yet.', ['model'], () =>
       Object.entries(status()?.models ?? {}).map(([model, m]) => ({ labels: { model }, value: m.inFlightBatches })),
     ),
-    histogram('scanline_inference_queue_wait_seconds', 'Per tile: submitted to dispatched in a batch.', ['model'], perModelHistogram((m) => m.queueWaitSeconds, false)),
-    histogram('scanline_inference_batch_size_tiles', 'Tiles per batch sent to the backend.', ['model'], perModelHistogram((m) => m.batchSize, false)),
-    histogram('scanline_inference_compute_seconds', 'Per batch: ONNX Runtime run time measured inside the worker, by model and the execution provider serving it.', ['model', 'provider'], perModelHistogram((m) => m.computeSeconds, true)),
-    histogram('scanline_inference_batch_round_trip_seconds', 'Per batch: dispatched to result on the gateway thread (compute, transfers and worker queueing).', ['model'], perModelHistogram((m) => m.roundTripSeconds, false)),
-    counter('scanline_inference_batches_total', 'Batches dispatched to the backend.', ['model'], () => models().map(([model, m]) => ({ labels: { model }, value: m.batches }))),
-    counter('scanline_inference_batches_failed_total', 'Batches that failed (ONNX Runtime error, worker crash, batch timeout); their tiles count as outcome="failed".', ['model'], () =>
-      models().map(([model, m]) => ({ labels: { model }, value: m.batchesFailed })),
+    histogram(
+      'scanline_inference_queue_wait_seconds',
+      'Per tile: submitted to dispatched in a batch.',
+      ['model'],
+      perModelHistogram((m) => m.queueWaitSeconds, false),
     ),
-    counter('scanline_inference_worker_busy_seconds_total', 'Time inference workers spent running batches (sum of compute over all models and workers); rate() / scanline_inference_workers{state="ready"} is worker utilisation.', [], () => [
-      { labels: {}, value: models().reduce((sum, [, m]) => sum + m.computeSeconds.sum, 0) },
-    ]),
+    histogram(
+      'scanline_inference_batch_size_tiles',
+      'Tiles per batch sent to the backend.',
+      ['model'],
+      perModelHistogram((m) => m.batchSize, false),
+    ),
+    histogram(
+      'scanline_inference_compute_seconds',
+      'Per batch: ONNX Runtime run time measured inside the worker, by model and the execution provider serving it.',
+      ['model', 'provider'],
+      perModelHistogram((m) => m.computeSeconds, true),
+    ),
+    histogram(
+      'scanline_inference_batch_round_trip_seconds',
+      'Per batch: dispatched to result on the gateway thread (compute, transfers and worker queueing).',
+      ['model'],
+      perModelHistogram((m) => m.roundTripSeconds, false),
+    ),
+    counter('scanline_inference_batches_total', 'Batches dispatched to the backend.', ['model'], () =>
+      models().map(([model, m]) => ({ labels: { model }, value: m.batches })),
+    ),
+    counter(
+      'scanline_inference_batches_failed_total',
+      'Batches that failed (ONNX Runtime error, worker crash, batch timeout); their tiles count as outcome="failed".',
+      ['model'],
+      () => models().map(([model, m]) => ({ labels: { model }, value: m.batchesFailed })),
+    ),
+    counter(
+      'scanline_inference_worker_busy_seconds_total',
+      'Time inference workers spent running batches (sum of compute over all models and workers); rate() / scanline_inference_workers{state="ready"} is worker utilisation.',
+      [],
+      () => [{ labels: {}, value: models().reduce((sum, [, m]) => sum + m.computeSeconds.sum, 0) }],
+    ),
     gauge('scanline_inference_workers', 'Inference worker threads, by state (starting, ready, restarting, closing, closed).', ['state'], () => {
       const counts = new Map<string, number>(['starting', 'ready', 'restarting', 'closing', 'closed'].map((k) => [k, 0]));
       for (const w of status()?.backend.workers ?? []) counts.set(w.state, (counts.get(w.state) ?? 0) + 1);
@@ -215,54 +313,93 @@ function inferenceMetrics(inference: Inference | null): Array<CollectedMetric | 
       (status()?.backend.workers ?? []).map((w) => ({ labels: { worker: String(w.index) }, value: w.inFlightBatches })),
     ),
     counter('scanline_inference_worker_crashes_total', 'Inference worker threads that died.', [], () => (inference ? one(inference.stats.workerCrashes) : [])),
-    counter('scanline_inference_worker_restarts_total', 'Inference worker threads started to replace a crashed or hung one.', [], () => (inference ? one(inference.stats.workerRestarts) : [])),
-    counter('scanline_inference_batch_timeouts_total', 'Batches not answered within inference.batchTimeoutMs (the worker is replaced).', [], () => (inference ? one(inference.stats.batchTimeouts) : [])),
+    counter('scanline_inference_worker_restarts_total', 'Inference worker threads started to replace a crashed or hung one.', [], () =>
+      inference ? one(inference.stats.workerRestarts) : [],
+    ),
+    counter('scanline_inference_batch_timeouts_total', 'Batches not answered within inference.batchTimeoutMs (the worker is replaced).', [], () =>
+      inference ? one(inference.stats.batchTimeouts) : [],
+    ),
   ];
 }
 
 function resultsMetrics(results: ResultsService | null): Array<CollectedMetric | CollectedHistogram> {
   return [
-    histogram('scanline_line_to_result_seconds', 'A tile\'s last line received from the portal → that tile\'s result from a model applied to the scan\'s results, by model and portal.', ['model', 'portal'], () =>
-      results ? [...results.stats.lineToResult].flatMap(([model, byPortal]) => [...byPortal].map(([portal, counts]) => ({ labels: { model, portal }, counts }))) : [],
+    histogram(
+      'scanline_line_to_result_seconds',
+      "A tile's last line received from the portal → that tile's result from a model applied to the scan's results, by model and portal.",
+      ['model', 'portal'],
+      () =>
+        results
+          ? [...results.stats.lineToResult].flatMap(([model, byPortal]) => [...byPortal].map(([portal, counts]) => ({ labels: { model, portal }, counts })))
+          : [],
     ),
-    counter('scanline_results_updates_total', 'Changes pushed to operator screens: kind suggestion (goods suggestions changed) or alert (a threat alert raised or changed).', ['kind'], () =>
-      results
-        ? [
-            { labels: { kind: 'suggestion' }, value: results.stats.suggestionUpdates },
-            { labels: { kind: 'alert' }, value: results.stats.alertUpdates },
-          ]
-        : [],
+    counter(
+      'scanline_results_updates_total',
+      'Changes pushed to operator screens: kind suggestion (goods suggestions changed) or alert (a threat alert raised or changed).',
+      ['kind'],
+      () =>
+        results
+          ? [
+              { labels: { kind: 'suggestion' }, value: results.stats.suggestionUpdates },
+              { labels: { kind: 'alert' }, value: results.stats.alertUpdates },
+            ]
+          : [],
     ),
-    counter('scanline_results_reports_stored_total', 'Final results reports stored (one per scan once every tile is answered).', [], () => (results ? one(results.stats.reportsStored) : [])),
+    counter('scanline_results_reports_stored_total', 'Final results reports stored (one per scan once every tile is answered).', [], () =>
+      results ? one(results.stats.reportsStored) : [],
+    ),
   ];
 }
 
 function storageMetrics(ingest: IngestService, store: ScanStore, results: ResultsService | null): Array<CollectedMetric | CollectedHistogram> {
   const s = ingest.stats;
   return [
-    histogram('scanline_storage_write_seconds', 'Per write of raw scan lines to the scan\'s archive file (about 1 MiB), issued to completed.', [], () => [
+    histogram('scanline_storage_write_seconds', "Per write of raw scan lines to the scan's archive file (about 1 MiB), issued to completed.", [], () => [
       { labels: {}, counts: s.storageWriteLatency },
     ]),
-    counter('scanline_storage_written_bytes_total', 'Bytes of raw scan lines written to archive files, by io: direct (O_DIRECT, past the page cache) or buffered.', ['io'], () => [
-      { labels: { io: 'direct' }, value: s.storageDirectBytes },
-      { labels: { io: 'buffered' }, value: s.storageBytes - s.storageDirectBytes },
-    ]),
-    counter('scanline_storage_failures_total', 'Data loss: storage operations that failed, by operation: scan (raw archive or scan record; the scan is aborted) or report (a final results report; served from memory until restart).', ['operation'], () => [
-      { labels: { operation: 'scan' }, value: s.storageFailures },
-      { labels: { operation: 'report' }, value: results?.stats.storageFailures ?? 0 },
-    ]),
+    counter(
+      'scanline_storage_written_bytes_total',
+      'Bytes of raw scan lines written to archive files, by io: direct (O_DIRECT, past the page cache) or buffered.',
+      ['io'],
+      () => [
+        { labels: { io: 'direct' }, value: s.storageDirectBytes },
+        { labels: { io: 'buffered' }, value: s.storageBytes - s.storageDirectBytes },
+      ],
+    ),
+    counter(
+      'scanline_storage_failures_total',
+      'Data loss: storage operations that failed, by operation: scan (raw archive or scan record; the scan is aborted) or report (a final results report; served from memory until restart).',
+      ['operation'],
+      () => [
+        { labels: { operation: 'scan' }, value: s.storageFailures },
+        { labels: { operation: 'report' }, value: results?.stats.storageFailures ?? 0 },
+      ],
+    ),
     gauge('scanline_storage_writable', '1 when the scan database answers (the /readyz storage check), else 0.', [], () => one(store.isWritable() ? 1 : 0)),
   ];
 }
 
 function operatorMetrics(operator: OperatorMetrics): Array<CollectedMetric | CollectedHistogram> {
   return [
-    histogram('scanline_line_to_screen_seconds', 'A line received from the portal → the newest message showing it (suggestion or alert update) accepted by an operator socket, by portal ("(unknown)" when the hub did not say).', ['portal'], () =>
-      [...operator.lineToScreen].map(([portal, counts]) => ({ labels: { portal }, counts })),
+    histogram(
+      'scanline_line_to_screen_seconds',
+      'A line received from the portal → the newest message showing it (suggestion or alert update) accepted by an operator socket, by portal ("(unknown)" when the hub did not say).',
+      ['portal'],
+      () => [...operator.lineToScreen].map(([portal, counts]) => ({ labels: { portal }, counts })),
     ),
     gauge('scanline_operator_subscribers', 'Operator screens connected to the live feed.', [], () => one(operator.stats().subscribers)),
-    counter('scanline_operator_strips_coalesced_total', 'Preview strips not sent to a screen that was behind; a later snapshot replaced them (the screen catches up, nothing is lost).', [], () => one(operator.stats().stripsCoalesced)),
+    counter(
+      'scanline_operator_strips_coalesced_total',
+      'Preview strips not sent to a screen that was behind; a later snapshot replaced them (the screen catches up, nothing is lost).',
+      [],
+      () => one(operator.stats().stripsCoalesced),
+    ),
     gauge('scanline_operator_buffered_bytes', 'Bytes queued towards operator sockets and not yet sent.', [], () => one(operator.stats().bytesBuffered)),
-    counter('scanline_operator_slow_disconnects_total', 'Operator screens disconnected because they could not take even a control message (SCANLINE_ERR_OPERATOR_TOO_SLOW); the officer saw a stale view until reconnecting.', [], () => one(operator.stats().disconnectedSlow)),
+    counter(
+      'scanline_operator_slow_disconnects_total',
+      'Operator screens disconnected because they could not take even a control message (SCANLINE_ERR_OPERATOR_TOO_SLOW); the officer saw a stale view until reconnecting.',
+      [],
+      () => one(operator.stats().disconnectedSlow),
+    ),
   ];
 }

@@ -18,9 +18,7 @@ import { createHistogram, observe, type HistogramCounts } from '../inference/ind
 import { portalEntry } from '../ingest/index.js';
 
 /** Upper bounds of the line-to-screen latency buckets, seconds (as line-to-result, plus slower ones). */
-export const LINE_TO_SCREEN_BUCKETS_SECONDS: readonly number[] = Object.freeze([
-  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
-]);
+export const LINE_TO_SCREEN_BUCKETS_SECONDS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
 
 export interface OperatorFeedStats {
   /** Operator screens (sockets) connected now (gauge). */
@@ -52,7 +50,10 @@ export class OperatorMetrics implements OperatorMetricsSink {
 
   observeLineToScreen(seconds: number, portalId: string = UNKNOWN_PORTAL): void {
     if (!(seconds >= 0) || seconds === Infinity) return;
-    observe(portalEntry(this.lineToScreen, portalId, this.portalLabelLimit, () => createHistogram(LINE_TO_SCREEN_BUCKETS_SECONDS)), seconds);
+    observe(
+      portalEntry(this.lineToScreen, portalId, this.portalLabelLimit, () => createHistogram(LINE_TO_SCREEN_BUCKETS_SECONDS)),
+      seconds,
+    );
   }
 
   provideStats(read: (() => OperatorFeedStats) | null): void {

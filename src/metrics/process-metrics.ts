@@ -39,23 +39,41 @@ export class ProcessMetrics {
       new CollectedMetric('scanline_process_resident_memory_bytes', 'gauge', 'Resident set size of the gateway process.', [], () => [
         { labels: {}, value: process.memoryUsage.rss() },
       ]),
-      new CollectedMetric('scanline_process_heap_bytes', 'gauge', 'V8 heap of the JS thread: used and total (allocated), and memory outside the heap held by JS objects (external, array buffers included).', ['kind'], () => {
-        const m = process.memoryUsage();
-        return [
-          { labels: { kind: 'used' }, value: m.heapUsed },
-          { labels: { kind: 'total' }, value: m.heapTotal },
-          { labels: { kind: 'external' }, value: m.external },
-        ];
-      }),
+      new CollectedMetric(
+        'scanline_process_heap_bytes',
+        'gauge',
+        'V8 heap of the JS thread: used and total (allocated), and memory outside the heap held by JS objects (external, array buffers included).',
+        ['kind'],
+        () => {
+          const m = process.memoryUsage();
+          return [
+            { labels: { kind: 'used' }, value: m.heapUsed },
+            { labels: { kind: 'total' }, value: m.heapTotal },
+            { labels: { kind: 'external' }, value: m.external },
+          ];
+        },
+      ),
       new CollectedMetric('scanline_process_open_fds', 'gauge', 'Open file descriptors of the gateway process (Linux; absent elsewhere).', [], () => openFds()),
       new CollectedMetric('scanline_process_start_time_seconds', 'gauge', 'When the gateway process started, seconds since the Unix epoch.', [], () => [
         { labels: {}, value: this.startedAtSeconds },
       ]),
-      new CollectedMetric('scanline_event_loop_busy_seconds_total', 'counter', 'Time the JS thread spent running callbacks (not idle in the event loop); its rate is the event-loop utilisation, 0..1.', [], () => [
-        { labels: {}, value: performance.eventLoopUtilization().active / 1000 },
+      new CollectedMetric(
+        'scanline_event_loop_busy_seconds_total',
+        'counter',
+        'Time the JS thread spent running callbacks (not idle in the event loop); its rate is the event-loop utilisation, 0..1.',
+        [],
+        () => [{ labels: {}, value: performance.eventLoopUtilization().active / 1000 }],
+      ),
+      new CollectedMetric(
+        'scanline_event_loop_delay_seconds',
+        'summary',
+        'Event-loop delay (perf_hooks monitorEventLoopDelay, 10 ms resolution): quantiles over the time since the previous scrape; _sum and _count since start.',
+        [],
+        () => this.readDelay(),
+      ),
+      new CollectedMetric('scanline_event_loop_delay_max_seconds', 'gauge', 'Largest event-loop delay since the previous scrape.', [], () => [
+        { labels: {}, value: this.lastMax },
       ]),
-      new CollectedMetric('scanline_event_loop_delay_seconds', 'summary', 'Event-loop delay (perf_hooks monitorEventLoopDelay, 10 ms resolution): quantiles over the time since the previous scrape; _sum and _count since start.', [], () => this.readDelay()),
-      new CollectedMetric('scanline_event_loop_delay_max_seconds', 'gauge', 'Largest event-loop delay since the previous scrape.', [], () => [{ labels: {}, value: this.lastMax }]),
     ];
   }
 

@@ -53,7 +53,12 @@ export function validateOperatorConfig(c: OperatorConfig): string[] {
   check(int(c.stripBufferBytes, 16 * 1024, 1 << 30), 'an integer 16384..1073741824', 'stripBufferBytes', c.stripBufferBytes);
   check(int(c.maxBufferedBytes, 64 * 1024, 1 << 30), 'an integer 65536..1073741824', 'maxBufferedBytes', c.maxBufferedBytes);
   if (int(c.stripBufferBytes, 16 * 1024, 1 << 30) && int(c.maxBufferedBytes, 64 * 1024, 1 << 30)) {
-    check(c.maxBufferedBytes >= 4 * c.stripBufferBytes, `an integer of at least 4 x operator.stripBufferBytes (${4 * c.stripBufferBytes})`, 'maxBufferedBytes', c.maxBufferedBytes);
+    check(
+      c.maxBufferedBytes >= 4 * c.stripBufferBytes,
+      `an integer of at least 4 x operator.stripBufferBytes (${4 * c.stripBufferBytes})`,
+      'maxBufferedBytes',
+      c.maxBufferedBytes,
+    );
   }
   check(int(c.maxMessageBytes, 1024, 1024 * 1024), 'an integer 1024..1048576', 'maxMessageBytes', c.maxMessageBytes);
   check(c.idleTimeoutSec === 0 || int(c.idleTimeoutSec, 8, 960), '0 or an integer 8..960 (uWebSockets.js aborts on 1..7)', 'idleTimeoutSec', c.idleTimeoutSec);

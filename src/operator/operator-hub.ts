@@ -217,7 +217,10 @@ export class OperatorHub {
       switch (m.type) {
         case 'hello':
           if (m.protocol !== OPERATOR_PROTOCOL_VERSION) {
-            throw new ScanlineError('SCANLINE_ERR_OPERATOR_VERSION', `operator feed protocol ${m.protocol} is not supported; this gateway speaks ${OPERATOR_PROTOCOL_VERSION}`);
+            throw new ScanlineError(
+              'SCANLINE_ERR_OPERATOR_VERSION',
+              `operator feed protocol ${m.protocol} is not supported; this gateway speaks ${OPERATOR_PROTOCOL_VERSION}`,
+            );
           }
           return;
         case 'subscribe':
@@ -239,7 +242,11 @@ export class OperatorHub {
           const portalId = this.views.get(m.scanId)?.summary.portalId ?? this.o.store.getScan(m.scanId)?.portalId;
           if (portalId === undefined) throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${m.scanId}`, { scanId: m.scanId });
           if (!session.watches(portalId, m.scanId)) {
-            throw new ScanlineError('SCANLINE_ERR_OPERATOR_MESSAGE', `resync of ${m.scanId}: this screen does not watch the scan or its lane; subscribe first`, { scanId: m.scanId });
+            throw new ScanlineError(
+              'SCANLINE_ERR_OPERATOR_MESSAGE',
+              `resync of ${m.scanId}: this screen does not watch the scan or its lane; subscribe first`,
+              { scanId: m.scanId },
+            );
           }
           this.sendSnapshot(session, m.scanId, true);
           return;
@@ -344,7 +351,9 @@ export class OperatorHub {
       portalId: scan.portalId,
       state: 'receiving',
       lines: scan.lines,
-      detector: record ? { ...record.detector } : { pixels: scan.detector.pixels, energies: scan.detector.energies, pitchMm: scan.detector.pitchMm, lineRateHz: scan.detector.lineRateHz },
+      detector: record
+        ? { ...record.detector }
+        : { pixels: scan.detector.pixels, energies: scan.detector.energies, pitchMm: scan.detector.pitchMm, lineRateHz: scan.detector.lineRateHz },
       vehicle: (scan.vehicle as Record<string, unknown> | null) ?? null,
       declaration: scan.declaration ? { hsCodes: [...scan.declaration.hsCodes] } : null,
       startedAt: scan.startedAt.toISOString(),
@@ -389,7 +398,17 @@ export class OperatorHub {
       }
       this.counters.stripsEncoded++;
       const frame = encodeImageFrame(
-        { kind: ImageFrameKind.Strip, format: ImageFormat.Png, downsample: view.canvas.downsample, seq, line: strip.line, lines: strip.lines, width: strip.width, height: strip.height, scanId: scan.scanId },
+        {
+          kind: ImageFrameKind.Strip,
+          format: ImageFormat.Png,
+          downsample: view.canvas.downsample,
+          seq,
+          line: strip.line,
+          lines: strip.lines,
+          width: strip.width,
+          height: strip.height,
+          scanId: scan.scanId,
+        },
         png,
       );
       for (const s of this.sessions) {
@@ -513,7 +532,10 @@ export class OperatorHub {
         // Still wanted: the screen did not unsubscribe meanwhile (the view may have been dropped: the scan ended).
         if (!image || session.closed || !session.watches(summary.portalId, scanId)) return;
         session.sendImage(
-          encodeImageFrame({ kind: ImageFrameKind.Snapshot, format: ImageFormat.Png, downsample: d, seq, line: 0, lines: coveredLines, width, height, scanId }, image),
+          encodeImageFrame(
+            { kind: ImageFrameKind.Snapshot, format: ImageFormat.Png, downsample: d, seq, line: 0, lines: coveredLines, width, height, scanId },
+            image,
+          ),
         );
       },
       (err: unknown) => {

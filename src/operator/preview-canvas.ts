@@ -138,7 +138,8 @@ export function stripToRgb(strip: { width: number; height: number }, rgba: Uint8
 /** A strip's samples as words (one per sample); RangeError when `rgba` is too short for width x height. */
 function stripWords(strip: { width: number; height: number }, rgba: Uint8Array): Uint32Array {
   const samples = strip.width * strip.height;
-  if (rgba.byteLength < samples * 4) throw new RangeError(`preview strip of ${strip.width} x ${strip.height} samples needs ${samples * 4} bytes, received ${rgba.byteLength}`);
+  if (rgba.byteLength < samples * 4)
+    throw new RangeError(`preview strip of ${strip.width} x ${strip.height} samples needs ${samples * 4} bytes, received ${rgba.byteLength}`);
   // The stitcher's buffers are 4-byte aligned; a copy makes any other input word-addressable.
   return rgba.byteOffset % 4 === 0 ? new Uint32Array(rgba.buffer, rgba.byteOffset, samples) : new Uint32Array(rgba.slice(0, samples * 4).buffer);
 }

@@ -101,7 +101,10 @@ export function parseClientMessage(text: string): OperatorClientMessage {
       out = { type: 'resync', scanId: m.scanId as string };
       break;
     default:
-      throw new ScanlineError('SCANLINE_ERR_OPERATOR_MESSAGE', `Expected one of hello, subscribe, unsubscribe, resync for type but received ${describe(m.type)}`);
+      throw new ScanlineError(
+        'SCANLINE_ERR_OPERATOR_MESSAGE',
+        `Expected one of hello, subscribe, unsubscribe, resync for type but received ${describe(m.type)}`,
+      );
   }
   if (p.length > 0) {
     throw new ScanlineError('SCANLINE_ERR_OPERATOR_MESSAGE', `invalid ${String(m.type)} message:\n  - ${p.join('\n  - ')}`, { problems: p });

@@ -27,9 +27,7 @@ import { ScanResults, type ScanResultsReport, type TileOutcome } from './scan-re
 import type { ThreatAlert } from './threat-alerts.js';
 
 /** Upper bounds of the line-to-result latency buckets, seconds. */
-export const LINE_TO_RESULT_BUCKETS_SECONDS: readonly number[] = Object.freeze([
-  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-]);
+export const LINE_TO_RESULT_BUCKETS_SECONDS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
 
 export interface ResultsStats {
   /** Tiles received from the stitcher. */
@@ -120,7 +118,12 @@ export function validateEnrolment(body: unknown): EnrolmentRequest {
   const b = body as Record<string, unknown>;
   const known = new Set(['id', 'name', 'hsCodes', 'minSimilarity', 'samples']);
   for (const k of Object.keys(b)) if (!known.has(k)) p.push(`Unknown field ${k}`);
-  check(typeof b.id === 'string' && /^[a-z0-9][a-z0-9._-]{0,63}$/.test(b.id), 'an id of 1-64 characters a-z 0-9 . _ - (starting with a letter or digit)', 'id', b.id);
+  check(
+    typeof b.id === 'string' && /^[a-z0-9][a-z0-9._-]{0,63}$/.test(b.id),
+    'an id of 1-64 characters a-z 0-9 . _ - (starting with a letter or digit)',
+    'id',
+    b.id,
+  );
   check(typeof b.name === 'string' && b.name.trim().length > 0 && b.name.length <= 128, 'a name of 1-128 characters', 'name', b.name);
   check(
     Array.isArray(b.hsCodes) && b.hsCodes.length <= 32 && b.hsCodes.every((c) => typeof c === 'string' && /^\d{4,10}$/.test(c)),
@@ -142,7 +145,8 @@ export function validateEnrolment(body: unknown): EnrolmentRequest {
       check(int(o.lineStart), 'an integer >= 0', `${n}.lineStart`, o.lineStart);
       check(int(o.lineEnd) && (o.lineEnd as number) > (o.lineStart as number), 'an integer above lineStart', `${n}.lineEnd`, o.lineEnd);
       if (o.pixelStart !== undefined) check(int(o.pixelStart), 'an integer >= 0', `${n}.pixelStart`, o.pixelStart);
-      if (o.pixelEnd !== undefined) check(int(o.pixelEnd) && (o.pixelEnd as number) > ((o.pixelStart as number) ?? 0), 'an integer above pixelStart', `${n}.pixelEnd`, o.pixelEnd);
+      if (o.pixelEnd !== undefined)
+        check(int(o.pixelEnd) && (o.pixelEnd as number) > ((o.pixelStart as number) ?? 0), 'an integer above pixelStart', `${n}.pixelEnd`, o.pixelEnd);
     });
   }
   if (p.length > 0) throw new ScanlineError('SCANLINE_ERR_HTTP_BAD_BODY', `invalid enrolment:\n  - ${p.join('\n  - ')}`, { problems: p });
@@ -324,11 +328,10 @@ export class ResultsService {
       sources.push(source);
     }
     if (rows.length === 0) {
-      throw new ScanlineError(
-        'SCANLINE_ERR_REFERENCE_NO_TILES',
-        `no tile scored by ${model.name} as goods has its centre inside the given regions`,
-        { id: req.id, regions: req.samples.length },
-      );
+      throw new ScanlineError('SCANLINE_ERR_REFERENCE_NO_TILES', `no tile scored by ${model.name} as goods has its centre inside the given regions`, {
+        id: req.id,
+        regions: req.samples.length,
+      });
     }
     const { prototype, min, mean } = prototypeOf(rows, dim);
     const category: ReferenceCategory = {
@@ -345,7 +348,10 @@ export class ResultsService {
     };
     this.o.store.putReference(category);
     library.add(category);
-    this.o.log.info({ id: category.id, samples: category.samples, regions: sources.length, sampleSimilarity: category.sampleSimilarity }, 'reference category enrolled');
+    this.o.log.info(
+      { id: category.id, samples: category.samples, regions: sources.length, sampleSimilarity: category.sampleSimilarity },
+      'reference category enrolled',
+    );
     return category;
   }
 
@@ -506,7 +512,13 @@ export class ResultsService {
       this.o.log.error({ err, scanId: results.scanId }, 'storing the scan results failed; they are kept in memory');
     }
     this.o.log.info(
-      { scanId: results.scanId, decision: report.alarmDecision, alerts: report.threats.length, segments: report.goods.segments.length, declaration: report.goods.declaration.status },
+      {
+        scanId: results.scanId,
+        decision: report.alarmDecision,
+        alerts: report.threats.length,
+        segments: report.goods.segments.length,
+        declaration: report.goods.declaration.status,
+      },
       'scan results final',
     );
     this.emit((l) => l.final?.(report));

@@ -347,7 +347,12 @@ export class ScanResults {
         category: 'empty',
         categoryDescription: `declared ${declaration.declared.join(', ')}; the cargo bay looks empty`,
         probability: Math.max(...segments.map((s) => s.confidence)),
-        box: { lineStart: Math.min(...segments.map((s) => s.startLine)), lineEnd: Math.max(...segments.map((s) => s.endLine)), pixelStart: 0, pixelEnd: this.init.pixels },
+        box: {
+          lineStart: Math.min(...segments.map((s) => s.startLine)),
+          lineEnd: Math.max(...segments.map((s) => s.endLine)),
+          pixelStart: 0,
+          pixelEnd: this.init.pixels,
+        },
         algorithm: this.goodsModel?.name ?? '',
       });
     }
@@ -355,7 +360,14 @@ export class ScanResults {
     for (const m of [this.goodsModel, this.threatsModel]) {
       if (!m) continue;
       const p = this.providers.get(m.name);
-      algorithms.push({ name: m.name, version: m.version, task: m.task, provider: p?.provider ?? null, precision: p?.precision ?? null, tiles: { ...(this.tiles.get(m.name) as TileCounts) } });
+      algorithms.push({
+        name: m.name,
+        version: m.version,
+        task: m.task,
+        provider: p?.provider ?? null,
+        precision: p?.precision ?? null,
+        tiles: { ...(this.tiles.get(m.name) as TileCounts) },
+      });
     }
     const end = this.finalisedAt ?? new Date();
     return {

@@ -281,7 +281,16 @@ export class ThreatAlerts {
       if (ids.length === 0) {
         const id = this.counter++;
         group = {
-          alert: { id: `t${id}`, category: '', name: '', probability: 0, box: { lineStart: 0, lineEnd: 0, pixelStart: 0, pixelEnd: 0 }, cells: 0, raisedAt: now, updatedAt: now },
+          alert: {
+            id: `t${id}`,
+            category: '',
+            name: '',
+            probability: 0,
+            box: { lineStart: 0, lineEnd: 0, pixelStart: 0, pixelEnd: 0 },
+            cells: 0,
+            raisedAt: now,
+            updatedAt: now,
+          },
           cells: [],
         };
         this.groups.set(id, group);

@@ -153,7 +153,13 @@ function registerMetricsRoute(app: TemplatedApp, metrics: MetricsEndpoint): void
 export function startHttpServer(o: HttpServerOptions): Promise<HttpServer> {
   const app = createApp();
   registerPortalRoute(app, o);
-  registerScanRoutes(app, o.ingest, o.store, o.results, o.operator ? operatorImageRenderer(o.operator, o.results ?? null, o.config.stitch.previewDownsample) : undefined);
+  registerScanRoutes(
+    app,
+    o.ingest,
+    o.store,
+    o.results,
+    o.operator ? operatorImageRenderer(o.operator, o.results ?? null, o.config.stitch.previewDownsample) : undefined,
+  );
   registerReferenceRoutes(app, o.results);
   registerHealthRoutes(app, o);
   if (o.metrics) registerMetricsRoute(app, o.metrics);

@@ -128,7 +128,11 @@ export function operatorImageRenderer(hub: OperatorHub, results: ResultsReader |
         image = sharp(base).composite([{ input: Buffer.from(overlaySvg(width, height, previewDownsample, report)), top: 0, left: 0 }]);
       }
       const body =
-        format === 'webp' ? await image.webp({ quality: 90 }).toBuffer() : format === 'jpeg' ? await image.jpeg({ quality: 90 }).toBuffer() : await image.png().toBuffer();
+        format === 'webp'
+          ? await image.webp({ quality: 90 }).toBuffer()
+          : format === 'jpeg'
+            ? await image.jpeg({ quality: 90 }).toBuffer()
+            : await image.png().toBuffer();
       return {
         contentType: FORMATS[format],
         body,

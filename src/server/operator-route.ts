@@ -42,7 +42,10 @@ export function operatorIdOf(req: HttpRequest): string {
 /** Answers an upgrade request with an error body (synchronously, inside the upgrade handler). */
 function refuseUpgrade(res: HttpResponse, err: ScanlineError): void {
   res.cork(() => {
-    res.writeStatus(statusLine(err.status)).writeHeader('Content-Type', 'application/json; charset=utf-8').end(JSON.stringify({ error: err.toJSON() }));
+    res
+      .writeStatus(statusLine(err.status))
+      .writeHeader('Content-Type', 'application/json; charset=utf-8')
+      .end(JSON.stringify({ error: err.toJSON() }));
   });
 }
 
@@ -102,9 +105,13 @@ export function registerOperatorFeed(app: TemplatedApp, o: OperatorRouteOptions)
       if (message.byteLength > config.maxMessageBytes) {
         hub.refuse(
           session,
-          new ScanlineError('SCANLINE_ERR_OPERATOR_MESSAGE', `operator message of ${message.byteLength} bytes exceeds operator.maxMessageBytes (${config.maxMessageBytes}); ignored`, {
-            maxMessageBytes: config.maxMessageBytes,
-          }),
+          new ScanlineError(
+            'SCANLINE_ERR_OPERATOR_MESSAGE',
+            `operator message of ${message.byteLength} bytes exceeds operator.maxMessageBytes (${config.maxMessageBytes}); ignored`,
+            {
+              maxMessageBytes: config.maxMessageBytes,
+            },
+          ),
         );
         return;
       }
@@ -163,7 +170,11 @@ export function registerOperatorUi(app: TemplatedApp, log: Logger): void {
   const serve = (res: HttpResponse, name: string): void =>
     handleAsync(res, (out) => {
       const f = files.get(name);
-      if (!f) throw new ScanlineError('SCANLINE_ERR_HTTP_NOT_FOUND', root === null ? 'the web UI is not installed (no web/ folder in the package)' : `no UI file ${name}`);
+      if (!f)
+        throw new ScanlineError(
+          'SCANLINE_ERR_HTTP_NOT_FOUND',
+          root === null ? 'the web UI is not installed (no web/ folder in the package)' : `no UI file ${name}`,
+        );
       out.send(200, f.type, f.body);
     });
   app.get('/', (res) => serve(res, 'index.html'));

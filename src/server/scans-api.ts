@@ -63,7 +63,8 @@ export function registerScanRoutes(app: TemplatedApp, ingest: IngestService, sto
     handleAsync(res, (out) => {
       const limitText = q.get('limit');
       const limit = limitText === null ? 50 : Number(limitText);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw badQuery(`Expected an integer 1..1000 for limit but received ${JSON.stringify(limitText)}`);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+        throw badQuery(`Expected an integer 1..1000 for limit but received ${JSON.stringify(limitText)}`);
       const state = q.get('state');
       if (state !== null && !SCAN_STATES.includes(state as ScanState)) {
         throw badQuery(`Expected one of ${SCAN_STATES.join(', ')} for state but received ${JSON.stringify(state)}`);

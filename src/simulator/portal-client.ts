@@ -18,13 +18,7 @@
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import { ScanlineError, invalidArgument } from '../errors/index.js';
-import type {
-  ErrorMessage,
-  GatewayMessage,
-  ResumeMessage,
-  ScanCompletedMessage,
-  WelcomeMessage,
-} from '../ingest/messages.js';
+import type { ErrorMessage, GatewayMessage, ResumeMessage, ScanCompletedMessage, WelcomeMessage } from '../ingest/messages.js';
 import { SliceKind, encodeSliceFrame } from '../ingest/slice-frame.js';
 import { detectorInfo, type Detector } from './detector.js';
 import { renderAir, renderDark, renderLines } from './render.js';
@@ -139,7 +133,10 @@ const CLOSE_REPLACED = 4002;
 
 /** Thrown inside the client when the socket goes away; turned into a reconnect or SIM_CONNECTION. */
 class Disconnected extends Error {
-  constructor(readonly code: number, readonly reason: string) {
+  constructor(
+    readonly code: number,
+    readonly reason: string,
+  ) {
     super(`connection closed (${code}${reason ? ` ${reason}` : ''})`);
   }
 }
@@ -224,7 +221,8 @@ function planFrames(scene: Scene, linesPerSlice: number, calibration: Calibratio
 }
 
 function checkInt(name: string, v: unknown, lo: number, hi: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw invalidArgument('SCANLINE_ERR_CLI_USAGE', `an integer in [${lo}, ${hi}]`, name, v);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi)
+    throw invalidArgument('SCANLINE_ERR_CLI_USAGE', `an integer in [${lo}, ${hi}]`, name, v);
   return v;
 }
 
@@ -439,12 +437,20 @@ export class PortalClient extends EventEmitter {
       if (failure || ws.readyState === WebSocket.CLOSED || ws.readyState === WebSocket.CLOSING) {
         const why = failure?.message ?? this.lastClose?.message ?? 'connection closed';
         ws.terminate();
-        throw new ScanlineError('SCANLINE_ERR_SIM_CONNECTION', `portal ${this.options.portalId} could not connect to ${this.options.url}: ${why}`, {}, { cause: failure ?? undefined });
+        throw new ScanlineError(
+          'SCANLINE_ERR_SIM_CONNECTION',
+          `portal ${this.options.portalId} could not connect to ${this.options.url}: ${why}`,
+          {},
+          { cause: failure ?? undefined },
+        );
       }
       const left = deadline - performance.now();
       if (left <= 0) {
         ws.terminate();
-        throw new ScanlineError('SCANLINE_ERR_SIM_CONNECTION', `portal ${this.options.portalId}: no welcome from ${this.options.url} within ${this.options.connectTimeoutMs} ms`);
+        throw new ScanlineError(
+          'SCANLINE_ERR_SIM_CONNECTION',
+          `portal ${this.options.portalId}: no welcome from ${this.options.url} within ${this.options.connectTimeoutMs} ms`,
+        );
       }
       await this.sleep(left);
     }
@@ -503,7 +509,10 @@ export class PortalClient extends EventEmitter {
       case 'scan.aborted':
         if (run && m.streamId === run.streamId) {
           run.abortedByGateway = true;
-          run.failure = new ScanlineError('SCANLINE_ERR_SIM_REJECTED', `gateway aborted scan ${m.scanId}: ${m.reason}`, { streamId: m.streamId, scanId: m.scanId });
+          run.failure = new ScanlineError('SCANLINE_ERR_SIM_REJECTED', `gateway aborted scan ${m.scanId}: ${m.reason}`, {
+            streamId: m.streamId,
+            scanId: m.scanId,
+          });
         }
         break;
       case 'draining':
@@ -594,9 +603,13 @@ export class PortalClient extends EventEmitter {
       if (done()) return;
       const left = deadline - performance.now();
       if (left <= 0) {
-        throw new ScanlineError('SCANLINE_ERR_SIM_REJECTED', `portal ${this.options.portalId}: no ${what} from the gateway within ${this.options.replyTimeoutMs} ms`, {
-          streamId: run.streamId,
-        });
+        throw new ScanlineError(
+          'SCANLINE_ERR_SIM_REJECTED',
+          `portal ${this.options.portalId}: no ${what} from the gateway within ${this.options.replyTimeoutMs} ms`,
+          {
+            streamId: run.streamId,
+          },
+        );
       }
       await this.sleep(left);
     }
@@ -612,7 +625,8 @@ export class PortalClient extends EventEmitter {
       } catch (err) {
         if (!(err instanceof Disconnected)) throw err;
         if (err.code === CLOSE_AUTH_REJECTED) throw new ScanlineError('SCANLINE_ERR_SIM_REJECTED', `gateway rejected the portal token (${err.reason})`);
-        if (err.code === CLOSE_REPLACED) throw new ScanlineError('SCANLINE_ERR_SIM_CONNECTION', `another connection of portal ${this.options.portalId} replaced this one`);
+        if (err.code === CLOSE_REPLACED)
+          throw new ScanlineError('SCANLINE_ERR_SIM_CONNECTION', `another connection of portal ${this.options.portalId} replaced this one`);
         await this.reconnect(run, err);
       }
     }

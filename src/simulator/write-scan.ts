@@ -37,7 +37,12 @@ export interface WrittenScan {
 
 const CHUNK_LINES = 256;
 
-async function writeChunked(path: string, totalLines: number, valuesPerLine: number, make: (first: number, count: number) => Uint16Array | Float32Array): Promise<number> {
+async function writeChunked(
+  path: string,
+  totalLines: number,
+  valuesPerLine: number,
+  make: (first: number, count: number) => Uint16Array | Float32Array,
+): Promise<number> {
   const fh = await open(path, 'w');
   let bytes = 0;
   try {

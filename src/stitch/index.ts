@@ -21,17 +21,11 @@ export type StitcherImplementation = 'native' | 'typescript';
  * StitcherOptions or a partial input both work; invalid ones throw SCANLINE_ERR_STITCH_OPTIONS listing every
  * problem. 'native' throws SCANLINE_ERR_STITCH_ADDON_LOAD when the addon cannot be loaded.
  */
-export function createStitcher(
-  options: StitcherOptionsInput,
-  implementation: StitcherImplementation = 'native',
-): Stitcher {
+export function createStitcher(options: StitcherOptionsInput, implementation: StitcherImplementation = 'native'): Stitcher {
   const validated = validateStitcherOptions(options);
   if (implementation === 'native') return new NativeStitcher(validated);
   if (implementation === 'typescript') return new TsStitcher(validated);
-  throw new ScanlineError(
-    'SCANLINE_ERR_STITCH_OPTIONS',
-    `Expected "native" or "typescript" for implementation but received ${String(implementation)}`,
-  );
+  throw new ScanlineError('SCANLINE_ERR_STITCH_OPTIONS', `Expected "native" or "typescript" for implementation but received ${String(implementation)}`);
 }
 
 /**
@@ -77,14 +71,7 @@ export function alignedBuffer(byteLength: number, alignment: number): ArrayBuffe
  * out[pixel * lines + line] (row = detector pixel, column = line), for 16-bit PNGs. Native; throws
  * SCANLINE_ERR_STITCH_BUFFER for short or mistyped arrays and SCANLINE_ERR_SLICE_GEOMETRY for bad dimensions.
  */
-export function extractPlane(
-  src: Uint16Array,
-  lines: number,
-  energies: number,
-  pixels: number,
-  energy: number,
-  out: Uint16Array,
-): void {
+export function extractPlane(src: Uint16Array, lines: number, energies: number, pixels: number, energy: number, out: Uint16Array): void {
   const addon = loadNativeAddon();
   try {
     addon.extractPlane(src, lines, energies, pixels, energy, out);

@@ -37,14 +37,7 @@ export interface NativeStitcherConstructor {
 export interface ScanlineNativeAddon {
   Stitcher: NativeStitcherConstructor;
   /** out[pixel * lines + line] = src[(line * energies + energy) * pixels + pixel]. */
-  extractPlane(
-    src: Uint16Array,
-    lines: number,
-    energies: number,
-    pixels: number,
-    energy: number,
-    out: Uint16Array,
-  ): void;
+  extractPlane(src: Uint16Array, lines: number, energies: number, pixels: number, energy: number, out: Uint16Array): void;
   /**
    * A zero-filled ArrayBuffer of byteLength bytes whose memory starts on an `alignment` boundary (power of two,
    * 64..65536); freed when collected. Throws SCANLINE_ERR_STORAGE_WRITE for bad arguments or no memory.
@@ -53,7 +46,16 @@ export interface ScanlineNativeAddon {
   /** See CopyRows (src/stitch/index.ts); errors are coded SCANLINE_ERR_STITCH_BUFFER. */
   copyRows(dst: Uint32Array, dstStart: number, dstStride: number, src: Uint32Array, srcStart: number, srcStride: number, rowWords: number, rows: number): void;
   /** copyRows into packed RGB (see PackRgbRows in index.ts); throws SCANLINE_ERR_STITCH_BUFFER. */
-  packRgbRows(dst: Uint8Array, dstStart: number, dstStride: number, src: Uint32Array, srcStart: number, srcStride: number, rowWords: number, rows: number): void;
+  packRgbRows(
+    dst: Uint8Array,
+    dstStart: number,
+    dstStride: number,
+    src: Uint32Array,
+    srcStart: number,
+    srcStride: number,
+    rowWords: number,
+    rows: number,
+  ): void;
   /**
    * Puts the calling thread under SCHED_IDLE (Linux): true when done, false where the platform has none. Throws
    * SCANLINE_ERR_INFER_WORKER_START when the kernel refuses. Threads the caller starts afterwards inherit it.

@@ -1,14 +1,7 @@
 /** The production Stitcher: a thin layer over the native addon that maps native errors to ScanlineError. */
 import { toScanlineError } from '../errors/index.js';
 import { loadNativeAddon, type NativeStitcherHandle } from './native-addon.js';
-import type {
-  ProcessBuffers,
-  ProcessResult,
-  PushResult,
-  Stitcher,
-  StitcherOptions,
-  StitcherStats,
-} from './types.js';
+import type { ProcessBuffers, ProcessResult, PushResult, Stitcher, StitcherOptions, StitcherStats } from './types.js';
 
 export class NativeStitcher implements Stitcher {
   readonly options: Readonly<StitcherOptions>;

@@ -18,8 +18,18 @@ export type StitcherOptionsInput = Partial<Omit<StitcherOptions, 'pixels' | 'ene
 const MAX_LINES_LIMIT = 16_777_216;
 
 const TOP_KEYS = new Set<string>([
-  'pixels', 'energies', 'maxLines', 'chunkLines', 'reorderWindowLines', 'airLines', 'deadPixelFraction',
-  'attenuationMax', 'maxLinesPerJob', 'material', 'tile', 'previewDownsample',
+  'pixels',
+  'energies',
+  'maxLines',
+  'chunkLines',
+  'reorderWindowLines',
+  'airLines',
+  'deadPixelFraction',
+  'attenuationMax',
+  'maxLinesPerJob',
+  'material',
+  'tile',
+  'previewDownsample',
 ]);
 const MATERIAL_KEYS = new Set<string>(['minAttenuation', 'maxAttenuation', 'ratioThresholds']);
 const TILE_KEYS = new Set<string>(['size', 'downsample', 'strideLines', 'overlapPixels']);
@@ -57,8 +67,7 @@ export function validateStitcherOptions(input: StitcherOptionsInput): StitcherOp
   for (const key of Object.keys(tileObj)) if (!TILE_KEYS.has(key)) problems.push(`Unknown option tile.${key}`);
 
   const d = DEFAULT_STITCHER_OPTIONS;
-  const pick = (obj: Record<string, unknown>, key: string, fallback: unknown): unknown =>
-    obj[key] === undefined ? fallback : obj[key];
+  const pick = (obj: Record<string, unknown>, key: string, fallback: unknown): unknown => (obj[key] === undefined ? fallback : obj[key]);
   const integer = (name: string, value: unknown, min: number, max: number): number => {
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
       problems.push(message(`an integer ${min}..${max}`, name, value));
@@ -75,26 +84,22 @@ export function validateStitcherOptions(input: StitcherOptionsInput): StitcherOp
   if (energies !== 1 && energies !== 2) problems.push(message('1 or 2', 'energies', energies));
   const maxLines = integer('maxLines', pick(raw, 'maxLines', d.maxLines), 1, MAX_LINES_LIMIT);
   const chunkLines = integer('chunkLines', pick(raw, 'chunkLines', d.chunkLines), 1, 65_536);
-  const reorderWindowLines = integer(
-    'reorderWindowLines', pick(raw, 'reorderWindowLines', d.reorderWindowLines), 0, MAX_LINES_LIMIT,
-  );
+  const reorderWindowLines = integer('reorderWindowLines', pick(raw, 'reorderWindowLines', d.reorderWindowLines), 0, MAX_LINES_LIMIT);
   const airLines = integer('airLines', pick(raw, 'airLines', d.airLines), 1, 65_536);
-  const deadPixelFraction = number(
-    'deadPixelFraction', pick(raw, 'deadPixelFraction', d.deadPixelFraction), (v) => v >= 0 && v <= 1,
-    'a number 0..1',
-  );
-  const attenuationMax = number(
-    'attenuationMax', pick(raw, 'attenuationMax', d.attenuationMax), (v) => v > 0 && v <= 30, 'a number in (0, 30]',
-  );
+  const deadPixelFraction = number('deadPixelFraction', pick(raw, 'deadPixelFraction', d.deadPixelFraction), (v) => v >= 0 && v <= 1, 'a number 0..1');
+  const attenuationMax = number('attenuationMax', pick(raw, 'attenuationMax', d.attenuationMax), (v) => v > 0 && v <= 30, 'a number in (0, 30]');
   const maxLinesPerJob = integer('maxLinesPerJob', pick(raw, 'maxLinesPerJob', d.maxLinesPerJob), 1, 65_536);
   const previewDownsample = integer('previewDownsample', pick(raw, 'previewDownsample', d.previewDownsample), 1, 64);
 
   const minAttenuation = number(
-    'material.minAttenuation', pick(materialObj, 'minAttenuation', d.material.minAttenuation),
-    (v) => v >= 0 && v <= 30, 'a number 0..30',
+    'material.minAttenuation',
+    pick(materialObj, 'minAttenuation', d.material.minAttenuation),
+    (v) => v >= 0 && v <= 30,
+    'a number 0..30',
   );
   const maxAttenuation = number(
-    'material.maxAttenuation', pick(materialObj, 'maxAttenuation', d.material.maxAttenuation),
+    'material.maxAttenuation',
+    pick(materialObj, 'maxAttenuation', d.material.maxAttenuation),
     (v) => v <= 30 && !(typeof minAttenuation === 'number' && v <= minAttenuation),
     'a number above material.minAttenuation and at most 30',
   );
@@ -114,16 +119,10 @@ export function validateStitcherOptions(input: StitcherOptionsInput): StitcherOp
   const strideLines = integer('tile.strideLines', pick(tileObj, 'strideLines', d.tile.strideLines), 1, MAX_LINES_LIMIT);
   const overlapIn = pick(tileObj, 'overlapPixels', d.tile.overlapPixels);
   const spanKnown = Number.isInteger(size) && Number.isInteger(downsample) && size >= 1 && downsample >= 1;
-  const overlapPixels = spanKnown
-    ? integer('tile.overlapPixels', overlapIn, 0, size * downsample - 1)
-    : integer('tile.overlapPixels', overlapIn, 0, 65_535);
+  const overlapPixels = spanKnown ? integer('tile.overlapPixels', overlapIn, 0, size * downsample - 1) : integer('tile.overlapPixels', overlapIn, 0, 65_535);
 
   if (problems.length > 0) {
-    throw new ScanlineError(
-      'SCANLINE_ERR_STITCH_OPTIONS',
-      `Invalid stitcher options: ${problems.join('; ')}`,
-      { problems },
-    );
+    throw new ScanlineError('SCANLINE_ERR_STITCH_OPTIONS', `Invalid stitcher options: ${problems.join('; ')}`, { problems });
   }
   const thresholds = thresholdsIn as number[];
   return Object.freeze({

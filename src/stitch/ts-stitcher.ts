@@ -11,16 +11,7 @@
  */
 import { type ErrorCode, invalidArgument, ScanlineError } from '../errors/index.js';
 import { previewBytesOf, tileFloatsOf } from './options.js';
-import type {
-  PreviewStrip,
-  ProcessBuffers,
-  ProcessResult,
-  PushResult,
-  Stitcher,
-  StitcherOptions,
-  StitcherStats,
-  TileInfo,
-} from './types.js';
+import type { PreviewStrip, ProcessBuffers, ProcessResult, PushResult, Stitcher, StitcherOptions, StitcherStats, TileInfo } from './types.js';
 
 /**
  * Preview palette (RGB) by material class, then the gap colour; the same as native/preview.h:
@@ -157,14 +148,11 @@ class Calibration {
       const base = e * pixels;
       for (let p = 0; p < pixels; p++) {
         const x = raw[offset + base + p] - this.dark[base + p];
-        out[outOffset + base + p] =
-          x > 0 ? Math.min(Math.max(this.lnAirDark[base + p] - Math.log(x), 0), attenuationMax) : attenuationMax;
+        out[outOffset + base + p] = x > 0 ? Math.min(Math.max(this.lnAirDark[base + p] - Math.log(x), 0), attenuationMax) : attenuationMax;
       }
       for (const fix of this.fixes[e]) {
         out[outOffset + base + fix.pixel] =
-          fix.left < 0
-            ? 0
-            : fix.leftWeight * out[outOffset + base + fix.left] + fix.rightWeight * out[outOffset + base + fix.right];
+          fix.left < 0 ? 0 : fix.leftWeight * out[outOffset + base + fix.left] + fix.rightWeight * out[outOffset + base + fix.right];
       }
     }
   }
@@ -278,16 +266,12 @@ export class TsStitcher implements Stitcher {
     if (payload.length !== expected) {
       fail(
         'SCANLINE_ERR_SLICE_SIZE',
-        `slice payload has ${payload.length} samples, expected ${lineCount} lines x ${o.energies} energies x ` +
-          `${o.pixels} pixels = ${expected}`,
+        `slice payload has ${payload.length} samples, expected ${lineCount} lines x ${o.energies} energies x ` + `${o.pixels} pixels = ${expected}`,
       );
     }
     if (kind !== 1) {
       if (this.#imageSeen || this.#calibration || this.#finished) {
-        fail(
-          'SCANLINE_ERR_SLICE_CALIBRATION_LATE',
-          `${kind === 2 ? 'dark' : 'air'} frame received after image slices of the scan`,
-        );
+        fail('SCANLINE_ERR_SLICE_CALIBRATION_LATE', `${kind === 2 ? 'dark' : 'air'} frame received after image slices of the scan`);
       }
       const sum = kind === 2 ? this.#darkSum : this.#airSum;
       for (let l = 0; l < lineCount; l++) {
@@ -301,8 +285,7 @@ export class TsStitcher implements Stitcher {
     if (firstLine + lineCount > limit) {
       fail(
         'SCANLINE_ERR_SLICE_LINE_RANGE',
-        `slice lines [${firstLine}, ${firstLine + lineCount}) exceed the scan's ${limit} lines` +
-          (this.#finished ? ' (finish() was called)' : ' (maxLines)'),
+        `slice lines [${firstLine}, ${firstLine + lineCount}) exceed the scan's ${limit} lines` + (this.#finished ? ' (finish() was called)' : ' (maxLines)'),
       );
     }
     for (let i = 0; i < lineCount; i++) {
@@ -419,10 +402,7 @@ export class TsStitcher implements Stitcher {
   #beginJob(tilesOut: Float32Array, previewOut: Uint8Array): PlannedJob {
     if (this.#busy) fail('SCANLINE_ERR_STITCH_BUSY', 'a processing job is already running on this stitcher');
     if (tilesOut.length < this.tileFloats) {
-      fail(
-        'SCANLINE_ERR_STITCH_BUFFER',
-        `tiles buffer holds ${tilesOut.length} floats, at least one tile (${this.tileFloats} floats) is needed`,
-      );
+      fail('SCANLINE_ERR_STITCH_BUFFER', `tiles buffer holds ${tilesOut.length} floats, at least one tile (${this.tileFloats} floats) is needed`);
     }
     if (previewOut.length < this.previewBytes) {
       fail('SCANLINE_ERR_STITCH_BUFFER', `preview buffer holds ${previewOut.length} bytes, previewBytes is ${this.previewBytes}`);
@@ -475,8 +455,7 @@ export class TsStitcher implements Stitcher {
       }
       this.#frontier = f;
       job.end = f;
-      moreLines =
-        f < endLimit && (f < this.#gapUntil || this.#stored[f] === 1 || this.#finished || this.#highestLine - f > window);
+      moreLines = f < endLimit && (f < this.#gapUntil || this.#stored[f] === 1 || this.#finished || this.#highestLine - f > window);
     }
 
     const tilesPending = this.#planTiles(job, Math.floor(tilesOut.length / this.tileFloats));
@@ -631,10 +610,7 @@ export class TsStitcher implements Stitcher {
     integerArg(firstLine, 'firstLine', 'SCANLINE_ERR_SLICE_LINE_RANGE');
     integerArg(lineCount, 'lineCount', 'SCANLINE_ERR_SLICE_LINE_RANGE');
     if (firstLine < 0 || lineCount < 0 || firstLine + lineCount > this.options.maxLines) {
-      fail(
-        'SCANLINE_ERR_SLICE_LINE_RANGE',
-        `Expected lines within [0, ${this.options.maxLines}) but received [${firstLine}, ${firstLine + lineCount})`,
-      );
+      fail('SCANLINE_ERR_SLICE_LINE_RANGE', `Expected lines within [0, ${this.options.maxLines}) but received [${firstLine}, ${firstLine + lineCount})`);
     }
   }
 
@@ -778,14 +754,7 @@ export function tileRowPixels(pixels: number, span: number, overlapPixels: numbe
 }
 
 /** RGBA of one preview sample into out[offset..offset + 4) (palette: PREVIEW_PALETTE). */
-export function previewColour(
-  high: number,
-  low: number,
-  dual: boolean,
-  options: StitcherOptions,
-  out: Uint8Array,
-  offset: number,
-): void {
+export function previewColour(high: number, low: number, dual: boolean, options: StitcherOptions, out: Uint8Array, offset: number): void {
   const m = options.material.maxAttenuation;
   const s = 0.15 + 0.85 * (1 - Math.min(Math.max(high, 0), m) / m);
   out[offset + 3] = 255;

@@ -1,3 +1,13 @@
 /** Storage stage: scan records (SQLite) and raw scan lines (files) in the data directory. */
 export { ScanStore, RawWriter, DIRECT_IO_ALIGNMENT } from './scan-store.js';
-export type { ScanRecord, ScanState, DetectorGeometry, ListScansQuery, ScanEmbeddings, StoredReference, StoredDecision, ScanImageName, RawWriterOptions } from './scan-store.js';
+export type {
+  ScanRecord,
+  ScanState,
+  DetectorGeometry,
+  ListScansQuery,
+  ScanEmbeddings,
+  StoredReference,
+  StoredDecision,
+  ScanImageName,
+  RawWriterOptions,
+} from './scan-store.js';

@@ -423,7 +423,12 @@ export class ScanStore {
       mkdirSync(this.scanDir(record.scanId), { recursive: true });
       this.insert.run(this.toRow(record));
     } catch (err) {
-      throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot record scan ${record.scanId}: ${(err as Error).message}`, { scanId: record.scanId }, { cause: err });
+      throw new ScanlineError(
+        'SCANLINE_ERR_STORAGE_WRITE',
+        `cannot record scan ${record.scanId}: ${(err as Error).message}`,
+        { scanId: record.scanId },
+        { cause: err },
+      );
     }
     return RawWriter.open(this.rawPath(record.scanId), record.detector.pixels * record.detector.energies * 2, this.rawOptions);
   }
@@ -432,11 +437,11 @@ export class ScanStore {
     this.assertOpen();
     const sets: string[] = ['updated_at = @updated_at'];
     const params: Record<string, unknown> = { scan_id: scanId, updated_at: new Date().toISOString() };
-    if (patch.state !== undefined) (sets.push('state = @state'), (params.state = patch.state));
-    if (patch.lines !== undefined) (sets.push('lines = @lines'), (params.lines = patch.lines));
-    if (patch.gaps !== undefined) (sets.push('gaps = @gaps'), (params.gaps = JSON.stringify(patch.gaps)));
-    if (patch.endedAt !== undefined) (sets.push('ended_at = @ended_at'), (params.ended_at = patch.endedAt));
-    if (patch.reason !== undefined) (sets.push('reason = @reason'), (params.reason = patch.reason));
+    if (patch.state !== undefined) sets.push('state = @state'), (params.state = patch.state);
+    if (patch.lines !== undefined) sets.push('lines = @lines'), (params.lines = patch.lines);
+    if (patch.gaps !== undefined) sets.push('gaps = @gaps'), (params.gaps = JSON.stringify(patch.gaps));
+    if (patch.endedAt !== undefined) sets.push('ended_at = @ended_at'), (params.ended_at = patch.endedAt);
+    if (patch.reason !== undefined) sets.push('reason = @reason'), (params.reason = patch.reason);
     try {
       this.db.prepare(`UPDATE scans SET ${sets.join(', ')} WHERE scan_id = @scan_id`).run(params);
     } catch (err) {
@@ -458,9 +463,9 @@ export class ScanStore {
     this.assertOpen();
     const where: string[] = [];
     const params: Record<string, unknown> = { limit: Math.min(Math.max(query.limit ?? 50, 1), 1000) };
-    if (query.portalId !== undefined) (where.push('portal_id = @portal_id'), (params.portal_id = query.portalId));
-    if (query.state !== undefined) (where.push('state = @state'), (params.state = query.state));
-    if (query.before !== undefined) (where.push('started_at < @before'), (params.before = query.before));
+    if (query.portalId !== undefined) where.push('portal_id = @portal_id'), (params.portal_id = query.portalId);
+    if (query.state !== undefined) where.push('state = @state'), (params.state = query.state);
+    if (query.before !== undefined) where.push('started_at < @before'), (params.before = query.before);
     const sql = `SELECT * FROM scans ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY started_at DESC, scan_id DESC LIMIT @limit`;
     return (this.db.prepare(sql).all(params) as ScanRow[]).map(fromRow);
   }
@@ -471,7 +476,12 @@ export class ScanStore {
     try {
       bytes = await readFile(this.rawPath(scanId));
     } catch (err) {
-      throw new ScanlineError('SCANLINE_ERR_STORAGE_READ', `cannot read the raw lines of scan ${scanId}: ${(err as Error).message}`, { scanId }, { cause: err });
+      throw new ScanlineError(
+        'SCANLINE_ERR_STORAGE_READ',
+        `cannot read the raw lines of scan ${scanId}: ${(err as Error).message}`,
+        { scanId },
+        { cause: err },
+      );
     }
     const out = new Uint16Array((lines * bytesPerLine) / 2);
     const n = Math.min(bytes.byteLength, out.byteLength) & ~1;
@@ -490,7 +500,12 @@ export class ScanStore {
         .prepare('INSERT OR REPLACE INTO scan_results (scan_id, decision, report, updated_at) VALUES (?, ?, ?, ?)')
         .run(scanId, decision, JSON.stringify(report), new Date().toISOString());
     } catch (err) {
-      throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot store the results of scan ${scanId}: ${(err as Error).message}`, { scanId }, { cause: err });
+      throw new ScanlineError(
+        'SCANLINE_ERR_STORAGE_WRITE',
+        `cannot store the results of scan ${scanId}: ${(err as Error).message}`,
+        { scanId },
+        { cause: err },
+      );
     }
   }
 
@@ -509,7 +524,12 @@ export class ScanStore {
         .prepare('INSERT OR REPLACE INTO scan_embeddings (scan_id, model, dim, tiles, data) VALUES (?, ?, ?, ?, ?)')
         .run(scanId, e.model, e.dim, JSON.stringify(e.tiles), Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength));
     } catch (err) {
-      throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot store the embeddings of scan ${scanId}: ${(err as Error).message}`, { scanId }, { cause: err });
+      throw new ScanlineError(
+        'SCANLINE_ERR_STORAGE_WRITE',
+        `cannot store the embeddings of scan ${scanId}: ${(err as Error).message}`,
+        { scanId },
+        { cause: err },
+      );
     }
   }
 
@@ -588,7 +608,12 @@ export class ScanStore {
         .run(d.scanId, d.operatorId, d.verdict, d.comment, JSON.stringify(d.suggestions), d.machineDecision, d.scanState, d.decidedAt);
       return { id: Number(info.lastInsertRowid), ...d };
     } catch (err) {
-      throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot store the decision on scan ${d.scanId}: ${(err as Error).message}`, { scanId: d.scanId }, { cause: err });
+      throw new ScanlineError(
+        'SCANLINE_ERR_STORAGE_WRITE',
+        `cannot store the decision on scan ${d.scanId}: ${(err as Error).message}`,
+        { scanId: d.scanId },
+        { cause: err },
+      );
     }
   }
 

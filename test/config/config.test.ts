@@ -91,7 +91,9 @@ describe('configuration', () => {
     writeFileSync(join(dir, 'yes-no.yml'), 'inference:\n  batching:\n    idleDispatch: no\n');
     expect(() => resolveConfig(readConfigFile(join(dir, 'yes-no.yml')))).toThrow(/Expected a boolean for inference.batching.idleDispatch but received "no"/);
     writeFileSync(join(dir, 'dup.yaml'), 'server:\n  port: 1\n  port: 2\n');
-    expect(() => readConfigFile(join(dir, 'dup.yaml'))).toThrow(expect.objectContaining({ code: 'SCANLINE_ERR_CONFIG_INVALID', message: expect.stringMatching(/not valid YAML.*unique/is) }));
+    expect(() => readConfigFile(join(dir, 'dup.yaml'))).toThrow(
+      expect.objectContaining({ code: 'SCANLINE_ERR_CONFIG_INVALID', message: expect.stringMatching(/not valid YAML.*unique/is) }),
+    );
     writeFileSync(join(dir, 'bad.yaml'), 'server:\n  port: [1\n');
     expect(() => readConfigFile(join(dir, 'bad.yaml'))).toThrow(/not valid YAML.*at line \d+, column \d+/is);
     writeFileSync(join(dir, 'list.yaml'), '- server\n');

@@ -52,7 +52,12 @@ function load(dir: string): { index: Index; tiles: Float32Array; goods: Uint8Arr
 
 function digest(dir: string): Record<string, string> {
   return Object.fromEntries(
-    Object.values(DATASET_FILES).map((f) => [f, createHash('sha256').update(readFileSync(join(dir, f))).digest('hex')]),
+    Object.values(DATASET_FILES).map((f) => [
+      f,
+      createHash('sha256')
+        .update(readFileSync(join(dir, f)))
+        .digest('hex'),
+    ]),
   );
 }
 
@@ -74,7 +79,12 @@ describe('exportDataset', () => {
     expect(statSync(join(out, DATASET_FILES.tiles)).size).toBe(n * TILE_FLOATS * 4);
     // Geometry and labels are the gateway's.
     const stitch = DEFAULT_CONFIG.stitch.tile;
-    expect(index.tile).toMatchObject({ size: stitch.size, downsample: stitch.downsample, strideLines: stitch.strideLines, overlapPixels: stitch.overlapPixels });
+    expect(index.tile).toMatchObject({
+      size: stitch.size,
+      downsample: stitch.downsample,
+      strideLines: stitch.strideLines,
+      overlapPixels: stitch.overlapPixels,
+    });
     expect(index.tile.channels).toEqual(['attenuation_high', 'attenuation_low']);
     expect(index.generator.stitch).toEqual(JSON.parse(JSON.stringify(gatewayStitchOptions(256))));
     expect(index.labels.goods.map((g) => g.id)).toEqual([...GOODS_LABELS]);

@@ -1,12 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  GOODS_LABELS,
-  GOODS_LABEL_RULES,
-  THREAT_LABELS,
-  TileLabeler,
-  goodsLabelFromCounts,
-  isCargoLabel,
-} from '../../src/dataset/index.js';
+import { GOODS_LABELS, GOODS_LABEL_RULES, THREAT_LABELS, TileLabeler, goodsLabelFromCounts, isCargoLabel } from '../../src/dataset/index.js';
 import { CARGO_CATEGORIES } from '../../src/simulator/cargo.js';
 import { createDetector } from '../../src/simulator/detector.js';
 import { generateTruck, lineAt } from '../../src/simulator/scene.js';
@@ -39,7 +32,9 @@ describe('goods labels', () => {
     const e = GOODS_LABEL_RULES.emptyMinShare;
     expect(goodsLabelFromCounts(counts({ timber: g - 0.05, empty: e - g + 0.05, air: 1 - e })).label).toBe(idx('empty'));
     expect(goodsLabelFromCounts(counts({ empty: e - 0.1, vehicle: 0.2, air: 1 - e - 0.1 })).label).toBe(idx('vehicle'));
-    expect(goodsLabelFromCounts(counts({ vehicle: GOODS_LABEL_RULES.vehicleMinShare / 2, air: 1 - GOODS_LABEL_RULES.vehicleMinShare / 2 })).label).toBe(idx('air'));
+    expect(goodsLabelFromCounts(counts({ vehicle: GOODS_LABEL_RULES.vehicleMinShare / 2, air: 1 - GOODS_LABEL_RULES.vehicleMinShare / 2 })).label).toBe(
+      idx('air'),
+    );
   });
 });
 

@@ -7,7 +7,17 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { DATASET_SCAN_DEFAULTS, GOODS_LABELS, datasetDetectorSeed } from '../../src/dataset/index.js';
-import { FirstSuggestionTracker, NO_SUGGESTION, percentile, scoreGoodsTiles, scoreSuggestionPlacement, scoreThreats, summarise, tileGrid, type ScanEval } from '../../src/eval/index.js';
+import {
+  FirstSuggestionTracker,
+  NO_SUGGESTION,
+  percentile,
+  scoreGoodsTiles,
+  scoreSuggestionPlacement,
+  scoreThreats,
+  summarise,
+  tileGrid,
+  type ScanEval,
+} from '../../src/eval/index.js';
 import type { SuggestionSegment } from '../../src/results/index.js';
 import { createDetector, generateTruck, truthLabels } from '../../src/simulator/index.js';
 
@@ -72,7 +82,13 @@ describe('scoring', () => {
       segment(300, 420, 'empty'), // holds the empty bay's centre: on the cargo
       segment(500, 520, 'timber'), // holds the timber centre
     ]);
-    expect(placement).toEqual({ segments: 4, offCargo: [{ label: 'empty', lines: 200 }, { label: 'machinery', lines: 100 }] });
+    expect(placement).toEqual({
+      segments: 4,
+      offCargo: [
+        { label: 'empty', lines: 200 },
+        { label: 'machinery', lines: 100 },
+      ],
+    });
   });
 
   it('finds a truth threat by any overlapping alert and counts alerts overlapping nothing as false', () => {
@@ -134,8 +150,20 @@ describe('scoring', () => {
         ...base,
         seed: 1,
         goods: { timber: { tiles: 4, correct: 3, predicted: { timber: 3, none: 1 } } },
-        suggestions: { segments: 3, offCargo: [{ label: 'empty', lines: 256 }, { label: 'steel', lines: 128 }] },
-        threats: { truth: [{ kind: 'firearm', found: true, foundAsKind: true }], alerts: [{ category: 'firearm', falseAlarm: false }, { category: 'explosive', falseAlarm: true }] },
+        suggestions: {
+          segments: 3,
+          offCargo: [
+            { label: 'empty', lines: 256 },
+            { label: 'steel', lines: 128 },
+          ],
+        },
+        threats: {
+          truth: [{ kind: 'firearm', found: true, foundAsKind: true }],
+          alerts: [
+            { category: 'firearm', falseAlarm: false },
+            { category: 'explosive', falseAlarm: true },
+          ],
+        },
         declaration: { mismatch: 'substituted', status: 'mismatch' },
         firstSuggestions: [{ category: 'timber', startLine: 0, endLine: 10, ms: 100, lines: 50 }],
       },
@@ -149,7 +177,17 @@ describe('scoring', () => {
         firstSuggestions: [{ category: 'steel', startLine: 0, endLine: 10, ms: null, lines: null }],
       },
     ];
-    const s = summarise(scans, [], { seeds: [1, 2], heldOut: true, url: 'ws://x', portals: 1, speed: 'max', lineRateHz: 500, threatProbability: 0.5, mismatchProbability: 0.2, durationMs: 1 });
+    const s = summarise(scans, [], {
+      seeds: [1, 2],
+      heldOut: true,
+      url: 'ws://x',
+      portals: 1,
+      speed: 'max',
+      lineRateHz: 500,
+      threatProbability: 0.5,
+      mismatchProbability: 0.2,
+      durationMs: 1,
+    });
     expect(s).toMatchObject({ scans: 2, goodsTop1: 0.4, threatRecall: 0.5, falseAlarmsPerScan: 0.5, mismatchRecall: 1 });
     expect(s.goods.perCategory.timber).toEqual({ tiles: 5, correct: 4, predicted: { timber: 4, none: 1 }, top1: 0.8 });
     expect(s.goods.perCategory.paper.top1).toBeNull();

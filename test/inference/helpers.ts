@@ -70,7 +70,10 @@ export class GatedBackend implements InferenceBackend {
   autoRelease = false;
   private waiters: Array<() => void> = [];
 
-  constructor(private readonly inner: InferenceBackend, private readonly tileFloats = TILE_FLOATS) {
+  constructor(
+    private readonly inner: InferenceBackend,
+    private readonly tileFloats = TILE_FLOATS,
+  ) {
     this.inputNormalization = inner.inputNormalization;
   }
 

@@ -48,7 +48,14 @@ describe('createInference', () => {
     inference = await createInference({ modelsDir: MODELS_DIR, config: { ...CPU, batching: { maxBatchSize: 16 } } });
     const s = inference.status();
     expect(s).toMatchObject({ ready: true, reason: null, phase: 'ready' });
-    expect(s.models['goods-tiny']).toEqual({ task: 'goods', version: '0.0.1', provider: 'cpu', precision: 'fp32', queued: { live: 0, reanalysis: 0 }, inFlightBatches: 0 });
+    expect(s.models['goods-tiny']).toEqual({
+      task: 'goods',
+      version: '0.0.1',
+      provider: 'cpu',
+      precision: 'fp32',
+      queued: { live: 0, reanalysis: 0 },
+      inFlightBatches: 0,
+    });
     expect(s.backend.workers[0].models[0].warmup.batchSizes).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
     expect(inference.models.map((m) => m.name)).toEqual(['goods-tiny', 'threats-tiny']);
     expect(inference.modelFor('threats')?.name).toBe('threats-tiny');
@@ -107,10 +114,14 @@ describe('createInference', () => {
 
   it('close drains queued tiles, then refuses new ones', async () => {
     const inf = await createInference({ modelsDir: MODELS_DIR, config: { ...CPU, models: ['threats-tiny'] } });
-    const all = Array.from({ length: 100 }, (_, i) => inf.submit({ model: 'threats-tiny', scanId: 's', portalId: 'p', data: makeTile(i), priority: 'reanalysis' }));
+    const all = Array.from({ length: 100 }, (_, i) =>
+      inf.submit({ model: 'threats-tiny', scanId: 's', portalId: 'p', data: makeTile(i), priority: 'reanalysis' }),
+    );
     const closing = inf.close();
     expect(inf.status()).toMatchObject({ ready: false, phase: 'draining' });
-    expect(await codeOf(inf.submit({ model: 'threats-tiny', scanId: 's', portalId: 'p', data: makeTile(0), priority: 'live' }))).toBe('SCANLINE_ERR_INFER_CLOSED');
+    expect(await codeOf(inf.submit({ model: 'threats-tiny', scanId: 's', portalId: 'p', data: makeTile(0), priority: 'live' }))).toBe(
+      'SCANLINE_ERR_INFER_CLOSED',
+    );
     expect((await Promise.all(all.map(codeOf))).every((c) => c === 'ok')).toBe(true);
     await closing;
     expect(inf.status().phase).toBe('closed');
@@ -122,9 +133,11 @@ describe('createInference', () => {
       modelsDir: MODELS_DIR,
       // One worker: every batch in flight is in the worker that crashes.
       config: { ...CPU, workers: 1, models: ['goods-tiny'], batching: { maxBatchSize: 4, preferredBatchSizes: [4], maxInFlightBatches: 3 } },
-      backend: ({ config, log, stats }) => new OnnxWorkerBackend({ config, log, counters: stats, faults: { crashOnRun: 2 }, restartDelayMs: { min: 10, max: 50 } }),
+      backend: ({ config, log, stats }) =>
+        new OnnxWorkerBackend({ config, log, counters: stats, faults: { crashOnRun: 2 }, restartDelayMs: { min: 10, max: 50 } }),
     });
-    const submit = (i: number): Promise<string> => codeOf(inference!.submit({ model: 'goods-tiny', scanId: 's', portalId: 'p', data: makeTile(i), priority: 'live' }));
+    const submit = (i: number): Promise<string> =>
+      codeOf(inference!.submit({ model: 'goods-tiny', scanId: 's', portalId: 'p', data: makeTile(i), priority: 'live' }));
     expect(await Promise.all([0, 1, 2, 3].map(submit))).toEqual(['ok', 'ok', 'ok', 'ok']);
     const codes = await Promise.all(Array.from({ length: 12 }, (_, i) => submit(i)));
     expect(codes).toEqual(Array(12).fill('SCANLINE_ERR_INFER_WORKER_CRASHED')); // three batches of 4 were in the worker
@@ -150,7 +163,8 @@ describe('event loop', () => {
     const pending: Array<Promise<string>> = [];
     // Bursts of 64 tiles every 40 ms for 1.5 s (about what one CPU core runs), as stitch jobs produce them.
     while (performance.now() - t0 < 1_500) {
-      for (const t of tiles) pending.push(codeOf(inference.submit({ model: 'threats-tiny', scanId: 's', portalId: 'p', data: t.slice(), priority: 'live', deadlineMs: 60_000 })));
+      for (const t of tiles)
+        pending.push(codeOf(inference.submit({ model: 'threats-tiny', scanId: 's', portalId: 'p', data: t.slice(), priority: 'live', deadlineMs: 60_000 })));
       await tick(40);
     }
     const done = await Promise.all(pending);

@@ -51,7 +51,11 @@ describe('validateManifest', () => {
       /labels\[1\]\.id "air" is used twice/,
       /Unknown key extra/,
     ];
-    for (const re of expected) expect(problems.some((p) => re.test(p)), `no problem matching ${re}: ${problems.join(' | ')}`).toBe(true);
+    for (const re of expected)
+      expect(
+        problems.some((p) => re.test(p)),
+        `no problem matching ${re}: ${problems.join(' | ')}`,
+      ).toBe(true);
     expect(problems.length).toBeGreaterThanOrEqual(expected.length);
   });
 
@@ -60,7 +64,10 @@ describe('validateManifest', () => {
     goods.outputs[0].shape = [-1, 4];
     delete goods.thresholds.suggest;
     expect(validateManifest(goods)).toEqual(
-      expect.arrayContaining([expect.stringMatching(/class_logits output has 4 classes but labels lists 5/), expect.stringMatching(/thresholds\.suggest is required/)]),
+      expect.arrayContaining([
+        expect.stringMatching(/class_logits output has 4 classes but labels lists 5/),
+        expect.stringMatching(/thresholds\.suggest is required/),
+      ]),
     );
     const threats = await fixtureManifest('threats-tiny');
     threats.outputs[0].shape = [-1, 3, 15, 15];
@@ -157,7 +164,11 @@ describe('checkModelIo against real ONNX Runtime sessions', () => {
   it('flags a fixed batch dimension and a wrong element type', () => {
     const m = { input: { name: 'x', shape: [-1, 2, 64, 64] }, outputs: [{ name: 'y', shape: [-1, 3] }] } as never;
     expect(
-      checkModelIo(m, [{ name: 'x', isTensor: true, type: 'float32', shape: [8, 2, 64, 64] }], [{ name: 'y', isTensor: true, type: 'float16', shape: ['n', 3] }]),
+      checkModelIo(
+        m,
+        [{ name: 'x', isTensor: true, type: 'float32', shape: [8, 2, 64, 64] }],
+        [{ name: 'y', isTensor: true, type: 'float16', shape: ['n', 3] }],
+      ),
     ).toEqual(['input "x" has a fixed batch dimension 8; it must be dynamic', 'output "y" has element type float16, the manifest says float32']);
   });
 });

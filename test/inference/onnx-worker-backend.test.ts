@@ -49,7 +49,9 @@ describe('execution providers', () => {
     const s = b.status();
     expect(s.ready).toBe(true);
     // The scheduling every worker reported: SCHED_IDLE by default on Linux, the niceness elsewhere.
-    expect(s.kind).toMatch(process.platform === 'linux' ? /^onnxruntime-node 1\.\d+\.\d+ in 2 worker threads \(SCHED_IDLE\)$/ : /^onnxruntime-node 1\.\d+\.\d+ in 2 worker threads/);
+    expect(s.kind).toMatch(
+      process.platform === 'linux' ? /^onnxruntime-node 1\.\d+\.\d+ in 2 worker threads \(SCHED_IDLE\)$/ : /^onnxruntime-node 1\.\d+\.\d+ in 2 worker threads/,
+    );
     expect(s.models).toEqual({ 'goods-tiny': { provider: 'cpu', precision: 'fp32' }, 'threats-tiny': { provider: 'cpu', precision: 'fp32' } });
     const goods = s.workers[0].models.find((m) => m.model === 'goods-tiny')!;
     // The fp16 file is tried first on GPU providers; a provider that cannot be set up is not tried again with fp32.
@@ -95,7 +97,9 @@ describe('execution providers', () => {
   it('refuses to load when no configured provider can open the model, listing every attempt', async () => {
     const err = await loadError(make({ executionProviders: ['cuda'] }), models);
     expect(err.code).toBe('SCANLINE_ERR_MODEL_LOAD');
-    expect(err.details.attempts).toEqual([expect.objectContaining({ provider: 'cuda', ok: false, error: expect.stringMatching(/Failed to load shared library/) })]);
+    expect(err.details.attempts).toEqual([
+      expect.objectContaining({ provider: 'cuda', ok: false, error: expect.stringMatching(/Failed to load shared library/) }),
+    ]);
   });
 
   it('refuses a model whose ONNX inputs and outputs do not match its manifest', async () => {

@@ -4,7 +4,15 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ScanlineError } from '../../src/errors/index.js';
 import { silentLogger } from '../../src/log/index.js';
-import { OnnxWorkerBackend, createNormalizer, discoverModels, packTile, resolveInferenceConfig, type InferenceConfigInput, type LoadedModel } from '../../src/inference/index.js';
+import {
+  OnnxWorkerBackend,
+  createNormalizer,
+  discoverModels,
+  packTile,
+  resolveInferenceConfig,
+  type InferenceConfigInput,
+  type LoadedModel,
+} from '../../src/inference/index.js';
 import { createSession, ort } from '../../src/inference/ort.js';
 import { MODELS_DIR, TILE_FLOATS, assertWorkerBuilt, makeTile } from './helpers.js';
 
@@ -138,4 +146,3 @@ describe('worker pool', () => {
     expect(backend.status()).toMatchObject({ ready: false, reason: 'closed' });
   });
 });
-

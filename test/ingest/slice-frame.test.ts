@@ -4,10 +4,7 @@ import { SLICE_HEADER_BYTES, SLICE_MAGIC, SliceKind, decodeSliceHeader, encodeSl
 
 function frame(lines = 2, pixels = 5, energies = 2): Uint8Array {
   const values = new Uint16Array(lines * energies * pixels).map((_, i) => (i * 977) & 0xffff);
-  return encodeSliceFrame(
-    { kind: SliceKind.Image, energies, streamId: 7, seq: 3, firstLine: 100, pixels, acquiredAtUs: 1_790_000_000_000_123n },
-    values,
-  );
+  return encodeSliceFrame({ kind: SliceKind.Image, energies, streamId: 7, seq: 3, firstLine: 100, pixels, acquiredAtUs: 1_790_000_000_000_123n }, values);
 }
 
 function codeOf(fn: () => unknown): string {

@@ -60,9 +60,7 @@ export function parseExposition(text: string): Exposition {
 
 /** The sum of the samples named `name` whose labels include `match`. */
 export function sumOf(e: Exposition, name: string, match: Record<string, string> = {}): number {
-  return e.samples
-    .filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v))
-    .reduce((a, s) => a + s.value, 0);
+  return e.samples.filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
 }
 
 /** Samples named `name` (with `match` in their labels). */

@@ -17,7 +17,11 @@ import { TestScreen, operatorUrl } from './helpers.js';
 const CONFIG = { operator: { maxOperators: 4 } };
 
 async function post(gw: TestGateway, path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${gw.httpUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const res = await fetch(`${gw.httpUrl}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
   return { status: res.status, body: await res.json() };
 }
 
@@ -101,7 +105,9 @@ describe('operator feed and decisions', () => {
     expect(covered).toBe(totalLines);
     // The early screen saw the scan start (an empty first view) and every strip from seq 1.
     expect(early.json('scan.started')[0].scan.scanId).toBe(scanId);
-    expect(early.images(ImageFrameKind.Strip).map((s) => s.header.seq)).toEqual(strips.length > 0 ? early.images(ImageFrameKind.Strip).map((_, i) => i + 1) : []);
+    expect(early.images(ImageFrameKind.Strip).map((s) => s.header.seq)).toEqual(
+      strips.length > 0 ? early.images(ImageFrameKind.Strip).map((_, i) => i + 1) : [],
+    );
     expect(early.images(ImageFrameKind.Strip).at(-1)?.header.seq).toBe(strips.at(-1)?.header.seq ?? image.header.seq);
     expect(gw.operator.stats()).toMatchObject({ operators: 2, stripsCoalesced: 0, disconnectedSlow: 0 });
   });
@@ -143,7 +149,12 @@ describe('operator feed and decisions', () => {
     s.ws.send(Buffer.from([1, 2, 3]));
     s.send({ type: 'subscribe', portals: ['x'.repeat(60)], scans: Array.from({ length: 200 }, (_, i) => `scan-${i}-${'y'.repeat(80)}`) });
     await s.next((r) => r.json?.type === 'error' && r.json.maxMessageBytes === 16 * 1024);
-    expect(s.json('error').slice(6).map((e) => [e.code, /binary|exceeds/.exec(e.message)?.[0]])).toEqual([
+    expect(
+      s
+        .json('error')
+        .slice(6)
+        .map((e) => [e.code, /binary|exceeds/.exec(e.message)?.[0]]),
+    ).toEqual([
       ['SCANLINE_ERR_OPERATOR_MESSAGE', 'binary'],
       ['SCANLINE_ERR_OPERATOR_MESSAGE', 'exceeds'],
     ]);
@@ -182,9 +193,22 @@ describe('operator feed and decisions', () => {
     after.send({ type: 'subscribe', portals: ['sim-1'] });
     await after.next((r) => r.json?.type === 'subscribed');
     const before = Date.now();
-    const { status, body } = await post(gw, `/v1/scans/${scanId}/decision`, { verdict: 'inspect', comment: '  open the rear doors ' }, { 'X-Scanline-Operator': 'officer-17' });
+    const { status, body } = await post(
+      gw,
+      `/v1/scans/${scanId}/decision`,
+      { verdict: 'inspect', comment: '  open the rear doors ' },
+      { 'X-Scanline-Operator': 'officer-17' },
+    );
     expect(status).toBe(201);
-    expect(body).toMatchObject({ scanId, operatorId: 'officer-17', verdict: 'inspect', comment: 'open the rear doors', suggestions: {}, machineDecision: null, scanState: 'completed' });
+    expect(body).toMatchObject({
+      scanId,
+      operatorId: 'officer-17',
+      verdict: 'inspect',
+      comment: 'open the rear doors',
+      suggestions: {},
+      machineDecision: null,
+      scanState: 'completed',
+    });
     expect(Date.parse(body.decidedAt)).toBeGreaterThanOrEqual(before - 1000);
     const pushed = (await early.next((r) => r.json?.type === 'decision')).json;
     expect(pushed.decision).toEqual(body.links ? (({ links, ...d }) => d)(body) : body);
@@ -235,7 +259,9 @@ describe('operator feed and decisions', () => {
     const scan = await getJson(gw, `/v1/scans/${scanId}`);
     expect(scan.body.decisions.map((d: any) => d.verdict)).toEqual(['inspect', 'clear']);
     const s = await TestScreen.open(operatorUrl(gw.port, 'after-restart'));
-    expect((await s.next((r) => r.json?.type === 'welcome')).json.lanes).toMatchObject([{ portalId: 'sim-1', liveScanId: null, lastScanId: scanId, lastState: 'completed' }]);
+    expect((await s.next((r) => r.json?.type === 'welcome')).json.lanes).toMatchObject([
+      { portalId: 'sim-1', liveScanId: null, lastScanId: scanId, lastState: 'completed' },
+    ]);
     s.send({ type: 'subscribe', scans: [scanId] });
     const snap = (await s.next((r) => r.json?.type === 'scan.snapshot')).json;
     expect(snap.decisions.map((d: any) => d.operatorId)).toEqual(['officer-17', 'supervisor.2']);

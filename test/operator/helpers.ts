@@ -73,7 +73,9 @@ export class TestScreen {
   }
 
   images(kind?: number): Array<{ header: ImageFrameHeader; bytes: number; at: number }> {
-    return this.received.filter((r) => r.image && (kind === undefined || r.image.header.kind === kind)).map((r) => ({ ...(r.image as { header: ImageFrameHeader; bytes: number }), at: r.at }));
+    return this.received
+      .filter((r) => r.image && (kind === undefined || r.image.header.kind === kind))
+      .map((r) => ({ ...(r.image as { header: ImageFrameHeader; bytes: number }), at: r.at }));
   }
 
   types(): string[] {

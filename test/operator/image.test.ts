@@ -15,7 +15,14 @@ describe('images for people', () => {
 
   beforeAll(async () => {
     gw = await startTestGateway({ inference: { enabled: true } });
-    const sim = await simulatePortals({ url: gw.portalUrl, portals: 1, trucks: 1, seed: 5200, lineRate: 1000, truck: { categories: ['tobacco'], threats: ['narcotics', 'firearm'], mismatchProbability: 1 } });
+    const sim = await simulatePortals({
+      url: gw.portalUrl,
+      portals: 1,
+      trucks: 1,
+      seed: 5200,
+      lineRate: 1000,
+      truck: { categories: ['tobacco'], threats: ['narcotics', 'firearm'], mismatchProbability: 1 },
+    });
     scanId = sim.scans[0].scanId;
     lines = sim.scans[0].lines;
     const until = Date.now() + 60_000;
@@ -37,16 +44,26 @@ describe('images for people', () => {
 
   it('renders the material view with suggestions and threat boxes burned in, in each format', async () => {
     const { default: sharp } = await import('sharp');
-    for (const [format, type] of [['webp', 'image/webp'], ['jpeg', 'image/jpeg'], ['png', 'image/png']] as const) {
+    for (const [format, type] of [
+      ['webp', 'image/webp'],
+      ['jpeg', 'image/jpeg'],
+      ['png', 'image/png'],
+    ] as const) {
       const r = await get(`view=material&format=${format}`);
       expect([r.status, r.type, r.headers.get('x-scanline-overlays'), r.headers.get('x-scanline-lines')]).toEqual([200, type, 'burned-in', String(lines)]);
       expect(await sharp(r.body).metadata()).toMatchObject({ format, width: Math.ceil(lines / 2), height: 512 });
     }
     // Overlays change pixels; the grey view has no colour.
-    const plain = await sharp((await get('view=material&format=png&overlays=0')).body).raw().toBuffer();
-    const burned = await sharp((await get('view=material&format=png')).body).raw().toBuffer();
+    const plain = await sharp((await get('view=material&format=png&overlays=0')).body)
+      .raw()
+      .toBuffer();
+    const burned = await sharp((await get('view=material&format=png')).body)
+      .raw()
+      .toBuffer();
     expect(plain.equals(burned)).toBe(false);
-    const grey = await sharp((await get('view=grey&format=png&overlays=0')).body).raw().toBuffer({ resolveWithObject: true });
+    const grey = await sharp((await get('view=grey&format=png&overlays=0')).body)
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     let coloured = 0;
     for (let i = 0; i < grey.data.length; i += grey.info.channels) if (grey.data[i] !== grey.data[i + 1] || grey.data[i] !== grey.data[i + 2]) coloured++;
     expect(coloured).toBe(0);
@@ -64,7 +81,15 @@ describe('images for people', () => {
 
 describe('burned-in overlay labels', () => {
   it('puts a label on the first row where it does not overlap the labels before it', () => {
-    expect(labelRows([{ x: 0, width: 100 }, { x: 50, width: 100 }, { x: 120, width: 10 }, { x: 160, width: 10 }, { x: 155, width: 10 }])).toEqual([0, 1, 0, 0, 1]);
+    expect(
+      labelRows([
+        { x: 0, width: 100 },
+        { x: 50, width: 100 },
+        { x: 120, width: 10 },
+        { x: 160, width: 10 },
+        { x: 155, width: 10 },
+      ]),
+    ).toEqual([0, 1, 0, 0, 1]);
   });
 
   it('stacks the top-3 labels of neighbouring segments instead of drawing one over the other', async () => {

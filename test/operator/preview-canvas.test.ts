@@ -30,7 +30,12 @@ describe('PreviewCanvas', () => {
     expect(height).toBe(37);
     // Columns 0..9, then a strip straddling the first block boundary, then one far past a whole empty block,
     // then columns 10..19 late.
-    const strips = [strip(0, 10, height), strip((BLOCK_COLUMNS - 3) * DOWNSAMPLE, 7, height), strip((2 * BLOCK_COLUMNS + 5) * DOWNSAMPLE, 4, height), strip(10 * DOWNSAMPLE, 10, height)];
+    const strips = [
+      strip(0, 10, height),
+      strip((BLOCK_COLUMNS - 3) * DOWNSAMPLE, 7, height),
+      strip((2 * BLOCK_COLUMNS + 5) * DOWNSAMPLE, 4, height),
+      strip(10 * DOWNSAMPLE, 10, height),
+    ];
     for (const s of strips) {
       // The stitcher reuses its buffer after the call: the canvas must have copied.
       const reused = s.rgba.slice();

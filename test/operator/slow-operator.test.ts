@@ -96,7 +96,12 @@ describe('a slow operator screen', () => {
     // Every final alert reached the slow screen in its final state (alerts that joined another are superseded).
     for (const [scanId, r] of report) {
       expect(r.threats.length).toBeGreaterThan(0);
-      const last = new Map(slow.json('alert').filter((m) => m.scanId === scanId).map((m) => [m.alert.id, m.alert]));
+      const last = new Map(
+        slow
+          .json('alert')
+          .filter((m) => m.scanId === scanId)
+          .map((m) => [m.alert.id, m.alert]),
+      );
       for (const t of r.threats) expect(last.get(t.id)).toEqual(t);
     }
     expect(slow.json('suggestions')).toHaveLength(fast.json('suggestions').length);
@@ -116,8 +121,14 @@ describe('a slow operator screen', () => {
     expect(stats.trackedScans).toBe(0);
     for (const s of sim.scans) {
       const covered = Math.max(
-        ...slow.images(ImageFrameKind.Snapshot).filter((i) => i.header.scanId === s.scanId).map((i) => i.header.lines),
-        ...slow.images(ImageFrameKind.Strip).filter((i) => i.header.scanId === s.scanId).map((i) => i.header.line + i.header.lines),
+        ...slow
+          .images(ImageFrameKind.Snapshot)
+          .filter((i) => i.header.scanId === s.scanId)
+          .map((i) => i.header.lines),
+        ...slow
+          .images(ImageFrameKind.Strip)
+          .filter((i) => i.header.scanId === s.scanId)
+          .map((i) => i.header.line + i.header.lines),
       );
       expect(covered).toBe(s.lines);
     }

@@ -60,7 +60,12 @@ describe('gateway logs', () => {
     const long = await scan('log-long', 200);
     const messages = (ls: LogLine[]) => ls.map((l) => `${l.level} ${l.module} ${l.msg}`);
     expect(messages(long)).toEqual(messages(short));
-    expect(messages(short)).toEqual(['info ingest portal connected', 'info ingest scan started', 'info ingest scan completed', 'info ingest portal disconnected']);
+    expect(messages(short)).toEqual([
+      'info ingest portal connected',
+      'info ingest scan started',
+      'info ingest scan completed',
+      'info ingest portal disconnected',
+    ]);
   });
 
   it('writes JSON with level, ISO time, service and the module of the stage', () => {

@@ -64,14 +64,25 @@ describe('ops/prometheus-alerts.yml', () => {
     const used = exprs.flatMap(metricNames);
     expect(used.filter((n) => !served.has(n))).toEqual([]);
     // The issue's alert families are all there.
-    for (const alert of ['ScanlinePortalSilentDuringScan', 'ScanlineLineToResultOverBudget', 'ScanlineLineToScreenOverBudget', 'ScanlineBatcherQueueSaturated', 'ScanlineLinesMissing', 'ScanlineTilesNotScored']) {
+    for (const alert of [
+      'ScanlinePortalSilentDuringScan',
+      'ScanlineLineToResultOverBudget',
+      'ScanlineLineToScreenOverBudget',
+      'ScanlineBatcherQueueSaturated',
+      'ScanlineLinesMissing',
+      'ScanlineTilesNotScored',
+    ]) {
       expect(text).toContain(`alert: ${alert}`);
     }
   });
 });
 
 describe('ops/grafana-dashboard.json', () => {
-  const dashboard = JSON.parse(readFileSync(join(OPS, 'grafana-dashboard.json'), 'utf8')) as { uid: string; panels: Panel[]; templating: { list: Array<{ name: string }> } };
+  const dashboard = JSON.parse(readFileSync(join(OPS, 'grafana-dashboard.json'), 'utf8')) as {
+    uid: string;
+    panels: Panel[];
+    templating: { list: Array<{ name: string }> };
+  };
   const queries = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })));
 
   it('has unique panel ids and a query in every graph', () => {

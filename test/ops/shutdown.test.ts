@@ -117,7 +117,9 @@ describe('scanline serve: SIGTERM mid-scan', () => {
     }
     const url = `ws://127.0.0.1:${port}/v1/portal`;
 
-    const portals = await Promise.all([1, 2].map(async (i) => new StreamingPortal(await RawPortal.hello(url, `shutdown-${i}`, { pixels: PIXELS, energies: ENERGIES }), i)));
+    const portals = await Promise.all(
+      [1, 2].map(async (i) => new StreamingPortal(await RawPortal.hello(url, `shutdown-${i}`, { pixels: PIXELS, energies: ENERGIES }), i)),
+    );
     const [a, b] = portals;
     const scanIds: string[] = [];
     for (const p of portals) {

@@ -158,7 +158,12 @@ describe('gateway with the demo models', () => {
     // Caller errors, each with its code; nothing is enrolled by them.
     expect((await post(gw, '/v1/references', { id: 'Bad Id', name: '', hsCodes: ['24'], samples: [] })).body.error.code).toBe('SCANLINE_ERR_HTTP_BAD_BODY');
     expect((await post(gw, '/v1/references', { id: 'tobacco', name: 'Tobacco', hsCodes: ['2402'], samples: [region] })).status).toBe(409);
-    const outside = await post(gw, '/v1/references', { id: 'nothing', name: 'Nothing', hsCodes: [], samples: [{ ...region, lineStart: 900_000, lineEnd: 900_100 }] });
+    const outside = await post(gw, '/v1/references', {
+      id: 'nothing',
+      name: 'Nothing',
+      hsCodes: [],
+      samples: [{ ...region, lineStart: 900_000, lineEnd: 900_100 }],
+    });
     expect([outside.status, outside.body.error.code]).toEqual([422, 'SCANLINE_ERR_REFERENCE_NO_TILES']);
     const unknown = await post(gw, '/v1/references', { id: 'nothing', name: 'Nothing', hsCodes: [], samples: [{ ...region, scanId: 'no-such-scan' }] });
     expect([unknown.status, unknown.body.error.code]).toEqual([404, 'SCANLINE_ERR_SCAN_UNKNOWN']);
@@ -172,7 +177,14 @@ describe('gateway with the demo models', () => {
     expect(enrolled.body.samples).toBeGreaterThan(3);
 
     // A later truck with the same goods, declared as cigarettes (2402): the reference category is suggested.
-    const sim = await simulatePortals({ url: gw.portalUrl, portals: 1, trucks: 1, seed: 5300, speed: 'max', truck: { categories: ['tobacco'], threatProbability: 0, mismatchProbability: 0 } });
+    const sim = await simulatePortals({
+      url: gw.portalUrl,
+      portals: 1,
+      trucks: 1,
+      seed: 5300,
+      speed: 'max',
+      truck: { categories: ['tobacco'], threatProbability: 0, mismatchProbability: 0 },
+    });
     const later = await finalReport(gw, sim.scans[0].scanId);
     expect(later.goods.references).toEqual(['cigarettes-x']);
     expect(later.goods.segments.map((s) => s.top3[0].label)).toContain('cigarettes-x');

@@ -130,13 +130,30 @@ describe('threat alerts', () => {
   it('turns hot cells into boxes in scan coordinates and merges overlapping tiles into one alert', () => {
     const a = new ThreatAlerts(THREATS, { firearm: 0.6, narcotics: 0.5 }, 1024, 16);
     // tile at line 512, pixel 192, 256 x 256 raw: each cell is 16 x 16 raw
-    const first = a.add(tile(512, 192, [[0, 4, 14, 0.9], [0, 4, 15, 0.7], [0, 9, 2, 0.55]]));
+    const first = a.add(
+      tile(512, 192, [
+        [0, 4, 14, 0.9],
+        [0, 4, 15, 0.7],
+        [0, 9, 2, 0.55],
+      ]),
+    );
     expect(first.map((x) => [x.category, x.box])).toEqual([['firearm', { lineStart: 736, lineEnd: 768, pixelStart: 256, pixelEnd: 272 }]]);
     // the next column overlaps: the same object seen again extends the alert instead of raising a new one
-    const second = a.add(tile(640, 192, [[0, 4, 7, 0.95], [0, 4, 8, 0.8]]));
+    const second = a.add(
+      tile(640, 192, [
+        [0, 4, 7, 0.95],
+        [0, 4, 8, 0.8],
+      ]),
+    );
     expect(second).toHaveLength(1);
     expect(a.all()).toEqual([
-      expect.objectContaining({ id: 't0', category: 'firearm', probability: 0.95, cells: 3, box: { lineStart: 736, lineEnd: 784, pixelStart: 256, pixelEnd: 272 } }),
+      expect.objectContaining({
+        id: 't0',
+        category: 'firearm',
+        probability: 0.95,
+        cells: 3,
+        box: { lineStart: 736, lineEnd: 784, pixelStart: 256, pixelEnd: 272 },
+      }),
     ]);
     // a tile that adds nothing new changes nothing
     expect(a.add(tile(640, 192, [[0, 4, 7, 0.5]]))).toEqual([]);
@@ -145,20 +162,34 @@ describe('threat alerts', () => {
   it('names a group by the label exceeding its threshold most, keeps separate objects apart, ignores cold cells', () => {
     const a = new ThreatAlerts(THREATS, { firearm: 0.6, narcotics: 0.5 }, 1024, 16);
     // cell (1,1): firearm 0.7 / 0.6 = 1.17 < narcotics 0.6 / 0.5 = 1.2 -> one narcotics alert; (5,5) is cold
-    a.add(tile(0, 0, [[0, 1, 1, 0.7], [0, 10, 10, 0.7], [1, 1, 1, 0.6], [1, 5, 5, 0.4]]));
+    a.add(
+      tile(0, 0, [
+        [0, 1, 1, 0.7],
+        [0, 10, 10, 0.7],
+        [1, 1, 1, 0.6],
+        [1, 5, 5, 0.4],
+      ]),
+    );
     expect(a.all().map((x) => `${x.category}@${x.box.lineStart},${x.box.pixelStart}`)).toEqual(['narcotics@16,16', 'firearm@160,160']);
   });
 
   it('joins alerts a later cell bridges (8-connected), keeping the older id, and never withdraws one', () => {
     const a = new ThreatAlerts(THREATS, { firearm: 0.5 }, 1024, 16);
-    a.add(tile(0, 0, [[0, 3, 3, 0.9], [0, 5, 5, 0.8]]));
+    a.add(
+      tile(0, 0, [
+        [0, 3, 3, 0.9],
+        [0, 5, 5, 0.8],
+      ]),
+    );
     expect(a.all().map((x) => x.id)).toEqual(['t0', 't1']);
     // (4,4) touches both diagonally
     const changed = a.add(tile(0, 0, [[0, 4, 4, 0.6]]));
     expect(changed.map((x) => x.id)).toEqual(['t0']);
     // the update names the alert it absorbed, so a screen can drop it; reports never carry `merged`
     expect(changed[0].merged).toEqual(['t1']);
-    expect(a.all()).toEqual([expect.objectContaining({ id: 't0', cells: 3, probability: 0.9, box: { lineStart: 48, lineEnd: 96, pixelStart: 48, pixelEnd: 96 } })]);
+    expect(a.all()).toEqual([
+      expect.objectContaining({ id: 't0', cells: 3, probability: 0.9, box: { lineStart: 48, lineEnd: 96, pixelStart: 48, pixelEnd: 96 } }),
+    ]);
     expect(a.all()[0]).not.toHaveProperty('merged');
     // a later update of the joined alert names nothing absorbed
     expect(a.add(tile(0, 0, [[0, 3, 3, 0.95]]))[0]).not.toHaveProperty('merged');
@@ -166,9 +197,20 @@ describe('threat alerts', () => {
 
   it('names every alert absorbed when one cell bridges three, including one absorbed earlier in the same tile', () => {
     const a = new ThreatAlerts(THREATS, { firearm: 0.5 }, 1024, 16);
-    a.add(tile(0, 0, [[0, 1, 1, 0.9], [0, 1, 3, 0.9], [0, 1, 5, 0.9]]));
+    a.add(
+      tile(0, 0, [
+        [0, 1, 1, 0.9],
+        [0, 1, 3, 0.9],
+        [0, 1, 5, 0.9],
+      ]),
+    );
     expect(a.all().map((x) => x.id)).toEqual(['t0', 't1', 't2']);
-    const changed = a.add(tile(0, 0, [[0, 1, 2, 0.9], [0, 1, 4, 0.9]]));
+    const changed = a.add(
+      tile(0, 0, [
+        [0, 1, 2, 0.9],
+        [0, 1, 4, 0.9],
+      ]),
+    );
     expect(changed.map((x) => [x.id, [...(x.merged ?? [])].sort()])).toEqual([['t0', ['t1', 't2']]]);
     expect(a.count()).toBe(1);
   });
@@ -233,7 +275,17 @@ describe('threat alerts', () => {
   it('ignores the zero padding past the end of the scan and the detector', () => {
     const a = new ThreatAlerts(THREATS, { firearm: 0.5 }, 200, 16);
     // the last tile covers only 40 lines (cells 0..2) and the detector ends at pixel 200 (rows 0..12)
-    a.add(tile(128, 0, [[0, 1, 3, 0.9], [0, 14, 0, 0.9]], 40));
+    a.add(
+      tile(
+        128,
+        0,
+        [
+          [0, 1, 3, 0.9],
+          [0, 14, 0, 0.9],
+        ],
+        40,
+      ),
+    );
     expect(a.all()).toEqual([]);
     a.add(tile(128, 0, [[0, 12, 2, 0.9]], 40));
     expect(a.all()).toEqual([expect.objectContaining({ box: { lineStart: 160, lineEnd: 176, pixelStart: 192, pixelEnd: 200 } })]);
@@ -268,7 +320,11 @@ describe('declaration check', () => {
 
   it('never calls an empty cargo bay undeclared goods, but flags declared goods in a vehicle that looks empty', () => {
     const empty: ModelLabel = { id: 'empty', name: 'Empty cargo bay', hsCodes: [] };
-    expect(checkDeclaration(['4407'], [seg(GOODS[0], 0, 500), seg(empty, 500, 900)])).toMatchObject({ status: 'match', undeclared: [], emptyButDeclared: false });
+    expect(checkDeclaration(['4407'], [seg(GOODS[0], 0, 500), seg(empty, 500, 900)])).toMatchObject({
+      status: 'match',
+      undeclared: [],
+      emptyButDeclared: false,
+    });
     expect(checkDeclaration(['4407'], [seg(empty, 0, 900)])).toMatchObject({ status: 'mismatch', undeclared: [], notSeen: ['4407'], emptyButDeclared: true });
     expect(checkDeclaration([], [seg(empty, 0, 900)])).toMatchObject({ status: 'match', emptyButDeclared: false });
     // goods the model was unsure about (withheld segments) keep a vehicle from reading as empty
@@ -298,7 +354,15 @@ describe('scan results report', () => {
       task,
       description: '',
       files: { fp32: { path: 'model.onnx', sha256: '0'.repeat(64) } },
-      input: { name: 'tiles', shape: [-1, 2, 64, 64], dtype: 'float32', layout: 'NCHW', channels: ['attenuation_high', 'attenuation_low'], tile: { size: 64, downsample: 4 }, normalization: { offset: [0, 0], scale: [1, 1], clampMin: -8, clampMax: 8 } },
+      input: {
+        name: 'tiles',
+        shape: [-1, 2, 64, 64],
+        dtype: 'float32',
+        layout: 'NCHW',
+        channels: ['attenuation_high', 'attenuation_low'],
+        tile: { size: 64, downsample: 4 },
+        normalization: { offset: [0, 0], scale: [1, 1], clampMin: -8, clampMax: 8 },
+      },
       outputs:
         task === 'goods'
           ? [

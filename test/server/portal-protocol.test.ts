@@ -32,10 +32,7 @@ function makeLines(seed: number, lines = LINES): Uint16Array {
 }
 
 function slice(streamId: number, seq: number, firstLine: number, data: Uint16Array, kind: 1 | 2 | 3 = SliceKind.Image): Uint8Array {
-  return encodeSliceFrame(
-    { kind, energies: ENERGIES, streamId, seq, firstLine, pixels: PIXELS, acquiredAtUs: BigInt(Date.now()) * 1000n },
-    data,
-  );
+  return encodeSliceFrame({ kind, energies: ENERGIES, streamId, seq, firstLine, pixels: PIXELS, acquiredAtUs: BigInt(Date.now()) * 1000n }, data);
 }
 
 function linesOf(data: Uint16Array, first: number, count: number): Uint16Array {
@@ -95,10 +92,15 @@ function expectedPlane(data: Uint16Array, lines: number, energy: number): Uint16
 async function expectIntact(g: TestGateway, scan: GoodScan): Promise<void> {
   const { body } = await getJson(g, `/v1/scans/${scan.scanId}`);
   expect(body).toMatchObject({ scanId: scan.scanId, state: 'completed', lines: LINES, gaps: [] });
-  for (const [name, e] of [['high', 0], ['low', 1]] as const) {
+  for (const [name, e] of [
+    ['high', 0],
+    ['low', 1],
+  ] as const) {
     const img = await rawImage(g, scan.scanId, name);
     expect([img.width, img.height]).toEqual([LINES, PIXELS]);
-    expect(Buffer.from(img.values.buffer, img.values.byteOffset, img.values.byteLength).equals(Buffer.from(expectedPlane(scan.data, LINES, e).buffer))).toBe(true);
+    expect(Buffer.from(img.values.buffer, img.values.byteOffset, img.values.byteLength).equals(Buffer.from(expectedPlane(scan.data, LINES, e).buffer))).toBe(
+      true,
+    );
   }
 }
 
@@ -137,7 +139,9 @@ describe('portal protocol v1: malformed input', () => {
     await bad('json', () => a.json('{"type": "scan.start", '));
     await bad('schema', () => a.json({ type: 'scan.start', streamId: 'seven' }));
     await bad('unknownType', () => a.json({ type: 'scan.teleport', streamId: 1 }));
-    await bad('helloAgain', () => a.json({ type: 'hello', portalId: 'lane-a', detector: { pixels: PIXELS, energies: 2, bitDepth: 16, pitchMm: 4, lineRateHz: 500 } }));
+    await bad('helloAgain', () =>
+      a.json({ type: 'hello', portalId: 'lane-a', detector: { pixels: PIXELS, energies: 2, bitDepth: 16, pitchMm: 4, lineRateHz: 500 } }),
+    );
     await bad('magic', () => {
       const f = slice(1, 999, 0, linesOf(goodA.data, 0, 1));
       f[0] = 0x58;
@@ -300,7 +304,12 @@ describe('portal protocol v1: tokens', () => {
   it('closes the connection on a missing or wrong token and accepts the right one', async () => {
     const wrong = await RawPortal.connect(g.portalUrl);
     const err = await wrong.expectError(() =>
-      wrong.json({ type: 'hello', portalId: 'lane-t', token: 'guess-guess', detector: { pixels: PIXELS, energies: 2, bitDepth: 16, pitchMm: 4, lineRateHz: 500 } }),
+      wrong.json({
+        type: 'hello',
+        portalId: 'lane-t',
+        token: 'guess-guess',
+        detector: { pixels: PIXELS, energies: 2, bitDepth: 16, pitchMm: 4, lineRateHz: 500 },
+      }),
     );
     expect(err.code).toBe('SCANLINE_ERR_AUTH_TOKEN');
     expect(await wrong.waitClose()).toBe(4001);

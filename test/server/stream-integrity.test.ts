@@ -104,7 +104,10 @@ async function stream(
 async function fetchPlane(g: TestGateway, scanId: string, energy: 'high' | 'low'): Promise<{ width: number; height: number; values: Uint16Array }> {
   const res = await fetch(`${g.httpUrl}/v1/scans/${scanId}/image?energy=${energy}&format=png16`);
   expect(res.status).toBe(200);
-  const { data, info } = await sharp(Buffer.from(await res.arrayBuffer())).toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(Buffer.from(await res.arrayBuffer()))
+    .toColourspace('grey16')
+    .raw({ depth: 'ushort' })
+    .toBuffer({ resolveWithObject: true });
   return { width: info.width, height: info.height, values: new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2) };
 }
 
@@ -196,7 +199,10 @@ describe('simulated scans through the real gateway', () => {
     const { body } = await getJson(g, `/v1/scans/${scanId}`);
     expect(body).toMatchObject({ state: 'completed', lines: truck.scene.totalLines, portalId: 'lane-1', detector: { pixels: 512, energies: 2 } });
     expect(body.declaration.hsCodes).toEqual(truck.scene.declaration!.hsCodes);
-    for (const [name, e] of [['high', 0], ['low', 1]] as const) {
+    for (const [name, e] of [
+      ['high', 0],
+      ['low', 1],
+    ] as const) {
       const plane = await fetchPlane(g, scanId, name);
       expect([plane.width, plane.height]).toEqual([truck.scene.totalLines, 512]);
       expect(firstDifference(plane.values, truck, plane.width, e)).toBeNull();
@@ -206,7 +212,9 @@ describe('simulated scans through the real gateway', () => {
     const { size, downsample, strideLines } = g.config.stitch.tile;
     // Every tile column along the scan, plus the final column aligned to the end.
     const columns = new Set(got.map((t) => t.info.line));
-    expect(columns.size).toBe(Math.floor((truck.scene.totalLines - size * downsample) / strideLines) + 1 + ((truck.scene.totalLines - size * downsample) % strideLines === 0 ? 0 : 1));
+    expect(columns.size).toBe(
+      Math.floor((truck.scene.totalLines - size * downsample) / strideLines) + 1 + ((truck.scene.totalLines - size * downsample) % strideLines === 0 ? 0 : 1),
+    );
     const errors = tileErrors(truck, got, size, downsample, TRUTH_LIMIT_FALLBACK).sort((a, b) => a - b);
     expect(errors.length).toBeGreaterThan(50_000);
     const mean = errors.reduce((s, v) => s + v, 0) / errors.length;
@@ -222,7 +230,9 @@ describe('simulated scans through the real gateway', () => {
     const scanId = await stream(portal, truck, 1, { calibrationFrames: true });
     const plane = await fetchPlane(g, scanId, 'low');
     expect(firstDifference(plane.values, truck, plane.width, 1)).toBeNull();
-    const errors = tileErrors(truck, tiles.get(scanId) ?? [], g.config.stitch.tile.size, g.config.stitch.tile.downsample, TRUTH_LIMIT_CALIBRATED).sort((a, b) => a - b);
+    const errors = tileErrors(truck, tiles.get(scanId) ?? [], g.config.stitch.tile.size, g.config.stitch.tile.downsample, TRUTH_LIMIT_CALIBRATED).sort(
+      (a, b) => a - b,
+    );
     expect(errors.length).toBeGreaterThan(10_000);
     expect(errors.reduce((s, v) => s + v, 0) / errors.length).toBeLessThanOrEqual(MEAN_ABS_TOLERANCE);
     expect(errors[Math.floor(errors.length * 0.99)]).toBeLessThanOrEqual(P99_ABS_TOLERANCE);

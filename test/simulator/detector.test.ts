@@ -52,7 +52,14 @@ describe('createDetector', () => {
   });
 
   it('rejects invalid options with SCANLINE_ERR_CLI_USAGE and the house message shape', () => {
-    const bad: Array<Record<string, unknown>> = [{ pixels: 0 }, { pixels: 5000 }, { pixels: 10.5 }, { lineRateHz: -1 }, { airCountsHigh: 64_000 }, { noise: 'yes' }];
+    const bad: Array<Record<string, unknown>> = [
+      { pixels: 0 },
+      { pixels: 5000 },
+      { pixels: 10.5 },
+      { lineRateHz: -1 },
+      { airCountsHigh: 64_000 },
+      { noise: 'yes' },
+    ];
     for (const options of bad) {
       let err: unknown;
       try {

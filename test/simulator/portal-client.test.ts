@@ -163,7 +163,12 @@ describe('PortalClient', () => {
     const { gw, client } = await setup({ dropSeqsOnce: [frames - 1] }, { ackTimeoutMs: 150 });
     const result = await client.scan(scene);
     expect(result.framesResent).toBe(1);
-    expect(gw.binaryFrames().map((f) => f.seq).slice(-2)).toEqual([frames - 1, frames - 1]);
+    expect(
+      gw
+        .binaryFrames()
+        .map((f) => f.seq)
+        .slice(-2),
+    ).toEqual([frames - 1, frames - 1]);
     expect(sameBytes(gw.reassemble(result.scanId, 128), rendered(scene))).toBe(true);
   });
 

@@ -73,7 +73,14 @@ describe('Rng', () => {
   it('chooses uniformly and by weight', () => {
     const r = new Rng(10);
     const counts = { a: 0, b: 0, c: 0 };
-    for (let i = 0; i < 30_000; i++) counts[r.weighted([['a', 1], ['b', 2], ['c', 0]] as const)]++;
+    for (let i = 0; i < 30_000; i++)
+      counts[
+        r.weighted([
+          ['a', 1],
+          ['b', 2],
+          ['c', 0],
+        ] as const)
+      ]++;
     expect(counts.c).toBe(0);
     expect(counts.b / counts.a).toBeGreaterThan(1.85);
     expect(counts.b / counts.a).toBeLessThan(2.15);

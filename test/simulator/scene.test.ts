@@ -248,7 +248,10 @@ describe('generateStepWedge', () => {
       const line = Math.floor(scene.leadingAirLines + (step.x0 + step.x1) / 2 / scene.mmPerLine);
       trueAttenuation(scene, det, line, Energy.Low, t);
       const m = MATERIALS[step.material];
-      expect(t[pixelOf(2_000)]).toBeCloseTo((m.density * step.thicknessMm * 0.1 * (step.material === 'water' ? 0.0494 : step.material === 'steel' ? 0.0426 : 0.0461)), 4);
+      expect(t[pixelOf(2_000)]).toBeCloseTo(
+        m.density * step.thicknessMm * 0.1 * (step.material === 'water' ? 0.0494 : step.material === 'steel' ? 0.0426 : 0.0461),
+        4,
+      );
     }
   });
 });

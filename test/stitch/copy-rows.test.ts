@@ -45,7 +45,16 @@ function randomLayouts(seed: number, trials: number): RunLayout[] {
 }
 
 /** What copyRows must do, written the obvious way. */
-function expected(dst: Uint32Array, dstStart: number, dstStride: number, src: Uint32Array, srcStart: number, srcStride: number, rowWords: number, rows: number): Uint32Array {
+function expected(
+  dst: Uint32Array,
+  dstStart: number,
+  dstStride: number,
+  src: Uint32Array,
+  srcStart: number,
+  srcStride: number,
+  rowWords: number,
+  rows: number,
+): Uint32Array {
   const out = dst.slice();
   for (let r = 0; r < rows; r++) for (let i = 0; i < rowWords; i++) out[dstStart + r * dstStride + i] = src[srcStart + r * srcStride + i];
   return out;
@@ -94,14 +103,25 @@ describe.each(implementations)('%s', (_name, impl) => {
 
   it('refuses src and dst in one buffer', () => {
     const backing = new Uint32Array(40);
-    expect(() => impl(backing.subarray(0, 20), 0, 5, backing.subarray(20), 0, 5, 5, 2)).toThrow(expect.objectContaining({ code: 'SCANLINE_ERR_STITCH_BUFFER' }));
+    expect(() => impl(backing.subarray(0, 20), 0, 5, backing.subarray(20), 0, 5, 5, 2)).toThrow(
+      expect.objectContaining({ code: 'SCANLINE_ERR_STITCH_BUFFER' }),
+    );
   });
 });
 
 type PackRgbRows = typeof packRgbRows;
 
 /** What packRgbRows must do, written the obvious way: pixel p of dst is bytes 3p..3p+2. */
-function expectedRgb(dst: Uint8Array, dstStart: number, dstStride: number, src: Uint32Array, srcStart: number, srcStride: number, rowWords: number, rows: number): Uint8Array {
+function expectedRgb(
+  dst: Uint8Array,
+  dstStart: number,
+  dstStride: number,
+  src: Uint32Array,
+  srcStart: number,
+  srcStride: number,
+  rowWords: number,
+  rows: number,
+): Uint8Array {
   const out = dst.slice();
   const bytes = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
   for (let r = 0; r < rows; r++) {
@@ -159,7 +179,9 @@ describe.each(packers)('%s', (_name, impl) => {
 
   it('refuses src and dst in one buffer', () => {
     const backing = new Uint32Array(40);
-    expect(() => impl(new Uint8Array(backing.buffer, 0, 60), 0, 5, backing.subarray(20), 0, 5, 5, 2)).toThrow(expect.objectContaining({ code: 'SCANLINE_ERR_STITCH_BUFFER' }));
+    expect(() => impl(new Uint8Array(backing.buffer, 0, 60), 0, 5, backing.subarray(20), 0, 5, 5, 2)).toThrow(
+      expect.objectContaining({ code: 'SCANLINE_ERR_STITCH_BUFFER' }),
+    );
   });
 });
 

@@ -5,16 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { type StitcherOptionsInput } from '../../src/stitch/index.js';
-import {
-  attenuation,
-  gapLines,
-  makeScene,
-  mismatches,
-  nearMaterialBoundary,
-  play,
-  type Rect,
-  schedule,
-} from './helpers.js';
+import { attenuation, gapLines, makeScene, mismatches, nearMaterialBoundary, play, type Rect, schedule } from './helpers.js';
 
 type Overrides = Omit<StitcherOptionsInput, 'pixels' | 'energies'>;
 

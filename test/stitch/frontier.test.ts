@@ -7,20 +7,30 @@ import { describe, expect, it } from 'vitest';
 import { createStitcher, type StitcherImplementation } from '../../src/stitch/index.js';
 import { buffersFor, makeScene, newCollected, pump, slice } from './helpers.js';
 
-const scene = makeScene({ pixels: 16, energies: 2, lines: 300, seed: 12, noise: 1, rects: [{ line0: 40, line1: 250, pixel0: 3, pixel1: 12, high: 1, low: 1.4 }] });
+const scene = makeScene({
+  pixels: 16,
+  energies: 2,
+  lines: 300,
+  seed: 12,
+  noise: 1,
+  rects: [{ line0: 40, line1: 250, pixel0: 3, pixel1: 12, high: 1, low: 1.4 }],
+});
 
 function fresh(impl: StitcherImplementation, extra: Record<string, unknown> = {}) {
-  const st = createStitcher({
-    pixels: 16,
-    energies: 2,
-    maxLines: 300,
-    airLines: 8,
-    reorderWindowLines: 20,
-    maxLinesPerJob: 1000,
-    tile: { size: 4, downsample: 2, strideLines: 8, overlapPixels: 0 },
-    previewDownsample: 2,
-    ...extra,
-  }, impl);
+  const st = createStitcher(
+    {
+      pixels: 16,
+      energies: 2,
+      maxLines: 300,
+      airLines: 8,
+      reorderWindowLines: 20,
+      maxLinesPerJob: 1000,
+      tile: { size: 4, downsample: 2, strideLines: 8, overlapPixels: 0 },
+      previewDownsample: 2,
+      ...extra,
+    },
+    impl,
+  );
   const push = (first: number, count: number) => st.push(1, first, count, slice(scene, first, count));
   return { st, push, buffers: buffersFor(st, 64) };
 }
@@ -58,7 +68,10 @@ describe.each(['native', 'typescript'] as const)('%s stitcher frontier', (impl) 
     const all = newCollected();
     const r = await pump(st, buffers, all);
     expect(r.done).toBe(true);
-    expect(all.results.flatMap((x) => x.gaps)).toEqual([[30, 40], [60, 70]]);
+    expect(all.results.flatMap((x) => x.gaps)).toEqual([
+      [30, 40],
+      [60, 70],
+    ]);
     expect(st.stats()).toMatchObject({ frontier: 70, gapLines: 20 });
     // Afterwards, process() reports nothing new and stays done.
     const again = await st.process(buffers);

@@ -130,11 +130,7 @@ export function newCollected(): Collected {
 }
 
 /** Runs process() while it reports more work (and once at least), copying tiles and strips out of the buffers. */
-export async function pump(
-  st: Stitcher,
-  buffers: { tiles: Float32Array; preview: Uint8Array },
-  into: Collected,
-): Promise<ProcessResult> {
+export async function pump(st: Stitcher, buffers: { tiles: Float32Array; preview: Uint8Array }, into: Collected): Promise<ProcessResult> {
   for (;;) {
     const r = await st.process(buffers);
     into.results.push(r);
@@ -308,11 +304,7 @@ const PALETTE = [
   [24, 24, 24],
 ];
 
-export function oracleClass(
-  high: number,
-  low: number,
-  m: { minAttenuation: number; maxAttenuation: number; ratioThresholds: readonly number[] },
-): number {
+export function oracleClass(high: number, low: number, m: { minAttenuation: number; maxAttenuation: number; ratioThresholds: readonly number[] }): number {
   if (high < m.minAttenuation) return 0;
   if (high > m.maxAttenuation) return 5;
   const r = low / high;
@@ -332,13 +324,7 @@ export interface PreviewCheck {
 }
 
 /** Checks a preview strip against colours computed independently from the attenuation planes. */
-export function checkStrip(
-  planes: Float32Array[],
-  gaps: Set<number>,
-  strip: PreviewStrip,
-  rgba: Uint8Array,
-  st: Stitcher,
-): PreviewCheck {
+export function checkStrip(planes: Float32Array[], gaps: Set<number>, strip: PreviewStrip, rgba: Uint8Array, st: Stitcher): PreviewCheck {
   const o = st.options;
   const d = o.previewDownsample;
   const m = o.material;

@@ -7,7 +7,14 @@ import { type ErrorCode, ScanlineError } from '../../src/errors/index.js';
 import { createStitcher, type StitcherImplementation } from '../../src/stitch/index.js';
 import { buffersFor, makeScene, slice } from './helpers.js';
 
-const scene = makeScene({ pixels: 256, energies: 2, lines: 512, seed: 21, noise: 1, rects: [{ line0: 50, line1: 400, pixel0: 30, pixel1: 200, high: 1, low: 1.4 }] });
+const scene = makeScene({
+  pixels: 256,
+  energies: 2,
+  lines: 512,
+  seed: 21,
+  noise: 1,
+  rects: [{ line0: 50, line1: 400, pixel0: 30, pixel1: 200, high: 1, low: 1.4 }],
+});
 
 function loaded(impl: StitcherImplementation) {
   const st = createStitcher({ pixels: 256, energies: 2, maxLines: 1024, airLines: 16 }, impl);

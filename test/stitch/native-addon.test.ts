@@ -119,9 +119,7 @@ describe('native addon', () => {
     expect(codeOf(() => extractPlane(src, 10, 2, 4, 0, new Uint16Array(39)))).toBe('SCANLINE_ERR_STITCH_BUFFER');
     expect(codeOf(() => extractPlane(src, 11, 2, 4, 0, new Uint16Array(44)))).toBe('SCANLINE_ERR_STITCH_BUFFER');
     expect(codeOf(() => extractPlane(src, 10, 2, 4, 2, new Uint16Array(40)))).toBe('SCANLINE_ERR_SLICE_GEOMETRY');
-    expect(codeOf(() => extractPlane(src, 10, 2, 4, 0, new Float32Array(40) as unknown as Uint16Array))).toBe(
-      'SCANLINE_ERR_STITCH_BUFFER',
-    );
+    expect(codeOf(() => extractPlane(src, 10, 2, 4, 0, new Float32Array(40) as unknown as Uint16Array))).toBe('SCANLINE_ERR_STITCH_BUFFER');
   });
 
   it('the raw addon throws Error objects carrying a SCANLINE_ERR code (guards behind the TS validation)', () => {
@@ -139,9 +137,7 @@ describe('native addon', () => {
       return undefined;
     };
     expect(codeOf(() => new addon.Stitcher({ ...options, pixels: 0 }))).toBe('SCANLINE_ERR_STITCH_OPTIONS');
-    expect(codeOf(() => new addon.Stitcher({ ...options, tile: { ...options.tile, overlapPixels: 256 } }))).toBe(
-      'SCANLINE_ERR_STITCH_OPTIONS',
-    );
+    expect(codeOf(() => new addon.Stitcher({ ...options, tile: { ...options.tile, overlapPixels: 256 } }))).toBe('SCANLINE_ERR_STITCH_OPTIONS');
     expect(codeOf(() => new addon.Stitcher({ pixels: 8 }))).toBe('SCANLINE_ERR_STITCH_OPTIONS');
     const st = new addon.Stitcher(options);
     expect(codeOf(() => st.push(1, 0, 1, new Uint16Array(15)))).toBe('SCANLINE_ERR_SLICE_SIZE');

@@ -18,7 +18,14 @@ function expectCode(fn: () => unknown, code: ErrorCode): ScanlineError {
   throw new Error(`expected ${code}`);
 }
 
-const scene = makeScene({ pixels: 24, energies: 2, lines: 120, seed: 9, noise: 1, rects: [{ line0: 30, line1: 90, pixel0: 4, pixel1: 20, high: 1.2, low: 1.7 }] });
+const scene = makeScene({
+  pixels: 24,
+  energies: 2,
+  lines: 120,
+  seed: 9,
+  noise: 1,
+  rects: [{ line0: 30, line1: 90, pixel0: 4, pixel1: 20, high: 1.2, low: 1.7 }],
+});
 
 function fresh(impl: StitcherImplementation, extra: Record<string, unknown> = {}): Stitcher {
   return createStitcher({ pixels: 24, energies: 2, maxLines: 100, airLines: 8, chunkLines: 16, ...extra }, impl);
@@ -143,11 +150,18 @@ describe('missingRanges', () => {
       s.push(1, 0, 10, lines(10));
       s.push(1, 20, 10, lines(10));
       s.push(1, 40, 5, lines(5));
-      expect(s.missingRanges(0, 50)).toEqual([[10, 20], [30, 40], [45, 50]]);
+      expect(s.missingRanges(0, 50)).toEqual([
+        [10, 20],
+        [30, 40],
+        [45, 50],
+      ]);
       expect(s.missingRanges(12, 3)).toEqual([[12, 15]]);
       expect(s.missingRanges(0, 10)).toEqual([]);
       s.push(1, 12, 2, lines(2));
-      expect(s.missingRanges(0, 20)).toEqual([[10, 12], [14, 20]]);
+      expect(s.missingRanges(0, 20)).toEqual([
+        [10, 12],
+        [14, 20],
+      ]);
       s.close();
     });
   }

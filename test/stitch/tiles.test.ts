@@ -4,19 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createStitcher, type StitcherImplementation, type TileInfo } from '../../src/stitch/index.js';
-import {
-  buffersFor,
-  gapLines,
-  makeScene,
-  mismatches,
-  newCollected,
-  oracleTile,
-  play,
-  processedPlanes,
-  pump,
-  schedule,
-  slice,
-} from './helpers.js';
+import { buffersFor, gapLines, makeScene, mismatches, newCollected, oracleTile, play, processedPlanes, pump, schedule, slice } from './helpers.js';
 
 const TILE = { size: 8, downsample: 2, strideLines: 8, overlapPixels: 4 }; // span 16, row step 12
 
@@ -61,7 +49,12 @@ describe.each(['native', 'typescript'] as const)('%s stitcher tiles', (impl) => 
 
   it('columns further apart than a span, and a final column', async () => {
     const { collected } = await scan(impl, 16, 100, { ...TILE, strideLines: 40 }, 64);
-    expect(positions(collected.tiles)).toEqual([[0, 0], [40, 0], [80, 0], [84, 0]]);
+    expect(positions(collected.tiles)).toEqual([
+      [0, 0],
+      [40, 0],
+      [80, 0],
+      [84, 0],
+    ]);
   });
 
   it('a scan shorter than a span and a detector narrower than one: one zero-padded tile', async () => {

@@ -128,7 +128,8 @@ describe.skipIf(!existsSync(CHROMIUM))('operator screen in chromium', () => {
     await page.waitForSelector('.alert-item[data-kind="declaration"]', { timeout: 3_000 }).catch(() => undefined);
     if ((await page.getAttribute('#scan-view', 'data-state')) === 'receiving') {
       await page.screenshot({ path: join(SHOTS, 'operator-screen-live.png') });
-      if (process.env.SCANLINE_DOCS_SCREENSHOT === '1') copyFileSync(join(SHOTS, 'operator-screen-live.png'), join(process.cwd(), 'docs', 'operator-screen.png'));
+      if (process.env.SCANLINE_DOCS_SCREENSHOT === '1')
+        copyFileSync(join(SHOTS, 'operator-screen-live.png'), join(process.cwd(), 'docs', 'operator-screen.png'));
     }
 
     const summary = await sim;
