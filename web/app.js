@@ -755,7 +755,7 @@ function renderHead() {
   const advice = alarm ? 'ALARM' : r ? r.alarmDecision : '';
   adv.textContent = advice ? `machine: ${advice}` : '';
   adv.className = `badge ${advice}`;
-  adv.title = r && r.decisionReason ? r.decisionReason : '';
+  adv.title = r?.decisionReason ? r.decisionReason : '';
   const view = $('scan-view');
   view.dataset.state = s.state;
   view.dataset.scanId = s.scanId;
@@ -831,18 +831,18 @@ function renderDeclaration() {
   const box = $('declaration');
   const scan = state.selected ? state.scans.get(state.selected) : undefined;
   if (!scan) return;
-  const declared = (scan.summary.declaration && scan.summary.declaration.hsCodes) || [];
+  const declared = scan.summary.declaration?.hsCodes || [];
   const d = scan.declaration;
   box.replaceChildren();
   box.className = 'declaration';
   const status = d ? d.status : 'unknown';
-  box.append(el('div', { class: status, 'data-status': status, text: `Status: ${status}${d && d.emptyButDeclared ? ' (cargo bay looks empty)' : ''}` }));
+  box.append(el('div', { class: status, 'data-status': status, text: `Status: ${status}${d?.emptyButDeclared ? ' (cargo bay looks empty)' : ''}` }));
   const table = el('table', {}, el('tr', {}, el('th', { text: 'Declared' }), el('th', { text: 'Observed' })));
   /** @type {Map<string, {name: string, codes: string[], conf: number}>} */
   const observed = new Map();
   for (const s of scan.segments) {
     const top = s.top3[0];
-    if (!top || !top.hsCodes || top.hsCodes.length === 0) continue;
+    if (!top?.hsCodes || top.hsCodes.length === 0) continue;
     const o = observed.get(top.label) || { name: top.name, codes: top.hsCodes, conf: 0 };
     o.conf = Math.max(o.conf, s.confidence);
     observed.set(top.label, o);

@@ -47,7 +47,7 @@ export function evalTruck(seed: number, options: EvalTruckOptions): EvalTruck {
 
 export function mismatchKind(scene: Scene): MismatchKind | null {
   const d = scene.declaration;
-  if (!d || !d.mismatch) return null;
+  if (!d?.mismatch) return null;
   const loaded = scene.cargo.some((c) => c.category !== 'empty');
   if (!loaded) return 'goods-on-empty';
   if (d.hsCodes.length === 0) return 'declared-empty';

@@ -8,7 +8,7 @@ import type { GatewayConfig } from '../config/index.js';
 import { ScanlineError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { createStitcher, validateStitcherOptions, type Stitcher } from '../stitch/index.js';
-import type { ScanStore } from '../storage/index.js';
+import type { RawWriter, ScanStore } from '../storage/index.js';
 import { ActiveScan } from './active-scan.js';
 import { IngestEventSink, type IngestListeners } from './events.js';
 import type { ScanResumeMessage, ScanStartMessage } from './messages.js';
@@ -116,7 +116,7 @@ export class IngestService {
       throw err instanceof ScanlineError ? Object.assign(err, { details: { ...err.details, streamId: m.streamId } }) : err;
     }
     const startedAt = new Date();
-    let writer;
+    let writer: RawWriter;
     try {
       writer = this.store.createScan({
         scanId,

@@ -245,7 +245,7 @@ export function parsePortalMessage(text: string): PortalMessage {
   }
   const type = value.type;
   const streamId = Number.isInteger(value.streamId) ? (value.streamId as number) : undefined;
-  if (typeof type !== 'string' || !Object.prototype.hasOwnProperty.call(VALIDATORS, type)) {
+  if (typeof type !== 'string' || !Object.hasOwn(VALIDATORS, type)) {
     throw new ScanlineError(
       'SCANLINE_ERR_PROTO_UNKNOWN_TYPE',
       `unknown control message type ${describe(type)}; expected one of ${Object.keys(VALIDATORS).join(', ')}`,

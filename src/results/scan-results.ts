@@ -252,7 +252,7 @@ export class ScanResults {
     if (!this.goodsModel || this.embeddingRows.length === 0) return null;
     const dim = this.embeddingRows[0].length;
     const data = new Float32Array(this.embeddingRows.length * dim);
-    this.embeddingRows.forEach((row, i) => data.set(row, i * dim));
+    for (let i = 0; i < this.embeddingRows.length; i++) data.set(this.embeddingRows[i], i * dim);
     return { model: this.goodsModel.name, dim, tiles: [...this.embeddingTiles], data };
   }
 

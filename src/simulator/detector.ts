@@ -12,7 +12,7 @@
  */
 import { invalidArgument } from '../errors/index.js';
 import type { DetectorInfo } from '../ingest/messages.js';
-import { Energy } from './physics.js';
+import type { Energy } from './physics.js';
 import { Rng, hashSeed } from './random.js';
 
 export interface DetectorOptions {

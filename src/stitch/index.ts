@@ -3,7 +3,7 @@
  * tests and benchmarks), its options and the 16-bit plane extraction used by the image endpoint.
  */
 import { ScanlineError, toScanlineError } from '../errors/index.js';
-import { loadNativeAddon, nativeAddonPath } from './native-addon.js';
+import { loadNativeAddon, nativeAddonPath, type ScanlineNativeAddon } from './native-addon.js';
 import { NativeStitcher } from './native-stitcher.js';
 import { type StitcherOptionsInput, validateStitcherOptions } from './options.js';
 import { TsStitcher } from './ts-stitcher.js';
@@ -53,7 +53,7 @@ export function nativeAddonInfo(): { path: string; kernelIsa: 'avx2' | 'baseline
  * the addon cannot be loaded, so callers fall back to buffered writes. Bad arguments throw SCANLINE_ERR_STORAGE_WRITE.
  */
 export function alignedBuffer(byteLength: number, alignment: number): ArrayBuffer | null {
-  let addon;
+  let addon: ScanlineNativeAddon;
   try {
     addon = loadNativeAddon();
   } catch {
@@ -106,7 +106,7 @@ export type CopyRows = RowRunsCopy<Uint32Array>;
  * no such policy; throws SCANLINE_ERR_INFER_WORKER_START when the kernel refuses. Lives here because the addon does.
  */
 export function setThreadIdleScheduling(): 'idle' | 'unavailable' {
-  let addon;
+  let addon: ScanlineNativeAddon;
   try {
     addon = loadNativeAddon();
   } catch {

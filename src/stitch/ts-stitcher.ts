@@ -285,7 +285,7 @@ export class TsStitcher implements Stitcher {
     if (firstLine + lineCount > limit) {
       fail(
         'SCANLINE_ERR_SLICE_LINE_RANGE',
-        `slice lines [${firstLine}, ${firstLine + lineCount}) exceed the scan's ${limit} lines` + (this.#finished ? ' (finish() was called)' : ' (maxLines)'),
+        `slice lines [${firstLine}, ${firstLine + lineCount}) exceed the scan's ${limit} lines${this.#finished ? ' (finish() was called)' : ' (maxLines)'}`,
       );
     }
     for (let i = 0; i < lineCount; i++) {
@@ -539,7 +539,7 @@ export class TsStitcher implements Stitcher {
         else calibration.calibrateLine(this.#chunkOf(l), this.#lineOffset(l), this.#ring, at);
       }
     }
-    job.specs.forEach((spec, i) => this.#computeTile(spec, job.tilesOut, i * this.tileFloats));
+    for (let i = 0; i < job.specs.length; i++) this.#computeTile(job.specs[i], job.tilesOut, i * this.tileFloats);
     if (job.preview) this.#computePreview(job.preview, job.previewOut);
   }
 

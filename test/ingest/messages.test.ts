@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ScanlineError } from '../../src/errors/index.js';
+import type { ScanlineError } from '../../src/errors/index.js';
 import { parsePortalMessage } from '../../src/ingest/index.js';
 
 const hello = { type: 'hello', portalId: 'lane-1', detector: { pixels: 1024, energies: 2, bitDepth: 16, pitchMm: 4.4, lineRateHz: 500 } };

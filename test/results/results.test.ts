@@ -80,7 +80,9 @@ describe('goods suggestions', () => {
     const p = (q: Partial<Record<string, number>>): Float32Array => Float32Array.from(labels.map((l) => q[l.id] ?? 0));
     const g = new GoodsSuggestions(labels, 128, 0.5);
     const column = (line: number, tiles: Array<Partial<Record<string, number>>>): void =>
-      tiles.forEach((q, k) => g.add({ line, lines: 256, pixel: k * 192, pixels: 256, probabilities: p(q) }));
+      tiles.forEach((q, k) => {
+        g.add({ line, lines: 256, pixel: k * 192, pixels: 256, probabilities: p(q) });
+      });
     // A tractor cab: the cabin reads as an empty bay, everything around it as vehicle.
     column(0, [{ vehicle: 1 }, { empty: 0.75, vehicle: 0.13, timber: 0.12 }, { vehicle: 0.9, air: 0.1 }]);
     // An empty trailer: the bay fills two tiles of the column.

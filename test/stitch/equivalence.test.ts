@@ -4,7 +4,7 @@
  * material classes and preview colours (within 1 per channel) except right at a material decision boundary.
  */
 import { describe, expect, it } from 'vitest';
-import { type StitcherOptionsInput } from '../../src/stitch/index.js';
+import type { StitcherOptionsInput } from '../../src/stitch/index.js';
 import { attenuation, gapLines, makeScene, mismatches, nearMaterialBoundary, play, type Rect, schedule } from './helpers.js';
 
 type Overrides = Omit<StitcherOptionsInput, 'pixels' | 'energies'>;
