@@ -1,0 +1,239 @@
+/**
+ * One schema per boundary: the TypeScript type (`Static<typeof S>`) and the runtime check come from the same
+ * TypeBox definition, so a range is written once. TypeBox over zod or hand-written ajv types: its schemas *are*
+ * JSON Schema (docs and other languages can read them), `TypeCompiler` turns each into a fast check for the hot
+ * path (one control message per scan event), and fastify's own type provider uses it.
+ *
+ * Contract of `SchemaValidator.problems()`: every problem of a value at once, one string each, in the house shape
+ * "Expected X for name but received V of type T" (the shape of every caller error since the first release), in the
+ * order of the schema's properties. X comes from the schema (`expected` keyword, else derived from its type and
+ * range), `name` is the dotted path (`detector.pixels`, `declaration.hsCodes[3]`), V is the value as JSON, cut at
+ * 40 characters, or `<redacted>` where the schema says `secret: true`.
+ *
+ * Extra keywords understood here (TypeBox carries unknown options into the schema unchanged):
+ * - `expected`: the X of the message when the derived one would not say enough ("an id of 1-64 letters ...");
+ * - `secret`: the value never appears in a message (tokens, passwords);
+ * - `unit`: the unit of a number, for generated documentation (`ms`, `bytes`, `tiles`).
+ */
+import { Kind, type Static, type TSchema } from '@sinclair/typebox';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { Value, type ValueError, ValueErrorType } from '@sinclair/typebox/value';
+
+export { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+/** Options this project adds to any TypeBox schema (see the file comment). */
+export interface ScanlineSchemaOptions {
+  expected?: string;
+  secret?: boolean;
+  unit?: string;
+}
+
+/** What a cross-field rule sees: the value, and whether the fields it reads passed their own checks. */
+export interface RefineContext {
+  /** True when no problem was found at or below any of these dotted paths. */
+  ok(...paths: string[]): boolean;
+  /** Records a problem in the house shape at `path` (dotted). */
+  fail(path: string, expected: string, value: unknown, secret?: boolean): void;
+}
+
+export interface SchemaValidatorOptions<T> {
+  /**
+   * Message for a key that an object with `additionalProperties: false` does not know, given its dotted path.
+   * Default "Unknown key x".
+   */
+  unknownKey?: (path: string) => string;
+  /**
+   * Rules across fields (e.g. overlap below the tile span). Runs on every value that is an object; use `ctx.ok()` to
+   * skip a rule whose inputs already failed, so each problem is reported once.
+   */
+  refine?: (value: T, ctx: RefineContext) => void;
+}
+
+/** A compiled schema with the house error wording. Build once per boundary at module load; reuse for every value. */
+export class SchemaValidator<S extends TSchema> {
+  readonly schema: S;
+  readonly #check: TypeCheck<S>;
+  readonly #options: SchemaValidatorOptions<Static<S>>;
+
+  constructor(schema: S, options: SchemaValidatorOptions<Static<S>> = {}) {
+    this.schema = schema;
+    this.#check = TypeCompiler.Compile(schema);
+    this.#options = options;
+  }
+
+  /** True when `value` has every property the schema asks for; cross-field rules included. */
+  check(value: unknown): value is Static<S> {
+    if (!this.#check.Check(value)) return false;
+    return this.#options.refine === undefined || this.problems(value).length === 0;
+  }
+
+  /**
+   * Every problem of `value`, in schema order; empty when valid. `prefix` is prepended to every path
+   * (`inference` → "for inference.workers").
+   */
+  problems(value: unknown, prefix = ''): string[] {
+    const found: Problem[] = [];
+    if (!this.#check.Check(value)) {
+      const seen = new Set<string>();
+      for (const error of this.#check.Errors(value)) {
+        const problem = this.#problemOf(error);
+        // One problem per path: a missing property is reported by its object and again by its own schema.
+        if (seen.has(problem.path)) continue;
+        seen.add(problem.path);
+        found.push(problem);
+      }
+    }
+    const refine = this.#options.refine;
+    if (refine && typeof value === 'object' && value !== null) {
+      const failedPaths = found.map((p) => p.path);
+      refine(value as Static<S>, {
+        ok: (...paths) => paths.every((p) => !failedPaths.some((f) => f === p || f.startsWith(`${p}.`) || f.startsWith(`${p}[`) || p.startsWith(`${f}.`))),
+        fail: (path, expected, v, secret) => {
+          found.push({ path, order: orderOf(this.schema, path), render: (name) => expectedMessage(expected, name, v, secret === true) });
+        },
+      });
+    }
+    found.sort((a, b) => compareOrder(a.order, b.order));
+    return found.map((p) => p.render(joinPath(prefix, p.path)));
+  }
+
+  #problemOf(error: ValueError): Problem {
+    const path = dottedPath(error.path);
+    const order = orderOf(this.schema, path);
+    if (error.type === ValueErrorType.ObjectAdditionalProperties) {
+      const unknownKey = this.#options.unknownKey ?? ((name: string) => `Unknown key ${name}`);
+      return { path, order, render: unknownKey };
+    }
+    const schema = error.schema as TSchema & ScanlineSchemaOptions;
+    return { path, order, render: (name) => expectedMessage(expectationOf(schema), name, error.value, schema.secret === true) };
+  }
+}
+
+/** The value with defaults filled in where properties are missing (objects recursively), without validating. */
+export function withDefaults<S extends TSchema>(schema: S, value: unknown): unknown {
+  return Value.Default(schema, Value.Clone(value));
+}
+
+/** A value made of the schema's defaults (every property of an object schema needs one). */
+export function defaultsOf<S extends TSchema>(schema: S): Static<S> {
+  return Value.Create(schema);
+}
+
+/** "Expected X for name but received V of type T", the one shape of every caller error. */
+export function expectedMessage(expected: string, name: string, value: unknown, secret = false): string {
+  return `Expected ${expected} for ${name || 'the value'} but received ${describeValue(value, secret)}`;
+}
+
+/** A value as the messages show it: JSON cut at 40 characters, then its type; `<redacted>` for secrets. */
+export function describeValue(value: unknown, secret = false): string {
+  const type = Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value;
+  if (secret && value !== undefined) return `<redacted> of type ${type}`;
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch {
+    json = undefined;
+  }
+  const shown = json === undefined ? String(value) : json.length > 40 ? `${json.slice(0, 37)}...` : json;
+  return `${shown} of type ${type}`;
+}
+
+/** What a schema expects, in words: its `expected` keyword, or derived from its type and range. */
+export function expectationOf(schema: TSchema & ScanlineSchemaOptions): string {
+  if (typeof schema.expected === 'string') return schema.expected;
+  const kind = schema[Kind] as string;
+  switch (kind) {
+    case 'Integer':
+    case 'Number':
+      return numberExpectation(schema, kind === 'Integer' ? 'an integer' : 'a number');
+    case 'Boolean':
+      return 'a boolean';
+    case 'String':
+      if (typeof schema.maxLength === 'number') return `a string of ${schema.minLength ? `${schema.minLength} to ` : 'at most '}${schema.maxLength} characters`;
+      return schema.minLength ? 'a non-empty string' : 'a string';
+    case 'Literal':
+      return JSON.stringify(schema.const);
+    case 'Union': {
+      const variants = schema.anyOf as TSchema[];
+      if (variants.every((v) => v[Kind] === 'Literal')) {
+        const values = variants.map((v) => (typeof v.const === 'string' ? v.const : JSON.stringify(v.const)));
+        return values.length === 2 && variants.every((v) => typeof v.const === 'number') ? `${values[0]} or ${values[1]}` : `one of ${values.join(', ')}`;
+      }
+      return variants.map((v) => expectationOf(v)).join(' or ');
+    }
+    case 'Object':
+      return 'an object';
+    case 'Array':
+      return 'an array';
+    case 'Null':
+      return 'null';
+    default:
+      return `a value of kind ${kind}`;
+  }
+}
+
+function numberExpectation(s: TSchema, noun: string): string {
+  const lo = typeof s.minimum === 'number' ? s.minimum : undefined;
+  const hi = typeof s.maximum === 'number' ? s.maximum : undefined;
+  const xlo = typeof s.exclusiveMinimum === 'number' ? s.exclusiveMinimum : undefined;
+  const xhi = typeof s.exclusiveMaximum === 'number' ? s.exclusiveMaximum : undefined;
+  if (xlo !== undefined || xhi !== undefined) {
+    const left = xlo !== undefined ? `(${xlo}` : lo !== undefined ? `[${lo}` : '(-Infinity';
+    const right = xhi !== undefined ? `${xhi})` : hi !== undefined ? `${hi}]` : 'Infinity)';
+    return `${noun} in ${left}, ${right}`;
+  }
+  if (lo !== undefined && hi !== undefined) return `${noun} ${lo}..${hi}`;
+  if (lo !== undefined) return `${noun} of at least ${lo}`;
+  if (hi !== undefined) return `${noun} of at most ${hi}`;
+  return noun;
+}
+
+interface Problem {
+  /** Dotted path inside the validated value. */
+  path: string;
+  order: number[];
+  /** The message, given the name to show (the path with the caller's prefix). */
+  render: (name: string) => string;
+}
+
+function joinPath(prefix: string, path: string): string {
+  if (!prefix) return path;
+  if (!path) return prefix;
+  return path.startsWith('[') ? `${prefix}${path}` : `${prefix}.${path}`;
+}
+
+/** JSON pointer (`/declaration/hsCodes/3`) → dotted path (`declaration.hsCodes[3]`). */
+function dottedPath(pointer: string): string {
+  let out = '';
+  for (const raw of pointer.split('/').slice(1)) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    out += /^\d+$/.test(key) ? `[${key}]` : out ? `.${key}` : key;
+  }
+  return out;
+}
+
+/** Position of a dotted path in the schema's property order (depth first), for sorting problems. */
+function orderOf(schema: TSchema, path: string): number[] {
+  const order: number[] = [];
+  let node: TSchema | undefined = schema;
+  for (const part of path.match(/[^.[\]]+/g) ?? []) {
+    if (node && /^\d+$/.test(part) && node[Kind] === 'Array') {
+      order.push(Number(part));
+      node = node.items as TSchema;
+    } else if (node?.properties) {
+      const keys = Object.keys(node.properties);
+      const i = keys.indexOf(part);
+      order.push(i < 0 ? keys.length : i);
+      node = node.properties[part] as TSchema | undefined;
+    } else {
+      order.push(Number.MAX_SAFE_INTEGER);
+      node = undefined;
+    }
+  }
+  return order;
+}
+
+function compareOrder(a: number[], b: number[]): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
+}
