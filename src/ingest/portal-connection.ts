@@ -6,7 +6,7 @@
  * `error {code, ...}` and the connection and its other scans carry on; only a rejected token closes the connection.
  * Binary payloads are consumed before onBinary returns (the transport's buffer dies then).
  */
-import { ScanlineError, toScanlineError } from '../errors/index.js';
+import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { ActiveScan, ScanOwner } from './active-scan.js';
 import { PROTOCOL_VERSION, parsePortalMessage, type DetectorInfo, type GatewayMessage, type HelloMessage, type PortalMessage } from './messages.js';
@@ -87,7 +87,7 @@ export class PortalConnection implements ScanOwner {
       message = parsePortalMessage(text);
       this.dispatch(message);
     } catch (err) {
-      this.reportError(toScanlineError(err, 'SCANLINE_ERR_PROTO_INVALID'));
+      this.reportError(toScanlineErrorOrInternal(err));
     }
   }
 
@@ -133,7 +133,7 @@ export class PortalConnection implements ScanOwner {
       }
       if (ack >= 0) this.send({ type: 'ack', streamId: header.streamId, seq: ack });
     } catch (err) {
-      this.reportError(toScanlineError(err, 'SCANLINE_ERR_STITCH_FAILED'));
+      this.reportError(toScanlineErrorOrInternal(err));
     }
   }
 
@@ -147,7 +147,10 @@ export class PortalConnection implements ScanOwner {
   }
 
   private dispatch(m: PortalMessage): void {
-    if (m.type === 'hello') return this.hello(m);
+    if (m.type === 'hello') {
+      this.hello(m);
+      return;
+    }
     if (!this.detector) throw new ScanlineError('SCANLINE_ERR_PROTO_NOT_HELLO', `send hello before ${m.type}`);
     switch (m.type) {
       case 'scan.start': {

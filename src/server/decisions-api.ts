@@ -34,7 +34,7 @@ export function registerDecisionRoutes(app: TemplatedApp, o: DecisionRouteOption
     } catch (err) {
       operatorId = err as ScanlineError;
     }
-    handleAsync(res, async (out) => {
+    handleAsync(res, req, o.log, async (out) => {
       const body = readJsonBody(res, MAX_DECISION_BODY_BYTES);
       if (operatorId instanceof ScanlineError) {
         body.catch(() => undefined);
@@ -50,7 +50,7 @@ export function registerDecisionRoutes(app: TemplatedApp, o: DecisionRouteOption
 
   app.get('/v1/scans/:scanId/decisions', (res: HttpResponse, req: HttpRequest) => {
     const scanId = pathParameter(req, 0);
-    handleAsync(res, (out) => {
+    handleAsync(res, req, o.log, (out) => {
       if (!o.store.hasScan(scanId)) throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${scanId}`, { scanId });
       out.json(200, { decisions: o.store.listDecisions(scanId) });
     });

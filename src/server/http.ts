@@ -2,7 +2,8 @@
  * Small helpers for answering HTTP requests on uWS: JSON bodies, error bodies with stable codes, and the
  * onAborted/cork dance for responses that are answered after an await.
  */
-import { ScanlineError, toScanlineError } from '../errors/index.js';
+import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
 
 const STATUS_TEXT: Record<number, string> = {
@@ -30,7 +31,12 @@ export function statusLine(status: number): string {
 export class PendingResponse {
   aborted = false;
 
-  constructor(private readonly res: HttpResponse) {
+  /** `request` is the request line ("GET /v1/scans"), read while the request was valid, for the log. */
+  constructor(
+    private readonly res: HttpResponse,
+    private readonly log: Logger,
+    private readonly request: string,
+  ) {
     res.onAborted(() => {
       this.aborted = true;
     });
@@ -40,8 +46,14 @@ export class PendingResponse {
     this.send(status, 'application/json; charset=utf-8', JSON.stringify(body));
   }
 
+  /**
+   * Answers with the error's code. A failure that carries no code is SCANLINE_ERR_GATEWAY_INTERNAL: the client gets the
+   * code and a generic message, the log gets the error with its stack (once, here). Other 500s are logged too;
+   * caller errors and expected refusals (404, 409, 503 ...) are the client's to read, not the log's.
+   */
   error(err: unknown): void {
-    const e = toScanlineError(err, 'SCANLINE_ERR_STORAGE_READ');
+    const e = toScanlineErrorOrInternal(err);
+    if (e.status === 500) this.log.error({ err: e, request: this.request }, 'HTTP request failed');
     this.json(e.status, { error: e.toJSON() });
   }
 
@@ -56,10 +68,11 @@ export class PendingResponse {
 }
 
 /**
- * Runs an async handler with the response protected by onAborted; any throw becomes an error body with its code.
+ * Runs an async handler with the response protected by onAborted; any throw becomes an error body with its code
+ * (PendingResponse.error). Call synchronously inside the route handler: the request line is read from `req` here.
  */
-export function handleAsync(res: HttpResponse, handler: (out: PendingResponse) => Promise<void> | void): void {
-  const out = new PendingResponse(res);
+export function handleAsync(res: HttpResponse, req: HttpRequest, log: Logger, handler: (out: PendingResponse) => Promise<void> | void): void {
+  const out = new PendingResponse(res, log, `${req.getMethod().toUpperCase()} ${req.getUrl()}`);
   try {
     const done = handler(out);
     if (done) done.catch((err: unknown) => out.error(err));

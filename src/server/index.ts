@@ -116,9 +116,9 @@ function registerPortalRoute(app: TemplatedApp, o: HttpServerOptions): void {
 }
 
 function registerHealthRoutes(app: TemplatedApp, o: HttpServerOptions): void {
-  app.get('/livez', (res) => handleAsync(res, (out) => out.json(200, { status: 'alive' })));
-  app.get('/readyz', (res) =>
-    handleAsync(res, (out) => {
+  app.get('/livez', (res, req) => handleAsync(res, req, o.log, (out) => out.json(200, { status: 'alive' })));
+  app.get('/readyz', (res, req) =>
+    handleAsync(res, req, o.log, (out) => {
       const notReady: Record<string, string> = {};
       for (const [name, check] of Object.entries(o.readiness)) {
         const reason = check();
@@ -135,9 +135,9 @@ function registerHealthRoutes(app: TemplatedApp, o: HttpServerOptions): void {
 }
 
 /** GET /metrics: rendered after an await, so the response is guarded by onAborted (handleAsync). */
-function registerMetricsRoute(app: TemplatedApp, metrics: MetricsEndpoint): void {
-  app.get('/metrics', (res) =>
-    handleAsync(res, async (out) => {
+function registerMetricsRoute(app: TemplatedApp, metrics: MetricsEndpoint, log: Logger): void {
+  app.get('/metrics', (res, req) =>
+    handleAsync(res, req, log, async (out) => {
       let text: string;
       try {
         text = await metrics.render();
@@ -155,14 +155,15 @@ export function startHttpServer(o: HttpServerOptions): Promise<HttpServer> {
   registerPortalRoute(app, o);
   registerScanRoutes(
     app,
+    o.log,
     o.ingest,
     o.store,
     o.results,
     o.operator ? operatorImageRenderer(o.operator, o.results ?? null, o.config.stitch.previewDownsample) : undefined,
   );
-  registerReferenceRoutes(app, o.results);
+  registerReferenceRoutes(app, o.log, o.results);
   registerHealthRoutes(app, o);
-  if (o.metrics) registerMetricsRoute(app, o.metrics);
+  if (o.metrics) registerMetricsRoute(app, o.metrics, o.log);
   if (o.operator) {
     registerOperatorFeed(app, { hub: o.operator, config: o.config.operator, log: o.log });
     registerOperatorUi(app, o.log);
@@ -170,7 +171,7 @@ export function startHttpServer(o: HttpServerOptions): Promise<HttpServer> {
   registerDecisionRoutes(app, { store: o.store, results: o.results ?? null, hub: o.operator ?? null, log: o.log });
   app.any('/*', (res, req) => {
     const url = req.getUrl();
-    handleAsync(res, () => {
+    handleAsync(res, req, o.log, () => {
       throw new ScanlineError('SCANLINE_ERR_HTTP_NOT_FOUND', `no route for ${url}`);
     });
   });

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ScanlineError, toScanlineError } from '../errors/index.js';
+import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { validateOperatorId, type OperatorConfig, type OperatorHub, type OperatorSession, type SendStatus } from '../operator/index.js';
 import { handleAsync, pathParameter, statusLine } from './http.js';
@@ -67,7 +67,9 @@ export function registerOperatorFeed(app: TemplatedApp, o: OperatorRouteOptions)
           throw new ScanlineError('SCANLINE_ERR_OPERATOR_TOO_MANY', `${config.maxOperators} operator screens are connected (operator.maxOperators)`);
         }
       } catch (err) {
-        refuseUpgrade(res, toScanlineError(err, 'SCANLINE_ERR_OPERATOR_ID'));
+        const e = toScanlineErrorOrInternal(err);
+        if (e.status === 500) log.error({ err: e }, 'operator feed upgrade failed');
+        refuseUpgrade(res, e);
         return;
       }
       res.upgrade<OperatorSocketData>(
@@ -167,8 +169,8 @@ export function registerOperatorUi(app: TemplatedApp, log: Logger): void {
       if (type) files.set(name, { type, body: readFileSync(join(root, name)) });
     }
   }
-  const serve = (res: HttpResponse, name: string): void =>
-    handleAsync(res, (out) => {
+  const serve = (res: HttpResponse, req: HttpRequest, name: string): void =>
+    handleAsync(res, req, log, (out) => {
       const f = files.get(name);
       if (!f)
         throw new ScanlineError(
@@ -177,7 +179,7 @@ export function registerOperatorUi(app: TemplatedApp, log: Logger): void {
         );
       out.send(200, f.type, f.body);
     });
-  app.get('/', (res) => serve(res, 'index.html'));
-  app.get('/ui/:file', (res, req) => serve(res, pathParameter(req, 0)));
+  app.get('/', (res, req) => serve(res, req, 'index.html'));
+  app.get('/ui/:file', (res, req) => serve(res, req, pathParameter(req, 0)));
   log.debug({ root, files: files.size }, 'operator UI served at /');
 }

@@ -7,6 +7,7 @@
  * Scans started after a change use it; running scans keep the library they started with.
  */
 import { ScanlineError } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
 import { validateEnrolment, type ReferenceCategory, type ResultsService } from '../results/index.js';
 import { handleAsync, pathParameter, readJsonBody } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
@@ -30,18 +31,18 @@ function view(c: ReferenceCategory): Record<string, unknown> {
   };
 }
 
-export function registerReferenceRoutes(app: TemplatedApp, results: ResultsService | undefined): void {
+export function registerReferenceRoutes(app: TemplatedApp, log: Logger, results: ResultsService | undefined): void {
   const unavailable = (): ScanlineError =>
     new ScanlineError('SCANLINE_ERR_REFERENCE_UNAVAILABLE', 'the gateway runs without inference: no goods model to enrol references for');
 
-  app.get('/v1/references', (res: HttpResponse) => {
-    handleAsync(res, (out) => {
+  app.get('/v1/references', (res: HttpResponse, req: HttpRequest) => {
+    handleAsync(res, req, log, (out) => {
       out.json(200, { references: (results?.listReferences() ?? []).map(view) });
     });
   });
 
-  app.post('/v1/references', (res: HttpResponse) => {
-    handleAsync(res, async (out) => {
+  app.post('/v1/references', (res: HttpResponse, req: HttpRequest) => {
+    handleAsync(res, req, log, async (out) => {
       const body = readJsonBody(res, MAX_ENROLMENT_BODY_BYTES);
       if (!results) throw unavailable();
       const category = results.enrol(validateEnrolment(await body));
@@ -51,7 +52,7 @@ export function registerReferenceRoutes(app: TemplatedApp, results: ResultsServi
 
   app.get('/v1/references/:id', (res: HttpResponse, req: HttpRequest) => {
     const id = pathParameter(req, 0);
-    handleAsync(res, (out) => {
+    handleAsync(res, req, log, (out) => {
       const c = results?.listReferences().find((r) => r.id === id);
       if (!c) throw new ScanlineError('SCANLINE_ERR_REFERENCE_UNKNOWN', `no reference category ${id}`, { id });
       out.json(200, view(c));
@@ -60,7 +61,7 @@ export function registerReferenceRoutes(app: TemplatedApp, results: ResultsServi
 
   app.del('/v1/references/:id', (res: HttpResponse, req: HttpRequest) => {
     const id = pathParameter(req, 0);
-    handleAsync(res, (out) => {
+    handleAsync(res, req, log, (out) => {
       if (!results) throw new ScanlineError('SCANLINE_ERR_REFERENCE_UNKNOWN', `no reference category ${id}`, { id });
       results.removeReference(id);
       out.send(204, 'text/plain', '');

@@ -14,6 +14,7 @@
 import sharp from 'sharp';
 import { ScanlineError } from '../errors/index.js';
 import type { ActiveScan, IngestService } from '../ingest/index.js';
+import type { Logger } from '../log/index.js';
 import { extractPlane } from '../stitch/index.js';
 import type { ScanRecord, ScanState, ScanStore, StoredDecision } from '../storage/index.js';
 import { badQuery, handleAsync, pathParameter } from './http.js';
@@ -57,10 +58,17 @@ export interface ResultsSource {
   report(scanId: string): unknown;
 }
 
-export function registerScanRoutes(app: TemplatedApp, ingest: IngestService, store: ScanStore, results?: ResultsSource, images?: ScanImageRenderer): void {
+export function registerScanRoutes(
+  app: TemplatedApp,
+  log: Logger,
+  ingest: IngestService,
+  store: ScanStore,
+  results?: ResultsSource,
+  images?: ScanImageRenderer,
+): void {
   app.get('/v1/scans', (res: HttpResponse, req: HttpRequest) => {
     const q = new URLSearchParams(req.getQuery() ?? '');
-    handleAsync(res, (out) => {
+    handleAsync(res, req, log, (out) => {
       const limitText = q.get('limit');
       const limit = limitText === null ? 50 : Number(limitText);
       if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
@@ -84,7 +92,7 @@ export function registerScanRoutes(app: TemplatedApp, ingest: IngestService, sto
 
   app.get('/v1/scans/:scanId', (res: HttpResponse, req: HttpRequest) => {
     const scanId = pathParameter(req, 0);
-    handleAsync(res, (out) => {
+    handleAsync(res, req, log, (out) => {
       const record = store.getScan(scanId);
       if (!record) throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${scanId}`, { scanId });
       out.json(200, view(record, ingest.getLiveScan(scanId), store.listDecisions(scanId), store.machineDecisionsOf([scanId]).get(scanId) ?? null));
@@ -93,7 +101,7 @@ export function registerScanRoutes(app: TemplatedApp, ingest: IngestService, sto
 
   app.get('/v1/scans/:scanId/results', (res: HttpResponse, req: HttpRequest) => {
     const scanId = pathParameter(req, 0);
-    handleAsync(res, (out) => {
+    handleAsync(res, req, log, (out) => {
       if (!store.hasScan(scanId)) throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${scanId}`, { scanId });
       const report = results?.report(scanId);
       if (report === undefined) {
@@ -106,7 +114,7 @@ export function registerScanRoutes(app: TemplatedApp, ingest: IngestService, sto
   app.get('/v1/scans/:scanId/image', (res: HttpResponse, req: HttpRequest) => {
     const scanId = pathParameter(req, 0);
     const q = new URLSearchParams(req.getQuery() ?? '');
-    handleAsync(res, async (out) => {
+    handleAsync(res, req, log, async (out) => {
       const record = store.getScan(scanId);
       if (!record) throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${scanId}`, { scanId });
       if (q.get('view') !== null && images) {
