@@ -32,12 +32,15 @@ export type {
 } from './backend.js';
 export { DynamicBatcher, tileRequestProblem, type DynamicBatcherOptions, type TileRequest, type TileResult } from './batcher.js';
 export {
+  BatchingConfigSchema,
   DEFAULT_INFERENCE_CONFIG,
   EXECUTION_PROVIDERS,
   GPU_EXECUTION_PROVIDERS,
   QUEUE_FULL_POLICIES,
   TILE_PRIORITIES,
   effectiveIntraOpThreads,
+  InferenceConfigSchema,
+  refineInferenceConfig,
   resolveInferenceConfig,
   validateInferenceConfig,
   type BatchingConfig,

@@ -3,7 +3,7 @@
  * the material preview images, and officers' decisions. The server stage provides the sockets and HTTP routes;
  * src/main.ts wires the hub to ingest and results.
  */
-export { DEFAULT_OPERATOR_CONFIG, validateOperatorConfig, type OperatorConfig } from './config.js';
+export { DEFAULT_OPERATOR_CONFIG, type OperatorConfig, OperatorConfigSchema, refineOperatorConfig } from './config.js';
 export {
   OperatorHub,
   type OperatorHubOptions,

@@ -15,11 +15,11 @@
  * - `secret`: the value never appears in a message (tokens, passwords);
  * - `unit`: the unit of a number, for generated documentation (`ms`, `bytes`, `tiles`).
  */
-import { Kind, type Static, type TSchema } from '@sinclair/typebox';
+import { Kind, type SchemaOptions, type Static, type TLiteral, type TSchema, type TUnion, Type as TypeBuilder } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { Value, type ValueError, ValueErrorType } from '@sinclair/typebox/value';
 
-export { Type, type Static, type TSchema } from '@sinclair/typebox';
+export { Kind, Type, type Static, type TSchema } from '@sinclair/typebox';
 
 /** Options this project adds to any TypeBox schema (see the file comment). */
 export interface ScanlineSchemaOptions {
@@ -34,6 +34,8 @@ export interface RefineContext {
   ok(...paths: string[]): boolean;
   /** Records a problem in the house shape at `path` (dotted). */
   fail(path: string, expected: string, value: unknown, secret?: boolean): void;
+  /** The same context for the object at `prefix` (dotted): a section's rules written against the section alone. */
+  at(prefix: string): RefineContext;
 }
 
 export interface SchemaValidatorOptions<T> {
@@ -86,12 +88,18 @@ export class SchemaValidator<S extends TSchema> {
     const refine = this.#options.refine;
     if (refine && typeof value === 'object' && value !== null) {
       const failedPaths = found.map((p) => p.path);
-      refine(value as Static<S>, {
-        ok: (...paths) => paths.every((p) => !failedPaths.some((f) => f === p || f.startsWith(`${p}.`) || f.startsWith(`${p}[`) || p.startsWith(`${f}.`))),
-        fail: (path, expected, v, secret) => {
+      const contextAt = (base: string): RefineContext => ({
+        ok: (...paths) =>
+          paths
+            .map((p) => joinPath(base, p))
+            .every((p) => !failedPaths.some((f) => f === p || f.startsWith(`${p}.`) || f.startsWith(`${p}[`) || p.startsWith(`${f}.`))),
+        fail: (relative, expected, v, secret) => {
+          const path = joinPath(base, relative);
           found.push({ path, order: orderOf(this.schema, path), render: (name) => expectedMessage(expected, name, v, secret === true) });
         },
+        at: (prefix) => contextAt(joinPath(base, prefix)),
       });
+      refine(value as Static<S>, contextAt(''));
     }
     found.sort((a, b) => compareOrder(a.order, b.order));
     return found.map((p) => p.render(joinPath(prefix, p.path)));
@@ -109,14 +117,60 @@ export class SchemaValidator<S extends TSchema> {
   }
 }
 
+type LiteralValue = string | number | boolean;
+
+/**
+ * A union of literals from a constant list (`['json', 'pretty'] as const`), keeping the literal types, so one list
+ * serves the type, the check and the "one of json, pretty" message.
+ */
+export function literalUnion<const T extends readonly LiteralValue[]>(
+  values: T,
+  options: SchemaOptions & ScanlineSchemaOptions = {},
+): TUnion<{ [K in keyof T]: TLiteral<T[K]> } & TSchema[]> {
+  return TypeBuilder.Union(
+    values.map((v) => TypeBuilder.Literal(v)),
+    options,
+  ) as unknown as TUnion<{ [K in keyof T]: TLiteral<T[K]> } & TSchema[]>;
+}
+
 /** The value with defaults filled in where properties are missing (objects recursively), without validating. */
 export function withDefaults<S extends TSchema>(schema: S, value: unknown): unknown {
   return Value.Default(schema, Value.Clone(value));
 }
 
-/** A value made of the schema's defaults (every property of an object schema needs one). */
+/**
+ * The value made of an object schema's defaults: every leaf property needs a `default`, every nested object
+ * `default: {}` (so that a missing section is created and filled in by withDefaults too).
+ */
 export function defaultsOf<S extends TSchema>(schema: S): Static<S> {
-  return Value.Create(schema);
+  return Value.Default(schema, {}) as Static<S>;
+}
+
+/** Freezes a value and everything reachable from it; returns it. For validated configuration and options. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/**
+ * A copy-safe walk of `value` along `schema` that replaces every value whose schema says `secret: true` with
+ * "<redacted>" (each item of an array of secrets), in place; returns `value`.
+ */
+export function redactSecrets(schema: TSchema, value: unknown): unknown {
+  const s = schema as TSchema & ScanlineSchemaOptions;
+  if (s.secret === true) return value === undefined ? value : '<redacted>';
+  if (Array.isArray(value) && s[Kind] === 'Array') {
+    for (let i = 0; i < value.length; i++) value[i] = redactSecrets(s.items as TSchema, value[i]);
+  } else if (typeof value === 'object' && value !== null && s.properties) {
+    const record = value as Record<string, unknown>;
+    for (const [key, child] of Object.entries(s.properties as Record<string, TSchema>)) {
+      if (key in record) record[key] = redactSecrets(child, record[key]);
+    }
+  }
+  return value;
 }
 
 /** "Expected X for name but received V of type T", the one shape of every caller error. */
@@ -128,6 +182,7 @@ export function expectedMessage(expected: string, name: string, value: unknown, 
 export function describeValue(value: unknown, secret = false): string {
   const type = Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value;
   if (secret && value !== undefined) return `<redacted> of type ${type}`;
+  if (typeof value === 'number') return `${value} of type number`;
   let json: string | undefined;
   try {
     json = JSON.stringify(value);
@@ -150,6 +205,7 @@ export function expectationOf(schema: TSchema & ScanlineSchemaOptions): string {
       return 'a boolean';
     case 'String':
       if (typeof schema.maxLength === 'number') return `a string of ${schema.minLength ? `${schema.minLength} to ` : 'at most '}${schema.maxLength} characters`;
+      if (typeof schema.minLength === 'number' && schema.minLength > 1) return `a string of at least ${schema.minLength} characters`;
       return schema.minLength ? 'a non-empty string' : 'a string';
     case 'Literal':
       return JSON.stringify(schema.const);
@@ -177,6 +233,8 @@ function numberExpectation(s: TSchema, noun: string): string {
   const hi = typeof s.maximum === 'number' ? s.maximum : undefined;
   const xlo = typeof s.exclusiveMinimum === 'number' ? s.exclusiveMinimum : undefined;
   const xhi = typeof s.exclusiveMaximum === 'number' ? s.exclusiveMaximum : undefined;
+  if (xlo !== undefined && xhi === undefined && hi === undefined) return `${noun} above ${xlo}`;
+  if (xhi !== undefined && xlo === undefined && lo === undefined) return `${noun} below ${xhi}`;
   if (xlo !== undefined || xhi !== undefined) {
     const left = xlo !== undefined ? `(${xlo}` : lo !== undefined ? `[${lo}` : '(-Infinity';
     const right = xhi !== undefined ? `${xhi})` : hi !== undefined ? `${hi}]` : 'Infinity)';

@@ -6,7 +6,7 @@
  *
  * At these energies Compton scattering dominates and scales with Z/A, while pair production grows ~Z per electron
  * and is stronger at 4 MeV than at 2 MeV. So R = mu(low) / mu(high) falls as Z rises: organic ~1.45, aluminium
- * ~1.39, iron ~1.29, lead ~1.10. The gateway's material map thresholds R (src/stitch/defaults.ts).
+ * ~1.39, iron ~1.29, lead ~1.10. The gateway's material map thresholds R (src/stitch/options.ts).
  *
  * Simplifications (documented, deliberate): no beam hardening (the spectra are replaced by one energy each), no
  * scatter, no detector cross-talk. Thickness therefore does not change R for a single material.

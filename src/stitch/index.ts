@@ -10,8 +10,18 @@ import { TsStitcher } from './ts-stitcher.js';
 import type { Stitcher } from './types.js';
 
 export * from './types.js';
-export { DEFAULT_STITCHER_OPTIONS } from './defaults.js';
-export { type StitcherOptionsInput, validateStitcherOptions } from './options.js';
+
+export {
+  DEFAULT_STITCHER_OPTIONS,
+  MaterialOptionsSchema,
+  refineStitcherTuning,
+  StitcherOptionsSchema,
+  type StitcherOptionsInput,
+  type StitcherTuning,
+  StitcherTuningSchema,
+  TileOptionsSchema,
+  validateStitcherOptions,
+} from './options.js';
 export { PREVIEW_GAP_COLOUR, PREVIEW_PALETTE, tileRowPixels } from './ts-stitcher.js';
 
 export type StitcherImplementation = 'native' | 'typescript';

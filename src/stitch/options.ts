@@ -1,10 +1,146 @@
 /**
- * Stitcher options: merge with DEFAULT_STITCHER_OPTIONS and validate once per scan, reporting every problem at
- * once. The native addon copies the validated object into a plain struct and does not re-validate the wording.
+ * Stitcher options: one schema defines every range, default, unit and description once. The gateway configuration
+ * embeds the tuning part as its `stitch` section (src/config), the portal's hello supplies the geometry (`pixels`,
+ * `energies`), and `validateStitcherOptions` checks the whole once per scan, reporting every problem at once. The
+ * native addon copies the validated object into a plain struct; it only asserts against values that would be unsafe.
  */
-import { invalidArgument, ScanlineError } from '../errors/index.js';
-import { DEFAULT_STITCHER_OPTIONS } from './defaults.js';
-import type { MaterialOptions, StitcherOptions, TileOptions } from './types.js';
+import { ScanlineError } from '../errors/index.js';
+import { deepFreeze, defaultsOf, type RefineContext, SchemaValidator, type Static, Type, withDefaults } from '../schema/index.js';
+
+/** Largest scan the stitcher accepts, in lines (the u16 line-major store is allocated chunk by chunk). */
+const MAX_LINES_LIMIT = 16_777_216;
+
+export const TileOptionsSchema = Type.Object(
+  {
+    size: Type.Integer({ minimum: 1, maximum: 1024, default: 64, unit: 'samples', description: 'Output tile edge after downsampling (tiles are square).' }),
+    downsample: Type.Integer({
+      minimum: 1,
+      maximum: 64,
+      default: 4,
+      description: 'Block-average factor applied in both directions before tiling (1 = none).',
+    }),
+    strideLines: Type.Integer({
+      minimum: 1,
+      maximum: MAX_LINES_LIMIT,
+      default: 128,
+      unit: 'lines',
+      description: 'Lines between the starts of consecutive tile columns along the scan, in raw lines.',
+    }),
+    overlapPixels: Type.Integer({
+      minimum: 0,
+      maximum: 65_535,
+      default: 64,
+      unit: 'pixels',
+      description: 'Vertical overlap between neighbouring tiles of one column, in raw detector pixels; below the tile span (size x downsample).',
+    }),
+  },
+  { additionalProperties: false, default: {}, description: 'Model-ready tiles cut from the calibrated scan; must match the models (model.json `tile`).' },
+);
+
+export const MaterialOptionsSchema = Type.Object(
+  {
+    minAttenuation: Type.Number({ minimum: 0, maximum: 30, default: 0.05, description: 'Below this high-energy attenuation a pixel is Background.' }),
+    maxAttenuation: Type.Number({
+      minimum: 0,
+      maximum: 30,
+      default: 7.5,
+      description: 'Above this high-energy attenuation a pixel is Impenetrable; above minAttenuation.',
+    }),
+    ratioThresholds: Type.Tuple([Type.Number({ exclusiveMinimum: 0 }), Type.Number({ exclusiveMinimum: 0 }), Type.Number({ exclusiveMinimum: 0 })], {
+      default: [1.41, 1.34, 1.2],
+      expected: 'an array of 3 strictly decreasing positive numbers',
+      description:
+        'Three decreasing thresholds on R = attenuation(low) / attenuation(high). In a MeV linac portal pair production makes heavy elements ' +
+        'attenuate relatively more at the high energy, so R falls as effective Z rises: R >= t0 organic, t1 <= R < t0 mixed, t2 <= R < t1 ' +
+        "inorganic, R < t2 heavy metal. A portal calibrates them from step-wedge scans of known materials; defaults match the simulator's physics.",
+    }),
+  },
+  { additionalProperties: false, default: {}, description: 'Dual-energy material classification.' },
+);
+
+/** Everything but the geometry: what the gateway configuration sets (config key `stitch`). */
+export const StitcherTuningSchema = Type.Object(
+  {
+    maxLines: Type.Integer({
+      minimum: 1,
+      maximum: MAX_LINES_LIMIT,
+      default: 16_384,
+      unit: 'lines',
+      description: 'Hard cap on lines per scan (~16 s at 1000 lines/s); pushes beyond it are refused.',
+    }),
+    chunkLines: Type.Integer({
+      minimum: 1,
+      maximum: 65_536,
+      default: 256,
+      unit: 'lines',
+      description: 'The raw store grows by this many lines at a time (allocation granularity; no per-slice allocation).',
+    }),
+    reorderWindowLines: Type.Integer({
+      minimum: 0,
+      maximum: MAX_LINES_LIMIT,
+      default: 1_024,
+      unit: 'lines',
+      description: 'How far data may arrive beyond the first missing line before the missing lines are declared a gap and processing moves past them.',
+    }),
+    airLines: Type.Integer({
+      minimum: 1,
+      maximum: 65_536,
+      default: 32,
+      unit: 'lines',
+      description: 'When no air frame was sent, the first airLines lines of the scan (before the vehicle) are averaged as air.',
+    }),
+    deadPixelFraction: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 0.05,
+      description: 'A pixel whose (air - dark) is below this fraction of the median (air - dark) is dead and is interpolated.',
+    }),
+    attenuationMax: Type.Number({
+      exclusiveMinimum: 0,
+      maximum: 30,
+      default: 10,
+      description: 'Attenuation -ln(T) is clamped to [0, attenuationMax] (10: T = 4.5e-5).',
+    }),
+    maxLinesPerJob: Type.Integer({
+      minimum: 1,
+      maximum: 65_536,
+      default: 512,
+      unit: 'lines',
+      description: 'Upper bound on the lines one stitcher job moves the frontier over (stored lines plus declared gap lines); sizes the preview buffer.',
+    }),
+    material: MaterialOptionsSchema,
+    tile: TileOptionsSchema,
+    previewDownsample: Type.Integer({
+      minimum: 1,
+      maximum: 64,
+      default: 2,
+      description: 'Preview strips are block-averaged by this factor in both directions.',
+    }),
+  },
+  { additionalProperties: false, default: {}, description: 'Native stitcher: calibration, dual-energy material map, tiles and preview strips.' },
+);
+
+export const StitcherOptionsSchema = Type.Composite(
+  [
+    Type.Object({
+      pixels: Type.Integer({ minimum: 1, maximum: 4096, description: "Detector elements per line (from the portal's hello)." }),
+      energies: Type.Union([Type.Literal(1), Type.Literal(2)], { description: '1 (single energy) or 2 (dual energy, high first).' }),
+    }),
+    StitcherTuningSchema,
+  ],
+  { additionalProperties: false },
+);
+
+export type TileOptions = Static<typeof TileOptionsSchema>;
+export type MaterialOptions = Static<typeof MaterialOptionsSchema>;
+export type StitcherTuning = Static<typeof StitcherTuningSchema>;
+export type StitcherOptions = Static<typeof StitcherOptionsSchema>;
+
+/**
+ * Stitcher defaults for a dual-energy MeV linac portal (effective energies ~2 MeV low / ~4 MeV high) and the
+ * demo models' tile geometry. Geometry fields (pixels, energies) always come from the portal's hello.
+ */
+export const DEFAULT_STITCHER_OPTIONS: Readonly<StitcherTuning> = deepFreeze(defaultsOf(StitcherTuningSchema));
 
 /** What callers pass: geometry from the portal's hello plus any overrides of the defaults (nested ones merge). */
 export type StitcherOptionsInput = Partial<Omit<StitcherOptions, 'pixels' | 'energies' | 'material' | 'tile'>> & {
@@ -14,33 +150,26 @@ export type StitcherOptionsInput = Partial<Omit<StitcherOptions, 'pixels' | 'ene
   tile?: Partial<TileOptions>;
 };
 
-/** Largest scan the stitcher accepts, in lines (the u16 line-major store is allocated chunk by chunk). */
-const MAX_LINES_LIMIT = 16_777_216;
-
-const TOP_KEYS = new Set<string>([
-  'pixels',
-  'energies',
-  'maxLines',
-  'chunkLines',
-  'reorderWindowLines',
-  'airLines',
-  'deadPixelFraction',
-  'attenuationMax',
-  'maxLinesPerJob',
-  'material',
-  'tile',
-  'previewDownsample',
-]);
-const MATERIAL_KEYS = new Set<string>(['minAttenuation', 'maxAttenuation', 'ratioThresholds']);
-const TILE_KEYS = new Set<string>(['size', 'downsample', 'strideLines', 'overlapPixels']);
-
-function message(expected: string, name: string, received: unknown): string {
-  return invalidArgument('SCANLINE_ERR_STITCH_OPTIONS', expected, name, received).message;
+/** Cross-field rules shared by the stitcher's own check and the gateway configuration's `stitch` section. */
+export function refineStitcherTuning(t: StitcherTuning, ctx: RefineContext): void {
+  if (ctx.ok('tile.size', 'tile.downsample', 'tile.overlapPixels') && t.tile.overlapPixels >= t.tile.size * t.tile.downsample) {
+    ctx.fail('tile.overlapPixels', `an integer 0..${t.tile.size * t.tile.downsample - 1}`, t.tile.overlapPixels);
+  }
+  if (ctx.ok('material.minAttenuation', 'material.maxAttenuation') && t.material.maxAttenuation <= t.material.minAttenuation) {
+    ctx.fail('material.maxAttenuation', 'a number above material.minAttenuation and at most 30', t.material.maxAttenuation);
+  }
+  const r = t.material?.ratioThresholds;
+  if (ctx.ok('material.ratioThresholds') && !(r[0] > r[1] && r[1] > r[2])) {
+    ctx.fail('material.ratioThresholds', 'an array of 3 strictly decreasing positive numbers', r);
+  }
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+const optionsValidator = new SchemaValidator(StitcherOptionsSchema, {
+  unknownKey: (path) => `Unknown option ${path}`,
+  refine: (o, ctx) => {
+    if (typeof o.material === 'object' && o.material !== null && typeof o.tile === 'object' && o.tile !== null) refineStitcherTuning(o, ctx);
+  },
+});
 
 /**
  * Merges `input` over DEFAULT_STITCHER_OPTIONS and validates the result. Throws one
@@ -48,101 +177,16 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
  * frozen StitcherOptions.
  */
 export function validateStitcherOptions(input: StitcherOptionsInput): StitcherOptions {
-  const problems: string[] = [];
-  if (!isPlainObject(input)) {
-    problems.push(message('an options object', 'options', input));
-    throw new ScanlineError('SCANLINE_ERR_STITCH_OPTIONS', `Invalid stitcher options: ${problems.join('; ')}`, {
-      problems,
-    });
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    const problems = [`Expected an options object for options but received ${JSON.stringify(input) ?? String(input)} of type ${typeof input}`];
+    throw new ScanlineError('SCANLINE_ERR_STITCH_OPTIONS', `Invalid stitcher options: ${problems.join('; ')}`, { problems });
   }
-  const raw = input as Record<string, unknown>;
-  const materialIn = raw.material === undefined ? {} : raw.material;
-  const tileIn = raw.tile === undefined ? {} : raw.tile;
-  if (!isPlainObject(materialIn)) problems.push(message('an object', 'material', materialIn));
-  if (!isPlainObject(tileIn)) problems.push(message('an object', 'tile', tileIn));
-  for (const key of Object.keys(raw)) if (!TOP_KEYS.has(key)) problems.push(`Unknown option ${key}`);
-  const materialObj = isPlainObject(materialIn) ? materialIn : {};
-  const tileObj = isPlainObject(tileIn) ? tileIn : {};
-  for (const key of Object.keys(materialObj)) if (!MATERIAL_KEYS.has(key)) problems.push(`Unknown option material.${key}`);
-  for (const key of Object.keys(tileObj)) if (!TILE_KEYS.has(key)) problems.push(`Unknown option tile.${key}`);
-
-  const d = DEFAULT_STITCHER_OPTIONS;
-  const pick = (obj: Record<string, unknown>, key: string, fallback: unknown): unknown => (obj[key] === undefined ? fallback : obj[key]);
-  const integer = (name: string, value: unknown, min: number, max: number): number => {
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-      problems.push(message(`an integer ${min}..${max}`, name, value));
-    }
-    return value as number;
-  };
-  const number = (name: string, value: unknown, ok: (v: number) => boolean, expected: string): number => {
-    if (typeof value !== 'number' || !Number.isFinite(value) || !ok(value)) problems.push(message(expected, name, value));
-    return value as number;
-  };
-
-  const pixels = integer('pixels', raw.pixels, 1, 4096);
-  const energies = raw.energies;
-  if (energies !== 1 && energies !== 2) problems.push(message('1 or 2', 'energies', energies));
-  const maxLines = integer('maxLines', pick(raw, 'maxLines', d.maxLines), 1, MAX_LINES_LIMIT);
-  const chunkLines = integer('chunkLines', pick(raw, 'chunkLines', d.chunkLines), 1, 65_536);
-  const reorderWindowLines = integer('reorderWindowLines', pick(raw, 'reorderWindowLines', d.reorderWindowLines), 0, MAX_LINES_LIMIT);
-  const airLines = integer('airLines', pick(raw, 'airLines', d.airLines), 1, 65_536);
-  const deadPixelFraction = number('deadPixelFraction', pick(raw, 'deadPixelFraction', d.deadPixelFraction), (v) => v >= 0 && v <= 1, 'a number 0..1');
-  const attenuationMax = number('attenuationMax', pick(raw, 'attenuationMax', d.attenuationMax), (v) => v > 0 && v <= 30, 'a number in (0, 30]');
-  const maxLinesPerJob = integer('maxLinesPerJob', pick(raw, 'maxLinesPerJob', d.maxLinesPerJob), 1, 65_536);
-  const previewDownsample = integer('previewDownsample', pick(raw, 'previewDownsample', d.previewDownsample), 1, 64);
-
-  const minAttenuation = number(
-    'material.minAttenuation',
-    pick(materialObj, 'minAttenuation', d.material.minAttenuation),
-    (v) => v >= 0 && v <= 30,
-    'a number 0..30',
-  );
-  const maxAttenuation = number(
-    'material.maxAttenuation',
-    pick(materialObj, 'maxAttenuation', d.material.maxAttenuation),
-    (v) => v <= 30 && !(typeof minAttenuation === 'number' && v <= minAttenuation),
-    'a number above material.minAttenuation and at most 30',
-  );
-  const thresholdsIn = pick(materialObj, 'ratioThresholds', d.material.ratioThresholds);
-  const thresholdsOk =
-    Array.isArray(thresholdsIn) &&
-    thresholdsIn.length === 3 &&
-    thresholdsIn.every((t) => typeof t === 'number' && Number.isFinite(t) && t > 0) &&
-    thresholdsIn[0] > thresholdsIn[1] &&
-    thresholdsIn[1] > thresholdsIn[2];
-  if (!thresholdsOk) {
-    problems.push(message('an array of 3 strictly decreasing positive numbers', 'material.ratioThresholds', thresholdsIn));
-  }
-
-  const size = integer('tile.size', pick(tileObj, 'size', d.tile.size), 1, 1024);
-  const downsample = integer('tile.downsample', pick(tileObj, 'downsample', d.tile.downsample), 1, 64);
-  const strideLines = integer('tile.strideLines', pick(tileObj, 'strideLines', d.tile.strideLines), 1, MAX_LINES_LIMIT);
-  const overlapIn = pick(tileObj, 'overlapPixels', d.tile.overlapPixels);
-  const spanKnown = Number.isInteger(size) && Number.isInteger(downsample) && size >= 1 && downsample >= 1;
-  const overlapPixels = spanKnown ? integer('tile.overlapPixels', overlapIn, 0, size * downsample - 1) : integer('tile.overlapPixels', overlapIn, 0, 65_535);
-
+  const merged = withDefaults(StitcherTuningSchema, input);
+  const problems = optionsValidator.problems(merged);
   if (problems.length > 0) {
     throw new ScanlineError('SCANLINE_ERR_STITCH_OPTIONS', `Invalid stitcher options: ${problems.join('; ')}`, { problems });
   }
-  const thresholds = thresholdsIn as number[];
-  return Object.freeze({
-    pixels,
-    energies: energies as 1 | 2,
-    maxLines,
-    chunkLines,
-    reorderWindowLines,
-    airLines,
-    deadPixelFraction,
-    attenuationMax,
-    maxLinesPerJob,
-    material: Object.freeze({
-      minAttenuation,
-      maxAttenuation,
-      ratioThresholds: Object.freeze([thresholds[0], thresholds[1], thresholds[2]]) as unknown as [number, number, number],
-    }),
-    tile: Object.freeze({ size, downsample, strideLines, overlapPixels }),
-    previewDownsample,
-  });
+  return deepFreeze(merged as StitcherOptions);
 }
 
 /** Floats per tile: energies * size * size. */

@@ -30,61 +30,9 @@ export const MaterialClass = {
 } as const;
 export type MaterialClass = (typeof MaterialClass)[keyof typeof MaterialClass];
 
-export interface TileOptions {
-  /** Output tile edge in samples after downsampling (tiles are square), e.g. 64. */
-  size: number;
-  /** Block-average factor applied in both directions before tiling (1 = none), e.g. 4. */
-  downsample: number;
-  /** Lines between the starts of consecutive tile columns along the scan, in raw lines. */
-  strideLines: number;
-  /** Vertical overlap between neighbouring tiles of one column, in raw detector pixels. */
-  overlapPixels: number;
-}
-
-export interface MaterialOptions {
-  /** Below this high-energy attenuation a pixel is Background. */
-  minAttenuation: number;
-  /** Above this high-energy attenuation a pixel is Impenetrable. */
-  maxAttenuation: number;
-  /**
-   * Three decreasing thresholds on the ratio R = attenuation(low) / attenuation(high). In a MeV linac portal pair
-   * production makes heavy elements attenuate relatively more at the high energy, so R falls as effective Z rises:
-   * R >= t0 organic, t1 <= R < t0 mixed, t2 <= R < t1 inorganic, R < t2 heavy metal.
-   * A portal calibrates them from step-wedge scans of known materials; defaults match the simulator's physics.
-   */
-  ratioThresholds: [number, number, number];
-}
-
-export interface StitcherOptions {
-  /** Detector elements per line, 1..4096. */
-  pixels: number;
-  /** 1 (single energy) or 2 (dual energy, high first). */
-  energies: 1 | 2;
-  /** Hard cap on lines per scan; pushes beyond it are refused. */
-  maxLines: number;
-  /** The raw store grows by this many lines at a time (allocation granularity; no per-slice allocation). */
-  chunkLines: number;
-  /**
-   * How far (in lines) data may arrive beyond the first missing line before the missing lines are declared a gap
-   * and processing moves past them.
-   */
-  reorderWindowLines: number;
-  /** When no air frame was pushed, the first `airLines` lines of the scan (before the vehicle) are averaged as air. */
-  airLines: number;
-  /** A pixel whose (air - dark) is below this fraction of the median (air - dark) is dead and is interpolated. */
-  deadPixelFraction: number;
-  /** Attenuation -ln(T) is clamped to [0, attenuationMax]. */
-  attenuationMax: number;
-  /**
-   * Upper bound on the lines one `process()` job moves the frontier over (stored lines it calibrates plus declared
-   * gap lines it crosses); sizes the preview buffer.
-   */
-  maxLinesPerJob: number;
-  material: MaterialOptions;
-  tile: TileOptions;
-  /** Preview strips are block-averaged by this factor in both directions. */
-  previewDownsample: number;
-}
+// The options' types come from their schema (options.ts), where each range and default is defined once.
+export type { MaterialOptions, StitcherOptions, TileOptions } from './options.js';
+import type { StitcherOptions } from './options.js';
 
 export interface PushResult {
   /** Lines stored by this push. */

@@ -2,7 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_CONFIG, readConfigFile, resolveConfig } from '../../src/config/index.js';
+import { DEFAULT_CONFIG, printableConfig, readConfigFile, resolveConfig } from '../../src/config/index.js';
+import { defaultModelsDir } from '../../src/inference/index.js';
 import type { ScanlineError } from '../../src/errors/index.js';
 
 function problems(fn: () => unknown): string[] {
@@ -42,12 +43,13 @@ describe('configuration', () => {
         colour: 'blue',
       }),
     );
+    // Schema order: a key the schema does not know comes after the known keys of its object.
     expect(p).toEqual([
-      'Unknown configuration key colour',
       'Expected an integer 0..65535 for server.port but received 70000 of type number',
       'Expected 0 or an integer 8..960 (uWebSockets.js aborts on 1..7) for portal.idleTimeoutSec but received 5 of type number',
-      'Expected three decreasing numbers in 0..10 for stitch.material.ratioThresholds but received [1.2,1.3,1.4] of type array',
+      'Expected an array of 3 strictly decreasing positive numbers for stitch.material.ratioThresholds but received [1.2,1.3,1.4] of type array',
       'Expected a directory path for storage.dataDir but received "" of type string',
+      'Unknown configuration key colour',
     ]);
   });
 
@@ -98,5 +100,29 @@ describe('configuration', () => {
     expect(() => readConfigFile(join(dir, 'bad.yaml'))).toThrow(/not valid YAML.*at line \d+, column \d+/is);
     writeFileSync(join(dir, 'list.yaml'), '- server\n');
     expect(() => readConfigFile(join(dir, 'list.yaml'))).toThrow(/top level is not an object/);
+  });
+});
+
+describe('configuration secrets and paths', () => {
+  it('never shows a rejected secret in an error', () => {
+    let message = '';
+    try {
+      resolveConfig({ portal: { tokens: ['correct-horse-battery', 'short'] } });
+    } catch (err) {
+      message = (err as ScanlineError).message;
+    }
+    expect(message).toContain('Expected a string of at least 8 characters for portal.tokens[1] but received <redacted> of type string');
+    expect(message).not.toContain('short');
+    expect(message).not.toContain('correct-horse');
+  });
+
+  it('prints resolved paths: the data directory absolute, the default models directory named', () => {
+    const printed = printableConfig(resolveConfig({ storage: { dataDir: 'data/x' } }), '/srv/scanline') as {
+      storage: { dataDir: string };
+      inference: { modelsDir: string };
+    };
+    expect(printed.storage.dataDir).toBe('/srv/scanline/data/x');
+    expect(printed.inference.modelsDir).toBe(defaultModelsDir());
+    expect(printableConfig(resolveConfig({ inference: { modelsDir: '/opt/models' } })).inference).toMatchObject({ modelsDir: '/opt/models' });
   });
 });

@@ -20,7 +20,7 @@ describe('inference configuration', () => {
     c.batching.queueFullPolicy = 'drop-live';
     c.batching.defaultDeadlineMs.live = -1;
     expect(validateInferenceConfig(c)).toEqual([
-      'Expected a non-empty array of distinct providers from tensorrt, cuda, webgpu, cpu for inference.executionProviders but received ["cuda","rocm"] of type array',
+      'Expected one of tensorrt, cuda, webgpu, cpu for inference.executionProviders[1] but received "rocm" of type string',
       'Expected an integer 1..64 for inference.workers but received 0 of type number',
       'Expected an array of distinct integers 1..16 (batching.maxBatchSize) for inference.batching.preferredBatchSizes but received [8,32] of type array',
       'Expected one of reject-newest, shed-oldest-reanalysis for inference.batching.queueFullPolicy but received "drop-live" of type string',

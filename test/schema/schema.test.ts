@@ -56,7 +56,7 @@ describe('SchemaValidator', () => {
   });
 
   it('rejects NaN and Infinity as numbers', () => {
-    expect(new SchemaValidator(Type.Number()).problems(Number.NaN)).toEqual(['Expected a number for the value but received null of type number']);
+    expect(new SchemaValidator(Type.Number()).problems(Number.NaN)).toEqual(['Expected a number for the value but received NaN of type number']);
     expect(new SchemaValidator(Type.Number()).check(Number.POSITIVE_INFINITY)).toBe(false);
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_STITCHER_OPTIONS } from '../../src/stitch/defaults.js';
+import { DEFAULT_STITCHER_OPTIONS } from '../../src/stitch/index.js';
 import { MaterialClass, type MaterialOptions } from '../../src/stitch/types.js';
 import {
   ATTENUATION_ANCHORS,

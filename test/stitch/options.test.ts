@@ -51,7 +51,7 @@ describe('validateStitcherOptions', () => {
         'Expected a number 0..1 for deadPixelFraction but received -0.1 of type number',
         'Expected a number in (0, 30] for attenuationMax but received NaN of type number',
         'Expected a number above material.minAttenuation and at most 30 for material.maxAttenuation but received 1 of type number',
-        'Expected an array of 3 strictly decreasing positive numbers for material.ratioThresholds but received 1.2,1.3,1.1 of type object',
+        'Expected an array of 3 strictly decreasing positive numbers for material.ratioThresholds but received [1.2,1.3,1.1] of type array',
         'Expected an integer 1..1024 for tile.size but received 0 of type number',
         'Expected an integer 0..65535 for tile.overlapPixels but received -1 of type number',
         'Expected an integer 1..64 for previewDownsample but received 2.5 of type number',
