@@ -84,7 +84,11 @@ export interface OperatorHubStats {
   stripsEncoded: number;
   /** Strip frames handed to sockets. */
   stripsSent: number;
-  /** Strip frames not sent to a screen that was behind (a snapshot replaced them): the only messages ever dropped. */
+  /**
+   * Strip frames not sent to a screen that was behind (a snapshot of the scan replaced them, including the strip
+   * that triggers a resync): the only messages ever dropped. Every strip offered to a screen that stays connected
+   * is counted once, in stripsSent or here.
+   */
   stripsCoalesced: number;
   /** Snapshots sent (first views and resyncs). */
   snapshotsSent: number;

@@ -7,7 +7,8 @@
  *   closed (4008, SCANLINE_ERR_OPERATOR_TOO_SLOW) rather than silently miss an alert; it resyncs on reconnect.
  * - Image strips are sent only while less than operator.stripBufferBytes is buffered. Otherwise the strip is not
  *   sent (counted as coalesced) and the scan is marked stale for this screen; once the buffer drains below half of
- *   that, the screen gets one snapshot of the scan instead of the strips it missed.
+ *   that, the screen gets one snapshot of the scan instead of the strips it missed (on `drain`, or at the scan's
+ *   next strip, which the snapshot then replaces too and which is counted as coalesced as well).
  *
  * Threads: gateway JS thread. The transport must not be touched after close.
  */
@@ -39,7 +40,9 @@ export class OperatorSession {
    */
   readonly introduced = new Set<string>();
   closed = false;
+  /** Strip frames handed to the socket. */
   stripsSent = 0;
+  /** Strip frames not sent because a snapshot of their scan replaces them (see offerStrip). */
   stripsCoalesced = 0;
   controlSent = 0;
   readonly connectedAt = new Date();
@@ -90,15 +93,19 @@ export class OperatorSession {
 
   /**
    * Offers a strip of `scanId`. Returns 'sent', 'coalesced' (not sent: the screen is behind, the scan is stale and
-   * will be resynced), or 'resync' (the scan was stale and the buffer has drained: send a snapshot instead).
+   * will be resynced), 'resync' (not sent: the scan was stale and the buffer has drained; the caller sends a snapshot
+   * now, which already shows this strip) or 'closed' (the screen is gone, or was closed now as too slow).
+   *
+   * Counting: a strip offered to an open screen is counted exactly once, in stripsSent when handed to the socket or
+   * in stripsCoalesced when a snapshot replaces it ('coalesced' and 'resync' alike). A strip the transport dropped
+   * goes with the screen (counted in the hub's disconnectedSlow).
    */
   offerStrip(scanId: string, frame: Uint8Array): 'sent' | 'coalesced' | 'resync' | 'closed' {
     if (this.closed) return 'closed';
     const buffered = this.transport.bufferedAmount();
     if (this.stale.has(scanId)) {
-      if (buffered < this.stripBufferBytes / 2) return 'resync';
       this.stripsCoalesced++;
-      return 'coalesced';
+      return buffered < this.stripBufferBytes / 2 ? 'resync' : 'coalesced';
     }
     if (buffered > this.stripBufferBytes) {
       this.stale.add(scanId);
