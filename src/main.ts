@@ -7,6 +7,7 @@
 import { hostname } from 'node:os';
 import { packageVersion, type GatewayConfig } from './config/index.js';
 import { ScanlineError } from './errors/index.js';
+import { ResourceStack } from './lifecycle/index.js';
 import { checkTileGeometry, createInference, type Inference } from './inference/index.js';
 import { IngestService } from './ingest/index.js';
 import { createRootLogger, type Logger } from './log/index.js';
@@ -61,140 +62,156 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     // Loading again to surface the precise reason (SCANLINE_ERR_STITCH_ADDON_LOAD with path and cause).
     isNativeStitcherAvailable(true);
   }
-  const store = ScanStore.open(config.storage.dataDir, log.child({ module: 'storage' }), { directIo: config.storage.directIo });
-  let inference: Inference | null = null;
-  let results: ResultsService | null = null;
-  if (config.inference.enabled) {
-    try {
-      inference = await createInference({ config: config.inference, log });
+  // Every resource registers its close as it is created; a start that fails half-way closes what exists, in reverse.
+  const resources = new ResourceStack(log.child({ module: 'lifecycle' }));
+  try {
+    const store = resources.defer(
+      'storage',
+      ScanStore.open(config.storage.dataDir, log.child({ module: 'storage' }), { directIo: config.storage.directIo }),
+      (s) => s.close(),
+    );
+    let inference: Inference | null = null;
+    let results: ResultsService | null = null;
+    if (config.inference.enabled) {
+      inference = resources.defer('inference', await createInference({ config: config.inference, log }), (i) => i.close({ drainTimeoutMs: 0 }));
       // A model trained on another tile geometry would get tiles it was never trained on: refuse to start.
       const problems = inference.models.flatMap((m) => checkTileGeometry(m, config.stitch.tile));
       if (problems.length > 0) {
         throw new ScanlineError('SCANLINE_ERR_MODEL_MISMATCH', `models do not fit the stitcher's tiles:\n  - ${problems.join('\n  - ')}`, { problems });
       }
-    } catch (err) {
-      await inference?.close({ drainTimeoutMs: 0 });
-      store.close();
-      throw err;
+      results = new ResultsService({
+        inference,
+        store,
+        log: log.child({ module: 'results' }),
+        tile: config.stitch.tile,
+        machine: { version: packageVersion() ?? '0.0.0', machineId: config.results.machineId || hostname() },
+        referenceMinSimilarity: config.results.referenceMinSimilarity,
+        portalLabelLimit: config.metrics.portalLabelLimit,
+      });
     }
-    results = new ResultsService({
-      inference,
-      store,
-      log: log.child({ module: 'results' }),
-      tile: config.stitch.tile,
-      machine: { version: packageVersion() ?? '0.0.0', machineId: config.results.machineId || hostname() },
-      referenceMinSimilarity: config.results.referenceMinSimilarity,
-      portalLabelLimit: config.metrics.portalLabelLimit,
+    const ingest = resources.defer('ingest', new IngestService({ config, store, log: log.child({ module: 'ingest' }), stitcher: stitcherKind }), (i) =>
+      i.close(),
+    );
+    if (results) ingest.listen(results.ingestListener());
+    const operator = resources.defer(
+      'operator',
+      new OperatorHub({
+        store,
+        results,
+        config: config.operator,
+        previewDownsample: config.stitch.previewDownsample,
+        gateway: `scanline ${packageVersion() ?? '0.0.0'}`,
+        log: log.child({ module: 'operator' }),
+        // scanline_line_to_screen_seconds; `metrics` is assigned below, before any screen can connect.
+        observeLineToScreen: (seconds: number, portalId?: string) => metrics?.operator.observeLineToScreen(seconds, portalId),
+      }),
+      (o) => o.close(),
+    );
+    ingest.listen(operator.ingestListener());
+    results?.addListener(operator.resultsListener());
+    const metrics = config.metrics.enabled
+      ? resources.defer(
+          'metrics',
+          createGatewayMetrics({
+            ingest,
+            store,
+            inference,
+            results,
+            phase: () => phase,
+            phases: GATEWAY_PHASES,
+            version: packageVersion() ?? '0.0.0',
+            portalLabelLimit: config.metrics.portalLabelLimit,
+            processMetrics: config.metrics.processMetrics,
+          }),
+          (m) => m.close(),
+        )
+      : null;
+    metrics?.operator.provideStats(() => {
+      const s = operator.stats();
+      return { subscribers: s.operators, stripsCoalesced: s.stripsCoalesced, bytesBuffered: s.bytesBuffered, disconnectedSlow: s.disconnectedSlow };
     });
-  }
-  const ingest = new IngestService({ config, store, log: log.child({ module: 'ingest' }), stitcher: stitcherKind });
-  if (results) ingest.listen(results.ingestListener());
-  const operator = new OperatorHub({
-    store,
-    results,
-    config: config.operator,
-    previewDownsample: config.stitch.previewDownsample,
-    gateway: `scanline ${packageVersion() ?? '0.0.0'}`,
-    log: log.child({ module: 'operator' }),
-    // scanline_line_to_screen_seconds; `metrics` is assigned below, before any screen can connect.
-    observeLineToScreen: (seconds: number, portalId?: string) => metrics?.operator.observeLineToScreen(seconds, portalId),
-  });
-  ingest.listen(operator.ingestListener());
-  results?.addListener(operator.resultsListener());
-  const metrics = config.metrics.enabled
-    ? createGatewayMetrics({
+    let server: HttpServer | undefined;
+    server = resources.defer(
+      'server',
+      await startHttpServer({
+        config,
         ingest,
         store,
-        inference,
-        results,
-        phase: () => phase,
-        phases: GATEWAY_PHASES,
-        version: packageVersion() ?? '0.0.0',
-        portalLabelLimit: config.metrics.portalLabelLimit,
-        processMetrics: config.metrics.processMetrics,
-      })
-    : null;
-  metrics?.operator.provideStats(() => {
-    const s = operator.stats();
-    return { subscribers: s.operators, stripsCoalesced: s.stripsCoalesced, bytesBuffered: s.bytesBuffered, disconnectedSlow: s.disconnectedSlow };
-  });
-  let server: HttpServer | undefined;
-  try {
-    server = await startHttpServer({
+        log: log.child({ module: 'server' }),
+        readiness: {
+          stitcher: () => (stitcherKind === 'typescript' || isNativeStitcherAvailable() ? null : 'native stitcher addon not loaded'),
+          storage: () => (store.isWritable() ? null : 'scan store is not writable'),
+          ...(inference ? { inference: () => (inference.status().ready ? null : (inference.status().reason ?? 'inference is not ready')) } : {}),
+          phase: () => (phase === 'ready' ? null : `gateway is ${phase}`),
+          listening: () => (server?.listening === true ? null : 'not listening for connections'),
+        },
+        readinessDetails: () => (inference ? { inference: readinessView(inference) } : { inference: 'disabled' }),
+        ...(results ? { results } : {}),
+        ...(metrics ? { metrics } : {}),
+        operator,
+      }),
+      (s) => s.closeAll(),
+    );
+    const listening = server;
+    const host = config.server.host === '0.0.0.0' ? '127.0.0.1' : config.server.host;
+    let closing: Promise<void> | null = null;
+    /**
+     * Draining follows the data: stop listening and accepting scans, let open scans end (portals told), let their
+     * tiles be scored and the reports stored, then screens are told and every resource is closed, last created first.
+     */
+    const drainAndClose = async (drainTimeoutMs: number): Promise<void> => {
+      phase = 'draining';
+      log.info({ openScans: ingest.liveScans().length, drainTimeoutMs }, 'draining: no new scans');
+      listening.stopListening();
+      const deadline = Date.now() + drainTimeoutMs;
+      ingest.stopAccepting(drainTimeoutMs);
+      await ingest.drain(drainTimeoutMs);
+      if (results) await results.drain(Math.max(0, deadline - Date.now()));
+      await inference?.close({ drainTimeoutMs: Math.max(0, deadline - Date.now()) });
+      phase = 'closing';
+      // Screens are told the gateway goes away (and previews of the scans that just ended are written) while their
+      // sockets are still open; the server's close then ends every connection.
+      await operator.close();
+      await resources.closeAll();
+      phase = 'closed';
+      log.info('gateway closed');
+    };
+    const gateway: Gateway = {
       config,
+      port: listening.port,
+      portalUrl: `ws://${host}:${listening.port}/v1/portal`,
+      httpUrl: `http://${host}:${listening.port}`,
       ingest,
       store,
-      log: log.child({ module: 'server' }),
-      readiness: {
-        stitcher: () => (stitcherKind === 'typescript' || isNativeStitcherAvailable() ? null : 'native stitcher addon not loaded'),
-        storage: () => (store.isWritable() ? null : 'scan store is not writable'),
-        ...(inference ? { inference: () => (inference.status().ready ? null : (inference.status().reason ?? 'inference is not ready')) } : {}),
-        phase: () => (phase === 'ready' ? null : `gateway is ${phase}`),
-        listening: () => (server?.listening === true ? null : 'not listening for connections'),
-      },
-      readinessDetails: () => (inference ? { inference: readinessView(inference) } : { inference: 'disabled' }),
-      ...(results ? { results } : {}),
-      ...(metrics ? { metrics } : {}),
+      inference,
+      results,
       operator,
-    });
+      metrics,
+      log,
+      phase: () => phase,
+      close(drainTimeoutMs = config.shutdown.drainTimeoutMs) {
+        closing ??= drainAndClose(drainTimeoutMs);
+        return closing;
+      },
+    };
+    phase = 'ready';
+    log.info(
+      {
+        host: config.server.host,
+        port: listening.port,
+        dataDir: store.dataDir,
+        stitcher: stitcherKind,
+        models: inference ? readinessView(inference).models : 'inference disabled',
+      },
+      'gateway ready',
+    );
+    return gateway;
   } catch (err) {
-    metrics?.close();
-    await inference?.close({ drainTimeoutMs: 0 });
-    store.close();
+    phase = 'closing';
+    await resources.closeAll().catch(() => undefined); // each failure is logged by the stack; the start error wins
+    phase = 'closed';
     throw err;
   }
-  const listening = server;
-  const host = config.server.host === '0.0.0.0' ? '127.0.0.1' : config.server.host;
-  const gateway: Gateway = {
-    config,
-    port: listening.port,
-    portalUrl: `ws://${host}:${listening.port}/v1/portal`,
-    httpUrl: `http://${host}:${listening.port}`,
-    ingest,
-    store,
-    inference,
-    results,
-    operator,
-    metrics,
-    log,
-    phase: () => phase,
-    close(drainTimeoutMs = config.shutdown.drainTimeoutMs) {
-      closing ??= drainAndClose(drainTimeoutMs);
-      return closing;
-    },
-  };
-  let closing: Promise<void> | null = null;
-  async function drainAndClose(drainTimeoutMs: number): Promise<void> {
-    phase = 'draining';
-    log.info({ openScans: ingest.liveScans().length, drainTimeoutMs }, 'draining: no new scans');
-    listening.stopListening();
-    const deadline = Date.now() + drainTimeoutMs;
-    ingest.stopAccepting(drainTimeoutMs);
-    await ingest.drain(drainTimeoutMs);
-    // Tiles of the scans that just ended are still queued or running: let them be scored and the reports stored.
-    if (results) await results.drain(Math.max(0, deadline - Date.now()));
-    await inference?.close({ drainTimeoutMs: Math.max(0, deadline - Date.now()) });
-    phase = 'closing';
-    // Screens are told the gateway goes away; preview images of the scans that just ended are written first.
-    await operator.close();
-    listening.closeAll();
-    store.close();
-    metrics?.close();
-    phase = 'closed';
-    log.info('gateway closed');
-  }
-  phase = 'ready';
-  log.info(
-    {
-      host: config.server.host,
-      port: listening.port,
-      dataDir: store.dataDir,
-      stitcher: stitcherKind,
-      models: inference ? readinessView(inference).models : 'inference disabled',
-    },
-    'gateway ready',
-  );
-  return gateway;
 }
 
 /** What /readyz and the ready log say about inference: each model's version, provider and precision. */

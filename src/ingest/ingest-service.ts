@@ -4,19 +4,19 @@
  * so a portal whose old TCP connection went half-open can reconnect at once and resume its scans).
  */
 import { randomBytes } from 'node:crypto';
-import type { GatewayConfig } from '../config/index.js';
 import { ScanlineError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { createStitcher, validateStitcherOptions, type Stitcher } from '../stitch/index.js';
 import type { RawWriter, ScanStore } from '../storage/index.js';
 import { ActiveScan } from './active-scan.js';
+import type { IngestConfig } from './config.js';
 import { IngestEventSink, type IngestListeners } from './events.js';
 import type { ScanResumeMessage, ScanStartMessage } from './messages.js';
 import { CloseCode, PortalConnection, type PortalChannel } from './portal-connection.js';
 import { createIngestStats, portalStatsOf, type IngestStats } from './stats.js';
 
 export interface IngestServiceOptions {
-  config: GatewayConfig;
+  config: IngestConfig;
   store: ScanStore;
   log: Logger;
   /** 'native' in production; 'typescript' runs the reference stitcher (benchmark baseline). */
@@ -28,7 +28,7 @@ export interface IngestServiceOptions {
 const TILE_CAPACITY = 64;
 
 export class IngestService {
-  readonly config: GatewayConfig;
+  readonly config: IngestConfig;
   readonly stats: IngestStats;
   readonly gatewayName: string;
   private readonly store: ScanStore;
@@ -240,6 +240,15 @@ export class IngestService {
     if (outcome === 'timeout') {
       await Promise.all(this.liveScans().map((s) => s.abort('gateway shut down before the scan ended')));
     }
+  }
+
+  /**
+   * Last step of the gateway's close (after drain): aborts any scan still open, its lines kept (a start that failed
+   * half-way, a test's teardown). Idempotent.
+   */
+  async close(): Promise<void> {
+    this.draining = true;
+    await Promise.all(this.liveScans().map((s) => s.abort('gateway closed')));
   }
 
   private newScanId(portalId: string): string {

@@ -2,7 +2,7 @@
  * Configuration of the operator stage (config key `operator`): how many screens may connect and the per-screen
  * backpressure policy. Its schema is part of the gateway configuration's (src/config), validated once, then frozen.
  */
-import { defaultsOf, type RefineContext, type Static, Type } from '../schema/index.js';
+import { defaultsOf, type RefineContext, type Static, Type, uwsIdleTimeoutSchema } from '../schema/index.js';
 
 export const OperatorConfigSchema = Type.Object(
   {
@@ -39,12 +39,7 @@ export const OperatorConfigSchema = Type.Object(
       unit: 'bytes',
       description: 'Largest message a screen may send (subscriptions).',
     }),
-    idleTimeoutSec: Type.Union([Type.Literal(0), Type.Integer({ minimum: 8, maximum: 960 })], {
-      default: 60,
-      unit: 's',
-      expected: '0 or an integer 8..960 (uWebSockets.js aborts on 1..7)',
-      description: 'Idle timeout of operator sockets (pings are automatic; 0 disables; 1..7 is not allowed by uWebSockets.js).',
-    }),
+    idleTimeoutSec: uwsIdleTimeoutSchema('Idle timeout of operator sockets (pings are automatic; 0 disables; 1..7 is not allowed by uWebSockets.js).'),
     laneHistoryHours: Type.Integer({
       minimum: 0,
       maximum: 24 * 365,

@@ -133,6 +133,19 @@ export function literalUnion<const T extends readonly LiteralValue[]>(
   ) as unknown as TUnion<{ [K in keyof T]: TLiteral<T[K]> } & TSchema[]>;
 }
 
+/**
+ * A uWebSockets.js idle timeout in seconds, shared by every WebSocket route's configuration: 0 (off) or 8..960;
+ * uWebSockets.js aborts the process on 1..7.
+ */
+export function uwsIdleTimeoutSchema(description: string) {
+  return TypeBuilder.Union([TypeBuilder.Literal(0), TypeBuilder.Integer({ minimum: 8, maximum: 960 })], {
+    default: 60,
+    unit: 's',
+    expected: '0 or an integer 8..960 (uWebSockets.js aborts on 1..7)',
+    description,
+  });
+}
+
 /** The value with defaults filled in where properties are missing (objects recursively), without validating. */
 export function withDefaults<S extends TSchema>(schema: S, value: unknown): unknown {
   return Value.Default(schema, Value.Clone(value));

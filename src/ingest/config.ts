@@ -1,0 +1,76 @@
+/**
+ * The ingest stage's configuration: the `portal` section (limits and timing of portal connections) is defined here
+ * and embedded by the gateway configuration (src/config); the stage also reads the stitcher's section and the
+ * metrics label limit, so it takes the part of the gateway configuration it needs.
+ */
+import { type Static, Type, uwsIdleTimeoutSchema } from '../schema/index.js';
+import type { StitcherTuning } from '../stitch/index.js';
+
+export const PortalConfigSchema = Type.Object(
+  {
+    tokens: Type.Array(Type.String({ minLength: 8, secret: true }), {
+      default: [],
+      description: 'Accepted portal tokens (at least 8 characters each); empty means no token is required.',
+    }),
+    maxOpenScans: Type.Integer({ minimum: 1, maximum: 64, default: 4, unit: 'scans', description: 'Open scans per portal connection.' }),
+    maxMessageBytes: Type.Integer({
+      minimum: 1024,
+      maximum: 64 * 1024 * 1024,
+      default: 8 * 1024 * 1024,
+      unit: 'bytes',
+      description:
+        'Largest message the protocol accepts (1000 lines x 2048 px x 2 energies x 2 B fits the default); larger ones get SCANLINE_ERR_PROTO_OVERSIZE.',
+    }),
+    maxControlBytes: Type.Integer({
+      minimum: 1024,
+      maximum: 1024 * 1024,
+      default: 64 * 1024,
+      unit: 'bytes',
+      description: 'Largest control (text) message.',
+    }),
+    reorderWindowSlices: Type.Integer({
+      minimum: 1,
+      maximum: 65_536,
+      default: 256,
+      unit: 'frames',
+      description: 'How far ahead of the first missing seq a frame may be.',
+    }),
+    resumeGraceMs: Type.Integer({
+      minimum: 0,
+      maximum: 3_600_000,
+      default: 30_000,
+      unit: 'ms',
+      description: 'How long a scan whose connection dropped waits for scan.resume before it is aborted.',
+    }),
+    idleTimeoutSec: uwsIdleTimeoutSchema('Idle timeout of portal sockets (uWebSockets.js pings automatically; 0 disables; 1-7 is not allowed).'),
+    maxBackpressureBytes: Type.Integer({
+      minimum: 64 * 1024,
+      maximum: 1 << 30,
+      default: 4 * 1024 * 1024,
+      unit: 'bytes',
+      description: 'Bytes buffered towards one portal before it is considered stuck and disconnected.',
+    }),
+    stitchMaxDelayMs: Type.Integer({
+      minimum: 0,
+      maximum: 1000,
+      default: 50,
+      unit: 'ms',
+      description:
+        'Longest a received line waits before it is stitched. A frame that completes a tile column (or a scan.end) is stitched at once, ' +
+        'so tile latency does not depend on this; other frames wait up to this long and are stitched together, and the preview strips ' +
+        'and raw-archive writes follow those jobs. 0 = one stitcher job per frame. Each job costs a thread hand-off, a promise, a strip ' +
+        "and a file write whatever its size: at 16-line frames and 4,000 lines/s per portal, 50 ms cut the gateway's ingest CPU by ~28% " +
+        '(bench/RESULTS.md).',
+    }),
+  },
+  { additionalProperties: false, default: {}, description: 'Portal connections (WS /v1/portal): limits and timing.' },
+);
+
+export type PortalConfig = Static<typeof PortalConfigSchema>;
+
+/** What IngestService reads of the gateway configuration (the whole GatewayConfig fits). */
+export interface IngestConfig {
+  readonly portal: PortalConfig;
+  readonly stitch: StitcherTuning;
+  readonly metrics: { readonly portalLabelLimit: number };
+}
