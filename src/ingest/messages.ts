@@ -1,232 +1,209 @@
 /**
- * Control messages of portal protocol v1 (JSON text frames), as documented in docs/protocol.md.
- * Every message is an object with a string `type`. `parsePortalMessage` validates portal→gateway messages and
- * reports every problem at once; gateway→portal messages are built with the types below.
+ * Control messages of portal protocol v1 (JSON text frames), as documented in docs/protocol.md. Every message is an
+ * object with a string `type`; each type has one schema here, from which its TypeScript type comes.
+ * `parsePortalMessage` checks portal→gateway messages against theirs and reports every problem at once;
+ * gateway→portal messages are built with the types from their schemas (the gateway does not check what it sends).
  */
 import { ScanlineError } from '../errors/index.js';
+import { SchemaValidator, type Static, type TSchema, Type, describeValue } from '../schema/index.js';
 
 export const PROTOCOL_VERSION = 1;
 
-export interface DetectorInfo {
-  /** Detector elements per line. */
-  pixels: number;
-  /** 1 or 2; with 2, each line carries the high energy then the low energy. */
-  energies: 1 | 2;
-  bitDepth: 16;
-  /** Detector element pitch, millimetres. */
-  pitchMm: number;
-  /** Nominal line rate, lines per second. */
-  lineRateHz: number;
-}
+/** Stream ids, line counts and sequence numbers: unsigned 32-bit integers, as in the binary frames. */
+const U32 = Type.Integer({ minimum: 0, maximum: 0xffff_ffff });
+/** Portal and scan ids. */
+const Id = Type.String({
+  pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$',
+  expected: "an id of 1-64 letters, digits, '.', '_', ':' or '-'",
+});
 
-export interface HelloMessage {
-  type: 'hello';
-  portalId: string;
-  token?: string;
-  /** Protocol version the portal speaks; absent means 1. */
-  protocol?: number;
-  detector: DetectorInfo;
-}
+// ---------------------------------------------------------------------------------------------------------------
+// Portal → gateway (checked by parsePortalMessage)
 
-export interface VehicleInfo {
-  plate?: string;
-  kind?: string;
-  [key: string]: unknown;
-}
+export const DetectorInfoSchema = Type.Object({
+  pixels: Type.Integer({ minimum: 1, maximum: 4096, description: 'Detector elements per line.' }),
+  energies: Type.Union([Type.Literal(1), Type.Literal(2)], { description: 'With 2, each line carries the high energy then the low energy.' }),
+  bitDepth: Type.Literal(16),
+  pitchMm: Type.Number({ exclusiveMinimum: 0, maximum: 100, unit: 'mm', description: 'Detector element pitch.' }),
+  lineRateHz: Type.Number({ exclusiveMinimum: 0, maximum: 20_000, unit: 'Hz', description: 'Nominal line rate, lines per second.' }),
+});
+export type DetectorInfo = Static<typeof DetectorInfoSchema>;
 
-export interface Declaration {
-  /** Harmonized System codes declared for the cargo (2 to 10 digits). */
-  hsCodes: string[];
-  [key: string]: unknown;
-}
+export const HelloSchema = Type.Object({
+  type: Type.Literal('hello'),
+  portalId: Id,
+  // Never shown in an error: the message is logged and sent back.
+  token: Type.Optional(Type.String({ secret: true })),
+  protocol: Type.Optional(Type.Integer({ description: 'Protocol version the portal speaks; absent means 1.' })),
+  detector: DetectorInfoSchema,
+});
+export type HelloMessage = Static<typeof HelloSchema>;
 
-export interface ScanStartMessage {
-  type: 'scan.start';
-  streamId: number;
-  scanId?: string;
-  vehicle?: VehicleInfo;
-  declaration?: Declaration;
-}
+/**
+ * Free-form (e.g. `{plate, kind}`): stored with the scan and shown to officers, never interpreted, so its fields are
+ * not checked.
+ */
+export const VehicleInfoSchema = Type.Object({
+  plate: Type.Optional(Type.Unknown({ description: 'Licence plate, as the portal reads it.' })),
+  kind: Type.Optional(Type.Unknown({ description: 'Vehicle kind, e.g. "semi-trailer".' })),
+});
+export type VehicleInfo = Static<typeof VehicleInfoSchema> & { [key: string]: unknown };
 
-export interface ScanEndMessage {
-  type: 'scan.end';
-  streamId: number;
-  totalLines: number;
-}
+/** Further fields are kept with the scan as they are. */
+export const DeclarationSchema = Type.Object(
+  {
+    hsCodes: Type.Array(Type.String({ pattern: '^[0-9]{2,10}$', expected: 'an HS code of 2-10 digits' }), {
+      maxItems: 64,
+      expected: 'an array of at most 64 HS codes',
+      description: 'Harmonized System codes declared for the cargo.',
+    }),
+  },
+  { expected: 'an object with an hsCodes array' },
+);
+export type Declaration = Static<typeof DeclarationSchema> & { [key: string]: unknown };
 
-export interface ScanAbortMessage {
-  type: 'scan.abort';
-  streamId: number;
-  reason: string;
-}
+export const ScanStartSchema = Type.Object({
+  type: Type.Literal('scan.start'),
+  streamId: U32,
+  scanId: Type.Optional(Id),
+  vehicle: Type.Optional(VehicleInfoSchema),
+  declaration: Type.Optional(DeclarationSchema),
+});
+export type ScanStartMessage = Omit<Static<typeof ScanStartSchema>, 'vehicle' | 'declaration'> & { vehicle?: VehicleInfo; declaration?: Declaration };
 
-export interface ScanResumeMessage {
-  type: 'scan.resume';
-  streamId: number;
-  scanId: string;
-}
+export const ScanEndSchema = Type.Object({
+  type: Type.Literal('scan.end'),
+  streamId: U32,
+  totalLines: U32,
+});
+export type ScanEndMessage = Static<typeof ScanEndSchema>;
+
+export const ScanAbortSchema = Type.Object({
+  type: Type.Literal('scan.abort'),
+  streamId: U32,
+  reason: Type.String({ maxLength: 500 }),
+});
+export type ScanAbortMessage = Static<typeof ScanAbortSchema>;
+
+export const ScanResumeSchema = Type.Object({
+  type: Type.Literal('scan.resume'),
+  streamId: U32,
+  scanId: Id,
+});
+export type ScanResumeMessage = Static<typeof ScanResumeSchema>;
 
 export type PortalMessage = HelloMessage | ScanStartMessage | ScanEndMessage | ScanAbortMessage | ScanResumeMessage;
 
-// gateway → portal
-export interface WelcomeMessage {
-  type: 'welcome';
-  protocol: number;
-  gateway: string;
-  portalId: string;
-  limits: { maxOpenScans: number; maxLines: number; reorderWindowSlices: number; maxMessageBytes: number };
-}
-export interface ScanAcceptedMessage {
-  type: 'scan.accepted';
-  streamId: number;
-  scanId: string;
-}
-export interface AckMessage {
-  type: 'ack';
-  streamId: number;
-  /** Cumulative: every frame of the stream with seq <= this one is stored. */
-  seq: number;
-}
-export interface ResumeMessage {
-  type: 'resume';
-  streamId: number;
-  scanId: string;
-  /** The first seq the gateway has not stored; the portal resends from here. */
-  nextSeq: number;
-}
-export interface ScanCompletedMessage {
-  type: 'scan.completed';
-  streamId: number;
-  scanId: string;
-  lines: number;
-  /** Line ranges [start, end) that never arrived. */
-  gaps: Array<[number, number]>;
-}
-export interface ScanAbortedMessage {
-  type: 'scan.aborted';
-  streamId: number;
-  scanId: string;
-  reason: string;
-}
-export interface ErrorMessage {
-  type: 'error';
-  code: string;
-  message: string;
-  streamId?: number;
-  seq?: number;
-  /** For SCANLINE_ERR_SLICE_SEQ_AHEAD and SCANLINE_ERR_SCAN_INCOMPLETE: where to resend from. */
-  nextSeq?: number;
-}
-export interface DrainingMessage {
-  type: 'draining';
-  /** Milliseconds the gateway still waits for open scans to finish. */
-  deadlineMs: number;
-}
+/** The schema of each portal→gateway message, by type. */
+export const PORTAL_MESSAGE_SCHEMAS = {
+  hello: HelloSchema,
+  'scan.start': ScanStartSchema,
+  'scan.end': ScanEndSchema,
+  'scan.abort': ScanAbortSchema,
+  'scan.resume': ScanResumeSchema,
+} as const;
 
-export type GatewayMessage =
-  | WelcomeMessage
-  | ScanAcceptedMessage
-  | AckMessage
-  | ResumeMessage
-  | ScanCompletedMessage
-  | ScanAbortedMessage
-  | ErrorMessage
-  | DrainingMessage;
+// ---------------------------------------------------------------------------------------------------------------
+// Gateway → portal (types only: built by the gateway, not checked)
 
-const MAX_U32 = 0xffff_ffff;
-const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
-const HS_PATTERN = /^[0-9]{2,10}$/;
+export const WelcomeSchema = Type.Object({
+  type: Type.Literal('welcome'),
+  protocol: Type.Integer(),
+  gateway: Type.String(),
+  portalId: Type.String(),
+  limits: Type.Object({
+    maxOpenScans: Type.Integer(),
+    maxLines: Type.Integer(),
+    reorderWindowSlices: Type.Integer(),
+    maxMessageBytes: Type.Integer({ unit: 'bytes' }),
+  }),
+});
+export type WelcomeMessage = Static<typeof WelcomeSchema>;
 
-type Problems = string[];
+export const ScanAcceptedSchema = Type.Object({
+  type: Type.Literal('scan.accepted'),
+  streamId: U32,
+  scanId: Type.String(),
+});
+export type ScanAcceptedMessage = Static<typeof ScanAcceptedSchema>;
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-function describe(v: unknown): string {
-  const s = JSON.stringify(v);
-  return `${s === undefined ? String(v) : s.length > 40 ? `${s.slice(0, 37)}...` : s} of type ${Array.isArray(v) ? 'array' : typeof v}`;
-}
-function expectU32(p: Problems, obj: Record<string, unknown>, key: string): void {
-  const v = obj[key];
-  if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > MAX_U32) {
-    p.push(`Expected an integer 0..4294967295 for ${key} but received ${describe(v)}`);
-  }
-}
-function expectId(p: Problems, obj: Record<string, unknown>, key: string, required: boolean): void {
-  const v = obj[key];
-  if (v === undefined && !required) return;
-  if (typeof v !== 'string' || !ID_PATTERN.test(v)) {
-    p.push(`Expected an id of 1-64 letters, digits, '.', '_', ':' or '-' for ${key} but received ${describe(v)}`);
-  }
-}
+export const AckSchema = Type.Object({
+  type: Type.Literal('ack'),
+  streamId: U32,
+  seq: Type.Integer({ description: 'Cumulative: every frame of the stream with seq <= this one is stored.' }),
+});
+export type AckMessage = Static<typeof AckSchema>;
 
-function validateHello(m: Record<string, unknown>, p: Problems): void {
-  expectId(p, m, 'portalId', true);
-  if (m.token !== undefined && typeof m.token !== 'string') p.push(`Expected a string for token but received ${describe(m.token)}`);
-  if (m.protocol !== undefined && !Number.isInteger(m.protocol)) {
-    p.push(`Expected an integer for protocol but received ${describe(m.protocol)}`);
-  }
-  const d = m.detector;
-  if (!isObject(d)) {
-    p.push(`Expected an object for detector but received ${describe(d)}`);
-    return;
-  }
-  if (!Number.isInteger(d.pixels) || (d.pixels as number) < 1 || (d.pixels as number) > 4096) {
-    p.push(`Expected an integer 1..4096 for detector.pixels but received ${describe(d.pixels)}`);
-  }
-  if (d.energies !== 1 && d.energies !== 2) p.push(`Expected 1 or 2 for detector.energies but received ${describe(d.energies)}`);
-  if (d.bitDepth !== 16) p.push(`Expected 16 for detector.bitDepth but received ${describe(d.bitDepth)}`);
-  if (typeof d.pitchMm !== 'number' || !(d.pitchMm > 0) || d.pitchMm > 100) {
-    p.push(`Expected a number in (0, 100] for detector.pitchMm but received ${describe(d.pitchMm)}`);
-  }
-  if (typeof d.lineRateHz !== 'number' || !(d.lineRateHz > 0) || d.lineRateHz > 20_000) {
-    p.push(`Expected a number in (0, 20000] for detector.lineRateHz but received ${describe(d.lineRateHz)}`);
-  }
-}
+export const ResumeSchema = Type.Object({
+  type: Type.Literal('resume'),
+  streamId: U32,
+  scanId: Type.String(),
+  nextSeq: Type.Integer({ description: 'The first seq the gateway has not stored; the portal resends from here.' }),
+});
+export type ResumeMessage = Static<typeof ResumeSchema>;
 
-function validateScanStart(m: Record<string, unknown>, p: Problems): void {
-  expectU32(p, m, 'streamId');
-  expectId(p, m, 'scanId', false);
-  if (m.vehicle !== undefined && !isObject(m.vehicle)) p.push(`Expected an object for vehicle but received ${describe(m.vehicle)}`);
-  if (m.declaration !== undefined) {
-    const d = m.declaration;
-    if (!isObject(d) || !Array.isArray(d.hsCodes)) {
-      p.push(`Expected an object with an hsCodes array for declaration but received ${describe(d)}`);
-    } else {
-      if (d.hsCodes.length > 64) p.push(`Expected at most 64 entries in declaration.hsCodes but received ${d.hsCodes.length}`);
-      d.hsCodes.forEach((c, i) => {
-        if (typeof c !== 'string' || !HS_PATTERN.test(c)) {
-          p.push(`Expected an HS code of 2-10 digits for declaration.hsCodes[${i}] but received ${describe(c)}`);
-        }
-      });
-    }
-  }
-}
+export const ScanCompletedSchema = Type.Object({
+  type: Type.Literal('scan.completed'),
+  streamId: U32,
+  scanId: Type.String(),
+  lines: Type.Integer(),
+  gaps: Type.Array(Type.Tuple([Type.Integer(), Type.Integer()]), { description: 'Line ranges [start, end) that never arrived.' }),
+});
+export type ScanCompletedMessage = Static<typeof ScanCompletedSchema>;
 
-function validateScanEnd(m: Record<string, unknown>, p: Problems): void {
-  expectU32(p, m, 'streamId');
-  expectU32(p, m, 'totalLines');
-}
+export const ScanAbortedSchema = Type.Object({
+  type: Type.Literal('scan.aborted'),
+  streamId: U32,
+  scanId: Type.String(),
+  reason: Type.String(),
+});
+export type ScanAbortedMessage = Static<typeof ScanAbortedSchema>;
 
-function validateScanAbort(m: Record<string, unknown>, p: Problems): void {
-  expectU32(p, m, 'streamId');
-  if (typeof m.reason !== 'string' || m.reason.length > 500) {
-    p.push(`Expected a string of at most 500 characters for reason but received ${describe(m.reason)}`);
-  }
-}
+export const ErrorMessageSchema = Type.Object({
+  type: Type.Literal('error'),
+  code: Type.String(),
+  message: Type.String(),
+  streamId: Type.Optional(U32),
+  seq: Type.Optional(Type.Integer()),
+  nextSeq: Type.Optional(Type.Integer({ description: 'For SCANLINE_ERR_SLICE_SEQ_AHEAD and SCANLINE_ERR_SCAN_INCOMPLETE: where to resend from.' })),
+});
+export type ErrorMessage = Static<typeof ErrorMessageSchema>;
 
-function validateScanResume(m: Record<string, unknown>, p: Problems): void {
-  expectU32(p, m, 'streamId');
-  expectId(p, m, 'scanId', true);
-}
+export const DrainingSchema = Type.Object({
+  type: Type.Literal('draining'),
+  deadlineMs: Type.Integer({ unit: 'ms', description: 'How long the gateway still waits for open scans to finish.' }),
+});
+export type DrainingMessage = Static<typeof DrainingSchema>;
 
-const VALIDATORS: Record<PortalMessage['type'], (m: Record<string, unknown>, p: Problems) => void> = {
-  hello: validateHello,
-  'scan.start': validateScanStart,
-  'scan.end': validateScanEnd,
-  'scan.abort': validateScanAbort,
-  'scan.resume': validateScanResume,
+export const GatewayMessageSchema = Type.Union([
+  WelcomeSchema,
+  ScanAcceptedSchema,
+  AckSchema,
+  ResumeSchema,
+  ScanCompletedSchema,
+  ScanAbortedSchema,
+  ErrorMessageSchema,
+  DrainingSchema,
+]);
+export type GatewayMessage = Static<typeof GatewayMessageSchema>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Parsing
+
+type PortalMessageType = keyof typeof PORTAL_MESSAGE_SCHEMAS;
+/** A SchemaValidator of any of those schemas (the class is invariant in its schema). */
+type Checker = Pick<SchemaValidator<TSchema>, 'problems'> & { check(value: unknown): boolean };
+
+/** Compiled once at module load; one check per control message. */
+const VALIDATORS: { readonly [T in PortalMessageType]: Checker } = {
+  hello: new SchemaValidator(HelloSchema),
+  'scan.start': new SchemaValidator(ScanStartSchema),
+  'scan.end': new SchemaValidator(ScanEndSchema),
+  'scan.abort': new SchemaValidator(ScanAbortSchema),
+  'scan.resume': new SchemaValidator(ScanResumeSchema),
 };
+/** What every control message is before its type is known. */
+const ANY_OBJECT = new SchemaValidator(Type.Object({}));
 
 /**
  * Parses and validates one portal→gateway text frame.
@@ -240,25 +217,23 @@ export function parsePortalMessage(text: string): PortalMessage {
   } catch (err) {
     throw new ScanlineError('SCANLINE_ERR_PROTO_JSON', `control message is not valid JSON: ${(err as Error).message}`);
   }
-  if (!isObject(value)) {
-    throw new ScanlineError('SCANLINE_ERR_PROTO_INVALID', `Expected a JSON object but received ${describe(value)}`);
+  // Hot path: one property read and the compiled check of the message's type. Only JSON objects have a `type`
+  // property, so a known type implies an object; everything else is sorted out on the way to the error.
+  const type = (value as { type?: unknown } | null)?.type;
+  const known = typeof type === 'string' && Object.hasOwn(VALIDATORS, type);
+  if (known && VALIDATORS[type as PortalMessageType].check(value)) return value as PortalMessage;
+  if (!ANY_OBJECT.check(value)) {
+    throw new ScanlineError('SCANLINE_ERR_PROTO_INVALID', `Expected a JSON object but received ${describeValue(value)}`);
   }
-  const type = value.type;
-  const streamId = Number.isInteger(value.streamId) ? (value.streamId as number) : undefined;
-  if (typeof type !== 'string' || !Object.hasOwn(VALIDATORS, type)) {
+  const streamId = (value as { streamId?: unknown }).streamId;
+  const details = Number.isInteger(streamId) ? { streamId: streamId as number } : {};
+  if (!known) {
     throw new ScanlineError(
       'SCANLINE_ERR_PROTO_UNKNOWN_TYPE',
-      `unknown control message type ${describe(type)}; expected one of ${Object.keys(VALIDATORS).join(', ')}`,
-      streamId === undefined ? {} : { streamId },
+      `unknown control message type ${describeValue(type)}; expected one of ${Object.keys(VALIDATORS).join(', ')}`,
+      details,
     );
   }
-  const problems: Problems = [];
-  VALIDATORS[type as PortalMessage['type']](value, problems);
-  if (problems.length > 0) {
-    throw new ScanlineError('SCANLINE_ERR_PROTO_INVALID', `${type}: ${problems.join('; ')}`, {
-      ...(streamId === undefined ? {} : { streamId }),
-      problems,
-    });
-  }
-  return value as unknown as PortalMessage;
+  const problems = VALIDATORS[type as PortalMessageType].problems(value);
+  throw new ScanlineError('SCANLINE_ERR_PROTO_INVALID', `${type}: ${problems.join('; ')}`, { ...details, problems });
 }

@@ -44,4 +44,32 @@ describe('portal control messages', () => {
     expect(error('{"type":"scan.end","streamId":1,"totalLines":1.5}').code).toBe('SCANLINE_ERR_PROTO_INVALID');
     expect(error('{"type":"scan.end","streamId":1,"totalLines":1.5}').details.streamId).toBe(1);
   });
+
+  it('names nested paths and shows an oversized list by its value', () => {
+    expect(error('{"type":"scan.start","streamId":1,"declaration":{"hsCodes":"4407"}}').details.problems).toEqual([
+      'Expected an array of at most 64 HS codes for declaration.hsCodes but received "4407" of type string',
+    ]);
+    const many = JSON.stringify({ type: 'scan.start', streamId: 1, declaration: { hsCodes: Array.from({ length: 70 }, () => '4407') } });
+    expect(error(many).details.problems).toEqual([
+      'Expected an array of at most 64 HS codes for declaration.hsCodes but received ["4407","4407","4407","4407","4407","... of type array',
+    ]);
+    expect(error('{"type":"scan.start","streamId":1,"declaration":null}').details.problems).toEqual([
+      'Expected an object with an hsCodes array for declaration but received null of type null',
+    ]);
+  });
+
+  it('never shows the token, refuses non-finite numbers and keeps open objects open', () => {
+    const e = error(JSON.stringify({ ...hello, token: 12345 }));
+    expect(e.details.problems).toEqual(['Expected a string for token but received <redacted> of type number']);
+    expect(e.message).not.toContain('12345');
+    // JSON.parse reads 1e400 as Infinity.
+    const infinite = error(JSON.stringify(hello).replace('"pitchMm":4.4', '"pitchMm":1e400'));
+    expect(infinite.details.problems).toEqual([expect.stringMatching(/^Expected a number in \(0, 100\] for detector\.pitchMm but received /)]);
+    // Unknown keys are ignored (forward compatibility) and a vehicle's fields are free-form, as before the schemas.
+    expect(parsePortalMessage(JSON.stringify({ ...hello, firmware: '2.1', detector: { ...hello.detector, vendor: 'x' } })).type).toBe('hello');
+    expect(parsePortalMessage('{"type":"scan.start","streamId":1,"vehicle":{"plate":42,"axles":5},"declaration":{"hsCodes":[],"ref":"T1"}}')).toMatchObject({
+      vehicle: { plate: 42, axles: 5 },
+      declaration: { ref: 'T1' },
+    });
+  });
 });
