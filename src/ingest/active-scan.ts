@@ -17,7 +17,7 @@ import type { IngestEventSink } from './events.js';
 import { observe } from '../inference/index.js';
 import { portalStatsOf, type IngestStats, type PortalIngestStats } from './stats.js';
 import { RawArchiver } from './raw-archiver.js';
-import { BufferPool } from '../memory/index.js';
+import type { BufferPool } from '../memory/index.js';
 
 export type ActiveScanState = 'receiving' | 'finishing' | 'completed' | 'aborted';
 
@@ -48,6 +48,16 @@ export interface ActiveScanInit {
   stitchMaxDelayMs: number;
   /** Tiles one process() job may write (sizes the tile buffer). */
   tileCapacity: number;
+  /**
+   * The gateway's pool of stitcher output buffers (tiles of one job, preview strip) of ended scans, for the next
+   * scans; JS thread only. Fresh buffers (a tile buffer of 64 tiles is 2-3 MiB), zero-filled page by page, took ~3-4
+   * ms of the event loop at every scan start (perf at bench:infer's 32-portal load: 6.6% of the event-loop thread).
+   * The stitcher writes every tile and strip it reports, and listeners read only those, so a reused buffer needs no
+   * clearing.
+   */
+  outputBuffers: BufferPool;
+  /** The gateway's pool of O_DIRECT-aligned raw-archive buffers (RawArchiver). */
+  archiveBuffers: BufferPool;
 }
 
 /** Growable per-seq record of what each frame carried, to recognise replays. */
@@ -88,14 +98,6 @@ class SeqLedger {
   }
 }
 
-/**
- * The stitcher's output buffers (tiles of one job, preview strip) of ended scans, for the next scans; JS thread
- * only. Fresh buffers (a tile buffer of 64 tiles is 2-3 MiB), zero-filled page by page, took ~3-4 ms of the event
- * loop at every scan start (perf, bench:infer's 32-portal load: 6.6% of the event-loop thread). The stitcher writes
- * every tile and strip it reports, and listeners read only those, so a reused buffer needs no clearing.
- */
-const outputBuffers = new BufferPool(64 << 20);
-
 export class ActiveScan {
   readonly scanId: string;
   readonly portalId: string;
@@ -122,6 +124,7 @@ export class ActiveScan {
   private readonly stitchMaxDelayMs: number;
   /** Raw lines one tile column spans (tile.size x tile.downsample); columns start every tile.strideLines. */
   private readonly tileSpanLines: number;
+  private readonly outputBuffers: BufferPool;
   /** From outputBuffers; given back once the scan is closed out and no stitcher job can still write them. */
   private readonly buffers: ProcessBuffers;
   private buffersReturned = false;
@@ -164,7 +167,8 @@ export class ActiveScan {
     this.declaration = init.declaration;
     this.stitcher = init.stitcher;
     this.writer = init.writer;
-    this.archiver = new RawArchiver(init.stitcher, init.writer, init.stats);
+    this.archiver = new RawArchiver(init.stitcher, init.writer, init.stats, init.archiveBuffers);
+    this.outputBuffers = init.outputBuffers;
     this.store = init.store;
     this.events = init.events;
     this.stats = init.stats;
@@ -175,8 +179,8 @@ export class ActiveScan {
     this.tileSpanLines = init.stitcher.options.tile.size * init.stitcher.options.tile.downsample;
     this.startedAt = init.startedAt;
     this.buffers = {
-      tiles: new Float32Array(outputBuffers.take(init.stitcher.tileFloats * init.tileCapacity * 4) as ArrayBuffer),
-      preview: new Uint8Array(outputBuffers.take(init.stitcher.previewBytes) as ArrayBuffer),
+      tiles: new Float32Array(this.outputBuffers.take(init.stitcher.tileFloats * init.tileCapacity * 4) as ArrayBuffer),
+      preview: new Uint8Array(this.outputBuffers.take(init.stitcher.previewBytes) as ArrayBuffer),
     };
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
   }
@@ -430,8 +434,8 @@ export class ActiveScan {
   private returnBuffers(): void {
     if (!this.closedOut || this.processing || this.buffersReturned) return;
     this.buffersReturned = true;
-    outputBuffers.give(this.buffers.tiles.buffer as ArrayBuffer);
-    outputBuffers.give(this.buffers.preview.buffer as ArrayBuffer);
+    this.outputBuffers.give(this.buffers.tiles.buffer as ArrayBuffer);
+    this.outputBuffers.give(this.buffers.preview.buffer as ArrayBuffer);
   }
 
   /** Queues raw lines [flushedUpTo, upTo) for the archive. */

@@ -6,8 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import { ScanlineError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import { createStitcher, validateStitcherOptions, type Stitcher } from '../stitch/index.js';
-import type { RawWriter, ScanStore } from '../storage/index.js';
+import { BufferPool } from '../memory/index.js';
+import { alignedBuffer, createStitcher, type Stitcher, validateStitcherOptions } from '../stitch/index.js';
+import { DIRECT_IO_ALIGNMENT, type RawWriter, type ScanStore } from '../storage/index.js';
 import { ActiveScan } from './active-scan.js';
 import type { IngestConfig } from './config.js';
 import { IngestEventSink, type IngestListeners } from './events.js';
@@ -38,6 +39,10 @@ export class IngestService {
   private readonly live = new Map<string, ActiveScan>();
   private readonly portals = new Map<string, PortalConnection>();
   private readonly connections = new Set<PortalConnection>();
+  /** This gateway's stitcher output buffers of ended scans (see ActiveScanInit.outputBuffers), 64 MiB at most. */
+  private readonly outputBuffers = new BufferPool(64 << 20);
+  /** This gateway's O_DIRECT-aligned raw-archive buffers (null from the allocator without the addon), 32 MiB at most. */
+  private readonly archiveBuffers = new BufferPool(32 << 20, (n) => alignedBuffer(n, DIRECT_IO_ALIGNMENT));
   private draining = false;
 
   constructor(options: IngestServiceOptions) {
@@ -154,6 +159,8 @@ export class IngestService {
       reorderWindowSlices: this.config.portal.reorderWindowSlices,
       stitchMaxDelayMs: this.config.portal.stitchMaxDelayMs,
       tileCapacity: TILE_CAPACITY,
+      outputBuffers: this.outputBuffers,
+      archiveBuffers: this.archiveBuffers,
     });
     scan.owner = conn;
     this.live.set(scanId, scan);
@@ -249,6 +256,8 @@ export class IngestService {
   async close(): Promise<void> {
     this.draining = true;
     await Promise.all(this.liveScans().map((s) => s.abort('gateway closed')));
+    this.outputBuffers.clear();
+    this.archiveBuffers.clear();
   }
 
   private newScanId(portalId: string): string {

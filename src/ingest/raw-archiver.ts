@@ -12,20 +12,14 @@
  */
 import { ScanlineError, toScanlineError } from '../errors/index.js';
 import { observe } from '../inference/index.js';
-import { BufferPool } from '../memory/index.js';
-import { alignedBuffer, type Stitcher } from '../stitch/index.js';
-import { DIRECT_IO_ALIGNMENT, type RawWriter } from '../storage/index.js';
+import type { BufferPool } from '../memory/index.js';
+import type { Stitcher } from '../stitch/index.js';
+import type { RawWriter } from '../storage/index.js';
 import type { IngestStats } from './stats.js';
 
 /** Target bytes per archive write. */
 const WRITE_BYTES = 1 << 20;
 const BUFFERS = 2;
-
-/**
- * Aligned buffers of finished scans for the next scans (process-wide, JS thread only): allocating and zero-filling
- * 2 MiB of fresh aligned memory at every scan start took up to 5 ms on the JS thread when many scans started together.
- */
-const alignedPool = new BufferPool(32 << 20, (n) => alignedBuffer(n, DIRECT_IO_ALIGNMENT));
 
 export class RawArchiver {
   private readonly free: Uint16Array[] = [];
@@ -43,11 +37,17 @@ export class RawArchiver {
     private readonly stitcher: Stitcher,
     private readonly writer: RawWriter,
     private readonly stats: IngestStats,
+    /**
+     * Aligned buffers of finished scans for the next scans (the gateway's, JS thread only): allocating and
+     * zero-filling 2 MiB of fresh aligned memory at every scan start took up to 5 ms on the JS thread when many
+     * scans started together. Its allocator returns null where aligned memory cannot be had (no addon).
+     */
+    private readonly alignedPool: BufferPool,
   ) {
     this.valuesPerLine = stitcher.options.pixels * stitcher.options.energies;
     this.linesPerWrite = Math.max(1, Math.min(stitcher.options.maxLinesPerJob, Math.floor(WRITE_BYTES / (this.valuesPerLine * 2))));
     const values = this.linesPerWrite * this.valuesPerLine;
-    const memory = writer.direct ? Array.from({ length: BUFFERS }, () => alignedPool.take(values * 2)) : [];
+    const memory = writer.direct ? Array.from({ length: BUFFERS }, () => this.alignedPool.take(values * 2)) : [];
     this.pooled = memory.length > 0 && memory.every((m) => m !== null);
     if (writer.direct && !this.pooled) writer.useBufferedWrites();
     for (let i = 0; i < BUFFERS; i++) this.free.push(this.pooled ? new Uint16Array(memory[i] as ArrayBuffer) : new Uint16Array(values));
@@ -112,13 +112,13 @@ export class RawArchiver {
     if (this.released) return;
     this.released = true;
     this.pending.length = 0;
-    for (const b of this.free.splice(0)) if (this.pooled) alignedPool.give(b.buffer as ArrayBuffer);
+    for (const b of this.free.splice(0)) if (this.pooled) this.alignedPool.give(b.buffer as ArrayBuffer);
   }
 
   private settle(buffer: Uint16Array): void {
     this.inFlight--;
     if (this.released) {
-      if (this.pooled) alignedPool.give(buffer.buffer as ArrayBuffer);
+      if (this.pooled) this.alignedPool.give(buffer.buffer as ArrayBuffer);
       this.notifyIfIdle();
       return;
     }

@@ -35,6 +35,12 @@ export class BufferPool {
     return reused;
   }
 
+  /** Drops every pooled buffer (to the GC): the owner is closing. Buffers given back later are pooled again. */
+  clear(): void {
+    this.free.clear();
+    this.#pooledBytes = 0;
+  }
+
   /** Gives a buffer back; the caller must not use it (or a view of it) afterwards. */
   give(buffer: ArrayBuffer): void {
     if (this.#pooledBytes + buffer.byteLength > this.limitBytes) return;

@@ -26,6 +26,7 @@ import { performance } from 'node:perf_hooks';
 import { ScanlineError, toScanlineError } from '../errors/index.js';
 import type { ActiveScan, IngestListeners } from '../ingest/index.js';
 import type { Logger } from '../log/index.js';
+import { BufferPool } from '../memory/index.js';
 import type { ResultsListeners, ScanResultsReport } from '../results/index.js';
 import type { ScanRecord, ScanStore, StoredDecision } from '../storage/index.js';
 import type { PreviewStrip } from '../stitch/index.js';
@@ -150,6 +151,8 @@ export class OperatorHub {
     stripsCoalescedClosed: 0,
     controlSentClosed: 0,
   };
+  /** Canvas memory of ended scans for the next scans (PreviewCanvas), bounded at about 8 trucks; JS thread only. */
+  private readonly canvasMemory = new BufferPool(64 << 20);
   /** Preview files being written, so close() can wait for them. */
   private readonly writes = new Set<Promise<void>>();
 
@@ -343,6 +346,7 @@ export class OperatorHub {
     this.sessions.clear();
     await Promise.allSettled([...this.views.values()].map((v) => v.tail));
     await Promise.allSettled([...this.writes]);
+    this.canvasMemory.clear();
   }
 
   // ---- ingest events --------------------------------------------------------------------------------------------
@@ -363,7 +367,7 @@ export class OperatorHub {
       startedAt: scan.startedAt.toISOString(),
       endedAt: null,
     };
-    const canvas = new PreviewCanvas(summary.detector.pixels, this.o.previewDownsample);
+    const canvas = new PreviewCanvas(summary.detector.pixels, this.o.previewDownsample, this.canvasMemory);
     this.views.set(scan.scanId, { summary, canvas, stripSeq: 0, tail: Promise.resolve(), snapshot: null });
     this.setLane(scan.portalId, { liveScanId: scan.scanId, lastScanId: scan.scanId, lastState: 'receiving', lines: 0, alarmDecision: null });
     const message = JSON.stringify({

@@ -15,7 +15,7 @@
  * Threads: gateway JS thread. `encodePng()` hands a copy to sharp (libuv pool), so later strips do not race it.
  */
 import sharp from 'sharp';
-import { BufferPool } from '../memory/index.js';
+import type { BufferPool } from '../memory/index.js';
 import { copyRows, packRgbRows, type PreviewStrip } from '../stitch/index.js';
 
 /** zlib level of preview PNGs: 1 is several times faster than the default 6 and palette images still compress ~10x. */
@@ -23,18 +23,6 @@ export const PREVIEW_PNG_COMPRESSION = 1;
 
 /** Columns per canvas block: 256 columns x 512 rows (1024 px at the default downsample 2) x 4 bytes = 512 KiB. */
 export const BLOCK_COLUMNS = 256;
-
-/**
- * Memory of finished canvases (blocks, and the row-major copies handed to sharp) for the next scans; JS thread only.
- * Fresh memory is the expensive part of a canvas: a 1024-pixel truck's canvas is 4 MiB (8 blocks) plus a 3 MiB RGB
- * copy for its PNG. Bounded at about 8 trucks.
- */
-const pool = new BufferPool(64 << 20);
-
-/** A pool buffer; the default allocator never returns null. */
-function take(bytes: number, zero: boolean): ArrayBuffer {
-  return pool.take(bytes, zero) as ArrayBuffer;
-}
 
 export class PreviewCanvas {
   /** Preview samples down the detector: ceil(pixels / downsample). */
@@ -45,9 +33,15 @@ export class PreviewCanvas {
   /** Block b holds columns [b * BLOCK_COLUMNS, (b + 1) * BLOCK_COLUMNS): word (y * BLOCK_COLUMNS + x). */
   private readonly blocks: Uint32Array[] = [];
 
+  /**
+   * @param pool memory of finished canvases (blocks, and the row-major copies handed to sharp) for the next scans:
+   *   the operator hub's, JS thread only. Fresh memory is the expensive part of a canvas: a 1024-pixel truck's canvas
+   *   is 4 MiB (8 blocks) plus a 3 MiB RGB copy for its PNG.
+   */
   constructor(
     readonly pixels: number,
     readonly downsample: number,
+    private readonly pool: BufferPool,
   ) {
     this.height = Math.ceil(pixels / downsample);
   }
@@ -72,7 +66,7 @@ export class PreviewCanvas {
     const src = stripWords(strip, rgba);
     const x0 = Math.floor(strip.line / this.downsample);
     const end = x0 + width;
-    while (this.blocks.length * BLOCK_COLUMNS < end) this.blocks.push(new Uint32Array(take(BLOCK_COLUMNS * this.height * 4, true)));
+    while (this.blocks.length * BLOCK_COLUMNS < end) this.blocks.push(new Uint32Array(this.take(BLOCK_COLUMNS * this.height * 4, true)));
     for (let x = x0; x < end; ) {
       const block = this.blocks[Math.floor(x / BLOCK_COLUMNS)];
       const bx = x % BLOCK_COLUMNS;
@@ -91,7 +85,7 @@ export class PreviewCanvas {
   toRgb(): Uint8Array {
     const width = this.columns;
     const blocks = Math.ceil(width / BLOCK_COLUMNS);
-    const out = new Uint8Array(take(blocks * BLOCK_COLUMNS * this.height * 3, false), 0, width * this.height * 3);
+    const out = new Uint8Array(this.take(blocks * BLOCK_COLUMNS * this.height * 3, false), 0, width * this.height * 3);
     for (let b = 0; b * BLOCK_COLUMNS < width; b++) {
       const columns = Math.min(BLOCK_COLUMNS, width - b * BLOCK_COLUMNS);
       packRgbRows(out, b * BLOCK_COLUMNS, width, this.blocks[b], 0, BLOCK_COLUMNS, columns, this.height);
@@ -107,21 +101,26 @@ export class PreviewCanvas {
     try {
       return await encodeRgbPng(rgb, this.columns, this.height);
     } finally {
-      recycle(rgb);
+      this.recycle(rgb);
     }
   }
 
   /** The canvas will not be used again: its blocks go back to the pool for later scans. */
   release(): void {
-    for (const block of this.blocks.splice(0)) pool.give(block.buffer as ArrayBuffer);
+    for (const block of this.blocks.splice(0)) this.pool.give(block.buffer as ArrayBuffer);
     this.columns = 0;
     this.coveredLines = 0;
   }
-}
 
-/** Gives a toRgb() result back to the pool; the caller must not use it (or a view of it) afterwards. */
-export function recycle(image: Uint8Array): void {
-  pool.give(image.buffer as ArrayBuffer);
+  /** Gives a toRgb() result back to the pool; the caller must not use it (or a view of it) afterwards. */
+  recycle(image: Uint8Array): void {
+    this.pool.give(image.buffer as ArrayBuffer);
+  }
+
+  /** A pool buffer; the default allocator never returns null. */
+  private take(bytes: number, zero: boolean): ArrayBuffer {
+    return this.pool.take(bytes, zero) as ArrayBuffer;
+  }
 }
 
 /**

@@ -3,6 +3,7 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { BLOCK_COLUMNS, PreviewCanvas, stripToRgb } from '../../src/operator/index.js';
+import { BufferPool } from '../../src/memory/index.js';
 
 const DOWNSAMPLE = 4;
 const PIXELS = 37 * DOWNSAMPLE - 1; // height 37: not a power of two
@@ -25,7 +26,7 @@ function strip(line: number, width: number, height: number): { meta: { line: num
 
 describe('PreviewCanvas', () => {
   it('places strips out of order and across blocks, leaves unfilled columns empty, and encodes what it holds', async () => {
-    const canvas = new PreviewCanvas(PIXELS, DOWNSAMPLE);
+    const canvas = new PreviewCanvas(PIXELS, DOWNSAMPLE, new BufferPool(64 << 20));
     const height = canvas.height;
     expect(height).toBe(37);
     // Columns 0..9, then a strip straddling the first block boundary, then one far past a whole empty block,
@@ -65,7 +66,7 @@ describe('PreviewCanvas', () => {
   });
 
   it('accepts a strip at an unaligned byte offset and refuses a short or wrongly sized one', () => {
-    const canvas = new PreviewCanvas(PIXELS, DOWNSAMPLE);
+    const canvas = new PreviewCanvas(PIXELS, DOWNSAMPLE, new BufferPool(64 << 20));
     const s = strip(0, 3, canvas.height);
     const shifted = new Uint8Array(s.rgba.byteLength + 1).subarray(1);
     shifted.set(s.rgba);
@@ -80,6 +81,6 @@ describe('PreviewCanvas', () => {
   });
 
   it('has no image before the first strip', async () => {
-    expect(await new PreviewCanvas(PIXELS, DOWNSAMPLE).encodePng()).toBeNull();
+    expect(await new PreviewCanvas(PIXELS, DOWNSAMPLE, new BufferPool(64 << 20)).encodePng()).toBeNull();
   });
 });
