@@ -1,20 +1,22 @@
 /**
  * The `scanline` command line.
- *   scanline serve [--port P] [--host H] [--data-dir DIR] [--demo N] [--config FILE] [--log-level L] [--print-config]
+ *   scanline serve [--port P] [--host H] [--data-dir DIR] [--demo N] [--config FILE] [--log-level L]
+ *                  [--log-format F] [--print-config]
  *   scanline simulate --url ws://HOST:PORT/v1/portal [--portals N] [--trucks M] [--seed S] [--line-rate HZ]
  *                     [--speed realtime|max] [--pixels N]
  *   scanline dataset --seeds A..B --out DIR [--pixels N] [--threat-probability P] [--calibration frames|none]
  *                    [--keep all|threats]
  *   scanline eval --seeds A..B [--url ws://HOST:PORT/v1/portal] [--models DIR] [--config FILE] [--portals N]
  *                 [--speed realtime|max] [--threat-probability P] [--mismatch-probability P] [--json] [--log-level L]
+ *                 [--log-format F]
  * Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { loadConfig, printableConfig, readConfigFile, resolveConfig, type GatewayConfig, type GatewayConfigInput } from './config/index.js';
+import { loadConfig, printableConfig, type GatewayConfig, type GatewayConfigInput } from './config/index.js';
 import { exportDataset } from './dataset/index.js';
 import { ScanlineError } from './errors/index.js';
 import { DEFAULT_EVAL_OPTIONS, formatEvalTable, runEval } from './eval/index.js';
-import { createRootLogger, type Logger } from './log/index.js';
+import { LOG_FORMATS, createRootLogger, isLogFormat, type LogFormat, type Logger } from './log/index.js';
 import { startGateway } from './main.js';
 import { simulatePortals } from './simulator/index.js';
 
@@ -35,6 +37,8 @@ scanline serve [options]
   --config FILE     configuration file, JSON or YAML (.yaml/.yml) (src/config/index.ts lists every key, its
                     default and unit)
   --log-level L     fatal|error|warn|info|debug|trace|silent (default info)
+  --log-format F    auto|json|pretty: auto writes readable lines when stdout is a terminal, JSON lines otherwise
+                    (default auto; also SCANLINE_LOG_FORMAT)
   --print-config    print the effective configuration as JSON (portal tokens redacted) and exit
   Every configuration key can also be set by an environment variable: SCANLINE_ + the key's path in upper
   snake case, e.g. SCANLINE_SERVER_PORT=9000, SCANLINE_INFERENCE_BATCHING_MAX_BATCH_SIZE=16,
@@ -94,6 +98,7 @@ scanline eval --seeds A..B [options]
   --json            print the figures as one JSON object on the last line: scans, goodsTop1, threatRecall,
                     falseAlarmsPerScan, mismatchRecall, firstSuggestionMs {p50, p99}, and more
   --log-level L     log level of the started gateway, written to stderr (default warn)
+  --log-format F    auto|json|pretty, as for serve (auto: readable when stderr is a terminal)
 `;
 
 function usage(message: string): ScanlineError {
@@ -106,6 +111,25 @@ function parse(args: string[], options: ParseArgsConfig['options']): Record<stri
   } catch (err) {
     throw usage((err as Error).message);
   }
+}
+
+/**
+ * The log format: --log-format, else SCANLINE_LOG_FORMAT, else auto. Read here rather than from the configuration
+ * (it belongs there as log.format once the config schema has it).
+ */
+function logFormatOption(values: Record<string, unknown>): LogFormat {
+  const flag = values['log-format'];
+  if (flag !== undefined) {
+    if (!isLogFormat(flag)) throw usage(`Expected one of ${LOG_FORMATS.join(', ')} for --log-format but received ${JSON.stringify(flag)}`);
+    return flag;
+  }
+  const env = process.env.SCANLINE_LOG_FORMAT;
+  if (env === undefined) return 'auto';
+  if (!isLogFormat(env)) {
+    const problem = `Expected one of ${LOG_FORMATS.join(', ')} for SCANLINE_LOG_FORMAT but received ${JSON.stringify(env)}`;
+    throw new ScanlineError('SCANLINE_ERR_CONFIG_INVALID', problem, { problems: [problem] });
+  }
+  return env;
 }
 
 function intOption(values: Record<string, unknown>, name: string, fallback: number, min: number, max: number): number {
@@ -124,8 +148,10 @@ async function serve(args: string[]): Promise<void> {
     demo: { type: 'string' },
     config: { type: 'string' },
     'log-level': { type: 'string' },
+    'log-format': { type: 'string' },
     'print-config': { type: 'boolean' },
   });
+  const logFormat = logFormatOption(v);
   const flags: GatewayConfigInput = {};
   if (v.port !== undefined) flags.server = { ...flags.server, port: intOption(v, 'port', 8080, 0, 65535) };
   if (typeof v.host === 'string') flags.server = { ...flags.server, host: v.host };
@@ -138,7 +164,7 @@ async function serve(args: string[]): Promise<void> {
     return;
   }
 
-  const gateway = await startGateway(config);
+  const gateway = await startGateway(config, { log: createRootLogger(config.log.level, undefined, logFormat) });
   const demoAbort = new AbortController();
   let demoRun: Promise<unknown> = Promise.resolve();
   if (demo > 0) {
@@ -295,8 +321,10 @@ async function evaluate(args: string[]): Promise<void> {
     'mismatch-probability': { type: 'string' },
     json: { type: 'boolean' },
     'log-level': { type: 'string' },
+    'log-format': { type: 'string' },
   });
   const seeds = seedRange(v.seeds);
+  const logFormat = logFormatOption(v);
   const speed = (v.speed as string | undefined) ?? DEFAULT_EVAL_OPTIONS.speed;
   if (speed !== 'realtime' && speed !== 'max') throw usage(`Expected realtime or max for --speed but received ${JSON.stringify(speed)}`);
   const url = v.url as string | undefined;
@@ -319,7 +347,7 @@ async function evaluate(args: string[]): Promise<void> {
   process.on('SIGTERM', () => abort.abort());
   const summary = await runEval({
     seeds,
-    ...(url !== undefined ? { url } : { gatewayConfig: layers, gatewayLog: createRootLogger(level, process.stderr) }),
+    ...(url !== undefined ? { url } : { gatewayConfig: layers, gatewayLog: createRootLogger(level, process.stderr, logFormat) }),
     portals: intOption(v, 'portals', DEFAULT_EVAL_OPTIONS.portals, 1, 64),
     speed,
     threatProbability: probabilityOption(v, 'threat-probability'),

@@ -24,6 +24,12 @@ export interface EnvLayer {
   sources: Map<string, string>;
 }
 
+/**
+ * SCANLINE_* variables that are read elsewhere and are not configuration keys, so never reported as unknown:
+ * SCANLINE_LOG_FORMAT (the CLI's log format, src/cli.ts).
+ */
+export const NON_CONFIG_VARIABLES: ReadonlySet<string> = new Set(['SCANLINE_LOG_FORMAT']);
+
 /** `maxBatchSize` → `MAX_BATCH_SIZE`. */
 function upperSnake(key: string): string {
   return key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
@@ -116,7 +122,7 @@ export function readConfigEnv(defaults: Record<string, unknown>, env: NodeJS.Pro
   const sources = new Map<string, string>();
   for (const name of Object.keys(env).sort()) {
     const raw = env[name];
-    if (raw === undefined || !name.startsWith('SCANLINE_')) continue;
+    if (raw === undefined || !name.startsWith('SCANLINE_') || NON_CONFIG_VARIABLES.has(name)) continue;
     const leaf = known.get(name);
     if (!leaf) {
       if (sections.some((s) => name.startsWith(s))) problems.push(`Unknown configuration variable ${name} (no configuration key maps to it)`);
