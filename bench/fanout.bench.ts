@@ -13,6 +13,14 @@
  *
  * Screens run in this process (the `ws` client), so their JSON parsing shares the event loop with the gateway: the
  * numbers are an upper bound of what separate browsers would see on an idle network.
+ *
+ * A stalled screen (the timing half of test/operator/slow-operator.test.ts, which asserts only behaviour): 10
+ * reading screens with and without an 11th one that reads nothing for the whole run (its socket paused, a frozen
+ * browser tab), both with that test's feed settings (full-resolution previews, 16 KiB strip budget) so that the
+ * stalled screen falls behind and its strips are coalesced. Compared, with over without: the reading screens'
+ * result->socket p99, the strip lag p99 of reading screen 0 (ingest emitting a preview strip -> the strip on that
+ * screen), and the ingest's overrun (the longest a scan took beyond its lines at the line rate). Ratios near 1: a
+ * stalled screen holds up neither the other screens nor the ingest.
  */
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +30,7 @@ import WebSocket from 'ws';
 import { resolveConfig } from '../src/config/index.js';
 import { silentLogger } from '../src/log/index.js';
 import { startGateway } from '../src/main.js';
+import { ImageFrameKind, decodeImageFrame } from '../src/operator/index.js';
 import { simulatePortals } from '../src/simulator/index.js';
 import { machineInfo } from './lib/machine.js';
 
@@ -29,8 +38,25 @@ const LANES = 8;
 const SCREENS = [1, 10, 50];
 const LINE_RATE = 500;
 
+/** Feed settings of the stalled-screen pair (as test/operator/slow-operator.test.ts): a stalled screen falls behind. */
+const STALL_CONFIG = {
+  stitch: { previewDownsample: 1 },
+  operator: { stripBufferBytes: 16 * 1024, maxBufferedBytes: 16 * 1024 * 1024 },
+};
+
+interface RunSpec {
+  /** Screens that read everything. */
+  screens: number;
+  /** One more screen subscribed to every lane that reads nothing during the run. */
+  stalled: boolean;
+  /** STALL_CONFIG instead of the defaults. */
+  stallConfig: boolean;
+}
+
 interface RunResult {
   screens: number;
+  stalled: boolean;
+  stallConfig: boolean;
   lanes: number;
   updates: number;
   deliveries: number;
@@ -38,6 +64,13 @@ interface RunResult {
   latencyMs: { p50: number; p99: number; max: number };
   lineToScreenMs: { p50: number; p99: number };
   stripsCoalesced: number;
+  /** Reading screen 0: ingest emitting a preview strip -> that strip's arrival, ms; strips it did not get. */
+  stripLagMs: { p50: number; p99: number; max: number };
+  stripsMissing: number;
+  /** Longest a scan took beyond its lines at the line rate, s (ingest held up shows here). */
+  ingestOverrunS: number;
+  /** The hub's counters at the end of the run. */
+  operator: { stripsSent: number; stripsCoalesced: number; resyncs: number; disconnectedSlow: number };
   seconds: number;
 }
 
@@ -79,18 +112,26 @@ function scrapeValue(text: string, name: string): number {
   return m ? Number(m[1]) : Number.NaN;
 }
 
-async function run(screens: number): Promise<RunResult> {
+async function run(spec: RunSpec): Promise<RunResult> {
+  const { screens } = spec;
   const dir = mkdtempSync(join(tmpdir(), 'scanline-fanout-'));
   const gw = await startGateway(
-    resolveConfig({
-      server: { host: '127.0.0.1', port: 0 },
-      storage: { dataDir: dir },
-      log: { level: 'silent' },
-      inference: { enabled: true },
-      metrics: { enabled: true },
-    }),
+    resolveConfig(
+      {
+        server: { host: '127.0.0.1', port: 0 },
+        storage: { dataDir: dir },
+        log: { level: 'silent' },
+        inference: { enabled: true },
+        metrics: { enabled: true },
+      },
+      spec.stallConfig ? STALL_CONFIG : {},
+    ),
     { log: silentLogger() },
   );
+  // When ingest emitted each preview strip, by `${scanId}:${line}` (reading screen 0 measures against it).
+  const stripEmitted = new Map<string, number>();
+  gw.ingest.listen({ preview: (scan, strip) => stripEmitted.set(`${scan.scanId}:${strip.line}`, performance.now()) });
+  const stripLags: number[] = [];
   // k-th update of a kind for a scan, as the results stage announced it: the hub sends every update to every
   // screen that watches the scan, in order, so the k-th message of that kind on a screen is the same update.
   const emitted = new Map<string, number[]>();
@@ -110,7 +151,14 @@ async function run(screens: number): Promise<RunResult> {
     const ws = new WebSocket(`ws://127.0.0.1:${gw.port}/v1/operator?operator=bench-${i}`, { perMessageDeflate: false });
     const seen = new Map<string, number>();
     ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (isBinary) return;
+      if (isBinary) {
+        if (i !== 0) return;
+        const at = performance.now();
+        const { header } = decodeImageFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+        const emittedAt = header.kind === ImageFrameKind.Strip ? stripEmitted.get(`${header.scanId}:${header.line}`) : undefined;
+        if (emittedAt !== undefined) stripLags.push(at - emittedAt);
+        return;
+      }
       const at = performance.now();
       const m = JSON.parse(data.toString('utf8')) as { type: string; scanId?: string };
       if (m.type !== 'suggestions' && m.type !== 'alert') return;
@@ -126,9 +174,20 @@ async function run(screens: number): Promise<RunResult> {
     ws.send(JSON.stringify({ type: 'subscribe', portals: ['*'] }));
     sockets.push(ws);
   }
+  let stalled: WebSocket | null = null;
+  if (spec.stalled) {
+    stalled = new WebSocket(`ws://127.0.0.1:${gw.port}/v1/operator?operator=bench-stalled`, { perMessageDeflate: false });
+    await new Promise((resolve, reject) => {
+      stalled!.once('open', resolve);
+      stalled!.once('error', reject);
+    });
+    stalled.send(JSON.stringify({ type: 'subscribe', portals: ['*'] }));
+  }
   await new Promise((r) => setTimeout(r, 200));
+  // Reads nothing from here on: the kernel buffers fill, then the gateway's socket buffer grows.
+  (stalled as unknown as { _socket: { pause(): void } } | null)?._socket.pause();
   const started = performance.now();
-  await simulatePortals({ url: gw.portalUrl, portals: LANES, trucks: 1, seed: 6100, lineRate: LINE_RATE });
+  const sim = await simulatePortals({ url: gw.portalUrl, portals: LANES, trucks: 1, seed: 6100, lineRate: LINE_RATE });
   await gw.results?.drain(60_000);
   await new Promise((r) => setTimeout(r, 500));
   const seconds = (performance.now() - started) / 1000;
@@ -143,11 +202,21 @@ async function run(screens: number): Promise<RunResult> {
   latencies.sort((a, b) => a - b);
   const metrics = await scrape(gw.httpUrl);
   const lineToScreen = scrapeHistogram(metrics, 'scanline_line_to_screen_seconds');
+  const hub = gw.operator.stats();
+  let ingestOverrunS = 0;
+  for (const s of sim.scans) {
+    const r = gw.store.getScan(s.scanId);
+    if (r?.endedAt) ingestOverrunS = Math.max(ingestOverrunS, (Date.parse(r.endedAt) - Date.parse(r.startedAt)) / 1000 - s.lines / LINE_RATE);
+  }
+  stripLags.sort((a, b) => a - b);
+  stalled?.terminate();
   for (const ws of sockets) ws.close();
   await gw.close(10_000);
   rmSync(dir, { recursive: true, force: true });
   return {
     screens,
+    stalled: spec.stalled,
+    stallConfig: spec.stallConfig,
     lanes: LANES,
     updates,
     deliveries: latencies.length,
@@ -155,22 +224,47 @@ async function run(screens: number): Promise<RunResult> {
     latencyMs: { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), max: latencies.at(-1) ?? Number.NaN },
     lineToScreenMs: { p50: histQuantile(lineToScreen, 0.5), p99: histQuantile(lineToScreen, 0.99) },
     stripsCoalesced: scrapeValue(metrics, 'scanline_operator_strips_coalesced_total'),
+    stripLagMs: { p50: quantile(stripLags, 0.5), p99: quantile(stripLags, 0.99), max: stripLags.at(-1) ?? Number.NaN },
+    stripsMissing: stripEmitted.size - stripLags.length,
+    ingestOverrunS,
+    operator: { stripsSent: hub.stripsSent, stripsCoalesced: hub.stripsCoalesced, resyncs: hub.resyncs, disconnectedSlow: hub.disconnectedSlow },
     seconds,
   };
 }
 
+function describeRun(r: RunResult): string {
+  return (
+    `${String(r.screens).padStart(3)} screens${r.stalled ? ' + 1 stalled' : ''} x ${LANES} lanes${r.stallConfig ? ' (stall settings)' : ''}: ` +
+    `${r.updates} updates, ${r.deliveries} deliveries (${r.missing} missing), ` +
+    `result->socket p50 ${r.latencyMs.p50.toFixed(2)} ms p99 ${r.latencyMs.p99.toFixed(2)} ms max ${r.latencyMs.max.toFixed(1)} ms; ` +
+    `line->screen p50 <= ${r.lineToScreenMs.p50} ms p99 <= ${r.lineToScreenMs.p99} ms; ` +
+    `strip lag (screen 0) p50 ${r.stripLagMs.p50.toFixed(1)} ms p99 ${r.stripLagMs.p99.toFixed(1)} ms (${r.stripsMissing} missing); ` +
+    `ingest overrun ${r.ingestOverrunS.toFixed(2)} s; strips coalesced ${r.stripsCoalesced}, resyncs ${r.operator.resyncs}, slow disconnects ${r.operator.disconnectedSlow}`
+  );
+}
+
 const results: RunResult[] = [];
 for (const n of SCREENS) {
-  const r = await run(n);
+  const r = await run({ screens: n, stalled: false, stallConfig: false });
   results.push(r);
-  console.log(
-    `${String(n).padStart(3)} screens x ${LANES} lanes: ${r.updates} updates, ${r.deliveries} deliveries (${r.missing} missing), ` +
-      `result->socket p50 ${r.latencyMs.p50.toFixed(2)} ms p99 ${r.latencyMs.p99.toFixed(2)} ms max ${r.latencyMs.max.toFixed(1)} ms; ` +
-      `line->screen p50 <= ${r.lineToScreenMs.p50} ms p99 <= ${r.lineToScreenMs.p99} ms; strips coalesced ${r.stripsCoalesced}`,
-  );
+  console.log(describeRun(r));
 }
 const base = results[0].latencyMs.p99;
 for (const r of results.slice(1)) console.log(`p99 at ${r.screens} screens / p99 at 1 screen: ${(r.latencyMs.p99 / base).toFixed(2)}`);
+const stallBase = await run({ screens: 10, stalled: false, stallConfig: true });
+const stall = await run({ screens: 10, stalled: true, stallConfig: true });
+results.push(stallBase, stall);
+console.log(describeRun(stallBase));
+console.log(describeRun(stall));
+const stalledRatios = {
+  resultToSocketP99: stall.latencyMs.p99 / stallBase.latencyMs.p99,
+  stripLagP99: stall.stripLagMs.p99 / stallBase.stripLagMs.p99,
+  ingestOverrunS: { with: stall.ingestOverrunS, without: stallBase.ingestOverrunS },
+};
+console.log(
+  `a stalled screen, with / without, 10 reading screens: result->socket p99 ${stalledRatios.resultToSocketP99.toFixed(2)}, ` +
+    `strip lag p99 (screen 0) ${stalledRatios.stripLagP99.toFixed(2)}; ingest overrun ${stall.ingestOverrunS.toFixed(2)} s vs ${stallBase.ingestOverrunS.toFixed(2)} s`,
+);
 const out = join(process.cwd(), 'bench', 'results');
 mkdirSync(out, { recursive: true });
 const file = join(
@@ -180,5 +274,5 @@ const file = join(
     .replace(/[-:]/g, '')
     .replace(/\.\d+Z$/, 'Z')}.json`,
 );
-writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine: machineInfo(), lineRate: LINE_RATE, results }, null, 2)}\n`);
+writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine: machineInfo(), lineRate: LINE_RATE, results, stalledRatios }, null, 2)}\n`);
 console.log(`written ${file}`);

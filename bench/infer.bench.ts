@@ -5,7 +5,8 @@
  *   2. throughput at saturation, as a ratio to raw (target >= 0.8): (a) the gateway (startGateway, default config,
  *      real models) fed by simulated portals at max speed, and (b) the gateway's inference stage alone
  *      (createInference().submit() from this process, no portals), which shows the batcher + worker overhead
- *      without ingest competing for the CPU (bench/lib/infer-direct.ts);
+ *      without ingest competing for the CPU (bench/lib/infer-direct.ts), and how much the event loop is delayed while
+ *      its batches run, as a ratio to the compute time of one batch (target < 0.5; on the JS thread it would be ~1);
  *   3. latency from a tile's last line arriving to its result being applied, p50/p99, with the batcher as
  *      configured vs batch size 1, at 1, 8 and 32 portals paced at the detector's line rate, with the event-loop
  *      delay p99 of each run (target < 5 ms) (bench/lib/infer-gateway.ts); the largest portal count once more with
@@ -40,6 +41,7 @@ import {
   besideCeiling,
   besideCeilingVerdict,
   besideIngestVerdict,
+  eventLoopBesideBatchesVerdict,
   eventLoopVerdict,
   inferMarkdownSection,
   latencyPerModelTable,
@@ -313,7 +315,8 @@ async function main(): Promise<void> {
         portals: 8,
       });
       console.log(
-        `scored ${direct.models.map((m) => fmt(m.okPerS, 0)).join('/')} /s, CPU ${fmt(direct.cpuPercent, 0)}%, other processes ${fmt(direct.otherLoad.processesPercent, 0)}%`,
+        `scored ${direct.models.map((m) => fmt(m.okPerS, 0)).join('/')} /s, CPU ${fmt(direct.cpuPercent, 0)}%, ELD p99 ${fmt(direct.eventLoopDelayMs.p99, 2)} ms ` +
+          `(${fmt(direct.eventLoopP99PerBatch, 2)} x a batch of ${fmt(direct.batchComputeMs, 1)} ms), other processes ${fmt(direct.otherLoad.processesPercent, 0)}%`,
       );
     } catch (err) {
       const message = `direct submit: ${err instanceof Error ? err.message : String(err)}`;
@@ -408,6 +411,7 @@ async function main(): Promise<void> {
       );
       ratios.push(s);
       verdicts.push(saturationVerdict(s, direct.otherLoad.processesPercent, 'no portals, ingest or stitching'));
+      verdicts.push(eventLoopBesideBatchesVerdict(direct));
     }
     if (direct2) {
       const s = withAdjacentRaw(

@@ -20,6 +20,11 @@ export const INFER_TARGET = Object.freeze({
   minSaturationRatio: 0.8,
   /** Event-loop delay p99 during the latency runs, ms. */
   maxEventLoopP99Ms: 5,
+  /**
+   * Event-loop delay p99 while batches run (direct submit run) over the mean compute time of one batch: a batch on
+   * the JS thread would make it about 1. Met too when the p99 is under maxEventLoopP99Ms (batches shorter than that).
+   */
+  maxEventLoopP99PerBatch: 0.5,
 });
 
 /** Other processes above this (% of one core) during a run make it unrepresentative; the run is marked (*). */
@@ -436,6 +441,23 @@ export function eventLoopVerdict(all: GatewayRunResult[]): InferVerdict {
   };
 }
 
+/**
+ * (b): the event loop while the worker runs batches back to back, against the batch compute time measured in the
+ * same run (the check test/inference once made on absolute times, which depended on the machine's speed).
+ */
+export function eventLoopBesideBatchesVerdict(direct: DirectRunResult): InferVerdict {
+  const p99 = direct.eventLoopDelayMs.p99;
+  const pass = direct.eventLoopP99PerBatch < INFER_TARGET.maxEventLoopP99PerBatch || p99 < INFER_TARGET.maxEventLoopP99Ms;
+  return {
+    pass,
+    line:
+      `${pass ? 'PASS' : 'FAIL'}: event loop while batches run (b): delay p99 ${fmt(p99, 2)} ms = ${fmt(direct.eventLoopP99PerBatch, 2)} x the ` +
+      `mean compute time of a batch (${fmt(direct.batchComputeMs, 1)} ms; a batch on the JS thread would be about 1); target < ` +
+      `${INFER_TARGET.maxEventLoopP99PerBatch}, or p99 < ${INFER_TARGET.maxEventLoopP99Ms} ms` +
+      (contaminated(direct.otherLoad.processesPercent) ? `; WARNING: other processes used ${fmt(direct.otherLoad.processesPercent, 0)}% of a core` : ''),
+  };
+}
+
 export interface InferReportContext {
   date: string;
   machine: MachineInfo;
@@ -534,7 +556,8 @@ export function inferMarkdownSection(c: InferReportContext): string {
         : '') +
       (c.direct
         ? `Direct submit: createInference() fed in-process with ${c.direct.outstanding} tiles outstanding per model over ${c.direct.portals} portal ids, ` +
-          `${fmt(c.direct.windowS, 1)} s measured, process CPU ${fmt(c.direct.cpuPercent, 0)}%, event-loop delay p99 ${fmt(c.direct.eventLoopDelayMs.p99, 2)} ms, ` +
+          `${fmt(c.direct.windowS, 1)} s measured, process CPU ${fmt(c.direct.cpuPercent, 0)}%, event-loop delay p99 ${fmt(c.direct.eventLoopDelayMs.p99, 2)} ms ` +
+          `(${fmt(c.direct.eventLoopP99PerBatch, 2)} x the mean batch compute time, ${fmt(c.direct.batchComputeMs, 1)} ms), ` +
           `other processes ${fmt(c.direct.otherLoad.processesPercent, 0)}%. `
         : '') +
       'tiles/s: mean of the models\' ok/s in the window. "raw at those batches": raw combined tiles/s for the same tiles in the same batch sizes ' +

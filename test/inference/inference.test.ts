@@ -1,5 +1,7 @@
 // The inference stage through its public door: real models from the fixtures, real ONNX Runtime in a worker.
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+// Behaviour only (results bit-exact with a direct run, codes, counts): how fast batches run and how responsive the
+// event loop stays while they do depend on the machine, and are measured by bench:infer against baselines in the
+// same run (its direct run: event-loop delay p99 against the batch compute time).
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ScanlineError } from '../../src/errors/index.js';
 import {
@@ -147,58 +149,5 @@ describe('createInference', () => {
     expect(await Promise.all([0, 1, 2, 3, 4].map(submit))).toEqual(Array(5).fill('ok'));
     expect(inference.stats.models.get('goods-tiny')!.tiles.live).toMatchObject({ submitted: 21, ok: 9, failed: 12 });
     addsUp(inference.stats);
-  });
-});
-
-describe('event loop', () => {
-  it('stays responsive while batches run: delay p99 far below the time of one batch', async () => {
-    inference = await createInference({
-      modelsDir: MODELS_DIR,
-      config: { ...CPU, models: ['threats-tiny'], batching: { maxBatchSize: 64, preferredBatchSizes: [64], maxInFlightBatches: 2 } },
-    });
-    const tiles = Array.from({ length: 64 }, (_, i) => makeTile(i));
-    const h = monitorEventLoopDelay({ resolution: 1 });
-    h.enable();
-    const t0 = performance.now();
-    const pending: Array<Promise<string>> = [];
-    // Bursts of 64 tiles every 40 ms for 1.5 s (about what one CPU core runs), as stitch jobs produce them.
-    while (performance.now() - t0 < 1_500) {
-      for (const t of tiles)
-        pending.push(codeOf(inference.submit({ model: 'threats-tiny', scanId: 's', portalId: 'p', data: t.slice(), priority: 'live', deadlineMs: 60_000 })));
-      await tick(40);
-    }
-    const done = await Promise.all(pending);
-    h.disable();
-    const stats = inference.stats.models.get('threats-tiny')!;
-    const computeMean = stats.computeSeconds.sum / stats.computeSeconds.count;
-    const p99 = h.percentile(99) / 1e6;
-    const tilesPerSecond = done.length / ((performance.now() - t0) / 1000);
-    console.log(
-      `event loop: p50 ${(h.percentile(50) / 1e6).toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${(h.max / 1e6).toFixed(2)} ms; ` +
-        `${stats.batches} batches, mean compute ${(computeMean * 1000).toFixed(1)} ms/batch, ${tilesPerSecond.toFixed(0)} tiles/s`,
-    );
-    expect(done.every((c) => c === 'ok')).toBe(true);
-    expect(computeMean).toBeGreaterThan(0.015); // the check below only means something if batches take a while
-    expect(p99).toBeLessThan(Math.max(5, (computeMean * 1000) / 2));
-  });
-
-  it('(control) the same batches run on the main thread block it for a whole batch', async () => {
-    const m = await loadModel(`${MODELS_DIR}/threats-tiny`);
-    const session = await createSession(m.files.fp32, { provider: 'cpu', deviceId: 0, intraOpThreads: 1, allowSpinning: false });
-    const x = new ort.Tensor('float32', new Float32Array(64 * TILE_FLOATS).fill(0.5), [64, 2, 64, 64]);
-    await session.run({ tiles: x });
-    const h = monitorEventLoopDelay({ resolution: 1 });
-    h.enable();
-    const t0 = performance.now();
-    let runs = 0;
-    while (performance.now() - t0 < 500) {
-      await session.run({ tiles: x });
-      runs++;
-      await tick(1);
-    }
-    h.disable();
-    const perRun = (performance.now() - t0) / runs;
-    await session.release();
-    expect(h.percentile(99) / 1e6).toBeGreaterThan(perRun / 2);
   });
 });

@@ -1,9 +1,12 @@
 /**
- * One operator screen that reads slowly must not delay the others or the ingest, must still receive every alert,
+ * One operator screen that reads slowly must not hold up the others or the ingest, must still receive every alert,
  * and its coalesced strips must be counted. Real gateway with the demo models, the simulator in real time, two
  * real WebSocket screens: one reads everything, one reads nothing until every report is final, then catches up.
+ *
+ * Only behaviour is asserted here (what arrives, in which order, how it is counted), never how fast: the latency
+ * of the screen that reads while another one stalls is measured by bench:fanout against a run without the stalled
+ * screen.
  */
-import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImageFrameKind } from '../../src/operator/index.js';
 import type { ScanResultsReport } from '../../src/results/index.js';
@@ -27,12 +30,12 @@ describe('a slow operator screen', () => {
   let slow: TestScreen;
   let sim: SimulationSummary;
   const report = new Map<string, ScanResultsReport>();
-  /** performance.now() when ingest emitted each preview strip, by `${scanId}:${line}`. */
-  const emitted = new Map<string, number>();
+  /** Preview strips ingest emitted, as `${scanId}:${line}`. */
+  const emitted: string[] = [];
 
   beforeAll(async () => {
     gw = await startTestGateway(CONFIG);
-    gw.ingest.listen({ preview: (scan, strip) => emitted.set(`${scan.scanId}:${strip.line}`, performance.now()) });
+    gw.ingest.listen({ preview: (scan, strip) => emitted.push(`${scan.scanId}:${strip.line}`) });
     fast = await TestScreen.open(operatorUrl(gw.port, 'fast-1'));
     slow = await TestScreen.open(operatorUrl(gw.port, 'slow-1'));
     for (const s of [fast, slow]) s.send({ type: 'subscribe', portals: ['*'] });
@@ -49,8 +52,9 @@ describe('a slow operator screen', () => {
       lineRate: LINE_RATE,
       truck: { categories: ['tobacco'], threats: ['narcotics', 'firearm'], mismatchProbability: 1 },
     });
+    // One deadline for all reports: on a busy machine the inference workers (SCHED_IDLE) get the CPU last.
+    const until = Date.now() + 180_000;
     for (const s of sim.scans) {
-      const until = Date.now() + 60_000;
       for (;;) {
         const r = (await getJson(gw, `/v1/scans/${encodeURIComponent(s.scanId)}/results`)).body as ScanResultsReport;
         if (r.status === 'final') {
@@ -65,7 +69,7 @@ describe('a slow operator screen', () => {
     slow.resume();
     for (const s of sim.scans) await slow.next((r) => r.json?.type === 'results.final' && r.json.scanId === s.scanId, 30_000);
     await new Promise((res) => setTimeout(res, 500));
-  }, 240_000);
+  }, 300_000);
 
   afterAll(async () => {
     fast?.close();
@@ -73,20 +77,21 @@ describe('a slow operator screen', () => {
     await gw?.close(5_000);
   });
 
-  it('does not delay the ingest: every truck was received in real time', async () => {
+  it('does not hold up the ingest: every truck completed, whole, while the slow screen read nothing', async () => {
     expect(sim.scansCompleted).toBe(4);
     for (const s of sim.scans) {
       const { body } = await getJson(gw, `/v1/scans/${encodeURIComponent(s.scanId)}`);
-      const seconds = (Date.parse(body.endedAt) - Date.parse(body.startedAt)) / 1000;
-      expect(seconds).toBeLessThan(s.lines / LINE_RATE + 1.5);
+      expect({ state: body.state, lines: body.lines, gaps: body.gaps }).toEqual({ state: 'completed', lines: s.lines, gaps: [] });
     }
   });
 
-  it('does not delay the other screen: every strip, each within 250 ms of ingest producing it', () => {
+  it('does not hold up the other screen: it gets every strip, in order, and never needs a resync', () => {
     const strips = fast.images(ImageFrameKind.Strip);
-    expect(strips.length).toBe(emitted.size);
-    const lags = strips.map((s) => s.at - (emitted.get(`${s.header.scanId}:${s.header.line}`) as number)).sort((a, b) => a - b);
-    expect(lags[Math.floor(lags.length * 0.99)]).toBeLessThan(250);
+    expect(strips.map((s) => `${s.header.scanId}:${s.header.line}`).sort()).toEqual([...emitted].sort());
+    for (const s of sim.scans) {
+      const seqs = strips.filter((i) => i.header.scanId === s.scanId).map((i) => i.header.seq);
+      expect(seqs).toEqual(seqs.map((_, k) => k + 1));
+    }
     expect(fast.json('scan.snapshot').filter((m) => m.resync)).toEqual([]);
   });
 
