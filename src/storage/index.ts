@@ -1,5 +1,6 @@
 /** Storage stage: scan records (SQLite) and raw scan lines (files) in the data directory. */
 export { ScanStore, RawWriter, DIRECT_IO_ALIGNMENT } from './scan-store.js';
+export { MIGRATIONS, SCHEMA_VERSION, type Migration, type MigrationOutcome } from './migrations.js';
 export type {
   ScanRecord,
   ScanState,

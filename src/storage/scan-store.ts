@@ -1,6 +1,7 @@
 /**
- * Scan records in an embedded SQLite database (`<dataDir>/scanline.db`, WAL) and raw scan lines as files
- * (`<dataDir>/scans/<scanId>/raw.u16`, line-major u16 little-endian, exactly the wire payloads in line order).
+ * Scan records in an embedded SQLite database (`<dataDir>/scanline.db`, WAL; its schema and the migrations to it in
+ * ./migrations.ts) and raw scan lines as files (`<dataDir>/scans/<scanId>/raw.u16`, line-major u16 little-endian,
+ * exactly the wire payloads in line order).
  *
  * Threads: better-sqlite3 is synchronous; every statement here is a single-row read or write of a few hundred
  * bytes (well under a millisecond), issued per scan event, never per slice. Raw lines go through RawWriter,
@@ -13,6 +14,7 @@ import { promisify } from 'node:util';
 import { join, resolve } from 'node:path';
 import { ScanlineError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import { migrate, SCHEMA_VERSION, type MigrationOutcome } from './migrations.js';
 
 export type ScanState = 'receiving' | 'completed' | 'aborted' | 'interrupted';
 
@@ -68,71 +70,6 @@ interface ScanRow {
   updated_at: string;
   reason: string | null;
 }
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS scans (
-  scan_id      TEXT PRIMARY KEY,
-  portal_id    TEXT NOT NULL,
-  stream_id    INTEGER NOT NULL,
-  state        TEXT NOT NULL CHECK (state IN ('receiving','completed','aborted','interrupted')),
-  pixels       INTEGER NOT NULL,
-  energies     INTEGER NOT NULL,
-  pitch_mm     REAL NOT NULL,
-  line_rate_hz REAL NOT NULL,
-  lines        INTEGER NOT NULL DEFAULT 0,
-  gaps         TEXT NOT NULL DEFAULT '[]',
-  vehicle      TEXT,
-  declaration  TEXT,
-  started_at   TEXT NOT NULL,
-  ended_at     TEXT,
-  updated_at   TEXT NOT NULL,
-  reason       TEXT
-);
-CREATE INDEX IF NOT EXISTS scans_started ON scans (started_at DESC);
-CREATE INDEX IF NOT EXISTS scans_portal ON scans (portal_id, started_at DESC);
--- Machine results of a scan (a JSON report; src/results ScanResultsReport), written once scoring is final.
-CREATE TABLE IF NOT EXISTS scan_results (
-  scan_id    TEXT PRIMARY KEY REFERENCES scans (scan_id) ON DELETE CASCADE,
-  decision   TEXT NOT NULL,
-  report     TEXT NOT NULL,
-  updated_at TEXT NOT NULL
-);
--- Goods-model embeddings of a scan's tiles (float32 rows, L2-normalised), for enrolling reference categories.
-CREATE TABLE IF NOT EXISTS scan_embeddings (
-  scan_id TEXT PRIMARY KEY REFERENCES scans (scan_id) ON DELETE CASCADE,
-  model   TEXT NOT NULL,
-  dim     INTEGER NOT NULL,
-  tiles   TEXT NOT NULL,
-  data    BLOB NOT NULL
-);
--- Reference categories enrolled without retraining (src/results/reference-library.ts).
-CREATE TABLE IF NOT EXISTS reference_categories (
-  id             TEXT PRIMARY KEY,
-  name           TEXT NOT NULL,
-  hs_codes       TEXT NOT NULL,
-  model          TEXT NOT NULL,
-  min_similarity REAL NOT NULL,
-  prototype      BLOB NOT NULL,
-  samples        INTEGER NOT NULL,
-  sources        TEXT NOT NULL,
-  sample_similarity TEXT NOT NULL,
-  created_at     TEXT NOT NULL
-);
--- Officers' decisions on a scan (the operator report, kept apart from the machine report in scan_results, as DICOS
--- keeps operator and machine TDRs apart). Append-only: a later decision on the same scan is a new row.
-CREATE TABLE IF NOT EXISTS scan_decisions (
-  id               INTEGER PRIMARY KEY AUTOINCREMENT,
-  scan_id          TEXT NOT NULL REFERENCES scans (scan_id) ON DELETE CASCADE,
-  operator_id      TEXT NOT NULL,
-  verdict          TEXT NOT NULL CHECK (verdict IN ('clear','inspect')),
-  comment          TEXT,
-  suggestions      TEXT NOT NULL,
-  machine_decision TEXT,
-  scan_state       TEXT NOT NULL,
-  decided_at       TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS scan_decisions_scan ON scan_decisions (scan_id, id);
-`;
 
 /**
  * Tile embeddings of one scan: `tiles[i]` = [line, lines, pixel, pixels, goods probability x 1000] of row i of `data`
@@ -383,21 +320,43 @@ export class ScanStore {
   }
 
   /**
-   * Opens (creating if needed) the store in `dataDir`. Scans left `receiving` by a previous process that did not
-   * shut down cleanly become `interrupted`: their lines up to the last flush are on disk. `options.directIo`
-   * (default true) is how raw files are opened (RawWriterOptions).
+   * Opens (creating if needed) the store in `dataDir` and brings its database to SCHEMA_VERSION (./migrations.ts).
+   * Scans left `receiving` by a previous process that did not shut down cleanly become `interrupted`: their lines up
+   * to the last flush are on disk. `options.directIo` (default true) is how raw files are opened (RawWriterOptions).
+   * Throws SCANLINE_ERR_STORAGE_SCHEMA for a database this code does not know (left unchanged) and
+   * SCANLINE_ERR_STORAGE_WRITE when the directory or the database cannot be opened or migrated.
    */
   static open(dataDir: string, log?: Logger, options: Partial<RawWriterOptions> = {}): ScanStore {
     const dir = resolve(dataDir);
+    const path = join(dir, 'scanline.db');
     let db: Database.Database;
     try {
       mkdirSync(join(dir, 'scans'), { recursive: true });
-      db = new Database(join(dir, 'scanline.db'));
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      db.exec(SCHEMA);
+      db = new Database(path);
     } catch (err) {
       throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot open the scan database in ${dir}: ${(err as Error).message}`, {}, { cause: err });
+    }
+    let schema: MigrationOutcome;
+    try {
+      // Before anything writes to the file: a database this code does not know is refused unchanged.
+      schema = migrate(db, path);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+    } catch (err) {
+      db.close();
+      if (err instanceof ScanlineError) throw err;
+      throw new ScanlineError(
+        'SCANLINE_ERR_STORAGE_WRITE',
+        `cannot bring the scan database ${path} to schema version ${SCHEMA_VERSION}: ${(err as Error).message}`,
+        {},
+        { cause: err },
+      );
+    }
+    if (schema.from !== schema.to) {
+      log?.info(
+        { from: schema.from, to: schema.to, adopted: schema.adopted },
+        schema.adopted ? 'scan database from before schema versions adopted and upgraded' : 'scan database schema upgraded',
+      );
     }
     const store = new ScanStore(dir, db, { directIo: options.directIo ?? true });
     const now = new Date().toISOString();
@@ -437,11 +396,26 @@ export class ScanStore {
     this.assertOpen();
     const sets: string[] = ['updated_at = @updated_at'];
     const params: Record<string, unknown> = { scan_id: scanId, updated_at: new Date().toISOString() };
-    if (patch.state !== undefined) sets.push('state = @state'), (params.state = patch.state);
-    if (patch.lines !== undefined) sets.push('lines = @lines'), (params.lines = patch.lines);
-    if (patch.gaps !== undefined) sets.push('gaps = @gaps'), (params.gaps = JSON.stringify(patch.gaps));
-    if (patch.endedAt !== undefined) sets.push('ended_at = @ended_at'), (params.ended_at = patch.endedAt);
-    if (patch.reason !== undefined) sets.push('reason = @reason'), (params.reason = patch.reason);
+    if (patch.state !== undefined) {
+      sets.push('state = @state');
+      params.state = patch.state;
+    }
+    if (patch.lines !== undefined) {
+      sets.push('lines = @lines');
+      params.lines = patch.lines;
+    }
+    if (patch.gaps !== undefined) {
+      sets.push('gaps = @gaps');
+      params.gaps = JSON.stringify(patch.gaps);
+    }
+    if (patch.endedAt !== undefined) {
+      sets.push('ended_at = @ended_at');
+      params.ended_at = patch.endedAt;
+    }
+    if (patch.reason !== undefined) {
+      sets.push('reason = @reason');
+      params.reason = patch.reason;
+    }
     try {
       this.db.prepare(`UPDATE scans SET ${sets.join(', ')} WHERE scan_id = @scan_id`).run(params);
     } catch (err) {
@@ -463,9 +437,18 @@ export class ScanStore {
     this.assertOpen();
     const where: string[] = [];
     const params: Record<string, unknown> = { limit: Math.min(Math.max(query.limit ?? 50, 1), 1000) };
-    if (query.portalId !== undefined) where.push('portal_id = @portal_id'), (params.portal_id = query.portalId);
-    if (query.state !== undefined) where.push('state = @state'), (params.state = query.state);
-    if (query.before !== undefined) where.push('started_at < @before'), (params.before = query.before);
+    if (query.portalId !== undefined) {
+      where.push('portal_id = @portal_id');
+      params.portal_id = query.portalId;
+    }
+    if (query.state !== undefined) {
+      where.push('state = @state');
+      params.state = query.state;
+    }
+    if (query.before !== undefined) {
+      where.push('started_at < @before');
+      params.before = query.before;
+    }
     const sql = `SELECT * FROM scans ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY started_at DESC, scan_id DESC LIMIT @limit`;
     return (this.db.prepare(sql).all(params) as ScanRow[]).map(fromRow);
   }

@@ -1,0 +1,174 @@
+/**
+ * Versions of the scan database schema (`PRAGMA user_version`) and the migrations between them.
+ *
+ * Contract:
+ * - MIGRATIONS[i] takes a database from version i to version i + 1 (its `version`). ScanStore.open applies the
+ *   missing ones in order, each in one IMMEDIATE transaction that also sets user_version: a migration that fails
+ *   leaves the database at the previous version, and two processes opening the same file apply each at most once.
+ * - A released migration is never edited: a schema change is a new migration appended to the list.
+ * - Version 0 with tables: a database written before schema versions existed. Those releases created exactly the
+ *   tables of migration 1 (a data directory from an early release may lack the later ones) with
+ *   CREATE ... IF NOT EXISTS, and migration 1 does the same, so applying it adopts such a database: missing tables
+ *   are created, present ones and their rows are kept. Before that, the columns of the tables present are compared
+ *   with migration 1's; a database whose tables differ is refused (SCANLINE_ERR_STORAGE_SCHEMA), unchanged.
+ * - A version above SCHEMA_VERSION (written by a newer Scanline) is refused (SCANLINE_ERR_STORAGE_SCHEMA), unchanged.
+ *
+ * Threads: gateway JS thread, once at startup (better-sqlite3 is synchronous).
+ */
+import Database from 'better-sqlite3';
+import { ScanlineError } from '../errors/index.js';
+
+export interface Migration {
+  /** The user_version the database has once this migration is applied. */
+  version: number;
+  description: string;
+  /** SQL run in the migration's transaction. */
+  sql: string;
+}
+
+/** Version 1: the schema as every release before schema versions wrote it, statement for statement. */
+const V1 = `
+CREATE TABLE IF NOT EXISTS scans (
+  scan_id      TEXT PRIMARY KEY,
+  portal_id    TEXT NOT NULL,
+  stream_id    INTEGER NOT NULL,
+  state        TEXT NOT NULL CHECK (state IN ('receiving','completed','aborted','interrupted')),
+  pixels       INTEGER NOT NULL,
+  energies     INTEGER NOT NULL,
+  pitch_mm     REAL NOT NULL,
+  line_rate_hz REAL NOT NULL,
+  lines        INTEGER NOT NULL DEFAULT 0,
+  gaps         TEXT NOT NULL DEFAULT '[]',
+  vehicle      TEXT,
+  declaration  TEXT,
+  started_at   TEXT NOT NULL,
+  ended_at     TEXT,
+  updated_at   TEXT NOT NULL,
+  reason       TEXT
+);
+CREATE INDEX IF NOT EXISTS scans_started ON scans (started_at DESC);
+CREATE INDEX IF NOT EXISTS scans_portal ON scans (portal_id, started_at DESC);
+-- Machine results of a scan (a JSON report; src/results ScanResultsReport), written once scoring is final.
+CREATE TABLE IF NOT EXISTS scan_results (
+  scan_id    TEXT PRIMARY KEY REFERENCES scans (scan_id) ON DELETE CASCADE,
+  decision   TEXT NOT NULL,
+  report     TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+-- Goods-model embeddings of a scan's tiles (float32 rows, L2-normalised), for enrolling reference categories.
+CREATE TABLE IF NOT EXISTS scan_embeddings (
+  scan_id TEXT PRIMARY KEY REFERENCES scans (scan_id) ON DELETE CASCADE,
+  model   TEXT NOT NULL,
+  dim     INTEGER NOT NULL,
+  tiles   TEXT NOT NULL,
+  data    BLOB NOT NULL
+);
+-- Reference categories enrolled without retraining (src/results/reference-library.ts).
+CREATE TABLE IF NOT EXISTS reference_categories (
+  id             TEXT PRIMARY KEY,
+  name           TEXT NOT NULL,
+  hs_codes       TEXT NOT NULL,
+  model          TEXT NOT NULL,
+  min_similarity REAL NOT NULL,
+  prototype      BLOB NOT NULL,
+  samples        INTEGER NOT NULL,
+  sources        TEXT NOT NULL,
+  sample_similarity TEXT NOT NULL,
+  created_at     TEXT NOT NULL
+);
+-- Officers' decisions on a scan (the operator report, kept apart from the machine report in scan_results, as DICOS
+-- keeps operator and machine TDRs apart). Append-only: a later decision on the same scan is a new row.
+CREATE TABLE IF NOT EXISTS scan_decisions (
+  id               INTEGER PRIMARY KEY AUTOINCREMENT,
+  scan_id          TEXT NOT NULL REFERENCES scans (scan_id) ON DELETE CASCADE,
+  operator_id      TEXT NOT NULL,
+  verdict          TEXT NOT NULL CHECK (verdict IN ('clear','inspect')),
+  comment          TEXT,
+  suggestions      TEXT NOT NULL,
+  machine_decision TEXT,
+  scan_state       TEXT NOT NULL,
+  decided_at       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS scan_decisions_scan ON scan_decisions (scan_id, id);
+`;
+
+export const MIGRATIONS: readonly Migration[] = Object.freeze([
+  { version: 1, description: 'scans, scan_results, scan_embeddings, reference_categories, scan_decisions', sql: V1 },
+]);
+
+/** The schema version this code writes and reads. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export interface MigrationOutcome {
+  /** user_version found at open. */
+  from: number;
+  /** user_version now (SCHEMA_VERSION). */
+  to: number;
+  /** True when the database predates schema versions (version 0 with tables) and was adopted as version 1. */
+  adopted: boolean;
+}
+
+function userVersion(db: Database.Database): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+function tableNames(db: Database.Database): string[] {
+  return (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).all() as Array<{ name: string }>).map(
+    (r) => r.name,
+  );
+}
+
+/** Columns of a table as one comparable string per column: name, declared type, NOT NULL, default, primary key. */
+function columnsOf(db: Database.Database, table: string): string[] {
+  return (db.pragma(`table_info(${JSON.stringify(table)})`) as Array<{ name: string; type: string; notnull: number; dflt_value: unknown; pk: number }>).map(
+    (c) => `${c.name} ${c.type} notnull=${c.notnull} default=${String(c.dflt_value)} pk=${c.pk}`,
+  );
+}
+
+/** Tables of migration 1 that the unversioned database has with other columns (empty: it can be adopted). */
+function unrecognisedTables(db: Database.Database): string[] {
+  const reference = new Database(':memory:');
+  try {
+    reference.exec(MIGRATIONS[0].sql);
+    const present = new Set(tableNames(db));
+    return tableNames(reference).filter((t) => present.has(t) && JSON.stringify(columnsOf(db, t)) !== JSON.stringify(columnsOf(reference, t)));
+  } finally {
+    reference.close();
+  }
+}
+
+/**
+ * Brings the database to SCHEMA_VERSION. Throws SCANLINE_ERR_STORAGE_SCHEMA (nothing changed) for a version newer than
+ * this code or an unversioned database whose tables are not Scanline's; errors of a migration itself propagate
+ * (its transaction rolled back).
+ */
+export function migrate(db: Database.Database, where: string): MigrationOutcome {
+  const from = userVersion(db);
+  if (from > SCHEMA_VERSION) {
+    throw new ScanlineError(
+      'SCANLINE_ERR_STORAGE_SCHEMA',
+      `the scan database ${where} has schema version ${from}; this gateway knows versions up to ${SCHEMA_VERSION} (written by a newer Scanline?)`,
+      { version: from, supported: SCHEMA_VERSION },
+    );
+  }
+  const adopted = from === 0 && tableNames(db).length > 0;
+  if (adopted) {
+    const differ = unrecognisedTables(db);
+    if (differ.length > 0) {
+      throw new ScanlineError(
+        'SCANLINE_ERR_STORAGE_SCHEMA',
+        `the scan database ${where} has no schema version and its tables ${differ.join(', ')} differ from Scanline's; it was not changed`,
+        { version: 0, supported: SCHEMA_VERSION, tables: differ },
+      );
+    }
+  }
+  for (const m of MIGRATIONS) {
+    db.transaction(() => {
+      // Read again inside the write lock: another process may have applied it since.
+      if (userVersion(db) >= m.version) return;
+      db.exec(m.sql);
+      db.pragma(`user_version = ${m.version}`);
+    }).immediate();
+  }
+  return { from, to: userVersion(db), adopted };
+}
