@@ -1,45 +1,39 @@
 /**
  * Operator feed protocol v1 (WS /v1/operator; docs/protocol.md, "Operator feed v1"): what screens send, what the
- * gateway sends, and the binary image frame. Pure data and validation; no sockets here.
+ * gateway sends, and the binary image frame. Pure data and validation; no sockets here. Each JSON message has one
+ * schema here, from which its type comes; the gateway checks what screens send (parseClientMessage), not what it
+ * sends itself.
  */
 import { ScanlineError } from '../errors/index.js';
 import type { DeclarationCheck, ScanResultsReport, SuggestionSegment, ThreatAlert } from '../results/index.js';
+import { type RefineContext, SchemaValidator, type Static, type TSchema, Type, describeValue } from '../schema/index.js';
 import type { ScanState, StoredDecision } from '../storage/index.js';
 
 export const OPERATOR_PROTOCOL_VERSION = 1;
 
 /** Operator ids: 1-64 of A-Za-z0-9._@- starting with a letter or digit (an officer's login or badge number). */
-const OPERATOR_ID = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+export const OperatorIdSchema = Type.String({
+  pattern: '^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$',
+  expected: 'an operator id of 1-64 characters A-Za-z0-9._@- (starting with a letter or digit)',
+});
+const OPERATOR_ID = new SchemaValidator(OperatorIdSchema);
 
 /** Checks an operator id from a header or query parameter; throws SCANLINE_ERR_OPERATOR_ID. */
 export function validateOperatorId(value: string | null | undefined): string {
-  if (typeof value === 'string' && OPERATOR_ID.test(value)) return value;
+  // Through `unknown`: a failed check must not narrow `value` to null | undefined (a bad id is a string too).
+  const candidate: unknown = value;
+  if (OPERATOR_ID.check(candidate)) return candidate;
   const shown = value === null || value === undefined || value === '' ? 'nothing' : JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
   throw new ScanlineError(
     'SCANLINE_ERR_OPERATOR_ID',
-    `Expected an operator id of 1-64 characters A-Za-z0-9._@- (starting with a letter or digit) in the X-Scanline-Operator header or the operator query parameter but received ${shown}`,
+    `Expected ${OperatorIdSchema.expected} in the X-Scanline-Operator header or the operator query parameter but received ${shown}`,
   );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Screen -> gateway
 
-/**
- * What a screen watches. `portals: ["*"]` = every lane; `scans` = single scans (live or from history). Subscribing
- * is additive; unsubscribe removes the named entries.
- */
-export interface Subscription {
-  portals: string[];
-  scans: string[];
-}
-
-export type OperatorClientMessage =
-  | { type: 'hello'; protocol: number }
-  | ({ type: 'subscribe' } & Subscription)
-  | ({ type: 'unsubscribe' } & Subscription)
-  | { type: 'resync'; scanId: string };
-
-const PORTAL_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+/** Most entries one subscribe or unsubscribe message may list per kind. */
 const MAX_SUBSCRIPTION_ENTRIES = 256;
 
 /**
@@ -49,10 +43,82 @@ const MAX_SUBSCRIPTION_ENTRIES = 256;
 export const MAX_WATCHED_PORTALS = 256;
 export const MAX_WATCHED_SCANS = 256;
 
-function describe(v: unknown): string {
-  const s = JSON.stringify(v);
-  return `${s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s} of type ${Array.isArray(v) ? 'array' : typeof v}`;
+export const OperatorHelloSchema = Type.Object(
+  {
+    type: Type.Literal('hello'),
+    protocol: Type.Integer({ description: 'Operator feed protocol version the screen speaks.' }),
+  },
+  { additionalProperties: false },
+);
+
+const SubscriptionLists = {
+  portals: Type.Optional(
+    Type.Array(Type.String({ pattern: '^(\\*|[A-Za-z0-9._:-]{1,64})$', expected: 'a portal id of 1-64 characters A-Za-z0-9._:- or "*"' }), {
+      maxItems: MAX_SUBSCRIPTION_ENTRIES,
+      expected: `an array of at most ${MAX_SUBSCRIPTION_ENTRIES} portal ids (or "*")`,
+      description: 'Lanes to watch; "*" = every lane.',
+    }),
+  ),
+  scans: Type.Optional(
+    Type.Array(Type.String({ minLength: 1, maxLength: 256, expected: 'a scan id of 1-256 characters' }), {
+      maxItems: MAX_SUBSCRIPTION_ENTRIES,
+      expected: `an array of at most ${MAX_SUBSCRIPTION_ENTRIES} scan ids`,
+      description: 'Single scans to watch (live or from history).',
+    }),
+  ),
+};
+
+/** Subscribing is additive. At least one entry in portals or scans. */
+export const SubscribeSchema = Type.Object({ type: Type.Literal('subscribe'), ...SubscriptionLists }, { additionalProperties: false });
+/** Removes the named entries. At least one entry in portals or scans. */
+export const UnsubscribeSchema = Type.Object({ type: Type.Literal('unsubscribe'), ...SubscriptionLists }, { additionalProperties: false });
+
+/** Asks again for a scan's snapshot (the screen must watch the scan or its lane). */
+export const ResyncSchema = Type.Object(
+  { type: Type.Literal('resync'), scanId: Type.String({ minLength: 1, expected: 'a scan id' }) },
+  { additionalProperties: false },
+);
+
+/** The schema of each screen->gateway message, by type. */
+export const OPERATOR_CLIENT_MESSAGE_SCHEMAS = {
+  hello: OperatorHelloSchema,
+  subscribe: SubscribeSchema,
+  unsubscribe: UnsubscribeSchema,
+  resync: ResyncSchema,
+} as const;
+
+/**
+ * What a screen watches. `portals: ["*"]` = every lane; `scans` = single scans (live or from history). Subscribing
+ * is additive; unsubscribe removes the named entries.
+ */
+export type Subscription = Required<Omit<Static<typeof SubscribeSchema>, 'type'>>;
+
+/** A screen's message as parseClientMessage returns it: subscription lists present (maybe empty) and distinct. */
+export type OperatorClientMessage =
+  | Static<typeof OperatorHelloSchema>
+  | Required<Static<typeof SubscribeSchema>>
+  | Required<Static<typeof UnsubscribeSchema>>
+  | Static<typeof ResyncSchema>;
+
+/** A subscribe or unsubscribe with no entry says nothing: at least one entry in either list (once both passed). */
+function atLeastOneEntry(m: { portals?: unknown[]; scans?: unknown[] }, ctx: RefineContext): void {
+  if (ctx.ok('portals', 'scans') && (m.portals?.length ?? 0) + (m.scans?.length ?? 0) === 0) {
+    ctx.fail('portals', 'at least one entry here or in scans', m.portals);
+  }
 }
+
+const unknownField = (path: string): string => `Unknown field ${path}`;
+/** Compiled once at module load. */
+const CLIENT_VALIDATORS: { readonly [T in keyof typeof OPERATOR_CLIENT_MESSAGE_SCHEMAS]: Checker } = {
+  hello: new SchemaValidator(OperatorHelloSchema, { unknownKey: unknownField }),
+  subscribe: new SchemaValidator(SubscribeSchema, { unknownKey: unknownField, refine: atLeastOneEntry }),
+  unsubscribe: new SchemaValidator(UnsubscribeSchema, { unknownKey: unknownField, refine: atLeastOneEntry }),
+  resync: new SchemaValidator(ResyncSchema, { unknownKey: unknownField }),
+};
+/** A SchemaValidator of any of those schemas (the class is invariant in its schema). */
+type Checker = Pick<SchemaValidator<TSchema>, 'problems'> & { check(value: unknown): boolean };
+/** What every message is before its type is known. */
+const ANY_OBJECT = new SchemaValidator(Type.Object({}));
 
 /** Parses one text message from a screen; throws SCANLINE_ERR_OPERATOR_MESSAGE (every problem listed). */
 export function parseClientMessage(text: string): OperatorClientMessage {
@@ -62,116 +128,106 @@ export function parseClientMessage(text: string): OperatorClientMessage {
   } catch (err) {
     throw new ScanlineError('SCANLINE_ERR_OPERATOR_MESSAGE', `operator message is not valid JSON: ${(err as Error).message}`);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ScanlineError('SCANLINE_ERR_OPERATOR_MESSAGE', `Expected a JSON object for the message but received ${describe(value)}`);
+  if (!ANY_OBJECT.check(value)) {
+    throw new ScanlineError('SCANLINE_ERR_OPERATOR_MESSAGE', `Expected a JSON object for the message but received ${describeValue(value)}`);
   }
-  const m = value as Record<string, unknown>;
-  const p: string[] = [];
-  const fields = (allowed: string[]): void => {
-    for (const k of Object.keys(m)) if (k !== 'type' && !allowed.includes(k)) p.push(`Unknown field ${k}`);
-  };
-  let out: OperatorClientMessage;
-  switch (m.type) {
-    case 'hello':
-      fields(['protocol']);
-      if (!Number.isInteger(m.protocol)) p.push(`Expected an integer for protocol but received ${describe(m.protocol)}`);
-      out = { type: 'hello', protocol: m.protocol as number };
-      break;
-    case 'subscribe':
-    case 'unsubscribe': {
-      fields(['portals', 'scans']);
-      const list = (name: 'portals' | 'scans', ok: (x: unknown) => boolean, what: string): string[] => {
-        const v = m[name];
-        if (v === undefined) return [];
-        if (!Array.isArray(v) || v.length > MAX_SUBSCRIPTION_ENTRIES || !v.every(ok)) {
-          p.push(`Expected an array of at most ${MAX_SUBSCRIPTION_ENTRIES} ${what} for ${name} but received ${describe(v)}`);
-          return [];
-        }
-        return [...new Set(v as string[])];
-      };
-      const portals = list('portals', (x) => typeof x === 'string' && (x === '*' || PORTAL_ID.test(x)), 'portal ids (or "*")');
-      const scans = list('scans', (x) => typeof x === 'string' && x.length > 0 && x.length <= 256, 'scan ids');
-      if (p.length === 0 && portals.length === 0 && scans.length === 0) p.push('Expected at least one entry in portals or scans');
-      out = { type: m.type, portals, scans };
-      break;
-    }
-    case 'resync':
-      fields(['scanId']);
-      if (typeof m.scanId !== 'string' || m.scanId.length === 0) p.push(`Expected a scan id for scanId but received ${describe(m.scanId)}`);
-      out = { type: 'resync', scanId: m.scanId as string };
-      break;
-    default:
-      throw new ScanlineError(
-        'SCANLINE_ERR_OPERATOR_MESSAGE',
-        `Expected one of hello, subscribe, unsubscribe, resync for type but received ${describe(m.type)}`,
-      );
+  const type = (value as { type?: unknown }).type;
+  if (typeof type !== 'string' || !Object.hasOwn(CLIENT_VALIDATORS, type)) {
+    throw new ScanlineError(
+      'SCANLINE_ERR_OPERATOR_MESSAGE',
+      `Expected one of ${Object.keys(CLIENT_VALIDATORS).join(', ')} for type but received ${describeValue(type)}`,
+    );
   }
-  if (p.length > 0) {
-    throw new ScanlineError('SCANLINE_ERR_OPERATOR_MESSAGE', `invalid ${String(m.type)} message:\n  - ${p.join('\n  - ')}`, { problems: p });
+  const validator = CLIENT_VALIDATORS[type as keyof typeof CLIENT_VALIDATORS];
+  if (!validator.check(value)) {
+    const problems = validator.problems(value);
+    throw new ScanlineError('SCANLINE_ERR_OPERATOR_MESSAGE', `invalid ${type} message:\n  - ${problems.join('\n  - ')}`, { problems });
   }
-  return out;
+  const m = value as Static<(typeof OPERATOR_CLIENT_MESSAGE_SCHEMAS)[keyof typeof OPERATOR_CLIENT_MESSAGE_SCHEMAS]>;
+  if (m.type === 'subscribe' || m.type === 'unsubscribe') return { type: m.type, portals: [...new Set(m.portals ?? [])], scans: [...new Set(m.scans ?? [])] };
+  return m;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Gateway -> screen (text frames, JSON)
+// Gateway -> screen (text frames, JSON; types only: the gateway does not check what it sends)
+
+/** The scan states of the store (src/storage), as they go on the wire. */
+const ScanStateSchema = Type.Unsafe<ScanState>(
+  Type.Union([Type.Literal('receiving'), Type.Literal('completed'), Type.Literal('aborted'), Type.Literal('interrupted')]),
+);
+/** Records of other stages, sent as they are; their own modules define them (documented in docs/protocol.md). */
+const ResultsReportSchema = Type.Unsafe<ScanResultsReport>(Type.Object({}, { description: 'The machine report (src/results, ScanResultsReport).' }));
+const StoredDecisionSchema = Type.Unsafe<StoredDecision>(Type.Object({}, { description: "An officer's stored decision (src/storage)." }));
+const SuggestionSegmentSchema = Type.Unsafe<SuggestionSegment>(Type.Object({}, { description: 'A goods segment with its top-3 (src/results).' }));
+const ThreatAlertSchema = Type.Unsafe<ThreatAlert>(Type.Object({}, { description: 'A threat alert (src/results).' }));
+const DeclarationCheckSchema = Type.Unsafe<DeclarationCheck>(Type.Object({}, { description: 'The declaration check (src/results).' }));
 
 /** What a screen knows about a scan without its image and results. */
-export interface ScanSummary {
-  scanId: string;
-  portalId: string;
-  state: ScanState;
-  lines: number;
-  detector: { pixels: number; energies: number; pitchMm: number; lineRateHz: number };
-  vehicle: Record<string, unknown> | null;
-  declaration: { hsCodes: string[] } | null;
-  startedAt: string;
-  endedAt: string | null;
-}
+export const ScanSummarySchema = Type.Object({
+  scanId: Type.String(),
+  portalId: Type.String(),
+  state: ScanStateSchema,
+  lines: Type.Integer(),
+  detector: Type.Object({ pixels: Type.Integer(), energies: Type.Integer(), pitchMm: Type.Number({ unit: 'mm' }), lineRateHz: Type.Number({ unit: 'Hz' }) }),
+  vehicle: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+  declaration: Type.Union([Type.Object({ hsCodes: Type.Array(Type.String()) }), Type.Null()]),
+  startedAt: Type.String({ description: 'ISO 8601.' }),
+  endedAt: Type.Union([Type.String(), Type.Null()]),
+});
+export type ScanSummary = Static<typeof ScanSummarySchema>;
 
 /** A lane (portal) and what it is doing. */
-export interface LaneStatus {
-  portalId: string;
-  /** The scan being received, or null when the lane is idle. */
-  liveScanId: string | null;
-  /** The most recent scan of the lane (live or ended). */
-  lastScanId: string | null;
-  lastState: ScanState | null;
-  lines: number;
-  /** The machine's advice on the last scan, when known. */
-  alarmDecision: string | null;
-  updatedAt: string;
-}
+export const LaneStatusSchema = Type.Object({
+  portalId: Type.String(),
+  liveScanId: Type.Union([Type.String(), Type.Null()], { description: 'The scan being received, or null when the lane is idle.' }),
+  lastScanId: Type.Union([Type.String(), Type.Null()], { description: 'The most recent scan of the lane (live or ended).' }),
+  lastState: Type.Union([ScanStateSchema, Type.Null()]),
+  lines: Type.Integer(),
+  alarmDecision: Type.Union([Type.String(), Type.Null()], { description: "The machine's advice on the last scan, when known." }),
+  updatedAt: Type.String(),
+});
+export type LaneStatus = Static<typeof LaneStatusSchema>;
 
 /** Geometry of the preview image: one sample per `downsample` x `downsample` raw block. */
-export interface PreviewGeometry {
-  downsample: number;
-  /** Preview samples along the scan and down the detector. */
-  width: number;
-  height: number;
-}
+export const PreviewGeometrySchema = Type.Object({
+  downsample: Type.Integer(),
+  width: Type.Integer({ description: 'Preview samples along the scan.' }),
+  height: Type.Integer({ description: 'Preview samples down the detector.' }),
+});
+export type PreviewGeometry = Static<typeof PreviewGeometrySchema>;
 
-export type OperatorServerMessage =
-  | { type: 'welcome'; protocol: number; gateway: string; operatorId: string; lanes: LaneStatus[]; limits: { maxMessageBytes: number } }
-  | { type: 'subscribed'; portals: string[]; scans: string[] }
-  | { type: 'lane'; lane: LaneStatus }
-  | {
-      type: 'scan.snapshot';
-      scan: ScanSummary;
-      preview: PreviewGeometry & { seq: number };
-      /** The machine report so far (null: the gateway runs without inference). */
-      results: ScanResultsReport | null;
-      decisions: StoredDecision[];
-      /** True when sent to catch up after strips were coalesced (or on request), false for a first view. */
-      resync: boolean;
-    }
-  | { type: 'scan.started'; scan: ScanSummary; preview: PreviewGeometry }
-  | { type: 'suggestions'; scanId: string; portalId: string; segments: SuggestionSegment[] }
-  | { type: 'alert'; scanId: string; portalId: string; alert: ThreatAlert }
-  | { type: 'declaration'; scanId: string; portalId: string; check: DeclarationCheck }
-  | { type: 'scan.completed'; scan: ScanSummary }
-  | { type: 'results.final'; scanId: string; portalId: string; report: ScanResultsReport }
-  | { type: 'decision'; scanId: string; portalId: string; decision: StoredDecision }
-  | { type: 'error'; code: string; message: string; [k: string]: unknown };
+const scanRef = { scanId: Type.String(), portalId: Type.String() };
+
+export const OperatorServerMessageSchema = Type.Union([
+  Type.Object({
+    type: Type.Literal('welcome'),
+    protocol: Type.Integer(),
+    gateway: Type.String(),
+    operatorId: Type.String(),
+    lanes: Type.Array(LaneStatusSchema),
+    limits: Type.Object({ maxMessageBytes: Type.Integer({ unit: 'bytes' }) }),
+  }),
+  Type.Object({ type: Type.Literal('subscribed'), portals: Type.Array(Type.String()), scans: Type.Array(Type.String()) }),
+  Type.Object({ type: Type.Literal('lane'), lane: LaneStatusSchema }),
+  Type.Object({
+    type: Type.Literal('scan.snapshot'),
+    scan: ScanSummarySchema,
+    preview: Type.Composite([PreviewGeometrySchema, Type.Object({ seq: Type.Integer() })]),
+    results: Type.Union([ResultsReportSchema, Type.Null()], { description: 'The machine report so far (null: the gateway runs without inference).' }),
+    decisions: Type.Array(StoredDecisionSchema),
+    resync: Type.Boolean({ description: 'True when sent to catch up after strips were coalesced (or on request), false for a first view.' }),
+  }),
+  Type.Object({ type: Type.Literal('scan.started'), scan: ScanSummarySchema, preview: PreviewGeometrySchema }),
+  Type.Object({ type: Type.Literal('suggestions'), ...scanRef, segments: Type.Array(SuggestionSegmentSchema) }),
+  Type.Object({ type: Type.Literal('alert'), ...scanRef, alert: ThreatAlertSchema }),
+  Type.Object({ type: Type.Literal('declaration'), ...scanRef, check: DeclarationCheckSchema }),
+  Type.Object({ type: Type.Literal('scan.completed'), scan: ScanSummarySchema }),
+  Type.Object({ type: Type.Literal('results.final'), ...scanRef, report: ResultsReportSchema }),
+  Type.Object({ type: Type.Literal('decision'), ...scanRef, decision: StoredDecisionSchema }),
+  // An error's details (e.g. `refused`, `scanIds`) travel beside its code and message.
+  Type.Intersect([Type.Object({ type: Type.Literal('error'), code: Type.String(), message: Type.String() }), Type.Record(Type.String(), Type.Unknown())]),
+]);
+export type OperatorServerMessage = Static<typeof OperatorServerMessageSchema>;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Gateway -> screen (binary frames): images
