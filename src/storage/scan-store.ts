@@ -353,10 +353,12 @@ export class ScanStore {
       );
     }
     if (schema.from !== schema.to) {
-      log?.info(
-        { from: schema.from, to: schema.to, adopted: schema.adopted },
-        schema.adopted ? 'scan database from before schema versions adopted and upgraded' : 'scan database schema upgraded',
-      );
+      const what = schema.adopted
+        ? 'scan database from before schema versions adopted and upgraded'
+        : schema.from === 0
+          ? 'scan database created'
+          : 'scan database schema upgraded';
+      log?.info({ from: schema.from, to: schema.to, adopted: schema.adopted }, what);
     }
     const store = new ScanStore(dir, db, { directIo: options.directIo ?? true });
     const now = new Date().toISOString();

@@ -434,7 +434,7 @@ describe('ScanStore: schema versions', () => {
     expect(now.tables).toEqual(TABLES);
     expect(now.schema).toEqual(inspect(legacy).schema);
     expect(existsSync(join(fresh, 'scans'))).toBe(true);
-    expect(lines.filter((l) => l.level === 'info').map((l) => l.obj)).toEqual([{ from: 0, to: 1, adopted: false }]);
+    expect(lines.filter((l) => l.level === 'info').map((l) => [l.obj, l.msg])).toEqual([[{ from: 0, to: 1, adopted: false }, 'scan database created']]);
   });
 
   it('opens the current version again without migrating or logging', () => {
@@ -469,7 +469,9 @@ describe('ScanStore: schema versions', () => {
     });
     const { log, lines } = recordingLogger();
     const store = open(dir, log);
-    expect(lines.filter((l) => l.level === 'info').map((l) => l.obj)).toEqual([{ from: 0, to: 1, adopted: true }]);
+    expect(lines.filter((l) => l.level === 'info').map((l) => [l.obj, l.msg])).toEqual([
+      [{ from: 0, to: 1, adopted: true }, 'scan database from before schema versions adopted and upgraded'],
+    ]);
     expect(store.getScan('old-1')).toEqual({
       scanId: 'old-1',
       portalId: 'lane-1',
