@@ -201,7 +201,11 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         port: listening.port,
         dataDir: store.dataDir,
         stitcher: stitcherKind,
-        models: inference ? readinessView(inference).models : 'inference disabled',
+        // Version, provider and precision per model; why other providers were passed over is on /readyz and in
+        // one short line each from inference (a CPU-only machine passes over the GPU ones, as expected).
+        models: inference
+          ? Object.fromEntries(Object.entries(inference.status().models).map(([name, m]) => [name, `${m.version} on ${m.provider} (${m.precision})`]))
+          : 'inference disabled',
       },
       'gateway ready',
     );

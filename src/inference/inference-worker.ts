@@ -75,7 +75,7 @@ async function runBatch(ort: OrtModule, m: OpenModel, data: Float32Array, batchS
   const outputs: Record<string, Float32Array> = {};
   for (const name of m.outputNames) {
     const t = result[name];
-    if (!t || t.type !== 'float32') throw new ScanlineError('SCANLINE_ERR_INFER_FAILED', `output "${name}" missing or not float32`);
+    if (t?.type !== 'float32') throw new ScanlineError('SCANLINE_ERR_INFER_FAILED', `output "${name}" missing or not float32`);
     const problem = checkOutputDims(m, name, t.dims, batchSize);
     if (problem) throw new ScanlineError('SCANLINE_ERR_MODEL_MISMATCH', `model ${m.spec.name}: ${problem}`, { model: m.spec.name, problems: [problem] });
     outputs[name] = t.data as Float32Array;
@@ -108,6 +108,7 @@ async function openModel(ort: OrtModule, spec: WorkerModelSpec, supported: strin
           deviceId: init.deviceId,
           intraOpThreads: init.intraOpThreads,
           allowSpinning: init.allowSpinning,
+          logLevel: init.ortLogLevel,
         });
       } catch (err) {
         const message = messageOf(err);

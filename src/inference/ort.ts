@@ -24,9 +24,17 @@ export interface SessionSettings {
   deviceId: number;
   intraOpThreads: number;
   allowSpinning: boolean;
+  /** The session's own log severity, as setOrtLogLevel's (inference.ortLogLevel); absent: the environment's. */
+  logLevel?: OrtLogLevel;
 }
 
-/** Sets ONNX Runtime's own log level; effective only before the first session of the thread is created. */
+/** ONNX Runtime's severities: 0 verbose .. 4 fatal. */
+const ORT_SEVERITY: Record<OrtLogLevel, 0 | 1 | 2 | 3 | 4> = { verbose: 0, info: 1, warning: 2, error: 3, fatal: 4 };
+
+/**
+ * Sets ONNX Runtime's own log level (its native logger writes to stderr, bypassing pino); effective only before the
+ * first session of the process is created (ONNX Runtime has one environment per process).
+ */
 export function setOrtLogLevel(level: OrtLogLevel): void {
   ort.env.logLevel = level;
 }
@@ -43,6 +51,9 @@ export async function createSession(path: string, s: SessionSettings): Promise<O
     executionMode: 'sequential',
     intraOpNumThreads: s.intraOpThreads,
     interOpNumThreads: 1,
+    // Stated for the session too: it would otherwise follow the environment's level, which the first thread of the
+    // process to load ONNX Runtime fixes (initOrtOnce), whatever this thread asked for.
+    ...(s.logLevel ? { logSeverityLevel: ORT_SEVERITY[s.logLevel] } : {}),
     extra: { session: { intra_op: { allow_spinning: s.allowSpinning ? '1' : '0' } } },
   });
 }

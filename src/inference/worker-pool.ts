@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { ScanlineError, type ErrorCode } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import type { BackendWorkerState, BackendWorkerStatus, BatchResult, ModelRuntimeStatus } from './backend.js';
+import type { BackendWorkerState, BackendWorkerStatus, BatchResult, ModelRuntimeStatus, ProviderAttempt } from './backend.js';
 import { inferenceWorkerUrl } from './paths.js';
 import type { FromWorker, SerializedError, ToWorker, WorkerFaults, WorkerInit } from './worker-protocol.js';
 
@@ -91,6 +91,8 @@ export class WorkerPool {
   private started = false;
   private readonly counters: WorkerPoolCounters;
   private readonly restartDelay: { min: number; max: number };
+  /** Models whose passed-over providers were logged: every worker tries the same ones, so once per model. */
+  private readonly passedOverLogged = new Set<string>();
 
   constructor(private readonly opts: WorkerPoolOptions) {
     this.url = opts.workerUrl ?? inferenceWorkerUrl();
@@ -193,17 +195,24 @@ export class WorkerPool {
         log.info({ scheduling: msg.scheduling }, `inference worker ${slot.index} threads scheduled: ${msg.scheduling}`);
         slot.consecutiveFailures = 0;
         for (const m of msg.models) {
-          const passedOver = m.attempts.filter((a) => !a.ok).map((a) => ({ provider: a.provider, precision: a.precision, error: a.error }));
+          if (!this.passedOverLogged.has(m.model)) {
+            this.passedOverLogged.add(m.model);
+            for (const a of m.attempts) {
+              if (a.ok) continue;
+              // The chosen provider's failed attempt is its fp16 file (warm-up failed); the model runs on it in fp32.
+              const what = a.provider === m.provider ? `${a.precision} model file passed over` : 'execution provider passed over';
+              log.info({ model: m.model, provider: a.provider, precision: a.precision, ...passedOverReason(a) }, what);
+            }
+          }
           log.info(
             {
               model: m.model,
               provider: m.provider,
               precision: m.precision,
-              passedOver,
               warmupBatchSizes: m.warmup.batchSizes.length,
               warmupSeconds: round(m.warmup.seconds),
             },
-            `model ${m.model} runs on ${m.provider} (${m.precision})${passedOver.length ? `; passed over: ${passedOver.map((p) => `${p.provider}/${p.precision}: ${p.error}`).join('; ')}` : ''}`,
+            `model ${m.model} runs on ${m.provider} (${m.precision})`,
           );
         }
         slot.onStarted?.(null);
@@ -428,6 +437,21 @@ export class WorkerPool {
       }),
     );
   }
+}
+
+const PROVIDER_LIBRARIES: Record<string, string> = { tensorrt: 'TensorRT', cuda: 'CUDA' };
+
+/**
+ * Why an attempt was passed over, in a few words for the log. /readyz and SCANLINE_ERR_MODEL_LOAD keep the full
+ * error: on a CPU-only machine every GPU provider fails the same way, and that is expected, not an error.
+ */
+export function passedOverReason(a: ProviderAttempt): { reason: string; hint?: string } {
+  const error = a.error ?? 'unknown';
+  if (/failed to load shared library/i.test(error) && a.provider in PROVIDER_LIBRARIES) {
+    return { reason: `${PROVIDER_LIBRARIES[a.provider]} libraries not installed`, hint: 'README.md, GPU setup' };
+  }
+  const first = error.split('\n')[0];
+  return { reason: first.length > 200 ? `${first.slice(0, 197)}...` : first };
 }
 
 function round(x: number): number {
