@@ -1,53 +1,34 @@
 /**
- * Officers' decisions (the operator report, kept apart from the machine report): validation of a decision body and
- * recording it. POST /v1/scans/:scanId/decision is the HTTP door (src/server/decisions-api.ts).
+ * Officers' decisions (the operator report, kept apart from the machine report): the schema of a decision body and
+ * recording it. POST /v1/scans/:scanId/decision is the HTTP door (src/server/decisions-api.ts), which checks bodies
+ * against DecisionRequestSchema.
  */
 import { ScanlineError } from '../errors/index.js';
 import type { ScanResultsReport } from '../results/index.js';
+import { literalUnion, type Static, Type } from '../schema/index.js';
 import type { ScanStore, StoredDecision } from '../storage/index.js';
-
-/** A decision body: {"verdict": "clear" | "inspect", "comment"?: string, "suggestions"?: {"<id>": "accept" | "reject"}}. */
-export interface DecisionRequest {
-  verdict: 'clear' | 'inspect';
-  comment?: string;
-  suggestions?: Record<string, 'accept' | 'reject'>;
-}
 
 /** Longest comment, characters. */
 export const MAX_DECISION_COMMENT = 2000;
 /** Most suggestions one decision may rate. */
 export const MAX_DECISION_SUGGESTIONS = 256;
 
-function describe(v: unknown): string {
-  const s = JSON.stringify(v);
-  return `${s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s} of type ${Array.isArray(v) ? 'array' : typeof v}`;
-}
-
-/** Checks a decision body; throws SCANLINE_ERR_HTTP_BAD_BODY listing every problem. */
-export function validateDecision(body: unknown): DecisionRequest {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new ScanlineError('SCANLINE_ERR_HTTP_BAD_BODY', `Expected a JSON object for the body but received ${describe(body)}`);
-  }
-  const b = body as Record<string, unknown>;
-  const p: string[] = [];
-  for (const k of Object.keys(b)) if (!['verdict', 'comment', 'suggestions'].includes(k)) p.push(`Unknown field ${k}`);
-  if (b.verdict !== 'clear' && b.verdict !== 'inspect') p.push(`Expected "clear" or "inspect" for verdict but received ${describe(b.verdict)}`);
-  if (b.comment !== undefined && (typeof b.comment !== 'string' || b.comment.length > MAX_DECISION_COMMENT)) {
-    p.push(`Expected a string of at most ${MAX_DECISION_COMMENT} characters for comment but received ${describe(b.comment)}`);
-  }
-  if (b.suggestions !== undefined) {
-    const s = b.suggestions;
-    if (typeof s !== 'object' || s === null || Array.isArray(s) || Object.keys(s).length > MAX_DECISION_SUGGESTIONS) {
-      p.push(`Expected an object of at most ${MAX_DECISION_SUGGESTIONS} suggestion ids for suggestions but received ${describe(s)}`);
-    } else {
-      for (const [id, v] of Object.entries(s)) {
-        if (v !== 'accept' && v !== 'reject') p.push(`Expected "accept" or "reject" for suggestions.${id} but received ${describe(v)}`);
-      }
-    }
-  }
-  if (p.length > 0) throw new ScanlineError('SCANLINE_ERR_HTTP_BAD_BODY', `invalid decision:\n  - ${p.join('\n  - ')}`, { problems: p });
-  return b as unknown as DecisionRequest;
-}
+/** A decision body: {"verdict": "clear" | "inspect", "comment"?: string, "suggestions"?: {"<id>": "accept" | "reject"}}. */
+export const DecisionRequestSchema = Type.Object(
+  {
+    verdict: literalUnion(['clear', 'inspect'], { expected: '"clear" or "inspect"' }),
+    comment: Type.Optional(Type.String({ maxLength: MAX_DECISION_COMMENT })),
+    suggestions: Type.Optional(
+      Type.Record(Type.String(), literalUnion(['accept', 'reject'], { expected: '"accept" or "reject"' }), {
+        maxProperties: MAX_DECISION_SUGGESTIONS,
+        expected: `an object of at most ${MAX_DECISION_SUGGESTIONS} suggestion ids`,
+        description: "The officer's rating of the machine's suggestions, by id (goods segments, assessed objects).",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type DecisionRequest = Static<typeof DecisionRequestSchema>;
 
 /** Ids an officer may accept or reject: goods segments and assessed objects (threats, declaration findings). */
 export function suggestionIds(report: ScanResultsReport | undefined): Set<string> {

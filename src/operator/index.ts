@@ -42,4 +42,4 @@ export {
   type ScanSummary,
   type Subscription,
 } from './protocol.js';
-export { MAX_DECISION_COMMENT, MAX_DECISION_SUGGESTIONS, recordDecision, suggestionIds, validateDecision, type DecisionRequest } from './decisions.js';
+export { DecisionRequestSchema, MAX_DECISION_COMMENT, MAX_DECISION_SUGGESTIONS, recordDecision, suggestionIds, type DecisionRequest } from './decisions.js';

@@ -17,12 +17,10 @@ export {
   type TileCounts,
   type TileOutcome,
 } from './scan-results.js';
+export { EnrolmentRegionSchema, EnrolmentRequestSchema, MAX_ENROLMENT_REGIONS, refineEnrolmentRequest, type EnrolmentRequest } from './enrolment.js';
 export {
   LINE_TO_RESULT_BUCKETS_SECONDS,
-  MAX_ENROLMENT_REGIONS,
   ResultsService,
-  validateEnrolment,
-  type EnrolmentRequest,
   type ResultsListeners,
   type ResultsServiceOptions,
   type ResultsStats,

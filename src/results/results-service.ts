@@ -20,6 +20,7 @@ import type { Logger } from '../log/index.js';
 import type { TileInfo } from '../stitch/index.js';
 import type { ScanStore } from '../storage/index.js';
 import type { DeclarationCheck } from './declaration-check.js';
+import type { EnrolmentRequest } from './enrolment.js';
 import type { SuggestionSegment } from './goods-suggestions.js';
 import { ScanlineError } from '../errors/index.js';
 import { ReferenceLibrary, prototypeOf, type ReferenceCategory, type ReferenceSource } from './reference-library.js';
@@ -84,74 +85,10 @@ export interface ResultsServiceOptions {
   portalLabelLimit: number;
 }
 
-/** An enrolment request (POST /v1/references), validated by validateEnrolment. */
-export interface EnrolmentRequest {
-  id: string;
-  name: string;
-  hsCodes: string[];
-  minSimilarity?: number;
-  samples: Array<{ scanId: string; lineStart: number; lineEnd: number; pixelStart?: number; pixelEnd?: number }>;
-}
-
 /** A tile joins a reference prototype only when the goods model gives goods (HS-coded labels) at least this probability (x1000). */
 const ENROL_MIN_CARGO_PERMILLE = 500;
 /** Tile copies kept for reuse at most (x 32 KiB for the demo models' tiles): more than ever in flight at 32 lanes. */
 const MAX_POOLED_TILE_COPIES = 1024;
-
-/** Largest number of regions one enrolment may list. */
-export const MAX_ENROLMENT_REGIONS = 64;
-
-function describeValue(v: unknown): string {
-  const s = JSON.stringify(v);
-  return `${s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s} of type ${Array.isArray(v) ? 'array' : typeof v}`;
-}
-
-/** Checks an enrolment body; throws SCANLINE_ERR_HTTP_BAD_BODY listing every problem. */
-export function validateEnrolment(body: unknown): EnrolmentRequest {
-  const p: string[] = [];
-  const check = (ok: boolean, expected: string, name: string, value: unknown): void => {
-    if (!ok) p.push(`Expected ${expected} for ${name} but received ${describeValue(value)}`);
-  };
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new ScanlineError('SCANLINE_ERR_HTTP_BAD_BODY', `Expected a JSON object for the body but received ${describeValue(body)}`);
-  }
-  const b = body as Record<string, unknown>;
-  const known = new Set(['id', 'name', 'hsCodes', 'minSimilarity', 'samples']);
-  for (const k of Object.keys(b)) if (!known.has(k)) p.push(`Unknown field ${k}`);
-  check(
-    typeof b.id === 'string' && /^[a-z0-9][a-z0-9._-]{0,63}$/.test(b.id),
-    'an id of 1-64 characters a-z 0-9 . _ - (starting with a letter or digit)',
-    'id',
-    b.id,
-  );
-  check(typeof b.name === 'string' && b.name.trim().length > 0 && b.name.length <= 128, 'a name of 1-128 characters', 'name', b.name);
-  check(
-    Array.isArray(b.hsCodes) && b.hsCodes.length <= 32 && b.hsCodes.every((c) => typeof c === 'string' && /^\d{4,10}$/.test(c)),
-    'an array of at most 32 HS codes of 4-10 digits',
-    'hsCodes',
-    b.hsCodes,
-  );
-  if (b.minSimilarity !== undefined) {
-    check(typeof b.minSimilarity === 'number' && b.minSimilarity >= 0.5 && b.minSimilarity < 1, 'a number 0.5..<1', 'minSimilarity', b.minSimilarity);
-  }
-  if (!Array.isArray(b.samples) || b.samples.length === 0 || b.samples.length > MAX_ENROLMENT_REGIONS) {
-    check(false, `an array of 1..${MAX_ENROLMENT_REGIONS} scan regions`, 'samples', b.samples);
-  } else {
-    b.samples.forEach((r: unknown, i: number) => {
-      const o = (typeof r === 'object' && r !== null ? r : {}) as Record<string, unknown>;
-      const n = `samples[${i}]`;
-      check(typeof o.scanId === 'string' && o.scanId.length > 0, 'a scan id', `${n}.scanId`, o.scanId);
-      const int = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 0;
-      check(int(o.lineStart), 'an integer >= 0', `${n}.lineStart`, o.lineStart);
-      check(int(o.lineEnd) && (o.lineEnd as number) > (o.lineStart as number), 'an integer above lineStart', `${n}.lineEnd`, o.lineEnd);
-      if (o.pixelStart !== undefined) check(int(o.pixelStart), 'an integer >= 0', `${n}.pixelStart`, o.pixelStart);
-      if (o.pixelEnd !== undefined)
-        check(int(o.pixelEnd) && (o.pixelEnd as number) > ((o.pixelStart as number) ?? 0), 'an integer above pixelStart', `${n}.pixelEnd`, o.pixelEnd);
-    });
-  }
-  if (p.length > 0) throw new ScanlineError('SCANLINE_ERR_HTTP_BAD_BODY', `invalid enrolment:\n  - ${p.join('\n  - ')}`, { problems: p });
-  return b as unknown as EnrolmentRequest;
-}
 
 interface TileMeta {
   results: ScanResults;

@@ -8,14 +8,16 @@
  */
 import { ScanlineError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import { recordDecision, validateDecision, type OperatorHub, type ResultsReader } from '../operator/index.js';
+import { DecisionRequestSchema, recordDecision, type OperatorHub, type ResultsReader } from '../operator/index.js';
 import type { ScanStore } from '../storage/index.js';
+import { bodyValidator, parseBody } from './body.js';
 import { handleAsync, pathParameter, readJsonBody } from './http.js';
 import { operatorIdOf } from './operator-route.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 
 /** Decision bodies are small: a verdict, a comment and ratings. */
 const MAX_DECISION_BODY_BYTES = 64 * 1024;
+const DECISION_BODY = bodyValidator(DecisionRequestSchema);
 
 export interface DecisionRouteOptions {
   store: ScanStore;
@@ -40,7 +42,7 @@ export function registerDecisionRoutes(app: TemplatedApp, o: DecisionRouteOption
         body.catch(() => undefined);
         throw operatorId;
       }
-      const request = validateDecision(await body);
+      const request = parseBody(DECISION_BODY, await body, 'decision');
       const { decision, portalId } = recordDecision({ store: o.store, report: (id) => o.results?.report(id), scanId, operatorId, request });
       o.log.info({ scanId, operatorId, verdict: decision.verdict, machineDecision: decision.machineDecision, id: decision.id }, 'decision recorded');
       o.hub?.decisionRecorded(portalId, decision);

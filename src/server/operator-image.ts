@@ -8,13 +8,19 @@ import sharp from 'sharp';
 import { ScanlineError } from '../errors/index.js';
 import type { OperatorHub, ResultsReader } from '../operator/index.js';
 import { PREVIEW_PALETTE } from '../stitch/index.js';
+import { literalUnion, SchemaValidator, Type } from '../schema/index.js';
 import type { ScanRecord } from '../storage/index.js';
-import { badQuery } from './http.js';
+import { parseQuery } from './body.js';
 import type { ScanImageRenderer } from './scans-api.js';
 
-const VIEWS = ['material', 'grey'] as const;
-const FORMATS = { webp: 'image/webp', jpeg: 'image/jpeg', png: 'image/png' } as const;
-type Format = keyof typeof FORMATS;
+/** GET /v1/scans/:scanId/image?view=&format=&overlays= (with view=: the image for people). */
+export const OperatorImageQuerySchema = Type.Object({
+  view: literalUnion(['material', 'grey'], { expected: '"material" or "grey"', description: 'Pseudo-colour by material, or grey.' }),
+  format: literalUnion(['webp', 'jpeg', 'png'], { default: 'png', expected: '"webp", "jpeg" or "png" (with view=)' }),
+  overlays: literalUnion(['0', '1'], { default: '1', expected: '"0" or "1"', description: "1: the machine's suggestions and threats burned in." }),
+});
+const OPERATOR_IMAGE_QUERY = new SchemaValidator(OperatorImageQuerySchema);
+const CONTENT_TYPES = { webp: 'image/webp', jpeg: 'image/jpeg', png: 'image/png' } as const;
 
 /** Brightness (0..255) of a preview sample: its colour is round(palette base x s), s in 0.15..1 (stitch types). */
 function brightnessOf(r: number, g: number, b: number): number {
@@ -101,12 +107,7 @@ export function overlaySvg(width: number, height: number, d: number, report: Non
 export function operatorImageRenderer(hub: OperatorHub, results: ResultsReader | null, previewDownsample: number): ScanImageRenderer {
   return {
     async render(record: ScanRecord, q: URLSearchParams) {
-      const viewName = q.get('view') as (typeof VIEWS)[number];
-      if (!VIEWS.includes(viewName)) throw badQuery(`Expected "material" or "grey" for view but received ${JSON.stringify(q.get('view'))}`);
-      const format = (q.get('format') ?? 'png') as Format;
-      if (!(format in FORMATS)) throw badQuery(`Expected "webp", "jpeg" or "png" for format with view= but received ${JSON.stringify(q.get('format'))}`);
-      const overlaysText = q.get('overlays') ?? '1';
-      if (overlaysText !== '0' && overlaysText !== '1') throw badQuery(`Expected "0" or "1" for overlays but received ${JSON.stringify(overlaysText)}`);
+      const { view: viewName, format, overlays: overlaysText } = parseQuery(OPERATOR_IMAGE_QUERY, q);
       const png = await hub.previewPng(record.scanId);
       if (!png) {
         throw new ScanlineError(
@@ -134,7 +135,7 @@ export function operatorImageRenderer(hub: OperatorHub, results: ResultsReader |
             ? await image.jpeg({ quality: 90 }).toBuffer()
             : await image.png().toBuffer();
       return {
-        contentType: FORMATS[format],
+        contentType: CONTENT_TYPES[format],
         body,
         headers: {
           'X-Scanline-View': viewName,

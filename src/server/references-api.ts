@@ -8,12 +8,14 @@
  */
 import { ScanlineError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import { validateEnrolment, type ReferenceCategory, type ResultsService } from '../results/index.js';
+import { EnrolmentRequestSchema, refineEnrolmentRequest, type ReferenceCategory, type ResultsService } from '../results/index.js';
+import { bodyValidator, parseBody } from './body.js';
 import { handleAsync, pathParameter, readJsonBody } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 
 /** Enrolment bodies are small (regions, not images). */
 const MAX_ENROLMENT_BODY_BYTES = 64 * 1024;
+const ENROLMENT_BODY = bodyValidator(EnrolmentRequestSchema, refineEnrolmentRequest);
 
 function view(c: ReferenceCategory): Record<string, unknown> {
   return {
@@ -45,7 +47,7 @@ export function registerReferenceRoutes(app: TemplatedApp, log: Logger, results:
     handleAsync(res, req, log, async (out) => {
       const body = readJsonBody(res, MAX_ENROLMENT_BODY_BYTES);
       if (!results) throw unavailable();
-      const category = results.enrol(validateEnrolment(await body));
+      const category = results.enrol(parseBody(ENROLMENT_BODY, await body, 'enrolment'));
       out.json(201, view(category));
     });
   });

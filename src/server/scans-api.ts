@@ -16,11 +16,27 @@ import { ScanlineError } from '../errors/index.js';
 import type { ActiveScan, IngestService } from '../ingest/index.js';
 import type { Logger } from '../log/index.js';
 import { extractPlane } from '../stitch/index.js';
+import { literalUnion, SchemaValidator, Type } from '../schema/index.js';
 import type { ScanRecord, ScanState, ScanStore, StoredDecision } from '../storage/index.js';
+import { parseQuery } from './body.js';
 import { badQuery, handleAsync, pathParameter } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 
-const SCAN_STATES: ScanState[] = ['receiving', 'completed', 'aborted', 'interrupted'];
+/** GET /v1/scans?limit=&state=&portal=&before= */
+export const ScanListQuerySchema = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 50, description: 'Most scans listed, newest first.' }),
+  state: Type.Optional(literalUnion(['receiving', 'completed', 'aborted', 'interrupted'] satisfies ScanState[])),
+  portal: Type.Optional(Type.String({ description: 'Only the scans of this portal.' })),
+  before: Type.Optional(Type.String({ description: 'ISO 8601 time: only scans started before it (paging).' })),
+});
+const SCAN_LIST_QUERY = new SchemaValidator(ScanListQuerySchema);
+
+/** GET /v1/scans/:scanId/image?energy=&format= (without view=: the raw lines of one energy). */
+export const ScanImageQuerySchema = Type.Object({
+  energy: literalUnion(['high', 'low'], { default: 'high', expected: '"high" or "low"' }),
+  format: Type.Literal('png16', { default: 'png16', description: 'Lossless 16-bit greyscale PNG, the only raw format.' }),
+});
+const SCAN_IMAGE_QUERY = new SchemaValidator(ScanImageQuerySchema);
 
 export interface ScanView extends ScanRecord {
   /** The machine's stored advice (ALARM / CLEAR / UNKNOWN) once its results are final, else null. */
@@ -69,19 +85,12 @@ export function registerScanRoutes(
   app.get('/v1/scans', (res: HttpResponse, req: HttpRequest) => {
     const q = new URLSearchParams(req.getQuery() ?? '');
     handleAsync(res, req, log, (out) => {
-      const limitText = q.get('limit');
-      const limit = limitText === null ? 50 : Number(limitText);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
-        throw badQuery(`Expected an integer 1..1000 for limit but received ${JSON.stringify(limitText)}`);
-      const state = q.get('state');
-      if (state !== null && !SCAN_STATES.includes(state as ScanState)) {
-        throw badQuery(`Expected one of ${SCAN_STATES.join(', ')} for state but received ${JSON.stringify(state)}`);
-      }
+      const { limit, state, portal, before } = parseQuery(SCAN_LIST_QUERY, q);
       const records = store.listScans({
         limit,
-        ...(q.get('portal') !== null ? { portalId: q.get('portal') as string } : {}),
-        ...(state !== null ? { state: state as ScanState } : {}),
-        ...(q.get('before') !== null ? { before: q.get('before') as string } : {}),
+        ...(portal !== undefined ? { portalId: portal } : {}),
+        ...(state !== undefined ? { state } : {}),
+        ...(before !== undefined ? { before } : {}),
       });
       const ids = records.map((r) => r.scanId);
       const decisions = store.listDecisionsOf(ids);
@@ -122,12 +131,9 @@ export function registerScanRoutes(
         out.send(200, image.contentType, image.body, image.headers);
         return;
       }
-      const energyName = q.get('energy') ?? 'high';
-      const format = q.get('format') ?? 'png16';
+      const { energy: energyName } = parseQuery(SCAN_IMAGE_QUERY, q);
       const { pixels, energies } = record.detector;
-      if (energyName !== 'high' && energyName !== 'low') throw badQuery(`Expected "high" or "low" for energy but received ${JSON.stringify(energyName)}`);
       if (energyName === 'low' && energies !== 2) throw badQuery('energy=low needs a dual-energy scan; this scan has one energy');
-      if (format !== 'png16') throw badQuery(`Expected "png16" for format but received ${JSON.stringify(format)}`);
       const energy = energyName === 'high' ? 0 : 1;
 
       // A live scan is read from its stitcher in this tick (before it can close); an ended one from its file.
