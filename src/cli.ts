@@ -30,6 +30,7 @@ Commands:
   help        show this text
 
 scanline serve [options]
+  The operator screen is served at http://HOST:PORT/ (the "gateway ready" log line names it: operatorScreen).
   --port P          TCP port (default 8080; 0 picks a free port)
   --host H          interface to listen on (default 127.0.0.1; 0.0.0.0 for all)
   --data-dir DIR    where scans are stored (default ./data)

@@ -199,6 +199,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       {
         host: config.server.host,
         port: listening.port,
+        // Where a person opens the operator screen (served by this gateway, GET /).
+        operatorScreen: `${gateway.httpUrl}/`,
         dataDir: store.dataDir,
         stitcher: stitcherKind,
         // Version, provider and precision per model; why other providers were passed over is on /readyz and in
