@@ -9,9 +9,9 @@
  * Values are read by the type of the key's default: numbers as decimal numbers, booleans as `true` / `false`,
  * strings as they are, arrays as a JSON array (`["a","b"]`) or a comma-separated list (`a,b`; empty = []), whose
  * items are numbers when the default's are. A value that does not parse is a problem; ranges are checked by the
- * schema's validator like any other layer. A `SCANLINE_<SECTION>_...` variable that names no key is a problem too
- * (a typo would otherwise be ignored silently); variables outside the config sections (SCANLINE_TRAIN_DIR) are not
- * ours and are left alone.
+ * schema's validator like any other layer. Every other `SCANLINE_*` variable is a problem too (a misspelt name
+ * would otherwise be ignored silently), with a "did you mean" when one variable is close, except the few in
+ * NON_CONFIG_VARIABLES, which other parts of Scanline read.
  */
 import { isPlainObject } from './layers.js';
 
@@ -25,10 +25,15 @@ export interface EnvLayer {
 }
 
 /**
- * SCANLINE_* variables that are read elsewhere and are not configuration keys, so never reported as unknown:
- * SCANLINE_LOG_FORMAT (the CLI's log format, src/cli.ts).
+ * SCANLINE_* variables that other parts of Scanline read and that are not configuration keys, so never reported as
+ * unknown. Add a variable here when code starts reading it.
  */
-export const NON_CONFIG_VARIABLES: ReadonlySet<string> = new Set(['SCANLINE_LOG_FORMAT']);
+export const NON_CONFIG_VARIABLES: ReadonlySet<string> = new Set([
+  'SCANLINE_LOG_FORMAT', // the CLI's log format (src/cli.ts)
+  'SCANLINE_TRAIN_DIR', // training work directory (models/train/run.sh)
+  'SCANLINE_EXPORT_SHARD', // one dataset-export shard, set for its child process (models/train/export-shards.mjs)
+  'SCANLINE_DOCS_SCREENSHOT', // the UI test also writes docs/operator-screen.png (test/ui/operator-screen.test.ts)
+]);
 
 /** `maxBatchSize` → `MAX_BATCH_SIZE`. */
 function upperSnake(key: string): string {
@@ -111,12 +116,58 @@ function setPath(target: Record<string, unknown>, path: string, value: unknown):
 }
 
 /**
+ * Edit distance between two strings, counting an adjacent transposition (PROT / PORT) as one edit (optimal string
+ * alignment).
+ */
+export function editDistance(a: string, b: string): number {
+  const rows = a.length + 1;
+  const cols = b.length + 1;
+  const d: number[] = new Array(rows * cols).fill(0);
+  for (let i = 0; i < rows; i++) d[i * cols] = i;
+  for (let j = 0; j < cols; j++) d[j] = j;
+  for (let i = 1; i < rows; i++) {
+    for (let j = 1; j < cols; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[(i - 1) * cols + j] + 1, d[i * cols + j - 1] + 1, d[(i - 1) * cols + j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[(i - 2) * cols + j - 2] + 1);
+      d[i * cols + j] = v;
+    }
+  }
+  return d[rows * cols - 1];
+}
+
+/**
+ * The variable an unknown `name` most likely meant, or undefined when none is close or two are equally close:
+ * the nearest by edit distance (at most 2, 3 for names over 20 characters after SCANLINE_), else the only variable
+ * whose name ends with the unknown one's words (SCANLINE_DATA_DIR → SCANLINE_STORAGE_DATA_DIR).
+ */
+export function closestVariable(name: string, candidates: Iterable<string>): string | undefined {
+  const rest = name.slice('SCANLINE_'.length);
+  const limit = rest.length > 20 ? 3 : 2;
+  let best: string | undefined;
+  let bestDistance = limit + 1;
+  let tie = false;
+  const suffixed: string[] = [];
+  for (const c of candidates) {
+    const d = editDistance(rest, c.slice('SCANLINE_'.length));
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+      tie = false;
+    } else if (d === bestDistance) tie = true;
+    if (rest.length > 0 && c.endsWith(`_${rest}`)) suffixed.push(c);
+  }
+  if (best !== undefined) return tie ? undefined : best;
+  return suffixed.length === 1 ? suffixed[0] : undefined;
+}
+
+/**
  * Reads the `SCANLINE_*` variables of `env` that name keys of `defaults` into one config layer. Never throws: bad
- * values and unknown variables in a config section come back as problems, for one list with the rest.
+ * values and unknown variables (any `SCANLINE_*` that is neither a key's nor in NON_CONFIG_VARIABLES) come back as
+ * problems, for one list with the rest.
  */
 export function readConfigEnv(defaults: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): EnvLayer {
   const known = envVariables(defaults);
-  const sections = Object.keys(defaults).map((k) => `SCANLINE_${upperSnake(k)}_`);
   const layer: Record<string, unknown> = {};
   const problems: string[] = [];
   const sources = new Map<string, string>();
@@ -125,7 +176,8 @@ export function readConfigEnv(defaults: Record<string, unknown>, env: NodeJS.Pro
     if (raw === undefined || !name.startsWith('SCANLINE_') || NON_CONFIG_VARIABLES.has(name)) continue;
     const leaf = known.get(name);
     if (!leaf) {
-      if (sections.some((s) => name.startsWith(s))) problems.push(`Unknown configuration variable ${name} (no configuration key maps to it)`);
+      const meant = closestVariable(name, known.keys());
+      problems.push(`Unknown configuration variable ${name} (no configuration key maps to it${meant ? `; did you mean ${meant}?` : ''})`);
       continue;
     }
     const parsed = parseValue(raw, leaf.value);

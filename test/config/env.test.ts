@@ -3,10 +3,11 @@
  * they feed, and `scanline serve --print-config` as a user runs it.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { NON_CONFIG_VARIABLES, closestVariable, editDistance } from '../../src/config/env.js';
 import { DEFAULT_CONFIG, configLeaves, envVariableName, envVariables, loadConfig, printableConfig, readConfigEnv } from '../../src/config/index.js';
 import type { ScanlineError } from '../../src/errors/index.js';
 
@@ -46,7 +47,7 @@ describe('environment overrides', () => {
         SCANLINE_STITCH_MATERIAL_RATIO_THRESHOLDS: '[1.5, 1.2, 1.0]',
         SCANLINE_INFERENCE_MODELS: '',
         SCANLINE_LOG_LEVEL: 'warn',
-        SCANLINE_TRAIN_DIR: '/not/ours', // outside the config sections: ignored
+        SCANLINE_TRAIN_DIR: '/not/ours', // read by models/train/run.sh, not a configuration key: not reported
         PATH: process.env.PATH,
       },
     });
@@ -88,7 +89,7 @@ describe('environment overrides', () => {
       'Expected a comma-separated list of numbers for SCANLINE_INFERENCE_BATCHING_PREFERRED_BATCH_SIZES (inference.batching.preferredBatchSizes) but received "8,x"',
       'Expected true or false for SCANLINE_METRICS_ENABLED (metrics.enabled) but received "yes"',
       'Expected a number for SCANLINE_PORTAL_MAX_OPEN_SCANS (portal.maxOpenScans) but received "four"',
-      'Unknown configuration variable SCANLINE_SERVER_PROT (no configuration key maps to it)',
+      'Unknown configuration variable SCANLINE_SERVER_PROT (no configuration key maps to it; did you mean SCANLINE_SERVER_PORT?)',
       'Expected an integer 0..65535 for server.port but received 70000 of type number (from SCANLINE_SERVER_PORT)',
       'Expected a directory path for storage.dataDir but received "" of type string',
       'Expected an integer of at least shutdown.drainTimeoutMs + 1000 (21000) for shutdown.exitTimeoutMs but received 15000 of type number',
@@ -101,6 +102,68 @@ describe('environment overrides', () => {
     expect(r.layer).toEqual({ log: { level: 'info' } });
     expect(r.sources.get('log.level')).toBe('SCANLINE_LOG_LEVEL');
     expect(r.problems).toEqual(['Unknown configuration variable SCANLINE_LOG_COLOUR (no configuration key maps to it)']);
+  });
+
+  it('reports every SCANLINE_* variable that names no key, suggesting a close one, in the one list of problems', () => {
+    const p = problems(() =>
+      loadConfig({
+        env: {
+          SCANLINE_SERVR_PORT: '9000', // misspelt section: was ignored silently
+          SCANLINE_INFERENCE_BATCHING_MAX_BATCH_SIZ: '16', // long name, one letter short
+          SCANLINE_PORTAL_MAX_OPNE_SCANS: '4', // two letters swapped
+          SCANLINE_DATA_DIR: '/srv/scans', // section left out: the only key ending with its words
+          SCANLINE_TELEPORT: 'yes', // nothing like it
+          SCANLINE_STORAGE_DATA_DIR: '/srv/ok',
+          SCANLINE_LOG_FORMAT: 'json', // read by the CLI, not a configuration key
+          SCANLINE_TRAIN_DIR: '/srv/train',
+          SCANLINE_DOCS_SCREENSHOT: '1',
+          SCANLINE_EXPORT_SHARD: '{}',
+          SCANNER_PORT: '1', // not ours
+        },
+      }),
+    );
+    expect(p).toEqual([
+      'Unknown configuration variable SCANLINE_DATA_DIR (no configuration key maps to it; did you mean SCANLINE_STORAGE_DATA_DIR?)',
+      'Unknown configuration variable SCANLINE_INFERENCE_BATCHING_MAX_BATCH_SIZ (no configuration key maps to it; did you mean SCANLINE_INFERENCE_BATCHING_MAX_BATCH_SIZE?)',
+      'Unknown configuration variable SCANLINE_PORTAL_MAX_OPNE_SCANS (no configuration key maps to it; did you mean SCANLINE_PORTAL_MAX_OPEN_SCANS?)',
+      'Unknown configuration variable SCANLINE_SERVR_PORT (no configuration key maps to it; did you mean SCANLINE_SERVER_PORT?)',
+      'Unknown configuration variable SCANLINE_TELEPORT (no configuration key maps to it)',
+    ]);
+  });
+
+  it('suggests a variable only when one is clearly closest', () => {
+    expect(editDistance('SERVER_PROT', 'SERVER_PORT')).toBe(1);
+    expect(editDistance('SERVR_PORT', 'SERVER_PORT')).toBe(1);
+    expect(editDistance('', 'ABC')).toBe(3);
+    const names = ['SCANLINE_A_PORT', 'SCANLINE_B_PORT', 'SCANLINE_SERVER_HOST'];
+    expect(closestVariable('SCANLINE_SERVER_HOTS', names)).toBe('SCANLINE_SERVER_HOST');
+    expect(closestVariable('SCANLINE_C_PORT', names)).toBeUndefined(); // A and B are equally close
+    expect(closestVariable('SCANLINE_HOST', names)).toBe('SCANLINE_SERVER_HOST'); // the only one ending with HOST
+    const listeners = ['SCANLINE_SERVER_LISTEN_PORT', 'SCANLINE_METRICS_LISTEN_PORT'];
+    expect(closestVariable('SCANLINE_LISTEN_PORT', listeners)).toBeUndefined(); // two end with LISTEN_PORT
+  });
+
+  it('lists every SCANLINE_* variable the code reads that is not a configuration key', () => {
+    // Reads in code and scripts: process.env.<NAME>, process.env['<NAME>'], and $<NAME> or ${<NAME>} in shell.
+    const root = new URL('../../', import.meta.url).pathname;
+    const read = new Set<string>();
+    const walk = (dir: string): void => {
+      for (const entry of readdirSync(join(root, dir), { withFileTypes: true })) {
+        const rel = join(dir, entry.name);
+        if (entry.isDirectory()) {
+          if (entry.name !== 'node_modules' && entry.name !== 'fixtures') walk(rel);
+        } else if (/\.(ts|js|mjs|cjs|sh)$/.test(entry.name) || dir === '.ci') {
+          const text = readFileSync(join(root, rel), 'utf8');
+          for (const m of text.matchAll(/process\.env(?:\.|\[['"])(SCANLINE_[A-Z0-9_]+)|\$\{?(SCANLINE_[A-Z0-9_]+)/g)) read.add(m[1] ?? m[2]);
+        }
+      }
+    };
+    for (const dir of ['src', 'bin', 'bench', 'test', 'models', '.ci']) if (existsSync(join(root, dir))) walk(dir);
+    const config = envVariables(DEFAULT_CONFIG);
+    expect([...read].filter((v) => !config.has(v) && !NON_CONFIG_VARIABLES.has(v)).sort()).toEqual([]);
+    expect([...read].sort()).toEqual(
+      expect.arrayContaining(['SCANLINE_DOCS_SCREENSHOT', 'SCANLINE_EXPORT_SHARD', 'SCANLINE_LOG_FORMAT', 'SCANLINE_TRAIN_DIR']),
+    );
   });
 
   it('redacts portal tokens in the printable config', () => {
