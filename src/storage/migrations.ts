@@ -163,6 +163,7 @@ export function migrate(db: Database.Database, where: string): MigrationOutcome 
     }
   }
   for (const m of MIGRATIONS) {
+    if (m.version <= from) continue; // no write lock when there is nothing to do
     db.transaction(() => {
       // Read again inside the write lock: another process may have applied it since.
       if (userVersion(db) >= m.version) return;
