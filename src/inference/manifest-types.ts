@@ -1,84 +1,180 @@
 /**
  * The model manifest (`models/<name>/model.json`): what a model expects and produces, so a customs service can drop
- * in its own trained model without code changes. Validated at start-up (inference/manifest.ts); a model whose ONNX
- * inputs or outputs do not match its manifest refuses to load. models/README.md documents the contract for people.
+ * in its own trained model without code changes. ModelManifestSchema is the contract: the TypeScript types below
+ * come from it and inference/manifest.ts checks every manifest against it at start-up (with the rules across
+ * fields, refineManifest); a model whose ONNX inputs or outputs do not match its manifest refuses to load.
+ * models/README.md documents the contract for people.
  */
+import { isAbsolute, normalize, sep } from 'node:path';
+import { FormatRegistry } from '@sinclair/typebox';
+import { literalUnion, type Static, Type } from '../schema/index.js';
 
-export type ModelTask = 'goods' | 'threats';
-
-export interface ModelFile {
-  /** Path relative to the manifest's folder. */
-  path: string;
-  /** Lower-case hex sha256 of the file; checked at load. */
-  sha256: string;
+/** A relative path that stays inside the model's folder (no absolute path, no `..` segment after normalising). */
+export function isModelRelativePath(v: string): boolean {
+  if (v.trim().length === 0 || isAbsolute(v) || v.includes('\0')) return false;
+  const n = normalize(v);
+  return n !== '..' && !n.startsWith(`..${sep}`) && !n.split(/[\\/]/).includes('..');
 }
+/** The string format of file paths in a manifest (registered once, process-wide, for TypeBox checks). */
+export const MODEL_RELATIVE_PATH_FORMAT = 'model-relative-path';
+if (!FormatRegistry.Has(MODEL_RELATIVE_PATH_FORMAT)) FormatRegistry.Set(MODEL_RELATIVE_PATH_FORMAT, isModelRelativePath);
 
-export interface ModelInput {
-  /** ONNX input name. */
-  name: string;
-  /** [batch, channels, height, width]; batch is -1 (dynamic). */
-  shape: [-1, number, number, number];
-  dtype: 'float32';
-  layout: 'NCHW';
-  /** What each channel holds, in order; the stitcher's tiles carry attenuation per energy, high first. */
-  channels: Array<'attenuation_high' | 'attenuation_low'>;
-  /** Tile geometry the model was trained on; must equal the gateway's stitch.tile size and downsample. */
-  tile: { size: number; downsample: number };
-  /**
-   * Applied by the gateway per channel before inference: x' = clamp((x - offset[c]) * scale[c], clampMin, clampMax).
-   */
-  normalization: { offset: number[]; scale: number[]; clampMin: number; clampMax: number };
-}
+const PositiveInteger = Type.Integer({ minimum: 1, expected: 'a positive integer' });
+/** Text with at least one character that is not white space. */
+const NonEmptyString = Type.String({ pattern: '\\S', expected: 'a non-empty string' });
 
-/** What an output means; the results stage interprets outputs by meaning, not by name. */
-export type OutputMeaning =
-  /** goods: [batch, labels.length] unnormalised class scores (softmax is applied by the gateway). */
-  | 'class_logits'
-  /** goods: [batch, D] embedding, L2-normalised by the gateway, used for reference-sample matching. */
-  | 'embedding'
-  /** threats: [batch, labels.length, gh, gw] per-cell logits (sigmoid by the gateway); cells tile the input evenly. */
-  | 'threat_heatmap_logits';
+export const MODEL_TASKS = ['goods', 'threats'] as const;
+export type ModelTask = (typeof MODEL_TASKS)[number];
 
-export interface ModelOutput {
-  name: string;
-  /** With -1 for the batch dimension. */
-  shape: number[];
-  dtype: 'float32';
-  meaning: OutputMeaning;
-}
+export const ModelFileSchema = Type.Object(
+  {
+    path: Type.String({
+      format: MODEL_RELATIVE_PATH_FORMAT,
+      expected: 'a relative path inside the model folder',
+      description: "Path relative to the manifest's folder.",
+    }),
+    sha256: Type.String({
+      pattern: '^[0-9a-f]{64}$',
+      expected: '64 lower-case hex digits',
+      description: 'Lower-case hex sha256 of the file; checked at load.',
+    }),
+  },
+  { additionalProperties: false, expected: 'an object {path, sha256}' },
+);
+export type ModelFile = Static<typeof ModelFileSchema>;
 
-export interface ModelLabel {
-  /** Stable id used on the wire and in metrics, e.g. "timber", "firearm". */
-  id: string;
-  /** Human name for operator screens. */
-  name: string;
-  /** goods: HS headings this category covers (declaration check); threats: empty. */
-  hsCodes: string[];
-  /**
-   * goods only: false for classes that are not cargo (e.g. "vehicle" structure, "air"): they never become a
-   * suggestion and tiles predicted as such are not counted as cargo.
-   */
-  cargo?: boolean;
-}
+export const INPUT_CHANNELS = ['attenuation_high', 'attenuation_low'] as const;
 
-export interface ModelManifest {
-  /** Manifest format version. */
-  manifestVersion: 1;
-  name: string;
-  /** Semantic version of the trained model, reported with every result (DICOS algorithm version). */
-  version: string;
-  task: ModelTask;
-  description: string;
-  /** fp32 runs everywhere; fp16 is preferred on GPU execution providers when present. */
-  files: { fp32: ModelFile; fp16?: ModelFile };
-  input: ModelInput;
-  outputs: ModelOutput[];
-  labels: ModelLabel[];
-  /**
-   * goods: `suggest` = minimum top-1 probability for a suggestion segment;
-   * threats: one threshold per threat label id = minimum cell probability for an alert.
-   */
-  thresholds: Record<string, number>;
-  /** Provenance: how it was trained, for the record (seeds, recipe, date, metrics). */
-  training?: Record<string, unknown>;
-}
+export const ModelInputSchema = Type.Object(
+  {
+    name: Type.String({ pattern: '\\S', expected: 'a non-empty string', description: 'ONNX input name.' }),
+    shape: Type.Tuple([Type.Literal(-1), PositiveInteger, PositiveInteger, PositiveInteger], {
+      expected: '[-1, channels, height, width] with positive integers',
+      description: '[batch, channels, height, width]; batch is -1 (dynamic); tiles are square.',
+    }),
+    dtype: Type.Literal('float32'),
+    layout: Type.Literal('NCHW'),
+    channels: Type.Array(literalUnion(INPUT_CHANNELS), {
+      minItems: 1,
+      uniqueItems: true,
+      expected: `a list of distinct channels from ${INPUT_CHANNELS.join(', ')}`,
+      description: "What each channel holds, in order; the stitcher's tiles carry attenuation per energy, high first.",
+    }),
+    tile: Type.Object(
+      { size: PositiveInteger, downsample: PositiveInteger },
+      {
+        expected: 'an object {size, downsample}',
+        description: "Tile geometry the model was trained on; must equal the gateway's stitch.tile size and downsample.",
+      },
+    ),
+    normalization: Type.Object(
+      {
+        offset: Type.Array(Type.Number({ expected: 'a finite number' }), {
+          minItems: 1,
+          expected: 'a list of finite numbers, one per channel',
+        }),
+        scale: Type.Array(Type.Union([Type.Number({ exclusiveMaximum: 0 }), Type.Number({ exclusiveMinimum: 0 })], { expected: 'a finite non-zero number' }), {
+          minItems: 1,
+          expected: 'a list of finite non-zero numbers, one per channel',
+        }),
+        clampMin: Type.Number({ expected: 'a finite number' }),
+        clampMax: Type.Number({ expected: 'a finite number' }),
+      },
+      {
+        expected: 'an object {offset, scale, clampMin, clampMax}',
+        description: "Applied by the gateway per channel before inference: x' = clamp((x - offset[c]) * scale[c], clampMin, clampMax).",
+      },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type ModelInput = Static<typeof ModelInputSchema>;
+
+/**
+ * What an output means; the results stage interprets outputs by meaning, not by name.
+ * - class_logits (goods): [batch, labels.length] unnormalised class scores (softmax is applied by the gateway);
+ * - embedding (goods): [batch, D] embedding, L2-normalised by the gateway, used for reference-sample matching;
+ * - threat_heatmap_logits (threats): [batch, labels.length, gh, gw] per-cell logits (sigmoid by the gateway); cells
+ *   tile the input evenly.
+ */
+export const OUTPUT_MEANINGS = ['class_logits', 'embedding', 'threat_heatmap_logits'] as const;
+export type OutputMeaning = (typeof OUTPUT_MEANINGS)[number];
+
+/** An output's shape: -1 (batch) first, then positive integers (refineManifest holds the positions). */
+export const OUTPUT_SHAPE_EXPECTED = '[-1, ...positive integers] (batch first, at least 2 dimensions)';
+
+export const ModelOutputSchema = Type.Object(
+  {
+    name: NonEmptyString,
+    shape: Type.Array(Type.Integer({ expected: 'an integer' }), { minItems: 2, expected: OUTPUT_SHAPE_EXPECTED }),
+    dtype: Type.Literal('float32'),
+    meaning: literalUnion(OUTPUT_MEANINGS),
+  },
+  { additionalProperties: false, expected: 'an object {name, shape, dtype, meaning}' },
+);
+export type ModelOutput = Static<typeof ModelOutputSchema>;
+
+export const ModelLabelSchema = Type.Object(
+  {
+    id: Type.String({
+      pattern: '^[a-z0-9_]{1,64}$',
+      expected: 'an id of lower-case letters, digits and "_"',
+      description: 'Stable id used on the wire and in metrics, e.g. "timber", "firearm".',
+    }),
+    name: Type.String({ pattern: '\\S', expected: 'a non-empty string', description: 'Human name for operator screens.' }),
+    hsCodes: Type.Array(Type.String({ pattern: '^[0-9]{2,10}$', expected: 'an HS code (2-10 digits)' }), {
+      expected: 'a list of HS codes (2-10 digits)',
+      description: 'goods: HS headings this category covers (declaration check); threats: empty.',
+    }),
+    cargo: Type.Optional(
+      Type.Boolean({
+        description:
+          'goods only: false for classes that are not cargo (e.g. "vehicle" structure, "air"): they never become a suggestion and tiles predicted as such are not counted as cargo.',
+      }),
+    ),
+  },
+  { additionalProperties: false, expected: 'an object {id, name, hsCodes}' },
+);
+export type ModelLabel = Static<typeof ModelLabelSchema>;
+
+export const ModelManifestSchema = Type.Object(
+  {
+    manifestVersion: Type.Literal(1, { description: 'Manifest format version.' }),
+    name: Type.String({
+      pattern: '^[a-z0-9][a-z0-9._-]{0,63}$',
+      expected: 'a name of lower-case letters, digits, ".", "_" or "-" (1-64 characters)',
+      description: 'Registry name, the folder name, e.g. "goods-v1".',
+    }),
+    version: Type.String({
+      pattern: '^\\d+\\.\\d+\\.\\d+([-+][0-9A-Za-z.+-]+)?$',
+      expected: 'a semantic version like "1.2.0"',
+      description: 'Semantic version of the trained model, reported with every result (DICOS algorithm version).',
+    }),
+    task: literalUnion(MODEL_TASKS, { expected: '"goods" or "threats"' }),
+    description: Type.String(),
+    files: Type.Object(
+      { fp32: ModelFileSchema, fp16: Type.Optional(ModelFileSchema) },
+      {
+        additionalProperties: false,
+        expected: 'an object with fp32 (and optionally fp16)',
+        description: 'fp32 runs everywhere; fp16 is preferred on GPU execution providers when present.',
+      },
+    ),
+    input: ModelInputSchema,
+    outputs: Type.Array(ModelOutputSchema, { minItems: 1, expected: 'a non-empty list of outputs' }),
+    labels: Type.Array(ModelLabelSchema, { minItems: 1, expected: 'a non-empty list of labels', description: 'In output order.' }),
+    thresholds: Type.Record(Type.String(), Type.Number({ minimum: 0, maximum: 1, expected: 'a probability 0..1' }), {
+      expected: 'an object of thresholds',
+      description:
+        'goods: `suggest` = minimum top-1 probability for a suggestion segment; threats: one threshold per threat label id = minimum cell probability for an alert.',
+    }),
+    training: Type.Optional(
+      Type.Record(Type.String(), Type.Unknown(), {
+        expected: 'an object',
+        description: 'Provenance: how it was trained, for the record (seeds, recipe, date, metrics); never interpreted.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type ModelManifest = Static<typeof ModelManifestSchema>;

@@ -5,10 +5,11 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
+import { join, resolve } from 'node:path';
 import { deepFreeze } from '../config/layers.js';
 import { ScanlineError } from '../errors/index.js';
-import type { ModelManifest, ModelOutput, OutputMeaning } from './manifest-types.js';
+import { type RefineContext, SchemaValidator, Type } from '../schema/index.js';
+import { type ModelManifest, ModelManifestSchema, type ModelOutput, OUTPUT_SHAPE_EXPECTED, type OutputMeaning } from './manifest-types.js';
 
 export const MANIFEST_FILE = 'model.json';
 
@@ -24,254 +25,141 @@ export interface LoadedModel {
   readonly outputFloats: Readonly<Record<string, number>>;
 }
 
-const MEANINGS: readonly OutputMeaning[] = ['class_logits', 'embedding', 'threat_heatmap_logits'];
-const CHANNELS = ['attenuation_high', 'attenuation_low'];
-const TOP_KEYS = ['manifestVersion', 'name', 'version', 'task', 'description', 'files', 'input', 'outputs', 'labels', 'thresholds', 'training'];
-const INPUT_KEYS = ['name', 'shape', 'dtype', 'layout', 'channels', 'tile', 'normalization'];
-const OUTPUT_KEYS = ['name', 'shape', 'dtype', 'meaning'];
-const LABEL_KEYS = ['id', 'name', 'hsCodes', 'cargo'];
-
-function describe(v: unknown): string {
-  let s: string | undefined;
-  try {
-    s = JSON.stringify(v);
-  } catch {
-    s = undefined;
-  }
-  if (s !== undefined && s.length > 80) s = `${s.slice(0, 77)}...`;
-  return `${s === undefined ? String(v) : s} of type ${Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v}`;
-}
-
-function obj(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-function posInt(v: unknown): v is number {
-  return Number.isInteger(v) && (v as number) > 0;
-}
-function finite(v: unknown): v is number {
-  return typeof v === 'number' && Number.isFinite(v);
-}
-function nonEmpty(v: unknown): v is string {
-  return typeof v === 'string' && v.trim().length > 0;
-}
-
-/** A relative path that stays inside the model's folder. */
-function safeRelativePath(v: unknown): v is string {
-  if (!nonEmpty(v) || isAbsolute(v) || v.includes('\0')) return false;
-  const n = normalize(v);
-  return n !== '..' && !n.startsWith(`..${sep}`) && !n.split(/[\\/]/).includes('..');
-}
-
 /**
- * Every problem with a parsed model.json, each "Expected X for field but received V of type T" (or a sentence for
- * cross-field rules); empty when `value` is a valid ModelManifest.
+ * The manifest's rules across fields, for SchemaValidator (each runs only once the fields it reads passed their own
+ * checks, so one mistake is one problem): the input's shape, channels, tile and normalisation agree; label ids and
+ * output names are unique; the outputs a task needs, with the shapes its labels and tiles imply; the thresholds a
+ * task needs. Arrays are read only when they are arrays: a failed list is reported at its own path.
  */
-export function validateManifest(value: unknown): string[] {
-  const p: string[] = [];
-  const check = (ok: boolean, expected: string, name: string, v: unknown): boolean => {
-    if (!ok) p.push(`Expected ${expected} for ${name} but received ${describe(v)}`);
-    return ok;
-  };
-  const unknownKeys = (o: Record<string, unknown>, allowed: string[], where: string): void => {
-    for (const k of Object.keys(o)) if (!allowed.includes(k)) p.push(`Unknown key ${where}${k}`);
-  };
-  if (!obj(value)) {
-    check(false, 'an object', 'the manifest', value);
-    return p;
-  }
-  const m = value;
-  unknownKeys(m, TOP_KEYS, '');
-  check(m.manifestVersion === 1, '1', 'manifestVersion', m.manifestVersion);
-  check(
-    typeof m.name === 'string' && /^[a-z0-9][a-z0-9._-]{0,63}$/.test(m.name),
-    'a name of lower-case letters, digits, ".", "_" or "-" (1-64 characters)',
-    'name',
-    m.name,
-  );
-  check(typeof m.version === 'string' && /^\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$/.test(m.version), 'a semantic version like "1.2.0"', 'version', m.version);
-  const task = m.task;
-  check(task === 'goods' || task === 'threats', '"goods" or "threats"', 'task', task);
-  check(typeof m.description === 'string', 'a string', 'description', m.description);
-
-  // Files.
-  if (check(obj(m.files), 'an object with fp32 (and optionally fp16)', 'files', m.files)) {
-    const files = m.files as Record<string, unknown>;
-    unknownKeys(files, ['fp32', 'fp16'], 'files.');
-    for (const key of ['fp32', 'fp16']) {
-      const f = files[key];
-      if (f === undefined && key === 'fp16') continue;
-      if (!check(obj(f), 'an object {path, sha256}', `files.${key}`, f)) continue;
-      const file = f as Record<string, unknown>;
-      unknownKeys(file, ['path', 'sha256'], `files.${key}.`);
-      check(safeRelativePath(file.path), 'a relative path inside the model folder', `files.${key}.path`, file.path);
-      check(typeof file.sha256 === 'string' && /^[0-9a-f]{64}$/.test(file.sha256), '64 lower-case hex digits', `files.${key}.sha256`, file.sha256);
-    }
-  }
+export function refineManifest(m: ModelManifest, ctx: RefineContext): void {
+  const task = ctx.ok('task') ? m.task : undefined;
 
   // Input.
-  let channels = 0;
-  let tileSize = 0;
-  if (check(obj(m.input), 'an object', 'input', m.input)) {
-    const i = m.input as Record<string, unknown>;
-    unknownKeys(i, INPUT_KEYS, 'input.');
-    check(nonEmpty(i.name), 'a non-empty string', 'input.name', i.name);
-    const shape = i.shape;
-    const shapeOk = check(
-      Array.isArray(shape) && shape.length === 4 && shape[0] === -1 && shape.slice(1).every(posInt),
-      '[-1, channels, height, width] with positive integers',
-      'input.shape',
-      shape,
-    );
-    if (shapeOk) {
-      const s = shape as number[];
-      channels = s[1];
-      tileSize = s[2];
-      if (s[2] !== s[3]) p.push(`input.shape height ${s[2]} and width ${s[3]} differ: tiles are square`);
-    }
-    check(i.dtype === 'float32', '"float32"', 'input.dtype', i.dtype);
-    check(i.layout === 'NCHW', '"NCHW"', 'input.layout', i.layout);
-    const ch = i.channels;
-    if (
-      check(
-        Array.isArray(ch) && ch.length > 0 && ch.every((c) => CHANNELS.includes(c as string)) && new Set(ch).size === ch.length,
-        `a list of distinct channels from ${CHANNELS.join(', ')}`,
-        'input.channels',
-        ch,
-      ) &&
-      shapeOk &&
-      (ch as unknown[]).length !== channels
-    ) {
-      p.push(`input.channels lists ${(ch as unknown[]).length} channels but input.shape has ${channels}`);
-    }
-    if (check(obj(i.tile), 'an object {size, downsample}', 'input.tile', i.tile)) {
-      const t = i.tile as Record<string, unknown>;
-      check(posInt(t.size), 'a positive integer', 'input.tile.size', t.size);
-      check(posInt(t.downsample), 'a positive integer', 'input.tile.downsample', t.downsample);
-      if (shapeOk && posInt(t.size) && t.size !== tileSize) p.push(`input.tile.size ${t.size} differs from input.shape height ${tileSize}`);
-    }
-    if (check(obj(i.normalization), 'an object {offset, scale, clampMin, clampMax}', 'input.normalization', i.normalization)) {
-      const n = i.normalization as Record<string, unknown>;
-      const perChannel = (key: 'offset' | 'scale'): void => {
-        const v = n[key];
-        const ok = check(
-          Array.isArray(v) && v.length > 0 && v.every(finite) && (key === 'offset' || v.every((x) => x !== 0)),
-          key === 'scale' ? 'a list of finite non-zero numbers, one per channel' : 'a list of finite numbers, one per channel',
-          `input.normalization.${key}`,
-          v,
-        );
-        if (ok && shapeOk && (v as number[]).length !== channels) {
-          p.push(`input.normalization.${key} has ${(v as number[]).length} values but input.shape has ${channels} channels`);
-        }
-      };
-      perChannel('offset');
-      perChannel('scale');
-      check(finite(n.clampMin), 'a finite number', 'input.normalization.clampMin', n.clampMin);
-      check(finite(n.clampMax), 'a finite number', 'input.normalization.clampMax', n.clampMax);
-      if (finite(n.clampMin) && finite(n.clampMax) && !(n.clampMin < n.clampMax)) {
-        p.push(`input.normalization.clampMin ${n.clampMin} must be below clampMax ${n.clampMax}`);
-      }
-    }
+  const shape = ctx.ok('input.shape') ? m.input.shape : undefined;
+  const channels = shape?.[1];
+  const tileSize = shape?.[2];
+  if (shape && shape[2] !== shape[3]) ctx.fail('input.shape', `[-1, channels, ${shape[2]}, ${shape[2]}] (tiles are square)`, shape);
+  if (shape && ctx.ok('input.channels') && m.input.channels.length !== channels) {
+    ctx.fail('input.channels', `${channels} channels (as input.shape says)`, m.input.channels);
+  }
+  if (shape && ctx.ok('input.tile.size') && m.input.tile.size !== tileSize)
+    ctx.fail('input.tile.size', `${tileSize} (the height of input.shape)`, m.input.tile.size);
+  for (const key of ['offset', 'scale'] as const) {
+    const path = `input.normalization.${key}`;
+    if (shape && ctx.ok(path) && m.input.normalization[key].length !== channels)
+      ctx.fail(path, `${channels} values (one per channel of input.shape)`, m.input.normalization[key]);
+  }
+  if (ctx.ok('input.normalization.clampMin', 'input.normalization.clampMax')) {
+    const { clampMin, clampMax } = m.input.normalization;
+    if (!(clampMin < clampMax)) ctx.fail('input.normalization.clampMin', `a number below clampMax ${clampMax}`, clampMin);
   }
 
-  // Labels (needed by the output rules).
-  let labelCount = -1;
+  // Labels (needed by the output and threshold rules).
+  const labels = Array.isArray(m.labels) ? m.labels : [];
+  const labelCount = labels.length > 0 ? labels.length : undefined;
   const labelIds: string[] = [];
-  if (check(Array.isArray(m.labels) && m.labels.length > 0, 'a non-empty list of labels', 'labels', m.labels)) {
-    const labels = m.labels as unknown[];
-    labelCount = labels.length;
-    labels.forEach((l, k) => {
-      const at = `labels[${k}]`;
-      if (!check(obj(l), 'an object {id, name, hsCodes}', at, l)) return;
-      const label = l as Record<string, unknown>;
-      unknownKeys(label, LABEL_KEYS, `${at}.`);
-      if (check(typeof label.id === 'string' && /^[a-z0-9_]{1,64}$/.test(label.id), 'an id of lower-case letters, digits and "_"', `${at}.id`, label.id)) {
-        if (labelIds.includes(label.id as string)) p.push(`${at}.id "${label.id as string}" is used twice`);
-        labelIds.push(label.id as string);
-      }
-      check(nonEmpty(label.name), 'a non-empty string', `${at}.name`, label.name);
-      check(
-        Array.isArray(label.hsCodes) && label.hsCodes.every((h) => typeof h === 'string' && /^\d{2,10}$/.test(h)),
-        'a list of HS codes (2-10 digits)',
-        `${at}.hsCodes`,
-        label.hsCodes,
-      );
-      if (label.cargo !== undefined) {
-        check(typeof label.cargo === 'boolean', 'a boolean', `${at}.cargo`, label.cargo);
-        if (task === 'threats') p.push(`${at}.cargo is for goods models only`);
-      }
-    });
-  }
+  labels.forEach((label, k) => {
+    if (ctx.ok(`labels[${k}].id`)) {
+      if (labelIds.includes(label.id)) ctx.fail(`labels[${k}].id`, 'an id no earlier label has', label.id);
+      else labelIds.push(label.id);
+    }
+    if (task === 'threats' && ctx.ok(`labels[${k}].cargo`) && label.cargo !== undefined) {
+      ctx.fail(`labels[${k}].cargo`, 'no cargo flag (it is for goods models only)', label.cargo);
+    }
+  });
 
   // Outputs.
-  if (check(Array.isArray(m.outputs) && m.outputs.length > 0, 'a non-empty list of outputs', 'outputs', m.outputs)) {
-    const outputs = m.outputs as unknown[];
-    const names = new Set<string>();
-    const byMeaning = new Map<string, number[][]>();
-    outputs.forEach((o, k) => {
-      const at = `outputs[${k}]`;
-      if (!check(obj(o), 'an object {name, shape, dtype, meaning}', at, o)) return;
-      const out = o as Record<string, unknown>;
-      unknownKeys(out, OUTPUT_KEYS, `${at}.`);
-      if (check(nonEmpty(out.name), 'a non-empty string', `${at}.name`, out.name)) {
-        if (names.has(out.name as string)) p.push(`${at}.name "${out.name as string}" is used twice`);
-        names.add(out.name as string);
-      }
-      const shapeOk = check(
-        Array.isArray(out.shape) && out.shape.length >= 2 && out.shape[0] === -1 && out.shape.slice(1).every(posInt),
-        '[-1, ...positive integers] (batch first, at least 2 dimensions)',
-        `${at}.shape`,
-        out.shape,
-      );
-      check(out.dtype === 'float32', '"float32"', `${at}.dtype`, out.dtype);
-      if (check(MEANINGS.includes(out.meaning as OutputMeaning), `one of ${MEANINGS.join(', ')}`, `${at}.meaning`, out.meaning) && shapeOk) {
-        const list = byMeaning.get(out.meaning as string) ?? [];
-        list.push(out.shape as number[]);
-        byMeaning.set(out.meaning as string, list);
-      }
-    });
-    const one = (meaning: OutputMeaning, required: boolean): number[] | undefined => {
-      const list = byMeaning.get(meaning) ?? [];
-      if (list.length > 1) p.push(`outputs has ${list.length} outputs with meaning ${meaning}; at most one is allowed`);
-      if (required && list.length === 0) p.push(`a ${String(task)} model needs an output with meaning ${meaning}`);
-      return list[0];
-    };
-    if (task === 'goods') {
-      const logits = one('class_logits', true);
-      one('embedding', false);
-      if (logits && logits.length !== 2) p.push(`the class_logits output must be [-1, labels] but is ${JSON.stringify(logits)}`);
-      else if (logits && labelCount >= 0 && logits[1] !== labelCount) {
-        p.push(`the class_logits output has ${logits[1]} classes but labels lists ${labelCount}`);
-      }
-      const emb = byMeaning.get('embedding')?.[0];
-      if (emb && emb.length !== 2) p.push(`the embedding output must be [-1, D] but is ${JSON.stringify(emb)}`);
-      if (byMeaning.has('threat_heatmap_logits')) p.push('a goods model has no threat_heatmap_logits output');
-    } else if (task === 'threats') {
-      const heat = one('threat_heatmap_logits', true);
-      if (heat && heat.length !== 4) p.push(`the threat_heatmap_logits output must be [-1, labels, gh, gw] but is ${JSON.stringify(heat)}`);
-      else if (heat) {
-        if (labelCount >= 0 && heat[1] !== labelCount) p.push(`the threat_heatmap_logits output has ${heat[1]} kinds but labels lists ${labelCount}`);
-        if (tileSize > 0 && (tileSize % heat[2] !== 0 || tileSize % heat[3] !== 0)) {
-          p.push(`the threat heatmap cells ${heat[2]}x${heat[3]} do not tile the ${tileSize}x${tileSize} input evenly`);
-        }
-      }
-      if (byMeaning.has('class_logits') || byMeaning.has('embedding')) p.push('a threats model has only a threat_heatmap_logits output');
+  const outputs = Array.isArray(m.outputs) ? m.outputs : [];
+  const names = new Set<string>();
+  /** Index of the first output of each meaning whose shape is valid. */
+  const byMeaning = new Map<OutputMeaning, number>();
+  /** No output has a problem of its own (then a missing meaning is a problem, not a consequence of one). */
+  let outputsOk = ctx.ok('outputs');
+  outputs.forEach((o, k) => {
+    const at = `outputs[${k}]`;
+    if (ctx.ok(`${at}.name`)) {
+      if (names.has(o.name)) ctx.fail(`${at}.name`, 'a name no earlier output has', o.name);
+      names.add(o.name);
     }
+    let shapeOk = ctx.ok(`${at}.shape`);
+    if (shapeOk && !(o.shape[0] === -1 && o.shape.slice(1).every((d) => d >= 1))) {
+      ctx.fail(`${at}.shape`, OUTPUT_SHAPE_EXPECTED, o.shape);
+      shapeOk = false;
+      outputsOk = false;
+    }
+    if (!shapeOk || !ctx.ok(`${at}.meaning`) || task === undefined) return;
+    const first = byMeaning.get(o.meaning);
+    if (first !== undefined) {
+      ctx.fail(`${at}.meaning`, `a meaning no earlier output has (outputs[${first}] is ${o.meaning})`, o.meaning);
+      return;
+    }
+    byMeaning.set(o.meaning, k);
+    if (task === 'goods' && o.meaning === 'threat_heatmap_logits') {
+      ctx.fail(`${at}.meaning`, '"class_logits" or "embedding" (a goods model has no threat_heatmap_logits output)', o.meaning);
+    } else if (task === 'threats' && o.meaning !== 'threat_heatmap_logits') {
+      ctx.fail(`${at}.meaning`, '"threat_heatmap_logits" (a threats model has no other output)', o.meaning);
+    } else {
+      outputShapeRule(o, ctx.at(`${at}`), labelCount, tileSize);
+    }
+  });
+  const required: OutputMeaning | undefined = task === 'goods' ? 'class_logits' : task === 'threats' ? 'threat_heatmap_logits' : undefined;
+  if (required && outputsOk && !byMeaning.has(required)) {
+    ctx.fail('outputs', `a list with an output of meaning ${required} (a ${task} model needs one)`, m.outputs);
   }
 
-  // Thresholds.
-  if (check(obj(m.thresholds), 'an object of thresholds', 'thresholds', m.thresholds)) {
-    const t = m.thresholds as Record<string, unknown>;
-    for (const [k, v] of Object.entries(t)) check(finite(v) && v >= 0 && v <= 1, 'a probability 0..1', `thresholds.${k}`, v);
-    if (task === 'goods') {
-      if (!('suggest' in t)) p.push('thresholds.suggest is required for a goods model');
-      for (const k of Object.keys(t)) if (k !== 'suggest') p.push(`Unknown key thresholds.${k} (a goods model has only "suggest")`);
-    } else if (task === 'threats') {
-      for (const id of labelIds) if (!(id in t)) p.push(`thresholds.${id} is required: one threshold per threat label`);
-      for (const k of Object.keys(t)) if (labelIds.length > 0 && !labelIds.includes(k)) p.push(`Unknown key thresholds.${k} (not a label id)`);
+  // Thresholds: the keys a task needs (each value is checked by the schema).
+  const thresholds = typeof m.thresholds === 'object' && m.thresholds !== null && !Array.isArray(m.thresholds) ? m.thresholds : undefined;
+  if (thresholds && task === 'goods') {
+    if (!('suggest' in thresholds)) ctx.fail('thresholds.suggest', 'a probability 0..1 (required for a goods model)', undefined);
+    for (const [k, v] of Object.entries(thresholds)) {
+      if (k !== 'suggest' && ctx.ok(`thresholds.${k}`)) ctx.fail(`thresholds.${k}`, 'no threshold but "suggest" on a goods model', v);
+    }
+  } else if (thresholds && task === 'threats') {
+    for (const id of labelIds)
+      if (!(id in thresholds)) ctx.fail(`thresholds.${id}`, 'a probability 0..1 (required: one threshold per threat label)', undefined);
+    if (labelIds.length > 0) {
+      for (const [k, v] of Object.entries(thresholds)) {
+        if (!labelIds.includes(k) && ctx.ok(`thresholds.${k}`)) ctx.fail(`thresholds.${k}`, `no threshold but one per label id (${labelIds.join(', ')})`, v);
+      }
     }
   }
-  if (m.training !== undefined) check(obj(m.training), 'an object', 'training', m.training);
-  return p;
+}
+
+/** The shape an output of a valid meaning must have, given the labels and the tile size (when those are valid). */
+function outputShapeRule(o: ModelOutput, ctx: RefineContext, labelCount: number | undefined, tileSize: number | undefined): void {
+  const s = o.shape;
+  switch (o.meaning) {
+    case 'class_logits':
+      if (s.length !== 2) ctx.fail('shape', '[-1, labels] (the class_logits output)', s);
+      else if (labelCount !== undefined && s[1] !== labelCount) ctx.fail('shape', `[-1, ${labelCount}] (the class_logits output has one class per label)`, s);
+      return;
+    case 'embedding':
+      if (s.length !== 2) ctx.fail('shape', '[-1, D] (the embedding output is one vector per tile)', s);
+      return;
+    case 'threat_heatmap_logits':
+      if (s.length !== 4) ctx.fail('shape', '[-1, labels, gh, gw] (the threat_heatmap_logits output)', s);
+      else if (labelCount !== undefined && s[1] !== labelCount) {
+        ctx.fail('shape', `[-1, ${labelCount}, gh, gw] (the threat_heatmap_logits output has one map per label)`, s);
+      } else if (tileSize !== undefined && (tileSize % s[2] !== 0 || tileSize % s[3] !== 0)) {
+        ctx.fail('shape', `[-1, labels, gh, gw] with gh and gw dividing ${tileSize} (the heatmap cells tile the ${tileSize}x${tileSize} input evenly)`, s);
+      }
+      return;
+  }
+}
+
+/** Compiled on first use: inference workers import this module for checkModelIo only. */
+let manifestValidator: SchemaValidator<typeof ModelManifestSchema> | undefined;
+/** What a manifest must be before its fields can be named. */
+const ANY_OBJECT = new SchemaValidator(Type.Object({}));
+
+/**
+ * Every problem with a parsed model.json, each "Expected X for field but received V of type T" (or "Unknown key
+ * x"), in the order of the schema; empty when `value` is a valid ModelManifest.
+ */
+export function validateManifest(value: unknown): string[] {
+  if (!ANY_OBJECT.check(value)) return ANY_OBJECT.problems(value, 'the manifest');
+  manifestValidator ??= new SchemaValidator(ModelManifestSchema, { refine: refineManifest });
+  return manifestValidator.problems(value);
 }
 
 /** Lower-case hex sha256 of a file. */

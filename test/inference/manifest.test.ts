@@ -45,10 +45,10 @@ describe('validateManifest', () => {
       /input\.dtype/,
       /input\.channels/,
       /input\.normalization\.scale/,
-      /clampMin 9 must be below clampMax 4/,
+      /Expected a number below clampMax 4 for input\.normalization\.clampMin but received 9/,
       /outputs\[1\]\.meaning/,
       /labels\[0\]\.hsCodes/,
-      /labels\[1\]\.id "air" is used twice/,
+      /Expected an id no earlier label has for labels\[1\]\.id but received "air"/,
       /Unknown key extra/,
     ];
     for (const re of expected)
@@ -65,8 +65,8 @@ describe('validateManifest', () => {
     delete goods.thresholds.suggest;
     expect(validateManifest(goods)).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/class_logits output has 4 classes but labels lists 5/),
-        expect.stringMatching(/thresholds\.suggest is required/),
+        expect.stringMatching(/^Expected \[-1, 5\] \(the class_logits output has one class per label\) for outputs\[0\]\.shape but received \[-1,4\]/),
+        expect.stringMatching(/\(required for a goods model\) for thresholds\.suggest but received undefined/),
       ]),
     );
     const threats = await fixtureManifest('threats-tiny');
@@ -75,11 +75,35 @@ describe('validateManifest', () => {
     threats.labels[0].cargo = true;
     expect(validateManifest(threats)).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/cells 15x15 do not tile the 64x64 input/),
-        expect.stringMatching(/thresholds\.firearm is required/),
-        expect.stringMatching(/cargo is for goods models only/),
+        expect.stringMatching(/\(the heatmap cells tile the 64x64 input evenly\) for outputs\[0\]\.shape but received \[-1,3,15,15\]/),
+        expect.stringMatching(/\(required: one threshold per threat label\) for thresholds\.firearm but received undefined/),
+        expect.stringMatching(/^Expected no cargo flag \(it is for goods models only\) for labels\[0\]\.cargo but received true/),
       ]),
     );
+  });
+
+  it('reports each mistake once, at its own path, nested ones included', async () => {
+    const m = await fixtureManifest();
+    m.files.fp32.extra = 1;
+    m.files.fp16.path = '/models/goods.onnx';
+    m.input.tile = { size: '64', downsample: 4 };
+    m.input.normalization.offset = [Number.NaN, Number.POSITIVE_INFINITY];
+    // Not also "a goods model needs an output with meaning class_logits": that output is there, with a bad shape.
+    m.outputs[0].shape = [2, 5];
+    m.labels[2] = null;
+    m.thresholds.suggest = 1.5;
+    m.thresholds.other = 0.5;
+    expect(validateManifest(m)).toEqual([
+      'Unknown key files.fp32.extra',
+      'Expected a relative path inside the model folder for files.fp16.path but received "/models/goods.onnx" of type string',
+      'Expected a positive integer for input.tile.size but received "64" of type string',
+      'Expected a finite number for input.normalization.offset[0] but received NaN of type number',
+      'Expected a finite number for input.normalization.offset[1] but received Infinity of type number',
+      'Expected [-1, ...positive integers] (batch first, at least 2 dimensions) for outputs[0].shape but received [2,5] of type array',
+      'Expected an object {id, name, hsCodes} for labels[2] but received null of type null',
+      'Expected a probability 0..1 for thresholds.suggest but received 1.5 of type number',
+      'Expected no threshold but "suggest" on a goods model for thresholds.other but received 0.5 of type number',
+    ]);
   });
 
   it('names the shape of a non-object manifest', () => {
