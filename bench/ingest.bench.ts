@@ -27,7 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { nativeAddonInfo } from '../src/stitch/index.js';
+import { nativeAddonInfo } from '../src/addon/index.js';
 import type { GatewayPath } from './lib/gateways.js';
 import { machineInfo, probeDiskWrites, waitForQuiet, type DiskWriteProbe } from './lib/machine.js';
 import { cpuTable, fmt, isContaminated, markdownSection, ratioTable, runsTable, updateResultsMarkdown, verdictOf, type Verdict } from './lib/report.js';

@@ -6,7 +6,8 @@
  * Run: npm run build && node dist/bench/stitch.bench.js [lines=4096] [pixels=2048]
  */
 import { performance } from 'node:perf_hooks';
-import { createStitcher, nativeAddonInfo, type StitcherImplementation } from '../src/stitch/index.js';
+import { nativeAddonInfo } from '../src/addon/index.js';
+import { createStitcher, type StitcherImplementation } from '../src/stitch/index.js';
 
 interface Result {
   implementation: StitcherImplementation;

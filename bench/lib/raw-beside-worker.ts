@@ -14,7 +14,7 @@ import { setPriority } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { createSession, ort, setOrtLogLevel, type OrtSession } from '../../src/inference/ort.js';
-import { setThreadIdleScheduling } from '../../src/stitch/index.js';
+import { setThreadIdleScheduling } from '../../src/addon/index.js';
 
 export interface RawBesideModel {
   path: string;

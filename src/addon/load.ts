@@ -1,5 +1,6 @@
 /**
- * The one place that loads build/Release/scanline_native.node, and the types of everything it exports.
+ * The one place that loads build/Release/scanline_native.node, and the types of everything it exports, including
+ * the data that crosses the boundary (what push() and process() return).
  * The addon is context-aware: it can be loaded by the main thread and by worker threads at the same time.
  */
 import { existsSync } from 'node:fs';
@@ -7,7 +8,92 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ScanlineError } from '../errors/index.js';
-import type { ProcessResult, PushResult, StitcherOptions, StitcherStats } from './types.js';
+
+export interface PushResult {
+  /** Lines stored by this push. */
+  newLines: number;
+  /** Lines that were already stored with identical values (replays are idempotent). */
+  duplicateLines: number;
+}
+
+export interface TileInfo {
+  /** Slot in the caller's tile buffer: the tile's floats are at [slot * tileFloats, (slot + 1) * tileFloats). */
+  slot: number;
+  /** First raw line (along the scan) the tile covers. */
+  line: number;
+  /** First raw detector pixel the tile covers. */
+  pixel: number;
+  /** Raw lines and pixels covered (size * downsample, unless the scan or detector is smaller: then zero-padded). */
+  lines: number;
+  pixels: number;
+}
+
+/**
+ * Preview strips are RGBA, one sample per previewDownsample x previewDownsample block (block means of the
+ * attenuation). Dual energy: the colour of the material class of the block (Background white, Organic orange,
+ * Mixed green, Inorganic blue, HeavyMetal violet, Impenetrable near-black), shaded by the high-energy attenuation
+ * (more attenuation is darker); single energy: grey. A block containing a gap line is red. Exact values:
+ * PREVIEW_PALETTE / PREVIEW_GAP_COLOUR and native/preview.h.
+ */
+export interface PreviewStrip {
+  /** First raw line covered; a multiple of previewDownsample. */
+  line: number;
+  /** Raw lines covered. */
+  lines: number;
+  /** Strip size in preview samples: width runs along the scan, height down the detector. */
+  width: number;
+  height: number;
+}
+
+export interface ProcessBuffers {
+  /**
+   * Receives tiles, NCHW float32 (C = energies, H = detector direction, W = scan direction), attenuation values.
+   * Capacity in tiles is tiles.length / tileFloats (see `tileFloats`).
+   */
+  tiles: Float32Array;
+  /** Receives the preview strip as RGBA, row-major, `width * height * 4` bytes; see `previewBytes`. */
+  preview: Uint8Array;
+}
+
+export interface ProcessResult {
+  /**
+   * The frontier range this job covered, [start, end): its stored lines were calibrated, its gap lines (see `gaps`
+   * and earlier results) count as attenuation 0 in tiles and preview. start === end when nothing was calibrated.
+   */
+  calibrated: [number, number];
+  /** Every line below `frontier` is calibrated or declared a gap. */
+  frontier: number;
+  /**
+   * Gaps declared by this job, [start, end) in lines. A gap is declared whole when the reorder window passes its
+   * first line (up to the next stored line) or when finish() leaves it missing; it may reach beyond `frontier`,
+   * which then crosses it over the next jobs. Lines arriving inside a declared gap are stored but late.
+   */
+  gaps: Array<[number, number]>;
+  /** Tiles written into `buffers.tiles` by this job (valid until the next process() call). */
+  tiles: TileInfo[];
+  /** Preview strip written into `buffers.preview`, or null. */
+  preview: PreviewStrip | null;
+  /** True when more work is ready right now (job limit or tile capacity reached): call process() again. */
+  more: boolean;
+  /** True once finish() was called and every line, tile and strip has been produced. */
+  done: boolean;
+}
+
+export interface StitcherStats {
+  storedLines: number;
+  /** 1 + the highest line stored, 0 when none. */
+  highestLine: number;
+  frontier: number;
+  gapLines: number;
+  /** Lines that arrived after being declared part of a gap: stored raw, not processed. */
+  lateLines: number;
+  duplicateLines: number;
+  calibrated: boolean;
+  deadPixels: number;
+  tilesEmitted: number;
+  /** Bytes held by the raw store and work buffers. */
+  memoryBytes: number;
+}
 
 /**
  * A native stitcher object (native/stitcher_binding.cc). Methods throw Error objects whose `code` is a
@@ -30,8 +116,11 @@ export interface NativeStitcherHandle {
 }
 
 export interface NativeStitcherConstructor {
-  /** `options` must come from validateStitcherOptions (the addon only guards against unsafe values). */
-  new (options: StitcherOptions): NativeStitcherHandle;
+  /**
+   * `options`: a StitcherOptions from validateStitcherOptions (src/stitch), read once into a plain struct; the addon
+   * only asserts against values that would be unsafe.
+   */
+  new (options: object): NativeStitcherHandle;
 }
 
 export interface ScanlineNativeAddon {
@@ -43,7 +132,7 @@ export interface ScanlineNativeAddon {
    * 64..65536); freed when collected. Throws SCANLINE_ERR_STORAGE_WRITE for bad arguments or no memory.
    */
   alignedBuffer(byteLength: number, alignment: number): ArrayBuffer;
-  /** See CopyRows (src/stitch/index.ts); errors are coded SCANLINE_ERR_STITCH_BUFFER. */
+  /** See CopyRows (row-runs.ts); errors are coded SCANLINE_ERR_STITCH_BUFFER. */
   copyRows(dst: Uint32Array, dstStart: number, dstStride: number, src: Uint32Array, srcStart: number, srcStride: number, rowWords: number, rows: number): void;
   /** copyRows into packed RGB (see PackRgbRows in index.ts); throws SCANLINE_ERR_STITCH_BUFFER. */
   packRgbRows(

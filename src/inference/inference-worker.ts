@@ -20,7 +20,7 @@ import type { ModelPrecision, ModelRuntimeStatus, ProviderAttempt } from './back
 import { GPU_EXECUTION_PROVIDERS } from './config.js';
 import { checkModelIo } from './manifest.js';
 import { createNormalizer, normalizeBatchInPlace, type Normalizer } from './normalize.js';
-import { setThreadIdleScheduling } from '../stitch/index.js';
+import { setThreadIdleScheduling } from '../addon/index.js';
 import type { FromWorker, SerializedError, ToWorker, WorkerInit, WorkerLogLevel, WorkerModelSpec, WorkerScheduling } from './worker-protocol.js';
 
 type OrtModule = typeof import('./ort.js');

@@ -16,7 +16,7 @@
  */
 import sharp from 'sharp';
 import type { BufferPool } from '../memory/index.js';
-import { copyRows, packRgbRows, type PreviewStrip } from '../stitch/index.js';
+import { copyRows, type PreviewStrip, packRgbRows } from '../addon/index.js';
 
 /** zlib level of preview PNGs: 1 is several times faster than the default 6 and palette images still compress ~10x. */
 export const PREVIEW_PNG_COMPRESSION = 1;

@@ -15,7 +15,7 @@ import sharp from 'sharp';
 import { ScanlineError } from '../errors/index.js';
 import type { ActiveScan, IngestService } from '../ingest/index.js';
 import type { Logger } from '../log/index.js';
-import { extractPlane } from '../stitch/index.js';
+import { extractPlane } from '../addon/index.js';
 import { literalUnion, SchemaValidator, Type } from '../schema/index.js';
 import type { ScanRecord, ScanState, ScanStore, StoredDecision } from '../storage/index.js';
 import { parseQuery } from './body.js';

@@ -1,6 +1,6 @@
 /** The production Stitcher: a thin layer over the native addon that maps native errors to ScanlineError. */
 import { toScanlineError } from '../errors/index.js';
-import { loadNativeAddon, type NativeStitcherHandle } from './native-addon.js';
+import { loadNativeAddon, type NativeStitcherHandle } from '../addon/index.js';
 import type { ProcessBuffers, ProcessResult, PushResult, Stitcher, StitcherOptions, StitcherStats } from './types.js';
 
 export class NativeStitcher implements Stitcher {

@@ -30,95 +30,12 @@ export const MaterialClass = {
 } as const;
 export type MaterialClass = (typeof MaterialClass)[keyof typeof MaterialClass];
 
-// The options' types come from their schema (options.ts), where each range and default is defined once.
+// The options' types come from their schema (options.ts), where each range and default is defined once; the data
+// types that cross the native boundary are the addon's (src/addon).
+export type { PreviewStrip, ProcessBuffers, ProcessResult, PushResult, StitcherStats, TileInfo } from '../addon/index.js';
+import type { ProcessBuffers, ProcessResult, PushResult, StitcherStats } from '../addon/index.js';
 export type { MaterialOptions, StitcherOptions, TileOptions } from './options.js';
 import type { StitcherOptions } from './options.js';
-
-export interface PushResult {
-  /** Lines stored by this push. */
-  newLines: number;
-  /** Lines that were already stored with identical values (replays are idempotent). */
-  duplicateLines: number;
-}
-
-export interface TileInfo {
-  /** Slot in the caller's tile buffer: the tile's floats are at [slot * tileFloats, (slot + 1) * tileFloats). */
-  slot: number;
-  /** First raw line (along the scan) the tile covers. */
-  line: number;
-  /** First raw detector pixel the tile covers. */
-  pixel: number;
-  /** Raw lines and pixels covered (size * downsample, unless the scan or detector is smaller: then zero-padded). */
-  lines: number;
-  pixels: number;
-}
-
-/**
- * Preview strips are RGBA, one sample per previewDownsample x previewDownsample block (block means of the
- * attenuation). Dual energy: the colour of the material class of the block (Background white, Organic orange,
- * Mixed green, Inorganic blue, HeavyMetal violet, Impenetrable near-black), shaded by the high-energy attenuation
- * (more attenuation is darker); single energy: grey. A block containing a gap line is red. Exact values:
- * PREVIEW_PALETTE / PREVIEW_GAP_COLOUR and native/preview.h.
- */
-export interface PreviewStrip {
-  /** First raw line covered; a multiple of previewDownsample. */
-  line: number;
-  /** Raw lines covered. */
-  lines: number;
-  /** Strip size in preview samples: width runs along the scan, height down the detector. */
-  width: number;
-  height: number;
-}
-
-export interface ProcessBuffers {
-  /**
-   * Receives tiles, NCHW float32 (C = energies, H = detector direction, W = scan direction), attenuation values.
-   * Capacity in tiles is tiles.length / tileFloats (see `tileFloats`).
-   */
-  tiles: Float32Array;
-  /** Receives the preview strip as RGBA, row-major, `width * height * 4` bytes; see `previewBytes`. */
-  preview: Uint8Array;
-}
-
-export interface ProcessResult {
-  /**
-   * The frontier range this job covered, [start, end): its stored lines were calibrated, its gap lines (see `gaps`
-   * and earlier results) count as attenuation 0 in tiles and preview. start === end when nothing was calibrated.
-   */
-  calibrated: [number, number];
-  /** Every line below `frontier` is calibrated or declared a gap. */
-  frontier: number;
-  /**
-   * Gaps declared by this job, [start, end) in lines. A gap is declared whole when the reorder window passes its
-   * first line (up to the next stored line) or when finish() leaves it missing; it may reach beyond `frontier`,
-   * which then crosses it over the next jobs. Lines arriving inside a declared gap are stored but late.
-   */
-  gaps: Array<[number, number]>;
-  /** Tiles written into `buffers.tiles` by this job (valid until the next process() call). */
-  tiles: TileInfo[];
-  /** Preview strip written into `buffers.preview`, or null. */
-  preview: PreviewStrip | null;
-  /** True when more work is ready right now (job limit or tile capacity reached): call process() again. */
-  more: boolean;
-  /** True once finish() was called and every line, tile and strip has been produced. */
-  done: boolean;
-}
-
-export interface StitcherStats {
-  storedLines: number;
-  /** 1 + the highest line stored, 0 when none. */
-  highestLine: number;
-  frontier: number;
-  gapLines: number;
-  /** Lines that arrived after being declared part of a gap: stored raw, not processed. */
-  lateLines: number;
-  duplicateLines: number;
-  calibrated: boolean;
-  deadPixels: number;
-  tilesEmitted: number;
-  /** Bytes held by the raw store and work buffers. */
-  memoryBytes: number;
-}
 
 export interface Stitcher {
   readonly options: Readonly<StitcherOptions>;

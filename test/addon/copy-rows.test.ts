@@ -5,8 +5,7 @@
  * encoder): the same, each word landing as its first three bytes.
  */
 import { describe, expect, it } from 'vitest';
-import { copyRows, copyRowsPortable, isNativeStitcherAvailable, packRgbRows, packRgbRowsPortable } from '../../src/stitch/index.js';
-import { loadNativeAddon } from '../../src/stitch/native-addon.js';
+import { copyRows, copyRowsPortable, isNativeAddonAvailable, loadNativeAddon, packRgbRows, packRgbRowsPortable } from '../../src/addon/index.js';
 
 type CopyRows = typeof copyRows;
 
@@ -186,7 +185,7 @@ describe.each(packers)('%s', (_name, impl) => {
 });
 
 it('runs natively here (CI builds the addon)', () => {
-  expect(isNativeStitcherAvailable()).toBe(true);
+  expect(isNativeAddonAvailable()).toBe(true);
   // The wrappers fall back to JS silently when an older addon lacks a function: the "(native)" cases above would
   // then test the portable code.
   const addon = loadNativeAddon();

@@ -5,15 +5,9 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { ScanlineError } from '../../src/errors/index.js';
-import {
-  createStitcher,
-  extractPlane,
-  isNativeStitcherAvailable,
-  nativeAddonInfo,
-  type StitcherOptions,
-  validateStitcherOptions,
-} from '../../src/stitch/index.js';
-import { makeScene } from './helpers.js';
+import { extractPlane, nativeAddonInfo } from '../../src/addon/index.js';
+import { createStitcher, isNativeStitcherAvailable, type StitcherOptions, validateStitcherOptions } from '../../src/stitch/index.js';
+import { makeScene } from '../stitch/helpers.js';
 
 interface Digest {
   tileSum: number;

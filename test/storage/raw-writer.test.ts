@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { alignedBuffer } from '../../src/stitch/index.js';
+import { alignedBuffer } from '../../src/addon/index.js';
 import { DIRECT_IO_ALIGNMENT, RawWriter } from '../../src/storage/index.js';
 
 const dirs: string[] = [];
