@@ -6,9 +6,8 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { deepFreeze } from '../config/layers.js';
 import { ScanlineError } from '../errors/index.js';
-import { type RefineContext, SchemaValidator, Type } from '../schema/index.js';
+import { deepFreeze, type RefineContext, SchemaValidator, Type } from '../schema/index.js';
 import { type ModelManifest, ModelManifestSchema, type ModelOutput, OUTPUT_SHAPE_EXPECTED, type OutputMeaning } from './manifest-types.js';
 
 export const MANIFEST_FILE = 'model.json';
