@@ -30,7 +30,7 @@ import WebSocket from 'ws';
 import { resolveConfig } from '../src/config/index.js';
 import { silentLogger } from '../src/log/index.js';
 import { startGateway } from '../src/main.js';
-import { ImageFrameKind, decodeImageFrame } from '../src/operator/index.js';
+import { ImageFrameKind, decodeImageFrame } from '../src/protocol/index.js';
 import { simulatePortals } from '../src/simulator/index.js';
 import { machineInfo } from './lib/machine.js';
 

@@ -22,7 +22,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
-import { SLICE_HEADER_BYTES, SliceKind, encodeSliceFrame, type GatewayMessage } from '../../src/ingest/index.js';
+import { SLICE_HEADER_BYTES, SliceKind, encodeSliceFrame, type GatewayMessage } from '../../src/protocol/index.js';
 import type { ChildMessage, LoadCounters, LoadPlan, ParentMessage } from './load-protocol.js';
 import { readTruckFile, type Truck } from './truck.js';
 

@@ -6,7 +6,7 @@
  * `go` → child sends `window-start` after the warm-up and `window-end` (with its counters) after the measured
  * duration → child disconnects every portal and exits.
  */
-import type { DetectorInfo } from '../../src/ingest/index.js';
+import type { DetectorInfo } from '../../src/protocol/index.js';
 
 export type LoadMode = 'max' | 'paced';
 

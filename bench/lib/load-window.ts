@@ -6,7 +6,7 @@
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { DetectorInfo } from '../../src/ingest/index.js';
+import type { DetectorInfo } from '../../src/protocol/index.js';
 import type { ChildMessage, LoadCounters, LoadMode, LoadPlan, ParentMessage } from './load-protocol.js';
 
 /** What a bench run says about its portals; loadPlan() turns it into the load generator's plan. */

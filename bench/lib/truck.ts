@@ -6,7 +6,7 @@
  * sections back to back in wire layout (line-major, high energy then low energy per line): dark, air, image.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import type { Declaration, DetectorInfo, VehicleInfo } from '../../src/ingest/index.js';
+import type { Declaration, DetectorInfo, VehicleInfo } from '../../src/protocol/index.js';
 import { createDetector, declarationMessage, detectorInfo, generateTruck, renderAir, renderDark, renderLines, vehicleInfo } from '../../src/simulator/index.js';
 
 export interface TruckMeta {

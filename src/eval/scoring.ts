@@ -17,7 +17,7 @@
  *   the report's received lines at that moment minus the segment's first line.
  */
 import { GOODS_LABELS, NON_CARGO_LABELS, type TileLabeler } from '../dataset/index.js';
-import type { ScanBox, SuggestionSegment, ThreatAlert } from '../results/index.js';
+import type { ScanBox, SuggestionSegment, ThreatAlert } from '../protocol/index.js';
 import type { CargoSegmentLabel, ThreatLabel } from '../simulator/index.js';
 import type { GridTile } from './tile-grid.js';
 

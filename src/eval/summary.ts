@@ -2,7 +2,7 @@
  * Per-scan evaluation records, their aggregate (the `scanline eval --json` object) and its human-readable table.
  * Ratios are null where their denominator is 0 (no goods tile, no truth threat, no mis-declared truck).
  */
-import type { AlarmDecision, TileCounts } from '../results/index.js';
+import type { AlarmDecision, TileCounts } from '../protocol/index.js';
 import { THREAT_KINDS } from '../simulator/index.js';
 import { SCORED_GOODS, type FirstSuggestion, type GoodsCategoryScore, type SuggestionPlacement, type ThreatScore } from './scoring.js';
 import { MISMATCH_KINDS, type MismatchKind } from './trucks.js';

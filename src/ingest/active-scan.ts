@@ -9,10 +9,10 @@
 import { performance } from 'node:perf_hooks';
 import { ScanlineError, toScanlineError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import type { Stitcher, ProcessResult, ProcessBuffers } from '../stitch/index.js';
+import type { ProcessBuffers, ProcessResult, PushResult, Stitcher } from '../stitch/index.js';
 import type { RawWriter, ScanStore } from '../storage/index.js';
-import type { Declaration, DetectorInfo, GatewayMessage, VehicleInfo } from './messages.js';
-import { SliceKind, type SliceHeader } from './slice-frame.js';
+import type { Declaration, DetectorInfo, GatewayMessage, VehicleInfo } from '../protocol/index.js';
+import { SliceKind, type SliceHeader } from '../protocol/index.js';
 import type { IngestEventSink } from './events.js';
 import { observe } from '../inference/index.js';
 import { portalStatsOf, type IngestStats, type PortalIngestStats } from './stats.js';
@@ -257,7 +257,7 @@ export class ActiveScan {
         seq,
       });
     }
-    let result;
+    let result: PushResult | null;
     try {
       // A replayed calibration frame is not accumulated twice: its ledger entry already matched.
       result = header.kind !== SliceKind.Image && replay ? null : this.stitcher.push(header.kind, header.firstLine, header.lineCount, payload);

@@ -13,5 +13,3 @@ export {
   type IngestStats,
   type PortalIngestStats,
 } from './stats.js';
-export * from './messages.js';
-export * from './slice-frame.js';

@@ -13,7 +13,7 @@ import { DIRECT_IO_ALIGNMENT, type RawWriter, type ScanStore } from '../storage/
 import { ActiveScan } from './active-scan.js';
 import type { IngestConfig } from './config.js';
 import { IngestEventSink, type IngestListeners } from './events.js';
-import type { ScanResumeMessage, ScanStartMessage } from './messages.js';
+import type { ScanResumeMessage, ScanStartMessage } from '../protocol/index.js';
 import { CloseCode, PortalConnection, type PortalChannel } from './portal-connection.js';
 import { createIngestStats, portalStatsOf, type IngestStats } from './stats.js';
 

@@ -9,8 +9,8 @@
 import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { ActiveScan, ScanOwner } from './active-scan.js';
-import { PROTOCOL_VERSION, parsePortalMessage, type DetectorInfo, type GatewayMessage, type HelloMessage, type PortalMessage } from './messages.js';
-import { SLICE_HEADER_BYTES, SliceKind, decodeSliceHeader } from './slice-frame.js';
+import { PROTOCOL_VERSION, parsePortalMessage, type DetectorInfo, type GatewayMessage, type HelloMessage, type PortalMessage } from '../protocol/index.js';
+import { SLICE_HEADER_BYTES, SliceKind, decodeSliceHeader } from '../protocol/index.js';
 import type { IngestService } from './ingest-service.js';
 import { NO_PORTAL, portalStatsOf, type PortalIngestStats } from './stats.js';
 

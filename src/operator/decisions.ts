@@ -4,7 +4,7 @@
  * against DecisionRequestSchema.
  */
 import { ScanlineError } from '../errors/index.js';
-import type { ScanResultsReport } from '../results/index.js';
+import type { ScanResultsReport } from '../protocol/index.js';
 import { literalUnion, type Static, Type } from '../schema/index.js';
 import type { ScanStore, StoredDecision } from '../storage/index.js';
 

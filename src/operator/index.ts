@@ -12,34 +12,4 @@ export {
 } from './operator-hub.js';
 export { CLOSE_TOO_SLOW, OperatorSession, type OperatorTransport, type SendStatus } from './operator-session.js';
 export { BLOCK_COLUMNS, PreviewCanvas, encodeRgbPng, PREVIEW_PNG_COMPRESSION, stripToRgb } from './preview-canvas.js';
-export {
-  IMAGE_FRAME_FIXED_BYTES,
-  IMAGE_FRAME_MAGIC,
-  ImageFormat,
-  ImageFrameKind,
-  LaneStatusSchema,
-  MAX_WATCHED_PORTALS,
-  MAX_WATCHED_SCANS,
-  OPERATOR_CLIENT_MESSAGE_SCHEMAS,
-  OPERATOR_PROTOCOL_VERSION,
-  OperatorHelloSchema,
-  OperatorIdSchema,
-  OperatorServerMessageSchema,
-  PreviewGeometrySchema,
-  ResyncSchema,
-  ScanSummarySchema,
-  SubscribeSchema,
-  UnsubscribeSchema,
-  decodeImageFrame,
-  encodeImageFrame,
-  parseClientMessage,
-  validateOperatorId,
-  type ImageFrameHeader,
-  type LaneStatus,
-  type OperatorClientMessage,
-  type OperatorServerMessage,
-  type PreviewGeometry,
-  type ScanSummary,
-  type Subscription,
-} from './protocol.js';
 export { DecisionRequestSchema, MAX_DECISION_COMMENT, MAX_DECISION_SUGGESTIONS, recordDecision, suggestionIds, type DecisionRequest } from './decisions.js';

@@ -27,7 +27,8 @@ import { ScanlineError, toScanlineError } from '../errors/index.js';
 import type { ActiveScan, IngestListeners } from '../ingest/index.js';
 import type { Logger } from '../log/index.js';
 import { BufferPool } from '../memory/index.js';
-import type { ResultsListeners, ScanResultsReport } from '../results/index.js';
+import type { ResultsListeners } from '../results/index.js';
+import type { ScanResultsReport } from '../protocol/index.js';
 import type { ScanRecord, ScanStore, StoredDecision } from '../storage/index.js';
 import type { PreviewStrip } from '../stitch/index.js';
 import type { OperatorConfig } from './config.js';
@@ -44,7 +45,7 @@ import {
   type LaneStatus,
   type OperatorServerMessage,
   type ScanSummary,
-} from './protocol.js';
+} from '../protocol/index.js';
 
 /** Where the hub reads machine reports (live or stored): the ResultsService. */
 export interface ResultsReader {

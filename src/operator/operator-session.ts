@@ -12,7 +12,7 @@
  *
  * Threads: gateway JS thread. The transport must not be touched after close.
  */
-import type { OperatorServerMessage, Subscription } from './protocol.js';
+import type { OperatorServerMessage, Subscription } from '../protocol/index.js';
 
 /** What a transport did with a message (uWS send(): 1 sent, 0 buffered over its limit, 2 dropped). */
 export type SendStatus = 'sent' | 'backpressure' | 'dropped';

@@ -3,28 +3,7 @@
  * declared timber, image looks like cigarettes). Codes are compared on their 4-digit HS heading, so a declared
  * 6- or 10-digit subheading matches the category's heading.
  */
-import type { SuggestionSegment } from './goods-suggestions.js';
-
-export interface DeclarationCheck {
-  /**
-   * unknown: no declaration came with the scan, nothing is suggested yet, or goods were declared and no goods
-   * category is suggested while the bay is not clearly empty; match: every suggested goods category
-   * is declared (a declaration with no codes declares an empty vehicle); mismatch: some are not, or goods were
-   * declared and the image shows only an empty cargo bay (`emptyButDeclared`).
-   */
-  status: 'unknown' | 'match' | 'mismatch';
-  declared: string[];
-  /** Suggested categories whose headings are not declared: the finding an officer needs. */
-  undeclared: Array<{ label: string; name: string; hsCodes: string[]; lines: number; confidence: number }>;
-  /** Declared headings no suggested category covers (informative: small consignments may hide behind others). */
-  notSeen: string[];
-  /**
-   * Goods were declared, the scan is complete, every suggestion is an empty cargo bay, and the bay looks empty over
-   * more than twice the lines where the model was unsure (so uncertain goods never read as "empty"): the declared
-   * goods are not there. Never while the scan grows: the goods may be in the part of the bay not yet scanned.
-   */
-  emptyButDeclared: boolean;
-}
+import type { DeclarationCheck, SuggestionSegment } from '../protocol/index.js';
 
 const heading = (code: string): string => code.slice(0, 4);
 

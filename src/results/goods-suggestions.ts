@@ -11,6 +11,7 @@
  * threshold. Each column speaks for the lines around its centre (one stride wide), so segments tile the scan.
  */
 import type { ModelLabel } from '../inference/index.js';
+import type { RankedCategory, SuggestionSegment } from '../protocol/index.js';
 
 /** Cargo tiles a column needs to be suggested as an empty cargo bay (see cargoDistribution). */
 export const EMPTY_BAY_MIN_TILES = 2;
@@ -23,26 +24,6 @@ export interface GoodsTile {
   pixels: number;
   /** Softmax probabilities over the model's labels. */
   probabilities: Float32Array;
-}
-
-export interface RankedCategory {
-  label: string;
-  name: string;
-  hsCodes: string[];
-  probability: number;
-}
-
-export interface SuggestionSegment {
-  /** Stable within a scan: the index of the segment's first column. */
-  id: string;
-  /** Lines [startLine, endLine) along the vehicle. */
-  startLine: number;
-  endLine: number;
-  top3: RankedCategory[];
-  /** Top-1 probability. */
-  confidence: number;
-  /** True once the scan ended: the segment will not change again. */
-  final: boolean;
 }
 
 interface Column {

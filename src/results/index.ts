@@ -2,21 +2,10 @@
  * Results stage: turns per-tile model outputs into what an officer reads: goods suggestions along the vehicle,
  * threat alerts in scan coordinates, and the declaration check.
  */
-export { GoodsSuggestions, softmaxInto, type GoodsTile, type RankedCategory, type SuggestionSegment } from './goods-suggestions.js';
-export { ThreatAlerts, logitThreshold, probabilityOf, type ScanBox, type ThreatAlert, type ThreatTile } from './threat-alerts.js';
-export { checkDeclaration, type DeclarationCheck } from './declaration-check.js';
-export {
-  ScanResults,
-  TILE_OUTCOMES,
-  type AlarmDecision,
-  type AlgorithmInfo,
-  type AssessedObject,
-  type ResultsChange,
-  type ScanResultsInit,
-  type ScanResultsReport,
-  type TileCounts,
-  type TileOutcome,
-} from './scan-results.js';
+export { GoodsSuggestions, softmaxInto, type GoodsTile } from './goods-suggestions.js';
+export { ThreatAlerts, logitThreshold, probabilityOf, type ThreatTile } from './threat-alerts.js';
+export { checkDeclaration } from './declaration-check.js';
+export { ScanResults, type ResultsChange, type ScanResultsInit } from './scan-results.js';
 export { EnrolmentRegionSchema, EnrolmentRequestSchema, MAX_ENROLMENT_REGIONS, refineEnrolmentRequest, type EnrolmentRequest } from './enrolment.js';
 export {
   LINE_TO_RESULT_BUCKETS_SECONDS,

@@ -19,13 +19,14 @@ import { portalEntry, type ActiveScan, type IngestListeners } from '../ingest/in
 import type { Logger } from '../log/index.js';
 import type { TileInfo } from '../stitch/index.js';
 import type { ScanStore } from '../storage/index.js';
-import type { DeclarationCheck } from './declaration-check.js';
+import type { DeclarationCheck } from '../protocol/index.js';
 import type { EnrolmentRequest } from './enrolment.js';
-import type { SuggestionSegment } from './goods-suggestions.js';
+import type { SuggestionSegment } from '../protocol/index.js';
 import { ScanlineError } from '../errors/index.js';
 import { ReferenceLibrary, prototypeOf, type ReferenceCategory, type ReferenceSource } from './reference-library.js';
-import { ScanResults, type ScanResultsReport, type TileOutcome } from './scan-results.js';
-import type { ThreatAlert } from './threat-alerts.js';
+import { ScanResults } from './scan-results.js';
+import type { ScanResultsReport, TileOutcome } from '../protocol/index.js';
+import type { ThreatAlert } from '../protocol/index.js';
 
 /** Upper bounds of the line-to-result latency buckets, seconds. */
 export const LINE_TO_RESULT_BUCKETS_SECONDS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);

@@ -10,88 +10,15 @@
  *   was not scored (rejected, expired, failed): part of the vehicle was not looked at;
  * - CLEAR only for a completed scan whose every tile was scored by every model and which raised nothing.
  */
-import type { ModelManifest, ModelTask } from '../inference/index.js';
-import { checkDeclaration, type DeclarationCheck } from './declaration-check.js';
-import { GoodsSuggestions, softmaxInto, type SuggestionSegment } from './goods-suggestions.js';
+import type { ModelManifest } from '../inference/index.js';
+import type { AlarmDecision, AlgorithmInfo, AssessedObject, ScanResultsReport, TileCounts, TileOutcome } from '../protocol/index.js';
+import { checkDeclaration } from './declaration-check.js';
+import type { DeclarationCheck } from '../protocol/index.js';
+import { GoodsSuggestions, softmaxInto } from './goods-suggestions.js';
+import type { SuggestionSegment } from '../protocol/index.js';
 import { normalizeL2, type ReferenceSnapshot } from './reference-library.js';
-import { ThreatAlerts, type ThreatAlert } from './threat-alerts.js';
-
-/** What happened to one tile sent to one model. */
-export type TileOutcome = 'ok' | 'rejected' | 'expired' | 'failed';
-export const TILE_OUTCOMES: readonly TileOutcome[] = ['ok', 'rejected', 'expired', 'failed'];
-
-export type AlarmDecision = 'ALARM' | 'CLEAR' | 'UNKNOWN';
-
-export interface TileCounts {
-  /** Tiles sent to the model (= tiles the stitcher produced for the scan, once it is final). */
-  submitted: number;
-  ok: number;
-  rejected: number;
-  expired: number;
-  failed: number;
-  /** Submitted and not answered yet. */
-  pending: number;
-}
-
-export interface AlgorithmInfo {
-  /** Model (algorithm) name and version: DICOS Threat Detection Algorithm and Version. */
-  name: string;
-  version: string;
-  task: ModelTask;
-  /** Execution provider and precision that served it, when known. */
-  provider: string | null;
-  precision: string | null;
-  tiles: TileCounts;
-}
-
-/** One assessed object (DICOS potential threat object). */
-export interface AssessedObject {
-  id: string;
-  /**
-   * THREAT: the threat model's alert; UNDECLARED_GOODS: goods seen whose HS heading was not declared;
-   * DECLARED_GOODS_MISSING: goods were declared and the cargo bay looks empty.
-   */
-  assessment: 'THREAT' | 'UNDECLARED_GOODS' | 'DECLARED_GOODS_MISSING';
-  /** Label id: a threat kind (firearm, narcotics, explosive) or a goods category. */
-  category: string;
-  categoryDescription: string;
-  /** 0..1. */
-  probability: number;
-  /** Lines [lineStart, lineEnd) along the vehicle; pixels along the detector (whole column for goods). */
-  box: { lineStart: number; lineEnd: number; pixelStart: number; pixelEnd: number };
-  /** Name of the model that found it. */
-  algorithm: string;
-  /** HS headings of an undeclared category. */
-  hsCodes?: string[];
-}
-
-export interface ScanResultsReport {
-  reportType: 'MACHINE';
-  scanId: string;
-  portalId: string;
-  /** in-progress: the scan or its scoring is still running; final: nothing will change any more. */
-  status: 'in-progress' | 'final';
-  scanState: 'receiving' | 'completed' | 'aborted';
-  machine: { product: 'scanline'; version: string; machineId: string };
-  algorithms: AlgorithmInfo[];
-  alarmDecision: AlarmDecision;
-  /** Why the decision is what it is, for people. */
-  decisionReason: string;
-  /** When the current decision was first reached (ISO 8601). */
-  alarmDecisionTime: string;
-  objects: AssessedObject[];
-  /** references: ids of the enrolled reference categories this scan was matched against (beyond the model's labels). */
-  goods: { segments: SuggestionSegment[]; declaration: DeclarationCheck; references: string[] };
-  threats: ThreatAlert[];
-  /** Lines received so far (the scan's total once completed). */
-  lines: number;
-  tilesProduced: number;
-  /** Scan start to now (in progress) or to the last result (final), ms. */
-  processingTimeMs: number;
-  startedAt: string;
-  updatedAt: string;
-  finalisedAt: string | null;
-}
+import { ThreatAlerts } from './threat-alerts.js';
+import type { ThreatAlert } from '../protocol/index.js';
 
 export interface ScanResultsInit {
   scanId: string;

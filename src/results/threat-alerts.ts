@@ -21,35 +21,7 @@
  * loop at 32 portals (perf, bench:infer's latency load).
  */
 import type { ModelLabel } from '../inference/index.js';
-
-export interface ScanBox {
-  /** Lines [lineStart, lineEnd) along the vehicle, detector pixels [pixelStart, pixelEnd). */
-  lineStart: number;
-  lineEnd: number;
-  pixelStart: number;
-  pixelEnd: number;
-}
-
-export interface ThreatAlert {
-  /** Stable within a scan. */
-  id: string;
-  /** Threat label id, e.g. "firearm". */
-  category: string;
-  name: string;
-  /** Highest cell probability of the category in the alert's cells. */
-  probability: number;
-  box: ScanBox;
-  /** Cells in the group (cell = span x span raw samples). */
-  cells: number;
-  /** When the alert was first raised and last changed (ISO 8601). */
-  raisedAt: string;
-  updatedAt: string;
-  /**
-   * Only on the update that bridged alerts: the ids folded into this one, which no longer exist. Never in reports
-   * (`all()`).
-   */
-  merged?: string[];
-}
+import type { ScanBox, ThreatAlert } from '../protocol/index.js';
 
 export interface ThreatTile {
   line: number;

@@ -4,7 +4,8 @@
  */
 import type { GatewayConfig } from '../config/index.js';
 import { ScanlineError } from '../errors/index.js';
-import { CloseCode, type GatewayMessage, type IngestService, type PortalConnection } from '../ingest/index.js';
+import { CloseCode, type IngestService, type PortalConnection } from '../ingest/index.js';
+import type { GatewayMessage } from '../protocol/index.js';
 import type { Logger } from '../log/index.js';
 import type { ScanStore } from '../storage/index.js';
 import { handleAsync } from './http.js';

@@ -8,7 +8,8 @@ import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import { validateOperatorId, type OperatorConfig, type OperatorHub, type OperatorSession, type SendStatus } from '../operator/index.js';
+import type { OperatorConfig, OperatorHub, OperatorSession, SendStatus } from '../operator/index.js';
+import { validateOperatorId } from '../protocol/index.js';
 import { handleAsync, pathParameter, statusLine } from './http.js';
 import { DISABLED, type HttpRequest, type HttpResponse, type TemplatedApp, type WebSocket } from './uws.js';
 

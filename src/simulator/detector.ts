@@ -11,7 +11,7 @@
  * clamped to 0..65535. Dead pixels have gain 0 (they read dark).
  */
 import { invalidArgument } from '../errors/index.js';
-import type { DetectorInfo } from '../ingest/messages.js';
+import type { DetectorInfo } from '../protocol/index.js';
 import type { Energy } from './physics.js';
 import { Rng, hashSeed } from './random.js';
 

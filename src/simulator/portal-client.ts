@@ -18,8 +18,8 @@
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import { ScanlineError, invalidArgument } from '../errors/index.js';
-import type { ErrorMessage, GatewayMessage, ResumeMessage, ScanCompletedMessage, WelcomeMessage } from '../ingest/messages.js';
-import { SliceKind, encodeSliceFrame } from '../ingest/slice-frame.js';
+import type { ErrorMessage, GatewayMessage, ResumeMessage, ScanCompletedMessage, WelcomeMessage } from '../protocol/index.js';
+import { SliceKind, encodeSliceFrame } from '../protocol/index.js';
 import { detectorInfo, type Detector } from './detector.js';
 import { renderAir, renderDark, renderLines } from './render.js';
 import { declarationMessage, vehicleInfo, type Scene } from './scene.js';

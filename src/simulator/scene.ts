@@ -7,7 +7,7 @@
  * give the same scene. Line n samples the vehicle at x = (n - leadingAirLines + 0.5) * mmPerLine.
  */
 import { invalidArgument } from '../errors/index.js';
-import type { Declaration, VehicleInfo } from '../ingest/messages.js';
+import type { Declaration, VehicleInfo } from '../protocol/index.js';
 import { CARGO_CATEGORIES, CARGO_CATEGORY_INFO, DEFAULT_CARGO_MIX, loadCargo, type CargoCategory } from './cargo.js';
 import type { Detector } from './detector.js';
 import { MATERIALS, type MaterialId } from './physics.js';

@@ -13,10 +13,13 @@ import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join, resolve } from 'node:path';
 import { ScanlineError } from '../errors/index.js';
+import type { DecisionRecord, ScanState } from '../protocol/index.js';
 import type { Logger } from '../log/index.js';
 import { migrate, SCHEMA_VERSION, type MigrationOutcome } from './migrations.js';
 
-export type ScanState = 'receiving' | 'completed' | 'aborted' | 'interrupted';
+export type { ScanState };
+/** One officer's decision as stored (the wire's DecisionRecord, src/protocol). */
+export type StoredDecision = DecisionRecord;
 
 export interface DetectorGeometry {
   pixels: number;
@@ -94,24 +97,6 @@ export interface StoredReference {
   sources: Array<{ scanId: string; lineStart: number; lineEnd: number; pixelStart: number; pixelEnd: number; tiles: number }>;
   sampleSimilarity: { min: number; mean: number };
   createdAt: string;
-}
-
-/** One officer's decision on a scan (POST /v1/scans/:scanId/decision). */
-export interface StoredDecision {
-  /** Increasing per database. */
-  id: number;
-  scanId: string;
-  operatorId: string;
-  verdict: 'clear' | 'inspect';
-  comment: string | null;
-  /** Per suggestion id (goods segment or assessed object of the machine report): the officer's view of it. */
-  suggestions: Record<string, 'accept' | 'reject'>;
-  /** The machine's alarmDecision when the officer decided (null: the scan had no machine results). */
-  machineDecision: string | null;
-  /** The scan's state when the officer decided (a decision may come while the truck is still in the portal). */
-  scanState: ScanState;
-  /** ISO 8601. */
-  decidedAt: string;
 }
 
 interface DecisionRow {

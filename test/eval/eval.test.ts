@@ -18,7 +18,7 @@ import {
   tileGrid,
   type ScanEval,
 } from '../../src/eval/index.js';
-import type { SuggestionSegment } from '../../src/results/index.js';
+import type { SuggestionSegment } from '../../src/protocol/index.js';
 import { createDetector, generateTruck, truthLabels } from '../../src/simulator/index.js';
 
 const BIN = new URL('../../bin/scanline.js', import.meta.url).pathname;

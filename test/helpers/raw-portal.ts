@@ -3,7 +3,7 @@
  * and records every gateway message, so a test can wait for a specific answer.
  */
 import WebSocket from 'ws';
-import type { GatewayMessage } from '../../src/ingest/index.js';
+import type { GatewayMessage } from '../../src/protocol/index.js';
 
 export class RawPortal {
   readonly messages: GatewayMessage[] = [];

@@ -143,7 +143,7 @@ describe('dynamic batcher', () => {
     // 13 queued, model idle: a full batch of 8, then the preferred 4; the last tile waits for the delay.
     expect(r.gate.held.map((h) => h.batchSize)).toEqual([8, 4]);
     expect(r.batcher.queued.live).toBe(1);
-    await runToEnd(r, all.concat(r.batcher.drain(5_000)));
+    await runToEnd(r, [...all, r.batcher.drain(5_000)]);
     expect(r.gate.batches.map((b) => b.batchSize)).toEqual([8, 4, 1]);
   });
 

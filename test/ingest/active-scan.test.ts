@@ -16,15 +16,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveConfig, type GatewayConfigInput } from '../../src/config/index.js';
 import { ScanlineError } from '../../src/errors/index.js';
-import {
-  type ActiveScan,
-  type GatewayMessage,
-  IngestService,
-  type PortalChannel,
-  type PortalConnection,
-  SliceKind,
-  encodeSliceFrame,
-} from '../../src/ingest/index.js';
+import { type ActiveScan, IngestService, type PortalChannel, type PortalConnection } from '../../src/ingest/index.js';
+import { type GatewayMessage, SliceKind, encodeSliceFrame } from '../../src/protocol/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { ScanStore } from '../../src/storage/index.js';
 

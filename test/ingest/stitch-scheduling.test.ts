@@ -8,7 +8,8 @@
  * The delay is the longest allowed (1 s) so that "at once" and "waited" are far apart even on a loaded CI machine.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { SliceKind, encodeSliceFrame, type ActiveScan } from '../../src/ingest/index.js';
+import type { ActiveScan } from '../../src/ingest/index.js';
+import { SliceKind, encodeSliceFrame } from '../../src/protocol/index.js';
 import type { PreviewStrip, TileInfo } from '../../src/stitch/index.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { RawPortal } from '../helpers/raw-portal.js';

@@ -4,7 +4,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
-import { decodeImageFrame, type ImageFrameHeader } from '../../src/operator/index.js';
+import { decodeImageFrame, type ImageFrameHeader } from '../../src/protocol/index.js';
 
 export interface Received {
   at: number;
@@ -59,7 +59,13 @@ export class TestScreen {
     const have = this.received.find(pred);
     if (have) return Promise.resolve(have);
     return new Promise((resolve, reject) => {
-      const w = { pred, resolve: (r: Received) => (clearTimeout(t), resolve(r)) };
+      const w = {
+        pred,
+        resolve: (r: Received) => {
+          clearTimeout(t);
+          resolve(r);
+        },
+      };
       const t = setTimeout(() => {
         this.waiters.splice(this.waiters.indexOf(w), 1);
         reject(new Error(`no matching operator message within ${timeoutMs} ms; got ${this.types().slice(-10).join(', ')}`));

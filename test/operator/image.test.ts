@@ -3,7 +3,7 @@
  * boxes burned in, from a real gateway with the demo models and one simulated truck; the raw 16-bit image stays.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ScanResultsReport } from '../../src/results/index.js';
+import type { ScanResultsReport } from '../../src/protocol/index.js';
 import { labelRows, overlaySvg } from '../../src/server/operator-image.js';
 import { simulatePortals } from '../../src/simulator/index.js';
 import { getJson, startTestGateway, type TestGateway } from '../helpers/gateway.js';

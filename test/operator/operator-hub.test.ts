@@ -10,15 +10,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ActiveScan } from '../../src/ingest/index.js';
 import { silentLogger } from '../../src/log/index.js';
-import {
-  DEFAULT_OPERATOR_CONFIG,
-  ImageFrameKind,
-  OperatorHub,
-  decodeImageFrame,
-  type OperatorSession,
-  type OperatorTransport,
-  type SendStatus,
-} from '../../src/operator/index.js';
+import { DEFAULT_OPERATOR_CONFIG, OperatorHub, type OperatorSession, type OperatorTransport, type SendStatus } from '../../src/operator/index.js';
+import { ImageFrameKind, decodeImageFrame } from '../../src/protocol/index.js';
 import { ScanStore } from '../../src/storage/index.js';
 
 const BUDGET = 16 * 1024;

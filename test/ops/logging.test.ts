@@ -4,7 +4,7 @@
  */
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SliceKind, encodeSliceFrame } from '../../src/ingest/index.js';
+import { SliceKind, encodeSliceFrame } from '../../src/protocol/index.js';
 import { createRootLogger } from '../../src/log/index.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { RawPortal } from '../helpers/raw-portal.js';

@@ -14,7 +14,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SliceKind, encodeSliceFrame, type GatewayMessage } from '../../src/ingest/index.js';
+import { SliceKind, encodeSliceFrame, type GatewayMessage } from '../../src/protocol/index.js';
 import { ScanStore } from '../../src/storage/index.js';
 import { RawPortal } from '../helpers/raw-portal.js';
 

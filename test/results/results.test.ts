@@ -13,9 +13,9 @@ import {
   softmaxInto,
   type ReferenceCategory,
   type ReferenceSnapshot,
-  type SuggestionSegment,
   type ThreatTile,
 } from '../../src/results/index.js';
+import type { SuggestionSegment } from '../../src/protocol/index.js';
 
 const GOODS: ModelLabel[] = [
   { id: 'timber', name: 'Timber', hsCodes: ['4407'] },
@@ -250,7 +250,7 @@ describe('threat alerts', () => {
   });
 
   it('raises nothing for a +Infinity logit of a label without a reachable threshold', () => {
-    for (const thresholds of [{ firearm: 0.5 }, { firearm: 0.5, narcotics: 1.5 }, { firearm: 0.5, narcotics: Number.NaN }]) {
+    for (const thresholds of [{ firearm: 0.5 }, { firearm: 0.5, narcotics: 1.5 }, { firearm: 0.5, narcotics: Number.NaN }] as Array<Record<string, number>>) {
       const a = new ThreatAlerts(THREATS, thresholds, 1024, 16);
       const t = tile(0, 0, []);
       t.logits[1 * 16 * 16 + 3 * 16 + 3] = Number.POSITIVE_INFINITY; // narcotics

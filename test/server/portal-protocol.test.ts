@@ -5,7 +5,7 @@
  */
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SliceKind, encodeSliceFrame, type GatewayMessage } from '../../src/ingest/index.js';
+import { SliceKind, encodeSliceFrame, type GatewayMessage } from '../../src/protocol/index.js';
 import { startTestGateway, getJson, type TestGateway } from '../helpers/gateway.js';
 import { RawPortal } from '../helpers/raw-portal.js';
 

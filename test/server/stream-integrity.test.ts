@@ -7,7 +7,7 @@
  */
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SliceKind, encodeSliceFrame } from '../../src/ingest/index.js';
+import { SliceKind, encodeSliceFrame } from '../../src/protocol/index.js';
 import {
   createDetector,
   declarationMessage,

@@ -7,7 +7,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { SLICE_HEADER_BYTES, decodeSliceHeader, type SliceHeader } from '../../src/ingest/slice-frame.js';
+import { SLICE_HEADER_BYTES, decodeSliceHeader, type SliceHeader } from '../../src/protocol/index.js';
 
 export interface FakeGatewayOptions {
   /** Frames further than this beyond the first missing one get SEQ_AHEAD. Default 32. */

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ScanlineError } from '../../src/errors/index.js';
-import type { GatewayMessage } from '../../src/ingest/messages.js';
-import { SliceKind, decodeSliceHeader } from '../../src/ingest/slice-frame.js';
+import type { GatewayMessage } from '../../src/protocol/index.js';
+import { SliceKind, decodeSliceHeader } from '../../src/protocol/index.js';
 import { createDetector } from '../../src/simulator/detector.js';
 import { PortalClient, type PortalClientOptions } from '../../src/simulator/portal-client.js';
 import { SceneBuilder } from '../../src/simulator/primitives.js';

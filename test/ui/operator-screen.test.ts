@@ -13,14 +13,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { simulatePortals, type SimulationSummary } from '../../src/simulator/index.js';
+import { type GenerateTruckOptions, simulatePortals, type SimulationSummary } from '../../src/simulator/index.js';
 import { getJson, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CONFIG = { inference: { enabled: true } };
 const SHOTS = join(process.cwd(), 'test-results');
 /** Cigarettes declared as something else, with narcotics and a firearm in the load (as test/results does). */
-const TRUCK = { categories: ['tobacco'], threats: ['narcotics', 'firearm'], mismatchProbability: 1 };
+const TRUCK: GenerateTruckOptions = { categories: ['tobacco'], threats: ['narcotics', 'firearm'], mismatchProbability: 1 };
 
 async function columns(page: Page): Promise<number> {
   return Number(await page.getAttribute('#scan-view', 'data-columns'));

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ScanlineError } from '../../src/errors/index.js';
-import { parseClientMessage, validateOperatorId } from '../../src/operator/index.js';
-import { SubscribeSchema } from '../../src/operator/protocol.js';
+import { parseClientMessage, validateOperatorId } from '../../src/protocol/index.js';
+import { SubscribeSchema } from '../../src/protocol/index.js';
 
 function error(text: string): ScanlineError {
   try {

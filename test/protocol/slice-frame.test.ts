@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ScanlineError } from '../../src/errors/index.js';
-import { SLICE_HEADER_BYTES, SLICE_MAGIC, SliceKind, decodeSliceHeader, encodeSliceFrame } from '../../src/ingest/index.js';
+import { SLICE_HEADER_BYTES, SLICE_MAGIC, SliceKind, decodeSliceHeader, encodeSliceFrame } from '../../src/protocol/index.js';
 
 function frame(lines = 2, pixels = 5, energies = 2): Uint8Array {
   const values = new Uint16Array(lines * energies * pixels).map((_, i) => (i * 977) & 0xffff);

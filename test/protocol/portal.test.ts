@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ScanlineError } from '../../src/errors/index.js';
-import { parsePortalMessage } from '../../src/ingest/index.js';
+import { parsePortalMessage } from '../../src/protocol/index.js';
 
 const hello = { type: 'hello', portalId: 'lane-1', detector: { pixels: 1024, energies: 2, bitDepth: 16, pitchMm: 4.4, lineRateHz: 500 } };
 

@@ -5,9 +5,15 @@
  * sends itself.
  */
 import { ScanlineError } from '../errors/index.js';
-import type { DeclarationCheck, ScanResultsReport, SuggestionSegment, ThreatAlert } from '../results/index.js';
 import { type RefineContext, SchemaValidator, type Static, type TSchema, Type, describeValue } from '../schema/index.js';
-import type { ScanState, StoredDecision } from '../storage/index.js';
+import {
+  DeclarationCheckSchema,
+  DecisionRecordSchema,
+  ScanResultsReportSchema,
+  ScanStateSchema,
+  SuggestionSegmentSchema,
+  ThreatAlertSchema,
+} from './results.js';
 
 export const OPERATOR_PROTOCOL_VERSION = 1;
 
@@ -152,16 +158,6 @@ export function parseClientMessage(text: string): OperatorClientMessage {
 // Gateway -> screen (text frames, JSON; types only: the gateway does not check what it sends)
 
 /** The scan states of the store (src/storage), as they go on the wire. */
-const ScanStateSchema = Type.Unsafe<ScanState>(
-  Type.Union([Type.Literal('receiving'), Type.Literal('completed'), Type.Literal('aborted'), Type.Literal('interrupted')]),
-);
-/** Records of other stages, sent as they are; their own modules define them (documented in docs/protocol.md). */
-const ResultsReportSchema = Type.Unsafe<ScanResultsReport>(Type.Object({}, { description: 'The machine report (src/results, ScanResultsReport).' }));
-const StoredDecisionSchema = Type.Unsafe<StoredDecision>(Type.Object({}, { description: "An officer's stored decision (src/storage)." }));
-const SuggestionSegmentSchema = Type.Unsafe<SuggestionSegment>(Type.Object({}, { description: 'A goods segment with its top-3 (src/results).' }));
-const ThreatAlertSchema = Type.Unsafe<ThreatAlert>(Type.Object({}, { description: 'A threat alert (src/results).' }));
-const DeclarationCheckSchema = Type.Unsafe<DeclarationCheck>(Type.Object({}, { description: 'The declaration check (src/results).' }));
-
 /** What a screen knows about a scan without its image and results. */
 export const ScanSummarySchema = Type.Object({
   scanId: Type.String(),
@@ -213,8 +209,8 @@ export const OperatorServerMessageSchema = Type.Union([
     type: Type.Literal('scan.snapshot'),
     scan: ScanSummarySchema,
     preview: Type.Composite([PreviewGeometrySchema, Type.Object({ seq: Type.Integer() })]),
-    results: Type.Union([ResultsReportSchema, Type.Null()], { description: 'The machine report so far (null: the gateway runs without inference).' }),
-    decisions: Type.Array(StoredDecisionSchema),
+    results: Type.Union([ScanResultsReportSchema, Type.Null()], { description: 'The machine report so far (null: the gateway runs without inference).' }),
+    decisions: Type.Array(DecisionRecordSchema),
     resync: Type.Boolean({ description: 'True when sent to catch up after strips were coalesced (or on request), false for a first view.' }),
   }),
   Type.Object({ type: Type.Literal('scan.started'), scan: ScanSummarySchema, preview: PreviewGeometrySchema }),
@@ -222,8 +218,8 @@ export const OperatorServerMessageSchema = Type.Union([
   Type.Object({ type: Type.Literal('alert'), ...scanRef, alert: ThreatAlertSchema }),
   Type.Object({ type: Type.Literal('declaration'), ...scanRef, check: DeclarationCheckSchema }),
   Type.Object({ type: Type.Literal('scan.completed'), scan: ScanSummarySchema }),
-  Type.Object({ type: Type.Literal('results.final'), ...scanRef, report: ResultsReportSchema }),
-  Type.Object({ type: Type.Literal('decision'), ...scanRef, decision: StoredDecisionSchema }),
+  Type.Object({ type: Type.Literal('results.final'), ...scanRef, report: ScanResultsReportSchema }),
+  Type.Object({ type: Type.Literal('decision'), ...scanRef, decision: DecisionRecordSchema }),
   // An error's details (e.g. `refused`, `scanIds`) travel beside its code and message.
   Type.Intersect([Type.Object({ type: Type.Literal('error'), code: Type.String(), message: Type.String() }), Type.Record(Type.String(), Type.Unknown())]),
 ]);
