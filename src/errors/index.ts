@@ -114,7 +114,7 @@ export const ERROR_CODES = {
   SCANLINE_ERR_SIM_CONNECTION: spec('the simulated portal lost its connection to the gateway', 500, false),
 
   // Failures nothing else names: a bug, answered without its details (see toScanlineErrorOrInternal).
-  SCANLINE_ERR_GATEWAY_INTERNAL: spec('internal error in the gateway; its log has the details', 500, false),
+  SCANLINE_ERR_INTERNAL: spec('internal error in the gateway; its log has the details', 500, false),
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -180,12 +180,12 @@ export function invalidArgument(code: ErrorCode, expected: string, name: string,
 /**
  * What a boundary answering a client (an HTTP route, a portal frame) makes of anything thrown: a ScanlineError, or
  * an error carrying a registered code (the native addon throws those), keeps its code and message; anything else is
- * a failure nobody anticipated and becomes SCANLINE_ERR_GATEWAY_INTERNAL with the registry's generic message. The
+ * a failure nobody anticipated and becomes SCANLINE_ERR_INTERNAL with the registry's generic message. The
  * original error is kept as `cause`, for the log only: its text, stack and any paths it names never reach a client.
  */
 export function toScanlineErrorOrInternal(err: unknown): ScanlineError {
   if (err instanceof ScanlineError) return err;
   const code = (err as { code?: unknown } | null)?.code;
   if (isErrorCode(code)) return toScanlineError(err, code);
-  return new ScanlineError('SCANLINE_ERR_GATEWAY_INTERNAL', undefined, {}, { cause: err });
+  return new ScanlineError('SCANLINE_ERR_INTERNAL', undefined, {}, { cause: err });
 }

@@ -47,7 +47,7 @@ export class PendingResponse {
   }
 
   /**
-   * Answers with the error's code. A failure that carries no code is SCANLINE_ERR_GATEWAY_INTERNAL: the client gets the
+   * Answers with the error's code. A failure that carries no code is SCANLINE_ERR_INTERNAL: the client gets the
    * code and a generic message, the log gets the error with its stack (once, here). Other 500s are logged too;
    * caller errors and expected refusals (404, 409, 503 ...) are the client's to read, not the log's.
    */

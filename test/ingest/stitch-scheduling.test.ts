@@ -133,10 +133,12 @@ describe('stitcher job scheduling (portal.stitchMaxDelayMs)', () => {
     // completes (archive flush and fsync, not timed here).
     await stream.sendUpTo(COLUMN_LINES + 64);
     const endSent = performance.now();
+    // scan.completed may arrive while the strip is awaited: look for it from the messages received after scan.end.
+    const sinceEnd = portal.messages.length;
     portal.json({ type: 'scan.end', streamId: 1, totalLines: COLUMN_LINES + 64 });
     const last = await until('the strip of the last lines', () => seen.strips.find((x) => x.strip.line + x.strip.lines === COLUMN_LINES + 64));
     expect(last.at - endSent).toBeLessThan(DELAY_MS / 2);
-    await portal.next((m) => m.type === 'scan.completed');
+    await portal.next((m) => m.type === 'scan.completed', 10_000, sinceEnd);
   });
 
   it('runs one job per frame with stitchMaxDelayMs 0', async () => {

@@ -1,5 +1,5 @@
 /**
- * A failure nobody anticipated (a plain Error from deep inside a handler) is SCANLINE_ERR_GATEWAY_INTERNAL at every
+ * A failure nobody anticipated (a plain Error from deep inside a handler) is SCANLINE_ERR_INTERNAL at every
  * boundary that answers a client: the client gets the code and the generic message, never the exception's text,
  * stack or paths; the gateway logs it once, at error level, with the stack. Before, HTTP borrowed
  * SCANLINE_ERR_STORAGE_READ and the portal path SCANLINE_ERR_STITCH_FAILED or SCANLINE_ERR_PROTO_INVALID.
@@ -14,7 +14,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { RawPortal } from '../helpers/raw-portal.js';
 
 const SECRET = 'disk I/O error at /var/lib/scanline-secret/scans.db';
-const GENERIC = ERROR_CODES.SCANLINE_ERR_GATEWAY_INTERNAL.message;
+const GENERIC = ERROR_CODES.SCANLINE_ERR_INTERNAL.message;
 const PIXELS = 16;
 
 interface LogLine {
@@ -24,7 +24,7 @@ interface LogLine {
   [key: string]: unknown;
 }
 
-describe('unexpected failures answer SCANLINE_ERR_GATEWAY_INTERNAL', () => {
+describe('unexpected failures answer SCANLINE_ERR_INTERNAL', () => {
   const lines: LogLine[] = [];
   let gw: TestGateway;
   const restore: Array<() => void> = [];
@@ -43,7 +43,7 @@ describe('unexpected failures answer SCANLINE_ERR_GATEWAY_INTERNAL', () => {
   }
 
   function internalLogs(): LogLine[] {
-    return lines.filter((l) => l.err?.code === 'SCANLINE_ERR_GATEWAY_INTERNAL');
+    return lines.filter((l) => l.err?.code === 'SCANLINE_ERR_INTERNAL');
   }
 
   beforeAll(async () => {
@@ -81,7 +81,7 @@ describe('unexpected failures answer SCANLINE_ERR_GATEWAY_INTERNAL', () => {
     const res = await fetch(`${gw.httpUrl}/v1/scans`);
     const text = await res.text();
     expect(res.status).toBe(500);
-    expect(JSON.parse(text)).toEqual({ error: { code: 'SCANLINE_ERR_GATEWAY_INTERNAL', message: GENERIC } });
+    expect(JSON.parse(text)).toEqual({ error: { code: 'SCANLINE_ERR_INTERNAL', message: GENERIC } });
     expect(text).not.toContain('scanline-secret');
     expect(text).not.toContain('disk I/O');
     const logs = await waitForLog();
@@ -112,7 +112,7 @@ describe('unexpected failures answer SCANLINE_ERR_GATEWAY_INTERNAL', () => {
         new Uint16Array(4 * PIXELS).fill(1000),
       );
     const e = await p.expectError(() => p.binary(frame(0)));
-    expect(e).toEqual({ type: 'error', code: 'SCANLINE_ERR_GATEWAY_INTERNAL', message: GENERIC });
+    expect(e).toEqual({ type: 'error', code: 'SCANLINE_ERR_INTERNAL', message: GENERIC });
     expect(JSON.stringify(p.messages)).not.toContain('scanline-secret');
     expectLoggedOnceWithStack(await waitForLog());
     for (const r of restore.splice(0)) r();
@@ -126,7 +126,7 @@ describe('unexpected failures answer SCANLINE_ERR_GATEWAY_INTERNAL', () => {
     const p = await RawPortal.hello(gw.portalUrl, 'lane-internal-text', { pixels: PIXELS, energies: 1 });
     breakMethod(gw.store, 'hasScan');
     const e = await p.expectError(() => p.json({ type: 'scan.start', streamId: 1 }));
-    expect(e).toEqual({ type: 'error', code: 'SCANLINE_ERR_GATEWAY_INTERNAL', message: GENERIC });
+    expect(e).toEqual({ type: 'error', code: 'SCANLINE_ERR_INTERNAL', message: GENERIC });
     expect(JSON.stringify(p.messages)).not.toContain('scanline-secret');
     expectLoggedOnceWithStack(await waitForLog());
     p.close();
