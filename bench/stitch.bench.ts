@@ -7,7 +7,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import { nativeAddonInfo } from '../src/addon/index.js';
-import { createStitcher, type StitcherImplementation } from '../src/stitch/index.js';
+import { createStitcher } from '../src/stitch/index.js';
+import { type StitcherImplementation, stitcherOf } from '../test/helpers/ts-stitcher.js';
 
 interface Result {
   implementation: StitcherImplementation;
@@ -42,7 +43,7 @@ function makeRaw(lines: number, pixels: number, energies: number): Uint16Array {
 
 async function run(implementation: StitcherImplementation, raw: Uint16Array, lines: number, pixels: number): Promise<Result> {
   const energies = 2;
-  const st = createStitcher({ pixels, energies }, implementation);
+  const st = createStitcher({ pixels, energies }, stitcherOf(implementation));
   const buffers = { tiles: new Float32Array(st.tileFloats * 64), preview: new Uint8Array(st.previewBytes) };
   const n = energies * pixels;
   const sliceLines = 16;

@@ -8,7 +8,7 @@
 // into a strip column as soon as it is complete. A tile column that does not start on a block boundary (the final
 // column, or strideLines not a multiple of downsample) is summed from raw lines recalibrated on the fly.
 //
-// The semantics are those of src/stitch/types.ts. The TypeScript reference (src/stitch/ts-stitcher.ts) plans jobs
+// The semantics are those of src/stitch/types.ts. The TypeScript reference (test/helpers/ts-stitcher.ts) plans jobs
 // exactly as BeginJob does; it keeps a window of calibrated lines instead of the block ring and accumulators.
 //
 // Threads: every public method runs on the JS thread except ExecuteJob, which runs on a libuv pool thread between

@@ -15,7 +15,7 @@ import { createGatewayMetrics, type GatewayMetrics } from './metrics/index.js';
 import { OperatorHub } from './operator/index.js';
 import { ResultsService } from './results/index.js';
 import { startHttpServer, type HttpServer } from './server/index.js';
-import { isNativeStitcherAvailable } from './stitch/index.js';
+import { isNativeStitcherAvailable, type StitcherFactory } from './stitch/index.js';
 import { ScanStore } from './storage/index.js';
 
 export const GATEWAY_PHASES = ['starting', 'ready', 'draining', 'closing', 'closed'] as const;
@@ -24,8 +24,8 @@ export type GatewayPhase = (typeof GATEWAY_PHASES)[number];
 export interface GatewayOptions {
   /** Root logger; by default one is made at config.log.level writing JSON to stdout. */
   log?: Logger;
-  /** Stitcher implementation; 'typescript' is the benchmark baseline. */
-  stitcher?: 'native' | 'typescript';
+  /** The stitcher of each scan: the native addon by default; benchmarks pass the TypeScript reference as baseline. */
+  stitcher?: StitcherFactory;
 }
 
 export interface Gateway {
@@ -57,7 +57,7 @@ export interface Gateway {
 export async function startGateway(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
   const log = options.log ?? createRootLogger(config.log.level);
   let phase: GatewayPhase = 'starting';
-  const stitcherKind = options.stitcher ?? 'native';
+  const stitcherKind = options.stitcher ? 'custom' : 'native';
   if (stitcherKind === 'native' && !isNativeStitcherAvailable()) {
     // Loading again to surface the precise reason (SCANLINE_ERR_STITCH_ADDON_LOAD with path and cause).
     isNativeStitcherAvailable(true);
@@ -89,7 +89,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         portalLabelLimit: config.metrics.portalLabelLimit,
       });
     }
-    const ingest = resources.defer('ingest', new IngestService({ config, store, log: log.child({ module: 'ingest' }), stitcher: stitcherKind }), (i) =>
+    const ingest = resources.defer('ingest', new IngestService({ config, store, log: log.child({ module: 'ingest' }), stitcher: options.stitcher }), (i) =>
       i.close(),
     );
     if (results) ingest.listen(results.ingestListener());
@@ -139,7 +139,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         store,
         log: log.child({ module: 'server' }),
         readiness: {
-          stitcher: () => (stitcherKind === 'typescript' || isNativeStitcherAvailable() ? null : 'native stitcher addon not loaded'),
+          stitcher: () => (stitcherKind === 'custom' || isNativeStitcherAvailable() ? null : 'native stitcher addon not loaded'),
           storage: () => (store.isWritable() ? null : 'scan store is not writable'),
           ...(inference ? { inference: () => (inference.status().ready ? null : (inference.status().reason ?? 'inference is not ready')) } : {}),
           phase: () => (phase === 'ready' ? null : `gateway is ${phase}`),

@@ -13,6 +13,7 @@ import { IngestService } from '../../src/ingest/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { startGateway } from '../../src/main.js';
 import { ScanStore } from '../../src/storage/index.js';
+import { tsStitcher } from '../../test/helpers/ts-stitcher.js';
 import { startWsTransport } from './ws-transport.js';
 
 export type GatewayPath = 'uws-native' | 'ws-typescript';
@@ -50,7 +51,7 @@ export async function startBenchGateway(path: GatewayPath, dataParent: string = 
   const removeDir = () => rmSync(dataDir, { recursive: true, force: true });
   try {
     if (path === 'uws-native') {
-      const gateway = await startGateway(config, { log, stitcher: 'native' });
+      const gateway = await startGateway(config, { log });
       return {
         path,
         portalUrl: gateway.portalUrl,
@@ -63,7 +64,7 @@ export async function startBenchGateway(path: GatewayPath, dataParent: string = 
       };
     }
     const store = ScanStore.open(dataDir, log);
-    const ingest = new IngestService({ config, store, log, stitcher: 'typescript' });
+    const ingest = new IngestService({ config, store, log, stitcher: tsStitcher });
     const transport = await startWsTransport(config, ingest);
     return {
       path,

@@ -149,7 +149,7 @@ async function startInferGateway(modelsDir: string, batching: BatchingMode): Pro
     inference: { modelsDir, enabled: batching !== 'off', ...(batching === 'batch-1' ? { batching: { ...BATCH_1 } } : {}) },
   };
   try {
-    const gateway = await startGateway(resolveConfig(input), { log: silentLogger(), stitcher: 'native' });
+    const gateway = await startGateway(resolveConfig(input), { log: silentLogger() });
     if (batching !== 'off' && (!gateway.results || !gateway.inference || gateway.inference.models.length === 0)) {
       await gateway.close(0);
       throw new Error(`no models loaded from ${modelsDir}`);

@@ -256,7 +256,7 @@ async function startBenchGateway(metrics: boolean, dataParent = tmpdir()): Promi
       // The load generator disconnects mid-scan at the end of a run: abort those scans at once.
       portal: { resumeGraceMs: 0 },
     }),
-    { log: silentLogger(), stitcher: 'native' },
+    { log: silentLogger() },
   );
   return {
     gateway,

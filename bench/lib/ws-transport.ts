@@ -9,7 +9,7 @@
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { GatewayConfig } from '../../src/config/index.js';
 import { CloseCode, type IngestService } from '../../src/ingest/index.js';
-import { type GatewayMessage } from '../../src/protocol/index.js';
+import type { GatewayMessage } from '../../src/protocol/index.js';
 
 export interface WsTransport {
   readonly port: number;

@@ -21,7 +21,7 @@ import {
   type Scene,
   type TruthLabels,
 } from '../simulator/index.js';
-import { createStitcher, validateStitcherOptions, type StitcherImplementation, type StitcherOptions, type TileInfo } from '../stitch/index.js';
+import { createStitcher, validateStitcherOptions, type StitcherFactory, type StitcherOptions, type TileInfo } from '../stitch/index.js';
 
 export interface ScanTilesOptions {
   /** Detector elements per line. Default 1024. */
@@ -31,7 +31,7 @@ export interface ScanTilesOptions {
   /** Calibration frames before the slices, as the simulated portal sends them; false: the stitcher uses the leading air lines. */
   calibration?: CalibrationFrames | false;
   /** Stitcher implementation. Default 'native' (what the gateway runs). */
-  stitcher?: StitcherImplementation;
+  stitcher?: StitcherFactory;
 }
 
 /** What one truck gives to its tile callback. */
@@ -78,7 +78,7 @@ export async function scanTruckTiles(seed: number, options: ScanTilesOptions, si
   const scene = generateTruck(seed, detector, options.truck);
   const stitch = gatewayStitchOptions(detector.pixels);
   const truck: ScannedTruck = { seed, detector, scene, truth: truthLabels(scene, detector), stitch };
-  const stitcher = createStitcher(stitch, options.stitcher ?? 'native');
+  const stitcher = createStitcher(stitch, options.stitcher);
   try {
     const buffers = {
       tiles: new Float32Array(stitcher.tileFloats * d.tileCapacity),

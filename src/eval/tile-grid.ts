@@ -2,7 +2,7 @@
  * The tile grid the gateway's stitcher produces for a scan, computed from the scan's length and the detector's
  * pixels alone (no pixels rendered), so the evaluator can label every tile position the models were asked about.
  *
- * Columns (mirrors the stitcher's tile planning, native/tiles.h and TsStitcher): a column every `strideLines` raw
+ * Columns (mirrors the stitcher's tile planning, native/tiles.h and the TypeScript reference test/helpers/ts-stitcher.ts): a column every `strideLines` raw
  * lines while it fits inside the scan (line + span <= totalLines, span = size * downsample), then one last column
  * flush with the scan's end (line = max(0, totalLines - span), min(span, totalLines) lines) when the previous one
  * stopped short of it. Rows: `tileRowPixels` (span-high tiles overlapping by `overlapPixels`, the last one flush

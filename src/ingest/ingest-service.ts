@@ -8,7 +8,7 @@ import { ScanlineError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { BufferPool } from '../memory/index.js';
 import { alignedBuffer } from '../addon/index.js';
-import { createStitcher, type Stitcher, validateStitcherOptions } from '../stitch/index.js';
+import { createStitcher, nativeStitcher, type Stitcher, type StitcherFactory, validateStitcherOptions } from '../stitch/index.js';
 import { DIRECT_IO_ALIGNMENT, type RawWriter, type ScanStore } from '../storage/index.js';
 import { ActiveScan } from './active-scan.js';
 import type { IngestConfig } from './config.js';
@@ -21,8 +21,8 @@ export interface IngestServiceOptions {
   config: IngestConfig;
   store: ScanStore;
   log: Logger;
-  /** 'native' in production; 'typescript' runs the reference stitcher (benchmark baseline). */
-  stitcher?: 'native' | 'typescript';
+  /** The native stitcher by default; benchmarks pass the TypeScript reference as their baseline. */
+  stitcher?: StitcherFactory;
   gatewayName?: string;
 }
 
@@ -36,7 +36,7 @@ export class IngestService {
   private readonly store: ScanStore;
   private readonly log: Logger;
   private readonly events: IngestEventSink;
-  private readonly stitcherKind: 'native' | 'typescript';
+  private readonly stitcher: StitcherFactory;
   private readonly live = new Map<string, ActiveScan>();
   private readonly portals = new Map<string, PortalConnection>();
   private readonly connections = new Set<PortalConnection>();
@@ -51,7 +51,7 @@ export class IngestService {
     this.stats = createIngestStats(options.config.metrics.portalLabelLimit);
     this.store = options.store;
     this.log = options.log;
-    this.stitcherKind = options.stitcher ?? 'native';
+    this.stitcher = options.stitcher ?? nativeStitcher;
     this.gatewayName = options.gatewayName ?? 'scanline';
     this.events = new IngestEventSink((err, event) => this.log.error({ err, event }, 'ingest listener failed'));
   }
@@ -117,7 +117,7 @@ export class IngestService {
     const detector = conn.detector!;
     let stitcher: Stitcher;
     try {
-      stitcher = createStitcher(validateStitcherOptions({ ...this.config.stitch, pixels: detector.pixels, energies: detector.energies }), this.stitcherKind);
+      stitcher = createStitcher(validateStitcherOptions({ ...this.config.stitch, pixels: detector.pixels, energies: detector.energies }), this.stitcher);
     } catch (err) {
       throw err instanceof ScanlineError ? Object.assign(err, { details: { ...err.details, streamId: m.streamId } }) : err;
     }

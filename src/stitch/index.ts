@@ -1,13 +1,11 @@
 /**
- * The stitch stage's public door: one Stitcher per scan (native addon in production, the TypeScript reference for
- * tests and benchmarks) and its options. The addon itself, and its helpers that are not stitching, are src/addon.
+ * The stitch stage's public door: one Stitcher per scan (the native addon in production; tests and benchmarks may
+ * pass the TypeScript reference) and its options. The addon itself, and its helpers that are not stitching, are src/addon.
  */
-import { ScanlineError } from '../errors/index.js';
 import { isNativeAddonAvailable } from '../addon/index.js';
 import { NativeStitcher } from './native-stitcher.js';
 import { type StitcherOptionsInput, validateStitcherOptions } from './options.js';
-import { TsStitcher } from './ts-stitcher.js';
-import type { Stitcher } from './types.js';
+import type { Stitcher, StitcherOptions } from './types.js';
 
 export * from './types.js';
 
@@ -22,20 +20,25 @@ export {
   TileOptionsSchema,
   validateStitcherOptions,
 } from './options.js';
-export { PREVIEW_GAP_COLOUR, PREVIEW_PALETTE, tileRowPixels } from './ts-stitcher.js';
+export { PREVIEW_GAP_COLOUR, PREVIEW_PALETTE, tileRowPixels } from './output-geometry.js';
+export { previewBytesOf, tileFloatsOf } from './options.js';
 
-export type StitcherImplementation = 'native' | 'typescript';
+/**
+ * Makes the Stitcher of one scan from validated options. Production uses the native addon (the default); tests and
+ * benchmarks pass the TypeScript reference (test/helpers/ts-stitcher.ts) as the oracle and the baseline.
+ */
+export type StitcherFactory = (options: StitcherOptions) => Stitcher;
+
+/** The production stitcher: the native addon. */
+export const nativeStitcher: StitcherFactory = (options) => new NativeStitcher(options);
 
 /**
  * Creates the stitcher of one scan. `options` are validated (and defaults merged) here, so a plain
  * StitcherOptions or a partial input both work; invalid ones throw SCANLINE_ERR_STITCH_OPTIONS listing every
- * problem. 'native' throws SCANLINE_ERR_STITCH_ADDON_LOAD when the addon cannot be loaded.
+ * problem. The native stitcher throws SCANLINE_ERR_STITCH_ADDON_LOAD when the addon cannot be loaded.
  */
-export function createStitcher(options: StitcherOptionsInput, implementation: StitcherImplementation = 'native'): Stitcher {
-  const validated = validateStitcherOptions(options);
-  if (implementation === 'native') return new NativeStitcher(validated);
-  if (implementation === 'typescript') return new TsStitcher(validated);
-  throw new ScanlineError('SCANLINE_ERR_STITCH_OPTIONS', `Expected "native" or "typescript" for implementation but received ${String(implementation)}`);
+export function createStitcher(options: StitcherOptionsInput, factory: StitcherFactory = nativeStitcher): Stitcher {
+  return factory(validateStitcherOptions(options));
 }
 
 /**

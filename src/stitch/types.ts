@@ -1,6 +1,6 @@
 /**
  * The stitcher contract: one stitcher per scan. Implemented natively (native/, the production path) and in plain
- * TypeScript (ts-stitcher.ts: the reference implementation, the test oracle and the benchmark baseline).
+ * TypeScript (test/helpers/ts-stitcher.ts: the reference implementation, the test oracle and the benchmark baseline).
  * Both implementations must produce the same outputs for the same inputs (floats within 1e-4 relative).
  *
  * Data layout everywhere: raw payloads are line-major, and within a line the energies are interleaved high first:

@@ -18,7 +18,7 @@ interface Digest {
 }
 
 async function stitchOnMain(options: StitcherOptions, lines: number, payload: Uint16Array): Promise<Digest> {
-  const st = createStitcher(options, 'native');
+  const st = createStitcher(options);
   st.push(1, 0, lines, payload);
   st.finish(lines);
   const buffers = { tiles: new Float32Array(st.tileFloats * 16), preview: new Uint8Array(st.previewBytes) };

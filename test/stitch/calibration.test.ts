@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ScanlineError } from '../../src/errors/index.js';
-import { createStitcher, type Stitcher, type StitcherImplementation } from '../../src/stitch/index.js';
+import { createStitcher, type Stitcher } from '../../src/stitch/index.js';
+import { type StitcherImplementation, stitcherOf } from '../helpers/ts-stitcher.js';
 import { attenuation, buffersFor, makeScene, newCollected, pump, type Rect, type Scene, slice } from './helpers.js';
 
 const RECTS: Rect[] = [
@@ -20,7 +21,7 @@ async function run(
   frames: { dark?: boolean; air?: boolean },
   options: Record<string, unknown> = OPTIONS,
 ): Promise<Stitcher> {
-  const st = createStitcher({ ...options, pixels: scene.pixels, energies: scene.energies }, impl);
+  const st = createStitcher({ ...options, pixels: scene.pixels, energies: scene.energies }, stitcherOf(impl));
   if (frames.dark) st.push(2, 0, scene.frameLines, scene.darkFrames);
   if (frames.air) st.push(3, 0, scene.frameLines, scene.airFrames);
   for (let l = 0; l < scene.lines; l += 10) st.push(1, l, Math.min(10, scene.lines - l), slice(scene, l, Math.min(10, scene.lines - l)));
@@ -126,7 +127,7 @@ describe.each(['native', 'typescript'] as const)('%s stitcher calibration', (imp
 
   it('waits for the air lines, and uses what exists once the reorder window passes a missing one', async () => {
     const scene = makeScene({ pixels: 40, energies: 1, lines: 120, seed: 6, rects: [] });
-    const st = createStitcher({ pixels: 40, energies: 1, airLines: 16, reorderWindowLines: 20, maxLines: 200 }, impl);
+    const st = createStitcher({ pixels: 40, energies: 1, airLines: 16, reorderWindowLines: 20, maxLines: 200 }, stitcherOf(impl));
     const buffers = buffersFor(st, 4);
     st.push(1, 0, 5, slice(scene, 0, 5));
     st.push(1, 6, 10, slice(scene, 6, 10)); // line 5 missing, 16 lines < airLines present
@@ -149,7 +150,7 @@ describe.each(['native', 'typescript'] as const)('%s stitcher calibration', (imp
   });
 
   it('readAttenuation before calibration is a coded error', () => {
-    const st = createStitcher({ pixels: 8, energies: 2 }, impl);
+    const st = createStitcher({ pixels: 8, energies: 2 }, stitcherOf(impl));
     try {
       st.readAttenuation(0, 0, 1, new Float32Array(8));
       expect.unreachable();

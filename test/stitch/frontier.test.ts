@@ -4,7 +4,8 @@
  * implementations.
  */
 import { describe, expect, it } from 'vitest';
-import { createStitcher, type StitcherImplementation } from '../../src/stitch/index.js';
+import { createStitcher } from '../../src/stitch/index.js';
+import { type StitcherImplementation, stitcherOf } from '../helpers/ts-stitcher.js';
 import { buffersFor, makeScene, newCollected, pump, slice } from './helpers.js';
 
 const scene = makeScene({
@@ -29,7 +30,7 @@ function fresh(impl: StitcherImplementation, extra: Record<string, unknown> = {}
       previewDownsample: 2,
       ...extra,
     },
-    impl,
+    stitcherOf(impl),
   );
   const push = (first: number, count: number) => st.push(1, first, count, slice(scene, first, count));
   return { st, push, buffers: buffersFor(st, 64) };

@@ -2,15 +2,8 @@
  * Deterministic synthetic scans for the stitcher tests: a seeded PRNG and Beer-Lambert on rectangles of known
  * attenuation, plus a driver that runs a stitcher to the end and collects every tile and preview strip.
  */
-import {
-  createStitcher,
-  type ProcessResult,
-  type PreviewStrip,
-  type Stitcher,
-  type StitcherImplementation,
-  type StitcherOptionsInput,
-  type TileInfo,
-} from '../../src/stitch/index.js';
+import { createStitcher, type ProcessResult, type PreviewStrip, type Stitcher, type StitcherOptionsInput, type TileInfo } from '../../src/stitch/index.js';
+import { type StitcherImplementation, stitcherOf } from '../helpers/ts-stitcher.js';
 
 /** mulberry32: small, fast, seeded; returns floats in [0, 1). */
 export function rng(seed: number): () => number {
@@ -207,7 +200,7 @@ export async function play(
   tileCapacity: number,
   frames: { dark?: boolean; air?: boolean } = {},
 ): Promise<{ st: Stitcher; collected: Collected }> {
-  const st = createStitcher({ ...options, pixels: scene.pixels, energies: scene.energies }, implementation);
+  const st = createStitcher({ ...options, pixels: scene.pixels, energies: scene.energies }, stitcherOf(implementation));
   if (frames.dark) st.push(2, 0, scene.frameLines, scene.darkFrames);
   if (frames.air) st.push(3, 0, scene.frameLines, scene.airFrames);
   const buffers = buffersFor(st, tileCapacity);

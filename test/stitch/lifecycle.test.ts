@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { type ErrorCode, ScanlineError } from '../../src/errors/index.js';
-import { createStitcher, type StitcherImplementation } from '../../src/stitch/index.js';
+import { createStitcher } from '../../src/stitch/index.js';
+import { type StitcherImplementation, stitcherOf } from '../helpers/ts-stitcher.js';
 import { buffersFor, makeScene, slice } from './helpers.js';
 
 const scene = makeScene({
@@ -17,7 +18,7 @@ const scene = makeScene({
 });
 
 function loaded(impl: StitcherImplementation) {
-  const st = createStitcher({ pixels: 256, energies: 2, maxLines: 1024, airLines: 16 }, impl);
+  const st = createStitcher({ pixels: 256, energies: 2, maxLines: 1024, airLines: 16 }, stitcherOf(impl));
   st.push(1, 0, 512, slice(scene, 0, 512));
   st.finish(512);
   return { st, buffers: buffersFor(st, 32) };

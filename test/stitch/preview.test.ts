@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createStitcher, PREVIEW_GAP_COLOUR, PREVIEW_PALETTE } from '../../src/stitch/index.js';
+import { stitcherOf } from '../helpers/ts-stitcher.js';
 import { checkStrip, gapLines, makeScene, play, processedPlanes, type Rect, schedule } from './helpers.js';
 
 const RECTS: Rect[] = [
@@ -63,7 +64,7 @@ describe.each(['native', 'typescript'] as const)('%s stitcher preview', (impl) =
   });
 
   it('previewBytes follows ceil(maxLinesPerJob / d + 1) * ceil(pixels / d) * 4', () => {
-    const st = createStitcher({ pixels: 101, energies: 2, maxLinesPerJob: 100, previewDownsample: 4 }, impl);
+    const st = createStitcher({ pixels: 101, energies: 2, maxLinesPerJob: 100, previewDownsample: 4 }, stitcherOf(impl));
     expect(st.previewBytes).toBe(Math.ceil(100 / 4 + 1) * Math.ceil(101 / 4) * 4);
     expect(st.tileFloats).toBe(2 * 64 * 64);
   });

@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { type ErrorCode, ScanlineError } from '../../src/errors/index.js';
-import { createStitcher, type Stitcher, type StitcherImplementation } from '../../src/stitch/index.js';
+import { createStitcher, type Stitcher } from '../../src/stitch/index.js';
+import { type StitcherImplementation, stitcherOf } from '../helpers/ts-stitcher.js';
 import { buffersFor, makeScene, newCollected, play, pump, schedule, slice, attenuation } from './helpers.js';
 
 function expectCode(fn: () => unknown, code: ErrorCode): ScanlineError {
@@ -28,7 +29,7 @@ const scene = makeScene({
 });
 
 function fresh(impl: StitcherImplementation, extra: Record<string, unknown> = {}): Stitcher {
-  return createStitcher({ pixels: 24, energies: 2, maxLines: 100, airLines: 8, chunkLines: 16, ...extra }, impl);
+  return createStitcher({ pixels: 24, energies: 2, maxLines: 100, airLines: 8, chunkLines: 16, ...extra }, stitcherOf(impl));
 }
 
 function raw(st: Stitcher, first: number, count: number): Uint16Array {
@@ -137,7 +138,7 @@ describe.each(['native', 'typescript'] as const)('%s stitcher push', (impl) => {
     expectCode(() => st.readAttenuation(2, 0, 1, new Float32Array(24)), 'SCANLINE_ERR_SLICE_GEOMETRY');
     expectCode(() => st.readAttenuation(0, 0, 2, new Float32Array(47)), 'SCANLINE_ERR_STITCH_BUFFER');
     expectCode(() => st.readMaterial(0, 2, new Uint8Array(47)), 'SCANLINE_ERR_STITCH_BUFFER');
-    const single = createStitcher({ pixels: 24, energies: 1 }, impl);
+    const single = createStitcher({ pixels: 24, energies: 1 }, stitcherOf(impl));
     expectCode(() => single.readMaterial(0, 1, new Uint8Array(24)), 'SCANLINE_ERR_SLICE_GEOMETRY');
   });
 });
@@ -145,7 +146,7 @@ describe.each(['native', 'typescript'] as const)('%s stitcher push', (impl) => {
 describe('missingRanges', () => {
   for (const impl of ['native', 'typescript'] as const) {
     it(`${impl}: lists the line ranges never stored, and drops lines that arrived late`, () => {
-      const s = createStitcher({ pixels: 8, energies: 2, maxLines: 256, reorderWindowLines: 4, airLines: 4 }, impl);
+      const s = createStitcher({ pixels: 8, energies: 2, maxLines: 256, reorderWindowLines: 4, airLines: 4 }, stitcherOf(impl));
       const lines = (n: number) => new Uint16Array(n * 2 * 8).fill(1000);
       s.push(1, 0, 10, lines(10));
       s.push(1, 20, 10, lines(10));

@@ -3,7 +3,8 @@
  * padding) and tile values against an independent block average of readAttenuation. Both implementations.
  */
 import { describe, expect, it } from 'vitest';
-import { createStitcher, type StitcherImplementation, type TileInfo } from '../../src/stitch/index.js';
+import { createStitcher, type TileInfo } from '../../src/stitch/index.js';
+import { type StitcherImplementation, stitcherOf } from '../helpers/ts-stitcher.js';
 import { buffersFor, gapLines, makeScene, mismatches, newCollected, oracleTile, play, processedPlanes, pump, schedule, slice } from './helpers.js';
 
 const TILE = { size: 8, downsample: 2, strideLines: 8, overlapPixels: 4 }; // span 16, row step 12
@@ -88,7 +89,7 @@ describe.each(['native', 'typescript'] as const)('%s stitcher tiles', (impl) => 
 
   it('a column is emitted as soon as line + span <= frontier', async () => {
     const scene = makeScene({ pixels: 16, energies: 1, lines: 60, seed: 4, rects: [] });
-    const st = createStitcher({ pixels: 16, energies: 1, airLines: 4, tile: TILE, maxLines: 100 }, impl);
+    const st = createStitcher({ pixels: 16, energies: 1, airLines: 4, tile: TILE, maxLines: 100 }, stitcherOf(impl));
     const buffers = buffersFor(st, 16);
     st.push(1, 0, 23, slice(scene, 0, 23));
     let r = await pump(st, buffers, newCollected());

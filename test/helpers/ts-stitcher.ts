@@ -9,25 +9,24 @@
  * BeginJob), then yields once to the event loop before doing the pixel work, so pushes made "during" a job and
  * STITCH_BUSY behave as with the addon.
  */
-import { type ErrorCode, invalidArgument, ScanlineError } from '../errors/index.js';
-import { previewBytesOf, tileFloatsOf } from './options.js';
-import type { PreviewStrip, ProcessBuffers, ProcessResult, PushResult, Stitcher, StitcherOptions, StitcherStats, TileInfo } from './types.js';
-
-/**
- * Preview palette (RGB) by material class, then the gap colour; the same as native/preview.h:
- * Background white, Organic orange, Mixed green, Inorganic blue, HeavyMetal violet, Impenetrable near-black
- * (not shaded), gap lines red (not shaded). Shading: round(base * s), s = 0.15 + 0.85 * (1 - min(max(A_high, 0), M)
- * / M) with M = material.maxAttenuation. Single energy: grey 255 * s. Alpha 255.
- */
-export const PREVIEW_PALETTE: ReadonlyArray<readonly [number, number, number]> = Object.freeze([
-  [255, 255, 255],
-  [255, 140, 0],
-  [0, 170, 60],
-  [30, 110, 255],
-  [150, 50, 210],
-  [24, 24, 24],
-] as const);
-export const PREVIEW_GAP_COLOUR: readonly [number, number, number] = Object.freeze([255, 0, 0] as const);
+import { type ErrorCode, invalidArgument, ScanlineError } from '../../src/errors/index.js';
+import {
+  PREVIEW_GAP_COLOUR,
+  PREVIEW_PALETTE,
+  type PreviewStrip,
+  type ProcessBuffers,
+  type ProcessResult,
+  previewBytesOf,
+  type PushResult,
+  nativeStitcher,
+  type Stitcher,
+  type StitcherFactory,
+  type StitcherOptions,
+  type StitcherStats,
+  type TileInfo,
+  tileFloatsOf,
+  tileRowPixels,
+} from '../../src/stitch/index.js';
 
 interface DeadPixelFix {
   pixel: number;
@@ -743,16 +742,6 @@ export class TsStitcher implements Stitcher {
   }
 }
 
-/** Pixel offsets of the tile rows of one column (see native/tiles.h). */
-export function tileRowPixels(pixels: number, span: number, overlapPixels: number): number[] {
-  if (pixels < span) return [0];
-  const step = span - overlapPixels;
-  const rows: number[] = [];
-  for (let r = 0; r + span <= pixels; r += step) rows.push(r);
-  if (rows[rows.length - 1] + span < pixels) rows.push(pixels - span);
-  return rows;
-}
-
 /** RGBA of one preview sample into out[offset..offset + 4) (palette: PREVIEW_PALETTE). */
 export function previewColour(high: number, low: number, dual: boolean, options: StitcherOptions, out: Uint8Array, offset: number): void {
   const m = options.material.maxAttenuation;
@@ -765,4 +754,15 @@ export function previewColour(high: number, low: number, dual: boolean, options:
   const cls = classifyMaterial(high, low, options);
   const base = PREVIEW_PALETTE[cls];
   for (let c = 0; c < 3; c++) out[offset + c] = cls === 5 ? base[c] : Math.floor(base[c] * s + 0.5);
+}
+
+/** Which stitcher a test or benchmark runs: the production addon or this reference. */
+export type StitcherImplementation = 'native' | 'typescript';
+
+/** The reference as a StitcherFactory (createStitcher's second argument, the gateway's `stitcher` option). */
+export const tsStitcher: StitcherFactory = (options) => new TsStitcher(options);
+
+/** The factory of a StitcherImplementation. */
+export function stitcherOf(implementation: StitcherImplementation): StitcherFactory {
+  return implementation === 'native' ? nativeStitcher : tsStitcher;
 }
