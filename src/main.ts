@@ -11,10 +11,9 @@ import { ResourceStack } from './lifecycle/index.js';
 import { checkTileGeometry, createInference, type Inference } from './inference/index.js';
 import { IngestService } from './ingest/index.js';
 import { createRootLogger, type Logger } from './log/index.js';
-import { createGatewayMetrics, type GatewayMetrics } from './metrics/index.js';
 import { OperatorHub } from './operator/index.js';
 import { ResultsService } from './results/index.js';
-import { startHttpServer, type HttpServer } from './server/index.js';
+import { createGatewayMetrics, type GatewayMetrics, type HttpServer, startHttpServer } from './server/index.js';
 import { isNativeStitcherAvailable, type StitcherFactory } from './stitch/index.js';
 import { ScanStore } from './storage/index.js';
 

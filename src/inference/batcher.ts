@@ -27,7 +27,8 @@ import type { BatchResult, InferenceBackend } from './backend.js';
 import { TILE_PRIORITIES, type BatchingConfig, type TilePriority } from './config.js';
 import type { LoadedModel } from './manifest.js';
 import { createNormalizer, packTile, type Normalizer } from './normalize.js';
-import { observe, type ModelInferenceStats } from './stats.js';
+import { observe } from '../metrics/index.js';
+import type { ModelInferenceStats } from './stats.js';
 
 /** At most one "queue full" warning per model per this interval (with the count of tiles rejected), ms. */
 const FULL_WARNING_INTERVAL_MS = 10_000;

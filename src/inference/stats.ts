@@ -7,6 +7,7 @@
  *   submitted = ok + rejected + expired + failed + pending   (pending = queued + in flight; see Inference.status())
  * `shed` is the part of `rejected` that was queued and then evicted for live work.
  */
+import { createHistogram, type HistogramCounts } from '../metrics/index.js';
 import type { TilePriority } from './config.js';
 
 /** Upper bounds of the batch size buckets, tiles (a last bucket catches larger batches). */
@@ -15,28 +16,6 @@ export const BATCH_SIZE_BUCKETS: readonly number[] = Object.freeze([1, 2, 4, 8, 
 export const QUEUE_WAIT_BUCKETS_SECONDS: readonly number[] = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
 /** Upper bounds of the compute and round-trip buckets (per batch), seconds. */
 export const BATCH_SECONDS_BUCKETS: readonly number[] = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
-
-export interface HistogramCounts {
-  /** Bucket upper bounds, ascending; shared and frozen. */
-  readonly bounds: readonly number[];
-  /** counts[i] = observations v with bounds[i-1] < v <= bounds[i]; counts[bounds.length] = above the last bound. */
-  readonly counts: number[];
-  sum: number;
-  count: number;
-}
-
-export function createHistogram(bounds: readonly number[]): HistogramCounts {
-  return { bounds, counts: new Array<number>(bounds.length + 1).fill(0), sum: 0, count: 0 };
-}
-
-export function observe(h: HistogramCounts, value: number): void {
-  const b = h.bounds;
-  let i = 0;
-  while (i < b.length && value > b[i]) i++;
-  h.counts[i]++;
-  h.sum += value;
-  h.count++;
-}
 
 export interface TileOutcomeCounters {
   submitted: number;

@@ -14,7 +14,7 @@ import type { RawWriter, ScanStore } from '../storage/index.js';
 import type { Declaration, DetectorInfo, GatewayMessage, VehicleInfo } from '../protocol/index.js';
 import { SliceKind, type SliceHeader } from '../protocol/index.js';
 import type { IngestEventSink } from './events.js';
-import { observe } from '../inference/index.js';
+import { observe } from '../metrics/index.js';
 import { portalStatsOf, type IngestStats, type PortalIngestStats } from './stats.js';
 import { RawArchiver } from './raw-archiver.js';
 import type { BufferPool } from '../memory/index.js';

@@ -5,9 +5,6 @@ export { PortalConnection, CloseCode, type PortalChannel } from './portal-connec
 export type { ActiveScan } from './active-scan.js';
 export type { IngestListeners } from './events.js';
 export {
-  NO_PORTAL,
-  OTHER_PORTALS,
-  portalEntry,
   STITCH_SECONDS_BUCKETS,
   STORAGE_WRITE_SECONDS_BUCKETS,
   type IngestStats,

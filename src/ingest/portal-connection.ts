@@ -12,7 +12,8 @@ import type { ActiveScan, ScanOwner } from './active-scan.js';
 import { PROTOCOL_VERSION, parsePortalMessage, type DetectorInfo, type GatewayMessage, type HelloMessage, type PortalMessage } from '../protocol/index.js';
 import { SLICE_HEADER_BYTES, SliceKind, decodeSliceHeader } from '../protocol/index.js';
 import type { IngestService } from './ingest-service.js';
-import { NO_PORTAL, portalStatsOf, type PortalIngestStats } from './stats.js';
+import { NO_PORTAL } from '../metrics/index.js';
+import { portalStatsOf, type PortalIngestStats } from './stats.js';
 
 export interface PortalChannel {
   /** Sends one control message. Must not throw once the socket is closed (the transport drops it then). */

@@ -11,7 +11,7 @@
  * the writer is switched to buffered writes.
  */
 import { ScanlineError, toScanlineError } from '../errors/index.js';
-import { observe } from '../inference/index.js';
+import { observe } from '../metrics/index.js';
 import type { BufferPool } from '../memory/index.js';
 import type { Stitcher } from '../stitch/index.js';
 import type { RawWriter } from '../storage/index.js';

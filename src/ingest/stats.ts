@@ -6,17 +6,12 @@
  * once per scan, never per slice. The map holds at most `portalLimit` ids (a bounded label set for metrics);
  * portals beyond that share the OTHER_PORTALS entry, and frames received before hello count under NO_PORTAL.
  */
-import { createHistogram, type HistogramCounts } from '../inference/index.js';
+import { createHistogram, type HistogramCounts, portalEntry } from '../metrics/index.js';
 
 /** Upper bounds of the stitch job duration buckets (one stitcher.process() job, JS thread to result), seconds. */
 export const STITCH_SECONDS_BUCKETS: readonly number[] = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]);
 /** Upper bounds of the raw archive write buckets (one positioned write of about 1 MiB), seconds. */
 export const STORAGE_WRITE_SECONDS_BUCKETS: readonly number[] = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
-
-/** Portal key of frames received on a connection before its hello (the portal is not known yet). */
-export const NO_PORTAL = '(none)';
-/** Portal key shared by every portal beyond `portalLimit` distinct ones. */
-export const OTHER_PORTALS = '(other)';
 
 export interface PortalIngestStats {
   /** Open connections of this portal (hello accepted, not closed). */
@@ -124,23 +119,4 @@ export function createIngestStats(portalLimit = 256): IngestStats {
  */
 export function portalStatsOf(stats: IngestStats, portalId: string): PortalIngestStats {
   return portalEntry(stats.portals, portalId, stats.portalLimit, createPortalIngestStats);
-}
-
-/**
- * The entry of `portalId` in a per-portal map with a bounded key set (metrics label values), created on first use:
- * at most `limit` portal ids get their own entry, later ones share OTHER_PORTALS; NO_PORTAL always has its own and
- * counts against no limit. Every per-portal series of the gateway (ingest counters, line-to-result, line-to-screen)
- * uses it, so one portal is bounded the same way everywhere.
- */
-export function portalEntry<T>(map: Map<string, T>, portalId: string, limit: number, create: () => T): T {
-  let entry = map.get(portalId);
-  if (entry !== undefined) return entry;
-  const tracked = map.size - (map.has(NO_PORTAL) ? 1 : 0) - (map.has(OTHER_PORTALS) ? 1 : 0);
-  const key = portalId === NO_PORTAL || tracked < limit ? portalId : OTHER_PORTALS;
-  entry = map.get(key);
-  if (entry === undefined) {
-    entry = create();
-    map.set(key, entry);
-  }
-  return entry;
 }

@@ -5,7 +5,7 @@
  * (HistogramCounts), and `get()` turns them into samples when /metrics is scraped.
  */
 import type { Registry } from 'prom-client';
-import type { HistogramCounts } from '../inference/index.js';
+import type { HistogramCounts } from './histogram.js';
 
 export type Labels = Record<string, string>;
 

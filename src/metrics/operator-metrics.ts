@@ -14,8 +14,8 @@
  *   `provideStats(null)` detaches it (metrics read zero again).
  */
 import { performance } from 'node:perf_hooks';
-import { createHistogram, observe, type HistogramCounts } from '../inference/index.js';
-import { portalEntry } from '../ingest/index.js';
+import { createHistogram, type HistogramCounts, observe } from './histogram.js';
+import { portalEntry } from './portal-labels.js';
 
 /** Upper bounds of the line-to-screen latency buckets, seconds (as line-to-result, plus slower ones). */
 export const LINE_TO_SCREEN_BUCKETS_SECONDS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);

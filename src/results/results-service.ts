@@ -14,8 +14,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Inference, ModelManifest, TileResult } from '../inference/index.js';
-import { createHistogram, observe, type HistogramCounts } from '../inference/index.js';
-import { portalEntry, type ActiveScan, type IngestListeners } from '../ingest/index.js';
+import type { ActiveScan, IngestListeners } from '../ingest/index.js';
+import { createHistogram, type HistogramCounts, observe, portalEntry } from '../metrics/index.js';
 import type { Logger } from '../log/index.js';
 import type { TileInfo } from '../stitch/index.js';
 import type { ScanStore } from '../storage/index.js';

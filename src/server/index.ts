@@ -24,6 +24,8 @@ interface PortalSocketData {
 }
 
 /** Readiness checks the gateway composes; each returns null when ready or a reason when not. */
+export { createGatewayMetrics, type GatewayMetrics, type GatewayMetricsOptions } from './gateway-metrics.js';
+
 export type ReadinessCheck = () => string | null;
 
 export interface HttpServerOptions {

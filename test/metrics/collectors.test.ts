@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/config/index.js';
-import { createHistogram, observe } from '../../src/inference/index.js';
 import { IngestService } from '../../src/ingest/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { GATEWAY_PHASES } from '../../src/main.js';
-import { CollectedHistogram, CollectedMetric, OperatorMetrics, createGatewayMetrics } from '../../src/metrics/index.js';
+import { CollectedHistogram, CollectedMetric, createHistogram, OperatorMetrics, observe } from '../../src/metrics/index.js';
+import { createGatewayMetrics } from '../../src/server/index.js';
 import { ScanStore } from '../../src/storage/index.js';
 import { parseExposition, promtoolCheckMetrics, samplesOf, sumOf } from './exposition.js';
 

@@ -10,7 +10,7 @@ import { resolveConfig } from '../../src/config/index.js';
 import { IngestService } from '../../src/ingest/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { GATEWAY_PHASES } from '../../src/main.js';
-import { createGatewayMetrics, type GatewayMetrics } from '../../src/metrics/index.js';
+import { createGatewayMetrics, type GatewayMetrics } from '../../src/server/index.js';
 import { ScanStore } from '../../src/storage/index.js';
 
 export interface ParsedSample {

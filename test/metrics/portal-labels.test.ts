@@ -3,7 +3,7 @@
  * `limit` portal ids get their own entry, later ones share "(other)", "(none)" (before hello) is always its own.
  */
 import { describe, expect, it } from 'vitest';
-import { NO_PORTAL, OTHER_PORTALS, portalEntry } from '../../src/ingest/index.js';
+import { NO_PORTAL, OTHER_PORTALS, portalEntry } from '../../src/metrics/index.js';
 
 describe('portalEntry', () => {
   it('gives the first `limit` portals their own entry and the rest one shared entry, created once', () => {

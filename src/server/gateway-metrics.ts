@@ -1,6 +1,7 @@
 /**
- * The gateway's Prometheus metrics: one injected prom-client Registry (never the global one) holding metrics that
- * read each stage's plain counters at scrape time. docs/metrics.md documents every metric registered here;
+ * The gateway's Prometheus metrics: one prom-client Registry per gateway (never the global one) holding metrics that
+ * read each stage's plain counters at scrape time, served on GET /metrics. It reads every stage, so it lives with the
+ * server, the other stage that sees them all; src/metrics holds the pieces the stages themselves count with. docs/metrics.md documents every metric registered here;
  * test/metrics/docs-sync.test.ts keeps the two in sync.
  *
  * Label sets are bounded: portal (at most metrics.portalLabelLimit ids, then "(other)"; "(none)" before hello),
@@ -8,13 +9,23 @@
  * Scan ids never become labels.
  */
 import { Registry } from 'prom-client';
-import { TILE_PRIORITIES, type Inference, type HistogramCounts } from '../inference/index.js';
-import { NO_PORTAL, OTHER_PORTALS, type IngestService, type PortalIngestStats } from '../ingest/index.js';
+import { type Inference, TILE_PRIORITIES } from '../inference/index.js';
+import type { IngestService, PortalIngestStats } from '../ingest/index.js';
 import type { ResultsService } from '../results/index.js';
 import type { ScanStore } from '../storage/index.js';
-import { CollectedHistogram, CollectedMetric, register, type HistogramSample, type MetricDescription, type Sample } from './collected-metric.js';
-import { OperatorMetrics } from './operator-metrics.js';
-import { ProcessMetrics } from './process-metrics.js';
+import {
+  CollectedHistogram,
+  CollectedMetric,
+  type HistogramCounts,
+  type HistogramSample,
+  type MetricDescription,
+  NO_PORTAL,
+  OperatorMetrics,
+  OTHER_PORTALS,
+  ProcessMetrics,
+  register,
+  type Sample,
+} from '../metrics/index.js';
 
 export interface GatewayMetricsOptions {
   ingest: IngestService;
