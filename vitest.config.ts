@@ -12,7 +12,7 @@ const REALTIME = [
   'test/operator/slow-operator.test.ts',
   'test/results/gateway-inference.test.ts',
   'test/ops/shutdown.test.ts',
-  'test/eval/**/*.test.ts',
+  'test/tools/eval/**/*.test.ts',
 ];
 
 const shared = { testTimeout: 60_000, hookTimeout: 60_000, pool: 'forks' as const };

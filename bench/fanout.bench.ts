@@ -31,7 +31,7 @@ import { resolveConfig } from '../src/config/index.js';
 import { silentLogger } from '../src/log/index.js';
 import { startGateway } from '../src/main.js';
 import { ImageFrameKind, decodeImageFrame } from '../src/protocol/index.js';
-import { simulatePortals } from '../src/simulator/index.js';
+import { simulatePortals } from '../tools/simulator/index.js';
 import { machineInfo } from './lib/machine.js';
 
 const LANES = 8;

@@ -13,12 +13,12 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadConfig, printableConfig, type GatewayConfig, type GatewayConfigInput } from './config/index.js';
-import { exportDataset } from './dataset/index.js';
+import { exportDataset } from '../tools/dataset/index.js';
 import { ScanlineError } from './errors/index.js';
-import { DEFAULT_EVAL_OPTIONS, formatEvalTable, runEval } from './eval/index.js';
+import { DEFAULT_EVAL_OPTIONS, formatEvalTable, runEval } from '../tools/eval/index.js';
 import { LOG_FORMATS, createRootLogger, isLogFormat, type LogFormat, type Logger } from './log/index.js';
 import { startGateway } from './main.js';
-import { simulatePortals } from './simulator/index.js';
+import { simulatePortals } from '../tools/simulator/index.js';
 
 const USAGE = `Usage: scanline <command> [options]
 

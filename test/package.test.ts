@@ -70,7 +70,7 @@ describe('package.json', () => {
   });
 
   it('every runtime dependency is used by the shipped code, and the shipped code imports only runtime dependencies', () => {
-    const shipped = new Set([...importedPackages('src'), ...importedPackages('bin')]);
+    const shipped = new Set([...importedPackages('src'), ...importedPackages('tools'), ...importedPackages('bin')]);
     // node-addon-api is used by the native build at install time (binding.gyp), not imported.
     const gyp = readFileSync(join(ROOT, 'binding.gyp'), 'utf8');
     const unused = Object.keys(pkg.dependencies).filter((d) => !shipped.has(d) && !gyp.includes(d));

@@ -9,7 +9,7 @@
  * gateway worker also normalises each batch; that cost is part of what the end-to-end ratio charges the gateway).
  */
 import { performance } from 'node:perf_hooks';
-import { scanTruckTiles } from '../../src/dataset/scan-tiles.js';
+import { scanTruckTiles } from '../../tools/dataset/index.js';
 import { createNormalizer, packTile, type InferenceConfig, type LoadedModel } from '../../src/inference/index.js';
 import { createSession, setOrtLogLevel, ort } from '../../src/inference/ort.js';
 

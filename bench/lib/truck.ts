@@ -7,7 +7,16 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Declaration, DetectorInfo, VehicleInfo } from '../../src/protocol/index.js';
-import { createDetector, declarationMessage, detectorInfo, generateTruck, renderAir, renderDark, renderLines, vehicleInfo } from '../../src/simulator/index.js';
+import {
+  createDetector,
+  declarationMessage,
+  detectorInfo,
+  generateTruck,
+  renderAir,
+  renderDark,
+  renderLines,
+  vehicleInfo,
+} from '../../tools/simulator/index.js';
 
 export interface TruckMeta {
   detector: DetectorInfo;

@@ -2,7 +2,7 @@
 alerts and small helpers. Python 3 with Debian's python3-torch (1.13), python3-numpy and python3-onnx; run with
 /usr/bin/python3.
 
-A dataset directory is what `scanline dataset` writes (src/dataset/export.ts):
+A dataset directory is what `scanline dataset` writes (tools/dataset/export.ts):
   tiles.f32   N x 2 x 64 x 64 float32 little-endian (attenuation, high energy first)
   goods.u8    N goods label indices
   threats.u8  N x K x 16 x 16 0/1 threat cells

@@ -21,7 +21,7 @@ const opt = (name, fallback) => {
 if (process.env.SCANLINE_EXPORT_SHARD) {
   // Child: one shard.
   const job = JSON.parse(process.env.SCANLINE_EXPORT_SHARD);
-  const { exportDataset } = await import('../../dist/src/dataset/index.js');
+  const { exportDataset } = await import('../../dist/tools/dataset/index.js');
   const summary = await exportDataset({
     seeds: job.seeds,
     out: job.out,

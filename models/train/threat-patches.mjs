@@ -18,7 +18,7 @@ import {
   sceneFromPrimitives,
   trueAttenuationLines,
   truthLabels,
-} from '../../dist/src/simulator/index.js';
+} from '../../dist/tools/simulator/index.js';
 
 const args = process.argv.slice(2);
 const opt = (name, fallback) => {

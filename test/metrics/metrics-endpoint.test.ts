@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_INFERENCE_CONFIG } from '../../src/inference/index.js';
-import { simulatePortals, type SimulationSummary } from '../../src/simulator/index.js';
+import { simulatePortals, type SimulationSummary } from '../../tools/simulator/index.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { parseExposition, promtoolCheckMetrics, samplesOf, sumOf, type Exposition } from './exposition.js';
 

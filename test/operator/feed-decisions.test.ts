@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { ImageFrameKind, MAX_WATCHED_PORTALS } from '../../src/protocol/index.js';
-import { simulatePortals } from '../../src/simulator/index.js';
+import { simulatePortals } from '../../tools/simulator/index.js';
 import { getJson, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { TestScreen, operatorUrl } from './helpers.js';
 

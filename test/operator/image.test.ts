@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScanResultsReport } from '../../src/protocol/index.js';
 import { labelRows, overlaySvg } from '../../src/server/operator-image.js';
-import { simulatePortals } from '../../src/simulator/index.js';
+import { simulatePortals } from '../../tools/simulator/index.js';
 import { getJson, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
 describe('images for people', () => {

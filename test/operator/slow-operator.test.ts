@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImageFrameKind } from '../../src/protocol/index.js';
 import type { ScanResultsReport } from '../../src/protocol/index.js';
-import { simulatePortals, type SimulationSummary } from '../../src/simulator/index.js';
+import { simulatePortals, type SimulationSummary } from '../../tools/simulator/index.js';
 import { getJson, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { TestScreen, operatorUrl } from './helpers.js';
 

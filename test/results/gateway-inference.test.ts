@@ -8,7 +8,7 @@
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScanResultsReport } from '../../src/protocol/index.js';
-import { simulatePortals, type SimulatedScan } from '../../src/simulator/index.js';
+import { simulatePortals, type SimulatedScan } from '../../tools/simulator/index.js';
 import { getJson, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
 const INFERENCE = { inference: { enabled: true } };

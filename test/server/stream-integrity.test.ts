@@ -19,7 +19,7 @@ import {
   vehicleInfo,
   type Detector,
   type Scene,
-} from '../../src/simulator/index.js';
+} from '../../tools/simulator/index.js';
 import type { TileInfo } from '../../src/stitch/index.js';
 import { startTestGateway, getJson, type TestGateway } from '../helpers/gateway.js';
 import { RawPortal } from '../helpers/raw-portal.js';

@@ -1,0 +1,339 @@
+/**
+ * Per-scan evaluation records, their aggregate (the `scanline eval --json` object) and its human-readable table.
+ * Ratios are null where their denominator is 0 (no goods tile, no truth threat, no mis-declared truck).
+ */
+import type { AlarmDecision, TileCounts } from '../../src/protocol/index.js';
+import { THREAT_KINDS } from '../simulator/index.js';
+import { SCORED_GOODS, type FirstSuggestion, type GoodsCategoryScore, type SuggestionPlacement, type ThreatScore } from './scoring.js';
+import { MISMATCH_KINDS, type MismatchKind } from './trucks.js';
+
+/** Acceptance targets of the demo models (issue 3). */
+export const EVAL_TARGETS = Object.freeze({
+  goodsTop1: 0.9, // at least, over goods tiles
+  threatRecall: 0.9, // at least, over truth threats
+  falseAlarmsPerScan: 0.1, // at most
+  mismatchRecall: 0.9, // at least, over mis-declared trucks
+});
+
+export type DeclarationStatus = 'unknown' | 'match' | 'mismatch';
+
+/** Everything the evaluator keeps about one scored scan. */
+export interface ScanEval {
+  seed: number;
+  scanId: string;
+  portalId: string;
+  lines: number;
+  /** False when the report was still in progress when the evaluator stopped waiting (scored as it stood). */
+  reportFinal: boolean;
+  decision: AlarmDecision;
+  tilesProduced: number;
+  /** Tile positions of the grid the evaluator labelled (tile-grid.ts); equals tilesProduced unless geometry differs. */
+  tilesExpected: number;
+  /** Outcomes of the tiles sent to the models, summed over models. */
+  tileOutcomes: TileCounts;
+  goods: Record<string, GoodsCategoryScore>;
+  suggestions: SuggestionPlacement;
+  threats: ThreatScore;
+  declaration: { mismatch: MismatchKind | null; status: DeclarationStatus };
+  firstSuggestions: FirstSuggestion[];
+  models: Array<{ name: string; version: string; task: string }>;
+}
+
+export interface EvalFailure {
+  seed: number;
+  code: string;
+  message: string;
+}
+
+export interface EvalRunInfo {
+  seeds: [number, number];
+  /** False when a seed falls in the range the demo models were trained and validated on (1000-4999). */
+  heldOut: boolean;
+  url: string;
+  portals: number;
+  speed: 'realtime' | 'max';
+  lineRateHz: number;
+  threatProbability: number;
+  mismatchProbability: number;
+  durationMs: number;
+}
+
+export interface Percentiles {
+  p50: number | null;
+  p99: number | null;
+}
+
+export interface EvalSummary extends EvalRunInfo {
+  /** Scans scored (failed ones are listed in `failures` and not scored). */
+  scans: number;
+  goodsTop1: number | null;
+  threatRecall: number | null;
+  falseAlarmsPerScan: number | null;
+  mismatchRecall: number | null;
+  firstSuggestionMs: Percentiles;
+  firstSuggestionLines: Percentiles;
+  targets: {
+    goodsTop1: { min: number; met: boolean };
+    threatRecall: { min: number; met: boolean };
+    falseAlarmsPerScan: { max: number; met: boolean };
+    mismatchRecall: { min: number; met: boolean };
+    allMet: boolean;
+  };
+  goods: { tiles: number; correct: number; perCategory: Record<string, GoodsCategoryScore & { top1: number | null }> };
+  /** Final suggestion segments over no cargo tile (on the cab, chassis or air), per scan and by top-1 label. */
+  suggestionsOffCargoPerScan: number | null;
+  suggestions: { segments: number; offCargo: number; scansWithOffCargo: number; offCargoByLabel: Record<string, number> };
+  threats: {
+    truth: number;
+    found: number;
+    /** Found by an alert of the same kind. */
+    foundAsKind: number;
+    alerts: number;
+    falseAlarms: number;
+    perKind: Record<string, { truth: number; found: number; recall: number | null; alerts: number; falseAlarms: number }>;
+  };
+  declaration: {
+    misDeclared: number;
+    /** Mis-declared trucks whose report says mismatch. */
+    flagged: number;
+    honest: number;
+    /** Honest trucks whose report says mismatch. */
+    falseMismatches: number;
+    falseMismatchRate: number | null;
+    /** Report status counts of mis-declared trucks. */
+    statusOfMisDeclared: Record<DeclarationStatus, number>;
+    byKind: Record<MismatchKind, { trucks: number; flagged: number }>;
+  };
+  firstSuggestion: { segments: number; suggested: number; never: number };
+  tiles: TileCounts & { expected: number; produced: number; gridMismatchScans: number };
+  reportsNotFinal: number;
+  decisions: Record<AlarmDecision, number>;
+  models: Array<{ name: string; version: string; task: string }>;
+  failed: number;
+  failures: EvalFailure[];
+}
+
+const ratio = (n: number, d: number): number | null => (d > 0 ? n / d : null);
+
+/** Nearest-rank percentile of unsorted values; null when there are none. */
+export function percentile(values: readonly number[], p: number): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
+}
+
+export function summarise(scans: readonly ScanEval[], failures: readonly EvalFailure[], run: EvalRunInfo): EvalSummary {
+  const perCategory: EvalSummary['goods']['perCategory'] = {};
+  for (const c of SCORED_GOODS) perCategory[c] = { tiles: 0, correct: 0, predicted: {}, top1: null };
+  const perKind: EvalSummary['threats']['perKind'] = {};
+  for (const k of THREAT_KINDS) perKind[k] = { truth: 0, found: 0, recall: null, alerts: 0, falseAlarms: 0 };
+  const byKind = Object.fromEntries(MISMATCH_KINDS.map((k) => [k, { trucks: 0, flagged: 0 }])) as EvalSummary['declaration']['byKind'];
+  const statusOfMisDeclared: Record<DeclarationStatus, number> = { unknown: 0, match: 0, mismatch: 0 };
+  const tiles: EvalSummary['tiles'] = { expected: 0, produced: 0, submitted: 0, ok: 0, rejected: 0, expired: 0, failed: 0, pending: 0, gridMismatchScans: 0 };
+  const decisions: Record<AlarmDecision, number> = { ALARM: 0, CLEAR: 0, UNKNOWN: 0 };
+  const models = new Map<string, { name: string; version: string; task: string }>();
+  const ms: number[] = [];
+  const lines: number[] = [];
+  let goodsTiles = 0;
+  let goodsCorrect = 0;
+  let truth = 0;
+  let found = 0;
+  let foundAsKind = 0;
+  let alerts = 0;
+  let falseAlarms = 0;
+  let misDeclared = 0;
+  let flagged = 0;
+  let honest = 0;
+  let falseMismatches = 0;
+  let segments = 0;
+  let reportsNotFinal = 0;
+  const suggestions: EvalSummary['suggestions'] = { segments: 0, offCargo: 0, scansWithOffCargo: 0, offCargoByLabel: {} };
+
+  for (const s of scans) {
+    for (const [category, g] of Object.entries(s.goods)) {
+      const c = (perCategory[category] ??= { tiles: 0, correct: 0, predicted: {}, top1: null });
+      c.tiles += g.tiles;
+      c.correct += g.correct;
+      for (const [label, n] of Object.entries(g.predicted)) c.predicted[label] = (c.predicted[label] ?? 0) + n;
+      goodsTiles += g.tiles;
+      goodsCorrect += g.correct;
+    }
+    suggestions.segments += s.suggestions.segments;
+    suggestions.offCargo += s.suggestions.offCargo.length;
+    if (s.suggestions.offCargo.length > 0) suggestions.scansWithOffCargo++;
+    for (const o of s.suggestions.offCargo) suggestions.offCargoByLabel[o.label] = (suggestions.offCargoByLabel[o.label] ?? 0) + 1;
+    for (const t of s.threats.truth) {
+      const k = (perKind[t.kind] ??= { truth: 0, found: 0, recall: null, alerts: 0, falseAlarms: 0 });
+      k.truth++;
+      truth++;
+      if (t.found) {
+        k.found++;
+        found++;
+      }
+      if (t.foundAsKind) foundAsKind++;
+    }
+    for (const a of s.threats.alerts) {
+      const k = (perKind[a.category] ??= { truth: 0, found: 0, recall: null, alerts: 0, falseAlarms: 0 });
+      k.alerts++;
+      alerts++;
+      if (a.falseAlarm) {
+        k.falseAlarms++;
+        falseAlarms++;
+      }
+    }
+    const d = s.declaration;
+    if (d.mismatch) {
+      misDeclared++;
+      statusOfMisDeclared[d.status]++;
+      byKind[d.mismatch].trucks++;
+      if (d.status === 'mismatch') {
+        flagged++;
+        byKind[d.mismatch].flagged++;
+      }
+    } else {
+      honest++;
+      if (d.status === 'mismatch') falseMismatches++;
+    }
+    for (const f of s.firstSuggestions) {
+      segments++;
+      if (f.ms !== null && f.lines !== null) {
+        ms.push(f.ms);
+        lines.push(f.lines);
+      }
+    }
+    tiles.expected += s.tilesExpected;
+    tiles.produced += s.tilesProduced;
+    if (s.tilesExpected !== s.tilesProduced) tiles.gridMismatchScans++;
+    for (const key of ['submitted', 'ok', 'rejected', 'expired', 'failed', 'pending'] as const) tiles[key] += s.tileOutcomes[key];
+    decisions[s.decision]++;
+    if (!s.reportFinal) reportsNotFinal++;
+    for (const m of s.models) models.set(`${m.name}@${m.version}`, m);
+  }
+  for (const c of Object.values(perCategory)) c.top1 = ratio(c.correct, c.tiles);
+  for (const k of Object.values(perKind)) k.recall = ratio(k.found, k.truth);
+
+  const goodsTop1 = ratio(goodsCorrect, goodsTiles);
+  const threatRecall = ratio(found, truth);
+  const falseAlarmsPerScan = ratio(falseAlarms, scans.length);
+  const mismatchRecall = ratio(flagged, misDeclared);
+  const T = EVAL_TARGETS;
+  const targets = {
+    goodsTop1: { min: T.goodsTop1, met: goodsTop1 !== null && goodsTop1 >= T.goodsTop1 },
+    threatRecall: { min: T.threatRecall, met: threatRecall !== null && threatRecall >= T.threatRecall },
+    falseAlarmsPerScan: { max: T.falseAlarmsPerScan, met: falseAlarmsPerScan !== null && falseAlarmsPerScan <= T.falseAlarmsPerScan },
+    mismatchRecall: { min: T.mismatchRecall, met: mismatchRecall !== null && mismatchRecall >= T.mismatchRecall },
+    allMet: false,
+  };
+  targets.allMet = targets.goodsTop1.met && targets.threatRecall.met && targets.falseAlarmsPerScan.met && targets.mismatchRecall.met;
+  return {
+    scans: scans.length,
+    goodsTop1,
+    threatRecall,
+    falseAlarmsPerScan,
+    mismatchRecall,
+    firstSuggestionMs: { p50: round(percentile(ms, 0.5), 1), p99: round(percentile(ms, 0.99), 1) },
+    firstSuggestionLines: { p50: percentile(lines, 0.5), p99: percentile(lines, 0.99) },
+    targets,
+    goods: { tiles: goodsTiles, correct: goodsCorrect, perCategory },
+    suggestionsOffCargoPerScan: ratio(suggestions.offCargo, scans.length),
+    suggestions,
+    threats: { truth, found, foundAsKind, alerts, falseAlarms, perKind },
+    declaration: { misDeclared, flagged, honest, falseMismatches, falseMismatchRate: ratio(falseMismatches, honest), statusOfMisDeclared, byKind },
+    firstSuggestion: { segments, suggested: ms.length, never: segments - ms.length },
+    tiles,
+    reportsNotFinal,
+    decisions,
+    models: [...models.values()],
+    failed: failures.length,
+    failures: [...failures],
+    ...run,
+  };
+}
+
+function round(v: number | null, digits: number): number | null {
+  if (v === null) return null;
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
+
+const pct = (v: number | null): string => (v === null ? '-' : `${(v * 100).toFixed(1)}%`);
+const met = (ok: boolean, v: number | null): string => (v === null ? 'n/a' : ok ? 'met' : 'NOT met');
+
+/** The human-readable report: one line per figure, per-category and per-kind rows indented below. */
+export function formatEvalTable(s: EvalSummary): string {
+  const rows: string[][] = [];
+  const row = (...cells: Array<string | number>): void => {
+    rows.push(cells.map(String));
+  };
+  const t = s.targets;
+  row(
+    'goods top-1 (goods tiles)',
+    pct(s.goodsTop1),
+    `${s.goods.correct}/${s.goods.tiles} tiles`,
+    `>= ${pct(t.goodsTop1.min)} ${met(t.goodsTop1.met, s.goodsTop1)}`,
+  );
+  for (const [c, g] of Object.entries(s.goods.perCategory)) {
+    if (g.tiles === 0) continue;
+    const wrong = Object.entries(g.predicted)
+      .filter(([label]) => label !== c)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 2)
+      .map(([label, n]) => `${label} ${n}`)
+      .join(', ');
+    row(`  ${c}`, pct(g.top1), `${g.correct}/${g.tiles}`, wrong ? `wrong: ${wrong}` : '');
+  }
+  const off = Object.entries(s.suggestions.offCargoByLabel)
+    .sort((a, b) => b[1] - a[1])
+    .map(([label, n]) => `${label} ${n}`)
+    .join(', ');
+  row(
+    'suggestions off the cargo',
+    s.suggestionsOffCargoPerScan === null ? '-' : `${s.suggestionsOffCargoPerScan.toFixed(3)}/scan`,
+    `${s.suggestions.offCargo}/${s.suggestions.segments} segments`,
+    `${s.suggestions.scansWithOffCargo} scans${off ? `; top-1: ${off}` : ''}`,
+  );
+  row(
+    'threat recall',
+    pct(s.threatRecall),
+    `${s.threats.found}/${s.threats.truth} threats`,
+    `>= ${pct(t.threatRecall.min)} ${met(t.threatRecall.met, s.threatRecall)}`,
+  );
+  row(
+    'false alarms per scan',
+    s.falseAlarmsPerScan === null ? '-' : s.falseAlarmsPerScan.toFixed(3),
+    `${s.threats.falseAlarms}/${s.scans} scans`,
+    `<= ${t.falseAlarmsPerScan.max} ${met(t.falseAlarmsPerScan.met, s.falseAlarmsPerScan)}`,
+  );
+  for (const [k, v] of Object.entries(s.threats.perKind)) {
+    row(`  ${k}`, pct(v.recall), `${v.found}/${v.truth} found`, `${v.falseAlarms} false of ${v.alerts} alerts`);
+  }
+  row(
+    'declaration mismatch recall',
+    pct(s.mismatchRecall),
+    `${s.declaration.flagged}/${s.declaration.misDeclared} trucks`,
+    `>= ${pct(t.mismatchRecall.min)} ${met(t.mismatchRecall.met, s.mismatchRecall)}`,
+  );
+  for (const [k, v] of Object.entries(s.declaration.byKind)) {
+    if (v.trucks > 0) row(`  ${k}`, pct(ratio(v.flagged, v.trucks)), `${v.flagged}/${v.trucks}`, '');
+  }
+  row('  false mismatch (honest)', pct(s.declaration.falseMismatchRate), `${s.declaration.falseMismatches}/${s.declaration.honest} trucks`, '');
+  const f = s.firstSuggestion;
+  const ms = s.firstSuggestionMs;
+  const ln = s.firstSuggestionLines;
+  row('first correct suggestion', `p50 ${ms.p50 ?? '-'} ms`, `p99 ${ms.p99 ?? '-'} ms`, `${f.suggested}/${f.segments} segments, ${f.never} never`);
+  row('  in lines', `p50 ${ln.p50 ?? '-'}`, `p99 ${ln.p99 ?? '-'}`, '');
+  const x = s.tiles;
+  row('tiles', `${x.produced} produced`, `${x.ok} scored ok`, `${x.rejected} rejected, ${x.expired} expired, ${x.failed} failed (sum over models)`);
+  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i].length)));
+  const models = s.models.map((m) => `${m.name} ${m.version}`).join(', ') || 'none';
+  const head =
+    `scanline eval: ${s.scans} scans of seeds ${s.seeds[0]}..${s.seeds[1]}${s.failed ? ` (${s.failed} failed)` : ''}; models ${models}; ` +
+    `${s.speed} at ${s.lineRateHz} lines/s, ${s.portals} portals; threat p ${s.threatProbability}, mismatch p ${s.mismatchProbability}; ${(s.durationMs / 1000).toFixed(1)} s`;
+  const body = rows.map((r) => `${r[0].padEnd(widths[0])}  ${r[1].padStart(widths[1])}  ${r[2].padEnd(widths[2])}  ${r[3]}`.trimEnd());
+  const notes: string[] = [];
+  if (!s.heldOut) notes.push('some seeds are in 1000..4999, which the demo models were trained on: these figures are not held out');
+  if (s.reportsNotFinal > 0) notes.push(`${s.reportsNotFinal} report(s) were not final when scored`);
+  if (x.gridMismatchScans > 0) notes.push(`${x.gridMismatchScans} scan(s) produced a different number of tiles than the evaluated grid`);
+  for (const e of s.failures.slice(0, 5)) notes.push(`seed ${e.seed} failed: ${e.code}: ${e.message}`);
+  return [head, ...body, ...notes.map((n) => `note: ${n}`)].join('\n');
+}

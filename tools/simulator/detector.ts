@@ -1,0 +1,183 @@
+/**
+ * The simulated detector column: geometry (pixels, pitch, line rate, vehicle speed) and the per-pixel imperfections
+ * a real portal's calibration has to remove (dark offset, gain non-uniformity, dead pixels, noise).
+ *
+ * Geometry: a vertical column of `pixels` elements of `pitchMm` each, from `bottomMm` above the ground up to
+ * `bottomMm + pixels * pitchMm`. Pixel 0 is the TOP element, so a line read in pixel order runs down the column and
+ * an image (lines as columns, pixels as rows) shows the vehicle upright. Parallel beam along the vehicle's width.
+ * The vehicle moves `speedMps / lineRateHz` metres per line.
+ *
+ * Counts per reading: dark[p] + Poisson(airCounts[e] * gain[p] * exp(-attenuation)) + read noise, rounded and
+ * clamped to 0..65535. Dead pixels have gain 0 (they read dark).
+ */
+import { invalidArgument } from '../../src/errors/index.js';
+import type { DetectorInfo } from '../../src/protocol/index.js';
+import type { Energy } from './physics.js';
+import { Rng, hashSeed } from './random.js';
+
+export interface DetectorOptions {
+  /** Detector elements per line; 1..4096 (real columns: 800-4096). Default 1024. */
+  pixels?: number;
+  /** Element pitch, mm (protocol limit 100). Default min(100, 4608 / pixels): a 4.6 m column, 4.5 mm at 1024. */
+  pitchMm?: number;
+  /** Lines per second. Default 500. */
+  lineRateHz?: number;
+  /** Vehicle speed through the portal, m/s. Default 2.25 (8.1 km/h: square 4.5 mm samples at 500 Hz). */
+  speedMps?: number;
+  /** Height of the bottom of the column above the ground, mm. Default 0. */
+  bottomMm?: number;
+  /** Mean air counts of the high-energy channel (before gain and dark). Default 50000. */
+  airCountsHigh?: number;
+  /** Mean air counts of the low-energy channel. Default 40000. */
+  airCountsLow?: number;
+  /** Mean dark offset, counts. Default 200. */
+  darkOffset?: number;
+  /** Pixel-to-pixel standard deviation of the dark offset, counts. Default 6. */
+  darkSpread?: number;
+  /** Read noise per reading (standard deviation), counts. Default 2.5. */
+  readNoise?: number;
+  /** Gain non-uniformity: gains are uniform in [1 - gainSpread, 1 + gainSpread]. Default 0.05. */
+  gainSpread?: number;
+  /** Number of dead pixels at seeded positions. Default max(1, round(pixels / 340)): 3 at 1024. */
+  deadPixels?: number;
+  /** False renders noiseless counts (rounded only), for tests. Default true. */
+  noise?: boolean;
+  /** Seeds gains, dark offsets and dead pixel positions. Default 1. */
+  seed?: number;
+}
+
+export interface Detector {
+  readonly pixels: number;
+  readonly energies: 2;
+  readonly pitchMm: number;
+  readonly lineRateHz: number;
+  readonly speedMps: number;
+  /** Vehicle travel per line, mm. */
+  readonly mmPerLine: number;
+  readonly bottomMm: number;
+  /** Height of the top edge of pixel 0 above the ground, mm. */
+  readonly topMm: number;
+  /** Mean air counts per energy, indexed by Energy (high first). */
+  readonly airCounts: readonly [number, number];
+  readonly readNoise: number;
+  readonly noise: boolean;
+  readonly seed: number;
+  /** Per-pixel dark offset, counts. Do not modify. */
+  readonly dark: Float32Array;
+  /** Per-pixel gain (0 for dead pixels). Do not modify. */
+  readonly gain: Float32Array;
+  /** Dead pixel indices, ascending. */
+  readonly deadPixels: readonly number[];
+  /** The options it was made from, with every default filled in. */
+  readonly options: Readonly<Required<DetectorOptions>>;
+}
+
+export const DEFAULT_DETECTOR_OPTIONS = Object.freeze({
+  pixels: 1024, // elements
+  columnHeightMm: 4608, // mm; default pitch = columnHeightMm / pixels
+  maxDefaultPitchMm: 100, // mm; protocol v1's limit: below 47 pixels the column covers less than 4.6 m
+  lineRateHz: 500, // lines/s
+  speedMps: 2.25, // m/s
+  bottomMm: 0, // mm above ground
+  airCountsHigh: 50_000, // counts
+  airCountsLow: 40_000, // counts
+  darkOffset: 200, // counts
+  darkSpread: 6, // counts (sd)
+  readNoise: 2.5, // counts (sd)
+  gainSpread: 0.05, // fraction
+  noise: true,
+  seed: 1,
+});
+
+const CODE = 'SCANLINE_ERR_CLI_USAGE' as const;
+
+function checkNumber(name: string, v: unknown, lo: number, hi: number, integer = false): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi || (integer && !Number.isInteger(v))) {
+    throw invalidArgument(CODE, `${integer ? 'an integer' : 'a number'} in [${lo}, ${hi}]`, name, v);
+  }
+  return v;
+}
+
+/** Builds a detector; validates every option (ScanlineError SCANLINE_ERR_CLI_USAGE on a bad one). */
+export function createDetector(options: DetectorOptions = {}): Detector {
+  const d = DEFAULT_DETECTOR_OPTIONS;
+  const pixels = checkNumber('pixels', options.pixels ?? d.pixels, 1, 4096, true);
+  const o: Required<DetectorOptions> = {
+    pixels,
+    pitchMm: checkNumber('pitchMm', options.pitchMm ?? Math.min(d.maxDefaultPitchMm, d.columnHeightMm / pixels), 0.01, 100),
+    lineRateHz: checkNumber('lineRateHz', options.lineRateHz ?? d.lineRateHz, 1, 20_000),
+    speedMps: checkNumber('speedMps', options.speedMps ?? d.speedMps, 0.05, 30),
+    bottomMm: checkNumber('bottomMm', options.bottomMm ?? d.bottomMm, -1000, 5000),
+    airCountsHigh: checkNumber('airCountsHigh', options.airCountsHigh ?? d.airCountsHigh, 100, 60_000),
+    airCountsLow: checkNumber('airCountsLow', options.airCountsLow ?? d.airCountsLow, 100, 60_000),
+    darkOffset: checkNumber('darkOffset', options.darkOffset ?? d.darkOffset, 0, 5000),
+    darkSpread: checkNumber('darkSpread', options.darkSpread ?? d.darkSpread, 0, 100),
+    readNoise: checkNumber('readNoise', options.readNoise ?? d.readNoise, 0, 100),
+    gainSpread: checkNumber('gainSpread', options.gainSpread ?? d.gainSpread, 0, 0.5),
+    deadPixels: checkNumber('deadPixels', options.deadPixels ?? Math.max(1, Math.round(pixels / 340)), 0, Math.floor(pixels / 4), true),
+    noise: options.noise ?? d.noise,
+    seed: checkNumber('seed', options.seed ?? d.seed, 0, Number.MAX_SAFE_INTEGER, true),
+  };
+  if (typeof o.noise !== 'boolean') throw invalidArgument(CODE, 'a boolean', 'noise', o.noise);
+  const brightest = Math.max(o.airCountsHigh, o.airCountsLow) * (1 + o.gainSpread) + o.darkOffset + 6 * o.darkSpread;
+  if (brightest + 6 * Math.sqrt(brightest) > 65_535) {
+    throw invalidArgument(CODE, 'air counts x (1 + gainSpread) + dark offset that stays below 65535', 'airCountsHigh/airCountsLow', brightest);
+  }
+
+  const rng = new Rng(hashSeed(o.seed, 'detector'));
+  const dark = new Float32Array(pixels);
+  const gain = new Float32Array(pixels);
+  for (let p = 0; p < pixels; p++) {
+    dark[p] = Math.max(0, o.darkOffset + o.darkSpread * rng.normal());
+    gain[p] = 1 + o.gainSpread * (2 * rng.uniform() - 1);
+  }
+  const dead = new Set<number>();
+  while (dead.size < o.deadPixels) dead.add(rng.int(pixels));
+  const deadPixels = [...dead].sort((a, b) => a - b);
+  for (const p of deadPixels) gain[p] = 0;
+
+  const mmPerLine = (o.speedMps * 1000) / o.lineRateHz;
+  return Object.freeze({
+    pixels,
+    energies: 2 as const,
+    pitchMm: o.pitchMm,
+    lineRateHz: o.lineRateHz,
+    speedMps: o.speedMps,
+    mmPerLine,
+    bottomMm: o.bottomMm,
+    topMm: o.bottomMm + pixels * o.pitchMm,
+    airCounts: Object.freeze([o.airCountsHigh, o.airCountsLow]) as readonly [number, number],
+    readNoise: o.readNoise,
+    noise: o.noise,
+    seed: o.seed,
+    dark,
+    gain,
+    deadPixels: Object.freeze(deadPixels),
+    options: Object.freeze(o),
+  });
+}
+
+/** The `detector` object of a hello message for this detector. */
+export function detectorInfo(detector: Detector): DetectorInfo {
+  return { pixels: detector.pixels, energies: 2, bitDepth: 16, pitchMm: detector.pitchMm, lineRateHz: detector.lineRateHz };
+}
+
+/** Values per line on the wire: energies x pixels. */
+export function valuesPerLine(detector: Detector): number {
+  return detector.energies * detector.pixels;
+}
+
+/** Expected air counts of one pixel and energy (without dark): airCounts[energy] * gain[pixel]. */
+export function airSignal(detector: Detector, energy: Energy, pixel: number): number {
+  return detector.airCounts[energy] * detector.gain[pixel];
+}
+
+/** Pixel coordinate (0 = top edge of pixel 0, increasing downwards, in pixels) of a height above ground in mm. */
+export function pixelCoordinate(detector: Detector, heightMm: number): number {
+  return (detector.topMm - heightMm) / detector.pitchMm;
+}
+
+/** Height above ground, mm, of the centre of a pixel. */
+export function pixelCentreHeight(detector: Detector, pixel: number): number {
+  return detector.topMm - (pixel + 0.5) * detector.pitchMm;
+}
