@@ -13,13 +13,11 @@ import type { ProcessBuffers, ProcessResult, PushResult, Stitcher } from '../sti
 import type { RawWriter, ScanStore } from '../storage/index.js';
 import type { Declaration, DetectorInfo, GatewayMessage, VehicleInfo } from '../protocol/index.js';
 import { SliceKind, type SliceHeader } from '../protocol/index.js';
-import type { IngestEventSink } from './events.js';
+import type { ActiveScanState, IngestEventSink, ScanView } from './events.js';
 import { observe } from '../metrics/index.js';
 import { portalStatsOf, type IngestStats, type PortalIngestStats } from './stats.js';
 import { RawArchiver } from './raw-archiver.js';
 import type { BufferPool } from '../memory/index.js';
-
-export type ActiveScanState = 'receiving' | 'finishing' | 'completed' | 'aborted';
 
 /** Where an active scan sends its messages: the portal connection it is attached to, if any. */
 export interface ScanOwner {
@@ -98,7 +96,7 @@ class SeqLedger {
   }
 }
 
-export class ActiveScan {
+export class ActiveScan implements ScanView {
   readonly scanId: string;
   readonly portalId: string;
   streamId: number;

@@ -3,15 +3,39 @@
  * Listeners run synchronously on the gateway thread; the buffers they receive are valid only during the call
  * (the next stitcher job overwrites them), so a listener copies what it keeps.
  */
+import type { Declaration, DetectorInfo, VehicleInfo } from '../protocol/index.js';
 import type { PreviewStrip, TileInfo } from '../stitch/index.js';
-import type { ActiveScan } from './active-scan.js';
+
+/** receiving: lines arrive; finishing: scan.end came, the last jobs and the archive flush run; then ended. */
+export type ActiveScanState = 'receiving' | 'finishing' | 'completed' | 'aborted';
+
+/**
+ * What the stages downstream of ingest (results, operator screens, the HTTP API, metrics) see of a live scan: its
+ * facts and read-only reads. The state machine (frames, resume, end, abort) stays with ingest: a downstream stage
+ * cannot move a scan, only observe it.
+ */
+export interface ScanView {
+  readonly scanId: string;
+  readonly portalId: string;
+  readonly detector: Readonly<DetectorInfo>;
+  readonly vehicle: Readonly<VehicleInfo> | null;
+  readonly declaration: Readonly<Declaration> | null;
+  readonly startedAt: Date;
+  readonly state: ActiveScanState;
+  /** Lines received so far: 1 + the highest line stored (the total once scan.end came). */
+  readonly lines: number;
+  /** When `line` arrived (performance.now(), ms), NaN before; for line-to-result latency. */
+  lineReceivedAt(line: number): number;
+  /** Copies stored raw lines [firstLine, firstLine + lineCount) into `out` (line-major, energies interleaved). */
+  readRaw(firstLine: number, lineCount: number, out: Uint16Array): void;
+}
 
 export interface IngestListeners {
-  scanStarted?(scan: ActiveScan): void;
-  tiles?(scan: ActiveScan, tiles: TileInfo[], buffer: Float32Array, tileFloats: number): void;
-  preview?(scan: ActiveScan, strip: PreviewStrip, rgba: Uint8Array): void;
-  scanCompleted?(scan: ActiveScan): void;
-  scanAborted?(scan: ActiveScan, reason: string): void;
+  scanStarted?(scan: ScanView): void;
+  tiles?(scan: ScanView, tiles: TileInfo[], buffer: Float32Array, tileFloats: number): void;
+  preview?(scan: ScanView, strip: PreviewStrip, rgba: Uint8Array): void;
+  scanCompleted?(scan: ScanView): void;
+  scanAborted?(scan: ScanView, reason: string): void;
 }
 
 /** Fans ingest events out to listeners; a throwing listener is logged by the caller-supplied handler and skipped. */
@@ -28,19 +52,19 @@ export class IngestEventSink {
     };
   }
 
-  emitStarted(scan: ActiveScan): void {
+  emitStarted(scan: ScanView): void {
     for (const l of this.listeners) this.call('scanStarted', () => l.scanStarted?.(scan));
   }
-  emitTiles(scan: ActiveScan, tiles: TileInfo[], buffer: Float32Array, tileFloats: number): void {
+  emitTiles(scan: ScanView, tiles: TileInfo[], buffer: Float32Array, tileFloats: number): void {
     for (const l of this.listeners) this.call('tiles', () => l.tiles?.(scan, tiles, buffer, tileFloats));
   }
-  emitPreview(scan: ActiveScan, strip: PreviewStrip, rgba: Uint8Array): void {
+  emitPreview(scan: ScanView, strip: PreviewStrip, rgba: Uint8Array): void {
     for (const l of this.listeners) this.call('preview', () => l.preview?.(scan, strip, rgba));
   }
-  emitCompleted(scan: ActiveScan): void {
+  emitCompleted(scan: ScanView): void {
     for (const l of this.listeners) this.call('scanCompleted', () => l.scanCompleted?.(scan));
   }
-  emitAborted(scan: ActiveScan, reason: string): void {
+  emitAborted(scan: ScanView, reason: string): void {
     for (const l of this.listeners) this.call('scanAborted', () => l.scanAborted?.(scan, reason));
   }
 

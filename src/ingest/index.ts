@@ -2,8 +2,7 @@
 export { type IngestConfig, type PortalConfig, PortalConfigSchema } from './config.js';
 export { IngestService, type IngestServiceOptions } from './ingest-service.js';
 export { PortalConnection, CloseCode, type PortalChannel } from './portal-connection.js';
-export type { ActiveScan } from './active-scan.js';
-export type { IngestListeners } from './events.js';
+export type { ActiveScanState, IngestListeners, ScanView } from './events.js';
 export {
   STITCH_SECONDS_BUCKETS,
   STORAGE_WRITE_SECONDS_BUCKETS,

@@ -12,7 +12,7 @@ import { createStitcher, nativeStitcher, type Stitcher, type StitcherFactory, va
 import { DIRECT_IO_ALIGNMENT, type RawWriter, type ScanStore } from '../storage/index.js';
 import { ActiveScan } from './active-scan.js';
 import type { IngestConfig } from './config.js';
-import { IngestEventSink, type IngestListeners } from './events.js';
+import { IngestEventSink, type IngestListeners, type ScanView } from './events.js';
 import type { ScanResumeMessage, ScanStartMessage } from '../protocol/index.js';
 import { CloseCode, PortalConnection, type PortalChannel } from './portal-connection.js';
 import { createIngestStats, portalStatsOf, type IngestStats } from './stats.js';
@@ -73,11 +73,13 @@ export class IngestService {
     return this.connections.size;
   }
 
-  getLiveScan(scanId: string): ActiveScan | undefined {
+  /** The live scan `scanId` as downstream stages see it (read-only), or undefined when it is not open. */
+  getLiveScan(scanId: string): ScanView | undefined {
     return this.live.get(scanId);
   }
 
-  liveScans(): ActiveScan[] {
+  /** Every open scan, read-only. */
+  liveScans(): ScanView[] {
     return [...this.live.values()];
   }
 
@@ -240,13 +242,13 @@ export class IngestService {
    */
   async drain(timeoutMs: number): Promise<void> {
     this.draining = true;
-    const all = () => Promise.all(this.liveScans().map((s) => s.whenEnded()));
+    const all = () => Promise.all([...this.live.values()].map((s) => s.whenEnded()));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
     const outcome = await Promise.race([all().then(() => 'done' as const), timedOut]);
     clearTimeout(timer);
     if (outcome === 'timeout') {
-      await Promise.all(this.liveScans().map((s) => s.abort('gateway shut down before the scan ended')));
+      await Promise.all([...this.live.values()].map((s) => s.abort('gateway shut down before the scan ended')));
     }
   }
 
@@ -256,7 +258,7 @@ export class IngestService {
    */
   async close(): Promise<void> {
     this.draining = true;
-    await Promise.all(this.liveScans().map((s) => s.abort('gateway closed')));
+    await Promise.all([...this.live.values()].map((s) => s.abort('gateway closed')));
     this.outputBuffers.clear();
     this.archiveBuffers.clear();
   }

@@ -24,7 +24,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { ScanlineError, toScanlineError } from '../errors/index.js';
-import type { ActiveScan, IngestListeners } from '../ingest/index.js';
+import type { ScanView, IngestListeners } from '../ingest/index.js';
 import type { Logger } from '../log/index.js';
 import { BufferPool } from '../memory/index.js';
 import type { ResultsListeners } from '../results/index.js';
@@ -352,7 +352,7 @@ export class OperatorHub {
 
   // ---- ingest events --------------------------------------------------------------------------------------------
 
-  private onScanStarted(scan: ActiveScan): void {
+  private onScanStarted(scan: ScanView): void {
     if (this.views.has(scan.scanId)) return; // resumed after a reconnect: same view
     const record = this.o.store.getScan(scan.scanId);
     const summary: ScanSummary = {
@@ -384,7 +384,7 @@ export class OperatorHub {
     }
   }
 
-  private onPreview(scan: ActiveScan, strip: PreviewStrip, rgba: Uint8Array): void {
+  private onPreview(scan: ScanView, strip: PreviewStrip, rgba: Uint8Array): void {
     const view = this.views.get(scan.scanId);
     if (!view) return;
     view.canvas.add(strip, rgba);
@@ -427,7 +427,7 @@ export class OperatorHub {
     });
   }
 
-  private onScanEnded(scan: ActiveScan): void {
+  private onScanEnded(scan: ScanView): void {
     const view = this.views.get(scan.scanId);
     const record = this.o.store.getScan(scan.scanId);
     const state = record?.state ?? (scan.state === 'completed' ? 'completed' : 'aborted');

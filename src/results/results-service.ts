@@ -14,7 +14,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Inference, ModelManifest, TileResult } from '../inference/index.js';
-import type { ActiveScan, IngestListeners } from '../ingest/index.js';
+import type { ScanView, IngestListeners } from '../ingest/index.js';
 import { createHistogram, type HistogramCounts, observe, portalEntry } from '../metrics/index.js';
 import type { Logger } from '../log/index.js';
 import type { TileInfo } from '../stitch/index.js';
@@ -301,7 +301,7 @@ export class ResultsService {
     this.o.log.info({ id }, 'reference category deleted');
   }
 
-  private onStarted(scan: ActiveScan): void {
+  private onStarted(scan: ScanView): void {
     if (this.live.has(scan.scanId)) return; // a resumed scan keeps its results
     this.live.set(
       scan.scanId,
@@ -320,7 +320,7 @@ export class ResultsService {
     );
   }
 
-  private onTiles(scan: ActiveScan, tiles: TileInfo[], buffer: Float32Array, tileFloats: number): void {
+  private onTiles(scan: ScanView, tiles: TileInfo[], buffer: Float32Array, tileFloats: number): void {
     const results = this.live.get(scan.scanId);
     if (!results) return;
     results.setLines(scan.lines);
@@ -358,7 +358,7 @@ export class ResultsService {
   }
 
   /** `release` is called once the inference stage no longer reads `data` (the submission settled). */
-  private submit(model: Readonly<ModelManifest>, scan: ActiveScan, data: Float32Array, meta: TileMeta, release: () => void): void {
+  private submit(model: Readonly<ModelManifest>, scan: ScanView, data: Float32Array, meta: TileMeta, release: () => void): void {
     const name = model.name;
     const counters = this.stats.models.get(name) as Record<TileOutcome | 'submitted', number>;
     counters.submitted++;
@@ -424,7 +424,7 @@ export class ResultsService {
     if (change.declaration) this.emitDeclaration(results);
   }
 
-  private onEnded(scan: ActiveScan, state: 'completed' | 'aborted'): void {
+  private onEnded(scan: ScanView, state: 'completed' | 'aborted'): void {
     const results = this.live.get(scan.scanId);
     if (!results) return;
     this.flushGoods(results);

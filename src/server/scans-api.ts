@@ -13,7 +13,7 @@
  */
 import sharp from 'sharp';
 import { ScanlineError } from '../errors/index.js';
-import type { ActiveScan, IngestService } from '../ingest/index.js';
+import type { IngestService, ScanView } from '../ingest/index.js';
 import type { Logger } from '../log/index.js';
 import { extractPlane } from '../addon/index.js';
 import { literalUnion, SchemaValidator, Type } from '../schema/index.js';
@@ -39,7 +39,7 @@ export const ScanImageQuerySchema = Type.Object({
 });
 const SCAN_IMAGE_QUERY = new SchemaValidator(ScanImageQuerySchema);
 
-export interface ScanView extends ScanRecord {
+export interface ScanResource extends ScanRecord {
   /** The machine's stored advice (ALARM / CLEAR / UNKNOWN) once its results are final, else null. */
   alarmDecision: string | null;
   /** Officers' decisions, oldest first (the operator report; the machine report is at links.results). */
@@ -47,7 +47,7 @@ export interface ScanView extends ScanRecord {
   links: { self: string; imageHigh: string; imageLow?: string; image: string; results: string; decision: string };
 }
 
-function view(record: ScanRecord, live: ActiveScan | undefined, decisions: StoredDecision[], alarmDecision: string | null): ScanView {
+function view(record: ScanRecord, live: ScanView | undefined, decisions: StoredDecision[], alarmDecision: string | null): ScanResource {
   const id = encodeURIComponent(record.scanId);
   return {
     ...record,

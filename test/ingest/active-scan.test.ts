@@ -16,7 +16,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveConfig, type GatewayConfigInput } from '../../src/config/index.js';
 import { ScanlineError } from '../../src/errors/index.js';
-import { type ActiveScan, IngestService, type PortalChannel, type PortalConnection } from '../../src/ingest/index.js';
+import type { ActiveScan } from '../../src/ingest/active-scan.js';
+import { IngestService, type PortalChannel, type PortalConnection } from '../../src/ingest/index.js';
 import { type GatewayMessage, SliceKind, encodeSliceFrame } from '../../src/protocol/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { ScanStore } from '../../src/storage/index.js';
@@ -164,7 +165,8 @@ function harness(config: GatewayConfigInput = {}): Harness {
     store,
     events,
     scan(scanId) {
-      const s = service.getLiveScan(scanId);
+      // The state machine itself, behind the read-only view the service gives downstream stages.
+      const s = service.getLiveScan(scanId) as ActiveScan | undefined;
       if (!s) throw new Error(`no live scan ${scanId}`);
       return s;
     },

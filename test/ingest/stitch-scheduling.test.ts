@@ -8,7 +8,7 @@
  * The delay is the longest allowed (1 s) so that "at once" and "waited" are far apart even on a loaded CI machine.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ActiveScan } from '../../src/ingest/index.js';
+import type { ScanView } from '../../src/ingest/index.js';
 import { SliceKind, encodeSliceFrame } from '../../src/protocol/index.js';
 import type { PreviewStrip, TileInfo } from '../../src/stitch/index.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -28,10 +28,10 @@ async function start(stitchMaxDelayMs: number): Promise<{ g: TestGateway; seen: 
   const g = await startTestGateway({ portal: { stitchMaxDelayMs } });
   const seen: Seen = { tiles: [], strips: [] };
   g.ingest.listen({
-    tiles(_scan: ActiveScan, infos: TileInfo[]) {
+    tiles(_scan: ScanView, infos: TileInfo[]) {
       seen.tiles.push({ at: performance.now(), infos: infos.map((t) => ({ ...t })) });
     },
-    preview(_scan: ActiveScan, strip: PreviewStrip) {
+    preview(_scan: ScanView, strip: PreviewStrip) {
       seen.strips.push({ at: performance.now(), strip: { ...strip } });
     },
   });

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ActiveScan } from '../../src/ingest/index.js';
+import type { ScanView } from '../../src/ingest/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { DEFAULT_OPERATOR_CONFIG, OperatorHub, type OperatorSession, type OperatorTransport, type SendStatus } from '../../src/operator/index.js';
 import { ImageFrameKind, decodeImageFrame } from '../../src/protocol/index.js';
@@ -44,7 +44,7 @@ class FakeTransport implements OperatorTransport {
   }
 }
 
-function fakeScan(scanId: string): ActiveScan {
+function fakeScan(scanId: string): ScanView {
   return {
     scanId,
     portalId: 'lane-1',
@@ -55,7 +55,7 @@ function fakeScan(scanId: string): ActiveScan {
     vehicle: null,
     declaration: null,
     startedAt: new Date(),
-  } as unknown as ActiveScan;
+  } as unknown as ScanView;
 }
 
 async function until(what: string, probe: () => boolean, timeoutMs = 10_000): Promise<void> {
@@ -104,7 +104,7 @@ describe('OperatorHub strip fan-out', () => {
   });
 
   /** Emits strip number `n` (1-based) of the scan with the slow screen's buffer at `buffered`, and waits for its encode. */
-  async function strip(scan: ActiveScan, n: number, buffered: number): Promise<void> {
+  async function strip(scan: ScanView, n: number, buffered: number): Promise<void> {
     slow.buffered = buffered;
     const width = STRIP_LINES / DOWNSAMPLE;
     const height = PIXELS / DOWNSAMPLE;

@@ -8,6 +8,7 @@
 import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/errors/index.js';
+import type { ActiveScan } from '../../src/ingest/active-scan.js';
 import { SliceKind, encodeSliceFrame } from '../../src/protocol/index.js';
 import { createRootLogger } from '../../src/log/index.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -105,7 +106,8 @@ describe('unexpected failures answer SCANLINE_ERR_INTERNAL', () => {
     await p.next((m) => m.type === 'scan.accepted');
     const scan = gw.ingest.liveScans().find((s) => s.portalId === 'lane-internal-bin');
     expect(scan).toBeDefined();
-    breakMethod(scan as NonNullable<typeof scan>, 'acceptFrame');
+    // The scan's state machine behind the read-only view (the failure is planted inside ingest).
+    breakMethod(scan as ActiveScan, 'acceptFrame');
     const frame = (seq: number): Uint8Array =>
       encodeSliceFrame(
         { kind: SliceKind.Image, energies: 1, streamId: 1, seq, firstLine: seq * 4, pixels: PIXELS, acquiredAtUs: 0n },
