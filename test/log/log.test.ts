@@ -5,11 +5,12 @@
  * (util-linux `script`).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
+import { needTool } from '../helpers/tools.js';
 import { createRootLogger, resolveLogFormat } from '../../src/log/index.js';
 
 const BIN = new URL('../../bin/scanline.js', import.meta.url).pathname;
@@ -151,23 +152,20 @@ describe('scanline serve --log-format', () => {
     expect(badEnv.out()).toContain('SCANLINE_ERR_CONFIG_INVALID: Expected one of auto, json, pretty for SCANLINE_LOG_FORMAT but received "fancy"');
   }, 40_000);
 
-  it.skipIf(!existsSync(SCRIPT))(
-    'auto on a terminal writes readable lines; SCANLINE_LOG_FORMAT=json keeps JSON there',
-    async () => {
-      const cases = [
-        { env: {}, ready: / INFO: gateway ready /, json: false },
-        { env: { SCANLINE_LOG_FORMAT: 'json' }, ready: /"msg":"gateway ready"/, json: true },
-      ];
-      for (const c of cases) {
-        const p = serve([], c.env, true);
-        await until('ready line', () => c.ready.test(p.out()), p);
-        const gateway = nodeUnder(p.child.pid as number);
-        expect(gateway).toBeGreaterThan(0);
-        process.kill(gateway, 'SIGTERM');
-        expect(await p.exited).toBe(0);
-        expect(p.out().includes('{"level"')).toBe(c.json);
-      }
-    },
-    60_000,
-  );
+  it('auto on a terminal writes readable lines; SCANLINE_LOG_FORMAT=json keeps JSON there', async (ctx) => {
+    needTool(ctx, SCRIPT, 'bsdutils');
+    const cases = [
+      { env: {}, ready: / INFO: gateway ready /, json: false },
+      { env: { SCANLINE_LOG_FORMAT: 'json' }, ready: /"msg":"gateway ready"/, json: true },
+    ];
+    for (const c of cases) {
+      const p = serve([], c.env, true);
+      await until('ready line', () => c.ready.test(p.out()), p);
+      const gateway = nodeUnder(p.child.pid as number);
+      expect(gateway).toBeGreaterThan(0);
+      process.kill(gateway, 'SIGTERM');
+      expect(await p.exited).toBe(0);
+      expect(p.out().includes('{"level"')).toBe(c.json);
+    }
+  }, 60_000);
 });

@@ -8,13 +8,14 @@
  * Screenshots go to test-results/; with SCANLINE_DOCS_SCREENSHOT=1 the live view is also written to
  * docs/operator-screen.png (the README's picture).
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GenerateTruckOptions, simulatePortals, type SimulationSummary } from '../../tools/simulator/index.js';
 import { getJson, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { needTool, skipWithout } from '../helpers/tools.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CONFIG = { inference: { enabled: true } };
@@ -79,7 +80,9 @@ async function slide(page: Page, selector: string, value: number): Promise<void>
   );
 }
 
-describe.skipIf(!existsSync(CHROMIUM))('operator screen in chromium', () => {
+it('can run: chromium is installed', (ctx) => needTool(ctx, CHROMIUM, 'chromium'));
+
+describe.skipIf(skipWithout(CHROMIUM))('operator screen in chromium', () => {
   const dir = mkdtempSync(join(tmpdir(), 'scanline-ui-'));
   let gw: TestGateway;
   let browser: Browser;
