@@ -1,35 +1,54 @@
 /**
- * The `scanline` command line.
+ * The `scanline` command line: the production command (serve) and the dispatcher every command goes through
+ * (usage text, exit codes). Tooling commands (simulate, dataset, eval: tools/cli.ts) and the simulated portals of
+ * `serve --demo N` are handed in by the entry, bin/scanline.js, the one place that joins src/ and tools/:
+ * production never imports tooling.
  *   scanline serve [--port P] [--host H] [--data-dir DIR] [--demo N] [--config FILE] [--log-level L]
  *                  [--log-format F] [--print-config]
- *   scanline simulate --url ws://HOST:PORT/v1/portal [--portals N] [--trucks M] [--seed S] [--line-rate HZ]
- *                     [--speed realtime|max] [--pixels N]
- *   scanline dataset --seeds A..B --out DIR [--pixels N] [--threat-probability P] [--calibration frames|none]
- *                    [--keep all|threats]
- *   scanline eval --seeds A..B [--url ws://HOST:PORT/v1/portal] [--models DIR] [--config FILE] [--portals N]
- *                 [--speed realtime|max] [--threat-probability P] [--mismatch-probability P] [--json] [--log-level L]
- *                 [--log-format F]
  * Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { loadConfig, printableConfig, type GatewayConfig, type GatewayConfigInput } from './config/index.js';
-import { exportDataset } from '../tools/dataset/index.js';
+import { loadConfig, printableConfig, type GatewayConfigInput } from './config/index.js';
 import { ScanlineError } from './errors/index.js';
-import { DEFAULT_EVAL_OPTIONS, formatEvalTable, runEval } from '../tools/eval/index.js';
 import { LOG_FORMATS, createRootLogger, isLogFormat, type LogFormat, type Logger } from './log/index.js';
 import { startGateway } from './main.js';
-import { simulatePortals } from '../tools/simulator/index.js';
 
-const USAGE = `Usage: scanline <command> [options]
+/** One `scanline` command: its name, its line in the command list, its section of the usage text and its run. */
+export interface Command {
+  name: string;
+  /** One line for the command list of `scanline help`. */
+  summary: string;
+  /** Its section of `scanline help`: the synopsis line, then its options. Shown after a usage error. */
+  usage: string;
+  /** Runs the command; throws a ScanlineError for the user (usageError() for a bad invocation). */
+  run(args: string[]): Promise<void>;
+}
 
-Commands:
-  serve       run the gateway
-  simulate    stream simulated trucks into a gateway
-  dataset     export labelled training tiles of simulated trucks (models/train/)
-  eval        score a gateway's models on held-out simulated trucks
-  help        show this text
+export interface DemoPortalsOptions {
+  /** Portal endpoint of the gateway just started. */
+  url: string;
+  /** Simulated portals streaming in parallel (serve --demo N). */
+  portals: number;
+  /** Aborted when the gateway starts shutting down: the portals abort their scans and stop. */
+  signal: AbortSignal;
+  /** Child of the gateway's logger (module demo-portal). */
+  log: Logger;
+}
 
-scanline serve [options]
+/**
+ * Starts the simulated portals of `serve --demo N`: they stream trucks into the gateway until `signal` aborts, and
+ * the promise settles once they have stopped. Provided by tools/ (startDemoPortals in tools/cli.ts).
+ */
+export type DemoPortals = (options: DemoPortalsOptions) => Promise<unknown>;
+
+export interface CliOptions {
+  /** Commands besides serve: the tooling commands of tools/cli.ts (bin/scanline.js passes them). */
+  commands?: readonly Command[];
+  /** The simulated portals of `serve --demo N`; without it, --demo is a usage error. */
+  demo?: DemoPortals;
+}
+
+const SERVE_USAGE = `scanline serve [options]
   The operator screen is served at http://HOST:PORT/ (the "gateway ready" log line names it: operatorScreen).
   --port P          TCP port (default 8080; 0 picks a free port)
   --host H          interface to listen on (default 127.0.0.1; 0.0.0.0 for all)
@@ -46,71 +65,19 @@ scanline serve [options]
   SCANLINE_PORTAL_TOKENS=tok-a-123,tok-b-456. Precedence: defaults < --config file < environment < flags.
   SIGTERM/SIGINT: no new scans (portals are told), open scans get shutdown.drainTimeoutMs to end, then the gateway
   closes; the process exits within shutdown.exitTimeoutMs (code 1 if the shutdown did not finish by then).
-
-scanline simulate [options]
-  --url URL         gateway portal endpoint (default ws://127.0.0.1:8080/v1/portal)
-  --portals N       simulated portals in parallel (default 1)
-  --trucks M        trucks per portal; 0 = until interrupted (default 1)
-  --seed S          seed of the first truck (default 1)
-  --line-rate HZ    detector lines per second (default 500)
-  --speed MODE      realtime (paced at the line rate) or max (as fast as acked) (default realtime)
-  --pixels N        detector pixels per line (default 1024)
-
-scanline dataset --seeds A..B --out DIR [options]
-  --seeds A..B      truck seeds, inclusive (or a single seed A)
-  --out DIR         output directory: tiles.f32, goods.u8, threats.u8, index.json
-  --pixels N        detector pixels per line (default 1024)
-  --threat-probability P
-                    probability that a truck carries concealed threats (default 0.1)
-  --calibration C   frames (16 dark + 16 air lines, as the simulated portal sends) or none (default frames)
-  --keep K          all tiles, or only tiles with threat cells (threats) (default all)
-
-scanline eval --seeds A..B [options]
-  Streams held-out trucks (generated as \`dataset\` does; training used seeds 1000-4999, use 5000 and up) through
-  a real gateway over the portal protocol, polls GET /v1/scans/:id/results while they stream, and scores the
-  final reports against the simulator's ground truth:
-    goods top-1     per tile position the stitcher produced, labelled as for training; tiles whose label is a
-                    goods category (not empty, vehicle or air) are correct when the final suggestion segment
-                    covering the tile's centre line has that category as top-1 (no segment: wrong)
-    threat recall   truth threats overlapped by any threat alert box; false alarms: alerts overlapping no truth
-                    threat, per scan
-    mismatch recall mis-declared trucks whose report's declaration status is mismatch; also the false-mismatch
-                    rate on honest trucks
-    suggestions off the cargo
-                    final suggestion segments over no tile labelled cargo (a goods category or an empty bay):
-                    on the cab, chassis or air; per scan, with their top-1 labels
-    first correct suggestion
-                    per truth goods segment: from sending the slice with its first line to the first polled report
-                    showing an overlapping segment with the right top-1 (ms; and lines received minus its first line)
-  Targets: goods top-1 >= 90%, threat recall >= 90% at <= 0.1 false alarms per scan, mismatch recall >= 90%.
-  Exit code 0 whether or not they are met.
-  --seeds A..B      truck seeds, inclusive (or a single seed A)
-  --url URL         portal endpoint of a running gateway; without it a gateway with the default config (plus
-                    --config, SCANLINE_* environment variables and --models, as for serve) is started on a free
-                    port with a temporary data directory
-  --models DIR      models directory of the started gateway (inference.modelsDir)
-  --config FILE     configuration file (JSON or YAML) of the started gateway
-  --portals N       trucks streamed at a time, each from its own portal (default ${DEFAULT_EVAL_OPTIONS.portals})
-  --speed MODE      realtime (500 lines/s, as a truck drives through) or max (as fast as acked) (default realtime)
-  --threat-probability P
-                    probability that a truck carries concealed threats (default ${DEFAULT_EVAL_OPTIONS.threatProbability})
-  --mismatch-probability P
-                    probability that a truck's declaration lies (default ${DEFAULT_EVAL_OPTIONS.mismatchProbability}, the simulator's)
-  --json            print the figures as one JSON object on the last line: scans, goodsTop1, threatRecall,
-                    falseAlarmsPerScan, mismatchRecall, firstSuggestionMs {p50, p99}, and more
-  --log-level L     log level of the started gateway, written to stderr (default warn)
-  --log-format F    auto|json|pretty, as for serve (auto: readable when stderr is a terminal)
 `;
 
-function usage(message: string): ScanlineError {
-  return new ScanlineError('SCANLINE_ERR_CLI_USAGE', `${message}\n\n${USAGE}`);
+/** A bad invocation: exit code 2; main() prints the message and the usage of the command (all of it if none). */
+export function usageError(message: string): ScanlineError {
+  return new ScanlineError('SCANLINE_ERR_CLI_USAGE', message);
 }
 
-function parse(args: string[], options: ParseArgsConfig['options']): Record<string, string | boolean | undefined> {
+/** The options of a command (no positionals); an unknown or malformed option is a usage error. */
+export function parseOptions(args: string[], options: ParseArgsConfig['options']): Record<string, string | boolean | undefined> {
   try {
     return parseArgs({ args, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
   } catch (err) {
-    throw usage((err as Error).message);
+    throw usageError((err as Error).message);
   }
 }
 
@@ -118,10 +85,10 @@ function parse(args: string[], options: ParseArgsConfig['options']): Record<stri
  * The log format: --log-format, else SCANLINE_LOG_FORMAT, else auto. Read here rather than from the configuration
  * (it belongs there as log.format once the config schema has it).
  */
-function logFormatOption(values: Record<string, unknown>): LogFormat {
+export function logFormatOption(values: Record<string, unknown>): LogFormat {
   const flag = values['log-format'];
   if (flag !== undefined) {
-    if (!isLogFormat(flag)) throw usage(`Expected one of ${LOG_FORMATS.join(', ')} for --log-format but received ${JSON.stringify(flag)}`);
+    if (!isLogFormat(flag)) throw usageError(`Expected one of ${LOG_FORMATS.join(', ')} for --log-format but received ${JSON.stringify(flag)}`);
     return flag;
   }
   const env = process.env.SCANLINE_LOG_FORMAT;
@@ -133,16 +100,17 @@ function logFormatOption(values: Record<string, unknown>): LogFormat {
   return env;
 }
 
-function intOption(values: Record<string, unknown>, name: string, fallback: number, min: number, max: number): number {
+/** Integer option --name in min..max, `fallback` when absent. */
+export function intOption(values: Record<string, unknown>, name: string, fallback: number, min: number, max: number): number {
   const raw = values[name];
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw usage(`Expected an integer ${min}..${max} for --${name} but received ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < min || n > max) throw usageError(`Expected an integer ${min}..${max} for --${name} but received ${JSON.stringify(raw)}`);
   return n;
 }
 
-async function serve(args: string[]): Promise<void> {
-  const v = parse(args, {
+async function serve(args: string[], demoPortals: DemoPortals | undefined): Promise<void> {
+  const v = parseOptions(args, {
     port: { type: 'string' },
     host: { type: 'string' },
     'data-dir': { type: 'string' },
@@ -160,6 +128,7 @@ async function serve(args: string[]): Promise<void> {
   if (typeof v['log-level'] === 'string') flags.log = { level: v['log-level'] as 'info' };
   const config = loadConfig({ ...(typeof v.config === 'string' ? { file: v.config } : {}), env: process.env, layers: [flags] });
   const demo = intOption(v, 'demo', 0, 0, 64);
+  if (demo > 0 && !demoPortals) throw usageError('--demo needs the portal simulator of tools/, which this entry does not provide');
   if (v['print-config'] === true) {
     process.stdout.write(`${JSON.stringify(printableConfig(config), null, 2)}\n`);
     return;
@@ -168,19 +137,12 @@ async function serve(args: string[]): Promise<void> {
   const gateway = await startGateway(config, { log: createRootLogger(config.log.level, undefined, logFormat) });
   const demoAbort = new AbortController();
   let demoRun: Promise<unknown> = Promise.resolve();
-  if (demo > 0) {
+  if (demo > 0 && demoPortals) {
     const log = gateway.log.child({ module: 'demo-portal' });
     log.info({ portals: demo, url: gateway.portalUrl }, 'starting simulated demo portals');
-    demoRun = simulatePortals({
-      url: gateway.portalUrl,
-      portals: demo,
-      trucks: 0,
-      seed: 1,
-      lineRate: 500,
-      speed: 'realtime',
-      signal: demoAbort.signal,
-      log: (level, msg, fields) => log[level]?.(fields ?? {}, msg),
-    }).catch((err: unknown) => log.error({ err }, 'demo portal stopped'));
+    demoRun = demoPortals({ url: gateway.portalUrl, portals: demo, signal: demoAbort.signal, log }).catch((err: unknown) =>
+      log.error({ err }, 'demo portal stopped'),
+    );
   }
 
   const { drainTimeoutMs, exitTimeoutMs } = config.shutdown;
@@ -220,184 +182,36 @@ function exitAfterFlush(log: Logger, code: number): void {
   setTimeout(() => process.exit(code), 500).unref();
 }
 
-async function simulate(args: string[]): Promise<void> {
-  const v = parse(args, {
-    url: { type: 'string' },
-    portals: { type: 'string' },
-    trucks: { type: 'string' },
-    seed: { type: 'string' },
-    'line-rate': { type: 'string' },
-    speed: { type: 'string' },
-    pixels: { type: 'string' },
-  });
-  const speed = (v.speed as string | undefined) ?? 'realtime';
-  if (speed !== 'realtime' && speed !== 'max') throw usage(`Expected realtime or max for --speed but received ${JSON.stringify(speed)}`);
-  const url = (v.url as string | undefined) ?? 'ws://127.0.0.1:8080/v1/portal';
-  if (!/^wss?:\/\/.+/.test(url)) throw usage(`Expected a ws:// or wss:// URL for --url but received ${JSON.stringify(url)}`);
-  const abort = new AbortController();
-  process.on('SIGINT', () => abort.abort());
-  process.on('SIGTERM', () => abort.abort());
-  const summary = await simulatePortals({
-    url,
-    portals: intOption(v, 'portals', 1, 1, 256),
-    trucks: intOption(v, 'trucks', 1, 0, 1_000_000),
-    seed: intOption(v, 'seed', 1, 0, 0xffffffff),
-    lineRate: intOption(v, 'line-rate', 500, 1, 20_000),
-    speed,
-    pixels: intOption(v, 'pixels', 1024, 16, 4096),
-    signal: abort.signal,
-    log: (level, msg, fields) => {
-      if (level !== 'debug') process.stderr.write(`${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);
-    },
-  });
-  process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+/** The production commands, serve with the simulated portals it is given (or none). */
+function productionCommands(demo: DemoPortals | undefined): Command[] {
+  return [{ name: 'serve', summary: 'run the gateway', usage: SERVE_USAGE, run: (args) => serve(args, demo) }];
 }
 
-function seedRange(raw: unknown): [number, number] {
-  const m = typeof raw === 'string' ? /^(\d+)(?:\.\.(\d+))?$/.exec(raw) : null;
-  const first = m ? Number(m[1]) : NaN;
-  const last = m ? Number(m[2] ?? m[1]) : NaN;
-  if (!Number.isSafeInteger(first) || !Number.isSafeInteger(last) || first > last) {
-    throw usage(`Expected a seed range A..B (integers, A <= B) for --seeds but received ${JSON.stringify(raw)}`);
-  }
-  return [first, last];
+/** The whole usage text: every command, then each command's section. */
+function usageText(commands: readonly Command[]): string {
+  const list = [...commands, { name: 'help', summary: 'show this text' }].map((c) => `  ${c.name.padEnd(11)} ${c.summary}`).join('\n');
+  return `Usage: scanline <command> [options]\n\nCommands:\n${list}\n\n${commands.map((c) => c.usage).join('\n')}`;
 }
 
-async function dataset(args: string[]): Promise<void> {
-  const v = parse(args, {
-    seeds: { type: 'string' },
-    out: { type: 'string' },
-    pixels: { type: 'string' },
-    'threat-probability': { type: 'string' },
-    calibration: { type: 'string' },
-    keep: { type: 'string' },
-  });
-  const seeds = seedRange(v.seeds);
-  if (typeof v.out !== 'string' || v.out.length === 0) throw usage('Expected a directory for --out but received nothing');
-  let threatProbability: number | undefined;
-  if (v['threat-probability'] !== undefined) {
-    threatProbability = Number(v['threat-probability']);
-    if (!(threatProbability >= 0 && threatProbability <= 1)) {
-      throw usage(`Expected a probability 0..1 for --threat-probability but received ${JSON.stringify(v['threat-probability'])}`);
-    }
-  }
-  const calibration = (v.calibration as string | undefined) ?? 'frames';
-  if (calibration !== 'frames' && calibration !== 'none') throw usage(`Expected frames or none for --calibration but received ${JSON.stringify(calibration)}`);
-  const keep = (v.keep as string | undefined) ?? 'all';
-  if (keep !== 'all' && keep !== 'threats') throw usage(`Expected all or threats for --keep but received ${JSON.stringify(keep)}`);
-  const total = seeds[1] - seeds[0] + 1;
-  const summary = await exportDataset({
-    seeds,
-    out: v.out,
-    pixels: intOption(v, 'pixels', 1024, 16, 4096),
-    threatProbability,
-    ...(calibration === 'none' ? { calibration: false } : {}),
-    keep,
-    log: (msg, fields) => {
-      const done = fields.done as number;
-      if (done === total || done % 10 === 0) process.stderr.write(`${msg} ${JSON.stringify(fields)}\n`);
-    },
-  });
-  process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-}
-
-function probabilityOption(values: Record<string, unknown>, name: string): number | undefined {
-  const raw = values[name];
-  if (raw === undefined) return undefined;
-  const p = Number(raw);
-  if (!(typeof raw === 'string' && raw.trim() !== '' && p >= 0 && p <= 1))
-    throw usage(`Expected a probability 0..1 for --${name} but received ${JSON.stringify(raw)}`);
-  return p;
-}
-
-async function evaluate(args: string[]): Promise<void> {
-  const v = parse(args, {
-    seeds: { type: 'string' },
-    url: { type: 'string' },
-    models: { type: 'string' },
-    config: { type: 'string' },
-    portals: { type: 'string' },
-    speed: { type: 'string' },
-    'threat-probability': { type: 'string' },
-    'mismatch-probability': { type: 'string' },
-    json: { type: 'boolean' },
-    'log-level': { type: 'string' },
-    'log-format': { type: 'string' },
-  });
-  const seeds = seedRange(v.seeds);
-  const logFormat = logFormatOption(v);
-  const speed = (v.speed as string | undefined) ?? DEFAULT_EVAL_OPTIONS.speed;
-  if (speed !== 'realtime' && speed !== 'max') throw usage(`Expected realtime or max for --speed but received ${JSON.stringify(speed)}`);
-  const url = v.url as string | undefined;
-  if (url !== undefined && !/^wss?:\/\/.+/.test(url)) throw usage(`Expected a ws:// or wss:// URL for --url but received ${JSON.stringify(url)}`);
-  if (url !== undefined && (v.models !== undefined || v.config !== undefined))
-    throw usage('--models and --config configure the gateway eval starts; they cannot be used with --url');
-  if (typeof v.models === 'string' && v.models.length === 0) throw usage('Expected a directory for --models but received ""');
-  const level = ((v['log-level'] as string | undefined) ?? 'warn') as GatewayConfig['log']['level'];
-  const flags: GatewayConfigInput = { log: { level } };
-  if (typeof v.models === 'string') flags.inference = { modelsDir: v.models };
-  // The started gateway is configured as `scanline serve` would be: defaults < --config < SCANLINE_* environment <
-  // flags (eval then sets its own port and data directory). Resolved here, so a bad file or variable stops eval
-  // before anything starts. With --url the gateway is someone else's: the environment is not read.
-  const layers: GatewayConfigInput[] =
-    url === undefined ? [loadConfig({ ...(typeof v.config === 'string' ? { file: v.config } : {}), env: process.env, layers: [flags] })] : [flags];
-  const total = seeds[1] - seeds[0] + 1;
-  let done = 0;
-  const abort = new AbortController();
-  process.on('SIGINT', () => abort.abort());
-  process.on('SIGTERM', () => abort.abort());
-  const summary = await runEval({
-    seeds,
-    ...(url !== undefined ? { url } : { gatewayConfig: layers, gatewayLog: createRootLogger(level, process.stderr, logFormat) }),
-    portals: intOption(v, 'portals', DEFAULT_EVAL_OPTIONS.portals, 1, 64),
-    speed,
-    threatProbability: probabilityOption(v, 'threat-probability'),
-    mismatchProbability: probabilityOption(v, 'mismatch-probability'),
-    signal: abort.signal,
-    onScan: (s) => {
-      done++;
-      const goods = Object.values(s.goods).reduce((a, g) => [a[0] + g.correct, a[1] + g.tiles], [0, 0]);
-      const found = s.threats.truth.filter((t) => t.found).length;
-      const falseAlarms = s.threats.alerts.filter((a) => a.falseAlarm).length;
-      process.stderr.write(
-        `eval ${done}/${total}: seed ${s.seed} ${s.scanId}: goods ${goods[0]}/${goods[1]} tiles, threats ${found}/${s.threats.truth.length} (${falseAlarms} false), ` +
-          `declaration ${s.declaration.status}${s.declaration.mismatch ? ` (lies: ${s.declaration.mismatch})` : ''}\n`,
-      );
-    },
-    onFailure: (f) => {
-      done++;
-      process.stderr.write(`eval ${done}/${total}: seed ${f.seed} failed: ${f.code}: ${f.message}\n`);
-    },
-  });
-  process.stdout.write(`${formatEvalTable(summary)}\n`);
-  if (v.json === true) process.stdout.write(`${JSON.stringify(summary)}\n`);
-}
-
-/** Entry point used by bin/scanline.js. Sets process.exitCode; `serve` keeps running until a signal. */
-export async function main(argv: string[]): Promise<void> {
-  const [command, ...rest] = argv;
+/**
+ * Runs one command line: serve, the commands in `options.commands`, or help. Sets process.exitCode; `serve` keeps
+ * running until a signal. bin/scanline.js calls it with the tooling commands and the demo portals of tools/.
+ */
+export async function main(argv: string[], options: CliOptions = {}): Promise<void> {
+  const commands = [...productionCommands(options.demo), ...(options.commands ?? [])];
+  const [name, ...rest] = argv;
+  const command = commands.find((c) => c.name === name);
   try {
-    switch (command) {
-      case 'serve':
-        return await serve(rest);
-      case 'simulate':
-        return await simulate(rest);
-      case 'dataset':
-        return await dataset(rest);
-      case 'eval':
-        return await evaluate(rest);
-      case undefined:
-      case 'help':
-      case '--help':
-      case '-h':
-        process.stdout.write(USAGE);
-        return;
-      default:
-        throw usage(`unknown command ${JSON.stringify(command)}`);
+    if (command) return await command.run(rest);
+    if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+      process.stdout.write(usageText(commands));
+      return;
     }
+    throw usageError(`unknown command ${JSON.stringify(name)}`);
   } catch (err) {
     if (err instanceof ScanlineError) {
-      process.stderr.write(`scanline: ${err.code}: ${err.message}\n`);
+      const usage = err.code === 'SCANLINE_ERR_CLI_USAGE' ? `\n\n${command ? `Usage: ${command.usage}` : usageText(commands)}` : '';
+      process.stderr.write(`scanline: ${err.code}: ${err.message}${usage}\n`);
       process.exitCode = err.code === 'SCANLINE_ERR_CLI_USAGE' || err.code === 'SCANLINE_ERR_CONFIG_INVALID' ? 2 : 1;
       return;
     }

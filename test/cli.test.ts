@@ -1,13 +1,15 @@
 /**
  * The `scanline` command as a user runs it (compiled dist/, a child process, real signals): `serve --demo` streams
- * simulated trucks into its own gateway; `simulate` streams into a running one; usage errors exit 2.
+ * simulated trucks into its own gateway; `simulate` streams into a running one; usage errors exit 2. Without the
+ * tooling bin/scanline.js joins to it, the production CLI offers serve alone, and no demo portals.
  * `npm test` builds dist/ first (pretest).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../src/cli.js';
 import { startTestGateway } from './helpers/gateway.js';
 
 const BIN = new URL('../bin/scanline.js', import.meta.url).pathname;
@@ -86,6 +88,21 @@ describe('scanline CLI', () => {
     const unknown = run(['teleport']);
     expect(await unknown.exited).toBe(2);
     expect(unknown.out()).toContain('Usage: scanline <command>');
+  });
+
+  it('production alone (src/cli.ts without the tools bin/scanline.js hands it) has no demo portals: serve --demo is a usage error', async () => {
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      process.exitCode = undefined;
+      await main(['serve', '--port', '0', '--demo', '1']);
+      expect(process.exitCode).toBe(2);
+      expect(String(stderr.mock.calls.at(-1)?.[0])).toContain('SCANLINE_ERR_CLI_USAGE: --demo needs the portal simulator of tools/');
+      await main(['simulate']);
+      expect(String(stderr.mock.calls.at(-1)?.[0])).toContain('unknown command "simulate"');
+    } finally {
+      process.exitCode = undefined;
+      stderr.mockRestore();
+    }
   });
 
   it('eval configures the gateway it starts from SCANLINE_* variables too, and stops on a bad one before starting', async () => {

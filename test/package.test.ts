@@ -87,7 +87,7 @@ describe('package.json', () => {
     expect(lock.packages[''].devDependencies).toEqual(pkg.devDependencies);
   });
 
-  it('npm pack ships the CLI, the compiled sources, the UI, the models and the native sources; no tests or benches', () => {
+  it('npm pack ships the CLI, the compiled sources and tools, the UI, the models and the native sources; no tests or benches', () => {
     const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' });
     expect(r.status).toBe(0);
     const files = new Set((JSON.parse(r.stdout) as Array<{ files: Array<{ path: string }> }>)[0].files.map((f) => f.path));
@@ -95,6 +95,7 @@ describe('package.json', () => {
       'bin/scanline.js',
       'dist/src/index.js',
       'dist/src/cli.js',
+      'dist/tools/cli.js',
       'dist/src/inference/inference-worker.js',
       'web/index.html',
       'models/goods-v1/model.json',

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../../src/cli.js';
+import { TOOL_COMMANDS } from '../../../tools/cli.js';
 import { DATASET_FILES, GOODS_LABELS, THREAT_LABELS, exportDataset, gatewayStitchOptions } from '../../../tools/dataset/index.js';
 import { DEFAULT_CONFIG } from '../../../src/config/index.js';
 import { ScanlineError } from '../../../src/errors/index.js';
@@ -202,7 +203,7 @@ describe('scanline dataset', () => {
     try {
       const out = tmp();
       process.exitCode = undefined;
-      await main(['dataset', '--seeds', '51..51', '--out', out, '--pixels', '256', '--threat-probability', '0']);
+      await main(['dataset', '--seeds', '51..51', '--out', out, '--pixels', '256', '--threat-probability', '0'], { commands: TOOL_COMMANDS });
       expect(process.exitCode).toBeUndefined();
       expect(load(out).index.generator.seeds).toEqual([51, 51]);
       for (const args of [
@@ -214,7 +215,7 @@ describe('scanline dataset', () => {
         ['dataset', '--seeds', '1..2', '--out', out, '--bogus'],
       ]) {
         process.exitCode = undefined;
-        await main(args);
+        await main(args, { commands: TOOL_COMMANDS });
         expect(process.exitCode).toBe(2);
         expect(String(stderr.mock.calls.at(-1)?.[0])).toContain('SCANLINE_ERR_CLI_USAGE');
       }

@@ -1,0 +1,251 @@
+/**
+ * The tooling commands of `scanline`, beside the production CLI (src/cli.ts) rather than inside it: bin/scanline.js
+ * hands TOOL_COMMANDS and startDemoPortals to src/cli.ts main(), so src/ never imports tools/.
+ *   scanline simulate --url ws://HOST:PORT/v1/portal [--portals N] [--trucks M] [--seed S] [--line-rate HZ]
+ *                     [--speed realtime|max] [--pixels N]
+ *   scanline dataset --seeds A..B --out DIR [--pixels N] [--threat-probability P] [--calibration frames|none]
+ *                    [--keep all|threats]
+ *   scanline eval --seeds A..B [--url ws://HOST:PORT/v1/portal] [--models DIR] [--config FILE] [--portals N]
+ *                 [--speed realtime|max] [--threat-probability P] [--mismatch-probability P] [--json] [--log-level L]
+ *                 [--log-format F]
+ */
+import { type Command, type DemoPortals, intOption, logFormatOption, parseOptions, usageError } from '../src/cli.js';
+import { loadConfig, type GatewayConfig, type GatewayConfigInput } from '../src/config/index.js';
+import { createRootLogger } from '../src/log/index.js';
+import { exportDataset } from './dataset/index.js';
+import { DEFAULT_EVAL_OPTIONS, formatEvalTable, runEval } from './eval/index.js';
+import { simulatePortals } from './simulator/index.js';
+
+const SIMULATE_USAGE = `scanline simulate [options]
+  --url URL         gateway portal endpoint (default ws://127.0.0.1:8080/v1/portal)
+  --portals N       simulated portals in parallel (default 1)
+  --trucks M        trucks per portal; 0 = until interrupted (default 1)
+  --seed S          seed of the first truck (default 1)
+  --line-rate HZ    detector lines per second (default 500)
+  --speed MODE      realtime (paced at the line rate) or max (as fast as acked) (default realtime)
+  --pixels N        detector pixels per line (default 1024)
+`;
+
+const DATASET_USAGE = `scanline dataset --seeds A..B --out DIR [options]
+  --seeds A..B      truck seeds, inclusive (or a single seed A)
+  --out DIR         output directory: tiles.f32, goods.u8, threats.u8, index.json
+  --pixels N        detector pixels per line (default 1024)
+  --threat-probability P
+                    probability that a truck carries concealed threats (default 0.1)
+  --calibration C   frames (16 dark + 16 air lines, as the simulated portal sends) or none (default frames)
+  --keep K          all tiles, or only tiles with threat cells (threats) (default all)
+`;
+
+const EVAL_USAGE = `scanline eval --seeds A..B [options]
+  Streams held-out trucks (generated as \`dataset\` does; training used seeds 1000-4999, use 5000 and up) through
+  a real gateway over the portal protocol, polls GET /v1/scans/:id/results while they stream, and scores the
+  final reports against the simulator's ground truth:
+    goods top-1     per tile position the stitcher produced, labelled as for training; tiles whose label is a
+                    goods category (not empty, vehicle or air) are correct when the final suggestion segment
+                    covering the tile's centre line has that category as top-1 (no segment: wrong)
+    threat recall   truth threats overlapped by any threat alert box; false alarms: alerts overlapping no truth
+                    threat, per scan
+    mismatch recall mis-declared trucks whose report's declaration status is mismatch; also the false-mismatch
+                    rate on honest trucks
+    suggestions off the cargo
+                    final suggestion segments over no tile labelled cargo (a goods category or an empty bay):
+                    on the cab, chassis or air; per scan, with their top-1 labels
+    first correct suggestion
+                    per truth goods segment: from sending the slice with its first line to the first polled report
+                    showing an overlapping segment with the right top-1 (ms; and lines received minus its first line)
+  Targets: goods top-1 >= 90%, threat recall >= 90% at <= 0.1 false alarms per scan, mismatch recall >= 90%.
+  Exit code 0 whether or not they are met.
+  --seeds A..B      truck seeds, inclusive (or a single seed A)
+  --url URL         portal endpoint of a running gateway; without it a gateway with the default config (plus
+                    --config, SCANLINE_* environment variables and --models, as for serve) is started on a free
+                    port with a temporary data directory
+  --models DIR      models directory of the started gateway (inference.modelsDir)
+  --config FILE     configuration file (JSON or YAML) of the started gateway
+  --portals N       trucks streamed at a time, each from its own portal (default ${DEFAULT_EVAL_OPTIONS.portals})
+  --speed MODE      realtime (500 lines/s, as a truck drives through) or max (as fast as acked) (default realtime)
+  --threat-probability P
+                    probability that a truck carries concealed threats (default ${DEFAULT_EVAL_OPTIONS.threatProbability})
+  --mismatch-probability P
+                    probability that a truck's declaration lies (default ${DEFAULT_EVAL_OPTIONS.mismatchProbability}, the simulator's)
+  --json            print the figures as one JSON object on the last line: scans, goodsTop1, threatRecall,
+                    falseAlarmsPerScan, mismatchRecall, firstSuggestionMs {p50, p99}, and more
+  --log-level L     log level of the started gateway, written to stderr (default warn)
+  --log-format F    auto|json|pretty, as for serve (auto: readable when stderr is a terminal)
+`;
+
+async function simulate(args: string[]): Promise<void> {
+  const v = parseOptions(args, {
+    url: { type: 'string' },
+    portals: { type: 'string' },
+    trucks: { type: 'string' },
+    seed: { type: 'string' },
+    'line-rate': { type: 'string' },
+    speed: { type: 'string' },
+    pixels: { type: 'string' },
+  });
+  const speed = (v.speed as string | undefined) ?? 'realtime';
+  if (speed !== 'realtime' && speed !== 'max') throw usageError(`Expected realtime or max for --speed but received ${JSON.stringify(speed)}`);
+  const url = (v.url as string | undefined) ?? 'ws://127.0.0.1:8080/v1/portal';
+  if (!/^wss?:\/\/.+/.test(url)) throw usageError(`Expected a ws:// or wss:// URL for --url but received ${JSON.stringify(url)}`);
+  const abort = new AbortController();
+  process.on('SIGINT', () => abort.abort());
+  process.on('SIGTERM', () => abort.abort());
+  const summary = await simulatePortals({
+    url,
+    portals: intOption(v, 'portals', 1, 1, 256),
+    trucks: intOption(v, 'trucks', 1, 0, 1_000_000),
+    seed: intOption(v, 'seed', 1, 0, 0xffffffff),
+    lineRate: intOption(v, 'line-rate', 500, 1, 20_000),
+    speed,
+    pixels: intOption(v, 'pixels', 1024, 16, 4096),
+    signal: abort.signal,
+    log: (level, msg, fields) => {
+      if (level !== 'debug') process.stderr.write(`${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);
+    },
+  });
+  process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+}
+
+function seedRange(raw: unknown): [number, number] {
+  const m = typeof raw === 'string' ? /^(\d+)(?:\.\.(\d+))?$/.exec(raw) : null;
+  const first = m ? Number(m[1]) : NaN;
+  const last = m ? Number(m[2] ?? m[1]) : NaN;
+  if (!Number.isSafeInteger(first) || !Number.isSafeInteger(last) || first > last) {
+    throw usageError(`Expected a seed range A..B (integers, A <= B) for --seeds but received ${JSON.stringify(raw)}`);
+  }
+  return [first, last];
+}
+
+async function dataset(args: string[]): Promise<void> {
+  const v = parseOptions(args, {
+    seeds: { type: 'string' },
+    out: { type: 'string' },
+    pixels: { type: 'string' },
+    'threat-probability': { type: 'string' },
+    calibration: { type: 'string' },
+    keep: { type: 'string' },
+  });
+  const seeds = seedRange(v.seeds);
+  if (typeof v.out !== 'string' || v.out.length === 0) throw usageError('Expected a directory for --out but received nothing');
+  let threatProbability: number | undefined;
+  if (v['threat-probability'] !== undefined) {
+    threatProbability = Number(v['threat-probability']);
+    if (!(threatProbability >= 0 && threatProbability <= 1)) {
+      throw usageError(`Expected a probability 0..1 for --threat-probability but received ${JSON.stringify(v['threat-probability'])}`);
+    }
+  }
+  const calibration = (v.calibration as string | undefined) ?? 'frames';
+  if (calibration !== 'frames' && calibration !== 'none')
+    throw usageError(`Expected frames or none for --calibration but received ${JSON.stringify(calibration)}`);
+  const keep = (v.keep as string | undefined) ?? 'all';
+  if (keep !== 'all' && keep !== 'threats') throw usageError(`Expected all or threats for --keep but received ${JSON.stringify(keep)}`);
+  const total = seeds[1] - seeds[0] + 1;
+  const summary = await exportDataset({
+    seeds,
+    out: v.out,
+    pixels: intOption(v, 'pixels', 1024, 16, 4096),
+    threatProbability,
+    ...(calibration === 'none' ? { calibration: false } : {}),
+    keep,
+    log: (msg, fields) => {
+      const done = fields.done as number;
+      if (done === total || done % 10 === 0) process.stderr.write(`${msg} ${JSON.stringify(fields)}\n`);
+    },
+  });
+  process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+}
+
+function probabilityOption(values: Record<string, unknown>, name: string): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const p = Number(raw);
+  if (!(typeof raw === 'string' && raw.trim() !== '' && p >= 0 && p <= 1))
+    throw usageError(`Expected a probability 0..1 for --${name} but received ${JSON.stringify(raw)}`);
+  return p;
+}
+
+async function evaluate(args: string[]): Promise<void> {
+  const v = parseOptions(args, {
+    seeds: { type: 'string' },
+    url: { type: 'string' },
+    models: { type: 'string' },
+    config: { type: 'string' },
+    portals: { type: 'string' },
+    speed: { type: 'string' },
+    'threat-probability': { type: 'string' },
+    'mismatch-probability': { type: 'string' },
+    json: { type: 'boolean' },
+    'log-level': { type: 'string' },
+    'log-format': { type: 'string' },
+  });
+  const seeds = seedRange(v.seeds);
+  const logFormat = logFormatOption(v);
+  const speed = (v.speed as string | undefined) ?? DEFAULT_EVAL_OPTIONS.speed;
+  if (speed !== 'realtime' && speed !== 'max') throw usageError(`Expected realtime or max for --speed but received ${JSON.stringify(speed)}`);
+  const url = v.url as string | undefined;
+  if (url !== undefined && !/^wss?:\/\/.+/.test(url)) throw usageError(`Expected a ws:// or wss:// URL for --url but received ${JSON.stringify(url)}`);
+  if (url !== undefined && (v.models !== undefined || v.config !== undefined))
+    throw usageError('--models and --config configure the gateway eval starts; they cannot be used with --url');
+  if (typeof v.models === 'string' && v.models.length === 0) throw usageError('Expected a directory for --models but received ""');
+  const level = ((v['log-level'] as string | undefined) ?? 'warn') as GatewayConfig['log']['level'];
+  const flags: GatewayConfigInput = { log: { level } };
+  if (typeof v.models === 'string') flags.inference = { modelsDir: v.models };
+  // The started gateway is configured as `scanline serve` would be: defaults < --config < SCANLINE_* environment <
+  // flags (eval then sets its own port and data directory). Resolved here, so a bad file or variable stops eval
+  // before anything starts. With --url the gateway is someone else's: the environment is not read.
+  const layers: GatewayConfigInput[] =
+    url === undefined ? [loadConfig({ ...(typeof v.config === 'string' ? { file: v.config } : {}), env: process.env, layers: [flags] })] : [flags];
+  const total = seeds[1] - seeds[0] + 1;
+  let done = 0;
+  const abort = new AbortController();
+  process.on('SIGINT', () => abort.abort());
+  process.on('SIGTERM', () => abort.abort());
+  const summary = await runEval({
+    seeds,
+    ...(url !== undefined ? { url } : { gatewayConfig: layers, gatewayLog: createRootLogger(level, process.stderr, logFormat) }),
+    portals: intOption(v, 'portals', DEFAULT_EVAL_OPTIONS.portals, 1, 64),
+    speed,
+    threatProbability: probabilityOption(v, 'threat-probability'),
+    mismatchProbability: probabilityOption(v, 'mismatch-probability'),
+    signal: abort.signal,
+    onScan: (s) => {
+      done++;
+      const goods = Object.values(s.goods).reduce((a, g) => [a[0] + g.correct, a[1] + g.tiles], [0, 0]);
+      const found = s.threats.truth.filter((t) => t.found).length;
+      const falseAlarms = s.threats.alerts.filter((a) => a.falseAlarm).length;
+      process.stderr.write(
+        `eval ${done}/${total}: seed ${s.seed} ${s.scanId}: goods ${goods[0]}/${goods[1]} tiles, threats ${found}/${s.threats.truth.length} (${falseAlarms} false), ` +
+          `declaration ${s.declaration.status}${s.declaration.mismatch ? ` (lies: ${s.declaration.mismatch})` : ''}\n`,
+      );
+    },
+    onFailure: (f) => {
+      done++;
+      process.stderr.write(`eval ${done}/${total}: seed ${f.seed} failed: ${f.code}: ${f.message}\n`);
+    },
+  });
+  process.stdout.write(`${formatEvalTable(summary)}\n`);
+  if (v.json === true) process.stdout.write(`${JSON.stringify(summary)}\n`);
+}
+
+/**
+ * The simulated portals of `scanline serve --demo N`: N portals streaming generated trucks in real time (500
+ * lines/s, seeds from 1) until the gateway stops them; the simulator's log lines go to the gateway's logger.
+ */
+export const startDemoPortals: DemoPortals = ({ url, portals, signal, log }) =>
+  simulatePortals({
+    url,
+    portals,
+    trucks: 0,
+    seed: 1,
+    lineRate: 500,
+    speed: 'realtime',
+    signal,
+    log: (level, msg, fields) => log[level](fields ?? {}, msg),
+  });
+
+/** simulate, dataset and eval, in the order `scanline help` lists them. */
+export const TOOL_COMMANDS: readonly Command[] = Object.freeze([
+  { name: 'simulate', summary: 'stream simulated trucks into a gateway', usage: SIMULATE_USAGE, run: simulate },
+  { name: 'dataset', summary: 'export labelled training tiles of simulated trucks (models/train/)', usage: DATASET_USAGE, run: dataset },
+  { name: 'eval', summary: "score a gateway's models on held-out simulated trucks", usage: EVAL_USAGE, run: evaluate },
+]);
