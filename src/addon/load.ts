@@ -123,6 +123,18 @@ export interface NativeStitcherConstructor {
   new (options: object): NativeStitcherHandle;
 }
 
+/** `rows` runs of `rowWords` source words: run r from src[srcStart + r * srcStride] to dst[dstStart + r * dstStride]. */
+export type RowRunsCopy<Dst> = (
+  dst: Dst,
+  dstStart: number,
+  dstStride: number,
+  src: Uint32Array,
+  srcStart: number,
+  srcStride: number,
+  rowWords: number,
+  rows: number,
+) => void;
+
 export interface ScanlineNativeAddon {
   Stitcher: NativeStitcherConstructor;
   /** out[pixel * lines + line] = src[(line * energies + energy) * pixels + pixel]. */
@@ -133,18 +145,9 @@ export interface ScanlineNativeAddon {
    */
   alignedBuffer(byteLength: number, alignment: number): ArrayBuffer;
   /** See CopyRows (row-runs.ts); errors are coded SCANLINE_ERR_STITCH_BUFFER. */
-  copyRows(dst: Uint32Array, dstStart: number, dstStride: number, src: Uint32Array, srcStart: number, srcStride: number, rowWords: number, rows: number): void;
-  /** copyRows into packed RGB (see PackRgbRows in index.ts); throws SCANLINE_ERR_STITCH_BUFFER. */
-  packRgbRows(
-    dst: Uint8Array,
-    dstStart: number,
-    dstStride: number,
-    src: Uint32Array,
-    srcStart: number,
-    srcStride: number,
-    rowWords: number,
-    rows: number,
-  ): void;
+  copyRows: RowRunsCopy<Uint32Array>;
+  /** copyRows into packed RGB (see PackRgbRows in row-runs.ts); throws SCANLINE_ERR_STITCH_BUFFER. */
+  packRgbRows: RowRunsCopy<Uint8Array>;
   /**
    * Puts the calling thread under SCHED_IDLE (Linux): true when done, false where the platform has none. Throws
    * SCANLINE_ERR_INFER_WORKER_START when the kernel refuses. Threads the caller starts afterwards inherit it.

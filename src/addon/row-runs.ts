@@ -3,19 +3,7 @@
  * with the same checks and errors.
  */
 import { ScanlineError, toScanlineError } from '../errors/index.js';
-import { loadNativeAddon } from './load.js';
-
-/** `rows` runs of `rowWords` source words: run r from src[srcStart + r * srcStride] to dst[dstStart + r * dstStride]. */
-type RowRunsCopy<Dst> = (
-  dst: Dst,
-  dstStart: number,
-  dstStride: number,
-  src: Uint32Array,
-  srcStart: number,
-  srcStride: number,
-  rowWords: number,
-  rows: number,
-) => void;
+import { loadNativeAddon, type RowRunsCopy } from './load.js';
 
 /**
  * Copies `rows` runs of `rowWords` 32-bit words: run r from src[srcStart + r * srcStride] to
