@@ -21,8 +21,10 @@
  * result->socket p99, the strip lag p99 of reading screen 0 (ingest emitting a preview strip -> the strip on that
  * screen), and the ingest's overrun (the longest a scan took beyond its lines at the line rate). Ratios near 1: a
  * stalled screen holds up neither the other screens nor the ingest.
+ *
+ * Results: stdout and bench/results/fanout-<date>.json; the fan-out section of bench/RESULTS.md is written by hand.
  */
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -33,6 +35,7 @@ import { startGateway } from '../src/main.js';
 import { ImageFrameKind, decodeImageFrame } from '../src/protocol/index.js';
 import { simulatePortals } from '../tools/simulator/index.js';
 import { machineInfo } from './lib/machine.js';
+import { writeResultsJson } from './lib/results-file.js';
 
 const LANES = 8;
 const SCREENS = [1, 10, 50];
@@ -265,14 +268,5 @@ console.log(
   `a stalled screen, with / without, 10 reading screens: result->socket p99 ${stalledRatios.resultToSocketP99.toFixed(2)}, ` +
     `strip lag p99 (screen 0) ${stalledRatios.stripLagP99.toFixed(2)}; ingest overrun ${stall.ingestOverrunS.toFixed(2)} s vs ${stallBase.ingestOverrunS.toFixed(2)} s`,
 );
-const out = join(process.cwd(), 'bench', 'results');
-mkdirSync(out, { recursive: true });
-const file = join(
-  out,
-  `fanout-${new Date()
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z')}.json`,
-);
-writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine: machineInfo(), lineRate: LINE_RATE, results, stalledRatios }, null, 2)}\n`);
-console.log(`written ${file}`);
+const date = new Date().toISOString();
+console.log(`wrote ${writeResultsJson('fanout', date, { date, machine: machineInfo(), lineRate: LINE_RATE, results, stalledRatios })}`);

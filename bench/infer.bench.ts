@@ -22,7 +22,7 @@
  *          --sat-duration-ms 8000  --direct-warmup-ms 2000  --direct-duration-ms 8000  --direct-outstanding 256
  *          --raw-seconds 1  --raw-passes 2  --raw-tiles 256  --retries 1  --quiet-wait-ms 90000  --no-off-run  --no-write (stdout only)
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -56,6 +56,7 @@ import {
   type SaturationRatio,
 } from './lib/infer-report.js';
 import { machineInfo, otherLoad, processCpu, waitForQuiet, type OtherLoad } from './lib/machine.js';
+import { writeResultsJson } from './lib/results-file.js';
 import { fmt } from './lib/report.js';
 import { renderTruckFile } from './lib/truck.js';
 
@@ -435,9 +436,6 @@ async function main(): Promise<void> {
 
     if (!args['no-write']) {
       const date = new Date().toISOString();
-      const stamp = date.replace(/[:]/g, '').replace(/\.\d+Z$/, 'Z');
-      mkdirSync(join(REPO, 'bench', 'results'), { recursive: true });
-      const jsonRel = `bench/results/infer-${stamp}.json`;
       const models = loaded.map((m) => ({ name: m.manifest.name, version: m.manifest.version, task: m.manifest.task, sha256: m.manifest.files.fp32.sha256 }));
       const b = inferenceDefaults.batching;
       const defaults = {
@@ -453,10 +451,30 @@ async function main(): Promise<void> {
         deadlineMs: b.defaultDeadlineMs.live,
       };
       const modelsRel = relative(REPO, modelsDir) || '.';
-      writeFileSync(
-        join(REPO, jsonRel),
-        `${JSON.stringify({ date, machine, ortVersion: ortVersion(), durationS, modelsDir: modelsRel, models, defaults, tileSource, truck, raw, rawOther, brackets, saturation, pacedSaturation, rawBeside, rawAlone, direct, direct2, ratios, latency, verdicts, failures }, null, 2)}\n`,
-      );
+      const jsonRel = writeResultsJson('infer', date, {
+        date,
+        machine,
+        ortVersion: ortVersion(),
+        durationS,
+        modelsDir: modelsRel,
+        models,
+        defaults,
+        tileSource,
+        truck,
+        raw,
+        rawOther,
+        brackets,
+        saturation,
+        pacedSaturation,
+        rawBeside,
+        rawAlone,
+        direct,
+        direct2,
+        ratios,
+        latency,
+        verdicts,
+        failures,
+      });
       const section = inferMarkdownSection({
         date,
         machine,

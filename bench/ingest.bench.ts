@@ -22,7 +22,7 @@
  *          --portal-buffer-ms 2000  --tmpfs-dir /dev/shm  --no-tmpfs-run  --no-archive-diagnostic  --no-baseline-paced
  *          --retries 2  --no-write (stdout only)
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +30,7 @@ import { parseArgs } from 'node:util';
 import { nativeAddonInfo } from '../src/addon/index.js';
 import type { GatewayPath } from './lib/gateways.js';
 import { machineInfo, probeDiskWrites, waitForQuiet, type DiskWriteProbe } from './lib/machine.js';
+import { writeResultsJson } from './lib/results-file.js';
 import { cpuTable, fmt, isContaminated, markdownSection, ratioTable, runsTable, updateResultsMarkdown, verdictOf, type Verdict } from './lib/report.js';
 import { labelOf, runOnce, type RunResult, type RunSpec } from './lib/run.js';
 import { renderTruckFile } from './lib/truck.js';
@@ -175,14 +176,16 @@ async function main(): Promise<void> {
 
   if (!args['no-write']) {
     const date = new Date().toISOString();
-    const stamp = date.replace(/[:]/g, '').replace(/\.\d+Z$/, 'Z');
-    const resultsDir = join(REPO, 'bench', 'results');
-    mkdirSync(resultsDir, { recursive: true });
-    const jsonRel = `bench/results/ingest-${stamp}.json`;
-    writeFileSync(
-      join(REPO, jsonRel),
-      `${JSON.stringify({ date, machine, disk, addonKernel, truck, runs, verdicts: verdicts.map((v) => ({ ...v, run: undefined, spec: v.run.spec })), failures }, null, 2)}\n`,
-    );
+    const jsonRel = writeResultsJson('ingest', date, {
+      date,
+      machine,
+      disk,
+      addonKernel,
+      truck,
+      runs,
+      verdicts: verdicts.map((v) => ({ ...v, run: undefined, spec: v.run.spec })),
+      failures,
+    });
     const section = markdownSection({
       date,
       machine,

@@ -30,12 +30,13 @@
  *          --archive-writes  --scrape-portals 32  --scrape-line-rate 500  --scrape-duration-ms 8000  --pixels 1024
  *          --no-write
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { machineInfo, waitForQuiet } from './lib/machine.js';
+import { writeResultsJson } from './lib/results-file.js';
 import {
   CONTAMINATION_PERCENT,
   isContaminated,
@@ -179,12 +180,9 @@ async function main(): Promise<void> {
       scrape,
     };
     if (!args['no-write']) {
-      const dirOut = join(REPO, 'bench', 'results');
-      if (!existsSync(dirOut)) mkdirSync(dirOut, { recursive: true });
-      const rawName = `metrics-${date.replace(/[:.]/g, '').replace(/\d{3}Z$/, 'Z')}.json`;
-      writeFileSync(join(dirOut, rawName), `${JSON.stringify(json, null, 2)}\n`);
-      updateResults(section(date, machine, rawName, off, on, verdict, idleLine, scrapeLine, scrape));
-      console.log(`wrote bench/results/${rawName} and bench/RESULTS.md`);
+      const jsonRel = writeResultsJson('metrics', date, json);
+      updateResults(section(date, machine, jsonRel, off, on, verdict, idleLine, scrapeLine, scrape));
+      console.log(`wrote ${jsonRel} and bench/RESULTS.md`);
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
@@ -238,7 +236,7 @@ async function cleanestRun(spec: MetricsRunSpec, truckFile: string, truck: Truck
 function section(
   date: string,
   machine: ReturnType<typeof machineInfo>,
-  rawName: string,
+  jsonRel: string,
   off: MetricsRunResult[],
   on: MetricsRunResult[],
   verdict: string,
@@ -261,7 +259,7 @@ function section(
 ### Run of ${date}
 
 Machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.ramGiB} GiB RAM, Node ${machine.node}, ${machine.os}.
-Command: \`npm run bench:metrics\`. Raw numbers: \`bench/results/${rawName}\`.
+Command: \`npm run bench:metrics\`. Raw numbers: \`${jsonRel}\`.
 
 **${verdict}.**
 
