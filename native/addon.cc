@@ -124,9 +124,9 @@ class ScanlineAddon : public Napi::Addon<ScanlineAddon> {
   // copyRows(dst: Uint32Array, dstStart, dstStride, src: Uint32Array, srcStart, srcStride, rowWords, rows): void.
   // Copies `rows` runs of `rowWords` 32-bit words, run r from src[srcStart + r * srcStride] to
   // dst[dstStart + r * dstStride] (element indices). Why native: the operator preview canvas places every strip of
-  // every live scan this way on the JS thread, and a JS word loop (or a subarray + set() per row) ran at ~2.3 ns per
-  // word against ~0.6 for memcpy per row (8 live 1024-px scans, 64-column strips). Bounds are checked up front;
-  // src and dst must not share a buffer (runs could overlap in an order-dependent way).
+  // every live scan this way on the JS thread, and a JS word loop (or a subarray + set() per row) is memory-bound on
+  // the strided rows and several times slower than a memcpy per row (bench/RESULTS.md, 'Preview canvas'). Bounds are
+  // checked up front; src and dst must not share a buffer (runs could overlap in an order-dependent way).
   Napi::Value CopyRowsJs(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto dst = TypedArrayArg<Napi::Uint32Array>(info[0], napi_uint32_array, "a Uint32Array", "dst");
@@ -145,8 +145,9 @@ class ScanlineAddon : public Napi::Addon<ScanlineAddon> {
   // packRgbRows(dst: Uint8Array, dstStart, dstStride, src: Uint32Array, srcStart, srcStride, rowWords, rows): void.
   // copyRows into packed 8-bit RGB: each source word (RGBA in memory order, as the stitcher's preview strips) becomes
   // its first three bytes; dst indices and strides count pixels of 3 bytes, and dst holds floor(byteLength / 3).
-  // Why: libvips took twice as long to make a PNG from RGBA with removeAlpha() as from RGB (20 against 10 ms of CPU
-  // for a 2-megapixel preview), and the canvas copies its blocks into one image for the encoder anyway.
+  // Why: libvips spends more CPU making a PNG from RGBA with removeAlpha() than from RGB
+  // (bench/RESULTS.md, 'Preview PNGs from packed RGB'), and the canvas copies its blocks into one image for the
+  // encoder anyway.
   Napi::Value PackRgbRowsJs(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     auto dst = TypedArrayArg<Napi::Uint8Array>(info[0], napi_uint8_array, "a Uint8Array", "dst");
@@ -171,7 +172,8 @@ class ScanlineAddon : public Napi::Addon<ScanlineAddon> {
   // has no such policy; a refusal by the kernel throws SCANLINE_ERR_INFER_WORKER_START with its errno text. Threads
   // the caller creates afterwards inherit the policy (pthreads' default). Why: an inference worker under SCHED_IDLE
   // gets a CPU only when no normal thread wants one, so the event loop never waits for it to be preempted; under
-  // nice 10 it waited up to a scheduler slice (ELD p99 at 32 portals 4.8 -> 4.0 ms, bench/RESULTS.md).
+  // nice 10 it waited up to a scheduler slice, in the event-loop delay tail
+  // (bench/RESULTS.md, 'Inference workers under SCHED_IDLE').
   Napi::Value SetThreadIdleSchedulingJs(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
 #if defined(__linux__) && defined(SCHED_IDLE)

@@ -1,7 +1,8 @@
 // Process-wide pool of raw-store chunks.
 //
 // Why: a truck is ~65 MB of raw lines (8000 x 2048 x 2 x u16); at line rate, fresh chunks mean the kernel
-// faults in (and zeroes) new pages continuously. Reusing the chunks of finished scans keeps that memory warm.
+// faults in (and zeroes) new pages continuously. Reusing the chunks of finished scans keeps that memory warm
+// (bench/RESULTS.md, 'Buffer pools').
 // Chunks are handed out uninitialised: the stitcher tracks stored lines and never reads an unstored one.
 //
 // Threads: the addon may be loaded by several JS threads (worker_threads); the pool is shared and locked.

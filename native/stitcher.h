@@ -184,7 +184,8 @@ class Stitcher {
 
   // Tile blocks (allocated with the calibration), job state and scratch. The ring is allocated on the JS thread
   // without being touched (new[] of ~1.6 MB is an untouched mmap) and zeroed by the first job on the pool thread:
-  // first-touch page faults of a fresh ring cost ~1.7 ms per scan, which used to land on the event loop.
+  // the first-touch page faults of a fresh ring, once per scan, used to land on the event loop
+  // (bench/RESULTS.md, 'Tile ring zeroed on the pool thread').
   std::unique_ptr<float[]> blocks_;  // blocks_floats_ = block_capacity_ * energies * pixels
   size_t blocks_floats_ = 0;
   bool blocks_zeroed_ = false;  // JS thread: a job has been told to zero the ring (Job::zero_ring)

@@ -95,7 +95,7 @@ export const packRgbRowsPortable: PackRgbRows = (dst, dstStart, dstStride, src, 
 
 /**
  * CopyRows as a native memmove per run when the addon loads (the operator preview canvas places every strip this
- * way: ~4x faster than a JS word loop), else copyRowsPortable.
+ * way, and a JS word loop is several times slower: bench/RESULTS.md, 'Preview canvas'), else copyRowsPortable.
  */
 export const copyRows: CopyRows = nativeOrPortable('copyRows', copyRowsPortable);
 

@@ -58,7 +58,7 @@ export const GatewayConfigSchema = Type.Object(
           default: 0.85,
           description:
             "Cosine similarity a goods tile's embedding needs to match an enrolled reference category, unless the enrolment sets its own. " +
-            "Measured on the demo model: same-category tiles mostly 0.8-0.97, other categories' 99th percentile 0.45-0.78 (models/README.md).",
+            "The default lies between the demo goods model's same-category and other-category similarities (models/README.md, 'Reference samples').",
         }),
       },
       { additionalProperties: false, default: {}, description: 'Machine results: suggestions, alerts, declaration check.' },
@@ -76,7 +76,8 @@ export const GatewayConfigSchema = Type.Object(
           default: true,
           description:
             'Write raw scan lines with O_DIRECT, bypassing the page cache, where the filesystem supports it (else buffered, automatically). ' +
-            "Raw lines are written once at up to ~260 MB/s and rarely read soon: through the page cache they cost CPU for fresh cache pages and evict the database's. " +
+            "Raw lines are written once at up to ~260 MB/s and rarely read soon: through the page cache they cost CPU for fresh cache pages and evict the database's " +
+            "(bench/RESULTS.md, 'Raw archive with O_DIRECT'). " +
             'false = always buffered.',
         }),
       },

@@ -78,7 +78,7 @@ export interface BackendLoadOptions {
 /**
  * Who applies the manifest's input normalisation: 'caller' = the batcher packs normalised tiles; 'backend' = the
  * batcher packs raw tiles (a memcpy) and the backend normalises them (the ONNX worker backend does it on the worker
- * thread, keeping ~25 µs per tile off the event loop).
+ * thread, keeping that per-tile work off the event loop: bench/RESULTS.md, 'Normalisation on the worker').
  */
 export type InputNormalization = 'caller' | 'backend';
 

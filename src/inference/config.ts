@@ -144,7 +144,8 @@ export const InferenceConfigSchema = Type.Object(
       description:
         'Worker threads, each holding one ONNX Runtime session per model. Two workers keep two batches (usually one per model) running ' +
         'at once with no barrier between them: on the CPU an intra-op barrier waits for its slowest thread, so one preempted thread stalls ' +
-        "the whole batch (bench/RESULTS.md); on a single GPU, two sessions overlap one batch's host work with the other's kernels.",
+        "the whole batch (bench/RESULTS.md, 'Two inference workers'); on a single GPU, two sessions overlap one batch's host work with " +
+        "the other's kernels.",
     }),
     intraOpThreads: Type.Integer({
       minimum: 0,
@@ -158,7 +159,7 @@ export const InferenceConfigSchema = Type.Object(
       default: false,
       description:
         "Let ONNX Runtime's intra-op threads spin between runs. Spinning shaves a little latency but burns CPU the event loop, ingest and " +
-        'stitching need (measured 5x CPU time on 2 cores), so it is off by default.',
+        "stitching need (bench/RESULTS.md, 'ONNX Runtime spinning'), so it is off by default.",
     }),
     workerNice: Type.Integer({
       minimum: 0,

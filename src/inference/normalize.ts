@@ -31,7 +31,10 @@ export function createNormalizer(input: Pick<ModelInput, 'shape' | 'normalizatio
   });
 }
 
-/** Writes the normalised `src` (one tile, NCHW without N) into dst[at .. at + tileFloats); about 25 µs per 2x64x64 tile. */
+/**
+ * Writes the normalised `src` (one tile, NCHW without N) into dst[at .. at + tileFloats). Its cost per tile is why
+ * the ONNX worker backend runs it off the event loop (bench/RESULTS.md, 'Normalisation on the worker').
+ */
 export function packTile(dst: Float32Array, at: number, src: Float32Array, n: Normalizer): void {
   const plane = n.planeFloats;
   const lo = n.clampMin;

@@ -48,10 +48,10 @@ export interface ActiveScanInit {
   tileCapacity: number;
   /**
    * The gateway's pool of stitcher output buffers (tiles of one job, preview strip) of ended scans, for the next
-   * scans; JS thread only. Fresh buffers (a tile buffer of 64 tiles is 2-3 MiB), zero-filled page by page, took ~3-4
-   * ms of the event loop at every scan start (perf at bench:infer's 32-portal load: 6.6% of the event-loop thread).
-   * The stitcher writes every tile and strip it reports, and listeners read only those, so a reused buffer needs no
-   * clearing.
+   * scans; JS thread only. Fresh buffers (a tile buffer of 64 tiles is 2-3 MiB) are zero-filled page by page on the
+   * event loop, in one block at every scan start that lands in the event-loop delay tail
+   * (bench/RESULTS.md, 'Buffer pools'). The stitcher writes every tile and strip it reports, and listeners read only
+   * those, so a reused buffer needs no clearing.
    */
   outputBuffers: BufferPool;
   /** The gateway's pool of O_DIRECT-aligned raw-archive buffers (RawArchiver). */

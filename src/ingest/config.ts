@@ -59,8 +59,7 @@ export const PortalConfigSchema = Type.Object(
         'Longest a received line waits before it is stitched. A frame that completes a tile column (or a scan.end) is stitched at once, ' +
         'so tile latency does not depend on this; other frames wait up to this long and are stitched together, and the preview strips ' +
         'and raw-archive writes follow those jobs. 0 = one stitcher job per frame. Each job costs a thread hand-off, a promise, a strip ' +
-        "and a file write whatever its size: at 16-line frames and 4,000 lines/s per portal, 50 ms cut the gateway's ingest CPU by ~28% " +
-        '(bench/RESULTS.md).',
+        "and a file write whatever its size, so fewer, larger jobs cost the gateway less CPU (bench/RESULTS.md, 'Stitcher jobs batched').",
     }),
   },
   { additionalProperties: false, default: {}, description: 'Portal connections (WS /v1/portal): limits and timing.' },

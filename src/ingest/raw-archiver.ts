@@ -39,8 +39,8 @@ export class RawArchiver {
     private readonly stats: IngestStats,
     /**
      * Aligned buffers of finished scans for the next scans (the gateway's, JS thread only): allocating and
-     * zero-filling 2 MiB of fresh aligned memory at every scan start took up to 5 ms on the JS thread when many
-     * scans started together. Its allocator returns null where aligned memory cannot be had (no addon).
+     * zero-filling 2 MiB of fresh aligned memory per scan stalls the JS thread when many scans start together
+     * (bench/RESULTS.md, 'Buffer pools'). Its allocator returns null where aligned memory cannot be had (no addon).
      */
     private readonly alignedPool: BufferPool,
   ) {

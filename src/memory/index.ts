@@ -1,7 +1,7 @@
 /**
- * Buffers kept across scans instead of allocated per scan, by exact byte length. Why: on the machines measured
- * (bench/RESULTS.md), fresh zero-filled pages cost up to 3.6 ms of CPU per MB, paid on the JS thread when a scan
- * starts or ends, and fresh ArrayBuffers add to V8's external-memory pressure, which triggers mark-compacts.
+ * Buffers kept across scans instead of allocated per scan, by exact byte length. Why: the kernel zero-fills every
+ * page of fresh memory, on the JS thread when a scan starts or ends, and fresh ArrayBuffers add to V8's
+ * external-memory pressure, which triggers mark-compacts (bench/RESULTS.md, 'Buffer pools').
  *
  * Threads: one pool belongs to one JS thread (pools are plain objects; nothing is shared between workers).
  */

@@ -4,13 +4,13 @@
  * one 32-bit word per sample). A new block is added when a strip reaches past the last one, so growing never copies
  * what is already there, and a strip is placed with one copyRows call per block: no per-row views or allocations.
  *
- * Why blocks: the canvas takes every strip of every live scan on the JS thread (up to ~30 strips/s per portal). The
- * first version (one buffer whose width doubled, a subarray per detector row per strip) took 7.6% of the JS thread
- * at 32 portals, with doubling copies of up to 2 MB in one task. Rows are placed by the addon's copyRows (a memmove
- * per row): a JS word loop ran at ~2.3 ns per word, ~4x slower.
+ * Why blocks: the canvas takes every strip of every live scan on the JS thread (up to ~30 strips/s per portal). One
+ * buffer whose width doubles makes garbage with a view per detector row per strip and copies the whole image in one
+ * task when it grows. Rows are placed by the addon's copyRows (a memmove per row): a JS word loop, memory-bound on
+ * the strided rows, is several times slower (bench/RESULTS.md, 'Preview canvas').
  *
- * The image goes to the PNG encoder as packed RGB (packRgbRows while the blocks are joined): libvips made a PNG from
- * RGBA with removeAlpha() at about half the speed (20 against 10 ms of CPU for a 2-megapixel preview).
+ * The image goes to the PNG encoder as packed RGB (packRgbRows while the blocks are joined): libvips spends more CPU
+ * making a PNG from RGBA with removeAlpha() than from RGB (bench/RESULTS.md, 'Preview PNGs from packed RGB').
  *
  * Threads: gateway JS thread. `encodePng()` hands a copy to sharp (libuv pool), so later strips do not race it.
  */
@@ -18,7 +18,10 @@ import sharp from 'sharp';
 import type { BufferPool } from '../memory/index.js';
 import { copyRows, type PreviewStrip, packRgbRows } from '../addon/index.js';
 
-/** zlib level of preview PNGs: 1 is several times faster than the default 6 and palette images still compress ~10x. */
+/**
+ * zlib level of preview PNGs: 1 costs a fraction of the default 6's CPU, and the few-colour previews still compress
+ * well (bench/RESULTS.md, 'Preview PNG zlib level').
+ */
 export const PREVIEW_PNG_COMPRESSION = 1;
 
 /** Columns per canvas block: 256 columns x 512 rows (1024 px at the default downsample 2) x 4 bytes = 512 KiB. */

@@ -134,8 +134,9 @@ export class ResultsService {
   private flushScheduled = false;
   /**
    * Tile copies whose submissions have all settled, for the next tiles. Why: every tile is copied out of the
-   * stitcher's per-scan buffer (32 KiB; ~20 MB/s at 32 portals), and fresh ArrayBuffers at that rate made V8 run a
-   * mark-compact every 100-300 ms for external memory pressure, with 2-10 ms pauses on the event loop.
+   * stitcher's per-scan buffer (32 KiB; ~20 MB/s at 32 portals), and fresh ArrayBuffers at that rate make V8 run
+   * frequent mark-compacts for external memory pressure, each a pause on the event loop
+   * (bench/RESULTS.md, 'Buffer pools').
    */
   private readonly tileCopies: Float32Array[] = [];
   /** Provider and precision per model, read from inference.status() at most once a second (it builds a lot). */

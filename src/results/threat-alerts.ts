@@ -17,8 +17,8 @@
  * Tiles come as heatmap logits and the grid keeps logits. A cell's probability is probabilityOf(logit), the sigmoid
  * rounded to float32 (as probabilities were kept before, so alerts are the same); it is non-decreasing in the logit,
  * so "the maximum wins" and "reaches its threshold" (logit >= logitThreshold(threshold), exact) need no exp, and
- * probabilities are computed only for positive cells. Why: the sigmoid of every heatmap cell was 8.5% of the event
- * loop at 32 portals (perf, bench:infer's latency load).
+ * probabilities are computed only for positive cells. Why: a sigmoid per heatmap cell was a visible share of the
+ * event loop at 32 portals (bench/RESULTS.md, 'Threat alerts on logits').
  */
 import type { ModelLabel } from '../inference/index.js';
 import type { ScanBox, ThreatAlert } from '../protocol/index.js';

@@ -33,9 +33,9 @@ export class NativeStitcher implements Stitcher {
   /**
    * Refused calls (bad buffers, busy, closed) throw inside the native call, so their error carries the caller's
    * stack. A failure of the pixel work itself rejects on a later turn; its stack is this async function's
-   * continuation (V8 async stack traces add the awaiting callers). No call-site Error is captured up front: on the
-   * event loop that cost ~40 µs per call (a stack walk), about half of process()'s synchronous cost, ~1000 times a
-   * second at 32 portals.
+   * continuation (V8 async stack traces add the awaiting callers). No call-site Error is captured up front: its stack
+   * walk, on the event loop at every call, was a large share of process()'s synchronous cost
+   * (bench/RESULTS.md, 'No call-site Error per process()').
    */
   async process(buffers: ProcessBuffers): Promise<ProcessResult> {
     try {

@@ -176,12 +176,12 @@ export interface RawWriterOptions {
  * Writes raw lines of one scan at their line positions. Opening is synchronous (a scan is accepted in the same
  * tick as its scan.start, so pipelined slices find it); writes are asynchronous and queued, one in flight.
  *
- * Direct I/O: a portal streams up to ~260 MB/s of raw lines that are written once and rarely read back soon.
- * Through the page cache every MB costs fresh cache pages (3-4 ms of CPU per MB on the 2-core VM of bench:ingest,
- * against 0.1 ms with O_DIRECT) and an hour of scans evicts the database and model pages. While `direct` is true,
- * callers must pass memory from an aligned allocation (src/stitch alignedBuffer) with a byte offset and length that
- * are multiples of DIRECT_IO_ALIGNMENT; whole lines satisfy the length and file offset because open() only goes
- * direct when bytesPerLine is such a multiple.
+ * Direct I/O: the gateway takes up to ~260 MB/s of raw lines (32 portals x 1000 lines/s x 2048 px x 2 energies),
+ * written once and rarely read back soon. Through the page cache every MB costs CPU for fresh cache pages, which
+ * O_DIRECT does not pay (bench/RESULTS.md, 'Raw archive with O_DIRECT'), and an hour of scans evicts the database
+ * and model pages. While `direct` is true, callers must pass memory from an aligned allocation (src/addon
+ * alignedBuffer) with a byte offset and length that are multiples of DIRECT_IO_ALIGNMENT; whole lines satisfy the
+ * length and file offset because open() only goes direct when bytesPerLine is such a multiple.
  */
 export class RawWriter {
   private tail: Promise<void> = Promise.resolve();
