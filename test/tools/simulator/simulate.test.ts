@@ -10,23 +10,23 @@ import { simulatePortals, type SimulatedScan } from '../../../tools/simulator/si
 import { truthLabels } from '../../../tools/simulator/truth.js';
 import { writeScanToDisk } from '../../../tools/simulator/write-scan.js';
 import { hashSeed } from '../../../tools/simulator/random.js';
-import { FakeGateway } from './fake-gateway.js';
+import { startTestGateway, type TestGateway } from '../../helpers/gateway.js';
 
-let gateway: FakeGateway | null = null;
+let gateway: TestGateway | null = null;
 const dirs: string[] = [];
 
 afterEach(async () => {
-  await gateway?.stop();
+  await gateway?.dispose();
   gateway = null;
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
 describe('simulatePortals', () => {
   it('runs N portals x M trucks and summarises what was sent with the ground truth of every scan', async () => {
-    gateway = await new FakeGateway().start();
+    gateway = await startTestGateway();
     const logs: string[] = [];
     const summary = await simulatePortals({
-      url: gateway.url,
+      url: gateway.portalUrl,
       portals: 2,
       trucks: 2,
       seed: 40,
@@ -44,7 +44,7 @@ describe('simulatePortals', () => {
     expect(summary.linesSent).toBe(totalLines);
     expect(summary.slicesSent).toBe(summary.scans.reduce((s, x) => s + x.slices, 0));
     expect(summary.bytesSent).toBeGreaterThan(totalLines * 2 * 32 * 2);
-    // Truth labels are those of the truck with that seed; the scan carries what the gateway stored.
+    // Truth labels are those of the truck with that seed; the gateway stored exactly the rendered lines.
     for (const scan of summary.scans) {
       const det = createDetector({ pixels: 32, seed: hashSeed(40, 'portal', scan.portalId === 'sim-1' ? 0 : 1) });
       const scene = generateTruck(scan.seed, det);
@@ -52,19 +52,19 @@ describe('simulatePortals', () => {
       expect(scan.lines).toBe(scene.totalLines);
       const expected = new Uint16Array(scene.totalLines * 2 * 32);
       renderLines(scene, det, 0, scene.totalLines, expected);
-      const got = gateway.reassemble(scan.scanId, 64);
-      expect(Buffer.from(got.buffer).equals(Buffer.from(expected.buffer))).toBe(true);
+      const stored = await gateway.store.readRaw(scan.scanId, scene.totalLines, 2 * 32 * 2);
+      expect(Buffer.from(stored.buffer).equals(Buffer.from(expected.buffer))).toBe(true);
     }
     expect(JSON.parse(JSON.stringify(summary))).toEqual(summary); // plain JSON for the CLI
     expect(logs).toContain('simulation finished');
   });
 
   it('with trucks 0 streams until the signal aborts', async () => {
-    gateway = await new FakeGateway().start();
+    gateway = await startTestGateway();
     const controller = new AbortController();
     const scans: SimulatedScan[] = [];
     const summary = await simulatePortals({
-      url: gateway.url,
+      url: gateway.portalUrl,
       trucks: 0,
       speed: 'max',
       pixels: 16,
@@ -80,14 +80,14 @@ describe('simulatePortals', () => {
   });
 
   it('records failed scans (gateway errors) and connection failures instead of throwing', async () => {
-    gateway = await new FakeGateway({ refuseScanStart: 'SCANLINE_ERR_GATEWAY_DRAINING' }).start();
-    const summary = await simulatePortals({ url: gateway.url, trucks: 2, speed: 'max', pixels: 16 });
+    gateway = await startTestGateway({ portal: { tokens: ['tok-a-123'] } });
+    const summary = await simulatePortals({ url: gateway.portalUrl, trucks: 2, speed: 'max', pixels: 16, token: 'tok-b-456' });
     expect(summary.scansCompleted).toBe(0);
     expect(summary.scansFailed).toBe(2);
-    expect(summary.errorsByCode).toEqual({ SCANLINE_ERR_GATEWAY_DRAINING: 2 });
+    expect(summary.errorsByCode).toEqual({ SCANLINE_ERR_AUTH_TOKEN: 2 });
     expect(summary.failures[0]).toMatchObject({ portalId: 'sim-1', code: 'SCANLINE_ERR_SIM_REJECTED' });
-    const url = gateway.url;
-    await gateway.stop();
+    const url = gateway.portalUrl;
+    await gateway.dispose();
     gateway = null;
     const down = await simulatePortals({ url, trucks: 3, speed: 'max', pixels: 16 });
     expect(down.scansFailed).toBe(1);
