@@ -44,7 +44,8 @@ const LINE_RATE = 500;
 /** Feed settings of the stalled-screen pair (as test/operator/slow-operator.test.ts): a stalled screen falls behind. */
 const STALL_CONFIG = {
   stitch: { previewDownsample: 1 },
-  operator: { stripBufferBytes: 16 * 1024, maxBufferedBytes: 16 * 1024 * 1024 },
+  // No idle timeout: the stalled screen cannot answer pings, and uWS would close it after 60 s.
+  operator: { stripBufferBytes: 16 * 1024, maxBufferedBytes: 16 * 1024 * 1024, idleTimeoutSec: 0 },
 };
 
 interface RunSpec {

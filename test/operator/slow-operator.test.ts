@@ -19,10 +19,12 @@ import { TestScreen, operatorUrl } from './helpers.js';
 // socket buffers of a screen that does not read, so the gateway would never see it fall behind. A live tile waits
 // for its batch up to 10 minutes instead of 5 s: on a busy machine the workers (SCHED_IDLE) get the CPU last, and a
 // tile past its deadline expires by design, so the threats the test follows would depend on the machine's load.
+// No idle timeout: a screen that reads nothing cannot answer uWS's pings either, and on a busy machine the reports
+// take longer than operator.idleTimeoutSec (60 s) to become final, so uWS would close the frozen screen (1006).
 const CONFIG = {
   inference: { enabled: true, batching: { defaultDeadlineMs: { live: 600_000 } } },
   stitch: { previewDownsample: 1 },
-  operator: { stripBufferBytes: 16 * 1024, maxBufferedBytes: 16 * 1024 * 1024 },
+  operator: { stripBufferBytes: 16 * 1024, maxBufferedBytes: 16 * 1024 * 1024, idleTimeoutSec: 0 },
 };
 const LINE_RATE = 500;
 
@@ -69,6 +71,7 @@ describe('a slow operator screen', () => {
     }
     // Now the slow screen catches up: everything queued for it arrives, then its resync snapshots (their images are
     // encoded after the JSON part): wait until it shows every scan whole and the hub holds nothing for it.
+    if (slow.closeCode !== null) throw new Error(`the slow screen was closed (${slow.closeCode}) while it read nothing`);
     slow.resume();
     for (const s of sim.scans) await slow.next((r) => r.json?.type === 'results.final' && r.json.scanId === s.scanId, 30_000);
     const caughtUp = Date.now() + 60_000;
