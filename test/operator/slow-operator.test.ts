@@ -16,13 +16,16 @@ import { TestScreen, operatorUrl } from './helpers.js';
 
 // A small strip budget so a screen that stops reading is behind after a few strips (the default is 1 MiB), and
 // full-resolution previews: at the default 2x2 downsampling two trucks' strips (about 1 MB) fit in the loopback
-// socket buffers of a screen that does not read, so the gateway would never see it fall behind. A live tile waits
-// for its batch up to 10 minutes instead of 5 s: on a busy machine the workers (SCHED_IDLE) get the CPU last, and a
-// tile past its deadline expires by design, so the threats the test follows would depend on the machine's load.
-// No idle timeout: a screen that reads nothing cannot answer uWS's pings either, and on a busy machine the reports
-// take longer than operator.idleTimeoutSec (60 s) to become final, so uWS would close the frozen screen (1006).
+// socket buffers of a screen that does not read, so the gateway would never see it fall behind.
+// What this test follows must not depend on how busy the machine is:
+// - the inference workers run at normal priority: by default they run under SCHED_IDLE and get a CPU only when
+//   nothing else wants one, so beside any CPU-bound process the reports took minutes to become final;
+// - a live tile waits for its batch up to 10 minutes instead of 5 s (a tile past its deadline expires by design,
+//   and the threats the test follows would be missing);
+// - no idle timeout: a screen that reads nothing cannot answer uWS's pings either, and uWS would close the frozen
+//   screen (1006) if the reports took longer than operator.idleTimeoutSec (60 s).
 const CONFIG = {
-  inference: { enabled: true, batching: { defaultDeadlineMs: { live: 600_000 } } },
+  inference: { enabled: true, workerSchedIdle: false, workerNice: 0, batching: { defaultDeadlineMs: { live: 600_000 } } },
   stitch: { previewDownsample: 1 },
   operator: { stripBufferBytes: 16 * 1024, maxBufferedBytes: 16 * 1024 * 1024, idleTimeoutSec: 0 },
 };
@@ -56,7 +59,7 @@ describe('a slow operator screen', () => {
       lineRate: LINE_RATE,
       truck: { categories: ['tobacco'], threats: ['narcotics', 'firearm'], mismatchProbability: 1 },
     });
-    // One deadline for all reports: on a busy machine the inference workers (SCHED_IDLE) get the CPU last.
+    // One deadline for all reports, generous: a busy machine shares its CPUs with the inference workers.
     const until = Date.now() + 180_000;
     for (const s of sim.scans) {
       for (;;) {
