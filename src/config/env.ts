@@ -35,6 +35,13 @@ export const NON_CONFIG_VARIABLES: ReadonlySet<string> = new Set([
   'SCANLINE_DOCS_SCREENSHOT', // the UI test also writes docs/operator-screen.png (test/ui/operator-screen.test.ts)
 ]);
 
+/**
+ * What Kubernetes injects into every pod for a Service named `scanline` (docker links did the same): SCANLINE_PORT,
+ * SCANLINE_PORT_8080_TCP(_PROTO|_PORT|_ADDR), SCANLINE_SERVICE_HOST, SCANLINE_SERVICE_PORT(_<name>). Not ours, and not
+ * a misspelling: left alone, so that such a Service does not stop the gateway from starting.
+ */
+const SERVICE_LINK_VARIABLE = /^SCANLINE_(PORT(_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?|SERVICE_(HOST|PORT(_[A-Z0-9_]+)?))$/;
+
 /** `maxBatchSize` → `MAX_BATCH_SIZE`. */
 function upperSnake(key: string): string {
   return key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
@@ -166,14 +173,19 @@ export function closestVariable(name: string, candidates: Iterable<string>): str
  * values and unknown variables (any `SCANLINE_*` that is neither a key's nor in NON_CONFIG_VARIABLES) come back as
  * problems, for one list with the rest.
  */
-export function readConfigEnv(defaults: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): EnvLayer {
+export function readConfigEnv(
+  defaults: Record<string, unknown>,
+  env: NodeJS.ProcessEnv = process.env,
+  /** Dotted keys whose values are secrets: a value that does not parse is not shown. */
+  secrets: ReadonlySet<string> = new Set(),
+): EnvLayer {
   const known = envVariables(defaults);
   const layer: Record<string, unknown> = {};
   const problems: string[] = [];
   const sources = new Map<string, string>();
   for (const name of Object.keys(env).sort()) {
     const raw = env[name];
-    if (raw === undefined || !name.startsWith('SCANLINE_') || NON_CONFIG_VARIABLES.has(name)) continue;
+    if (raw === undefined || !name.startsWith('SCANLINE_') || NON_CONFIG_VARIABLES.has(name) || SERVICE_LINK_VARIABLE.test(name)) continue;
     const leaf = known.get(name);
     if (!leaf) {
       const meant = closestVariable(name, known.keys());
@@ -182,7 +194,8 @@ export function readConfigEnv(defaults: Record<string, unknown>, env: NodeJS.Pro
     }
     const parsed = parseValue(raw, leaf.value);
     if (!parsed.ok) {
-      problems.push(`Expected ${parsed.expected} for ${name} (${leaf.path}) but received ${JSON.stringify(raw)}`);
+      const shown = secrets.has(leaf.path) ? '<redacted>' : JSON.stringify(raw);
+      problems.push(`Expected ${parsed.expected} for ${name} (${leaf.path}) but received ${shown}`);
       continue;
     }
     setPath(layer, leaf.path, parsed.value);

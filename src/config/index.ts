@@ -10,7 +10,7 @@ import { ScanlineError } from '../errors/index.js';
 import { PortalConfigSchema } from '../ingest/index.js';
 import { defaultModelsDir, InferenceConfigSchema, refineInferenceConfig } from '../inference/index.js';
 import { OperatorConfigSchema, refineOperatorConfig } from '../operator/index.js';
-import { deepFreeze, defaultsOf, literalUnion, redactSecrets, SchemaValidator, type Static, Type } from '../schema/index.js';
+import { deepFreeze, defaultsOf, literalUnion, redactSecrets, SchemaValidator, secretPaths, type Static, Type } from '../schema/index.js';
 import { refineStitcherTuning, StitcherTuningSchema } from '../stitch/index.js';
 import { renderConfigDocs } from './docs.js';
 import { readConfigEnv } from './env.js';
@@ -195,7 +195,7 @@ export function loadConfig(options: LoadConfigOptions = {}): GatewayConfig {
   let problems: string[] = [];
   let sources = new Map<string, string>();
   if (options.env !== false) {
-    const fromEnv = readConfigEnv(DEFAULT_CONFIG as unknown as Record<string, unknown>, options.env ?? process.env);
+    const fromEnv = readConfigEnv(DEFAULT_CONFIG as unknown as Record<string, unknown>, options.env ?? process.env, secretPaths(GatewayConfigSchema));
     layers.push(fromEnv.layer as GatewayConfigInput);
     problems = fromEnv.problems;
     sources = fromEnv.sources;

@@ -7,7 +7,7 @@
  */
 import { isAbsolute, normalize, sep } from 'node:path';
 import { FormatRegistry } from '@sinclair/typebox';
-import { literalUnion, type Static, Type } from '../schema/index.js';
+import { literalUnion, type Static, Type, anyKey } from '../schema/index.js';
 
 /** A relative path that stays inside the model's folder (no absolute path, no `..` segment after normalising). */
 export function isModelRelativePath(v: string): boolean {
@@ -163,7 +163,7 @@ export const ModelManifestSchema = Type.Object(
     input: ModelInputSchema,
     outputs: Type.Array(ModelOutputSchema, { minItems: 1, expected: 'a non-empty list of outputs' }),
     labels: Type.Array(ModelLabelSchema, { minItems: 1, expected: 'a non-empty list of labels', description: 'In output order.' }),
-    thresholds: Type.Record(Type.String(), Type.Number({ minimum: 0, maximum: 1, expected: 'a probability 0..1' }), {
+    thresholds: Type.Record(anyKey(), Type.Number({ minimum: 0, maximum: 1, expected: 'a probability 0..1' }), {
       expected: 'an object of thresholds',
       description:
         'goods: `suggest` = minimum top-1 probability for a suggestion segment; threats: one threshold per threat label id = minimum cell probability for an alert.',

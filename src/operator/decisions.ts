@@ -5,7 +5,7 @@
  */
 import { ScanlineError } from '../errors/index.js';
 import type { ScanResultsReport } from '../protocol/index.js';
-import { literalUnion, type Static, Type } from '../schema/index.js';
+import { literalUnion, type Static, Type, anyKey } from '../schema/index.js';
 import type { ScanStore, StoredDecision } from '../storage/index.js';
 
 /** Longest comment, characters. */
@@ -19,7 +19,7 @@ export const DecisionRequestSchema = Type.Object(
     verdict: literalUnion(['clear', 'inspect'], { expected: '"clear" or "inspect"' }),
     comment: Type.Optional(Type.String({ maxLength: MAX_DECISION_COMMENT })),
     suggestions: Type.Optional(
-      Type.Record(Type.String(), literalUnion(['accept', 'reject'], { expected: '"accept" or "reject"' }), {
+      Type.Record(anyKey(), literalUnion(['accept', 'reject'], { expected: '"accept" or "reject"' }), {
         maxProperties: MAX_DECISION_SUGGESTIONS,
         expected: `an object of at most ${MAX_DECISION_SUGGESTIONS} suggestion ids`,
         description: "The officer's rating of the machine's suggestions, by id (goods segments, assessed objects).",

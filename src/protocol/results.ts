@@ -4,7 +4,7 @@
  * (`suggestions`, `alert`, `declaration`). The results stage (src/results) builds them; these schemas are their one
  * definition, so the HTTP API, the feed and docs/protocol.md say the same thing.
  */
-import { literalUnion, type Static, Type } from '../schema/index.js';
+import { literalUnion, type Static, Type, anyKey } from '../schema/index.js';
 
 export const SCAN_STATES = ['receiving', 'completed', 'aborted', 'interrupted'] as const;
 /** receiving: lines are arriving; completed / aborted: ended; interrupted: the gateway stopped while it was open. */
@@ -159,7 +159,7 @@ export const DecisionRecordSchema = Type.Object({
   operatorId: Type.String(),
   verdict: literalUnion(['clear', 'inspect'] as const),
   comment: Type.Union([Type.String(), Type.Null()]),
-  suggestions: Type.Record(Type.String(), literalUnion(['accept', 'reject'] as const), {
+  suggestions: Type.Record(anyKey(), literalUnion(['accept', 'reject'] as const), {
     description: "Per suggestion id (goods segment or assessed object of the machine report): the officer's view of it.",
   }),
   machineDecision: Type.Union([Type.String(), Type.Null()], {

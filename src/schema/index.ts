@@ -75,25 +75,38 @@ export class SchemaValidator<S extends TSchema> {
    */
   problems(value: unknown, prefix = ''): string[] {
     const found: Problem[] = [];
+    let truncated = false;
     if (!this.#check.Check(value)) {
       const seen = new Set<string>();
+      // An array over maxItems (an object over maxProperties) is one problem: its items are not listed one by one, so
+      // a long bad list costs one line, not one per item.
+      const closed: string[] = [];
       for (const error of this.#check.Errors(value)) {
-        const problem = this.#problemOf(error);
+        const path = dottedPath(error.path);
         // One problem per path: a missing property is reported by its object and again by its own schema.
-        if (seen.has(problem.path)) continue;
-        seen.add(problem.path);
-        found.push(problem);
+        if (seen.has(path) || closed.some((c) => isBelow(path, c))) continue;
+        if (found.length >= MAX_PROBLEMS) {
+          truncated = true;
+          break;
+        }
+        seen.add(path);
+        if (error.type === ValueErrorType.ArrayMaxItems || error.type === ValueErrorType.ObjectMaxProperties) closed.push(path);
+        found.push(this.#problemOf(error, path));
       }
     }
     const refine = this.#options.refine;
-    if (refine && typeof value === 'object' && value !== null) {
-      const failedPaths = found.map((p) => p.path);
+    if (refine && !truncated && typeof value === 'object' && value !== null) {
+      // ok(p): no problem at p, below p, or at any ancestor of p; O(depth of p) per call.
+      const failed = new Set(found.map((p) => p.path));
+      const failedBelow = new Set(found.flatMap((p) => ancestorsOf(p.path)));
+      const ok = (path: string): boolean => !failed.has(path) && !failedBelow.has(path) && !ancestorsOf(path).some((a) => failed.has(a));
       const contextAt = (base: string): RefineContext => ({
-        ok: (...paths) =>
-          paths
-            .map((p) => joinPath(base, p))
-            .every((p) => !failedPaths.some((f) => f === p || f.startsWith(`${p}.`) || f.startsWith(`${p}[`) || p.startsWith(`${f}.`))),
+        ok: (...paths) => paths.every((p) => ok(joinPath(base, p))),
         fail: (relative, expected, v, secret) => {
+          if (found.length >= MAX_PROBLEMS) {
+            truncated = true;
+            return;
+          }
           const path = joinPath(base, relative);
           found.push({ path, order: orderOf(this.schema, path), render: (name) => expectedMessage(expected, name, v, secret === true) });
         },
@@ -102,19 +115,29 @@ export class SchemaValidator<S extends TSchema> {
       refine(value as Static<S>, contextAt(''));
     }
     found.sort((a, b) => compareOrder(a.order, b.order));
-    return found.map((p) => p.render(joinPath(prefix, p.path)));
+    const out = found.map((p) => p.render(joinPath(prefix, p.path)));
+    if (truncated) out.push(`(further problems not listed: the first ${MAX_PROBLEMS} are)`);
+    return out;
   }
 
-  #problemOf(error: ValueError): Problem {
-    const path = dottedPath(error.path);
+  #problemOf(error: ValueError, path: string): Problem {
     const order = orderOf(this.schema, path);
     if (error.type === ValueErrorType.ObjectAdditionalProperties) {
       const unknownKey = this.#options.unknownKey ?? ((name: string) => `Unknown key ${name}`);
       return { path, order, render: unknownKey };
     }
     const schema = error.schema as TSchema & ScanlineSchemaOptions;
-    return { path, order, render: (name) => expectedMessage(expectationOf(schema), name, error.value, schema.secret === true) };
+    // A value that holds a secret anywhere inside (a list of tokens given as one string) is never shown.
+    return { path, order, render: (name) => expectedMessage(expectationOf(schema), name, error.value, holdsSecret(schema)) };
   }
+}
+
+/**
+ * The key schema of a record whose keys may be any string: TypeBox's Type.String() key compiles to `^(.*)$`, which
+ * does not match a key with a line break, so such a key would escape the value check.
+ */
+export function anyKey() {
+  return TypeBuilder.String({ pattern: '^[\\s\\S]*$' });
 }
 
 type LiteralValue = string | number | boolean;
@@ -146,9 +169,14 @@ export function uwsIdleTimeoutSchema(description: string) {
   });
 }
 
-/** The value with defaults filled in where properties are missing (objects recursively), without validating. */
+/**
+ * A copy of `value` with the defaults of missing properties filled in, objects recursively: where a property is
+ * absent (undefined), its `default` is used; a nested object schema with `default: {}` is created and filled in. Only
+ * plain objects are filled: an array, a string or a number is kept as it is (so `[1.4, 1.3]` for a 3-tuple, or `[]`
+ * for an object, stay wrong and the check says so). No validation here.
+ */
 export function withDefaults<S extends TSchema>(schema: S, value: unknown): unknown {
-  return Value.Default(schema, Value.Clone(value));
+  return fillDefaults(schema, Value.Clone(value));
 }
 
 /**
@@ -156,7 +184,22 @@ export function withDefaults<S extends TSchema>(schema: S, value: unknown): unkn
  * `default: {}` (so that a missing section is created and filled in by withDefaults too).
  */
 export function defaultsOf<S extends TSchema>(schema: S): Static<S> {
-  return Value.Default(schema, {}) as Static<S>;
+  return fillDefaults(schema, {}) as Static<S>;
+}
+
+function fillDefaults(schema: TSchema, value: unknown): unknown {
+  if (value === undefined) {
+    if (!('default' in schema)) return undefined;
+    value = Value.Clone(schema.default);
+  }
+  const properties = schema[Kind] === 'Object' ? (schema.properties as Record<string, TSchema> | undefined) : undefined;
+  if (!properties || typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  const record = value as Record<string, unknown>;
+  for (const [key, child] of Object.entries(properties)) {
+    const filled = fillDefaults(child, record[key]);
+    if (filled !== undefined) record[key] = filled;
+  }
+  return record;
 }
 
 /** Freezes a value and everything reachable from it; returns it. For validated configuration and options. */
@@ -166,6 +209,29 @@ export function deepFreeze<T>(value: T): T {
     for (const v of Object.values(value)) deepFreeze(v);
   }
   return value;
+}
+
+/** Dotted paths of the properties whose schema, or any schema below it, says `secret: true` (objects recursed into). */
+export function secretPaths(schema: TSchema, prefix = ''): Set<string> {
+  const out = new Set<string>();
+  const props = schema[Kind] === 'Object' ? (schema.properties as Record<string, TSchema> | undefined) : undefined;
+  if (props) {
+    for (const [key, child] of Object.entries(props)) for (const p of secretPaths(child, prefix ? `${prefix}.${key}` : key)) out.add(p);
+  } else if (holdsSecret(schema) && prefix) {
+    out.add(prefix);
+  }
+  return out;
+}
+
+/** True when `schema` or any schema inside it (array items, union members) says `secret: true`. */
+export function holdsSecret(schema: TSchema): boolean {
+  const s = schema as TSchema & ScanlineSchemaOptions;
+  if (s.secret === true) return true;
+  if (s.items && !Array.isArray(s.items) && holdsSecret(s.items as TSchema)) return true;
+  if (Array.isArray(s.items) && (s.items as TSchema[]).some(holdsSecret)) return true;
+  if (Array.isArray(s.anyOf) && (s.anyOf as TSchema[]).some(holdsSecret)) return true;
+  if (s.properties) return Object.values(s.properties as Record<string, TSchema>).some(holdsSecret);
+  return false;
 }
 
 /**
@@ -232,8 +298,13 @@ export function expectationOf(schema: TSchema & ScanlineSchemaOptions): string {
     }
     case 'Object':
       return 'an object';
-    case 'Array':
-      return 'an array';
+    case 'Array': {
+      const parts: string[] = [];
+      if (typeof schema.minItems === 'number' && schema.minItems > 0) parts.push(schema.minItems === 1 ? 'non-empty' : `at least ${schema.minItems} items`);
+      if (typeof schema.maxItems === 'number') parts.push(`at most ${schema.maxItems} items`);
+      if (schema.uniqueItems === true) parts.push('distinct items');
+      return parts.length === 0 ? 'an array' : `an array (${parts.join(', ')})`;
+    }
     case 'Null':
       return 'null';
     default:
@@ -257,6 +328,24 @@ function numberExpectation(s: TSchema, noun: string): string {
   if (lo !== undefined) return `${noun} of at least ${lo}`;
   if (hi !== undefined) return `${noun} of at most ${hi}`;
   return noun;
+}
+
+/**
+ * Most problems listed for one value. Every problem at once is the rule for a person fixing a config file or a
+ * request; the cap keeps a hostile value (thousands of bad items) from costing CPU and a megabyte-sized error.
+ */
+export const MAX_PROBLEMS = 32;
+
+/** True when `path` is strictly below `parent` (`a.b` and `a[0]` are below `a`). */
+function isBelow(path: string, parent: string): boolean {
+  return path.length > parent.length && path.startsWith(parent) && (path[parent.length] === '.' || path[parent.length] === '[');
+}
+
+/** The dotted paths above `path`: `a.b[2].c` → `a`, `a.b`, `a.b[2]`. */
+function ancestorsOf(path: string): string[] {
+  const out: string[] = [];
+  for (let i = 1; i < path.length; i++) if (path[i] === '.' || path[i] === '[') out.push(path.slice(0, i));
+  return out;
 }
 
 interface Problem {

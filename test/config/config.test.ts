@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_CONFIG, printableConfig, readConfigFile, resolveConfig } from '../../src/config/index.js';
+import { DEFAULT_CONFIG, loadConfig, printableConfig, readConfigFile, resolveConfig } from '../../src/config/index.js';
 import { defaultModelsDir } from '../../src/inference/index.js';
 import type { ScanlineError } from '../../src/errors/index.js';
 
@@ -124,5 +124,44 @@ describe('configuration secrets and paths', () => {
     expect(printed.storage.dataDir).toBe('/srv/scanline/data/x');
     expect(printed.inference.modelsDir).toBe(defaultModelsDir());
     expect(printableConfig(resolveConfig({ inference: { modelsDir: '/opt/models' } })).inference).toMatchObject({ modelsDir: '/opt/models' });
+  });
+});
+
+describe('configuration from hostile or foreign sources', () => {
+  it('refuses __proto__ as an unknown key instead of swapping the prototype', () => {
+    const layer = JSON.parse('{"__proto__":{"x":1},"server":{"port":0}}');
+    let problems: string[] = [];
+    try {
+      resolveConfig(layer);
+    } catch (err) {
+      problems = (err as ScanlineError).details.problems as string[];
+    }
+    expect(problems).toEqual(['Unknown configuration key __proto__']);
+  });
+
+  it('leaves alone the variables Kubernetes injects for a Service named scanline', () => {
+    const env = {
+      SCANLINE_PORT: 'tcp://10.0.0.1:8080',
+      SCANLINE_PORT_8080_TCP: 'tcp://10.0.0.1:8080',
+      SCANLINE_PORT_8080_TCP_PROTO: 'tcp',
+      SCANLINE_PORT_8080_TCP_PORT: '8080',
+      SCANLINE_PORT_8080_TCP_ADDR: '10.0.0.1',
+      SCANLINE_SERVICE_HOST: '10.0.0.1',
+      SCANLINE_SERVICE_PORT: '8080',
+      SCANLINE_SERVICE_PORT_HTTP: '8080',
+      SCANLINE_PORTAL_MAX_OPEN_SCANS: '2',
+    };
+    expect(loadConfig({ env }).portal.maxOpenScans).toBe(2);
+  });
+
+  it('does not echo a secret variable whose value does not parse', () => {
+    let message = '';
+    try {
+      loadConfig({ env: { SCANLINE_PORTAL_TOKENS: '["supersecret-token-1' } });
+    } catch (err) {
+      message = (err as ScanlineError).message;
+    }
+    expect(message).toContain('SCANLINE_PORTAL_TOKENS (portal.tokens) but received <redacted>');
+    expect(message).not.toContain('supersecret');
   });
 });
