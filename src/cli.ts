@@ -13,6 +13,12 @@ import { ScanlineError } from './errors/index.js';
 import { LOG_FORMATS, createRootLogger, isLogFormat, type LogFormat, type Logger } from './log/index.js';
 import { startGateway } from './main.js';
 
+/** A repeat of the signal that started the shutdown within this long is the same request (see serve's stop()), ms. */
+const SAME_REQUEST_MS = 1_000;
+
+/** Errors that exit with status 2. */
+const EXIT_2_CODES: ReadonlySet<string> = new Set(['SCANLINE_ERR_CLI_USAGE', 'SCANLINE_ERR_CONFIG_INVALID', 'SCANLINE_ERR_STORAGE_SCHEMA']);
+
 /** One `scanline` command: its name, its line in the command list, its section of the usage text and its run. */
 export interface Command {
   name: string;
@@ -146,14 +152,17 @@ async function serve(args: string[], demoPortals: DemoPortals | undefined): Prom
   }
 
   const { drainTimeoutMs, exitTimeoutMs } = config.shutdown;
-  let stopping = false;
+  let stopping: { signal: string; at: number } | null = null;
   const stop = (signal: string): void => {
     if (stopping) {
+      // Ctrl-C under `npm start` delivers SIGINT twice within a millisecond: to the process group, and forwarded by
+      // npm to its child (this process, through exec). The same signal again within a second is that one request.
+      if (signal === stopping.signal && Date.now() - stopping.at < SAME_REQUEST_MS) return;
       gateway.log.warn({ signal }, 'second signal: exiting now');
       exitAfterFlush(gateway.log, 1);
       return;
     }
-    stopping = true;
+    stopping = { signal, at: Date.now() };
     gateway.log.info({ signal, drainTimeoutMs, exitTimeoutMs }, 'shutting down');
     // The backstop: whatever hangs (a disk, a worker), the process is gone by exitTimeoutMs.
     setTimeout(() => {
@@ -212,7 +221,9 @@ export async function main(argv: string[], options: CliOptions = {}): Promise<vo
     if (err instanceof ScanlineError) {
       const usage = err.code === 'SCANLINE_ERR_CLI_USAGE' ? `\n\n${command ? `Usage: ${command.usage}` : usageText(commands)}` : '';
       process.stderr.write(`scanline: ${err.code}: ${err.message}${usage}\n`);
-      process.exitCode = err.code === 'SCANLINE_ERR_CLI_USAGE' || err.code === 'SCANLINE_ERR_CONFIG_INVALID' ? 2 : 1;
+      // 2: nothing a restart fixes (a usage or configuration error, a database from a newer release); systemd does not
+      // restart on it (ops/scanline.service RestartPreventExitStatus=2).
+      process.exitCode = EXIT_2_CODES.has(err.code) ? 2 : 1;
       return;
     }
     throw err;

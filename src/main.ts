@@ -161,19 +161,27 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     const drainAndClose = async (drainTimeoutMs: number): Promise<void> => {
       phase = 'draining';
       log.info({ openScans: ingest.liveScans().length, drainTimeoutMs }, 'draining: no new scans');
-      listening.stopListening();
-      const deadline = Date.now() + drainTimeoutMs;
-      ingest.stopAccepting(drainTimeoutMs);
-      await ingest.drain(drainTimeoutMs);
-      if (results) await results.drain(Math.max(0, deadline - Date.now()));
-      await inference?.close({ drainTimeoutMs: Math.max(0, deadline - Date.now()) });
-      phase = 'closing';
-      // Screens are told the gateway goes away (and previews of the scans that just ended are written) while their
-      // sockets are still open; the server's close then ends every connection.
-      await operator.close();
-      await resources.closeAll();
-      phase = 'closed';
-      log.info('gateway closed');
+      try {
+        listening.stopListening();
+        const deadline = Date.now() + drainTimeoutMs;
+        ingest.stopAccepting(drainTimeoutMs);
+        await ingest.drain(drainTimeoutMs);
+        if (results) await results.drain(Math.max(0, deadline - Date.now()));
+        await inference?.close({ drainTimeoutMs: Math.max(0, deadline - Date.now()) });
+        phase = 'closing';
+        // Screens are told the gateway goes away (and previews of the scans that just ended are written) while their
+        // sockets are still open; the server's close then ends every connection.
+        await operator.close();
+      } finally {
+        // Whatever failed above, every resource is closed (a failure is logged and rethrown after).
+        phase = 'closing';
+        try {
+          await resources.closeAll();
+        } finally {
+          phase = 'closed';
+          log.info('gateway closed');
+        }
+      }
     };
     const gateway: Gateway = {
       config,

@@ -23,7 +23,7 @@
  *   buffers after the call).
  */
 import { performance } from 'node:perf_hooks';
-import { ScanlineError, toScanlineError } from '../errors/index.js';
+import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
 import type { ScanView, IngestListeners } from '../ingest/index.js';
 import type { Logger } from '../log/index.js';
 import { BufferPool } from '../memory/index.js';
@@ -261,7 +261,11 @@ export class OperatorHub {
         }
       }
     } catch (err) {
-      this.refuse(session, toScanlineError(err, 'SCANLINE_ERR_OPERATOR_MESSAGE'));
+      // A coded refusal goes back as it is; anything else is a failure of ours: logged with its stack, answered as
+      // SCANLINE_ERR_INTERNAL without its text.
+      const e = toScanlineErrorOrInternal(err);
+      if (e.code === 'SCANLINE_ERR_INTERNAL') this.o.log.error({ err, operatorId: session.operatorId }, 'operator message failed');
+      this.refuse(session, e);
     }
   }
 

@@ -66,4 +66,17 @@ describe('startGateway', () => {
     expect(b.phase()).toBe('ready');
     expect((await fetch(`${b.httpUrl}/livez`)).status).toBe(200);
   });
+
+  it('closes every resource when a drain step fails, and says so', async () => {
+    const g = await startTestGateway();
+    const dir = g.dataDir;
+    g.operator.close = async () => {
+      throw new Error('screens could not be told');
+    };
+    await expect(g.close(0)).rejects.toThrow('screens could not be told');
+    expect(g.phase()).toBe('closed');
+    expect(() => g.store.listScans()).toThrow(); // the database is closed
+    expect(openFilesUnder(dir)).toEqual([]);
+    rmSync(dir, { recursive: true, force: true });
+  });
 });

@@ -155,6 +155,16 @@ describe('OperatorHub strip fan-out', () => {
     expect(stats.stripsSent + stats.stripsCoalesced).toBe(2 * stats.stripsEncoded);
   });
 
+  it('answers a message that fails inside the gateway with SCANLINE_ERR_INTERNAL, not the failure text', () => {
+    store.getScan = () => {
+      throw new Error('SQLITE_IOERR: disk I/O error at /var/lib/scanline/scans.db');
+    };
+    hub.onMessage(slowSession, JSON.stringify({ type: 'resync', scanId: 'not-in-view' }));
+    const last = slow.messages.at(-1)?.json;
+    expect(last).toMatchObject({ type: 'error', code: 'SCANLINE_ERR_INTERNAL' });
+    expect(JSON.stringify(last)).not.toContain('SQLITE');
+  });
+
   it('keeps the counts of a screen that disconnected', async () => {
     const scan = fakeScan('scan-3');
     hub.ingestListener().scanStarted?.(scan);

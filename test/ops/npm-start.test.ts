@@ -1,9 +1,10 @@
 /**
  * `npm start` as an operator runs it: a signal sent to the npm process (what systemd, a container runtime or
- * `kill <pid>` does; a terminal's Ctrl-C reaches the whole process group and hides the problem) must reach the
- * gateway, which drains and exits, and the whole process tree must be gone within seconds. npm runs the script
- * through `sh -c` and forwards SIGINT/SIGTERM to that shell only; dash neither forwards them nor exits, so without
- * `exec` in the script the gateway kept scanning.
+ * `kill <pid>` does) must reach the gateway, which drains and exits, and the whole process tree must be gone within
+ * seconds. npm runs the script through `sh -c` and forwards SIGINT/SIGTERM to that shell only; dash neither forwards
+ * them nor exits, so without `exec` in the script the gateway kept scanning. A terminal's Ctrl-C goes to the whole
+ * process group: with `exec` the gateway then gets SIGINT twice (from the terminal and forwarded by npm), which must
+ * still be one graceful shutdown, not the "second signal: exit now" of an impatient operator.
  * `--ignore-scripts` skips prestart (the build; `npm test` has just built). Inference is off for a quick start.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -50,9 +51,13 @@ function alive(pid: number): boolean {
 }
 
 describe('npm start', () => {
-  it.each(['SIGINT', 'SIGTERM'] as const)(
-    '%s sent to the npm process drains the gateway and ends the process tree',
-    async (signal) => {
+  it.each([
+    ['SIGINT', 'the npm process'],
+    ['SIGTERM', 'the npm process'],
+    ['SIGINT', 'the process group (Ctrl-C)'],
+  ] as const)(
+    '%s sent to %s drains the gateway and ends the process tree',
+    async (signal, target) => {
       const dir = mkdtempSync(join(tmpdir(), 'scanline-npm-start-'));
       dirs.push(dir);
       const npm = spawn('npm', ['start', '--ignore-scripts', '--silent'], {
@@ -80,7 +85,8 @@ describe('npm start', () => {
       expect(tree.length).toBeGreaterThan(0);
 
       const sent = Date.now();
-      npm.kill(signal);
+      if (target === 'the npm process') npm.kill(signal);
+      else process.kill(-(npm.pid as number), signal);
       const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), EXIT_WITHIN_MS).unref());
       const code = await Promise.race([exited, timeout]);
       expect(code, `npm still running ${EXIT_WITHIN_MS} ms after ${signal}:\n${out}`).not.toBe('timeout');
@@ -90,6 +96,7 @@ describe('npm start', () => {
       expect(out).toContain(`"signal":"${signal}"`);
       expect(out).toContain('"msg":"draining: no new scans"');
       expect(out).toContain('"msg":"gateway closed"');
+      expect(out).not.toContain('second signal');
     },
     60_000,
   );
