@@ -52,8 +52,8 @@ export type EnrolmentRequest = Static<typeof EnrolmentRequestSchema>;
 
 /** Rules across the fields of each region: a region ends after it starts, along the scan and down the detector. */
 export function refineEnrolmentRequest(request: EnrolmentRequest, ctx: RefineContext): void {
-  // A list that is not one, or over its limit, is one problem already: no rule runs over its items.
-  if (!Array.isArray(request.samples) || !ctx.ok('samples')) return;
+  // A list over its limit is one problem already: ctx.ok() is false below it, so no rule fires on its items.
+  if (!Array.isArray(request.samples)) return;
   request.samples.forEach((region, i) => {
     const at = `samples[${i}]`;
     if (typeof region !== 'object' || region === null) return;
