@@ -110,6 +110,8 @@ export interface PortalClientStats {
   linesSent: number;
   scansCompleted: number;
   reconnects: number;
+  /** Times acks stopped for ackTimeoutMs and the client resent from the first un-acked frame. */
+  ackTimeouts: number;
 }
 
 export const DEFAULT_PORTAL_CLIENT_OPTIONS = Object.freeze({
@@ -243,7 +245,16 @@ export class PortalClient extends EventEmitter {
   >;
   /** Gateway error frames received, by code. */
   readonly errorCounts: Record<string, number> = {};
-  readonly stats: PortalClientStats = { framesSent: 0, framesResent: 0, bytesSent: 0, slicesSent: 0, linesSent: 0, scansCompleted: 0, reconnects: 0 };
+  readonly stats: PortalClientStats = {
+    framesSent: 0,
+    framesResent: 0,
+    bytesSent: 0,
+    slicesSent: 0,
+    linesSent: 0,
+    scansCompleted: 0,
+    reconnects: 0,
+    ackTimeouts: 0,
+  };
   /** The last welcome received, null before the first. */
   welcome: WelcomeMessage | null = null;
   /** True once the gateway said it is draining: finish the current scan, start no new one. */
@@ -752,6 +763,7 @@ export class PortalClient extends EventEmitter {
       if (outstanding > 0 && now - run.lastAckAt > o.ackTimeoutMs) {
         // Acks stopped: resend from the first un-acked frame.
         this.log('debug', 'ack timeout; resending', { portalId: o.portalId, streamId: run.streamId, from: run.acked + 1 });
+        this.stats.ackTimeouts++;
         run.goBackMark = run.highestSent;
         run.nextToSend = run.acked + 1;
         run.lastAckAt = now;

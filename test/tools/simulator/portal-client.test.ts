@@ -170,9 +170,9 @@ describe('PortalClient', () => {
     const errors: GatewayMessage[] = [];
     client.on('gateway-error', (m: GatewayMessage) => errors.push(m));
     const scene = smallScene();
-    const t0 = performance.now();
     const result = await client.scan(scene);
-    expect(performance.now() - t0).toBeLessThan(5_000);
+    // Recovery came from the gateway's nextSeq, not from the (60 s) ack timeout.
+    expect(client.stats.ackTimeouts).toBe(0);
     expect(errors.length).toBeGreaterThan(0);
     expect(errors[0]).toMatchObject({ code: 'SCANLINE_ERR_SLICE_SEQ_AHEAD', nextSeq: 5 });
     expect(client.errorCounts).toEqual({ SCANLINE_ERR_SLICE_SEQ_AHEAD: errors.length });
@@ -203,9 +203,9 @@ describe('PortalClient', () => {
       },
     );
     const scene = smallScene();
-    const t0 = performance.now();
     const result = await client.scan(scene);
-    expect(performance.now() - t0).toBeLessThan(5_000);
+    // Recovery came from the gateway's nextSeq, not from the (60 s) ack timeout.
+    expect(client.stats.ackTimeouts).toBe(0);
     expect(client.errorCounts).toEqual({ SCANLINE_ERR_SCAN_INCOMPLETE: 1 });
     expect(link.messages('up', 'scan.end')).toHaveLength(2);
     // Between the two scan.end messages the client goes back to seq 10 and resends in order, until acks say the

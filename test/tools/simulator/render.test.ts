@@ -140,18 +140,6 @@ describe('renderLines', () => {
     expect(low).toBeLessThan(42_000); // low channel ~ 40000 + dark
     expect(() => renderLines(scene, det, 0, 2, new Uint16Array(10))).toThrow(RangeError);
   });
-
-  it('renders a 1024-pixel line in well under a millisecond', () => {
-    const d = createDetector();
-    const scene = generateTruck(31, d, { categories: ['beverages'] });
-    const out = new Uint16Array(256 * 2 * d.pixels);
-    renderLines(scene, d, 1_000, 256, out); // warm up
-    const t0 = performance.now();
-    const lines = 1_024;
-    for (let first = 600; first < 600 + lines; first += 256) renderLines(scene, d, first, 256, out);
-    const msPerLine = (performance.now() - t0) / lines;
-    expect(msPerLine).toBeLessThan(1);
-  });
 });
 
 describe('calibration frames', () => {
