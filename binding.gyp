@@ -10,6 +10,7 @@
         "native/chunk_pool.cc",
         "native/extract_plane.cc",
         "native/preview.cc",
+        "native/row_runs.cc",
         "native/stitcher.cc",
         "native/stitcher_binding.cc",
         "native/tiles.cc"

@@ -19,6 +19,7 @@
 #include "calibration.h"
 #include "config.h"
 #include "extract_plane.h"
+#include "row_runs.h"
 #include "stitcher_binding.h"
 
 namespace scanline {
@@ -79,46 +80,20 @@ class ScanlineAddon : public Napi::Addon<ScanlineAddon> {
         size_hint);
   }
 
-  // Runs of words to move, as copyRows and packRgbRows take them (element indices and counts), checked against the
-  // arrays' element counts: run r goes from src[src_start + r * src_stride] to dst[dst_start + r * dst_stride].
-  struct RowRuns {
-    int64_t dst_start, dst_stride, src_start, src_stride, row_words, rows;
-    bool empty() const { return rows == 0 || row_words == 0; }
-  };
+  // Reads arguments 1, 2 and 4..7 of copyRows / packRgbRows (the runs) and checks them (row_runs.h).
+  static RowRuns ReadRowRuns(const Napi::CallbackInfo& info, const char* fn, int64_t dst_elements, int64_t src_elements,
+                             bool shared_buffer, const char* unit) {
+    RowRuns r{ToInteger(info[1], "dstStart", code::kStitchBuffer),   ToInteger(info[2], "dstStride", code::kStitchBuffer),
+              ToInteger(info[4], "srcStart", code::kStitchBuffer),   ToInteger(info[5], "srcStride", code::kStitchBuffer),
+              ToInteger(info[6], "rowWords", code::kStitchBuffer),   ToInteger(info[7], "rows", code::kStitchBuffer)};
+    Guard(info.Env(), [&] { CheckRowRuns(r, fn, dst_elements, src_elements, shared_buffer, unit); });
+    return r;
+  }
 
   // True when both views are of one ArrayBuffer (empty buffers may have no memory at all: never the same then).
   static bool SameBuffer(const Napi::TypedArray& a, const Napi::TypedArray& b) {
     const void* data = a.ArrayBuffer().Data();
     return data != nullptr && data == b.ArrayBuffer().Data();
-  }
-
-  // Reads arguments 1, 2 and 4..7 of copyRows / packRgbRows and throws SCANLINE_ERR_STITCH_BUFFER (message prefixed
-  // with `fn`) for negative numbers, strides shorter than a run, a shared buffer, or runs beyond either array.
-  static RowRuns CheckRowRuns(const Napi::CallbackInfo& info, const std::string& fn, int64_t dst_elements,
-                              int64_t src_elements, bool shared_buffer, const char* unit) {
-    Napi::Env env = info.Env();
-    RowRuns r{ToInteger(info[1], "dstStart", code::kStitchBuffer),   ToInteger(info[2], "dstStride", code::kStitchBuffer),
-              ToInteger(info[4], "srcStart", code::kStitchBuffer),   ToInteger(info[5], "srcStride", code::kStitchBuffer),
-              ToInteger(info[6], "rowWords", code::kStitchBuffer),   ToInteger(info[7], "rows", code::kStitchBuffer)};
-    if (r.dst_start < 0 || r.src_start < 0 || r.row_words < 0 || r.rows < 0 || r.dst_stride < r.row_words ||
-        r.src_stride < r.row_words) {
-      throw CodedError(env, code::kStitchBuffer,
-                       fn + ": expected non-negative starts, rowWords and rows, and strides >= rowWords");
-    }
-    if (r.empty()) return r;
-    if (shared_buffer) throw CodedError(env, code::kStitchBuffer, fn + ": src and dst share one buffer");
-    // One past the last element touched, as int64 (no overflow: rows * stride is checked against INT64_MAX).
-    const auto last = [&](int64_t start, int64_t stride) -> int64_t {
-      if (stride > 0 && r.rows - 1 > (INT64_MAX - start - r.row_words) / stride) return INT64_MAX;
-      return start + (r.rows - 1) * stride + r.row_words;
-    };
-    if (last(r.dst_start, r.dst_stride) > dst_elements || last(r.src_start, r.src_stride) > src_elements) {
-      throw CodedError(env, code::kStitchBuffer,
-                       fn + ": " + std::to_string(r.rows) + " rows of " + std::to_string(r.row_words) +
-                           " words reach beyond dst (" + std::to_string(dst_elements) + " " + unit + ") or src (" +
-                           std::to_string(src_elements) + " words)");
-    }
-    return r;
   }
 
   // copyRows(dst: Uint32Array, dstStart, dstStride, src: Uint32Array, srcStart, srcStride, rowWords, rows): void.
@@ -131,14 +106,9 @@ class ScanlineAddon : public Napi::Addon<ScanlineAddon> {
     Napi::Env env = info.Env();
     auto dst = TypedArrayArg<Napi::Uint32Array>(info[0], napi_uint32_array, "a Uint32Array", "dst");
     auto src = TypedArrayArg<Napi::Uint32Array>(info[3], napi_uint32_array, "a Uint32Array", "src");
-    const RowRuns r = CheckRowRuns(info, "copyRows", static_cast<int64_t>(dst.ElementLength()),
-                                   static_cast<int64_t>(src.ElementLength()),
-                                   SameBuffer(dst, src), "words");
-    if (r.empty()) return env.Undefined();
-    uint32_t* d = dst.Data() + r.dst_start;
-    const uint32_t* s = src.Data() + r.src_start;
-    const size_t bytes = static_cast<size_t>(r.row_words) * sizeof(uint32_t);
-    for (int64_t i = 0; i < r.rows; ++i) std::memmove(d + i * r.dst_stride, s + i * r.src_stride, bytes);
+    const RowRuns r = ReadRowRuns(info, "copyRows", static_cast<int64_t>(dst.ElementLength()),
+                                  static_cast<int64_t>(src.ElementLength()), SameBuffer(dst, src), "words");
+    CopyRows(dst.Data(), src.Data(), r);
     return env.Undefined();
   }
 
@@ -152,19 +122,9 @@ class ScanlineAddon : public Napi::Addon<ScanlineAddon> {
     Napi::Env env = info.Env();
     auto dst = TypedArrayArg<Napi::Uint8Array>(info[0], napi_uint8_array, "a Uint8Array", "dst");
     auto src = TypedArrayArg<Napi::Uint32Array>(info[3], napi_uint32_array, "a Uint32Array", "src");
-    const RowRuns r = CheckRowRuns(info, "packRgbRows", static_cast<int64_t>(dst.ByteLength() / 3),
-                                   static_cast<int64_t>(src.ElementLength()),
-                                   SameBuffer(dst, src), "pixels");
-    if (r.empty()) return env.Undefined();
-    for (int64_t row = 0; row < r.rows; ++row) {
-      uint8_t* d = dst.Data() + (r.dst_start + row * r.dst_stride) * 3;
-      const uint8_t* s = reinterpret_cast<const uint8_t*>(src.Data() + r.src_start + row * r.src_stride);
-      // Four bytes per pixel with overlapping stores (the fourth is the next pixel's first, written next); the last
-      // pixel of the run gets exactly three, so nothing past the run is touched.
-      const int64_t n = r.row_words;
-      for (int64_t i = 0; i + 1 < n; ++i) std::memcpy(d + 3 * i, s + 4 * i, 4);
-      std::memcpy(d + 3 * (n - 1), s + 4 * (n - 1), 3);
-    }
+    const RowRuns r = ReadRowRuns(info, "packRgbRows", static_cast<int64_t>(dst.ByteLength() / 3),
+                                  static_cast<int64_t>(src.ElementLength()), SameBuffer(dst, src), "pixels");
+    PackRgbRows(dst.Data(), src.Data(), r);
     return env.Undefined();
   }
 
@@ -201,19 +161,7 @@ class ScanlineAddon : public Napi::Addon<ScanlineAddon> {
     const int64_t pixels = ToInteger(info[3], "pixels", code::kSliceGeometry);
     const int64_t energy = ToInteger(info[4], "energy", code::kSliceGeometry);
     Napi::Uint16Array out = u16(5, "out");
-    if (lines < 0 || pixels < 1 || pixels > 65536 || energies < 1 || energies > 2 || energy < 0 ||
-        energy >= energies) {
-      throw CodedError(env, code::kSliceGeometry,
-                       "extractPlane: expected lines >= 0, pixels >= 1, energies 1..2 and energy < energies");
-    }
-    const size_t need_src = static_cast<size_t>(lines) * energies * pixels;
-    const size_t need_out = static_cast<size_t>(lines) * pixels;
-    if (src.ElementLength() < need_src || out.ElementLength() < need_out) {
-      throw CodedError(env, code::kStitchBuffer,
-                       "extractPlane: src needs " + std::to_string(need_src) + " samples and out " +
-                           std::to_string(need_out) + "; received " + std::to_string(src.ElementLength()) + " and " +
-                           std::to_string(out.ElementLength()));
-    }
+    Guard(env, [&] { CheckExtractPlane(lines, energies, pixels, energy, src.ElementLength(), out.ElementLength()); });
     ExtractPlane(src.Data(), lines, static_cast<int>(energies), static_cast<int>(pixels), static_cast<int>(energy),
                  out.Data());
     return env.Undefined();

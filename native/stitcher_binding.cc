@@ -30,22 +30,6 @@ std::string Describe(const Napi::Value& value) {
   return "a value of type " + std::string(value.IsFunction() ? "function" : "object");
 }
 
-// Runs `body`, turning core errors into coded JS errors.
-template <typename F>
-auto Guard(Napi::Env env, F&& body) -> decltype(body()) {
-  try {
-    return body();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const StitchError& e) {
-    throw CodedError(env, e.code, e.what());
-  } catch (const std::bad_alloc&) {
-    throw CodedError(env, code::kStitchFailed, "out of memory");
-  } catch (const std::exception& e) {
-    throw CodedError(env, code::kStitchFailed, e.what());
-  }
-}
-
 double NumberProperty(const Napi::Object& object, const char* name) {
   Napi::Value v = object.Get(name);
   if (!v.IsNumber()) {

@@ -5,7 +5,9 @@
 
 #include <napi.h>
 
+#include <exception>
 #include <memory>
+#include <new>
 #include <string>
 
 #include "stitcher.h"
@@ -13,6 +15,22 @@
 namespace scanline {
 
 Napi::Error CodedError(Napi::Env env, const char* error_code, const std::string& message);
+
+// Runs `body`, turning core errors (StitchError, bad_alloc, other std::exception) into coded JS errors.
+template <typename F>
+auto Guard(Napi::Env env, F&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const StitchError& e) {
+    throw CodedError(env, e.code, e.what());
+  } catch (const std::bad_alloc&) {
+    throw CodedError(env, code::kStitchFailed, "out of memory");
+  } catch (const std::exception& e) {
+    throw CodedError(env, code::kStitchFailed, e.what());
+  }
+}
 
 // Reads an integral JS number; anything else throws `error_code` with "Expected an integer for <name> ...".
 int64_t ToInteger(const Napi::Value& value, const char* name, const char* error_code);
