@@ -152,7 +152,10 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       (s) => s.closeAll(),
     );
     const listening = server;
-    const host = config.server.host === '0.0.0.0' ? '127.0.0.1' : config.server.host;
+    // Where a client on this machine reaches the gateway: a wildcard bind is reached on loopback; an IPv6 literal
+    // goes in brackets in a URL.
+    const bound = config.server.host === '0.0.0.0' ? '127.0.0.1' : config.server.host === '::' ? '::1' : config.server.host;
+    const host = bound.includes(':') ? `[${bound}]` : bound;
     let closing: Promise<void> | null = null;
     /**
      * Draining follows the data: stop listening and accepting scans, let open scans end (portals told), let their

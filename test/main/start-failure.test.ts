@@ -79,4 +79,18 @@ describe('startGateway', () => {
     expect(openFilesUnder(dir)).toEqual([]);
     rmSync(dir, { recursive: true, force: true });
   });
+
+  it('names its URLs with an IPv6 host in brackets', async (ctx) => {
+    let g: TestGateway;
+    try {
+      g = await startTestGateway({ server: { host: '::1', port: 0 } });
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SCANLINE_ERR_SERVER_LISTEN') return ctx.skip('this machine has no IPv6 loopback');
+      throw err;
+    }
+    started.push(g);
+    expect(g.httpUrl).toBe(`http://[::1]:${g.port}`);
+    expect(g.portalUrl).toBe(`ws://[::1]:${g.port}/v1/portal`);
+    expect((await fetch(`${g.httpUrl}/livez`)).status).toBe(200);
+  });
 });
