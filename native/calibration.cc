@@ -151,7 +151,11 @@ void Calibration::CalibrateLine(const uint16_t* raw, float* out) const {
     AttenuationKernel(raw + base, dark_int_.data() + base, dark_frac_.data() + base, ln_air_dark_.data() + base, row, pixels_,
             attenuation_max_);
     for (const DeadPixelFix& fix : fixes_[e]) {
-      row[fix.pixel] = fix.left < 0 ? 0.0f : fix.left_weight * row[fix.left] + fix.right_weight * row[fix.right];
+      // The float weights may sum to 1 + 2^-24: between two neighbours at attenuationMax the mix would land one ulp
+      // above it, so it is clamped like every other sample.
+      row[fix.pixel] = fix.left < 0 ? 0.0f
+                                    : std::min(fix.left_weight * row[fix.left] + fix.right_weight * row[fix.right],
+                                               attenuation_max_);
     }
   }
 }

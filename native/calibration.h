@@ -10,7 +10,7 @@
 //
 // Dead pixels ((air - dark) <= 0, or below deadPixelFraction * the energy's median (air - dark)) get the attenuation
 // linearly interpolated from the nearest live neighbours on the same line (copied from the one neighbour at an
-// edge; 0 when the energy has no live pixel at all).
+// edge; 0 when the energy has no live pixel at all), clamped to attenuationMax like every sample.
 //
 // Lifetime and threads: built once on the JS thread when the first job needs it, immutable afterwards, then read
 // concurrently by the worker thread (jobs) and the JS thread (readAttenuation/readMaterial).

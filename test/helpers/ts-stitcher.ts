@@ -151,7 +151,7 @@ class Calibration {
       }
       for (const fix of this.fixes[e]) {
         out[outOffset + base + fix.pixel] =
-          fix.left < 0 ? 0 : fix.leftWeight * out[outOffset + base + fix.left] + fix.rightWeight * out[outOffset + base + fix.right];
+          fix.left < 0 ? 0 : Math.min(fix.leftWeight * out[outOffset + base + fix.left] + fix.rightWeight * out[outOffset + base + fix.right], attenuationMax);
       }
     }
   }

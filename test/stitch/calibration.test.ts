@@ -125,6 +125,20 @@ describe.each(['native', 'typescript'] as const)('%s stitcher calibration', (imp
     expect(a[100 * 96 + 37]).toBeLessThan(0.8);
   });
 
+  it('keeps an interpolated dead pixel within attenuationMax when both neighbours are saturated', async () => {
+    // Found by the kernels fuzzer (test/fuzz/corpus/kernels/regress-dead-pixel-above-attenuation-max): pixels 1-6 are
+    // dead, 0 and 7 saturated (raw 0 reads attenuationMax); the float weights 6/7 and 1/7 of pixel 1 mixed two 7.5s
+    // into 7.5000005.
+    const st = createStitcher({ pixels: 8, energies: 1, attenuationMax: 7.5, maxLines: 16 }, stitcherOf(impl));
+    st.push(3, 0, 1, Uint16Array.from([50_000, 0, 0, 0, 0, 0, 0, 50_000]));
+    st.push(1, 0, 1, new Uint16Array(8));
+    const a = new Float32Array(8);
+    st.readAttenuation(0, 0, 1, a);
+    expect(st.stats().deadPixels).toBe(6);
+    for (const v of a) expect(v).toBeLessThanOrEqual(7.5);
+    expect([...a]).toEqual(Array(8).fill(7.5));
+  });
+
   it('waits for the air lines, and uses what exists once the reorder window passes a missing one', async () => {
     const scene = makeScene({ pixels: 40, energies: 1, lines: 120, seed: 6, rects: [] });
     const st = createStitcher({ pixels: 40, energies: 1, airLines: 16, reorderWindowLines: 20, maxLines: 200 }, stitcherOf(impl));
