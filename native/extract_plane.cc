@@ -1,6 +1,7 @@
 #include "extract_plane.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 
 #include "config.h"
@@ -13,11 +14,17 @@ void CheckExtractPlane(int64_t lines, int64_t energies, int64_t pixels, int64_t 
     throw StitchError(code::kSliceGeometry,
                       "extractPlane: expected lines >= 0, pixels >= 1, energies 1..2 and energy < energies");
   }
-  const size_t need_src = static_cast<size_t>(lines) * energies * pixels;
-  const size_t need_out = static_cast<size_t>(lines) * pixels;
-  if (src_length < need_src || out_length < need_out) {
-    throw StitchError(code::kStitchBuffer, "extractPlane: src needs " + std::to_string(need_src) + " samples and out " +
-                                               std::to_string(need_out) + "; received " + std::to_string(src_length) +
+  // lines * energies * pixels exceeds 2^64 for lines near 2^53: the sizes are compared by division, so no product
+  // wraps around (2^48 lines of 65536 pixels would otherwise pass with empty arrays).
+  const uint64_t src_per_line = static_cast<uint64_t>(energies) * static_cast<uint64_t>(pixels);
+  const uint64_t out_per_line = static_cast<uint64_t>(pixels);
+  const uint64_t n = static_cast<uint64_t>(lines);
+  if (n > src_length / src_per_line || n > out_length / out_per_line) {
+    const auto need = [n](uint64_t per_line) {
+      return n <= UINT64_MAX / per_line ? std::to_string(n * per_line) : "more than 2^64";
+    };
+    throw StitchError(code::kStitchBuffer, "extractPlane: src needs " + need(src_per_line) + " samples and out " +
+                                               need(out_per_line) + "; received " + std::to_string(src_length) +
                                                " and " + std::to_string(out_length));
   }
 }

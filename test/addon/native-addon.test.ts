@@ -114,6 +114,10 @@ describe('native addon', () => {
     expect(codeOf(() => extractPlane(src, 11, 2, 4, 0, new Uint16Array(44)))).toBe('SCANLINE_ERR_STITCH_BUFFER');
     expect(codeOf(() => extractPlane(src, 10, 2, 4, 2, new Uint16Array(40)))).toBe('SCANLINE_ERR_SLICE_GEOMETRY');
     expect(codeOf(() => extractPlane(src, 10, 2, 4, 0, new Float32Array(40) as unknown as Uint16Array))).toBe('SCANLINE_ERR_STITCH_BUFFER');
+    // Sizes whose product wraps a 64-bit size (found by the buffers fuzzer: lines x pixels = 2^64 + 6144 passed the
+    // check with 65 Ki-sample arrays, and the transpose wrote far past them).
+    expect(codeOf(() => extractPlane(new Uint16Array(0), 2 ** 48, 2, 65536, 0, new Uint16Array(0)))).toBe('SCANLINE_ERR_STITCH_BUFFER');
+    expect(codeOf(() => extractPlane(new Uint16Array(65536), 467906454791740, 1, 39424, 0, new Uint16Array(65536)))).toBe('SCANLINE_ERR_STITCH_BUFFER');
   });
 
   it('the raw addon throws Error objects carrying a SCANLINE_ERR code (guards behind the TS validation)', () => {
