@@ -241,7 +241,8 @@ class Harness {
   }
 
   void PushAnything(FuzzInput& in) {
-    const int kind = NarrowKind(in.JsInteger());
+    // A valid kind with hostile lines and lengths, or any kind.
+    const int kind = in.Bit() ? static_cast<int>(in.Range(1, 3)) : NarrowKind(in.JsInteger());
     const int64_t first = in.JsInteger();
     // Any integer, or one where count x energies x pixels crosses 2^32, 2^53 or 2^64.
     const int64_t count = in.Bit() ? in.JsInteger() : in.CrossingCount(static_cast<int64_t>(samples_));
