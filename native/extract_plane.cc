@@ -21,7 +21,7 @@ void CheckExtractPlane(int64_t lines, int64_t energies, int64_t pixels, int64_t 
   const uint64_t n = static_cast<uint64_t>(lines);
   if (n > src_length / src_per_line || n > out_length / out_per_line) {
     const auto need = [n](uint64_t per_line) {
-      return n <= UINT64_MAX / per_line ? std::to_string(n * per_line) : "more than 2^64";
+      return n <= UINT64_MAX / per_line ? std::to_string(n * per_line) : "2^64 or more";
     };
     throw StitchError(code::kStitchBuffer, "extractPlane: src needs " + need(src_per_line) + " samples and out " +
                                                need(out_per_line) + "; received " + std::to_string(src_length) +

@@ -88,12 +88,17 @@ PushResult Stitcher::Push(int kind, int64_t first_line, int64_t line_count, cons
   if (first_line < 0 || line_count < 0) {
     throw StitchError(code::kSliceLineRange, "slice lines " + Range(first_line, line_count) + " are not valid");
   }
-  const size_t expected = static_cast<size_t>(line_count) * line_samples_;
-  if (payload_length != expected) {
-    throw StitchError(code::kSliceSize, "slice payload has " + std::to_string(payload_length) + " samples, expected " +
-                                            std::to_string(line_count) + " lines x " +
-                                            std::to_string(config_.energies) + " energies x " +
-                                            std::to_string(config_.pixels) + " pixels = " + std::to_string(expected));
+  // line_count may be up to 2^53 (the binding's integers), so line_count * line_samples_ could wrap around to the
+  // payload's length: it is compared by division first (dark and air frames have no line range to stop them).
+  const bool fits = static_cast<uint64_t>(line_count) <= payload_length / line_samples_;
+  if (!fits || payload_length != static_cast<size_t>(line_count) * line_samples_) {
+    const bool representable = static_cast<uint64_t>(line_count) <= SIZE_MAX / line_samples_;
+    throw StitchError(code::kSliceSize,
+                      "slice payload has " + std::to_string(payload_length) + " samples, expected " +
+                          std::to_string(line_count) + " lines x " + std::to_string(config_.energies) + " energies x " +
+                          std::to_string(config_.pixels) + " pixels = " +
+                          (representable ? std::to_string(static_cast<size_t>(line_count) * line_samples_)
+                                         : std::string("2^64 or more")));
   }
   PushResult result;
   if (kind != 1) {

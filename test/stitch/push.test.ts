@@ -129,6 +129,19 @@ describe.each(['native', 'typescript'] as const)('%s stitcher push', (impl) => {
     expect(st.stats().storedLines).toBe(0);
   });
 
+  it('a line count whose payload size wraps around 2^64 is a size error, not a read past the payload', () => {
+    // Found by the stitcher fuzzer: 2^51 lines x 2 energies x 4096 pixels is 2^64 samples, which wrapped to the 0 of
+    // an empty payload, and the air frame's loop read 2^51 lines from it (dark and air frames have no line range).
+    const st = createStitcher({ pixels: 4096, energies: 2, maxLines: 100 }, stitcherOf(impl));
+    for (const kind of [1, 2, 3] as const) {
+      const err = expectCode(() => st.push(kind, 0, 2 ** 51, new Uint16Array(0)), 'SCANLINE_ERR_SLICE_SIZE');
+      expect(err.message).toContain(`${2 ** 51} lines x 2 energies x 4096 pixels`);
+    }
+    // (2^52 + 1) x 8192 wraps to 8192: a payload of one line.
+    expectCode(() => st.push(3, 0, 2 ** 52 + 1, new Uint16Array(8192)), 'SCANLINE_ERR_SLICE_SIZE');
+    expect(st.stats().storedLines).toBe(0);
+  });
+
   it('read* check their ranges and buffers', async () => {
     const st = fresh(impl);
     st.push(1, 0, 20, slice(scene, 0, 20));
