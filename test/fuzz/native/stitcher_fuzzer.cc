@@ -18,8 +18,8 @@
 // Sizes are kept small so an iteration takes microseconds: pixels 1..128 (or one of a few widths up to 4096, then
 // with small tiles and jobs), and the wide ranges of maxLines, chunkLines, reorderWindowLines, maxLinesPerJob and
 // the tile geometry only when a flag bit asks for them; the chunk table has at most 64 Ki entries, a chunk at most
-// 2^24 samples, a push 2^20, and the tile stride (then the tiles per job) is raised until a scan's tile work is
-// about 2^20 samples.
+// 2^24 samples, a push 2^20, and the tile stride, the tiles per job and the step between tile rows are raised until
+// a scan's tile work is about 2^20 samples.
 //
 // Input layout (see FuzzInput in fuzz_input.h for how values are read):
 //   config: gate u8 (flags u8 follows when its three top bits are set), pixels u8, energies u8, maxLines, chunkLines, reorderWindowLines, airLines, deadPixelFraction
@@ -73,7 +73,7 @@ StitcherConfig DecodeConfig(FuzzInput& in, int& tiles_per_job) {
   StitcherConfig c;
   const uint8_t p = in.U8();
   static const int kLargePixels[8] = {2048, 4096, 4095, 1000, 1024, 3001, 2049, 257};
-  const bool large_pixels = (p & 0x80) != 0;
+  const bool large_pixels = (p & 0xe0) == 0xe0;  // one pixels byte in eight: they cost the most
   c.pixels = large_pixels ? kLargePixels[p & 7] : 1 + (p & 0x7f);
   c.energies = 1 + (in.U8() & 1);
   // Wide: log-uniform up to 2^24 (16 Mi lines, the schema's maximum).
@@ -105,20 +105,24 @@ StitcherConfig DecodeConfig(FuzzInput& in, int& tiles_per_job) {
   c.chunk_lines = static_cast<int>(std::max<int64_t>(c.chunk_lines, (c.max_lines + 65535) / 65536));
   const size_t samples = static_cast<size_t>(c.energies) * c.pixels;
   while (static_cast<size_t>(c.chunk_lines) * samples > kMaxChunkSamples) c.chunk_lines /= 2;
-  // Tile work of a scan at most ~2^20 samples (~10 ms): columns x jobs per column x tile width x line samples x downsample
-  // (an unaligned column is recalibrated for each job's tiles; a 1-line stride, 1 tile per job and 1000 tile rows on
-  // a 4096-pixel detector took seconds per input). The stride is raised first, then the tiles per job.
-  const int64_t step = span - c.tile.overlap_pixels;
-  const int64_t rows = c.pixels < span ? 1 : (c.pixels - span) / step + 2;
+  // Tile work of a scan at most ~2^20 samples (~10 ms): per tile column, the recalibration of an unaligned column
+  // for each job's tiles (jobs x tile width x line samples x downsample) and the tiles themselves (rows x tile area
+  // x downsample x energies). A 1-line stride, 1 tile per job and 1000 tile rows on a 4096-pixel detector took
+  // seconds per input. The stride is raised first, then the tiles per job, then the step between tile rows.
+  const int64_t tile_floats = static_cast<int64_t>(c.energies) * c.tile.size * c.tile.size;
   const auto tile_work = [&] {
-    return (c.max_lines / c.tile.stride_lines + 1) * ((rows + tiles_per_job - 1) / tiles_per_job) * c.tile.size *
-           static_cast<int64_t>(samples) * c.tile.downsample;
+    const int64_t step = span - c.tile.overlap_pixels;
+    const int64_t rows = c.pixels < span ? 1 : (c.pixels - span) / step + 2;
+    const int64_t jobs = (rows + tiles_per_job - 1) / tiles_per_job;
+    return (c.max_lines / c.tile.stride_lines + 1) *
+           (jobs * c.tile.size * static_cast<int64_t>(samples) + rows * tile_floats) * c.tile.downsample;
   };
-  while (tile_work() > (int64_t{1} << 20) && c.tile.stride_lines < (1 << 24)) {
+  constexpr int64_t kTileWork = int64_t{1} << 20;
+  while (tile_work() > kTileWork && c.tile.stride_lines < (1 << 24)) {
     c.tile.stride_lines = std::min(c.tile.stride_lines * 2, 1 << 24);
   }
-  const int64_t tile_floats = static_cast<int64_t>(c.energies) * c.tile.size * c.tile.size;
-  while (tile_work() > (int64_t{1} << 20) && tile_floats * tiles_per_job * 2 <= (int64_t{1} << 22)) tiles_per_job *= 2;
+  while (tile_work() > kTileWork && tile_floats * tiles_per_job * 2 <= (int64_t{1} << 20)) tiles_per_job *= 2;
+  while (tile_work() > kTileWork && c.tile.overlap_pixels > 0) c.tile.overlap_pixels /= 2;
   while (static_cast<size_t>(span + c.max_lines_per_job) / c.tile.downsample * samples > (size_t{1} << 24) &&
          c.max_lines_per_job > 1) {
     c.max_lines_per_job /= 2;
