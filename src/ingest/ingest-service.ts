@@ -263,11 +263,20 @@ export class IngestService {
     this.archiveBuffers.clear();
   }
 
+  /**
+   * A scanId for a scan.start without one: `<portalId>-<UTC second>-<6 hex digits>`, at most 64 characters (a long
+   * portalId is shortened, never the time or the random part), and used by no live or stored scan: two scans of one
+   * portal in the same second draw the same 24 random bits about once in 16 million, and then it is drawn again.
+   */
   private newScanId(portalId: string): string {
     const t = new Date()
       .toISOString()
       .replace(/[-:]/g, '')
       .replace(/\.\d+Z$/, 'Z');
-    return `${portalId}-${t}-${randomBytes(3).toString('hex')}`.slice(0, 64);
+    for (;;) {
+      const suffix = `-${t}-${randomBytes(3).toString('hex')}`;
+      const scanId = `${portalId.slice(0, 64 - suffix.length)}${suffix}`;
+      if (!this.live.has(scanId) && !this.store.hasScan(scanId)) return scanId;
+    }
   }
 }
