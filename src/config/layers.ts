@@ -2,8 +2,6 @@
  * Layered configuration objects: defaults < config file < environment < flags, merged before one validation.
  */
 
-export { deepFreeze } from '../schema/index.js';
-
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
