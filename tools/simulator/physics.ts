@@ -13,7 +13,7 @@
  */
 import { MaterialClass } from '../../src/stitch/index.js';
 
-/** Index of an energy in a wire line: high energy first, then low (src/ingest/slice-frame.ts). */
+/** Index of an energy in a wire line: high energy first, then low (src/protocol/slice-frame.ts). */
 export const Energy = {
   High: 0,
   Low: 1,
