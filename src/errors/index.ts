@@ -29,7 +29,8 @@ export const ERROR_CODES = {
   SCANLINE_ERR_PROTO_HELLO_REPEATED: spec('hello was already accepted on this connection', 400, true),
   SCANLINE_ERR_PROTO_OVERSIZE: spec('message is larger than the configured limit', 413, true),
   SCANLINE_ERR_PROTO_VERSION: spec('protocol version not supported', 400, true),
-  SCANLINE_ERR_AUTH_TOKEN: spec('portal token missing or not accepted', 401, true),
+  SCANLINE_ERR_AUTH_TOKEN: spec('portal credential missing or not the credential of the portal id it names', 401, true),
+  SCANLINE_ERR_AUTH_REVOKED: spec("the portal's credential was revoked; its connection is closed", 401, true),
 
   // Binary slice frames.
   SCANLINE_ERR_SLICE_TRUNCATED: spec('binary frame shorter than its header', 400, true),
@@ -73,8 +74,26 @@ export const ERROR_CODES = {
   SCANLINE_ERR_REFERENCE_UNAVAILABLE: spec('reference enrolment needs a loaded goods model with an embedding output', 503, false),
   SCANLINE_ERR_RESULTS_UNAVAILABLE: spec('scan has no machine results (received while no model was loaded)', 404, false),
 
+  SCANLINE_ERR_HTTP_HOST: spec('the Host header names no host this gateway serves (server.allowedHosts)', 421, true),
+  SCANLINE_ERR_HTTP_CONTENT_TYPE: spec('a JSON body was sent without Content-Type: application/json', 415, true),
+
+  // Identity: people (sessions), programs (API tokens), their roles, and the browser protections.
+  SCANLINE_ERR_AUTH_REQUIRED: spec('the request carries no credentials and the route needs them', 401, true),
+  SCANLINE_ERR_AUTH_INVALID: spec('the credentials are wrong, expired, revoked or belong to a disabled account', 401, true),
+  SCANLINE_ERR_AUTH_FORBIDDEN: spec("the account's role does not allow this", 403, true),
+  SCANLINE_ERR_AUTH_LOCKED: spec('too many failed sign-ins for this account or address; wait and try again', 429, true),
+  SCANLINE_ERR_AUTH_CSRF: spec('a state-changing request with a session cookie lacks the X-CSRF-Token of its session', 403, true),
+  SCANLINE_ERR_AUTH_ORIGIN: spec("the request's Origin is not the gateway's own nor one in server.allowedOrigins", 403, true),
+  SCANLINE_ERR_ACCOUNT_INVALID: spec('account name, role or password is not acceptable', 400, true),
+  SCANLINE_ERR_ACCOUNT_UNKNOWN: spec('no account with this name', 404, true),
+  SCANLINE_ERR_ACCOUNT_EXISTS: spec('an account with this name already exists', 409, true),
+  SCANLINE_ERR_TOKEN_UNKNOWN: spec('no API token with this id', 404, true),
+  SCANLINE_ERR_PORTAL_UNKNOWN: spec('no portal identity with this id', 404, true),
+  SCANLINE_ERR_PORTAL_INVALID: spec('portal id is not acceptable', 400, true),
+
   // Operator screens (WS /v1/operator) and officers' decisions.
-  SCANLINE_ERR_OPERATOR_ID: spec('operator id missing or invalid', 400, true),
+  // Retired: the operator id is now the signed-in account, never a header or query parameter the client chooses.
+  SCANLINE_ERR_OPERATOR_ID: spec('retired: operator id missing or invalid', 400, true),
   SCANLINE_ERR_OPERATOR_MESSAGE: spec('operator feed message is not valid JSON or does not match the protocol', 400, true),
   SCANLINE_ERR_OPERATOR_VERSION: spec('operator feed protocol version not supported', 400, true),
   SCANLINE_ERR_OPERATOR_TOO_MANY: spec('too many operator screens are connected', 503, false),

@@ -12,3 +12,5 @@ export type {
   ScanImageName,
   RawWriterOptions,
 } from './scan-store.js';
+export { IdentityStore } from './identity-store.js';
+export type { AccountRole, StoredAccount, StoredSession, StoredToken, StoredPortalIdentity, AuditEvent, StoredAuditEvent } from './identity-store.js';

@@ -92,8 +92,65 @@ CREATE TABLE IF NOT EXISTS scan_decisions (
 CREATE INDEX IF NOT EXISTS scan_decisions_scan ON scan_decisions (scan_id, id);
 `;
 
+/**
+ * Version 2: identities (src/storage/identity-store.ts) and the audit trail of acts of people. Secrets are never
+ * stored: passwords as scrypt hashes, session ids, API tokens and portal credentials as SHA-256 of 256-bit random
+ * values (a hash of a value that cannot be guessed needs no salt nor stretching).
+ */
+const V2 = `
+CREATE TABLE accounts (
+  name          TEXT PRIMARY KEY,
+  role          TEXT NOT NULL CHECK (role IN ('metrics','viewer','officer','supervisor','admin')),
+  password_hash TEXT,
+  source        TEXT NOT NULL CHECK (source IN ('local','oidc')),
+  disabled      INTEGER NOT NULL DEFAULT 0,
+  created_at    TEXT NOT NULL,
+  updated_at    TEXT NOT NULL
+);
+CREATE TABLE sessions (
+  id_hash      TEXT PRIMARY KEY,
+  account      TEXT NOT NULL,
+  address      TEXT,
+  created_at   TEXT NOT NULL,
+  last_seen_at TEXT NOT NULL,
+  expires_at   TEXT NOT NULL
+);
+CREATE INDEX sessions_account ON sessions (account);
+CREATE TABLE api_tokens (
+  id           TEXT PRIMARY KEY,
+  account      TEXT NOT NULL,
+  label        TEXT,
+  secret_hash  TEXT NOT NULL UNIQUE,
+  created_at   TEXT NOT NULL,
+  expires_at   TEXT,
+  revoked_at   TEXT,
+  last_used_at TEXT
+);
+CREATE INDEX api_tokens_account ON api_tokens (account);
+CREATE TABLE portal_identities (
+  portal_id       TEXT PRIMARY KEY,
+  credential_hash TEXT NOT NULL,
+  created_at      TEXT NOT NULL,
+  updated_at      TEXT NOT NULL,
+  revoked_at      TEXT
+);
+-- Acts of people and of administrators, oldest first. Append-only: no statement of the gateway updates or deletes a row.
+CREATE TABLE audit_events (
+  id      INTEGER PRIMARY KEY AUTOINCREMENT,
+  at      TEXT NOT NULL,
+  actor   TEXT NOT NULL,
+  action  TEXT NOT NULL,
+  target  TEXT,
+  outcome TEXT NOT NULL CHECK (outcome IN ('ok','refused')),
+  address TEXT,
+  details TEXT NOT NULL
+);
+CREATE INDEX audit_events_action ON audit_events (action, id);
+`;
+
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, description: 'scans, scan_results, scan_embeddings, reference_categories, scan_decisions', sql: V1 },
+  { version: 2, description: 'accounts, sessions, api_tokens, portal_identities, audit_events', sql: V2 },
 ]);
 
 /** The schema version this code writes and reads. */

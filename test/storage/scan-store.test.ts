@@ -16,7 +16,15 @@ import { SCHEMA_VERSION, ScanStore, type ScanRecord, type StoredDecision, type S
 
 /** Today's schema as releases before schema versions wrote it (frozen copy). */
 const UNVERSIONED_SCHEMA = readFileSync(new URL('./fixtures/unversioned-schema.sql', import.meta.url), 'utf8');
-const TABLES = ['reference_categories', 'scan_decisions', 'scan_embeddings', 'scan_results', 'scans'];
+const V1_TABLES = ['reference_categories', 'scan_decisions', 'scan_embeddings', 'scan_results', 'scans'];
+/** Objects migration 2 adds (identities and the audit trail). */
+const V2_OBJECTS = ['accounts', 'api_tokens', 'api_tokens_account', 'audit_events', 'audit_events_action', 'portal_identities', 'sessions', 'sessions_account'];
+const TABLES = [...V1_TABLES, 'accounts', 'api_tokens', 'audit_events', 'portal_identities', 'sessions'].sort();
+
+/** An inspection with only the objects of migration 1, to compare with a database from before schema versions. */
+function v1Only(i: ReturnType<typeof inspect>): ReturnType<typeof inspect> {
+  return { ...i, tables: i.tables.filter((t) => !V2_OBJECTS.includes(t)), schema: i.schema.filter((o) => !V2_OBJECTS.includes(o.name)) };
+}
 
 const dirs: string[] = [];
 const stores: ScanStore[] = [];
@@ -429,12 +437,12 @@ describe('ScanStore: schema versions', () => {
     const legacy = dataDir();
     unversionedDatabase(legacy, UNVERSIONED_SCHEMA);
     const now = inspect(fresh);
-    expect(SCHEMA_VERSION).toBe(1);
+    expect(SCHEMA_VERSION).toBe(2);
     expect(now.version).toBe(SCHEMA_VERSION);
     expect(now.tables).toEqual(TABLES);
-    expect(now.schema).toEqual(inspect(legacy).schema);
+    expect(v1Only(now).schema).toEqual(inspect(legacy).schema);
     expect(existsSync(join(fresh, 'scans'))).toBe(true);
-    expect(lines.filter((l) => l.level === 'info').map((l) => [l.obj, l.msg])).toEqual([[{ from: 0, to: 1, adopted: false }, 'scan database created']]);
+    expect(lines.filter((l) => l.level === 'info').map((l) => [l.obj, l.msg])).toEqual([[{ from: 0, to: 2, adopted: false }, 'scan database created']]);
   });
 
   it('opens the current version again without migrating or logging', () => {
@@ -470,7 +478,7 @@ describe('ScanStore: schema versions', () => {
     const { log, lines } = recordingLogger();
     const store = open(dir, log);
     expect(lines.filter((l) => l.level === 'info').map((l) => [l.obj, l.msg])).toEqual([
-      [{ from: 0, to: 1, adopted: true }, 'scan database from before schema versions adopted and upgraded'],
+      [{ from: 0, to: 2, adopted: true }, 'scan database from before schema versions adopted and upgraded'],
     ]);
     expect(store.getScan('old-1')).toEqual({
       scanId: 'old-1',
@@ -497,7 +505,8 @@ describe('ScanStore: schema versions', () => {
     stores.splice(stores.indexOf(store), 1);
     const reference = dataDir();
     unversionedDatabase(reference, UNVERSIONED_SCHEMA);
-    expect(inspect(dir)).toEqual({ ...inspect(reference), version: SCHEMA_VERSION });
+    expect(inspect(dir).tables).toEqual(TABLES);
+    expect(v1Only(inspect(dir))).toEqual({ ...inspect(reference), version: SCHEMA_VERSION });
   });
 
   it('adopts a database of an early release that had only the first tables, and adds the others', async () => {
