@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ScanlineError } from '../errors/index.js';
+import { AuthConfigSchema } from '../identity/index.js';
 import { PortalConfigSchema } from '../ingest/index.js';
 import { defaultModelsDir, InferenceConfigSchema, refineInferenceConfig } from '../inference/index.js';
 import { OperatorConfigSchema, refineOperatorConfig } from '../operator/index.js';
@@ -39,9 +40,28 @@ export const GatewayConfigSchema = Type.Object(
           default: 8080,
           description: 'TCP port; 0 picks a free port (logged and available as gateway.port).',
         }),
+        allowedHosts: Type.Array(Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9.:_\\[\\]-]+$', expected: 'a host name or address' }), {
+          default: [],
+          maxItems: 64,
+          description:
+            "Host names (or addresses) clients may use to reach the gateway, checked against every request's Host header (a page on a " +
+            'rebinding DNS name is refused with SCANLINE_ERR_HTTP_HOST). Always allowed: localhost, 127.0.0.1, ::1, the bound address and, when ' +
+            "bound to all interfaces, this machine's host name and interface addresses. Add the name officers type, e.g. scanline.customs.example.",
+        }),
+        allowedOrigins: Type.Array(
+          Type.String({ minLength: 1, maxLength: 300, pattern: '^https?://[^/]+$', expected: 'an origin such as https://review.example' }),
+          {
+            default: [],
+            maxItems: 64,
+            description:
+              "Origins besides the gateway's own whose pages may send state-changing requests and open the operator feed with a session " +
+              '(SCANLINE_ERR_AUTH_ORIGIN otherwise), e.g. a review workstation served elsewhere. Empty: same origin only.',
+          },
+        ),
       },
       { additionalProperties: false, default: {}, description: 'Where the gateway listens (portals, operator screens, HTTP API, metrics).' },
     ),
+    auth: AuthConfigSchema,
     portal: PortalConfigSchema,
     stitch: StitcherTuningSchema,
     inference: InferenceConfigSchema,

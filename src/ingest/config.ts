@@ -8,10 +8,6 @@ import type { StitcherTuning } from '../stitch/index.js';
 
 export const PortalConfigSchema = Type.Object(
   {
-    tokens: Type.Array(Type.String({ minLength: 8, secret: true }), {
-      default: [],
-      description: 'Accepted portal tokens (at least 8 characters each); empty means no token is required.',
-    }),
     maxOpenScans: Type.Integer({ minimum: 1, maximum: 64, default: 4, unit: 'scans', description: 'Open scans per portal connection.' }),
     maxMessageBytes: Type.Integer({
       minimum: 1024,

@@ -27,7 +27,7 @@ describe('configuration', () => {
 
   it('later layers win and nested objects merge', () => {
     const c = resolveConfig({ server: { port: 9000 } }, { server: { host: '0.0.0.0' }, stitch: { tile: { size: 32 } } });
-    expect(c.server).toEqual({ host: '0.0.0.0', port: 9000 });
+    expect(c.server).toMatchObject({ host: '0.0.0.0', port: 9000 });
     expect(c.stitch.tile.size).toBe(32);
     expect(c.stitch.tile.downsample).toBe(DEFAULT_CONFIG.stitch.tile.downsample);
   });
@@ -71,8 +71,8 @@ describe('configuration', () => {
         'server:',
         '  host: 0.0.0.0',
         '  port: 9000',
+        '  allowedHosts: [scanline.post-7.example, 10.0.0.5]',
         'portal:',
-        '  tokens: [tok-a-123456, tok-b-456789]',
         '  stitchMaxDelayMs: 40',
         'inference:',
         '  batching:',
@@ -84,8 +84,7 @@ describe('configuration', () => {
       ].join('\n'),
     );
     const c = resolveConfig(readConfigFile(join(dir, 'lane.yaml')));
-    expect(c.server).toEqual({ host: '0.0.0.0', port: 9000 });
-    expect(c.portal.tokens).toEqual(['tok-a-123456', 'tok-b-456789']);
+    expect(c.server).toEqual({ host: '0.0.0.0', port: 9000, allowedHosts: ['scanline.post-7.example', '10.0.0.5'], allowedOrigins: [] });
     expect(c.portal.stitchMaxDelayMs).toBe(40);
     expect(c.inference.batching.idleDispatch).toBe(false);
     expect(c.results.machineId).toBe('lane-3.post-7');
@@ -107,12 +106,11 @@ describe('configuration secrets and paths', () => {
   it('never shows a rejected secret in an error', () => {
     let message = '';
     try {
-      resolveConfig({ portal: { tokens: ['correct-horse-battery', 'short'] } });
+      resolveConfig({ auth: { oidc: { clientSecret: `correct-horse-battery-${'x'.repeat(1100)}` } } });
     } catch (err) {
       message = (err as ScanlineError).message;
     }
-    expect(message).toContain('Expected a string of at least 8 characters for portal.tokens[1] but received <redacted> of type string');
-    expect(message).not.toContain('short');
+    expect(message).toContain('Expected a string of at most 1024 characters for auth.oidc.clientSecret but received <redacted> of type string');
     expect(message).not.toContain('correct-horse');
   });
 
@@ -157,11 +155,11 @@ describe('configuration from hostile or foreign sources', () => {
   it('does not echo a secret variable whose value does not parse', () => {
     let message = '';
     try {
-      loadConfig({ env: { SCANLINE_PORTAL_TOKENS: '["supersecret-token-1' } });
+      loadConfig({ env: { SCANLINE_AUTH_OIDC_CLIENT_SECRET: `supersecret-${'x'.repeat(1100)}` } });
     } catch (err) {
       message = (err as ScanlineError).message;
     }
-    expect(message).toContain('SCANLINE_PORTAL_TOKENS (portal.tokens) but received <redacted>');
+    expect(message).toContain('for auth.oidc.clientSecret but received <redacted> of type string (from SCANLINE_AUTH_OIDC_CLIENT_SECRET)');
     expect(message).not.toContain('supersecret');
   });
 });

@@ -42,7 +42,7 @@ describe('environment overrides', () => {
         SCANLINE_SERVER_PORT: '9100',
         SCANLINE_SERVER_HOST: '0.0.0.0',
         SCANLINE_INFERENCE_ENABLED: 'false',
-        SCANLINE_PORTAL_TOKENS: 'token-aaaa-1, token-bbbb-2',
+        SCANLINE_SERVER_ALLOWED_HOSTS: 'scanline.example, 10.0.0.5',
         SCANLINE_INFERENCE_BATCHING_PREFERRED_BATCH_SIZES: '4,8',
         SCANLINE_STITCH_MATERIAL_RATIO_THRESHOLDS: '[1.5, 1.2, 1.0]',
         SCANLINE_INFERENCE_MODELS: '',
@@ -51,9 +51,8 @@ describe('environment overrides', () => {
         PATH: process.env.PATH,
       },
     });
-    expect(c.server).toEqual({ host: '0.0.0.0', port: 9100 });
+    expect(c.server).toEqual({ host: '0.0.0.0', port: 9100, allowedHosts: ['scanline.example', '10.0.0.5'], allowedOrigins: [] });
     expect(c.inference.enabled).toBe(false);
-    expect(c.portal.tokens).toEqual(['token-aaaa-1', 'token-bbbb-2']);
     expect(c.inference.batching.preferredBatchSizes).toEqual([4, 8]);
     expect(c.stitch.material.ratioThresholds).toEqual([1.5, 1.2, 1.0]);
     expect(c.inference.models).toEqual([]);
@@ -65,7 +64,7 @@ describe('environment overrides', () => {
     const file = join(dir, 'precedence.json');
     writeFileSync(file, JSON.stringify({ server: { port: 7001, host: '127.0.0.2' }, storage: { dataDir: '/from/file' }, log: { level: 'debug' } }));
     const c = loadConfig({ file, env: { SCANLINE_SERVER_PORT: '7002', SCANLINE_STORAGE_DATA_DIR: '/from/env' }, layers: [{ server: { port: 7003 } }] });
-    expect(c.server).toEqual({ host: '127.0.0.2', port: 7003 });
+    expect(c.server).toMatchObject({ host: '127.0.0.2', port: 7003 });
     expect(c.storage.dataDir).toBe('/from/env');
     expect(c.log.level).toBe('debug');
     expect(c.metrics.portalLabelLimit).toBe(DEFAULT_CONFIG.metrics.portalLabelLimit);
@@ -166,19 +165,19 @@ describe('environment overrides', () => {
     );
   });
 
-  it('redacts portal tokens in the printable config', () => {
-    const c = loadConfig({ env: false, layers: [{ portal: { tokens: ['secret-token-1', 'secret-token-2'] } }] });
-    const printed = printableConfig(c) as { portal: { tokens: string[] }; server: unknown };
-    expect(printed.portal.tokens).toEqual(['<redacted>', '<redacted>']);
+  it('redacts secrets in the printable config', () => {
+    const c = loadConfig({ env: false, layers: [{ auth: { oidc: { clientSecret: 'secret-client-1' } } }] });
+    const printed = printableConfig(c) as { auth: { oidc: { clientSecret: string } }; server: unknown };
+    expect(printed.auth.oidc.clientSecret).toBe('<redacted>');
     expect(printed.server).toEqual(c.server);
-    expect(c.portal.tokens).toEqual(['secret-token-1', 'secret-token-2']);
+    expect(c.auth.oidc.clientSecret).toBe('secret-client-1');
   });
 });
 
 describe('scanline serve --print-config', () => {
   it('prints the effective config (file, environment, flags) and exits 0 without starting', () => {
     const file = join(dir, 'print.json');
-    writeFileSync(file, JSON.stringify({ results: { machineId: 'lane-3' }, portal: { tokens: ['a-secret-token'] } }));
+    writeFileSync(file, JSON.stringify({ results: { machineId: 'lane-3' }, auth: { oidc: { clientSecret: 'a-secret-token' } } }));
     const r = spawnSync(process.execPath, [BIN, 'serve', '--config', file, '--port', '0', '--print-config'], {
       encoding: 'utf8',
       env: { ...process.env, SCANLINE_INFERENCE_WORKERS: '2', SCANLINE_SHUTDOWN_DRAIN_TIMEOUT_MS: '5000' },
@@ -191,7 +190,7 @@ describe('scanline serve --print-config', () => {
     expect(printed.results.machineId).toBe('lane-3');
     expect(printed.inference.workers).toBe(2);
     expect(printed.shutdown).toEqual({ drainTimeoutMs: 5000, exitTimeoutMs: 15000 });
-    expect(printed.portal.tokens).toEqual(['<redacted>']);
+    expect(printed.auth.oidc.clientSecret).toBe('<redacted>');
     expect(r.stdout).not.toContain('a-secret-token');
   });
 
