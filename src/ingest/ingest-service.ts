@@ -17,10 +17,23 @@ import type { ScanResumeMessage, ScanStartMessage } from '../protocol/index.js';
 import { CloseCode, PortalConnection, type PortalChannel } from './portal-connection.js';
 import { createIngestStats, portalStatsOf, type IngestStats } from './stats.js';
 
+/**
+ * Checks portal credentials (src/identity IdentityService in the gateway). Synchronous: hello is answered in the
+ * tick it arrives, so pipelined scan.start messages find the connection authenticated.
+ */
+export interface PortalAuthenticator {
+  /** A handle on the credential (its hash) when `credential` is `portalId`'s current credential, else null. */
+  verifyPortal(portalId: string, credential: string | undefined): string | null;
+  /** True while the credential `handle` still is `portalId`'s (not revoked nor replaced). */
+  portalStillValid(portalId: string, handle: string): boolean;
+}
+
 export interface IngestServiceOptions {
   config: IngestConfig;
   store: ScanStore;
   log: Logger;
+  /** Who may speak for which portal id. */
+  portals: PortalAuthenticator;
   /** The native stitcher by default; benchmarks pass the TypeScript reference as their baseline. */
   stitcher?: StitcherFactory;
   gatewayName?: string;
@@ -37,6 +50,7 @@ export class IngestService {
   private readonly log: Logger;
   private readonly events: IngestEventSink;
   private readonly stitcher: StitcherFactory;
+  readonly portalAuth: PortalAuthenticator;
   private readonly live = new Map<string, ActiveScan>();
   private readonly portals = new Map<string, PortalConnection>();
   private readonly connections = new Set<PortalConnection>();
@@ -52,6 +66,7 @@ export class IngestService {
     this.store = options.store;
     this.log = options.log;
     this.stitcher = options.stitcher ?? nativeStitcher;
+    this.portalAuth = options.portals;
     this.gatewayName = options.gatewayName ?? 'scanline';
     this.events = new IngestEventSink((err, event) => this.log.error({ err, event }, 'ingest listener failed'));
   }
@@ -91,6 +106,21 @@ export class IngestService {
       this.log.warn({ portalId: conn.portalId }, 'portal reconnected; closing its previous connection');
       previous.close(CloseCode.Replaced, 'replaced by a newer connection of this portal');
     }
+  }
+
+  /**
+   * Closes the connection of every portal whose credential was revoked or replaced since its hello (by `scanline
+   * portal revoke|add`, perhaps in another process); its open scans wait for a resume as after any disconnect.
+   * Returns how many were closed. The gateway runs this every few seconds.
+   */
+  closeRevokedPortals(): number {
+    let closed = 0;
+    for (const conn of this.connections) {
+      if (!conn.isOpen || conn.credential === null || this.portalAuth.portalStillValid(conn.portalId, conn.credential)) continue;
+      conn.revoked();
+      closed++;
+    }
+    return closed;
   }
 
   startScan(conn: PortalConnection, m: ScanStartMessage): ActiveScan {
@@ -191,6 +221,15 @@ export class IngestService {
         });
       }
       throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${m.scanId}`, { streamId: m.streamId, scanId: m.scanId });
+    }
+    const geometry = scan.detector;
+    if (conn.detector && (conn.detector.pixels !== geometry.pixels || conn.detector.energies !== geometry.energies)) {
+      throw new ScanlineError(
+        'SCANLINE_ERR_SCAN_NOT_RESUMABLE',
+        `scan ${m.scanId} was started with ${geometry.pixels} pixels x ${geometry.energies} energies; this connection's detector has ` +
+          `${conn.detector.pixels} x ${conn.detector.energies}`,
+        { streamId: m.streamId, scanId: m.scanId },
+      );
     }
     if (scan.portalId !== conn.portalId || scan.state !== 'receiving') {
       throw new ScanlineError(

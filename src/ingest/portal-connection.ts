@@ -3,7 +3,7 @@
  * onBinary / onClose and gives a PortalChannel to answer on.
  *
  * Rules (docs/protocol.md): the first message is `hello`; every malformed or inconsistent input is answered with an
- * `error {code, ...}` and the connection and its other scans carry on; only a rejected token closes the connection.
+ * `error {code, ...}` and the connection and its other scans carry on; only a refused or revoked credential closes the connection.
  * Binary payloads are consumed before onBinary returns (the transport's buffer dies then).
  */
 import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
@@ -29,11 +29,15 @@ export const CloseCode = {
   GoingAway: 1001,
   AuthRejected: 4001,
   Replaced: 4002,
+  /** The portal's credential was revoked or replaced while it was connected. */
+  Revoked: 4003,
 } as const;
 
 export class PortalConnection implements ScanOwner {
   portalId = '';
   detector: DetectorInfo | null = null;
+  /** Handle on the credential that authenticated hello (PortalAuthenticator), checked again now and then; null before hello. */
+  credential: string | null = null;
   /** Open scans on this connection by the portal's streamId. */
   readonly scans = new Map<number, ActiveScan>();
   private closed = false;
@@ -68,6 +72,14 @@ export class PortalConnection implements ScanOwner {
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.channel.close(code, reason);
+  }
+
+  /** The credential was revoked or replaced: say so and close; open scans wait for a resume. */
+  revoked(): void {
+    if (this.closed) return;
+    this.reportError(new ScanlineError('SCANLINE_ERR_AUTH_REVOKED', `portal ${this.portalId}: its credential was revoked or replaced`));
+    this.log.warn({ portalId: this.portalId, remote: this.remoteAddress }, 'portal credential revoked; connection closed');
+    this.channel.close(CloseCode.Revoked, 'SCANLINE_ERR_AUTH_REVOKED');
   }
 
   onText(text: string, byteLength: number): void {
@@ -184,14 +196,21 @@ export class PortalConnection implements ScanOwner {
     if ((m.protocol ?? PROTOCOL_VERSION) !== PROTOCOL_VERSION) {
       throw new ScanlineError('SCANLINE_ERR_PROTO_VERSION', `protocol ${m.protocol} is not supported; this gateway speaks ${PROTOCOL_VERSION}`);
     }
-    const tokens = this.service.config.portal.tokens;
-    if (tokens.length > 0 && (m.token === undefined || !tokens.includes(m.token))) {
-      const err = new ScanlineError('SCANLINE_ERR_AUTH_TOKEN', `portal ${m.portalId}: token missing or not accepted`);
+    // Every portal id has its own credential (`scanline portal add`): one lane's credential does not open another's.
+    const credential = this.service.portalAuth.verifyPortal(m.portalId, m.token);
+    if (credential === null) {
+      const err = new ScanlineError(
+        'SCANLINE_ERR_AUTH_TOKEN',
+        m.token === undefined
+          ? `portal ${m.portalId}: hello carries no credential`
+          : `portal ${m.portalId}: the credential is not this portal's (or was revoked)`,
+      );
       this.reportError(err);
-      this.log.warn({ portalId: m.portalId, remote: this.remoteAddress }, 'portal token rejected');
+      this.log.warn({ portalId: m.portalId, remote: this.remoteAddress, credential: m.token === undefined ? 'none' : 'wrong' }, 'portal credential refused');
       this.channel.close(CloseCode.AuthRejected, err.code);
       return;
     }
+    this.credential = credential;
     this.portalId = m.portalId;
     this.detector = { ...m.detector };
     this.portalStats = portalStatsOf(this.service.stats, m.portalId);

@@ -16,6 +16,8 @@ const Id = Type.String({
   pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$',
   expected: "an id of 1-64 letters, digits, '.', '_', ':' or '-'",
 });
+/** A portal's id (hello.portalId), also the name of its identity (`scanline portal add`). */
+export const PortalIdSchema = Id;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Portal → gateway (checked by parsePortalMessage)
@@ -32,8 +34,8 @@ export type DetectorInfo = Static<typeof DetectorInfoSchema>;
 export const HelloSchema = Type.Object({
   type: Type.Literal('hello'),
   portalId: Id,
-  // Never shown in an error: the message is logged and sent back.
-  token: Type.Optional(Type.String({ secret: true })),
+  // The portal's own credential (`scanline portal add`); never shown in an error: the message is logged and sent back.
+  token: Type.Optional(Type.String({ secret: true, maxLength: 256 })),
   protocol: Type.Optional(Type.Integer({ description: 'Protocol version the portal speaks; absent means 1.' })),
   detector: DetectorInfoSchema,
 });

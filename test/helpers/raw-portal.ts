@@ -4,6 +4,7 @@
  */
 import WebSocket from 'ws';
 import type { GatewayMessage } from '../../src/protocol/index.js';
+import { credentialFor } from './portal-credentials.js';
 
 export class RawPortal {
   readonly messages: GatewayMessage[] = [];
@@ -38,10 +39,20 @@ export class RawPortal {
     });
   }
 
-  /** Connects and completes hello/welcome. */
+  /**
+   * Connects and completes hello/welcome. The hello carries the portal's credential on a test gateway
+   * (startTestGateway), unless `extra` names its own `token` (a test of the credential check; undefined: none).
+   */
   static async hello(url: string, portalId: string, detector: { pixels: number; energies: 1 | 2 }, extra: Record<string, unknown> = {}): Promise<RawPortal> {
     const p = await RawPortal.connect(url);
-    p.json({ type: 'hello', portalId, detector: { bitDepth: 16, pitchMm: 4.4, lineRateHz: 500, ...detector }, ...extra });
+    const token = 'token' in extra ? extra.token : credentialFor(url, portalId);
+    p.json({
+      type: 'hello',
+      portalId,
+      ...(token !== undefined ? { token } : {}),
+      detector: { bitDepth: 16, pitchMm: 4.4, lineRateHz: 500, ...detector },
+      ...extra,
+    });
     await p.next((m) => m.type === 'welcome' || m.type === 'error');
     return p;
   }

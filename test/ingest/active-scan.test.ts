@@ -10,6 +10,7 @@
  *       │    ╰─► receiving, no owner: resumable until portal.resumeGraceMs, then aborted
  *       ╰──────── abort ────────┴──► aborted
  */
+import { openTestIdentity, type TestIdentity } from '../helpers/identity.js';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,7 +55,8 @@ class Portal {
 
   constructor(service: IngestService, portalId: string) {
     this.conn = service.openConnection(this.channel);
-    this.text({ type: 'hello', portalId, detector: { pixels: PIXELS, energies: ENERGIES, bitDepth: 16, pitchMm: 4.4, lineRateHz: 500 } });
+    const token = credentials.get(service)?.portalCredential(portalId);
+    this.text({ type: 'hello', portalId, token, detector: { pixels: PIXELS, energies: ENERGIES, bitDepth: 16, pitchMm: 4.4, lineRateHz: 500 } });
     expect(this.take().type).toBe('welcome');
   }
 
@@ -129,11 +131,14 @@ interface Harness {
   scan(scanId: string): ActiveScan;
 }
 
-const open: Array<{ service: IngestService; store: ScanStore; dir: string }> = [];
+const open: Array<{ service: IngestService; store: ScanStore; dir: string; identity: TestIdentity }> = [];
+/** The portal credentials of each harness's service. */
+const credentials = new WeakMap<IngestService, TestIdentity>();
 afterEach(async () => {
   for (const h of open.splice(0)) {
     await h.service.close();
     h.store.close();
+    h.identity.close();
     rmSync(h.dir, { recursive: true, force: true });
   }
 });
@@ -141,7 +146,9 @@ afterEach(async () => {
 function harness(config: GatewayConfigInput = {}): Harness {
   const dir = mkdtempSync(join(tmpdir(), 'scanline-active-scan-'));
   const store = ScanStore.open(dir, silentLogger(), { directIo: false });
+  const identity = openTestIdentity(dir);
   const service = new IngestService({
+    portals: identity.identity,
     config: resolveConfig(
       {
         storage: { dataDir: dir },
@@ -153,7 +160,8 @@ function harness(config: GatewayConfigInput = {}): Harness {
     store,
     log: silentLogger(),
   });
-  open.push({ service, store, dir });
+  open.push({ service, store, dir, identity });
+  credentials.set(service, identity);
   const events: string[] = [];
   service.listen({
     scanStarted: (s) => events.push(`started ${s.scanId}`),

@@ -9,6 +9,7 @@
  * - the process exits 0 within shutdown.exitTimeoutMs of the signal.
  * The timeouts come from SCANLINE_SHUTDOWN_* environment variables, so this also exercises env overrides.
  */
+import { openTestIdentity } from '../helpers/identity.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -93,6 +94,10 @@ describe('scanline serve: SIGTERM mid-scan', () => {
   it('drains open scans, refuses new ones, keeps every acknowledged slice and exits within the timeout', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'scanline-shutdown-'));
     dirs.push(dir);
+    // The portals' identities, made on the data directory before the gateway starts (as `scanline portal add` does).
+    const ids = openTestIdentity(dir);
+    const credentials = [1, 2].map((i) => ids.portalCredential(`shutdown-${i}`));
+    ids.close();
     const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data-dir', dir], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
@@ -118,7 +123,9 @@ describe('scanline serve: SIGTERM mid-scan', () => {
     const url = `ws://127.0.0.1:${port}/v1/portal`;
 
     const portals = await Promise.all(
-      [1, 2].map(async (i) => new StreamingPortal(await RawPortal.hello(url, `shutdown-${i}`, { pixels: PIXELS, energies: ENERGIES }), i)),
+      [1, 2].map(
+        async (i) => new StreamingPortal(await RawPortal.hello(url, `shutdown-${i}`, { pixels: PIXELS, energies: ENERGIES }, { token: credentials[i - 1] }), i),
+      ),
     );
     const [a, b] = portals;
     const scanIds: string[] = [];

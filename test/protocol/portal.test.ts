@@ -60,7 +60,7 @@ describe('portal control messages', () => {
 
   it('never shows the token, refuses non-finite numbers and keeps open objects open', () => {
     const e = error(JSON.stringify({ ...hello, token: 12345 }));
-    expect(e.details.problems).toEqual(['Expected a string for token but received <redacted> of type number']);
+    expect(e.details.problems).toEqual(['Expected a string of at most 256 characters for token but received <redacted> of type number']);
     expect(e.message).not.toContain('12345');
     // JSON.parse reads 1e400 as Infinity.
     const infinite = error(JSON.stringify(hello).replace('"pitchMm":4.4', '"pitchMm":1e400'));

@@ -5,6 +5,7 @@
  */
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { SliceKind, encodeSliceFrame, type GatewayMessage } from '../../src/protocol/index.js';
 import { startTestGateway, getJson, type TestGateway } from '../helpers/gateway.js';
 import { RawPortal } from '../helpers/raw-portal.js';
@@ -73,7 +74,7 @@ class GoodScan {
 }
 
 async function rawImage(g: TestGateway, scanId: string, energy: 'high' | 'low'): Promise<{ width: number; height: number; values: Uint16Array }> {
-  const res = await fetch(`${g.httpUrl}/v1/scans/${scanId}/image?energy=${energy}&format=png16`);
+  const res = await fetch(`${g.httpUrl}/v1/scans/${scanId}/image?energy=${energy}&format=png16`, { headers: g.authHeaders() });
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toBe('image/png');
   const png = Buffer.from(await res.arrayBuffer());
@@ -292,29 +293,60 @@ describe('portal protocol v1: malformed input', () => {
   });
 });
 
-describe('portal protocol v1: tokens', () => {
+describe('portal protocol v1: portal credentials', () => {
   let g: TestGateway;
   beforeAll(async () => {
-    g = await startTestGateway({ portal: { tokens: ['lane-token-0001'] } });
+    g = await startTestGateway();
   });
   afterAll(async () => {
     await g?.dispose();
   });
 
-  it('closes the connection on a missing or wrong token and accepts the right one', async () => {
-    const wrong = await RawPortal.connect(g.portalUrl);
-    const err = await wrong.expectError(() =>
-      wrong.json({
-        type: 'hello',
-        portalId: 'lane-t',
-        token: 'guess-guess',
-        detector: { pixels: PIXELS, energies: 2, bitDepth: 16, pitchMm: 4, lineRateHz: 500 },
-      }),
-    );
-    expect(err.code).toBe('SCANLINE_ERR_AUTH_TOKEN');
-    expect(await wrong.waitClose()).toBe(4001);
-    const right = await RawPortal.hello(g.portalUrl, 'lane-t', { pixels: PIXELS, energies: ENERGIES }, { token: 'lane-token-0001' });
+  const detector = { pixels: PIXELS, energies: 2, bitDepth: 16, pitchMm: 4, lineRateHz: 500 };
+
+  it("closes the connection on a missing, wrong or other portal's credential and accepts the portal's own", async () => {
+    const own = g.portalCredential('lane-t');
+    const other = g.portalCredential('lane-u');
+    for (const token of [undefined, 'slp_guess-guess', other, `${own}x`]) {
+      const wrong = await RawPortal.connect(g.portalUrl);
+      const err = await wrong.expectError(() => wrong.json({ type: 'hello', portalId: 'lane-t', ...(token !== undefined ? { token } : {}), detector }));
+      expect(err.code).toBe('SCANLINE_ERR_AUTH_TOKEN');
+      expect(err.message).not.toContain(own);
+      expect(await wrong.waitClose()).toBe(4001);
+    }
+    const right = await RawPortal.hello(g.portalUrl, 'lane-t', { pixels: PIXELS, energies: ENERGIES }, { token: own });
     expect(right.messages[0]?.type).toBe('welcome');
     right.close();
+  });
+
+  it('refuses a portal id that has no identity, and one whose credential was revoked', async () => {
+    const none = await RawPortal.connect(g.portalUrl);
+    expect((await none.expectError(() => none.json({ type: 'hello', portalId: 'lane-nobody', token: 'slp_x', detector }))).code).toBe(
+      'SCANLINE_ERR_AUTH_TOKEN',
+    );
+    const token = g.portalCredential('lane-r');
+    g.identity.revokePortal('lane-r', { name: 'test', address: null });
+    const revoked = await RawPortal.connect(g.portalUrl);
+    expect((await revoked.expectError(() => revoked.json({ type: 'hello', portalId: 'lane-r', token, detector }))).code).toBe('SCANLINE_ERR_AUTH_TOKEN');
+  });
+
+  it('closes a connected portal when its credential is revoked (4003), within the credential check interval', async () => {
+    const token = g.identity.setPortalCredential('lane-v', { name: 'test', address: null }).credential;
+    const p = await RawPortal.hello(g.portalUrl, 'lane-v', { pixels: PIXELS, energies: ENERGIES }, { token });
+    expect(p.messages[0]?.type).toBe('welcome');
+    g.identity.revokePortal('lane-v', { name: 'test', address: null });
+    expect(g.ingest.closeRevokedPortals()).toBe(1);
+    expect(await p.waitClose()).toBe(4003);
+    expect(p.messages.some((m) => m.type === 'error' && m.code === 'SCANLINE_ERR_AUTH_REVOKED')).toBe(true);
+  });
+
+  it('refuses a browser page: an upgrade carrying an Origin header', async () => {
+    const res = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(g.portalUrl, { origin: `http://127.0.0.1:${g.port}` });
+      ws.on('unexpected-response', (_req, r) => resolve(r.statusCode ?? 0));
+      ws.on('open', () => resolve(101));
+      ws.on('error', () => undefined);
+    });
+    expect(res).toBe(403);
   });
 });
