@@ -7,34 +7,33 @@
  *                  [--log-format F] [--print-config]
  * Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadConfig, printableConfig, type GatewayConfigInput } from './config/index.js';
 import { ScanlineError } from './errors/index.js';
-import { LOG_FORMATS, createRootLogger, isLogFormat, type LogFormat, type Logger } from './log/index.js';
+import { createRootLogger, type Logger } from './log/index.js';
 import { startGateway } from './main.js';
+import { type Command, intOption, logFormatOption, parseOptions, usageError } from './cli-support.js';
+import { identityCommands } from './identity-commands.js';
+
+export { type Command, intOption, logFormatOption, parseOptions, usageError } from './cli-support.js';
 
 /** A repeat of the signal that started the shutdown within this long is the same request (see serve's stop()), ms. */
 const SAME_REQUEST_MS = 1_000;
 
+/** Ids of the simulated portals of `serve --demo N`: sim-1 ... sim-N. */
+const DEMO_PORTAL_PREFIX = 'sim';
+
 /** Errors that exit with status 2. */
 const EXIT_2_CODES: ReadonlySet<string> = new Set(['SCANLINE_ERR_CLI_USAGE', 'SCANLINE_ERR_CONFIG_INVALID', 'SCANLINE_ERR_STORAGE_SCHEMA']);
-
-/** One `scanline` command: its name, its line in the command list, its section of the usage text and its run. */
-export interface Command {
-  name: string;
-  /** One line for the command list of `scanline help`. */
-  summary: string;
-  /** Its section of `scanline help`: the synopsis line, then its options. Shown after a usage error. */
-  usage: string;
-  /** Runs the command; throws a ScanlineError for the user (usageError() for a bad invocation). */
-  run(args: string[]): Promise<void>;
-}
 
 export interface DemoPortalsOptions {
   /** Portal endpoint of the gateway just started. */
   url: string;
   /** Simulated portals streaming in parallel (serve --demo N). */
   portals: number;
+  /** Their ids are `<portalIdPrefix>-1` ... `<portalIdPrefix>-N`. */
+  portalIdPrefix: string;
+  /** Each portal's credential, by portal id (made by serve at each start; the old ones stop working). */
+  credentials: Record<string, string>;
   /** Aborted when the gateway starts shutting down: the portals abort their scans and stop. */
   signal: AbortSignal;
   /** Child of the gateway's logger (module demo-portal). */
@@ -73,48 +72,6 @@ const SERVE_USAGE = `scanline serve [options]
   closes; the process exits within shutdown.exitTimeoutMs (code 1 if the shutdown did not finish by then).
 `;
 
-/** A bad invocation: exit code 2; main() prints the message and the usage of the command (all of it if none). */
-export function usageError(message: string): ScanlineError {
-  return new ScanlineError('SCANLINE_ERR_CLI_USAGE', message);
-}
-
-/** The options of a command (no positionals); an unknown or malformed option is a usage error. */
-export function parseOptions(args: string[], options: ParseArgsConfig['options']): Record<string, string | boolean | undefined> {
-  try {
-    return parseArgs({ args, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
-  } catch (err) {
-    throw usageError((err as Error).message);
-  }
-}
-
-/**
- * The log format: --log-format, else SCANLINE_LOG_FORMAT, else auto. Read here rather than from the configuration
- * (it belongs there as log.format once the config schema has it).
- */
-export function logFormatOption(values: Record<string, unknown>): LogFormat {
-  const flag = values['log-format'];
-  if (flag !== undefined) {
-    if (!isLogFormat(flag)) throw usageError(`Expected one of ${LOG_FORMATS.join(', ')} for --log-format but received ${JSON.stringify(flag)}`);
-    return flag;
-  }
-  const env = process.env.SCANLINE_LOG_FORMAT;
-  if (env === undefined) return 'auto';
-  if (!isLogFormat(env)) {
-    const problem = `Expected one of ${LOG_FORMATS.join(', ')} for SCANLINE_LOG_FORMAT but received ${JSON.stringify(env)}`;
-    throw new ScanlineError('SCANLINE_ERR_CONFIG_INVALID', problem, { problems: [problem] });
-  }
-  return env;
-}
-
-/** Integer option --name in min..max, `fallback` when absent. */
-export function intOption(values: Record<string, unknown>, name: string, fallback: number, min: number, max: number): number {
-  const raw = values[name];
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw usageError(`Expected an integer ${min}..${max} for --${name} but received ${JSON.stringify(raw)}`);
-  return n;
-}
-
 async function serve(args: string[], demoPortals: DemoPortals | undefined): Promise<void> {
   const v = parseOptions(args, {
     port: { type: 'string' },
@@ -146,9 +103,20 @@ async function serve(args: string[], demoPortals: DemoPortals | undefined): Prom
   if (demo > 0 && demoPortals) {
     const log = gateway.log.child({ module: 'demo-portal' });
     log.info({ portals: demo, url: gateway.portalUrl }, 'starting simulated demo portals');
-    demoRun = demoPortals({ url: gateway.portalUrl, portals: demo, signal: demoAbort.signal, log }).catch((err: unknown) =>
-      log.error({ err }, 'demo portal stopped'),
-    );
+    // The demo portals are portals like any other: each gets its own credential, made anew at each start.
+    const credentials: Record<string, string> = {};
+    for (let i = 1; i <= demo; i++) {
+      const portalId = `${DEMO_PORTAL_PREFIX}-${i}`;
+      credentials[portalId] = gateway.identity.setPortalCredential(portalId, { name: 'system:demo', address: null }).credential;
+    }
+    demoRun = demoPortals({
+      url: gateway.portalUrl,
+      portals: demo,
+      portalIdPrefix: DEMO_PORTAL_PREFIX,
+      credentials,
+      signal: demoAbort.signal,
+      log,
+    }).catch((err: unknown) => log.error({ err }, 'demo portal stopped'));
   }
 
   const { drainTimeoutMs, exitTimeoutMs } = config.shutdown;
@@ -193,7 +161,7 @@ function exitAfterFlush(log: Logger, code: number): void {
 
 /** The production commands, serve with the simulated portals it is given (or none). */
 function productionCommands(demo: DemoPortals | undefined): Command[] {
-  return [{ name: 'serve', summary: 'run the gateway', usage: SERVE_USAGE, run: (args) => serve(args, demo) }];
+  return [{ name: 'serve', summary: 'run the gateway', usage: SERVE_USAGE, run: (args) => serve(args, demo) }, ...identityCommands()];
 }
 
 /** The whole usage text: every command, then each command's section. */

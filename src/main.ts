@@ -8,14 +8,15 @@ import { hostname } from 'node:os';
 import { packageVersion, type GatewayConfig } from './config/index.js';
 import { ScanlineError } from './errors/index.js';
 import { ResourceStack } from './lifecycle/index.js';
+import { IdentityService } from './identity/index.js';
 import { checkTileGeometry, createInference, type Inference } from './inference/index.js';
 import { IngestService } from './ingest/index.js';
 import { createRootLogger, type Logger } from './log/index.js';
 import { OperatorHub } from './operator/index.js';
 import { ResultsService } from './results/index.js';
-import { createGatewayMetrics, type GatewayMetrics, type HttpServer, startHttpServer } from './server/index.js';
+import { createGatewayMetrics, type GatewayMetrics, type HttpServer, type RouteSpec, startHttpServer } from './server/index.js';
 import { isNativeStitcherAvailable, type StitcherFactory } from './stitch/index.js';
-import { ScanStore } from './storage/index.js';
+import { IdentityStore, ScanStore } from './storage/index.js';
 
 export const GATEWAY_PHASES = ['starting', 'ready', 'draining', 'closing', 'closed'] as const;
 export type GatewayPhase = (typeof GATEWAY_PHASES)[number];
@@ -25,7 +26,15 @@ export interface GatewayOptions {
   log?: Logger;
   /** The stitcher of each scan: the native addon by default; benchmarks pass the TypeScript reference as baseline. */
   stitcher?: StitcherFactory;
+  /**
+   * Password of the `admin` account made on a first start (no account in the database); by default
+   * SCANLINE_BOOTSTRAP_ADMIN_PASSWORD, else a random one written once to the `gateway ready` log line.
+   */
+  bootstrapAdminPassword?: string;
 }
+
+/** How often open portal connections and operator screens have their credentials checked again, ms. */
+export const CREDENTIAL_CHECK_INTERVAL_MS = 5_000;
 
 export interface Gateway {
   readonly config: GatewayConfig;
@@ -36,6 +45,8 @@ export interface Gateway {
   readonly httpUrl: string;
   readonly ingest: IngestService;
   readonly store: ScanStore;
+  /** Accounts, sessions, API tokens, portal credentials and the audit trail. */
+  readonly identity: IdentityService;
   /** null when config.inference.enabled is false. */
   readonly inference: Inference | null;
   readonly results: ResultsService | null;
@@ -43,6 +54,8 @@ export interface Gateway {
   readonly operator: OperatorHub;
   /** Prometheus metrics (GET /metrics); null when config.metrics.enabled is false. */
   readonly metrics: GatewayMetrics | null;
+  /** Every HTTP route and WebSocket with the access it needs (docs/security.md; the access matrix test holds it). */
+  readonly routes: readonly RouteSpec[];
   readonly log: Logger;
   phase(): GatewayPhase;
   /**
@@ -69,6 +82,10 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       ScanStore.open(config.storage.dataDir, log.child({ module: 'storage' }), { directIo: config.storage.directIo }),
       (s) => s.close(),
     );
+    const identityStore = resources.defer('identity', IdentityStore.open(config.storage.dataDir), (s) => s.close());
+    const identity = new IdentityService({ store: identityStore, config: config.auth, log: log.child({ module: 'identity' }) });
+    // A fresh install refuses the anonymous: its first account is an admin whose password is shown once.
+    const bootstrap = await identity.bootstrapAdmin(options.bootstrapAdminPassword ?? process.env.SCANLINE_BOOTSTRAP_ADMIN_PASSWORD);
     let inference: Inference | null = null;
     let results: ResultsService | null = null;
     if (config.inference.enabled) {
@@ -88,8 +105,10 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         portalLabelLimit: config.metrics.portalLabelLimit,
       });
     }
-    const ingest = resources.defer('ingest', new IngestService({ config, store, log: log.child({ module: 'ingest' }), stitcher: options.stitcher }), (i) =>
-      i.close(),
+    const ingest = resources.defer(
+      'ingest',
+      new IngestService({ config, store, log: log.child({ module: 'ingest' }), stitcher: options.stitcher, portals: identity }),
+      (i) => i.close(),
     );
     if (results) ingest.listen(results.ingestListener());
     const operator = resources.defer(
@@ -136,6 +155,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         config,
         ingest,
         store,
+        identity,
         log: log.child({ module: 'server' }),
         readiness: {
           stitcher: () => (stitcherKind === 'custom' || isNativeStitcherAvailable() ? null : 'native stitcher addon not loaded'),
@@ -152,6 +172,20 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       (s) => s.closeAll(),
     );
     const listening = server;
+    // Revoked portal credentials, signed-out sessions and disabled accounts take effect on open connections too,
+    // also when the change was made by `scanline portal|user|token` in another process.
+    let sweeps = 0;
+    const credentialCheck = setInterval(() => {
+      try {
+        ingest.closeRevokedPortals();
+        listening.closeSignedOut();
+        if (++sweeps % 60 === 0) identity.sweepSessions();
+      } catch (err) {
+        log.error({ err }, 'checking open connections against revoked credentials failed');
+      }
+    }, CREDENTIAL_CHECK_INTERVAL_MS);
+    credentialCheck.unref();
+    resources.defer('credential check', credentialCheck, (t) => clearInterval(t));
     // Where a client on this machine reaches the gateway: a wildcard bind is reached on loopback; an IPv6 literal
     // goes in brackets in a URL.
     const bound = config.server.host === '0.0.0.0' ? '127.0.0.1' : config.server.host === '::' ? '::1' : config.server.host;
@@ -193,10 +227,12 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       httpUrl: `http://${host}:${listening.port}`,
       ingest,
       store,
+      identity,
       inference,
       results,
       operator,
       metrics,
+      routes: listening.routes,
       log,
       phase: () => phase,
       close(drainTimeoutMs = config.shutdown.drainTimeoutMs) {
@@ -209,8 +245,15 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       {
         host: config.server.host,
         port: listening.port,
-        // Where a person opens the operator screen (served by this gateway, GET /).
+        // Where a person opens the operator screen (served by this gateway, GET /), and, on a first start, how to sign in.
         operatorScreen: `${gateway.httpUrl}/`,
+        ...(bootstrap
+          ? {
+              signIn: bootstrap.generated
+                ? { user: bootstrap.name, password: bootstrap.password, note: 'shown once; change it with `scanline user passwd admin`' }
+                : { user: bootstrap.name, password: 'from SCANLINE_BOOTSTRAP_ADMIN_PASSWORD' },
+            }
+          : {}),
         dataDir: store.dataDir,
         stitcher: stitcherKind,
         // Version, provider and precision per model; why other providers were passed over is on /readyz and in

@@ -5,7 +5,7 @@
  * `npm test` builds dist/ first (pretest).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -50,7 +50,31 @@ describe('scanline CLI', () => {
       const m = /"port":(\d+),.*"msg":"gateway ready"/.exec(p.out());
       return m ? Number(m[1]) : undefined;
     });
-    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    // A first start makes the admin account and says once, in the ready line, how to sign in.
+    const ready0 = JSON.parse(
+      p
+        .out()
+        .split('\n')
+        .find((l) => l.includes('"msg":"gateway ready"')) as string,
+    ) as {
+      operatorScreen: string;
+      signIn: { user: string; password: string };
+    };
+    expect(ready0.signIn.user).toBe('admin');
+    expect(ready0.signIn.password).toMatch(/^[A-Za-z0-9_-]{20}$/);
+    expect(ready0.operatorScreen).toBe(`http://127.0.0.1:${port}/`);
+    const session = await fetch(`http://127.0.0.1:${port}/v1/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password: ready0.signIn.password }),
+    });
+    expect(session.status).toBe(201);
+    const cookie = (session.headers.get('set-cookie') ?? '').split(';')[0];
+    // Without credentials /readyz says only whether the gateway is ready; signed in, also what serves each model.
+    const anonymous = (await (await fetch(`http://127.0.0.1:${port}/readyz`)).json()) as Record<string, unknown>;
+    expect(Object.keys(anonymous).sort()).toEqual(['checks', 'ready']);
+    expect((await fetch(`http://127.0.0.1:${port}/v1/scans`)).status).toBe(401);
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`, { headers: { cookie } });
     expect(ready.status).toBe(200);
     const readyBody = (await ready.json()) as { ready: boolean; checks: Record<string, string>; inference: { models: Record<string, { provider: string }> } };
     expect(readyBody).toMatchObject({ ready: true, checks: { stitcher: 'ok', storage: 'ok', inference: 'ok', phase: 'ok' } });
@@ -58,7 +82,9 @@ describe('scanline CLI', () => {
     expect(Object.keys(readyBody.inference.models).sort()).toEqual(['goods-v1', 'threats-v1']);
     // The demo portal's first truck is being received: lines grow while it is in the beam.
     const scan = await until('a scan with lines', async () => {
-      const body = (await (await fetch(`http://127.0.0.1:${port}/v1/scans`)).json()) as { scans: Array<{ scanId: string; lines: number; state: string }> };
+      const body = (await (await fetch(`http://127.0.0.1:${port}/v1/scans`, { headers: { cookie } })).json()) as {
+        scans: Array<{ scanId: string; lines: number; state: string }>;
+      };
       return body.scans.find((s) => s.lines > 100);
     });
     expect(scan.state).toBe('receiving');
@@ -71,7 +97,30 @@ describe('scanline CLI', () => {
   it('simulate streams trucks at max speed into a running gateway and prints a summary', async () => {
     const g = await startTestGateway();
     try {
-      const p = run(['simulate', '--url', g.portalUrl, '--portals', '2', '--trucks', '1', '--seed', '5', '--speed', 'max', '--pixels', '256']);
+      // The portals' credentials, made by the administrator's command on the running gateway's database.
+      const add = run(['portal', 'add', 'sim-1', 'sim-2', '--json', '--data-dir', g.dataDir]);
+      expect(await add.exited).toBe(0);
+      const credentials = JSON.parse(add.out().trim().split('\n').at(-1) as string) as Record<string, string>;
+      expect(Object.keys(credentials)).toEqual(['sim-1', 'sim-2']);
+      const file = join(g.dataDir, 'credentials.json');
+      writeFileSync(file, JSON.stringify(credentials));
+      const p = run([
+        'simulate',
+        '--url',
+        g.portalUrl,
+        '--portals',
+        '2',
+        '--trucks',
+        '1',
+        '--seed',
+        '5',
+        '--speed',
+        'max',
+        '--pixels',
+        '256',
+        '--credentials',
+        file,
+      ]);
       expect(await p.exited).toBe(0);
       const summary = JSON.parse(p.out().slice(p.out().indexOf('{\n'))) as { scansCompleted: number; scansFailed: number };
       expect(summary).toMatchObject({ scansCompleted: 2, scansFailed: 0 });

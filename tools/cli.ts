@@ -11,6 +11,7 @@
  */
 import { type Command, type DemoPortals, intOption, logFormatOption, parseOptions, usageError } from '../src/cli.js';
 import { loadConfig, type GatewayConfig, type GatewayConfigInput } from '../src/config/index.js';
+import { readFileSync } from 'node:fs';
 import { createRootLogger } from '../src/log/index.js';
 import { exportDataset } from './dataset/index.js';
 import { DEFAULT_EVAL_OPTIONS, formatEvalTable, runEval } from './eval/index.js';
@@ -24,6 +25,9 @@ const SIMULATE_USAGE = `scanline simulate [options]
   --line-rate HZ    detector lines per second (default 500)
   --speed MODE      realtime (paced at the line rate) or max (as fast as acked) (default realtime)
   --pixels N        detector pixels per line (default 1024)
+  --credentials FILE
+                    the portals' credentials as JSON {"sim-1": "slp_..."} (\`scanline portal add sim-1 ... --json\`
+                    on the gateway's machine prints it); each portal says hello with its own
 `;
 
 const DATASET_USAGE = `scanline dataset --seeds A..B --out DIR [options]
@@ -59,6 +63,9 @@ const EVAL_USAGE = `scanline eval --seeds A..B [options]
   --url URL         portal endpoint of a running gateway; without it a gateway with the default config (plus
                     --config, SCANLINE_* environment variables and --models, as for serve) is started on a free
                     port with a temporary data directory
+  --credentials FILE
+                    with --url: the credentials of portals eval-1 ... eval-N as JSON (\`scanline portal add ... --json\`);
+                    the results are read with the API token in SCANLINE_API_TOKEN (a viewer's)
   --models DIR      models directory of the started gateway (inference.modelsDir)
   --config FILE     configuration file (JSON or YAML) of the started gateway
   --portals N       trucks streamed at a time, each from its own portal (default ${DEFAULT_EVAL_OPTIONS.portals})
@@ -82,6 +89,7 @@ async function simulate(args: string[]): Promise<void> {
     'line-rate': { type: 'string' },
     speed: { type: 'string' },
     pixels: { type: 'string' },
+    credentials: { type: 'string' },
   });
   const speed = (v.speed as string | undefined) ?? 'realtime';
   if (speed !== 'realtime' && speed !== 'max') throw usageError(`Expected realtime or max for --speed but received ${JSON.stringify(speed)}`);
@@ -98,12 +106,27 @@ async function simulate(args: string[]): Promise<void> {
     lineRate: intOption(v, 'line-rate', 500, 1, 20_000),
     speed,
     pixels: intOption(v, 'pixels', 1024, 16, 4096),
+    ...(typeof v.credentials === 'string' ? { credentials: readCredentials(v.credentials) } : {}),
     signal: abort.signal,
     log: (level, msg, fields) => {
       if (level !== 'debug') process.stderr.write(`${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);
     },
   });
   process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+}
+
+/** Portal credentials from a JSON file {"portal-id": "credential"}, as `scanline portal add --json` prints them. */
+function readCredentials(path: string): Record<string, string> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw usageError(`cannot read --credentials ${path}: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) || !Object.values(parsed).every((c) => typeof c === 'string')) {
+    throw usageError(`Expected a JSON object of portal id to credential strings in --credentials ${path}`);
+  }
+  return parsed as Record<string, string>;
 }
 
 function seedRange(raw: unknown): [number, number] {
@@ -177,6 +200,7 @@ async function evaluate(args: string[]): Promise<void> {
     json: { type: 'boolean' },
     'log-level': { type: 'string' },
     'log-format': { type: 'string' },
+    credentials: { type: 'string' },
   });
   const seeds = seedRange(v.seeds);
   const logFormat = logFormatOption(v);
@@ -186,6 +210,7 @@ async function evaluate(args: string[]): Promise<void> {
   if (url !== undefined && !/^wss?:\/\/.+/.test(url)) throw usageError(`Expected a ws:// or wss:// URL for --url but received ${JSON.stringify(url)}`);
   if (url !== undefined && (v.models !== undefined || v.config !== undefined))
     throw usageError('--models and --config configure the gateway eval starts; they cannot be used with --url');
+  if (url === undefined && v.credentials !== undefined) throw usageError("--credentials is for a gateway given with --url; eval makes its own gateway's");
   if (typeof v.models === 'string' && v.models.length === 0) throw usageError('Expected a directory for --models but received ""');
   const level = ((v['log-level'] as string | undefined) ?? 'warn') as GatewayConfig['log']['level'];
   const flags: GatewayConfigInput = { log: { level } };
@@ -202,7 +227,13 @@ async function evaluate(args: string[]): Promise<void> {
   process.on('SIGTERM', () => abort.abort());
   const summary = await runEval({
     seeds,
-    ...(url !== undefined ? { url } : { gatewayConfig: layers, gatewayLog: createRootLogger(level, process.stderr, logFormat) }),
+    ...(url !== undefined
+      ? {
+          url,
+          ...(typeof v.credentials === 'string' ? { credentials: readCredentials(v.credentials) } : {}),
+          ...(process.env.SCANLINE_API_TOKEN ? { token: process.env.SCANLINE_API_TOKEN } : {}),
+        }
+      : { gatewayConfig: layers, gatewayLog: createRootLogger(level, process.stderr, logFormat) }),
     portals: intOption(v, 'portals', DEFAULT_EVAL_OPTIONS.portals, 1, 64),
     speed,
     threatProbability: probabilityOption(v, 'threat-probability'),
@@ -231,10 +262,12 @@ async function evaluate(args: string[]): Promise<void> {
  * The simulated portals of `scanline serve --demo N`: N portals streaming generated trucks in real time (500
  * lines/s, seeds from 1) until the gateway stops them; the simulator's log lines go to the gateway's logger.
  */
-export const startDemoPortals: DemoPortals = ({ url, portals, signal, log }) =>
+export const startDemoPortals: DemoPortals = ({ url, portals, portalIdPrefix, credentials, signal, log }) =>
   simulatePortals({
     url,
     portals,
+    portalIdPrefix,
+    credentials,
     trucks: 0,
     seed: 1,
     lineRate: 500,

@@ -72,7 +72,8 @@
  */
 
 const PROTOCOL = 1;
-const OPERATOR_ID = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+/** Roles that may record decisions (the gateway refuses the others with SCANLINE_ERR_AUTH_FORBIDDEN). */
+const DECIDING_ROLES = new Set(['officer', 'supervisor', 'admin']);
 const FRAME_MAGIC = 0x314f5358; // "XSO1"
 const FRAME_FIXED_BYTES = 32;
 /** Scans held beyond the selected and the live ones (older ended scans are dropped first). */
@@ -149,8 +150,10 @@ const commentBox = /** @type {HTMLTextAreaElement} */ ($('comment'));
 
 /** Everything the screen knows. */
 const state = {
-  // ?operator= in the page address (e.g. a bookmarked screen) wins over the id remembered from last time.
-  operatorId: new URLSearchParams(location.search).get('operator') || localStorage.getItem('scanline.operatorId') || '',
+  /** The signed-in account ('' while signed out), its role, and the token state-changing requests carry. */
+  user: '',
+  role: '',
+  csrfToken: '',
   /** @type {WebSocket | null} */
   ws: null,
   connected: false,
@@ -367,11 +370,12 @@ function renderScanImage(scan) {
 let reconnectDelay = 500;
 
 function connect() {
-  if (!OPERATOR_ID.test(state.operatorId)) {
-    setConn('closed', 'enter your officer id');
+  if (!state.user) {
+    setConn('closed', 'signed out');
     return;
   }
-  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/operator?operator=${encodeURIComponent(state.operatorId)}`;
+  // The session cookie goes with the upgrade (same origin); the gateway knows who this is.
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/operator`;
   const ws = new WebSocket(url);
   ws.binaryType = 'arraybuffer';
   state.ws = ws;
@@ -379,7 +383,7 @@ function connect() {
   ws.onopen = () => {
     reconnectDelay = 500;
     state.connected = true;
-    setConn('open', `live as ${state.operatorId}`);
+    setConn('open', 'live');
     ws.send(JSON.stringify({ type: 'hello', protocol: PROTOCOL }));
     // Every lane, plus every scan held: those that ended while the screen was away get a fresh snapshot too (the
     // gateway sends snapshots of the lanes' live scans only).
@@ -393,10 +397,25 @@ function connect() {
   };
   ws.onclose = (ev) => {
     if (state.ws !== ws) return;
+    state.ws = null;
     state.connected = false;
-    setConn('closed', `disconnected (${ev.code}${ev.reason ? ` ${ev.reason}` : ''}); retrying`);
-    setTimeout(connect, reconnectDelay);
-    reconnectDelay = Math.min(10_000, reconnectDelay * 2);
+    // A refused upgrade reaches the page as 1006 without its reason: ask whether the session still holds.
+    void fetch('/v1/session').then(
+      (res) => {
+        if (res.status === 401) {
+          showSignIn('Your session has ended. Sign in again.');
+          return;
+        }
+        setConn('closed', `disconnected (${ev.code}${ev.reason ? ` ${ev.reason}` : ''}); retrying`);
+        setTimeout(connect, reconnectDelay);
+        reconnectDelay = Math.min(10_000, reconnectDelay * 2);
+      },
+      () => {
+        setConn('closed', 'gateway unreachable; retrying');
+        setTimeout(connect, reconnectDelay);
+        reconnectDelay = Math.min(10_000, reconnectDelay * 2);
+      },
+    );
   };
 }
 
@@ -759,7 +778,7 @@ function renderHead() {
   const view = $('scan-view');
   view.dataset.state = s.state;
   view.dataset.scanId = s.scanId;
-  const canDecide = OPERATOR_ID.test(state.operatorId);
+  const canDecide = DECIDING_ROLES.has(state.role);
   button('btn-clear').disabled = !canDecide;
   button('btn-inspect').disabled = !canDecide;
 }
@@ -981,8 +1000,8 @@ async function decide(verdict) {
   const scanId = state.selected;
   const status = $('decision-status');
   if (!scanId) return;
-  if (!OPERATOR_ID.test(state.operatorId)) {
-    status.textContent = 'Enter your officer id first.';
+  if (!DECIDING_ROLES.has(state.role)) {
+    status.textContent = `Role ${state.role} may not record decisions.`;
     status.className = 'decision-status error';
     return;
   }
@@ -997,10 +1016,14 @@ async function decide(verdict) {
   try {
     const res = await fetch(`/v1/scans/${encodeURIComponent(scanId)}/decision`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-scanline-operator': state.operatorId },
+      headers: { 'content-type': 'application/json', 'x-csrf-token': state.csrfToken },
       body: JSON.stringify(body),
     });
     const answer = await res.json();
+    if (res.status === 401) {
+      showSignIn('Your session has ended. Sign in again; your comment and ratings are kept.');
+      throw new Error('signed out');
+    }
     if (res.status !== 201) {
       const e = answer.error ?? { code: `HTTP ${res.status}`, message: res.statusText };
       if (e.code === 'SCANLINE_ERR_DECISION_UNKNOWN_SUGGESTION' && Array.isArray(e.unknown)) {
@@ -1048,8 +1071,10 @@ function scheduleHistory() {
 }
 
 async function loadHistory() {
+  if (!state.user) return;
   try {
     const res = await fetch('/v1/scans?limit=50');
+    if (res.status !== 200) return;
     const body = await res.json();
     state.history = body.scans || [];
   } catch {
@@ -1287,24 +1312,106 @@ function windowChanged(/** @type {'lo' | 'hi'} */ moved) {
   rerender();
 }
 
-function wire() {
-  const idInput = input('operator-id');
-  idInput.value = state.operatorId;
-  idInput.addEventListener('change', () => {
-    const v = idInput.value.trim();
-    idInput.classList.toggle('invalid', v !== '' && !OPERATOR_ID.test(v));
-    if (!OPERATOR_ID.test(v)) return;
-    state.operatorId = v;
-    localStorage.setItem('scanline.operatorId', v);
-    if (state.ws) {
-      const old = state.ws;
-      state.ws = null;
-      state.connected = false;
-      old.close(1000, 'operator changed');
+// ---------------------------------------------------------------------------------------------------------------
+// Signing in and out
+
+/**
+ * The session is the gateway's (an HttpOnly cookie this script cannot read); the page learns who it is from
+ * GET /v1/session, and sends the session's CSRF token with every state-changing request.
+ * @param {{user: string, role: string, csrfToken?: string}} s
+ */
+function signedIn(s) {
+  state.user = s.user;
+  state.role = s.role;
+  state.csrfToken = s.csrfToken ?? '';
+  $('sign-in').hidden = true;
+  $('signed-in').hidden = false;
+  $('user-name').textContent = s.user;
+  $('user-role').textContent = s.role;
+  // Controls a role may not use are not offered.
+  $('decision-section').hidden = !DECIDING_ROLES.has(s.role);
+  reconnectDelay = 500;
+  connect();
+  void loadHistory();
+  renderHead();
+}
+
+/** @param {string} message */
+function showSignIn(message) {
+  state.user = '';
+  state.role = '';
+  state.csrfToken = '';
+  if (state.ws) {
+    const old = state.ws;
+    state.ws = null;
+    state.connected = false;
+    old.close(1000, 'signed out');
+  }
+  setConn('closed', 'signed out');
+  $('signed-in').hidden = true;
+  $('sign-in').hidden = false;
+  $('sign-in-error').textContent = message;
+  input('sign-in-password').value = '';
+  input('sign-in-user').focus();
+}
+
+async function startSession() {
+  try {
+    const res = await fetch('/v1/session');
+    if (res.status === 200) {
+      signedIn(await res.json());
+      return;
     }
-    connect();
-    renderHead();
-  });
+  } catch {
+    // unreachable: the sign-in page says so when the officer tries
+  }
+  showSignIn('');
+}
+
+/** @param {SubmitEvent} e */
+async function submitSignIn(e) {
+  e.preventDefault();
+  const error = $('sign-in-error');
+  const submit = button('sign-in-submit');
+  submit.disabled = true;
+  error.textContent = '';
+  try {
+    const res = await fetch('/v1/session', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: input('sign-in-user').value.trim(), password: input('sign-in-password').value }),
+    });
+    const body = await res.json();
+    if (res.status === 201) {
+      input('sign-in-password').value = '';
+      signedIn(body);
+      return;
+    }
+    const code = body.error?.code ?? `HTTP ${res.status}`;
+    error.textContent =
+      code === 'SCANLINE_ERR_AUTH_LOCKED'
+        ? `Too many failed attempts; try again in ${body.error.retryAfterSec ?? 'a few'} s.`
+        : code === 'SCANLINE_ERR_AUTH_INVALID'
+          ? 'Wrong account name or password.'
+          : `${code}: ${body.error?.message ?? res.statusText}`;
+  } catch (err) {
+    error.textContent = `The gateway cannot be reached: ${err instanceof Error ? err.message : String(err)}`;
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+async function signOut() {
+  try {
+    await fetch('/v1/session', { method: 'DELETE', headers: { 'x-csrf-token': state.csrfToken } });
+  } finally {
+    showSignIn('Signed out.');
+  }
+}
+
+function wire() {
+  /** @type {HTMLFormElement} */ ($('sign-in-form')).addEventListener('submit', (e) => void submitSignIn(e));
+  $('sign-out').onclick = () => void signOut();
   const modes = ['view-material', 'view-grey'];
   $('view-material').onclick = () => {
     state.view.mode = 'material';
@@ -1381,6 +1488,4 @@ function wire() {
 
 wire();
 renderLanes();
-void loadHistory();
-connect();
-if (!OPERATOR_ID.test(state.operatorId)) input('operator-id').focus();
+void startSession();

@@ -10,9 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveConfig, type GatewayConfig } from '../../src/config/index.js';
 import { IngestService } from '../../src/ingest/index.js';
+import { IdentityService } from '../../src/identity/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { startGateway } from '../../src/main.js';
-import { ScanStore } from '../../src/storage/index.js';
+import { IdentityStore, ScanStore } from '../../src/storage/index.js';
 import { tsStitcher } from '../../test/helpers/ts-stitcher.js';
 import { startWsTransport } from './ws-transport.js';
 
@@ -28,6 +29,8 @@ export interface BenchGateway {
   readonly portalUrl: string;
   readonly ingest: IngestService;
   readonly dataDir: string;
+  /** Credentials of the load generator's portals `bench-portal-0..n-1` (made on first use). */
+  portalCredentials(n: number): Record<string, string>;
   /** Closes the gateway (open scans are aborted at once) and deletes its data directory. */
   dispose(): Promise<void>;
 }
@@ -41,6 +44,25 @@ function benchConfig(dataDir: string): GatewayConfig {
     // for a scan.resume, so teardown does not depend on the drain timeout.
     portal: { resumeGraceMs: 0 },
   });
+}
+
+const credentialCache = new WeakMap<IdentityService, Map<string, string>>();
+
+/** Portal identities `bench-portal-0..n-1` on a bench gateway, made once each. */
+export function benchPortalCredentials(identity: IdentityService, n: number): Record<string, string> {
+  let cache = credentialCache.get(identity);
+  if (!cache) credentialCache.set(identity, (cache = new Map()));
+  const out: Record<string, string> = {};
+  for (let i = 0; i < n; i++) {
+    const portalId = `bench-portal-${i}`;
+    let c = cache.get(portalId);
+    if (c === undefined) {
+      c = identity.setPortalCredential(portalId, { name: 'bench', address: null }).credential;
+      cache.set(portalId, c);
+    }
+    out[portalId] = c;
+  }
+  return out;
 }
 
 /** `dataParent`: where the data directory is made (default os.tmpdir()). */
@@ -57,6 +79,7 @@ export async function startBenchGateway(path: GatewayPath, dataParent: string = 
         portalUrl: gateway.portalUrl,
         ingest: gateway.ingest,
         dataDir,
+        portalCredentials: (n) => benchPortalCredentials(gateway.identity, n),
         async dispose() {
           await gateway.close(1_000);
           removeDir();
@@ -64,18 +87,22 @@ export async function startBenchGateway(path: GatewayPath, dataParent: string = 
       };
     }
     const store = ScanStore.open(dataDir, log);
-    const ingest = new IngestService({ config, store, log, stitcher: tsStitcher });
+    const identityStore = IdentityStore.open(dataDir);
+    const identity = new IdentityService({ store: identityStore, config: config.auth, log });
+    const ingest = new IngestService({ config, store, log, stitcher: tsStitcher, portals: identity });
     const transport = await startWsTransport(config, ingest);
     return {
       path,
       portalUrl: transport.portalUrl,
       ingest,
       dataDir,
+      portalCredentials: (n) => benchPortalCredentials(identity, n),
       async dispose() {
         ingest.stopAccepting(1_000);
         await transport.close();
         await ingest.drain(1_000);
         store.close();
+        identityStore.close();
         removeDir();
       },
     };

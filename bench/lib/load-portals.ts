@@ -113,7 +113,9 @@ class Portal {
       this.ws = ws;
       ws.once('error', reject);
       ws.once('open', () => {
-        ws.send(JSON.stringify({ type: 'hello', portalId: `bench-portal-${this.index}`, detector: this.plan.detector }));
+        const portalId = `bench-portal-${this.index}`;
+        const token = this.plan.credentials?.[portalId];
+        ws.send(JSON.stringify({ type: 'hello', portalId, ...(token ? { token } : {}), detector: this.plan.detector }));
       });
       ws.on('message', (data, isBinary) => {
         if (isBinary) return;

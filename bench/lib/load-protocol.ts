@@ -31,6 +31,8 @@ export interface LoadPlan {
   linesPerFrame: number;
   /** Paced: portal i starts its line clock i x startSpreadMs / portals after the first; default one frame period. */
   startSpreadMs?: number;
+  /** Portal credentials by portal id (`bench-portal-<i>`), sent in hello. */
+  credentials?: Record<string, string>;
 }
 
 export interface LoadCounters {

@@ -24,8 +24,9 @@ export interface LoadShape {
 }
 
 /** The load generator's plan for `shape`: every portal replays the pre-rendered truck in `truckFile`. */
-export function loadPlan(shape: LoadShape, url: string, truckFile: string, detector: DetectorInfo): LoadPlan {
+export function loadPlan(shape: LoadShape, url: string, truckFile: string, detector: DetectorInfo, credentials?: Record<string, string>): LoadPlan {
   return {
+    ...(credentials ? { credentials } : {}),
     url,
     portals: shape.portals,
     mode: shape.mode,

@@ -169,7 +169,7 @@ async function measure(spec: RunSpec, truckFile: string, truck: TruckMeta, timeo
     gcMs,
   });
   try {
-    const plan = loadPlan(spec, gw.portalUrl, truckFile, truck.detector);
+    const plan = loadPlan(spec, gw.portalUrl, truckFile, truck.detector, gw.portalCredentials(spec.portals));
     const measured = await runLoadWindow(plan, timeoutMs, `run ${labelOf(spec)} x${spec.portals} ${spec.mode}`, { onStart: snap, onEnd: snap });
     const exclude = new Set([process.pid, measured.childPid]);
     return summarise(spec, measured.start, measured.end, measured.counters, process.memoryUsage().rss, exclude);

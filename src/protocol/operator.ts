@@ -17,25 +17,11 @@ import {
 
 export const OPERATOR_PROTOCOL_VERSION = 1;
 
-/** Operator ids: 1-64 of A-Za-z0-9._@- starting with a letter or digit (an officer's login or badge number). */
+/** Operator ids: the signed-in account's name (src/identity AccountNameSchema is stricter: lower case). */
 export const OperatorIdSchema = Type.String({
   pattern: '^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$',
   expected: 'an operator id of 1-64 characters A-Za-z0-9._@- (starting with a letter or digit)',
 });
-const OPERATOR_ID = new SchemaValidator(OperatorIdSchema);
-
-/** Checks an operator id from a header or query parameter; throws SCANLINE_ERR_OPERATOR_ID. */
-export function validateOperatorId(value: string | null | undefined): string {
-  // Through `unknown`: a failed check must not narrow `value` to null | undefined (a bad id is a string too).
-  const candidate: unknown = value;
-  if (OPERATOR_ID.check(candidate)) return candidate;
-  const shown = value === null || value === undefined || value === '' ? 'nothing' : JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
-  throw new ScanlineError(
-    'SCANLINE_ERR_OPERATOR_ID',
-    `Expected ${OperatorIdSchema.expected} in the X-Scanline-Operator header or the operator query parameter but received ${shown}`,
-  );
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Screen -> gateway
 

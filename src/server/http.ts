@@ -4,6 +4,7 @@
  */
 import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import { SECURITY_HEADERS } from './guard.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
 
 const STATUS_TEXT: Record<number, string> = {
@@ -12,11 +13,13 @@ const STATUS_TEXT: Record<number, string> = {
   204: 'No Content',
   400: 'Bad Request',
   401: 'Unauthorized',
+  403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
   409: 'Conflict',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
+  421: 'Misdirected Request',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
@@ -54,13 +57,20 @@ export class PendingResponse {
   error(err: unknown): void {
     const e = toScanlineErrorOrInternal(err);
     if (e.status === 500) this.log.error({ err: e, request: this.request }, 'HTTP request failed');
-    this.json(e.status, { error: e.toJSON() });
+    const retry = e.details.retryAfterSec;
+    this.send(
+      e.status,
+      'application/json; charset=utf-8',
+      JSON.stringify({ error: e.toJSON() }),
+      typeof retry === 'number' ? { 'Retry-After': String(retry) } : {},
+    );
   }
 
   send(status: number, contentType: string, body: string | Uint8Array, headers: Record<string, string> = {}): void {
     if (this.aborted) return;
     this.res.cork(() => {
       this.res.writeStatus(statusLine(status)).writeHeader('Content-Type', contentType).writeHeader('Cache-Control', 'no-store');
+      for (const [k, v] of Object.entries(SECURITY_HEADERS)) this.res.writeHeader(k, v);
       for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v);
       this.res.end(body);
     });

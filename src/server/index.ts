@@ -1,9 +1,12 @@
 /**
  * Server stage: one uWS app serving the portal WebSocket (/v1/portal), the scan API and health endpoints.
- * Transport only: protocol logic lives in the ingest stage, data in storage.
+ * Transport only: protocol logic lives in the ingest stage, data in storage, identities in src/identity. Every
+ * route is registered through Routes with the access it needs (guard.ts runs first); `routes` on the returned
+ * server lists them for the access matrix test.
  */
 import type { GatewayConfig } from '../config/index.js';
-import { ScanlineError } from '../errors/index.js';
+import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
+import type { IdentityService } from '../identity/index.js';
 import { CloseCode, type IngestService, type PortalConnection } from '../ingest/index.js';
 import type { GatewayMessage } from '../protocol/index.js';
 import type { Logger } from '../log/index.js';
@@ -13,10 +16,17 @@ import type { ResultsService } from '../results/index.js';
 import type { OperatorHub } from '../operator/index.js';
 import { registerDecisionRoutes } from './decisions-api.js';
 import { operatorImageRenderer } from './operator-image.js';
-import { registerOperatorFeed, registerOperatorUi } from './operator-route.js';
+import { registerOperatorFeed, registerOperatorUi, type OperatorFeed } from './operator-route.js';
 import { registerReferenceRoutes } from './references-api.js';
 import { registerScanRoutes } from './scans-api.js';
-import { DISABLED, closeListenSocket, createApp, localPort, type TemplatedApp, type WebSocket, type us_listen_socket } from './uws.js';
+import { readRequestFacts, RequestGuard, type RouteSpec, SECURITY_HEADERS } from './guard.js';
+import { Routes } from './routes.js';
+import { registerSessionRoutes } from './session-api.js';
+import { DISABLED, closeListenSocket, createApp, localPort, type WebSocket, type us_listen_socket } from './uws.js';
+import { statusLine } from './http.js';
+
+export { SESSION_COOKIE, CSRF_HEADER, type RouteSpec } from './guard.js';
+export { CLOSE_SIGNED_OUT } from './operator-route.js';
 
 interface PortalSocketData {
   conn: PortalConnection | null;
@@ -33,6 +43,8 @@ export interface HttpServerOptions {
   ingest: IngestService;
   store: ScanStore;
   log: Logger;
+  /** Accounts, sessions, tokens and portal credentials; also the audit trail. */
+  identity: IdentityService;
   readiness: Record<string, ReadinessCheck>;
   /** Extra facts /readyz reports whatever the verdict (e.g. which execution provider serves each model). */
   readinessDetails?: () => Record<string, unknown>;
@@ -59,14 +71,19 @@ export interface HttpServer {
   stopListening(): void;
   /** Closes every remaining socket. */
   closeAll(): void;
+  /** Every route and WebSocket with the access it needs (the access matrix test reads it). */
+  readonly routes: readonly RouteSpec[];
+  /** Closes operator screens whose credentials stopped being valid; returns how many. */
+  closeSignedOut(): number;
 }
 
 /** Extra room above the protocol limit so an oversize frame reaches the gateway and gets a coded error. */
 const PAYLOAD_HEADROOM = 1024 * 1024;
 
-function registerPortalRoute(app: TemplatedApp, o: HttpServerOptions): void {
+function registerPortalRoute(routes: Routes, o: HttpServerOptions): void {
   const { ingest, log, config } = o;
-  app.ws<PortalSocketData>('/v1/portal', {
+  const spec = routes.ws('/v1/portal', 'portal');
+  routes.app.ws<PortalSocketData>(spec.path, {
     compression: DISABLED,
     maxPayloadLength: config.portal.maxMessageBytes + PAYLOAD_HEADROOM,
     idleTimeout: config.portal.idleTimeoutSec,
@@ -74,6 +91,17 @@ function registerPortalRoute(app: TemplatedApp, o: HttpServerOptions): void {
     maxBackpressure: config.portal.maxBackpressureBytes,
     // closeOnBackpressureLimit stays at its default (off): a stuck portal is closed by the send() check below.
     upgrade: (res, req, context) => {
+      try {
+        routes.guard.check(spec, readRequestFacts(res, req));
+      } catch (err) {
+        const e = toScanlineErrorOrInternal(err);
+        res.cork(() => {
+          res.writeStatus(statusLine(e.status)).writeHeader('Content-Type', 'application/json; charset=utf-8');
+          for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.writeHeader(k, v);
+          res.end(JSON.stringify({ error: e.toJSON() }));
+        });
+        return;
+      }
       res.upgrade<PortalSocketData>(
         { conn: null, closed: false },
         req.getHeader('sec-websocket-key'),
@@ -118,9 +146,13 @@ function registerPortalRoute(app: TemplatedApp, o: HttpServerOptions): void {
   });
 }
 
-function registerHealthRoutes(app: TemplatedApp, o: HttpServerOptions): void {
-  app.get('/livez', (res, req) => handleAsync(res, req, o.log, (out) => out.json(200, { status: 'alive' })));
-  app.get('/readyz', (res, req) =>
+/**
+ * /livez and /readyz stay open (probes carry no credentials); what /readyz adds beyond the verdict and its checks
+ * (model versions, providers) is shown only to a request with valid credentials.
+ */
+function registerHealthRoutes(routes: Routes, o: HttpServerOptions): void {
+  routes.get('/livez', 'public', (res, req) => handleAsync(res, req, o.log, (out) => out.json(200, { status: 'alive' })));
+  routes.get('/readyz', 'public', (res, req, ctx) =>
     handleAsync(res, req, o.log, (out) => {
       const notReady: Record<string, string> = {};
       for (const [name, check] of Object.entries(o.readiness)) {
@@ -131,15 +163,15 @@ function registerHealthRoutes(app: TemplatedApp, o: HttpServerOptions): void {
       out.json(ready ? 200 : 503, {
         ready,
         checks: Object.fromEntries(Object.keys(o.readiness).map((k) => [k, notReady[k] ?? 'ok'])),
-        ...(o.readinessDetails?.() ?? {}),
+        ...(ctx.principal ? (o.readinessDetails?.() ?? {}) : {}),
       });
     }),
   );
 }
 
 /** GET /metrics: rendered after an await, so the response is guarded by onAborted (handleAsync). */
-function registerMetricsRoute(app: TemplatedApp, metrics: MetricsEndpoint, log: Logger): void {
-  app.get('/metrics', (res, req) =>
+function registerMetricsRoute(routes: Routes, metrics: MetricsEndpoint, log: Logger): void {
+  routes.get('/metrics', 'metrics', (res, req) =>
     handleAsync(res, req, log, async (out) => {
       let text: string;
       try {
@@ -155,23 +187,33 @@ function registerMetricsRoute(app: TemplatedApp, metrics: MetricsEndpoint, log: 
 /** Builds the app, registers every route and listens. Resolves once listening (port 0 → the chosen port). */
 export function startHttpServer(o: HttpServerOptions): Promise<HttpServer> {
   const app = createApp();
-  registerPortalRoute(app, o);
+  const guard = new RequestGuard({
+    identity: o.identity,
+    boundHost: o.config.server.host,
+    allowedHosts: o.config.server.allowedHosts,
+    allowedOrigins: o.config.server.allowedOrigins,
+    tls: false,
+  });
+  const routes = new Routes(app, guard, o.log);
+  registerPortalRoute(routes, o);
+  registerSessionRoutes(routes, o.log);
   registerScanRoutes(
-    app,
+    routes,
     o.log,
     o.ingest,
     o.store,
     o.results,
     o.operator ? operatorImageRenderer(o.operator, o.results ?? null, o.config.stitch.previewDownsample) : undefined,
   );
-  registerReferenceRoutes(app, o.log, o.results);
-  registerHealthRoutes(app, o);
-  if (o.metrics) registerMetricsRoute(app, o.metrics, o.log);
+  registerReferenceRoutes(routes, o.log, o.results, o.identity);
+  registerHealthRoutes(routes, o);
+  if (o.metrics) registerMetricsRoute(routes, o.metrics, o.log);
+  let feed: OperatorFeed | null = null;
   if (o.operator) {
-    registerOperatorFeed(app, { hub: o.operator, config: o.config.operator, log: o.log });
-    registerOperatorUi(app, o.log);
+    feed = registerOperatorFeed(routes, { hub: o.operator, config: o.config.operator, log: o.log });
+    registerOperatorUi(routes, o.log);
   }
-  registerDecisionRoutes(app, { store: o.store, results: o.results ?? null, hub: o.operator ?? null, log: o.log });
+  registerDecisionRoutes(routes, { store: o.store, results: o.results ?? null, hub: o.operator ?? null, audit: o.identity, log: o.log });
   app.any('/*', (res, req) => {
     const url = req.getUrl();
     handleAsync(res, req, o.log, () => {
@@ -202,6 +244,8 @@ export function startHttpServer(o: HttpServerOptions): Promise<HttpServer> {
           listening = null;
           app.close();
         },
+        routes: routes.specs,
+        closeSignedOut: () => feed?.closeSignedOut(o.identity) ?? 0,
       });
     });
   });

@@ -2,19 +2,28 @@
  * The operator screen's doors: the feed WebSocket (WS /v1/operator, protocol in docs/protocol.md) and the web UI
  * (GET / and GET /ui/*, static files from the package's web/ folder, read once at start; nothing from a CDN).
  * Transport only: the feed's logic and its backpressure policy live in src/operator.
+ *
+ * The feed needs a signed-in viewer (session cookie, or a bearer token for programs) and, from a browser, the
+ * gateway's own Origin (a page of another site must not read the live feed with the officer's cookie). The screen's
+ * operator id is the account. Open feeds are checked again every few seconds (closeSignedOut): a screen whose
+ * session was signed out, expired or whose account was disabled or changed role is closed with code 4001.
+ * The UI files are public (the sign-in page must load) and hold no data; they are served with a Content-Security-
+ * Policy that allows no inline script and no framing.
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
+import type { IdentityService, Principal } from '../identity/index.js';
 import type { Logger } from '../log/index.js';
 import type { OperatorConfig, OperatorHub, OperatorSession, SendStatus } from '../operator/index.js';
-import { validateOperatorId } from '../protocol/index.js';
+import { SECURITY_HEADERS, UI_CONTENT_SECURITY_POLICY, readRequestFacts } from './guard.js';
 import { handleAsync, pathParameter, statusLine } from './http.js';
-import { DISABLED, type HttpRequest, type HttpResponse, type TemplatedApp, type WebSocket } from './uws.js';
+import type { Routes } from './routes.js';
+import { DISABLED, type HttpResponse, type WebSocket } from './uws.js';
 
 interface OperatorSocketData {
-  operatorId: string;
+  principal: Principal;
   session: OperatorSession | null;
   closed: boolean;
 }
@@ -25,6 +34,15 @@ export interface OperatorRouteOptions {
   log: Logger;
 }
 
+/** WebSocket close code for a screen whose credentials stopped being valid while it was open. */
+export const CLOSE_SIGNED_OUT = 4001;
+
+/** The open feeds, for checking their credentials again. */
+export interface OperatorFeed {
+  /** Closes every screen whose principal is no longer valid (identity.stillValid); returns how many. */
+  closeSignedOut(identity: IdentityService): number;
+}
+
 const SEND_STATUS: readonly SendStatus[] = ['backpressure', 'sent', 'dropped'];
 
 /**
@@ -33,26 +51,20 @@ const SEND_STATUS: readonly SendStatus[] = ['backpressure', 'sent', 'dropped'];
  */
 const PAYLOAD_HEADROOM = 64 * 1024;
 
-/** The operator id of a request: X-Scanline-Operator header, else the `operator` query parameter (validated). */
-export function operatorIdOf(req: HttpRequest): string {
-  const header = req.getHeader('x-scanline-operator');
-  if (header !== '') return validateOperatorId(header);
-  return validateOperatorId(new URLSearchParams(req.getQuery() ?? '').get('operator'));
-}
-
 /** Answers an upgrade request with an error body (synchronously, inside the upgrade handler). */
 function refuseUpgrade(res: HttpResponse, err: ScanlineError): void {
   res.cork(() => {
-    res
-      .writeStatus(statusLine(err.status))
-      .writeHeader('Content-Type', 'application/json; charset=utf-8')
-      .end(JSON.stringify({ error: err.toJSON() }));
+    res.writeStatus(statusLine(err.status)).writeHeader('Content-Type', 'application/json; charset=utf-8').writeHeader('Cache-Control', 'no-store');
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.writeHeader(k, v);
+    res.end(JSON.stringify({ error: err.toJSON() }));
   });
 }
 
-export function registerOperatorFeed(app: TemplatedApp, o: OperatorRouteOptions): void {
+export function registerOperatorFeed(routes: Routes, o: OperatorRouteOptions): OperatorFeed {
   const { hub, config, log } = o;
-  app.ws<OperatorSocketData>('/v1/operator', {
+  const spec = routes.ws('/v1/operator', 'viewer');
+  const open = new Set<WebSocket<OperatorSocketData>>();
+  routes.app.ws<OperatorSocketData>(spec.path, {
     compression: DISABLED,
     maxPayloadLength: config.maxMessageBytes + PAYLOAD_HEADROOM,
     idleTimeout: config.idleTimeoutSec,
@@ -61,9 +73,9 @@ export function registerOperatorFeed(app: TemplatedApp, o: OperatorRouteOptions)
     maxBackpressure: config.maxBufferedBytes,
     closeOnBackpressureLimit: 0,
     upgrade: (res, req, context) => {
-      let operatorId: string;
+      let principal: Principal;
       try {
-        operatorId = operatorIdOf(req);
+        principal = routes.guard.check(spec, readRequestFacts(res, req)) as Principal;
         if (!hub.admit()) {
           throw new ScanlineError('SCANLINE_ERR_OPERATOR_TOO_MANY', `${config.maxOperators} operator screens are connected (operator.maxOperators)`);
         }
@@ -74,7 +86,7 @@ export function registerOperatorFeed(app: TemplatedApp, o: OperatorRouteOptions)
         return;
       }
       res.upgrade<OperatorSocketData>(
-        { operatorId, session: null, closed: false },
+        { principal, session: null, closed: false },
         req.getHeader('sec-websocket-key'),
         req.getHeader('sec-websocket-protocol'),
         req.getHeader('sec-websocket-extensions'),
@@ -83,7 +95,8 @@ export function registerOperatorFeed(app: TemplatedApp, o: OperatorRouteOptions)
     },
     open: (ws: WebSocket<OperatorSocketData>) => {
       const data = ws.getUserData();
-      data.session = hub.connect(data.operatorId, {
+      open.add(ws);
+      data.session = hub.connect(data.principal.account, {
         send(payload: string | Uint8Array, binary: boolean): SendStatus {
           if (data.closed) return 'dropped';
           return SEND_STATUS[ws.send(payload, binary)] ?? 'dropped';
@@ -129,10 +142,25 @@ export function registerOperatorFeed(app: TemplatedApp, o: OperatorRouteOptions)
     close: (ws: WebSocket<OperatorSocketData>) => {
       const data = ws.getUserData();
       data.closed = true;
+      open.delete(ws);
       if (data.session) hub.onClose(data.session);
     },
   });
   log.debug({ maxOperators: config.maxOperators }, 'operator feed registered at /v1/operator');
+  return {
+    closeSignedOut(identity: IdentityService): number {
+      let closed = 0;
+      for (const ws of open) {
+        const data = ws.getUserData();
+        if (data.closed || identity.stillValid(data.principal)) continue;
+        data.closed = true;
+        closed++;
+        log.info({ operatorId: data.principal.account }, 'operator screen closed: its session or token is no longer valid');
+        ws.end(CLOSE_SIGNED_OUT, 'SCANLINE_ERR_AUTH_INVALID');
+      }
+      return closed;
+    },
+  };
 }
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -159,7 +187,7 @@ export function webRoot(): string | null {
  * Serves the web UI: GET / is web/index.html, GET /ui/<file> the other files of web/ (flat folder). Files are read
  * once here; an edit needs a restart.
  */
-export function registerOperatorUi(app: TemplatedApp, log: Logger): void {
+export function registerOperatorUi(routes: Routes, log: Logger): void {
   const root = webRoot();
   const files = new Map<string, { type: string; body: Buffer }>();
   // A package without web/ still serves the feed and the API; the UI routes then answer 404 saying why.
@@ -170,7 +198,7 @@ export function registerOperatorUi(app: TemplatedApp, log: Logger): void {
       if (type) files.set(name, { type, body: readFileSync(join(root, name)) });
     }
   }
-  const serve = (res: HttpResponse, req: HttpRequest, name: string): void =>
+  const serve = (res: HttpResponse, req: Parameters<typeof handleAsync>[1], name: string): void =>
     handleAsync(res, req, log, (out) => {
       const f = files.get(name);
       if (!f)
@@ -178,9 +206,9 @@ export function registerOperatorUi(app: TemplatedApp, log: Logger): void {
           'SCANLINE_ERR_HTTP_NOT_FOUND',
           root === null ? 'the web UI is not installed (no web/ folder in the package)' : `no UI file ${name}`,
         );
-      out.send(200, f.type, f.body);
+      out.send(200, f.type, f.body, f.type.startsWith('text/html') ? { 'Content-Security-Policy': UI_CONTENT_SECURITY_POLICY } : {});
     });
-  app.get('/', (res, req) => serve(res, req, 'index.html'));
-  app.get('/ui/:file', (res, req) => serve(res, req, pathParameter(req, 0)));
+  routes.get('/', 'public', (res, req) => serve(res, req, 'index.html'));
+  routes.get('/ui/:file', 'public', (res, req) => serve(res, req, pathParameter(req, 0)));
   log.debug({ root, files: files.size }, 'operator UI served at /');
 }

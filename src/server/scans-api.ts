@@ -21,7 +21,8 @@ import type { ScanRecord, ScanStore, StoredDecision } from '../storage/index.js'
 import type { ScanState } from '../protocol/index.js';
 import { parseQuery } from './body.js';
 import { badQuery, handleAsync, pathParameter } from './http.js';
-import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
+import type { Routes } from './routes.js';
+import type { HttpRequest, HttpResponse } from './uws.js';
 
 /** GET /v1/scans?limit=&state=&portal=&before= */
 export const ScanListQuerySchema = Type.Object({
@@ -75,15 +76,16 @@ export interface ResultsSource {
   report(scanId: string): unknown;
 }
 
+/** Every scan route needs the viewer role (or above). */
 export function registerScanRoutes(
-  app: TemplatedApp,
+  routes: Routes,
   log: Logger,
   ingest: IngestService,
   store: ScanStore,
   results?: ResultsSource,
   images?: ScanImageRenderer,
 ): void {
-  app.get('/v1/scans', (res: HttpResponse, req: HttpRequest) => {
+  routes.get('/v1/scans', 'viewer', (res: HttpResponse, req: HttpRequest) => {
     const q = new URLSearchParams(req.getQuery() ?? '');
     handleAsync(res, req, log, (out) => {
       const { limit, state, portal, before } = parseQuery(SCAN_LIST_QUERY, q);
@@ -100,7 +102,7 @@ export function registerScanRoutes(
     });
   });
 
-  app.get('/v1/scans/:scanId', (res: HttpResponse, req: HttpRequest) => {
+  routes.get('/v1/scans/:scanId', 'viewer', (res: HttpResponse, req: HttpRequest) => {
     const scanId = pathParameter(req, 0);
     handleAsync(res, req, log, (out) => {
       const record = store.getScan(scanId);
@@ -109,7 +111,7 @@ export function registerScanRoutes(
     });
   });
 
-  app.get('/v1/scans/:scanId/results', (res: HttpResponse, req: HttpRequest) => {
+  routes.get('/v1/scans/:scanId/results', 'viewer', (res: HttpResponse, req: HttpRequest) => {
     const scanId = pathParameter(req, 0);
     handleAsync(res, req, log, (out) => {
       if (!store.hasScan(scanId)) throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${scanId}`, { scanId });
@@ -121,7 +123,7 @@ export function registerScanRoutes(
     });
   });
 
-  app.get('/v1/scans/:scanId/image', (res: HttpResponse, req: HttpRequest) => {
+  routes.get('/v1/scans/:scanId/image', 'viewer', (res: HttpResponse, req: HttpRequest) => {
     const scanId = pathParameter(req, 0);
     const q = new URLSearchParams(req.getQuery() ?? '');
     handleAsync(res, req, log, async (out) => {

@@ -2,6 +2,7 @@
  * The metrics stage on its own: histograms read from HistogramCounts, the operator sink (line-to-screen, the hub's
  * stats, the bounded portal label), and what a scrape of a bare gateway's registry says before any traffic.
  */
+import { openTestIdentity } from '../helpers/identity.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,7 +84,8 @@ describe('a gateway registry before any traffic', () => {
     const dir = mkdtempSync(join(tmpdir(), 'scanline-metrics-bare-'));
     dirs.push(dir);
     const store = ScanStore.open(dir);
-    const ingest = new IngestService({ config: resolveConfig({ storage: { dataDir: dir } }), store, log: silentLogger() });
+    const identity = openTestIdentity(dir);
+    const ingest = new IngestService({ config: resolveConfig({ storage: { dataDir: dir } }), store, log: silentLogger(), portals: identity.identity });
     const metrics = createGatewayMetrics({
       ingest,
       store,
@@ -112,6 +114,7 @@ describe('a gateway registry before any traffic', () => {
     } finally {
       metrics.close();
       store.close();
+      identity.close();
     }
   });
 });

@@ -2,6 +2,7 @@
  * Reads Prometheus text exposition (format 0.0.4) back into samples, for tests that check what /metrics says.
  * Strict on what the gateway writes: `name{label="value",...} number` lines, # HELP / # TYPE comments, blank lines.
  */
+import { openTestIdentity } from '../helpers/identity.js';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -85,8 +86,9 @@ export function promtoolCheckMetrics(text: string): { status: number | null; out
 export function standaloneMetrics(prefix: string): { metrics: GatewayMetrics; dir: string; close(): void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   const store = ScanStore.open(dir);
+  const identity = openTestIdentity(dir);
   const metrics = createGatewayMetrics({
-    ingest: new IngestService({ config: resolveConfig({ storage: { dataDir: dir } }), store, log: silentLogger() }),
+    ingest: new IngestService({ config: resolveConfig({ storage: { dataDir: dir } }), store, log: silentLogger(), portals: identity.identity }),
     store,
     inference: null,
     results: null,
@@ -102,6 +104,7 @@ export function standaloneMetrics(prefix: string): { metrics: GatewayMetrics; di
     close() {
       metrics.close();
       store.close();
+      identity.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

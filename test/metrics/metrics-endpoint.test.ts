@@ -14,7 +14,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { parseExposition, promtoolCheckMetrics, samplesOf, sumOf, type Exposition } from './exposition.js';
 
 async function scrape(gw: TestGateway): Promise<{ text: string; contentType: string | null; e: Exposition }> {
-  const res = await fetch(`${gw.httpUrl}/metrics`);
+  const res = await fetch(`${gw.httpUrl}/metrics`, { headers: gw.authHeaders('metrics') });
   expect(res.status).toBe(200);
   const text = await res.text();
   return { text, contentType: res.headers.get('content-type'), e: parseExposition(text) };
@@ -27,7 +27,7 @@ describe('GET /metrics with the simulator and the demo models', () => {
 
   beforeAll(async () => {
     gw = await startTestGateway({ inference: { enabled: true } });
-    sim = await simulatePortals({ url: gw.portalUrl, portals: 2, trucks: 1, seed: 41, speed: 'max', pixels: 1024 });
+    sim = await simulatePortals({ url: gw.portalUrl, portals: 2, credentials: gw.simulatorCredentials(2), trucks: 1, seed: 41, speed: 'max', pixels: 1024 });
     // The scans are complete; their last tiles may still be queued or running. Wait until every tile has an outcome.
     const until = Date.now() + 60_000;
     for (;;) {
@@ -135,7 +135,7 @@ describe('GET /metrics switched off', () => {
     const gw = await startTestGateway({ metrics: { enabled: false } });
     try {
       expect(gw.metrics).toBeNull();
-      const res = await fetch(`${gw.httpUrl}/metrics`);
+      const res = await fetch(`${gw.httpUrl}/metrics`, { headers: gw.authHeaders('metrics') });
       expect(res.status).toBe(404);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('SCANLINE_ERR_HTTP_NOT_FOUND');
     } finally {

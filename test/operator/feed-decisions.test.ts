@@ -12,23 +12,30 @@ import WebSocket from 'ws';
 import { ImageFrameKind, MAX_WATCHED_PORTALS } from '../../src/protocol/index.js';
 import { simulatePortals } from '../../tools/simulator/index.js';
 import { getJson, startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { TestScreen, operatorUrl } from './helpers.js';
+import { type TestScreen, openScreen, operatorUrl } from './helpers.js';
 
 const CONFIG = { operator: { maxOperators: 4 } };
 
-async function post(gw: TestGateway, path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+/** POSTs JSON as the program account `as` (an officer unless it exists with another role); `as` null: no credentials. */
+async function post(
+  gw: TestGateway,
+  path: string,
+  body: unknown,
+  as: string | null = 'o1',
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any }> {
   const res = await fetch(`${gw.httpUrl}${path}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
+    headers: { 'content-type': 'application/json', ...(as !== null ? { authorization: `Bearer ${gw.accountToken(as)}` } : {}), ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
   return { status: res.status, body: await res.json() };
 }
 
 /** Status and error code of a refused WebSocket upgrade. */
-function refusal(url: string): Promise<{ status: number; code: string }> {
+function refusal(url: string, headers: Record<string, string> = {}): Promise<{ status: number; code: string }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, { headers });
     ws.on('open', () => reject(new Error(`upgrade to ${url} was accepted`)));
     ws.on('error', () => undefined);
     ws.on('unexpected-response', (_req, res) => {
@@ -49,16 +56,16 @@ describe('operator feed and decisions', () => {
 
   beforeAll(async () => {
     gw = await startTestGateway(CONFIG, {}, dir);
-    early = await TestScreen.open(operatorUrl(gw.port, 'early-1'));
+    early = await openScreen(gw, 'early-1');
     early.send({ type: 'subscribe', portals: ['*'] });
     // One truck in real time at 2000 lines/s (about 2 s): the late screen joins while it is in the portal.
-    const sim = simulatePortals({ url: gw.portalUrl, portals: 1, trucks: 1, seed: 11, lineRate: 2000 });
+    const sim = simulatePortals({ url: gw.portalUrl, portals: 1, credentials: gw.simulatorCredentials(1), trucks: 1, seed: 11, lineRate: 2000 });
     const until = Date.now() + 20_000;
     while ((gw.ingest.liveScans()[0]?.lines ?? 0) < 800) {
       if (Date.now() > until) throw new Error('the simulated scan did not reach 800 lines');
       await new Promise((r) => setTimeout(r, 10));
     }
-    late = await TestScreen.open(operatorUrl(gw.port, 'late-1'));
+    late = await openScreen(gw, 'late-1');
     late.send({ type: 'subscribe', portals: ['sim-1'] });
     const summary = await sim;
     expect(summary.scansCompleted).toBe(1);
@@ -126,7 +133,7 @@ describe('operator feed and decisions', () => {
   });
 
   it('answers bad feed messages with coded errors and keeps the connection', async () => {
-    const s = await TestScreen.open(operatorUrl(gw.port, 'checker'));
+    const s = await openScreen(gw, 'checker');
     s.send('not json');
     s.send({ type: 'subscribe', portals: [42], extra: 1 });
     s.send({ type: 'dance' });
@@ -178,18 +185,25 @@ describe('operator feed and decisions', () => {
     s.close();
   });
 
-  it('refuses a feed without a valid operator id, and screens beyond operator.maxOperators', async () => {
-    for (const url of [`ws://127.0.0.1:${gw.port}/v1/operator`, `ws://127.0.0.1:${gw.port}/v1/operator?operator=${encodeURIComponent('bad id!')}`]) {
-      expect(await refusal(url)).toEqual({ status: 400, code: 'SCANLINE_ERR_OPERATOR_ID' });
-    }
-    const extra = [await TestScreen.open(operatorUrl(gw.port, 'a')), await TestScreen.open(operatorUrl(gw.port, 'b'))];
-    expect(await refusal(operatorUrl(gw.port, 'c'))).toEqual({ status: 503, code: 'SCANLINE_ERR_OPERATOR_TOO_MANY' });
+  it('refuses a feed without valid credentials or from a foreign page, and screens beyond operator.maxOperators', async () => {
+    const url = operatorUrl(gw.port);
+    expect(await refusal(url)).toEqual({ status: 401, code: 'SCANLINE_ERR_AUTH_REQUIRED' });
+    // The id the client used to choose (?operator=) no longer names anyone.
+    expect(await refusal(`${url}?operator=officer-17`)).toEqual({ status: 401, code: 'SCANLINE_ERR_AUTH_REQUIRED' });
+    expect(await refusal(url, { authorization: 'Bearer slt_not-a-token' })).toEqual({ status: 401, code: 'SCANLINE_ERR_AUTH_INVALID' });
+    expect(await refusal(url, { authorization: `Bearer ${gw.tokenOf('metrics')}` })).toEqual({ status: 403, code: 'SCANLINE_ERR_AUTH_FORBIDDEN' });
+    expect(await refusal(url, { authorization: `Bearer ${gw.tokenOf('viewer')}`, origin: 'http://evil.example' })).toEqual({
+      status: 403,
+      code: 'SCANLINE_ERR_AUTH_ORIGIN',
+    });
+    const extra = [await openScreen(gw, 'a'), await openScreen(gw, 'b')];
+    expect(await refusal(url, { authorization: `Bearer ${gw.accountToken('c')}` })).toEqual({ status: 503, code: 'SCANLINE_ERR_OPERATOR_TOO_MANY' });
     for (const s of extra) s.close();
   });
 
-  it('records a decision with the operator id and time, apart from the machine results, and pushes it to screens', async () => {
+  it('records a decision with the signed-in account and time, apart from the machine results, audits it and pushes it to screens', async () => {
     // A screen that started watching the lane after the scan ended hears of decisions on it too.
-    const after = await TestScreen.open(operatorUrl(gw.port, 'after-1'));
+    const after = await openScreen(gw, 'after-1');
     after.send({ type: 'subscribe', portals: ['sim-1'] });
     await after.next((r) => r.json?.type === 'subscribed');
     const before = Date.now();
@@ -197,7 +211,9 @@ describe('operator feed and decisions', () => {
       gw,
       `/v1/scans/${scanId}/decision`,
       { verdict: 'inspect', comment: '  open the rear doors ' },
-      { 'X-Scanline-Operator': 'officer-17' },
+      'officer-17',
+      // An id the client names is ignored: who decided is who is signed in.
+      { 'X-Scanline-Operator': 'chief-inspector' },
     );
     expect(status).toBe(201);
     expect(body).toMatchObject({
@@ -215,8 +231,14 @@ describe('operator feed and decisions', () => {
     expect((await after.next((r) => r.json?.type === 'decision')).json).toEqual(pushed);
     expect(after.json('scan.snapshot')).toEqual([]);
     after.close();
-    const second = await post(gw, `/v1/scans/${scanId}/decision?operator=supervisor.2`, { verdict: 'clear' });
+    gw.accountToken('supervisor.2', 'supervisor');
+    const second = await post(gw, `/v1/scans/${scanId}/decision?operator=chief-inspector`, { verdict: 'clear' }, 'supervisor.2');
     expect(second.status).toBe(201);
+    const audited = gw.identity.listAudit({ limit: 10, action: 'decision.record' });
+    expect(audited.map((e) => [e.actor, e.target, e.details.verdict, e.outcome])).toEqual([
+      ['supervisor.2', scanId, 'clear', 'ok'],
+      ['officer-17', scanId, 'inspect', 'ok'],
+    ]);
     const scan = await getJson(gw, `/v1/scans/${scanId}`);
     expect(scan.body.decisions.map((d: any) => [d.operatorId, d.verdict])).toEqual([
       ['officer-17', 'inspect'],
@@ -227,24 +249,27 @@ describe('operator feed and decisions', () => {
   });
 
   it('refuses bad decisions with coded errors and stores nothing', async () => {
-    const cases: Array<[unknown, Record<string, string>, number, string]> = [
-      [{ verdict: 'clear' }, {}, 400, 'SCANLINE_ERR_OPERATOR_ID'],
-      [{ verdict: 'clear' }, { 'X-Scanline-Operator': 'two words' }, 400, 'SCANLINE_ERR_OPERATOR_ID'],
-      [{ verdict: 'maybe', comment: 5, extra: true }, { 'X-Scanline-Operator': 'o1' }, 400, 'SCANLINE_ERR_HTTP_BAD_BODY'],
-      ['{"verdict":', { 'X-Scanline-Operator': 'o1' }, 400, 'SCANLINE_ERR_HTTP_BAD_BODY'],
-      [{ verdict: 'clear', suggestions: { g0: 'accept' } }, { 'X-Scanline-Operator': 'o1' }, 422, 'SCANLINE_ERR_DECISION_UNKNOWN_SUGGESTION'],
+    gw.accountToken('watcher', 'viewer');
+    const cases: Array<[unknown, string | null, Record<string, string>, number, string]> = [
+      [{ verdict: 'clear' }, null, {}, 401, 'SCANLINE_ERR_AUTH_REQUIRED'],
+      [{ verdict: 'clear' }, null, { 'X-Scanline-Operator': 'officer-17' }, 401, 'SCANLINE_ERR_AUTH_REQUIRED'],
+      [{ verdict: 'clear' }, 'watcher', {}, 403, 'SCANLINE_ERR_AUTH_FORBIDDEN'],
+      [{ verdict: 'clear' }, 'o1', { 'content-type': 'text/plain' }, 415, 'SCANLINE_ERR_HTTP_CONTENT_TYPE'],
+      [{ verdict: 'maybe', comment: 5, extra: true }, 'o1', {}, 400, 'SCANLINE_ERR_HTTP_BAD_BODY'],
+      ['{"verdict":', 'o1', {}, 400, 'SCANLINE_ERR_HTTP_BAD_BODY'],
+      [{ verdict: 'clear', suggestions: { g0: 'accept' } }, 'o1', {}, 422, 'SCANLINE_ERR_DECISION_UNKNOWN_SUGGESTION'],
     ];
-    for (const [body, headers, status, code] of cases) {
-      const res = await post(gw, `/v1/scans/${scanId}/decision`, body, headers);
+    for (const [body, as, headers, status, code] of cases) {
+      const res = await post(gw, `/v1/scans/${scanId}/decision`, body, as, headers);
       expect([res.status, res.body.error?.code]).toEqual([status, code]);
     }
-    const bad = await post(gw, `/v1/scans/${scanId}/decision`, { verdict: 'maybe', comment: 5, extra: true }, { 'X-Scanline-Operator': 'o1' });
+    const bad = await post(gw, `/v1/scans/${scanId}/decision`, { verdict: 'maybe', comment: 5, extra: true });
     expect(bad.body.error.problems).toHaveLength(3);
-    const unknown = await post(gw, '/v1/scans/nope/decision', { verdict: 'clear' }, { 'X-Scanline-Operator': 'o1' });
+    const unknown = await post(gw, '/v1/scans/nope/decision', { verdict: 'clear' });
     expect([unknown.status, unknown.body.error.code]).toEqual([404, 'SCANLINE_ERR_SCAN_UNKNOWN']);
     // A malformed percent-escape in the path names no scan (it used to throw inside the uWS handler and end the
     // process); the UI route answers the same way.
-    const malformed = await post(gw, '/v1/scans/%E0%A4%A/decision', { verdict: 'clear' }, { 'X-Scanline-Operator': 'o1' });
+    const malformed = await post(gw, '/v1/scans/%E0%A4%A/decision', { verdict: 'clear' });
     expect([malformed.status, malformed.body.error.code]).toEqual([404, 'SCANLINE_ERR_SCAN_UNKNOWN']);
     expect((await getJson(gw, '/v1/scans/%E0%A4%A/decisions')).status).toBe(404);
     const ui = await fetch(`${gw.httpUrl}/ui/%E0%A4%A`);
@@ -258,7 +283,7 @@ describe('operator feed and decisions', () => {
     gw = await startTestGateway(CONFIG, {}, dir);
     const scan = await getJson(gw, `/v1/scans/${scanId}`);
     expect(scan.body.decisions.map((d: any) => d.verdict)).toEqual(['inspect', 'clear']);
-    const s = await TestScreen.open(operatorUrl(gw.port, 'after-restart'));
+    const s = await openScreen(gw, 'after-restart');
     expect((await s.next((r) => r.json?.type === 'welcome')).json.lanes).toMatchObject([
       { portalId: 'sim-1', liveScanId: null, lastScanId: scanId, lastState: 'completed' },
     ]);

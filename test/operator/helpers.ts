@@ -4,7 +4,9 @@
  */
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
+import type { Role } from '../../src/identity/index.js';
 import { decodeImageFrame, type ImageFrameHeader } from '../../src/protocol/index.js';
+import type { TestGateway } from '../helpers/gateway.js';
 
 export interface Received {
   at: number;
@@ -102,6 +104,11 @@ export class TestScreen {
   }
 }
 
-export function operatorUrl(port: number, operatorId = 'officer-1'): string {
-  return `ws://127.0.0.1:${port}/v1/operator?operator=${encodeURIComponent(operatorId)}`;
+export function operatorUrl(port: number): string {
+  return `ws://127.0.0.1:${port}/v1/operator`;
+}
+
+/** Opens a screen signed in as `account` (a program account of `role`, default officer, with an API token). */
+export function openScreen(gw: TestGateway, account = 'officer-1', role: Role = 'officer'): Promise<TestScreen> {
+  return TestScreen.open(operatorUrl(gw.port), { authorization: `Bearer ${gw.accountToken(account, role)}` });
 }

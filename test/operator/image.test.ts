@@ -18,6 +18,7 @@ describe('images for people', () => {
     const sim = await simulatePortals({
       url: gw.portalUrl,
       portals: 1,
+      credentials: gw.simulatorCredentials(1),
       trucks: 1,
       seed: 5200,
       lineRate: 1000,
@@ -38,7 +39,7 @@ describe('images for people', () => {
   });
 
   const get = async (query: string): Promise<{ status: number; type: string | null; body: Buffer; headers: Headers }> => {
-    const res = await fetch(`${gw.httpUrl}/v1/scans/${encodeURIComponent(scanId)}/image?${query}`);
+    const res = await fetch(`${gw.httpUrl}/v1/scans/${encodeURIComponent(scanId)}/image?${query}`, { headers: gw.authHeaders() });
     return { status: res.status, type: res.headers.get('content-type'), body: Buffer.from(await res.arrayBuffer()), headers: res.headers };
   };
 

@@ -12,7 +12,7 @@ import { ImageFrameKind } from '../../src/protocol/index.js';
 import type { ScanResultsReport } from '../../src/protocol/index.js';
 import { simulatePortals, type SimulationSummary } from '../../tools/simulator/index.js';
 import { getJson, startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { TestScreen, operatorUrl } from './helpers.js';
+import { type TestScreen, openScreen } from './helpers.js';
 
 // A small strip budget so a screen that stops reading is behind after a few strips (the default is 1 MiB), and
 // full-resolution previews: at the default 2x2 downsampling two trucks' strips (about 1 MB) fit in the loopback
@@ -43,8 +43,8 @@ describe('a slow operator screen', () => {
   beforeAll(async () => {
     gw = await startTestGateway(CONFIG);
     gw.ingest.listen({ preview: (scan, strip) => emitted.push(`${scan.scanId}:${strip.line}`) });
-    fast = await TestScreen.open(operatorUrl(gw.port, 'fast-1'));
-    slow = await TestScreen.open(operatorUrl(gw.port, 'slow-1'));
+    fast = await openScreen(gw, 'fast-1');
+    slow = await openScreen(gw, 'slow-1');
     for (const s of [fast, slow]) s.send({ type: 'subscribe', portals: ['*'] });
     await fast.next((r) => r.json?.type === 'subscribed');
     await slow.next((r) => r.json?.type === 'subscribed');
@@ -54,6 +54,7 @@ describe('a slow operator screen', () => {
     sim = await simulatePortals({
       url: gw.portalUrl,
       portals: 2,
+      credentials: gw.simulatorCredentials(2),
       trucks: 2,
       seed: 5200,
       lineRate: LINE_RATE,

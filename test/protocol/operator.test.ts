@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ScanlineError } from '../../src/errors/index.js';
-import { parseClientMessage, validateOperatorId } from '../../src/protocol/index.js';
+import { parseClientMessage } from '../../src/protocol/index.js';
 import { SubscribeSchema } from '../../src/protocol/index.js';
 
 function error(text: string): ScanlineError {
@@ -49,13 +49,5 @@ describe('operator feed messages from screens', () => {
     expect(error('{"type":"unsubscribe","scans":[""]}').details.problems).toEqual([
       'Expected a scan id of 1-256 characters for scans[0] but received "" of type string',
     ]);
-  });
-});
-
-describe('operator ids', () => {
-  it('accepts logins and badge numbers and says where the id was looked for', () => {
-    expect(validateOperatorId('officer-17')).toBe('officer-17');
-    expect(() => validateOperatorId(null)).toThrow(/in the X-Scanline-Operator header or the operator query parameter but received nothing$/);
-    expect(() => validateOperatorId('two words')).toThrow(/^Expected an operator id of 1-64 characters .* but received "two words"$/);
   });
 });

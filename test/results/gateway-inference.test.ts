@@ -29,7 +29,11 @@ function overlaps(a: { lineStart: number; lineEnd: number; pixelStart: number; p
 }
 
 async function post(gw: TestGateway, path: string, body: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${gw.httpUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(`${gw.httpUrl}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...gw.authHeaders('supervisor') },
+    body: JSON.stringify(body),
+  });
   return { status: res.status, body: await res.json() };
 }
 
@@ -63,6 +67,7 @@ describe('gateway with the demo models', () => {
     const sim = await simulatePortals({
       url: gw.portalUrl,
       portals: 2,
+      credentials: gw.simulatorCredentials(2),
       trucks: 1,
       seed: 5200,
       truck: { categories: ['tobacco'], threats: ['narcotics', 'firearm'], mismatchProbability: 1 },
@@ -167,7 +172,11 @@ describe('gateway with the demo models', () => {
     expect([outside.status, outside.body.error.code]).toEqual([422, 'SCANLINE_ERR_REFERENCE_NO_TILES']);
     const unknown = await post(gw, '/v1/references', { id: 'nothing', name: 'Nothing', hsCodes: [], samples: [{ ...region, scanId: 'no-such-scan' }] });
     expect([unknown.status, unknown.body.error.code]).toEqual([404, 'SCANLINE_ERR_SCAN_UNKNOWN']);
-    const garbled = await fetch(`${gw.httpUrl}/v1/references`, { method: 'POST', body: '{"id": ' });
+    const garbled = await fetch(`${gw.httpUrl}/v1/references`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...gw.authHeaders('supervisor') },
+      body: '{"id": ',
+    });
     expect([garbled.status, ((await garbled.json()) as any).error.code]).toEqual([400, 'SCANLINE_ERR_HTTP_BAD_BODY']);
     expect((await getJson(gw, '/v1/references')).body.references).toEqual([]);
 
@@ -180,6 +189,7 @@ describe('gateway with the demo models', () => {
     const sim = await simulatePortals({
       url: gw.portalUrl,
       portals: 1,
+      credentials: gw.simulatorCredentials(1),
       trucks: 1,
       seed: 5300,
       speed: 'max',
@@ -198,7 +208,7 @@ describe('gateway with the demo models', () => {
     const stored = await getJson(gw, `/v1/scans/${encodeURIComponent(source.scanId)}/results`);
     expect(stored.body).toEqual(reports.get(source.scanId));
 
-    const del = await fetch(`${gw.httpUrl}/v1/references/cigarettes-x`, { method: 'DELETE' });
+    const del = await fetch(`${gw.httpUrl}/v1/references/cigarettes-x`, { method: 'DELETE', headers: gw.authHeaders('supervisor') });
     expect(del.status).toBe(204);
     expect((await getJson(gw, '/v1/references/cigarettes-x')).body.error.code).toBe('SCANLINE_ERR_REFERENCE_UNKNOWN');
   }, 120_000);

@@ -79,7 +79,7 @@ describe('unexpected failures answer SCANLINE_ERR_INTERNAL', () => {
 
   it('HTTP: a route whose handler throws a plain Error answers 500 with the code and no internals', async () => {
     breakMethod(gw.store, 'listScans');
-    const res = await fetch(`${gw.httpUrl}/v1/scans`);
+    const res = await fetch(`${gw.httpUrl}/v1/scans`, { headers: gw.authHeaders() });
     const text = await res.text();
     expect(res.status).toBe(500);
     expect(JSON.parse(text)).toEqual({ error: { code: 'SCANLINE_ERR_INTERNAL', message: GENERIC } });
@@ -90,11 +90,11 @@ describe('unexpected failures answer SCANLINE_ERR_INTERNAL', () => {
     expect(logs[0].request).toBe('GET /v1/scans');
     // The gateway carries on.
     for (const r of restore.splice(0)) r();
-    expect((await fetch(`${gw.httpUrl}/v1/scans`)).status).toBe(200);
+    expect((await fetch(`${gw.httpUrl}/v1/scans`, { headers: gw.authHeaders() })).status).toBe(200);
   });
 
   it('HTTP: coded errors keep their code and are not logged as failures', async () => {
-    const res = await fetch(`${gw.httpUrl}/v1/scans/no-such-scan`);
+    const res = await fetch(`${gw.httpUrl}/v1/scans/no-such-scan`, { headers: gw.authHeaders() });
     expect(res.status).toBe(404);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('SCANLINE_ERR_SCAN_UNKNOWN');
     expect(lines.filter((l) => l.level === 'error')).toEqual([]);

@@ -102,7 +102,7 @@ async function stream(
 }
 
 async function fetchPlane(g: TestGateway, scanId: string, energy: 'high' | 'low'): Promise<{ width: number; height: number; values: Uint16Array }> {
-  const res = await fetch(`${g.httpUrl}/v1/scans/${scanId}/image?energy=${energy}&format=png16`);
+  const res = await fetch(`${g.httpUrl}/v1/scans/${scanId}/image?energy=${energy}&format=png16`, { headers: g.authHeaders() });
   expect(res.status).toBe(200);
   const { data, info } = await sharp(Buffer.from(await res.arrayBuffer()))
     .toColourspace('grey16')

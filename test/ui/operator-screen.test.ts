@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GenerateTruckOptions, simulatePortals, type SimulationSummary } from '../../tools/simulator/index.js';
-import { getJson, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { TEST_PERSON_PASSWORD, getJson, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { needTool, skipWithout } from '../helpers/tools.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -100,8 +100,21 @@ describe.skipIf(skipWithout(CHROMIUM))('operator screen in chromium', () => {
     });
     page = await browser.newPage({ viewport: { width: 1500, height: 850 } });
     page.on('pageerror', (e) => pageErrors.push(e.message));
-    await page.goto(`${gw.httpUrl}/?operator=officer-17`);
+    await gw.identity.addAccount('officer-17', 'officer', TEST_PERSON_PASSWORD, { name: 'test', address: null });
+    await page.goto(`${gw.httpUrl}/`);
+    // Nobody is signed in: the sign-in page, and nothing of the lanes.
+    await page.waitForSelector('#sign-in:not([hidden])');
+    expect(await page.isVisible('#signed-in')).toBe(false);
+    await page.fill('#sign-in-user', 'officer-17');
+    await page.fill('#sign-in-password', 'not the password');
+    await page.click('#sign-in-submit');
+    await page.waitForFunction(() => document.querySelector('#sign-in-error')?.textContent === 'Wrong account name or password.');
+    await page.fill('#sign-in-password', TEST_PERSON_PASSWORD);
+    await page.click('#sign-in-submit');
     await page.waitForSelector('#conn[data-state="open"]');
+    expect(await page.textContent('#user-name')).toBe('officer-17');
+    expect(await page.textContent('#user-role')).toBe('officer');
+    expect(await page.isVisible('#sign-in')).toBe(false);
   }, 120_000);
 
   afterAll(async () => {
@@ -111,7 +124,7 @@ describe.skipIf(skipWithout(CHROMIUM))('operator screen in chromium', () => {
   });
 
   it('shows the scan growing with a suggestion and the planted threat raised before the scan completes', async () => {
-    sim = simulatePortals({ url: gw.portalUrl, portals: 1, trucks: 1, seed: 5200, truck: TRUCK });
+    sim = simulatePortals({ url: gw.portalUrl, portals: 1, credentials: gw.simulatorCredentials(1), trucks: 1, seed: 5200, truck: TRUCK });
     await page.waitForSelector('#scan-view[data-state="receiving"]', { timeout: 30_000 });
     await page.waitForSelector('#lanes li[data-portal="sim-1"][data-live="true"]');
     await page.waitForFunction(() => Number(document.querySelector('#scan-view')?.getAttribute('data-columns')) > 0, undefined, { timeout: 30_000 });
@@ -235,7 +248,15 @@ describe.skipIf(skipWithout(CHROMIUM))('operator screen in chromium', () => {
     await page.locator('#comment').blur();
     // Only the start of this truck matters: it is stopped once checked (less inference competing with other tests).
     const stop = new AbortController();
-    const next = simulatePortals({ url: gw.portalUrl, portals: 1, trucks: 1, seed: 5201, truck: TRUCK, signal: stop.signal });
+    const next = simulatePortals({
+      url: gw.portalUrl,
+      portals: 1,
+      credentials: gw.simulatorCredentials(1),
+      trucks: 1,
+      seed: 5201,
+      truck: TRUCK,
+      signal: stop.signal,
+    });
     const note = await page.waitForSelector('#follow-note button', { timeout: 30_000 });
     expect(await page.getAttribute('#scan-view', 'data-scan-id')).toBe(decidedScanId);
     expect(await page.inputValue('#comment')).toBe('second look: pallet 3');
@@ -254,8 +275,10 @@ describe.skipIf(skipWithout(CHROMIUM))('operator screen in chromium', () => {
   it('finds the scan and the decision in the history after a gateway restart', async () => {
     await gw.close(10_000);
     gw = await startTestGateway(CONFIG, {}, dir);
-    await page.goto(`${gw.httpUrl}/?operator=officer-17`);
+    // Sessions live in the gateway's database: the officer is still signed in after the restart.
+    await page.goto(`${gw.httpUrl}/`);
     await page.waitForSelector('#conn[data-state="open"]');
+    expect(await page.textContent('#user-name')).toBe('officer-17');
     await page.waitForSelector('#lanes li[data-portal="sim-1"][data-live="false"]');
     const row = await page.waitForSelector(`.history-row[data-scan-id="${decidedScanId}"]`);
     expect(await row.$eval('.verdict', (e) => e.getAttribute('data-verdict'))).toBe('inspect');
@@ -264,4 +287,12 @@ describe.skipIf(skipWithout(CHROMIUM))('operator screen in chromium', () => {
     await page.waitForFunction(() => Number(document.querySelector('#scan-view')?.getAttribute('data-columns')) > 0);
     expect(pageErrors).toEqual([]);
   }, 120_000);
+
+  it('signs out: the session ends on the gateway and the page asks to sign in again', async () => {
+    await page.click('#sign-out');
+    await page.waitForSelector('#sign-in:not([hidden])');
+    expect(await page.textContent('#sign-in-error')).toBe('Signed out.');
+    expect(await page.evaluate(async () => (await fetch('/v1/scans')).status)).toBe(401);
+    expect(gw.identity.listAudit({ limit: 5, action: 'session.logout' }).map((e) => e.actor)).toEqual(['officer-17']);
+  }, 30_000);
 });

@@ -32,6 +32,10 @@ export interface EvalOptions {
   seeds: [number, number];
   /** Portal endpoint of a running gateway (ws://host:port/v1/portal); absent: the evaluator starts one. */
   url?: string;
+  /** With `url`: credentials of the portals eval-1 ... eval-N (`scanline portal add eval-1 ... --json`). */
+  credentials?: Readonly<Record<string, string>>;
+  /** With `url`: an API token of a viewer account, to read the results (`scanline token create`). */
+  token?: string;
   /**
    * Config layers of the gateway the evaluator starts (a config file, flags such as inference.modelsDir), lowest
    * precedence first; server host/port and storage.dataDir are always the evaluator's own.
@@ -118,8 +122,8 @@ export function httpBaseOf(portalUrl: string): string {
 }
 
 /** The report of a scan; undefined while the gateway does not know the scan yet. Throws when it has no results. */
-async function fetchReport(httpBase: string, scanId: string): Promise<ScanResultsReport | undefined> {
-  const res = await fetch(`${httpBase}/v1/scans/${encodeURIComponent(scanId)}/results`);
+async function fetchReport(httpBase: string, scanId: string, token: string | undefined): Promise<ScanResultsReport | undefined> {
+  const res = await fetch(`${httpBase}/v1/scans/${encodeURIComponent(scanId)}/results`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
   const body = (await res.json()) as ScanResultsReport | { error?: { code?: string; message?: string } };
   if (res.ok) return body as ScanResultsReport;
   const error = (body as { error?: { code?: string; message?: string } }).error;
@@ -148,6 +152,10 @@ interface Target {
   portalUrl: string;
   httpBase: string;
   tile: TileGridGeometry;
+  /** The credential a portal sends in hello. */
+  credentialOf(portalId: string): string | undefined;
+  /** API token for GET .../results. */
+  token: string | undefined;
 }
 
 /** Streams one truck and scores its final report. */
@@ -169,7 +177,7 @@ async function evalOne(seed: number, portalIndex: number, target: Target, o: Val
     for (;;) {
       if (stopPolling || signal.aborted) return;
       const started = performance.now();
-      const report = await fetchReport(target.httpBase, scanId);
+      const report = await fetchReport(target.httpBase, scanId, target.token);
       const at = performance.now();
       if (report) {
         tracker.observe(report, at);
@@ -181,9 +189,12 @@ async function evalOne(seed: number, portalIndex: number, target: Target, o: Val
     }
   };
 
+  const portalId = `eval-${portalIndex + 1}`;
+  const token = target.credentialOf(portalId);
   const client = new PortalClient({
     url: target.portalUrl,
-    portalId: `eval-${portalIndex + 1}`,
+    portalId,
+    ...(token !== undefined ? { token } : {}),
     detector: truck.detector,
     linesPerSlice: LINES_PER_SLICE,
     speed: o.speed,
@@ -210,7 +221,7 @@ async function evalOne(seed: number, portalIndex: number, target: Target, o: Val
     }
     await poller;
     if (pollError) throw pollError;
-    const report = last ?? (await fetchReport(target.httpBase, result.scanId));
+    const report = last ?? (await fetchReport(target.httpBase, result.scanId, target.token));
     if (!report)
       throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `the gateway does not know scan ${result.scanId} after it completed`, { scanId: result.scanId });
     tracker.observe(report, performance.now());
@@ -252,7 +263,14 @@ export async function runEval(options: EvalOptions): Promise<EvalSummary> {
   let dataDir: string | null = null;
   let target: Target;
   if (options.url !== undefined) {
-    target = { portalUrl: options.url, httpBase: httpBaseOf(options.url), tile: DEFAULT_CONFIG.stitch.tile };
+    const credentials = options.credentials ?? {};
+    target = {
+      portalUrl: options.url,
+      httpBase: httpBaseOf(options.url),
+      tile: DEFAULT_CONFIG.stitch.tile,
+      credentialOf: (id) => credentials[id],
+      token: options.token,
+    };
   } else {
     dataDir = mkdtempSync(join(tmpdir(), 'scanline-eval-'));
     try {
@@ -261,7 +279,22 @@ export async function runEval(options: EvalOptions): Promise<EvalSummary> {
       if (!gateway.results) {
         throw new ScanlineError('SCANLINE_ERR_RESULTS_UNAVAILABLE', 'the evaluated gateway runs no models (inference.enabled is false)');
       }
-      target = { portalUrl: gateway.portalUrl, httpBase: gateway.httpUrl, tile: config.stitch.tile };
+      // The evaluator's own gateway: its portals and its reader get identities like any other.
+      const identity = gateway.identity;
+      const by = { name: 'system:eval', address: null };
+      identity.addProgramAccount('eval', 'viewer', by);
+      const made = new Map<string, string>();
+      target = {
+        portalUrl: gateway.portalUrl,
+        httpBase: gateway.httpUrl,
+        tile: config.stitch.tile,
+        credentialOf: (id) => {
+          let c = made.get(id);
+          if (c === undefined) made.set(id, (c = identity.setPortalCredential(id, by).credential));
+          return c;
+        },
+        token: identity.createToken('eval', { label: 'scanline eval' }, by).token,
+      };
     } catch (err) {
       await gateway?.close(0);
       rmSync(dataDir, { recursive: true, force: true });

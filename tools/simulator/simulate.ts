@@ -42,7 +42,8 @@ export interface SimulatePortalsOptions {
   truck?: GenerateTruckOptions;
   /** Portal ids are `${portalIdPrefix}-${i + 1}`. Default 'sim'. */
   portalIdPrefix?: string;
-  token?: string;
+  /** Credentials of the portals by portal id (`scanline portal add` prints them); each portal sends its own in hello. */
+  credentials?: Readonly<Record<string, string>>;
   /** Pause between two trucks of a portal, ms. Default 2000 in realtime, 0 at max speed. */
   gapMs?: number;
   /** Most scan records kept in the summary (the newest). Default 1000. */
@@ -167,7 +168,7 @@ export async function simulatePortals(options: SimulatePortalsOptions): Promise<
       url: options.url,
       portalId,
       detector,
-      token: options.token,
+      ...(options.credentials?.[portalId] !== undefined ? { token: options.credentials[portalId] } : {}),
       linesPerSlice: options.linesPerSlice ?? d.linesPerSlice,
       maxInFlight: options.maxInFlight ?? d.maxInFlight,
       speed,

@@ -64,7 +64,8 @@ async function setup(
 ): Promise<{ link: PortalLink; client: PortalClient }> {
   gateway = await startTestGateway(config);
   link = await PortalLink.open(gateway.portalUrl, rules);
-  client = new PortalClient({ url: link.url, portalId: 'test-portal', detector: det, speed: 'max', ...opts });
+  const portalId = opts.portalId ?? 'test-portal';
+  client = new PortalClient({ url: link.url, portalId, token: gateway.portalCredential(portalId), detector: det, speed: 'max', ...opts });
   return { link, client };
 }
 
@@ -282,8 +283,8 @@ describe('PortalClient', () => {
   });
 
   it('fails connect with SCANLINE_ERR_SIM_REJECTED when hello is refused, and SCANLINE_ERR_SIM_CONNECTION when nothing listens', async () => {
-    gateway = await startTestGateway({ portal: { tokens: ['tok-a-123'] } });
-    const refused = new PortalClient({ url: gateway.portalUrl, portalId: 'p1', detector: det, token: 'tok-b-456' });
+    gateway = await startTestGateway();
+    const refused = new PortalClient({ url: gateway.portalUrl, portalId: 'p1', detector: det, token: gateway.portalCredential('p0') });
     await expect(refused.connect()).rejects.toMatchObject({ code: 'SCANLINE_ERR_SIM_REJECTED' });
     expect(refused.errorCounts).toEqual({ SCANLINE_ERR_AUTH_TOKEN: 1 });
     await refused.close();

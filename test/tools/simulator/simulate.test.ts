@@ -28,6 +28,7 @@ describe('simulatePortals', () => {
     const summary = await simulatePortals({
       url: gateway.portalUrl,
       portals: 2,
+      credentials: gateway.simulatorCredentials(2),
       trucks: 2,
       seed: 40,
       speed: 'max',
@@ -65,6 +66,7 @@ describe('simulatePortals', () => {
     const scans: SimulatedScan[] = [];
     const summary = await simulatePortals({
       url: gateway.portalUrl,
+      credentials: gateway.simulatorCredentials(1),
       trucks: 0,
       speed: 'max',
       pixels: 16,
@@ -80,8 +82,8 @@ describe('simulatePortals', () => {
   });
 
   it('records failed scans (gateway errors) and connection failures instead of throwing', async () => {
-    gateway = await startTestGateway({ portal: { tokens: ['tok-a-123'] } });
-    const summary = await simulatePortals({ url: gateway.portalUrl, trucks: 2, speed: 'max', pixels: 16, token: 'tok-b-456' });
+    gateway = await startTestGateway();
+    const summary = await simulatePortals({ url: gateway.portalUrl, trucks: 2, speed: 'max', pixels: 16, credentials: { 'sim-1': 'slp_not-this-portals' } });
     expect(summary.scansCompleted).toBe(0);
     expect(summary.scansFailed).toBe(2);
     expect(summary.errorsByCode).toEqual({ SCANLINE_ERR_AUTH_TOKEN: 2 });

@@ -1,0 +1,75 @@
+/**
+ * Where every HTTP route is registered: each states its Access (who may use it) and whether it reads a JSON body,
+ * the guard (guard.ts) runs before its handler, and the list of what was registered is kept, so that the access
+ * matrix test (test/server/access-matrix.test.ts) fails when a route is added without an entry of its own.
+ */
+import type { Access, Principal } from '../identity/index.js';
+import type { Logger } from '../log/index.js';
+import { type RequestFacts, type RequestGuard, type RouteSpec, readRequestFacts } from './guard.js';
+import { handleAsync } from './http.js';
+import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
+
+/** What a route's handler learns from the guard. */
+export interface RouteContext {
+  /** Who is asking; null only on public routes. */
+  principal: Principal | null;
+  facts: RequestFacts;
+}
+
+export type GuardedHandler = (res: HttpResponse, req: HttpRequest, ctx: RouteContext) => void;
+
+/** A principal a non-public route was given (the guard refused the request otherwise). */
+export function principalOf(ctx: RouteContext): Principal {
+  if (!ctx.principal) throw new Error('principalOf called on a route without credentials (a public route)');
+  return ctx.principal;
+}
+
+export class Routes {
+  /** Every route and WebSocket registered, in order. */
+  readonly specs: RouteSpec[] = [];
+
+  constructor(
+    readonly app: TemplatedApp,
+    readonly guard: RequestGuard,
+    private readonly log: Logger,
+  ) {}
+
+  get(path: string, access: Access, handler: GuardedHandler): void {
+    this.add({ method: 'GET', path, access }, handler);
+  }
+
+  post(path: string, access: Access, handler: GuardedHandler, options: { json?: boolean } = {}): void {
+    this.add({ method: 'POST', path, access, ...(options.json ? { json: true } : {}) }, handler);
+  }
+
+  del(path: string, access: Access, handler: GuardedHandler): void {
+    this.add({ method: 'DELETE', path, access }, handler);
+  }
+
+  /** Records a WebSocket route; its upgrade handler calls guard.check itself (it answers refusals its own way). */
+  ws(path: string, access: Access | 'portal'): RouteSpec {
+    const spec: RouteSpec = { method: 'WS', path, access };
+    this.specs.push(spec);
+    return spec;
+  }
+
+  private add(spec: RouteSpec, handler: GuardedHandler): void {
+    this.specs.push(spec);
+    const guarded = (res: HttpResponse, req: HttpRequest): void => {
+      const facts = readRequestFacts(res, req);
+      let principal: Principal | null;
+      try {
+        principal = this.guard.check(spec, facts);
+      } catch (err) {
+        handleAsync(res, req, this.log, () => {
+          throw err;
+        });
+        return;
+      }
+      handler(res, req, { principal, facts });
+    };
+    if (spec.method === 'GET') this.app.get(spec.path, guarded);
+    else if (spec.method === 'POST') this.app.post(spec.path, guarded);
+    else this.app.del(spec.path, guarded);
+  }
+}
