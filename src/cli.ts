@@ -68,6 +68,7 @@ const SERVE_USAGE = `scanline serve [options]
   Every configuration key can also be set by an environment variable: SCANLINE_ + the key's path in upper
   snake case, e.g. SCANLINE_SERVER_PORT=9000, SCANLINE_INFERENCE_BATCHING_MAX_BATCH_SIZE=16,
   SCANLINE_PORTAL_TOKENS=tok-a-123,tok-b-456. Precedence: defaults < --config file < environment < flags.
+  SIGHUP: read the TLS certificate and key (server.tls) again; open connections keep the old one.
   SIGTERM/SIGINT: no new scans (portals are told), open scans get shutdown.drainTimeoutMs to end, then the gateway
   closes; the process exits within shutdown.exitTimeoutMs (code 1 if the shutdown did not finish by then).
 `;
@@ -150,6 +151,11 @@ async function serve(args: string[], demoPortals: DemoPortals | undefined): Prom
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // SIGHUP: a renewed certificate (server.tls) is read again; open connections keep theirs. Without TLS, or with
+  // unusable files, the gateway says why and carries on as it was.
+  process.on('SIGHUP', () => {
+    gateway.reloadTls().catch((err: unknown) => gateway.log.error({ err }, 'TLS reload refused; the previous certificate stays in use'));
+  });
 }
 
 /** Exits once the logger's asynchronous destination has written what it holds (the last lines say why we exit). */

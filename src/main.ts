@@ -14,7 +14,7 @@ import { IngestService } from './ingest/index.js';
 import { createRootLogger, type Logger } from './log/index.js';
 import { OperatorHub } from './operator/index.js';
 import { ResultsService } from './results/index.js';
-import { createGatewayMetrics, type GatewayMetrics, type HttpServer, type RouteSpec, startHttpServer } from './server/index.js';
+import { createGatewayMetrics, type GatewayMetrics, type HttpServer, type RouteSpec, startHttpServer, type TlsCertificateInfo } from './server/index.js';
 import { isNativeStitcherAvailable, type StitcherFactory } from './stitch/index.js';
 import { IdentityStore, ScanStore } from './storage/index.js';
 
@@ -39,9 +39,9 @@ export const CREDENTIAL_CHECK_INTERVAL_MS = 5_000;
 export interface Gateway {
   readonly config: GatewayConfig;
   readonly port: number;
-  /** ws://host:port/v1/portal */
+  /** ws://host:port/v1/portal (wss:// with server.tls) */
   readonly portalUrl: string;
-  /** http://host:port */
+  /** http://host:port (https:// with server.tls) */
   readonly httpUrl: string;
   readonly ingest: IngestService;
   readonly store: ScanStore;
@@ -58,6 +58,11 @@ export interface Gateway {
   readonly routes: readonly RouteSpec[];
   readonly log: Logger;
   phase(): GatewayPhase;
+  /**
+   * Reads server.tls's certificate and key again (SIGHUP): new connections get them, open ones (scans in progress)
+   * are not dropped. Throws SCANLINE_ERR_SERVER_TLS when the files are not usable; the old certificate stays.
+   */
+  reloadTls(): Promise<TlsCertificateInfo>;
   /**
    * Graceful stop: refuse new scans and tell portals, give open scans up to `drainTimeoutMs` (default
    * config.shutdown.drainTimeoutMs) to end (then abort them, keeping their lines), close sockets and storage.
@@ -223,8 +228,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     const gateway: Gateway = {
       config,
       port: listening.port,
-      portalUrl: `ws://${host}:${listening.port}/v1/portal`,
-      httpUrl: `http://${host}:${listening.port}`,
+      portalUrl: `${listening.tls ? 'wss' : 'ws'}://${host}:${listening.port}/v1/portal`,
+      httpUrl: `${listening.tls ? 'https' : 'http'}://${host}:${listening.port}`,
       ingest,
       store,
       identity,
@@ -235,6 +240,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       routes: listening.routes,
       log,
       phase: () => phase,
+      reloadTls: () => listening.reloadTls(),
       close(drainTimeoutMs = config.shutdown.drainTimeoutMs) {
         closing ??= drainAndClose(drainTimeoutMs);
         return closing;

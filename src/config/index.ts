@@ -48,6 +48,33 @@ export const GatewayConfigSchema = Type.Object(
             'rebinding DNS name is refused with SCANLINE_ERR_HTTP_HOST). Always allowed: localhost, 127.0.0.1, ::1, the bound address and, when ' +
             "bound to all interfaces, this machine's host name and interface addresses. Add the name officers type, e.g. scanline.customs.example.",
         }),
+        tls: Type.Object(
+          {
+            cert: Type.String({
+              maxLength: 4096,
+              default: '',
+              description: "PEM certificate chain file (server certificate first). '' = no TLS: plain HTTP and ws:// (behind a TLS-terminating proxy only).",
+            }),
+            key: Type.String({ maxLength: 4096, default: '', description: 'PEM private key file of the certificate.' }),
+            keyPassphrase: Type.String({
+              maxLength: 1024,
+              default: '',
+              secret: true,
+              description: "Passphrase of an encrypted key file ('' = not encrypted).",
+            }),
+            minVersion: literalUnion(['TLSv1.2'], {
+              default: 'TLSv1.2',
+              description:
+                'Oldest TLS version accepted. uWebSockets.js refuses TLS 1.0 and 1.1 itself (measured with openssl s_client), so TLS 1.2 is the floor; it offers no way to refuse 1.2.',
+            }),
+          },
+          {
+            additionalProperties: false,
+            default: {},
+            description:
+              'TLS for every route and WebSocket (https://, wss://); the files are read again on SIGHUP without dropping open connections (docs/security.md).',
+          },
+        ),
         allowedOrigins: Type.Array(
           Type.String({ minLength: 1, maxLength: 300, pattern: '^https?://[^/]+$', expected: 'an origin such as https://review.example' }),
           {
@@ -169,6 +196,19 @@ const configValidator = new SchemaValidator(GatewayConfigSchema, {
     if (isObject(c.stitch) && isObject(c.stitch.tile) && isObject(c.stitch.material)) refineStitcherTuning(c.stitch, ctx.at('stitch'));
     if (isObject(c.inference) && isObject(c.inference.batching)) refineInferenceConfig(c.inference, ctx.at('inference'));
     if (isObject(c.operator)) refineOperatorConfig(c.operator, ctx.at('operator'));
+    const tls = isObject(c.server) ? c.server.tls : undefined;
+    if (tls && isObject(tls) && ctx.ok('server.tls.cert', 'server.tls.key') && (tls.cert === '') !== (tls.key === '')) {
+      const missing = tls.cert === '' ? 'server.tls.cert' : 'server.tls.key';
+      ctx.fail(missing, `a file path (server.tls.cert and server.tls.key go together)`, '');
+    }
+    const oidc = isObject(c.auth) ? c.auth.oidc : undefined;
+    if (oidc && isObject(oidc) && ctx.ok('auth.oidc.issuer', 'auth.oidc.clientId', 'auth.oidc.redirectUri') && oidc.issuer !== '') {
+      if (!/^https?:\/\/[^/]/.test(oidc.issuer)) ctx.fail('auth.oidc.issuer', 'an http(s) URL', oidc.issuer);
+      if (oidc.clientId === '') ctx.fail('auth.oidc.clientId', 'the client id registered with the provider (auth.oidc.issuer is set)', '');
+      if (!/^https?:\/\/[^/]+\/v1\/session\/oidc\/callback$/.test(oidc.redirectUri)) {
+        ctx.fail('auth.oidc.redirectUri', "this gateway's URL ending in /v1/session/oidc/callback (auth.oidc.issuer is set)", oidc.redirectUri);
+      }
+    }
     const sd = c.shutdown;
     if (isObject(sd) && ctx.ok('shutdown.drainTimeoutMs', 'shutdown.exitTimeoutMs') && sd.exitTimeoutMs < sd.drainTimeoutMs + 1_000) {
       ctx.fail('shutdown.exitTimeoutMs', `an integer of at least shutdown.drainTimeoutMs + 1000 (${sd.drainTimeoutMs + 1_000})`, sd.exitTimeoutMs);

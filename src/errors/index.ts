@@ -109,6 +109,7 @@ export const ERROR_CODES = {
   SCANLINE_ERR_CONFIG_INVALID: spec('configuration is invalid', 500, true),
   SCANLINE_ERR_CLI_USAGE: spec('command line usage error', 400, true),
   SCANLINE_ERR_SERVER_LISTEN: spec('could not listen on the configured host and port', 500, false),
+  SCANLINE_ERR_SERVER_TLS: spec('the TLS certificate or key (server.tls) cannot be read or does not fit', 500, true),
   SCANLINE_ERR_METRICS_COLLECT: spec('reading the metrics of a stage failed while answering GET /metrics', 500, false),
 
   // Models (manifests, files, ONNX sessions) and inference (batcher, workers).

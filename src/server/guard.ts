@@ -30,6 +30,9 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze(
   'Referrer-Policy': 'no-referrer',
   'Cross-Origin-Resource-Policy': 'same-origin',
   'Cross-Origin-Opener-Policy': 'same-origin',
+  // Browsers heed HSTS only over TLS and ignore it on plain HTTP (RFC 6797 section 8.1), so it is sent on every
+  // response: once a browser has reached the gateway over https, it never falls back to http.
+  'Strict-Transport-Security': 'max-age=31536000',
 });
 
 /** The operator UI's policy: scripts and styles from the gateway only (no inline script), nothing may frame it. */

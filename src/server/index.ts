@@ -22,11 +22,13 @@ import { registerScanRoutes } from './scans-api.js';
 import { readRequestFacts, RequestGuard, type RouteSpec, SECURITY_HEADERS } from './guard.js';
 import { Routes } from './routes.js';
 import { registerSessionRoutes } from './session-api.js';
-import { DISABLED, closeListenSocket, createApp, localPort, type WebSocket, type us_listen_socket } from './uws.js';
+import { checkTlsFiles, type TlsCertificateInfo } from './tls.js';
+import { DISABLED, closeListenSocket, createApp, localPort, type TemplatedApp, type WebSocket, type us_listen_socket } from './uws.js';
 import { statusLine } from './http.js';
 
 export { SESSION_COOKIE, CSRF_HEADER, type RouteSpec } from './guard.js';
 export { CLOSE_SIGNED_OUT } from './operator-route.js';
+export type { TlsCertificateInfo } from './tls.js';
 
 interface PortalSocketData {
   conn: PortalConnection | null;
@@ -75,6 +77,13 @@ export interface HttpServer {
   readonly routes: readonly RouteSpec[];
   /** Closes operator screens whose credentials stopped being valid; returns how many. */
   closeSignedOut(): number;
+  /** True when every route is served over TLS (server.tls). */
+  readonly tls: boolean;
+  /**
+   * Reads server.tls's files again and serves new connections with them; open connections (scans in progress,
+   * screens) keep the old certificate until they close. Throws SCANLINE_ERR_SERVER_TLS (the old one stays).
+   */
+  reloadTls(): Promise<TlsCertificateInfo>;
 }
 
 /** Extra room above the protocol limit so an oversize frame reaches the gateway and gets a coded error. */
@@ -184,15 +193,22 @@ function registerMetricsRoute(routes: Routes, metrics: MetricsEndpoint, log: Log
   );
 }
 
-/** Builds the app, registers every route and listens. Resolves once listening (port 0 → the chosen port). */
-export function startHttpServer(o: HttpServerOptions): Promise<HttpServer> {
-  const app = createApp();
+/** One uWS app with every route registered; a TLS reload builds a second one beside the first. */
+interface BuiltApp {
+  app: TemplatedApp;
+  routes: Routes;
+  feed: OperatorFeed | null;
+}
+
+function buildApp(o: HttpServerOptions, tls: boolean): BuiltApp {
+  const t = o.config.server.tls;
+  const app = createApp(tls ? { cert: t.cert, key: t.key, keyPassphrase: t.keyPassphrase } : undefined);
   const guard = new RequestGuard({
     identity: o.identity,
     boundHost: o.config.server.host,
     allowedHosts: o.config.server.allowedHosts,
     allowedOrigins: o.config.server.allowedOrigins,
-    tls: false,
+    tls,
   });
   const routes = new Routes(app, guard, o.log);
   registerPortalRoute(routes, o);
@@ -220,33 +236,75 @@ export function startHttpServer(o: HttpServerOptions): Promise<HttpServer> {
       throw new ScanlineError('SCANLINE_ERR_HTTP_NOT_FOUND', `no route for ${url}`);
     });
   });
+  return { app, routes, feed };
+}
 
-  const { host, port } = o.config.server;
+function listenOn(app: TemplatedApp, host: string, port: number): Promise<us_listen_socket> {
   return new Promise((resolve, reject) => {
     app.listen(host, port, (token: us_listen_socket | false) => {
-      if (!token) {
-        reject(new ScanlineError('SCANLINE_ERR_SERVER_LISTEN', `cannot listen on ${host}:${port} (in use or not permitted)`));
-        return;
-      }
-      let listening: us_listen_socket | null = token;
-      resolve({
-        port: localPort(token),
-        host,
-        get listening() {
-          return listening !== null;
-        },
-        stopListening() {
-          if (listening) closeListenSocket(listening);
-          listening = null;
-        },
-        closeAll() {
-          if (listening) closeListenSocket(listening);
-          listening = null;
-          app.close();
-        },
-        routes: routes.specs,
-        closeSignedOut: () => feed?.closeSignedOut(o.identity) ?? 0,
-      });
+      if (token) resolve(token);
+      else reject(new ScanlineError('SCANLINE_ERR_SERVER_LISTEN', `cannot listen on ${host}:${port} (in use or not permitted)`));
     });
   });
+}
+
+/**
+ * Builds the app, registers every route and listens. Resolves once listening (port 0 → the chosen port). With
+ * server.tls the files are checked first (SCANLINE_ERR_SERVER_TLS) and every route is served over TLS.
+ */
+export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer> {
+  const t = o.config.server.tls;
+  const tls = t.cert !== '';
+  if (tls) {
+    const info = checkTlsFiles(t);
+    o.log.info({ certificate: info }, 'serving over TLS');
+  }
+  const { host } = o.config.server;
+  // Apps built so far, newest last: a TLS reload listens with a new app and lets the older ones serve the
+  // connections they hold until they close (uWS has no way to swap the certificate of a running app).
+  const apps: BuiltApp[] = [buildApp(o, tls)];
+  let listening: us_listen_socket | null = await listenOn(apps[0].app, host, o.config.server.port);
+  const port = localPort(listening);
+  const closeListening = (): void => {
+    if (listening) closeListenSocket(listening);
+    listening = null;
+  };
+  return {
+    port,
+    host,
+    tls,
+    get listening() {
+      return listening !== null;
+    },
+    stopListening: closeListening,
+    closeAll() {
+      closeListening();
+      for (const a of apps) a.app.close();
+    },
+    routes: apps[0].routes.specs,
+    closeSignedOut: () => apps.reduce((n, a) => n + (a.feed?.closeSignedOut(o.identity) ?? 0), 0),
+    async reloadTls() {
+      if (!tls) throw new ScanlineError('SCANLINE_ERR_SERVER_TLS', 'the gateway does not serve TLS (server.tls.cert is empty): nothing to reload');
+      if (!listening) throw new ScanlineError('SCANLINE_ERR_SERVER_TLS', 'the gateway no longer listens (shutting down): nothing to reload');
+      const info = checkTlsFiles(t);
+      const next = buildApp(o, true);
+      // uWS listens with SO_REUSEPORT on Linux when the port is fixed: the new app binds beside the old one, then
+      // the old one stops accepting, and no connection attempt is refused in between; open connections stay on the
+      // old app. A port the OS chose (server.port 0) is not shared, and cannot be bound again while connections
+      // use it: such a gateway keeps its certificate until restarted.
+      const token = await listenOn(next.app, host, port).catch(() => null);
+      if (token === null) {
+        next.app.close();
+        throw new ScanlineError(
+          'SCANLINE_ERR_SERVER_TLS',
+          `cannot listen on ${host}:${port} beside the running listener (a port the OS chose with server.port 0 cannot be shared); the old certificate stays in use until a restart`,
+        );
+      }
+      closeListening();
+      listening = token;
+      apps.push(next);
+      o.log.info({ certificate: info, apps: apps.length }, 'TLS certificate reloaded; new connections use it, open ones keep theirs');
+      return info;
+    },
+  };
 }

@@ -11,7 +11,15 @@ import uWS from 'uWebSockets.js';
 
 export type { TemplatedApp, HttpRequest, HttpResponse, WebSocket, WebSocketBehavior, us_listen_socket } from 'uWebSockets.js';
 
-export const createApp = (): uWS.TemplatedApp => uWS.App();
+/** A plain app, or a TLS one with these files (already checked: tls.ts). */
+export const createApp = (tls?: { cert: string; key: string; keyPassphrase: string }): uWS.TemplatedApp =>
+  tls
+    ? uWS.SSLApp({
+        cert_file_name: tls.cert,
+        key_file_name: tls.key,
+        ...(tls.keyPassphrase !== '' ? { passphrase: tls.keyPassphrase } : {}),
+      })
+    : uWS.App();
 export const DISABLED = uWS.DISABLED;
 export const localPort = (token: uWS.us_listen_socket): number => uWS.us_socket_local_port(token);
 export const closeListenSocket = (token: uWS.us_listen_socket): void => uWS.us_listen_socket_close(token);

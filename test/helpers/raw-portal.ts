@@ -31,9 +31,10 @@ export class RawPortal {
     });
   }
 
-  static connect(url: string): Promise<RawPortal> {
+  /** `options`: extra WebSocket client options, e.g. `ca` for a wss:// gateway with a test certificate. */
+  static connect(url: string, options: WebSocket.ClientOptions = {}): Promise<RawPortal> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { perMessageDeflate: false });
+      const ws = new WebSocket(url, { perMessageDeflate: false, ...options });
       ws.once('open', () => resolve(new RawPortal(ws)));
       ws.once('error', reject);
     });
@@ -43,8 +44,14 @@ export class RawPortal {
    * Connects and completes hello/welcome. The hello carries the portal's credential on a test gateway
    * (startTestGateway), unless `extra` names its own `token` (a test of the credential check; undefined: none).
    */
-  static async hello(url: string, portalId: string, detector: { pixels: number; energies: 1 | 2 }, extra: Record<string, unknown> = {}): Promise<RawPortal> {
-    const p = await RawPortal.connect(url);
+  static async hello(
+    url: string,
+    portalId: string,
+    detector: { pixels: number; energies: 1 | 2 },
+    extra: Record<string, unknown> = {},
+    options: WebSocket.ClientOptions = {},
+  ): Promise<RawPortal> {
+    const p = await RawPortal.connect(url, options);
     const token = 'token' in extra ? extra.token : credentialFor(url, portalId);
     p.json({
       type: 'hello',
