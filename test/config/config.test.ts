@@ -84,7 +84,7 @@ describe('configuration', () => {
       ].join('\n'),
     );
     const c = resolveConfig(readConfigFile(join(dir, 'lane.yaml')));
-    expect(c.server).toEqual({ host: '0.0.0.0', port: 9000, allowedHosts: ['scanline.post-7.example', '10.0.0.5'], allowedOrigins: [] });
+    expect(c.server).toMatchObject({ host: '0.0.0.0', port: 9000, allowedHosts: ['scanline.post-7.example', '10.0.0.5'], allowedOrigins: [] });
     expect(c.portal.stitchMaxDelayMs).toBe(40);
     expect(c.inference.batching.idleDispatch).toBe(false);
     expect(c.results.machineId).toBe('lane-3.post-7');
