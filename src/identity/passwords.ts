@@ -25,12 +25,26 @@ export async function hashPassword(password: string): Promise<string> {
   return `scrypt$${N}$${R}$${P}$${salt.toString('base64url')}$${key.toString('base64url')}`;
 }
 
+/** Most memory one check may take (128 x N x r bytes): a tampered hash must not make a sign-in allocate gigabytes. */
+const MAX_CHECK_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Parameters scrypt runs with (N a power of two above 1 and below 2^(16r), r and p small) within MAX_CHECK_BYTES;
+ * anything else, e.g. from an edited database, makes the hash unreadable rather than throwing or costing gigabytes.
+ */
+function acceptableParameters(n: number, r: number, p: number): boolean {
+  if (![n, r, p].every((v) => Number.isSafeInteger(v) && v > 0)) return false;
+  if (n < 2 || (n & (n - 1)) !== 0 || r > 32 || p > 16) return false;
+  if (Math.log2(n) >= 16 * r) return false;
+  return 128 * n * r <= MAX_CHECK_BYTES && p * r < 2 ** 30;
+}
+
 /** True when `password` matches `stored`; false for a wrong password or a hash this code cannot read. */
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
   const parts = stored.split('$');
   if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
   const [n, r, p] = parts.slice(1, 4).map(Number);
-  if (![n, r, p].every((v) => Number.isInteger(v) && v > 0) || n > 1 << 20 || r > 32 || p > 16) return false;
+  if (!acceptableParameters(n, r, p)) return false;
   const salt = Buffer.from(parts[4], 'base64url');
   const expected = Buffer.from(parts[5], 'base64url');
   if (expected.length < 16) return false;
