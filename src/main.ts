@@ -145,6 +145,10 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
             version: packageVersion() ?? '0.0.0',
             portalLabelLimit: config.metrics.portalLabelLimit,
             processMetrics: config.metrics.processMetrics,
+            // The server starts after the metrics: these read it once it exists.
+            refusals: () => server?.refusals() ?? new Map(),
+            signIns: () => ({ ok: identity.stats.signIns, failed: identity.stats.signInFailures, locked: identity.stats.signInsLocked }),
+            renders: () => ({ running: server?.renders.active ?? 0, queued: server?.renders.queued ?? 0 }),
           }),
           (m) => m.close(),
         )

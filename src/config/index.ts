@@ -75,6 +75,38 @@ export const GatewayConfigSchema = Type.Object(
               'TLS for every route and WebSocket (https://, wss://); the files are read again on SIGHUP without dropping open connections (docs/security.md).',
           },
         ),
+        maxConnectionsPerAddress: Type.Integer({
+          minimum: 1,
+          maximum: 100_000,
+          default: 64,
+          unit: 'connections',
+          description:
+            'Open WebSockets (portals and operator screens together) from one client address; more are refused (SCANLINE_ERR_LIMIT_CONNECTIONS). ' +
+            'Behind a reverse proxy every client has its address: raise it.',
+        }),
+        maxRequestsPerAddress: Type.Integer({
+          minimum: 1,
+          maximum: 100_000,
+          default: 16,
+          unit: 'requests',
+          description:
+            'HTTP requests in progress from one client address; more are refused at once (SCANLINE_ERR_LIMIT_REQUESTS, 429). Behind a reverse proxy: raise it.',
+        }),
+        maxConcurrentImages: Type.Integer({
+          minimum: 1,
+          maximum: 64,
+          default: 2,
+          unit: 'images',
+          description:
+            'Scan images rendered at once (GET /v1/scans/:id/image); each holds the scan in memory and uses the thread pool the raw archive writes through.',
+        }),
+        maxQueuedImages: Type.Integer({
+          minimum: 0,
+          maximum: 1024,
+          default: 8,
+          unit: 'images',
+          description: 'Image requests waiting for a render slot; more are refused at once (SCANLINE_ERR_LIMIT_IMAGES, 503).',
+        }),
         allowedOrigins: Type.Array(
           Type.String({ minLength: 1, maxLength: 300, pattern: '^https?://[^/]+$', expected: 'an origin such as https://review.example' }),
           {

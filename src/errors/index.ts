@@ -91,6 +91,15 @@ export const ERROR_CODES = {
   SCANLINE_ERR_PORTAL_UNKNOWN: spec('no portal identity with this id', 404, true),
   SCANLINE_ERR_PORTAL_INVALID: spec('portal id is not acceptable', 400, true),
 
+  // Limits: what keeps one client from starving the others.
+  SCANLINE_ERR_LIMIT_CONNECTIONS: spec('too many WebSocket connections from this address, or portal connections in total', 429, false),
+  SCANLINE_ERR_LIMIT_REQUESTS: spec('too many HTTP requests in progress from this address', 429, false),
+  SCANLINE_ERR_LIMIT_IMAGES: spec('too many images are being rendered; try again shortly', 503, false),
+  SCANLINE_ERR_LIMIT_SCREENS: spec('this account has as many operator screens open as it may', 429, false),
+  SCANLINE_ERR_LIMIT_SCANS: spec('as many scans are open on the gateway as it accepts', 503, false),
+  SCANLINE_ERR_LIMIT_SPARSE: spec('a frame claims lines too far beyond those the scan received', 400, true),
+  SCANLINE_ERR_LIMIT_SCAN_MEMORY: spec('the memory budget for open scans (portal.scanBufferBudgetBytes) is spent', 503, false),
+
   // Operator screens (WS /v1/operator) and officers' decisions.
   // Retired: the operator id is now the signed-in account, never a header or query parameter the client chooses.
   SCANLINE_ERR_OPERATOR_ID: spec('retired: operator id missing or invalid', 400, true),

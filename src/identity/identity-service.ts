@@ -235,7 +235,7 @@ export class IdentityService implements AuditTrail {
     const wait = this.throttle.waitMs(name, address);
     if (wait > 0) {
       this.stats.signInsLocked++;
-      this.record({ actor: 'anonymous', action: 'session.login', target: name, outcome: 'refused', address, details: { reason: 'locked' } });
+      this.record({ actor: 'anonymous', action: 'session.login', target: name.slice(0, 64), outcome: 'refused', address, details: { reason: 'locked' } });
       const retryAfterSec = Math.ceil(wait / 1000);
       throw new ScanlineError('SCANLINE_ERR_AUTH_LOCKED', `too many failed sign-ins; try again in ${retryAfterSec} s`, { retryAfterSec });
     }

@@ -6,6 +6,7 @@
  * that thread. Frame payloads are consumed synchronously (`stitcher.push` copies them) because the transport's
  * buffer dies when its message handler returns.
  */
+import type { ScanBufferBudget } from './scan-budget.js';
 import { performance } from 'node:perf_hooks';
 import { ScanlineError, toScanlineError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
@@ -56,6 +57,10 @@ export interface ActiveScanInit {
   outputBuffers: BufferPool;
   /** The gateway's pool of O_DIRECT-aligned raw-archive buffers (RawArchiver). */
   archiveBuffers: BufferPool;
+  /** Lines a frame may claim beyond those the scan received (portal.maxMissingLines). */
+  maxMissingLines: number;
+  /** What every open scan's lines may cost together; charged as the highest line grows, released at the end. */
+  budget: ScanBufferBudget;
 }
 
 /** Growable per-seq record of what each frame carried, to recognise replays. */
@@ -135,6 +140,12 @@ export class ActiveScan implements ScanView {
   private readonly ledger = new SeqLedger();
   private imageSeen = false;
   private highestLine = 0;
+  /** Distinct image lines stored (what was sent; highestLine is what was claimed). */
+  private receivedLines = 0;
+  private readonly maxMissingLines: number;
+  private readonly budget: ScanBufferBudget;
+  private readonly bytesPerLine: number;
+  private charged = 0;
   private processing = false;
   /** Frames (or scan.end) arrived since the last job started. */
   private dirty = false;
@@ -180,7 +191,15 @@ export class ActiveScan implements ScanView {
       tiles: new Float32Array(this.outputBuffers.take(init.stitcher.tileFloats * init.tileCapacity * 4) as ArrayBuffer),
       preview: new Uint8Array(this.outputBuffers.take(init.stitcher.previewBytes) as ArrayBuffer),
     };
+    this.maxMissingLines = init.maxMissingLines;
+    this.budget = init.budget;
+    this.bytesPerLine = init.detector.pixels * init.detector.energies * 2;
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
+  }
+
+  /** Bytes this scan holds of the open-scan budget (its highest line's worth); given back once it has ended. */
+  get chargedBytes(): number {
+    return this.charged;
   }
 
   /** The first seq not yet stored: where a resuming portal continues. */
@@ -249,6 +268,28 @@ export class ActiveScan implements ScanView {
         { streamId: header.streamId, seq },
       );
     }
+    const end = header.firstLine + header.lineCount;
+    if (header.kind === SliceKind.Image && !replay && end > this.highestLine) {
+      // Lines claimed past what was received are charged before anything is stored: a sparse frame is refused long
+      // before it costs memory or disk (docs/security.md, limits).
+      const missing = end - (this.receivedLines + header.lineCount);
+      if (missing > this.maxMissingLines) {
+        throw new ScanlineError(
+          'SCANLINE_ERR_LIMIT_SPARSE',
+          `lines ${header.firstLine}..${end - 1} would leave ${missing} lines of the scan missing; at most ${this.maxMissingLines} may be (portal.maxMissingLines)`,
+          { streamId: header.streamId, seq },
+        );
+      }
+      const cost = (end - this.highestLine) * this.bytesPerLine;
+      if (!this.budget.charge(cost)) {
+        throw new ScanlineError(
+          'SCANLINE_ERR_LIMIT_SCAN_MEMORY',
+          `open scans hold ${this.budget.used} of ${this.budget.limitBytes} bytes (portal.scanBufferBudgetBytes); lines up to ${end - 1} need ${cost} more`,
+          { streamId: header.streamId, seq },
+        );
+      }
+      this.charged += cost;
+    }
     if (header.kind !== SliceKind.Image && this.imageSeen && !replay) {
       throw new ScanlineError('SCANLINE_ERR_SLICE_CALIBRATION_LATE', 'dark and air frames must come before the first image slice of the scan', {
         streamId: header.streamId,
@@ -273,13 +314,13 @@ export class ActiveScan implements ScanView {
     this.ledger.record(seq, header);
     if (header.kind === SliceKind.Image) {
       this.imageSeen = true;
-      const end = header.firstLine + header.lineCount;
       if (end > this.highestLine) {
         this.highestLine = end;
         this.arrivalEnd.push(end);
         this.arrivalAt.push(performance.now());
       }
       const newLines = result?.newLines ?? 0;
+      this.receivedLines += newLines;
       this.stats.linesReceived += newLines;
       this.portalStats.linesReceived += newLines;
     }

@@ -9,6 +9,38 @@ import type { StitcherTuning } from '../stitch/index.js';
 export const PortalConfigSchema = Type.Object(
   {
     maxOpenScans: Type.Integer({ minimum: 1, maximum: 64, default: 4, unit: 'scans', description: 'Open scans per portal connection.' }),
+    maxConnections: Type.Integer({
+      minimum: 1,
+      maximum: 100_000,
+      default: 256,
+      unit: 'connections',
+      description: 'Portal connections in total; more are refused at the upgrade (SCANLINE_ERR_LIMIT_CONNECTIONS).',
+    }),
+    maxOpenScansTotal: Type.Integer({
+      minimum: 1,
+      maximum: 100_000,
+      default: 256,
+      unit: 'scans',
+      description: 'Open scans over all portals; a scan.start beyond it is refused (SCANLINE_ERR_LIMIT_SCANS).',
+    }),
+    maxMissingLines: Type.Integer({
+      minimum: 1,
+      maximum: 16_777_216,
+      default: 4096,
+      unit: 'lines',
+      description:
+        'Lines a scan may claim beyond those it sent: a frame whose last line is further than this past the lines received so far is refused ' +
+        '(SCANLINE_ERR_LIMIT_SPARSE) before it costs memory or disk. A lost frame leaves its lines missing until resent; sparse frames are how ' +
+        'one connection claimed ~800 MiB with 8 MiB sent.',
+    }),
+    scanBufferBudgetBytes: Type.Integer({
+      minimum: 16 * 1024 * 1024,
+      maximum: 2 ** 45,
+      default: 2 * 1024 * 1024 * 1024,
+      unit: 'bytes',
+      description:
+        'Memory all open scans may hold together: each is charged its lines x pixels x energies x 2 B up to its highest line. A frame that would pass it is refused (SCANLINE_ERR_LIMIT_SCAN_MEMORY). A 4000-line truck of 2048 px x 2 energies holds 32 MiB.',
+    }),
     maxMessageBytes: Type.Integer({
       minimum: 1024,
       maximum: 64 * 1024 * 1024,

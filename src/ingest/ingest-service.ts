@@ -11,6 +11,7 @@ import { alignedBuffer } from '../addon/index.js';
 import { createStitcher, nativeStitcher, type Stitcher, type StitcherFactory, validateStitcherOptions } from '../stitch/index.js';
 import { DIRECT_IO_ALIGNMENT, type RawWriter, type ScanStore } from '../storage/index.js';
 import { ActiveScan } from './active-scan.js';
+import { ScanBufferBudget } from './scan-budget.js';
 import type { IngestConfig } from './config.js';
 import { IngestEventSink, type IngestListeners, type ScanView } from './events.js';
 import type { ScanResumeMessage, ScanStartMessage } from '../protocol/index.js';
@@ -59,6 +60,8 @@ export class IngestService {
   /** This gateway's O_DIRECT-aligned raw-archive buffers (null from the allocator without the addon), 32 MiB at most. */
   private readonly archiveBuffers = new BufferPool(32 << 20, (n) => alignedBuffer(n, DIRECT_IO_ALIGNMENT));
   private draining = false;
+  /** What the open scans' lines may cost together (portal.scanBufferBudgetBytes). */
+  readonly scanBudget: ScanBufferBudget;
 
   constructor(options: IngestServiceOptions) {
     this.config = options.config;
@@ -67,6 +70,7 @@ export class IngestService {
     this.log = options.log;
     this.stitcher = options.stitcher ?? nativeStitcher;
     this.portalAuth = options.portals;
+    this.scanBudget = new ScanBufferBudget(options.config.portal.scanBufferBudgetBytes);
     this.gatewayName = options.gatewayName ?? 'scanline';
     this.events = new IngestEventSink((err, event) => this.log.error({ err, event }, 'ingest listener failed'));
   }
@@ -129,6 +133,13 @@ export class IngestService {
     if (existing) {
       if (m.scanId !== undefined && m.scanId === existing.scanId) return existing; // repeated scan.start: idempotent
       throw new ScanlineError('SCANLINE_ERR_STREAM_IN_USE', `stream ${m.streamId} is already scan ${existing.scanId}`, { streamId: m.streamId });
+    }
+    if (this.live.size >= this.config.portal.maxOpenScansTotal) {
+      throw new ScanlineError(
+        'SCANLINE_ERR_LIMIT_SCANS',
+        `${this.live.size} scans are open on the gateway; it accepts ${this.config.portal.maxOpenScansTotal} (portal.maxOpenScansTotal)`,
+        { streamId: m.streamId },
+      );
     }
     if (conn.scans.size >= this.config.portal.maxOpenScans) {
       throw new ScanlineError(
@@ -194,12 +205,17 @@ export class IngestService {
       tileCapacity: TILE_CAPACITY,
       outputBuffers: this.outputBuffers,
       archiveBuffers: this.archiveBuffers,
+      maxMissingLines: this.config.portal.maxMissingLines,
+      budget: this.scanBudget,
     });
     scan.owner = conn;
     this.live.set(scanId, scan);
     this.stats.scansStarted++;
     portalStatsOf(this.stats, conn.portalId).scansStarted++;
-    void scan.whenEnded().then(() => this.live.delete(scanId));
+    void scan.whenEnded().then(() => {
+      this.live.delete(scanId);
+      this.scanBudget.release(scan.chargedBytes);
+    });
     this.log.info({ scanId, portalId: conn.portalId, streamId: m.streamId, declaration: m.declaration?.hsCodes }, 'scan started');
     this.events.emitStarted(scan);
     return scan;

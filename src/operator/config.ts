@@ -13,6 +13,14 @@ export const OperatorConfigSchema = Type.Object(
       unit: 'screens',
       description: 'Operator screens connected at once; further WebSocket upgrades are refused (SCANLINE_ERR_OPERATOR_TOO_MANY).',
     }),
+    maxScreensPerUser: Type.Integer({
+      minimum: 1,
+      maximum: 1000,
+      default: 8,
+      unit: 'screens',
+      description:
+        'Screens one account may have open at once; more are refused (SCANLINE_ERR_LIMIT_SCREENS), so one account cannot take every slot of maxOperators.',
+    }),
     stripBufferBytes: Type.Integer({
       minimum: 16 * 1024,
       maximum: 1 << 30,

@@ -42,6 +42,12 @@ export interface GatewayMetricsOptions {
   portalLabelLimit: number;
   /** Export process and event-loop metrics (config metrics.processMetrics). */
   processMetrics: boolean;
+  /** The server's refusals by error code (read at scrape; empty before it listens). */
+  refusals?: () => ReadonlyMap<string, number>;
+  /** Sign-in counters of the identity stage. */
+  signIns?: () => { ok: number; failed: number; locked: number };
+  /** Image renders running and waiting for a slot. */
+  renders?: () => { running: number; queued: number };
 }
 
 export interface GatewayMetrics {
@@ -71,6 +77,7 @@ export function createGatewayMetrics(o: GatewayMetricsOptions): GatewayMetrics {
     ...resultsMetrics(o.results),
     ...storageMetrics(o.ingest, o.store, o.results),
     ...operatorMetrics(operator),
+    ...securityMetrics(o),
     ...(processMetrics?.metrics() ?? []),
   ];
   for (const m of all) register(registry, m);
@@ -359,6 +366,44 @@ function resultsMetrics(results: ResultsService | null): Array<CollectedMetric |
     counter('scanline_results_reports_stored_total', 'Final results reports stored (one per scan once every tile is answered).', [], () =>
       results ? one(results.stats.reportsStored) : [],
     ),
+  ];
+}
+
+function securityMetrics(o: GatewayMetricsOptions): CollectedMetric[] {
+  const budget = o.ingest.scanBudget;
+  return [
+    counter(
+      'scanline_http_refusals_total',
+      'HTTP requests and WebSocket upgrades refused before their route ran, by error code: missing or wrong credentials, role, CSRF, Origin, Host, limits (docs/security.md).',
+      ['code'],
+      () => [...(o.refusals?.() ?? [])].map(([code, value]) => ({ labels: { code }, value })),
+    ),
+    counter(
+      'scanline_sign_ins_total',
+      'Sign-ins with a password, by outcome: ok, failed (wrong name or password), locked (refused while locked out).',
+      ['outcome'],
+      () => {
+        const s = o.signIns?.() ?? { ok: 0, failed: 0, locked: 0 };
+        return [
+          { labels: { outcome: 'ok' }, value: s.ok },
+          { labels: { outcome: 'failed' }, value: s.failed },
+          { labels: { outcome: 'locked' }, value: s.locked },
+        ];
+      },
+    ),
+    gauge('scanline_scan_buffer_bytes', "Memory the open scans' lines are charged (up to each scan's highest line), of portal.scanBufferBudgetBytes.", [], () =>
+      one(budget.used),
+    ),
+    gauge('scanline_scan_buffer_budget_bytes', 'portal.scanBufferBudgetBytes: what open scans may hold together before frames are refused.', [], () =>
+      one(budget.limitBytes),
+    ),
+    gauge('scanline_image_renders', 'Scan image renders now, by state: running (at most server.maxConcurrentImages) or queued.', ['state'], () => {
+      const r = o.renders?.() ?? { running: 0, queued: 0 };
+      return [
+        { labels: { state: 'running' }, value: r.running },
+        { labels: { state: 'queued' }, value: r.queued },
+      ];
+    }),
   ];
 }
 

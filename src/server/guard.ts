@@ -106,6 +106,8 @@ export interface GuardOptions {
   allowedOrigins: readonly string[];
   /** True when served over TLS: the own origin is https and cookies are Secure. */
   tls: boolean;
+  /** Refusals by error code, shared by the server's apps (scanline_http_refusals_total). */
+  refusals: Map<string, number>;
 }
 
 export class RequestGuard {
@@ -113,12 +115,13 @@ export class RequestGuard {
   private readonly origins: Set<string>;
   readonly tls: boolean;
   readonly identity: IdentityService;
-  /** Refusals by code, for metrics. */
-  readonly refusals = new Map<string, number>();
+  /** Refusals by code, for metrics (shared by the server's apps). */
+  readonly refusals: Map<string, number>;
 
   constructor(o: GuardOptions) {
     this.identity = o.identity;
     this.tls = o.tls;
+    this.refusals = o.refusals;
     const hosts = new Set(['localhost', '127.0.0.1', '::1', hostOf(o.boundHost)]);
     if (o.boundHost === '0.0.0.0' || o.boundHost === '::') {
       // Bound to every interface: the machine's own names and addresses are how people on the network reach it.
@@ -167,10 +170,13 @@ export class RequestGuard {
     try {
       return this.checkUncounted(route, facts);
     } catch (err) {
-      const code = (err as ScanlineError).code ?? 'unknown';
-      this.refusals.set(code, (this.refusals.get(code) ?? 0) + 1);
+      this.countRefusal((err as ScanlineError).code ?? 'unknown');
       throw err;
     }
+  }
+
+  countRefusal(code: string): void {
+    this.refusals.set(code, (this.refusals.get(code) ?? 0) + 1);
   }
 
   private checkUncounted(route: RouteSpec, facts: RequestFacts): Principal | null {

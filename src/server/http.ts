@@ -30,9 +30,25 @@ export function statusLine(status: number): string {
   return `${status} ${STATUS_TEXT[status] ?? 'Status'}`;
 }
 
+/** What runs once a response is answered or its client went away (the request-per-address count; limits.ts). */
+const settleHooks = new WeakMap<HttpResponse, () => void>();
+
+/** Runs `hook` once, when `res` is answered (PendingResponse.send) or aborted. */
+export function onSettled(res: HttpResponse, hook: () => void): void {
+  settleHooks.set(res, hook);
+}
+
+function settle(res: HttpResponse): void {
+  const hook = settleHooks.get(res);
+  if (!hook) return;
+  settleHooks.delete(res);
+  hook();
+}
+
 /** A response that may be answered later; `aborted` turns true if the client went away first. */
 export class PendingResponse {
   aborted = false;
+  private answered = false;
 
   /** `request` is the request line ("GET /v1/scans"), read while the request was valid, for the log. */
   constructor(
@@ -42,6 +58,7 @@ export class PendingResponse {
   ) {
     res.onAborted(() => {
       this.aborted = true;
+      settle(res);
     });
   }
 
@@ -67,13 +84,15 @@ export class PendingResponse {
   }
 
   send(status: number, contentType: string, body: string | Uint8Array, headers: Record<string, string> = {}): void {
-    if (this.aborted) return;
+    if (this.aborted || this.answered) return;
+    this.answered = true;
     this.res.cork(() => {
       this.res.writeStatus(statusLine(status)).writeHeader('Content-Type', contentType).writeHeader('Cache-Control', 'no-store');
       for (const [k, v] of Object.entries(SECURITY_HEADERS)) this.res.writeHeader(k, v);
       for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v);
       this.res.end(body);
     });
+    settle(this.res);
   }
 }
 

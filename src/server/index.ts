@@ -22,6 +22,7 @@ import { registerScanRoutes } from './scans-api.js';
 import { readRequestFacts, RequestGuard, type RouteSpec, SECURITY_HEADERS } from './guard.js';
 import { Routes } from './routes.js';
 import { registerSessionRoutes } from './session-api.js';
+import { KeyedCounter, RenderQueue } from './limits.js';
 import { checkTlsFiles, type TlsCertificateInfo } from './tls.js';
 import { DISABLED, closeListenSocket, createApp, localPort, type TemplatedApp, type WebSocket, type us_listen_socket } from './uws.js';
 import { statusLine } from './http.js';
@@ -33,6 +34,8 @@ export type { TlsCertificateInfo } from './tls.js';
 interface PortalSocketData {
   conn: PortalConnection | null;
   closed: boolean;
+  /** The client address its per-address slot is held for (released on close). */
+  address: string;
 }
 
 /** Readiness checks the gateway composes; each returns null when ready or a reason when not. */
@@ -79,6 +82,10 @@ export interface HttpServer {
   closeSignedOut(): number;
   /** True when every route is served over TLS (server.tls). */
   readonly tls: boolean;
+  /** Requests and upgrades refused before their route ran, by error code (scanline_http_refusals_total). */
+  refusals(): ReadonlyMap<string, number>;
+  /** Image renders running and waiting. */
+  readonly renders: RenderQueue;
   /**
    * Reads server.tls's files again and serves new connections with them; open connections (scans in progress,
    * screens) keep the old certificate until they close. Throws SCANLINE_ERR_SERVER_TLS (the old one stays).
@@ -89,7 +96,7 @@ export interface HttpServer {
 /** Extra room above the protocol limit so an oversize frame reaches the gateway and gets a coded error. */
 const PAYLOAD_HEADROOM = 1024 * 1024;
 
-function registerPortalRoute(routes: Routes, o: HttpServerOptions): void {
+function registerPortalRoute(routes: Routes, o: HttpServerOptions, shared: ServerShared): void {
   const { ingest, log, config } = o;
   const spec = routes.ws('/v1/portal', 'portal');
   routes.app.ws<PortalSocketData>(spec.path, {
@@ -100,8 +107,23 @@ function registerPortalRoute(routes: Routes, o: HttpServerOptions): void {
     maxBackpressure: config.portal.maxBackpressureBytes,
     // closeOnBackpressureLimit stays at its default (off): a stuck portal is closed by the send() check below.
     upgrade: (res, req, context) => {
+      const facts = readRequestFacts(res, req);
       try {
-        routes.guard.check(spec, readRequestFacts(res, req));
+        routes.guard.check(spec, facts);
+        if (ingest.connectionCount >= config.portal.maxConnections) {
+          routes.guard.countRefusal('SCANLINE_ERR_LIMIT_CONNECTIONS');
+          throw new ScanlineError(
+            'SCANLINE_ERR_LIMIT_CONNECTIONS',
+            `${ingest.connectionCount} portals are connected; the gateway accepts ${config.portal.maxConnections} (portal.maxConnections)`,
+          );
+        }
+        if (!shared.sockets.acquire(facts.address)) {
+          routes.guard.countRefusal('SCANLINE_ERR_LIMIT_CONNECTIONS');
+          throw new ScanlineError(
+            'SCANLINE_ERR_LIMIT_CONNECTIONS',
+            `${shared.sockets.limit} WebSockets from ${facts.address} are open (server.maxConnectionsPerAddress)`,
+          );
+        }
       } catch (err) {
         const e = toScanlineErrorOrInternal(err);
         res.cork(() => {
@@ -112,7 +134,7 @@ function registerPortalRoute(routes: Routes, o: HttpServerOptions): void {
         return;
       }
       res.upgrade<PortalSocketData>(
-        { conn: null, closed: false },
+        { conn: null, closed: false, address: facts.address },
         req.getHeader('sec-websocket-key'),
         req.getHeader('sec-websocket-protocol'),
         req.getHeader('sec-websocket-extensions'),
@@ -150,6 +172,7 @@ function registerPortalRoute(routes: Routes, o: HttpServerOptions): void {
     close: (ws: WebSocket<PortalSocketData>, code: number) => {
       const data = ws.getUserData();
       data.closed = true;
+      shared.sockets.release(data.address);
       data.conn?.onClose(code);
     },
   });
@@ -193,6 +216,18 @@ function registerMetricsRoute(routes: Routes, metrics: MetricsEndpoint, log: Log
   );
 }
 
+/** What the server's apps share (a TLS reload builds a second app beside the first): refusal counts and limits. */
+export interface ServerShared {
+  refusals: Map<string, number>;
+  /** WebSockets per client address (server.maxConnectionsPerAddress). */
+  sockets: KeyedCounter;
+  /** HTTP requests in progress per client address (server.maxRequestsPerAddress). */
+  requests: KeyedCounter;
+  /** Operator screens per account (operator.maxScreensPerUser). */
+  screens: KeyedCounter;
+  renders: RenderQueue;
+}
+
 /** One uWS app with every route registered; a TLS reload builds a second one beside the first. */
 interface BuiltApp {
   app: TemplatedApp;
@@ -200,7 +235,7 @@ interface BuiltApp {
   feed: OperatorFeed | null;
 }
 
-function buildApp(o: HttpServerOptions, tls: boolean): BuiltApp {
+function buildApp(o: HttpServerOptions, tls: boolean, shared: ServerShared): BuiltApp {
   const t = o.config.server.tls;
   const app = createApp(tls ? { cert: t.cert, key: t.key, keyPassphrase: t.keyPassphrase } : undefined);
   const guard = new RequestGuard({
@@ -209,9 +244,10 @@ function buildApp(o: HttpServerOptions, tls: boolean): BuiltApp {
     allowedHosts: o.config.server.allowedHosts,
     allowedOrigins: o.config.server.allowedOrigins,
     tls,
+    refusals: shared.refusals,
   });
-  const routes = new Routes(app, guard, o.log);
-  registerPortalRoute(routes, o);
+  const routes = new Routes(app, guard, o.log, shared.requests);
+  registerPortalRoute(routes, o, shared);
   registerSessionRoutes(routes, o.log);
   registerScanRoutes(
     routes,
@@ -220,13 +256,14 @@ function buildApp(o: HttpServerOptions, tls: boolean): BuiltApp {
     o.store,
     o.results,
     o.operator ? operatorImageRenderer(o.operator, o.results ?? null, o.config.stitch.previewDownsample) : undefined,
+    shared.renders,
   );
   registerReferenceRoutes(routes, o.log, o.results, o.identity);
   registerHealthRoutes(routes, o);
   if (o.metrics) registerMetricsRoute(routes, o.metrics, o.log);
   let feed: OperatorFeed | null = null;
   if (o.operator) {
-    feed = registerOperatorFeed(routes, { hub: o.operator, config: o.config.operator, log: o.log });
+    feed = registerOperatorFeed(routes, { hub: o.operator, config: o.config.operator, log: o.log, sockets: shared.sockets, screens: shared.screens });
     registerOperatorUi(routes, o.log);
   }
   registerDecisionRoutes(routes, { store: o.store, results: o.results ?? null, hub: o.operator ?? null, audit: o.identity, log: o.log });
@@ -262,7 +299,15 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
   const { host } = o.config.server;
   // Apps built so far, newest last: a TLS reload listens with a new app and lets the older ones serve the
   // connections they hold until they close (uWS has no way to swap the certificate of a running app).
-  const apps: BuiltApp[] = [buildApp(o, tls)];
+  const refusals = new Map<string, number>();
+  const shared: ServerShared = {
+    refusals,
+    sockets: new KeyedCounter(o.config.server.maxConnectionsPerAddress),
+    requests: new KeyedCounter(o.config.server.maxRequestsPerAddress),
+    screens: new KeyedCounter(o.config.operator.maxScreensPerUser),
+    renders: new RenderQueue(o.config.server.maxConcurrentImages, o.config.server.maxQueuedImages, (code) => refusals.set(code, (refusals.get(code) ?? 0) + 1)),
+  };
+  const apps: BuiltApp[] = [buildApp(o, tls, shared)];
   let listening: us_listen_socket | null = await listenOn(apps[0].app, host, o.config.server.port);
   const port = localPort(listening);
   const closeListening = (): void => {
@@ -282,12 +327,14 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
       for (const a of apps) a.app.close();
     },
     routes: apps[0].routes.specs,
+    refusals: () => refusals,
+    renders: shared.renders,
     closeSignedOut: () => apps.reduce((n, a) => n + (a.feed?.closeSignedOut(o.identity) ?? 0), 0),
     async reloadTls() {
       if (!tls) throw new ScanlineError('SCANLINE_ERR_SERVER_TLS', 'the gateway does not serve TLS (server.tls.cert is empty): nothing to reload');
       if (!listening) throw new ScanlineError('SCANLINE_ERR_SERVER_TLS', 'the gateway no longer listens (shutting down): nothing to reload');
       const info = checkTlsFiles(t);
-      const next = buildApp(o, true);
+      const next = buildApp(o, true, shared);
       // uWS listens with SO_REUSEPORT on Linux when the port is fixed: the new app binds beside the old one, then
       // the old one stops accepting, and no connection attempt is refused in between; open connections stay on the
       // old app. A port the OS chose (server.port 0) is not shared, and cannot be bound again while connections

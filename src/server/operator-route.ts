@@ -19,11 +19,14 @@ import type { Logger } from '../log/index.js';
 import type { OperatorConfig, OperatorHub, OperatorSession, SendStatus } from '../operator/index.js';
 import { SECURITY_HEADERS, UI_CONTENT_SECURITY_POLICY, readRequestFacts } from './guard.js';
 import { handleAsync, pathParameter, statusLine } from './http.js';
+import type { KeyedCounter } from './limits.js';
 import type { Routes } from './routes.js';
 import { DISABLED, type HttpResponse, type WebSocket } from './uws.js';
 
 interface OperatorSocketData {
   principal: Principal;
+  /** The client address its per-address slot is held for (released on close). */
+  address: string;
   session: OperatorSession | null;
   closed: boolean;
 }
@@ -32,6 +35,10 @@ export interface OperatorRouteOptions {
   hub: OperatorHub;
   config: OperatorConfig;
   log: Logger;
+  /** WebSockets per client address (server.maxConnectionsPerAddress), shared with the portal endpoint. */
+  sockets: KeyedCounter;
+  /** Screens per account (operator.maxScreensPerUser). */
+  screens: KeyedCounter;
 }
 
 /** WebSocket close code for a screen whose credentials stopped being valid while it was open. */
@@ -61,7 +68,7 @@ function refuseUpgrade(res: HttpResponse, err: ScanlineError): void {
 }
 
 export function registerOperatorFeed(routes: Routes, o: OperatorRouteOptions): OperatorFeed {
-  const { hub, config, log } = o;
+  const { hub, config, log, sockets, screens } = o;
   const spec = routes.ws('/v1/operator', 'viewer');
   const open = new Set<WebSocket<OperatorSocketData>>();
   routes.app.ws<OperatorSocketData>(spec.path, {
@@ -73,20 +80,42 @@ export function registerOperatorFeed(routes: Routes, o: OperatorRouteOptions): O
     maxBackpressure: config.maxBufferedBytes,
     closeOnBackpressureLimit: 0,
     upgrade: (res, req, context) => {
+      const facts = readRequestFacts(res, req);
       let principal: Principal;
+      // Slots taken so far, given back if a later check refuses.
+      let held: Array<() => void> = [];
       try {
-        principal = routes.guard.check(spec, readRequestFacts(res, req)) as Principal;
+        principal = routes.guard.check(spec, facts) as Principal;
+        if (!screens.acquire(principal.account)) {
+          routes.guard.countRefusal('SCANLINE_ERR_LIMIT_SCREENS');
+          throw new ScanlineError(
+            'SCANLINE_ERR_LIMIT_SCREENS',
+            `${principal.account} has ${screens.limit} screens open (operator.maxScreensPerUser); close one first`,
+          );
+        }
+        const account = principal.account;
+        held.push(() => screens.release(account));
+        if (!sockets.acquire(facts.address)) {
+          routes.guard.countRefusal('SCANLINE_ERR_LIMIT_CONNECTIONS');
+          throw new ScanlineError(
+            'SCANLINE_ERR_LIMIT_CONNECTIONS',
+            `${sockets.limit} WebSockets from ${facts.address} are open (server.maxConnectionsPerAddress)`,
+          );
+        }
+        held.push(() => sockets.release(facts.address));
         if (!hub.admit()) {
           throw new ScanlineError('SCANLINE_ERR_OPERATOR_TOO_MANY', `${config.maxOperators} operator screens are connected (operator.maxOperators)`);
         }
       } catch (err) {
+        for (const release of held) release();
+        held = [];
         const e = toScanlineErrorOrInternal(err);
         if (e.status === 500) log.error({ err: e }, 'operator feed upgrade failed');
         refuseUpgrade(res, e);
         return;
       }
       res.upgrade<OperatorSocketData>(
-        { principal, session: null, closed: false },
+        { principal, address: facts.address, session: null, closed: false },
         req.getHeader('sec-websocket-key'),
         req.getHeader('sec-websocket-protocol'),
         req.getHeader('sec-websocket-extensions'),
@@ -143,6 +172,8 @@ export function registerOperatorFeed(routes: Routes, o: OperatorRouteOptions): O
       const data = ws.getUserData();
       data.closed = true;
       open.delete(ws);
+      screens.release(data.principal.account);
+      sockets.release(data.address);
       if (data.session) hub.onClose(data.session);
     },
   });

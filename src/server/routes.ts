@@ -6,7 +6,9 @@
 import type { Access, Principal } from '../identity/index.js';
 import type { Logger } from '../log/index.js';
 import { type RequestFacts, type RequestGuard, type RouteSpec, readRequestFacts } from './guard.js';
-import { handleAsync } from './http.js';
+import { ScanlineError } from '../errors/index.js';
+import { handleAsync, onSettled } from './http.js';
+import type { KeyedCounter } from './limits.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 
 /** What a route's handler learns from the guard. */
@@ -32,6 +34,8 @@ export class Routes {
     readonly app: TemplatedApp,
     readonly guard: RequestGuard,
     private readonly log: Logger,
+    /** HTTP requests in progress per client address (server.maxRequestsPerAddress). */
+    private readonly requests: KeyedCounter,
   ) {}
 
   get(path: string, access: Access, handler: GuardedHandler): void {
@@ -60,6 +64,15 @@ export class Routes {
       let principal: Principal | null;
       try {
         principal = this.guard.check(spec, facts);
+        if (!this.requests.acquire(facts.address)) {
+          this.guard.countRefusal('SCANLINE_ERR_LIMIT_REQUESTS');
+          throw new ScanlineError(
+            'SCANLINE_ERR_LIMIT_REQUESTS',
+            `${this.requests.limit} requests from ${facts.address} are in progress (server.maxRequestsPerAddress); wait for them`,
+            { retryAfterSec: 1 },
+          );
+        }
+        onSettled(res, () => this.requests.release(facts.address));
       } catch (err) {
         handleAsync(res, req, this.log, () => {
           throw err;

@@ -21,6 +21,7 @@ import type { ScanRecord, ScanStore, StoredDecision } from '../storage/index.js'
 import type { ScanState } from '../protocol/index.js';
 import { parseQuery } from './body.js';
 import { badQuery, handleAsync, pathParameter } from './http.js';
+import type { RenderQueue } from './limits.js';
 import type { Routes } from './routes.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
 
@@ -82,8 +83,10 @@ export function registerScanRoutes(
   log: Logger,
   ingest: IngestService,
   store: ScanStore,
-  results?: ResultsSource,
-  images?: ScanImageRenderer,
+  results: ResultsSource | undefined,
+  images: ScanImageRenderer | undefined,
+  /** Bounds renders running and waiting (server.maxConcurrentImages, server.maxQueuedImages). */
+  renders: RenderQueue,
 ): void {
   routes.get('/v1/scans', 'viewer', (res: HttpResponse, req: HttpRequest) => {
     const q = new URLSearchParams(req.getQuery() ?? '');
@@ -130,7 +133,7 @@ export function registerScanRoutes(
       const record = store.getScan(scanId);
       if (!record) throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${scanId}`, { scanId });
       if (q.get('view') !== null && images) {
-        const image = await images.render(record, q);
+        const image = await renders.run(() => images.render(record, q));
         out.send(200, image.contentType, image.body, image.headers);
         return;
       }
@@ -139,25 +142,29 @@ export function registerScanRoutes(
       if (energyName === 'low' && energies !== 2) throw badQuery('energy=low needs a dual-energy scan; this scan has one energy');
       const energy = energyName === 'high' ? 0 : 1;
 
-      // A live scan is read from its stitcher in this tick (before it can close); an ended one from its file.
-      const live = ingest.getLiveScan(scanId);
-      let lines: number;
-      let raw: Uint16Array;
-      if (live) {
-        lines = live.lines;
-        raw = new Uint16Array(lines * energies * pixels);
-        if (lines > 0) live.readRaw(0, lines, raw);
-      } else {
-        lines = record.lines;
-        raw = lines > 0 ? await store.readRaw(scanId, lines, pixels * energies * 2) : new Uint16Array(0);
-      }
-      if (lines === 0) throw new ScanlineError('SCANLINE_ERR_IMAGE_UNAVAILABLE', `scan ${scanId} has no lines yet`, { scanId });
-      const plane = new Uint16Array(lines * pixels);
-      extractPlane(raw, lines, energies, pixels, energy, plane);
-      const png = await sharp(plane, { raw: { width: lines, height: pixels, channels: 1 }, limitInputPixels: false })
-        .toColourspace('grey16')
-        .png({ compressionLevel: 3 })
-        .toBuffer();
+      // Rendering waits for a slot (limits.ts). Once it has one, a live scan is read from its stitcher in that tick
+      // (before it can close); an ended one from its file, with the record as it is then.
+      const { png, lines } = await renders.run(async () => {
+        const live = ingest.getLiveScan(scanId);
+        let lines: number;
+        let raw: Uint16Array;
+        if (live) {
+          lines = live.lines;
+          raw = new Uint16Array(lines * energies * pixels);
+          if (lines > 0) live.readRaw(0, lines, raw);
+        } else {
+          lines = store.getScan(scanId)?.lines ?? record.lines;
+          raw = lines > 0 ? await store.readRaw(scanId, lines, pixels * energies * 2) : new Uint16Array(0);
+        }
+        if (lines === 0) throw new ScanlineError('SCANLINE_ERR_IMAGE_UNAVAILABLE', `scan ${scanId} has no lines yet`, { scanId });
+        const plane = new Uint16Array(lines * pixels);
+        extractPlane(raw, lines, energies, pixels, energy, plane);
+        const png = await sharp(plane, { raw: { width: lines, height: pixels, channels: 1 }, limitInputPixels: false })
+          .toColourspace('grey16')
+          .png({ compressionLevel: 3 })
+          .toBuffer();
+        return { png, lines };
+      });
       out.send(200, 'image/png', png, { 'X-Scanline-Lines': String(lines), 'X-Scanline-Energy': energyName });
     });
   });

@@ -1,0 +1,34 @@
+/**
+ * The memory open scans may hold together (portal.scanBufferBudgetBytes). A scan is charged as its highest line
+ * grows (lines x pixels x energies x 2 B: what its stitcher keeps of the raw lines) and gives its charge back when it
+ * ends. Charging the lines a frame claims, not the bytes it carries, is what makes sparse frames pay for what they
+ * cost; together with portal.maxMissingLines (a frame may not claim far beyond what its scan received) one
+ * connection cannot take memory the other lanes need.
+ *
+ * Threads: gateway JS thread.
+ */
+export class ScanBufferBudget {
+  private usedBytes = 0;
+  /** Charges refused, for metrics. */
+  refusals = 0;
+
+  constructor(readonly limitBytes: number) {}
+
+  /** Charges `bytes`; false (nothing charged) when that would pass the limit. */
+  charge(bytes: number): boolean {
+    if (this.usedBytes + bytes > this.limitBytes) {
+      this.refusals++;
+      return false;
+    }
+    this.usedBytes += bytes;
+    return true;
+  }
+
+  release(bytes: number): void {
+    this.usedBytes = Math.max(0, this.usedBytes - bytes);
+  }
+
+  get used(): number {
+    return this.usedBytes;
+  }
+}
