@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { packageVersion, type GatewayConfig } from './config/index.js';
 import { ScanlineError } from './errors/index.js';
 import { ResourceStack } from './lifecycle/index.js';
-import { IdentityService } from './identity/index.js';
+import { IdentityService, OidcSignIn } from './identity/index.js';
 import { checkTileGeometry, createInference, type Inference } from './inference/index.js';
 import { IngestService } from './ingest/index.js';
 import { createRootLogger, type Logger } from './log/index.js';
@@ -165,6 +165,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         ingest,
         store,
         identity,
+        oidc: new OidcSignIn(config.auth.oidc, identity, log.child({ module: 'oidc' })),
         log: log.child({ module: 'server' }),
         readiness: {
           stitcher: () => (stitcherKind === 'custom' || isNativeStitcherAvailable() ? null : 'native stitcher addon not loaded'),

@@ -1355,8 +1355,25 @@ function showSignIn(message) {
   input('sign-in-user').focus();
 }
 
+/** What a sign-in through the OpenID provider came back with (?signInError=CODE), in words. */
+const SIGN_IN_ERRORS = /** @type {Record<string, string>} */ ({
+  SCANLINE_ERR_AUTH_FORBIDDEN: 'Your account at the identity provider has no role in Scanline, or its name is taken by a local account.',
+  SCANLINE_ERR_AUTH_INVALID: 'The identity provider did not sign you in, or the sign-in took too long. Try again.',
+  SCANLINE_ERR_AUTH_OIDC: 'The identity provider cannot be reached or its answer did not verify. Try again, or sign in with a password.',
+});
+
 async function startSession() {
+  const params = new URLSearchParams(location.search);
+  const error = params.get('signInError');
+  if (error !== null) history.replaceState(null, '', location.pathname);
   try {
+    const providers = await (await fetch('/v1/session/providers')).json();
+    const link = /** @type {HTMLAnchorElement} */ ($('sign-in-oidc'));
+    if (providers.oidc) {
+      link.textContent = providers.oidc.label;
+      link.href = providers.oidc.start;
+      link.hidden = false;
+    }
     const res = await fetch('/v1/session');
     if (res.status === 200) {
       signedIn(await res.json());
@@ -1365,7 +1382,7 @@ async function startSession() {
   } catch {
     // unreachable: the sign-in page says so when the officer tries
   }
-  showSignIn('');
+  showSignIn(error === null ? '' : (SIGN_IN_ERRORS[error] ?? `Sign-in failed: ${error}`));
 }
 
 /** @param {SubmitEvent} e */

@@ -145,15 +145,15 @@ export class IdentityService implements AuditTrail {
     return this.createAccount(name, role, null, by);
   }
 
-  private createAccount(name: string, role: Role, passwordHash: string | null, by: Actor): StoredAccount {
-    const account = this.store.createAccount({ name, role, passwordHash, source: 'local' }, this.iso());
+  private createAccount(name: string, role: Role, passwordHash: string | null, by: Actor, source: 'local' | 'oidc' = 'local'): StoredAccount {
+    const account = this.store.createAccount({ name, role, passwordHash, source }, this.iso());
     this.record({
       actor: by.name,
       action: 'account.create',
       target: name,
       outcome: 'ok',
       address: by.address,
-      details: { role, password: passwordHash !== null },
+      details: { role, password: passwordHash !== null, source },
     });
     return account;
   }
@@ -253,6 +253,39 @@ export class IdentityService implements AuditTrail {
     this.stats.signIns++;
     const signedIn = this.openSession(account, address);
     this.record({ actor: name, action: 'session.login', target: name, outcome: 'ok', address, details: { method: 'password' } });
+    return signedIn;
+  }
+
+  /**
+   * Opens a session for a user the OpenID provider vouched for (src/identity/oidc.ts): on first sign-in an `oidc`
+   * account without a password is made; at each sign-in its role follows the provider's claims. A name that is a
+   * local account, or a disabled account, is refused (SCANLINE_ERR_AUTH_FORBIDDEN): the provider cannot take over
+   * an account it did not make, nor re-enable one an administrator disabled.
+   */
+  signInFromProvider(name: string, role: Role, address: string, issuer: string): SignedIn {
+    const by = { name: `oidc:${issuer}`, address };
+    const refuse = (reason: string): never => {
+      this.stats.signInFailures++;
+      this.record({
+        actor: 'anonymous',
+        action: 'session.login',
+        target: name.slice(0, 64) || null,
+        outcome: 'refused',
+        address,
+        details: { method: 'oidc', reason },
+      });
+      throw new ScanlineError('SCANLINE_ERR_AUTH_FORBIDDEN', `${name || "the provider's user"}: ${reason}`);
+    };
+    const candidate: unknown = name;
+    if (!ACCOUNT_NAME.check(candidate)) refuse(`the provider's user name is not an account name (${AccountNameSchema.expected})`);
+    let account = this.store.getAccount(name);
+    if (account && account.source !== 'oidc') refuse('a local account has this name; the provider may not sign in as it');
+    if (account?.disabled) refuse('the account is disabled');
+    if (!account) account = this.createAccount(name, role, null, by, 'oidc');
+    else if (account.role !== role) account = this.setRole(name, role, by);
+    this.stats.signIns++;
+    const signedIn = this.openSession(account, address);
+    this.record({ actor: name, action: 'session.login', target: name, outcome: 'ok', address, details: { method: 'oidc', issuer, role } });
     return signedIn;
   }
 

@@ -4,7 +4,8 @@
  * Rows live in the database (src/storage IdentityStore); the HTTP and WebSocket doors that read credentials are in
  * src/server (guard.ts). docs/security.md is the threat model and the list of controls.
  */
-export { AuthConfigSchema, type AuthConfig } from './config.js';
+export { AuthConfigSchema, OidcConfigSchema, type AuthConfig, type OidcConfig } from './config.js';
+export { OidcSignIn } from './oidc.js';
 export { ROLES, ROLE_DESCRIPTIONS, isRole, roleAllows, type Access, type Role } from './roles.js';
 export { hashPassword, verifyPassword } from './passwords.js';
 export { csrfTokenOf, hashSecret, newSecret, sameSecret } from './secrets.js';

@@ -11,6 +11,7 @@ const STATUS_TEXT: Record<number, string> = {
   200: 'OK',
   201: 'Created',
   204: 'No Content',
+  302: 'Found',
   400: 'Bad Request',
   401: 'Unauthorized',
   403: 'Forbidden',
@@ -62,6 +63,11 @@ export class PendingResponse {
     });
   }
 
+  /** 302 to `location` (a path of this gateway or the OpenID provider's URL). */
+  redirect(location: string, headers: Record<string, string | readonly string[]> = {}): void {
+    this.send(302, 'text/plain; charset=utf-8', '', { Location: location, ...headers });
+  }
+
   json(status: number, body: unknown): void {
     this.send(status, 'application/json; charset=utf-8', JSON.stringify(body));
   }
@@ -83,13 +89,14 @@ export class PendingResponse {
     );
   }
 
-  send(status: number, contentType: string, body: string | Uint8Array, headers: Record<string, string> = {}): void {
+  /** `headers`: extra headers; an array value writes the header once per item (Set-Cookie). */
+  send(status: number, contentType: string, body: string | Uint8Array, headers: Record<string, string | readonly string[]> = {}): void {
     if (this.aborted || this.answered) return;
     this.answered = true;
     this.res.cork(() => {
       this.res.writeStatus(statusLine(status)).writeHeader('Content-Type', contentType).writeHeader('Cache-Control', 'no-store');
       for (const [k, v] of Object.entries(SECURITY_HEADERS)) this.res.writeHeader(k, v);
-      for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v);
+      for (const [k, v] of Object.entries(headers)) for (const one of typeof v === 'string' ? [v] : v) this.res.writeHeader(k, one);
       this.res.end(body);
     });
     settle(this.res);

@@ -6,7 +6,7 @@
  */
 import type { GatewayConfig } from '../config/index.js';
 import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
-import type { IdentityService } from '../identity/index.js';
+import type { IdentityService, OidcSignIn } from '../identity/index.js';
 import { CloseCode, type IngestService, type PortalConnection } from '../ingest/index.js';
 import type { GatewayMessage } from '../protocol/index.js';
 import type { Logger } from '../log/index.js';
@@ -50,6 +50,8 @@ export interface HttpServerOptions {
   log: Logger;
   /** Accounts, sessions, tokens and portal credentials; also the audit trail. */
   identity: IdentityService;
+  /** Sign-in through the OpenID provider (auth.oidc); absent or disabled: password sign-in only. */
+  oidc?: OidcSignIn;
   readiness: Record<string, ReadinessCheck>;
   /** Extra facts /readyz reports whatever the verdict (e.g. which execution provider serves each model). */
   readinessDetails?: () => Record<string, unknown>;
@@ -248,7 +250,7 @@ function buildApp(o: HttpServerOptions, tls: boolean, shared: ServerShared): Bui
   });
   const routes = new Routes(app, guard, o.log, shared.requests);
   registerPortalRoute(routes, o, shared);
-  registerSessionRoutes(routes, o.log);
+  registerSessionRoutes(routes, o.log, o.oidc ?? null);
   registerScanRoutes(
     routes,
     o.log,

@@ -6,8 +6,15 @@
  *   GET    /v1/session   who is signed in: {user, role, kind, csrfToken?, expiresAt}
  *   DELETE /v1/session   signs out (the session ends on the gateway, the cookie is removed) -> 204
  *   GET    /v1/audit?limit=&action=&before=   audit events, newest first (admin)
+ *   GET    /v1/session/providers            how one may sign in: {password: true, oidc: {label, start} | null}
+ *   GET    /v1/session/oidc                 starts the OpenID Connect sign-in: 302 to the provider, with a binding
+ *                                            cookie (HttpOnly, SameSite=Lax: it must come back on the provider's
+ *                                            cross-site redirect, on this path only, 10 minutes)
+ *   GET    /v1/session/oidc/callback        where the provider sends the browser back: the session cookie and 302
+ *                                            to the operator screen, or 302 to /?signInError=<code>
  */
-import type { Principal } from '../identity/index.js';
+import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
+import type { OidcSignIn, Principal } from '../identity/index.js';
 import type { Logger } from '../log/index.js';
 import { SchemaValidator, Type } from '../schema/index.js';
 import { bodyValidator, parseBody, parseQuery } from './body.js';
@@ -37,9 +44,61 @@ function sessionView(p: Principal): Record<string, unknown> {
   return { user: p.account, role: p.role, kind: p.kind, ...(p.csrfToken ? { csrfToken: p.csrfToken } : {}), expiresAt: p.expiresAt };
 }
 
-export function registerSessionRoutes(routes: Routes, log: Logger): void {
+const OIDC_BINDING_COOKIE = 'scanline_oidc';
+const OIDC_PATH = '/v1/session/oidc';
+
+function cookieValue(header: string, name: string): string | null {
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return null;
+}
+
+export function registerSessionRoutes(routes: Routes, log: Logger, oidc: OidcSignIn | null): void {
   const { guard } = routes;
   const identity = guard.identity;
+  const secure = guard.tls ? '; Secure' : '';
+  const bindingCookie = (value: string, maxAge: number): string =>
+    `${OIDC_BINDING_COOKIE}=${value}; Path=${OIDC_PATH}; HttpOnly; SameSite=Lax; Max-Age=${maxAge}${secure}`;
+  /** Back to the screen, which shows the code; the detail goes to the log (the browser's address bar is no place for it). */
+  const failed = (err: unknown): string => {
+    const e = toScanlineErrorOrInternal(err);
+    if (e.code === 'SCANLINE_ERR_AUTH_OIDC' || e.status === 500) log.error({ err: e }, 'OpenID Connect sign-in failed');
+    else log.warn({ code: e.code, msg: e.message }, 'OpenID Connect sign-in refused');
+    return `/?signInError=${encodeURIComponent(e.code)}`;
+  };
+
+  routes.get('/v1/session/providers', 'public', (res, req) => {
+    handleAsync(res, req, log, (out) => out.json(200, { password: true, oidc: oidc?.enabled ? { label: oidc.label, start: OIDC_PATH } : null }));
+  });
+
+  routes.get(OIDC_PATH, 'public', (res, req) => {
+    handleAsync(res, req, log, async (out) => {
+      if (!oidc?.enabled) throw new ScanlineError('SCANLINE_ERR_HTTP_NOT_FOUND', 'sign-in through an OpenID provider is not configured (auth.oidc.issuer)');
+      try {
+        const { url, binding } = await oidc.start();
+        out.redirect(url.href, { 'Set-Cookie': bindingCookie(binding, 600) });
+      } catch (err) {
+        out.redirect(failed(err));
+      }
+    });
+  });
+
+  routes.get(`${OIDC_PATH}/callback`, 'public', (res, req, ctx) => {
+    const query = req.getQuery() ?? '';
+    handleAsync(res, req, log, async (out) => {
+      if (!oidc?.enabled) throw new ScanlineError('SCANLINE_ERR_HTTP_NOT_FOUND', 'sign-in through an OpenID provider is not configured (auth.oidc.issuer)');
+      const clear = bindingCookie('', 0);
+      try {
+        const signedIn = await oidc.finish(query, cookieValue(ctx.facts.cookie, OIDC_BINDING_COOKIE), ctx.facts.address);
+        log.info({ user: signedIn.principal.account, role: signedIn.principal.role, address: ctx.facts.address }, 'signed in through the OpenID provider');
+        out.redirect('/', { 'Set-Cookie': [guard.sessionCookie(signedIn.sessionSecret), clear] });
+      } catch (err) {
+        out.redirect(failed(err), { 'Set-Cookie': clear });
+      }
+    });
+  });
 
   routes.post(
     '/v1/session',

@@ -52,6 +52,11 @@ const TABLE: Record<string, Entry> = {
     probe: () => ({ method: 'POST', path: '/v1/session', body: { username: 'admin', password: TEST_ADMIN_PASSWORD } }),
   },
   'GET /v1/session': { access: 'signedIn', ok: 200, probe: () => ({ method: 'GET', path: '/v1/session' }) },
+  'GET /v1/session/providers': { access: 'public', ok: 200, probe: () => ({ method: 'GET', path: '/v1/session/providers' }) },
+  // This gateway has no OpenID provider configured: the routes exist and answer 404 to everyone alike
+  // (test/identity/oidc.test.ts signs in through a real provider).
+  'GET /v1/session/oidc': { access: 'public', ok: 404, probe: () => ({ method: 'GET', path: '/v1/session/oidc' }) },
+  'GET /v1/session/oidc/callback': { access: 'public', ok: 404, probe: () => ({ method: 'GET', path: '/v1/session/oidc/callback?code=x&state=y' }) },
   'GET /v1/audit': { access: 'admin', ok: 200, probe: () => ({ method: 'GET', path: '/v1/audit?limit=5' }) },
   'GET /v1/scans': { access: 'viewer', ok: 200, probe: () => ({ method: 'GET', path: '/v1/scans' }) },
   'GET /v1/scans/:scanId': { access: 'viewer', ok: 200, probe: () => ({ method: 'GET', path: `/v1/scans/${scanId}` }) },
