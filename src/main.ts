@@ -13,7 +13,7 @@ import { checkTileGeometry, createInference, type Inference } from './inference/
 import { IngestService } from './ingest/index.js';
 import { createRootLogger, type Logger } from './log/index.js';
 import { OperatorHub } from './operator/index.js';
-import { ResultsService } from './results/index.js';
+import { ReferenceChanges, ResultsService } from './results/index.js';
 import { createGatewayMetrics, type GatewayMetrics, type HttpServer, type RouteSpec, startHttpServer, type TlsCertificateInfo } from './server/index.js';
 import { isNativeStitcherAvailable, type StitcherFactory } from './stitch/index.js';
 import { IdentityStore, ScanStore } from './storage/index.js';
@@ -175,7 +175,18 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
           listening: () => (server?.listening === true ? null : 'not listening for connections'),
         },
         readinessDetails: () => (inference ? { inference: readinessView(inference) } : { inference: 'disabled' }),
-        ...(results ? { results } : {}),
+        ...(results
+          ? {
+              results,
+              references: new ReferenceChanges({
+                results,
+                store,
+                approvals: config.references.approvals,
+                audit: identity,
+                log: log.child({ module: 'references' }),
+              }),
+            }
+          : {}),
         ...(metrics ? { metrics } : {}),
         operator,
       }),

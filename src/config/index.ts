@@ -142,6 +142,18 @@ export const GatewayConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {}, description: 'Machine results: suggestions, alerts, declaration check.' },
     ),
+    references: Type.Object(
+      {
+        approvals: Type.Union([Type.Literal(1), Type.Literal(2)], {
+          default: 2,
+          expected: '1 or 2',
+          description:
+            'Supervisors needed for a change of the reference categories (enrol, replace, delete): 2 = proposed by one, in effect when a different ' +
+            'one approves (four eyes); 1 = in effect at once (a single-supervisor site; still audited).',
+        }),
+      },
+      { additionalProperties: false, default: {}, description: "Reference categories change the machine's opinion: who must agree to a change." },
+    ),
     operator: OperatorConfigSchema,
     storage: Type.Object(
       {

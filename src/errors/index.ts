@@ -72,6 +72,9 @@ export const ERROR_CODES = {
   SCANLINE_ERR_REFERENCE_EXISTS: spec('a reference category or model label with this id already exists', 409, true),
   SCANLINE_ERR_REFERENCE_NO_TILES: spec('the reference regions hold no tiles scored by the goods model', 422, true),
   SCANLINE_ERR_REFERENCE_UNAVAILABLE: spec('reference enrolment needs a loaded goods model with an embedding output', 503, false),
+  SCANLINE_ERR_REFERENCE_PROPOSAL_UNKNOWN: spec('no reference proposal with this id', 404, true),
+  SCANLINE_ERR_REFERENCE_PROPOSAL_DECIDED: spec('the reference proposal was already approved or rejected', 409, true),
+  SCANLINE_ERR_REFERENCE_SAME_SUPERVISOR: spec('a reference change must be approved by a supervisor other than its proposer', 403, true),
   SCANLINE_ERR_RESULTS_UNAVAILABLE: spec('scan has no machine results (received while no model was loaded)', 404, false),
 
   SCANLINE_ERR_HTTP_HOST: spec('the Host header names no host this gateway serves (server.allowedHosts)', 421, true),

@@ -141,6 +141,22 @@ export const ScanResultsReportSchema = Type.Object({
     segments: Type.Array(SuggestionSegmentSchema),
     declaration: DeclarationCheckSchema,
     references: Type.Array(Type.String(), { description: 'Ids of the enrolled reference categories this scan was matched against.' }),
+    referenceCategories: Type.Optional(
+      Type.Array(
+        Type.Object({
+          id: Type.String(),
+          name: Type.String(),
+          proposedBy: Type.Union([Type.String(), Type.Null()], { description: 'The supervisor who proposed the category (null: enrolled before four eyes).' }),
+          approvedBy: Type.Union([Type.String(), Type.Null()], {
+            description: 'The supervisor who approved it (the proposer when references.approvals is 1).',
+          }),
+        }),
+        {
+          description:
+            'The reference categories of `references`, with who proposed and who approved each: a suggestion naming one of them was influenced by it.',
+        },
+      ),
+    ),
   }),
   threats: Type.Array(ThreatAlertSchema),
   lines: Type.Integer({ description: "Lines received so far (the scan's total once completed)." }),

@@ -23,3 +23,10 @@ export {
   type ReferenceMatch,
   type ReferenceSource,
 } from './reference-library.js';
+export {
+  ReferenceChanges,
+  type ReferenceActor,
+  type ReferenceAudit,
+  type ReferenceChangeOutcome,
+  type ReferenceChangesOptions,
+} from './reference-changes.js';

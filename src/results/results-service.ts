@@ -226,7 +226,27 @@ export class ResultsService {
    * SCANLINE_ERR_REFERENCE_UNAVAILABLE, _EXISTS (an id of the model's own labels), _NO_TILES, SCANLINE_ERR_SCAN_UNKNOWN,
    * SCANLINE_ERR_STORAGE_WRITE.
    */
-  enrol(req: EnrolmentRequest): ReferenceCategory {
+  enrol(req: EnrolmentRequest, approval: { proposedBy: string | null; approvedBy: string | null } = { proposedBy: null, approvedBy: null }): ReferenceCategory {
+    const category = { ...this.prepareReference(req), ...approval };
+    this.o.store.putReference(category);
+    (this.references as ReferenceLibrary).add(category);
+    this.o.log.info(
+      { id: category.id, samples: category.samples, regions: category.sources.length, sampleSimilarity: category.sampleSimilarity, ...approval },
+      'reference category enrolled',
+    );
+    return category;
+  }
+
+  /** True when a reference category of this id is enrolled. */
+  hasReference(id: string): boolean {
+    return this.references?.get(id) !== undefined;
+  }
+
+  /**
+   * The category an enrolment would make, computed and checked but not stored (enrol() stores it; a proposal is
+   * checked with it). Throws as enrol() does.
+   */
+  prepareReference(req: EnrolmentRequest): ReferenceCategory {
     const library = this.references;
     const model = this.goodsModel;
     if (!library || !model) {
@@ -273,7 +293,7 @@ export class ResultsService {
       });
     }
     const { prototype, min, mean } = prototypeOf(rows, dim);
-    const category: ReferenceCategory = {
+    return {
       id: req.id,
       name: req.name,
       hsCodes: [...req.hsCodes],
@@ -284,14 +304,9 @@ export class ResultsService {
       sources,
       sampleSimilarity: { min, mean },
       createdAt: new Date().toISOString(),
+      proposedBy: null,
+      approvedBy: null,
     };
-    this.o.store.putReference(category);
-    library.add(category);
-    this.o.log.info(
-      { id: category.id, samples: category.samples, regions: sources.length, sampleSimilarity: category.sampleSimilarity },
-      'reference category enrolled',
-    );
-    return category;
   }
 
   /** Deletes an enrolled reference; throws SCANLINE_ERR_REFERENCE_UNKNOWN. Scans already started keep using it. */

@@ -309,7 +309,12 @@ export class ScanResults {
       decisionReason: this.decisionReason(threats.length, declaration),
       alarmDecisionTime: this.decision.since.toISOString(),
       objects,
-      goods: { segments, declaration, references: this.references?.categories.map((c) => c.id) ?? [] },
+      goods: {
+        segments,
+        declaration,
+        references: this.references?.categories.map((c) => c.id) ?? [],
+        referenceCategories: this.references?.categories.map((c) => ({ id: c.id, name: c.name, proposedBy: c.proposedBy, approvedBy: c.approvedBy })) ?? [],
+      },
       threats,
       lines: this.lines,
       tilesProduced: this.tilesProduced,

@@ -12,7 +12,7 @@ import type { GatewayMessage } from '../protocol/index.js';
 import type { Logger } from '../log/index.js';
 import type { ScanStore } from '../storage/index.js';
 import { handleAsync } from './http.js';
-import type { ResultsService } from '../results/index.js';
+import type { ReferenceChanges, ResultsService } from '../results/index.js';
 import type { OperatorHub } from '../operator/index.js';
 import { registerDecisionRoutes } from './decisions-api.js';
 import { operatorImageRenderer } from './operator-image.js';
@@ -59,6 +59,8 @@ export interface HttpServerOptions {
   results?: ResultsService;
   /** Prometheus exposition served on GET /metrics; absent (404) when metrics are disabled. */
   metrics?: MetricsEndpoint;
+  /** Four eyes on reference categories; absent when the gateway runs without inference. */
+  references?: ReferenceChanges;
   /** Operator screens: the feed (WS /v1/operator) and the web UI (GET /); absent: neither is served. */
   operator?: OperatorHub;
 }
@@ -260,7 +262,7 @@ function buildApp(o: HttpServerOptions, tls: boolean, shared: ServerShared): Bui
     o.operator ? operatorImageRenderer(o.operator, o.results ?? null, o.config.stitch.previewDownsample) : undefined,
     shared.renders,
   );
-  registerReferenceRoutes(routes, o.log, o.results, o.identity);
+  registerReferenceRoutes(routes, o.log, o.results, o.references);
   registerHealthRoutes(routes, o);
   if (o.metrics) registerMetricsRoute(routes, o.metrics, o.log);
   let feed: OperatorFeed | null = null;

@@ -8,6 +8,7 @@ export type {
   ListScansQuery,
   ScanEmbeddings,
   StoredReference,
+  StoredReferenceProposal,
   StoredDecision,
   ScanImageName,
   RawWriterOptions,

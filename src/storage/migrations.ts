@@ -148,9 +148,32 @@ CREATE TABLE audit_events (
 CREATE INDEX audit_events_action ON audit_events (action, id);
 `;
 
+/**
+ * Version 3: four eyes on reference categories. A change is proposed by one supervisor and takes effect when
+ * another approves it (references.approvals); the category keeps who proposed and who approved it.
+ */
+const V3 = `
+ALTER TABLE reference_categories ADD COLUMN proposed_by TEXT;
+ALTER TABLE reference_categories ADD COLUMN approved_by TEXT;
+CREATE TABLE reference_proposals (
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
+  action       TEXT NOT NULL CHECK (action IN ('enrol','delete')),
+  reference_id TEXT NOT NULL,
+  request      TEXT,
+  state        TEXT NOT NULL CHECK (state IN ('pending','approved','rejected')),
+  proposed_by  TEXT NOT NULL,
+  proposed_at  TEXT NOT NULL,
+  decided_by   TEXT,
+  decided_at   TEXT,
+  reason       TEXT
+);
+CREATE INDEX reference_proposals_state ON reference_proposals (state, id);
+`;
+
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, description: 'scans, scan_results, scan_embeddings, reference_categories, scan_decisions', sql: V1 },
   { version: 2, description: 'accounts, sessions, api_tokens, portal_identities, audit_events', sql: V2 },
+  { version: 3, description: 'reference_proposals; who proposed and approved each reference category', sql: V3 },
 ]);
 
 /** The schema version this code writes and reads. */

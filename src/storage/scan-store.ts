@@ -97,7 +97,51 @@ export interface StoredReference {
   sources: Array<{ scanId: string; lineStart: number; lineEnd: number; pixelStart: number; pixelEnd: number; tiles: number }>;
   sampleSimilarity: { min: number; mean: number };
   createdAt: string;
+  /** Who proposed the category and who approved it (the same person when references.approvals is 1); null before four eyes existed. */
+  proposedBy: string | null;
+  approvedBy: string | null;
 }
+
+/** A proposed change of the reference library, waiting for (or decided by) a second supervisor. */
+export interface StoredReferenceProposal {
+  id: number;
+  action: 'enrol' | 'delete';
+  referenceId: string;
+  /** The enrolment request (action enrol), as it was proposed; null for a deletion. */
+  request: Record<string, unknown> | null;
+  state: 'pending' | 'approved' | 'rejected';
+  proposedBy: string;
+  proposedAt: string;
+  decidedBy: string | null;
+  decidedAt: string | null;
+  reason: string | null;
+}
+
+interface ProposalRow {
+  id: number;
+  action: 'enrol' | 'delete';
+  reference_id: string;
+  request: string | null;
+  state: 'pending' | 'approved' | 'rejected';
+  proposed_by: string;
+  proposed_at: string;
+  decided_by: string | null;
+  decided_at: string | null;
+  reason: string | null;
+}
+
+const proposalOf = (r: ProposalRow): StoredReferenceProposal => ({
+  id: r.id,
+  action: r.action,
+  referenceId: r.reference_id,
+  request: r.request === null ? null : (JSON.parse(r.request) as Record<string, unknown>),
+  state: r.state,
+  proposedBy: r.proposed_by,
+  proposedAt: r.proposed_at,
+  decidedBy: r.decided_by,
+  decidedAt: r.decided_at,
+  reason: r.reason,
+});
 
 interface DecisionRow {
   id: number;
@@ -519,7 +563,7 @@ export class ScanStore {
       this.db
         .prepare(
           `INSERT OR REPLACE INTO reference_categories (id, name, hs_codes, model, min_similarity, prototype, samples, sources,
-           sample_similarity, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           sample_similarity, created_at, proposed_by, approved_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
           r.id,
@@ -532,6 +576,8 @@ export class ScanStore {
           JSON.stringify(r.sources),
           JSON.stringify(r.sampleSimilarity),
           r.createdAt,
+          r.proposedBy,
+          r.approvedBy,
         );
     } catch (err) {
       throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot store reference ${r.id}: ${(err as Error).message}`, { id: r.id }, { cause: err });
@@ -551,6 +597,8 @@ export class ScanStore {
       sources: string;
       sample_similarity: string;
       created_at: string;
+      proposed_by: string | null;
+      approved_by: string | null;
     }>;
     return rows.map((r) => ({
       id: r.id,
@@ -563,7 +611,56 @@ export class ScanStore {
       sources: JSON.parse(r.sources) as StoredReference['sources'],
       sampleSimilarity: JSON.parse(r.sample_similarity) as StoredReference['sampleSimilarity'],
       createdAt: r.created_at,
+      proposedBy: r.proposed_by,
+      approvedBy: r.approved_by,
     }));
+  }
+
+  /** Records a proposed change of the reference library (pending). Throws SCANLINE_ERR_STORAGE_WRITE. */
+  createReferenceProposal(p: Pick<StoredReferenceProposal, 'action' | 'referenceId' | 'request' | 'proposedBy' | 'proposedAt'>): StoredReferenceProposal {
+    this.assertOpen();
+    try {
+      const info = this.db
+        .prepare(`INSERT INTO reference_proposals (action, reference_id, request, state, proposed_by, proposed_at) VALUES (?, ?, ?, 'pending', ?, ?)`)
+        .run(p.action, p.referenceId, p.request === null ? null : JSON.stringify(p.request), p.proposedBy, p.proposedAt);
+      return this.getReferenceProposal(Number(info.lastInsertRowid)) as StoredReferenceProposal;
+    } catch (err) {
+      throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot store a reference proposal: ${(err as Error).message}`, {}, { cause: err });
+    }
+  }
+
+  getReferenceProposal(id: number): StoredReferenceProposal | undefined {
+    this.assertOpen();
+    const row = this.db.prepare('SELECT * FROM reference_proposals WHERE id = ?').get(id) as ProposalRow | undefined;
+    return row ? proposalOf(row) : undefined;
+  }
+
+  /** Proposals, newest first; only those in `state` when given. */
+  listReferenceProposals(state?: StoredReferenceProposal['state'], limit = 100): StoredReferenceProposal[] {
+    this.assertOpen();
+    const rows = (
+      state === undefined
+        ? this.db.prepare('SELECT * FROM reference_proposals ORDER BY id DESC LIMIT ?').all(limit)
+        : this.db.prepare('SELECT * FROM reference_proposals WHERE state = ? ORDER BY id DESC LIMIT ?').all(state, limit)
+    ) as ProposalRow[];
+    return rows.map(proposalOf);
+  }
+
+  /**
+   * Decides a pending proposal; false when it was no longer pending (decided meanwhile: nothing changed).
+   * Throws SCANLINE_ERR_STORAGE_WRITE.
+   */
+  decideReferenceProposal(id: number, state: 'approved' | 'rejected', by: string, at: string, reason: string | null): boolean {
+    this.assertOpen();
+    try {
+      return (
+        this.db
+          .prepare(`UPDATE reference_proposals SET state = ?, decided_by = ?, decided_at = ?, reason = ? WHERE id = ? AND state = 'pending'`)
+          .run(state, by, at, reason, id).changes === 1
+      );
+    } catch (err) {
+      throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot decide reference proposal ${id}: ${(err as Error).message}`, {}, { cause: err });
+    }
   }
 
   /** Appends an officer's decision and returns it with its id. Throws SCANLINE_ERR_STORAGE_WRITE. */

@@ -28,10 +28,11 @@ function overlaps(a: { lineStart: number; lineEnd: number; pixelStart: number; p
   return a.lineStart < b.lineEnd && b.lineStart < a.lineEnd && a.pixelStart < b.pixelEnd && b.pixelStart < a.pixelEnd;
 }
 
-async function post(gw: TestGateway, path: string, body: unknown): Promise<{ status: number; body: any }> {
+/** POSTs JSON with the API token `token` (default: the supervisor-bot's). */
+async function post(gw: TestGateway, path: string, body: unknown, token = gw.tokenOf('supervisor')): Promise<{ status: number; body: any }> {
   const res = await fetch(`${gw.httpUrl}${path}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...gw.authHeaders('supervisor') },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
     body: JSON.stringify(body),
   });
   return { status: res.status, body: await res.json() };
@@ -180,10 +181,42 @@ describe('gateway with the demo models', () => {
     expect([garbled.status, ((await garbled.json()) as any).error.code]).toEqual([400, 'SCANLINE_ERR_HTTP_BAD_BODY']);
     expect((await getJson(gw, '/v1/references')).body.references).toEqual([]);
 
-    const enrolled = await post(gw, '/v1/references', { id: 'cigarettes-x', name: 'Cigarettes, brand X cartons', hsCodes: ['240220'], samples: [region] });
-    expect(enrolled.status).toBe(201);
-    expect(enrolled.body).toMatchObject({ id: 'cigarettes-x', model: 'goods-v1', embeddingDim: 64, minSimilarity: 0.85 });
+    // Four eyes: one supervisor proposes, nothing changes until another approves.
+    const proposed = await post(gw, '/v1/references', { id: 'cigarettes-x', name: 'Cigarettes, brand X cartons', hsCodes: ['240220'], samples: [region] });
+    expect(proposed.status).toBe(202);
+    expect(proposed.body.proposal).toMatchObject({ action: 'enrol', referenceId: 'cigarettes-x', state: 'pending', proposedBy: 'supervisor-bot' });
+    expect((await getJson(gw, '/v1/references')).body.references).toEqual([]);
+    const proposalId = proposed.body.proposal.id as number;
+    const self = await post(gw, `/v1/reference-proposals/${proposalId}/approve`, {});
+    expect([self.status, self.body.error.code]).toEqual([403, 'SCANLINE_ERR_REFERENCE_SAME_SUPERVISOR']);
+    const officer = await post(gw, `/v1/reference-proposals/${proposalId}/approve`, {}, gw.tokenOf('officer'));
+    expect([officer.status, officer.body.error.code]).toEqual([403, 'SCANLINE_ERR_AUTH_FORBIDDEN']);
+    const second = gw.accountToken('supervisor-2', 'supervisor');
+    const approved = await post(gw, `/v1/reference-proposals/${proposalId}/approve`, {}, second);
+    expect(approved.status).toBe(200);
+    expect(approved.body.proposal).toMatchObject({ state: 'approved', decidedBy: 'supervisor-2' });
+    const enrolled = { body: approved.body.reference };
+    expect(enrolled.body).toMatchObject({
+      id: 'cigarettes-x',
+      model: 'goods-v1',
+      embeddingDim: 64,
+      minSimilarity: 0.85,
+      proposedBy: 'supervisor-bot',
+      approvedBy: 'supervisor-2',
+    });
     expect(enrolled.body.samples).toBeGreaterThan(3);
+    expect((await post(gw, `/v1/reference-proposals/${proposalId}/approve`, {}, second)).body.error.code).toBe('SCANLINE_ERR_REFERENCE_PROPOSAL_DECIDED');
+    expect(
+      gw.identity
+        .listAudit({ limit: 10 })
+        .filter((e) => e.action.startsWith('reference.'))
+        .map((e) => [e.action, e.actor, e.outcome]),
+    ).toEqual([
+      ['reference.approve', 'supervisor-2', 'ok'],
+      ['reference.enrol', 'supervisor-2', 'ok'],
+      ['reference.approve', 'supervisor-bot', 'refused'],
+      ['reference.propose', 'supervisor-bot', 'ok'],
+    ]);
 
     // A later truck with the same goods, declared as cigarettes (2402): the reference category is suggested.
     const sim = await simulatePortals({
@@ -197,6 +230,10 @@ describe('gateway with the demo models', () => {
     });
     const later = await finalReport(gw, sim.scans[0].scanId);
     expect(later.goods.references).toEqual(['cigarettes-x']);
+    // The report names the reference that influenced the suggestion, and who proposed and approved it.
+    expect(later.goods.referenceCategories).toEqual([
+      { id: 'cigarettes-x', name: 'Cigarettes, brand X cartons', proposedBy: 'supervisor-bot', approvedBy: 'supervisor-2' },
+    ]);
     expect(later.goods.segments.map((s) => s.top3[0].label)).toContain('cigarettes-x');
     expect(later.goods.declaration.status).toBe('match');
 
@@ -209,7 +246,21 @@ describe('gateway with the demo models', () => {
     expect(stored.body).toEqual(reports.get(source.scanId));
 
     const del = await fetch(`${gw.httpUrl}/v1/references/cigarettes-x`, { method: 'DELETE', headers: gw.authHeaders('supervisor') });
-    expect(del.status).toBe(204);
+    expect(del.status).toBe(202);
+    const deletion = ((await del.json()) as any).proposal;
+    expect(deletion).toMatchObject({ action: 'delete', referenceId: 'cigarettes-x', state: 'pending' });
+    expect((await getJson(gw, '/v1/references/cigarettes-x')).status).toBe(200);
+    const removed = await post(gw, `/v1/reference-proposals/${deletion.id}/approve`, {}, gw.accountToken('supervisor-2', 'supervisor'));
+    expect([removed.status, removed.body.deleted]).toEqual([200, 'cigarettes-x']);
+
+    // A single-supervisor site (references.approvals 1): the change takes effect at once, recorded as proposed and
+    // approved by the same person.
+    await gw.close(5_000);
+    gw = await startTestGateway({ ...INFERENCE, references: { approvals: 1 } }, {}, dataDir);
+    const direct = await post(gw, '/v1/references', { id: 'cigarettes-y', name: 'Cigarettes, brand Y', hsCodes: ['240220'], samples: [region] });
+    expect(direct.status).toBe(201);
+    expect(direct.body).toMatchObject({ id: 'cigarettes-y', proposedBy: 'supervisor-bot', approvedBy: 'supervisor-bot' });
+    expect(gw.identity.listAudit({ limit: 2 }).map((e) => e.action)).toEqual(['reference.enrol', 'reference.propose']);
     expect((await getJson(gw, '/v1/references/cigarettes-x')).body.error.code).toBe('SCANLINE_ERR_REFERENCE_UNKNOWN');
   }, 120_000);
 });

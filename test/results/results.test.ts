@@ -460,6 +460,8 @@ describe('scan results report', () => {
       sources: [],
       sampleSimilarity: { min: 0.95, mean: 0.97 },
       createdAt: new Date().toISOString(),
+      proposedBy: 'sup-1',
+      approvedBy: 'sup-2',
     };
     const snap = new ReferenceLibrary('goods-test', [ref]).snapshot();
     expect(snap.match(normalizeL2(Float32Array.from([1, 0.9, 0.1, 0])))?.index).toBe(0);

@@ -41,6 +41,10 @@ interface Entry {
 
 let scanId = '';
 let lines = 0;
+/** Pending reference proposals made for each caller to approve or reject (by the 'proposer' supervisor). */
+const toApprove = new Map<string, number>();
+const toReject = new Map<string, number>();
+let someProposal = 0;
 
 /** Every route of the gateway, keyed `METHOD path` as registered. */
 const TABLE: Record<string, Entry> = {
@@ -63,9 +67,10 @@ const TABLE: Record<string, Entry> = {
   'GET /v1/scans/:scanId/results': { access: 'viewer', ok: 200, probe: () => ({ method: 'GET', path: `/v1/scans/${scanId}/results` }) },
   'GET /v1/scans/:scanId/image': { access: 'viewer', ok: 200, probe: () => ({ method: 'GET', path: `/v1/scans/${scanId}/image?energy=low&format=png16` }) },
   'GET /v1/references': { access: 'viewer', ok: 200, probe: () => ({ method: 'GET', path: '/v1/references' }) },
+  // Four eyes (references.approvals 2): a change is a proposal until another supervisor approves it.
   'POST /v1/references': {
     access: 'supervisor',
-    ok: 201,
+    ok: 202,
     probe: (caller) => ({
       method: 'POST',
       path: '/v1/references',
@@ -73,7 +78,19 @@ const TABLE: Record<string, Entry> = {
     }),
   },
   'GET /v1/references/:id': { access: 'viewer', ok: 200, probe: () => ({ method: 'GET', path: '/v1/references/shared-ref' }) },
-  'DELETE /v1/references/:id': { access: 'supervisor', ok: 204, probe: (caller) => ({ method: 'DELETE', path: `/v1/references/ref-${caller}` }) },
+  'DELETE /v1/references/:id': { access: 'supervisor', ok: 202, probe: () => ({ method: 'DELETE', path: '/v1/references/shared-ref' }) },
+  'GET /v1/reference-proposals': { access: 'supervisor', ok: 200, probe: () => ({ method: 'GET', path: '/v1/reference-proposals?state=pending' }) },
+  'GET /v1/reference-proposals/:id': { access: 'supervisor', ok: 200, probe: () => ({ method: 'GET', path: `/v1/reference-proposals/${someProposal}` }) },
+  'POST /v1/reference-proposals/:id/approve': {
+    access: 'supervisor',
+    ok: 200,
+    probe: (caller) => ({ method: 'POST', path: `/v1/reference-proposals/${toApprove.get(caller)}/approve` }),
+  },
+  'POST /v1/reference-proposals/:id/reject': {
+    access: 'supervisor',
+    ok: 200,
+    probe: (caller) => ({ method: 'POST', path: `/v1/reference-proposals/${toReject.get(caller)}/reject`, body: { reason: 'not this one' } }),
+  },
   'GET /livez': { access: 'public', ok: 200, probe: () => ({ method: 'GET', path: '/livez' }) },
   'GET /readyz': { access: 'public', ok: 200, probe: () => ({ method: 'GET', path: '/readyz' }) },
   'GET /metrics': { access: 'metrics', ok: 200, probe: () => ({ method: 'GET', path: '/metrics' }) },
@@ -112,12 +129,19 @@ describe('access matrix: every route x every kind of caller', () => {
     lines = gw.store.getScan(scanId)?.lines ?? 0;
     await gw.results?.drain(60_000);
     // A reference everyone may read.
-    const shared = await fetch(`${gw.httpUrl}/v1/references`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...gw.authHeaders('supervisor') },
-      body: JSON.stringify({ id: 'shared-ref', name: 'Shared', hsCodes: [], samples: [{ scanId, lineStart: 0, lineEnd: lines }] }),
-    });
-    expect(shared.status).toBe(201);
+    const propose = async (id: string): Promise<number> => {
+      const res = await fetch(`${gw.httpUrl}/v1/references`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${gw.accountToken('proposer', 'supervisor')}` },
+        body: JSON.stringify({ id, name: `Reference ${id}`, hsCodes: [], samples: [{ scanId, lineStart: 0, lineEnd: lines }] }),
+      });
+      expect(res.status).toBe(202);
+      return ((await res.json()) as { proposal: { id: number } }).proposal.id;
+    };
+    const shared = await propose('shared-ref');
+    someProposal = shared;
+    const approve = await fetch(`${gw.httpUrl}/v1/reference-proposals/${shared}/approve`, { method: 'POST', headers: gw.authHeaders('supervisor') });
+    expect(approve.status).toBe(200);
 
     callers.push(
       { name: 'none', role: null, headers: () => ({}) },
@@ -129,6 +153,10 @@ describe('access matrix: every route x every kind of caller', () => {
     for (const role of ROLES) {
       sessions.set(role, await gw.signIn(role));
       callers.push({ name: `session-${role}`, role, session: true, headers: () => sessions.get(role)?.headers ?? {} });
+    }
+    for (const c of [...callers.map((c) => c.name), 'session-officer-no-csrf']) {
+      toApprove.set(c, await propose(`approve-${c}`));
+      toReject.set(c, await propose(`reject-${c}`));
     }
     callers.push({
       name: 'session-officer-no-csrf',

@@ -18,12 +18,33 @@ import { SCHEMA_VERSION, ScanStore, type ScanRecord, type StoredDecision, type S
 const UNVERSIONED_SCHEMA = readFileSync(new URL('./fixtures/unversioned-schema.sql', import.meta.url), 'utf8');
 const V1_TABLES = ['reference_categories', 'scan_decisions', 'scan_embeddings', 'scan_results', 'scans'];
 /** Objects migration 2 adds (identities and the audit trail). */
-const V2_OBJECTS = ['accounts', 'api_tokens', 'api_tokens_account', 'audit_events', 'audit_events_action', 'portal_identities', 'sessions', 'sessions_account'];
-const TABLES = [...V1_TABLES, 'accounts', 'api_tokens', 'audit_events', 'portal_identities', 'sessions'].sort();
+const V2_OBJECTS = [
+  'accounts',
+  'api_tokens',
+  'api_tokens_account',
+  'audit_events',
+  'audit_events_action',
+  'portal_identities',
+  'sessions',
+  'sessions_account',
+  'reference_proposals',
+  'reference_proposals_state',
+];
+const TABLES = [...V1_TABLES, 'accounts', 'api_tokens', 'audit_events', 'portal_identities', 'reference_proposals', 'sessions'].sort();
 
-/** An inspection with only the objects of migration 1, to compare with a database from before schema versions. */
+/**
+ * An inspection with only what migration 1 made, to compare with a database from before schema versions: the
+ * tables and indexes of later migrations left out, and the columns migration 3 adds to reference_categories taken
+ * out of its SQL (SQLite appends them to the CREATE statement it keeps).
+ */
 function v1Only(i: ReturnType<typeof inspect>): ReturnType<typeof inspect> {
-  return { ...i, tables: i.tables.filter((t) => !V2_OBJECTS.includes(t)), schema: i.schema.filter((o) => !V2_OBJECTS.includes(o.name)) };
+  return {
+    ...i,
+    tables: i.tables.filter((t) => !V2_OBJECTS.includes(t)),
+    schema: i.schema
+      .filter((o) => !V2_OBJECTS.includes(o.name))
+      .map((o) => (o.name === 'reference_categories' ? { ...o, sql: o.sql.replace(/, proposed_by TEXT, approved_by TEXT/, '') } : o)),
+  };
 }
 
 const dirs: string[] = [];
@@ -138,6 +159,8 @@ function reference(id: string, createdAt: string): StoredReference {
     sources: [{ scanId: 's-1', lineStart: 100, lineEnd: 612, pixelStart: 0, pixelEnd: 512, tiles: 12 }],
     sampleSimilarity: { min: 0.8, mean: 0.9 },
     createdAt,
+    proposedBy: 'supervisor-a',
+    approvedBy: 'supervisor-b',
   };
 }
 
@@ -437,12 +460,12 @@ describe('ScanStore: schema versions', () => {
     const legacy = dataDir();
     unversionedDatabase(legacy, UNVERSIONED_SCHEMA);
     const now = inspect(fresh);
-    expect(SCHEMA_VERSION).toBe(2);
+    expect(SCHEMA_VERSION).toBe(3);
     expect(now.version).toBe(SCHEMA_VERSION);
     expect(now.tables).toEqual(TABLES);
     expect(v1Only(now).schema).toEqual(inspect(legacy).schema);
     expect(existsSync(join(fresh, 'scans'))).toBe(true);
-    expect(lines.filter((l) => l.level === 'info').map((l) => [l.obj, l.msg])).toEqual([[{ from: 0, to: 2, adopted: false }, 'scan database created']]);
+    expect(lines.filter((l) => l.level === 'info').map((l) => [l.obj, l.msg])).toEqual([[{ from: 0, to: 3, adopted: false }, 'scan database created']]);
   });
 
   it('opens the current version again without migrating or logging', () => {
@@ -478,7 +501,7 @@ describe('ScanStore: schema versions', () => {
     const { log, lines } = recordingLogger();
     const store = open(dir, log);
     expect(lines.filter((l) => l.level === 'info').map((l) => [l.obj, l.msg])).toEqual([
-      [{ from: 0, to: 2, adopted: true }, 'scan database from before schema versions adopted and upgraded'],
+      [{ from: 0, to: 3, adopted: true }, 'scan database from before schema versions adopted and upgraded'],
     ]);
     expect(store.getScan('old-1')).toEqual({
       scanId: 'old-1',
