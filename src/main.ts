@@ -10,7 +10,7 @@ import { ScanlineError } from './errors/index.js';
 import { ResourceStack } from './lifecycle/index.js';
 import { IdentityService, OidcSignIn } from './identity/index.js';
 import { checkTileGeometry, createInference, type Inference } from './inference/index.js';
-import { IngestService } from './ingest/index.js';
+import { IngestService, type PortalAuthenticator } from './ingest/index.js';
 import { createRootLogger, type Logger } from './log/index.js';
 import { OperatorHub } from './operator/index.js';
 import { ReferenceChanges, ResultsService } from './results/index.js';
@@ -26,6 +26,12 @@ export interface GatewayOptions {
   log?: Logger;
   /** The stitcher of each scan: the native addon by default; benchmarks pass the TypeScript reference as baseline. */
   stitcher?: StitcherFactory;
+  /**
+   * Who may speak for which portal id: by default the gateway's identity service (credentials made by `scanline
+   * portal add`). An embedding application with its own registry of portals passes its own; bench:security passes
+   * one that admits every portal, as the 'identities off' baseline.
+   */
+  portalAuthenticator?: PortalAuthenticator;
   /**
    * Password of the `admin` account made on a first start (no account in the database); by default
    * SCANLINE_BOOTSTRAP_ADMIN_PASSWORD, else a random one written once to the `gateway ready` log line.
@@ -112,7 +118,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     }
     const ingest = resources.defer(
       'ingest',
-      new IngestService({ config, store, log: log.child({ module: 'ingest' }), stitcher: options.stitcher, portals: identity }),
+      new IngestService({ config, store, log: log.child({ module: 'ingest' }), stitcher: options.stitcher, portals: options.portalAuthenticator ?? identity }),
       (i) => i.close(),
     );
     if (results) ingest.listen(results.ingestListener());

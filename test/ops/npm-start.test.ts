@@ -83,6 +83,10 @@ describe('npm start', () => {
       }
       const tree = descendants(npm.pid as number);
       expect(tree.length).toBeGreaterThan(0);
+      // A fresh install says how to sign in, once, on the line that names the screen.
+      const ready = JSON.parse(out.split('\n').find((l) => l.includes('"msg":"gateway ready"')) as string) as Record<string, any>;
+      expect(ready.operatorScreen).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+      expect(ready.signIn).toMatchObject({ user: 'admin', password: expect.stringMatching(/^[A-Za-z0-9_-]{20}$/) });
 
       const sent = Date.now();
       if (target === 'the npm process') npm.kill(signal);

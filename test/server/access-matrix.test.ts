@@ -7,6 +7,7 @@
  * The gateway runs the demo models and has one scored scan, so that what a caller is allowed gets the route's real
  * success status (200, 201, 204, 101), not an error of the stage behind it.
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { ROLES, type Role, roleAllows } from '../../src/identity/index.js';
@@ -178,6 +179,13 @@ describe('access matrix: every route x every kind of caller', () => {
     const registered = Object.fromEntries(gw.routes.map((r) => [`${r.method} ${r.path}`, r.access]));
     expect(Object.keys(registered).sort()).toEqual(Object.keys(TABLE).sort());
     for (const [route, entry] of Object.entries(TABLE)) expect([route, registered[route]]).toEqual([route, entry.access]);
+  });
+
+  it('is what docs/security.md says, route for route', () => {
+    const doc = readFileSync(new URL('../../docs/security.md', import.meta.url), 'utf8');
+    const section = doc.slice(doc.indexOf('## Who may use what'), doc.indexOf('## Browsers'));
+    const rows = [...section.matchAll(/^\| `([A-Z]+ \/[^`]*)` \| (\w+)/gm)].map((m) => `${m[1]} ${m[2]}`);
+    expect(rows.sort()).toEqual(gw.routes.map((r) => `${r.method} ${r.path} ${r.access}`).sort());
   });
 
   it('gives every caller the status the table says, and records acts under the caller', async () => {

@@ -254,13 +254,25 @@ describe('portal protocol v1: malformed input', () => {
     c.close();
   });
 
-  it('resumes a scan on a new connection after the old one dropped, losing nothing', async () => {
+  it('resumes a scan on a new connection after the old one dropped, losing nothing, for its own portal and geometry only', async () => {
     const first = await RawPortal.hello(g.portalUrl, 'lane-r', { pixels: PIXELS, energies: ENERGIES });
     const scan = new GoodScan(first, 5, 'resumed-scan', 44);
     await scan.start();
     for (let i = 0; i < 4; i++) await scan.step();
     first.ws.terminate(); // abrupt drop, no close handshake
     await new Promise((r) => setTimeout(r, 100));
+
+    // Another portal, with its own valid credential, may not take the scan over; nor may its owner with another
+    // detector geometry.
+    const other = await RawPortal.hello(g.portalUrl, 'lane-s', { pixels: PIXELS, energies: ENERGIES });
+    const stolen = await other.expectError(() => other.json({ type: 'scan.resume', streamId: 1, scanId: 'resumed-scan' }));
+    expect(stolen).toMatchObject({ code: 'SCANLINE_ERR_SCAN_NOT_RESUMABLE', message: expect.stringContaining('belongs to another portal') });
+    other.close();
+    const narrow = await RawPortal.hello(g.portalUrl, 'lane-r', { pixels: PIXELS / 2, energies: ENERGIES });
+    const reshaped = await narrow.expectError(() => narrow.json({ type: 'scan.resume', streamId: 1, scanId: 'resumed-scan' }));
+    expect(reshaped).toMatchObject({ code: 'SCANLINE_ERR_SCAN_NOT_RESUMABLE', message: expect.stringContaining(`${PIXELS} pixels`) });
+    narrow.close();
+    await new Promise((r) => setTimeout(r, 50));
 
     const second = await RawPortal.hello(g.portalUrl, 'lane-r', { pixels: PIXELS, energies: ENERGIES });
     second.json({ type: 'scan.resume', streamId: 6, scanId: 'resumed-scan' });
