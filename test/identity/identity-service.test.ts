@@ -687,8 +687,8 @@ describe('IdentityService: audit trail', () => {
       expiresAt: new Date(START + 1_000 + 7 * DAY).toISOString(),
     });
     expect(events.filter((e) => e.action === 'account.create').map((e) => e.details)).toEqual([
-      { role: 'metrics', password: false },
-      { role: 'officer', password: true },
+      { role: 'metrics', password: false, source: 'local' },
+      { role: 'officer', password: true, source: 'local' },
     ]);
     expect(f.identity.listAudit({ limit: 100, action: 'account.create' }).map((e) => e.target)).toEqual(['prom', 'alice']);
     expect(f.identity.listAudit({ limit: 2 }).map((e) => e.action)).toEqual(['portal.revoke', 'portal.rotate']);

@@ -331,6 +331,28 @@ describe('portal protocol v1: portal credentials', () => {
     right.close();
   });
 
+  it("keeps the real portal streaming bit-exact while impostors claim its id with no, a guessed or another lane's credential", async () => {
+    const real = await RawPortal.hello(g.portalUrl, 'lane-real', { pixels: PIXELS, energies: ENERGIES });
+    expect(real.messages[0]?.type).toBe('welcome');
+    const scan = new GoodScan(real, 1, 'impersonated-scan', 71);
+    await scan.start();
+    const impostorTokens = [undefined, 'slp_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', g.portalCredential('lane-other')];
+    let step = 0;
+    for (const token of impostorTokens) {
+      for (let i = 0; i < 3; i++, step++) await scan.step();
+      const impostor = await RawPortal.connect(g.portalUrl);
+      const refused = await impostor.expectError(() => impostor.json({ type: 'hello', portalId: 'lane-real', ...(token ? { token } : {}), detector }));
+      expect(refused.code).toBe('SCANLINE_ERR_AUTH_TOKEN');
+      expect(await impostor.waitClose()).toBe(4001);
+      // Nor can it resume the real portal's scan: it never got past hello.
+    }
+    expect(real.closeCode).toBeNull();
+    expect(await scan.finish()).toMatchObject({ type: 'scan.completed', lines: LINES, gaps: [] });
+    await expectIntact(g, scan);
+    expect(step).toBe(9);
+    real.close();
+  });
+
   it('refuses a portal id that has no identity, and one whose credential was revoked', async () => {
     const none = await RawPortal.connect(g.portalUrl);
     expect((await none.expectError(() => none.json({ type: 'hello', portalId: 'lane-nobody', token: 'slp_x', detector }))).code).toBe(
