@@ -17,12 +17,20 @@ import { IdentityStore, ScanStore } from '../../src/storage/index.js';
 import { tsStitcher } from '../../test/helpers/ts-stitcher.js';
 import { startWsTransport } from './ws-transport.js';
 
-export type GatewayPath = 'uws-native' | 'ws-typescript';
+export type GatewayPath = 'uws-native' | 'ws-typescript' | 'uws-native-open';
 
 export const PATH_LABEL: Readonly<Record<GatewayPath, string>> = Object.freeze({
   'uws-native': '(a) uWS + addon',
   'ws-typescript': '(b) ws + TS stitcher',
+  'uws-native-open': '(a) with identities and limits off',
 });
+
+/**
+ * bench:security's baseline: every portal admitted without a credential (an embedding's own PortalAuthenticator, not
+ * a gateway setting) and the per-frame limits at their widest, so that (a) against this is what identities and
+ * limits cost.
+ */
+const OPEN_PORTALS = { verifyPortal: () => 'open', portalStillValid: () => true };
 
 export interface BenchGateway {
   readonly path: GatewayPath;
@@ -72,8 +80,12 @@ export async function startBenchGateway(path: GatewayPath, dataParent: string = 
   const log = silentLogger();
   const removeDir = () => rmSync(dataDir, { recursive: true, force: true });
   try {
-    if (path === 'uws-native') {
-      const gateway = await startGateway(config, { log });
+    if (path === 'uws-native' || path === 'uws-native-open') {
+      const open = path === 'uws-native-open';
+      const gateway = await startGateway(
+        open ? resolveConfig(config, { portal: { maxMissingLines: 16_777_216, scanBufferBudgetBytes: 2 ** 45, maxOpenScansTotal: 100_000 } }) : config,
+        { log, ...(open ? { portalAuthenticator: OPEN_PORTALS } : {}) },
+      );
       return {
         path,
         portalUrl: gateway.portalUrl,

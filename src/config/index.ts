@@ -92,10 +92,19 @@ export const GatewayConfigSchema = Type.Object(
           description:
             'HTTP requests in progress from one client address; more are refused at once (SCANLINE_ERR_LIMIT_REQUESTS, 429). Behind a reverse proxy: raise it.',
         }),
+        requestsPerSecondPerAddress: Type.Integer({
+          minimum: 1,
+          maximum: 1_000_000,
+          default: 50,
+          unit: 'requests/s',
+          description:
+            'HTTP requests and WebSocket upgrades one client address may make per second, sustained (twice as many in a burst); more are refused ' +
+            'before authentication (SCANLINE_ERR_LIMIT_RATE, 429), so a flood costs a map lookup per request. Behind a reverse proxy: raise it.',
+        }),
         maxConcurrentImages: Type.Integer({
           minimum: 1,
           maximum: 64,
-          default: 2,
+          default: 1,
           unit: 'images',
           description:
             'Scan images rendered at once (GET /v1/scans/:id/image); each holds the scan in memory and uses the thread pool the raw archive writes through.',

@@ -98,6 +98,7 @@ export const ERROR_CODES = {
   // Limits: what keeps one client from starving the others.
   SCANLINE_ERR_LIMIT_CONNECTIONS: spec('too many WebSocket connections from this address, or portal connections in total', 429, false),
   SCANLINE_ERR_LIMIT_REQUESTS: spec('too many HTTP requests in progress from this address', 429, false),
+  SCANLINE_ERR_LIMIT_RATE: spec('too many requests per second from this address', 429, false),
   SCANLINE_ERR_LIMIT_IMAGES: spec('too many images are being rendered; try again shortly', 503, false),
   SCANLINE_ERR_LIMIT_SCREENS: spec('this account has as many operator screens open as it may', 429, false),
   SCANLINE_ERR_LIMIT_SCANS: spec('as many scans are open on the gateway as it accepts', 503, false),

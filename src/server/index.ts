@@ -4,6 +4,7 @@
  * route is registered through Routes with the access it needs (guard.ts runs first); `routes` on the returned
  * server lists them for the access matrix test.
  */
+import sharp from 'sharp';
 import type { GatewayConfig } from '../config/index.js';
 import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
 import type { IdentityService, OidcSignIn } from '../identity/index.js';
@@ -22,7 +23,7 @@ import { registerScanRoutes } from './scans-api.js';
 import { readRequestFacts, RequestGuard, type RouteSpec, SECURITY_HEADERS } from './guard.js';
 import { Routes } from './routes.js';
 import { registerSessionRoutes } from './session-api.js';
-import { KeyedCounter, RenderQueue } from './limits.js';
+import { KeyedCounter, RateLimiter, RenderQueue } from './limits.js';
 import { checkTlsFiles, type TlsCertificateInfo } from './tls.js';
 import { DISABLED, closeListenSocket, createApp, localPort, type TemplatedApp, type WebSocket, type us_listen_socket } from './uws.js';
 import { statusLine } from './http.js';
@@ -111,6 +112,7 @@ function registerPortalRoute(routes: Routes, o: HttpServerOptions, shared: Serve
     maxBackpressure: config.portal.maxBackpressureBytes,
     // closeOnBackpressureLimit stays at its default (off): a stuck portal is closed by the send() check below.
     upgrade: (res, req, context) => {
+      if (routes.refusedForRate(res)) return;
       const facts = readRequestFacts(res, req);
       try {
         routes.guard.check(spec, facts);
@@ -230,6 +232,8 @@ export interface ServerShared {
   /** Operator screens per account (operator.maxScreensPerUser). */
   screens: KeyedCounter;
   renders: RenderQueue;
+  /** Requests and upgrades per second per client address. */
+  rate: RateLimiter;
 }
 
 /** One uWS app with every route registered; a TLS reload builds a second one beside the first. */
@@ -250,7 +254,7 @@ function buildApp(o: HttpServerOptions, tls: boolean, shared: ServerShared): Bui
     tls,
     refusals: shared.refusals,
   });
-  const routes = new Routes(app, guard, o.log, shared.requests);
+  const routes = new Routes(app, guard, o.log, shared.requests, shared.rate);
   registerPortalRoute(routes, o, shared);
   registerSessionRoutes(routes, o.log, o.oidc ?? null);
   registerScanRoutes(
@@ -294,6 +298,9 @@ function listenOn(app: TemplatedApp, host: string, port: number): Promise<us_lis
  * server.tls the files are checked first (SCANLINE_ERR_SERVER_TLS) and every route is served over TLS.
  */
 export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer> {
+  // One libvips thread per image operation: a scan image render (tens of MB) must not take every core from the
+  // portals' stitching and acks (bench:security, 'Under attack'). Images come out the same, only later.
+  sharp.concurrency(1);
   const t = o.config.server.tls;
   const tls = t.cert !== '';
   if (tls) {
@@ -309,6 +316,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
     sockets: new KeyedCounter(o.config.server.maxConnectionsPerAddress),
     requests: new KeyedCounter(o.config.server.maxRequestsPerAddress),
     screens: new KeyedCounter(o.config.operator.maxScreensPerUser),
+    rate: new RateLimiter(o.config.server.requestsPerSecondPerAddress, 2 * o.config.server.requestsPerSecondPerAddress),
     renders: new RenderQueue(o.config.server.maxConcurrentImages, o.config.server.maxQueuedImages, (code) => refusals.set(code, (refusals.get(code) ?? 0) + 1)),
   };
   const apps: BuiltApp[] = [buildApp(o, tls, shared)];

@@ -80,3 +80,34 @@ export class RenderQueue {
     return this.running;
   }
 }
+
+/**
+ * Requests (and WebSocket upgrades) per second per client address, as a token bucket: `ratePerSecond` sustained,
+ * bursts of up to `burst`. Checked before anything else, authentication included, so that a flood costs the gateway
+ * a map lookup per request, not a token check or a render (SCANLINE_ERR_LIMIT_RATE). At most MAX_ADDRESSES buckets;
+ * the least recently used are forgotten first.
+ */
+export class RateLimiter {
+  private static readonly MAX_ADDRESSES = 10_000;
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    readonly ratePerSecond: number,
+    readonly burst: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Takes a token for `address`; false when its bucket is empty. */
+  take(address: string): boolean {
+    const t = this.now();
+    const b = this.buckets.get(address) ?? { tokens: this.burst, at: t };
+    this.buckets.delete(address); // re-inserted last: Map order is least recently used first
+    b.tokens = Math.min(this.burst, b.tokens + ((t - b.at) / 1000) * this.ratePerSecond);
+    b.at = t;
+    const ok = b.tokens >= 1;
+    if (ok) b.tokens -= 1;
+    this.buckets.set(address, b);
+    if (this.buckets.size > RateLimiter.MAX_ADDRESSES) this.buckets.delete(this.buckets.keys().next().value as string);
+    return ok;
+  }
+}

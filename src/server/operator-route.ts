@@ -80,6 +80,7 @@ export function registerOperatorFeed(routes: Routes, o: OperatorRouteOptions): O
     maxBackpressure: config.maxBufferedBytes,
     closeOnBackpressureLimit: 0,
     upgrade: (res, req, context) => {
+      if (routes.refusedForRate(res)) return;
       const facts = readRequestFacts(res, req);
       let principal: Principal;
       // Slots taken so far, given back if a later check refuses.

@@ -7,8 +7,9 @@ import type { Access, Principal } from '../identity/index.js';
 import type { Logger } from '../log/index.js';
 import { type RequestFacts, type RequestGuard, type RouteSpec, readRequestFacts } from './guard.js';
 import { ScanlineError } from '../errors/index.js';
-import { handleAsync, onSettled } from './http.js';
-import type { KeyedCounter } from './limits.js';
+import { SECURITY_HEADERS } from './guard.js';
+import { handleAsync, onSettled, statusLine } from './http.js';
+import type { KeyedCounter, RateLimiter } from './limits.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 
 /** What a route's handler learns from the guard. */
@@ -36,7 +37,39 @@ export class Routes {
     private readonly log: Logger,
     /** HTTP requests in progress per client address (server.maxRequestsPerAddress). */
     private readonly requests: KeyedCounter,
+    /** Requests and upgrades per second per client address, checked first (server.requestsPerSecondPerAddress). */
+    readonly rate: RateLimiter,
   ) {}
+
+  /**
+   * The rate check every route and upgrade starts with, before the request is read further: over the rate, answers
+   * 429 SCANLINE_ERR_LIMIT_RATE at once (a constant body, no error object: a flood must cost little) and returns
+   * true. Call synchronously in the handler.
+   */
+  refusedForRate(res: HttpResponse): boolean {
+    const address = Buffer.from(res.getRemoteAddressAsText()).toString();
+    if (this.rate.take(address)) return false;
+    this.guard.countRefusal('SCANLINE_ERR_LIMIT_RATE');
+    res.cork(() => {
+      res.writeStatus(statusLine(429)).writeHeader('Content-Type', 'application/json; charset=utf-8').writeHeader('Retry-After', '1');
+      for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.writeHeader(k, v);
+      res.end(this.rateBody);
+    });
+    return true;
+  }
+
+  private get rateBody(): string {
+    this.rateBodyText ??= JSON.stringify({
+      error: {
+        code: 'SCANLINE_ERR_LIMIT_RATE',
+        message: `more than ${this.rate.ratePerSecond} requests per second from this address (server.requestsPerSecondPerAddress)`,
+        retryAfterSec: 1,
+      },
+    });
+    return this.rateBodyText;
+  }
+
+  private rateBodyText: string | null = null;
 
   get(path: string, access: Access, handler: GuardedHandler): void {
     this.add({ method: 'GET', path, access }, handler);
@@ -60,6 +93,7 @@ export class Routes {
   private add(spec: RouteSpec, handler: GuardedHandler): void {
     this.specs.push(spec);
     const guarded = (res: HttpResponse, req: HttpRequest): void => {
+      if (this.refusedForRate(res)) return;
       const facts = readRequestFacts(res, req);
       let principal: Principal | null;
       try {

@@ -15,7 +15,6 @@ import sharp from 'sharp';
 import { ScanlineError } from '../errors/index.js';
 import type { IngestService, ScanView } from '../ingest/index.js';
 import type { Logger } from '../log/index.js';
-import { extractPlane } from '../addon/index.js';
 import { literalUnion, SchemaValidator, Type } from '../schema/index.js';
 import type { ScanRecord, ScanStore, StoredDecision } from '../storage/index.js';
 import type { ScanState } from '../protocol/index.js';
@@ -143,23 +142,35 @@ export function registerScanRoutes(
       const energy = energyName === 'high' ? 0 : 1;
 
       // Rendering waits for a slot (limits.ts). Once it has one, a live scan is read from its stitcher in that tick
-      // (before it can close); an ended one from its file, with the record as it is then.
+      // (before it can close); an ended one from its file, with the record as it is then. The JS thread only reads
+      // the bytes: picking the energy's plane and turning lines into columns (extract, rotate, flip) is libvips' work
+      // off the event loop, where a 16-bit plane of a whole truck used to block it for tens of ms per image
+      // (bench:security, 'Under attack').
       const { png, lines } = await renders.run(async () => {
         const live = ingest.getLiveScan(scanId);
+        const samplesPerLine = energies * pixels;
         let lines: number;
         let raw: Uint16Array;
         if (live) {
           lines = live.lines;
-          raw = new Uint16Array(lines * energies * pixels);
+          raw = new Uint16Array(Buffer.allocUnsafe(lines * samplesPerLine * 2).buffer, 0, lines * samplesPerLine);
           if (lines > 0) live.readRaw(0, lines, raw);
         } else {
           lines = store.getScan(scanId)?.lines ?? record.lines;
-          raw = lines > 0 ? await store.readRaw(scanId, lines, pixels * energies * 2) : new Uint16Array(0);
+          const bytes = lines > 0 ? await store.readRawFile(scanId) : Buffer.alloc(0);
+          raw =
+            bytes.byteLength >= lines * samplesPerLine * 2 && bytes.byteOffset % 2 === 0
+              ? new Uint16Array(bytes.buffer, bytes.byteOffset, lines * samplesPerLine)
+              : await store.readRaw(scanId, lines, samplesPerLine * 2); // a short file: the missing lines read as zeros
         }
         if (lines === 0) throw new ScanlineError('SCANLINE_ERR_IMAGE_UNAVAILABLE', `scan ${scanId} has no lines yet`, { scanId });
-        const plane = new Uint16Array(lines * pixels);
-        extractPlane(raw, lines, energies, pixels, energy, plane);
-        const png = await sharp(plane, { raw: { width: lines, height: pixels, channels: 1 }, limitInputPixels: false })
+        // The lines as an image of `samplesPerLine` columns; the energy's columns; lines along x (transposed: sharp
+        // mirrors before it rotates, so rotate(90) with a vertical flip is the transpose; the bit-exact image tests
+        // hold it).
+        const png = await sharp(raw, { raw: { width: samplesPerLine, height: lines, channels: 1 }, limitInputPixels: false })
+          .extract({ left: energy * pixels, top: 0, width: pixels, height: lines })
+          .rotate(90)
+          .flip()
           .toColourspace('grey16')
           .png({ compressionLevel: 3 })
           .toBuffer();

@@ -485,6 +485,23 @@ export class ScanStore {
   }
 
   /** Reads `lines` whole lines of a stored scan from line 0 (zeros where the file is shorter). */
+  /**
+   * The raw file of a scan as it is on disk (read on the thread pool; no copy on the JS thread). It may be shorter
+   * than lines x bytesPerLine when the last lines never arrived (readRaw pads those with zeros).
+   */
+  async readRawFile(scanId: string): Promise<Buffer> {
+    try {
+      return await readFile(this.rawPath(scanId));
+    } catch (err) {
+      throw new ScanlineError(
+        'SCANLINE_ERR_STORAGE_READ',
+        `cannot read the raw lines of scan ${scanId}: ${(err as Error).message}`,
+        { scanId },
+        { cause: err },
+      );
+    }
+  }
+
   async readRaw(scanId: string, lines: number, bytesPerLine: number): Promise<Uint16Array> {
     let bytes: Buffer;
     try {

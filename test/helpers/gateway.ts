@@ -2,6 +2,7 @@
  * Starts a real gateway on 127.0.0.1 with a fresh data directory for one test file. Inference is off unless the
  * test turns it on (`inference: { enabled: true }`): ingest tests need no models and start faster without them.
  *
+ * Requests per second per address are not limited (every test client is 127.0.0.1); the limit has its own test.
  * Identities are real: the gateway's first account is `admin` with TEST_ADMIN_PASSWORD; portal credentials, API
  * tokens and signed-in people are made through the gateway's own IdentityService on first use.
  */
@@ -51,7 +52,17 @@ export interface TestGateway extends Gateway {
 export async function startTestGateway(config: GatewayConfigInput = {}, options: GatewayOptions = {}, dataDir?: string): Promise<TestGateway> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'scanline-test-'));
   const gateway = await startGateway(
-    resolveConfig({ server: { host: '127.0.0.1', port: 0 }, storage: { dataDir: dir }, log: { level: 'silent' }, inference: { enabled: false } }, config),
+    resolveConfig(
+      {
+        // Every test client is 127.0.0.1 and some make hundreds of requests a second (the access matrix); the rate
+        // limit itself is tested with its own setting (test/server/limits.test.ts).
+        server: { host: '127.0.0.1', port: 0, requestsPerSecondPerAddress: 1_000_000 },
+        storage: { dataDir: dir },
+        log: { level: 'silent' },
+        inference: { enabled: false },
+      },
+      config,
+    ),
     { log: silentLogger(), bootstrapAdminPassword: TEST_ADMIN_PASSWORD, ...options },
   );
   const by = { name: 'test', address: null };

@@ -145,6 +145,24 @@ describe('limits on portals and scans', () => {
 });
 
 describe('limits on browsers and programs', () => {
+  it('refuses requests and upgrades beyond server.requestsPerSecondPerAddress before authenticating them', async () => {
+    const g = await gateway({ server: { requestsPerSecondPerAddress: 5 } });
+    // A burst of twice the rate passes; the rest of a quick run is refused, with or without credentials.
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++) statuses.push((await fetch(`${g.httpUrl}/v1/scans`, { headers: i % 2 ? g.authHeaders() : {} })).status);
+    const limited = statuses.filter((s) => s === 429).length;
+    expect(limited).toBeGreaterThanOrEqual(15);
+    expect(statuses.slice(0, 10).filter((s) => s === 429)).toEqual([]);
+    expect(await upgrade(`ws://127.0.0.1:${g.port}/v1/operator`, g.authHeaders())).toMatchObject({ status: 429, code: 'SCANLINE_ERR_LIMIT_RATE' });
+    expect(await upgrade(g.portalUrl)).toMatchObject({ status: 429, code: 'SCANLINE_ERR_LIMIT_RATE' });
+    // The bucket refills at the rate.
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect((await fetch(`${g.httpUrl}/v1/scans`, { headers: g.authHeaders() })).status).toBe(200);
+    const res = await fetch(`${g.httpUrl}/livez`);
+    expect([200, 429]).toContain(res.status);
+    expect((await refusals(g)).SCANLINE_ERR_LIMIT_RATE).toBeGreaterThanOrEqual(limited + 2);
+  });
+
   it('holds WebSockets per address and screens per account', async () => {
     const g = await gateway({ server: { maxConnectionsPerAddress: 3 }, operator: { maxScreensPerUser: 2 } });
     const url = `ws://127.0.0.1:${g.port}/v1/operator`;
