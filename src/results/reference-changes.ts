@@ -12,7 +12,7 @@
  */
 import { ScanlineError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import type { ScanStore, StoredReferenceProposal } from '../storage/index.js';
+import type { AuditEvent, ScanStore, StoredReferenceProposal } from '../storage/index.js';
 import type { EnrolmentRequest } from './enrolment.js';
 import type { ReferenceCategory } from './reference-library.js';
 import type { ResultsService } from './results-service.js';
@@ -23,16 +23,9 @@ export interface ReferenceActor {
   address: string | null;
 }
 
-/** The audit trail (src/identity's AuditTrail, structurally). */
+/** The audit trail (src/identity's AuditTrail, structurally: results does not depend on identity). */
 export interface ReferenceAudit {
-  record(event: {
-    actor: string;
-    action: string;
-    target: string | null;
-    outcome: 'ok' | 'refused';
-    address: string | null;
-    details: Record<string, unknown>;
-  }): void;
+  record(event: AuditEvent): void;
 }
 
 export interface ReferenceChangeOutcome {

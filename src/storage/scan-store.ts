@@ -503,17 +503,7 @@ export class ScanStore {
   }
 
   async readRaw(scanId: string, lines: number, bytesPerLine: number): Promise<Uint16Array> {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(this.rawPath(scanId));
-    } catch (err) {
-      throw new ScanlineError(
-        'SCANLINE_ERR_STORAGE_READ',
-        `cannot read the raw lines of scan ${scanId}: ${(err as Error).message}`,
-        { scanId },
-        { cause: err },
-      );
-    }
+    const bytes = await this.readRawFile(scanId);
     const out = new Uint16Array((lines * bytesPerLine) / 2);
     const n = Math.min(bytes.byteLength, out.byteLength) & ~1;
     new Uint8Array(out.buffer).set(bytes.subarray(0, n));

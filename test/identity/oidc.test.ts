@@ -8,11 +8,11 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import Provider from 'oidc-provider';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { freePort } from '../helpers/free-port.js';
 import { skipWithout } from '../helpers/tools.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -25,17 +25,6 @@ const GROUPS: Record<string, string[]> = {
   visitor: ['visitors'],
   admin: ['customs-supervisors'],
 };
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 describe.skipIf(skipWithout(CHROMIUM))('sign-in through an OpenID provider', () => {
   let gw: TestGateway;

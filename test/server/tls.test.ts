@@ -6,7 +6,6 @@
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SliceKind, encodeSliceFrame } from '../../src/protocol/index.js';
 import { TEST_PERSON_PASSWORD, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { RawPortal } from '../helpers/raw-portal.js';
+import { freePort } from '../helpers/free-port.js';
 import { skipWithout } from '../helpers/tools.js';
 
 const OPENSSL = '/usr/bin/openssl';
@@ -89,18 +89,6 @@ function httpsPost(url: string, ca: Buffer, body: unknown): Promise<{ status: nu
     });
     req.on('error', reject);
     req.end(JSON.stringify(body));
-  });
-}
-
-/** A port nothing listens on now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
   });
 }
 
