@@ -12,6 +12,7 @@
  * audited with the actor `cli:<operating system user>`.
  */
 import { userInfo } from 'node:os';
+import { join, resolve } from 'node:path';
 import { type Command, intOption, parseCommandLine, usageError } from './cli-support.js';
 import { loadConfig, type GatewayConfig, type GatewayConfigInput } from './config/index.js';
 import { ScanlineError } from './errors/index.js';
@@ -58,9 +59,14 @@ ${WHERE}
 `;
 
 const AUDIT_USAGE = `scanline audit [--limit N] [--action A] [--json]
-  The audit trail, newest first: sign-ins, decisions, reference changes, account, token and portal changes.
+  The audit trail, newest first: sign-ins, decisions, reference changes, account, token and portal changes, sealed
+  scans, gateway starts.
   --limit N         most events (1..10000, default 50)
   --action A        only this action, e.g. decision.record or session.login
+scanline audit verify [--json]
+  Checks the hash chain of the audit trail, every decision against its seal and every sealed scan's raw lines; names
+  each entry, decision or scan that was edited, removed or reordered, and prints the chain's head (keep it outside
+  the gateway: it makes removing the newest entries evident). Exit status 1 when anything does not hold.
 ${WHERE}
 `;
 
@@ -330,7 +336,29 @@ async function portal(args: string[]): Promise<void> {
   }
 }
 
+async function verify(args: string[]): Promise<void> {
+  const { values } = parseCommandLine(args, { ...COMMON_OPTIONS, json: { type: 'boolean' } }, { min: 0, max: 0, what: 'no arguments' });
+  const config = configOf(values);
+  const report = await withIdentity(values, (identity) => identity.verify(join(resolve(config.storage.dataDir), 'scans')));
+  if (values.json === true) print(JSON.stringify(report));
+  else {
+    print(
+      `audit chain: ${report.entries} entries${report.unsealed ? ` (+${report.unsealed} from before the chain, unsealed)` : ''}, ` +
+        `${report.decisionsChecked} decisions, ${report.scansChecked} sealed scans checked`,
+    );
+    print(report.head ? `head: entry ${report.head.id} ${report.head.hash}` : 'head: none (no entry yet)');
+    for (const p of report.problems) print(`PROBLEM: ${p}`);
+    print(report.problems.length === 0 ? 'everything holds' : `${report.problems.length} problems`);
+  }
+  if (report.problems.length > 0) {
+    throw new ScanlineError('SCANLINE_ERR_AUDIT_TAMPERED', `${report.problems.length} entries, decisions or scans do not hold (listed above)`, {
+      problems: report.problems,
+    });
+  }
+}
+
 async function audit(args: string[]): Promise<void> {
+  if (args[0] === 'verify') return verify(args.slice(1));
   const { values } = parseCommandLine(
     args,
     { ...COMMON_OPTIONS, limit: { type: 'string' }, action: { type: 'string' }, json: { type: 'boolean' } },
@@ -355,6 +383,6 @@ export function identityCommands(): Command[] {
     { name: 'user', summary: 'add, change, disable and list accounts', usage: USER_USAGE, run: user },
     { name: 'token', summary: 'create, list and revoke API tokens', usage: TOKEN_USAGE, run: token },
     { name: 'portal', summary: 'add, list and revoke portal credentials', usage: PORTAL_USAGE, run: portal },
-    { name: 'audit', summary: 'show the audit trail', usage: AUDIT_USAGE, run: audit },
+    { name: 'audit', summary: 'show or verify the audit trail', usage: AUDIT_USAGE, run: audit },
   ];
 }

@@ -5,7 +5,7 @@
  * scored) → closing (sockets, storage) → closed.
  */
 import { hostname } from 'node:os';
-import { packageVersion, type GatewayConfig } from './config/index.js';
+import { packageVersion, printableConfig, type GatewayConfig } from './config/index.js';
 import { ScanlineError } from './errors/index.js';
 import { ResourceStack } from './lifecycle/index.js';
 import { IdentityService, OidcSignIn } from './identity/index.js';
@@ -97,6 +97,15 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     const identity = new IdentityService({ store: identityStore, config: config.auth, log: log.child({ module: 'identity' }) });
     // A fresh install refuses the anonymous: its first account is an admin whose password is shown once.
     const bootstrap = await identity.bootstrapAdmin(options.bootstrapAdminPassword ?? process.env.SCANLINE_BOOTSTRAP_ADMIN_PASSWORD);
+    // The configuration each run started with is part of the record (secrets redacted).
+    identity.record({
+      actor: 'system',
+      action: 'gateway.start',
+      target: null,
+      outcome: 'ok',
+      address: null,
+      details: { version: packageVersion() ?? '0.0.0', config: printableConfig(config) },
+    });
     let inference: Inference | null = null;
     let results: ResultsService | null = null;
     if (config.inference.enabled) {
@@ -137,6 +146,25 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       (o) => o.close(),
     );
     ingest.listen(operator.ingestListener());
+    // Every completed scan is sealed: the SHA-256 of its raw lines in its record and in the audit chain
+    // (src/storage/integrity.ts; `scanline audit verify` checks them).
+    ingest.listen({
+      scanCompleted: (scan) => {
+        store
+          .sealScan(scan.scanId)
+          .then((sha256) =>
+            identity.record({
+              actor: `portal:${scan.portalId}`,
+              action: 'scan.seal',
+              target: scan.scanId,
+              outcome: 'ok',
+              address: null,
+              details: { lines: scan.lines, sha256 },
+            }),
+          )
+          .catch((err: unknown) => log.error({ err, scanId: scan.scanId }, 'sealing a completed scan failed'));
+      },
+    });
     results?.addListener(operator.resultsListener());
     const metrics = config.metrics.enabled
       ? resources.defer(
@@ -155,6 +183,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
             refusals: () => server?.refusals() ?? new Map(),
             signIns: () => ({ ok: identity.stats.signIns, failed: identity.stats.signInFailures, locked: identity.stats.signInsLocked }),
             renders: () => ({ running: server?.renders.active ?? 0, queued: server?.renders.queued ?? 0 }),
+            auditHead: () => identity.auditHead(),
           }),
           (m) => m.close(),
         )

@@ -88,6 +88,7 @@ export const ERROR_CODES = {
   SCANLINE_ERR_AUTH_CSRF: spec('a state-changing request with a session cookie lacks the X-CSRF-Token of its session', 403, true),
   SCANLINE_ERR_AUTH_ORIGIN: spec("the request's Origin is not the gateway's own nor one in server.allowedOrigins", 403, true),
   SCANLINE_ERR_AUTH_OIDC: spec('signing in through the OpenID provider failed: it cannot be reached or its answer does not verify', 502, false),
+  SCANLINE_ERR_AUDIT_TAMPERED: spec('the audit chain, a decision or a sealed scan does not hold: something was edited, removed or reordered', 500, false),
   SCANLINE_ERR_ACCOUNT_INVALID: spec('account name, role or password is not acceptable', 400, true),
   SCANLINE_ERR_ACCOUNT_UNKNOWN: spec('no account with this name', 404, true),
   SCANLINE_ERR_ACCOUNT_EXISTS: spec('an account with this name already exists', 409, true),

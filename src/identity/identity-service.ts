@@ -13,7 +13,7 @@ import { ScanlineError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { PortalIdSchema } from '../protocol/index.js';
 import { SchemaValidator, Type } from '../schema/index.js';
-import type { AuditEvent, IdentityStore, StoredAccount, StoredAuditEvent, StoredPortalIdentity, StoredToken } from '../storage/index.js';
+import type { AuditEvent, IdentityStore, IntegrityReport, StoredAccount, StoredAuditEvent, StoredPortalIdentity, StoredToken } from '../storage/index.js';
 import type { AuthConfig } from './config.js';
 import { LoginThrottle } from './login-throttle.js';
 import { decoyHash, hashPassword, verifyPassword } from './passwords.js';
@@ -434,6 +434,16 @@ export class IdentityService implements AuditTrail {
   portalStillValid(portalId: string, credentialHash: string): boolean {
     const p = this.store.getPortal(portalId);
     return p !== undefined && p.revokedAt === null && sameSecret(p.credentialHash, credentialHash);
+  }
+
+  /** The audit chain's newest entry (id and hash), to keep outside the gateway; null before any entry. */
+  auditHead(): { id: number; hash: string } | null {
+    return this.store.auditHead();
+  }
+
+  /** Checks the audit chain, every decision's seal and every sealed scan (`scanline audit verify`). */
+  verify(scansDir: string): Promise<IntegrityReport> {
+    return this.store.verify(scansDir);
   }
 
   /** Audit events, newest first (GET /v1/audit, `scanline audit`). */

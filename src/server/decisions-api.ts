@@ -11,7 +11,7 @@ import { ScanlineError } from '../errors/index.js';
 import type { AuditTrail } from '../identity/index.js';
 import type { Logger } from '../log/index.js';
 import { DecisionRequestSchema, recordDecision, type OperatorHub, type ResultsReader } from '../operator/index.js';
-import type { ScanStore } from '../storage/index.js';
+import { decisionSeal, type ScanStore } from '../storage/index.js';
 import { bodyValidator, parseBody } from './body.js';
 import { handleAsync, pathParameter, readJsonBody } from './http.js';
 import { principalOf, type Routes } from './routes.js';
@@ -45,7 +45,14 @@ export function registerDecisionRoutes(routes: Routes, o: DecisionRouteOptions):
           target: scanId,
           outcome: 'ok',
           address: ctx.facts.address,
-          details: { decisionId: decision.id, verdict: decision.verdict, machineDecision: decision.machineDecision, suggestions: decision.suggestions },
+          // Sealed: `scanline audit verify` finds the decision edited if it no longer hashes to this.
+          details: {
+            decisionId: decision.id,
+            verdict: decision.verdict,
+            machineDecision: decision.machineDecision,
+            suggestions: decision.suggestions,
+            sealed: decisionSeal(decision),
+          },
         });
         o.log.info({ scanId, operatorId, verdict: decision.verdict, machineDecision: decision.machineDecision, id: decision.id }, 'decision recorded');
         o.hub?.decisionRecorded(portalId, decision);

@@ -48,6 +48,8 @@ export interface GatewayMetricsOptions {
   signIns?: () => { ok: number; failed: number; locked: number };
   /** Image renders running and waiting for a slot. */
   renders?: () => { running: number; queued: number };
+  /** The audit chain's newest entry (src/storage/integrity.ts). */
+  auditHead?: () => { id: number; hash: string } | null;
 }
 
 export interface GatewayMetrics {
@@ -396,6 +398,16 @@ function securityMetrics(o: GatewayMetricsOptions): CollectedMetric[] {
     ),
     gauge('scanline_scan_buffer_budget_bytes', 'portal.scanBufferBudgetBytes: what open scans may hold together before frames are refused.', [], () =>
       one(budget.limitBytes),
+    ),
+    gauge('scanline_audit_entries', "Id of the audit chain's newest entry: entries appended so far.", [], () => one(o.auditHead?.()?.id ?? 0)),
+    gauge(
+      'scanline_audit_chain_head',
+      "The audit chain's newest hash, its first 13 hex digits as a number (52 bits, exact in a float): keep it outside the gateway (a recording rule, a daily print) to make removing the newest entries evident; `scanline audit verify` prints the whole hash.",
+      [],
+      () => {
+        const head = o.auditHead?.();
+        return one(head ? Number.parseInt(head.hash.slice(0, 13), 16) : 0);
+      },
     ),
     gauge('scanline_image_renders', 'Scan image renders now, by state: running (at most server.maxConcurrentImages) or queued.', ['state'], () => {
       const r = o.renders?.() ?? { running: 0, queued: 0 };

@@ -14,6 +14,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ScanlineError } from '../errors/index.js';
+import { GENESIS, auditEntryHash, type IntegrityReport, verifyIntegrity } from './integrity.js';
 import { migrate } from './migrations.js';
 
 export type AccountRole = 'metrics' | 'viewer' | 'officer' | 'supervisor' | 'admin';
@@ -155,7 +156,9 @@ export class IdentityStore {
       session: db.prepare('SELECT * FROM sessions WHERE id_hash = ?'),
       tokenBySecret: db.prepare('SELECT * FROM api_tokens WHERE secret_hash = ?'),
       portal: db.prepare('SELECT * FROM portal_identities WHERE portal_id = ?'),
-      audit: db.prepare('INSERT INTO audit_events (at, actor, action, target, outcome, address, details) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      audit: db.prepare(
+        'INSERT INTO audit_events (id, at, actor, action, target, outcome, address, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
     };
   }
 
@@ -369,12 +372,50 @@ export class IdentityStore {
 
   // -- audit trail ---------------------------------------------------------------------------------------------
 
-  /** Appends one event; the row is on disk (synchronous=FULL) when this returns. */
+  /**
+   * Appends one event to the hash chain (src/storage/integrity.ts): in one IMMEDIATE transaction the newest entry's
+   * hash and the next id are read and the entry is written with both, so that the gateway and a `scanline` command
+   * appending at once still make one chain. The row is on disk (synchronous=FULL) when this returns.
+   */
   appendAudit(e: AuditEvent, at = new Date().toISOString()): StoredAuditEvent {
-    return this.write('append to the audit trail', () => {
-      const r = this.statements.audit.run(at, e.actor, e.action, e.target, e.outcome, e.address, JSON.stringify(e.details));
-      return { ...e, id: Number(r.lastInsertRowid), at };
-    });
+    return this.write('append to the audit trail', () =>
+      this.db
+        .transaction(() => {
+          const last = this.db.prepare('SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1').get() as { id: number; hash: string | null } | undefined;
+          const counter = this.db.prepare(`SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'`).get() as { seq: number } | undefined;
+          const id = Math.max(counter?.seq ?? 0, last?.id ?? 0) + 1;
+          const prevHash = last?.hash ?? GENESIS;
+          const row = {
+            id,
+            at,
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            outcome: e.outcome,
+            address: e.address,
+            details: JSON.stringify(e.details),
+          };
+          const hash = auditEntryHash(prevHash, row);
+          this.statements.audit.run(id, at, e.actor, e.action, e.target, e.outcome, e.address, row.details, prevHash, hash);
+          return { ...e, id, at };
+        })
+        .immediate(),
+    );
+  }
+
+  /** The newest entry of the chain (its id and hash: the head to keep outside the gateway), or null. */
+  auditHead(): { id: number; hash: string } | null {
+    this.assertOpen();
+    const r = this.db.prepare('SELECT id, hash FROM audit_events WHERE hash IS NOT NULL ORDER BY id DESC LIMIT 1').get() as
+      | { id: number; hash: string }
+      | undefined;
+    return r ?? null;
+  }
+
+  /** Checks the audit chain, decisions and sealed scans (src/storage/integrity.ts); reads only. */
+  verify(scansDir: string): Promise<IntegrityReport> {
+    this.assertOpen();
+    return verifyIntegrity(this.db, scansDir);
   }
 
   /** Audit events, newest first: at most `limit`, optionally of one action and with ids below `before`. */

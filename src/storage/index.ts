@@ -15,3 +15,4 @@ export type {
 } from './scan-store.js';
 export { IdentityStore } from './identity-store.js';
 export type { AccountRole, StoredAccount, StoredSession, StoredToken, StoredPortalIdentity, AuditEvent, StoredAuditEvent } from './identity-store.js';
+export { GENESIS, auditEntryHash, decisionSeal, fileSha256, verifyIntegrity, type IntegrityReport } from './integrity.js';

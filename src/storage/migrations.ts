@@ -170,10 +170,22 @@ CREATE TABLE reference_proposals (
 CREATE INDEX reference_proposals_state ON reference_proposals (state, id);
 `;
 
+/**
+ * Version 4: the audit trail becomes a hash chain (each entry's hash and the hash of the one before), and a
+ * completed scan is sealed with the SHA-256 of its raw lines (src/storage/integrity.ts). Entries written before stay
+ * as they were, unsealed, before the chain's first entry.
+ */
+const V4 = `
+ALTER TABLE audit_events ADD COLUMN prev_hash TEXT;
+ALTER TABLE audit_events ADD COLUMN hash TEXT;
+ALTER TABLE scans ADD COLUMN raw_sha256 TEXT;
+`;
+
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, description: 'scans, scan_results, scan_embeddings, reference_categories, scan_decisions', sql: V1 },
   { version: 2, description: 'accounts, sessions, api_tokens, portal_identities, audit_events', sql: V2 },
   { version: 3, description: 'reference_proposals; who proposed and approved each reference category', sql: V3 },
+  { version: 4, description: 'audit_events hash chain; scans sealed with the SHA-256 of their raw lines', sql: V4 },
 ]);
 
 /** The schema version this code writes and reads. */

@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { ScanlineError } from '../errors/index.js';
 import type { DecisionRecord, ScanState } from '../protocol/index.js';
 import type { Logger } from '../log/index.js';
+import { fileSha256 } from './integrity.js';
 import { migrate, SCHEMA_VERSION, type MigrationOutcome } from './migrations.js';
 
 export type { ScanState };
@@ -485,6 +486,32 @@ export class ScanStore {
   }
 
   /** Reads `lines` whole lines of a stored scan from line 0 (zeros where the file is shorter). */
+  /**
+   * Seals a completed scan: the SHA-256 of its raw file (streamed) goes into its record (`raw_sha256`) and is returned,
+   * for the audit trail's `scan.seal` entry (src/storage/integrity.ts). Throws SCANLINE_ERR_STORAGE_READ or _WRITE.
+   */
+  async sealScan(scanId: string): Promise<string> {
+    let sha: string | null;
+    try {
+      sha = await fileSha256(this.rawPath(scanId));
+    } catch (err) {
+      throw new ScanlineError(
+        'SCANLINE_ERR_STORAGE_READ',
+        `cannot read the raw lines of scan ${scanId} to seal them: ${(err as Error).message}`,
+        { scanId },
+        { cause: err },
+      );
+    }
+    if (sha === null) throw new ScanlineError('SCANLINE_ERR_STORAGE_READ', `scan ${scanId} has no raw lines to seal`, { scanId });
+    this.assertOpen();
+    try {
+      this.db.prepare('UPDATE scans SET raw_sha256 = ? WHERE scan_id = ?').run(sha, scanId);
+    } catch (err) {
+      throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot seal scan ${scanId}: ${(err as Error).message}`, { scanId }, { cause: err });
+    }
+    return sha;
+  }
+
   /**
    * The raw file of a scan as it is on disk (read on the thread pool; no copy on the JS thread). It may be shorter
    * than lines x bytesPerLine when the last lines never arrived (readRaw pads those with zeros).

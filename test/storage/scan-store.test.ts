@@ -34,8 +34,8 @@ const TABLES = [...V1_TABLES, 'accounts', 'api_tokens', 'audit_events', 'portal_
 
 /**
  * An inspection with only what migration 1 made, to compare with a database from before schema versions: the
- * tables and indexes of later migrations left out, and the columns migration 3 adds to reference_categories taken
- * out of its SQL (SQLite appends them to the CREATE statement it keeps).
+ * tables and indexes of later migrations left out, and the columns migrations 3 and 4 add to reference_categories and
+ * scans taken out of their SQL (SQLite appends them to the CREATE statement it keeps).
  */
 function v1Only(i: ReturnType<typeof inspect>): ReturnType<typeof inspect> {
   return {
@@ -43,7 +43,13 @@ function v1Only(i: ReturnType<typeof inspect>): ReturnType<typeof inspect> {
     tables: i.tables.filter((t) => !V2_OBJECTS.includes(t)),
     schema: i.schema
       .filter((o) => !V2_OBJECTS.includes(o.name))
-      .map((o) => (o.name === 'reference_categories' ? { ...o, sql: o.sql.replace(/, proposed_by TEXT, approved_by TEXT/, '') } : o)),
+      .map((o) =>
+        o.name === 'reference_categories'
+          ? { ...o, sql: o.sql.replace(/, proposed_by TEXT, approved_by TEXT/, '') }
+          : o.name === 'scans'
+            ? { ...o, sql: o.sql.replace(/, raw_sha256 TEXT/, '') }
+            : o,
+      ),
   };
 }
 
@@ -460,12 +466,12 @@ describe('ScanStore: schema versions', () => {
     const legacy = dataDir();
     unversionedDatabase(legacy, UNVERSIONED_SCHEMA);
     const now = inspect(fresh);
-    expect(SCHEMA_VERSION).toBe(3);
+    expect(SCHEMA_VERSION).toBe(4);
     expect(now.version).toBe(SCHEMA_VERSION);
     expect(now.tables).toEqual(TABLES);
     expect(v1Only(now).schema).toEqual(inspect(legacy).schema);
     expect(existsSync(join(fresh, 'scans'))).toBe(true);
-    expect(lines.filter((l) => l.level === 'info').map((l) => [l.obj, l.msg])).toEqual([[{ from: 0, to: 3, adopted: false }, 'scan database created']]);
+    expect(lines.filter((l) => l.level === 'info').map((l) => [l.obj, l.msg])).toEqual([[{ from: 0, to: 4, adopted: false }, 'scan database created']]);
   });
 
   it('opens the current version again without migrating or logging', () => {
@@ -501,7 +507,7 @@ describe('ScanStore: schema versions', () => {
     const { log, lines } = recordingLogger();
     const store = open(dir, log);
     expect(lines.filter((l) => l.level === 'info').map((l) => [l.obj, l.msg])).toEqual([
-      [{ from: 0, to: 3, adopted: true }, 'scan database from before schema versions adopted and upgraded'],
+      [{ from: 0, to: 4, adopted: true }, 'scan database from before schema versions adopted and upgraded'],
     ]);
     expect(store.getScan('old-1')).toEqual({
       scanId: 'old-1',

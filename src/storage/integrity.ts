@@ -1,0 +1,201 @@
+/**
+ * What makes the record of who did what tamper-evident (docs/security.md, "Audit trail"):
+ * - The audit trail is a hash chain: entry n carries the hash of entry n-1 (`prev_hash`) and its own `hash` =
+ *   SHA-256(prev_hash "\n" JSON [id, at, actor, action, target, outcome, address, details]), details as stored. The
+ *   first entry follows GENESIS. Editing, removing or reordering entries breaks the chain at that entry; removing the
+ *   newest ones shows in SQLite's id counter (ids are never reused).
+ * - A decision is sealed in its `decision.record` entry (`details.sealed`: SHA-256 of the decision as stored).
+ * - A completed scan is sealed with the SHA-256 of its raw lines, in its record (`raw_sha256`) and in a `scan.seal`
+ *   entry.
+ * verifyIntegrity() checks all three and names every entry, decision and scan that does not hold. The chain's head
+ * (its newest hash) is what to keep outside the gateway (printed, exported in /metrics) to make removing the newest
+ * entries evident too.
+ *
+ * Threads: gateway JS thread or the `scanline audit verify` command; raw files are hashed as streams.
+ */
+import type Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DecisionRecord } from '../protocol/index.js';
+
+/** The hash the first entry of the chain follows. */
+export const GENESIS = '0'.repeat(64);
+
+export interface AuditRow {
+  id: number;
+  at: string;
+  actor: string;
+  action: string;
+  target: string | null;
+  outcome: string;
+  address: string | null;
+  /** The details as stored (JSON text). */
+  details: string;
+}
+
+export function auditEntryHash(prevHash: string, row: AuditRow): string {
+  return createHash('sha256')
+    .update(prevHash)
+    .update('\n')
+    .update(JSON.stringify([row.id, row.at, row.actor, row.action, row.target, row.outcome, row.address, row.details]))
+    .digest('hex');
+}
+
+/** The seal of a decision: SHA-256 of its fields in a fixed order (what `decision.record` carries as `sealed`). */
+export function decisionSeal(d: DecisionRecord): string {
+  return createHash('sha256')
+    .update(JSON.stringify([d.id, d.scanId, d.operatorId, d.verdict, d.comment, d.suggestions, d.machineDecision, d.scanState, d.decidedAt]))
+    .digest('hex');
+}
+
+/** SHA-256 of a file, streamed (hex); null when it does not exist. */
+export function fileSha256(path: string): Promise<string | null> {
+  if (!existsSync(path)) return Promise.resolve(null);
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    createReadStream(path)
+      .on('data', (chunk) => hash.update(chunk))
+      .on('end', () => resolve(hash.digest('hex')))
+      .on('error', reject);
+  });
+}
+
+export interface IntegrityReport {
+  /** Entries of the chain checked, and the newest one's id and hash (the head to keep outside). */
+  entries: number;
+  head: { id: number; hash: string } | null;
+  /** Entries written before the chain existed (schema version 3 or older), at the start: not sealed. */
+  unsealed: number;
+  decisionsChecked: number;
+  scansChecked: number;
+  /** Every problem found, one line each, in the order found; empty when everything holds. */
+  problems: string[];
+}
+
+interface ChainRow extends AuditRow {
+  prev_hash: string | null;
+  hash: string | null;
+}
+
+/**
+ * Checks the audit chain, every decision against its seal and every sealed scan's raw lines. `db` is the gateway's
+ * database, `scansDir` where raw lines are (`<dataDir>/scans`). Reads only.
+ */
+export async function verifyIntegrity(db: Database.Database, scansDir: string): Promise<IntegrityReport> {
+  const problems: string[] = [];
+  const rows = db.prepare('SELECT * FROM audit_events ORDER BY id').all() as ChainRow[];
+  let unsealed = 0;
+  let prev: ChainRow | null = null;
+  let chained = 0;
+  const decisionSeals = new Map<number, { entry: number; sealed: string }>();
+  const scanSeals = new Map<string, { entry: number; sha256: string }>();
+  for (const row of rows) {
+    if (row.hash === null) {
+      if (chained === 0) unsealed++;
+      else problems.push(`audit entry ${row.id} has no hash: it was written outside the gateway`);
+      prev = row;
+      continue;
+    }
+    const expectedPrev = prev?.hash ?? GENESIS;
+    if (prev && prev.hash !== null && row.id !== prev.id + 1) {
+      problems.push(`audit entries ${prev.id + 1}..${row.id - 1} were removed (entry ${row.id} follows entry ${prev.id})`);
+    } else if (row.prev_hash !== expectedPrev) {
+      problems.push(
+        prev
+          ? `audit entry ${row.id} does not follow entry ${prev.id}: entries were removed, inserted or reordered`
+          : `audit entry ${row.id} does not start the chain`,
+      );
+    }
+    if (auditEntryHash(row.prev_hash ?? '', row) !== row.hash) problems.push(`audit entry ${row.id} (${row.action}) was edited`);
+    chained++;
+    prev = row;
+    let details: Record<string, unknown> = {};
+    try {
+      details = JSON.parse(row.details) as Record<string, unknown>;
+    } catch {
+      // an edited entry; reported above
+    }
+    if (row.action === 'decision.record' && typeof details.decisionId === 'number' && typeof details.sealed === 'string') {
+      decisionSeals.set(details.decisionId, { entry: row.id, sealed: details.sealed });
+    }
+    if (row.action === 'scan.seal' && row.target !== null && typeof details.sha256 === 'string') {
+      scanSeals.set(row.target, { entry: row.id, sha256: details.sha256 });
+    }
+  }
+  const counter = db.prepare(`SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'`).get() as { seq: number } | undefined;
+  const last = rows.at(-1);
+  if (counter && counter.seq > (last?.id ?? 0)) {
+    problems.push(`audit entries ${(last?.id ?? 0) + 1}..${counter.seq} were removed (the newest entries)`);
+  }
+
+  // Decisions: each must match the seal its entry carries, and each must have one.
+  const decisions = db.prepare('SELECT * FROM scan_decisions ORDER BY id').all() as Array<{
+    id: number;
+    scan_id: string;
+    operator_id: string;
+    verdict: 'clear' | 'inspect';
+    comment: string | null;
+    suggestions: string;
+    machine_decision: string | null;
+    scan_state: DecisionRecord['scanState'];
+    decided_at: string;
+  }>;
+  const seen = new Set<number>();
+  for (const d of decisions) {
+    seen.add(d.id);
+    const seal = decisionSeals.get(d.id);
+    let suggestions: DecisionRecord['suggestions'] = {};
+    try {
+      suggestions = JSON.parse(d.suggestions) as DecisionRecord['suggestions'];
+    } catch {
+      // edited: the seal will not match
+    }
+    const record: DecisionRecord = {
+      id: d.id,
+      scanId: d.scan_id,
+      operatorId: d.operator_id,
+      verdict: d.verdict,
+      comment: d.comment,
+      suggestions,
+      machineDecision: d.machine_decision,
+      scanState: d.scan_state,
+      decidedAt: d.decided_at,
+    };
+    if (!seal) {
+      if (chained > 0 && d.decided_at >= (rows.find((r) => r.hash !== null)?.at ?? '')) {
+        problems.push(`decision ${d.id} on scan ${d.scan_id} has no audit entry: it was written outside the gateway`);
+      }
+      continue;
+    }
+    if (decisionSeal(record) !== seal.sealed) problems.push(`decision ${d.id} on scan ${d.scan_id} was edited (sealed in audit entry ${seal.entry})`);
+  }
+  for (const [id, seal] of decisionSeals) if (!seen.has(id)) problems.push(`decision ${id} was removed (sealed in audit entry ${seal.entry})`);
+
+  // Sealed scans: the raw lines, the record and the chain must agree.
+  let scansChecked = 0;
+  const sealedRows = db.prepare('SELECT scan_id, raw_sha256 FROM scans WHERE raw_sha256 IS NOT NULL').all() as Array<{ scan_id: string; raw_sha256: string }>;
+  const recorded = new Map(sealedRows.map((r) => [r.scan_id, r.raw_sha256]));
+  for (const [scanId, seal] of scanSeals) {
+    scansChecked++;
+    if (!recorded.has(scanId)) {
+      problems.push(`scan ${scanId} (sealed in audit entry ${seal.entry}) has no seal in its record, or its record was removed`);
+      continue;
+    }
+    if (recorded.get(scanId) !== seal.sha256) problems.push(`the seal in the record of scan ${scanId} was edited (audit entry ${seal.entry} differs)`);
+    const actual = await fileSha256(join(scansDir, scanId, 'raw.u16'));
+    if (actual === null) problems.push(`the raw lines of scan ${scanId} were removed (sealed in audit entry ${seal.entry})`);
+    else if (actual !== seal.sha256) problems.push(`the raw lines of scan ${scanId} were edited (sealed in audit entry ${seal.entry})`);
+  }
+  for (const scanId of recorded.keys()) if (!scanSeals.has(scanId)) problems.push(`scan ${scanId} has a seal in its record but none in the audit trail`);
+
+  const head = [...rows].reverse().find((r) => r.hash !== null);
+  return {
+    entries: chained,
+    head: head ? { id: head.id, hash: head.hash as string } : null,
+    unsealed,
+    decisionsChecked: decisions.length,
+    scansChecked,
+    problems,
+  };
+}
