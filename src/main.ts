@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { packageVersion, printableConfig, type GatewayConfig } from './config/index.js';
 import { ScanlineError } from './errors/index.js';
 import { ResourceStack } from './lifecycle/index.js';
-import { IdentityService, OidcSignIn } from './identity/index.js';
+import { IdentityService, OidcSignIn, ReadAudit } from './identity/index.js';
 import { checkTileGeometry, createInference, type Inference } from './inference/index.js';
 import { IngestService, type PortalAuthenticator } from './ingest/index.js';
 import { createRootLogger, type Logger } from './log/index.js';
@@ -106,6 +106,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       address: null,
       details: { version: packageVersion() ?? '0.0.0', config: printableConfig(config) },
     });
+    const reads = new ReadAudit(identity);
     let inference: Inference | null = null;
     let results: ResultsService | null = null;
     if (config.inference.enabled) {
@@ -142,6 +143,13 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         log: log.child({ module: 'operator' }),
         // scanline_line_to_screen_seconds; `metrics` is assigned below, before any screen can connect.
         observeLineToScreen: (seconds: number, portalId?: string) => metrics?.operator.observeLineToScreen(seconds, portalId),
+        onScanShown: (operatorId: string, scanId: string) => {
+          try {
+            reads.read(operatorId, scanId, 'screen', null);
+          } catch (err) {
+            log.error({ err, operatorId, scanId }, 'recording a scan shown on a screen failed');
+          }
+        },
       }),
       (o) => o.close(),
     );
@@ -200,6 +208,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         ingest,
         store,
         identity,
+        reads,
         oidc: new OidcSignIn(config.auth.oidc, identity, log.child({ module: 'oidc' })),
         log: log.child({ module: 'server' }),
         readiness: {

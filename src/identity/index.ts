@@ -22,3 +22,4 @@ export {
   type Principal,
   type SignedIn,
 } from './identity-service.js';
+export { ReadAudit, type ScanReadKind } from './read-audit.js';

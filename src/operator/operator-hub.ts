@@ -68,6 +68,8 @@ export interface OperatorHubOptions {
    * metrics stage owns scanline_line_to_screen_seconds{portal} (GET /metrics), which bench:fanout reads too.
    */
   observeLineToScreen?: (seconds: number, portalId: string) => void;
+  /** Called when a scan is first shown on a screen (its first view, live or from history): who looked at what. */
+  onScanShown?: (operatorId: string, scanId: string) => void;
 }
 
 /** Plain counters for the metrics stage (read at scrape time). */
@@ -385,6 +387,7 @@ export class OperatorHub {
       // A first view with nothing in it yet: increments follow.
       s.introduced.add(scan.scanId);
       s.sendControl(message);
+      this.o.onScanShown?.(s.operatorId, scan.scanId);
     }
   }
 
@@ -526,6 +529,7 @@ export class OperatorHub {
     const seq = view ? view.stripSeq : 0;
     const coveredLines = view ? view.canvas.lines : summary.lines;
     session.stale.delete(scanId);
+    if (!resync) this.o.onScanShown?.(session.operatorId, scanId);
     // Only live scans are remembered: increments of a live scan follow its snapshot; an ended scan has none.
     if (view) session.introduced.add(scanId);
     const sent = session.sendControl({

@@ -7,7 +7,7 @@
 import sharp from 'sharp';
 import type { GatewayConfig } from '../config/index.js';
 import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
-import type { IdentityService, OidcSignIn } from '../identity/index.js';
+import type { IdentityService, OidcSignIn, ReadAudit } from '../identity/index.js';
 import { CloseCode, type IngestService, type PortalConnection } from '../ingest/index.js';
 import type { GatewayMessage } from '../protocol/index.js';
 import type { Logger } from '../log/index.js';
@@ -53,6 +53,8 @@ export interface HttpServerOptions {
   identity: IdentityService;
   /** Sign-in through the OpenID provider (auth.oidc); absent or disabled: password sign-in only. */
   oidc?: OidcSignIn;
+  /** Who looked at what: reads of images and results (the same one the operator hub reports screens to). */
+  reads: ReadAudit;
   readiness: Record<string, ReadinessCheck>;
   /** Extra facts /readyz reports whatever the verdict (e.g. which execution provider serves each model). */
   readinessDetails?: () => Record<string, unknown>;
@@ -265,6 +267,7 @@ function buildApp(o: HttpServerOptions, tls: boolean, shared: ServerShared): Bui
     o.results,
     o.operator ? operatorImageRenderer(o.operator, o.results ?? null, o.config.stitch.previewDownsample) : undefined,
     shared.renders,
+    o.reads,
   );
   registerReferenceRoutes(routes, o.log, o.results, o.references);
   registerHealthRoutes(routes, o);

@@ -16,12 +16,13 @@ import { ScanlineError } from '../errors/index.js';
 import type { IngestService, ScanView } from '../ingest/index.js';
 import type { Logger } from '../log/index.js';
 import { literalUnion, SchemaValidator, Type } from '../schema/index.js';
+import type { ReadAudit } from '../identity/index.js';
 import type { ScanRecord, ScanStore, StoredDecision } from '../storage/index.js';
 import type { ScanState } from '../protocol/index.js';
 import { parseQuery } from './body.js';
 import { badQuery, handleAsync, pathParameter } from './http.js';
 import type { RenderQueue } from './limits.js';
-import type { Routes } from './routes.js';
+import { principalOf, type Routes } from './routes.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
 
 /** GET /v1/scans?limit=&state=&portal=&before= */
@@ -86,6 +87,8 @@ export function registerScanRoutes(
   images: ScanImageRenderer | undefined,
   /** Bounds renders running and waiting (server.maxConcurrentImages, server.maxQueuedImages). */
   renders: RenderQueue,
+  /** Who looked at what: image and results reads go to the audit trail. */
+  reads: ReadAudit,
 ): void {
   routes.get('/v1/scans', 'viewer', (res: HttpResponse, req: HttpRequest) => {
     const q = new URLSearchParams(req.getQuery() ?? '');
@@ -113,26 +116,30 @@ export function registerScanRoutes(
     });
   });
 
-  routes.get('/v1/scans/:scanId/results', 'viewer', (res: HttpResponse, req: HttpRequest) => {
+  routes.get('/v1/scans/:scanId/results', 'viewer', (res: HttpResponse, req: HttpRequest, ctx) => {
     const scanId = pathParameter(req, 0);
+    const reader = principalOf(ctx).account;
     handleAsync(res, req, log, (out) => {
       if (!store.hasScan(scanId)) throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${scanId}`, { scanId });
       const report = results?.report(scanId);
       if (report === undefined) {
         throw new ScanlineError('SCANLINE_ERR_RESULTS_UNAVAILABLE', `scan ${scanId} has no machine results (it was received without inference)`, { scanId });
       }
+      reads.read(reader, scanId, 'results', ctx.facts.address);
       out.json(200, report);
     });
   });
 
-  routes.get('/v1/scans/:scanId/image', 'viewer', (res: HttpResponse, req: HttpRequest) => {
+  routes.get('/v1/scans/:scanId/image', 'viewer', (res: HttpResponse, req: HttpRequest, ctx) => {
     const scanId = pathParameter(req, 0);
     const q = new URLSearchParams(req.getQuery() ?? '');
+    const reader = principalOf(ctx).account;
     handleAsync(res, req, log, async (out) => {
       const record = store.getScan(scanId);
       if (!record) throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${scanId}`, { scanId });
       if (q.get('view') !== null && images) {
         const image = await renders.run(() => images.render(record, q));
+        reads.read(reader, scanId, 'image', ctx.facts.address, { view: q.get('view') });
         out.send(200, image.contentType, image.body, image.headers);
         return;
       }
@@ -176,6 +183,7 @@ export function registerScanRoutes(
           .toBuffer();
         return { png, lines };
       });
+      reads.read(reader, scanId, 'image', ctx.facts.address, { energy: energyName, format: 'png16' });
       out.send(200, 'image/png', png, { 'X-Scanline-Lines': String(lines), 'X-Scanline-Energy': energyName });
     });
   });
