@@ -101,25 +101,6 @@ async function serve(args: string[], demoPortals: DemoPortals | undefined): Prom
   const gateway = await startGateway(config, { log: createRootLogger(config.log.level, undefined, logFormat) });
   const demoAbort = new AbortController();
   let demoRun: Promise<unknown> = Promise.resolve();
-  if (demo > 0 && demoPortals) {
-    const log = gateway.log.child({ module: 'demo-portal' });
-    log.info({ portals: demo, url: gateway.portalUrl }, 'starting simulated demo portals');
-    // The demo portals are portals like any other: each gets its own credential, made anew at each start.
-    const credentials: Record<string, string> = {};
-    for (let i = 1; i <= demo; i++) {
-      const portalId = `${DEMO_PORTAL_PREFIX}-${i}`;
-      credentials[portalId] = gateway.identity.setPortalCredential(portalId, { name: 'system:demo', address: null }).credential;
-    }
-    demoRun = demoPortals({
-      url: gateway.portalUrl,
-      portals: demo,
-      portalIdPrefix: DEMO_PORTAL_PREFIX,
-      credentials,
-      signal: demoAbort.signal,
-      log,
-    }).catch((err: unknown) => log.error({ err }, 'demo portal stopped'));
-  }
-
   const { drainTimeoutMs, exitTimeoutMs } = config.shutdown;
   let stopping: { signal: string; at: number } | null = null;
   const stop = (signal: string): void => {
@@ -156,6 +137,27 @@ async function serve(args: string[], demoPortals: DemoPortals | undefined): Prom
   process.on('SIGHUP', () => {
     gateway.reloadTls().catch((err: unknown) => gateway.log.error({ err }, 'TLS reload refused; the previous certificate stays in use'));
   });
+
+  // The demo portals start once the signals are handled: a SIGTERM that arrives while their credentials are being
+  // written (fsync'd) must drain the gateway, not kill it (the ready line may already be out by then).
+  if (demo > 0 && demoPortals) {
+    const log = gateway.log.child({ module: 'demo-portal' });
+    log.info({ portals: demo, url: gateway.portalUrl }, 'starting simulated demo portals');
+    // The demo portals are portals like any other: each gets its own credential, made anew at each start.
+    const credentials: Record<string, string> = {};
+    for (let i = 1; i <= demo; i++) {
+      const portalId = `${DEMO_PORTAL_PREFIX}-${i}`;
+      credentials[portalId] = gateway.identity.setPortalCredential(portalId, { name: 'system:demo', address: null }).credential;
+    }
+    demoRun = demoPortals({
+      url: gateway.portalUrl,
+      portals: demo,
+      portalIdPrefix: DEMO_PORTAL_PREFIX,
+      credentials,
+      signal: demoAbort.signal,
+      log,
+    }).catch((err: unknown) => log.error({ err }, 'demo portal stopped'));
+  }
 }
 
 /** Exits once the logger's asynchronous destination has written what it holds (the last lines say why we exit). */
