@@ -247,12 +247,21 @@ export class IngestService {
         { streamId: m.streamId, scanId: m.scanId },
       );
     }
-    if (scan.portalId !== conn.portalId || scan.state !== 'receiving') {
-      throw new ScanlineError(
-        'SCANLINE_ERR_SCAN_NOT_RESUMABLE',
-        scan.portalId !== conn.portalId ? `scan ${m.scanId} belongs to another portal` : `scan ${m.scanId} is ${scan.state}`,
-        { streamId: m.streamId, scanId: m.scanId },
-      );
+    if (scan.portalId !== conn.portalId) {
+      throw new ScanlineError('SCANLINE_ERR_SCAN_NOT_RESUMABLE', `scan ${m.scanId} belongs to another portal`, { streamId: m.streamId, scanId: m.scanId });
+    }
+    if (scan.state !== 'receiving') {
+      // scan.end came and the scan is finishing (or just ended): no dead end for a portal that reconnected meanwhile,
+      // it is told the outcome on this connection as soon as there is one (its old connection would never hear it).
+      void scan.whenEnded().then(() => {
+        const record = this.store.getScan(m.scanId);
+        if (record?.state === 'completed') {
+          conn.send({ type: 'scan.completed', streamId: m.streamId, scanId: m.scanId, lines: record.lines, gaps: record.gaps });
+        } else {
+          conn.send({ type: 'scan.aborted', streamId: m.streamId, scanId: m.scanId, reason: record?.reason ?? 'aborted while finishing' });
+        }
+      });
+      return;
     }
     const clash = conn.scans.get(m.streamId);
     if (clash && clash !== scan) {

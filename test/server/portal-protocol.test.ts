@@ -284,6 +284,23 @@ describe('portal protocol v1: malformed input', () => {
     second.close();
   });
 
+  it('answers a resume that races with scan.end with scan.completed, never a dead end', async () => {
+    for (let trial = 0; trial < 5; trial++) {
+      const first = await RawPortal.hello(g.portalUrl, 'lane-race', { pixels: PIXELS, energies: ENERGIES });
+      const scan = new GoodScan(first, 1, `race-${trial}`, 90 + trial);
+      await scan.start();
+      while (scan.nextSlice * LINES_PER_SLICE < LINES) await scan.step();
+      // scan.end, and the connection drops before the portal hears scan.completed; it reconnects at once.
+      first.json({ type: 'scan.end', streamId: 1, totalLines: LINES });
+      first.ws.terminate();
+      const second = await RawPortal.hello(g.portalUrl, 'lane-race', { pixels: PIXELS, energies: ENERGIES });
+      second.json({ type: 'scan.resume', streamId: 3, scanId: scan.scanId });
+      const answer = await second.next((m) => m.type === 'scan.completed' || m.type === 'resume' || m.type === 'error' || m.type === 'scan.aborted');
+      expect(answer, `trial ${trial}`).toMatchObject({ type: 'scan.completed', streamId: 3, scanId: scan.scanId, lines: LINES, gaps: [] });
+      second.close();
+    }
+  });
+
   it('completes a scan whose lines arrive out of order, and reports lines never sent as gaps', async () => {
     const p = await RawPortal.hello(g.portalUrl, 'lane-o', { pixels: PIXELS, energies: ENERGIES });
     p.json({ type: 'scan.start', streamId: 1, scanId: 'gappy' });
