@@ -10,7 +10,7 @@ import { ScanlineError } from './errors/index.js';
 import { ResourceStack } from './lifecycle/index.js';
 import { IdentityService, OidcSignIn, ReadAudit } from './identity/index.js';
 import { checkTileGeometry, createInference, type Inference } from './inference/index.js';
-import { IngestService, type PortalAuthenticator } from './ingest/index.js';
+import { CloseCode, IngestService, type PortalAuthenticator } from './ingest/index.js';
 import { createRootLogger, type Logger } from './log/index.js';
 import { OperatorHub } from './operator/index.js';
 import { ReferenceChanges, ResultsService } from './results/index.js';
@@ -268,6 +268,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         const deadline = Date.now() + drainTimeoutMs;
         ingest.stopAccepting(drainTimeoutMs);
         await ingest.drain(drainTimeoutMs);
+        // Portals hear 1001 (going away), the code docs/protocol.md gives, not a dropped socket.
+        ingest.closeConnections(CloseCode.GoingAway, 'gateway shutting down');
         if (results) await results.drain(Math.max(0, deadline - Date.now()));
         await inference?.close({ drainTimeoutMs: Math.max(0, deadline - Date.now()) });
         phase = 'closing';

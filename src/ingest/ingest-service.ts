@@ -304,6 +304,11 @@ export class IngestService {
    * Waits up to `timeoutMs` for live scans to end on their own, then aborts the rest (their lines so far stay on
    * disk). Resolves when every scan is closed out.
    */
+  /** Closes every portal connection with `code` (1001 when the gateway goes away), after its scans have ended. */
+  closeConnections(code: number, reason: string): void {
+    for (const conn of [...this.connections]) conn.close(code, reason);
+  }
+
   async drain(timeoutMs: number): Promise<void> {
     this.draining = true;
     const all = () => Promise.all([...this.live.values()].map((s) => s.whenEnded()));

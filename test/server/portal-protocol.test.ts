@@ -401,3 +401,13 @@ describe('portal protocol v1: portal credentials', () => {
     expect(res).toBe(403);
   });
 });
+
+describe('portal protocol v1: close codes', () => {
+  it('closes portals with 1001 after draining when the gateway shuts down', async () => {
+    const g = await startTestGateway();
+    const p = await RawPortal.hello(g.portalUrl, 'lane-bye', { pixels: PIXELS, energies: ENERGIES });
+    await g.dispose();
+    expect(await p.waitClose()).toBe(1001);
+    expect(p.messages.map((m) => m.type)).toEqual(['welcome', 'draining']);
+  });
+});
