@@ -240,10 +240,12 @@ export class IdentityService implements AuditTrail {
       throw new ScanlineError('SCANLINE_ERR_AUTH_LOCKED', `too many failed sign-ins; try again in ${retryAfterSec} s`, { retryAfterSec });
     }
     const account = ACCOUNT_NAME.check(name) ? this.store.getAccount(name) : undefined;
+    // Counted as a failure before the (slow) hash is checked, and cleared if it succeeds: attempts sent in parallel
+    // each count, so a burst cannot have more passwords checked than loginMaxFailures before the lockout applies.
+    this.throttle.failed(name, address);
     // The hash is checked whether or not the account exists, so that both take as long.
     const ok = await verifyPassword(password, account?.passwordHash ?? (await decoyHash()));
     if (!account || account.passwordHash === null || account.disabled || !ok) {
-      this.throttle.failed(name, address);
       this.stats.signInFailures++;
       const reason = !account ? 'unknown account' : account.disabled ? 'account disabled' : account.passwordHash === null ? 'no password' : 'wrong password';
       this.record({ actor: 'anonymous', action: 'session.login', target: name.slice(0, 64), outcome: 'refused', address, details: { reason } });

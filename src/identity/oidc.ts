@@ -152,7 +152,9 @@ export class OidcSignIn {
       throw oidcError(`the OpenID provider's answer could not be verified: ${(err as Error).message}`, err);
     }
     const rawName = claims[this.config.usernameClaim];
-    const name = typeof rawName === 'string' ? rawName.trim().toLowerCase() : '';
+    // Only ASCII names are folded to lower case: Unicode case rules map other characters onto ASCII letters (the
+    // Kelvin sign K lowers to k), which would let a different provider user land in an existing account.
+    const name = typeof rawName === 'string' && /^[\x21-\x7e]+$/.test(rawName.trim()) ? rawName.trim().toLowerCase() : '';
     const role = this.roleOf(claims[this.config.roleClaim]);
     if (role === null) {
       this.identity.record({

@@ -9,6 +9,15 @@ import type { StitcherTuning } from '../stitch/index.js';
 export const PortalConfigSchema = Type.Object(
   {
     maxOpenScans: Type.Integer({ minimum: 1, maximum: 64, default: 4, unit: 'scans', description: 'Open scans per portal connection.' }),
+    helloTimeoutMs: Type.Integer({
+      minimum: 1000,
+      maximum: 600_000,
+      default: 10_000,
+      unit: 'ms',
+      description:
+        'A connection that has not said a hello the gateway accepts within this long is closed (1008, SCANLINE_ERR_PROTO_NOT_HELLO): ' +
+        'sockets without a credential must not hold the slots of portal.maxConnections.',
+    }),
     maxConnections: Type.Integer({
       minimum: 1,
       maximum: 100_000,

@@ -225,7 +225,11 @@ export class IngestService {
     const scan = this.live.get(m.scanId);
     if (!scan) {
       const record = this.store.getScan(m.scanId);
-      if (record?.state === 'completed' && record.portalId === conn.portalId) {
+      if (record && record.portalId !== conn.portalId) {
+        // Another portal's scan: nothing about it (state, reason) is told.
+        throw new ScanlineError('SCANLINE_ERR_SCAN_NOT_RESUMABLE', `scan ${m.scanId} belongs to another portal`, { streamId: m.streamId, scanId: m.scanId });
+      }
+      if (record?.state === 'completed') {
         // Completed while the portal was away: tell it so instead of resuming.
         conn.send({ type: 'scan.completed', streamId: m.streamId, scanId: m.scanId, lines: record.lines, gaps: record.gaps });
         return;
@@ -238,6 +242,9 @@ export class IngestService {
       }
       throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${m.scanId}`, { streamId: m.streamId, scanId: m.scanId });
     }
+    if (scan.portalId !== conn.portalId) {
+      throw new ScanlineError('SCANLINE_ERR_SCAN_NOT_RESUMABLE', `scan ${m.scanId} belongs to another portal`, { streamId: m.streamId, scanId: m.scanId });
+    }
     const geometry = scan.detector;
     if (conn.detector && (conn.detector.pixels !== geometry.pixels || conn.detector.energies !== geometry.energies)) {
       throw new ScanlineError(
@@ -246,9 +253,6 @@ export class IngestService {
           `${conn.detector.pixels} x ${conn.detector.energies}`,
         { streamId: m.streamId, scanId: m.scanId },
       );
-    }
-    if (scan.portalId !== conn.portalId) {
-      throw new ScanlineError('SCANLINE_ERR_SCAN_NOT_RESUMABLE', `scan ${m.scanId} belongs to another portal`, { streamId: m.streamId, scanId: m.scanId });
     }
     if (scan.state !== 'receiving') {
       // scan.end came and the scan is finishing (or just ended): no dead end for a portal that reconnected meanwhile,

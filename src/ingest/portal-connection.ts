@@ -31,6 +31,8 @@ export const CloseCode = {
   Replaced: 4002,
   /** The portal's credential was revoked or replaced while it was connected. */
   Revoked: 4003,
+  /** No accepted hello within portal.helloTimeoutMs. */
+  PolicyViolation: 1008,
 } as const;
 
 export class PortalConnection implements ScanOwner {
@@ -50,7 +52,18 @@ export class PortalConnection implements ScanOwner {
     private readonly log: Logger,
   ) {
     this.portalStats = portalStatsOf(service.stats, NO_PORTAL);
+    const timeoutMs = service.config.portal.helloTimeoutMs;
+    this.helloTimer = setTimeout(() => {
+      if (this.detector || this.closed) return;
+      const err = new ScanlineError('SCANLINE_ERR_PROTO_NOT_HELLO', `no hello accepted within ${timeoutMs} ms (portal.helloTimeoutMs); closing`);
+      this.reportError(err);
+      this.log.warn({ remote: this.remoteAddress, timeoutMs }, 'portal connection without hello closed');
+      this.channel.close(CloseCode.PolicyViolation, err.code);
+    }, timeoutMs);
+    this.helloTimer.unref();
   }
+
+  private helloTimer: NodeJS.Timeout | null = null;
 
   get isOpen(): boolean {
     return !this.closed;
@@ -153,6 +166,8 @@ export class PortalConnection implements ScanOwner {
   onClose(code: number): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.helloTimer) clearTimeout(this.helloTimer);
+    this.helloTimer = null;
     this.service.stats.connectionsClosed++;
     if (this.detector) this.portalStats.connections--;
     this.log.info({ portalId: this.portalId || undefined, code, openScans: this.scans.size }, 'portal disconnected');
@@ -211,6 +226,8 @@ export class PortalConnection implements ScanOwner {
       return;
     }
     this.credential = credential;
+    if (this.helloTimer) clearTimeout(this.helloTimer);
+    this.helloTimer = null;
     this.portalId = m.portalId;
     this.detector = { ...m.detector };
     this.portalStats = portalStatsOf(this.service.stats, m.portalId);

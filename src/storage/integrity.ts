@@ -65,7 +65,7 @@ export interface IntegrityReport {
   /** Entries of the chain checked, and the newest one's id and hash (the head to keep outside). */
   entries: number;
   head: { id: number; hash: string } | null;
-  /** Entries written before the chain existed (schema version 3 or older), at the start: not sealed. */
+  /** Entries without a hash (each also a problem). */
   unsealed: number;
   decisionsChecked: number;
   scansChecked: number;
@@ -92,8 +92,10 @@ export async function verifyIntegrity(db: Database.Database, scansDir: string): 
   const scanSeals = new Map<string, { entry: number; sha256: string }>();
   for (const row of rows) {
     if (row.hash === null) {
-      if (chained === 0) unsealed++;
-      else problems.push(`audit entry ${row.id} has no hash: it was written outside the gateway`);
+      // Every entry the gateway writes has a hash (the chain began with the audit trail itself, in the same release):
+      // one without was written outside it, or had its hash removed (a whole chain 'downgraded' that way included).
+      unsealed++;
+      problems.push(`audit entry ${row.id} has no hash: it was written outside the gateway, or its hash was removed`);
       prev = row;
       continue;
     }

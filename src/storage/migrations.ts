@@ -172,8 +172,8 @@ CREATE INDEX reference_proposals_state ON reference_proposals (state, id);
 
 /**
  * Version 4: the audit trail becomes a hash chain (each entry's hash and the hash of the one before), and a
- * completed scan is sealed with the SHA-256 of its raw lines (src/storage/integrity.ts). Entries written before stay
- * as they were, unsealed, before the chain's first entry.
+ * completed scan is sealed with the SHA-256 of its raw lines (src/storage/integrity.ts). The audit trail (version 2)
+ * and its chain came in the same release, so `scanline audit verify` reports any entry without a hash.
  */
 const V4 = `
 ALTER TABLE audit_events ADD COLUMN prev_hash TEXT;

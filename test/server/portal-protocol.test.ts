@@ -403,6 +403,25 @@ describe('portal protocol v1: portal credentials', () => {
 });
 
 describe('portal protocol v1: close codes', () => {
+  it('closes a connection that says no accepted hello within portal.helloTimeoutMs (1008), so it holds no slot', async () => {
+    const g = await startTestGateway({ portal: { helloTimeoutMs: 1000 } });
+    try {
+      const silent = await RawPortal.connect(g.portalUrl);
+      const started = Date.now();
+      expect(await silent.waitClose()).toBe(1008);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+      expect(silent.messages).toMatchObject([{ type: 'error', code: 'SCANLINE_ERR_PROTO_NOT_HELLO' }]);
+      expect(g.ingest.connectionCount).toBe(0);
+      // A portal that says hello in time stays.
+      const talker = await RawPortal.hello(g.portalUrl, 'lane-talk', { pixels: PIXELS, energies: ENERGIES });
+      await new Promise((r) => setTimeout(r, 1300));
+      expect(talker.closeCode).toBeNull();
+      talker.close();
+    } finally {
+      await g.dispose();
+    }
+  });
+
   it('closes portals with 1001 after draining when the gateway shuts down', async () => {
     const g = await startTestGateway();
     const p = await RawPortal.hello(g.portalUrl, 'lane-bye', { pixels: PIXELS, energies: ENERGIES });

@@ -116,6 +116,12 @@ describe('tamper-evident audit trail', () => {
     expect(tail).toContain(`audit entries ${newest - 1}..${newest} were removed (the newest entries)`);
   });
 
+  it('names entries whose hashes were removed, a whole chain downgraded included', async () => {
+    const problems = await verifyAfter((db) => db.prepare(`UPDATE audit_events SET actor = 'mallory', hash = NULL, prev_hash = NULL`).run());
+    expect(problems.length).toBeGreaterThanOrEqual(8);
+    expect(problems[0]).toMatch(/^audit entry 1 has no hash/);
+  });
+
   it('names two entries swapped', async () => {
     let a = 0;
     let b = 0;
