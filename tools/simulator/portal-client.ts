@@ -153,6 +153,8 @@ interface FramePlan {
 class ScanRun {
   scanId: string | null;
   accepted = false;
+  /** scan.start went out on the current connection (accepted or not yet). */
+  startSent = false;
   /** Highest seq the gateway acknowledged (cumulative), -1 before any. */
   acked = -1;
   nextToSend = 0;
@@ -399,8 +401,9 @@ export class PortalClient extends EventEmitter {
         completed,
       };
     } catch (err) {
-      // Leave no scan open on the gateway: abort what it accepted and did not end itself.
-      if (run.accepted && !run.completed && !run.abortedByGateway && this.ready) {
+      // Leave no scan open on the gateway: abort what it accepted, or was sent and may accept (messages are handled in
+      // order, so a scan.abort right behind a scan.start ends that scan), and did not end itself.
+      if ((run.accepted || run.startSent) && !run.completed && !run.abortedByGateway && this.ready) {
         const reason = this.signal?.aborted ? 'simulated portal stopped' : `simulated portal gave up: ${(err as Error).message}`;
         this.sendJson({ type: 'scan.abort', streamId, reason: reason.slice(0, 500) });
       }
@@ -713,6 +716,7 @@ export class PortalClient extends EventEmitter {
       ...(vehicle ? { vehicle } : {}),
       ...(declaration ? { declaration } : {}),
     });
+    run.startSent = true;
     await this.until(run, 'scan.accepted', () => run.accepted);
     run.startedAt = performance.now();
     run.startUs = BigInt(Date.now()) * 1000n;

@@ -321,6 +321,21 @@ describe('PortalClient', () => {
     expect(gateway!.store.listScans({ state: 'aborted' })).toHaveLength(1);
   });
 
+  it('aborts a scan it started and stops on its signal even before scan.accepted came back (no scan left open)', async () => {
+    const controller = new AbortController();
+    // scan.accepted is held by the network: the portal stops while the gateway has opened the scan.
+    const { link, client } = await setup({ speed: 'realtime', signal: controller.signal }, { down: (t) => (t.type === 'scan.accepted' ? 'hold' : 'forward') });
+    const done = client.scan(smallScene()).catch((e: unknown) => e);
+    for (let i = 0; i < 100 && gateway!.ingest.liveScans().length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(gateway!.ingest.liveScans()).toHaveLength(1);
+    controller.abort(new Error('stop'));
+    expect(((await done) as Error).message).toBe('stop');
+    for (let i = 0; i < 100 && gateway!.store.listScans({ state: 'aborted' }).length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(link.messages('up', 'scan.abort')).toHaveLength(1);
+    expect(gateway!.store.listScans({ state: 'aborted' })).toHaveLength(1);
+    expect(gateway!.ingest.liveScans()).toEqual([]);
+  });
+
   it('validates its options', () => {
     expect(() => new PortalClient({ url: 'http://x', portalId: 'p', detector: det })).toThrow(/Expected a ws:\/\/ or wss:\/\/ URL for url/);
     expect(() => new PortalClient({ url: 'ws://x', portalId: 'bad id', detector: det })).toThrow(ScanlineError);
