@@ -90,7 +90,8 @@ export function hostOf(hostHeader: string): string {
   return colon >= 0 && h.indexOf(':', colon + 1) < 0 ? h.slice(0, colon) : h;
 }
 
-function cookieValue(header: string, name: string): string | null {
+/** The value of cookie `name` in a Cookie header (the first, when sent twice), or null. */
+export function cookieValue(header: string, name: string): string | null {
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
     if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();

@@ -31,6 +31,33 @@ export function statusLine(status: number): string {
   return `${status} ${STATUS_TEXT[status] ?? 'Status'}`;
 }
 
+/**
+ * Writes a whole response now, inside the handler (or later, after onAborted): the status, the headers every response
+ * carries (no-store, SECURITY_HEADERS), `headers` (an array value writes the header once per item: Set-Cookie), the
+ * body. The one place responses are written.
+ */
+export function answerNow(
+  res: HttpResponse,
+  status: number,
+  contentType: string,
+  body: string | Uint8Array,
+  headers: Record<string, string | readonly string[]> = {},
+): void {
+  res.cork(() => {
+    res.writeStatus(statusLine(status)).writeHeader('Content-Type', contentType).writeHeader('Cache-Control', 'no-store');
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.writeHeader(k, v);
+    for (const [k, v] of Object.entries(headers)) for (const one of typeof v === 'string' ? [v] : v) res.writeHeader(k, one);
+    res.end(body);
+  });
+}
+
+/** Answers `err` now with its code's status and body (a refused WebSocket upgrade, answered inside its handler). */
+export function refuseNow(res: HttpResponse, err: ScanlineError): void {
+  answerNow(res, err.status, JSON_TYPE, JSON.stringify({ error: err.toJSON() }));
+}
+
+export const JSON_TYPE = 'application/json; charset=utf-8';
+
 /** What runs once a response is answered or its client went away (the request-per-address count; limits.ts). */
 const settleHooks = new WeakMap<HttpResponse, () => void>();
 
@@ -69,7 +96,7 @@ export class PendingResponse {
   }
 
   json(status: number, body: unknown): void {
-    this.send(status, 'application/json; charset=utf-8', JSON.stringify(body));
+    this.send(status, JSON_TYPE, JSON.stringify(body));
   }
 
   /**
@@ -93,12 +120,7 @@ export class PendingResponse {
   send(status: number, contentType: string, body: string | Uint8Array, headers: Record<string, string | readonly string[]> = {}): void {
     if (this.aborted || this.answered) return;
     this.answered = true;
-    this.res.cork(() => {
-      this.res.writeStatus(statusLine(status)).writeHeader('Content-Type', contentType).writeHeader('Cache-Control', 'no-store');
-      for (const [k, v] of Object.entries(SECURITY_HEADERS)) this.res.writeHeader(k, v);
-      for (const [k, v] of Object.entries(headers)) for (const one of typeof v === 'string' ? [v] : v) this.res.writeHeader(k, one);
-      this.res.end(body);
-    });
+    answerNow(this.res, status, contentType, body, headers);
     settle(this.res);
   }
 }

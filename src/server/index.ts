@@ -12,7 +12,7 @@ import { CloseCode, type IngestService, type PortalConnection } from '../ingest/
 import type { GatewayMessage } from '../protocol/index.js';
 import type { Logger } from '../log/index.js';
 import type { ScanStore } from '../storage/index.js';
-import { handleAsync } from './http.js';
+import { handleAsync, refuseNow } from './http.js';
 import type { ReferenceChanges, ResultsService } from '../results/index.js';
 import type { OperatorHub } from '../operator/index.js';
 import { registerDecisionRoutes } from './decisions-api.js';
@@ -20,13 +20,12 @@ import { operatorImageRenderer } from './operator-image.js';
 import { registerOperatorFeed, registerOperatorUi, type OperatorFeed } from './operator-route.js';
 import { registerReferenceRoutes } from './references-api.js';
 import { registerScanRoutes } from './scans-api.js';
-import { readRequestFacts, RequestGuard, type RouteSpec, SECURITY_HEADERS } from './guard.js';
+import { readRequestFacts, RequestGuard, type RouteSpec } from './guard.js';
 import { Routes } from './routes.js';
 import { registerSessionRoutes } from './session-api.js';
 import { KeyedCounter, RateLimiter, RenderQueue } from './limits.js';
 import { checkTlsFiles, type TlsCertificateInfo } from './tls.js';
 import { DISABLED, closeListenSocket, createApp, localPort, type TemplatedApp, type WebSocket, type us_listen_socket } from './uws.js';
-import { statusLine } from './http.js';
 
 export { SESSION_COOKIE, CSRF_HEADER, type RouteSpec } from './guard.js';
 export { CLOSE_SIGNED_OUT } from './operator-route.js';
@@ -133,12 +132,7 @@ function registerPortalRoute(routes: Routes, o: HttpServerOptions, shared: Serve
           );
         }
       } catch (err) {
-        const e = toScanlineErrorOrInternal(err);
-        res.cork(() => {
-          res.writeStatus(statusLine(e.status)).writeHeader('Content-Type', 'application/json; charset=utf-8');
-          for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.writeHeader(k, v);
-          res.end(JSON.stringify({ error: e.toJSON() }));
-        });
+        refuseNow(res, toScanlineErrorOrInternal(err));
         return;
       }
       res.upgrade<PortalSocketData>(

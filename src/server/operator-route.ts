@@ -17,8 +17,8 @@ import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
 import type { IdentityService, Principal } from '../identity/index.js';
 import type { Logger } from '../log/index.js';
 import type { OperatorConfig, OperatorHub, OperatorSession, SendStatus } from '../operator/index.js';
-import { SECURITY_HEADERS, UI_CONTENT_SECURITY_POLICY, readRequestFacts } from './guard.js';
-import { handleAsync, pathParameter, statusLine } from './http.js';
+import { UI_CONTENT_SECURITY_POLICY, readRequestFacts } from './guard.js';
+import { handleAsync, pathParameter, refuseNow } from './http.js';
 import type { KeyedCounter } from './limits.js';
 import type { Routes } from './routes.js';
 import { DISABLED, type HttpResponse, type WebSocket } from './uws.js';
@@ -57,15 +57,6 @@ const SEND_STATUS: readonly SendStatus[] = ['backpressure', 'sent', 'dropped'];
  * (beyond it uWS drops the connection without a close frame: the screen sees 1006).
  */
 const PAYLOAD_HEADROOM = 64 * 1024;
-
-/** Answers an upgrade request with an error body (synchronously, inside the upgrade handler). */
-function refuseUpgrade(res: HttpResponse, err: ScanlineError): void {
-  res.cork(() => {
-    res.writeStatus(statusLine(err.status)).writeHeader('Content-Type', 'application/json; charset=utf-8').writeHeader('Cache-Control', 'no-store');
-    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.writeHeader(k, v);
-    res.end(JSON.stringify({ error: err.toJSON() }));
-  });
-}
 
 export function registerOperatorFeed(routes: Routes, o: OperatorRouteOptions): OperatorFeed {
   const { hub, config, log, sockets, screens } = o;
@@ -112,7 +103,7 @@ export function registerOperatorFeed(routes: Routes, o: OperatorRouteOptions): O
         held = [];
         const e = toScanlineErrorOrInternal(err);
         if (e.status === 500) log.error({ err: e }, 'operator feed upgrade failed');
-        refuseUpgrade(res, e);
+        refuseNow(res, e);
         return;
       }
       res.upgrade<OperatorSocketData>(

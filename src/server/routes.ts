@@ -7,8 +7,7 @@ import type { Access, Principal } from '../identity/index.js';
 import type { Logger } from '../log/index.js';
 import { type RequestFacts, type RequestGuard, type RouteSpec, readRequestFacts } from './guard.js';
 import { ScanlineError } from '../errors/index.js';
-import { SECURITY_HEADERS } from './guard.js';
-import { handleAsync, onSettled, statusLine } from './http.js';
+import { answerNow, handleAsync, JSON_TYPE, onSettled } from './http.js';
 import type { KeyedCounter, RateLimiter } from './limits.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 
@@ -50,11 +49,7 @@ export class Routes {
     const address = Buffer.from(res.getRemoteAddressAsText()).toString();
     if (this.rate.take(address)) return false;
     this.guard.countRefusal('SCANLINE_ERR_LIMIT_RATE');
-    res.cork(() => {
-      res.writeStatus(statusLine(429)).writeHeader('Content-Type', 'application/json; charset=utf-8').writeHeader('Retry-After', '1');
-      for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.writeHeader(k, v);
-      res.end(this.rateBody);
-    });
+    answerNow(res, 429, JSON_TYPE, this.rateBody, { 'Retry-After': '1' });
     return true;
   }
 

@@ -18,6 +18,7 @@ import type { OidcSignIn, Principal } from '../identity/index.js';
 import type { Logger } from '../log/index.js';
 import { SchemaValidator, Type } from '../schema/index.js';
 import { bodyValidator, parseBody, parseQuery } from './body.js';
+import { cookieValue } from './guard.js';
 import { handleAsync, readJsonBody } from './http.js';
 import { principalOf, type Routes } from './routes.js';
 
@@ -46,14 +47,6 @@ function sessionView(p: Principal): Record<string, unknown> {
 
 const OIDC_BINDING_COOKIE = 'scanline_oidc';
 const OIDC_PATH = '/v1/session/oidc';
-
-function cookieValue(header: string, name: string): string | null {
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return null;
-}
 
 export function registerSessionRoutes(routes: Routes, log: Logger, oidc: OidcSignIn | null): void {
   const { guard } = routes;
