@@ -466,8 +466,8 @@ export class IdentityService implements AuditTrail {
       const s = this.store.getSession(p.credentialId);
       return s !== undefined && Date.parse(s.expiresAt) > now;
     }
-    const t = this.store.listTokens(p.account).find((x) => x.id === p.credentialId);
-    return t !== undefined && t.revokedAt === null && (t.expiresAt === null || Date.parse(t.expiresAt) > now);
+    const t = this.store.getToken(p.credentialId);
+    return t !== undefined && t.account === p.account && t.revokedAt === null && (t.expiresAt === null || Date.parse(t.expiresAt) > now);
   }
 
   /** Removes sessions past their expiry (run now and then; a lookup also refuses them). */

@@ -28,10 +28,6 @@ export class KeyedCounter {
     if (n <= 1) this.counts.delete(key);
     else this.counts.set(key, n - 1);
   }
-
-  count(key: string): number {
-    return this.counts.get(key) ?? 0;
-  }
 }
 
 /**

@@ -310,6 +310,12 @@ export class IdentityStore {
     return r ? tokenOf(r) : undefined;
   }
 
+  getToken(id: string): StoredToken | undefined {
+    this.assertOpen();
+    const r = this.db.prepare('SELECT * FROM api_tokens WHERE id = ?').get(id) as TokenRow | undefined;
+    return r ? tokenOf(r) : undefined;
+  }
+
   listTokens(account?: string): StoredToken[] {
     this.assertOpen();
     const rows = (
@@ -324,9 +330,9 @@ export class IdentityStore {
   revokeToken(id: string, now = new Date().toISOString()): StoredToken {
     return this.write(`revoke token ${id}`, () => {
       this.db.prepare('UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?').run(now, id);
-      const r = this.db.prepare('SELECT * FROM api_tokens WHERE id = ?').get(id) as TokenRow | undefined;
-      if (!r) throw new ScanlineError('SCANLINE_ERR_TOKEN_UNKNOWN', `no API token with id ${id}`, { tokenId: id });
-      return tokenOf(r);
+      const t = this.getToken(id);
+      if (!t) throw new ScanlineError('SCANLINE_ERR_TOKEN_UNKNOWN', `no API token with id ${id}`, { tokenId: id });
+      return t;
     });
   }
 

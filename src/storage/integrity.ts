@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DecisionRecord } from '../protocol/index.js';
+import { type DecisionRow, decisionOf } from './decision-rows.js';
 
 /** The hash the first entry of the chain follows. */
 export const GENESIS = '0'.repeat(64);
@@ -132,45 +133,26 @@ export async function verifyIntegrity(db: Database.Database, scansDir: string): 
   }
 
   // Decisions: each must match the seal its entry carries, and each must have one.
-  const decisions = db.prepare('SELECT * FROM scan_decisions ORDER BY id').all() as Array<{
-    id: number;
-    scan_id: string;
-    operator_id: string;
-    verdict: 'clear' | 'inspect';
-    comment: string | null;
-    suggestions: string;
-    machine_decision: string | null;
-    scan_state: DecisionRecord['scanState'];
-    decided_at: string;
-  }>;
+  const decisions = db.prepare('SELECT * FROM scan_decisions ORDER BY id').all() as DecisionRow[];
+  // Decisions older than the audit trail (from a release before it) have no entry; later ones must.
+  const trailStart = rows[0]?.at;
   const seen = new Set<number>();
   for (const d of decisions) {
     seen.add(d.id);
     const seal = decisionSeals.get(d.id);
-    let suggestions: DecisionRecord['suggestions'] = {};
-    try {
-      suggestions = JSON.parse(d.suggestions) as DecisionRecord['suggestions'];
-    } catch {
-      // edited: the seal will not match
-    }
-    const record: DecisionRecord = {
-      id: d.id,
-      scanId: d.scan_id,
-      operatorId: d.operator_id,
-      verdict: d.verdict,
-      comment: d.comment,
-      suggestions,
-      machineDecision: d.machine_decision,
-      scanState: d.scan_state,
-      decidedAt: d.decided_at,
-    };
     if (!seal) {
-      if (chained > 0 && d.decided_at >= (rows.find((r) => r.hash !== null)?.at ?? '')) {
+      if (trailStart !== undefined && d.decided_at >= trailStart) {
         problems.push(`decision ${d.id} on scan ${d.scan_id} has no audit entry: it was written outside the gateway`);
       }
       continue;
     }
-    if (decisionSeal(record) !== seal.sealed) problems.push(`decision ${d.id} on scan ${d.scan_id} was edited (sealed in audit entry ${seal.entry})`);
+    let sealed: string | null = null;
+    try {
+      sealed = decisionSeal(decisionOf(d));
+    } catch {
+      // suggestions that are not JSON any more: edited
+    }
+    if (sealed !== seal.sealed) problems.push(`decision ${d.id} on scan ${d.scan_id} was edited (sealed in audit entry ${seal.entry})`);
   }
   for (const [id, seal] of decisionSeals) if (!seen.has(id)) problems.push(`decision ${id} was removed (sealed in audit entry ${seal.entry})`);
 

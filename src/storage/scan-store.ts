@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { ScanlineError } from '../errors/index.js';
 import type { DecisionRecord, ScanState } from '../protocol/index.js';
 import type { Logger } from '../log/index.js';
+import { type DecisionRow, decisionOf } from './decision-rows.js';
 import { fileSha256 } from './integrity.js';
 import { migrate, SCHEMA_VERSION, type MigrationOutcome } from './migrations.js';
 
@@ -143,32 +144,6 @@ const proposalOf = (r: ProposalRow): StoredReferenceProposal => ({
   decidedAt: r.decided_at,
   reason: r.reason,
 });
-
-interface DecisionRow {
-  id: number;
-  scan_id: string;
-  operator_id: string;
-  verdict: 'clear' | 'inspect';
-  comment: string | null;
-  suggestions: string;
-  machine_decision: string | null;
-  scan_state: ScanState;
-  decided_at: string;
-}
-
-function decisionOf(r: DecisionRow): StoredDecision {
-  return {
-    id: r.id,
-    scanId: r.scan_id,
-    operatorId: r.operator_id,
-    verdict: r.verdict,
-    comment: r.comment,
-    suggestions: JSON.parse(r.suggestions) as StoredDecision['suggestions'],
-    machineDecision: r.machine_decision,
-    scanState: r.scan_state,
-    decidedAt: r.decided_at,
-  };
-}
 
 /** Names of image files a scan directory may hold besides raw.u16 (see putScanImage). */
 export type ScanImageName = 'preview.png';
