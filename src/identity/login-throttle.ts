@@ -6,6 +6,8 @@
  *
  * Threads: gateway JS thread.
  */
+import { setRecent } from '../memory/index.js';
+
 const MAX_KEYS = 10_000;
 
 interface Failures {
@@ -32,13 +34,11 @@ export class LoginThrottle {
     const t = this.now();
     for (const key of [`account:${account}`, `address:${address}`]) {
       const f = this.keys.get(key) ?? { count: 0, lockedUntil: 0 };
-      this.keys.delete(key); // re-inserted last: the Map's order is least recently failed first
       f.count++;
       const over = f.count - this.maxFailures;
       if (over >= 0) f.lockedUntil = t + Math.min(this.maxLockoutMs, 1000 * 2 ** Math.min(over, 30));
-      this.keys.set(key, f);
+      setRecent(this.keys, key, f, MAX_KEYS); // least recently failed forgotten first
     }
-    while (this.keys.size > MAX_KEYS) this.keys.delete(this.keys.keys().next().value as string);
   }
 
   succeeded(account: string, address: string): void {

@@ -11,6 +11,7 @@
  *
  * Threads: gateway JS thread; discovery and the token request are network I/O (async).
  */
+import { setRecent } from '../memory/index.js';
 import { randomBytes } from 'node:crypto';
 import * as client from 'openid-client';
 import { ScanlineError } from '../errors/index.js';
@@ -103,8 +104,7 @@ export class OidcSignIn {
     const verifier = client.randomPKCECodeVerifier();
     const p: Pending = { state: client.randomState(), nonce: client.randomNonce(), verifier, createdAt: this.now() };
     const binding = randomBytes(32).toString('base64url');
-    this.pending.set(binding, p);
-    while (this.pending.size > MAX_PENDING) this.pending.delete(this.pending.keys().next().value as string);
+    setRecent(this.pending, binding, p, MAX_PENDING);
     const url = client.buildAuthorizationUrl(configuration, {
       redirect_uri: this.config.redirectUri,
       scope: this.config.scopes,

@@ -6,6 +6,7 @@
  *
  * Threads: gateway JS thread.
  */
+import { setRecent } from '../memory/index.js';
 import type { AuditTrail } from './identity-service.js';
 
 const MAX_KEYS = 50_000;
@@ -27,9 +28,7 @@ export class ReadAudit {
     const t = this.now();
     const seen = this.last.get(key);
     if (seen !== undefined && t - seen < this.windowMs) return;
-    this.last.delete(key);
-    this.last.set(key, t);
-    while (this.last.size > MAX_KEYS) this.last.delete(this.last.keys().next().value as string);
+    setRecent(this.last, key, t, MAX_KEYS);
     this.audit.record({ actor: account, action: 'scan.read', target: scanId, outcome: 'ok', address, details: { what, ...details } });
   }
 }

@@ -50,3 +50,14 @@ export class BufferPool {
     this.#pooledBytes += buffer.byteLength;
   }
 }
+
+/**
+ * Sets `key` to `value` as the most recent entry of `map` (a Map iterates in insertion order) and forgets the least
+ * recent entries beyond `max`: the bound every per-client table (failed sign-ins, request rates, reads, pending
+ * sign-ins) keeps, so that many clients cannot grow the gateway's memory.
+ */
+export function setRecent<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
+  map.delete(key);
+  map.set(key, value);
+  while (map.size > max) map.delete(map.keys().next().value as K);
+}

@@ -7,6 +7,7 @@
  *
  * Threads: gateway JS thread.
  */
+import { setRecent } from '../memory/index.js';
 import { ScanlineError } from '../errors/index.js';
 
 /** Counts per key (client address, account), refusing beyond a limit. */
@@ -97,13 +98,11 @@ export class RateLimiter {
   take(address: string): boolean {
     const t = this.now();
     const b = this.buckets.get(address) ?? { tokens: this.burst, at: t };
-    this.buckets.delete(address); // re-inserted last: Map order is least recently used first
     b.tokens = Math.min(this.burst, b.tokens + ((t - b.at) / 1000) * this.ratePerSecond);
     b.at = t;
     const ok = b.tokens >= 1;
     if (ok) b.tokens -= 1;
-    this.buckets.set(address, b);
-    if (this.buckets.size > RateLimiter.MAX_ADDRESSES) this.buckets.delete(this.buckets.keys().next().value as string);
+    setRecent(this.buckets, address, b, RateLimiter.MAX_ADDRESSES); // least recently used forgotten first
     return ok;
   }
 }
