@@ -107,6 +107,21 @@ class FuzzInput {
   size_t pos_ = 0;
 };
 
+/**
+ * Draws a material classification config the stitcher accepts (attenuation range within 0..30, ratio thresholds
+ * strictly decreasing), 6 bytes, for every harness that needs one. `Material` is the addon's material config.
+ */
+template <typename Material>
+void DrawMaterial(FuzzInput& in, Material& m) {
+  m.min_attenuation = in.U8() / 256.0 * 30.0;
+  m.max_attenuation = m.min_attenuation + (in.U8() + 1) / 256.0 * (30.0 - m.min_attenuation);
+  const double t2 = (in.U8() + 1) / 64.0;
+  const double t1 = t2 + (in.U8() + 1) / 64.0;
+  m.ratio_thresholds[0] = t1 + (in.U8() + 1) / 64.0;
+  m.ratio_thresholds[1] = t1;
+  m.ratio_thresholds[2] = t2;
+}
+
 }  // namespace scanline_fuzz
 
 // A broken invariant: says which and aborts, so libFuzzer saves the input as a crash.

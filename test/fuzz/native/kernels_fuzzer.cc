@@ -23,6 +23,7 @@
 #include "../../../native/tiles.h"
 #include "fuzz_input.h"
 
+using scanline_fuzz::DrawMaterial;
 using scanline_fuzz::FuzzInput;
 
 namespace {
@@ -101,13 +102,7 @@ void FuzzPreview(FuzzInput& in) {
   c.pixels = static_cast<int>(in.Range(1, 300));
   c.energies = 1 + (in.U8() & 1);
   c.preview_downsample = static_cast<int>(in.Range(1, 64));
-  c.material.min_attenuation = in.U8() / 256.0 * 30.0;
-  c.material.max_attenuation = c.material.min_attenuation + (in.U8() + 1) / 256.0 * (30.0 - c.material.min_attenuation);
-  const double t2 = (in.U8() + 1) / 64.0;
-  const double t1 = t2 + (in.U8() + 1) / 64.0;
-  c.material.ratio_thresholds[0] = t1 + (in.U8() + 1) / 64.0;
-  c.material.ratio_thresholds[1] = t1;
-  c.material.ratio_thresholds[2] = t2;
+  DrawMaterial(in, c.material);
   const float att_max = (in.U8() + 1) / 256.0f * 30.0f;
   const int d = c.preview_downsample;
   const int height = (c.pixels + d - 1) / d;

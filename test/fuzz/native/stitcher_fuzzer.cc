@@ -42,6 +42,7 @@ using scanline::StitchError;
 using scanline::Stitcher;
 using scanline::StitcherConfig;
 using scanline::StitcherStats;
+using scanline_fuzz::DrawMaterial;
 using scanline_fuzz::FuzzInput;
 
 namespace {
@@ -85,13 +86,7 @@ StitcherConfig DecodeConfig(FuzzInput& in, int& tiles_per_job) {
   c.dead_pixel_fraction = in.U8() / 255.0;
   c.attenuation_max = (in.U8() + 1) / 256.0 * 30.0;
   c.max_lines_per_job = static_cast<int>(wide_job && !large_pixels ? in.Range(1, 65536) : in.Range(1, 256));
-  c.material.min_attenuation = in.U8() / 256.0 * 30.0;
-  c.material.max_attenuation = c.material.min_attenuation + (in.U8() + 1) / 256.0 * (30.0 - c.material.min_attenuation);
-  const double t2 = (in.U8() + 1) / 64.0;
-  const double t1 = t2 + (in.U8() + 1) / 64.0;
-  c.material.ratio_thresholds[0] = t1 + (in.U8() + 1) / 64.0;
-  c.material.ratio_thresholds[1] = t1;
-  c.material.ratio_thresholds[2] = t2;
+  DrawMaterial(in, c.material);
   const bool big = big_tile && !large_pixels;
   c.tile.size = static_cast<int>(big ? in.Range(1, 1024) : in.Range(1, 16));
   c.tile.downsample = static_cast<int>(big ? in.Range(1, 64) : in.Range(1, 8));
