@@ -174,6 +174,9 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       },
     });
     results?.addListener(operator.resultsListener());
+    // Scans the previous run left open (a crash) are rebuilt from their journals and scored again before any portal
+    // connects, so their portals can resume them (src/ingest recoverOpenScans).
+    ingest.recoverOpenScans();
     const metrics = config.metrics.enabled
       ? resources.defer(
           'metrics',

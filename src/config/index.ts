@@ -180,6 +180,16 @@ export const GatewayConfigSchema = Type.Object(
             "(bench/RESULTS.md, 'Raw archive with O_DIRECT'). " +
             'false = always buffered.',
         }),
+        ackMaxDelayMs: Type.Integer({
+          minimum: 0,
+          maximum: 100,
+          default: 2,
+          unit: 'ms',
+          description:
+            'Group commit: how long a sync may wait before it starts, gathering the frames of every scan that arrive meanwhile into one fdatasync per file. ' +
+            'Frames arriving while a sync runs share the next one. 0 = start at once. Bounds the extra ack delay on a quiet gateway; ' +
+            "under load the syncs batch on their own (bench/RESULTS.md, 'Durable acks').",
+        }),
       },
       { additionalProperties: false, default: {}, description: 'Scan records (SQLite) and raw images (files).' },
     ),

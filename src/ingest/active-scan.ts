@@ -11,7 +11,8 @@ import { performance } from 'node:perf_hooks';
 import { ScanlineError, toScanlineError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { ProcessBuffers, ProcessResult, PushResult, Stitcher } from '../stitch/index.js';
-import type { RawWriter, ScanStore } from '../storage/index.js';
+import type { CommitParticipant, CommitWork, GroupCommitter, JournalContents, RawWriter, ScanJournalWriter, ScanStore } from '../storage/index.js';
+import { crc32 } from 'node:zlib';
 import type { Declaration, DetectorInfo, GatewayMessage, VehicleInfo } from '../protocol/index.js';
 import { SliceKind, type SliceHeader } from '../protocol/index.js';
 import type { ActiveScanState, IngestEventSink, ScanView } from './events.js';
@@ -61,7 +62,18 @@ export interface ActiveScanInit {
   maxMissingLines: number;
   /** What every open scan's lines may cost together; charged as the highest line grows, released at the end. */
   budget: ScanBufferBudget;
+  /** The scan's journal (frames.log): what it accepted, for recovery after a crash. */
+  journal: ScanJournalWriter;
+  /** The gateway's group committer: makes journal and raw lines durable, many scans per sync. */
+  committer: GroupCommitter;
+  /** portal.ackDurability: 'disk' acks a frame once its lines are synced; 'memory' once they are in memory. */
+  ackDurability: 'disk' | 'memory';
+  /** Makes the new scan's directory entries durable, once before its first ack; null when they are (recovery). */
+  syncDirectory: (() => Promise<void>) | null;
 }
+
+/** Lines pushed into a recovered scan's stitcher per call. */
+const RESTORE_CHUNK_LINES = 1024;
 
 /** Growable per-seq record of what each frame carried, to recognise replays. */
 class SeqLedger {
@@ -69,6 +81,9 @@ class SeqLedger {
   private firstLine = new Uint32Array(256);
   private lineCount = new Uint16Array(256);
   private seen = new Uint8Array(256);
+
+  /** Distinct seqs recorded. */
+  count = 0;
 
   has(seq: number): boolean {
     return seq < this.seen.length && this.seen[seq] === 1;
@@ -80,6 +95,7 @@ class SeqLedger {
 
   record(seq: number, h: SliceHeader): void {
     if (seq >= this.seen.length) this.grow(seq + 1);
+    if (this.seen[seq] === 0) this.count++;
     this.seen[seq] = 1;
     this.kind[seq] = h.kind;
     this.firstLine[seq] = h.firstLine;
@@ -101,7 +117,7 @@ class SeqLedger {
   }
 }
 
-export class ActiveScan implements ScanView {
+export class ActiveScan implements ScanView, CommitParticipant {
   readonly scanId: string;
   readonly portalId: string;
   streamId: number;
@@ -156,8 +172,6 @@ export class ActiveScan implements ScanView {
   private delayOver = false;
   private totalLines: number | null = null;
   private frontier = 0;
-  private flushedUpTo = 0;
-  private readonly gaps: Array<[number, number]> = [];
   /**
    * High-water marks of received lines: at time arrivalAt[i] (performance.now(), ms) lines below arrivalEnd[i] had
    * arrived. One entry per slice that raised the mark; read by lineReceivedAt for line-to-result latency.
@@ -166,6 +180,27 @@ export class ActiveScan implements ScanView {
   private readonly arrivalAt: number[] = [];
   private ended: Promise<void> | null = null;
   private resolveEnded: (() => void) | null = null;
+  recovered: { at: Date; lines: number } | null = null;
+
+  // Durability (see beginCommit): frames wait in this queue for the write of their lines (ticket) and a sync.
+  private readonly journal: ScanJournalWriter;
+  private readonly committer: GroupCommitter;
+  private readonly durableAcks: boolean;
+  private syncDirectory: (() => Promise<void>) | null;
+  private readonly ackTickets: number[] = [];
+  private readonly ackSeqs: number[] = [];
+  private readonly ackSince: number[] = [];
+  private ackHead = 0;
+  /** The archiver's last completed ticket. */
+  private writtenTicket = 0;
+  /** Raw lines written since the last sync began. */
+  private rawDirty = false;
+  /** The highest seq acknowledged as durable (cumulative); -1 before any. */
+  private durableSeq = -1;
+  /** The commit cycle of this scan in flight, if any; closeOut waits for it before closing the files. */
+  private commitInFlight: Promise<void> | null = null;
+  /** Set in closeOut: commit cycles leave the scan alone from then on. */
+  private filesClosing = false;
 
   constructor(init: ActiveScanInit) {
     this.scanId = init.scanId;
@@ -176,7 +211,13 @@ export class ActiveScan implements ScanView {
     this.declaration = init.declaration;
     this.stitcher = init.stitcher;
     this.writer = init.writer;
-    this.archiver = new RawArchiver(init.stitcher, init.writer, init.stats, init.archiveBuffers);
+    this.archiver = new RawArchiver(init.stitcher, init.writer, init.stats, init.archiveBuffers, (first, count, crc, ticket) =>
+      this.onLinesWritten(first, count, crc, ticket),
+    );
+    this.journal = init.journal;
+    this.committer = init.committer;
+    this.durableAcks = init.ackDurability === 'disk';
+    this.syncDirectory = init.syncDirectory;
     this.outputBuffers = init.outputBuffers;
     this.store = init.store;
     this.events = init.events;
@@ -202,9 +243,13 @@ export class ActiveScan implements ScanView {
     return this.charged;
   }
 
-  /** The first seq not yet stored: where a resuming portal continues. */
+  /**
+   * Where a resuming portal continues: the first seq not yet acknowledged as stored. With disk durability frames
+   * received but not yet synced are sent again (they are replays, answered as duplicates): the portal must not drop
+   * what the gateway could still lose.
+   */
   get resumeSeq(): number {
-    return this.nextSeq;
+    return this.durableAcks ? this.durableSeq + 1 : this.nextSeq;
   }
 
   /** Lines received so far: 1 + the highest line stored. */
@@ -309,9 +354,12 @@ export class ActiveScan implements ScanView {
     if (replay) {
       this.stats.duplicateFrames++;
       this.portalStats.duplicateFrames++;
-      return this.nextSeq - 1;
+      return this.durableAcks ? this.durableSeq : this.nextSeq - 1;
     }
     this.ledger.record(seq, header);
+    // Lines go to the archive as they arrive (the journal says which are written), calibration frames into the journal.
+    const ticket = header.kind === SliceKind.Image ? this.archiver.enqueue(header.firstLine, header.lineCount) : this.archiver.lastTicket;
+    this.journal.appendFrame(seq, header.kind, header.firstLine, header.lineCount, header.kind === SliceKind.Image ? null : payload);
     if (header.kind === SliceKind.Image) {
       this.imageSeen = true;
       if (end > this.highestLine) {
@@ -332,7 +380,150 @@ export class ActiveScan implements ScanView {
     }
     this.dirty = true;
     this.pump();
-    return this.nextSeq - 1;
+    const ack = this.nextSeq - 1;
+    if (!this.durableAcks) {
+      this.committer.markDirty(this); // the journal is still written, without waiting for it
+      return ack;
+    }
+    this.ackTickets.push(ticket);
+    this.ackSeqs.push(ack);
+    this.ackSince.push(performance.now());
+    if (ticket <= this.writtenTicket) this.committer.markDirty(this);
+    return -1; // acknowledged by the commit that makes it durable
+  }
+
+  /** The archiver finished a write: journal it; the frames it completes are acknowledged by the next commit. */
+  private onLinesWritten(firstLine: number, lineCount: number, crc: number, ticket: number): void {
+    if (this.filesClosing) return; // closeOut drained the archiver first: nothing is written after
+    this.journal.appendLines(firstLine, lineCount, crc);
+    this.writtenTicket = ticket;
+    this.rawDirty = true;
+    this.committer.markDirty(this);
+  }
+
+  /**
+   * One group-commit cycle of this scan (GroupCommitter): takes the journal records appended so far and the frames
+   * whose lines are written, syncs the journal and the raw file, then acknowledges those frames (cumulative ack).
+   */
+  beginCommit(): CommitWork | null {
+    if (this.filesClosing) return null;
+    let target = -1;
+    const since: number[] = [];
+    while (this.ackHead < this.ackTickets.length && this.ackTickets[this.ackHead] <= this.writtenTicket) {
+      target = this.ackSeqs[this.ackHead];
+      since.push(this.ackSince[this.ackHead]);
+      this.ackHead++;
+    }
+    if (this.ackHead > 1024 && this.ackHead * 2 > this.ackTickets.length) {
+      this.ackTickets.splice(0, this.ackHead);
+      this.ackSeqs.splice(0, this.ackHead);
+      this.ackSince.splice(0, this.ackHead);
+      this.ackHead = 0;
+    }
+    if (this.journal.pendingBytes === 0 && target < 0 && !this.rawDirty) return null;
+    const syncRaw = this.rawDirty && this.durableAcks;
+    this.rawDirty = false;
+    const syncDirectory = this.durableAcks ? this.syncDirectory : null;
+    let finish: () => void = () => undefined;
+    this.commitInFlight = new Promise((resolve) => (finish = resolve));
+    return {
+      run: async () => {
+        const journalDone = this.journal.pendingBytes > 0 ? this.journal.commit(this.durableAcks) : Promise.resolve();
+        await Promise.all([journalDone, syncRaw ? this.writer.sync() : undefined]);
+        if (syncDirectory) await syncDirectory();
+      },
+      done: (err) => {
+        this.commitInFlight = null;
+        finish();
+        if (err) {
+          this.storageFailed(err);
+          return;
+        }
+        if (syncDirectory) this.syncDirectory = null;
+        if (target > this.durableSeq) {
+          this.durableSeq = target;
+          const now = performance.now();
+          for (const t of since) observe(this.stats.ackDelay, (now - t) / 1000);
+          this.owner?.send({ type: 'ack', streamId: this.streamId, seq: target });
+        }
+      },
+    };
+  }
+
+  /** A write or sync of the scan's files failed: nothing more is acknowledged; the scan is aborted with the error. */
+  private storageFailed(err: unknown): void {
+    if (this.state === 'aborted' || this.state === 'completed') return;
+    const e = toScanlineError(err, 'SCANLINE_ERR_STORAGE_WRITE');
+    this.stats.storageFailures++;
+    this.log.error({ err: e, scanId: this.scanId }, 'storing the scan failed; aborting it');
+    this.owner?.send({ type: 'error', code: e.code, message: e.message, streamId: this.streamId });
+    void this.abort(`storage failed: ${e.message}`);
+  }
+
+  /**
+   * Rebuilds a scan interrupted by a crash from its journal and raw lines (read by the caller), before any portal
+   * is attached: what the journal proves stored is pushed into the stitcher again (calibration first), the frames
+   * whose lines all survived count as received and acknowledged, and stitching starts over so its tiles are scored
+   * again. A journaled scan.end ends the scan. Returns what was recovered.
+   */
+  restore(journal: JournalContents, raw: Uint8Array): { lines: number; frames: number; nextSeq: number } {
+    const bpl = this.bytesPerLine;
+    const rawLines = Math.floor(raw.byteLength / bpl);
+    const stored = new Uint8Array(Math.min(rawLines, this.stitcher.options.maxLines));
+    for (const r of journal.lines) {
+      const end = r.firstLine + r.lineCount;
+      if (r.lineCount === 0 || end > stored.length) continue;
+      if (crc32(raw.subarray(r.firstLine * bpl, end * bpl)) !== r.crc) continue; // the record reached the disk, its lines did not
+      stored.fill(1, r.firstLine, end);
+    }
+    for (const f of journal.frames) {
+      if (f.kind === SliceKind.Image || f.payload === null || this.ledger.has(f.seq)) continue;
+      this.stitcher.push(f.kind as SliceKind, f.firstLine, f.lineCount, f.payload);
+      this.ledger.record(f.seq, { kind: f.kind, firstLine: f.firstLine, lineCount: f.lineCount } as SliceHeader);
+      this.ahead.add(f.seq);
+    }
+    const aligned = raw.byteOffset % 2 === 0 ? raw : raw.slice();
+    let lines = 0;
+    for (let line = 0; line < stored.length; ) {
+      if (!stored[line]) {
+        line++;
+        continue;
+      }
+      let end = line;
+      while (end < stored.length && stored[end] && end - line < RESTORE_CHUNK_LINES) end++;
+      const values = new Uint16Array(aligned.buffer, aligned.byteOffset + line * bpl, ((end - line) * bpl) / 2);
+      lines += this.stitcher.push(SliceKind.Image, line, end - line, values).newLines;
+      line = end;
+    }
+    for (const f of journal.frames) {
+      if (f.kind !== SliceKind.Image || this.ledger.has(f.seq)) continue;
+      const end = f.firstLine + f.lineCount;
+      if (end > stored.length || stored.subarray(f.firstLine, end).indexOf(0) !== -1) continue; // not all its lines survived
+      this.ledger.record(f.seq, { kind: f.kind, firstLine: f.firstLine, lineCount: f.lineCount } as SliceHeader);
+      this.ahead.add(f.seq);
+      this.imageSeen = true;
+      if (end > this.highestLine) this.highestLine = end;
+    }
+    while (this.ahead.delete(this.nextSeq)) this.nextSeq++;
+    this.durableSeq = this.nextSeq - 1;
+    this.receivedLines = lines;
+    this.charged = this.highestLine * bpl;
+    this.budget.force(this.charged);
+    if (this.highestLine > 0) {
+      this.arrivalEnd.push(this.highestLine);
+      this.arrivalAt.push(performance.now());
+    }
+    this.recovered = { at: new Date(), lines };
+    this.dirty = true;
+    this.pump();
+    if (journal.endLines !== null && this.ahead.size === 0 && journal.endLines >= this.highestLine) {
+      try {
+        this.end(journal.endLines);
+      } catch (err) {
+        this.log.warn({ err, scanId: this.scanId }, 'the journaled scan.end cannot end the recovered scan; it waits for its portal');
+      }
+    }
+    return { lines, frames: this.ledger.count, nextSeq: this.nextSeq };
   }
 
   /**
@@ -366,6 +557,8 @@ export class ActiveScan implements ScanView {
     }
     this.state = 'finishing';
     this.totalLines = totalLines;
+    this.journal.appendEnd(totalLines);
+    this.committer.markDirty(this);
     this.stitcher.finish(totalLines);
     this.dirty = true;
     this.pump();
@@ -451,7 +644,6 @@ export class ActiveScan implements ScanView {
 
   private onProcessed(r: ProcessResult): void {
     if (this.state === 'aborted') return;
-    for (const gap of r.gaps) this.gaps.push(gap);
     if (r.tiles.length > 0) {
       this.stats.tilesProduced += r.tiles.length;
       this.portalStats.tilesProduced += r.tiles.length;
@@ -459,7 +651,6 @@ export class ActiveScan implements ScanView {
     }
     if (r.preview) this.events.emitPreview(this, r.preview, this.buffers.preview);
     this.frontier = r.frontier;
-    this.flushRaw(this.frontier);
     if (r.more) this.moreReady = true;
     if (this.state === 'finishing' && r.done) {
       this.state = 'completed';
@@ -477,28 +668,33 @@ export class ActiveScan implements ScanView {
     this.outputBuffers.give(this.buffers.preview.buffer as ArrayBuffer);
   }
 
-  /** Queues raw lines [flushedUpTo, upTo) for the archive. */
-  private flushRaw(upTo: number): void {
-    if (upTo <= this.flushedUpTo) return;
-    this.archiver.enqueue(this.flushedUpTo, upTo - this.flushedUpTo);
-    this.flushedUpTo = upTo;
-  }
-
-  /** Final flush (including late lines that filled gaps), record update, owner notification, stitcher release. */
+  /**
+   * Final flush (the raw file and the journal synced and closed), record update, owner notification, stitcher
+   * release. Every frame received is durable before the outcome is told.
+   */
   private async closeOut(state: 'completed' | 'aborted', reason: string | null): Promise<void> {
     const end = state === 'completed' ? (this.totalLines as number) : this.highestLine;
     let failure: ScanlineError | null = null;
     try {
-      this.flushRaw(end);
-      // Lines that arrived after being declared a gap are in the raw store now; write the gap ranges again.
-      for (const [a, b] of this.gaps) if (a < end) this.archiver.enqueue(a, Math.min(b, end) - a);
       await this.archiver.drain();
+      this.filesClosing = true;
+      await this.commitInFlight;
       await this.writer.close(true);
+      await this.journal.commit(true);
+      await this.journal.close();
+      if (this.syncDirectory) await this.syncDirectory();
+      this.syncDirectory = null;
+      if (this.durableAcks && state === 'completed' && this.nextSeq - 1 > this.durableSeq) {
+        this.durableSeq = this.nextSeq - 1;
+        this.owner?.send({ type: 'ack', streamId: this.streamId, seq: this.durableSeq });
+      }
     } catch (err) {
       failure = toScanlineError(err, 'SCANLINE_ERR_STORAGE_WRITE');
       this.stats.storageFailures++;
       this.log.error({ err: failure, scanId: this.scanId }, 'archiving the raw lines failed');
+      this.filesClosing = true;
       await this.writer.close(false).catch(() => undefined);
+      this.journal.closeNow();
     }
     this.archiver.release();
     // Lines never stored below the end (a late line that filled part of a declared gap is stored and not listed).

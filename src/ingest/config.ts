@@ -3,7 +3,7 @@
  * and embedded by the gateway configuration (src/config); the stage also reads the stitcher's section and the
  * metrics label limit, so it takes the part of the gateway configuration it needs.
  */
-import { type Static, Type, uwsIdleTimeoutSchema } from '../schema/index.js';
+import { literalUnion, type Static, Type, uwsIdleTimeoutSchema } from '../schema/index.js';
 import type { StitcherTuning } from '../stitch/index.js';
 
 export const PortalConfigSchema = Type.Object(
@@ -79,6 +79,13 @@ export const PortalConfigSchema = Type.Object(
       unit: 'ms',
       description: 'How long a scan whose connection dropped waits for scan.resume before it is aborted.',
     }),
+    ackDurability: literalUnion(['disk', 'memory'], {
+      default: 'disk',
+      description:
+        "When a frame is acknowledged. 'disk': once its lines and the scan's journal are written and fsync'd (group commit, storage.ackMaxDelayMs), " +
+        "so an ack survives a crash or a power cut. 'memory': as soon as it is in the gateway's memory; a crash loses what was not yet written " +
+        '(the portal has already dropped it). Only for a site that accepts that loss for lower ack latency.',
+    }),
     idleTimeoutSec: uwsIdleTimeoutSchema('Idle timeout of portal sockets (uWebSockets.js pings automatically; 0 disables; 1-7 is not allowed).'),
     maxBackpressureBytes: Type.Integer({
       minimum: 64 * 1024,
@@ -109,4 +116,5 @@ export interface IngestConfig {
   readonly portal: PortalConfig;
   readonly stitch: StitcherTuning;
   readonly metrics: { readonly portalLabelLimit: number };
+  readonly storage: { readonly ackMaxDelayMs: number };
 }

@@ -24,6 +24,11 @@ export interface ScanView {
   readonly state: ActiveScanState;
   /** Lines received so far: 1 + the highest line stored (the total once scan.end came). */
   readonly lines: number;
+  /**
+   * Set when the scan was rebuilt from its journal after the gateway stopped without closing it (a crash): when, and
+   * how many lines were recovered. Null for a scan received in one run.
+   */
+  readonly recovered: { readonly at: Date; readonly lines: number } | null;
   /** When `line` arrived (performance.now(), ms), NaN before; for line-to-result latency. */
   lineReceivedAt(line: number): number;
   /** Copies stored raw lines [firstLine, firstLine + lineCount) into `out` (line-major, energies interleaved). */

@@ -4,12 +4,13 @@
  * so a portal whose old TCP connection went half-open can reconnect at once and resume its scans).
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { ScanlineError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { BufferPool } from '../memory/index.js';
 import { alignedBuffer } from '../addon/index.js';
 import { createStitcher, nativeStitcher, type Stitcher, type StitcherFactory, validateStitcherOptions } from '../stitch/index.js';
-import { DIRECT_IO_ALIGNMENT, type RawWriter, type ScanStore } from '../storage/index.js';
+import { DIRECT_IO_ALIGNMENT, GroupCommitter, type RawWriter, type ScanJournalWriter, type ScanRecord, type ScanStore, readJournal } from '../storage/index.js';
 import { ActiveScan } from './active-scan.js';
 import { ScanBufferBudget } from './scan-budget.js';
 import type { IngestConfig } from './config.js';
@@ -62,6 +63,8 @@ export class IngestService {
   private draining = false;
   /** What the open scans' lines may cost together (portal.scanBufferBudgetBytes). */
   readonly scanBudget: ScanBufferBudget;
+  /** Makes every open scan's journal and raw lines durable, many scans per cycle (storage.ackMaxDelayMs). */
+  readonly committer: GroupCommitter;
 
   constructor(options: IngestServiceOptions) {
     this.config = options.config;
@@ -71,6 +74,7 @@ export class IngestService {
     this.stitcher = options.stitcher ?? nativeStitcher;
     this.portalAuth = options.portals;
     this.scanBudget = new ScanBufferBudget(options.config.portal.scanBufferBudgetBytes);
+    this.committer = new GroupCommitter(options.config.storage.ackMaxDelayMs, this.stats.commits);
     this.gatewayName = options.gatewayName ?? 'scanline';
     this.events = new IngestEventSink((err, event) => this.log.error({ err, event }, 'ingest listener failed'));
   }
@@ -166,6 +170,7 @@ export class IngestService {
     }
     const startedAt = new Date();
     let writer: RawWriter;
+    let journal: ScanJournalWriter;
     try {
       writer = this.store.createScan({
         scanId,
@@ -186,16 +191,54 @@ export class IngestService {
       stitcher.close();
       throw err;
     }
-    const scan = new ActiveScan({
-      scanId,
-      portalId: conn.portalId,
-      streamId: m.streamId,
-      detector,
-      vehicle: m.vehicle ?? null,
-      declaration: m.declaration ?? null,
-      startedAt,
+    try {
+      journal = this.store.openJournal(scanId);
+    } catch (err) {
+      stitcher.close();
+      void writer.close(false).catch(() => undefined);
+      this.store.updateScan(scanId, { state: 'aborted', endedAt: new Date().toISOString(), reason: 'its journal could not be created' });
+      throw err;
+    }
+    const scan = this.activeScan(
+      {
+        scanId,
+        portalId: conn.portalId,
+        streamId: m.streamId,
+        detector,
+        vehicle: m.vehicle ?? null,
+        declaration: m.declaration ?? null,
+        startedAt,
+      },
       stitcher,
       writer,
+      journal,
+      () => this.store.syncScanDirectory(scanId),
+    );
+    scan.owner = conn;
+    this.stats.scansStarted++;
+    portalStatsOf(this.stats, conn.portalId).scansStarted++;
+    this.log.info({ scanId, portalId: conn.portalId, streamId: m.streamId, declaration: m.declaration?.hsCodes }, 'scan started');
+    this.events.emitStarted(scan);
+    return scan;
+  }
+
+  /** An ActiveScan of this gateway, registered live until it ends. */
+  private activeScan(
+    facts: Pick<ActiveScan, 'scanId' | 'portalId' | 'streamId' | 'detector' | 'vehicle' | 'declaration' | 'startedAt'>,
+    stitcher: Stitcher,
+    writer: RawWriter,
+    journal: ScanJournalWriter,
+    syncDirectory: (() => Promise<void>) | null,
+  ): ActiveScan {
+    const scanId = facts.scanId;
+    const scan = new ActiveScan({
+      ...facts,
+      stitcher,
+      writer,
+      journal,
+      committer: this.committer,
+      ackDurability: this.config.portal.ackDurability,
+      syncDirectory,
       store: this.store,
       events: this.events,
       stats: this.stats,
@@ -208,17 +251,109 @@ export class IngestService {
       maxMissingLines: this.config.portal.maxMissingLines,
       budget: this.scanBudget,
     });
-    scan.owner = conn;
     this.live.set(scanId, scan);
-    this.stats.scansStarted++;
-    portalStatsOf(this.stats, conn.portalId).scansStarted++;
     void scan.whenEnded().then(() => {
       this.live.delete(scanId);
       this.scanBudget.release(scan.chargedBytes);
     });
-    this.log.info({ scanId, portalId: conn.portalId, streamId: m.streamId, declaration: m.declaration?.hsCodes }, 'scan started');
-    this.events.emitStarted(scan);
     return scan;
+  }
+
+  /**
+   * Takes over the scans a previous run left open (ScanStore.openScans: it stopped without closing them, e.g. a
+   * crash): each is rebuilt from its journal and raw file (ActiveScan.restore), scored again as its lines are
+   * stitched again, and waits portal.resumeGraceMs for its portal to resume it, then ends as aborted with what it
+   * has. A scan that cannot be rebuilt (no journal: written by a version without one; unreadable files) is marked
+   * interrupted. Call once, at start, before portals connect. Returns how many scans were recovered.
+   */
+  recoverOpenScans(): number {
+    let recovered = 0;
+    for (const record of this.store.openScans()) {
+      try {
+        if (this.recoverScan(record)) recovered++;
+      } catch (err) {
+        this.log.error({ err, scanId: record.scanId }, 'recovering the scan failed; it is marked interrupted');
+        this.markInterrupted(record, `gateway stopped during the scan; recovery failed: ${(err as Error).message}`);
+      }
+    }
+    return recovered;
+  }
+
+  private markInterrupted(record: ScanRecord, reason: string): void {
+    const now = new Date().toISOString();
+    try {
+      this.store.updateScan(record.scanId, { state: 'interrupted', endedAt: now, reason });
+    } catch (err) {
+      this.log.error({ err, scanId: record.scanId }, 'marking the scan interrupted failed');
+    }
+  }
+
+  private recoverScan(record: ScanRecord): boolean {
+    const journal = readJournal(this.store.journalPath(record.scanId));
+    if (journal === null) {
+      this.markInterrupted(record, 'gateway stopped during the scan; it has no journal to recover from');
+      this.log.warn({ scanId: record.scanId }, 'open scan without a journal marked interrupted');
+      return false;
+    }
+    const d = record.detector;
+    const detector = { pixels: d.pixels, energies: d.energies, pitchMm: d.pitchMm, lineRateHz: d.lineRateHz };
+    let raw: Buffer;
+    try {
+      raw = readFileSync(this.store.rawPath(record.scanId));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      raw = Buffer.alloc(0);
+    }
+    const stitcher = createStitcher(validateStitcherOptions({ ...this.config.stitch, pixels: d.pixels, energies: d.energies }), this.stitcher);
+    let writer: RawWriter | null = null;
+    let journalWriter: ScanJournalWriter | null = null;
+    try {
+      writer = this.store.reopenRaw(record.scanId, d.pixels * d.energies * 2);
+      journalWriter = this.store.openJournal(record.scanId, journal.validBytes);
+    } catch (err) {
+      stitcher.close();
+      void writer?.close(false).catch(() => undefined);
+      throw err;
+    }
+    const scan = this.activeScan(
+      {
+        scanId: record.scanId,
+        portalId: record.portalId,
+        streamId: record.streamId,
+        detector: detector as ActiveScan['detector'],
+        vehicle: (record.vehicle as ActiveScan['vehicle']) ?? null,
+        declaration: (record.declaration as ActiveScan['declaration']) ?? null,
+        startedAt: new Date(record.startedAt),
+      },
+      stitcher,
+      writer,
+      journalWriter,
+      null,
+    );
+    // Restored before downstream stages hear of it (they read `recovered`); its stitching starts asynchronously.
+    const outcome = scan.restore(journal, raw);
+    this.events.emitStarted(scan);
+    this.stats.scansRecovered++;
+    this.stats.linesRecovered += outcome.lines;
+    this.log.warn(
+      {
+        scanId: record.scanId,
+        portalId: record.portalId,
+        lines: outcome.lines,
+        frames: outcome.frames,
+        nextSeq: outcome.nextSeq,
+        tornBytes: journal.tornBytes,
+      },
+      'scan left open by the previous run recovered from its journal',
+    );
+    if (scan.state === 'receiving') {
+      const grace = this.config.portal.resumeGraceMs;
+      scan.resumeTimer = setTimeout(() => {
+        void scan.abort(`gateway restarted during the scan; recovered ${outcome.lines} lines; its portal did not resume it within ${grace} ms`);
+      }, grace);
+      scan.resumeTimer.unref();
+    }
+    return true;
   }
 
   resumeScan(conn: PortalConnection, m: ScanResumeMessage): void {
@@ -332,6 +467,7 @@ export class IngestService {
   async close(): Promise<void> {
     this.draining = true;
     await Promise.all([...this.live.values()].map((s) => s.abort('gateway closed')));
+    await this.committer.whenIdle();
     this.outputBuffers.clear();
     this.archiveBuffers.clear();
   }

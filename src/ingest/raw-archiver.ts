@@ -6,10 +6,15 @@
  * Threads: the JS thread copies lines out of the stitcher (readRaw) and hands the buffer to an asynchronous write;
  * the buffer is not touched again until that write settles.
  *
+ * Every write is reported when it has completed (onWritten, with the crc32 of the bytes written and the ticket of the
+ * last enqueue it covers), so the scan can journal it and acknowledge the frames it carried once it is synced.
+ * Writes complete in the order they were enqueued (RawWriter runs one at a time), so tickets come back in order.
+ *
  * When the writer writes direct (O_DIRECT), the buffers come from the native addon's aligned allocator; writes are
  * whole lines, which the writer only opens direct for when a line is a multiple of the alignment. Without the addon
  * the writer is switched to buffered writes.
  */
+import { crc32 } from 'node:zlib';
 import { ScanlineError, toScanlineError } from '../errors/index.js';
 import { observe } from '../metrics/index.js';
 import type { BufferPool } from '../memory/index.js';
@@ -21,9 +26,14 @@ import type { IngestStats } from './stats.js';
 const WRITE_BYTES = 1 << 20;
 const BUFFERS = 2;
 
+/** A completed write: lines [firstLine, firstLine + lineCount) with the crc32 of their bytes; covers enqueues up to `ticket`. */
+export type OnLinesWritten = (firstLine: number, lineCount: number, crc: number, ticket: number) => void;
+
 export class RawArchiver {
   private readonly free: Uint16Array[] = [];
-  private readonly pending: Array<[number, number]> = [];
+  /** Ranges to write: [firstLine, lineCount, ticket of the last enqueue merged into it]. */
+  private readonly pending: Array<[number, number, number]> = [];
+  private tickets = 0;
   private readonly linesPerWrite: number;
   private readonly valuesPerLine: number;
   private inFlight = 0;
@@ -43,6 +53,7 @@ export class RawArchiver {
      * (bench/RESULTS.md, 'Buffer pools'). Its allocator returns null where aligned memory cannot be had (no addon).
      */
     private readonly alignedPool: BufferPool,
+    private readonly onWritten: OnLinesWritten = () => undefined,
   ) {
     this.valuesPerLine = stitcher.options.pixels * stitcher.options.energies;
     this.linesPerWrite = Math.max(1, Math.min(stitcher.options.maxLinesPerJob, Math.floor(WRITE_BYTES / (this.valuesPerLine * 2))));
@@ -53,13 +64,36 @@ export class RawArchiver {
     for (let i = 0; i < BUFFERS; i++) this.free.push(this.pooled ? new Uint16Array(memory[i] as ArrayBuffer) : new Uint16Array(values));
   }
 
-  /** Queues lines [firstLine, firstLine + lineCount) for writing; they must be stored in the stitcher already. Ignored after release(). */
-  enqueue(firstLine: number, lineCount: number): void {
-    if (this.released) return; // the scan closed its file: nothing can be written any more (ActiveScan never does this)
-    for (let first = firstLine; first < firstLine + lineCount; first += this.linesPerWrite) {
-      this.pending.push([first, Math.min(this.linesPerWrite, firstLine + lineCount - first)]);
+  /** The ticket of the last enqueue (0 before any). */
+  get lastTicket(): number {
+    return this.tickets;
+  }
+
+  /**
+   * Queues lines [firstLine, firstLine + lineCount) for writing; they must be stored in the stitcher already. Returns
+   * the enqueue's ticket: onWritten reports a ticket at least this high once these lines are written. A range that
+   * continues the last queued one is merged into it (up to one write's worth), so frames that arrive while the disk is
+   * busy cost one write together. Ignored after release() (returns the last ticket).
+   */
+  enqueue(firstLine: number, lineCount: number): number {
+    if (this.released) return this.tickets; // the scan closed its file: nothing can be written any more (ActiveScan never does this)
+    const ticket = ++this.tickets;
+    let first = firstLine;
+    const end = firstLine + lineCount;
+    const last = this.pending.length > 0 ? this.pending[this.pending.length - 1] : null;
+    if (last && last[0] + last[1] === first && last[1] < this.linesPerWrite) {
+      const take = Math.min(this.linesPerWrite - last[1], end - first);
+      last[1] += take;
+      first += take;
+      // Only the range holding the enqueue's last line carries its ticket: the ticket says all of it is written.
+      if (first === end) last[2] = ticket;
+    }
+    for (; first < end; first += this.linesPerWrite) {
+      const count = Math.min(this.linesPerWrite, end - first);
+      this.pending.push([first, count, first + count === end ? ticket : ticket - 1]);
     }
     this.pump();
+    return ticket;
   }
 
   /** Resolves when every queued range is written; rejects with the first write failure. */
@@ -72,10 +106,12 @@ export class RawArchiver {
   private pump(): void {
     while (!this.failure && this.free.length > 0 && this.pending.length > 0) {
       const buffer = this.free.pop() as Uint16Array;
-      const [first, count] = this.pending.shift() as [number, number];
+      const [first, count, ticket] = this.pending.shift() as [number, number, number];
       const values = buffer.subarray(0, count * this.valuesPerLine);
+      let crc: number;
       try {
         this.stitcher.readRaw(first, count, values);
+        crc = crc32(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
       } catch (err) {
         this.free.push(buffer);
         this.fail(toScanlineError(err, 'SCANLINE_ERR_STORAGE_WRITE'));
@@ -93,6 +129,7 @@ export class RawArchiver {
           this.stats.storageBytes += values.byteLength;
           // A write that fell back to buffered part-way counts as buffered.
           if (direct && this.writer.direct) this.stats.storageDirectBytes += values.byteLength;
+          if (!this.failure) this.onWritten(first, count, crc, ticket);
           this.settle(buffer);
         },
         (err: unknown) => {

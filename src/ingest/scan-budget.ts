@@ -24,6 +24,14 @@ export class ScanBufferBudget {
     return true;
   }
 
+  /**
+   * Charges `bytes` even past the limit: a scan recovered after a crash holds what its stored lines cost, which was
+   * within the budget when they arrived. Frames of any scan are refused until the total is back below the limit.
+   */
+  force(bytes: number): void {
+    this.usedBytes += bytes;
+  }
+
   release(bytes: number): void {
     this.usedBytes = Math.max(0, this.usedBytes - bytes);
   }

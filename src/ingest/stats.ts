@@ -7,11 +7,15 @@
  * portals beyond that share the OTHER_PORTALS entry, and frames received before hello count under NO_PORTAL.
  */
 import { createHistogram, type HistogramCounts, portalEntry } from '../metrics/index.js';
+import { createGroupCommitStats, type GroupCommitStats } from '../storage/index.js';
 
 /** Upper bounds of the stitch job duration buckets (one stitcher.process() job, JS thread to result), seconds. */
 export const STITCH_SECONDS_BUCKETS: readonly number[] = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]);
 /** Upper bounds of the raw archive write buckets (one positioned write of about 1 MiB), seconds. */
 export const STORAGE_WRITE_SECONDS_BUCKETS: readonly number[] = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
+
+/** Upper bounds of the ack delay buckets (a frame's arrival to its durable ack), seconds. */
+export const ACK_DELAY_SECONDS_BUCKETS: readonly number[] = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
 
 export interface PortalIngestStats {
   /** Open connections of this portal (hello accepted, not closed). */
@@ -58,6 +62,13 @@ export interface IngestStats {
   /** Of storageBytes, those written with O_DIRECT (bypassing the page cache; storage.directIo). */
   storageDirectBytes: number;
   storageFailures: number;
+  /** Per frame acknowledged with disk durability, from its arrival to its ack (journal and lines synced), seconds. */
+  ackDelay: HistogramCounts;
+  /** The group committer's cycles and syncs (src/storage GroupCommitter). */
+  commits: GroupCommitStats;
+  /** Scans rebuilt from their journal at start, and lines recovered with them. */
+  scansRecovered: number;
+  linesRecovered: number;
   /** Lines of ended scans that were never received (their final gaps), lines. */
   gapLines: number;
   /** By portal id (at most portalLimit ids plus NO_PORTAL and OTHER_PORTALS). */
@@ -107,6 +118,10 @@ export function createIngestStats(portalLimit = 256): IngestStats {
     storageBytes: 0,
     storageDirectBytes: 0,
     storageFailures: 0,
+    ackDelay: createHistogram(ACK_DELAY_SECONDS_BUCKETS),
+    commits: createGroupCommitStats(),
+    scansRecovered: 0,
+    linesRecovered: 0,
     gapLines: 0,
     portals: new Map(),
     portalLimit,

@@ -165,6 +165,13 @@ export const ScanResultsReportSchema = Type.Object({
   startedAt: Type.String(),
   updatedAt: Type.String(),
   finalisedAt: Type.Union([Type.String(), Type.Null()]),
+  recovered: Type.Optional(
+    Type.Union([Type.Object({ at: Type.String(), lines: Type.Integer() }), Type.Null()], {
+      description:
+        'Set when the gateway stopped during the scan (a crash) and rebuilt it from its journal at restart: when, and how many lines were recovered. ' +
+        'Its tiles were scored again from those lines; lines the portal sent after the restart are scored as usual.',
+    }),
+  ),
 });
 export type ScanResultsReport = Static<typeof ScanResultsReportSchema>;
 

@@ -331,6 +331,7 @@ export class ResultsService {
         threatsModel: this.threatsModel,
         tile: this.o.tile,
         machine: this.o.machine,
+        recovered: scan.recovered,
         ...(this.references ? { references: this.references.snapshot() } : {}),
       }),
     );

@@ -34,6 +34,8 @@ export interface ScanResultsInit {
   machine: { version: string; machineId: string };
   /** Enrolled reference categories this scan matches goods tiles against (taken at scan start). */
   references?: ReferenceSnapshot;
+  /** The scan was rebuilt after a crash (ScanView.recovered). */
+  recovered?: { at: Date; lines: number } | null;
 }
 
 /** What one call changed, for pushing increments to operator screens. */
@@ -318,6 +320,7 @@ export class ScanResults {
       threats,
       lines: this.lines,
       tilesProduced: this.tilesProduced,
+      recovered: this.init.recovered ? { at: this.init.recovered.at.toISOString(), lines: this.init.recovered.lines } : null,
       processingTimeMs: end.getTime() - this.startedAt.getTime(),
       startedAt: this.startedAt.toISOString(),
       updatedAt: this.updatedAt.toISOString(),

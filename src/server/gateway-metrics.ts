@@ -425,6 +425,27 @@ function storageMetrics(ingest: IngestService, store: ScanStore, results: Result
     histogram('scanline_storage_write_seconds', "Per write of raw scan lines to the scan's archive file (about 1 MiB), issued to completed.", [], () => [
       { labels: {}, counts: s.storageWriteLatency },
     ]),
+    histogram(
+      'scanline_portal_ack_delay_seconds',
+      "Per frame acknowledged with portal.ackDurability 'disk': from its arrival to its ack, once its lines and the scan's journal were fsync'd.",
+      [],
+      () => [{ labels: {}, counts: s.ackDelay }],
+    ),
+    histogram(
+      'scanline_storage_commit_seconds',
+      "Per group-commit cycle: the fdatasync of every scan's journal and raw file that had something new, from the cycle's start to its last sync.",
+      [],
+      () => [{ labels: {}, counts: s.commits.cycleSeconds }],
+    ),
+    counter('scanline_storage_commits_total', "Scan commits (one scan's journal and raw file synced once) over all group-commit cycles.", [], () => [
+      { labels: {}, value: s.commits.commits },
+    ]),
+    counter('scanline_scans_recovered_total', 'Scans a previous run left open (a crash) that this run rebuilt from their journals at start.', [], () => [
+      { labels: {}, value: s.scansRecovered },
+    ]),
+    counter('scanline_lines_recovered_total', 'Lines of the recovered scans that their journals proved stored.', [], () => [
+      { labels: {}, value: s.linesRecovered },
+    ]),
     counter(
       'scanline_storage_written_bytes_total',
       'Bytes of raw scan lines written to archive files, by io: direct (O_DIRECT, past the page cache) or buffered.',

@@ -16,3 +16,14 @@ export type {
 export { IdentityStore } from './identity-store.js';
 export type { AccountRole, StoredAccount, StoredSession, StoredToken, StoredPortalIdentity, AuditEvent, StoredAuditEvent } from './identity-store.js';
 export { GENESIS, auditEntryHash, decisionSeal, fileSha256, verifyIntegrity, type IntegrityReport } from './integrity.js';
+export {
+  ScanJournalWriter,
+  parseJournal,
+  readJournal,
+  JOURNAL_FILE,
+  JOURNAL_HEADER_BYTES,
+  JournalRecordType,
+  type JournalContents,
+  type JournalFrame,
+} from './scan-journal.js';
+export { GroupCommitter, type CommitParticipant, type CommitWork, type GroupCommitStats, createGroupCommitStats } from './group-commit.js';

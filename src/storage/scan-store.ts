@@ -8,8 +8,8 @@
  * which uses asynchronous positional writes.
  */
 import Database from 'better-sqlite3';
-import { close as closeFd, constants as fsConstants, fsync, mkdirSync, openSync, write as writeFd } from 'node:fs';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { close as closeFd, constants as fsConstants, fdatasync, fsync, mkdirSync, openSync, write as writeFd } from 'node:fs';
+import { type FileHandle, open as openHandle, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join, resolve } from 'node:path';
 import { ScanlineError } from '../errors/index.js';
@@ -18,6 +18,7 @@ import type { Logger } from '../log/index.js';
 import { type DecisionRow, decisionOf } from './decision-rows.js';
 import { fileSha256 } from './integrity.js';
 import { migrate, SCHEMA_VERSION, type MigrationOutcome } from './migrations.js';
+import { JOURNAL_FILE, ScanJournalWriter } from './scan-journal.js';
 
 export type { ScanState };
 /** One officer's decision as stored (the wire's DecisionRecord, src/protocol). */
@@ -175,6 +176,7 @@ function fromRow(r: ScanRow): ScanRecord {
 
 const writeAt = promisify(writeFd) as unknown as (fd: number, b: Uint8Array, off: number, len: number, pos: number) => Promise<number>;
 const fsyncFd = promisify(fsync);
+const fdatasyncFd = promisify(fdatasync);
 const closeFdAsync = promisify(closeFd);
 
 /**
@@ -225,11 +227,15 @@ export class RawWriter {
     return this.#direct;
   }
 
-  static open(path: string, bytesPerLine: number, options: RawWriterOptions = { directIo: false }): RawWriter {
+  /**
+   * Opens the raw file of a scan for writing: a new one (truncated), or with `existing` one whose lines are kept (a
+   * scan recovered after a crash goes on writing into it).
+   */
+  static open(path: string, bytesPerLine: number, options: RawWriterOptions = { directIo: false }, existing = false): RawWriter {
     const O_DIRECT = (fsConstants as Record<string, number | undefined>).O_DIRECT;
     if (options.directIo && O_DIRECT !== undefined && bytesPerLine % DIRECT_IO_ALIGNMENT === 0) {
       try {
-        const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | O_DIRECT;
+        const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | (existing ? 0 : fsConstants.O_TRUNC) | O_DIRECT;
         return new RawWriter(openSync(path, flags, 0o644), path, bytesPerLine, true);
       } catch (err) {
         // tmpfs and some network filesystems refuse O_DIRECT at open (EINVAL): buffered writes below.
@@ -239,7 +245,7 @@ export class RawWriter {
       }
     }
     try {
-      return new RawWriter(openSync(path, 'w'), path, bytesPerLine, false);
+      return new RawWriter(openSync(path, existing ? fsConstants.O_WRONLY | fsConstants.O_CREAT : 'w', 0o644), path, bytesPerLine, false);
     } catch (err) {
       throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot create ${path}: ${(err as Error).message}`, {}, { cause: err });
     }
@@ -289,6 +295,25 @@ export class RawWriter {
   }
 
   /**
+   * Makes the writes that completed before this call durable (fdatasync; direct writes need it too, for the file
+   * size and the device's write cache). Writes still in flight are not covered. Rejects with
+   * SCANLINE_ERR_STORAGE_WRITE once a write or a sync failed.
+   */
+  async sync(): Promise<void> {
+    if (this.failed) throw this.failed;
+    if (this.closed) return;
+    const fd = this.fd;
+    try {
+      await fdatasyncFd(fd);
+    } catch (err) {
+      // useBufferedWrites() swapped the descriptor meanwhile: the new one names the same file.
+      if ((err as NodeJS.ErrnoException).code === 'EBADF' && this.fd !== fd && !this.closed) return this.sync();
+      this.failed = new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `syncing ${this.path} failed: ${(err as Error).message}`, {}, { cause: err });
+      throw this.failed;
+    }
+  }
+
+  /**
    * Waits for queued writes, flushes them to disk (fsync unless `sync` is false; direct writes need it too, for the
    * file size and the device's write cache) and closes the file.
    */
@@ -326,8 +351,7 @@ export class ScanStore {
 
   /**
    * Opens (creating if needed) the store in `dataDir` and brings its database to SCHEMA_VERSION (./migrations.ts).
-   * Scans left `receiving` by a previous process that did not shut down cleanly become `interrupted`: their lines up
-   * to the last flush are on disk. `options.directIo` (default true) is how raw files are opened (RawWriterOptions).
+   * Scans left `receiving` by a previous process stay so (openScans() lists them for recovery). `options.directIo` (default true) is how raw files are opened (RawWriterOptions).
    * Throws SCANLINE_ERR_STORAGE_SCHEMA for a database this code does not know (left unchanged) and
    * SCANLINE_ERR_STORAGE_WRITE when the directory or the database cannot be opened or migrated.
    */
@@ -346,7 +370,9 @@ export class ScanStore {
       // Before anything writes to the file: a database this code does not know is refused unchanged.
       schema = migrate(db, path);
       db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
+      // Every commit (a scan's start and end, a decision, results) is on stable storage before it is answered: in WAL
+      // mode NORMAL would lose the last commits on a power cut. These are a few commits per scan, never per slice.
+      db.pragma('synchronous = FULL');
     } catch (err) {
       db.close();
       if (err instanceof ScanlineError) throw err;
@@ -365,13 +391,17 @@ export class ScanStore {
           : 'scan database schema upgraded';
       log?.info({ from: schema.from, to: schema.to, adopted: schema.adopted }, what);
     }
-    const store = new ScanStore(dir, db, { directIo: options.directIo ?? true });
-    const now = new Date().toISOString();
-    const interrupted = db
-      .prepare(`UPDATE scans SET state = 'interrupted', reason = 'gateway stopped during the scan', ended_at = ?, updated_at = ? WHERE state = 'receiving'`)
-      .run(now, now).changes;
-    if (interrupted > 0) log?.warn({ interrupted }, 'scans left open by the previous run marked interrupted');
-    return store;
+    return new ScanStore(dir, db, { directIo: options.directIo ?? true });
+  }
+
+  /**
+   * Scans still `receiving` in the record: left open by a gateway that stopped without closing them (a crash, a
+   * kill -9, a power cut). Only the gateway's ingest stage, at start, may take them over (it recovers them from their
+   * journals); other processes opening the store (the CLI) must leave them be, as that gateway may be running.
+   */
+  openScans(): ScanRecord[] {
+    this.assertOpen();
+    return (this.db.prepare(`SELECT * FROM scans WHERE state = 'receiving' ORDER BY started_at`).all() as ScanRow[]).map(fromRow);
   }
 
   scanDir(scanId: string): string {
@@ -380,6 +410,38 @@ export class ScanStore {
 
   rawPath(scanId: string): string {
     return join(this.scanDir(scanId), 'raw.u16');
+  }
+
+  journalPath(scanId: string): string {
+    return join(this.scanDir(scanId), JOURNAL_FILE);
+  }
+
+  /** Opens a scan's journal: a new one, or (`continueAfter`: its valid bytes) an existing one to append to. */
+  openJournal(scanId: string, continueAfter: number | null = null): ScanJournalWriter {
+    return ScanJournalWriter.open(this.journalPath(scanId), continueAfter);
+  }
+
+  /** Reopens the raw file of a recovered scan for writing, its lines kept. */
+  reopenRaw(scanId: string, bytesPerLine: number): RawWriter {
+    return RawWriter.open(this.rawPath(scanId), bytesPerLine, this.rawOptions, true);
+  }
+
+  /**
+   * Makes a new scan's directory entries (its directory, raw file and journal) durable: fsync of the scan directory
+   * and of `scans/`. Once per scan, before its first acknowledgement. Rejects with SCANLINE_ERR_STORAGE_WRITE.
+   */
+  async syncScanDirectory(scanId: string): Promise<void> {
+    for (const dir of [this.scanDir(scanId), join(this.dataDir, 'scans')]) {
+      let handle: FileHandle | null = null;
+      try {
+        handle = await openHandle(dir, 'r');
+        await handle.sync();
+      } catch (err) {
+        throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot sync the directory ${dir}: ${(err as Error).message}`, { scanId }, { cause: err });
+      } finally {
+        await handle?.close().catch(() => undefined);
+      }
+    }
   }
 
   /** Creates the record and the scan's directory, and opens its raw file for writing (synchronously). */

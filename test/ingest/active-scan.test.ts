@@ -152,7 +152,9 @@ function harness(config: GatewayConfigInput = {}): Harness {
     config: resolveConfig(
       {
         storage: { dataDir: dir },
-        portal: { reorderWindowSlices: WINDOW, stitchMaxDelayMs: 0, resumeGraceMs: 60_000 },
+        // Acks in the tick of the frame, so the transitions read step by step; disk durability (acks after the
+        // group commit) has its own tests (durable-ack.test.ts).
+        portal: { reorderWindowSlices: WINDOW, stitchMaxDelayMs: 0, resumeGraceMs: 60_000, ackDurability: 'memory' },
         stitch: { maxLines: MAX_LINES },
       },
       config,

@@ -237,19 +237,18 @@ describe('ScanStore: scans', () => {
     expect(store.getScan('s-1')?.state).toBe('receiving');
   });
 
-  it('marks scans left receiving by a previous process interrupted when it opens again, and says so', async () => {
+  it('leaves scans left receiving by a previous process as they are, and lists them for the gateway to recover', async () => {
     const dir = dataDir();
     const first = ScanStore.open(dir, undefined, { directIo: false });
     await create(first, record('s-open'));
     await create(first, record('s-done', { startedAt: '2026-11-25T09:00:00.000Z' }));
     first.updateScan('s-done', { state: 'completed', lines: 10, endedAt: '2026-11-25T09:00:05.000Z' });
     first.close();
-    const { log, lines } = recordingLogger();
-    const store = open(dir, log);
-    expect(store.getScan('s-open')).toMatchObject({ state: 'interrupted', reason: 'gateway stopped during the scan' });
-    expect(store.getScan('s-open')?.endedAt).not.toBeNull();
+    // Another process (the CLI) opening the store while a gateway runs must not touch that gateway's open scans.
+    const store = open(dir);
+    expect(store.getScan('s-open')).toMatchObject({ state: 'receiving', endedAt: null, reason: null });
     expect(store.getScan('s-done')).toMatchObject({ state: 'completed', endedAt: '2026-11-25T09:00:05.000Z', reason: null });
-    expect(lines.filter((l) => l.level === 'warn').map((l) => l.obj)).toEqual([{ interrupted: 1 }]);
+    expect(store.openScans().map((r) => r.scanId)).toEqual(['s-open']);
   });
 
   it('reads raw lines from line 0, zeros past the end of the file; a missing file is a read error', async () => {
@@ -551,8 +550,9 @@ describe('ScanStore: schema versions', () => {
     });
     expect(inspect(dir).tables).toEqual(['scan_results', 'scans']);
     const store = open(dir);
-    // The row is kept (and, left receiving by the process that wrote it, is now interrupted).
-    expect(store.getScan('early-1')).toMatchObject({ state: 'interrupted', lines: 0, gaps: [] });
+    // The row is kept (left receiving by the process that wrote it, for the gateway's recovery to take over).
+    expect(store.getScan('early-1')).toMatchObject({ state: 'receiving', lines: 0, gaps: [] });
+    expect(store.openScans().map((r) => r.scanId)).toEqual(['early-1']);
     expect(store.listReferences()).toEqual([]);
     await create(store, record('new-1'));
     expect(store.putDecision(decision('new-1', 'clear', '2026-11-25T10:00:00.000Z')).id).toBe(1);
