@@ -158,6 +158,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     // (src/storage/integrity.ts; `scanline audit verify` checks them).
     ingest.listen({
       scanCompleted: (scan) => {
+        // A completed scan scored again after a restart was sealed when it completed the first time.
+        if (scan.recovered && store.sealOf(scan.scanId) !== null) return;
         store
           .sealScan(scan.scanId)
           .then((sha256) =>
@@ -176,7 +178,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     results?.addListener(operator.resultsListener());
     // Scans the previous run left open (a crash) are rebuilt from their journals and scored again before any portal
     // connects, so their portals can resume them (src/ingest recoverOpenScans).
-    ingest.recoverOpenScans();
+    ingest.recoverOpenScans({ rescoreCompleted: results !== null });
     const metrics = config.metrics.enabled
       ? resources.defer(
           'metrics',

@@ -181,6 +181,8 @@ export class ActiveScan implements ScanView, CommitParticipant {
   private ended: Promise<void> | null = null;
   private resolveEnded: (() => void) | null = null;
   recovered: { at: Date; lines: number } | null = null;
+  /** A completed scan scored again after a restart keeps its record's end time. */
+  keepRecord: { endedAt: string | null } | null = null;
 
   // Durability (see beginCommit): frames wait in this queue for the write of their lines (ticket) and a sync.
   private readonly journal: ScanJournalWriter;
@@ -708,7 +710,7 @@ export class ActiveScan implements ScanView, CommitParticipant {
         state: failure && state === 'completed' ? 'aborted' : state,
         lines: end,
         gaps: finalGaps,
-        endedAt: new Date().toISOString(),
+        endedAt: this.keepRecord?.endedAt ?? new Date().toISOString(),
         reason: failure ? `archive failed: ${failure.message}` : reason,
       });
     } catch (err) {

@@ -4,7 +4,7 @@
  * so a portal whose old TCP connection went half-open can reconnect at once and resume its scans).
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { ScanlineError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { BufferPool } from '../memory/index.js';
@@ -39,6 +39,15 @@ export interface IngestServiceOptions {
   /** The native stitcher by default; benchmarks pass the TypeScript reference as their baseline. */
   stitcher?: StitcherFactory;
   gatewayName?: string;
+}
+
+/** Size of a file in bytes, 0 when it does not exist. */
+function rawSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
 }
 
 /** Tiles a single stitcher job may hand downstream at once. */
@@ -138,6 +147,25 @@ export class IngestService {
       if (m.scanId !== undefined && m.scanId === existing.scanId) return existing; // repeated scan.start: idempotent
       throw new ScanlineError('SCANLINE_ERR_STREAM_IN_USE', `stream ${m.streamId} is already scan ${existing.scanId}`, { streamId: m.streamId });
     }
+    const orphan = m.scanId !== undefined ? this.live.get(m.scanId) : undefined;
+    if (
+      orphan &&
+      orphan.portalId === conn.portalId &&
+      orphan.owner === null &&
+      orphan.state === 'receiving' &&
+      conn.detector?.pixels === orphan.detector.pixels &&
+      conn.detector?.energies === orphan.detector.energies
+    ) {
+      // The portal's scan.start was stored but its scan.accepted never reached it (the connection or the gateway went
+      // down in between, e.g. a crash after which the scan was recovered): the repeated scan.start takes it over;
+      // frames it sends again are replays.
+      orphan.clearResumeTimer();
+      orphan.owner = conn;
+      orphan.streamId = m.streamId;
+      this.stats.scansResumed++;
+      this.log.info({ scanId: orphan.scanId, portalId: conn.portalId }, 'repeated scan.start took over the open scan');
+      return orphan;
+    }
     if (this.live.size >= this.config.portal.maxOpenScansTotal) {
       throw new ScanlineError(
         'SCANLINE_ERR_LIMIT_SCANS',
@@ -169,8 +197,15 @@ export class IngestService {
       throw err instanceof ScanlineError ? Object.assign(err, { details: { ...err.details, streamId: m.streamId } }) : err;
     }
     const startedAt = new Date();
-    let writer: RawWriter;
+    // The journal exists before the record does: a record 'receiving' always has one to be recovered from.
     let journal: ScanJournalWriter;
+    try {
+      journal = this.store.openJournal(scanId);
+    } catch (err) {
+      stitcher.close();
+      throw err;
+    }
+    let writer: RawWriter;
     try {
       writer = this.store.createScan({
         scanId,
@@ -189,14 +224,7 @@ export class IngestService {
       });
     } catch (err) {
       stitcher.close();
-      throw err;
-    }
-    try {
-      journal = this.store.openJournal(scanId);
-    } catch (err) {
-      stitcher.close();
-      void writer.close(false).catch(() => undefined);
-      this.store.updateScan(scanId, { state: 'aborted', endedAt: new Date().toISOString(), reason: 'its journal could not be created' });
+      journal.closeNow();
       throw err;
     }
     const scan = this.activeScan(
@@ -264,9 +292,11 @@ export class IngestService {
    * crash): each is rebuilt from its journal and raw file (ActiveScan.restore), scored again as its lines are
    * stitched again, and waits portal.resumeGraceMs for its portal to resume it, then ends as aborted with what it
    * has. A scan that cannot be rebuilt (no journal: written by a version without one; unreadable files) is marked
-   * interrupted. Call once, at start, before portals connect. Returns how many scans were recovered.
+   * interrupted. With `rescoreCompleted` (the gateway scores scans), completed scans whose results were left
+   * unfinished (ScanStore.completedScansWithUnfinishedResults) are rebuilt the same way and complete again, their
+   * record kept. Call once, at start, before portals connect. Returns how many scans were recovered.
    */
-  recoverOpenScans(): number {
+  recoverOpenScans(options: { rescoreCompleted?: boolean } = {}): number {
     let recovered = 0;
     for (const record of this.store.openScans()) {
       try {
@@ -274,6 +304,14 @@ export class IngestService {
       } catch (err) {
         this.log.error({ err, scanId: record.scanId }, 'recovering the scan failed; it is marked interrupted');
         this.markInterrupted(record, `gateway stopped during the scan; recovery failed: ${(err as Error).message}`);
+      }
+    }
+    if (!options.rescoreCompleted) return recovered;
+    for (const record of this.store.completedScansWithUnfinishedResults()) {
+      try {
+        if (this.recoverScan(record)) recovered++;
+      } catch (err) {
+        this.log.error({ err, scanId: record.scanId }, 'scoring a completed scan again failed; its results stay in progress');
       }
     }
     return recovered;
@@ -289,7 +327,16 @@ export class IngestService {
   }
 
   private recoverScan(record: ScanRecord): boolean {
-    const journal = readJournal(this.store.journalPath(record.scanId));
+    let journal = readJournal(this.store.journalPath(record.scanId));
+    const ended = record.state === 'completed';
+    if (journal === null && !ended && rawSize(this.store.rawPath(record.scanId)) === 0) {
+      // Written by a version that created the record first and stopped before the journal: nothing was accepted.
+      journal = { frames: [], lines: [], endLines: null, validBytes: 0, tornBytes: 0 };
+    }
+    if (journal === null && ended) {
+      this.log.warn({ scanId: record.scanId }, 'completed scan with unfinished results has no journal (calibration) to score it again from');
+      return false;
+    }
     if (journal === null) {
       this.markInterrupted(record, 'gateway stopped during the scan; it has no journal to recover from');
       this.log.warn({ scanId: record.scanId }, 'open scan without a journal marked interrupted');
@@ -309,7 +356,7 @@ export class IngestService {
     let journalWriter: ScanJournalWriter | null = null;
     try {
       writer = this.store.reopenRaw(record.scanId, d.pixels * d.energies * 2);
-      journalWriter = this.store.openJournal(record.scanId, journal.validBytes);
+      journalWriter = this.store.openJournal(record.scanId, journal.validBytes > 0 ? journal.validBytes : null);
     } catch (err) {
       stitcher.close();
       void writer?.close(false).catch(() => undefined);
@@ -330,6 +377,10 @@ export class IngestService {
       journalWriter,
       null,
     );
+    if (ended) {
+      scan.keepRecord = { endedAt: record.endedAt };
+      journal.endLines ??= record.lines;
+    }
     // Restored before downstream stages hear of it (they read `recovered`); its stitching starts asynchronously.
     const outcome = scan.restore(journal, raw);
     this.events.emitStarted(scan);

@@ -319,22 +319,29 @@ export class ResultsService {
 
   private onStarted(scan: ScanView): void {
     if (this.live.has(scan.scanId)) return; // a resumed scan keeps its results
-    this.live.set(
-      scan.scanId,
-      new ScanResults({
-        scanId: scan.scanId,
-        portalId: scan.portalId,
-        pixels: scan.detector.pixels,
-        declaredHsCodes: scan.declaration?.hsCodes ?? null,
-        startedAt: scan.startedAt,
-        goodsModel: this.goodsModel,
-        threatsModel: this.threatsModel,
-        tile: this.o.tile,
-        machine: this.o.machine,
-        recovered: scan.recovered,
-        ...(this.references ? { references: this.references.snapshot() } : {}),
-      }),
-    );
+    const results = new ScanResults({
+      scanId: scan.scanId,
+      portalId: scan.portalId,
+      pixels: scan.detector.pixels,
+      declaredHsCodes: scan.declaration?.hsCodes ?? null,
+      startedAt: scan.startedAt,
+      goodsModel: this.goodsModel,
+      threatsModel: this.threatsModel,
+      tile: this.o.tile,
+      machine: this.o.machine,
+      recovered: scan.recovered,
+      ...(this.references ? { references: this.references.snapshot() } : {}),
+    });
+    this.live.set(scan.scanId, results);
+    // An in-progress report is stored at once: if the gateway stops before the final one, the next start sees which
+    // scans were left unscored (ScanStore.completedScansWithUnfinishedResults) and scores them again.
+    try {
+      const report = results.report();
+      this.o.store.putResults(scan.scanId, report.alarmDecision, report);
+    } catch (err) {
+      this.stats.storageFailures++;
+      this.o.log.error({ err, scanId: scan.scanId }, 'storing the in-progress results report failed');
+    }
   }
 
   private onTiles(scan: ScanView, tiles: TileInfo[], buffer: Float32Array, tileFloats: number): void {

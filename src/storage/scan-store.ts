@@ -395,6 +395,30 @@ export class ScanStore {
   }
 
   /**
+   * Completed scans whose stored results report is still in progress: the gateway stopped after the scan ended and
+   * before its tiles were all scored (the results stage stores an in-progress report at every scan's start and the
+   * final one at its end). Their lines are all on disk; the gateway scores them again at start.
+   */
+  completedScansWithUnfinishedResults(): ScanRecord[] {
+    this.assertOpen();
+    return (
+      this.db
+        .prepare(
+          `SELECT s.* FROM scans s JOIN scan_results r ON r.scan_id = s.scan_id
+           WHERE s.state = 'completed' AND json_extract(r.report, '$.status') = 'in-progress' ORDER BY s.started_at`,
+        )
+        .all() as ScanRow[]
+    ).map(fromRow);
+  }
+
+  /** The SHA-256 a completed scan was sealed with (sealScan), or null when it was not sealed. */
+  sealOf(scanId: string): string | null {
+    this.assertOpen();
+    const row = this.db.prepare('SELECT raw_sha256 FROM scans WHERE scan_id = ?').get(scanId) as { raw_sha256: string | null } | undefined;
+    return row?.raw_sha256 ?? null;
+  }
+
+  /**
    * Scans still `receiving` in the record: left open by a gateway that stopped without closing them (a crash, a
    * kill -9, a power cut). Only the gateway's ingest stage, at start, may take them over (it recovers them from their
    * journals); other processes opening the store (the CLI) must leave them be, as that gateway may be running.
@@ -416,8 +440,23 @@ export class ScanStore {
     return join(this.scanDir(scanId), JOURNAL_FILE);
   }
 
-  /** Opens a scan's journal: a new one, or (`continueAfter`: its valid bytes) an existing one to append to. */
+  /**
+   * Opens a scan's journal: a new one (creating the scan's directory), or (`continueAfter`: its valid bytes) an
+   * existing one to append to. Throws SCANLINE_ERR_STORAGE_WRITE.
+   */
   openJournal(scanId: string, continueAfter: number | null = null): ScanJournalWriter {
+    if (continueAfter === null) {
+      try {
+        mkdirSync(this.scanDir(scanId), { recursive: true });
+      } catch (err) {
+        throw new ScanlineError(
+          'SCANLINE_ERR_STORAGE_WRITE',
+          `cannot create the directory of scan ${scanId}: ${(err as Error).message}`,
+          { scanId },
+          { cause: err },
+        );
+      }
+    }
     return ScanJournalWriter.open(this.journalPath(scanId), continueAfter);
   }
 
