@@ -16,7 +16,7 @@ import { OperatorHub } from './operator/index.js';
 import { ReferenceChanges, ResultsService } from './results/index.js';
 import { createGatewayMetrics, type GatewayMetrics, type HttpServer, type RouteSpec, startHttpServer, type TlsCertificateInfo } from './server/index.js';
 import { isNativeStitcherAvailable, type StitcherFactory } from './stitch/index.js';
-import { IdentityStore, ScanStore } from './storage/index.js';
+import { DiskMonitor, IdentityStore, ScanStore, SpaceReserve } from './storage/index.js';
 
 export const GATEWAY_PHASES = ['starting', 'ready', 'draining', 'closing', 'closed'] as const;
 export type GatewayPhase = (typeof GATEWAY_PHASES)[number];
@@ -94,6 +94,29 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       (s) => s.close(),
     );
     const identityStore = resources.defer('identity', IdentityStore.open(config.storage.dataDir), (s) => s.close());
+    // The disk as a monitored resource (src/storage/disk-space.ts): below storage.minFreeBytes no new scan; a reserve
+    // that decisions and the audit trail may use when the disk is full anyway.
+    const storageLog = log.child({ module: 'storage' });
+    const reserve = SpaceReserve.at(store.dataDir, config.storage.reserveBytes, storageLog);
+    store.spaceReserve = reserve;
+    identityStore.spaceReserve = reserve;
+    let ingestForDisk: IngestService | null = null;
+    const disk = resources.defer(
+      'disk monitor',
+      new DiskMonitor({
+        dataDir: store.dataDir,
+        minFreeBytes: config.storage.minFreeBytes,
+        intervalMs: config.storage.diskCheckIntervalMs,
+        writtenBytes: () => ingestForDisk?.stats.storageBytes ?? 0,
+        log: storageLog,
+      }),
+      (d) => d.close(),
+    );
+    if (!disk.low) reserve.ensure();
+    disk.onChange((low) => {
+      if (!low) reserve.ensure();
+    });
+    disk.start();
     const identity = new IdentityService({ store: identityStore, config: config.auth, log: log.child({ module: 'identity' }) });
     // A fresh install refuses the anonymous: its first account is an admin whose password is shown once.
     const bootstrap = await identity.bootstrapAdmin(options.bootstrapAdminPassword ?? process.env.SCANLINE_BOOTSTRAP_ADMIN_PASSWORD);
@@ -128,9 +151,17 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     }
     const ingest = resources.defer(
       'ingest',
-      new IngestService({ config, store, log: log.child({ module: 'ingest' }), stitcher: options.stitcher, portals: options.portalAuthenticator ?? identity }),
+      new IngestService({
+        config,
+        store,
+        log: log.child({ module: 'ingest' }),
+        stitcher: options.stitcher,
+        portals: options.portalAuthenticator ?? identity,
+        storageRefusal: () => disk.refusal(),
+      }),
       (i) => i.close(),
     );
+    ingestForDisk = ingest;
     if (results) ingest.listen(results.ingestListener());
     const operator = resources.defer(
       'operator',
@@ -197,6 +228,13 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
             signIns: () => ({ ok: identity.stats.signIns, failed: identity.stats.signInFailures, locked: identity.stats.signInsLocked }),
             renders: () => ({ running: server?.renders.active ?? 0, queued: server?.renders.queued ?? 0 }),
             auditHead: () => identity.auditHead(),
+            disk: () => ({
+              free: disk.freeBytes,
+              total: disk.totalBytes,
+              minFree: disk.minFreeBytes,
+              used: disk.usedBytes,
+              reserve: reserve.held ? reserve.bytes : 0,
+            }),
           }),
           (m) => m.close(),
         )
@@ -219,6 +257,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         readiness: {
           stitcher: () => (stitcherKind === 'custom' || isNativeStitcherAvailable() ? null : 'native stitcher addon not loaded'),
           storage: () => (store.isWritable() ? null : 'scan store is not writable'),
+          disk: () => disk.refusal(),
           ...(inference ? { inference: () => (inference.status().ready ? null : (inference.status().reason ?? 'inference is not ready')) } : {}),
           phase: () => (phase === 'ready' ? null : `gateway is ${phase}`),
           listening: () => (server?.listening === true ? null : 'not listening for connections'),

@@ -180,6 +180,31 @@ export const GatewayConfigSchema = Type.Object(
             "(bench/RESULTS.md, 'Raw archive with O_DIRECT'). " +
             'false = always buffered.',
         }),
+        minFreeBytes: Type.Integer({
+          minimum: 0,
+          maximum: 2 ** 50,
+          default: 2 * 1024 * 1024 * 1024,
+          unit: 'bytes',
+          description:
+            "Free space the data directory's disk must keep: below it new scans are refused (SCANLINE_ERR_STORAGE_FULL), /readyz is not ready and " +
+            'ScanlineDiskSpaceLow fires; open scans go on. A busy lane writes ~5 GB an hour (2048 px x 2 energies at 1000 lines/s, trucks back to back).',
+        }),
+        reserveBytes: Type.Integer({
+          minimum: 0,
+          maximum: 1024 * 1024 * 1024,
+          default: 64 * 1024 * 1024,
+          unit: 'bytes',
+          description:
+            "A file of this size held in the data directory and given up when the disk is full, so that officers' decisions and the audit trail can still " +
+            'be written; made again once space is back. 0 = none.',
+        }),
+        diskCheckIntervalMs: Type.Integer({
+          minimum: 100,
+          maximum: 600_000,
+          default: 5_000,
+          unit: 'ms',
+          description: "How often the free space of the data directory's disk is read (statfs).",
+        }),
         ackMaxDelayMs: Type.Integer({
           minimum: 0,
           maximum: 100,

@@ -118,6 +118,7 @@ export const ERROR_CODES = {
   // Storage.
   SCANLINE_ERR_STORAGE_WRITE: spec('writing scan data to the data directory failed', 500, false),
   SCANLINE_ERR_STORAGE_READ: spec('reading scan data from the data directory failed', 500, false),
+  SCANLINE_ERR_STORAGE_FULL: spec('the data directory has too little free space for new scans', 503, false),
   SCANLINE_ERR_STORAGE_SCHEMA: spec('the scan database has a schema version this gateway does not know', 500, false),
 
   // Configuration and command line.

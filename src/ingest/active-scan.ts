@@ -213,8 +213,14 @@ export class ActiveScan implements ScanView, CommitParticipant {
     this.declaration = init.declaration;
     this.stitcher = init.stitcher;
     this.writer = init.writer;
-    this.archiver = new RawArchiver(init.stitcher, init.writer, init.stats, init.archiveBuffers, (first, count, crc, ticket) =>
-      this.onLinesWritten(first, count, crc, ticket),
+    this.archiver = new RawArchiver(
+      init.stitcher,
+      init.writer,
+      init.stats,
+      init.archiveBuffers,
+      (first, count, crc, ticket) => this.onLinesWritten(first, count, crc, ticket),
+      // A failed write (a full disk) is told at once: nothing after it is acknowledged, the scan is aborted.
+      (err) => queueMicrotask(() => this.storageFailed(err)),
     );
     this.journal = init.journal;
     this.committer = init.committer;

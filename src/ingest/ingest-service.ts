@@ -39,6 +39,8 @@ export interface IngestServiceOptions {
   /** The native stitcher by default; benchmarks pass the TypeScript reference as their baseline. */
   stitcher?: StitcherFactory;
   gatewayName?: string;
+  /** Why new scans cannot be stored now (the disk monitor: free space below storage.minFreeBytes), or null. */
+  storageRefusal?: () => string | null;
 }
 
 /** Size of a file in bytes, 0 when it does not exist. */
@@ -70,6 +72,7 @@ export class IngestService {
   /** This gateway's O_DIRECT-aligned raw-archive buffers (null from the allocator without the addon), 32 MiB at most. */
   private readonly archiveBuffers = new BufferPool(32 << 20, (n) => alignedBuffer(n, DIRECT_IO_ALIGNMENT));
   private draining = false;
+  private readonly storageRefusal: () => string | null;
   /** What the open scans' lines may cost together (portal.scanBufferBudgetBytes). */
   readonly scanBudget: ScanBufferBudget;
   /** Makes every open scan's journal and raw lines durable, many scans per cycle (storage.ackMaxDelayMs). */
@@ -85,6 +88,7 @@ export class IngestService {
     this.scanBudget = new ScanBufferBudget(options.config.portal.scanBufferBudgetBytes);
     this.committer = new GroupCommitter(options.config.storage.ackMaxDelayMs, this.stats.commits);
     this.gatewayName = options.gatewayName ?? 'scanline';
+    this.storageRefusal = options.storageRefusal ?? (() => null);
     this.events = new IngestEventSink((err, event) => this.log.error({ err, event }, 'ingest listener failed'));
   }
 
@@ -166,6 +170,8 @@ export class IngestService {
       this.log.info({ scanId: orphan.scanId, portalId: conn.portalId }, 'repeated scan.start took over the open scan');
       return orphan;
     }
+    const full = this.storageRefusal();
+    if (full !== null) throw new ScanlineError('SCANLINE_ERR_STORAGE_FULL', `new scans are refused: ${full}`, { streamId: m.streamId });
     if (this.live.size >= this.config.portal.maxOpenScansTotal) {
       throw new ScanlineError(
         'SCANLINE_ERR_LIMIT_SCANS',

@@ -54,6 +54,8 @@ export class RawArchiver {
      */
     private readonly alignedPool: BufferPool,
     private readonly onWritten: OnLinesWritten = () => undefined,
+    /** Called once, with the first write failure: the scan stops acknowledging and is aborted. */
+    private readonly onFailure: (err: ScanlineError) => void = () => undefined,
   ) {
     this.valuesPerLine = stitcher.options.pixels * stitcher.options.energies;
     this.linesPerWrite = Math.max(1, Math.min(stitcher.options.maxLinesPerJob, Math.floor(WRITE_BYTES / (this.valuesPerLine * 2))));
@@ -167,6 +169,7 @@ export class RawArchiver {
     if (this.failure) return;
     this.failure = err instanceof ScanlineError ? err : new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', String(err));
     this.pending.length = 0;
+    if (!this.released) this.onFailure(this.failure);
   }
 
   private notifyIfIdle(): void {

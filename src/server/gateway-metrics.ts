@@ -50,6 +50,8 @@ export interface GatewayMetricsOptions {
   renders?: () => { running: number; queued: number };
   /** The audit chain's newest entry (src/storage/integrity.ts). */
   auditHead?: () => { id: number; hash: string } | null;
+  /** The data directory's disk (src/storage DiskMonitor): free and total bytes, the limit, the gateway's own files (null while measured), the reserve held. */
+  disk?: () => { free: number; total: number; minFree: number; used: number | null; reserve: number };
 }
 
 export interface GatewayMetrics {
@@ -78,6 +80,7 @@ export function createGatewayMetrics(o: GatewayMetricsOptions): GatewayMetrics {
     ...inferenceMetrics(o.inference),
     ...resultsMetrics(o.results),
     ...storageMetrics(o.ingest, o.store, o.results),
+    ...(o.disk ? diskMetrics(o.disk) : []),
     ...operatorMetrics(operator),
     ...securityMetrics(o),
     ...(processMetrics?.metrics() ?? []),
@@ -465,6 +468,28 @@ function storageMetrics(ingest: IngestService, store: ScanStore, results: Result
       ],
     ),
     gauge('scanline_storage_writable', '1 when the scan database answers (the /readyz storage check), else 0.', [], () => one(store.isWritable() ? 1 : 0)),
+  ];
+}
+
+function diskMetrics(disk: NonNullable<GatewayMetricsOptions['disk']>): Array<CollectedMetric | CollectedHistogram> {
+  return [
+    gauge('scanline_storage_free_bytes', "Bytes free for the gateway on the data directory's disk (statfs, read every storage.diskCheckIntervalMs).", [], () =>
+      one(disk().free),
+    ),
+    gauge('scanline_storage_size_bytes', "Size of the data directory's filesystem.", [], () => one(disk().total)),
+    gauge('scanline_storage_min_free_bytes', 'storage.minFreeBytes: below this much free space new scans are refused.', [], () => one(disk().minFree)),
+    gauge(
+      'scanline_storage_used_bytes',
+      "The gateway's own files in the data directory (database, scans, reserve): measured once at start, then grown by the raw lines written. Absent while measured.",
+      [],
+      () => {
+        const used = disk().used;
+        return used === null ? [] : one(used);
+      },
+    ),
+    gauge('scanline_storage_reserve_bytes', 'Space reserve held for decisions when the disk fills (storage.reserveBytes); 0 once given up.', [], () =>
+      one(disk().reserve),
+    ),
   ];
 }
 

@@ -14,6 +14,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ScanlineError } from '../errors/index.js';
+import { type SpaceReserve, withReserve } from './disk-space.js';
 import { GENESIS, auditEntryHash, type IntegrityReport, verifyIntegrity } from './integrity.js';
 import { migrate } from './migrations.js';
 
@@ -195,10 +196,13 @@ export class IdentityStore {
     this.db.close();
   }
 
+  /** The gateway's disk space reserve (SpaceReserve): released to store an audit entry when the disk is full. */
+  spaceReserve: SpaceReserve | null = null;
+
   private write<T>(what: string, run: () => T): T {
     this.assertOpen();
     try {
-      return run();
+      return withReserve(this.spaceReserve, run);
     } catch (err) {
       if (err instanceof ScanlineError) throw err;
       throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot ${what}: ${(err as Error).message}`, {}, { cause: err });

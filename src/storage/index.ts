@@ -27,3 +27,4 @@ export {
   type JournalFrame,
 } from './scan-journal.js';
 export { GroupCommitter, type CommitParticipant, type CommitWork, type GroupCommitStats, createGroupCommitStats } from './group-commit.js';
+export { DiskMonitor, SpaceReserve, RESERVE_FILE, diskSampleSync, isDiskFull, withReserve, type DiskSample, type DiskMonitorOptions } from './disk-space.js';

@@ -19,6 +19,7 @@ import { type DecisionRow, decisionOf } from './decision-rows.js';
 import { fileSha256 } from './integrity.js';
 import { migrate, SCHEMA_VERSION, type MigrationOutcome } from './migrations.js';
 import { JOURNAL_FILE, ScanJournalWriter } from './scan-journal.js';
+import { type SpaceReserve, withReserve } from './disk-space.js';
 
 export type { ScanState };
 /** One officer's decision as stored (the wire's DecisionRecord, src/protocol). */
@@ -774,15 +775,21 @@ export class ScanStore {
   }
 
   /** Appends an officer's decision and returns it with its id. Throws SCANLINE_ERR_STORAGE_WRITE. */
+  /** The gateway's disk space reserve (SpaceReserve): released to store a decision when the disk is full. */
+  spaceReserve: SpaceReserve | null = null;
+
+  /** Stores an officer's decision; a full disk releases the space reserve first (decisions never fail for want of space). */
   putDecision(d: Omit<StoredDecision, 'id'>): StoredDecision {
     this.assertOpen();
     try {
-      const info = this.db
-        .prepare(
-          `INSERT INTO scan_decisions (scan_id, operator_id, verdict, comment, suggestions, machine_decision, scan_state, decided_at)
+      const info = withReserve(this.spaceReserve, () =>
+        this.db
+          .prepare(
+            `INSERT INTO scan_decisions (scan_id, operator_id, verdict, comment, suggestions, machine_decision, scan_state, decided_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(d.scanId, d.operatorId, d.verdict, d.comment, JSON.stringify(d.suggestions), d.machineDecision, d.scanState, d.decidedAt);
+          )
+          .run(d.scanId, d.operatorId, d.verdict, d.comment, JSON.stringify(d.suggestions), d.machineDecision, d.scanState, d.decidedAt),
+      );
       return { id: Number(info.lastInsertRowid), ...d };
     } catch (err) {
       throw new ScanlineError(

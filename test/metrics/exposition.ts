@@ -97,6 +97,7 @@ export function standaloneMetrics(prefix: string): { metrics: GatewayMetrics; di
     version: '0.0.0',
     portalLabelLimit: 8,
     processMetrics: true,
+    disk: () => ({ free: 5e9, total: 1e10, minFree: 2e9, used: 1e6, reserve: 0 }),
   });
   return {
     metrics,

@@ -1,0 +1,155 @@
+/**
+ * The disk as a monitored resource, on a real full disk: the gateway's data directory on a small tmpfs mounted by the
+ * test (needs root, as CI runs; elsewhere the mount fails and so does the test, it is never skipped).
+ * - below storage.minFreeBytes: scan.start refused with SCANLINE_ERR_STORAGE_FULL, /readyz not ready with the reason,
+ *   scanline_storage_free_bytes below scanline_storage_min_free_bytes (what the alert rule compares);
+ * - disk completely full: an open scan's lines that cannot be written are not acknowledged (the scan is aborted with
+ *   SCANLINE_ERR_STORAGE_WRITE), the lines acknowledged before stay bit-exact, and an officer's decision is still
+ *   recorded (the space reserve is given up for it);
+ * - space freed: scans are accepted again and the reserve is back.
+ */
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type GatewayMessage, SliceKind, encodeSliceFrame } from '../../src/protocol/index.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { RawPortal } from '../helpers/raw-portal.js';
+
+const PIXELS = 256;
+const BYTES_PER_LINE = PIXELS * 2 * 2;
+const MiB = 1024 * 1024;
+
+let mount = '';
+let g: TestGateway;
+
+beforeAll(async () => {
+  mount = mkdtempSync(join(tmpdir(), 'scanline-tmpfs-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=96m', 'tmpfs', mount]);
+  mkdirSync(join(mount, 'data'));
+  g = await startTestGateway(
+    { storage: { minFreeBytes: 40 * MiB, reserveBytes: 8 * MiB, diskCheckIntervalMs: 100, directIo: false }, inference: { enabled: false } },
+    {},
+    join(mount, 'data'),
+  );
+}, 60_000);
+
+afterAll(async () => {
+  await g?.dispose();
+  if (mount) {
+    execFileSync('umount', [mount]);
+    rmSync(mount, { recursive: true, force: true });
+  }
+});
+
+function lineValues(firstLine: number, lines: number): Uint16Array {
+  const out = new Uint16Array(lines * 2 * PIXELS);
+  for (let i = 0; i < out.length; i++) out[i] = ((firstLine * 2 * PIXELS + i) * 37) % 60_000;
+  return out;
+}
+
+function frame(streamId: number, seq: number, firstLine: number, lines = 16): Uint8Array {
+  return encodeSliceFrame({ kind: SliceKind.Image, energies: 2, streamId, seq, firstLine, pixels: PIXELS, acquiredAtUs: 0n }, lineValues(firstLine, lines));
+}
+
+/** Writes a file of zeros into the mount until `leave` bytes are free (0: until the disk is full). */
+function fill(name: string, leave: number): void {
+  const fd = openSync(join(mount, name), 'w');
+  const chunk = Buffer.alloc(MiB);
+  try {
+    for (;;) {
+      const s = statfsSync(mount);
+      const free = s.bavail * s.bsize;
+      const n = Math.min(chunk.length, free - leave);
+      if (n <= 0) break;
+      writeSync(fd, chunk, 0, n);
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function until(what: string, ok: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  const t0 = Date.now();
+  while (!(await ok())) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function metric(name: string): Promise<number> {
+  const text = await (await fetch(`${g.httpUrl}/metrics`, { headers: g.authHeaders('admin') })).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.split(' ')[1]) : Number.NaN;
+}
+
+async function decide(scanId: string): Promise<number> {
+  const res = await fetch(`${g.httpUrl}/v1/scans/${scanId}/decision`, {
+    method: 'POST',
+    headers: { ...g.authHeaders('officer'), 'content-type': 'application/json' },
+    body: JSON.stringify({ verdict: 'clear', comment: 'disk full test' }),
+  });
+  return res.status;
+}
+
+describe('a full data directory', () => {
+  it('refuses new scans below minFreeBytes, acknowledges only what it stored, still records decisions, and recovers when space is freed', async () => {
+    const portal = await RawPortal.hello(g.portalUrl, 'lane-disk', { pixels: PIXELS, energies: 2 });
+    // Scan A completes while there is room.
+    portal.json({ type: 'scan.start', streamId: 1, scanId: 'disk-a' });
+    await portal.next((m) => m.type === 'scan.accepted');
+    for (let s = 0; s < 10; s++) portal.binary(frame(1, s, s * 16));
+    portal.json({ type: 'scan.end', streamId: 1, totalLines: 160 });
+    await portal.next((m) => m.type === 'scan.completed' && m.streamId === 1);
+    expect(await decide('disk-a')).toBe(201);
+    expect(await metric('scanline_storage_reserve_bytes')).toBe(8 * MiB);
+
+    // Scan B is open, 10 frames acknowledged.
+    portal.json({ type: 'scan.start', streamId: 2, scanId: 'disk-b' });
+    await portal.next((m) => m.type === 'scan.accepted' && m.streamId === 2);
+    for (let s = 0; s < 10; s++) portal.binary(frame(2, s, s * 16));
+    await portal.next((m) => m.type === 'ack' && m.streamId === 2 && m.seq === 9);
+
+    // Below storage.minFreeBytes: no new scan, /readyz says why, the metrics show it.
+    fill('filler-1', 20 * MiB);
+    await until('readyz not ready', async () => (await fetch(`${g.httpUrl}/readyz`)).status === 503);
+    const ready = (await (await fetch(`${g.httpUrl}/readyz`, { headers: g.authHeaders('viewer') })).json()) as { checks?: Record<string, unknown> };
+    expect(JSON.stringify(ready)).toMatch(/storage\.minFreeBytes/);
+    expect(await metric('scanline_storage_free_bytes')).toBeLessThan(await metric('scanline_storage_min_free_bytes'));
+    portal.json({ type: 'scan.start', streamId: 3, scanId: 'disk-c' });
+    const refused = (await portal.next((m) => m.type === 'error' && m.streamId === 3)) as Extract<GatewayMessage, { type: 'error' }>;
+    expect(refused.code).toBe('SCANLINE_ERR_STORAGE_FULL');
+
+    // Completely full: scan B's next lines cannot be written, so they are not acknowledged and the scan is aborted.
+    fill('filler-2', 0);
+    const before = portal.messages.length;
+    for (let s = 10; s < 40; s++) portal.binary(frame(2, s, s * 16));
+    const aborted = await portal.next((m) => m.type === 'scan.aborted' && m.streamId === 2, 10_000, before);
+    expect(aborted).toMatchObject({ scanId: 'disk-b' });
+    const acksAfter = portal.messages.slice(before).filter((m) => m.type === 'ack' && m.streamId === 2) as Array<{ seq: number }>;
+    const lastAck = Math.max(9, ...acksAfter.map((a) => a.seq));
+    expect(portal.messages.slice(before).some((m) => m.type === 'error' && m.code === 'SCANLINE_ERR_STORAGE_WRITE')).toBe(true);
+    // Every acknowledged line is stored bit-exact.
+    const raw = readFileSync(g.store.rawPath('disk-b'));
+    const ackedLines = (lastAck + 1) * 16;
+    expect(raw.byteLength).toBeGreaterThanOrEqual(ackedLines * BYTES_PER_LINE);
+    expect(Buffer.compare(raw.subarray(0, ackedLines * BYTES_PER_LINE), Buffer.from(lineValues(0, ackedLines).buffer))).toBe(0);
+
+    // An officer's decision is still recorded (the reserve is given up for it), and audited.
+    expect(await decide('disk-a')).toBe(201);
+    expect(await metric('scanline_storage_reserve_bytes')).toBe(0);
+    expect(g.store.listDecisions('disk-a')).toHaveLength(2);
+
+    // Space freed: accepting again, the reserve back.
+    rmSync(join(mount, 'filler-1'));
+    rmSync(join(mount, 'filler-2'));
+    await until('readyz ready', async () => (await fetch(`${g.httpUrl}/readyz`)).status === 200);
+    portal.json({ type: 'scan.start', streamId: 4, scanId: 'disk-d' });
+    expect(await portal.next((m) => (m.type === 'scan.accepted' || m.type === 'error') && m.streamId === 4)).toMatchObject({ type: 'scan.accepted' });
+    await until('reserve back', async () => (await metric('scanline_storage_reserve_bytes')) === 8 * MiB);
+    portal.ws.close();
+  }, 60_000);
+});
