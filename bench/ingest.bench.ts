@@ -9,6 +9,9 @@
  * The gateway runs in this process; the simulated portals run in a forked child (bench/lib/load-portals.ts) on the
  * same machine. Results: stdout, bench/results/ingest-<date>.json and the generated section of bench/RESULTS.md.
  *
+ * Path (a) runs twice: with disk durability (the default: an ack once the frame's lines and the scan's journal are
+ * fsync'd) and with portal.ackDurability 'memory', at every portal count and paced, for the durability table.
+ *
  * Two last diagnostic runs repeat the (a) target run with the data directory on tmpfs (/dev/shm), and with the raw
  * archive's file writes replaced by a no-op (bench-only patch of RawWriter.prototype.write), to show what the disk
  * and the archive cost; neither is the verdict.
@@ -20,7 +23,7 @@
  * Options: --portals 1,8,32  --duration-ms 8000  --warmup-ms 2000  --paced-ms 10000  --paced-warmup-ms 6000
  *          --window 64  --lines-per-frame 16  --line-rate 1000  --pixels 2048  --speed-mps 4.5  --seed 7
  *          --portal-buffer-ms 2000  --tmpfs-dir /dev/shm  --no-tmpfs-run  --no-archive-diagnostic  --no-baseline-paced
- *          --retries 2  --no-write (stdout only)
+ *          --retries 2  --no-write (stdout only)  --durability-only (paths (a) disk and memory only, no diagnostics)
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,7 +34,18 @@ import { nativeAddonInfo } from '../src/addon/index.js';
 import type { GatewayPath } from './lib/gateways.js';
 import { machineInfo, probeDiskWrites, waitForQuiet, type DiskWriteProbe } from './lib/machine.js';
 import { writeResultsJson } from './lib/results-file.js';
-import { cpuTable, fmt, isContaminated, markdownSection, ratioTable, runsTable, updateResultsMarkdown, verdictOf, type Verdict } from './lib/report.js';
+import {
+  cpuTable,
+  durabilityTable,
+  fmt,
+  isContaminated,
+  markdownSection,
+  ratioTable,
+  runsTable,
+  updateResultsMarkdown,
+  verdictOf,
+  type Verdict,
+} from './lib/report.js';
 import { labelOf, runOnce, type RunResult, type RunSpec } from './lib/run.js';
 import { renderTruckFile } from './lib/truck.js';
 
@@ -55,6 +69,7 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '7' },
     'no-baseline-paced': { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
+    'durability-only': { type: 'boolean', default: false },
   },
 });
 
@@ -122,18 +137,20 @@ async function main(): Promise<void> {
     skipArchiveWrites: false,
   };
   const specs: RunSpec[] = [];
+  const paths: GatewayPath[] = args['durability-only'] ? ['uws-native', 'uws-native-memory'] : ['uws-native', 'uws-native-memory', 'ws-typescript'];
   for (const portals of PORTALS) {
-    for (const path of ['uws-native', 'ws-typescript'] as GatewayPath[]) {
+    for (const path of paths) {
       specs.push({ ...base, path, portals, mode: 'max', warmupMs: WARMUP_MS, durationMs: DURATION_MS });
     }
   }
   const paced = { ...base, portals: TARGET_PORTALS, mode: 'paced' as const, warmupMs: PACED_WARMUP_MS, durationMs: PACED_MS };
   specs.push({ ...paced, path: 'uws-native' });
-  if (!args['no-baseline-paced']) specs.push({ ...paced, path: 'ws-typescript' });
-  if (!args['no-tmpfs-run'] && existsSync(TMPFS_DIR)) {
+  specs.push({ ...paced, path: 'uws-native-memory' });
+  if (!args['no-baseline-paced'] && !args['durability-only']) specs.push({ ...paced, path: 'ws-typescript' });
+  if (!args['no-tmpfs-run'] && !args['durability-only'] && existsSync(TMPFS_DIR)) {
     specs.push({ ...paced, path: 'uws-native', dataParent: TMPFS_DIR, variant: `data on ${TMPFS_DIR}` });
   }
-  if (!args['no-archive-diagnostic']) {
+  if (!args['no-archive-diagnostic'] && !args['durability-only']) {
     specs.push({ ...paced, path: 'uws-native', skipArchiveWrites: true, variant: 'raw-archive writes skipped' });
   }
 
@@ -169,7 +186,9 @@ async function main(): Promise<void> {
     rmSync(work, { recursive: true, force: true });
   }
 
-  console.log(`\n${runsTable(runs)}\n\n${cpuTable(runs)}\n\n(a)/(b) at max speed:\n${ratioTable(runs)}\n`);
+  console.log(
+    `\n${runsTable(runs)}\n\n${cpuTable(runs)}\n\n(a)/(b) at max speed:\n${ratioTable(runs)}\n\nack durability disk vs memory:\n${durabilityTable(runs)}\n`,
+  );
   const verdicts: Verdict[] = runs.filter((r) => r.spec.mode === 'paced').map(verdictOf);
   for (const v of verdicts) console.log(v.line);
   for (const f of failures) console.log(`RUN FAILED: ${f}`);

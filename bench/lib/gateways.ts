@@ -17,12 +17,13 @@ import { IdentityStore, ScanStore } from '../../src/storage/index.js';
 import { tsStitcher } from '../../test/helpers/ts-stitcher.js';
 import { startWsTransport } from './ws-transport.js';
 
-export type GatewayPath = 'uws-native' | 'ws-typescript' | 'uws-native-open';
+export type GatewayPath = 'uws-native' | 'ws-typescript' | 'uws-native-open' | 'uws-native-memory';
 
 export const PATH_LABEL: Readonly<Record<GatewayPath, string>> = Object.freeze({
   'uws-native': '(a) uWS + addon',
   'ws-typescript': '(b) ws + TS stitcher',
   'uws-native-open': '(a) with identities and limits off',
+  'uws-native-memory': "(a) acked in memory (portal.ackDurability 'memory')",
 });
 
 /**
@@ -80,10 +81,14 @@ export async function startBenchGateway(path: GatewayPath, dataParent: string = 
   const log = silentLogger();
   const removeDir = () => rmSync(dataDir, { recursive: true, force: true });
   try {
-    if (path === 'uws-native' || path === 'uws-native-open') {
+    if (path === 'uws-native' || path === 'uws-native-open' || path === 'uws-native-memory') {
       const open = path === 'uws-native-open';
       const gateway = await startGateway(
-        open ? resolveConfig(config, { portal: { maxMissingLines: 16_777_216, scanBufferBudgetBytes: 2 ** 45, maxOpenScansTotal: 100_000 } }) : config,
+        open
+          ? resolveConfig(config, { portal: { maxMissingLines: 16_777_216, scanBufferBudgetBytes: 2 ** 45, maxOpenScansTotal: 100_000 } })
+          : path === 'uws-native-memory'
+            ? resolveConfig(config, { portal: { ackDurability: 'memory' } })
+            : config,
         { log, ...(open ? { portalAuthenticator: OPEN_PORTALS } : {}) },
       );
       return {

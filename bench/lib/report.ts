@@ -160,6 +160,41 @@ export function ratioTable(runs: RunResult[]): string {
   return table(['portals', 'MB/s (a) / (b)', 'throughput (a)/(b)', 'CPU ms/MB (a) / (b)', 'CPU efficiency (b)/(a)', 'ack p99 ms (a) / (b)'], rows);
 }
 
+/**
+ * Disk durability (the default: an ack once the lines and the journal are fsync'd, group commit) against acks from
+ * memory, same transport and stitcher, at each portal count and mode measured for both.
+ */
+export function durabilityTable(runs: RunResult[]): string {
+  const rows: string[][] = [];
+  for (const mem of runs.filter((r) => r.spec.path === 'uws-native-memory')) {
+    const disk = runs.find(
+      (r) => r.spec.path === 'uws-native' && r.spec.variant === null && r.spec.mode === mem.spec.mode && r.spec.portals === mem.spec.portals,
+    );
+    if (!disk) continue;
+    rows.push([
+      `${mem.spec.portals} ${mem.spec.mode}`,
+      `${fmt(disk.mbPerS, 1)} / ${fmt(mem.mbPerS, 1)}`,
+      `${fmt(disk.mbPerS / mem.mbPerS, 2)}x`,
+      `${fmt(disk.ackLatencyMs.p50, 1)} / ${fmt(mem.ackLatencyMs.p50, 1)}`,
+      `${fmt(disk.ackLatencyMs.p99, 1)} / ${fmt(mem.ackLatencyMs.p99, 1)}`,
+      `${fmt(disk.gateway.cpuPercent, 0)} / ${fmt(mem.gateway.cpuPercent, 0)}`,
+      disk.achievedFraction !== null ? `${fmt(disk.achievedFraction * 100, 2)}% / ${fmt((mem.achievedFraction ?? 0) * 100, 2)}%` : '-',
+    ]);
+  }
+  return table(
+    [
+      'portals, mode',
+      'MB/s disk / memory',
+      'throughput disk/memory',
+      'ack p50 ms disk / memory',
+      'ack p99 ms disk / memory',
+      'gw CPU % disk / memory',
+      'achieved disk / memory',
+    ],
+    rows,
+  );
+}
+
 export interface ReportContext {
   date: string;
   machine: MachineInfo;
@@ -226,6 +261,14 @@ export function markdownSection(ctx: ReportContext): string {
     '#### (a) uWebSockets.js + native addon vs (b) `ws` + TypeScript stitcher, max speed',
     '',
     ratioTable(ctx.runs),
+    '',
+    "#### Durable acks: portal.ackDurability 'disk' (default) vs 'memory', path (a)",
+    '',
+    durabilityTable(ctx.runs),
+    '',
+    "disk: a frame is acked once its lines are written and the scan's journal and raw file are fdatasync'd (group commit over all scans, " +
+      'storage.ackMaxDelayMs 2 ms); memory: acked as soon as it is in memory (a crash loses what was not yet written). ack latency: frame sent ' +
+      'to the cumulative ack covering it, at the portal.',
     '',
     '#### Real-time target: 32 portals x 1000 lines/s x 2048 px x 2 energies',
     '',

@@ -84,7 +84,7 @@ export const PortalConfigSchema = Type.Object(
       description:
         "When a frame is acknowledged. 'disk': once its lines and the scan's journal are written and fsync'd (group commit, storage.ackMaxDelayMs), " +
         "so an ack survives a crash or a power cut. 'memory': as soon as it is in the gateway's memory; a crash loses what was not yet written " +
-        '(the portal has already dropped it). Only for a site that accepts that loss for lower ack latency.',
+        "(the portal has already dropped it). Only for a site that accepts that loss for lower ack latency (bench/RESULTS.md, 'Durable acks').",
     }),
     idleTimeoutSec: uwsIdleTimeoutSchema('Idle timeout of portal sockets (uWebSockets.js pings automatically; 0 disables; 1-7 is not allowed).'),
     maxBackpressureBytes: Type.Integer({
