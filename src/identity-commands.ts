@@ -20,7 +20,7 @@ import { type Actor, IdentityService, MAX_TOKEN_DAYS, ROLE_DESCRIPTIONS, ROLES }
 import { silentLogger } from './log/index.js';
 import { IdentityStore } from './storage/index.js';
 
-const WHERE = `  --data-dir DIR    the gateway's data directory (default: storage.dataDir of the configuration, ./data)
+export const WHERE = `  --data-dir DIR    the gateway's data directory (default: storage.dataDir of the configuration, ./data)
   --config FILE     the gateway's configuration file (JSON or YAML)`;
 
 const USER_USAGE = `scanline user <add|passwd|disable|enable|role|list> ...
@@ -70,9 +70,9 @@ scanline audit verify [--json]
 ${WHERE}
 `;
 
-const COMMON_OPTIONS = { 'data-dir': { type: 'string' }, config: { type: 'string' } } as const;
+export const COMMON_OPTIONS = { 'data-dir': { type: 'string' }, config: { type: 'string' } } as const;
 
-function configOf(values: Record<string, unknown>): GatewayConfig {
+export function configOf(values: Record<string, unknown>): GatewayConfig {
   const flags: GatewayConfigInput = {};
   if (typeof values['data-dir'] === 'string') flags.storage = { dataDir: values['data-dir'] };
   return loadConfig({ ...(typeof values.config === 'string' ? { file: values.config } : {}), env: process.env, layers: [flags] });
@@ -89,7 +89,7 @@ async function withIdentity<T>(values: Record<string, unknown>, work: (identity:
   }
 }
 
-function operatorName(): string {
+export function operatorName(): string {
   try {
     return userInfo().username;
   } catch {
@@ -97,12 +97,12 @@ function operatorName(): string {
   }
 }
 
-function print(text: string): void {
+export function print(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
 /** A table of rows, columns padded to their widest value. */
-function table(header: string[], rows: string[][]): string {
+export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   return [header, ...rows]
     .map((r) =>

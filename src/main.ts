@@ -17,6 +17,7 @@ import { ReferenceChanges, ResultsService } from './results/index.js';
 import { createGatewayMetrics, type GatewayMetrics, type HttpServer, type RouteSpec, startHttpServer, type TlsCertificateInfo } from './server/index.js';
 import { isNativeStitcherAvailable, type StitcherFactory } from './stitch/index.js';
 import { DiskMonitor, IdentityStore, ScanStore, SpaceReserve } from './storage/index.js';
+import { RetentionService } from './retention/index.js';
 
 export const GATEWAY_PHASES = ['starting', 'ready', 'draining', 'closing', 'closed'] as const;
 export type GatewayPhase = (typeof GATEWAY_PHASES)[number];
@@ -210,6 +211,19 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     // Scans the previous run left open (a crash) are rebuilt from their journals and scored again before any portal
     // connects, so their portals can resume them (src/ingest recoverOpenScans).
     ingest.recoverOpenScans({ rescoreCompleted: results !== null });
+    // Expired scans are deleted in the background, each after its audit entry (src/retention).
+    const retention = resources.defer(
+      'retention',
+      new RetentionService({
+        store,
+        config: config.retention,
+        audit: (e) => identityStore.appendAudit(e),
+        isLive: (scanId) => ingest.getLiveScan(scanId) !== undefined,
+        log: log.child({ module: 'retention' }),
+      }),
+      (r) => r.close(),
+    );
+    retention.start();
     const metrics = config.metrics.enabled
       ? resources.defer(
           'metrics',
@@ -228,6 +242,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
             signIns: () => ({ ok: identity.stats.signIns, failed: identity.stats.signInFailures, locked: identity.stats.signInsLocked }),
             renders: () => ({ running: server?.renders.active ?? 0, queued: server?.renders.queued ?? 0 }),
             auditHead: () => identity.auditHead(),
+            retention: () => retention.stats,
             disk: () => ({
               free: disk.freeBytes,
               total: disk.totalBytes,

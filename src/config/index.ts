@@ -12,6 +12,7 @@ import { PortalConfigSchema } from '../ingest/index.js';
 import { defaultModelsDir, InferenceConfigSchema, refineInferenceConfig } from '../inference/index.js';
 import { OperatorConfigSchema, refineOperatorConfig } from '../operator/index.js';
 import { deepFreeze, defaultsOf, literalUnion, redactSecrets, SchemaValidator, secretPaths, type Static, Type } from '../schema/index.js';
+import { RetentionConfigSchema } from '../retention/index.js';
 import { refineStitcherTuning, StitcherTuningSchema } from '../stitch/index.js';
 import { renderConfigDocs } from './docs.js';
 import { readConfigEnv } from './env.js';
@@ -164,6 +165,7 @@ export const GatewayConfigSchema = Type.Object(
       { additionalProperties: false, default: {}, description: "Reference categories change the machine's opinion: who must agree to a change." },
     ),
     operator: OperatorConfigSchema,
+    retention: RetentionConfigSchema,
     storage: Type.Object(
       {
         dataDir: Type.String({

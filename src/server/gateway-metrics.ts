@@ -50,6 +50,8 @@ export interface GatewayMetricsOptions {
   renders?: () => { running: number; queued: number };
   /** The audit chain's newest entry (src/storage/integrity.ts). */
   auditHead?: () => { id: number; hash: string } | null;
+  /** Counters of the retention policy's background runs (src/retention). */
+  retention?: () => { runs: number; deleted: number; bytes: number; failures: number };
   /** The data directory's disk (src/storage DiskMonitor): free and total bytes, the limit, the gateway's own files (null while measured), the reserve held. */
   disk?: () => { free: number; total: number; minFree: number; used: number | null; reserve: number };
 }
@@ -81,6 +83,7 @@ export function createGatewayMetrics(o: GatewayMetricsOptions): GatewayMetrics {
     ...resultsMetrics(o.results),
     ...storageMetrics(o.ingest, o.store, o.results),
     ...(o.disk ? diskMetrics(o.disk) : []),
+    ...(o.retention ? retentionMetrics(o.retention) : []),
     ...operatorMetrics(operator),
     ...securityMetrics(o),
     ...(processMetrics?.metrics() ?? []),
@@ -468,6 +471,15 @@ function storageMetrics(ingest: IngestService, store: ScanStore, results: Result
       ],
     ),
     gauge('scanline_storage_writable', '1 when the scan database answers (the /readyz storage check), else 0.', [], () => one(store.isWritable() ? 1 : 0)),
+  ];
+}
+
+function retentionMetrics(r: NonNullable<GatewayMetricsOptions['retention']>): Array<CollectedMetric | CollectedHistogram> {
+  return [
+    counter('scanline_retention_runs_total', 'Runs of the retention policy in the background (retention.intervalMinutes).', [], () => one(r().runs)),
+    counter('scanline_retention_deleted_scans_total', 'Scans the retention policy deleted (each audited as retention.delete).', [], () => one(r().deleted)),
+    counter('scanline_retention_deleted_bytes_total', "Bytes of the deleted scans' files.", [], () => one(r().bytes)),
+    counter('scanline_retention_failures_total', 'Scans the retention policy could not delete, and runs that failed.', [], () => one(r().failures)),
   ];
 }
 

@@ -12,6 +12,7 @@ export type {
   StoredDecision,
   ScanImageName,
   RawWriterOptions,
+  RetentionRow,
 } from './scan-store.js';
 export { IdentityStore } from './identity-store.js';
 export type { AccountRole, StoredAccount, StoredSession, StoredToken, StoredPortalIdentity, AuditEvent, StoredAuditEvent } from './identity-store.js';

@@ -125,6 +125,12 @@ export async function verifyIntegrity(db: Database.Database, scansDir: string): 
     if (row.action === 'scan.seal' && row.target !== null && typeof details.sha256 === 'string') {
       scanSeals.set(row.target, { entry: row.id, sha256: details.sha256 });
     }
+    // A scan deleted by the retention policy, with its decisions: recorded in the chain before it went, so their
+    // absence is not a removal.
+    if (row.action === 'retention.delete' && row.target !== null) {
+      scanSeals.delete(row.target);
+      if (Array.isArray(details.decisionIds)) for (const id of details.decisionIds) if (typeof id === 'number') decisionSeals.delete(id);
+    }
   }
   const counter = db.prepare(`SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'`).get() as { seq: number } | undefined;
   const last = rows.at(-1);

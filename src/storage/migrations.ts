@@ -181,11 +181,24 @@ ALTER TABLE audit_events ADD COLUMN hash TEXT;
 ALTER TABLE scans ADD COLUMN raw_sha256 TEXT;
 `;
 
+/**
+ * Version 5: retention. A scan under legal hold is never deleted by the retention policy (src/retention), whatever
+ * its age; who put it on hold, when and why are kept with it.
+ */
+const V5 = `
+ALTER TABLE scans ADD COLUMN legal_hold INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE scans ADD COLUMN legal_hold_by TEXT;
+ALTER TABLE scans ADD COLUMN legal_hold_at TEXT;
+ALTER TABLE scans ADD COLUMN legal_hold_reason TEXT;
+CREATE INDEX scans_ended ON scans (ended_at);
+`;
+
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, description: 'scans, scan_results, scan_embeddings, reference_categories, scan_decisions', sql: V1 },
   { version: 2, description: 'accounts, sessions, api_tokens, portal_identities, audit_events', sql: V2 },
   { version: 3, description: 'reference_proposals; who proposed and approved each reference category', sql: V3 },
   { version: 4, description: 'audit_events hash chain; scans sealed with the SHA-256 of their raw lines', sql: V4 },
+  { version: 5, description: 'legal hold on scans (retention)', sql: V5 },
 ]);
 
 /** The schema version this code writes and reads. */

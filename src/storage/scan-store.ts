@@ -9,7 +9,7 @@
  */
 import Database from 'better-sqlite3';
 import { close as closeFd, constants as fsConstants, fdatasync, fsync, mkdirSync, openSync, write as writeFd } from 'node:fs';
-import { type FileHandle, open as openHandle, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { type FileHandle, open as openHandle, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join, resolve } from 'node:path';
 import { ScanlineError } from '../errors/index.js';
@@ -49,6 +49,21 @@ export interface ScanRecord {
   endedAt: string | null;
   updatedAt: string;
   reason: string | null;
+}
+
+/** An ended scan as the retention policy sees it (ScanStore.retentionRows). */
+export interface RetentionRow {
+  scanId: string;
+  portalId: string;
+  state: ScanState;
+  /** ISO time it ended (or was last updated). */
+  endedAt: string;
+  legalHold: boolean;
+  rawSha256: string | null;
+  /** The machine's final decision (ALARM, CLEAR, UNKNOWN), null without results. */
+  machineDecision: string | null;
+  /** Ids of the officers' decisions on it. */
+  decisionIds: number[];
 }
 
 export interface ListScansQuery {
@@ -374,6 +389,9 @@ export class ScanStore {
       // Every commit (a scan's start and end, a decision, results) is on stable storage before it is answered: in WAL
       // mode NORMAL would lose the last commits on a power cut. These are a few commits per scan, never per slice.
       db.pragma('synchronous = FULL');
+      // Rows deleted by retention are overwritten, not just unlinked from the b-tree: a deleted scan's results and
+      // decisions cannot be read back from the database file.
+      db.pragma('secure_delete = ON');
     } catch (err) {
       db.close();
       if (err instanceof ScanlineError) throw err;
@@ -869,6 +887,57 @@ export class ScanStore {
     this.db.prepare('DELETE FROM scan_decisions WHERE scan_id = ?').run(scanId);
     this.db.prepare('DELETE FROM scans WHERE scan_id = ?').run(scanId);
     await rm(this.scanDir(scanId), { recursive: true, force: true });
+  }
+
+  /**
+   * Ended scans with what the retention policy needs: when they ended, the machine's decision, the officers'
+   * decisions and the legal hold. Oldest first.
+   */
+  retentionRows(): RetentionRow[] {
+    this.assertOpen();
+    return this.db
+      .prepare(
+        `SELECT s.scan_id AS scanId, s.portal_id AS portalId, s.state AS state, COALESCE(s.ended_at, s.updated_at) AS endedAt,
+                s.legal_hold AS legalHold, s.raw_sha256 AS rawSha256, r.decision AS machineDecision,
+                (SELECT group_concat(d.id) FROM scan_decisions d WHERE d.scan_id = s.scan_id) AS decisionIds
+         FROM scans s LEFT JOIN scan_results r ON r.scan_id = s.scan_id
+         WHERE s.state != 'receiving' ORDER BY COALESCE(s.ended_at, s.updated_at), s.scan_id`,
+      )
+      .all()
+      .map((row) => {
+        const r = row as Omit<RetentionRow, 'legalHold' | 'decisionIds'> & { legalHold: number; decisionIds: string | null };
+        return { ...r, legalHold: r.legalHold === 1, decisionIds: r.decisionIds ? r.decisionIds.split(',').map(Number) : [] };
+      });
+  }
+
+  /** Puts a scan on legal hold (or takes it off): retention never deletes a held scan. False when there is no such scan. */
+  setLegalHold(scanId: string, hold: { by: string; reason: string } | null): boolean {
+    this.assertOpen();
+    const at = new Date().toISOString();
+    const info = this.db
+      .prepare('UPDATE scans SET legal_hold = ?, legal_hold_by = ?, legal_hold_at = ?, legal_hold_reason = ?, updated_at = ? WHERE scan_id = ?')
+      .run(hold ? 1 : 0, hold?.by ?? null, hold ? at : null, hold?.reason ?? null, at, scanId);
+    return info.changes > 0;
+  }
+
+  /** The legal hold of a scan, or null when it is not held (or unknown). */
+  legalHoldOf(scanId: string): { by: string | null; at: string | null; reason: string | null } | null {
+    this.assertOpen();
+    const row = this.db.prepare('SELECT legal_hold, legal_hold_by, legal_hold_at, legal_hold_reason FROM scans WHERE scan_id = ?').get(scanId) as
+      | { legal_hold: number; legal_hold_by: string | null; legal_hold_at: string | null; legal_hold_reason: string | null }
+      | undefined;
+    return row && row.legal_hold === 1 ? { by: row.legal_hold_by, at: row.legal_hold_at, reason: row.legal_hold_reason } : null;
+  }
+
+  /** Bytes of a scan's files (raw lines, journal, images). */
+  async scanBytes(scanId: string): Promise<number> {
+    let total = 0;
+    try {
+      for (const name of await readdir(this.scanDir(scanId))) total += (await stat(join(this.scanDir(scanId), name)).catch(() => ({ size: 0 }))).size;
+    } catch {
+      // no directory
+    }
+    return total;
   }
 
   /** True when the database answers and the data directory accepts writes. */

@@ -98,6 +98,7 @@ export function standaloneMetrics(prefix: string): { metrics: GatewayMetrics; di
     portalLabelLimit: 8,
     processMetrics: true,
     disk: () => ({ free: 5e9, total: 1e10, minFree: 2e9, used: 1e6, reserve: 0 }),
+    retention: () => ({ runs: 0, deleted: 0, bytes: 0, failures: 0 }),
   });
   return {
     metrics,

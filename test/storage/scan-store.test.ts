@@ -17,7 +17,7 @@ import { SCHEMA_VERSION, ScanStore, type ScanRecord, type StoredDecision, type S
 /** Today's schema as releases before schema versions wrote it (frozen copy). */
 const UNVERSIONED_SCHEMA = readFileSync(new URL('./fixtures/unversioned-schema.sql', import.meta.url), 'utf8');
 const V1_TABLES = ['reference_categories', 'scan_decisions', 'scan_embeddings', 'scan_results', 'scans'];
-/** Objects migration 2 adds (identities and the audit trail). */
+/** Objects later migrations add (identities, the audit trail, proposals, the retention index). */
 const V2_OBJECTS = [
   'accounts',
   'api_tokens',
@@ -29,12 +29,13 @@ const V2_OBJECTS = [
   'sessions_account',
   'reference_proposals',
   'reference_proposals_state',
+  'scans_ended',
 ];
 const TABLES = [...V1_TABLES, 'accounts', 'api_tokens', 'audit_events', 'portal_identities', 'reference_proposals', 'sessions'].sort();
 
 /**
  * An inspection with only what migration 1 made, to compare with a database from before schema versions: the
- * tables and indexes of later migrations left out, and the columns migrations 3 and 4 add to reference_categories and
+ * tables and indexes of later migrations left out, and the columns migrations 3, 4 and 5 add to reference_categories and
  * scans taken out of their SQL (SQLite appends them to the CREATE statement it keeps).
  */
 function v1Only(i: ReturnType<typeof inspect>): ReturnType<typeof inspect> {
@@ -47,7 +48,13 @@ function v1Only(i: ReturnType<typeof inspect>): ReturnType<typeof inspect> {
         o.name === 'reference_categories'
           ? { ...o, sql: o.sql.replace(/, proposed_by TEXT, approved_by TEXT/, '') }
           : o.name === 'scans'
-            ? { ...o, sql: o.sql.replace(/, raw_sha256 TEXT/, '') }
+            ? {
+                ...o,
+                sql: o.sql.replace(
+                  /, raw_sha256 TEXT, legal_hold INTEGER NOT NULL DEFAULT 0, legal_hold_by TEXT, legal_hold_at TEXT, legal_hold_reason TEXT/,
+                  '',
+                ),
+              }
             : o,
       ),
   };
@@ -465,12 +472,12 @@ describe('ScanStore: schema versions', () => {
     const legacy = dataDir();
     unversionedDatabase(legacy, UNVERSIONED_SCHEMA);
     const now = inspect(fresh);
-    expect(SCHEMA_VERSION).toBe(4);
+    expect(SCHEMA_VERSION).toBe(5);
     expect(now.version).toBe(SCHEMA_VERSION);
     expect(now.tables).toEqual(TABLES);
     expect(v1Only(now).schema).toEqual(inspect(legacy).schema);
     expect(existsSync(join(fresh, 'scans'))).toBe(true);
-    expect(lines.filter((l) => l.level === 'info').map((l) => [l.obj, l.msg])).toEqual([[{ from: 0, to: 4, adopted: false }, 'scan database created']]);
+    expect(lines.filter((l) => l.level === 'info').map((l) => [l.obj, l.msg])).toEqual([[{ from: 0, to: 5, adopted: false }, 'scan database created']]);
   });
 
   it('opens the current version again without migrating or logging', () => {
@@ -506,7 +513,7 @@ describe('ScanStore: schema versions', () => {
     const { log, lines } = recordingLogger();
     const store = open(dir, log);
     expect(lines.filter((l) => l.level === 'info').map((l) => [l.obj, l.msg])).toEqual([
-      [{ from: 0, to: 4, adopted: true }, 'scan database from before schema versions adopted and upgraded'],
+      [{ from: 0, to: 5, adopted: true }, 'scan database from before schema versions adopted and upgraded'],
     ]);
     expect(store.getScan('old-1')).toEqual({
       scanId: 'old-1',
