@@ -57,7 +57,9 @@ export async function startTestGateway(config: GatewayConfigInput = {}, options:
         // Every test client is 127.0.0.1 and some make hundreds of requests a second (the access matrix); the rate
         // limit itself is tested with its own setting (test/server/limits.test.ts).
         server: { host: '127.0.0.1', port: 0, requestsPerSecondPerAddress: 1_000_000 },
-        storage: { dataDir: dir },
+        // A 1 MiB space reserve instead of 64: a hundred test gateways would otherwise write 6 GB of it
+        // (test/storage/disk-full.test.ts sets its own).
+        storage: { dataDir: dir, reserveBytes: 1024 * 1024 },
         log: { level: 'silent' },
         inference: { enabled: false },
       },

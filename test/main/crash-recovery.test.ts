@@ -37,7 +37,13 @@ interface Child {
 function startGateway(dir: string, port: number): Promise<Child> {
   const child = spawn(process.execPath, [BIN, 'serve', '--port', String(port), '--data-dir', dir], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, SCANLINE_BOOTSTRAP_ADMIN_PASSWORD: 'crash-test-admin-password', SCANLINE_LOG_LEVEL: 'info' },
+    // A 1 MiB space reserve: 21 starts would otherwise write 64 MiB each.
+    env: {
+      ...process.env,
+      SCANLINE_BOOTSTRAP_ADMIN_PASSWORD: 'crash-test-admin-password',
+      SCANLINE_LOG_LEVEL: 'info',
+      SCANLINE_STORAGE_RESERVE_BYTES: '1048576',
+    },
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
