@@ -33,6 +33,8 @@ export const CloseCode = {
   Revoked: 4003,
   /** No accepted hello within portal.helloTimeoutMs. */
   PolicyViolation: 1008,
+  /** A message larger than portal.maxMessageBytes / maxControlBytes (SCANLINE_ERR_PROTO_OVERSIZE). */
+  MessageTooBig: 1009,
 } as const;
 
 export class PortalConnection implements ScanOwner {
@@ -105,10 +107,8 @@ export class PortalConnection implements ScanOwner {
     let message: PortalMessage;
     try {
       if (byteLength > this.service.config.portal.maxControlBytes) {
-        throw new ScanlineError(
-          'SCANLINE_ERR_PROTO_OVERSIZE',
-          `control message of ${byteLength} bytes exceeds the limit of ${this.service.config.portal.maxControlBytes} bytes`,
-        );
+        this.tooBig(`control message of ${byteLength} bytes exceeds the limit of ${this.service.config.portal.maxControlBytes} bytes (portal.maxControlBytes)`);
+        return;
       }
       message = parsePortalMessage(text);
       this.dispatch(message);
@@ -127,10 +127,10 @@ export class PortalConnection implements ScanOwner {
     portal.bytesReceived += bytes.byteLength;
     try {
       if (bytes.byteLength > this.service.config.portal.maxMessageBytes) {
-        throw new ScanlineError(
-          'SCANLINE_ERR_PROTO_OVERSIZE',
-          `binary frame of ${bytes.byteLength} bytes exceeds the limit of ${this.service.config.portal.maxMessageBytes} bytes`,
+        this.tooBig(
+          `binary frame of ${bytes.byteLength} bytes exceeds the limit of ${this.service.config.portal.maxMessageBytes} bytes (portal.maxMessageBytes)`,
         );
+        return;
       }
       if (!this.detector) throw new ScanlineError('SCANLINE_ERR_PROTO_NOT_HELLO', 'send hello before any binary frame');
       const header = decodeSliceHeader(bytes);
@@ -247,6 +247,16 @@ export class PortalConnection implements ScanOwner {
       },
     });
     this.log.info({ portalId: m.portalId, remote: this.remoteAddress, detector: m.detector }, 'portal connected');
+  }
+
+  /**
+   * A message over the protocol's limits: the error, then close 1009 (RFC 6455 "message too big"). A portal sending
+   * such messages is misconfigured; its open scans wait for a resume as after any disconnect.
+   */
+  private tooBig(message: string): void {
+    this.reportError(new ScanlineError('SCANLINE_ERR_PROTO_OVERSIZE', message));
+    this.log.warn({ portalId: this.portalId || undefined, remote: this.remoteAddress }, 'portal message too big; connection closed (1009)');
+    this.channel.close(CloseCode.MessageTooBig, 'SCANLINE_ERR_PROTO_OVERSIZE');
   }
 
   private scanFor(streamId: number): ActiveScan {

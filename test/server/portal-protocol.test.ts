@@ -169,8 +169,6 @@ describe('portal protocol v1: malformed input', () => {
     expect(ahead.nextSeq).toBe(nextBefore);
     await bad('lineRange', () => a.binary(slice(1, goodA.seq, 20_000, linesOf(goodA.data, 0, 1))));
     await bad('calibrationLate', () => a.binary(slice(1, goodA.seq, 0, linesOf(goodA.data, 0, 4), SliceKind.Air)));
-    await bad('oversizeBinary', () => a.binary(new Uint8Array(300 * 1024)));
-    await bad('oversizeText', () => a.json({ type: 'scan.abort', streamId: 1, reason: 'x'.repeat(5000) }));
     await bad('endUnknown', () => a.json({ type: 'scan.end', streamId: 42, totalLines: 10 }));
     await bad('endBelowReceived', () => a.json({ type: 'scan.end', streamId: 1, totalLines: 3 }));
     await bad('resumeUnknown', () => a.json({ type: 'scan.resume', streamId: 7, scanId: 'no-such-scan' }));
@@ -219,8 +217,6 @@ describe('portal protocol v1: malformed input', () => {
       seqAhead: 'SCANLINE_ERR_SLICE_SEQ_AHEAD',
       lineRange: 'SCANLINE_ERR_SLICE_LINE_RANGE',
       calibrationLate: 'SCANLINE_ERR_SLICE_CALIBRATION_LATE',
-      oversizeBinary: 'SCANLINE_ERR_PROTO_OVERSIZE',
-      oversizeText: 'SCANLINE_ERR_PROTO_OVERSIZE',
       endUnknown: 'SCANLINE_ERR_STREAM_UNKNOWN',
       endBelowReceived: 'SCANLINE_ERR_PROTO_INVALID',
       resumeUnknown: 'SCANLINE_ERR_SCAN_UNKNOWN',
@@ -237,9 +233,21 @@ describe('portal protocol v1: malformed input', () => {
     expect(a.closeCode).toBeNull();
     expect(b.closeCode).toBeNull();
     // Every error reached the stats by code.
-    expect(g.ingest.stats.errorsByCode.get('SCANLINE_ERR_PROTO_OVERSIZE')).toBe(2);
+    expect(g.ingest.stats.errorsByCode.get('SCANLINE_ERR_SLICE_MAGIC')).toBe(1);
     a.close();
     b.close();
+  });
+
+  it('answers a message over the size limits with SCANLINE_ERR_PROTO_OVERSIZE and closes the connection with 1009', async () => {
+    for (const [portalId, send] of [
+      ['lane-big-binary', (p: RawPortal) => p.binary(new Uint8Array(300 * 1024))],
+      ['lane-big-text', (p: RawPortal) => p.json({ type: 'scan.abort', streamId: 1, reason: 'x'.repeat(5000) })],
+    ] as const) {
+      const p = await RawPortal.hello(g.portalUrl, portalId, { pixels: PIXELS, energies: ENERGIES });
+      const err = await p.expectError(() => send(p));
+      expect(err.code).toBe('SCANLINE_ERR_PROTO_OVERSIZE');
+      expect(await p.waitClose()).toBe(1009);
+    }
   });
 
   it('refuses anything before hello, and unsupported protocol versions', async () => {
