@@ -109,14 +109,12 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         minFreeBytes: config.storage.minFreeBytes,
         intervalMs: config.storage.diskCheckIntervalMs,
         writtenBytes: () => ingestForDisk?.stats.storageBytes ?? 0,
+        whenRoom: () => reserve.ensure(),
         log: storageLog,
       }),
       (d) => d.close(),
     );
     if (!disk.low) reserve.ensure();
-    disk.onChange((low) => {
-      if (!low) reserve.ensure();
-    });
     disk.start();
     const identity = new IdentityService({ store: identityStore, config: config.auth, log: log.child({ module: 'identity' }) });
     // A fresh install refuses the anonymous: its first account is an admin whose password is shown once.

@@ -73,7 +73,7 @@ async function retention(args: string[]): Promise<void> {
   const config = configOf(values);
   await withStores(values, async (store, identity) => {
     const plan = await planRetention(store, config.retention);
-    const outcome = values.apply === true ? await applyRetention(store, plan, (e) => identity.appendAudit(e), `cli:${operatorName()}`) : null;
+    const outcome = values.apply === true ? await applyRetention(store, config.retention, plan, (e) => identity.appendAudit(e), `cli:${operatorName()}`) : null;
     if (values.json === true) {
       print(JSON.stringify({ plan, outcome }));
       return;

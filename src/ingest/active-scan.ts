@@ -181,7 +181,7 @@ export class ActiveScan implements ScanView, CommitParticipant {
   private ended: Promise<void> | null = null;
   private resolveEnded: (() => void) | null = null;
   recovered: { at: Date; lines: number } | null = null;
-  /** A completed scan scored again after a restart keeps its record's end time. */
+  /** Set for a completed scan scored again after a restart: its record (state, lines, end time) is left as it is. */
   keepRecord: { endedAt: string | null } | null = null;
 
   // Durability (see beginCommit): frames wait in this queue for the write of their lines (ticket) and a sync.
@@ -203,6 +203,8 @@ export class ActiveScan implements ScanView, CommitParticipant {
   private commitInFlight: Promise<void> | null = null;
   /** Set in closeOut: commit cycles leave the scan alone from then on. */
   private filesClosing = false;
+  /** storageFailed told the owner already; closeOut does not repeat the error. */
+  private storageErrorSent = false;
 
   constructor(init: ActiveScanInit) {
     this.scanId = init.scanId;
@@ -465,6 +467,7 @@ export class ActiveScan implements ScanView, CommitParticipant {
     this.stats.storageFailures++;
     this.log.error({ err: e, scanId: this.scanId }, 'storing the scan failed; aborting it');
     this.owner?.send({ type: 'error', code: e.code, message: e.message, streamId: this.streamId });
+    this.storageErrorSent = true;
     void this.abort(`storage failed: ${e.message}`);
   }
 
@@ -490,7 +493,7 @@ export class ActiveScan implements ScanView, CommitParticipant {
       this.ledger.record(f.seq, { kind: f.kind, firstLine: f.firstLine, lineCount: f.lineCount } as SliceHeader);
       this.ahead.add(f.seq);
     }
-    const aligned = raw.byteOffset % 2 === 0 ? raw : raw.slice();
+    const aligned = raw.byteOffset % 2 === 0 ? raw : new Uint8Array(raw);
     let lines = 0;
     for (let line = 0; line < stored.length; ) {
       if (!stored[line]) {
@@ -524,7 +527,14 @@ export class ActiveScan implements ScanView, CommitParticipant {
     this.recovered = { at: new Date(), lines };
     this.dirty = true;
     this.pump();
-    if (journal.endLines !== null && this.ahead.size === 0 && journal.endLines >= this.highestLine) {
+    // The journaled scan.end ends the scan only when every frame it followed survived (the last frames' lines may
+    // not have reached the disk although their records and the end did): else the portal resends them.
+    if (
+      journal.endLines !== null &&
+      (journal.endFrames === null || journal.endFrames === this.nextSeq) &&
+      this.ahead.size === 0 &&
+      journal.endLines >= this.highestLine
+    ) {
       try {
         this.end(journal.endLines);
       } catch (err) {
@@ -565,7 +575,7 @@ export class ActiveScan implements ScanView, CommitParticipant {
     }
     this.state = 'finishing';
     this.totalLines = totalLines;
-    this.journal.appendEnd(totalLines);
+    this.journal.appendEnd(totalLines, this.nextSeq);
     this.committer.markDirty(this);
     this.stitcher.finish(totalLines);
     this.dirty = true;
@@ -701,6 +711,9 @@ export class ActiveScan implements ScanView, CommitParticipant {
       this.stats.storageFailures++;
       this.log.error({ err: failure, scanId: this.scanId }, 'archiving the raw lines failed');
       this.filesClosing = true;
+      // A commit may still have a write or sync queued on these descriptors: closing them first could let a reused
+      // descriptor number take its bytes.
+      await this.commitInFlight;
       await this.writer.close(false).catch(() => undefined);
       this.journal.closeNow();
     }
@@ -712,13 +725,16 @@ export class ActiveScan implements ScanView, CommitParticipant {
     this.stats.gapLines += gapLines;
     this.portalStats.gapLines += gapLines;
     try {
-      this.store.updateScan(this.scanId, {
-        state: failure && state === 'completed' ? 'aborted' : state,
-        lines: end,
-        gaps: finalGaps,
-        endedAt: this.keepRecord?.endedAt ?? new Date().toISOString(),
-        reason: failure ? `archive failed: ${failure.message}` : reason,
-      });
+      // A completed scan scored again after a restart keeps its record as it was.
+      if (this.keepRecord === null) {
+        this.store.updateScan(this.scanId, {
+          state: failure && state === 'completed' ? 'aborted' : state,
+          lines: end,
+          gaps: finalGaps,
+          endedAt: new Date().toISOString(),
+          reason: failure ? `archive failed: ${failure.message}` : reason,
+        });
+      }
     } catch (err) {
       this.stats.storageFailures++;
       this.log.error({ err, scanId: this.scanId }, 'updating the scan record failed');
@@ -740,7 +756,7 @@ export class ActiveScan implements ScanView, CommitParticipant {
       this.stats.scansAborted++;
       this.portalStats.scansAborted++;
       const why = failure ? `archive failed: ${failure.message}` : (reason ?? 'aborted');
-      if (failure) this.owner?.send({ type: 'error', code: failure.code, message: failure.message, streamId: this.streamId });
+      if (failure && !this.storageErrorSent) this.owner?.send({ type: 'error', code: failure.code, message: failure.message, streamId: this.streamId });
       this.owner?.send({ type: 'scan.aborted', streamId: this.streamId, scanId: this.scanId, reason: why });
       this.log.info({ scanId: this.scanId, portalId: this.portalId, lines: end, reason: why }, 'scan aborted');
       this.events.emitAborted(this, why);

@@ -86,7 +86,9 @@ export class IngestService {
     this.stitcher = options.stitcher ?? nativeStitcher;
     this.portalAuth = options.portals;
     this.scanBudget = new ScanBufferBudget(options.config.portal.scanBufferBudgetBytes);
-    this.committer = new GroupCommitter(options.config.storage.ackMaxDelayMs, this.stats.commits);
+    this.committer = new GroupCommitter(options.config.storage.ackMaxDelayMs, this.stats.commits, (err) =>
+      this.log.error({ err }, 'a group commit participant failed'),
+    );
     this.gatewayName = options.gatewayName ?? 'scanline';
     this.storageRefusal = options.storageRefusal ?? (() => null);
     this.events = new IngestEventSink((err, event) => this.log.error({ err, event }, 'ingest listener failed'));
@@ -337,7 +339,7 @@ export class IngestService {
     const ended = record.state === 'completed';
     if (journal === null && !ended && rawSize(this.store.rawPath(record.scanId)) === 0) {
       // Written by a version that created the record first and stopped before the journal: nothing was accepted.
-      journal = { frames: [], lines: [], endLines: null, validBytes: 0, tornBytes: 0 };
+      journal = { frames: [], lines: [], endLines: null, endFrames: null, validBytes: 0, tornBytes: 0 };
     }
     if (journal === null && ended) {
       this.log.warn({ scanId: record.scanId }, 'completed scan with unfinished results has no journal (calibration) to score it again from');
@@ -357,6 +359,9 @@ export class IngestService {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       raw = Buffer.alloc(0);
     }
+    // What was read may be only in the page cache (a kill -9 keeps it, a power cut would not): it is made durable
+    // before any of it is acknowledged again (resume nextSeq, replays).
+    this.store.syncScanFilesSync(record.scanId);
     const stitcher = createStitcher(validateStitcherOptions({ ...this.config.stitch, pixels: d.pixels, energies: d.energies }), this.stitcher);
     let writer: RawWriter | null = null;
     let journalWriter: ScanJournalWriter | null = null;
@@ -386,10 +391,22 @@ export class IngestService {
     if (ended) {
       scan.keepRecord = { endedAt: record.endedAt };
       journal.endLines ??= record.lines;
+      journal.endFrames = null; // completed: every line is in the raw file
     }
     // Restored before downstream stages hear of it (they read `recovered`); its stitching starts asynchronously.
-    const outcome = scan.restore(journal, raw);
+    let outcome: ReturnType<ActiveScan['restore']>;
+    try {
+      outcome = scan.restore(journal, raw);
+    } catch (err) {
+      // The scan is live already (files open, budget charged): end it, its record saying why.
+      void scan.abort(`gateway stopped during the scan; recovery failed: ${(err as Error).message}`);
+      throw err;
+    }
     this.events.emitStarted(scan);
+    if (ended && scan.state === 'receiving') {
+      void scan.abort('could not be scored again after the restart');
+      return false;
+    }
     this.stats.scansRecovered++;
     this.stats.linesRecovered += outcome.lines;
     this.log.warn(

@@ -121,6 +121,8 @@ export async function planRetention(store: ScanStore, config: RetentionConfig, n
       held++;
       continue;
     }
+    // Being scored (or to be scored again at the gateway's next start): its class is not known yet.
+    if (row.resultsStatus === 'in-progress') continue;
     const c = classOf(row);
     const keepUntil = Date.parse(row.endedAt) + daysOf(c, config) * DAY_MS;
     if (keepUntil <= now.getTime()) {
@@ -175,18 +177,27 @@ export interface RetentionOutcome {
 /**
  * Deletes what `plan` names, each scan after its `retention.delete` audit entry is written (`audit` must throw when
  * it cannot write: then the scan is kept). `actor`: `system:retention` for the gateway, `cli:<user>` by hand.
- * A scan put on hold since the plan was made is skipped.
+ * Each scan is read again first: one put on hold, decided on, judged ALARM or being scored since the plan was made
+ * is skipped, and the entry names the decisions it has now.
  */
 export async function applyRetention(
   store: ScanStore,
+  config: RetentionConfig,
   plan: RetentionPlan,
   audit: (event: AuditEvent) => void,
   actor: string,
   isLive: (scanId: string) => boolean = () => false,
 ): Promise<RetentionOutcome> {
   const out: RetentionOutcome = { deleted: 0, bytes: 0, failed: [] };
-  for (const c of plan.due) {
-    if (isLive(c.scanId) || store.legalHoldOf(c.scanId) !== null) continue;
+  const at = new Date(plan.at).getTime();
+  for (const planned of plan.due) {
+    // Read again: a decision, a final ALARM or a hold may have come since the plan was made.
+    const row = store.retentionRows(planned.scanId)[0];
+    if (!row || isLive(planned.scanId) || row.legalHold || row.resultsStatus === 'in-progress') continue;
+    const retentionClass = classOf(row);
+    if (retentionClass !== planned.retentionClass && (retentionClass === 'alarm-or-decided' || planned.reason === 'size')) continue;
+    if (planned.reason === 'age' && Date.parse(row.endedAt) + daysOf(retentionClass, config) * DAY_MS > at) continue;
+    const c: RetentionCandidate = { ...planned, retentionClass, decisionIds: row.decisionIds, rawSha256: row.rawSha256 };
     try {
       audit({
         actor,
@@ -256,7 +267,7 @@ export class RetentionService {
   private async run(): Promise<void> {
     try {
       const plan = await planRetention(this.o.store, this.o.config);
-      const outcome = await applyRetention(this.o.store, plan, this.o.audit, 'system:retention', this.o.isLive);
+      const outcome = await applyRetention(this.o.store, this.o.config, plan, this.o.audit, 'system:retention', this.o.isLive);
       this.stats.runs++;
       this.stats.deleted += outcome.deleted;
       this.stats.bytes += outcome.bytes;

@@ -59,6 +59,8 @@ export interface DiskMonitorOptions {
   intervalMs: number;
   /** Bytes the gateway has written into the data directory so far (a counter it keeps); grows usedBytes. */
   writtenBytes?: () => number;
+  /** Called after every sample that is not low (the gateway makes its space reserve again if it was given up). */
+  whenRoom?: () => void;
   log?: Logger;
 }
 
@@ -140,6 +142,7 @@ export class DiskMonitor {
       this.sampling = false;
     }
     const low = this.low;
+    if (!low) this.o.whenRoom?.();
     if (low === this.wasLow) return;
     this.wasLow = low;
     if (low) this.o.log?.warn({ freeBytes: this.sample.freeBytes, minFreeBytes: this.o.minFreeBytes }, 'disk space low: new scans are refused');

@@ -55,6 +55,8 @@ export class GroupCommitter {
   constructor(
     private readonly maxDelayMs: number,
     stats: GroupCommitStats = createGroupCommitStats(),
+    /** Where an exception thrown by a participant goes (logged by the gateway). */
+    private readonly onError: (err: unknown) => void = () => undefined,
   ) {
     this.stats = stats;
   }
@@ -113,13 +115,20 @@ export class GroupCommitter {
           this.stats.commits++;
           try {
             w.done(outcome);
-          } finally {
-            if (--left === 0) {
-              observe(this.stats.cycleSeconds, Number(process.hrtime.bigint() - started) / 1e9);
-              this.running = false;
-              // What arrived during this cycle was gathered meanwhile: no further wait.
+          } catch (err) {
+            // A participant's bug must not stop the others' acknowledgements (nor reject unhandled).
+            this.stats.failures++;
+            this.onError(err);
+          }
+          if (--left === 0) {
+            observe(this.stats.cycleSeconds, Number(process.hrtime.bigint() - started) / 1e9);
+            this.running = false;
+            // What arrived during this cycle was gathered meanwhile: no further wait.
+            try {
               if (this.dirty.size > 0) this.cycle();
               else this.settled();
+            } catch (err) {
+              this.onError(err);
             }
           }
         });

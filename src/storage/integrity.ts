@@ -90,6 +90,10 @@ export async function verifyIntegrity(db: Database.Database, scansDir: string): 
   let prev: ChainRow | null = null;
   let chained = 0;
   const decisionSeals = new Map<number, { entry: number; sealed: string }>();
+  // Seals of scans and decisions the retention policy recorded as deleted: checked still if they are there (the
+  // deletion failed after its entry was written).
+  const deletedScanSeals = new Map<string, { entry: number; sha256: string }>();
+  const deletedDecisionSeals = new Map<number, { entry: number; sealed: string }>();
   const scanSeals = new Map<string, { entry: number; sha256: string }>();
   for (const row of rows) {
     if (row.hash === null) {
@@ -128,8 +132,16 @@ export async function verifyIntegrity(db: Database.Database, scansDir: string): 
     // A scan deleted by the retention policy, with its decisions: recorded in the chain before it went, so their
     // absence is not a removal.
     if (row.action === 'retention.delete' && row.target !== null) {
+      const seal = scanSeals.get(row.target);
+      if (seal) deletedScanSeals.set(row.target, seal);
       scanSeals.delete(row.target);
-      if (Array.isArray(details.decisionIds)) for (const id of details.decisionIds) if (typeof id === 'number') decisionSeals.delete(id);
+      if (Array.isArray(details.decisionIds)) {
+        for (const id of details.decisionIds) {
+          const d = typeof id === 'number' ? decisionSeals.get(id) : undefined;
+          if (d) deletedDecisionSeals.set(id as number, d);
+          decisionSeals.delete(id as number);
+        }
+      }
     }
   }
   const counter = db.prepare(`SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'`).get() as { seq: number } | undefined;
@@ -143,6 +155,10 @@ export async function verifyIntegrity(db: Database.Database, scansDir: string): 
   // Decisions older than the audit trail (from a release before it) have no entry; later ones must.
   const trailStart = rows[0]?.at;
   const seen = new Set<number>();
+  for (const d of decisions) {
+    const kept = deletedDecisionSeals.get(d.id);
+    if (kept && !decisionSeals.has(d.id)) decisionSeals.set(d.id, kept);
+  }
   for (const d of decisions) {
     seen.add(d.id);
     const seal = decisionSeals.get(d.id);
@@ -166,6 +182,7 @@ export async function verifyIntegrity(db: Database.Database, scansDir: string): 
   let scansChecked = 0;
   const sealedRows = db.prepare('SELECT scan_id, raw_sha256 FROM scans WHERE raw_sha256 IS NOT NULL').all() as Array<{ scan_id: string; raw_sha256: string }>;
   const recorded = new Map(sealedRows.map((r) => [r.scan_id, r.raw_sha256]));
+  for (const [scanId, seal] of deletedScanSeals) if (recorded.has(scanId) && !scanSeals.has(scanId)) scanSeals.set(scanId, seal);
   for (const [scanId, seal] of scanSeals) {
     scansChecked++;
     if (!recorded.has(scanId)) {

@@ -16,7 +16,7 @@
  * - lines: lines [first, first + count) were written to raw.u16, and crc32 is of those bytes as written. A line
  *   is stored only when such a record says so and its bytes still match: a record can reach the disk before the
  *   lines it names did (both are synced in the same group commit, in no particular order).
- * - end: scan.end arrived with this total.
+ * - end: scan.end arrived with this total (lines) when this many frames (seq 0..n-1) had been accepted.
  *
  * A torn or corrupt tail (a crash during an append) ends the journal at the last whole record; replay never reads
  * past it and the writer overwrites it.
@@ -24,7 +24,7 @@
  * Threads: appends are buffered on the JS thread; commit() writes them with one positioned write and fdatasync
  * (both on the libuv thread pool). One commit at a time per journal; the group committer guarantees that.
  */
-import { closeSync, fdatasync, openSync, readFileSync, write as writeFd, close as closeFd } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, ftruncateSync, openSync, readFileSync, write as writeFd, close as closeFd } from 'node:fs';
 import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
 import { ScanlineError } from '../errors/index.js';
@@ -56,6 +56,8 @@ export interface JournalContents {
   lines: Array<{ firstLine: number; lineCount: number; crc: number }>;
   /** scan.end's total, when it was journaled. */
   endLines: number | null;
+  /** Frames (seq 0..endFrames-1) the scan had accepted when scan.end came; null without an end record. */
+  endFrames: number | null;
   /** Bytes of whole records; the rest of the file (if any) is a torn tail. */
   validBytes: number;
   /** Bytes after validBytes. */
@@ -95,7 +97,7 @@ function encodeRecord(
 /** Parses a journal's bytes (see the file comment); never throws on bad content, it ends the journal there. */
 export function parseJournal(bytes: Uint8Array): JournalContents {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out: JournalContents = { frames: [], lines: [], endLines: null, validBytes: 0, tornBytes: 0 };
+  const out: JournalContents = { frames: [], lines: [], endLines: null, endFrames: null, validBytes: 0, tornBytes: 0 };
   let at = 0;
   while (at + JOURNAL_HEADER_BYTES <= buf.length) {
     if (buf.readUInt32LE(at) !== JOURNAL_MAGIC || buf.readUInt32LE(at + 28) !== crc32(buf.subarray(at, at + 28))) break;
@@ -117,6 +119,7 @@ export function parseJournal(bytes: Uint8Array): JournalContents {
       out.lines.push({ firstLine, lineCount: buf.readUInt32LE(at + 24), crc });
     } else if (type === JournalRecordType.End) {
       out.endLines = buf.readUInt32LE(at + 24);
+      out.endFrames = buf.readUInt32LE(at + 8);
     } else {
       break;
     }
@@ -157,11 +160,16 @@ export class ScanJournalWriter {
 
   /**
    * Opens `path` for appending: a new journal (truncating), or an existing one continued after `validBytes` (what
-   * parseJournal accepted; a torn tail beyond it is overwritten). Throws SCANLINE_ERR_STORAGE_WRITE.
+   * parseJournal accepted): a torn tail beyond it is cut off and the cut synced, so that no stale record can follow
+   * the new ones after another crash. Throws SCANLINE_ERR_STORAGE_WRITE.
    */
   static open(path: string, continueAfter: number | null = null): ScanJournalWriter {
     try {
       const fd = openSync(path, continueAfter === null ? 'w' : 'r+');
+      if (continueAfter !== null) {
+        ftruncateSync(fd, continueAfter);
+        fdatasyncSync(fd);
+      }
       return new ScanJournalWriter(fd, path, continueAfter ?? 0);
     } catch (err) {
       throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot open the scan journal ${path}: ${(err as Error).message}`, {}, { cause: err });
@@ -184,8 +192,9 @@ export class ScanJournalWriter {
     this.push(encodeRecord(JournalRecordType.Lines, 0, Math.min(lineCount, 0xffff), 0, firstLine, null, crc, lineCount));
   }
 
-  appendEnd(totalLines: number): void {
-    this.push(encodeRecord(JournalRecordType.End, 0, 0, 0, 0, null, 0, totalLines));
+  /** scan.end with `totalLines`, after frames 0..frames-1 were accepted. */
+  appendEnd(totalLines: number, frames: number): void {
+    this.push(encodeRecord(JournalRecordType.End, 0, 0, frames, 0, null, 0, totalLines));
   }
 
   /**

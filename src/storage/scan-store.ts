@@ -8,7 +8,7 @@
  * which uses asynchronous positional writes.
  */
 import Database from 'better-sqlite3';
-import { close as closeFd, constants as fsConstants, fdatasync, fsync, mkdirSync, openSync, write as writeFd } from 'node:fs';
+import { close as closeFd, closeSync, constants as fsConstants, fdatasync, fsync, fsyncSync, mkdirSync, openSync, write as writeFd } from 'node:fs';
 import { type FileHandle, open as openHandle, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join, resolve } from 'node:path';
@@ -64,6 +64,8 @@ export interface RetentionRow {
   machineDecision: string | null;
   /** Ids of the officers' decisions on it. */
   decisionIds: number[];
+  /** Status of its stored results report: 'in-progress' while scored (or left unscored by a stop), 'final', or null. */
+  resultsStatus: string | null;
 }
 
 export interface ListScansQuery {
@@ -502,6 +504,25 @@ export class ScanStore {
     }
   }
 
+  /**
+   * fsyncs a scan's raw file, journal and directory and the scans/ directory, as they are now (recovery, before what
+   * was read from them is acknowledged). Missing files are skipped. Throws SCANLINE_ERR_STORAGE_WRITE.
+   */
+  syncScanFilesSync(scanId: string): void {
+    for (const path of [this.rawPath(scanId), this.journalPath(scanId), this.scanDir(scanId), join(this.dataDir, 'scans')]) {
+      let fd: number | null = null;
+      try {
+        fd = openSync(path, 'r');
+        fsyncSync(fd);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot sync ${path}: ${(err as Error).message}`, { scanId }, { cause: err });
+      } finally {
+        if (fd !== null) closeSync(fd);
+      }
+    }
+  }
+
   /** Creates the record and the scan's directory, and opens its raw file for writing (synchronously). */
   createScan(record: ScanRecord): RawWriter {
     this.assertOpen();
@@ -879,31 +900,51 @@ export class ScanStore {
     return this.db.prepare('DELETE FROM reference_categories WHERE id = ?').run(id).changes > 0;
   }
 
-  /** Removes a scan's record and files (used when a scan is refused before any data was accepted). */
+  /**
+   * Removes a scan's record, results, embeddings and decisions (one transaction) and its files. The directory is
+   * renamed aside first, so a scan started meanwhile under the same id (its record gone) never loses its files to
+   * this deletion.
+   */
   async deleteScan(scanId: string): Promise<void> {
     this.assertOpen();
-    this.db.prepare('DELETE FROM scan_results WHERE scan_id = ?').run(scanId);
-    this.db.prepare('DELETE FROM scan_embeddings WHERE scan_id = ?').run(scanId);
-    this.db.prepare('DELETE FROM scan_decisions WHERE scan_id = ?').run(scanId);
-    this.db.prepare('DELETE FROM scans WHERE scan_id = ?').run(scanId);
-    await rm(this.scanDir(scanId), { recursive: true, force: true });
+    const tombstone = join(this.dataDir, 'scans', `.deleted-${scanId}-${process.pid}-${Date.now()}`);
+    try {
+      await rename(this.scanDir(scanId), tombstone);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new ScanlineError(
+          'SCANLINE_ERR_STORAGE_WRITE',
+          `cannot delete the files of scan ${scanId}: ${(err as Error).message}`,
+          { scanId },
+          { cause: err },
+        );
+      }
+    }
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM scan_results WHERE scan_id = ?').run(scanId);
+      this.db.prepare('DELETE FROM scan_embeddings WHERE scan_id = ?').run(scanId);
+      this.db.prepare('DELETE FROM scan_decisions WHERE scan_id = ?').run(scanId);
+      this.db.prepare('DELETE FROM scans WHERE scan_id = ?').run(scanId);
+    })();
+    await rm(tombstone, { recursive: true, force: true });
   }
 
   /**
-   * Ended scans with what the retention policy needs: when they ended, the machine's decision, the officers'
-   * decisions and the legal hold. Oldest first.
+   * Ended scans with what the retention policy needs: when they ended, the machine's decision and its report's
+   * status, the officers' decisions and the legal hold. Oldest first; `scanId`: that scan only.
    */
-  retentionRows(): RetentionRow[] {
+  retentionRows(scanId?: string): RetentionRow[] {
     this.assertOpen();
     return this.db
       .prepare(
         `SELECT s.scan_id AS scanId, s.portal_id AS portalId, s.state AS state, COALESCE(s.ended_at, s.updated_at) AS endedAt,
                 s.legal_hold AS legalHold, s.raw_sha256 AS rawSha256, r.decision AS machineDecision,
+                json_extract(r.report, '$.status') AS resultsStatus,
                 (SELECT group_concat(d.id) FROM scan_decisions d WHERE d.scan_id = s.scan_id) AS decisionIds
          FROM scans s LEFT JOIN scan_results r ON r.scan_id = s.scan_id
-         WHERE s.state != 'receiving' ORDER BY COALESCE(s.ended_at, s.updated_at), s.scan_id`,
+         WHERE s.state != 'receiving' ${scanId !== undefined ? 'AND s.scan_id = @scanId' : ''} ORDER BY COALESCE(s.ended_at, s.updated_at), s.scan_id`,
       )
-      .all()
+      .all(scanId !== undefined ? { scanId } : {})
       .map((row) => {
         const r = row as Omit<RetentionRow, 'legalHold' | 'decisionIds'> & { legalHold: number; decisionIds: string | null };
         return { ...r, legalHold: r.legalHold === 1, decisionIds: r.decisionIds ? r.decisionIds.split(',').map(Number) : [] };

@@ -252,8 +252,11 @@ describe('crash recovery', () => {
     writeFileSync(rawPath, raw);
     // And half a record at the end (a crash during an append).
     appendFileSync(journalPath, Buffer.alloc(JOURNAL_HEADER_BYTES / 2, 0x53));
+    const validBytes = parseJournal(readFileSync(journalPath)).validBytes;
     const r = rig(dir);
     expect(r.service.recoverOpenScans()).toBe(1);
+    // The torn tail is cut off at once (and synced): no stale record can follow new ones after another crash.
+    expect(readFileSync(journalPath).byteLength).toBe(validBytes);
     const p = new Portal(r);
     p.text({ type: 'scan.resume', streamId: 1, scanId: 'scan-x' });
     const nextSeq = p.of('resume')[0].nextSeq;
@@ -276,6 +279,31 @@ describe('crash recovery', () => {
     expect(r.service.recoverOpenScans()).toBe(1);
     await until('completed', () => r.store.getScan('scan-x')?.state === 'completed');
     expect(r.events).toContain('completed scan-x 96');
+  });
+
+  it('a journaled scan.end does not complete a scan whose last frames did not survive: it waits for its portal to resend them', async () => {
+    const { dir } = await crashedScan(6, true);
+    const store = ScanStore.open(dir, silentLogger(), { directIo: false });
+    if (store.getScan('scan-x')?.state === 'completed') store.updateScan('scan-x', { state: 'receiving' });
+    const rawPath = store.rawPath('scan-x');
+    const journal = parseJournal(readFileSync(store.journalPath('scan-x')));
+    store.close();
+    const last = journal.lines[journal.lines.length - 1];
+    const raw = readFileSync(rawPath);
+    raw.fill(0, last.firstLine * BYTES_PER_LINE, (last.firstLine + last.lineCount) * BYTES_PER_LINE);
+    writeFileSync(rawPath, raw);
+    const r = rig(dir);
+    expect(r.service.recoverOpenScans()).toBe(1);
+    await new Promise((res) => setTimeout(res, 200));
+    expect(r.store.getScan('scan-x')?.state).toBe('receiving');
+    const p = new Portal(r);
+    p.text({ type: 'scan.resume', streamId: 1, scanId: 'scan-x' });
+    const nextSeq = p.of('resume')[0].nextSeq;
+    expect(nextSeq).toBeLessThan(8);
+    for (let seq = nextSeq; seq < 8; seq++) p.frame(SliceKind.Image, 1, seq, (seq - 2) * FRAME_LINES);
+    p.text({ type: 'scan.end', streamId: 1, totalLines: 96 });
+    await until('scan.completed', () => p.of('scan.completed').length === 1);
+    expect(Buffer.compare(readFileSync(rawPath), Buffer.from(lineValues(0, 96).buffer))).toBe(0);
   });
 
   it('an open scan not resumed within portal.resumeGraceMs ends aborted with what was recovered, and the reason says so', async () => {
@@ -304,7 +332,7 @@ describe('crash recovery', () => {
     w.appendFrame(0, SliceKind.Dark, 0, 2, new Uint16Array(2 * ENERGIES * PIXELS).fill(200));
     w.appendFrame(1, SliceKind.Image, 0, 16, null);
     w.appendLines(0, 16, 1234);
-    w.appendEnd(16);
+    w.appendEnd(16, 2);
     await w.commit(true);
     await w.close();
     const whole = readFileSync(path);

@@ -133,7 +133,7 @@ describe('retention policy', () => {
     expect(plan.held).toBe(1);
     expect(plan.kept).toBe(4);
 
-    const outcome = await applyRetention(f.store, plan, (e) => f.identity.appendAudit(e), 'system:retention');
+    const outcome = await applyRetention(f.store, config(), plan, (e) => f.identity.appendAudit(e), 'system:retention');
     expect(outcome).toMatchObject({ deleted: 3, failed: [] });
     expect(outcome.bytes).toBeGreaterThanOrEqual(3 * 4096);
     for (const id of ['alarm-old', 'unknown-old', 'clear-old']) {
@@ -152,6 +152,40 @@ describe('retention policy', () => {
     // A scan removed by hand (not by the policy) is still named.
     rmSync(f.store.rawPath('clear-new'));
     expect((await f.identity.verify(join(f.dir, 'scans'))).problems).toEqual([expect.stringMatching(/raw lines of scan clear-new were removed/)]);
+  });
+
+  it('reads each scan again before deleting it: one decided on since the plan was made is kept; a deletion that failed after its entry is still verified', async () => {
+    const f = fixture();
+    await scan(f, 'clear-old', 31, 'CLEAR');
+    await scan(f, 'other-old', 120, 'UNKNOWN');
+    const plan = await planRetention(f.store, config(), NOW);
+    expect(plan.due.map((d) => d.scanId)).toEqual(['other-old', 'clear-old']);
+    f.store.putDecision({
+      scanId: 'clear-old',
+      operatorId: 'officer-2',
+      verdict: 'inspect',
+      comment: null,
+      suggestions: {},
+      machineDecision: 'CLEAR',
+      scanState: 'completed',
+      decidedAt: NOW.toISOString(),
+    });
+    const outcome = await applyRetention(f.store, config(), plan, (e) => f.identity.appendAudit(e), 'system:retention');
+    expect(outcome.deleted).toBe(1);
+    expect(f.store.getScan('clear-old')).toBeDefined();
+    expect(f.store.getScan('other-old')).toBeUndefined();
+    // An entry whose deletion did not happen (the process stopped in between): the scan is still checked, not reported.
+    f.identity.appendAudit({
+      actor: 'system:retention',
+      action: 'retention.delete',
+      target: 'clear-old',
+      outcome: 'ok',
+      address: null,
+      details: { decisionIds: [] },
+    });
+    const report = await f.identity.verify(join(f.dir, 'scans'));
+    expect(report.problems.filter((p) => !/decision 1 on scan clear-old has no audit entry/.test(p))).toEqual([]);
+    expect(report.scansChecked).toBeGreaterThanOrEqual(1);
   });
 
   it('with maxTotalBytes, deletes the oldest short-lived scans first until the rest fit, never ALARM, decided or held ones', async () => {
