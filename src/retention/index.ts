@@ -104,6 +104,20 @@ function daysOf(c: RetentionClass, config: RetentionConfig): number {
   return c === 'alarm-or-decided' ? config.alarmOrDecidedDays : c === 'clear' ? config.clearDays : config.otherDays;
 }
 
+function candidate(row: RetentionRow, c: RetentionClass, keepUntil: number, reason: RetentionCandidate['reason'], bytes: number): RetentionCandidate {
+  return {
+    scanId: row.scanId,
+    portalId: row.portalId,
+    retentionClass: c,
+    endedAt: row.endedAt,
+    keepUntil: new Date(keepUntil).toISOString(),
+    reason,
+    bytes,
+    rawSha256: row.rawSha256,
+    decisionIds: row.decisionIds,
+  };
+}
+
 /** What the policy would delete now. Reads the store (and, with maxTotalBytes, every ended scan's file sizes). */
 export async function planRetention(store: ScanStore, config: RetentionConfig, now = new Date()): Promise<RetentionPlan> {
   const rows = store.retentionRows();
@@ -126,17 +140,7 @@ export async function planRetention(store: ScanStore, config: RetentionConfig, n
     const c = classOf(row);
     const keepUntil = Date.parse(row.endedAt) + daysOf(c, config) * DAY_MS;
     if (keepUntil <= now.getTime()) {
-      due.push({
-        scanId: row.scanId,
-        portalId: row.portalId,
-        retentionClass: c,
-        endedAt: row.endedAt,
-        keepUntil: new Date(keepUntil).toISOString(),
-        reason: 'age',
-        bytes: await bytesOf(row.scanId),
-        rawSha256: row.rawSha256,
-        decisionIds: row.decisionIds,
-      });
+      due.push(candidate(row, c, keepUntil, 'age', await bytesOf(row.scanId)));
     } else {
       remaining.push({ row, c, keepUntil });
     }
@@ -151,17 +155,7 @@ export async function planRetention(store: ScanStore, config: RetentionConfig, n
       if (left <= config.maxTotalBytes) break;
       if (c === 'alarm-or-decided') continue;
       const bytes = await bytesOf(row.scanId);
-      due.push({
-        scanId: row.scanId,
-        portalId: row.portalId,
-        retentionClass: c,
-        endedAt: row.endedAt,
-        keepUntil: new Date(keepUntil).toISOString(),
-        reason: 'size',
-        bytes,
-        rawSha256: row.rawSha256,
-        decisionIds: row.decisionIds,
-      });
+      due.push(candidate(row, c, keepUntil, 'size', bytes));
       left -= bytes;
     }
   }
