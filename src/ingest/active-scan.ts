@@ -182,7 +182,7 @@ export class ActiveScan implements ScanView, CommitParticipant {
   private resolveEnded: (() => void) | null = null;
   recovered: { at: Date; lines: number } | null = null;
   /** Set for a completed scan scored again after a restart: its record (state, lines, end time) is left as it is. */
-  keepRecord: { endedAt: string | null } | null = null;
+  keepRecord = false;
 
   // Durability (see beginCommit): frames wait in this queue for the write of their lines (ticket) and a sync.
   private readonly journal: ScanJournalWriter;
@@ -726,7 +726,7 @@ export class ActiveScan implements ScanView, CommitParticipant {
     this.portalStats.gapLines += gapLines;
     try {
       // A completed scan scored again after a restart keeps its record as it was.
-      if (this.keepRecord === null) {
+      if (!this.keepRecord) {
         this.store.updateScan(this.scanId, {
           state: failure && state === 'completed' ? 'aborted' : state,
           lines: end,

@@ -389,7 +389,7 @@ export class IngestService {
       null,
     );
     if (ended) {
-      scan.keepRecord = { endedAt: record.endedAt };
+      scan.keepRecord = true;
       journal.endLines ??= record.lines;
       journal.endFrames = null; // completed: every line is in the raw file
     }

@@ -233,7 +233,7 @@ export interface RetentionServiceOptions {
 export class RetentionService {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
-  readonly stats = { runs: 0, deleted: 0, bytes: 0, failures: 0, lastRunAt: 0 };
+  readonly stats = { runs: 0, deleted: 0, bytes: 0, failures: 0 };
 
   constructor(private readonly o: RetentionServiceOptions) {}
 
@@ -266,7 +266,6 @@ export class RetentionService {
       this.stats.deleted += outcome.deleted;
       this.stats.bytes += outcome.bytes;
       this.stats.failures += outcome.failed.length;
-      this.stats.lastRunAt = Date.now();
       if (outcome.deleted > 0 || outcome.failed.length > 0) {
         this.o.log.info(
           { deleted: outcome.deleted, bytes: outcome.bytes, failed: outcome.failed.slice(0, 10), kept: plan.kept, held: plan.held },

@@ -72,7 +72,6 @@ export class DiskMonitor {
   private walked: number | null = null;
   /** writtenBytes() when the walk began. */
   private writtenAtWalk = 0;
-  private readonly listeners: Array<(low: boolean) => void> = [];
   private wasLow: boolean;
   /** Samples that failed (statfs error), for metrics. */
   failures = 0;
@@ -123,11 +122,6 @@ export class DiskMonitor {
     return this.walked === null ? null : this.walked + (this.o.writtenBytes?.() ?? 0) - this.writtenAtWalk;
   }
 
-  /** `listener(low)` on every change between low and not low. */
-  onChange(listener: (low: boolean) => void): void {
-    this.listeners.push(listener);
-  }
-
   /** Samples now (also run every intervalMs). */
   async refresh(): Promise<void> {
     if (this.sampling) return;
@@ -148,7 +142,6 @@ export class DiskMonitor {
     if (low) this.o.log?.warn({ freeBytes: this.sample.freeBytes, minFreeBytes: this.o.minFreeBytes }, 'disk space low: new scans are refused');
     else
       this.o.log?.info({ freeBytes: this.sample.freeBytes, minFreeBytes: this.o.minFreeBytes }, 'disk space back above storage.minFreeBytes: scans accepted');
-    for (const l of this.listeners) l(low);
   }
 
   /** Sums the allocated size of every file under the data directory (once, at start). */
