@@ -13,6 +13,7 @@ import { createRootLogger, type Logger } from './log/index.js';
 import { startGateway } from './main.js';
 import { type Command, intOption, logFormatOption, parseOptions, usageError } from './cli-support.js';
 import { identityCommands } from './identity-commands.js';
+import { dicosCommands } from './dicos-commands.js';
 import { retentionCommands } from './retention-commands.js';
 
 export { type Command, intOption, logFormatOption, parseOptions, usageError } from './cli-support.js';
@@ -170,7 +171,12 @@ function exitAfterFlush(log: Logger, code: number): void {
 
 /** The production commands, serve with the simulated portals it is given (or none). */
 function productionCommands(demo: DemoPortals | undefined): Command[] {
-  return [{ name: 'serve', summary: 'run the gateway', usage: SERVE_USAGE, run: (args) => serve(args, demo) }, ...identityCommands(), ...retentionCommands()];
+  return [
+    { name: 'serve', summary: 'run the gateway', usage: SERVE_USAGE, run: (args) => serve(args, demo) },
+    ...identityCommands(),
+    ...retentionCommands(),
+    ...dicosCommands(),
+  ];
 }
 
 /** The whole usage text: every command, then each command's section. */

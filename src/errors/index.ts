@@ -121,6 +121,16 @@ export const ERROR_CODES = {
   SCANLINE_ERR_STORAGE_FULL: spec('the data directory has too little free space for new scans', 503, false),
   SCANLINE_ERR_STORAGE_SCHEMA: spec('the scan database has a schema version this gateway does not know', 500, false),
 
+  // DICOS files (imports, `scanline dicos inspect`).
+  SCANLINE_ERR_DICOS_PARSE: spec('the file is not a readable DICOM/DICOS file (not P10, truncated or damaged)', 400, true),
+  SCANLINE_ERR_DICOS_SOP_CLASS: spec('the DICOS SOP class is not one Scanline reads', 415, true),
+  SCANLINE_ERR_DICOS_TRANSFER_SYNTAX: spec('the DICOS transfer syntax is not one Scanline reads', 415, true),
+  SCANLINE_ERR_DICOS_IMAGE: spec('the DICOS image cannot be scanned (bit depth, size, frames, photometric or energy)', 422, true),
+
+  SCANLINE_ERR_DICOS_NOT_FINAL: spec('DICOS is written for ended scans whose results are final', 409, true),
+  SCANLINE_ERR_IMPORT_SET: spec('the files of an import do not make one inspection (one DX, or a high- and a low-energy DX of one scan)', 422, true),
+  SCANLINE_ERR_IMPORT_BUSY: spec('too many imports are running or waiting; send again shortly', 503, false),
+
   // Configuration and command line.
   SCANLINE_ERR_CONFIG_INVALID: spec('configuration is invalid', 500, true),
   SCANLINE_ERR_CLI_USAGE: spec('command line usage error', 400, true),

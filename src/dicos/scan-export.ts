@@ -1,0 +1,318 @@
+/**
+ * One ended scan as DICOS objects (docs/dicos.md, "Writer"): one inspection, one study.
+ *   series 1  DX For Processing, one per energy: the raw 16-bit lines as stored, rows = detector elements, columns =
+ *             scan lines; Scanline's private attribute carries the scan's dark and air frames, so that importing the
+ *             files again gives the same scan and the same results;
+ *   series 2  DX For Presentation: the flat-fielded (calibrated) transmission of the high (or only) energy;
+ *   series 3  MACHINE TDR: the machine's alarm decision and one PTO per assessed object (threat alerts, declaration
+ *             findings), boxed on each DX For Processing image; goods suggestions in the private attribute;
+ *   series 4  one OPERATOR TDR per officer decision.
+ * UIDs are derived from the gateway's machine id and the scan id (2.25 + a name-based 128-bit value), so exporting a
+ * scan again gives the same UIDs: an archive sees the same objects, not duplicates.
+ * Threads: the caller's; building copies the raw lines once per energy (a 2048-pixel, 4000-line dual-energy scan:
+ * about 33 MB per energy).
+ */
+import { createHash } from 'node:crypto';
+import type { DecisionRecord, ScanResultsReport } from '../protocol/index.js';
+import type { JournalFrame, ScanRecord } from '../storage/index.js';
+import { SopClass } from './dictionary.js';
+import type { DxEnergy } from './read.js';
+import { type DicosInspection, type DicosReference, type TdrPtoInput, writeDx, writeTdr } from './write.js';
+
+export interface ScanExportInput {
+  record: ScanRecord;
+  /** Raw lines as stored: per line, each energy's pixels in turn (high first). */
+  raw: Uint16Array;
+  /** Calibration frames the portal sent (the journal's dark and air frames with their payloads). */
+  calibration: JournalFrame[];
+  /** Lines averaged as air when the portal sent no air frame (stitch.airLines). */
+  airLines: number;
+  /** The final machine report; null without one (inference off, or still scoring). */
+  report: ScanResultsReport | null;
+  decisions: DecisionRecord[];
+  machine: { machineId: string; version: string };
+  institution: string | null;
+}
+
+export interface DicosFile {
+  /** File name in the export, e.g. `dx-processing-high.dcm`. */
+  name: string;
+  sopClassUid: string;
+  sopInstanceUid: string;
+  bytes: Uint8Array;
+}
+
+/** A stable UID for `what` of this scan on this gateway: 2.25 + 128 bits of SHA-256 (PS3.5 B.2, name-based). */
+export function derivedUid(machineId: string, scanId: string, what: string): string {
+  const h = createHash('sha256').update(`scanline\0${machineId}\0${scanId}\0${what}`).digest();
+  // Version 8 (custom) and RFC 9562 variant bits, as a name-based UUID would have; the UID is its integer value.
+  h[6] = (h[6] & 0x0f) | 0x80;
+  h[8] = (h[8] & 0x3f) | 0x80;
+  return `2.25.${BigInt(`0x${h.subarray(0, 16).toString('hex')}`).toString(10)}`;
+}
+
+/** DICOS Threat Category of a threat label of the demo models (docs/dicos.md, "Mapping"). */
+export function threatCategoryOf(label: string): string {
+  switch (label) {
+    case 'firearm':
+    case 'weapon':
+    case 'knife':
+      return 'PI';
+    case 'explosive':
+    case 'explosives':
+      return 'EXPLOSIVE';
+    case 'narcotics':
+    case 'drugs':
+      return 'CONTRABAND';
+    default:
+      return 'OTHER';
+  }
+}
+
+const ENERGY_NAMES: Record<number, DxEnergy[]> = { 1: ['single'], 2: ['high', 'low'] };
+
+/** The DICOS objects of an ended scan, in series order. */
+export function buildScanExport(input: ScanExportInput): DicosFile[] {
+  const { record, raw, machine } = input;
+  const { pixels, energies } = record.detector;
+  const lines = record.lines;
+  if (raw.length !== lines * energies * pixels) throw new RangeError(`raw lines: ${raw.length} values for ${lines} x ${energies} x ${pixels}`);
+  const uid = (what: string): string => derivedUid(machine.machineId, record.scanId, what);
+  const plate = typeof record.vehicle?.plate === 'string' && record.vehicle.plate.trim() !== '' ? record.vehicle.plate.trim() : null;
+  const inspection: DicosInspection = {
+    studyInstanceUid: uid('study'),
+    frameOfReferenceUid: uid('frame-of-reference'),
+    scanId: record.scanId,
+    ooiId: plate ?? record.scanId,
+    ooiIdType: 'TEXT',
+    stationName: record.origin?.station ?? record.portalId,
+    institution: input.institution,
+    manufacturer: 'Scanline project',
+    modelName: 'Scanline gateway',
+    softwareVersion: machine.version,
+    deviceSerialNumber: machine.machineId,
+    startedAt: new Date(record.startedAt),
+  };
+  const acquiredAt = new Date(record.startedAt);
+  const spacing: [number, number] = [record.detector.pitchMm, record.detector.pitchMm];
+  const files: DicosFile[] = [];
+  const processing: DicosReference[] = [];
+
+  // Series 1: DX For Processing per energy.
+  const names = ENERGY_NAMES[energies];
+  const processingSeries = uid('series-processing');
+  for (let e = 0; e < energies; e++) {
+    const image = energyImage(raw, lines, energies, pixels, e);
+    const calibration = input.calibration
+      .filter((f) => f.payload !== null)
+      .map((f) => ({
+        kind: f.kind === 2 ? 'dark' : 'air',
+        lines: f.lineCount,
+        values: Buffer.from(energyLines(f.payload!, f.lineCount, energies, pixels, e).buffer).toString('base64'),
+      }));
+    const sopInstanceUid = uid(`dx-processing-${names[e]}`);
+    files.push({
+      name: `dx-processing-${names[e]}.dcm`,
+      sopClassUid: SopClass.DxForProcessing,
+      sopInstanceUid,
+      bytes: writeDx({
+        inspection,
+        sopInstanceUid,
+        seriesInstanceUid: processingSeries,
+        seriesNumber: 1,
+        intent: 'FOR PROCESSING',
+        energy: names[e],
+        rows: pixels,
+        columns: lines,
+        pixels: image,
+        pixelSpacingMm: spacing,
+        acquiredAt,
+        privateText: { 0: JSON.stringify({ scanId: record.scanId, portalId: record.portalId, calibration }) },
+      }),
+    });
+    processing.push({ sopClassUid: SopClass.DxForProcessing, sopInstanceUid });
+  }
+
+  // Series 2: DX For Presentation of the first energy, flat-fielded.
+  const presentationUid = uid('dx-presentation');
+  files.push({
+    name: 'dx-presentation.dcm',
+    sopClassUid: SopClass.DxForPresentation,
+    sopInstanceUid: presentationUid,
+    bytes: writeDx({
+      inspection,
+      sopInstanceUid: presentationUid,
+      seriesInstanceUid: uid('series-presentation'),
+      seriesNumber: 2,
+      intent: 'FOR PRESENTATION',
+      energy: names[0],
+      rows: pixels,
+      columns: lines,
+      pixels: flatField(raw, lines, energies, pixels, input.calibration, input.airLines),
+      pixelSpacingMm: spacing,
+      acquiredAt,
+      window: { center: 32_768, width: 65_536, explanation: 'transmission 0..1 as 0..65535' },
+    }),
+  });
+
+  // Series 3: the MACHINE TDR, from the final report.
+  const report = input.report;
+  let machineTdr: DicosReference | null = null;
+  if (report !== null && report.status === 'final') {
+    const ptos: TdrPtoInput[] = report.objects.map((o, i) => ({
+      id: i + 1,
+      category: o.assessment === 'THREAT' ? threatCategoryOf(o.category) : 'ANOMALY',
+      description: ptoDescription(o),
+      flag: 'THREAT',
+      probability: o.probability,
+      boxes: processing.map((on) => ({
+        on,
+        x: o.box.lineStart,
+        y: o.box.pixelStart,
+        width: o.box.lineEnd - o.box.lineStart,
+        height: o.box.pixelEnd - o.box.pixelStart,
+      })),
+    }));
+    const sopInstanceUid = uid('tdr-machine');
+    files.push({
+      name: 'tdr-machine.dcm',
+      sopClassUid: SopClass.ThreatDetectionReport,
+      sopInstanceUid,
+      bytes: writeTdr({
+        inspection,
+        sopInstanceUid,
+        seriesInstanceUid: uid('series-tdr-machine'),
+        seriesNumber: 3,
+        type: 'MACHINE',
+        alarmDecision: report.alarmDecision,
+        decisionTime: new Date(report.alarmDecisionTime),
+        references: processing,
+        ptos,
+        algorithm: ['Scanline project', `scanline ${report.machine.version}`, ...report.algorithms.map((a) => `${a.name} ${a.version}`)],
+        processingTimeMs: report.processingTimeMs,
+        privateText: {
+          0: JSON.stringify({
+            decisionReason: report.decisionReason,
+            goods: report.goods.segments,
+            declaration: report.goods.declaration,
+            objectIds: report.objects.map((o) => o.id),
+          }),
+        },
+      }),
+    });
+    machineTdr = { sopClassUid: SopClass.ThreatDetectionReport, sopInstanceUid };
+  }
+
+  // Series 4: one OPERATOR TDR per decision.
+  for (const d of input.decisions) {
+    const objects = report?.objects ?? [];
+    const ptos: TdrPtoInput[] = objects.map((o, i) => {
+      const view = d.suggestions[o.id];
+      return {
+        id: i + 1,
+        category: o.assessment === 'THREAT' ? threatCategoryOf(o.category) : 'ANOMALY',
+        description: ptoDescription(o),
+        flag: view === 'accept' ? 'THREAT' : view === 'reject' ? 'NO_THREAT' : 'UNKNOWN',
+        probability: null,
+        boxes: processing.map((on) => ({
+          on,
+          x: o.box.lineStart,
+          y: o.box.pixelStart,
+          width: o.box.lineEnd - o.box.lineStart,
+          height: o.box.pixelEnd - o.box.pixelStart,
+        })),
+      };
+    });
+    const sopInstanceUid = uid(`tdr-operator-${d.id}`);
+    files.push({
+      name: `tdr-operator-${d.id}.dcm`,
+      sopClassUid: SopClass.ThreatDetectionReport,
+      sopInstanceUid,
+      bytes: writeTdr({
+        inspection,
+        sopInstanceUid,
+        seriesInstanceUid: uid('series-tdr-operator'),
+        seriesNumber: 4,
+        type: 'OPERATOR',
+        // An officer who sends the truck to physical inspection raises the alarm; "clear" releases it.
+        alarmDecision: d.verdict === 'inspect' ? 'ALARM' : 'CLEAR',
+        decisionTime: new Date(d.decidedAt),
+        references: processing,
+        ptos,
+        operator: { id: d.operatorId, name: d.operatorId, issuer: 'SCANLINE' },
+        ...(machineTdr ? { answers: machineTdr } : {}),
+        comment: d.comment,
+        privateText: { 0: JSON.stringify({ decisionId: d.id, verdict: d.verdict, machineDecision: d.machineDecision, suggestions: d.suggestions }) },
+      }),
+    });
+  }
+  return files;
+}
+
+function ptoDescription(o: ScanResultsReport['objects'][number]): string {
+  switch (o.assessment) {
+    case 'THREAT':
+      return o.categoryDescription;
+    case 'UNDECLARED_GOODS':
+      return `Undeclared goods: ${o.categoryDescription}${o.hsCodes && o.hsCodes.length > 0 ? ` (HS ${o.hsCodes.join(', ')})` : ''}`;
+    case 'DECLARED_GOODS_MISSING':
+      return 'Declared goods not seen: the cargo bay looks empty';
+  }
+}
+
+/** One energy of line-major raw data as a DX image: rows = detector elements, columns = lines. */
+export function energyImage(raw: Uint16Array, lines: number, energies: number, pixels: number, energy: number): Uint16Array {
+  const out = new Uint16Array(pixels * lines);
+  for (let l = 0; l < lines; l++) {
+    const base = (l * energies + energy) * pixels;
+    for (let p = 0; p < pixels; p++) out[p * lines + l] = raw[base + p];
+  }
+  return out;
+}
+
+/** One energy's lines of a calibration payload (lineCount lines, energies interleaved), line-major. */
+function energyLines(payload: Uint16Array, lineCount: number, energies: number, pixels: number, energy: number): Uint16Array {
+  const out = new Uint16Array(lineCount * pixels);
+  for (let l = 0; l < lineCount; l++) out.set(payload.subarray((l * energies + energy) * pixels, (l * energies + energy + 1) * pixels), l * pixels);
+  return out;
+}
+
+/**
+ * Transmission of the first energy, (raw - dark) / (air - dark) per detector element, clamped to 0..1 and scaled to
+ * 0..65535: the flat field the stitcher applies (dark and air frames averaged; without an air frame the first
+ * airLines lines; without a dark frame zero), without its dead-pixel interpolation.
+ */
+function flatField(raw: Uint16Array, lines: number, energies: number, pixels: number, calibration: JournalFrame[], airLines: number): Uint16Array {
+  const mean = (kind: number): Float64Array | null => {
+    const frames = calibration.filter((f) => f.kind === kind && f.payload !== null);
+    if (frames.length === 0) return null;
+    const sum = new Float64Array(pixels);
+    let n = 0;
+    for (const f of frames) {
+      for (let l = 0; l < f.lineCount; l++) {
+        const base = l * energies * pixels;
+        for (let p = 0; p < pixels; p++) sum[p] += f.payload![base + p];
+        n++;
+      }
+    }
+    for (let p = 0; p < pixels; p++) sum[p] /= n;
+    return sum;
+  };
+  const dark = mean(2) ?? new Float64Array(pixels);
+  let air = mean(3);
+  if (air === null) {
+    air = new Float64Array(pixels);
+    const n = Math.max(1, Math.min(airLines, lines));
+    for (let l = 0; l < n; l++) for (let p = 0; p < pixels; p++) air[p] += raw[l * energies * pixels + p] / n;
+  }
+  const out = new Uint16Array(pixels * lines);
+  for (let l = 0; l < lines; l++) {
+    const base = l * energies * pixels;
+    for (let p = 0; p < pixels; p++) {
+      const span = air[p] - dark[p];
+      const t = span > 0 ? (raw[base + p] - dark[p]) / span : 0;
+      out[p * lines + l] = Math.round(Math.min(1, Math.max(0, t)) * 65_535);
+    }
+  }
+  return out;
+}
