@@ -18,6 +18,7 @@ import { createGatewayMetrics, type GatewayMetrics, type HttpServer, type RouteS
 import { isNativeStitcherAvailable, type StitcherFactory } from './stitch/index.js';
 import { DiskMonitor, IdentityStore, ScanStore, SpaceReserve } from './storage/index.js';
 import { RetentionService } from './retention/index.js';
+import { ImportService } from './imports/index.js';
 
 export const GATEWAY_PHASES = ['starting', 'ready', 'draining', 'closing', 'closed'] as const;
 export type GatewayPhase = (typeof GATEWAY_PHASES)[number];
@@ -222,6 +223,15 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       (r) => r.close(),
     );
     retention.start();
+    // Images from installed scanners (POST /v1/imports) are fed to ingest as an in-process portal (src/imports).
+    const imports = new ImportService({
+      ingest,
+      config: config.import,
+      dataDir: config.storage.dataDir,
+      audit: (e) => identity.record(e),
+      log: log.child({ module: 'imports' }),
+    });
+    await imports.open();
     const metrics = config.metrics.enabled
       ? resources.defer(
           'metrics',
@@ -241,6 +251,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
             renders: () => ({ running: server?.renders.active ?? 0, queued: server?.renders.queued ?? 0 }),
             auditHead: () => identity.auditHead(),
             retention: () => retention.stats,
+            imports: () => imports.stats,
             disk: () => ({
               free: disk.freeBytes,
               total: disk.totalBytes,
@@ -290,6 +301,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
           : {}),
         ...(metrics ? { metrics } : {}),
         operator,
+        imports,
       }),
       (s) => s.closeAll(),
     );

@@ -11,7 +11,7 @@ import type { AuditTrail } from './identity-service.js';
 
 const MAX_KEYS = 50_000;
 
-export type ScanReadKind = 'image' | 'results' | 'screen';
+export type ScanReadKind = 'image' | 'results' | 'screen' | 'dicos';
 
 export class ReadAudit {
   private readonly last = new Map<string, number>();

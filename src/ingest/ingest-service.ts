@@ -229,6 +229,7 @@ export class IngestService {
         endedAt: null,
         updatedAt: startedAt.toISOString(),
         reason: null,
+        origin: conn.origin,
       });
     } catch (err) {
       stitcher.close();

@@ -8,6 +8,7 @@
  */
 import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import type { ScanOrigin } from '../storage/index.js';
 import type { ActiveScan, ScanOwner } from './active-scan.js';
 import { PROTOCOL_VERSION, parsePortalMessage, type DetectorInfo, type GatewayMessage, type HelloMessage, type PortalMessage } from '../protocol/index.js';
 import { SLICE_HEADER_BYTES, SliceKind, decodeSliceHeader } from '../protocol/index.js';
@@ -66,6 +67,26 @@ export class PortalConnection implements ScanOwner {
   }
 
   private helloTimer: NodeJS.Timeout | null = null;
+
+  /** Where this connection's scans come from: null for a portal; an imported image's origin for an importer. */
+  origin: ScanOrigin | null = null;
+
+  /**
+   * In place of hello, for an in-process importer (src/imports): the route or listener that received the image
+   * authenticated its sender, so no portal credential applies. The connection is not registered as the portal's
+   * (imports of one source run side by side, and never replace a portal's connection or each other). Everything
+   * after hello (scan.start, frames, acks, scan.end) takes the same path as a portal's.
+   */
+  acceptImporter(portalId: string, detector: DetectorInfo, origin: ScanOrigin): void {
+    if (this.detector) throw new ScanlineError('SCANLINE_ERR_PROTO_HELLO_REPEATED', `hello was already accepted for portal ${this.portalId}`);
+    if (this.helloTimer) clearTimeout(this.helloTimer);
+    this.helloTimer = null;
+    this.portalId = portalId;
+    this.detector = { ...detector };
+    this.origin = origin;
+    this.portalStats = portalStatsOf(this.service.stats, portalId);
+    this.portalStats.connections++;
+  }
 
   get isOpen(): boolean {
     return !this.closed;

@@ -10,6 +10,7 @@
  */
 import { Registry } from 'prom-client';
 import { type Inference, TILE_PRIORITIES } from '../inference/index.js';
+import type { ImportStats } from '../imports/index.js';
 import type { IngestService, PortalIngestStats } from '../ingest/index.js';
 import type { ResultsService } from '../results/index.js';
 import type { ScanStore } from '../storage/index.js';
@@ -52,6 +53,8 @@ export interface GatewayMetricsOptions {
   auditHead?: () => { id: number; hash: string } | null;
   /** Counters of the retention policy's background runs (src/retention). */
   retention?: () => { runs: number; deleted: number; bytes: number; failures: number };
+  /** Imports of DICOS images (src/imports). */
+  imports?: () => ImportStats;
   /** The data directory's disk (src/storage DiskMonitor): free and total bytes, the limit, the gateway's own files (null while measured), the reserve held. */
   disk?: () => { free: number; total: number; minFree: number; used: number | null; reserve: number };
 }
@@ -84,6 +87,7 @@ export function createGatewayMetrics(o: GatewayMetricsOptions): GatewayMetrics {
     ...storageMetrics(o.ingest, o.store, o.results),
     ...(o.disk ? diskMetrics(o.disk) : []),
     ...(o.retention ? retentionMetrics(o.retention) : []),
+    ...(o.imports ? importMetrics(o.imports) : []),
     ...operatorMetrics(operator),
     ...securityMetrics(o),
     ...(processMetrics?.metrics() ?? []),
@@ -480,6 +484,31 @@ function retentionMetrics(r: NonNullable<GatewayMetricsOptions['retention']>): A
     counter('scanline_retention_deleted_scans_total', 'Scans the retention policy deleted (each audited as retention.delete).', [], () => one(r().deleted)),
     counter('scanline_retention_deleted_bytes_total', "Bytes of the deleted scans' files.", [], () => one(r().bytes)),
     counter('scanline_retention_failures_total', 'Scans the retention policy could not delete, and runs that failed.', [], () => one(r().failures)),
+  ];
+}
+
+function importMetrics(stats: () => ImportStats): Array<CollectedMetric | CollectedHistogram> {
+  return [
+    counter(
+      'scanline_imports_total',
+      'Imports of DICOS images by outcome: ok (a scan was made), refused (bad files or set; kept in quarantine), failed (the gateway could not take it, e.g. storage full).',
+      ['outcome'],
+      () => (['ok', 'refused', 'failed'] as const).map((outcome) => ({ labels: { outcome }, value: stats().outcomes.get(outcome) ?? 0 })),
+    ),
+    gauge('scanline_imports_in_progress', 'Imports being decoded and fed to the pipeline now (import.maxConcurrent at most).', [], () =>
+      one(stats().inProgress),
+    ),
+    gauge('scanline_imports_queued', 'Imports waiting for a free slot (import.maxQueued at most).', [], () => one(stats().queued)),
+    counter('scanline_import_lines_total', 'Lines of imported images fed to the pipeline.', [], () => one(stats().linesImported)),
+    counter('scanline_import_quarantined_files_total', 'Refused files kept in the quarantine folder with their reason.', [], () =>
+      one(stats().quarantinedFiles),
+    ),
+    counter('scanline_import_quarantine_dropped_files_total', 'Refused files not kept because the quarantine was full (import.quarantineMaxBytes).', [], () =>
+      one(stats().quarantineDropped),
+    ),
+    gauge('scanline_import_quarantine_bytes', 'Bytes in the quarantine folder (counted at start, then grown by what is kept).', [], () =>
+      one(stats().quarantineBytes),
+    ),
   ];
 }
 

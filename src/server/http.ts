@@ -95,8 +95,8 @@ export class PendingResponse {
     this.send(302, 'text/plain; charset=utf-8', '', { Location: location, ...headers });
   }
 
-  json(status: number, body: unknown): void {
-    this.send(status, JSON_TYPE, JSON.stringify(body));
+  json(status: number, body: unknown, headers: Record<string, string> = {}): void {
+    this.send(status, JSON_TYPE, JSON.stringify(body), headers);
   }
 
   /**

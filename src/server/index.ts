@@ -5,7 +5,7 @@
  * server lists them for the access matrix test.
  */
 import sharp from 'sharp';
-import type { GatewayConfig } from '../config/index.js';
+import { type GatewayConfig, packageVersion } from '../config/index.js';
 import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
 import type { IdentityService, OidcSignIn, ReadAudit } from '../identity/index.js';
 import { CloseCode, type IngestService, type PortalConnection } from '../ingest/index.js';
@@ -19,6 +19,10 @@ import { registerDecisionRoutes } from './decisions-api.js';
 import { operatorImageRenderer } from './operator-image.js';
 import { registerOperatorFeed, registerOperatorUi, type OperatorFeed } from './operator-route.js';
 import { registerReferenceRoutes } from './references-api.js';
+import { registerImportRoutes } from './imports-api.js';
+import { registerDicosRoutes } from './dicos-api.js';
+import { hostname } from 'node:os';
+import type { ImportService } from '../imports/index.js';
 import { registerScanRoutes } from './scans-api.js';
 import { readRequestFacts, RequestGuard, type RouteSpec } from './guard.js';
 import { Routes } from './routes.js';
@@ -65,6 +69,8 @@ export interface HttpServerOptions {
   references?: ReferenceChanges;
   /** Operator screens: the feed (WS /v1/operator) and the web UI (GET /); absent: neither is served. */
   operator?: OperatorHub;
+  /** Imports of DICOS images (POST /v1/imports); absent: the route answers 404. */
+  imports?: ImportService;
 }
 
 /** What GET /metrics serves: the exposition text, rendered at each scrape. */
@@ -264,6 +270,18 @@ function buildApp(o: HttpServerOptions, tls: boolean, shared: ServerShared): Bui
     o.reads,
   );
   registerReferenceRoutes(routes, o.log, o.results, o.references);
+  if (o.imports) registerImportRoutes(routes, { imports: o.imports, maxBytes: o.config.import.maxBytes, log: o.log });
+  registerDicosRoutes(routes, {
+    ingest: o.ingest,
+    store: o.store,
+    results: o.results,
+    renders: shared.renders,
+    reads: o.reads,
+    machine: { machineId: o.config.results.machineId || hostname(), version: packageVersion() ?? '0.0.0' },
+    institution: o.config.dicos.institution,
+    airLines: o.config.stitch.airLines,
+    log: o.log,
+  });
   registerHealthRoutes(routes, o);
   if (o.metrics) registerMetricsRoute(routes, o.metrics, o.log);
   let feed: OperatorFeed | null = null;

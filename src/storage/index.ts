@@ -3,6 +3,7 @@ export { ScanStore, RawWriter, DIRECT_IO_ALIGNMENT } from './scan-store.js';
 export { MIGRATIONS, SCHEMA_VERSION, type Migration, type MigrationOutcome } from './migrations.js';
 export type {
   ScanRecord,
+  ScanOrigin,
   ScanState,
   DetectorGeometry,
   ListScansQuery,

@@ -193,12 +193,21 @@ ALTER TABLE scans ADD COLUMN legal_hold_reason TEXT;
 CREATE INDEX scans_ended ON scans (ended_at);
 `;
 
+/**
+ * Version 6: where a scan came from. NULL for a scan a portal streamed; for an imported image (DICOS, a TIFF/PNG file)
+ * the JSON of its ScanOrigin: source, sending station, who sent it, the original UIDs.
+ */
+const V6 = `
+ALTER TABLE scans ADD COLUMN origin TEXT;
+`;
+
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, description: 'scans, scan_results, scan_embeddings, reference_categories, scan_decisions', sql: V1 },
   { version: 2, description: 'accounts, sessions, api_tokens, portal_identities, audit_events', sql: V2 },
   { version: 3, description: 'reference_proposals; who proposed and approved each reference category', sql: V3 },
   { version: 4, description: 'audit_events hash chain; scans sealed with the SHA-256 of their raw lines', sql: V4 },
   { version: 5, description: 'legal hold on scans (retention)', sql: V5 },
+  { version: 6, description: 'origin of imported scans', sql: V6 },
 ]);
 
 /** The schema version this code writes and reads. */

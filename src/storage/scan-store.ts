@@ -49,6 +49,27 @@ export interface ScanRecord {
   endedAt: string | null;
   updatedAt: string;
   reason: string | null;
+  /** Where the lines came from: absent or null for a portal's stream; set for an imported image. */
+  origin?: ScanOrigin | null;
+}
+
+/** Where an imported scan came from (docs/dicos.md, "Imports"); stored with the scan, shown with it, never changed. */
+export interface ScanOrigin {
+  source: 'dicos' | 'file';
+  /** The sending station as the file names it (DICOS Station Name, the sidecar's station), or null. */
+  station: string | null;
+  /** Who sent it: the signed-in user or the owner of the token (`user:NAME`), or the DICOS peer (`dicos:AE_TITLE`). */
+  receivedBy: string;
+  /** ISO 8601. */
+  receivedAt: string;
+  /** DICOS: Scan (Study) Instance UID and the SOP Instance UID of each image, high energy first. */
+  studyInstanceUid: string | null;
+  sopInstanceUids: string[];
+  /** DICOS: SOP class and transfer syntax of the first image. */
+  sopClassUid: string | null;
+  transferSyntaxUid: string | null;
+  /** The object of inspection's id as the file gives it (DICOS OOI ID), or null. */
+  ooiId: string | null;
 }
 
 /** An ended scan as the retention policy sees it (ScanStore.retentionRows). */
@@ -93,6 +114,7 @@ interface ScanRow {
   ended_at: string | null;
   updated_at: string;
   reason: string | null;
+  origin: string | null;
 }
 
 /**
@@ -189,6 +211,8 @@ function fromRow(r: ScanRow): ScanRecord {
     endedAt: r.ended_at,
     updatedAt: r.updated_at,
     reason: r.reason,
+    // A portal's scan has no origin field at all (as before migration 6); an import's has it.
+    ...(r.origin ? { origin: JSON.parse(r.origin) as ScanOrigin } : {}),
   };
 }
 
@@ -361,9 +385,9 @@ export class ScanStore {
     this.db = db;
     this.rawOptions = rawOptions;
     this.insert = db.prepare(`INSERT INTO scans (scan_id, portal_id, stream_id, state, pixels, energies, pitch_mm,
-      line_rate_hz, lines, gaps, vehicle, declaration, started_at, ended_at, updated_at, reason)
+      line_rate_hz, lines, gaps, vehicle, declaration, started_at, ended_at, updated_at, reason, origin)
       VALUES (@scan_id, @portal_id, @stream_id, @state, @pixels, @energies, @pitch_mm, @line_rate_hz, @lines, @gaps,
-      @vehicle, @declaration, @started_at, @ended_at, @updated_at, @reason)`);
+      @vehicle, @declaration, @started_at, @ended_at, @updated_at, @reason, @origin)`);
     this.byId = db.prepare('SELECT * FROM scans WHERE scan_id = ?');
   }
 
@@ -1020,6 +1044,7 @@ export class ScanStore {
       ended_at: r.endedAt,
       updated_at: r.updatedAt,
       reason: r.reason,
+      origin: r.origin ? JSON.stringify(r.origin) : null,
     };
   }
 }

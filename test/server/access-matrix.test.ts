@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { newUid, writeDx } from '../../src/dicos/index.js';
 import { ROLES, type Role, roleAllows } from '../../src/identity/index.js';
 import type { RouteSpec } from '../../src/server/index.js';
 import { simulatePortals } from '../../tools/simulator/index.js';
@@ -28,7 +29,43 @@ interface Caller {
 interface Probe {
   method: 'GET' | 'POST' | 'DELETE';
   path: string;
+  /** A JSON body. */
   body?: unknown;
+  /** A body of another type (an image to import). */
+  raw?: { contentType: string; bytes: Uint8Array };
+}
+
+/** A small single-energy DX For Processing, as a scanner exports it: what POST /v1/imports takes. */
+function dxForImport(): Uint8Array {
+  const rows = 64;
+  const columns = 96;
+  const pixels = new Uint16Array(rows * columns).map((_, i) => 20_000 + ((i * 7) % 30_000));
+  return writeDx({
+    inspection: {
+      studyInstanceUid: newUid(),
+      frameOfReferenceUid: newUid(),
+      scanId: 'matrix',
+      ooiId: 'matrix',
+      ooiIdType: 'TEXT',
+      stationName: 'scanner-1',
+      institution: null,
+      manufacturer: 'test',
+      modelName: 'test',
+      softwareVersion: '1',
+      deviceSerialNumber: '1',
+      startedAt: new Date(),
+    },
+    sopInstanceUid: newUid(),
+    seriesInstanceUid: newUid(),
+    seriesNumber: 1,
+    intent: 'FOR PROCESSING',
+    energy: 'single',
+    rows,
+    columns,
+    pixels,
+    pixelSpacingMm: [5, 5],
+    acquiredAt: new Date(),
+  });
 }
 
 interface Entry {
@@ -103,6 +140,12 @@ const TABLE: Record<string, Entry> = {
     probe: (caller) => ({ method: 'POST', path: `/v1/scans/${scanId}/decision`, body: { verdict: 'inspect', comment: `by ${caller}` } }),
   },
   'GET /v1/scans/:scanId/decisions': { access: 'viewer', ok: 200, probe: () => ({ method: 'GET', path: `/v1/scans/${scanId}/decisions` }) },
+  'GET /v1/scans/:scanId/dicos': { access: 'viewer', ok: 200, probe: () => ({ method: 'GET', path: `/v1/scans/${scanId}/dicos` }) },
+  'POST /v1/imports': {
+    access: 'officer',
+    ok: 201,
+    probe: () => ({ method: 'POST', path: '/v1/imports', raw: { contentType: 'application/dicom', bytes: dxForImport() } }),
+  },
   // Last: a session caller signs itself out here (it signs in again before its next route).
   'DELETE /v1/session': { access: 'signedIn', ok: 204, probe: () => ({ method: 'DELETE', path: '/v1/session' }) },
 };
@@ -223,8 +266,14 @@ describe('access matrix: every route x every kind of caller', () => {
 async function request(gw: TestGateway, probe: Probe, headers: Record<string, string>): Promise<number> {
   const res = await fetch(`${gw.httpUrl}${probe.path}`, {
     method: probe.method,
-    headers: { ...(probe.body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    headers: {
+      ...(probe.body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...headers,
+      // A session's headers name JSON; an image says what it is.
+      ...(probe.raw !== undefined ? { 'content-type': probe.raw.contentType } : {}),
+    },
     ...(probe.body !== undefined ? { body: JSON.stringify(probe.body) } : {}),
+    ...(probe.raw !== undefined ? { body: Buffer.from(probe.raw.bytes) } : {}),
   });
   await res.arrayBuffer();
   return res.status;

@@ -51,7 +51,7 @@ function v1Only(i: ReturnType<typeof inspect>): ReturnType<typeof inspect> {
             ? {
                 ...o,
                 sql: o.sql.replace(
-                  /, raw_sha256 TEXT, legal_hold INTEGER NOT NULL DEFAULT 0, legal_hold_by TEXT, legal_hold_at TEXT, legal_hold_reason TEXT/,
+                  /, raw_sha256 TEXT, legal_hold INTEGER NOT NULL DEFAULT 0, legal_hold_by TEXT, legal_hold_at TEXT, legal_hold_reason TEXT, origin TEXT/,
                   '',
                 ),
               }
@@ -472,12 +472,12 @@ describe('ScanStore: schema versions', () => {
     const legacy = dataDir();
     unversionedDatabase(legacy, UNVERSIONED_SCHEMA);
     const now = inspect(fresh);
-    expect(SCHEMA_VERSION).toBe(5);
+    expect(SCHEMA_VERSION).toBe(6);
     expect(now.version).toBe(SCHEMA_VERSION);
     expect(now.tables).toEqual(TABLES);
     expect(v1Only(now).schema).toEqual(inspect(legacy).schema);
     expect(existsSync(join(fresh, 'scans'))).toBe(true);
-    expect(lines.filter((l) => l.level === 'info').map((l) => [l.obj, l.msg])).toEqual([[{ from: 0, to: 5, adopted: false }, 'scan database created']]);
+    expect(lines.filter((l) => l.level === 'info').map((l) => [l.obj, l.msg])).toEqual([[{ from: 0, to: 6, adopted: false }, 'scan database created']]);
   });
 
   it('opens the current version again without migrating or logging', () => {
@@ -513,7 +513,7 @@ describe('ScanStore: schema versions', () => {
     const { log, lines } = recordingLogger();
     const store = open(dir, log);
     expect(lines.filter((l) => l.level === 'info').map((l) => [l.obj, l.msg])).toEqual([
-      [{ from: 0, to: 5, adopted: true }, 'scan database from before schema versions adopted and upgraded'],
+      [{ from: 0, to: 6, adopted: true }, 'scan database from before schema versions adopted and upgraded'],
     ]);
     expect(store.getScan('old-1')).toEqual({
       scanId: 'old-1',

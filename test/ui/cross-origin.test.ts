@@ -186,6 +186,7 @@ function targets(scanId: string): Target[] {
     { name: 'reference-delete', method: 'DELETE', path: '/v1/references/attack-ref', formCode: 'SCANLINE_ERR_HTTP_NOT_FOUND' },
     { name: 'sign-out', method: 'DELETE', path: '/v1/session', formCode: ORIGIN },
     { name: 'sign-in', method: 'POST', path: '/v1/session', body: { username: MALLORY, password: MALLORY_PASSWORD.slice(0, -1) }, formCode: ORIGIN },
+    { name: 'import', method: 'POST', path: '/v1/imports', body: { dicom: 'not an image' }, formCode: ORIGIN },
   ];
 }
 
@@ -408,10 +409,13 @@ describe.skipIf(skipWithout(CHROMIUM))('pages of another origin against a signed
 
     // Nothing recorded: no decision, no reference, no sign-out, no sign-in as the attacker, the officer still in.
     expect(gw.store.listDecisions(scanId)).toEqual([]);
+    expect(gw.store.listScans({ portalId: 'import' })).toEqual([]);
     expect(gw.results).toBeNull(); // inference off: there is no library to change; the guard refused before the route
     const people = gw.identity
       .listAudit({ limit: 1000 })
-      .filter((e) => e.action.startsWith('session.') || e.action.startsWith('decision.') || e.action.startsWith('reference.'));
+      .filter(
+        (e) => e.action.startsWith('session.') || e.action.startsWith('decision.') || e.action.startsWith('reference.') || e.action.startsWith('import.'),
+      );
     expect(people.map((e) => `${e.action} ${e.target} ${e.outcome}`)).toEqual([`session.login ${OFFICER} ok`]);
     const session = await screen.evaluate(async () => {
       const r = await fetch('/v1/session');

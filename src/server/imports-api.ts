@@ -1,0 +1,160 @@
+/**
+ * Imports over HTTP:
+ *   POST /v1/imports[?plate=&hsCodes=0803,2402]   (role officer; a program uses an API token of such an account)
+ *     Content-Type: application/dicom                          one DX image (one energy)
+ *     Content-Type: multipart/related; type="application/dicom"; boundary=...
+ *                                                              a dual-energy pair: two application/dicom parts
+ *   -> 201 {scanId, portalId, lines, pixels, energies, gaps, origin, warnings} with Location: /v1/scans/:scanId,
+ *      once the scan is completed (its lines stored); its results follow as for any scan.
+ * Bad files get the reader's error code (docs/errors.md, DICOS files) and are kept in quarantine (src/imports).
+ * The body is read up to import.maxBytes (a Content-Length above it is refused before any byte is read).
+ */
+import { ScanlineError } from '../errors/index.js';
+import type { ImportService } from '../imports/index.js';
+import type { Logger } from '../log/index.js';
+import type { Declaration } from '../protocol/index.js';
+import { handleAsync } from './http.js';
+import { principalOf, type Routes } from './routes.js';
+import type { HttpRequest, HttpResponse } from './uws.js';
+
+export interface ImportRouteOptions {
+  imports: ImportService;
+  maxBytes: number;
+  log: Logger;
+}
+
+/** Reads a whole binary body of at most `maxBytes`; call synchronously in the handler (after handleAsync set onAborted). */
+function readBinaryBody(res: HttpResponse, maxBytes: number, declaredLength: number | null): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    if (declaredLength !== null && declaredLength > maxBytes) {
+      reject(
+        new ScanlineError('SCANLINE_ERR_HTTP_BODY_TOO_LARGE', `request body of ${declaredLength} bytes exceeds ${maxBytes} bytes (import.maxBytes)`, {
+          maxBytes,
+        }),
+      );
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    res.onData((chunk: ArrayBuffer, isLast: boolean) => {
+      if (failed) return;
+      size += chunk.byteLength;
+      if (size > maxBytes) {
+        failed = true;
+        reject(new ScanlineError('SCANLINE_ERR_HTTP_BODY_TOO_LARGE', `request body exceeds ${maxBytes} bytes (import.maxBytes)`, { maxBytes }));
+        return;
+      }
+      // The chunk is valid only during this call: copy it.
+      chunks.push(Buffer.from(new Uint8Array(chunk)));
+      if (isLast) resolve(Buffer.concat(chunks, size));
+    });
+  });
+}
+
+/** A media type parameter (RFC 9110 5.6.6), quoted or not; null when absent. */
+function mediaParameter(contentType: string, name: string): string | null {
+  const re = new RegExp(`;\\s*${name}\\s*=\\s*(?:"((?:[^"\\\\]|\\\\.)*)"|([^;\\s]+))`, 'i');
+  const m = contentType.match(re);
+  if (!m) return null;
+  return m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2];
+}
+
+/**
+ * The parts of a multipart/related body (RFC 2387, framed as RFC 2046 5.1): each part's bytes between its headers
+ * and the CRLF before the next delimiter. Every part must be application/dicom.
+ */
+export function multipartParts(body: Buffer, boundary: string): Buffer[] {
+  const bad = (why: string): ScanlineError => new ScanlineError('SCANLINE_ERR_HTTP_BAD_BODY', `multipart body: ${why}`);
+  if (boundary.length === 0 || boundary.length > 70) throw bad('the boundary parameter must have 1-70 characters');
+  const delimiter = Buffer.from(`--${boundary}`);
+  let at = body.indexOf(delimiter);
+  if (at < 0) throw bad(`no delimiter --${boundary}`);
+  const parts: Buffer[] = [];
+  for (;;) {
+    let cursor = at + delimiter.length;
+    if (body[cursor] === 0x2d && body[cursor + 1] === 0x2d) break; // "--": the closing delimiter
+    // Transport padding, then CRLF.
+    while (body[cursor] === 0x20 || body[cursor] === 0x09) cursor++;
+    if (body[cursor] !== 0x0d || body[cursor + 1] !== 0x0a) throw bad('a delimiter is not followed by CRLF');
+    cursor += 2;
+    const headersEnd = body.indexOf('\r\n\r\n', cursor);
+    const next = body.indexOf(Buffer.concat([Buffer.from('\r\n'), delimiter]), cursor);
+    if (next < 0) throw bad('a part is not closed by a delimiter (a truncated body?)');
+    let content: Buffer;
+    if (body.subarray(cursor, cursor + 2).equals(Buffer.from('\r\n'))) content = body.subarray(cursor + 2, next);
+    else {
+      if (headersEnd < 0 || headersEnd > next) throw bad("a part's headers do not end with an empty line");
+      const headers = body.subarray(cursor, headersEnd).toString('latin1');
+      const type =
+        headers
+          .match(/^content-type\s*:\s*([^\r\n;]+)/im)?.[1]
+          .trim()
+          .toLowerCase() ?? null;
+      if (type !== null && type !== 'application/dicom') throw bad(`a part is ${type}; every part must be application/dicom`);
+      content = body.subarray(headersEnd + 4, next);
+    }
+    parts.push(content);
+    at = next + 2;
+    if (parts.length > 16) throw bad('more than 16 parts');
+  }
+  return parts;
+}
+
+const HS_CODE = /^[0-9]{2,10}$/;
+
+export function registerImportRoutes(routes: Routes, o: ImportRouteOptions): void {
+  routes.post('/v1/imports', 'officer', (res: HttpResponse, req: HttpRequest, ctx) => {
+    const principal = principalOf(ctx);
+    const contentType = ctx.facts.contentType;
+    const lengthHeader = req.getHeader('content-length');
+    const declaredLength = /^[0-9]+$/.test(lengthHeader) ? Number(lengthHeader) : null;
+    const query = new URLSearchParams(req.getQuery() ?? '');
+    handleAsync(res, req, o.log, async (out) => {
+      const type = contentType.split(';')[0].trim().toLowerCase();
+      if (type !== 'application/dicom' && type !== 'multipart/related') {
+        throw new ScanlineError(
+          'SCANLINE_ERR_HTTP_CONTENT_TYPE',
+          `send one DX as Content-Type: application/dicom, or a dual-energy pair as multipart/related; type="application/dicom" (received ${JSON.stringify(contentType.slice(0, 100) || 'none')})`,
+        );
+      }
+      const plate = query.get('plate');
+      const hsCodes = query.get('hsCodes');
+      let declaration: Declaration | undefined;
+      if (hsCodes !== null) {
+        const codes = hsCodes === '' ? [] : hsCodes.split(',').map((c) => c.trim());
+        const wrong = codes.filter((c) => !HS_CODE.test(c));
+        if (wrong.length > 0 || codes.length > 64) {
+          throw new ScanlineError(
+            'SCANLINE_ERR_HTTP_BAD_QUERY',
+            `hsCodes: expected up to 64 comma-separated HS codes of 2-10 digits (not ${JSON.stringify(wrong.slice(0, 3))})`,
+          );
+        }
+        declaration = { hsCodes: codes };
+      }
+      if (plate !== null && (plate.length === 0 || plate.length > 64))
+        throw new ScanlineError('SCANLINE_ERR_HTTP_BAD_QUERY', 'plate: expected 1-64 characters');
+      const body = await readBinaryBody(res, o.maxBytes, declaredLength);
+      let files: Buffer[];
+      if (type === 'application/dicom') files = [body];
+      else {
+        const related = mediaParameter(contentType, 'type');
+        if (related !== null && related.toLowerCase() !== 'application/dicom') {
+          throw new ScanlineError('SCANLINE_ERR_HTTP_CONTENT_TYPE', `multipart/related type must be "application/dicom" (received ${JSON.stringify(related)})`);
+        }
+        files = multipartParts(body, mediaParameter(contentType, 'boundary') ?? '');
+      }
+      const outcome = await o.imports.importDicos({
+        files,
+        sender: { actor: principal.account, address: ctx.facts.address },
+        ...(plate !== null ? { vehicle: { plate } } : {}),
+        ...(declaration ? { declaration } : {}),
+      });
+      out.json(
+        201,
+        { ...outcome, links: { scan: `/v1/scans/${encodeURIComponent(outcome.scanId)}` } },
+        { Location: `/v1/scans/${encodeURIComponent(outcome.scanId)}` },
+      );
+    });
+  });
+}
