@@ -12,6 +12,7 @@
  */
 import dcmjs, { type DenaturalizedDataset, type DicomDict } from 'dcmjs';
 import codecs from 'dcmjs-codecs';
+import dicomParser from 'dicom-parser';
 import { ScanlineError } from '../errors/index.js';
 import { READABLE_TRANSFER_SYNTAXES, SOP_CLASS_NAMES, SopClass, TRANSFER_SYNTAX_NAMES, TransferSyntax, registerDicosDictionary } from './dictionary.js';
 import { isValidUid } from './uid.js';
@@ -182,26 +183,21 @@ function parseP10(bytes: Uint8Array): DicomDict {
   if (bytes.byteLength < 132 || bytes[128] !== 0x44 || bytes[129] !== 0x49 || bytes[130] !== 0x43 || bytes[131] !== 0x4d) {
     throw dicosError('SCANLINE_ERR_DICOS_PARSE', 'not a DICOM/DICOS file: no "DICM" after the 128-byte preamble');
   }
-  const copy = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-  // dcmjs reads a value cut short by the end of the file as far as it goes and only says so on its validation log;
-  // listen to that log while parsing, so that a truncated file is refused instead of read in part.
-  const validation = dcmjs.log.getLogger('validation.dcmjs') as { warn: (...args: unknown[]) => void };
-  const quiet = validation.warn;
-  let cut: string | null = null;
-  validation.warn = (...args: unknown[]) => {
-    const text = args.map(String).join(' ');
-    if (cut === null && /but only \d+ are available/.test(text)) cut = text;
-  };
-  let parsed: DicomDict;
+  // dcmjs (0.50, the release that runs on Node 20 and that dcmjs-codecs and dcmjs-dimse use) fills a value cut short
+  // by the end of the file with zeros. dicom-parser refuses any element that runs past the end, so it checks the
+  // structure first: a truncated file is refused, never read in part.
   try {
-    parsed = dcmjs.data.DicomMessage.readFile(copy, { ignoreErrors: false });
+    dicomParser.parseDicom(bytes);
+  } catch (err) {
+    const why = typeof err === 'object' && err !== null && 'exception' in err ? String((err as { exception: unknown }).exception) : String(err);
+    throw dicosError('SCANLINE_ERR_DICOS_PARSE', `the file is truncated or damaged: ${why.replace(/^dicomParser[.:]\w+: /, '')}`);
+  }
+  const copy = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  try {
+    return dcmjs.data.DicomMessage.readFile(copy, { ignoreErrors: false });
   } catch (err) {
     throw dicosError('SCANLINE_ERR_DICOS_PARSE', `the file cannot be parsed (truncated or damaged): ${(err as Error).message}`);
-  } finally {
-    validation.warn = quiet;
   }
-  if (cut !== null) throw dicosError('SCANLINE_ERR_DICOS_PARSE', `the file is truncated: ${cut}`);
-  return parsed;
 }
 
 /** Reads one DICOS file (a whole P10 stream). */
