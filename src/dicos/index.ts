@@ -2,6 +2,7 @@
 export { SopClass, SOP_CLASS_NAMES, TransferSyntax, TRANSFER_SYNTAX_NAMES, READABLE_TRANSFER_SYNTAXES } from './dictionary.js';
 export {
   readDicos,
+  type ReadLimits,
   MAX_DX_PIXELS,
   MAX_DX_SIDE,
   type DicosCommon,

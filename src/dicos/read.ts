@@ -137,14 +137,23 @@ function values(ds: DenaturalizedDataset, tag: string): unknown[] {
   return ds[tag]?.Value ?? [];
 }
 
+/** Longest text kept from a file (the longest DICOM string VRs a reader shows are LO/UI, 64): a file cannot push more. */
+const MAX_TEXT = 64;
+
+/** A value of the file for a message: quoted, at most MAX_TEXT characters. */
+function shown(value: unknown): string {
+  const text = String(value);
+  return JSON.stringify(text.length > MAX_TEXT ? `${text.slice(0, MAX_TEXT)}...` : text);
+}
+
 function str(ds: DenaturalizedDataset, tag: string): string | null {
   const v = values(ds, tag)[0];
   if (v === undefined || v === null) return null;
   if (typeof v === 'object') {
     const alphabetic = (v as { Alphabetic?: unknown }).Alphabetic;
-    return typeof alphabetic === 'string' ? alphabetic.trim() || null : null;
+    return typeof alphabetic === 'string' ? alphabetic.trim().slice(0, MAX_TEXT) || null : null;
   }
-  const s = String(v).replace(/\0+$/, '').trim();
+  const s = String(v).replace(/\0+$/, '').trim().slice(0, MAX_TEXT);
   return s === '' ? null : s;
 }
 
@@ -201,7 +210,13 @@ function parseP10(bytes: Uint8Array): DicomDict {
 }
 
 /** Reads one DICOS file (a whole P10 stream). */
-export async function readDicos(bytes: Uint8Array): Promise<DicosObject> {
+/** Limits a caller checks before any pixel is decoded (an import: detector elements and lines a scan may have). */
+export interface ReadLimits {
+  maxRows?: number;
+  maxColumns?: number;
+}
+
+export async function readDicos(bytes: Uint8Array, limits: ReadLimits = {}): Promise<DicosObject> {
   const parsed = parseP10(bytes);
   const meta = parsed.meta;
   const ds = parsed.dict;
@@ -217,7 +232,7 @@ export async function readDicos(bytes: Uint8Array): Promise<DicosObject> {
     const name = SOP_CLASS_NAMES[sopClassUid] ?? 'not a DICOS class Scanline knows';
     throw dicosError(
       'SCANLINE_ERR_DICOS_SOP_CLASS',
-      `SOP class ${sopClassUid} (${name}) is not read; Scanline reads DICOS DX For Processing, DX For Presentation and Threat Detection Reports`,
+      `SOP class ${shown(sopClassUid)} (${name}) is not read; Scanline reads DICOS DX For Processing, DX For Presentation and Threat Detection Reports`,
       { sopClassUid },
     );
   }
@@ -225,7 +240,7 @@ export async function readDicos(bytes: Uint8Array): Promise<DicosObject> {
   if (isDx && !READABLE_TRANSFER_SYNTAXES.includes(transferSyntaxUid)) {
     throw dicosError(
       'SCANLINE_ERR_DICOS_TRANSFER_SYNTAX',
-      `transfer syntax ${transferSyntaxUid} (${TRANSFER_SYNTAX_NAMES[transferSyntaxUid] ?? 'unknown'}) is not supported; send Explicit or Implicit VR Little Endian or JPEG Lossless SV1`,
+      `transfer syntax ${shown(transferSyntaxUid)} (${TRANSFER_SYNTAX_NAMES[transferSyntaxUid] ?? 'unknown'}) is not supported; send Explicit or Implicit VR Little Endian or JPEG Lossless SV1`,
       { transferSyntaxUid },
     );
   }
@@ -254,10 +269,10 @@ export async function readDicos(bytes: Uint8Array): Promise<DicosObject> {
   checkUid('Scan (Study) Instance UID', common.studyInstanceUid, warnings);
   checkUid('Series Instance UID', common.seriesInstanceUid, warnings);
   if (common.studyInstanceUid === null) warnings.push('no Scan (Study) Instance UID (0020,000D)');
-  return isDx ? readDx(ds, common, bytes) : readTdr(ds, common);
+  return isDx ? readDx(ds, common, bytes, limits) : readTdr(ds, common);
 }
 
-async function readDx(ds: DenaturalizedDataset, common: DicosCommon, bytes: Uint8Array): Promise<DicosDx> {
+async function readDx(ds: DenaturalizedDataset, common: DicosCommon, bytes: Uint8Array, limits: ReadLimits): Promise<DicosDx> {
   const need = (tag: string, name: string): number => {
     const v = num(ds, tag);
     if (v === null) throw dicosError('SCANLINE_ERR_DICOS_PARSE', `the DX has no ${name} (${tag.slice(0, 4)},${tag.slice(4)}): a truncated or damaged file`);
@@ -271,7 +286,10 @@ async function readDx(ds: DenaturalizedDataset, common: DicosCommon, bytes: Uint
   const pixelRepresentation = num(ds, '00280103') ?? 0;
   const frames = num(ds, '00280008') ?? 1;
   const photometricInterpretation = str(ds, '00280004') ?? 'MONOCHROME2';
-  const imageType = values(ds, '00080008').map((v) => String(v).trim().toUpperCase());
+  const imageType = values(ds, '00080008').map((v) => String(v).trim().toUpperCase().slice(0, 16));
+  const highBit = num(ds, '00280102');
+  const intensitySign = num(ds, '00281041');
+  const intensityRelationship = str(ds, '00281040');
   const intent = (str(ds, '00080068') ?? (common.sopClassUid === SopClass.DxForProcessing ? 'FOR PROCESSING' : 'FOR PRESENTATION')).toUpperCase();
   const image = (problem: string): ScanlineError =>
     dicosError('SCANLINE_ERR_DICOS_IMAGE', problem, { rows, columns, bitsAllocated, photometricInterpretation });
@@ -282,12 +300,28 @@ async function readDx(ds: DenaturalizedDataset, common: DicosCommon, bytes: Uint
   if (bitsStored < 1 || bitsStored > 16) throw image(`Bits Stored is ${bitsStored}; expected 1..16`);
   if (samplesPerPixel !== 1) throw image(`the DX has ${samplesPerPixel} samples per pixel; Scanline reads one sample per pixel (grey or palette)`);
   if (!['MONOCHROME2', 'MONOCHROME1', 'PALETTE COLOR'].includes(photometricInterpretation)) {
-    throw image(`Photometric Interpretation ${photometricInterpretation} is not read; expected MONOCHROME2, MONOCHROME1 or PALETTE COLOR`);
+    throw image(`Photometric Interpretation ${shown(photometricInterpretation)} is not read; expected MONOCHROME2, MONOCHROME1 or PALETTE COLOR`);
   }
   if (pixelRepresentation !== 0) throw image('the DX has signed samples (Pixel Representation 1); detector data are unsigned');
   if (frames !== 1) throw image(`the DX has ${frames} frames; Scanline reads single-frame DX images`);
   if (rows < 1 || columns < 1 || rows > MAX_DX_SIDE || columns > MAX_DX_SIDE || rows * columns > MAX_DX_PIXELS) {
     throw image(`the DX is ${rows} x ${columns}; Scanline reads 1..${MAX_DX_SIDE} on each side and at most ${MAX_DX_PIXELS} pixels`);
+  }
+  // Checked before any pixel is decoded: a small compressed file must not make the gateway decode a huge image.
+  if (limits.maxRows !== undefined && rows > limits.maxRows) {
+    throw image(
+      `the DX has ${rows} rows; a row is one detector element and a detector has at most ${limits.maxRows} (is the image turned? columns are scan lines)`,
+    );
+  }
+  if (limits.maxColumns !== undefined && columns > limits.maxColumns) {
+    throw image(`the DX has ${columns} columns (scan lines); a scan has at most ${limits.maxColumns} (stitch.maxLines)`);
+  }
+  if (highBit !== null && highBit !== bitsStored - 1)
+    throw image(`High Bit is ${highBit} with ${bitsStored} bits stored; only High Bit = Bits Stored - 1 is read`);
+  if (intensitySign === -1 || (intensityRelationship !== null && intensityRelationship.toUpperCase() === 'LOG')) {
+    throw image(
+      `Pixel Intensity Relationship ${intensityRelationship ?? 'LIN'} with sign ${intensitySign ?? 1}: only linear data where more signal means more transmission (LIN, sign 1) can be scanned`,
+    );
   }
   const energyValue = imageType[1] ?? null;
   let energy: DxEnergy;
@@ -298,13 +332,13 @@ async function readDx(ds: DenaturalizedDataset, common: DicosCommon, bytes: Uint
     energy = 'single';
   } else {
     throw image(
-      `Image Type value 2 is "${energyValue}": a derived image (e.g. Z_EFFECTIVE) is not detector data; Scanline reads HIGH ENERGY, LOW ENERGY and INTENSITY DX images`,
+      `Image Type value 2 is ${shown(energyValue)}: a derived image (e.g. Z_EFFECTIVE) is not detector data; Scanline reads HIGH ENERGY, LOW ENERGY and INTENSITY DX images`,
     );
   }
 
   const expectedBytes = rows * columns * 2;
   let pixelBytes: ArrayBuffer;
-  if (common.transferSyntaxUid === TransferSyntax.JpegLosslessSv1) pixelBytes = await decodeJpegLossless(ds, bytes, expectedBytes);
+  if (common.transferSyntaxUid === TransferSyntax.JpegLosslessSv1) pixelBytes = await decodeJpegLossless(ds, bytes, expectedBytes, rows, columns);
   else {
     const pixelValue = values(ds, '7FE00010');
     const first = pixelValue[0];
@@ -357,7 +391,7 @@ function scanlinePrivate(ds: DenaturalizedDataset): string | null {
   return null;
 }
 
-async function decodeJpegLossless(ds: DenaturalizedDataset, bytes: Uint8Array, expectedBytes: number): Promise<ArrayBuffer> {
+async function decodeJpegLossless(ds: DenaturalizedDataset, bytes: Uint8Array, expectedBytes: number, rows: number, columns: number): Promise<ArrayBuffer> {
   const fragments = values(ds, '7FE00010').filter((v): v is ArrayBuffer => v instanceof ArrayBuffer);
   if (fragments.length === 0) throw dicosError('SCANLINE_ERR_DICOS_PARSE', 'the DX has no Pixel Data (7FE0,0010): a truncated or damaged file');
   // The codec decodes what it is given, even a stream cut short; a complete JPEG stream ends with EOI (FFD9),
@@ -368,6 +402,7 @@ async function decodeJpegLossless(ds: DenaturalizedDataset, bytes: Uint8Array, e
   if (end < 2 || last[end - 2] !== 0xff || last[end - 1] !== 0xd9) {
     throw dicosError('SCANLINE_ERR_DICOS_PARSE', 'the JPEG Lossless pixel data does not end with an EOI marker (a truncated or damaged file)');
   }
+  checkJpegFrame(new Uint8Array(fragments[0]), rows, columns);
   await ensureCodecs();
   let decoded: unknown;
   try {
@@ -379,10 +414,45 @@ async function decodeJpegLossless(ds: DenaturalizedDataset, bytes: Uint8Array, e
   }
   const frame = Array.isArray(decoded) ? decoded[0] : decoded;
   if (!(frame instanceof ArrayBuffer)) throw dicosError('SCANLINE_ERR_DICOS_PARSE', 'the JPEG Lossless pixel data decoded to nothing');
-  if (frame.byteLength < expectedBytes) {
+  if (frame.byteLength !== expectedBytes) {
     throw dicosError('SCANLINE_ERR_DICOS_PARSE', `the JPEG Lossless pixel data decoded to ${frame.byteLength} bytes; the image needs ${expectedBytes}`);
   }
   return frame;
+}
+
+/**
+ * The JPEG stream's frame header (SOF3, lossless) must describe the image the data set does: one component of at
+ * most 16 bits, Rows x Columns. Read before decoding, so a stream that would decode to another size (larger than
+ * the data set says, or huge) is refused without being decoded.
+ */
+function checkJpegFrame(stream: Uint8Array, rows: number, columns: number): void {
+  for (let i = 0; i + 9 < stream.length; i++) {
+    if (stream[i] !== 0xff) continue;
+    const marker = stream[i + 1];
+    if (marker === 0xc3) {
+      const precision = stream[i + 4];
+      const height = (stream[i + 5] << 8) | stream[i + 6];
+      const width = (stream[i + 7] << 8) | stream[i + 8];
+      const components = stream[i + 9];
+      if (precision > 16 || components !== 1 || height !== rows || width !== columns) {
+        throw dicosError(
+          'SCANLINE_ERR_DICOS_PARSE',
+          `the JPEG Lossless frame is ${width} x ${height}, ${components} components of ${precision} bits; the data set says ${columns} x ${rows}, one 16-bit sample`,
+        );
+      }
+      return;
+    }
+    // Other frame types (baseline, extended, progressive, hierarchical) are not Process 14.
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      throw dicosError('SCANLINE_ERR_DICOS_PARSE', `the JPEG stream is not lossless (frame marker FF${marker.toString(16).toUpperCase()})`);
+    }
+    // Skip a marker segment with a length (everything from APPn to SOS headers); stand-alone markers have none.
+    if (marker >= 0xc0 && marker !== 0xff && !(marker >= 0xd0 && marker <= 0xd9) && marker !== 0x01 && marker !== 0x00) {
+      const length = (stream[i + 2] << 8) | stream[i + 3];
+      i += 1 + length;
+    }
+  }
+  throw dicosError('SCANLINE_ERR_DICOS_PARSE', 'the JPEG Lossless pixel data has no lossless frame header (SOF3)');
 }
 
 function readTdr(ds: DenaturalizedDataset, common: DicosCommon): DicosTdr {

@@ -7,6 +7,7 @@
  */
 import dcmjs, { type DenaturalizedDataset, type DicomElement } from 'dcmjs';
 import { SopClass, TransferSyntax, registerDicosDictionary } from './dictionary.js';
+import { ScanlineError } from '../errors/index.js';
 import { type DxEnergy, PRIVATE_CREATOR } from './read.js';
 
 registerDicosDictionary();
@@ -14,6 +15,20 @@ registerDicosDictionary();
 /** Implementation Class UID of Scanline's writer (2.25 root, fixed), and its version name (≤ 16 characters). */
 export const IMPLEMENTATION_CLASS_UID = '2.25.247618213902466016563178052146862095119';
 export const DICOS_VERSION = 'V03';
+
+/**
+ * A text value as DICOM takes it: at most `max` characters (SH 16, LO 64, LT 10240), no backslash (it separates
+ * values: one value must not become several) and no control characters.
+ */
+function text(value: string, max: number): string {
+  let out = '';
+  for (const ch of value.replaceAll('\\', '/')) {
+    const code = ch.codePointAt(0) ?? 0;
+    out += code < 0x20 || code === 0x7f ? ' ' : ch;
+    if (out.length >= max) break;
+  }
+  return out.slice(0, max);
+}
 
 function el(vr: string, ...value: unknown[]): DicomElement {
   return value.length === 0 || value[0] === null || value[0] === undefined ? { vr, Value: [] } : { vr, Value: value };
@@ -71,20 +86,20 @@ function common(
     '00080031': el('TM', dicomTime(ins.startedAt)),
     '00080033': el('TM', dicomTime(content)),
     '00080060': el('CS', modality),
-    '00080070': el('LO', ins.manufacturer),
-    '00080080': el('LO', ins.institution),
-    '00081010': el('SH', ins.stationName.slice(0, 16)),
-    '00081030': el('LO', `Scanline scan ${ins.scanId}`.slice(0, 64)),
-    '00081090': el('LO', ins.modelName),
+    '00080070': el('LO', text(ins.manufacturer, 64)),
+    '00080080': el('LO', ins.institution === null ? null : text(ins.institution, 64)),
+    '00081010': el('SH', text(ins.stationName, 16)),
+    '00081030': el('LO', text(`Scanline scan ${ins.scanId}`, 64)),
+    '00081090': el('LO', text(ins.modelName, 64)),
     '00080201': el('SH', '+0000'),
-    '00100020': el('LO', ins.ooiId.slice(0, 64)),
+    '00100020': el('LO', text(ins.ooiId, 64)),
     '00100022': el('CS', ins.ooiIdType),
     '00100040': el('CS', 'U'),
-    '00181000': el('LO', ins.deviceSerialNumber),
-    '00181020': el('LO', ins.softwareVersion),
+    '00181000': el('LO', text(ins.deviceSerialNumber, 64)),
+    '00181020': el('LO', text(ins.softwareVersion, 64)),
     '0020000D': el('UI', ins.studyInstanceUid),
     '0020000E': el('UI', seriesInstanceUid),
-    '00200010': el('SH', ins.scanId.slice(-16)),
+    '00200010': el('SH', text(ins.scanId.slice(-16), 16)),
     '00200011': el('IS', seriesNumber),
     '00200013': el('IS', 1),
     '00200052': el('UI', ins.frameOfReferenceUid),
@@ -139,6 +154,10 @@ const ENERGY_VALUE: Record<DxEnergy, string> = { high: 'HIGH ENERGY', low: 'LOW 
 export function writeDx(input: DxWriteInput): Uint8Array {
   const { rows, columns, pixels } = input;
   if (pixels.length !== rows * columns) throw new RangeError(`DX pixels: ${pixels.length} values for ${rows} x ${columns}`);
+  // Rows and Columns are US: a longer scan does not fit one DX.
+  if (rows > 65_535 || columns > 65_535) {
+    throw new ScanlineError('SCANLINE_ERR_DICOS_EXPORT', `a DX has at most 65,535 rows and columns; this image is ${rows} x ${columns}`, { rows, columns });
+  }
   const presentation = input.intent === 'FOR PRESENTATION';
   const sopClassUid = presentation ? SopClass.DxForPresentation : SopClass.DxForProcessing;
   const ds = common(input.inspection, sopClassUid, input.sopInstanceUid, input.seriesInstanceUid, 'DX', input.seriesNumber, input.acquiredAt);
@@ -176,7 +195,7 @@ export function writeDx(input: DxWriteInput): Uint8Array {
   if (input.window) {
     ds['00281050'] = el('DS', input.window.center);
     ds['00281051'] = el('DS', input.window.width);
-    ds['00281055'] = el('LO', input.window.explanation.slice(0, 64));
+    ds['00281055'] = el('LO', text(input.window.explanation, 64));
   }
   addPrivate(ds, input.privateText);
   return p10(ds);
@@ -248,7 +267,7 @@ export function writeTdr(input: TdrWriteInput): Uint8Array {
       Value: input.ptos.map((p) => {
         const assessment: DenaturalizedDataset = {
           '40101012': el('CS', p.category),
-          '40101013': el('LT', p.description),
+          '40101013': el('LT', text(p.description, 10_240)),
           '40101014': el('CS', 'NO_INTERFERENCE'),
           '40101015': el('CS', p.flag),
         };
@@ -280,7 +299,7 @@ export function writeTdr(input: TdrWriteInput): Uint8Array {
     '40101034': el('US', alarmObjects),
     '4010106D': el('CS', 'NO'),
   });
-  if (input.algorithm) ds['40101029'] = el('LO', ...input.algorithm.map((a) => a.slice(0, 64)));
+  if (input.algorithm) ds['40101029'] = el('LO', ...input.algorithm.map((a) => text(a, 64)));
   if (input.processingTimeMs !== undefined) ds['40101069'] = el('FL', input.processingTimeMs);
   if (input.operator) {
     ds['00081072'] = {
@@ -292,19 +311,21 @@ export function writeTdr(input: TdrWriteInput): Uint8Array {
             Value: [
               {
                 // Code Value is SH (16 characters); a longer id goes in Long Code Value (UC), as PS3.3 8.8 says.
-                ...(input.operator.id.length <= 16 ? { '00080100': el('SH', input.operator.id) } : { '00080119': el('UC', input.operator.id) }),
-                '00080102': el('SH', input.operator.issuer.slice(0, 16)),
-                '00080104': el('LO', input.operator.name.slice(0, 64)),
+                ...(input.operator.id.length <= 16
+                  ? { '00080100': el('SH', text(input.operator.id, 16)) }
+                  : { '00080119': el('UC', text(input.operator.id, 1024)) }),
+                '00080102': el('SH', text(input.operator.issuer, 16)),
+                '00080104': el('LO', text(input.operator.name, 64)),
               },
             ],
           },
-          '00080080': el('LO', input.inspection.institution),
+          '00080080': el('LO', input.inspection.institution === null ? null : text(input.inspection.institution, 64)),
         },
       ],
     };
   }
   if (input.answers) ds['40101077'] = { vr: 'SQ', Value: [refItem(input.answers)] };
-  if (input.comment) ds['00204000'] = el('LT', input.comment.slice(0, 10_240));
+  if (input.comment) ds['00204000'] = el('LT', text(input.comment, 10_240));
   addPrivate(ds, input.privateText);
   return p10(ds);
 }

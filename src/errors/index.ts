@@ -129,6 +129,8 @@ export const ERROR_CODES = {
 
   SCANLINE_ERR_DICOS_NOT_FINAL: spec('DICOS is written for ended scans whose results are final', 409, true),
   SCANLINE_ERR_IMPORT_SET: spec('the files of an import do not make one inspection (one DX, or a high- and a low-energy DX of one scan)', 422, true),
+  SCANLINE_ERR_IMPORT_TIMEOUT: spec('an import did not finish in time; its scan was aborted', 504, false),
+  SCANLINE_ERR_DICOS_EXPORT: spec('the scan cannot be written as DICOS', 422, true),
   SCANLINE_ERR_IMPORT_BUSY: spec('too many imports are running or waiting; send again shortly', 503, false),
 
   // Configuration and command line.

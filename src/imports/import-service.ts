@@ -17,7 +17,7 @@
  * synchronous WebAssembly (tens of ms for a large JPEG Lossless image); at most import.maxConcurrent run at once.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type DicosDx, readDicos } from '../dicos/index.js';
 import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
@@ -40,6 +40,10 @@ export interface DicosImportRequest {
   sender: ImportSender;
   vehicle?: VehicleInfo;
   declaration?: Declaration;
+  /** The portal id the scan is filed under: a DICOS source's (dicos.listener.sources); default import.portalId. */
+  portalId?: string;
+  /** When the last byte of the (last) file arrived; default: when the import starts. */
+  receivedAt?: Date;
 }
 
 export interface ImportOutcome {
@@ -52,6 +56,11 @@ export interface ImportOutcome {
   origin: ScanOrigin;
   /** What the reader tolerated in the files (invalid UIDs, missing attributes). */
   warnings: string[];
+}
+
+/** A place among the running imports (ImportService.acquireSlot); release() is idempotent. */
+export interface ImportSlot {
+  release(): void;
 }
 
 /** Counters for /metrics (read at scrape time). */
@@ -74,10 +83,38 @@ export interface ImportServiceOptions {
   dataDir: string;
   audit: (event: AuditEvent) => void;
   log: Logger;
+  /** Why the disk has no room for more files (storage.minFreeBytes), or null: refused files are then not kept. */
+  diskRefusal?: () => string | null;
 }
 
-/** How long an import may take from scan.start to scan.completed before it is aborted. */
+/** How long an import may take from scan.start to scan.completed before it is aborted (SCANLINE_ERR_IMPORT_TIMEOUT). */
 const IMPORT_TIMEOUT_MS = 5 * 60_000;
+/** Detector elements a portal may have (protocol: hello.detector.pixels). */
+const MAX_DETECTOR_PIXELS = 4096;
+
+/** Errors that say the files are bad (kept in quarantine), as opposed to the gateway being unable to take them. */
+const FILE_FAULTS: ReadonlySet<string> = new Set([
+  'SCANLINE_ERR_DICOS_PARSE',
+  'SCANLINE_ERR_DICOS_SOP_CLASS',
+  'SCANLINE_ERR_DICOS_TRANSFER_SYNTAX',
+  'SCANLINE_ERR_DICOS_IMAGE',
+  'SCANLINE_ERR_IMPORT_SET',
+]);
+
+function isFileFault(err: ScanlineError): boolean {
+  return FILE_FAULTS.has(err.code);
+}
+
+/** The scan id a Scanline export names in its private attribute, or null. */
+function exportedScanIdOf(text: string | null): string | null {
+  if (text === null) return null;
+  try {
+    const id = (JSON.parse(text) as { scanId?: unknown }).scanId;
+    return typeof id === 'string' ? id : null;
+  } catch {
+    return null;
+  }
+}
 /** Lines per slice frame at most (the portal protocol allows 65,535; a few hundred keep frames near 1 MiB). */
 const MAX_LINES_PER_FRAME = 256;
 /** Frames sent ahead of the acks: enough to keep the group commit busy, bounded so an import cannot flood ingest. */
@@ -111,6 +148,9 @@ export class ImportService {
 
   /** Reads the quarantine's size (what earlier runs kept counts against import.quarantineMaxBytes). */
   async open(): Promise<void> {
+    // A folder still .partial was being written when the gateway stopped: incomplete, so removed.
+    const entries = await readdir(this.quarantineDir).catch(() => [] as string[]);
+    for (const e of entries) if (e.startsWith('.') && e.endsWith('.partial')) await rm(join(this.quarantineDir, e), { recursive: true, force: true });
     this.stats.quarantineBytes = await directoryBytes(this.quarantineDir);
   }
 
@@ -120,15 +160,65 @@ export class ImportService {
    * for files that do not make one inspection, SCANLINE_ERR_IMPORT_BUSY when too many imports wait, and with the
    * ingest's code when the gateway refuses the scan (storage full, draining).
    */
-  async importDicos(request: DicosImportRequest): Promise<ImportOutcome> {
+  async importDicos(request: DicosImportRequest, slot?: ImportSlot): Promise<ImportOutcome> {
+    return this.run(request, () => this.readSet(request.files), slot);
+  }
+
+  /**
+   * A place among the imports that may run (import.maxConcurrent), waiting in the queue (import.maxQueued) or
+   * refused at once with SCANLINE_ERR_IMPORT_BUSY; give it to importDicos or importImages, or release it.
+   */
+  /**
+   * A place among the running imports now, or SCANLINE_ERR_IMPORT_BUSY: for HTTP, whose body must be read as it
+   * arrives (uWS delivers it only to a handler set at once), so that waiting would mean holding bodies in memory.
+   */
+  takeSlotNow(): ImportSlot {
+    if (this.stats.inProgress >= this.options.config.maxConcurrent) {
+      throw new ScanlineError('SCANLINE_ERR_IMPORT_BUSY', `${this.stats.inProgress} imports are running (import.maxConcurrent); send again shortly`, {
+        retryAfterSec: 2,
+      });
+    }
+    this.stats.inProgress++;
+    return this.slotHandle();
+  }
+
+  private slotHandle(): ImportSlot {
+    let held = true;
+    return {
+      release: () => {
+        if (!held) return;
+        held = false;
+        this.release();
+      },
+    };
+  }
+
+  async acquireSlot(): Promise<ImportSlot> {
     await this.slot();
+    return this.slotHandle();
+  }
+
+  /**
+   * Imports images already read (the DICOS listener reads each object as it arrives, to pair energies): the same as
+   * importDicos from there on. `request.files` are their bytes, kept in quarantine if the set is refused.
+   */
+  async importImages(images: DicosDx[], request: DicosImportRequest): Promise<ImportOutcome> {
+    return this.run(request, async () => {
+      this.checkSet(images);
+      return images.length === 2 && images[0].energy === 'low' ? [images[1], images[0]] : images;
+    });
+  }
+
+  private async run(request: DicosImportRequest, read: () => Promise<DicosDx[]>, held?: ImportSlot): Promise<ImportOutcome> {
+    const slot = held ?? (await this.acquireSlot());
     try {
       let images: DicosDx[];
       try {
-        images = await this.readSet(request.files);
+        images = await read();
       } catch (err) {
         const e = toScanlineErrorOrInternal(err);
-        await this.refused(e, request);
+        if (isFileFault(e)) await this.refuse(e, request.files, request.sender);
+        else await this.failed(e, request);
         throw e;
       }
       try {
@@ -143,19 +233,19 @@ export class ImportService {
           address: request.sender.address,
           details: { files: request.files.length, lines: outcome.lines, station: outcome.origin.station, sopInstanceUids: outcome.origin.sopInstanceUids },
         });
-        this.options.log.info({ scanId: outcome.scanId, by: request.sender.actor, lines: outcome.lines, energies: outcome.energies }, 'DICOS image imported');
+        this.options.log.info(
+          { scanId: outcome.scanId, portalId: outcome.portalId, by: request.sender.actor, lines: outcome.lines, energies: outcome.energies },
+          'DICOS image imported',
+        );
         return outcome;
       } catch (err) {
         const e = toScanlineErrorOrInternal(err);
-        if (e.callerError) await this.refused(e, request);
-        else {
-          this.count('failed');
-          this.options.log.warn({ err: e, by: request.sender.actor }, 'DICOS import failed');
-        }
+        if (isFileFault(e)) await this.refuse(e, request.files, request.sender);
+        else await this.failed(e, request);
         throw e;
       }
     } finally {
-      this.release();
+      slot.release();
     }
   }
 
@@ -187,20 +277,31 @@ export class ImportService {
     this.waiting.shift()?.();
   }
 
-  /** The files as one inspection: one DX, or a HIGH ENERGY and a LOW ENERGY DX of the same size and scan. */
+  /** The files as one inspection: one DX, or a HIGH ENERGY and a LOW ENERGY DX of the same size and scan, high first. */
   private async readSet(files: Uint8Array[]): Promise<DicosDx[]> {
     if (files.length === 0 || files.length > 2) {
       throw new ScanlineError('SCANLINE_ERR_IMPORT_SET', `an import is one DX image or a dual-energy pair; ${files.length} files were sent`);
     }
     const images: DicosDx[] = [];
+    const limits = { maxRows: MAX_DETECTOR_PIXELS, maxColumns: this.options.ingest.config.stitch.maxLines };
     for (const bytes of files) {
-      const o = await readDicos(bytes);
+      const o = await readDicos(bytes, limits);
       if (o.kind !== 'dx') {
         throw new ScanlineError('SCANLINE_ERR_IMPORT_SET', 'a Threat Detection Report is not an image to scan; send the DX images of the inspection');
       }
       images.push(o);
     }
-    const maxPixels = 4096;
+    this.checkSet(images);
+    return images.length === 2 && images[0].energy === 'low' ? [images[1], images[0]] : images;
+  }
+
+  /** Throws unless the images make one inspection the pipeline can take. */
+  checkSet(images: DicosDx[]): void {
+    if (images.length === 0 || images.length > 2) {
+      throw new ScanlineError('SCANLINE_ERR_IMPORT_SET', `an import is one DX image or a dual-energy pair; ${images.length} images were sent`);
+    }
+    const maxPixels = MAX_DETECTOR_PIXELS;
+    const maxLines = this.options.ingest.config.stitch.maxLines;
     for (const image of images) {
       if (image.rows > maxPixels) {
         throw new ScanlineError(
@@ -208,7 +309,6 @@ export class ImportService {
           `the DX has ${image.rows} rows; a row is one detector element and a detector has at most ${maxPixels} (is the image turned? columns are scan lines)`,
         );
       }
-      const maxLines = this.options.ingest.config.stitch.maxLines;
       if (image.columns > maxLines) {
         throw new ScanlineError(
           'SCANLINE_ERR_DICOS_IMAGE',
@@ -216,7 +316,7 @@ export class ImportService {
         );
       }
     }
-    if (images.length === 1) return images;
+    if (images.length === 1) return;
     const high = images.find((i) => i.energy === 'high');
     const low = images.find((i) => i.energy === 'low');
     if (!high || !low) {
@@ -228,10 +328,13 @@ export class ImportService {
     if (high.rows !== low.rows || high.columns !== low.columns) {
       throw new ScanlineError('SCANLINE_ERR_IMPORT_SET', `the energies differ in size: high ${high.rows} x ${high.columns}, low ${low.rows} x ${low.columns}`);
     }
-    if (high.studyInstanceUid !== null && low.studyInstanceUid !== null && high.studyInstanceUid !== low.studyInstanceUid) {
-      throw new ScanlineError('SCANLINE_ERR_IMPORT_SET', 'the two energies belong to different inspections (their Scan Instance UIDs differ)');
+    const differ = (a: string | null, b: string | null): boolean => a !== null && b !== null && a !== b;
+    if (differ(high.studyInstanceUid, low.studyInstanceUid) || differ(high.frameOfReferenceUid, low.frameOfReferenceUid) || differ(high.ooiId, low.ooiId)) {
+      throw new ScanlineError(
+        'SCANLINE_ERR_IMPORT_SET',
+        'the two energies belong to different inspections (their Scan Instance UIDs, Frames of Reference or OOI IDs differ)',
+      );
     }
-    return [high, low];
   }
 
   /** Streams the images through an in-process portal connection; resolves at scan.completed. */
@@ -251,9 +354,9 @@ export class ImportService {
     };
     const origin: ScanOrigin = {
       source: 'dicos',
-      station: first.stationName,
+      station: first.stationName ?? request.sender.actor,
       receivedBy: request.sender.actor,
-      receivedAt: new Date().toISOString(),
+      receivedAt: (request.receivedAt ?? new Date()).toISOString(),
       studyInstanceUid: first.studyInstanceUid,
       sopInstanceUids: images.map((i) => i.sopInstanceUid),
       sopClassUid: first.sopClassUid,
@@ -264,30 +367,46 @@ export class ImportService {
     const channel = new ImporterChannel(request.sender.address ?? 'local');
     const conn = ingest.openConnection(channel);
     channel.attach(conn);
-    conn.acceptImporter(config.portalId, detector, origin);
+    const portalId = request.portalId ?? config.portalId;
+    conn.acceptImporter(portalId, detector, origin);
     const streamId = 1;
-    const vehicle = request.vehicle ?? (first.ooiId !== null ? { plate: first.ooiId } : undefined);
+    // The OOI ID is the plate, unless the file is a Scanline export of a scan without one (its OOI ID is the scan id).
+    const exportedScanId = exportedScanIdOf(first.scanlinePrivate);
+    const plate = first.ooiId !== null && first.ooiId !== exportedScanId ? first.ooiId : null;
+    const vehicle = request.vehicle ?? (plate !== null ? { plate } : undefined);
+    const deadline = Date.now() + IMPORT_TIMEOUT_MS;
     try {
-      conn.onText(
-        JSON.stringify({ type: 'scan.start', streamId, ...(vehicle ? { vehicle } : {}), ...(request.declaration ? { declaration: request.declaration } : {}) }),
-        0,
-      );
+      const start = JSON.stringify({
+        type: 'scan.start',
+        streamId,
+        ...(vehicle ? { vehicle } : {}),
+        ...(request.declaration ? { declaration: request.declaration } : {}),
+      });
+      conn.onText(start, Buffer.byteLength(start));
       const scanId = channel.takeAccepted();
       let seq = 0;
       const startUs = BigInt(Date.now()) * 1000n;
-      for (const frame of calibration) {
-        await channel.room(seq);
-        conn.onBinary(
-          encodeSliceFrame({ kind: frame.kind, energies, streamId, seq, firstLine: 0, pixels, acquiredAtUs: startUs, lineCount: frame.lines }, frame.values),
-        );
-        channel.check();
-        seq++;
-      }
       const perFrame = Math.max(1, Math.min(MAX_LINES_PER_FRAME, Math.floor((ingest.config.portal.maxMessageBytes - 32) / (energies * pixels * 2))));
+      // Calibration frames are cut like image frames (all lines of all frames of a kind are averaged: the same).
+      for (const frame of calibration) {
+        const valuesPerLine = energies * pixels;
+        for (let line = 0; line < frame.lines; line += perFrame) {
+          const count = Math.min(perFrame, frame.lines - line);
+          await channel.room(seq, deadline);
+          conn.onBinary(
+            encodeSliceFrame(
+              { kind: frame.kind, energies, streamId, seq, firstLine: 0, pixels, acquiredAtUs: startUs, lineCount: count },
+              frame.values.subarray(line * valuesPerLine, (line + count) * valuesPerLine),
+            ),
+          );
+          channel.check();
+          seq++;
+        }
+      }
       const usPerLine = 1e6 / config.lineRateHz;
       for (let line = 0; line < lines; line += perFrame) {
         const count = Math.min(perFrame, lines - line);
-        await channel.room(seq);
+        await channel.room(seq, deadline);
         const frame = encodeSliceFrame(
           {
             kind: SliceKind.Image,
@@ -305,13 +424,14 @@ export class ImportService {
         channel.check();
         seq++;
       }
-      await channel.allAcked(seq);
-      conn.onText(JSON.stringify({ type: 'scan.end', streamId, totalLines: lines }), 0);
+      await channel.allAcked(seq, deadline);
+      const end = JSON.stringify({ type: 'scan.end', streamId, totalLines: lines });
+      conn.onText(end, Buffer.byteLength(end));
       channel.check();
-      const completed = await channel.completed(IMPORT_TIMEOUT_MS);
+      const completed = await channel.completed(deadline);
       return {
         scanId,
-        portalId: config.portalId,
+        portalId,
         lines: completed.lines,
         pixels,
         energies,
@@ -321,8 +441,9 @@ export class ImportService {
       };
     } catch (err) {
       // Whatever was open is aborted with the reason (a failed import leaves no scan waiting for a resume).
-      if (channel.scanId !== null && !channel.isCompleted) {
-        conn.onText(JSON.stringify({ type: 'scan.abort', streamId, reason: `import failed: ${(err as Error).message}`.slice(0, 500) }), 0);
+      if (channel.scanId !== null && !channel.isCompleted && conn.isOpen) {
+        const abort = JSON.stringify({ type: 'scan.abort', streamId, reason: `import failed: ${(err as Error).message}`.slice(0, 500) });
+        conn.onText(abort, Buffer.byteLength(abort));
       }
       throw err;
     } finally {
@@ -343,7 +464,10 @@ export class ImportService {
       for (let f = 0; f < exported[0].length; f++) {
         const parts = exported.map((c) => c[f]);
         const lineCount = parts[0].lines;
-        const perEnergy = parts.map((p) => new Uint16Array(new Uint8Array(Buffer.from(p.values, 'base64')).buffer));
+        const perEnergy = parts.map((p) => {
+          const raw = Buffer.from(p.values, 'base64');
+          return raw.byteLength % 2 === 0 ? new Uint16Array(new Uint8Array(raw).buffer) : new Uint16Array(0);
+        });
         if (parts.some((p) => p.kind !== parts[0].kind || p.lines !== lineCount) || perEnergy.some((v) => v.length !== lineCount * pixels)) {
           throw new ScanlineError('SCANLINE_ERR_DICOS_IMAGE', 'the calibration Scanline wrote into the images does not match them (a damaged export)');
         }
@@ -356,34 +480,60 @@ export class ImportService {
       return frames;
     }
     if (this.options.config.airReference === 'first-lines') return [];
-    const bits = Math.max(...images.map((i) => i.bitsStored));
-    return [{ kind: SliceKind.Air, lines: 1, values: new Uint16Array(energies * pixels).fill(2 ** bits - 1) }];
+    // Full scale of each energy's own bit depth (a 12-bit low energy beside a 16-bit high one has its own).
+    const values = new Uint16Array(energies * pixels);
+    for (const [e, image] of images.entries()) values.fill(2 ** image.bitsStored - 1, e * pixels, (e + 1) * pixels);
+    return [{ kind: SliceKind.Air, lines: 1, values }];
   }
 
-  /** Audits and counts a refusal; keeps the files in quarantine when there is room. */
-  private async refused(err: ScanlineError, request: DicosImportRequest): Promise<void> {
+  /** The gateway could not take an import (storage full, draining, a fault of its own): counted, audited, logged. */
+  private async failed(err: ScanlineError, request: DicosImportRequest): Promise<void> {
+    this.count('failed');
+    try {
+      this.options.audit({
+        actor: request.sender.actor,
+        action: 'import.dicos',
+        target: null,
+        outcome: 'refused',
+        address: request.sender.address,
+        details: { code: err.code, message: err.message, files: request.files.length, fault: 'gateway' },
+      });
+    } catch (auditErr) {
+      this.options.log.error({ err: auditErr }, 'a failed import could not be audited');
+    }
+    this.options.log.warn({ err, by: request.sender.actor }, 'DICOS import failed');
+  }
+
+  /** Audits and counts a refusal; keeps the files in quarantine when there is room. Never throws. */
+  async refuse(err: ScanlineError, files: Uint8Array[], sender: ImportSender): Promise<void> {
     this.count('refused');
-    this.options.audit({
-      actor: request.sender.actor,
-      action: 'import.dicos',
-      target: null,
-      outcome: 'refused',
-      address: request.sender.address,
-      details: { code: err.code, message: err.message, files: request.files.length },
-    });
-    const kept = await this.quarantine(err, request).catch((qErr: unknown) => {
+    try {
+      this.options.audit({
+        actor: sender.actor,
+        action: 'import.dicos',
+        target: null,
+        outcome: 'refused',
+        address: sender.address,
+        details: { code: err.code, message: err.message, files: files.length },
+      });
+    } catch (auditErr) {
+      this.options.log.error({ err: auditErr }, 'a refused import could not be audited');
+    }
+    const kept = await this.quarantine(err, files, sender).catch((qErr: unknown) => {
       this.options.log.error({ err: qErr }, 'a refused import could not be kept in quarantine');
       return null;
     });
-    this.options.log.warn({ code: err.code, msg: err.message, by: request.sender.actor, quarantine: kept }, 'DICOS import refused');
+    this.options.log.warn({ code: err.code, msg: err.message, by: sender.actor, quarantine: kept }, 'DICOS import refused');
   }
 
-  private async quarantine(err: ScanlineError, request: DicosImportRequest): Promise<string | null> {
-    const bytes = request.files.reduce((n, f) => n + f.byteLength, 0);
-    if (this.stats.quarantineBytes + bytes > this.options.config.quarantineMaxBytes) {
-      this.stats.quarantineDropped += request.files.length;
+  private async quarantine(err: ScanlineError, files: Uint8Array[], sender: ImportSender): Promise<string | null> {
+    const bytes = files.reduce((n, f) => n + f.byteLength, 0);
+    const lowDisk = this.options.diskRefusal?.() ?? null;
+    if (lowDisk !== null || this.stats.quarantineBytes + bytes > this.options.config.quarantineMaxBytes) {
+      this.stats.quarantineDropped += files.length;
       return null;
     }
+    // Counted before the writes so that concurrent refusals cannot overshoot the limit; given back if they fail.
     this.stats.quarantineBytes += bytes;
     const name = `${new Date()
       .toISOString()
@@ -391,20 +541,30 @@ export class ImportService {
       .replace(/\.\d+Z$/, 'Z')}-${process.pid}-${++this.sequence}-${randomBytes(3).toString('hex')}`;
     // Written under a temporary name and renamed, so a folder in quarantine is always whole.
     const partial = join(this.quarantineDir, `.${name}.partial`);
+    try {
+      return await this.writeQuarantine(partial, name, err, files, sender);
+    } catch (writeErr) {
+      this.stats.quarantineBytes -= bytes;
+      await rm(partial, { recursive: true, force: true }).catch(() => undefined);
+      throw writeErr;
+    }
+  }
+
+  private async writeQuarantine(partial: string, name: string, err: ScanlineError, files: Uint8Array[], sender: ImportSender): Promise<string> {
     await mkdir(partial, { recursive: true, mode: 0o700 });
-    for (const [i, file] of request.files.entries()) await writeFile(join(partial, `file-${i + 1}.dcm`), file, { mode: 0o600 });
+    for (const [i, file] of files.entries()) await writeFile(join(partial, `file-${i + 1}.dcm`), file, { mode: 0o600 });
     const reason = {
       code: err.code,
       message: err.message,
-      receivedBy: request.sender.actor,
-      address: request.sender.address,
+      receivedBy: sender.actor,
+      address: sender.address,
       receivedAt: new Date().toISOString(),
-      files: request.files.map((f, i) => ({ name: `file-${i + 1}.dcm`, bytes: f.byteLength })),
+      files: files.map((f, i) => ({ name: `file-${i + 1}.dcm`, bytes: f.byteLength })),
     };
     await writeFile(join(partial, 'reason.json'), `${JSON.stringify(reason, null, 2)}\n`, { mode: 0o600 });
     const final = join(this.quarantineDir, name);
     await rename(partial, final);
-    this.stats.quarantinedFiles += request.files.length;
+    this.stats.quarantinedFiles += files.length;
     return final;
   }
 }
@@ -484,6 +644,9 @@ class ImporterChannel implements PortalChannel {
       case 'ack':
         this.acked = Math.max(this.acked, message.seq);
         break;
+      case 'scan.aborted':
+        this.failure ??= new ScanlineError('SCANLINE_ERR_INTERNAL', `the gateway aborted the imported scan: ${message.reason}`);
+        break;
       case 'scan.completed':
         this.isCompleted = true;
         this.completion = { lines: message.lines, gaps: message.gaps as Array<[number, number]> };
@@ -518,12 +681,11 @@ class ImporterChannel implements PortalChannel {
     return this.scanId;
   }
 
-  private async until(done: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+  private async until(done: () => boolean, deadline: number, what: string): Promise<void> {
     while (!done()) {
       this.check();
       const left = deadline - Date.now();
-      if (left <= 0) throw new ScanlineError('SCANLINE_ERR_INTERNAL', `the import timed out waiting for ${what}`);
+      if (left <= 0) throw new ScanlineError('SCANLINE_ERR_IMPORT_TIMEOUT', `the import did not finish in ${IMPORT_TIMEOUT_MS / 1000} s (waiting for ${what})`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(left, 1_000));
         this.wake = () => {
@@ -536,16 +698,16 @@ class ImporterChannel implements PortalChannel {
   }
 
   /** Waits until frame `seq` may be sent (at most FRAMES_IN_FLIGHT unacknowledged). */
-  room(seq: number): Promise<void> {
-    return this.until(() => seq - this.acked <= FRAMES_IN_FLIGHT, IMPORT_TIMEOUT_MS, 'acknowledgements');
+  room(seq: number, deadline: number): Promise<void> {
+    return this.until(() => seq - this.acked <= FRAMES_IN_FLIGHT, deadline, 'acknowledgements');
   }
 
-  allAcked(frames: number): Promise<void> {
-    return this.until(() => this.acked >= frames - 1, IMPORT_TIMEOUT_MS, 'acknowledgements');
+  allAcked(frames: number, deadline: number): Promise<void> {
+    return this.until(() => this.acked >= frames - 1, deadline, 'acknowledgements');
   }
 
-  async completed(timeoutMs: number): Promise<{ lines: number; gaps: Array<[number, number]> }> {
-    await this.until(() => this.completion !== null, timeoutMs, 'scan.completed');
+  async completed(deadline: number): Promise<{ lines: number; gaps: Array<[number, number]> }> {
+    await this.until(() => this.completion !== null, deadline, 'scan.completed');
     return this.completion!;
   }
 }

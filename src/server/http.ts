@@ -77,6 +77,7 @@ function settle(res: HttpResponse): void {
 export class PendingResponse {
   aborted = false;
   private answered = false;
+  private readonly abortHooks: Array<() => void> = [];
 
   /** `request` is the request line ("GET /v1/scans"), read while the request was valid, for the log. */
   constructor(
@@ -87,7 +88,14 @@ export class PendingResponse {
     res.onAborted(() => {
       this.aborted = true;
       settle(res);
+      for (const hook of this.abortHooks.splice(0)) hook();
     });
+  }
+
+  /** Runs `hook` if the client goes away before the answer (e.g. to free what a body being read holds). */
+  onAbort(hook: () => void): void {
+    if (this.aborted) hook();
+    else this.abortHooks.push(hook);
   }
 
   /** 302 to `location` (a path of this gateway or the OpenID provider's URL). */

@@ -13,7 +13,7 @@ import { ScanlineError } from '../errors/index.js';
 import type { ImportService } from '../imports/index.js';
 import type { Logger } from '../log/index.js';
 import type { Declaration } from '../protocol/index.js';
-import { handleAsync } from './http.js';
+import { handleAsync, type PendingResponse } from './http.js';
 import { principalOf, type Routes } from './routes.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
 
@@ -23,9 +23,13 @@ export interface ImportRouteOptions {
   log: Logger;
 }
 
-/** Reads a whole binary body of at most `maxBytes`; call synchronously in the handler (after handleAsync set onAborted). */
-function readBinaryBody(res: HttpResponse, maxBytes: number, declaredLength: number | null): Promise<Buffer> {
+/**
+ * Reads a whole binary body of at most `maxBytes`; call synchronously in the handler (after handleAsync set
+ * onAborted). Rejects when the client goes away mid-body, so that what the caller holds for it is freed.
+ */
+function readBinaryBody(res: HttpResponse, out: PendingResponse, maxBytes: number, declaredLength: number | null): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    out.onAbort(() => reject(new ScanlineError('SCANLINE_ERR_HTTP_BAD_BODY', 'the client went away before the body was read')));
     if (declaredLength !== null && declaredLength > maxBytes) {
       reject(
         new ScanlineError('SCANLINE_ERR_HTTP_BODY_TOO_LARGE', `request body of ${declaredLength} bytes exceeds ${maxBytes} bytes (import.maxBytes)`, {
@@ -68,8 +72,10 @@ export function multipartParts(body: Buffer, boundary: string): Buffer[] {
   const bad = (why: string): ScanlineError => new ScanlineError('SCANLINE_ERR_HTTP_BAD_BODY', `multipart body: ${why}`);
   if (boundary.length === 0 || boundary.length > 70) throw bad('the boundary parameter must have 1-70 characters');
   const delimiter = Buffer.from(`--${boundary}`);
-  let at = body.indexOf(delimiter);
-  if (at < 0) throw bad(`no delimiter --${boundary}`);
+  // The first delimiter starts the body or a line (anything before it is a preamble, ignored).
+  let at = body.subarray(0, delimiter.length).equals(delimiter) ? 0 : body.indexOf(Buffer.concat([Buffer.from('\r\n'), delimiter]));
+  if (at < 0) throw bad(`no delimiter --${boundary} at the start of a line`);
+  if (at > 0) at += 2;
   const parts: Buffer[] = [];
   for (;;) {
     let cursor = at + delimiter.length;
@@ -86,6 +92,9 @@ export function multipartParts(body: Buffer, boundary: string): Buffer[] {
     else {
       if (headersEnd < 0 || headersEnd > next) throw bad("a part's headers do not end with an empty line");
       const headers = body.subarray(cursor, headersEnd).toString('latin1');
+      // Header lines are printable text "Name: value"; anything else means the headers did not end where they should.
+      if (!headers.split('\r\n').every((line) => /^[!-9;-~]+:[\t -~]*$/.test(line))) throw bad("a part's headers are not text lines ending with CRLF");
+      if (/^content-transfer-encoding\s*:\s*(?!binary\b|8bit\b)/im.test(headers)) throw bad('only binary parts are read (Content-Transfer-Encoding)');
       const type =
         headers
           .match(/^content-type\s*:\s*([^\r\n;]+)/im)?.[1]
@@ -134,7 +143,16 @@ export function registerImportRoutes(routes: Routes, o: ImportRouteOptions): voi
       }
       if (plate !== null && (plate.length === 0 || plate.length > 64))
         throw new ScanlineError('SCANLINE_ERR_HTTP_BAD_QUERY', 'plate: expected 1-64 characters');
-      const body = await readBinaryBody(res, o.maxBytes, declaredLength);
+      // A place among the running imports before the body is read (or 503 now): the bodies in memory are bounded as
+      // the imports are. Synchronous up to readBinaryBody, which must set onData in this tick.
+      const slot = o.imports.takeSlotNow();
+      let body: Buffer;
+      try {
+        body = await readBinaryBody(res, out, o.maxBytes, declaredLength);
+      } catch (err) {
+        slot.release();
+        throw err;
+      }
       let files: Buffer[];
       if (type === 'application/dicom') files = [body];
       else {
@@ -142,14 +160,24 @@ export function registerImportRoutes(routes: Routes, o: ImportRouteOptions): voi
         if (related !== null && related.toLowerCase() !== 'application/dicom') {
           throw new ScanlineError('SCANLINE_ERR_HTTP_CONTENT_TYPE', `multipart/related type must be "application/dicom" (received ${JSON.stringify(related)})`);
         }
-        files = multipartParts(body, mediaParameter(contentType, 'boundary') ?? '');
+        try {
+          files = multipartParts(body, mediaParameter(contentType, 'boundary') ?? '');
+        } catch (err) {
+          slot.release();
+          throw err;
+        }
       }
-      const outcome = await o.imports.importDicos({
-        files,
-        sender: { actor: principal.account, address: ctx.facts.address },
-        ...(plate !== null ? { vehicle: { plate } } : {}),
-        ...(declaration ? { declaration } : {}),
-      });
+      const receivedAt = new Date();
+      const outcome = await o.imports.importDicos(
+        {
+          files,
+          sender: { actor: principal.account, address: ctx.facts.address },
+          receivedAt,
+          ...(plate !== null ? { vehicle: { plate } } : {}),
+          ...(declaration ? { declaration } : {}),
+        },
+        slot,
+      );
       out.json(
         201,
         { ...outcome, links: { scan: `/v1/scans/${encodeURIComponent(outcome.scanId)}` } },

@@ -60,7 +60,7 @@ export interface ScanOrigin {
   station: string | null;
   /** Who sent it: the signed-in user or the owner of the token (`user:NAME`), or the DICOS peer (`dicos:AE_TITLE`). */
   receivedBy: string;
-  /** ISO 8601. */
+  /** When the last byte of the (last) file arrived, ISO 8601. */
   receivedAt: string;
   /** DICOS: Scan (Study) Instance UID and the SOP Instance UID of each image, high energy first. */
   studyInstanceUid: string | null;

@@ -294,5 +294,64 @@ describe('bad DICOS files get a coded error', () => {
     expect((await refused(variant('zero', 'dcmodify', ['-m', '(0028,0010)=0']))).code).toBe('SCANLINE_ERR_DICOS_IMAGE');
     // Rows x Columns larger than the pixel data: damaged, not read half.
     expect((await refused(variant('taller', 'dcmodify', ['-m', '(0028,0010)=33']))).code).toBe('SCANLINE_ERR_DICOS_PARSE');
+    // Sign -1 (more signal = more attenuation) and a High Bit other than Bits Stored - 1 cannot be scanned as they are.
+    expect((await refused(variant('sign', 'dcmodify', ['-m', '(0028,1041)=-1']))).code).toBe('SCANLINE_ERR_DICOS_IMAGE');
+    expect((await refused(variant('highbit', 'dcmodify', ['-m', '(0028,0102)=11']))).code).toBe('SCANLINE_ERR_DICOS_IMAGE');
+  });
+
+  it("checks a JPEG Lossless frame against Rows x Columns, and a caller's limits, before decoding", async (ctx) => {
+    needTool(ctx, '/usr/bin/dcmcjpeg', 'dcmtk');
+    const { bytes } = dx('high', 40, 60, 3);
+    const plain = join(dir, 'frame.dcm');
+    writeFileSync(plain, bytes);
+    const jpeg = join(dir, 'frame-jpeg.dcm');
+    execFileSync('/usr/bin/dcmcjpeg', ['+e1', plain, jpeg]);
+    // The data set says fewer rows than the JPEG frame has: the stream would decode to another image.
+    execFileSync('/usr/bin/dcmodify', ['-nb', '-q', '-m', '(0028,0010)=20', jpeg]);
+    const err = await refused(readFileSync(jpeg));
+    expect(err.code).toBe('SCANLINE_ERR_DICOS_PARSE');
+    expect(err.message).toMatch(/JPEG Lossless frame is 60 x 40/);
+    // An import's limits are checked on the data set, before any pixel is decoded.
+    try {
+      await readDicos(bytes, { maxRows: 32 });
+      throw new Error('not refused');
+    } catch (e) {
+      expect((e as ScanlineError).code).toBe('SCANLINE_ERR_DICOS_IMAGE');
+    }
+  });
+
+  it('writes text values as DICOM takes them, and refuses a DX longer than 65,535 columns', async () => {
+    const ins = { ...inspection(), stationName: 'lane\\with\\backslashes-and-a-long-name', ooiId: 'x'.repeat(300) };
+    const bytes = writeDx({
+      inspection: ins,
+      sopInstanceUid: newUid(),
+      seriesInstanceUid: newUid(),
+      seriesNumber: 1,
+      intent: 'FOR PROCESSING',
+      energy: 'single',
+      rows: 2,
+      columns: 2,
+      pixels: new Uint16Array(4),
+      pixelSpacingMm: [1, 1],
+      acquiredAt: new Date(),
+    });
+    const o = await readDicos(bytes);
+    expect(o.stationName).toBe('lane/with/backsl');
+    expect(o.ooiId).toHaveLength(64);
+    expect(() =>
+      writeDx({
+        inspection: ins,
+        sopInstanceUid: newUid(),
+        seriesInstanceUid: newUid(),
+        seriesNumber: 1,
+        intent: 'FOR PROCESSING',
+        energy: 'single',
+        rows: 1,
+        columns: 70_000,
+        pixels: new Uint16Array(70_000),
+        pixelSpacingMm: [1, 1],
+        acquiredAt: new Date(),
+      }),
+    ).toThrow(expect.objectContaining({ code: 'SCANLINE_ERR_DICOS_EXPORT' }));
   });
 });

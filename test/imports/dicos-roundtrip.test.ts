@@ -9,6 +9,7 @@
  * - bad files are refused with their code, kept in quarantine with the reason, audited, and nothing else changes.
  */
 import { execFileSync } from 'node:child_process';
+import http from 'node:http';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -210,6 +211,44 @@ print(json.dumps(out))
     },
     60_000,
   );
+
+  it('bounds the bodies in memory: beyond import.maxConcurrent a request is refused before its body is read; a client gone frees its place', async () => {
+    const url = new URL(`${gw.httpUrl}/v1/imports`);
+    const slow = (): http.ClientRequest => {
+      const req = http.request({
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method: 'POST',
+        headers: { authorization: `Bearer ${gw.tokenOf('officer')}`, 'content-type': 'application/dicom', 'content-length': '100000' },
+      });
+      req.on('error', () => undefined);
+      req.write(Buffer.alloc(10));
+      return req;
+    };
+    const held = [slow(), slow()]; // import.maxConcurrent is 2
+    const until = Date.now() + 5_000;
+    while (
+      gw.metrics &&
+      !(await (await fetch(`${gw.httpUrl}/metrics`, { headers: gw.authHeaders('metrics') })).text()).includes('scanline_imports_in_progress 2')
+    ) {
+      if (Date.now() > until) throw new Error('the two slow imports never took their places');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const busy = await importRequest(gw, [exported['dx-processing-high.dcm']]);
+    expect(busy.status).toBe(503);
+    expect((await busy.json()).error.code).toBe('SCANLINE_ERR_IMPORT_BUSY');
+    expect(busy.headers.get('retry-after')).toBe('2');
+    for (const req of held) req.destroy();
+    const again = Date.now() + 5_000;
+    for (;;) {
+      const res = await importRequest(gw, [exported['dx-processing-high.dcm']], '?plate=AFTER-BUSY');
+      if (res.status === 201) break;
+      expect(res.status).toBe(503);
+      if (Date.now() > again) throw new Error('the places of the clients that went away were not freed');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
 
   it('refuses bad files with their code, keeps them in quarantine with the reason, audits, and changes nothing else', async () => {
     const before = gw.store.listScans({ limit: 1000 }).length;
