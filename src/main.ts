@@ -18,7 +18,7 @@ import { createGatewayMetrics, type GatewayMetrics, type HttpServer, type RouteS
 import { isNativeStitcherAvailable, type StitcherFactory } from './stitch/index.js';
 import { DiskMonitor, IdentityStore, ScanStore, SpaceReserve } from './storage/index.js';
 import { RetentionService } from './retention/index.js';
-import { ImportService } from './imports/index.js';
+import { DicosListener, ImportService } from './imports/index.js';
 
 export const GATEWAY_PHASES = ['starting', 'ready', 'draining', 'closing', 'closed'] as const;
 export type GatewayPhase = (typeof GATEWAY_PHASES)[number];
@@ -64,6 +64,8 @@ export interface Gateway {
   readonly metrics: GatewayMetrics | null;
   /** Every HTTP route and WebSocket with the access it needs (docs/security.md; the access matrix test holds it). */
   readonly routes: readonly RouteSpec[];
+  /** The port of the DICOS network service (dicos.listener), null when it is off. */
+  readonly dicosPort: number | null;
   readonly log: Logger;
   phase(): GatewayPhase;
   /**
@@ -230,7 +232,19 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       dataDir: config.storage.dataDir,
       audit: (e) => identity.record(e),
       log: log.child({ module: 'imports' }),
+      diskRefusal: () => disk.refusal(),
     });
+    // The DICOS network service (dicos.listener): made here so that metrics can read it; it listens after the HTTP
+    // server, so that a gateway that cannot serve HTTP never takes images.
+    const dicosListener = config.dicos.listener.enabled
+      ? new DicosListener({
+          config: config.dicos.listener,
+          imports,
+          portalActive: (portalId) => identity.portalActive(portalId),
+          dataDir: config.storage.dataDir,
+          log: log.child({ module: 'dicos' }),
+        })
+      : null;
     await imports.open();
     const metrics = config.metrics.enabled
       ? resources.defer(
@@ -252,6 +266,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
             auditHead: () => identity.auditHead(),
             retention: () => retention.stats,
             imports: () => imports.stats,
+            ...(dicosListener ? { dicosListener: () => dicosListener.stats } : {}),
             disk: () => ({
               free: disk.freeBytes,
               total: disk.totalBytes,
@@ -306,6 +321,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       (s) => s.closeAll(),
     );
     const listening = server;
+    if (dicosListener) await resources.defer('dicos listener', dicosListener, (l) => l.close()).start();
     // Revoked portal credentials, signed-out sessions and disabled accounts take effect on open connections too,
     // also when the change was made by `scanline portal|user|token` in another process.
     let sweeps = 0;
@@ -369,6 +385,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       operator,
       metrics,
       routes: listening.routes,
+      dicosPort: dicosListener?.port ?? null,
       log,
       phase: () => phase,
       reloadTls: () => listening.reloadTls(),

@@ -13,7 +13,7 @@ import { defaultModelsDir, InferenceConfigSchema, refineInferenceConfig } from '
 import { OperatorConfigSchema, refineOperatorConfig } from '../operator/index.js';
 import { deepFreeze, defaultsOf, literalUnion, redactSecrets, SchemaValidator, secretPaths, type Static, Type } from '../schema/index.js';
 import { RetentionConfigSchema } from '../retention/index.js';
-import { ImportConfigSchema } from '../imports/index.js';
+import { DicosListenerConfigSchema, ImportConfigSchema } from '../imports/index.js';
 import { refineStitcherTuning, StitcherTuningSchema } from '../stitch/index.js';
 import { renderConfigDocs } from './docs.js';
 import { readConfigEnv } from './env.js';
@@ -174,6 +174,7 @@ export const GatewayConfigSchema = Type.Object(
           default: null,
           description: 'Institution Name written into every DICOS object the gateway writes (e.g. the customs office and checkpoint); null writes it empty.',
         }),
+        listener: DicosListenerConfigSchema,
       },
       { additionalProperties: false, default: {}, description: 'DICOS objects the gateway writes (GET /v1/scans/:scanId/dicos, docs/dicos.md).' },
     ),

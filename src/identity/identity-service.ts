@@ -432,6 +432,12 @@ export class IdentityService implements AuditTrail {
     return sameSecret(given, p.credentialHash) ? p.credentialHash : null;
   }
 
+  /** True while `portalId` is a portal identity that is not revoked (a DICOS source is one: dicos.listener.sources). */
+  portalActive(portalId: string): boolean {
+    const p = this.store.getPortal(portalId);
+    return p !== undefined && p.revokedAt === null;
+  }
+
   /** True while `portalId` still has the credential whose hash is `credentialHash` (not revoked, not rotated). */
   portalStillValid(portalId: string, credentialHash: string): boolean {
     const p = this.store.getPortal(portalId);

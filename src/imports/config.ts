@@ -22,9 +22,14 @@ export const ImportConfigSchema = Type.Object(
       maximum: 64,
       default: 2,
       description:
-        'Imports decoded and fed to the pipeline at once; more wait (up to maxQueued), then get SCANLINE_ERR_IMPORT_BUSY. Bounds the memory imports take.',
+        'Imports decoded and fed to the pipeline at once. An HTTP import beyond it gets SCANLINE_ERR_IMPORT_BUSY before its body is read (bodies in memory are bounded by maxConcurrent x maxBytes); a DICOS association waits (up to maxQueued).',
     }),
-    maxQueued: Type.Integer({ minimum: 0, maximum: 1024, default: 8, description: 'Imports waiting for a free slot beyond maxConcurrent.' }),
+    maxQueued: Type.Integer({
+      minimum: 0,
+      maximum: 1024,
+      default: 8,
+      description: 'Images received by the DICOS listener waiting for a free slot beyond maxConcurrent; more are refused (out of resources).',
+    }),
     airReference: literalUnion(['full-scale', 'first-lines'] as const, {
       default: 'full-scale',
       description:
@@ -56,3 +61,76 @@ export const ImportConfigSchema = Type.Object(
   { additionalProperties: false, default: {}, description: 'Imports of DICOS images (POST /v1/imports, docs/dicos.md).' },
 );
 export type ImportConfig = Static<typeof ImportConfigSchema>;
+
+const AE_TITLE = Type.String({
+  pattern: '^[ -[\\]-~]{1,16}$',
+  expected: 'an AE title: 1-16 printable ASCII characters, no backslash',
+});
+
+/** The DICOS network service (config key `dicos.listener`): C-ECHO and C-STORE SCP for installed scanners. */
+export const DicosListenerConfigSchema = Type.Object(
+  {
+    enabled: Type.Boolean({ default: false, description: 'Listen for DICOS associations (C-ECHO, C-STORE of DX images). Off by default.' }),
+    host: Type.String({
+      minLength: 1,
+      default: '127.0.0.1',
+      description: 'Address to listen on. 127.0.0.1 by default: set the address of the scanner network to take images from scanners.',
+    }),
+    port: Type.Integer({ minimum: 0, maximum: 65_535, default: 11_112, description: 'TCP port (11112 is the registered DICOM port; 0 picks a free one).' }),
+    aeTitle: Type.String({ ...AE_TITLE, default: 'SCANLINE', description: "The gateway's AE title: associations calling another one are rejected." }),
+    sources: Type.Array(
+      Type.Object(
+        {
+          aeTitle: Type.String({ ...AE_TITLE, description: "The scanner's (calling) AE title." }),
+          portalId: Type.String({
+            pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$',
+            expected: "an id of 1-64 letters, digits, '.', '_', ':' or '-'",
+            description:
+              'The portal identity this scanner is (`scanline portal add ID`): its scans are filed under it, and revoking the portal refuses the scanner.',
+          }),
+          addresses: Type.Array(Type.String({ minLength: 1 }), {
+            default: [],
+            maxItems: 64,
+            description: 'IP addresses the scanner may connect from; empty: any (the AE title alone is not authentication: prefer listing them).',
+          }),
+        },
+        { additionalProperties: false },
+      ),
+      {
+        default: [],
+        maxItems: 1024,
+        description: 'The scanners allowed to send images: an association from any other calling AE title (or address) is rejected.',
+      },
+    ),
+    maxAssociations: Type.Integer({
+      minimum: 1,
+      maximum: 1024,
+      default: 16,
+      description: 'Associations open at once; more are rejected (local limit exceeded).',
+    }),
+    maxObjectBytes: Type.Integer({
+      minimum: 1024,
+      maximum: 4 * 1024 ** 3,
+      default: 512 * 1024 ** 2,
+      unit: 'bytes',
+      description: 'Largest object a C-STORE may carry; a larger one is discarded as it arrives and refused (out of resources).',
+    }),
+    pairWaitMs: Type.Integer({
+      minimum: 0,
+      maximum: 3_600_000,
+      default: 60_000,
+      unit: 'ms',
+      description:
+        'How long one energy of a dual-energy inspection waits for the other (after its association ended); then it is imported alone, as a single-energy scan.',
+    }),
+    associationTimeoutMs: Type.Integer({
+      minimum: 1_000,
+      maximum: 3_600_000,
+      default: 60_000,
+      unit: 'ms',
+      description: 'An association idle this long is aborted.',
+    }),
+  },
+  { additionalProperties: false, default: {}, description: 'DICOS network service for installed scanners (docs/dicos.md, "Network service").' },
+);
+export type DicosListenerConfig = Static<typeof DicosListenerConfigSchema>;

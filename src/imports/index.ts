@@ -1,11 +1,13 @@
 /** Imports stage: images from installed scanners (DICOS DX) fed to the pipeline as an in-process portal (docs/dicos.md). */
-export { ImportConfigSchema, type ImportConfig } from './config.js';
+export { DicosListenerConfigSchema, ImportConfigSchema, type DicosListenerConfig, type ImportConfig } from './config.js';
 export {
   ImportService,
   linesOf,
   type DicosImportRequest,
   type ImportOutcome,
   type ImportSender,
+  type ImportSlot,
   type ImportServiceOptions,
   type ImportStats,
 } from './import-service.js';
+export { DicosListener, type DicosListenerOptions, type DicosListenerStats } from './dicos-listener.js';

@@ -10,7 +10,7 @@
  */
 import { Registry } from 'prom-client';
 import { type Inference, TILE_PRIORITIES } from '../inference/index.js';
-import type { ImportStats } from '../imports/index.js';
+import type { DicosListenerStats, ImportStats } from '../imports/index.js';
 import type { IngestService, PortalIngestStats } from '../ingest/index.js';
 import type { ResultsService } from '../results/index.js';
 import type { ScanStore } from '../storage/index.js';
@@ -55,6 +55,8 @@ export interface GatewayMetricsOptions {
   retention?: () => { runs: number; deleted: number; bytes: number; failures: number };
   /** Imports of DICOS images (src/imports). */
   imports?: () => ImportStats;
+  /** The DICOS network service, when it is on (dicos.listener). */
+  dicosListener?: () => DicosListenerStats;
   /** The data directory's disk (src/storage DiskMonitor): free and total bytes, the limit, the gateway's own files (null while measured), the reserve held. */
   disk?: () => { free: number; total: number; minFree: number; used: number | null; reserve: number };
 }
@@ -88,6 +90,7 @@ export function createGatewayMetrics(o: GatewayMetricsOptions): GatewayMetrics {
     ...(o.disk ? diskMetrics(o.disk) : []),
     ...(o.retention ? retentionMetrics(o.retention) : []),
     ...(o.imports ? importMetrics(o.imports) : []),
+    ...(o.dicosListener ? dicosListenerMetrics(o.dicosListener) : []),
     ...operatorMetrics(operator),
     ...securityMetrics(o),
     ...(processMetrics?.metrics() ?? []),
@@ -509,6 +512,28 @@ function importMetrics(stats: () => ImportStats): Array<CollectedMetric | Collec
     gauge('scanline_import_quarantine_bytes', 'Bytes in the quarantine folder (counted at start, then grown by what is kept).', [], () =>
       one(stats().quarantineBytes),
     ),
+  ];
+}
+
+function dicosListenerMetrics(stats: () => DicosListenerStats): Array<CollectedMetric | CollectedHistogram> {
+  const byKey = (m: ReadonlyMap<string, number>, label: string): Array<{ labels: Record<string, string>; value: number }> =>
+    [...m].map(([k, value]) => ({ labels: { [label]: k }, value }));
+  return [
+    counter(
+      'scanline_dicos_associations_total',
+      'DICOS associations by outcome: accepted, or rejected-<why> (called-ae, calling-ae, address, portal-revoked) and too-many.',
+      ['outcome'],
+      () => byKey(stats().associations, 'outcome'),
+    ),
+    counter(
+      'scanline_dicos_objects_total',
+      'Objects received by C-STORE by outcome: imported, spooled (one energy waiting for the other), refused (a bad file), failed.',
+      ['outcome'],
+      () => byKey(stats().objects, 'outcome'),
+    ),
+    counter('scanline_dicos_echoes_total', 'C-ECHO requests answered.', [], () => one(stats().echoes)),
+    gauge('scanline_dicos_associations_open', 'DICOS connections open now (dicos.listener.maxAssociations at most).', [], () => one(stats().open)),
+    gauge('scanline_dicos_waiting_energies', 'Energies of dual-energy inspections spooled, waiting for the other energy.', [], () => one(stats().waiting)),
   ];
 }
 

@@ -1,0 +1,442 @@
+/**
+ * The DICOS network service: a C-ECHO and C-STORE SCP (dcmjs-dimse) for installed scanners that push their DX
+ * images, each image becoming a scan through ImportService as an HTTP import does.
+ *
+ * Who may send (docs/dicos.md, "Network service"): an association must call the gateway's AE title
+ * (dicos.listener.aeTitle) from a calling AE title listed in dicos.listener.sources, from one of that source's
+ * addresses when it lists any, and the source's portal identity (`scanline portal add`) must not be revoked. Its
+ * scans are filed under that portal id. Everything else is rejected at association time, before any data.
+ *
+ * Dual energy: the two images of an inspection are separate C-STOREs, in one association or several. The first is
+ * written to `<dataDir>/dicos-spool/` and fsync'd before its C-STORE is answered Success (the scanner may then delete
+ * it); when its partner (same source, same Scan Instance UID, the other energy) arrives, the pair is imported. One
+ * that waits longer than dicos.listener.pairWaitMs is imported alone, as a single-energy scan. Spooled images left by
+ * a stop are taken up again at the next start. A single-energy (INTENSITY) image is imported at once, and its C-STORE
+ * answered once the scan's lines are stored.
+ *
+ * C-STORE statuses: 0000 Success; C000 Cannot understand (a bad file: kept in quarantine, audited); 0122 SOP class not
+ * supported; A700 Out of resources (object too large, imports busy, storage full); 0110 Processing failure.
+ * Threads: the gateway's JS thread. Objects are received into memory up to dicos.listener.maxObjectBytes.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { type Server as NetServer, type Socket, createServer } from 'node:net';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import dcmjs from 'dcmjs';
+import dimse from 'dcmjs-dimse';
+import { type DicosDx, SopClass, TransferSyntax, readDicos } from '../dicos/index.js';
+import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
+import type { DicosListenerConfig } from './config.js';
+import type { ImportSender, ImportService } from './import-service.js';
+
+const { Scp, Dataset } = dimse;
+// dcmjs-dimse logs every PDU at info on the console; the listener logs what matters through the gateway's logger.
+dimse.log.setLevel('silent');
+const { CEchoResponse, CStoreResponse } = dimse.responses;
+const { Status, PresentationContextResult, RejectResult, RejectSource, RejectReason } = dimse.constants;
+
+/** DICOM Verification SOP class (C-ECHO). */
+const VERIFICATION = '1.2.840.10008.1.1';
+const ACCEPTED_CLASSES = new Set<string>([VERIFICATION, SopClass.DxForProcessing, SopClass.DxForPresentation]);
+/** Preference order when a scanner proposes several transfer syntaxes for one context. */
+const ACCEPTED_SYNTAXES = [TransferSyntax.ExplicitVrLittleEndian, TransferSyntax.JpegLosslessSv1, TransferSyntax.ImplicitVrLittleEndian];
+/** C-STORE status "Error: Cannot understand" (PS3.4 B.2.3), which dcmjs-dimse has no constant for. */
+const CANNOT_UNDERSTAND = 0xc000;
+
+export interface DicosListenerStats {
+  /** Associations by outcome: accepted, or the reason they were rejected. */
+  readonly associations: Map<string, number>;
+  /** C-STORE objects by outcome: imported, spooled (one energy waiting), refused, failed. */
+  readonly objects: Map<string, number>;
+  echoes: number;
+  open: number;
+  /** Energies waiting for their partner (spooled). */
+  waiting: number;
+}
+
+export interface DicosListenerOptions {
+  config: DicosListenerConfig;
+  imports: ImportService;
+  /** True while the portal identity is not revoked (IdentityService.portalActive). */
+  portalActive: (portalId: string) => boolean;
+  dataDir: string;
+  log: Logger;
+}
+
+interface Waiting {
+  image: DicosDx;
+  bytes: Uint8Array;
+  receivedAt: Date;
+  path: string;
+  sender: ImportSender;
+  portalId: string;
+  timer: NodeJS.Timeout;
+}
+
+/** Bounded in-memory collector of one C-STORE's data set; past the limit it keeps counting and drops the bytes. */
+class BoundedCollector extends Writable {
+  readonly chunks: Buffer[] = [];
+  bytes = 0;
+  overflow = false;
+
+  constructor(private readonly limit: number) {
+    super();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+    this.bytes += chunk.byteLength;
+    if (this.bytes > this.limit) {
+      this.overflow = true;
+      this.chunks.length = 0;
+    } else this.chunks.push(Buffer.from(chunk));
+    done();
+  }
+}
+
+/** Removes a spooled object and its sender record. */
+async function unspool(path: string): Promise<void> {
+  await rm(path, { force: true });
+  await rm(`${path}.json`, { force: true });
+}
+
+/** A Part 10 stream around a received data set: preamble, DICM, file meta (written by dcmjs), then the data set. */
+function part10(dataset: Buffer, sopClassUid: string, sopInstanceUid: string, transferSyntaxUid: string): Uint8Array {
+  const meta = {
+    '00020001': { vr: 'OB', Value: [new Uint8Array([0, 1]).buffer] },
+    '00020002': { vr: 'UI', Value: [sopClassUid] },
+    '00020003': { vr: 'UI', Value: [sopInstanceUid] },
+    '00020010': { vr: 'UI', Value: [transferSyntaxUid] },
+    '00020012': { vr: 'UI', Value: ['2.25.247618213902466016563178052146862095119'] },
+    '00020013': { vr: 'SH', Value: ['SCANLINE'] },
+  };
+  const dict = new dcmjs.data.DicomDict(meta);
+  dict.dict = {};
+  const head = new Uint8Array(dict.write());
+  const out = new Uint8Array(head.byteLength + dataset.byteLength);
+  out.set(head, 0);
+  out.set(dataset, head.byteLength);
+  return out;
+}
+
+function statusOf(err: ScanlineError): number {
+  switch (err.code) {
+    case 'SCANLINE_ERR_DICOS_SOP_CLASS':
+      return Status.SopClassNotSupported;
+    case 'SCANLINE_ERR_IMPORT_BUSY':
+    case 'SCANLINE_ERR_STORAGE_FULL':
+    case 'SCANLINE_ERR_LIMIT_SCANS':
+    case 'SCANLINE_ERR_GATEWAY_DRAINING':
+      return Status.ResourceLimitation;
+    default:
+      return err.callerError ? CANNOT_UNDERSTAND : Status.ProcessingFailure;
+  }
+}
+
+export class DicosListener {
+  readonly stats: DicosListenerStats = { associations: new Map(), objects: new Map(), echoes: 0, open: 0, waiting: 0 };
+  private server: NetServer | null = null;
+  private readonly sockets = new Set<Socket>();
+  private readonly waiting = new Map<string, Waiting>();
+  private readonly spoolDir: string;
+  private closed = false;
+
+  constructor(private readonly options: DicosListenerOptions) {
+    this.spoolDir = join(options.dataDir, 'dicos-spool');
+  }
+
+  /** The port listened on (the chosen one with port 0); null before start. */
+  get port(): number | null {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? a.port : null;
+  }
+
+  /** Takes up spooled energies left by a previous run, then listens. Rejects when the port cannot be bound. */
+  async start(): Promise<void> {
+    await this.recoverSpool();
+    const { config } = this.options;
+    const ListenerScp = this.scpClass();
+    const server = createServer((socket) => {
+      if (this.closed || this.sockets.size >= config.maxAssociations) {
+        this.count(this.stats.associations, 'too-many');
+        socket.destroy();
+        return;
+      }
+      this.sockets.add(socket);
+      this.stats.open = this.sockets.size;
+      socket.on('close', () => {
+        this.sockets.delete(socket);
+        this.stats.open = this.sockets.size;
+      });
+      socket.on('error', () => undefined);
+      const scp = new ListenerScp(socket, { associationTimeout: config.associationTimeoutMs, pduTimeout: config.associationTimeoutMs });
+      (scp as unknown as { connected: boolean }).connected = true;
+      scp.on('networkError', (err: Error) => {
+        this.options.log.debug({ err, remote: socket.remoteAddress }, 'DICOS association network error');
+        socket.destroy();
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => reject(new ScanlineError('SCANLINE_ERR_SERVER_LISTEN', `DICOS listener on ${config.host}:${config.port}: ${err.message}`)));
+      server.listen(config.port, config.host, () => resolve());
+    });
+    this.server = server;
+    this.options.log.info({ host: config.host, port: this.port, aeTitle: config.aeTitle, sources: config.sources.length }, 'DICOS listener ready');
+  }
+
+  /** Stops listening and closes open associations; waiting energies stay spooled for the next start. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const w of this.waiting.values()) clearTimeout(w.timer);
+    this.waiting.clear();
+    this.stats.waiting = 0;
+    for (const s of this.sockets) s.destroy();
+    const server = this.server;
+    this.server = null;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private count(map: Map<string, number>, key: string): void {
+    map.set(key, (map.get(key) ?? 0) + 1);
+  }
+
+  /** The association's source when it may send, or the reason it may not. */
+  private admit(callingAe: string, calledAe: string, address: string): { portalId: string } | { reject: number; why: string } {
+    const { config, portalActive } = this.options;
+    if (calledAe.trim() !== config.aeTitle) return { reject: RejectReason.CalledAeNotRecognized, why: 'called-ae' };
+    const source = config.sources.find((s) => s.aeTitle === callingAe.trim());
+    if (!source) return { reject: RejectReason.CallingAeNotRecognized, why: 'calling-ae' };
+    if (source.addresses.length > 0 && !source.addresses.includes(address)) return { reject: RejectReason.CallingAeNotRecognized, why: 'address' };
+    if (!portalActive(source.portalId)) return { reject: RejectReason.CallingAeNotRecognized, why: 'portal-revoked' };
+    return { portalId: source.portalId };
+  }
+
+  /** The dcmjs-dimse SCP class of this listener (a closure over it: dcmjs-dimse constructs one per connection). */
+  private scpClass(): new (socket: Socket, opts: Record<string, unknown>) => InstanceType<typeof Scp> {
+    const listener = this;
+    const { config, log } = this.options;
+    return class ListenerScp extends Scp {
+      private portalId = '';
+      private sender: ImportSender = { actor: 'dicos:?', address: null };
+      private received: { bytes: Uint8Array | null; overflow: boolean; size: number; at: Date } | null = null;
+      private readonly socketRef: Socket;
+
+      constructor(socket: Socket, opts: Record<string, unknown>) {
+        super(socket, opts);
+        this.socketRef = socket;
+      }
+
+      override associationRequested(association: InstanceType<typeof dimse.association.Association>): void {
+        const address = (this.socketRef.remoteAddress ?? '').replace(/^::ffff:/, '');
+        const callingAe = association.getCallingAeTitle();
+        const verdict = listener.admit(callingAe, association.getCalledAeTitle(), address);
+        if ('reject' in verdict) {
+          listener.count(listener.stats.associations, `rejected-${verdict.why}`);
+          log.warn({ callingAe, calledAe: association.getCalledAeTitle(), remote: address, why: verdict.why }, 'DICOS association rejected');
+          this.sendAssociationReject(RejectResult.Permanent, RejectSource.ServiceUser, verdict.reject);
+          return;
+        }
+        this.portalId = verdict.portalId;
+        this.sender = { actor: `dicos:${callingAe.trim()}`, address };
+        for (const { id } of association.getPresentationContexts()) {
+          const context = association.getPresentationContext(id);
+          if (!ACCEPTED_CLASSES.has(context.getAbstractSyntaxUid())) {
+            context.setResult(PresentationContextResult.RejectAbstractSyntaxNotSupported);
+            continue;
+          }
+          const proposed = context.getTransferSyntaxUids();
+          const chosen = ACCEPTED_SYNTAXES.find((ts) => proposed.includes(ts));
+          if (chosen) context.setResult(PresentationContextResult.Accept, chosen);
+          else context.setResult(PresentationContextResult.RejectTransferSyntaxesNotSupported);
+        }
+        listener.count(listener.stats.associations, 'accepted');
+        log.info({ callingAe, portalId: this.portalId, remote: address }, 'DICOS association accepted');
+        this.sendAssociationAccept();
+      }
+
+      override associationReleaseRequested(): void {
+        this.sendAssociationReleaseResponse();
+      }
+
+      override cEchoRequest(request: InstanceType<typeof dimse.requests.CEchoRequest>, callback: (r: InstanceType<typeof CEchoResponse>) => void): void {
+        listener.stats.echoes++;
+        const response = CEchoResponse.fromRequest(request);
+        response.setStatus(Status.Success);
+        callback(response);
+      }
+
+      override createStoreWritableStream(): Writable {
+        return new BoundedCollector(config.maxObjectBytes);
+      }
+
+      override createDatasetFromStoreWritableStream(
+        writable: Writable,
+        context: InstanceType<typeof dimse.association.PresentationContext>,
+        callback: (dataset: InstanceType<typeof Dataset>) => void,
+      ): void {
+        const collector = writable as BoundedCollector;
+        this.received = {
+          bytes: collector.overflow ? null : new Uint8Array(Buffer.concat(collector.chunks, collector.bytes)),
+          overflow: collector.overflow,
+          size: collector.bytes,
+          at: new Date(),
+        };
+        // The object is read from the bytes above (src/dicos); dcmjs-dimse gets an empty data set to carry.
+        callback(new Dataset({}, context.getAcceptedTransferSyntaxUid() ?? TransferSyntax.ExplicitVrLittleEndian));
+      }
+
+      override cStoreRequest(request: InstanceType<typeof dimse.requests.CStoreRequest>, callback: (r: InstanceType<typeof CStoreResponse>) => void): void {
+        const received = this.received;
+        this.received = null;
+        const respond = (status: number, comment?: string): void => {
+          const response = CStoreResponse.fromRequest(request);
+          response.setStatus(status);
+          if (comment) (response as unknown as { setErrorComment?: (c: string) => void }).setErrorComment?.(comment.slice(0, 64));
+          callback(response);
+        };
+        if (!received || received.overflow || received.bytes === null) {
+          listener.count(listener.stats.objects, 'refused');
+          log.warn({ by: this.sender.actor, bytes: received?.size }, 'DICOS object larger than dicos.listener.maxObjectBytes refused');
+          respond(Status.ResourceLimitation, 'object larger than the gateway accepts');
+          return;
+        }
+        const transferSyntax = request.getDataset()?.getTransferSyntaxUid() ?? TransferSyntax.ExplicitVrLittleEndian;
+        const bytes = part10(Buffer.from(received.bytes), request.getAffectedSopClassUid(), request.getAffectedSopInstanceUid(), transferSyntax);
+        listener
+          .store(bytes, this.sender, this.portalId, received.at)
+          .then((outcome) => respond(Status.Success, outcome))
+          .catch((err: unknown) => {
+            const e = toScanlineErrorOrInternal(err);
+            respond(statusOf(e), e.code);
+          });
+      }
+    } as unknown as new (
+      socket: Socket,
+      opts: Record<string, unknown>,
+    ) => InstanceType<typeof Scp>;
+  }
+
+  /** One received object: imported now, paired with its waiting partner, or spooled to wait for it. */
+  private async store(bytes: Uint8Array, sender: ImportSender, portalId: string, receivedAt: Date): Promise<string> {
+    const { imports } = this.options;
+    let image: DicosDx;
+    try {
+      const o = await readDicos(bytes);
+      if (o.kind !== 'dx') throw new ScanlineError('SCANLINE_ERR_IMPORT_SET', 'a Threat Detection Report is not an image to scan');
+      image = o;
+    } catch (err) {
+      const e = toScanlineErrorOrInternal(err);
+      this.count(this.stats.objects, 'refused');
+      await imports.refuse(e, [bytes], sender);
+      throw e;
+    }
+    if (image.energy === 'single') return this.importNow([image], [bytes], sender, portalId, receivedAt);
+    const key = this.pairKey(portalId, image);
+    const partner = this.waiting.get(key);
+    if (partner && partner.image.energy !== image.energy) {
+      this.unwait(key, partner);
+      try {
+        return await this.importNow([partner.image, image], [partner.bytes, bytes], sender, portalId, receivedAt);
+      } finally {
+        await unspool(partner.path);
+      }
+    }
+    if (partner) {
+      // The same energy again (a resend): the newer one waits in its place.
+      this.unwait(key, partner);
+      await unspool(partner.path);
+    }
+    await this.spool(key, image, bytes, sender, portalId, receivedAt);
+    this.count(this.stats.objects, 'spooled');
+    return 'spooled: waiting for the other energy';
+  }
+
+  private async importNow(images: DicosDx[], files: Uint8Array[], sender: ImportSender, portalId: string, receivedAt: Date): Promise<string> {
+    try {
+      const outcome = await this.options.imports.importImages(images, { files, sender, portalId, receivedAt });
+      this.count(this.stats.objects, 'imported');
+      return `scan ${outcome.scanId}`;
+    } catch (err) {
+      this.count(this.stats.objects, toScanlineErrorOrInternal(err).callerError ? 'refused' : 'failed');
+      throw err;
+    }
+  }
+
+  private pairKey(portalId: string, image: DicosDx): string {
+    return `${portalId}\u0000${image.studyInstanceUid ?? image.sopInstanceUid}`;
+  }
+
+  private unwait(key: string, w: Waiting): void {
+    clearTimeout(w.timer);
+    this.waiting.delete(key);
+    this.stats.waiting = this.waiting.size;
+  }
+
+  /** Writes and fsyncs one energy (and who sent it) before its C-STORE is answered, then waits for its partner. */
+  private async spool(key: string, image: DicosDx, bytes: Uint8Array, sender: ImportSender, portalId: string, receivedAt: Date): Promise<void> {
+    const dir = join(this.spoolDir, portalId);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const name = createHash('sha256').update(`${key}\u0000${image.energy}`).digest('hex').slice(0, 32);
+    const path = join(dir, `${name}.dcm`);
+    await writeFile(`${path}.json`, JSON.stringify({ sender, portalId, receivedAt: receivedAt.toISOString() }), { mode: 0o600 });
+    const handle = await open(path, 'w', 0o600);
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    const dirHandle = await open(dir, 'r');
+    await dirHandle.sync().finally(() => dirHandle.close());
+    this.wait(key, { image, bytes, path, sender, portalId, receivedAt });
+  }
+
+  private wait(key: string, w: Omit<Waiting, 'timer'>): void {
+    const timer = setTimeout(() => {
+      if (this.waiting.get(key)?.path !== w.path) return;
+      this.waiting.delete(key);
+      this.stats.waiting = this.waiting.size;
+      this.options.log.warn({ portalId: w.portalId, energy: w.image.energy, sop: w.image.sopInstanceUid }, 'the other energy never came: imported alone');
+      void this.importNow([w.image], [w.bytes], w.sender, w.portalId, w.receivedAt)
+        .catch((err: unknown) => this.options.log.warn({ err }, 'a lone energy could not be imported'))
+        .finally(() => unspool(w.path));
+    }, this.options.config.pairWaitMs);
+    timer.unref();
+    this.waiting.set(key, { ...w, timer });
+    this.stats.waiting = this.waiting.size;
+  }
+
+  /** Spooled energies of a previous run wait again for their partner (or pairWaitMs). */
+  private async recoverSpool(): Promise<void> {
+    let portals: string[];
+    try {
+      portals = await readdir(this.spoolDir);
+    } catch {
+      return;
+    }
+    for (const portalId of portals) {
+      const dir = join(this.spoolDir, portalId);
+      for (const name of (await readdir(dir)).filter((n) => n.endsWith('.dcm'))) {
+        const path = join(dir, name);
+        try {
+          const bytes = new Uint8Array(await readFile(path));
+          const meta = JSON.parse(await readFile(`${path}.json`, 'utf8')) as { sender: ImportSender; portalId: string; receivedAt?: string };
+          const receivedAt = meta.receivedAt ? new Date(meta.receivedAt) : new Date();
+          const image = await readDicos(bytes);
+          if (image.kind !== 'dx') throw new Error('not a DX');
+          const key = this.pairKey(meta.portalId, image);
+          const partner = this.waiting.get(key);
+          if (partner && partner.image.energy !== image.energy) {
+            this.unwait(key, partner);
+            void this.importNow([partner.image, image], [partner.bytes, bytes], meta.sender, meta.portalId, receivedAt)
+              .catch((err: unknown) => this.options.log.warn({ err }, 'a spooled pair could not be imported'))
+              .finally(() => Promise.all([unspool(partner.path), unspool(path)]));
+          } else this.wait(key, { image, bytes, path, sender: meta.sender, portalId: meta.portalId, receivedAt });
+        } catch (err) {
+          this.options.log.error({ err, path }, 'a spooled DICOS object could not be read; left in place');
+        }
+      }
+    }
+  }
+}
