@@ -22,7 +22,6 @@ import { resolveConfig } from '../src/config/index.js';
 import { silentLogger } from '../src/log/index.js';
 import { startGateway } from '../src/main.js';
 import { simulatePortals } from '../tools/simulator/index.js';
-import { benchPortalCredentials } from './lib/gateways.js';
 import { machineInfo } from './lib/machine.js';
 import { fmt } from './lib/report.js';
 import { writeResultsJson } from './lib/results-file.js';
@@ -79,7 +78,7 @@ async function main(): Promise<void> {
     gw.identity.setPortalCredential(SOURCE_PORTAL, { name: 'bench', address: null });
 
     // 1. Baseline: the portal path.
-    const credentials = benchPortalCredentials(gw.identity, 1);
+    const credentials = { 'sim-1': gw.identity.setPortalCredential('sim-1', { name: 'bench', address: null }).credential };
     const portalStart = Date.now();
     const sim = await simulatePortals({ url: gw.portalUrl, portals: 1, credentials, trucks: TRUCKS, seed: 7100, speed: 'max', pixels: PIXELS });
     if (sim.scansCompleted !== TRUCKS) throw new Error(`the simulator completed ${sim.scansCompleted} of ${TRUCKS} scans`);
