@@ -19,6 +19,8 @@ import { isNativeStitcherAvailable, type StitcherFactory } from './stitch/index.
 import { DiskMonitor, IdentityStore, ScanStore, SpaceReserve } from './storage/index.js';
 import { RetentionService } from './retention/index.js';
 import { DicosListener, ImportService } from './imports/index.js';
+import { DicosPush } from './push/index.js';
+import type { ScanResultsReport } from './protocol/index.js';
 
 export const GATEWAY_PHASES = ['starting', 'ready', 'draining', 'closing', 'closed'] as const;
 export type GatewayPhase = (typeof GATEWAY_PHASES)[number];
@@ -234,6 +236,27 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       log: log.child({ module: 'imports' }),
       diskRefusal: () => disk.refusal(),
     });
+    // Final scans and decisions pushed as DICOS to dicos.destinations, queued in the database (src/push).
+    const push = resources.defer(
+      'dicos push',
+      new DicosPush({
+        store,
+        destinations: config.dicos.destinations,
+        config: config.dicos.push,
+        report: (scanId) => results?.report(scanId) as ScanResultsReport | undefined,
+        machine: { machineId: config.results.machineId || hostname(), version: packageVersion() ?? '0.0.0' },
+        institution: config.dicos.institution,
+        airLines: config.stitch.airLines,
+        aeTitle: config.dicos.listener.aeTitle,
+        log: log.child({ module: 'push' }),
+      }),
+      (p) => p.close(),
+    );
+    if (config.dicos.destinations.length > 0) {
+      if (results) results.addListener({ final: (report) => push.scanFinal(report.scanId) });
+      else ingest.listen({ scanCompleted: (scan) => push.scanFinal(scan.scanId) });
+      push.start();
+    }
     // The DICOS network service (dicos.listener): made here so that metrics can read it; it listens after the HTTP
     // server, so that a gateway that cannot serve HTTP never takes images.
     const dicosListener = config.dicos.listener.enabled
@@ -266,6 +289,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
             auditHead: () => identity.auditHead(),
             retention: () => retention.stats,
             imports: () => imports.stats,
+            push: () => ({ stats: push.stats, pending: store.pendingPushes(), destinations: config.dicos.destinations.map((d) => d.name) }),
             ...(dicosListener ? { dicosListener: () => dicosListener.stats } : {}),
             disk: () => ({
               free: disk.freeBytes,
@@ -317,6 +341,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         ...(metrics ? { metrics } : {}),
         operator,
         imports,
+        onDecision: (scanId, decisionId) => push.decisionRecorded(scanId, decisionId),
       }),
       (s) => s.closeAll(),
     );

@@ -14,6 +14,7 @@ import { OperatorConfigSchema, refineOperatorConfig } from '../operator/index.js
 import { deepFreeze, defaultsOf, literalUnion, redactSecrets, SchemaValidator, secretPaths, type Static, Type } from '../schema/index.js';
 import { RetentionConfigSchema } from '../retention/index.js';
 import { DicosListenerConfigSchema, ImportConfigSchema } from '../imports/index.js';
+import { DicosDestinationSchema, DicosPushConfigSchema } from '../push/index.js';
 import { refineStitcherTuning, StitcherTuningSchema } from '../stitch/index.js';
 import { renderConfigDocs } from './docs.js';
 import { readConfigEnv } from './env.js';
@@ -175,6 +176,12 @@ export const GatewayConfigSchema = Type.Object(
           description: 'Institution Name written into every DICOS object the gateway writes (e.g. the customs office and checkpoint); null writes it empty.',
         }),
         listener: DicosListenerConfigSchema,
+        destinations: Type.Array(DicosDestinationSchema, {
+          default: [],
+          maxItems: 64,
+          description: 'Where the DICOS objects of every final scan are pushed by C-STORE (archives, review workstations); empty: nowhere.',
+        }),
+        push: DicosPushConfigSchema,
       },
       { additionalProperties: false, default: {}, description: 'DICOS objects the gateway writes (GET /v1/scans/:scanId/dicos, docs/dicos.md).' },
     ),

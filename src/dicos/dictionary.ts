@@ -5,6 +5,7 @@
  * (they are in DICOM PS3.6 group 4010); the ones it lacks are registered here once, at import of this module, so that
  * implicit-VR files get the right VR and written datasets keep them (dcmjs drops keywords it does not know).
  */
+import { createRequire } from 'node:module';
 import dcmjs from 'dcmjs';
 
 export const SopClass = {
@@ -73,22 +74,33 @@ const DICOS_EXTRA_ATTRIBUTES: ReadonlyArray<[tag: string, vr: string, vm: string
   ['(6100,0030)', 'US', '1', 'SeriesEnergy'],
   ['(6100,0031)', 'LO', '1', 'SeriesEnergyDescription'],
   ['(6100,0032)', 'US', '1', 'NumberOfEnergies'],
+  // Scanline's private block (creator "SCANLINE 1" at 0029,0010): named so that dcmjs keeps it when a data set is
+  // naturalized and written again (dcmjs-dimse does so for every C-STORE it sends), instead of dropping it.
+  ['(0029,0010)', 'LO', '1', 'ScanlinePrivateCreator'],
+  ['(0029,1000)', 'UT', '1', 'ScanlinePrivateData'],
 ];
 
 let registered = false;
 
-/** Adds the DICOS attributes dcmjs lacks to its dictionary (idempotent; the dictionary is process-wide). */
+/**
+ * Adds the DICOS attributes dcmjs lacks to its dictionary (idempotent; the dictionary is process-wide). dcmjs ships
+ * an ES module and a CommonJS build, which Node loads as two instances with two dictionaries: Scanline imports the
+ * first, dcmjs-dimse and dcmjs-codecs require the second, so both get the entries.
+ */
 export function registerDicosDictionary(): void {
   if (registered) return;
   registered = true;
-  const dict = dcmjs.data.DicomMetaDictionary;
-  for (const [tag, vr, vm, name] of DICOS_EXTRA_ATTRIBUTES) {
-    if (dict.dictionary[tag] !== undefined) continue;
-    const entry = { tag, vr, vm, name, version: 'DICOS' };
-    dict.dictionary[tag] = entry;
-    dict.nameMap[name] = entry;
+  const required = createRequire(import.meta.url)('dcmjs') as typeof dcmjs;
+  for (const instance of new Set([dcmjs, required])) {
+    const dict = instance.data.DicomMetaDictionary;
+    for (const [tag, vr, vm, name] of DICOS_EXTRA_ATTRIBUTES) {
+      if (dict.dictionary[tag] !== undefined) continue;
+      const entry = { tag, vr, vm, name, version: 'DICOS' };
+      dict.dictionary[tag] = entry;
+      dict.nameMap[name] = entry;
+    }
+    // dcmjs reports tolerated oddities on the console; the reader reports what matters as errors and warnings itself.
+    instance.log.setLevel('silent');
   }
-  // dcmjs reports tolerated oddities on the console; the reader reports what matters as errors and warnings itself.
-  dcmjs.log.setLevel('silent');
 }
 registerDicosDictionary();

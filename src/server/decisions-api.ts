@@ -27,6 +27,8 @@ export interface DecisionRouteOptions {
   hub: OperatorHub | null;
   audit: AuditTrail;
   log: Logger;
+  /** Told of every recorded decision (the DICOS push). Must not throw. */
+  onDecision?: (scanId: string, decisionId: number) => void;
 }
 
 export function registerDecisionRoutes(routes: Routes, o: DecisionRouteOptions): void {
@@ -56,6 +58,11 @@ export function registerDecisionRoutes(routes: Routes, o: DecisionRouteOptions):
         });
         o.log.info({ scanId, operatorId, verdict: decision.verdict, machineDecision: decision.machineDecision, id: decision.id }, 'decision recorded');
         o.hub?.decisionRecorded(portalId, decision);
+        try {
+          o.onDecision?.(scanId, decision.id);
+        } catch (err) {
+          o.log.error({ err, scanId }, 'queuing the decision for DICOS push failed');
+        }
         out.json(201, { ...decision, links: { scan: `/v1/scans/${encodeURIComponent(scanId)}` } });
       });
     },

@@ -11,6 +11,7 @@
 import { Registry } from 'prom-client';
 import { type Inference, TILE_PRIORITIES } from '../inference/index.js';
 import type { DicosListenerStats, ImportStats } from '../imports/index.js';
+import type { PushStats } from '../push/index.js';
 import type { IngestService, PortalIngestStats } from '../ingest/index.js';
 import type { ResultsService } from '../results/index.js';
 import type { ScanStore } from '../storage/index.js';
@@ -55,6 +56,8 @@ export interface GatewayMetricsOptions {
   retention?: () => { runs: number; deleted: number; bytes: number; failures: number };
   /** Imports of DICOS images (src/imports). */
   imports?: () => ImportStats;
+  /** DICOS push to dicos.destinations: counters, and what the queue holds. */
+  push?: () => { stats: PushStats; pending: Array<{ destination: string; pending: number; oldest: string | null }>; destinations: string[] };
   /** The DICOS network service, when it is on (dicos.listener). */
   dicosListener?: () => DicosListenerStats;
   /** The data directory's disk (src/storage DiskMonitor): free and total bytes, the limit, the gateway's own files (null while measured), the reserve held. */
@@ -91,6 +94,7 @@ export function createGatewayMetrics(o: GatewayMetricsOptions): GatewayMetrics {
     ...(o.retention ? retentionMetrics(o.retention) : []),
     ...(o.imports ? importMetrics(o.imports) : []),
     ...(o.dicosListener ? dicosListenerMetrics(o.dicosListener) : []),
+    ...(o.push ? pushMetrics(o.push) : []),
     ...operatorMetrics(operator),
     ...securityMetrics(o),
     ...(processMetrics?.metrics() ?? []),
@@ -511,6 +515,48 @@ function importMetrics(stats: () => ImportStats): Array<CollectedMetric | Collec
     ),
     gauge('scanline_import_quarantine_bytes', 'Bytes in the quarantine folder (counted at start, then grown by what is kept).', [], () =>
       one(stats().quarantineBytes),
+    ),
+  ];
+}
+
+function pushMetrics(read: NonNullable<GatewayMetricsOptions['push']>): Array<CollectedMetric | CollectedHistogram> {
+  const per = (pick: (destination: string, r: ReturnType<typeof read>) => number) => () => {
+    const r = read();
+    return r.destinations.map((destination) => ({ labels: { destination }, value: pick(destination, r) }));
+  };
+  return [
+    gauge(
+      'scanline_dicos_push_pending',
+      'Object sets (a scan, or a decision) queued for a DICOS destination and not yet taken by it.',
+      ['destination'],
+      per((d, r) => r.pending.find((p) => p.destination === d)?.pending ?? 0),
+    ),
+    gauge(
+      'scanline_dicos_push_oldest_pending_seconds',
+      'Age of the oldest set still queued for a destination (0 when none): a destination down for hours shows here.',
+      ['destination'],
+      per((d, r) => {
+        const oldest = r.pending.find((p) => p.destination === d)?.oldest;
+        return oldest ? Math.max(0, (Date.now() - Date.parse(oldest)) / 1000) : 0;
+      }),
+    ),
+    counter(
+      'scanline_dicos_pushed_total',
+      'Object sets a DICOS destination took (every C-STORE answered Success).',
+      ['destination'],
+      per((d, r) => r.stats.sent.get(d) ?? 0),
+    ),
+    counter(
+      'scanline_dicos_pushed_objects_total',
+      'DICOS objects (files) a destination took.',
+      ['destination'],
+      per((d, r) => r.stats.objectsSent.get(d) ?? 0),
+    ),
+    counter(
+      'scanline_dicos_push_failures_total',
+      'Push attempts that failed (network, association rejected, a C-STORE not Success); each is retried with backoff.',
+      ['destination'],
+      per((d, r) => r.stats.failures.get(d) ?? 0),
     ),
   ];
 }

@@ -71,6 +71,8 @@ export interface HttpServerOptions {
   operator?: OperatorHub;
   /** Imports of DICOS images (POST /v1/imports); absent: the route answers 404. */
   imports?: ImportService;
+  /** Told of every decision recorded over HTTP (the DICOS push queues its OPERATOR report). */
+  onDecision?: (scanId: string, decisionId: number) => void;
 }
 
 /** What GET /metrics serves: the exposition text, rendered at each scrape. */
@@ -289,7 +291,14 @@ function buildApp(o: HttpServerOptions, tls: boolean, shared: ServerShared): Bui
     feed = registerOperatorFeed(routes, { hub: o.operator, config: o.config.operator, log: o.log, sockets: shared.sockets, screens: shared.screens });
     registerOperatorUi(routes, o.log);
   }
-  registerDecisionRoutes(routes, { store: o.store, results: o.results ?? null, hub: o.operator ?? null, audit: o.identity, log: o.log });
+  registerDecisionRoutes(routes, {
+    store: o.store,
+    results: o.results ?? null,
+    hub: o.operator ?? null,
+    audit: o.identity,
+    log: o.log,
+    ...(o.onDecision ? { onDecision: o.onDecision } : {}),
+  });
   app.any('/*', (res, req) => {
     const url = req.getUrl();
     handleAsync(res, req, o.log, () => {

@@ -4,6 +4,7 @@ export { MIGRATIONS, SCHEMA_VERSION, type Migration, type MigrationOutcome } fro
 export type {
   ScanRecord,
   ScanOrigin,
+  StoredPush,
   ScanState,
   DetectorGeometry,
   ListScansQuery,

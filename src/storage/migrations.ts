@@ -201,6 +201,28 @@ const V6 = `
 ALTER TABLE scans ADD COLUMN origin TEXT;
 `;
 
+/**
+ * Version 7: DICOS push queue. One row per object set to send to one destination (dicos.destinations): a scan's
+ * images and MACHINE report, or one decision's OPERATOR report; kept until sent, retried with backoff, and still
+ * there after a restart.
+ */
+const V7 = `
+CREATE TABLE dicos_push_queue (
+  id              INTEGER PRIMARY KEY AUTOINCREMENT,
+  scan_id         TEXT NOT NULL,
+  destination     TEXT NOT NULL,
+  item            TEXT NOT NULL,
+  state           TEXT NOT NULL CHECK (state IN ('pending','sent')),
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at TEXT NOT NULL,
+  last_error      TEXT,
+  created_at      TEXT NOT NULL,
+  sent_at         TEXT,
+  UNIQUE (scan_id, destination, item)
+);
+CREATE INDEX dicos_push_due ON dicos_push_queue (state, next_attempt_at);
+`;
+
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, description: 'scans, scan_results, scan_embeddings, reference_categories, scan_decisions', sql: V1 },
   { version: 2, description: 'accounts, sessions, api_tokens, portal_identities, audit_events', sql: V2 },
@@ -208,6 +230,7 @@ export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 4, description: 'audit_events hash chain; scans sealed with the SHA-256 of their raw lines', sql: V4 },
   { version: 5, description: 'legal hold on scans (retention)', sql: V5 },
   { version: 6, description: 'origin of imported scans', sql: V6 },
+  { version: 7, description: 'DICOS push queue', sql: V7 },
 ]);
 
 /** The schema version this code writes and reads. */

@@ -72,6 +72,49 @@ export interface ScanOrigin {
   ooiId: string | null;
 }
 
+/** One set of DICOS objects queued for a destination (dicos_push_queue). */
+export interface StoredPush {
+  id: number;
+  scanId: string;
+  destination: string;
+  /** `scan` (the DX images and the MACHINE report) or `decision:<id>` (that decision's OPERATOR report). */
+  item: string;
+  state: 'pending' | 'sent';
+  attempts: number;
+  nextAttemptAt: string;
+  lastError: string | null;
+  createdAt: string;
+  sentAt: string | null;
+}
+
+interface PushRow {
+  id: number;
+  scan_id: string;
+  destination: string;
+  item: string;
+  state: 'pending' | 'sent';
+  attempts: number;
+  next_attempt_at: string;
+  last_error: string | null;
+  created_at: string;
+  sent_at: string | null;
+}
+
+function pushFromRow(r: PushRow): StoredPush {
+  return {
+    id: r.id,
+    scanId: r.scan_id,
+    destination: r.destination,
+    item: r.item,
+    state: r.state,
+    attempts: r.attempts,
+    nextAttemptAt: r.next_attempt_at,
+    lastError: r.last_error,
+    createdAt: r.created_at,
+    sentAt: r.sent_at,
+  };
+}
+
 /** An ended scan as the retention policy sees it (ScanStore.retentionRows). */
 export interface RetentionRow {
   scanId: string;
@@ -864,6 +907,45 @@ export class ScanStore {
     }
   }
 
+  /** Queues `item` of a scan for a DICOS destination (once: queuing it again changes nothing). */
+  enqueuePush(scanId: string, destination: string, item: string, at: string): void {
+    this.assertOpen();
+    this.db
+      .prepare(
+        `INSERT OR IGNORE INTO dicos_push_queue (scan_id, destination, item, state, attempts, next_attempt_at, created_at)
+         VALUES (?, ?, ?, 'pending', 0, ?, ?)`,
+      )
+      .run(scanId, destination, item, at, at);
+  }
+
+  /** Pending pushes due at `now`, oldest due first. */
+  duePushes(now: string, limit: number): StoredPush[] {
+    this.assertOpen();
+    return (
+      this.db
+        .prepare(`SELECT * FROM dicos_push_queue WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`)
+        .all(now, limit) as PushRow[]
+    ).map(pushFromRow);
+  }
+
+  pushSent(id: number, at: string): void {
+    this.db.prepare(`UPDATE dicos_push_queue SET state = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?`).run(at, id);
+  }
+
+  pushFailed(id: number, nextAttemptAt: string, error: string): void {
+    this.db
+      .prepare('UPDATE dicos_push_queue SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?')
+      .run(nextAttemptAt, error.slice(0, 500), id);
+  }
+
+  /** Pending pushes per destination, and the oldest one's creation time (for the metrics). */
+  pendingPushes(): Array<{ destination: string; pending: number; oldest: string | null }> {
+    this.assertOpen();
+    return this.db
+      .prepare(`SELECT destination, COUNT(*) AS pending, MIN(created_at) AS oldest FROM dicos_push_queue WHERE state = 'pending' GROUP BY destination`)
+      .all() as Array<{ destination: string; pending: number; oldest: string | null }>;
+  }
+
   /** The decisions on one scan, oldest first. */
   listDecisions(scanId: string): StoredDecision[] {
     this.assertOpen();
@@ -948,6 +1030,7 @@ export class ScanStore {
       this.db.prepare('DELETE FROM scan_results WHERE scan_id = ?').run(scanId);
       this.db.prepare('DELETE FROM scan_embeddings WHERE scan_id = ?').run(scanId);
       this.db.prepare('DELETE FROM scan_decisions WHERE scan_id = ?').run(scanId);
+      this.db.prepare('DELETE FROM dicos_push_queue WHERE scan_id = ?').run(scanId);
       this.db.prepare('DELETE FROM scans WHERE scan_id = ?').run(scanId);
     })();
     await rm(tombstone, { recursive: true, force: true });

@@ -49,7 +49,7 @@ describe('startGateway', () => {
     });
     await expect(startGateway(config, { log: pino({ level: 'debug' }, sink) })).rejects.toMatchObject({ code: 'SCANLINE_ERR_SERVER_LISTEN' });
     const closed = lines.filter((l) => l.msg === 'closed').map((l) => l.resource);
-    expect(closed).toEqual(['metrics', 'retention', 'operator', 'ingest', 'inference', 'disk monitor', 'identity', 'storage']);
+    expect(closed).toEqual(['metrics', 'dicos push', 'retention', 'operator', 'ingest', 'inference', 'disk monitor', 'identity', 'storage']);
     expect(openFilesUnder(dir)).toEqual([]);
     rmSync(dir, { recursive: true, force: true });
     // The first gateway is untouched by the other's failed start and close.

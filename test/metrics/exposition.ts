@@ -100,6 +100,7 @@ export function standaloneMetrics(prefix: string): { metrics: GatewayMetrics; di
     disk: () => ({ free: 5e9, total: 1e10, minFree: 2e9, used: 1e6, reserve: 0 }),
     retention: () => ({ runs: 0, deleted: 0, bytes: 0, failures: 0 }),
     imports: () => ({ outcomes: new Map(), inProgress: 0, queued: 0, quarantinedFiles: 0, quarantineDropped: 0, quarantineBytes: 0, linesImported: 0 }),
+    push: () => ({ stats: { sent: new Map(), failures: new Map(), objectsSent: new Map() }, pending: [], destinations: ['archive'] }),
     dicosListener: () => ({ associations: new Map([['accepted', 1]]), objects: new Map([['imported', 1]]), echoes: 0, open: 0, waiting: 0 }),
   });
   return {

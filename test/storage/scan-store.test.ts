@@ -30,8 +30,10 @@ const V2_OBJECTS = [
   'reference_proposals',
   'reference_proposals_state',
   'scans_ended',
+  'dicos_push_queue',
+  'dicos_push_due',
 ];
-const TABLES = [...V1_TABLES, 'accounts', 'api_tokens', 'audit_events', 'portal_identities', 'reference_proposals', 'sessions'].sort();
+const TABLES = [...V1_TABLES, 'accounts', 'api_tokens', 'audit_events', 'dicos_push_queue', 'portal_identities', 'reference_proposals', 'sessions'].sort();
 
 /**
  * An inspection with only what migration 1 made, to compare with a database from before schema versions: the
@@ -472,12 +474,12 @@ describe('ScanStore: schema versions', () => {
     const legacy = dataDir();
     unversionedDatabase(legacy, UNVERSIONED_SCHEMA);
     const now = inspect(fresh);
-    expect(SCHEMA_VERSION).toBe(6);
+    expect(SCHEMA_VERSION).toBe(7);
     expect(now.version).toBe(SCHEMA_VERSION);
     expect(now.tables).toEqual(TABLES);
     expect(v1Only(now).schema).toEqual(inspect(legacy).schema);
     expect(existsSync(join(fresh, 'scans'))).toBe(true);
-    expect(lines.filter((l) => l.level === 'info').map((l) => [l.obj, l.msg])).toEqual([[{ from: 0, to: 6, adopted: false }, 'scan database created']]);
+    expect(lines.filter((l) => l.level === 'info').map((l) => [l.obj, l.msg])).toEqual([[{ from: 0, to: 7, adopted: false }, 'scan database created']]);
   });
 
   it('opens the current version again without migrating or logging', () => {
@@ -513,7 +515,7 @@ describe('ScanStore: schema versions', () => {
     const { log, lines } = recordingLogger();
     const store = open(dir, log);
     expect(lines.filter((l) => l.level === 'info').map((l) => [l.obj, l.msg])).toEqual([
-      [{ from: 0, to: 6, adopted: true }, 'scan database from before schema versions adopted and upgraded'],
+      [{ from: 0, to: 7, adopted: true }, 'scan database from before schema versions adopted and upgraded'],
     ]);
     expect(store.getScan('old-1')).toEqual({
       scanId: 'old-1',

@@ -1,0 +1,217 @@
+/**
+ * Push stage: the DICOS objects of final scans sent to configured destinations (dicos.destinations) by C-STORE, as
+ * an SCU through dcmjs-dimse: central archives, review workstations, risk management.
+ *
+ * What is sent, and when (docs/dicos.md, "Push"): once a scan's machine results are final (or, without inference,
+ * once it completed), its DX images and MACHINE TDR (item `scan`); once an officer decides, that decision's OPERATOR
+ * TDR (item `decision:<id>`). Each is queued in the scan database (dicos_push_queue) per destination before anything
+ * is sent, retried with exponential backoff (dicos.push.retryInitialMs doubling to retryMaxMs) until the
+ * destination takes it, and survives restarts. One association at a time per destination.
+ * Threads: the gateway's JS thread; building the objects is synchronous (as for GET /v1/scans/:id/dicos).
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import dimse from 'dcmjs-dimse';
+import { type DicosFile, buildScanExport } from '../dicos/index.js';
+import type { Logger } from '../log/index.js';
+import type { ScanResultsReport } from '../protocol/index.js';
+import { type ScanStore, type StoredPush, readJournal } from '../storage/index.js';
+import { type DicosDestination, type DicosPushConfig, DicosPushConfigSchema, DicosDestinationSchema } from './config.js';
+
+export { DicosDestinationSchema, DicosPushConfigSchema, type DicosDestination, type DicosPushConfig };
+
+const { Client } = dimse;
+const { CStoreRequest } = dimse.requests;
+const { Status } = dimse.constants;
+
+export interface PushStats {
+  /** Sets of objects sent or failed, by destination. */
+  readonly sent: Map<string, number>;
+  readonly failures: Map<string, number>;
+  readonly objectsSent: Map<string, number>;
+}
+
+export interface DicosPushOptions {
+  store: ScanStore;
+  destinations: DicosDestination[];
+  config: DicosPushConfig;
+  /** The scan's final machine report, or undefined (none, or not final). */
+  report: (scanId: string) => ScanResultsReport | undefined;
+  machine: { machineId: string; version: string };
+  institution: string | null;
+  airLines: number;
+  /** The gateway's AE title, the calling one when a destination names none. */
+  aeTitle: string;
+  log: Logger;
+}
+
+/** The objects of an export a destination asked for (dicos.destinations[].objects), and of one queued item. */
+function filesOf(all: DicosFile[], item: string, wanted: readonly string[]): DicosFile[] {
+  if (item.startsWith('decision:')) {
+    const id = item.slice('decision:'.length);
+    return wanted.includes('tdr-operator') ? all.filter((f) => f.name === `tdr-operator-${id}.dcm`) : [];
+  }
+  return all.filter(
+    (f) =>
+      (wanted.includes('dx-processing') && f.name.startsWith('dx-processing-')) ||
+      (wanted.includes('dx-presentation') && f.name === 'dx-presentation.dcm') ||
+      (wanted.includes('tdr-machine') && f.name === 'tdr-machine.dcm'),
+  );
+}
+
+export class DicosPush {
+  readonly stats: PushStats = { sent: new Map(), failures: new Map(), objectsSent: new Map() };
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+  private closed = false;
+  private readonly busy = new Set<string>();
+  private wake: Promise<void> | null = null;
+
+  constructor(private readonly options: DicosPushOptions) {}
+
+  /** Queues a final scan for every destination (its results final, or completed without inference). */
+  scanFinal(scanId: string): void {
+    const at = new Date().toISOString();
+    for (const d of this.options.destinations) if (d.enabled) this.options.store.enqueuePush(scanId, d.name, 'scan', at);
+    this.kick();
+  }
+
+  /** Queues an officer's decision (its OPERATOR TDR) for every destination that takes them. */
+  decisionRecorded(scanId: string, decisionId: number): void {
+    const at = new Date().toISOString();
+    for (const d of this.options.destinations) {
+      if (d.enabled && d.objects.includes('tdr-operator')) this.options.store.enqueuePush(scanId, d.name, `decision:${decisionId}`, at);
+    }
+    this.kick();
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.kick(), this.options.config.pollIntervalMs);
+    this.timer.unref();
+    this.kick();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.wake;
+  }
+
+  /** Sends what is due, one destination association at a time; a run already going picks new work up after. */
+  private kick(): void {
+    if (this.closed) return;
+    if (this.running) return;
+    this.running = true;
+    this.wake = this.runDue()
+      .catch((err: unknown) => this.options.log.error({ err }, 'DICOS push failed'))
+      .finally(() => {
+        this.running = false;
+      });
+  }
+
+  private async runDue(): Promise<void> {
+    for (;;) {
+      if (this.closed) return;
+      const due = this.options.store.duePushes(new Date().toISOString(), 32).filter((p) => !this.busy.has(p.destination));
+      if (due.length === 0) return;
+      for (const push of due) {
+        if (this.closed) return;
+        await this.send(push);
+      }
+    }
+  }
+
+  private async send(push: StoredPush): Promise<void> {
+    const { store, log, config } = this.options;
+    const destination = this.options.destinations.find((d) => d.name === push.destination);
+    if (!destination) {
+      // A destination removed from the configuration: its queue waits (it may come back); looked at again later.
+      store.pushFailed(push.id, new Date(Date.now() + config.retryMaxMs).toISOString(), 'destination no longer configured');
+      return;
+    }
+    this.busy.add(destination.name);
+    try {
+      const files = await this.build(push, destination);
+      if (files.length > 0) await this.store(destination, files);
+      store.pushSent(push.id, new Date().toISOString());
+      this.stats.sent.set(destination.name, (this.stats.sent.get(destination.name) ?? 0) + 1);
+      this.stats.objectsSent.set(destination.name, (this.stats.objectsSent.get(destination.name) ?? 0) + files.length);
+      log.info({ destination: destination.name, scanId: push.scanId, item: push.item, objects: files.length }, 'DICOS objects pushed');
+    } catch (err) {
+      const delay = Math.min(config.retryMaxMs, config.retryInitialMs * 2 ** Math.min(push.attempts, 30));
+      const next = new Date(Date.now() + delay).toISOString();
+      const message = (err as Error).message ?? String(err);
+      store.pushFailed(push.id, next, message);
+      this.stats.failures.set(destination.name, (this.stats.failures.get(destination.name) ?? 0) + 1);
+      log.warn(
+        { destination: destination.name, scanId: push.scanId, item: push.item, attempt: push.attempts + 1, next, msg: message },
+        'DICOS push failed; will retry',
+      );
+    } finally {
+      this.busy.delete(destination.name);
+    }
+  }
+
+  /** The objects of one queued item, built from the stored scan as GET /v1/scans/:id/dicos builds them. */
+  private async build(push: StoredPush, destination: DicosDestination): Promise<DicosFile[]> {
+    const { store } = this.options;
+    const record = store.getScan(push.scanId);
+    if (!record) return []; // deleted by retention meanwhile: nothing left to send
+    const raw = await store.readRaw(push.scanId, record.lines, record.detector.pixels * record.detector.energies * 2);
+    const journal = readJournal(store.journalPath(push.scanId));
+    const report = this.options.report(push.scanId) ?? null;
+    const all = buildScanExport({
+      record,
+      raw,
+      calibration: journal?.frames.filter((f) => f.payload !== null) ?? [],
+      airLines: this.options.airLines,
+      report: report !== null && report.status === 'final' ? report : null,
+      decisions: store.listDecisions(push.scanId),
+      machine: this.options.machine,
+      institution: this.options.institution,
+    });
+    return filesOf(all, push.item, destination.objects);
+  }
+
+  /** One association: every file by C-STORE; resolves when each got Success, rejects on the first failure. */
+  private async store(destination: DicosDestination, files: DicosFile[]): Promise<void> {
+    const dir = await mkdtemp(join(tmpdir(), 'scanline-push-'));
+    try {
+      const paths: string[] = [];
+      for (const f of files) {
+        const path = join(dir, f.name);
+        await writeFile(path, f.bytes);
+        paths.push(path);
+      }
+      await new Promise<void>((resolve, reject) => {
+        const client = new Client();
+        const failures: string[] = [];
+        let answered = 0;
+        for (const path of paths) {
+          const request = new CStoreRequest(path);
+          request.on('response', (response: { getStatus(): number }) => {
+            answered++;
+            const status = response.getStatus();
+            if (status !== Status.Success) failures.push(`${path.split('/').pop()}: status 0x${status.toString(16).padStart(4, '0')}`);
+          });
+          client.addRequest(request);
+        }
+        client.on('networkError', (e: Error) => reject(new Error(`network: ${e.message}`)));
+        client.on('associationRejected', (r: { reason?: number }) => reject(new Error(`association rejected (reason ${r?.reason ?? '?'})`)));
+        client.on('closed', () => {
+          if (failures.length > 0) reject(new Error(failures.join('; ')));
+          else if (answered < paths.length) reject(new Error(`${paths.length - answered} of ${paths.length} objects were not answered`));
+          else resolve();
+        });
+        client.send(destination.host, destination.port, destination.callingAeTitle ?? this.options.aeTitle, destination.calledAeTitle, {
+          connectTimeout: this.options.config.timeoutMs,
+          associationTimeout: this.options.config.timeoutMs,
+          pduTimeout: this.options.config.timeoutMs,
+        });
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+}
