@@ -14,6 +14,7 @@ import { startGateway } from './main.js';
 import { type Command, intOption, logFormatOption, parseOptions, usageError } from './cli-support.js';
 import { identityCommands } from './identity-commands.js';
 import { dicosCommands } from './dicos-commands.js';
+import { importCommands } from './import-commands.js';
 import { retentionCommands } from './retention-commands.js';
 
 export { type Command, intOption, logFormatOption, parseOptions, usageError } from './cli-support.js';
@@ -176,6 +177,7 @@ function productionCommands(demo: DemoPortals | undefined): Command[] {
     ...identityCommands(),
     ...retentionCommands(),
     ...dicosCommands(),
+    ...importCommands(),
   ];
 }
 

@@ -18,7 +18,7 @@ import { createGatewayMetrics, type GatewayMetrics, type HttpServer, type RouteS
 import { isNativeStitcherAvailable, type StitcherFactory } from './stitch/index.js';
 import { DiskMonitor, IdentityStore, ScanStore, SpaceReserve } from './storage/index.js';
 import { RetentionService } from './retention/index.js';
-import { DicosListener, ImportService } from './imports/index.js';
+import { DicosListener, ImportService, WatchFolder } from './imports/index.js';
 import { DicosPush } from './push/index.js';
 import type { ScanResultsReport } from './protocol/index.js';
 
@@ -347,6 +347,22 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     );
     const listening = server;
     if (dicosListener) await resources.defer('dicos listener', dicosListener, (l) => l.close()).start();
+    if (config.import.watchDir !== null) {
+      resources
+        .defer(
+          'watched folder',
+          new WatchFolder({
+            dir: config.import.watchDir,
+            intervalMs: config.import.watchIntervalMs,
+            pairWaitMs: config.import.watchPairWaitMs,
+            imports,
+            limits: { maxRows: 4096, maxColumns: config.stitch.maxLines },
+            log: log.child({ module: 'watch' }),
+          }),
+          (w) => w.close(),
+        )
+        .start();
+    }
     // Revoked portal credentials, signed-out sessions and disabled accounts take effect on open connections too,
     // also when the change was made by `scanline portal|user|token` in another process.
     let sweeps = 0;

@@ -30,7 +30,7 @@ export interface EnvLayer {
  */
 export const NON_CONFIG_VARIABLES: ReadonlySet<string> = new Set([
   'SCANLINE_LOG_FORMAT', // the CLI's log format (src/cli.ts)
-  'SCANLINE_API_TOKEN', // an API token for tools reading a running gateway (scanline eval --url)
+  'SCANLINE_API_TOKEN', // an API token for commands talking to a running gateway (scanline eval --url, scanline import)
   'SCANLINE_BOOTSTRAP_ADMIN_PASSWORD', // the first admin's password on a first start (src/main.ts); a secret, not configuration
   'SCANLINE_TRAIN_DIR', // training work directory (models/train/run.sh)
   'SCANLINE_EXPORT_SHARD', // one dataset-export shard, set for its child process (models/train/export-shards.mjs)

@@ -131,6 +131,8 @@ export const ERROR_CODES = {
   SCANLINE_ERR_IMPORT_SET: spec('the files of an import do not make one inspection (one DX, or a high- and a low-energy DX of one scan)', 422, true),
   SCANLINE_ERR_IMPORT_TIMEOUT: spec('an import did not finish in time; its scan was aborted', 504, false),
   SCANLINE_ERR_DICOS_EXPORT: spec('the scan cannot be written as DICOS', 422, true),
+  SCANLINE_ERR_IMPORT_SIDECAR: spec('the JSON sidecar of an image file is missing, not JSON, or does not match its schema', 422, true),
+  SCANLINE_ERR_IMPORT_UNREACHABLE: spec('`scanline import` could not reach the gateway', 503, false),
   SCANLINE_ERR_IMPORT_BUSY: spec('too many imports are running or waiting; send again shortly', 503, false),
 
   // Configuration and command line.

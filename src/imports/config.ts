@@ -49,6 +49,19 @@ export const ImportConfigSchema = Type.Object(
       unit: 'mm',
       description: 'Detector pitch assumed for an imported image that gives no pixel spacing.',
     }),
+    watchDir: Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
+      default: null,
+      description:
+        'A folder scanners export to (DICOS files, or 16-bit TIFF/PNG with a JSON sidecar): each inspection in it becomes a scan and its files are removed. null: none.',
+    }),
+    watchIntervalMs: Type.Integer({ minimum: 100, maximum: 600_000, default: 1_000, unit: 'ms', description: 'How often the watched folder is looked at.' }),
+    watchPairWaitMs: Type.Integer({
+      minimum: 0,
+      maximum: 3_600_000,
+      default: 60_000,
+      unit: 'ms',
+      description: 'How long one energy of a DICOS pair in the watched folder waits for the other before it is imported alone.',
+    }),
     quarantineMaxBytes: Type.Integer({
       minimum: 0,
       maximum: 2 ** 53 - 1,

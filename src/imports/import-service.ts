@@ -44,6 +44,10 @@ export interface DicosImportRequest {
   portalId?: string;
   /** When the last byte of the (last) file arrived; default: when the import starts. */
   receivedAt?: Date;
+  /** What the files are: DICOS (default) or 16-bit TIFF/PNG images with a sidecar (the watched folder). */
+  source?: 'dicos' | 'file';
+  /** File names, for the origin of a `file` import. */
+  fileNames?: string[];
 }
 
 export interface ImportOutcome {
@@ -99,9 +103,10 @@ const FILE_FAULTS: ReadonlySet<string> = new Set([
   'SCANLINE_ERR_DICOS_TRANSFER_SYNTAX',
   'SCANLINE_ERR_DICOS_IMAGE',
   'SCANLINE_ERR_IMPORT_SET',
+  'SCANLINE_ERR_IMPORT_SIDECAR',
 ]);
 
-function isFileFault(err: ScanlineError): boolean {
+export function isFileFault(err: ScanlineError): boolean {
   return FILE_FAULTS.has(err.code);
 }
 
@@ -352,16 +357,18 @@ export class ImportService {
       pitchMm: spacing !== undefined && spacing > 0 && spacing <= 100 ? spacing : config.pitchMm,
       lineRateHz: config.lineRateHz,
     };
+    const fromFiles = request.source === 'file';
     const origin: ScanOrigin = {
-      source: 'dicos',
+      source: fromFiles ? 'file' : 'dicos',
       station: first.stationName ?? request.sender.actor,
       receivedBy: request.sender.actor,
       receivedAt: (request.receivedAt ?? new Date()).toISOString(),
       studyInstanceUid: first.studyInstanceUid,
-      sopInstanceUids: images.map((i) => i.sopInstanceUid),
-      sopClassUid: first.sopClassUid,
-      transferSyntaxUid: first.transferSyntaxUid,
+      sopInstanceUids: fromFiles ? [] : images.map((i) => i.sopInstanceUid),
+      sopClassUid: fromFiles ? null : first.sopClassUid,
+      transferSyntaxUid: fromFiles ? null : first.transferSyntaxUid,
       ooiId: first.ooiId,
+      ...(request.fileNames ? { files: request.fileNames } : {}),
     };
     const calibration = this.calibrationOf(images);
     const channel = new ImporterChannel(request.sender.address ?? 'local');

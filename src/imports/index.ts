@@ -11,3 +11,5 @@ export {
   type ImportStats,
 } from './import-service.js';
 export { DicosListener, type DicosListenerOptions, type DicosListenerStats } from './dicos-listener.js';
+export { WatchFolder, type WatchFolderOptions } from './watch-folder.js';
+export { ImageSidecarSchema, parseSidecar, readImageFile, type ImageSidecar } from './image-file.js';

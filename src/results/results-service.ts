@@ -330,6 +330,7 @@ export class ResultsService {
       tile: this.o.tile,
       machine: this.o.machine,
       recovered: scan.recovered,
+      energies: scan.detector.energies,
       ...(this.references ? { references: this.references.snapshot() } : {}),
     });
     this.live.set(scan.scanId, results);

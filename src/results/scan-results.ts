@@ -36,6 +36,8 @@ export interface ScanResultsInit {
   references?: ReferenceSnapshot;
   /** The scan was rebuilt after a crash (ScanView.recovered). */
   recovered?: { at: Date; lines: number } | null;
+  /** Energies of the scan's detector (1 or 2); default 2. */
+  energies?: number;
 }
 
 /** What one call changed, for pushing increments to operator screens. */
@@ -380,6 +382,17 @@ export class ScanResults {
     return 'CLEAR';
   }
 
+  /**
+   * Why the loaded models cannot read this scan at all, or null: a model takes as many channels as a tile has
+   * energies (the demo models read two; a single-energy scanner's tiles have one).
+   */
+  private unreadableBy(): string | null {
+    const energies = this.init.energies ?? 2;
+    const unfit = [this.goodsModel, this.threatsModel].filter((m): m is Readonly<ModelManifest> => m !== undefined && m.input.shape[1] !== energies);
+    if (unfit.length === 0) return null;
+    return `${energies === 1 ? 'single-energy' : `${energies}-energy`} scan: ${unfit.map((m) => `${m.name} reads ${m.input.shape[1]}-energy tiles`).join(', ')} and no model for ${energies} energ${energies === 1 ? 'y' : 'ies'} is loaded; needs review`;
+  }
+
   private decisionReason(threats: number, declaration: DeclarationCheck): string {
     const parts: string[] = [];
     if (threats > 0) parts.push(`${threats} threat alert${threats > 1 ? 's' : ''}`);
@@ -388,6 +401,8 @@ export class ScanResults {
     if (parts.length > 0) return parts.join('; ');
     if (!this.goodsModel || !this.threatsModel) return `no ${!this.goodsModel ? 'goods' : 'threats'} model loaded`;
     if (this.scanState === 'aborted') return 'the scan was aborted';
+    const unreadable = this.unreadableBy();
+    if (unreadable !== null) return unreadable;
     if (this.scanState === 'receiving' || this.finalisedAt === null) return 'the scan is still being scored';
     for (const [name, c] of this.tiles) {
       if (c.ok !== c.submitted) return `${c.submitted - c.ok} of ${c.submitted} tiles were not scored by ${name}`;

@@ -70,6 +70,8 @@ export interface ScanOrigin {
   transferSyntaxUid: string | null;
   /** The object of inspection's id as the file gives it (DICOS OOI ID), or null. */
   ooiId: string | null;
+  /** The imported files' names (the watched folder). */
+  files?: string[];
 }
 
 /** One set of DICOS objects queued for a destination (dicos_push_queue). */
