@@ -266,6 +266,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
           portalActive: (portalId) => identity.portalActive(portalId),
           dataDir: config.storage.dataDir,
           log: log.child({ module: 'dicos' }),
+          diskRefusal: () => disk.refusal(),
         })
       : null;
     await imports.open();

@@ -119,7 +119,7 @@ export const DicosListenerConfigSchema = Type.Object(
       minimum: 1,
       maximum: 1024,
       default: 16,
-      description: 'Associations open at once; more are rejected (local limit exceeded).',
+      description: 'Connections open at once; a connection beyond them is closed at once (no association reply).',
     }),
     maxObjectBytes: Type.Integer({
       minimum: 1024,
@@ -133,8 +133,7 @@ export const DicosListenerConfigSchema = Type.Object(
       maximum: 3_600_000,
       default: 60_000,
       unit: 'ms',
-      description:
-        'How long one energy of a dual-energy inspection waits for the other (after its association ended); then it is imported alone, as a single-energy scan.',
+      description: 'How long one energy of a dual-energy inspection waits for the other after it arrived; then it is imported alone, as a single-energy scan.',
     }),
     associationTimeoutMs: Type.Integer({
       minimum: 1_000,

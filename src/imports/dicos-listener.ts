@@ -19,7 +19,7 @@
  * Threads: the gateway's JS thread. Objects are received into memory up to dicos.listener.maxObjectBytes.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { type Server as NetServer, type Socket, createServer } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -29,7 +29,7 @@ import { type DicosDx, SopClass, TransferSyntax, readDicos } from '../dicos/inde
 import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { DicosListenerConfig } from './config.js';
-import type { ImportSender, ImportService } from './import-service.js';
+import { type ImportSender, type ImportService, isFileFault } from './import-service.js';
 
 const { Scp, Dataset } = dimse;
 // dcmjs-dimse logs every PDU at info on the console; the listener logs what matters through the gateway's logger.
@@ -63,6 +63,8 @@ export interface DicosListenerOptions {
   portalActive: (portalId: string) => boolean;
   dataDir: string;
   log: Logger;
+  /** Why the disk has no room (storage.minFreeBytes), or null: an energy is then not spooled (out of resources). */
+  diskRefusal?: () => string | null;
 }
 
 interface Waiting {
@@ -92,6 +94,59 @@ class BoundedCollector extends Writable {
       this.chunks.length = 0;
     } else this.chunks.push(Buffer.from(chunk));
     done();
+  }
+}
+
+/** Writes `bytes` to `path` so that it is whole or absent after a crash: a temporary file, fsync'd, renamed. */
+async function durableWrite(path: string, bytes: Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const handle = await open(tmp, 'w', 0o600);
+  try {
+    await handle.writeFile(bytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, path);
+}
+
+/**
+ * Checks the PDU headers of a DICOM upper-layer stream before dcmjs-dimse reads it (which buffers a whole PDU of the
+ * length its header declares): an association request at most 64 KiB, nothing but an association request before the
+ * association is accepted, and no PDU longer than the largest object plus room for its framing.
+ */
+export class PduGuard {
+  accepted = false;
+  private header = Buffer.alloc(0);
+  /** Bytes of the current PDU's body still to come. */
+  private remaining = 0;
+
+  constructor(private readonly maxObjectBytes: number) {}
+
+  /** Why the connection must be closed, or null. */
+  feed(chunk: Buffer): string | null {
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.remaining > 0) {
+        const take = Math.min(this.remaining, chunk.length - at);
+        this.remaining -= take;
+        at += take;
+        continue;
+      }
+      const need = 6 - this.header.length;
+      this.header = Buffer.concat([this.header, chunk.subarray(at, at + need)]);
+      at += Math.min(need, chunk.length - at);
+      if (this.header.length < 6) return null;
+      const type = this.header[0];
+      const length = this.header.readUInt32BE(2);
+      this.header = Buffer.alloc(0);
+      if (type < 1 || type > 7) return `unknown PDU type ${type}`;
+      if (!this.accepted && type !== 1 && type !== 5 && type !== 7) return `PDU type ${type} before the association was accepted`;
+      if (type === 1 && length > 64 * 1024) return `association request of ${length} bytes`;
+      if (length > this.maxObjectBytes + 1024 * 1024) return `PDU of ${length} bytes`;
+      this.remaining = length;
+    }
+    return null;
   }
 }
 
@@ -139,6 +194,8 @@ export class DicosListener {
   private server: NetServer | null = null;
   private readonly sockets = new Set<Socket>();
   private readonly waiting = new Map<string, Waiting>();
+  /** Per inspection, the tail of the work on it (DicosListener.locked). */
+  private readonly locks = new Map<string, Promise<void>>();
   private readonly spoolDir: string;
   private closed = false;
 
@@ -170,8 +227,22 @@ export class DicosListener {
         this.stats.open = this.sockets.size;
       });
       socket.on('error', () => undefined);
+      // Before dcmjs-dimse sees a byte: PDU headers are checked here (dcmjs-dimse buffers a whole PDU of whatever
+      // length it declares), and a connection that stays idle is closed.
+      const guard = new PduGuard(config.maxObjectBytes);
+      socket.on('data', (chunk: Buffer) => {
+        const problem = guard.feed(chunk);
+        if (problem !== null) {
+          this.count(this.stats.associations, 'protocol-violation');
+          this.options.log.warn({ remote: socket.remoteAddress, problem }, 'DICOS connection closed: PDU refused');
+          socket.destroy();
+        }
+      });
+      socket.setTimeout(config.associationTimeoutMs, () => socket.destroy());
       const scp = new ListenerScp(socket, { associationTimeout: config.associationTimeoutMs, pduTimeout: config.associationTimeoutMs });
-      (scp as unknown as { connected: boolean }).connected = true;
+      (scp as unknown as { connected: boolean; connectedTime: number }).connected = true;
+      (scp as unknown as { connectedTime: number }).connectedTime = Date.now();
+      (scp as unknown as { guard: PduGuard }).guard = guard;
       scp.on('networkError', (err: Error) => {
         this.options.log.debug({ err, remote: socket.remoteAddress }, 'DICOS association network error');
         socket.destroy();
@@ -235,8 +306,12 @@ export class DicosListener {
           listener.count(listener.stats.associations, `rejected-${verdict.why}`);
           log.warn({ callingAe, calledAe: association.getCalledAeTitle(), remote: address, why: verdict.why }, 'DICOS association rejected');
           this.sendAssociationReject(RejectResult.Permanent, RejectSource.ServiceUser, verdict.reject);
+          // Nothing more is read from a rejected peer (dcmjs-dimse would pass later P-DATA on regardless).
+          this.socketRef.end();
+          setTimeout(() => this.socketRef.destroy(), 1_000).unref();
           return;
         }
+        (this as unknown as { guard: PduGuard }).guard.accepted = true;
         this.portalId = verdict.portalId;
         this.sender = { actor: `dicos:${callingAe.trim()}`, address };
         for (const { id } of association.getPresentationContexts()) {
@@ -260,8 +335,13 @@ export class DicosListener {
       }
 
       override cEchoRequest(request: InstanceType<typeof dimse.requests.CEchoRequest>, callback: (r: InstanceType<typeof CEchoResponse>) => void): void {
-        listener.stats.echoes++;
         const response = CEchoResponse.fromRequest(request);
+        if (this.portalId === '') {
+          response.setStatus(Status.NotAuthorized);
+          callback(response);
+          return;
+        }
+        listener.stats.echoes++;
         response.setStatus(Status.Success);
         callback(response);
       }
@@ -295,6 +375,12 @@ export class DicosListener {
           if (comment) (response as unknown as { setErrorComment?: (c: string) => void }).setErrorComment?.(comment.slice(0, 64));
           callback(response);
         };
+        if (this.portalId === '') {
+          // Never reached through an accepted association: refused, and nothing is read.
+          respond(Status.NotAuthorized, 'no accepted association');
+          this.socketRef.destroy();
+          return;
+        }
         if (!received || received.overflow || received.bytes === null) {
           listener.count(listener.stats.objects, 'refused');
           log.warn({ by: this.sender.actor, bytes: received?.size }, 'DICOS object larger than dicos.listener.maxObjectBytes refused');
@@ -305,7 +391,7 @@ export class DicosListener {
         const bytes = part10(Buffer.from(received.bytes), request.getAffectedSopClassUid(), request.getAffectedSopInstanceUid(), transferSyntax);
         listener
           .store(bytes, this.sender, this.portalId, received.at)
-          .then((outcome) => respond(Status.Success, outcome))
+          .then(() => respond(Status.Success))
           .catch((err: unknown) => {
             const e = toScanlineErrorOrInternal(err);
             respond(statusOf(e), e.code);
@@ -318,11 +404,12 @@ export class DicosListener {
   }
 
   /** One received object: imported now, paired with its waiting partner, or spooled to wait for it. */
-  private async store(bytes: Uint8Array, sender: ImportSender, portalId: string, receivedAt: Date): Promise<string> {
+  private async store(bytes: Uint8Array, sender: ImportSender, portalId: string, receivedAt: Date): Promise<void> {
     const { imports } = this.options;
     let image: DicosDx;
     try {
-      const o = await readDicos(bytes);
+      // Limits first: a small compressed object must not make the gateway decode a huge image.
+      const o = await readDicos(bytes, imports.readLimits());
       if (o.kind !== 'dx') throw new ScanlineError('SCANLINE_ERR_IMPORT_SET', 'a Threat Detection Report is not an image to scan');
       image = o;
     } catch (err) {
@@ -331,25 +418,53 @@ export class DicosListener {
       await imports.refuse(e, [bytes], sender);
       throw e;
     }
-    if (image.energy === 'single') return this.importNow([image], [bytes], sender, portalId, receivedAt);
+    if (image.energy === 'single') {
+      await this.importNow([image], [bytes], sender, portalId, receivedAt);
+      return;
+    }
+    // One inspection's energies are handled one at a time: two associations delivering them together must pair,
+    // not both wait.
     const key = this.pairKey(portalId, image);
-    const partner = this.waiting.get(key);
-    if (partner && partner.image.energy !== image.energy) {
-      this.unwait(key, partner);
-      try {
-        return await this.importNow([partner.image, image], [partner.bytes, bytes], sender, portalId, receivedAt);
-      } finally {
-        await unspool(partner.path);
+    await this.locked(key, async () => {
+      const partner = this.waiting.get(key);
+      if (partner && partner.image.energy !== image.energy) {
+        this.unwait(key, partner);
+        try {
+          await this.importNow([partner.image, image], [partner.bytes, bytes], sender, portalId, receivedAt);
+          await unspool(partner.path);
+        } catch (err) {
+          const e = toScanlineErrorOrInternal(err);
+          // The partner was acknowledged: it goes only with a file fault (then it is in quarantine); when the gateway
+          // cannot take the pair now, it waits again and this object is refused for its sender to send again.
+          if (isFileFault(e)) await unspool(partner.path);
+          else this.wait(key, partner);
+          throw e;
+        }
+        return;
       }
+      if (partner) {
+        // The same energy again (a resend): the newer one waits in its place, once it is itself durable.
+        await this.spool(key, image, bytes, sender, portalId, receivedAt);
+        if (partner.path !== this.waiting.get(key)?.path) await unspool(partner.path);
+        this.count(this.stats.objects, 'spooled');
+        return;
+      }
+      await this.spool(key, image, bytes, sender, portalId, receivedAt);
+      this.count(this.stats.objects, 'spooled');
+    });
+  }
+
+  /** Runs `work` after every earlier work of `key` (a promise chain per inspection). */
+  private async locked(key: string, work: () => Promise<void>): Promise<void> {
+    const before = this.locks.get(key) ?? Promise.resolve();
+    const mine = before.then(work, work);
+    const tail = mine.catch(() => undefined);
+    this.locks.set(key, tail);
+    try {
+      await mine;
+    } finally {
+      if (this.locks.get(key) === tail) this.locks.delete(key);
     }
-    if (partner) {
-      // The same energy again (a resend): the newer one waits in its place.
-      this.unwait(key, partner);
-      await unspool(partner.path);
-    }
-    await this.spool(key, image, bytes, sender, portalId, receivedAt);
-    this.count(this.stats.objects, 'spooled');
-    return 'spooled: waiting for the other energy';
   }
 
   private async importNow(images: DicosDx[], files: Uint8Array[], sender: ImportSender, portalId: string, receivedAt: Date): Promise<string> {
@@ -358,7 +473,7 @@ export class DicosListener {
       this.count(this.stats.objects, 'imported');
       return `scan ${outcome.scanId}`;
     } catch (err) {
-      this.count(this.stats.objects, toScanlineErrorOrInternal(err).callerError ? 'refused' : 'failed');
+      this.count(this.stats.objects, isFileFault(toScanlineErrorOrInternal(err)) ? 'refused' : 'failed');
       throw err;
     }
   }
@@ -373,34 +488,47 @@ export class DicosListener {
     this.stats.waiting = this.waiting.size;
   }
 
-  /** Writes and fsyncs one energy (and who sent it) before its C-STORE is answered, then waits for its partner. */
+  /**
+   * Writes one energy (and who sent it) durably before its C-STORE is answered, then waits for its partner: each file
+   * is written under a temporary name, fsync'd and renamed, then the folder is fsync'd. Refused (out of resources)
+   * while the disk is below storage.minFreeBytes.
+   */
   private async spool(key: string, image: DicosDx, bytes: Uint8Array, sender: ImportSender, portalId: string, receivedAt: Date): Promise<void> {
+    const low = this.options.diskRefusal?.() ?? null;
+    if (low !== null) throw new ScanlineError('SCANLINE_ERR_STORAGE_FULL', `cannot keep the energy until its partner comes: ${low}`);
     const dir = join(this.spoolDir, portalId);
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const name = createHash('sha256').update(`${key}\u0000${image.energy}`).digest('hex').slice(0, 32);
+    const name = createHash('sha256').update(`${key}\u0000${image.energy}\u0000${receivedAt.getTime()}`).digest('hex').slice(0, 32);
     const path = join(dir, `${name}.dcm`);
-    await writeFile(`${path}.json`, JSON.stringify({ sender, portalId, receivedAt: receivedAt.toISOString() }), { mode: 0o600 });
-    const handle = await open(path, 'w', 0o600);
-    try {
-      await handle.writeFile(bytes);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await durableWrite(`${path}.json`, Buffer.from(JSON.stringify({ sender, portalId, receivedAt: receivedAt.toISOString() })));
+    await durableWrite(path, bytes);
     const dirHandle = await open(dir, 'r');
     await dirHandle.sync().finally(() => dirHandle.close());
     this.wait(key, { image, bytes, path, sender, portalId, receivedAt });
   }
 
-  private wait(key: string, w: Omit<Waiting, 'timer'>): void {
+  private wait(key: string, w: Omit<Waiting, 'timer'> & { timer?: NodeJS.Timeout }): void {
+    if (w.timer) clearTimeout(w.timer);
+    const previous = this.waiting.get(key);
+    if (previous && previous.path !== w.path) clearTimeout(previous.timer);
     const timer = setTimeout(() => {
-      if (this.waiting.get(key)?.path !== w.path) return;
-      this.waiting.delete(key);
-      this.stats.waiting = this.waiting.size;
-      this.options.log.warn({ portalId: w.portalId, energy: w.image.energy, sop: w.image.sopInstanceUid }, 'the other energy never came: imported alone');
-      void this.importNow([w.image], [w.bytes], w.sender, w.portalId, w.receivedAt)
-        .catch((err: unknown) => this.options.log.warn({ err }, 'a lone energy could not be imported'))
-        .finally(() => unspool(w.path));
+      void this.locked(key, async () => {
+        if (this.waiting.get(key)?.path !== w.path) return;
+        this.unwait(key, this.waiting.get(key) as Waiting);
+        this.options.log.warn({ portalId: w.portalId, energy: w.image.energy, sop: w.image.sopInstanceUid }, 'the other energy never came: imported alone');
+        try {
+          await this.importNow([w.image], [w.bytes], w.sender, w.portalId, w.receivedAt);
+          await unspool(w.path);
+        } catch (err) {
+          const e = toScanlineErrorOrInternal(err);
+          if (isFileFault(e)) await unspool(w.path);
+          else {
+            // The gateway cannot take it now (busy, storage full): it stays spooled and is tried again.
+            this.options.log.warn({ err: e }, 'a lone energy could not be imported now; will try again');
+            if (!this.closed) this.wait(key, w);
+          }
+        }
+      }).catch((err: unknown) => this.options.log.error({ err }, 'a waiting energy could not be handled'));
     }, this.options.config.pairWaitMs);
     timer.unref();
     this.waiting.set(key, { ...w, timer });
@@ -417,21 +545,34 @@ export class DicosListener {
     }
     for (const portalId of portals) {
       const dir = join(this.spoolDir, portalId);
-      for (const name of (await readdir(dir)).filter((n) => n.endsWith('.dcm'))) {
+      let names: string[];
+      try {
+        names = await readdir(dir);
+      } catch {
+        continue; // not a folder: nothing of ours
+      }
+      // A temporary file is a write that never finished; its C-STORE was never answered Success.
+      for (const n of names.filter((x) => x.endsWith('.tmp'))) await rm(join(dir, n), { force: true });
+      for (const name of names.filter((n) => n.endsWith('.dcm'))) {
         const path = join(dir, name);
         try {
           const bytes = new Uint8Array(await readFile(path));
           const meta = JSON.parse(await readFile(`${path}.json`, 'utf8')) as { sender: ImportSender; portalId: string; receivedAt?: string };
           const receivedAt = meta.receivedAt ? new Date(meta.receivedAt) : new Date();
-          const image = await readDicos(bytes);
+          const image = await readDicos(bytes, this.options.imports.readLimits());
           if (image.kind !== 'dx') throw new Error('not a DX');
           const key = this.pairKey(meta.portalId, image);
           const partner = this.waiting.get(key);
           if (partner && partner.image.energy !== image.energy) {
             this.unwait(key, partner);
             void this.importNow([partner.image, image], [partner.bytes, bytes], meta.sender, meta.portalId, receivedAt)
-              .catch((err: unknown) => this.options.log.warn({ err }, 'a spooled pair could not be imported'))
-              .finally(() => Promise.all([unspool(partner.path), unspool(path)]));
+              .then(() => Promise.all([unspool(partner.path), unspool(path)]))
+              .catch((err: unknown) => {
+                this.options.log.warn({ err }, 'a spooled pair could not be imported; both wait again');
+                if (isFileFault(toScanlineErrorOrInternal(err))) return Promise.all([unspool(partner.path), unspool(path)]);
+                this.wait(key, partner);
+                this.wait(`${key}\u0000second`, { image, bytes, path, sender: meta.sender, portalId: meta.portalId, receivedAt });
+              });
           } else this.wait(key, { image, bytes, path, sender: meta.sender, portalId: meta.portalId, receivedAt });
         } catch (err) {
           this.options.log.error({ err, path }, 'a spooled DICOS object could not be read; left in place');

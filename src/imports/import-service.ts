@@ -300,6 +300,11 @@ export class ImportService {
     return images.length === 2 && images[0].energy === 'low' ? [images[1], images[0]] : images;
   }
 
+  /** The limits an image must fit before it is decoded (readDicos): detector elements and lines of a scan. */
+  readLimits(): { maxRows: number; maxColumns: number } {
+    return { maxRows: MAX_DETECTOR_PIXELS, maxColumns: this.options.ingest.config.stitch.maxLines };
+  }
+
   /** Throws unless the images make one inspection the pipeline can take. */
   checkSet(images: DicosDx[]): void {
     if (images.length === 0 || images.length > 2) {
@@ -511,8 +516,8 @@ export class ImportService {
     this.options.log.warn({ err, by: request.sender.actor }, 'DICOS import failed');
   }
 
-  /** Audits and counts a refusal; keeps the files in quarantine when there is room. Never throws. */
-  async refuse(err: ScanlineError, files: Uint8Array[], sender: ImportSender): Promise<void> {
+  /** Audits and counts a refusal; keeps the files in quarantine when there is room (true when kept). Never throws. */
+  async refuse(err: ScanlineError, files: Uint8Array[], sender: ImportSender): Promise<boolean> {
     this.count('refused');
     try {
       this.options.audit({
@@ -531,6 +536,7 @@ export class ImportService {
       return null;
     });
     this.options.log.warn({ code: err.code, msg: err.message, by: sender.actor, quarantine: kept }, 'DICOS import refused');
+    return kept !== null;
   }
 
   private async quarantine(err: ScanlineError, files: Uint8Array[], sender: ImportSender): Promise<string | null> {

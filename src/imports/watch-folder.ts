@@ -65,7 +65,12 @@ export class WatchFolder {
 
   start(): void {
     this.timer = setInterval(() => {
-      if (this.looking === null) this.looking = this.look().finally(() => (this.looking = null));
+      if (this.looking !== null) return;
+      this.looking = this.look()
+        .catch((err: unknown) => this.options.log.error({ err, dir: this.options.dir }, 'looking at the watched folder failed'))
+        .finally(() => {
+          this.looking = null;
+        });
     }, this.options.intervalMs);
     this.timer.unref();
   }
@@ -103,18 +108,30 @@ export class WatchFolder {
 
     // Sidecars first: the images they name are theirs, not loose files.
     const claimed = new Set<string>();
+    // One file's trouble (gone meanwhile, unreadable, a share that refuses deletion) is logged and left for a later
+    // look; it never stops the others.
+    const guarded = async (name: string, work: () => Promise<void>): Promise<void> => {
+      try {
+        await work();
+      } catch (err) {
+        this.retryAfter.set(name, Date.now() + Math.max(5_000, this.options.intervalMs * 10));
+        log.warn({ err, file: name }, 'a file of the watched folder could not be handled; will try again');
+      }
+    };
     for (const name of [...ready].filter((n) => extname(n).toLowerCase() === '.json')) {
       if (this.closed) return;
-      await this.importSidecar(name, ready, claimed);
+      await guarded(name, () => this.importSidecar(name, ready, claimed));
     }
-    for (const name of [...ready].filter((n) => DICOS_EXTENSIONS.has(extname(n).toLowerCase()) && !claimed.has(n))) {
+    const waitingNames = new Set([...this.waiting.values()].map((w) => w.name));
+    for (const name of [...ready].filter((n) => DICOS_EXTENSIONS.has(extname(n).toLowerCase()) && !claimed.has(n) && !waitingNames.has(n))) {
       if (this.closed) return;
-      await this.importDicosFile(name);
+      await guarded(name, () => this.importDicosFile(name));
     }
     // Energies that waited long enough for their partner go alone.
     for (const [study, w] of this.waiting) {
       if (Date.now() - w.since < this.options.pairWaitMs) continue;
       this.waiting.delete(study);
+      if (!present.has(w.name)) continue; // gone from the folder meanwhile
       log.warn({ file: w.name, energy: w.image.energy }, 'the other energy never came to the watched folder: imported alone');
       await this.run([w.name], () => this.options.imports.importImages([w.image], { files: [w.bytes], sender: this.sender, fileNames: [w.name] }));
     }
@@ -180,7 +197,12 @@ export class WatchFolder {
       );
       return;
     }
-    if (!partner || partner.name !== name) this.waiting.set(study, { name, bytes, image, since: Date.now() });
+    if (partner && partner.name !== name) {
+      // The same energy twice for one inspection: the first keeps its place (and its time); the second goes alone.
+      await this.run([name], () => imports.importImages([image], { files: [bytes], sender: this.sender, fileNames: [name] }));
+      return;
+    }
+    if (!partner) this.waiting.set(study, { name, bytes, image, since: Date.now() });
   }
 
   /** Runs one import of `files`; removes them when it is done with them, keeps them when the gateway must try later. */
@@ -200,9 +222,10 @@ export class WatchFolder {
     }
   }
 
+  /** A refusal found here (before ImportService): quarantined, then let go; left in place when it could not be kept. */
   private async refuse(files: string[], bytes: Uint8Array[], err: ScanlineError): Promise<void> {
-    await this.options.imports.refuse(err, bytes, this.sender);
-    await this.remove(files);
+    if (await this.options.imports.refuse(err, bytes, this.sender)) await this.remove(files);
+    else for (const f of files) this.retryAfter.set(f, Number.POSITIVE_INFINITY);
   }
 
   private async remove(files: string[]): Promise<void> {

@@ -64,8 +64,9 @@ export class DicosPush {
   readonly stats: PushStats = { sent: new Map(), failures: new Map(), objectsSent: new Map() };
   private timer: NodeJS.Timeout | null = null;
   private running = false;
+  /** Work was queued while a run was going on: the run looks once more before it ends. */
+  private again = false;
   private closed = false;
-  private readonly busy = new Set<string>();
   private wake: Promise<void> | null = null;
 
   constructor(private readonly options: DicosPushOptions) {}
@@ -98,39 +99,58 @@ export class DicosPush {
     await this.wake;
   }
 
-  /** Sends what is due, one destination association at a time; a run already going picks new work up after. */
+  /**
+   * Sends what is due: the destinations side by side, each one item at a time. Work queued while a run goes on is
+   * picked up by that run (it looks again before it ends).
+   */
   private kick(): void {
     if (this.closed) return;
-    if (this.running) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
     this.running = true;
     this.wake = this.runDue()
       .catch((err: unknown) => this.options.log.error({ err }, 'DICOS push failed'))
       .finally(() => {
         this.running = false;
+        if (this.again && !this.closed) {
+          this.again = false;
+          this.kick();
+        }
       });
   }
 
   private async runDue(): Promise<void> {
     for (;;) {
+      this.again = false;
       if (this.closed) return;
-      const due = this.options.store.duePushes(new Date().toISOString(), 32).filter((p) => !this.busy.has(p.destination));
+      const due = this.options.store.duePushes(new Date().toISOString(), 256);
       if (due.length === 0) return;
-      for (const push of due) {
-        if (this.closed) return;
-        await this.send(push);
-      }
+      const byDestination = new Map<string, StoredPush[]>();
+      for (const p of due) byDestination.set(p.destination, [...(byDestination.get(p.destination) ?? []), p]);
+      await Promise.all(
+        [...byDestination.values()].map(async (list) => {
+          for (const push of list) {
+            if (this.closed) return;
+            // After a failure, the rest of this destination's items wait for their own retry time.
+            if (!(await this.send(push))) return;
+          }
+        }),
+      );
+      if (!this.again) return;
     }
   }
 
-  private async send(push: StoredPush): Promise<void> {
+  /** Sends one item; true when the destination took it. */
+  private async send(push: StoredPush): Promise<boolean> {
     const { store, log, config } = this.options;
     const destination = this.options.destinations.find((d) => d.name === push.destination);
     if (!destination) {
       // A destination removed from the configuration: its queue waits (it may come back); looked at again later.
       store.pushFailed(push.id, new Date(Date.now() + config.retryMaxMs).toISOString(), 'destination no longer configured');
-      return;
+      return false;
     }
-    this.busy.add(destination.name);
     try {
       const files = await this.build(push, destination);
       if (files.length > 0) await this.store(destination, files);
@@ -138,6 +158,7 @@ export class DicosPush {
       this.stats.sent.set(destination.name, (this.stats.sent.get(destination.name) ?? 0) + 1);
       this.stats.objectsSent.set(destination.name, (this.stats.objectsSent.get(destination.name) ?? 0) + files.length);
       log.info({ destination: destination.name, scanId: push.scanId, item: push.item, objects: files.length }, 'DICOS objects pushed');
+      return true;
     } catch (err) {
       const delay = Math.min(config.retryMaxMs, config.retryInitialMs * 2 ** Math.min(push.attempts, 30));
       const next = new Date(Date.now() + delay).toISOString();
@@ -148,8 +169,7 @@ export class DicosPush {
         { destination: destination.name, scanId: push.scanId, item: push.item, attempt: push.attempts + 1, next, msg: message },
         'DICOS push failed; will retry',
       );
-    } finally {
-      this.busy.delete(destination.name);
+      return false;
     }
   }
 
@@ -193,7 +213,9 @@ export class DicosPush {
           request.on('response', (response: { getStatus(): number }) => {
             answered++;
             const status = response.getStatus();
-            if (status !== Status.Success) failures.push(`${path.split('/').pop()}: status 0x${status.toString(16).padStart(4, '0')}`);
+            // Warnings (Bxxx: stored, with coercion or elements discarded) are stored: the destination has it.
+            if (status !== Status.Success && (status & 0xf000) !== 0xb000)
+              failures.push(`${path.split('/').pop()}: status 0x${status.toString(16).padStart(4, '0')}`);
           });
           client.addRequest(request);
         }
