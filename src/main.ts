@@ -247,6 +247,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         machine: { machineId: config.results.machineId || hostname(), version: packageVersion() ?? '0.0.0' },
         institution: config.dicos.institution,
         airLines: config.stitch.airLines,
+        material: config.stitch.material,
         aeTitle: config.dicos.listener.aeTitle,
         log: log.child({ module: 'push' }),
       }),

@@ -17,6 +17,8 @@ export { newUid, isValidUid } from './uid.js';
 export {
   writeDx,
   writeTdr,
+  writePaletteDx,
+  type PaletteDxWriteInput,
   dicomDate,
   dicomTime,
   dicomDateTime,
@@ -27,4 +29,4 @@ export {
   type TdrPtoInput,
   type TdrWriteInput,
 } from './write.js';
-export { buildScanExport, derivedUid, energyImage, threatCategoryOf, type DicosFile, type ScanExportInput } from './scan-export.js';
+export { buildScanExport, derivedUid, energyImage, threatCategoryOf, type DicosFile, type MaterialThresholds, type ScanExportInput } from './scan-export.js';

@@ -17,7 +17,7 @@ import type { DecisionRecord, ScanResultsReport } from '../protocol/index.js';
 import type { JournalFrame, ScanRecord } from '../storage/index.js';
 import { SopClass } from './dictionary.js';
 import type { DxEnergy } from './read.js';
-import { type DicosInspection, type DicosReference, type TdrPtoInput, writeDx, writeTdr } from './write.js';
+import { type DicosInspection, type DicosReference, type TdrPtoInput, writeDx, writePaletteDx, writeTdr } from './write.js';
 
 export interface ScanExportInput {
   record: ScanRecord;
@@ -32,7 +32,30 @@ export interface ScanExportInput {
   decisions: DecisionRecord[];
   machine: { machineId: string; version: string };
   institution: string | null;
+  /** Dual-energy material classification (stitch.material): the material view is coloured as the stitcher colours. */
+  material?: MaterialThresholds;
 }
+
+/** stitch.material: attenuation bounds and the three decreasing thresholds on R = A(low) / A(high). */
+export interface MaterialThresholds {
+  minAttenuation: number;
+  maxAttenuation: number;
+  ratioThresholds: readonly [number, number, number];
+}
+
+const DEFAULT_MATERIAL: MaterialThresholds = { minAttenuation: 0.05, maxAttenuation: 7.5, ratioThresholds: [1.41, 1.34, 1.2] };
+
+/** Background, organic, mixed, inorganic, heavy metal, impenetrable: the operator screen's colours (src/stitch). */
+const MATERIAL_COLOURS: ReadonlyArray<readonly [number, number, number]> = [
+  [255, 255, 255],
+  [255, 140, 0],
+  [0, 170, 60],
+  [30, 110, 255],
+  [150, 50, 210],
+  [24, 24, 24],
+];
+/** Brightness levels per material in the palette: 6 x 42 = 252 of its 256 entries. */
+const LEVELS = 42;
 
 export interface DicosFile {
   /** File name in the export, e.g. `dx-processing-high.dcm`. */
@@ -155,6 +178,31 @@ export function buildScanExport(input: ScanExportInput): DicosFile[] {
     }),
   });
 
+  // Series 2 also: the material view of a dual-energy scan, as a PALETTE COLOR DX.
+  if (energies === 2) {
+    const view = materialView(raw, lines, pixels, input.calibration, input.airLines, input.material ?? DEFAULT_MATERIAL);
+    const materialUid = uid('dx-material');
+    files.push({
+      name: 'dx-material.dcm',
+      sopClassUid: SopClass.DxForPresentation,
+      sopInstanceUid: materialUid,
+      bytes: writePaletteDx({
+        inspection,
+        sopInstanceUid: materialUid,
+        seriesInstanceUid: uid('series-presentation'),
+        seriesNumber: 2,
+        rows: pixels,
+        columns: lines,
+        indices: view.indices,
+        palette: view.palette,
+        pixelSpacingMm: spacing,
+        acquiredAt,
+        derivation:
+          'Material by dual-energy ratio R = A(low)/A(high): orange organic, green mixed, blue inorganic, violet heavy metal, dark impenetrable, white background; brightness by high-energy attenuation',
+      }),
+    });
+  }
+
   // Series 3: the MACHINE TDR, from the final report.
   const report = input.report;
   let machineTdr: DicosReference | null = null;
@@ -258,6 +306,81 @@ function ptoDescription(o: ScanResultsReport['objects'][number]): string {
     case 'DECLARED_GOODS_MISSING':
       return 'Declared goods not seen: the cargo bay looks empty';
   }
+}
+
+/** Per-element mean of the calibration frames of one kind and energy, or null. */
+function calibrationMean(calibration: JournalFrame[], kind: number, energies: number, pixels: number, energy: number): Float64Array | null {
+  const frames = calibration.filter((f) => f.kind === kind && f.payload !== null);
+  if (frames.length === 0) return null;
+  const sum = new Float64Array(pixels);
+  let n = 0;
+  for (const f of frames) {
+    for (let l = 0; l < f.lineCount; l++) {
+      const base = (l * energies + energy) * pixels;
+      for (let p = 0; p < pixels; p++) sum[p] += f.payload![base + p];
+      n++;
+    }
+  }
+  for (let p = 0; p < pixels; p++) sum[p] /= n;
+  return sum;
+}
+
+/** Dark and air of one energy: the calibration frames, else zero and the mean of the first airLines lines. */
+function flatFieldOf(raw: Uint16Array, lines: number, energies: number, pixels: number, calibration: JournalFrame[], airLines: number, energy: number) {
+  const dark = calibrationMean(calibration, 2, energies, pixels, energy) ?? new Float64Array(pixels);
+  let air = calibrationMean(calibration, 3, energies, pixels, energy);
+  if (air === null) {
+    air = new Float64Array(pixels);
+    const n = Math.max(1, Math.min(airLines, lines));
+    for (let l = 0; l < n; l++) for (let p = 0; p < pixels; p++) air[p] += raw[(l * energies + energy) * pixels + p] / n;
+  }
+  return { dark, air };
+}
+
+/**
+ * The material view: each pixel's class by the stitcher's rule (background below minAttenuation of the high energy,
+ * impenetrable above maxAttenuation, else by R = A(low)/A(high) against the thresholds) and its brightness by the
+ * high-energy attenuation, as indices into a 256-entry palette (class x 42 levels).
+ */
+function materialView(raw: Uint16Array, lines: number, pixels: number, calibration: JournalFrame[], airLines: number, m: MaterialThresholds) {
+  const hi = flatFieldOf(raw, lines, 2, pixels, calibration, airLines, 0);
+  const lo = flatFieldOf(raw, lines, 2, pixels, calibration, airLines, 1);
+  const attenuation = (v: number, dark: number, air: number): number => {
+    const span = air - dark;
+    if (span <= 0) return 0;
+    return -Math.log(Math.min(1, Math.max(1e-6, (v - dark) / span)));
+  };
+  const [t0, t1, t2] = m.ratioThresholds;
+  const indices = new Uint8Array(pixels * lines);
+  for (let l = 0; l < lines; l++) {
+    const base = l * 2 * pixels;
+    for (let p = 0; p < pixels; p++) {
+      const h = attenuation(raw[base + p], hi.dark[p], hi.air[p]);
+      const lowA = attenuation(raw[base + pixels + p], lo.dark[p], lo.air[p]);
+      let cls = 4;
+      if (lowA >= t2 * h) cls = 3;
+      if (lowA >= t1 * h) cls = 2;
+      if (lowA >= t0 * h) cls = 1;
+      if (h > m.maxAttenuation) cls = 5;
+      if (h < m.minAttenuation) cls = 0;
+      const shade = 0.85 * (1 - Math.min(Math.max(h, 0), m.maxAttenuation) / m.maxAttenuation);
+      const level = cls === 5 ? LEVELS - 1 : Math.round((shade / 0.85) * (LEVELS - 1));
+      indices[p * lines + l] = cls * LEVELS + level;
+    }
+  }
+  const red = new Uint16Array(256);
+  const green = new Uint16Array(256);
+  const blue = new Uint16Array(256);
+  for (let c = 0; c < MATERIAL_COLOURS.length; c++) {
+    for (let k = 0; k < LEVELS; k++) {
+      const s = c === 5 ? 1 : 0.15 + (0.85 * k) / (LEVELS - 1);
+      const [r, g, b] = MATERIAL_COLOURS[c];
+      red[c * LEVELS + k] = Math.round(r * s) * 257;
+      green[c * LEVELS + k] = Math.round(g * s) * 257;
+      blue[c * LEVELS + k] = Math.round(b * s) * 257;
+    }
+  }
+  return { indices, palette: { red, green, blue } };
 }
 
 /** One energy of line-major raw data as a DX image: rows = detector elements, columns = lines. */

@@ -201,6 +201,72 @@ export function writeDx(input: DxWriteInput): Uint8Array {
   return p10(ds);
 }
 
+export interface PaletteDxWriteInput {
+  inspection: DicosInspection;
+  sopInstanceUid: string;
+  seriesInstanceUid: string;
+  seriesNumber: number;
+  rows: number;
+  columns: number;
+  /** rows x columns palette indices, row-major. */
+  indices: Uint8Array;
+  /** 256 entries each, 16-bit (0..65535) red, green and blue. */
+  palette: { red: Uint16Array; green: Uint16Array; blue: Uint16Array };
+  pixelSpacingMm: [number, number];
+  acquiredAt: Date;
+  /** What the colours mean, for people (Derivation Description). */
+  derivation: string;
+}
+
+/**
+ * A colour view for people as a DX For Presentation in PALETTE COLOR (the photometric interpretation DICOS DX allows
+ * besides grey, as the toolkit's own palette DX shows): 8-bit indices into a 256-entry RGB lookup table.
+ */
+export function writePaletteDx(input: PaletteDxWriteInput): Uint8Array {
+  const { rows, columns, indices, palette } = input;
+  if (indices.length !== rows * columns) throw new RangeError(`palette DX: ${indices.length} indices for ${rows} x ${columns}`);
+  if (rows > 65_535 || columns > 65_535) {
+    throw new ScanlineError('SCANLINE_ERR_DICOS_EXPORT', `a DX has at most 65,535 rows and columns; this image is ${rows} x ${columns}`, { rows, columns });
+  }
+  for (const lut of [palette.red, palette.green, palette.blue]) if (lut.length !== 256) throw new RangeError('a palette has 256 entries');
+  const ds = common(input.inspection, SopClass.DxForPresentation, input.sopInstanceUid, input.seriesInstanceUid, 'DX', input.seriesNumber, input.acquiredAt);
+  const lut = (values: Uint16Array): DicomElement => ({ vr: 'OW', Value: [values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength)] });
+  // Even length: an 8-bit image of odd size is padded with one byte, as PS3.5 7.1 wants.
+  const padded = new Uint8Array(indices.length + (indices.length % 2));
+  padded.set(indices);
+  Object.assign(ds, {
+    '00080008': el('CS', 'DERIVED', 'MULTI ENERGY'),
+    '00080068': el('CS', 'FOR PRESENTATION'),
+    '0008002A': el('DT', dicomDateTime(input.acquiredAt)),
+    '00082111': el('ST', text(input.derivation, 1024)),
+    '00180060': el('DS', 0),
+    '00187004': el('CS', 'SCINTILLATOR'),
+    '00188151': el('DS', 0),
+    '00200032': el('DS', 0, 0, 0),
+    '00200037': el('DS', 1, 0, 0, 0, 1, 0),
+    '00280002': el('US', 1),
+    '00280004': el('CS', 'PALETTE COLOR'),
+    '00280010': el('US', rows),
+    '00280011': el('US', columns),
+    '00280030': el('DS', input.pixelSpacingMm[0], input.pixelSpacingMm[1]),
+    '00280100': el('US', 8),
+    '00280101': el('US', 8),
+    '00280102': el('US', 7),
+    '00280103': el('US', 0),
+    '00280301': el('CS', 'NO'),
+    '00281101': el('US', 256, 0, 16),
+    '00281102': el('US', 256, 0, 16),
+    '00281103': el('US', 256, 0, 16),
+    '00281201': lut(palette.red),
+    '00281202': lut(palette.green),
+    '00281203': lut(palette.blue),
+    '00282110': el('CS', '00'),
+    '00600026': el('FL', input.pixelSpacingMm[0], input.pixelSpacingMm[1]),
+    '7FE00010': { vr: 'OB', Value: [padded.buffer] },
+  });
+  return p10(ds);
+}
+
 function addPrivate(ds: DenaturalizedDataset, text: Record<number, string> | undefined): void {
   if (!text || Object.keys(text).length === 0) return;
   ds['00290010'] = el('LO', PRIVATE_CREATOR);

@@ -13,7 +13,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dimse from 'dcmjs-dimse';
-import { type DicosFile, buildScanExport } from '../dicos/index.js';
+import { type DicosFile, type MaterialThresholds, buildScanExport } from '../dicos/index.js';
 import type { Logger } from '../log/index.js';
 import type { ScanResultsReport } from '../protocol/index.js';
 import { type ScanStore, type StoredPush, readJournal } from '../storage/index.js';
@@ -41,6 +41,7 @@ export interface DicosPushOptions {
   machine: { machineId: string; version: string };
   institution: string | null;
   airLines: number;
+  material: MaterialThresholds;
   /** The gateway's AE title, the calling one when a destination names none. */
   aeTitle: string;
   log: Logger;
@@ -55,7 +56,7 @@ function filesOf(all: DicosFile[], item: string, wanted: readonly string[]): Dic
   return all.filter(
     (f) =>
       (wanted.includes('dx-processing') && f.name.startsWith('dx-processing-')) ||
-      (wanted.includes('dx-presentation') && f.name === 'dx-presentation.dcm') ||
+      (wanted.includes('dx-presentation') && (f.name === 'dx-presentation.dcm' || f.name === 'dx-material.dcm')) ||
       (wanted.includes('tdr-machine') && f.name === 'tdr-machine.dcm'),
   );
 }
@@ -190,6 +191,7 @@ export class DicosPush {
       decisions: store.listDecisions(push.scanId),
       machine: this.options.machine,
       institution: this.options.institution,
+      material: this.options.material,
     });
     return filesOf(all, push.item, destination.objects);
   }

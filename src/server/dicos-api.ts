@@ -8,7 +8,7 @@
  * of exports cannot take the gateway's memory.
  */
 import { zip } from 'fflate';
-import { buildScanExport } from '../dicos/index.js';
+import { buildScanExport, type MaterialThresholds } from '../dicos/index.js';
 import { ScanlineError } from '../errors/index.js';
 import type { ReadAudit } from '../identity/index.js';
 import type { IngestService } from '../ingest/index.js';
@@ -30,6 +30,8 @@ export interface DicosRouteOptions {
   machine: { machineId: string; version: string };
   institution: string | null;
   airLines: number;
+  /** stitch.material: the material view is coloured as the stitcher colours. */
+  material: MaterialThresholds;
   log: Logger;
 }
 
@@ -68,6 +70,7 @@ export function registerDicosRoutes(routes: Routes, o: DicosRouteOptions): void 
           decisions: o.store.listDecisions(scanId),
           machine: o.machine,
           institution: o.institution,
+          material: o.material,
         });
         return zipFiles(Object.fromEntries(files.map((f) => [f.name, f.bytes])));
       });

@@ -282,6 +282,7 @@ function buildApp(o: HttpServerOptions, tls: boolean, shared: ServerShared): Bui
     machine: { machineId: o.config.results.machineId || hostname(), version: packageVersion() ?? '0.0.0' },
     institution: o.config.dicos.institution,
     airLines: o.config.stitch.airLines,
+    material: o.config.stitch.material,
     log: o.log,
   });
   registerHealthRoutes(routes, o);

@@ -100,7 +100,13 @@ describe('DICOS export and import through the gateway', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/zip');
     exported = unzipSync(new Uint8Array(await res.arrayBuffer()));
-    expect(Object.keys(exported).sort()).toEqual(['dx-presentation.dcm', 'dx-processing-high.dcm', 'dx-processing-low.dcm', 'tdr-machine.dcm']);
+    expect(Object.keys(exported).sort()).toEqual([
+      'dx-material.dcm',
+      'dx-presentation.dcm',
+      'dx-processing-high.dcm',
+      'dx-processing-low.dcm',
+      'tdr-machine.dcm',
+    ]);
     for (const [name, bytes] of Object.entries(exported)) writeFileSync(join(dir, name), bytes);
 
     const record = gw.store.getScan(streamed.scanId)!;
@@ -111,6 +117,7 @@ describe('DICOS export and import through the gateway', () => {
     const view = pydicom(
       `
 import json, sys, pydicom
+from pydicom.pixel_data_handlers.util import apply_color_lut
 out = {}
 for name in sys.argv[1:]:
     d = pydicom.dcmread(name)
@@ -118,7 +125,11 @@ for name in sys.argv[1:]:
     if "PixelData" in d:
         a = d.pixel_array
         o["shape"] = list(a.shape); o["imageType"] = list(d.ImageType)
-        o["bytes"] = a.astype("<u2").tobytes().hex()
+        if d.PhotometricInterpretation == "PALETTE COLOR":
+            o["rgbShape"] = list(apply_color_lut(a, d).shape)
+            o["classes"] = [int((a // 42 == c).sum()) for c in range(6)]
+        else:
+            o["bytes"] = a.astype("<u2").tobytes().hex()
     if "ThreatSequence" in d:
         o["decision"] = d.AlarmDecision; o["type"] = d.TDRType
         o["ptos"] = [{"category": p.ATDAssessmentSequence[0].ThreatCategory, "probability": float(p.ATDAssessmentSequence[0].ATDAssessmentProbability),
@@ -141,6 +152,14 @@ print(json.dumps(out))
       }
       expect(mismatches, name).toBe(0);
     }
+    // The material view: a PALETTE COLOR DX that pydicom colours; a loaded truck has organic, mixed or inorganic
+    // pixels, and air around it.
+    const material = view['dx-material.dcm'];
+    expect(material.shape).toEqual([pixels, record.lines]);
+    expect(material.rgbShape).toEqual([pixels, record.lines, 3]);
+    expect(material.imageType).toEqual(['DERIVED', 'MULTI ENERGY']);
+    expect(material.classes[0]).toBeGreaterThan(0);
+    expect(material.classes[1] + material.classes[2] + material.classes[3]).toBeGreaterThan(0);
     const tdr = view['tdr-machine.dcm'];
     expect(tdr.type).toBe('MACHINE');
     expect(tdr.decision).toBe(report.alarmDecision);
