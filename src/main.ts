@@ -256,7 +256,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     if (config.dicos.destinations.length > 0) {
       if (results) results.addListener({ final: (report) => push.scanFinal(report.scanId) });
       else ingest.listen({ scanCompleted: (scan) => push.scanFinal(scan.scanId) });
-      push.start();
+      push.start(results !== null);
     }
     // The DICOS network service (dicos.listener): made here so that metrics can read it; it listens after the HTTP
     // server, so that a gateway that cannot serve HTTP never takes images.

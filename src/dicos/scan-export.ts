@@ -21,8 +21,11 @@ import { type DicosInspection, type DicosReference, type TdrPtoInput, writeDx, w
 
 export interface ScanExportInput {
   record: ScanRecord;
-  /** Raw lines as stored: per line, each energy's pixels in turn (high first). */
-  raw: Uint16Array;
+  /**
+   * Raw lines as stored: per line, each energy's pixels in turn (high first). null: the reports only (an OPERATOR
+   * report to send); they name the images by the same derived UIDs.
+   */
+  raw: Uint16Array | null;
   /** Calibration frames the portal sent (the journal's dark and air frames with their payloads). */
   calibration: JournalFrame[];
   /** Lines averaged as air when the portal sent no air frame (stitch.airLines). */
@@ -99,7 +102,7 @@ export function buildScanExport(input: ScanExportInput): DicosFile[] {
   const { record, raw, machine } = input;
   const { pixels, energies } = record.detector;
   const lines = record.lines;
-  if (raw.length !== lines * energies * pixels) throw new RangeError(`raw lines: ${raw.length} values for ${lines} x ${energies} x ${pixels}`);
+  if (raw !== null && raw.length !== lines * energies * pixels) throw new RangeError(`raw lines: ${raw.length} values for ${lines} x ${energies} x ${pixels}`);
   const uid = (what: string): string => derivedUid(machine.machineId, record.scanId, what);
   const plate = typeof record.vehicle?.plate === 'string' && record.vehicle.plate.trim() !== '' ? record.vehicle.plate.trim() : null;
   const inspection: DicosInspection = {
@@ -125,6 +128,9 @@ export function buildScanExport(input: ScanExportInput): DicosFile[] {
   const names = ENERGY_NAMES[energies];
   const processingSeries = uid('series-processing');
   for (let e = 0; e < energies; e++) {
+    const sopInstanceUid = uid(`dx-processing-${names[e]}`);
+    processing.push({ sopClassUid: SopClass.DxForProcessing, sopInstanceUid });
+    if (raw === null) continue;
     const image = energyImage(raw, lines, energies, pixels, e);
     const calibration = input.calibration
       .filter((f) => f.payload !== null)
@@ -133,7 +139,6 @@ export function buildScanExport(input: ScanExportInput): DicosFile[] {
         lines: f.lineCount,
         values: Buffer.from(energyLines(f.payload!, f.lineCount, energies, pixels, e).buffer).toString('base64'),
       }));
-    const sopInstanceUid = uid(`dx-processing-${names[e]}`);
     files.push({
       name: `dx-processing-${names[e]}.dcm`,
       sopClassUid: SopClass.DxForProcessing,
@@ -153,33 +158,33 @@ export function buildScanExport(input: ScanExportInput): DicosFile[] {
         privateText: { 0: JSON.stringify({ scanId: record.scanId, portalId: record.portalId, calibration }) },
       }),
     });
-    processing.push({ sopClassUid: SopClass.DxForProcessing, sopInstanceUid });
   }
 
-  // Series 2: DX For Presentation of the first energy, flat-fielded.
+  // Series 2: DX For Presentation of the first energy, flat-fielded (not for a reports-only build).
   const presentationUid = uid('dx-presentation');
-  files.push({
-    name: 'dx-presentation.dcm',
-    sopClassUid: SopClass.DxForPresentation,
-    sopInstanceUid: presentationUid,
-    bytes: writeDx({
-      inspection,
+  if (raw !== null)
+    files.push({
+      name: 'dx-presentation.dcm',
+      sopClassUid: SopClass.DxForPresentation,
       sopInstanceUid: presentationUid,
-      seriesInstanceUid: uid('series-presentation'),
-      seriesNumber: 2,
-      intent: 'FOR PRESENTATION',
-      energy: names[0],
-      rows: pixels,
-      columns: lines,
-      pixels: flatField(raw, lines, energies, pixels, input.calibration, input.airLines),
-      pixelSpacingMm: spacing,
-      acquiredAt,
-      window: { center: 32_768, width: 65_536, explanation: 'transmission 0..1 as 0..65535' },
-    }),
-  });
+      bytes: writeDx({
+        inspection,
+        sopInstanceUid: presentationUid,
+        seriesInstanceUid: uid('series-presentation'),
+        seriesNumber: 2,
+        intent: 'FOR PRESENTATION',
+        energy: names[0],
+        rows: pixels,
+        columns: lines,
+        pixels: flatField(raw, lines, energies, pixels, input.calibration, input.airLines),
+        pixelSpacingMm: spacing,
+        acquiredAt,
+        window: { center: 32_768, width: 65_536, explanation: 'transmission 0..1 as 0..65535' },
+      }),
+    });
 
   // Series 2 also: the material view of a dual-energy scan, as a PALETTE COLOR DX.
-  if (energies === 2) {
+  if (raw !== null && energies === 2) {
     const view = materialView(raw, lines, pixels, input.calibration, input.airLines, input.material ?? DEFAULT_MATERIAL);
     const materialUid = uid('dx-material');
     files.push({

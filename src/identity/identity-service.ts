@@ -33,7 +33,11 @@ export const SECRET_PREFIX = { session: 'sls_', token: 'slt_', portal: 'slp_' } 
 
 /** Who made a request: a person in a browser session, or a program with an API token. */
 export interface Principal {
-  kind: 'session' | 'token';
+  /**
+   * `portal`: a portal's (or a scanner's) own credential, taken only by routes that say so (POST /v1/imports), where
+   * it acts as an officer importing its own images; `account` is then `portal:<id>` and `portalId` is set.
+   */
+  kind: 'session' | 'token' | 'portal';
   account: string;
   role: Role;
   /** For sessions: the token every state-changing request must carry in X-CSRF-Token. */
@@ -42,6 +46,8 @@ export interface Principal {
   credentialId: string;
   /** ISO time the session or token stops working (null: a token without expiry). */
   expiresAt: string | null;
+  /** Kind 'portal': the portal whose credential it is. */
+  portalId?: string;
 }
 
 /** Who acts, for the audit trail: a principal over the network, or the command line (`cli:<os user>`). */
@@ -432,6 +438,13 @@ export class IdentityService implements AuditTrail {
     return sameSecret(given, p.credentialHash) ? p.credentialHash : null;
   }
 
+  /** The principal of a portal's own credential (Principal.kind 'portal'), or null when it is not that portal's. */
+  portalPrincipal(portalId: string, credential: string): Principal | null {
+    const hash = this.verifyPortal(portalId, credential);
+    if (hash === null) return null;
+    return { kind: 'portal', account: `portal:${portalId}`, role: 'officer', credentialId: hash, expiresAt: null, portalId };
+  }
+
   /** True while `portalId` is a portal identity that is not revoked (a DICOS source is one: dicos.listener.sources). */
   portalActive(portalId: string): boolean {
     const p = this.store.getPortal(portalId);
@@ -465,6 +478,7 @@ export class IdentityService implements AuditTrail {
    * and then and closed when it turns false.
    */
   stillValid(p: Principal): boolean {
+    if (p.kind === 'portal') return p.portalId !== undefined && this.portalStillValid(p.portalId, p.credentialId);
     const account = this.store.getAccount(p.account);
     if (!account || account.disabled || account.role !== p.role) return false;
     const now = this.now();

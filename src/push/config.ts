@@ -44,6 +44,14 @@ export const DicosPushConfigSchema = Type.Object(
       unit: 'ms',
       description: 'How often the queue is looked at for retries that came due.',
     }),
+    backfillHours: Type.Integer({
+      minimum: 0,
+      maximum: 8_760,
+      default: 24,
+      unit: 'h',
+      description:
+        'At start, final scans that ended this long ago or less and were never queued for a destination are queued (a crash between a final report and its queueing, or a destination just added). 0: none.',
+    }),
     timeoutMs: Type.Integer({
       minimum: 1_000,
       maximum: 600_000,

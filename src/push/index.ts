@@ -88,7 +88,22 @@ export class DicosPush {
     this.kick();
   }
 
-  start(): void {
+  /**
+   * Starts sending. `withResults`: the gateway scores scans (a scan is final when its report is), else a completed scan
+   * is final. First, scans of the last dicos.push.backfillHours that no destination's queue holds are queued.
+   */
+  start(withResults = true): void {
+    const hours = this.options.config.backfillHours;
+    if (hours > 0) {
+      const since = new Date(Date.now() - hours * 3_600_000).toISOString();
+      const at = new Date().toISOString();
+      for (const d of this.options.destinations) {
+        if (!d.enabled) continue;
+        const missing = this.options.store.scansNotQueuedFor(d.name, since, withResults);
+        for (const scanId of missing) this.options.store.enqueuePush(scanId, d.name, 'scan', at);
+        if (missing.length > 0) this.options.log.info({ destination: d.name, scans: missing.length }, 'final scans never queued for DICOS push are queued now');
+      }
+    }
     this.timer = setInterval(() => this.kick(), this.options.config.pollIntervalMs);
     this.timer.unref();
     this.kick();
@@ -179,7 +194,10 @@ export class DicosPush {
     const { store } = this.options;
     const record = store.getScan(push.scanId);
     if (!record) return []; // deleted by retention meanwhile: nothing left to send
-    const raw = await store.readRaw(push.scanId, record.lines, record.detector.pixels * record.detector.energies * 2);
+    // A decision needs only its OPERATOR report: the images are not read or built for it.
+    const raw = push.item.startsWith('decision:')
+      ? null
+      : await store.readRaw(push.scanId, record.lines, record.detector.pixels * record.detector.energies * 2);
     const journal = readJournal(store.journalPath(push.scanId));
     const report = this.options.report(push.scanId) ?? null;
     const all = buildScanExport({

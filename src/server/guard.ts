@@ -50,6 +50,8 @@ export interface RequestFacts {
   cookie: string;
   authorization: string;
   csrfToken: string;
+  /** X-Scanline-Portal: with a portal's credential as the bearer token, on routes that take portal credentials. */
+  portal: string;
   address: string;
 }
 
@@ -63,6 +65,7 @@ export function readRequestFacts(res: HttpResponse, req: HttpRequest): RequestFa
     cookie: req.getHeader('cookie'),
     authorization: req.getHeader('authorization'),
     csrfToken: req.getHeader(CSRF_HEADER),
+    portal: req.getHeader('x-scanline-portal'),
     address: Buffer.from(res.getRemoteAddressAsText()).toString(),
   };
 }
@@ -75,6 +78,11 @@ export interface RouteSpec {
   access: Access | 'portal';
   /** The route reads a JSON body: Content-Type must be application/json. */
   json?: boolean;
+  /**
+   * The route also takes a portal's own credential (`scanline portal add`): `Authorization: Bearer <credential>` with
+   * `X-Scanline-Portal: <portal id>` (POST /v1/imports, for a scanner's export program).
+   */
+  portalCredentials?: boolean;
 }
 
 const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -163,6 +171,18 @@ export class RequestGuard {
     return principal;
   }
 
+  /** A portal's own credential (RouteSpec.portalCredentials): the bearer token checked against X-Scanline-Portal. */
+  private authenticatePortal(facts: Pick<RequestFacts, 'authorization' | 'portal'>): Principal {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(facts.authorization);
+    const principal = match ? this.identity.portalPrincipal(facts.portal, match[1]) : null;
+    if (!principal)
+      throw new ScanlineError(
+        'SCANLINE_ERR_AUTH_INVALID',
+        `the bearer token is not the credential of portal ${JSON.stringify(facts.portal.slice(0, 64))} (or it was revoked)`,
+      );
+    return principal;
+  }
+
   /**
    * Runs the checks of the file comment for one route; returns the principal (null on a public route without valid
    * credentials) or throws the refusal.
@@ -211,7 +231,7 @@ export class RequestGuard {
       if (route.json) this.checkJson(facts);
       return principal;
     }
-    const principal = this.authenticate(facts);
+    const principal = route.portalCredentials && facts.portal !== '' ? this.authenticatePortal(facts) : this.authenticate(facts);
     if (!principal) throw new ScanlineError('SCANLINE_ERR_AUTH_REQUIRED', 'sign in (POST /v1/session) or send Authorization: Bearer <API token>');
     if (!roleAllows(principal.role, route.access)) {
       throw new ScanlineError('SCANLINE_ERR_AUTH_FORBIDDEN', `role ${principal.role} may not use ${route.method} ${route.path} (needs ${route.access})`, {

@@ -1,6 +1,7 @@
 /**
  * Imports over HTTP:
- *   POST /v1/imports[?plate=&hsCodes=0803,2402]   (role officer; a program uses an API token of such an account)
+ *   POST /v1/imports[?plate=&hsCodes=0803,2402]   (role officer, or a portal's own credential with X-Scanline-Portal:
+ *                                                 the scan is then filed under that portal)
  *     Content-Type: application/dicom                          one DX image (one energy)
  *     Content-Type: multipart/related; type="application/dicom"; boundary=...
  *                                                              a dual-energy pair: two application/dicom parts
@@ -113,76 +114,86 @@ export function multipartParts(body: Buffer, boundary: string): Buffer[] {
 const HS_CODE = /^[0-9]{2,10}$/;
 
 export function registerImportRoutes(routes: Routes, o: ImportRouteOptions): void {
-  routes.post('/v1/imports', 'officer', (res: HttpResponse, req: HttpRequest, ctx) => {
-    const principal = principalOf(ctx);
-    const contentType = ctx.facts.contentType;
-    const lengthHeader = req.getHeader('content-length');
-    const declaredLength = /^[0-9]+$/.test(lengthHeader) ? Number(lengthHeader) : null;
-    const query = new URLSearchParams(req.getQuery() ?? '');
-    handleAsync(res, req, o.log, async (out) => {
-      const type = contentType.split(';')[0].trim().toLowerCase();
-      if (type !== 'application/dicom' && type !== 'multipart/related') {
-        throw new ScanlineError(
-          'SCANLINE_ERR_HTTP_CONTENT_TYPE',
-          `send one DX as Content-Type: application/dicom, or a dual-energy pair as multipart/related; type="application/dicom" (received ${JSON.stringify(contentType.slice(0, 100) || 'none')})`,
-        );
-      }
-      const plate = query.get('plate');
-      const hsCodes = query.get('hsCodes');
-      let declaration: Declaration | undefined;
-      if (hsCodes !== null) {
-        const codes = hsCodes === '' ? [] : hsCodes.split(',').map((c) => c.trim());
-        const wrong = codes.filter((c) => !HS_CODE.test(c));
-        if (wrong.length > 0 || codes.length > 64) {
+  routes.post(
+    '/v1/imports',
+    'officer',
+    (res: HttpResponse, req: HttpRequest, ctx) => {
+      const principal = principalOf(ctx);
+      const contentType = ctx.facts.contentType;
+      const lengthHeader = req.getHeader('content-length');
+      const declaredLength = /^[0-9]+$/.test(lengthHeader) ? Number(lengthHeader) : null;
+      const query = new URLSearchParams(req.getQuery() ?? '');
+      handleAsync(res, req, o.log, async (out) => {
+        const type = contentType.split(';')[0].trim().toLowerCase();
+        if (type !== 'application/dicom' && type !== 'multipart/related') {
           throw new ScanlineError(
-            'SCANLINE_ERR_HTTP_BAD_QUERY',
-            `hsCodes: expected up to 64 comma-separated HS codes of 2-10 digits (not ${JSON.stringify(wrong.slice(0, 3))})`,
+            'SCANLINE_ERR_HTTP_CONTENT_TYPE',
+            `send one DX as Content-Type: application/dicom, or a dual-energy pair as multipart/related; type="application/dicom" (received ${JSON.stringify(contentType.slice(0, 100) || 'none')})`,
           );
         }
-        declaration = { hsCodes: codes };
-      }
-      if (plate !== null && (plate.length === 0 || plate.length > 64))
-        throw new ScanlineError('SCANLINE_ERR_HTTP_BAD_QUERY', 'plate: expected 1-64 characters');
-      // A place among the running imports before the body is read (or 503 now): the bodies in memory are bounded as
-      // the imports are. Synchronous up to readBinaryBody, which must set onData in this tick.
-      const slot = o.imports.takeSlotNow();
-      let body: Buffer;
-      try {
-        body = await readBinaryBody(res, out, o.maxBytes, declaredLength);
-      } catch (err) {
-        slot.release();
-        throw err;
-      }
-      let files: Buffer[];
-      if (type === 'application/dicom') files = [body];
-      else {
-        const related = mediaParameter(contentType, 'type');
-        if (related !== null && related.toLowerCase() !== 'application/dicom') {
-          throw new ScanlineError('SCANLINE_ERR_HTTP_CONTENT_TYPE', `multipart/related type must be "application/dicom" (received ${JSON.stringify(related)})`);
+        const plate = query.get('plate');
+        const hsCodes = query.get('hsCodes');
+        let declaration: Declaration | undefined;
+        if (hsCodes !== null) {
+          const codes = hsCodes === '' ? [] : hsCodes.split(',').map((c) => c.trim());
+          const wrong = codes.filter((c) => !HS_CODE.test(c));
+          if (wrong.length > 0 || codes.length > 64) {
+            throw new ScanlineError(
+              'SCANLINE_ERR_HTTP_BAD_QUERY',
+              `hsCodes: expected up to 64 comma-separated HS codes of 2-10 digits (not ${JSON.stringify(wrong.slice(0, 3))})`,
+            );
+          }
+          declaration = { hsCodes: codes };
         }
+        if (plate !== null && (plate.length === 0 || plate.length > 64))
+          throw new ScanlineError('SCANLINE_ERR_HTTP_BAD_QUERY', 'plate: expected 1-64 characters');
+        // A place among the running imports before the body is read (or 503 now): the bodies in memory are bounded as
+        // the imports are. Synchronous up to readBinaryBody, which must set onData in this tick.
+        const slot = o.imports.takeSlotNow();
+        let body: Buffer;
         try {
-          files = multipartParts(body, mediaParameter(contentType, 'boundary') ?? '');
+          body = await readBinaryBody(res, out, o.maxBytes, declaredLength);
         } catch (err) {
           slot.release();
           throw err;
         }
-      }
-      const receivedAt = new Date();
-      const outcome = await o.imports.importDicos(
-        {
-          files,
-          sender: { actor: principal.account, address: ctx.facts.address },
-          receivedAt,
-          ...(plate !== null ? { vehicle: { plate } } : {}),
-          ...(declaration ? { declaration } : {}),
-        },
-        slot,
-      );
-      out.json(
-        201,
-        { ...outcome, links: { scan: `/v1/scans/${encodeURIComponent(outcome.scanId)}` } },
-        { Location: `/v1/scans/${encodeURIComponent(outcome.scanId)}` },
-      );
-    });
-  });
+        let files: Buffer[];
+        if (type === 'application/dicom') files = [body];
+        else {
+          const related = mediaParameter(contentType, 'type');
+          if (related !== null && related.toLowerCase() !== 'application/dicom') {
+            throw new ScanlineError(
+              'SCANLINE_ERR_HTTP_CONTENT_TYPE',
+              `multipart/related type must be "application/dicom" (received ${JSON.stringify(related)})`,
+            );
+          }
+          try {
+            files = multipartParts(body, mediaParameter(contentType, 'boundary') ?? '');
+          } catch (err) {
+            slot.release();
+            throw err;
+          }
+        }
+        const receivedAt = new Date();
+        // A portal's own credential files the scan under that portal; a person or an API token under import.portalId.
+        const outcome = await o.imports.importDicos(
+          {
+            files,
+            sender: { actor: principal.account, address: ctx.facts.address },
+            ...(principal.kind === 'portal' && principal.portalId ? { portalId: principal.portalId } : {}),
+            receivedAt,
+            ...(plate !== null ? { vehicle: { plate } } : {}),
+            ...(declaration ? { declaration } : {}),
+          },
+          slot,
+        );
+        out.json(
+          201,
+          { ...outcome, links: { scan: `/v1/scans/${encodeURIComponent(outcome.scanId)}` } },
+          { Location: `/v1/scans/${encodeURIComponent(outcome.scanId)}` },
+        );
+      });
+    },
+    { portalCredentials: true },
+  );
 }

@@ -70,8 +70,11 @@ export class Routes {
     this.add({ method: 'GET', path, access }, handler);
   }
 
-  post(path: string, access: Access, handler: GuardedHandler, options: { json?: boolean } = {}): void {
-    this.add({ method: 'POST', path, access, ...(options.json ? { json: true } : {}) }, handler);
+  post(path: string, access: Access, handler: GuardedHandler, options: { json?: boolean; portalCredentials?: boolean } = {}): void {
+    this.add(
+      { method: 'POST', path, access, ...(options.json ? { json: true } : {}), ...(options.portalCredentials ? { portalCredentials: true } : {}) },
+      handler,
+    );
   }
 
   del(path: string, access: Access, handler: GuardedHandler): void {

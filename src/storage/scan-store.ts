@@ -920,6 +920,26 @@ export class ScanStore {
       .run(scanId, destination, item, at, at);
   }
 
+  /**
+   * Ended scans since `since` (ISO) whose results are final (or that have none: inference off) and that have no push
+   * item `scan` for `destination`: what a crash between the final report and its queueing would have left out.
+   */
+  scansNotQueuedFor(destination: string, since: string, withResults: boolean): string[] {
+    this.assertOpen();
+    const finalOnly = withResults
+      ? `AND EXISTS (SELECT 1 FROM scan_results r WHERE r.scan_id = s.scan_id AND json_extract(r.report, '$.status') = 'final')`
+      : `AND s.state = 'completed'`;
+    return (
+      this.db
+        .prepare(
+          `SELECT s.scan_id FROM scans s WHERE s.ended_at >= ? ${finalOnly}
+           AND NOT EXISTS (SELECT 1 FROM dicos_push_queue q WHERE q.scan_id = s.scan_id AND q.destination = ? AND q.item = 'scan')
+           ORDER BY s.ended_at`,
+        )
+        .all(since, destination) as Array<{ scan_id: string }>
+    ).map((r) => r.scan_id);
+  }
+
   /** Pending pushes due at `now`, oldest due first. */
   duePushes(now: string, limit: number): StoredPush[] {
     this.assertOpen();

@@ -150,13 +150,17 @@ describe.skipIf(skipWithout(STORESCU))('DICOS listener (C-ECHO, C-STORE SCP) wit
     expect(readdirSync(join(gw.dataDir, 'dicos-spool', 'scanner-1')).filter((n) => n.endsWith('.dcm'))).toHaveLength(1);
     expect(scansOf('scanner-1').length).toBe(before);
     expect((await storescu('SCANNER1', file('split-high.dcm', image(64, 200, 'high', study)))).status).toBe(0);
+    // Answered Success once the pair's scan completed.
     expect(scansOf('scanner-1').length).toBe(before + 1);
+    expect(scansOf('scanner-1')[0].state).toBe('completed');
     expect(scansOf('scanner-1')[0].detector.energies).toBe(2);
     expect(readdirSync(join(gw.dataDir, 'dicos-spool', 'scanner-1'))).toEqual([]); // the object and its sender record
 
     expect((await storescu('SCANNER1', file('lone-high.dcm', image(64, 150, 'high', newUid())))).status).toBe(0);
     const until = Date.now() + 10_000;
-    while (scansOf('scanner-1').length < before + 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    while (!(scansOf('scanner-1').length === before + 2 && scansOf('scanner-1')[0].state === 'completed') && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const lone = scansOf('scanner-1')[0];
     expect(lone).toMatchObject({ lines: 150, detector: { energies: 1 } });
   }, 60_000);

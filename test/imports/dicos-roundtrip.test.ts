@@ -231,6 +231,26 @@ print(json.dumps(out))
     60_000,
   );
 
+  it("takes a portal's own credential (X-Scanline-Portal) and files the scan under that portal; refuses another portal's", async () => {
+    const credential = gw.portalCredential('scanner-http');
+    const post = (portal: string, token: string) =>
+      fetch(`${gw.httpUrl}/v1/imports`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'x-scanline-portal': portal, 'content-type': 'application/dicom' },
+        body: Buffer.from(exported['dx-processing-high.dcm']),
+      });
+    const ok = await post('scanner-http', credential);
+    const body = await ok.json();
+    expect(ok.status, JSON.stringify(body)).toBe(201);
+    expect(body.portalId).toBe('scanner-http');
+    expect(gw.store.getScan(body.scanId)?.origin?.receivedBy).toBe('portal:scanner-http');
+    expect((await post('another-portal', credential)).status).toBe(401);
+    expect((await post('scanner-http', gw.tokenOf('officer'))).status).toBe(401);
+    // A portal credential opens nothing else.
+    const read = await fetch(`${gw.httpUrl}/v1/scans`, { headers: { authorization: `Bearer ${credential}`, 'x-scanline-portal': 'scanner-http' } });
+    expect(read.status).toBe(401);
+  });
+
   it('bounds the bodies in memory: beyond import.maxConcurrent a request is refused before its body is read; a client gone frees its place', async () => {
     const url = new URL(`${gw.httpUrl}/v1/imports`);
     const slow = (): http.ClientRequest => {
