@@ -15,6 +15,7 @@
 import { createHash } from 'node:crypto';
 import type { DecisionRecord, ScanResultsReport } from '../protocol/index.js';
 import type { JournalFrame, ScanRecord } from '../storage/index.js';
+import { PREVIEW_PALETTE } from '../stitch/index.js';
 import { SopClass } from './dictionary.js';
 import type { DxEnergy } from './read.js';
 import { type DicosInspection, type DicosReference, type TdrPtoInput, writeDx, writePaletteDx, writeTdr } from './write.js';
@@ -48,15 +49,8 @@ export interface MaterialThresholds {
 
 const DEFAULT_MATERIAL: MaterialThresholds = { minAttenuation: 0.05, maxAttenuation: 7.5, ratioThresholds: [1.41, 1.34, 1.2] };
 
-/** Background, organic, mixed, inorganic, heavy metal, impenetrable: the operator screen's colours (src/stitch). */
-const MATERIAL_COLOURS: ReadonlyArray<readonly [number, number, number]> = [
-  [255, 255, 255],
-  [255, 140, 0],
-  [0, 170, 60],
-  [30, 110, 255],
-  [150, 50, 210],
-  [24, 24, 24],
-];
+/** Background, organic, mixed, inorganic, heavy metal, impenetrable: the operator screen's colours. */
+const MATERIAL_COLOURS = PREVIEW_PALETTE;
 /** Brightness levels per material in the palette: 6 x 42 = 252 of its 256 entries. */
 const LEVELS = 42;
 
@@ -218,13 +212,7 @@ export function buildScanExport(input: ScanExportInput): DicosFile[] {
       description: ptoDescription(o),
       flag: 'THREAT',
       probability: o.probability,
-      boxes: processing.map((on) => ({
-        on,
-        x: o.box.lineStart,
-        y: o.box.pixelStart,
-        width: o.box.lineEnd - o.box.lineStart,
-        height: o.box.pixelEnd - o.box.pixelStart,
-      })),
+      boxes: boxesOn(processing, o.box),
     }));
     const sopInstanceUid = uid('tdr-machine');
     files.push({
@@ -267,13 +255,7 @@ export function buildScanExport(input: ScanExportInput): DicosFile[] {
         description: ptoDescription(o),
         flag: view === 'accept' ? 'THREAT' : view === 'reject' ? 'NO_THREAT' : 'UNKNOWN',
         probability: null,
-        boxes: processing.map((on) => ({
-          on,
-          x: o.box.lineStart,
-          y: o.box.pixelStart,
-          width: o.box.lineEnd - o.box.lineStart,
-          height: o.box.pixelEnd - o.box.pixelStart,
-        })),
+        boxes: boxesOn(processing, o.box),
       };
     });
     const sopInstanceUid = uid(`tdr-operator-${d.id}`);
@@ -300,6 +282,17 @@ export function buildScanExport(input: ScanExportInput): DicosFile[] {
     });
   }
   return files;
+}
+
+/** A box of the report (lines x detector pixels) on each DX image: x = column = line, y = row = detector pixel. */
+function boxesOn(images: DicosReference[], box: ScanResultsReport['objects'][number]['box']): TdrPtoInput['boxes'] {
+  return images.map((on) => ({
+    on,
+    x: box.lineStart,
+    y: box.pixelStart,
+    width: box.lineEnd - box.lineStart,
+    height: box.pixelEnd - box.pixelStart,
+  }));
 }
 
 function ptoDescription(o: ScanResultsReport['objects'][number]): string {

@@ -1,11 +1,12 @@
 /** Configuration of imports (config key `import`): images from scanners already installed, as DICOS files. */
+import { AeTitleSchema } from '../dicos/index.js';
+import { PortalIdSchema } from '../protocol/index.js';
 import { literalUnion, type Static, Type } from '../schema/index.js';
 
 export const ImportConfigSchema = Type.Object(
   {
     portalId: Type.String({
-      pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$',
-      expected: "an id of 1-64 letters, digits, '.', '_', ':' or '-'",
+      ...PortalIdSchema,
       default: 'import',
       description:
         "The portal id imported scans are filed under (scan ids, per-portal metrics, the operator screen lanes). The sending station and sender are kept in each scan's origin.",
@@ -75,10 +76,7 @@ export const ImportConfigSchema = Type.Object(
 );
 export type ImportConfig = Static<typeof ImportConfigSchema>;
 
-const AE_TITLE = Type.String({
-  pattern: '^[ -[\\]-~]{1,16}$',
-  expected: 'an AE title: 1-16 printable ASCII characters, no backslash',
-});
+const AE_TITLE = AeTitleSchema;
 
 /** The DICOS network service (config key `dicos.listener`): C-ECHO and C-STORE SCP for installed scanners. */
 export const DicosListenerConfigSchema = Type.Object(
@@ -96,8 +94,7 @@ export const DicosListenerConfigSchema = Type.Object(
         {
           aeTitle: Type.String({ ...AE_TITLE, description: "The scanner's (calling) AE title." }),
           portalId: Type.String({
-            pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$',
-            expected: "an id of 1-64 letters, digits, '.', '_', ':' or '-'",
+            ...PortalIdSchema,
             description:
               'The portal identity this scanner is (`scanline portal add ID`): its scans are filed under it, and revoking the portal refuses the scanner.',
           }),

@@ -1,7 +1,8 @@
 /** Configuration of DICOS push (config keys `dicos.destinations` and `dicos.push`). */
+import { AeTitleSchema } from '../dicos/index.js';
 import { literalUnion, type Static, Type } from '../schema/index.js';
 
-const AE_TITLE = Type.String({ pattern: '^[ -[\\]-~]{1,16}$', expected: 'an AE title: 1-16 printable ASCII characters, no backslash' });
+const AE_TITLE = AeTitleSchema;
 
 export const PUSH_OBJECTS = ['dx-processing', 'dx-presentation', 'tdr-machine', 'tdr-operator'] as const;
 

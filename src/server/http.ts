@@ -157,8 +157,37 @@ export function badQuery(message: string): ScanlineError {
  * PendingResponse sets). Rejects with SCANLINE_ERR_HTTP_BODY_TOO_LARGE or SCANLINE_ERR_HTTP_BAD_BODY; never resolves
  * when the client goes away mid-body (the response is then aborted and not answered).
  */
-export function readJsonBody(res: HttpResponse, maxBytes: number): Promise<unknown> {
+export async function readJsonBody(res: HttpResponse, maxBytes: number): Promise<unknown> {
+  const text = (await readBody(res, maxBytes)).toString('utf8');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new ScanlineError('SCANLINE_ERR_HTTP_BAD_BODY', `request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Reads a whole request body of at most `maxBytes` (`what` names the limit in the error). Must be called
+ * synchronously inside the route handler, as readJsonBody. With `out`, rejects when the client goes away mid-body
+ * (so that what the caller holds for it is freed); without, never resolves then. `declaredLength` (Content-Length)
+ * over the limit is refused before a byte is read.
+ */
+export function readBody(
+  res: HttpResponse,
+  maxBytes: number,
+  options: { out?: PendingResponse; declaredLength?: number | null; what?: string } = {},
+): Promise<Buffer> {
+  const limit = options.what ? ` (${options.what})` : '';
   return new Promise((resolve, reject) => {
+    if (options.declaredLength !== undefined && options.declaredLength !== null && options.declaredLength > maxBytes) {
+      reject(
+        new ScanlineError('SCANLINE_ERR_HTTP_BODY_TOO_LARGE', `request body of ${options.declaredLength} bytes exceeds ${maxBytes} bytes${limit}`, {
+          maxBytes,
+        }),
+      );
+      return;
+    }
+    options.out?.onAbort(() => reject(new ScanlineError('SCANLINE_ERR_HTTP_BAD_BODY', 'the client went away before the body was read')));
     const chunks: Buffer[] = [];
     let size = 0;
     let failed = false;
@@ -167,18 +196,12 @@ export function readJsonBody(res: HttpResponse, maxBytes: number): Promise<unkno
       size += chunk.byteLength;
       if (size > maxBytes) {
         failed = true;
-        reject(new ScanlineError('SCANLINE_ERR_HTTP_BODY_TOO_LARGE', `request body exceeds ${maxBytes} bytes`, { maxBytes }));
+        reject(new ScanlineError('SCANLINE_ERR_HTTP_BODY_TOO_LARGE', `request body exceeds ${maxBytes} bytes${limit}`, { maxBytes }));
         return;
       }
       // The chunk is only valid during this call: copy it.
       chunks.push(Buffer.from(new Uint8Array(chunk)));
-      if (!isLast) return;
-      const text = Buffer.concat(chunks).toString('utf8');
-      try {
-        resolve(JSON.parse(text) as unknown);
-      } catch (err) {
-        reject(new ScanlineError('SCANLINE_ERR_HTTP_BAD_BODY', `request body is not valid JSON: ${(err as Error).message}`));
-      }
+      if (isLast) resolve(Buffer.concat(chunks, size));
     });
   });
 }

@@ -14,7 +14,7 @@ import { ScanlineError } from '../errors/index.js';
 import type { ImportService } from '../imports/index.js';
 import type { Logger } from '../log/index.js';
 import type { Declaration } from '../protocol/index.js';
-import { handleAsync, type PendingResponse } from './http.js';
+import { handleAsync, readBody } from './http.js';
 import { principalOf, type Routes } from './routes.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
 
@@ -22,39 +22,6 @@ export interface ImportRouteOptions {
   imports: ImportService;
   maxBytes: number;
   log: Logger;
-}
-
-/**
- * Reads a whole binary body of at most `maxBytes`; call synchronously in the handler (after handleAsync set
- * onAborted). Rejects when the client goes away mid-body, so that what the caller holds for it is freed.
- */
-function readBinaryBody(res: HttpResponse, out: PendingResponse, maxBytes: number, declaredLength: number | null): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    out.onAbort(() => reject(new ScanlineError('SCANLINE_ERR_HTTP_BAD_BODY', 'the client went away before the body was read')));
-    if (declaredLength !== null && declaredLength > maxBytes) {
-      reject(
-        new ScanlineError('SCANLINE_ERR_HTTP_BODY_TOO_LARGE', `request body of ${declaredLength} bytes exceeds ${maxBytes} bytes (import.maxBytes)`, {
-          maxBytes,
-        }),
-      );
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    res.onData((chunk: ArrayBuffer, isLast: boolean) => {
-      if (failed) return;
-      size += chunk.byteLength;
-      if (size > maxBytes) {
-        failed = true;
-        reject(new ScanlineError('SCANLINE_ERR_HTTP_BODY_TOO_LARGE', `request body exceeds ${maxBytes} bytes (import.maxBytes)`, { maxBytes }));
-        return;
-      }
-      // The chunk is valid only during this call: copy it.
-      chunks.push(Buffer.from(new Uint8Array(chunk)));
-      if (isLast) resolve(Buffer.concat(chunks, size));
-    });
-  });
 }
 
 /** A media type parameter (RFC 9110 5.6.6), quoted or not; null when absent. */
@@ -152,7 +119,7 @@ export function registerImportRoutes(routes: Routes, o: ImportRouteOptions): voi
         const slot = o.imports.takeSlotNow();
         let body: Buffer;
         try {
-          body = await readBinaryBody(res, out, o.maxBytes, declaredLength);
+          body = await readBody(res, o.maxBytes, { out, declaredLength, what: 'import.maxBytes' });
         } catch (err) {
           slot.release();
           throw err;

@@ -8,41 +8,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DicosInspection, newUid, writeDx } from '../../src/dicos/index.js';
+import { newUid } from '../../src/dicos/index.js';
+import { testDx } from '../helpers/dicos.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
 const BIN = resolve(__dirname, '../../bin/scanline.js');
 
 function dx(energy: 'high' | 'low' | 'single', study: string): Uint8Array {
-  const ins: DicosInspection = {
-    studyInstanceUid: study,
-    frameOfReferenceUid: `${study}.1`,
-    scanId: 'cli',
-    ooiId: 'CLI 1',
-    ooiIdType: 'TEXT',
-    stationName: 'SHARE',
-    institution: null,
-    manufacturer: 'vendor',
-    modelName: 'model',
-    softwareVersion: '1',
-    deviceSerialNumber: '1',
-    startedAt: new Date(),
-  };
-  const rows = 32;
-  const columns = 80;
-  return writeDx({
-    inspection: ins,
-    sopInstanceUid: newUid(),
-    seriesInstanceUid: newUid(),
-    seriesNumber: 1,
-    intent: 'FOR PROCESSING',
-    energy,
-    rows,
-    columns,
-    pixels: new Uint16Array(rows * columns).map((_, i) => 40_000 + (i % 5_000)),
-    pixelSpacingMm: [5, 5],
-    acquiredAt: new Date(),
-  });
+  return testDx({ energy, rows: 32, columns: 80, inspection: { studyInstanceUid: study, ooiId: 'CLI 1' }, fill: (i) => 40_000 + (i % 5_000) }).bytes;
 }
 
 function run(args: string[], env: Record<string, string>): Promise<{ status: number; out: string }> {

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DicosInspection, newUid, writeDx } from '../../src/dicos/index.js';
+import { newUid } from '../../src/dicos/index.js';
+import { testDx } from '../helpers/dicos.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
 function pixels(count: number, seed: number): Uint16Array {
@@ -18,33 +19,15 @@ function pixels(count: number, seed: number): Uint16Array {
 }
 
 function dx(energy: 'high' | 'low' | 'single', study: string, rows: number, columns: number, seed: number): Uint8Array {
-  const ins: DicosInspection = {
-    studyInstanceUid: study,
-    frameOfReferenceUid: `${study}.1`,
-    scanId: 'export',
-    ooiId: 'WATCH-1',
-    ooiIdType: 'TEXT',
-    stationName: 'SHARE-SCANNER',
-    institution: null,
-    manufacturer: 'vendor',
-    modelName: 'model',
-    softwareVersion: '1',
-    deviceSerialNumber: '1',
-    startedAt: new Date(),
-  };
-  return writeDx({
-    inspection: ins,
-    sopInstanceUid: newUid(),
-    seriesInstanceUid: newUid(),
-    seriesNumber: 1,
-    intent: 'FOR PROCESSING',
+  const values = pixels(rows * columns, seed);
+  return testDx({
     energy,
     rows,
     columns,
-    pixels: pixels(rows * columns, seed),
-    pixelSpacingMm: [4, 4],
-    acquiredAt: new Date(),
-  });
+    inspection: { studyInstanceUid: study, ooiId: 'WATCH-1', stationName: 'SHARE-SCANNER' },
+    fill: (i) => values[i],
+    pixelSpacingMm: 4,
+  }).bytes;
 }
 
 /** A 16-bit grey image of width x height (row-major values). */

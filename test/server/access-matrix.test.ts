@@ -10,10 +10,10 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { newUid, writeDx } from '../../src/dicos/index.js';
 import { ROLES, type Role, roleAllows } from '../../src/identity/index.js';
 import type { RouteSpec } from '../../src/server/index.js';
 import { simulatePortals } from '../../tools/simulator/index.js';
+import { testDx } from '../helpers/dicos.js';
 import { TEST_ADMIN_PASSWORD, type SignedInPerson, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
 interface Caller {
@@ -37,35 +37,7 @@ interface Probe {
 
 /** A small single-energy DX For Processing, as a scanner exports it: what POST /v1/imports takes. */
 function dxForImport(): Uint8Array {
-  const rows = 64;
-  const columns = 96;
-  const pixels = new Uint16Array(rows * columns).map((_, i) => 20_000 + ((i * 7) % 30_000));
-  return writeDx({
-    inspection: {
-      studyInstanceUid: newUid(),
-      frameOfReferenceUid: newUid(),
-      scanId: 'matrix',
-      ooiId: 'matrix',
-      ooiIdType: 'TEXT',
-      stationName: 'scanner-1',
-      institution: null,
-      manufacturer: 'test',
-      modelName: 'test',
-      softwareVersion: '1',
-      deviceSerialNumber: '1',
-      startedAt: new Date(),
-    },
-    sopInstanceUid: newUid(),
-    seriesInstanceUid: newUid(),
-    seriesNumber: 1,
-    intent: 'FOR PROCESSING',
-    energy: 'single',
-    rows,
-    columns,
-    pixels,
-    pixelSpacingMm: [5, 5],
-    acquiredAt: new Date(),
-  });
+  return testDx({ energy: 'single', rows: 64, columns: 96, fill: (i) => 20_000 + ((i * 7) % 30_000) }).bytes;
 }
 
 interface Entry {
