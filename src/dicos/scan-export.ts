@@ -404,28 +404,7 @@ function energyLines(payload: Uint16Array, lineCount: number, energies: number, 
  * airLines lines; without a dark frame zero), without its dead-pixel interpolation.
  */
 function flatField(raw: Uint16Array, lines: number, energies: number, pixels: number, calibration: JournalFrame[], airLines: number): Uint16Array {
-  const mean = (kind: number): Float64Array | null => {
-    const frames = calibration.filter((f) => f.kind === kind && f.payload !== null);
-    if (frames.length === 0) return null;
-    const sum = new Float64Array(pixels);
-    let n = 0;
-    for (const f of frames) {
-      for (let l = 0; l < f.lineCount; l++) {
-        const base = l * energies * pixels;
-        for (let p = 0; p < pixels; p++) sum[p] += f.payload![base + p];
-        n++;
-      }
-    }
-    for (let p = 0; p < pixels; p++) sum[p] /= n;
-    return sum;
-  };
-  const dark = mean(2) ?? new Float64Array(pixels);
-  let air = mean(3);
-  if (air === null) {
-    air = new Float64Array(pixels);
-    const n = Math.max(1, Math.min(airLines, lines));
-    for (let l = 0; l < n; l++) for (let p = 0; p < pixels; p++) air[p] += raw[l * energies * pixels + p] / n;
-  }
+  const { dark, air } = flatFieldOf(raw, lines, energies, pixels, calibration, airLines, 0);
   const out = new Uint16Array(pixels * lines);
   for (let l = 0; l < lines; l++) {
     const base = l * energies * pixels;
