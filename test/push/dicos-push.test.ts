@@ -66,7 +66,7 @@ describe.skipIf(skipWithout(STORESCP))('DICOS push to storescp', () => {
           enabled: true,
         },
       ],
-      push: { retryInitialMs: 200, retryMaxMs: 1_000, pollIntervalMs: 100, timeoutMs: 3_000 },
+      push: { retryInitialMs: 200, retryMaxMs: 1_000, pollIntervalMs: 100, timeoutMs: 15_000 },
     },
   });
 
@@ -99,6 +99,9 @@ describe.skipIf(skipWithout(STORESCP))('DICOS push to storescp', () => {
     expect(first.find((f) => f.sop === SopClass.ThreatDetectionReport)?.tdrType).toBe('MACHINE');
     // Scanline's private attribute (the calibration that makes a re-import exact) travels with the images.
     expect(first.filter((f) => f.sop === SopClass.DxForProcessing).map((f) => f.scanlinePrivate)).toEqual([true, true]);
+
+    // Marked sent once every C-STORE was answered (under load the answers can trail the files).
+    await until('the scan marked sent', () => gw!.store.pendingPushes().length === 0);
 
     // The archive goes down; an officer decides; the OPERATOR report waits in the queue.
     await stopScp();
