@@ -20,7 +20,7 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
-import { type Server as NetServer, type Socket, createServer } from 'node:net';
+import { type Server as NetServer, type Socket, createServer, isIPv6 } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import dcmjs from 'dcmjs';
@@ -150,6 +150,28 @@ export class PduGuard {
   }
 }
 
+/**
+ * True when two IP addresses are the same host: an IPv4 address also in its IPv6-mapped form (::ffff:a.b.c.d), an
+ * IPv6 address in any spelling (compared in its canonical form).
+ */
+export function sameAddress(a: string, b: string): boolean {
+  const canonical = (x: string): string => {
+    const bare = x
+      .trim()
+      .toLowerCase()
+      .replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
+    if (isIPv6(bare)) {
+      try {
+        return new URL(`http://[${bare}]/`).hostname;
+      } catch {
+        return bare;
+      }
+    }
+    return bare;
+  };
+  return canonical(a) === canonical(b);
+}
+
 /** Removes a spooled object and its sender record. */
 async function unspool(path: string): Promise<void> {
   await rm(path, { force: true });
@@ -276,9 +298,12 @@ export class DicosListener {
   private admit(callingAe: string, calledAe: string, address: string): { portalId: string } | { reject: number; why: string } {
     const { config, portalActive } = this.options;
     if (calledAe.trim() !== config.aeTitle) return { reject: RejectReason.CalledAeNotRecognized, why: 'called-ae' };
-    const source = config.sources.find((s) => s.aeTitle === callingAe.trim());
+    // AE titles compare without their padding spaces (PS3.8: leading and trailing spaces are not significant).
+    const source = config.sources.find((s) => s.aeTitle.trim() === callingAe.trim());
     if (!source) return { reject: RejectReason.CallingAeNotRecognized, why: 'calling-ae' };
-    if (source.addresses.length > 0 && !source.addresses.includes(address)) return { reject: RejectReason.CallingAeNotRecognized, why: 'address' };
+    if (source.addresses.length > 0 && !source.addresses.some((a) => sameAddress(a, address))) {
+      return { reject: RejectReason.CallingAeNotRecognized, why: 'address' };
+    }
     if (!portalActive(source.portalId)) return { reject: RejectReason.CallingAeNotRecognized, why: 'portal-revoked' };
     return { portalId: source.portalId };
   }

@@ -1,6 +1,6 @@
 /** The PDU header check in front of dcmjs-dimse (DicosListener): what a peer may send, before and after acceptance. */
 import { describe, expect, it } from 'vitest';
-import { PduGuard } from '../../src/imports/dicos-listener.js';
+import { PduGuard, sameAddress } from '../../src/imports/dicos-listener.js';
 
 const pdu = (type: number, length: number, body = 0): Buffer => {
   const b = Buffer.alloc(6 + body);
@@ -27,5 +27,14 @@ describe('PduGuard', () => {
     g.accepted = true;
     expect(g.feed(pdu(4, 0xffff_ffff))).toMatch(/PDU of 4294967295 bytes/);
     expect(new PduGuard(1024).feed(pdu(9, 0))).toMatch(/unknown PDU type 9/);
+  });
+});
+
+describe('sameAddress (dicos.listener.sources[].addresses)', () => {
+  it('matches IPv4 in its IPv6-mapped form and IPv6 in any spelling, and nothing else', () => {
+    expect(sameAddress('10.1.2.3', '::ffff:10.1.2.3')).toBe(true);
+    expect(sameAddress('2001:DB8:0:0::1', '2001:db8::1')).toBe(true);
+    expect(sameAddress('10.1.2.3', '10.1.2.4')).toBe(false);
+    expect(sameAddress('2001:db8::1', '2001:db8::2')).toBe(false);
   });
 });
