@@ -13,8 +13,7 @@ import { defaultModelsDir, InferenceConfigSchema, refineInferenceConfig } from '
 import { OperatorConfigSchema, refineOperatorConfig } from '../operator/index.js';
 import { deepFreeze, defaultsOf, literalUnion, redactSecrets, SchemaValidator, secretPaths, type Static, Type } from '../schema/index.js';
 import { RetentionConfigSchema } from '../retention/index.js';
-import { DicosListenerConfigSchema, ImportConfigSchema } from '../imports/index.js';
-import { DicosDestinationSchema, DicosPushConfigSchema } from '../push/index.js';
+import { DicosDestinationSchema, DicosListenerConfigSchema, DicosPushConfigSchema, ImportConfigSchema } from './dicos.js';
 import { refineStitcherTuning, StitcherTuningSchema } from '../stitch/index.js';
 import { renderConfigDocs } from './docs.js';
 import { readConfigEnv } from './env.js';
@@ -26,6 +25,7 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export { configLeaves, envVariableName, envVariables, readConfigEnv, type EnvLayer } from './env.js';
 
 export { packageVersion } from './package-info.js';
+export type { DicosDestination, DicosListenerConfig, DicosPushConfig, ImportConfig } from './dicos.js';
 
 export const GatewayConfigSchema = Type.Object(
   {

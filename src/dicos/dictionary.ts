@@ -7,7 +7,6 @@
  */
 import { createRequire } from 'node:module';
 import dcmjs from 'dcmjs';
-import { Type } from '../schema/index.js';
 
 export const SopClass = {
   /** DICOS Digital X-Ray Image Storage - For Presentation. */
@@ -105,6 +104,3 @@ export function registerDicosDictionary(): void {
   }
 }
 registerDicosDictionary();
-
-/** An Application Entity title (PS3.5 6.2, AE): 1-16 characters of the default repertoire, no backslash. */
-export const AeTitleSchema = Type.String({ pattern: '^[ -[\\]-~]{1,16}$', expected: 'an AE title: 1-16 printable ASCII characters, no backslash' });

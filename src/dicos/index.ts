@@ -1,5 +1,5 @@
 /** DICOS (NEMA IIC 1): reading DX images and Threat Detection Reports, writing them for a scan (docs/dicos.md). */
-export { AeTitleSchema, SopClass, SOP_CLASS_NAMES, TransferSyntax, TRANSFER_SYNTAX_NAMES, READABLE_TRANSFER_SYNTAXES } from './dictionary.js';
+export { SopClass, SOP_CLASS_NAMES, TransferSyntax, TRANSFER_SYNTAX_NAMES, READABLE_TRANSFER_SYNTAXES } from './dictionary.js';
 export {
   readDicos,
   type ReadLimits,

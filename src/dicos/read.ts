@@ -14,13 +14,11 @@ import dcmjs, { type DenaturalizedDataset, type DicomDict } from 'dcmjs';
 import codecs from 'dcmjs-codecs';
 import dicomParser from 'dicom-parser';
 import { ScanlineError } from '../errors/index.js';
-import { READABLE_TRANSFER_SYNTAXES, SOP_CLASS_NAMES, SopClass, TRANSFER_SYNTAX_NAMES, TransferSyntax, registerDicosDictionary } from './dictionary.js';
+import { READABLE_TRANSFER_SYNTAXES, SOP_CLASS_NAMES, SopClass, TRANSFER_SYNTAX_NAMES, TransferSyntax } from './dictionary.js';
 import { isValidUid } from './uid.js';
 
 /** Private block of Scanline's own attributes (group 0x0029): its creator; the writer uses the same. */
 export const PRIVATE_CREATOR = 'SCANLINE 1';
-
-registerDicosDictionary();
 
 /** Largest image side read (detector elements or lines); larger is refused as absurd before any allocation. */
 export const MAX_DX_SIDE = 65_536;

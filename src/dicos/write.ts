@@ -6,11 +6,9 @@
  * holds and why is in docs/dicos.md ("Writer"); tests read every file back with pydicom and dcmtk.
  */
 import dcmjs, { type DenaturalizedDataset, type DicomElement } from 'dcmjs';
-import { SopClass, TransferSyntax, registerDicosDictionary } from './dictionary.js';
+import { SopClass, TransferSyntax } from './dictionary.js';
 import { ScanlineError } from '../errors/index.js';
 import { type DxEnergy, PRIVATE_CREATOR } from './read.js';
-
-registerDicosDictionary();
 
 /** Implementation Class UID of Scanline's writer (2.25 root, fixed), and its version name (≤ 16 characters). */
 export const IMPLEMENTATION_CLASS_UID = '2.25.247618213902466016563178052146862095119';

@@ -28,7 +28,7 @@ import dimse from 'dcmjs-dimse';
 import { type DicosDx, SopClass, TransferSyntax, readDicos } from '../dicos/index.js';
 import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import type { DicosListenerConfig } from './config.js';
+import type { DicosListenerConfig } from '../config/index.js';
 import { type ImportSender, type ImportService, isFileFault } from './import-service.js';
 
 const { Scp, Dataset } = dimse;

@@ -25,7 +25,7 @@ import type { IngestService, PortalChannel, PortalConnection } from '../ingest/i
 import type { Logger } from '../log/index.js';
 import { type Declaration, type DetectorInfo, type GatewayMessage, SliceKind, encodeSliceFrame, type VehicleInfo } from '../protocol/index.js';
 import type { AuditEvent, ScanOrigin } from '../storage/index.js';
-import type { ImportConfig } from './config.js';
+import type { ImportConfig } from '../config/index.js';
 
 /** Who sent an import, for the scan's origin and the audit trail. */
 export interface ImportSender {

@@ -1,5 +1,4 @@
 /** Imports stage: images from installed scanners (DICOS DX) fed to the pipeline as an in-process portal (docs/dicos.md). */
-export { DicosListenerConfigSchema, ImportConfigSchema, type DicosListenerConfig, type ImportConfig } from './config.js';
 export {
   ImportService,
   linesOf,

@@ -17,9 +17,7 @@ import { type DicosFile, type MaterialThresholds, buildScanExport } from '../dic
 import type { Logger } from '../log/index.js';
 import type { ScanResultsReport } from '../protocol/index.js';
 import { type ScanStore, type StoredPush, readJournal } from '../storage/index.js';
-import { type DicosDestination, type DicosPushConfig, DicosPushConfigSchema, DicosDestinationSchema } from './config.js';
-
-export { DicosDestinationSchema, DicosPushConfigSchema, type DicosDestination, type DicosPushConfig };
+import type { DicosDestination, DicosPushConfig } from '../config/index.js';
 
 const { Client } = dimse;
 const { CStoreRequest } = dimse.requests;
