@@ -10,6 +10,7 @@ import { ScanlineError } from './errors/index.js';
 import { ResourceStack } from './lifecycle/index.js';
 import { IdentityService, OidcSignIn, ReadAudit } from './identity/index.js';
 import { checkTileGeometry, createInference, type Inference } from './inference/index.js';
+import { imageFeatureProblems } from './opinion/index.js';
 import { CloseCode, IngestService, type PortalAuthenticator } from './ingest/index.js';
 import { createRootLogger, type Logger } from './log/index.js';
 import { OperatorHub } from './operator/index.js';
@@ -140,6 +141,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       inference = resources.defer('inference', await createInference({ config: config.inference, log }), (i) => i.close({ drainTimeoutMs: 0 }));
       // A model trained on another tile geometry would get tiles it was never trained on: refuse to start.
       const problems = inference.models.flatMap((m) => checkTileGeometry(m, config.stitch.tile));
+      // Out-of-distribution statistics fitted on other image statistics would score every tile wrong.
+      for (const m of inference.models) if (m.outOfDistribution) problems.push(...imageFeatureProblems(m.outOfDistribution).map((p) => `${m.name}: ${p}`));
       if (problems.length > 0) {
         throw new ScanlineError('SCANLINE_ERR_MODEL_MISMATCH', `models do not fit the stitcher's tiles:\n  - ${problems.join('\n  - ')}`, { problems });
       }
@@ -150,6 +153,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         tile: config.stitch.tile,
         machine: { version: packageVersion() ?? '0.0.0', machineId: config.results.machineId || hostname() },
         referenceMinSimilarity: config.results.referenceMinSimilarity,
+        greenMinConfidence: config.results.triage.greenMinConfidence,
+        attenuationMax: config.stitch.attenuationMax,
         portalLabelLimit: config.metrics.portalLabelLimit,
       });
     }

@@ -14,8 +14,11 @@ import { loadConfig, type GatewayConfig, type GatewayConfigInput } from '../src/
 import { readFileSync } from 'node:fs';
 import { createRootLogger } from '../src/log/index.js';
 import { exportDataset } from './dataset/index.js';
+import { fitOpinion } from './fit/index.js';
+import { join } from 'node:path';
+import { defaultModelsDir } from '../src/inference/index.js';
 import { DEFAULT_EVAL_OPTIONS, formatEvalTable, runEval } from './eval/index.js';
-import { simulatePortals } from './simulator/index.js';
+import { FOREIGN_SCANNER_PROFILES, simulatePortals, type ForeignScannerProfile } from './simulator/index.js';
 
 const SIMULATE_USAGE = `scanline simulate [options]
   --url URL         gateway portal endpoint (default ws://127.0.0.1:8080/v1/portal)
@@ -38,6 +41,9 @@ const DATASET_USAGE = `scanline dataset --seeds A..B --out DIR [options]
                     probability that a truck carries concealed threats (default 0.1)
   --calibration C   frames (16 dark + 16 air lines, as the simulated portal sends) or none (default frames)
   --keep K          all tiles, or only tiles with threat cells (threats) (default all)
+  --foreign-scanner PROFILE
+                    render every truck as another scanner would: response-curve, blur-noise or texture
+                    (for checking out-of-distribution detection; never for training)
 `;
 
 const EVAL_USAGE = `scanline eval --seeds A..B [options]
@@ -57,9 +63,18 @@ const EVAL_USAGE = `scanline eval --seeds A..B [options]
     first correct suggestion
                     per truth goods segment: from sending the slice with its first line to the first polled report
                     showing an overlapping segment with the right top-1 (ms; and lines received minus its first line)
-  Targets: goods top-1 >= 90%, threat recall >= 90% at <= 0.1 false alarms per scan, mismatch recall >= 90%.
-  Exit code 0 whether or not they are met.
+    opinion         goods ECE (segment confidence over the goods tiles it covers) and threat ECE (alert
+                    probability against overlapping a truth threat); UNKNOWN and out-of-distribution shares;
+                    triage shares; GREEN precision (GREEN trucks with no threat and a true declaration) and
+                    its curve as the GREEN threshold moves; 95% CIs by bootstrap over trucks
+  Targets: goods top-1 >= 90%, threat recall >= 90% at <= 0.1 false alarms per scan, mismatch recall >= 90%,
+  goods ECE <= 0.05, GREEN precision >= 99.5% and no GREEN truck with a threat or a false declaration.
+  Exit code 0 whether or not they are met, unless --targets is given.
   --seeds A..B      truck seeds, inclusive (or a single seed A)
+  --targets         exit 1 when a target is missed
+  --foreign-scanner PROFILE
+                    render the trucks as another scanner would (response-curve, blur-noise, texture): the
+                    gateway should call them out of distribution
   --url URL         portal endpoint of a running gateway; without it a gateway with the default config (plus
                     --config, SCANLINE_* environment variables and --models, as for serve) is started on a free
                     port with a temporary data directory
@@ -147,6 +162,7 @@ async function dataset(args: string[]): Promise<void> {
     'threat-probability': { type: 'string' },
     calibration: { type: 'string' },
     keep: { type: 'string' },
+    'foreign-scanner': { type: 'string' },
   });
   const seeds = seedRange(v.seeds);
   if (typeof v.out !== 'string' || v.out.length === 0) throw usageError('Expected a directory for --out but received nothing');
@@ -162,6 +178,9 @@ async function dataset(args: string[]): Promise<void> {
     throw usageError(`Expected frames or none for --calibration but received ${JSON.stringify(calibration)}`);
   const keep = (v.keep as string | undefined) ?? 'all';
   if (keep !== 'all' && keep !== 'threats') throw usageError(`Expected all or threats for --keep but received ${JSON.stringify(keep)}`);
+  const foreign = v['foreign-scanner'] as string | undefined;
+  if (foreign !== undefined && !(FOREIGN_SCANNER_PROFILES as readonly string[]).includes(foreign))
+    throw usageError(`Expected one of ${FOREIGN_SCANNER_PROFILES.join(', ')} for --foreign-scanner but received ${JSON.stringify(foreign)}`);
   const total = seeds[1] - seeds[0] + 1;
   const summary = await exportDataset({
     seeds,
@@ -170,6 +189,7 @@ async function dataset(args: string[]): Promise<void> {
     threatProbability,
     ...(calibration === 'none' ? { calibration: false } : {}),
     keep,
+    ...(foreign ? { foreignScanner: foreign as ForeignScannerProfile } : {}),
     log: (msg, fields) => {
       const done = fields.done as number;
       if (done === total || done % 10 === 0) process.stderr.write(`${msg} ${JSON.stringify(fields)}\n`);
@@ -198,6 +218,8 @@ async function evaluate(args: string[]): Promise<void> {
     'threat-probability': { type: 'string' },
     'mismatch-probability': { type: 'string' },
     json: { type: 'boolean' },
+    targets: { type: 'boolean' },
+    'foreign-scanner': { type: 'string' },
     'log-level': { type: 'string' },
     'log-format': { type: 'string' },
     credentials: { type: 'string' },
@@ -238,6 +260,7 @@ async function evaluate(args: string[]): Promise<void> {
     speed,
     threatProbability: probabilityOption(v, 'threat-probability'),
     mismatchProbability: probabilityOption(v, 'mismatch-probability'),
+    ...(v['foreign-scanner'] !== undefined ? { foreignScanner: v['foreign-scanner'] as ForeignScannerProfile } : {}),
     signal: abort.signal,
     onScan: (s) => {
       done++;
@@ -256,6 +279,10 @@ async function evaluate(args: string[]): Promise<void> {
   });
   process.stdout.write(`${formatEvalTable(summary)}\n`);
   if (v.json === true) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  if (v.targets === true && !summary.targets.allMet) {
+    process.stderr.write('scanline eval: a target was missed (see the table)\n');
+    process.exitCode = 1;
+  }
 }
 
 /**
@@ -276,9 +303,46 @@ export const startDemoPortals: DemoPortals = ({ url, portals, portalIdPrefix, cr
     log: (level, msg, fields) => log[level](fields ?? {}, msg),
   });
 
+const FIT_OPINION_USAGE = `scanline fit-opinion --fit DIR --validation DIR [options]
+  --fit DIR         a \`scanline dataset\` export of the training distribution (out-of-distribution statistics)
+  --validation DIR  an export of validation seeds: goods temperature, tile thresholds, the scan rule, alert calibration
+  --check DIR       an export only scored, e.g. made with --foreign-scanner (repeatable)
+  --models DIR      folder of goods-v1 and threats-v1 (default models/)
+  --write           write calibration and outOfDistribution into their model.json
+Prints what was fitted, with ECE before and after and the out-of-distribution rates, as JSON.
+`;
+
+async function fitOpinionCommand(args: string[]): Promise<void> {
+  const v = parseOptions(args, {
+    fit: { type: 'string' },
+    validation: { type: 'string' },
+    check: { type: 'string', multiple: true },
+    models: { type: 'string' },
+    write: { type: 'boolean' },
+  });
+  if (typeof v.fit !== 'string' || typeof v.validation !== 'string') throw usageError('Expected dataset directories for --fit and --validation');
+  const models = (v.models as string | undefined) ?? defaultModelsDir();
+  const result = await fitOpinion({
+    fit: v.fit,
+    validation: v.validation,
+    check: (v.check as string[] | undefined) ?? [],
+    goodsDir: join(models, 'goods-v1'),
+    threatsDir: join(models, 'threats-v1'),
+    write: v.write === true,
+    log: (m) => process.stderr.write(`fit-opinion: ${m}\n`),
+  });
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+}
+
 /** simulate, dataset and eval, in the order `scanline help` lists them. */
 export const TOOL_COMMANDS: readonly Command[] = Object.freeze([
   { name: 'simulate', summary: 'stream simulated trucks into a gateway', usage: SIMULATE_USAGE, run: simulate },
   { name: 'dataset', summary: 'export labelled training tiles of simulated trucks (models/train/)', usage: DATASET_USAGE, run: dataset },
   { name: 'eval', summary: "score a gateway's models on held-out simulated trucks", usage: EVAL_USAGE, run: evaluate },
+  {
+    name: 'fit-opinion',
+    summary: 'fit calibration and out-of-distribution statistics into the model manifests (models/train/)',
+    usage: FIT_OPINION_USAGE,
+    run: fitOpinionCommand,
+  },
 ]);

@@ -151,6 +151,20 @@ export const GatewayConfigSchema = Type.Object(
             "Cosine similarity a goods tile's embedding needs to match an enrolled reference category, unless the enrolment sets its own. " +
             "The default lies between the demo goods model's same-category and other-category similarities (models/README.md, 'Reference samples').",
         }),
+        triage: Type.Object(
+          {
+            greenMinConfidence: Type.Number({
+              minimum: 0.5,
+              maximum: 1,
+              default: 0.95,
+              description:
+                'GREEN (may be released without an image review) needs a CLEAR scan whose every goods segment has at least this calibrated confidence; ' +
+                "below it a CLEAR scan is AMBER. The default is chosen on validation trucks for GREEN precision >= 99.5% (models/README.md, 'Triage'); " +
+                '1 turns GREEN off.',
+            }),
+          },
+          { additionalProperties: false, default: {}, description: 'Triage of every scan: GREEN, AMBER (review) or RED (ALARM).' },
+        ),
       },
       { additionalProperties: false, default: {}, description: 'Machine results: suggestions, alerts, declaration check.' },
     ),

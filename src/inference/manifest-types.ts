@@ -137,6 +137,92 @@ export const ModelLabelSchema = Type.Object(
 );
 export type ModelLabel = Static<typeof ModelLabelSchema>;
 
+const FiniteNumber = Type.Number({ expected: 'a finite number' });
+const NumberRows = Type.Array(Type.Array(FiniteNumber, { expected: 'a list of finite numbers' }), { expected: 'a list of lists of finite numbers' });
+
+/**
+ * How the gateway turns a model's raw outputs into the probabilities it shows and sends (fitted on validation scans
+ * by the training recipe, models/README.md "Calibration").
+ */
+export const ModelCalibrationSchema = Type.Object(
+  {
+    temperature: Type.Optional(
+      Type.Number({
+        exclusiveMinimum: 0,
+        maximum: 100,
+        expected: 'a number in (0, 100]',
+        description: 'goods: class probabilities are softmax(logits / temperature) (temperature scaling).',
+      }),
+    ),
+    alert: Type.Optional(
+      Type.Object(
+        {
+          slope: Type.Number({ exclusiveMinimum: 0, maximum: 100, expected: 'a number in (0, 100]' }),
+          intercept: Type.Number({ minimum: -100, maximum: 100, expected: 'a number in [-100, 100]' }),
+        },
+        {
+          additionalProperties: false,
+          expected: 'an object {slope, intercept}',
+          description:
+            "threats: an alert's probability is sigmoid(slope * logit(peak cell probability) + intercept), the chance that such an alert covers a true threat (Platt scaling on validation alerts).",
+        },
+      ),
+    ),
+    maxProbability: Type.Number({
+      minimum: 0.5,
+      maximum: 1,
+      expected: 'a probability in [0.5, 1]',
+      description: 'No probability shown or sent exceeds this: what the validation set can support.',
+    }),
+    fit: Type.Optional(
+      Type.Record(Type.String(), Type.Unknown(), {
+        expected: 'an object',
+        description: 'Provenance of the fit (data, ECE before and after, reliability bins); recorded, never interpreted.',
+      }),
+    ),
+  },
+  { additionalProperties: false, expected: 'an object {maxProbability, temperature?, alert?, fit?}' },
+);
+export type ModelCalibration = Static<typeof ModelCalibrationSchema>;
+
+/**
+ * What a goods model's training data looked like, for out-of-distribution detection (src/opinion/ood.ts): per top-1
+ * label the mean of the tile image statistics and of the L2-normalised embedding, the precision matrices (inverse
+ * covariances: one per label for the image statistics, one shared by all labels for the embedding), thresholds on the squared Mahalanobis distance, and the scan rule.
+ */
+export const OutOfDistributionSchema = Type.Object(
+  {
+    imageFeatures: Type.Array(Type.String(), {
+      description: "Names of the image statistics in order; must equal the gateway's (src/opinion/image-features.ts).",
+    }),
+    imageMeans: NumberRows,
+    imagePrecisions: Type.Array(NumberRows, {
+      expected: 'one matrix per label',
+      description: 'Per top-1 label, the precision matrix of the image statistics (image noise and sharpness differ by what a tile shows).',
+    }),
+    imageThreshold: Type.Number({ exclusiveMinimum: 0, expected: 'a positive number' }),
+    embeddingMeans: NumberRows,
+    embeddingPrecision: NumberRows,
+    embeddingThreshold: Type.Number({ exclusiveMinimum: 0, expected: 'a positive number' }),
+    scanShare: Type.Number({
+      exclusiveMinimum: 0,
+      maximum: 1,
+      expected: 'a share in (0, 1]',
+      description: 'A scan is out of distribution when at least this share of its scored tiles are.',
+    }),
+    minTiles: Type.Integer({
+      minimum: 1,
+      expected: 'a positive integer',
+      description: 'Scored tiles a scan needs before it can be called out of distribution.',
+    }),
+    fit: Type.Optional(
+      Type.Record(Type.String(), Type.Unknown(), { expected: 'an object', description: 'Provenance of the fit; recorded, never interpreted.' }),
+    ),
+  },
+  { additionalProperties: false, expected: 'an object of out-of-distribution statistics' },
+);
+export type OutOfDistributionStats = Static<typeof OutOfDistributionSchema>;
+
 export const ModelManifestSchema = Type.Object(
   {
     manifestVersion: Type.Literal(1, { description: 'Manifest format version.' }),
@@ -168,6 +254,8 @@ export const ModelManifestSchema = Type.Object(
       description:
         'goods: `suggest` = minimum top-1 probability for a suggestion segment; threats: one threshold per threat label id = minimum cell probability for an alert.',
     }),
+    calibration: Type.Optional(ModelCalibrationSchema),
+    outOfDistribution: Type.Optional(OutOfDistributionSchema),
     training: Type.Optional(
       Type.Record(Type.String(), Type.Unknown(), {
         expected: 'an object',

@@ -8,7 +8,14 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ScanlineError } from '../errors/index.js';
 import { deepFreeze, type RefineContext, SchemaValidator, Type } from '../schema/index.js';
-import { type ModelManifest, ModelManifestSchema, type ModelOutput, OUTPUT_SHAPE_EXPECTED, type OutputMeaning } from './manifest-types.js';
+import {
+  type ModelManifest,
+  type OutOfDistributionStats,
+  ModelManifestSchema,
+  type ModelOutput,
+  OUTPUT_SHAPE_EXPECTED,
+  type OutputMeaning,
+} from './manifest-types.js';
 
 export const MANIFEST_FILE = 'model.json';
 
@@ -120,6 +127,23 @@ export function refineManifest(m: ModelManifest, ctx: RefineContext): void {
       for (const [k, v] of Object.entries(thresholds)) {
         if (!labelIds.includes(k) && ctx.ok(`thresholds.${k}`)) ctx.fail(`thresholds.${k}`, `no threshold but one per label id (${labelIds.join(', ')})`, v);
       }
+    }
+  }
+
+  // Calibration and out-of-distribution statistics: each belongs to one task.
+  if (m.calibration && ctx.ok('calibration')) {
+    if (task === 'threats' && m.calibration.temperature !== undefined)
+      ctx.fail('calibration.temperature', 'no temperature on a threats model (it calibrates alerts: calibration.alert)', m.calibration.temperature);
+    if (task === 'goods' && m.calibration.alert !== undefined)
+      ctx.fail('calibration.alert', 'no alert calibration on a goods model (it uses calibration.temperature)', m.calibration.alert);
+  }
+  if (m.outOfDistribution && ctx.ok('outOfDistribution')) {
+    if (task === 'threats') ctx.fail('outOfDistribution', 'no out-of-distribution statistics on a threats model (the goods model carries them)', '{...}');
+    else if (task === 'goods' && labelCount !== undefined && outputsOk) {
+      const embedding = byMeaning.get('embedding');
+      const dim = embedding === undefined ? undefined : outputs[embedding].shape[1];
+      const problems = oodShapeProblems(m.outOfDistribution, labelCount, dim);
+      if (problems.length > 0) ctx.fail('outOfDistribution', `statistics that fit this model and gateway: ${problems.join('; ')}`, '{...}');
     }
   }
 }
@@ -290,4 +314,26 @@ export function checkTileGeometry(manifest: ModelManifest, tile: { size: number;
   if (manifest.input.shape[1] !== energies)
     p.push(`model ${manifest.name} takes ${manifest.input.shape[1]} channels, the stitcher makes ${energies}-channel tiles`);
   return p;
+}
+
+/**
+ * Shape problems of a goods manifest's out-of-distribution statistics against its labels and embedding (empty:
+ * consistent). Whether the image statistics are the ones this gateway computes is checked by the opinion stage at
+ * start-up (src/opinion, imageFeatureProblems).
+ */
+function oodShapeProblems(stats: Readonly<OutOfDistributionStats>, labels: number, embeddingDim: number | undefined): string[] {
+  const problems: string[] = [];
+  const F = stats.imageFeatures.length;
+  if (stats.imageMeans.length !== labels || stats.imageMeans.some((m) => m.length !== F)) problems.push(`imageMeans must be ${labels} rows of ${F}`);
+  if (stats.imagePrecisions.length !== labels || stats.imagePrecisions.some((m) => m.length !== F || m.some((r) => r.length !== F)))
+    problems.push(`imagePrecisions must be ${labels} matrices of ${F} x ${F}`);
+  if (embeddingDim === undefined) {
+    problems.push('the model has no embedding output');
+    return problems;
+  }
+  const D = embeddingDim;
+  if (stats.embeddingMeans.length !== labels || stats.embeddingMeans.some((m) => m.length !== D))
+    problems.push(`embeddingMeans must be ${labels} rows of ${D}`);
+  if (stats.embeddingPrecision.length !== D || stats.embeddingPrecision.some((r) => r.length !== D)) problems.push(`embeddingPrecision must be ${D} x ${D}`);
+  return problems;
 }

@@ -12,6 +12,14 @@ export type ScanState = (typeof SCAN_STATES)[number];
 export const ScanStateSchema = literalUnion(SCAN_STATES);
 
 export const ALARM_DECISIONS = ['ALARM', 'CLEAR', 'UNKNOWN'] as const;
+
+/**
+ * Triage of a scan: GREEN may be released without an image review (CLEAR, and every goods segment at least
+ * results.triage.greenMinConfidence); AMBER needs a review (UNKNOWN, a CLEAR below that bar, or still in progress);
+ * RED is ALARM.
+ */
+export const TRIAGE_LEVELS = ['GREEN', 'AMBER', 'RED'] as const;
+export type TriageLevel = (typeof TRIAGE_LEVELS)[number];
 /** The machine's advice on a scan (DICOS alarm decision); an officer always makes the decision. */
 export type AlarmDecision = (typeof ALARM_DECISIONS)[number];
 
@@ -50,7 +58,10 @@ export const ThreatAlertSchema = Type.Object({
   id: Type.String({ description: 'Stable within a scan.' }),
   category: Type.String({ description: 'Threat label id, e.g. "firearm".' }),
   name: Type.String(),
-  probability: Type.Number({ description: "Highest cell probability of the category in the alert's cells." }),
+  probability: Type.Number({
+    description:
+      "Calibrated probability that the alert covers a true threat (the threats model's calibration applied to the highest cell probability of the category in the alert's cells; never above the model's maxProbability).",
+  }),
   box: ScanBoxSchema,
   cells: Type.Integer({ description: 'Cells in the group (cell = span x span raw samples).' }),
   raisedAt: Type.String({ description: 'When the alert was first raised (ISO 8601).' }),
@@ -134,7 +145,41 @@ export const ScanResultsReportSchema = Type.Object({
   machine: Type.Object({ product: Type.Literal('scanline'), version: Type.String(), machineId: Type.String() }),
   algorithms: Type.Array(AlgorithmInfoSchema),
   alarmDecision: literalUnion(ALARM_DECISIONS),
-  decisionReason: Type.String({ description: 'Why the decision is what it is, for people.' }),
+  decisionReason: Type.String({ description: 'Why the decision is what it is, for people: every reason, joined by "; ".' }),
+  decisionReasons: Type.Optional(
+    Type.Array(Type.String(), {
+      description: 'Every reason for the decision, one per entry (an UNKNOWN lists all the evidence that was missing). Absent in reports stored before 0.2.',
+    }),
+  ),
+  triage: Type.Optional(
+    Type.Object(
+      {
+        level: literalUnion(TRIAGE_LEVELS),
+        greenScore: Type.Union([Type.Number(), Type.Null()], {
+          description:
+            'The lowest calibrated top-1 confidence of the goods segments of a CLEAR scan (GREEN at results.triage.greenMinConfidence or above); null otherwise.',
+        }),
+        greenMinConfidence: Type.Number(),
+      },
+      { description: 'GREEN / AMBER / RED (see TRIAGE_LEVELS). Absent in reports stored before 0.2.' },
+    ),
+  ),
+  outOfDistribution: Type.Optional(
+    Type.Union(
+      [
+        Type.Object({
+          tiles: Type.Integer({ description: 'Tiles scored for out-of-distribution (those the goods model answered).' }),
+          outOfDistribution: Type.Integer({ description: "Tiles unlike the model's training data (score above 1)." }),
+          share: Type.Number(),
+          scanShare: Type.Number({ description: 'The share at which the scan is out of distribution (from the goods manifest).' }),
+          scan: Type.Boolean({ description: 'True: the scan is unlike the training data; its verdict is UNKNOWN and its threat boxes are hints.' }),
+          maxScore: Type.Number({ description: 'Highest tile score (1 = threshold).' }),
+        }),
+        Type.Null(),
+      ],
+      { description: 'Out-of-distribution figures of the scan; null when the goods model carries no statistics. Absent in reports stored before 0.2.' },
+    ),
+  ),
   alarmDecisionTime: Type.String({ description: 'When the current decision was first reached (ISO 8601).' }),
   objects: Type.Array(AssessedObjectSchema),
   goods: Type.Object({
@@ -159,6 +204,12 @@ export const ScanResultsReportSchema = Type.Object({
     ),
   }),
   threats: Type.Array(ThreatAlertSchema),
+  hints: Type.Optional(
+    Type.Array(ThreatAlertSchema, {
+      description:
+        'Threat boxes of a scan that is out of distribution: low-confidence hints for the officer, not alerts (they raise no ALARM and are counted apart).',
+    }),
+  ),
   lines: Type.Integer({ description: "Lines received so far (the scan's total once completed)." }),
   tilesProduced: Type.Integer(),
   processingTimeMs: Type.Number({ description: 'Scan start to now (in progress) or to the last result (final), ms.' }),

@@ -44,6 +44,8 @@ export class GoodsSuggestions {
     private readonly labels: readonly ModelLabel[],
     private readonly strideLines: number,
     private readonly suggestThreshold: number,
+    /** No probability in a segment exceeds this (the model's calibration.maxProbability). */
+    private readonly maxProbability = 1,
   ) {
     this.cargoIndex = labels.map((l, i) => (l.cargo === false ? -1 : i)).filter((i) => i >= 0);
   }
@@ -130,7 +132,12 @@ export class GoodsSuggestions {
       .filter((i) => this.labels[i].cargo !== false)
       .sort((a, b) => dist[b] - dist[a])
       .slice(0, 3)
-      .map((i) => ({ label: this.labels[i].id, name: this.labels[i].name, hsCodes: [...this.labels[i].hsCodes], probability: round4(dist[i]) }));
+      .map((i) => ({
+        label: this.labels[i].id,
+        name: this.labels[i].name,
+        hsCodes: [...this.labels[i].hsCodes],
+        probability: round4(Math.min(this.maxProbability, dist[i])),
+      }));
   }
 }
 

@@ -26,7 +26,8 @@ import { ScanlineError } from '../errors/index.js';
 import { ReferenceLibrary, prototypeOf, type ReferenceCategory, type ReferenceSource } from './reference-library.js';
 import { ScanResults } from './scan-results.js';
 import type { ScanResultsReport, TileOutcome } from '../protocol/index.js';
-import type { ThreatAlert } from '../protocol/index.js';
+import type { ThreatAlert, TriageLevel } from '../protocol/index.js';
+import { IMAGE_FEATURE_COUNT, OodModel, tileImageFeatures } from '../opinion/index.js';
 
 /** Upper bounds of the line-to-result latency buckets, seconds. */
 export const LINE_TO_RESULT_BUCKETS_SECONDS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
@@ -46,6 +47,13 @@ export interface ResultsStats {
   suggestionUpdates: number;
   reportsStored: number;
   storageFailures: number;
+  /**
+   * Per portal (bounded like lineToResult): tiles scored for out-of-distribution and how many were out; the drift
+   * of a scanner shows as a growing share (Prometheus alert ScanlineScannerDrift).
+   */
+  opinion: Map<string, { tiles: number; outOfDistribution: number }>;
+  /** Final reports by portal and triage level, and by portal those out of distribution. */
+  triage: Map<string, Record<TriageLevel, number> & { outOfDistributionScans: number }>;
 }
 
 export interface ResultsListeners {
@@ -79,6 +87,10 @@ export interface ResultsServiceOptions {
   machine: { version: string; machineId: string };
   /** Default cosine similarity a tile needs to match an enrolled reference (config results.referenceMinSimilarity). */
   referenceMinSimilarity: number;
+  /** Triage: the lowest goods confidence of a GREEN scan (config results.triage.greenMinConfidence). */
+  greenMinConfidence: number;
+  /** Attenuation clamp of the stitcher (stitch.attenuationMax), for the tile image statistics. */
+  attenuationMax: number;
   /**
    * Distinct portal ids with their own line-to-result histograms (config metrics.portalLabelLimit); further portals
    * share OTHER_PORTALS, so memory and label sets stay bounded.
@@ -96,6 +108,8 @@ interface TileMeta {
   tile: { line: number; lines: number; pixel: number; pixels: number };
   /** performance.now() when the tile's last line arrived. */
   lastLineAt: number;
+  /** Image statistics of the tile (src/opinion), when the goods model carries out-of-distribution statistics. */
+  imageFeatures?: Float64Array;
 }
 
 function outcomeOf(err: ScanlineError): Exclude<TileOutcome, 'ok'> {
@@ -126,6 +140,8 @@ export class ResultsService {
   /** Enrolled reference categories; null without a goods model that has an embedding output. */
   private readonly references: ReferenceLibrary | null;
   private readonly threatLogits: string | undefined;
+  /** Out-of-distribution statistics of the goods model; undefined when its manifest has none. */
+  private readonly ood: OodModel | undefined;
   private readonly idle = new Set<() => void>();
   /** Scans with goods results not yet folded into their segments; flushed once per macrotask (setImmediate). */
   private readonly goodsPending = new Set<ScanResults>();
@@ -149,6 +165,7 @@ export class ResultsService {
     this.threatLogits = this.threatsModel?.outputs.find((x) => x.meaning === 'threat_heatmap_logits')?.name;
     this.goodsEmbedding = this.goodsModel?.outputs.find((x) => x.meaning === 'embedding')?.name;
     this.references = this.goodsModel && this.goodsEmbedding ? new ReferenceLibrary(this.goodsModel.name, o.store.listReferences()) : null;
+    this.ood = this.goodsModel?.outOfDistribution ? new OodModel(this.goodsModel.outOfDistribution) : undefined;
     const names = [this.goodsModel, this.threatsModel].filter((m) => m !== undefined).map((m) => m.name);
     this.stats = {
       tilesProduced: 0,
@@ -158,6 +175,8 @@ export class ResultsService {
       suggestionUpdates: 0,
       reportsStored: 0,
       storageFailures: 0,
+      opinion: new Map(),
+      triage: new Map(),
     };
   }
 
@@ -331,6 +350,8 @@ export class ResultsService {
       machine: this.o.machine,
       recovered: scan.recovered,
       energies: scan.detector.energies,
+      greenMinConfidence: this.o.greenMinConfidence,
+      ...(this.ood ? { ood: this.ood } : {}),
       ...(this.references ? { references: this.references.snapshot() } : {}),
     });
     this.live.set(scan.scanId, results);
@@ -362,6 +383,10 @@ export class ResultsService {
       };
       const tile = { line: info.line, lines: info.lines, pixel: info.pixel, pixels: info.pixels };
       const meta: TileMeta = { results, tile, lastLineAt: scan.lineReceivedAt(info.line + info.lines - 1) };
+      // Image statistics are read here, from the stitcher's own tile, before the model's normalisation.
+      if (this.ood && this.goodsModel) {
+        meta.imageFeatures = tileImageFeatures(data, this.o.tile.size, scan.detector.energies, this.o.attenuationMax, new Float64Array(IMAGE_FEATURE_COUNT));
+      }
       if (this.goodsModel) this.submit(this.goodsModel, scan, data, meta, release);
       if (this.threatsModel) this.submit(this.threatsModel, scan, data, meta, release);
     }
@@ -398,7 +423,17 @@ export class ResultsService {
         const served = this.providerOf(name, now);
         meta.results.servedBy(name, served.provider, served.precision);
         if (model.task === 'goods') {
-          meta.results.addGoods(meta.tile, r.outputs[this.goodsLogits as string], this.goodsEmbedding ? r.outputs[this.goodsEmbedding] : undefined);
+          const change = meta.results.addGoods(
+            meta.tile,
+            r.outputs[this.goodsLogits as string],
+            this.goodsEmbedding ? r.outputs[this.goodsEmbedding] : undefined,
+            meta.imageFeatures,
+          );
+          if (change.outOfDistribution !== undefined) {
+            const o = this.opinionOf(scan.portalId);
+            o.tiles++;
+            if (change.outOfDistribution) o.outOfDistribution++;
+          }
           if (!this.goodsPendingSince.has(meta.results)) this.goodsPendingSince.set(meta.results, meta.lastLineAt);
           this.scheduleGoodsFlush(meta.results);
         } else {
@@ -459,10 +494,18 @@ export class ResultsService {
     this.maybeFinal(results);
   }
 
+  /** The opinion counters of `portalId` (shared OTHER_PORTALS once portalLabelLimit ids have some). */
+  private opinionOf(portalId: string): { tiles: number; outOfDistribution: number } {
+    return portalEntry(this.stats.opinion, portalId, this.o.portalLabelLimit, () => ({ tiles: 0, outOfDistribution: 0 }));
+  }
+
   private maybeFinal(results: ScanResults): void {
     if (!results.isFinal() || !this.live.has(results.scanId)) return;
     this.flushGoods(results);
     const report = results.report();
+    const triage = portalEntry(this.stats.triage, results.portalId, this.o.portalLabelLimit, () => ({ GREEN: 0, AMBER: 0, RED: 0, outOfDistributionScans: 0 }));
+    if (report.triage) triage[report.triage.level]++;
+    if (report.outOfDistribution?.scan) triage.outOfDistributionScans++;
     this.live.delete(results.scanId);
     try {
       const embeddings = results.embeddings();
@@ -479,6 +522,8 @@ export class ResultsService {
         scanId: results.scanId,
         decision: report.alarmDecision,
         alerts: report.threats.length,
+        hints: report.hints?.length ?? 0,
+        triage: report.triage?.level,
         segments: report.goods.segments.length,
         declaration: report.goods.declaration.status,
       },

@@ -4,13 +4,19 @@
  * report type MACHINE, machine origin, the algorithms with their versions, an ALARM / CLEAR / UNKNOWN decision,
  * one assessed object per finding (category, probability, box), and processing time.
  *
- * Decision rule (an officer always makes the final decision; this is the machine's advice):
+ * Decision rule (an officer always makes the final decision; this is the machine's advice). CLEAR needs evidence;
+ * what the machine did not understand it says it does not know:
  * - ALARM as soon as one threat alert or an undeclared-goods finding exists (also mid-scan);
- * - UNKNOWN while the scan is still being scored, when it was aborted, when a model is missing, or when some tile
- *   was not scored (rejected, expired, failed): part of the vehicle was not looked at;
- * - CLEAR only for a completed scan whose every tile was scored by every model and which raised nothing.
+ * - CLEAR only for a completed scan whose every tile was scored by every model, that raised nothing, whose cargo
+ *   was classified with confidence over the cargo area, whose declared goods were all seen (or whose empty
+ *   declaration matches an empty bay), and whose image is like the models' training data;
+ * - UNKNOWN ("needs review") otherwise, with every missing piece of evidence listed (decisionReasons).
+ * A scan unlike the training data (src/opinion/ood.ts) turns its threat alerts into hints: shown, never an ALARM.
+ * Probabilities are calibrated per the manifests (src/opinion/calibration.ts). Triage: GREEN / AMBER / RED.
  */
 import type { ModelManifest } from '../inference/index.js';
+import { alertCalibration, inverseTemperature, maxProbability, type OodModel } from '../opinion/index.js';
+import type { TriageLevel } from '../protocol/index.js';
 import type { AlarmDecision, AlgorithmInfo, AssessedObject, ScanResultsReport, TileCounts, TileOutcome } from '../protocol/index.js';
 import { checkDeclaration } from './declaration-check.js';
 import type { DeclarationCheck } from '../protocol/index.js';
@@ -38,7 +44,14 @@ export interface ScanResultsInit {
   recovered?: { at: Date; lines: number } | null;
   /** Energies of the scan's detector (1 or 2); default 2. */
   energies?: number;
+  /** Out-of-distribution statistics of the goods model (absent: not scored). */
+  ood?: OodModel;
+  /** Triage: the lowest goods confidence of a GREEN scan (results.triage.greenMinConfidence). Default 0.95. */
+  greenMinConfidence?: number;
 }
+
+/** Cargo lines the goods suggestions may leave unclassified before CLEAR needs a review: this share of the cargo. */
+export const UNCLASSIFIED_CARGO_SHARE = 0.05;
 
 /** What one call changed, for pushing increments to operator screens. */
 export interface ResultsChange {
@@ -85,6 +98,13 @@ export class ScanResults {
   private decision: { value: AlarmDecision; since: Date } = { value: 'UNKNOWN', since: new Date() };
   private updatedAt: Date;
   private finalisedAt: Date | null = null;
+  private readonly goodsInverseTemperature: number;
+  private readonly scaledLogits: Float32Array;
+  private readonly ood: OodModel | undefined;
+  private oodTiles = 0;
+  private oodOut = 0;
+  private oodMax = 0;
+  private readonly greenMinConfidence: number;
 
   constructor(private readonly init: ScanResultsInit) {
     this.scanId = init.scanId;
@@ -96,13 +116,20 @@ export class ScanResults {
     const g = init.goodsModel;
     this.references = init.references && init.references.size > 0 ? init.references : undefined;
     const labels = g ? [...g.labels, ...(this.references?.labels() ?? [])] : [];
-    this.goods = g ? new GoodsSuggestions(labels, init.tile.strideLines, g.thresholds.suggest ?? 0.5) : null;
+    this.goods = g ? new GoodsSuggestions(labels, init.tile.strideLines, g.thresholds.suggest ?? 0.5, maxProbability(g.calibration)) : null;
+    this.goodsInverseTemperature = inverseTemperature(g?.calibration);
+    this.scaledLogits = new Float32Array(g ? g.labels.length : 0);
+    this.ood = g ? init.ood : undefined;
+    this.greenMinConfidence = init.greenMinConfidence ?? 0.95;
     this.labelCount = labels.length;
     this.modelLabelCount = g ? g.labels.length : 0;
     const t = init.threatsModel;
     const heat = t?.outputs.find((o) => o.meaning === 'threat_heatmap_logits');
     this.heatmapSize = heat ? [heat.shape[2], heat.shape[3]] : [0, 0];
-    this.threats = t && heat ? new ThreatAlerts(t.labels, t.thresholds, init.pixels, (init.tile.size * init.tile.downsample) / heat.shape[3]) : null;
+    this.threats =
+      t && heat
+        ? new ThreatAlerts(t.labels, t.thresholds, init.pixels, (init.tile.size * init.tile.downsample) / heat.shape[3], alertCalibration(t.calibration))
+        : null;
     for (const m of [g, t]) if (m) this.tiles.set(m.name, counts());
   }
 
@@ -135,14 +162,31 @@ export class ScanResults {
    * Goods model result of one tile: class logits and, when the model has one, its embedding (kept for enrolment and
    * matched against the reference snapshot: see reference-library.ts for how a match shares the cargo mass).
    */
-  addGoods(tile: { line: number; lines: number; pixel: number; pixels: number }, logits: Float32Array, embedding?: Float32Array): ResultsChange {
+  addGoods(
+    tile: { line: number; lines: number; pixel: number; pixels: number },
+    logits: Float32Array,
+    embedding?: Float32Array,
+    imageFeatures?: Float64Array,
+  ): ResultsChange & { outOfDistribution?: boolean } {
     const model = this.goodsModel as Readonly<ModelManifest>;
     this.okTile(model.name);
     if (!this.goods) return { suggestions: false, alerts: [], declaration: false };
     const p = new Float32Array(this.labelCount);
-    softmaxInto(logits, p.subarray(0, this.modelLabelCount));
-    if (embedding) {
-      const e = normalizeL2(Float32Array.from(embedding));
+    const scaled = this.scaledLogits;
+    for (let i = 0; i < this.modelLabelCount; i++) scaled[i] = logits[i] * this.goodsInverseTemperature;
+    softmaxInto(scaled, p.subarray(0, this.modelLabelCount));
+    const e = embedding ? normalizeL2(Float32Array.from(embedding)) : undefined;
+    let outOfDistribution: boolean | undefined;
+    if (this.ood && imageFeatures) {
+      let top = 0;
+      for (let i = 1; i < this.modelLabelCount; i++) if (p[i] > p[top]) top = i;
+      const score = this.ood.score(top, imageFeatures, e).score;
+      outOfDistribution = score > 1;
+      this.oodTiles++;
+      if (outOfDistribution) this.oodOut++;
+      if (score > this.oodMax) this.oodMax = score;
+    }
+    if (e) {
       let modelCargo = 0;
       // Goods probability: cargo labels that are goods (an HS code), i.e. not `empty`, `vehicle` or `air`.
       for (let i = 0; i < this.modelLabelCount; i++) if (model.labels[i].cargo !== false && model.labels[i].hsCodes.length > 0) modelCargo += p[i];
@@ -163,7 +207,7 @@ export class ScanResults {
     // Segments are recomputed once per batch of results, not per tile (refreshGoods): a batch resolves up to
     // maxBatchSize tiles in one macrotask, and per-tile recomputation blocked the event loop for milliseconds.
     this.goodsDirty = true;
-    return NO_CHANGE;
+    return outOfDistribution === undefined ? NO_CHANGE : { ...NO_CHANGE, outOfDistribution };
   }
 
   /** True when goods tiles arrived since the last refreshGoods(). */
@@ -195,7 +239,8 @@ export class ScanResults {
     const [gridH, gridW] = this.heatmapSize;
     const alerts = this.threats.add({ ...tile, logits, gridH, gridW });
     if (alerts.length > 0) this.refreshDecision();
-    return { suggestions: false, alerts, declaration: false };
+    // A scan already unlike the training data raises no alert on screens: its boxes are hints in the report.
+    return { suggestions: false, alerts: this.isOutOfDistribution() ? [] : alerts, declaration: false };
   }
 
   /** Lines received so far (live). */
@@ -228,8 +273,24 @@ export class ScanResults {
     return this.segmentsCache;
   }
 
+  /** Threat alerts: none while the scan is out of distribution (its boxes are hints()). */
   alerts(): ThreatAlert[] {
-    return this.threats?.all() ?? [];
+    return this.isOutOfDistribution() ? [] : (this.threats?.all() ?? []);
+  }
+
+  /** Threat boxes of a scan that is out of distribution: low-confidence hints, not alerts. */
+  hints(): ThreatAlert[] {
+    return this.isOutOfDistribution() ? (this.threats?.all() ?? []) : [];
+  }
+
+  /** The scan is unlike the goods model's training data (enough of its scored tiles are). */
+  isOutOfDistribution(): boolean {
+    return this.ood?.scanIsOut(this.oodOut, this.oodTiles) ?? false;
+  }
+
+  /** Tiles scored for out-of-distribution so far and how many were out (for metrics). */
+  outOfDistributionCounts(): { tiles: number; outOfDistribution: number } {
+    return { tiles: this.oodTiles, outOfDistribution: this.oodOut };
   }
 
   private checkDeclaration(segments: readonly SuggestionSegment[]): DeclarationCheck {
@@ -244,6 +305,7 @@ export class ScanResults {
     const segments = this.segmentsCache;
     const declaration = this.checkDeclaration(segments);
     const threats = this.alerts();
+    const hints = this.hints();
     const objects: AssessedObject[] = threats.map((a) => ({
       id: a.id,
       assessment: 'THREAT',
@@ -301,6 +363,7 @@ export class ScanResults {
       });
     }
     const end = this.finalisedAt ?? new Date();
+    const reasons = this.decisionReasons(threats.length, declaration, segments);
     return {
       reportType: 'MACHINE',
       scanId: this.scanId,
@@ -310,7 +373,19 @@ export class ScanResults {
       machine: { product: 'scanline', version: this.init.machine.version, machineId: this.init.machine.machineId },
       algorithms,
       alarmDecision: this.decision.value,
-      decisionReason: this.decisionReason(threats.length, declaration),
+      decisionReason: reasons.join('; '),
+      decisionReasons: reasons,
+      triage: this.triage(segments),
+      outOfDistribution: this.ood
+        ? {
+            tiles: this.oodTiles,
+            outOfDistribution: this.oodOut,
+            share: this.oodTiles > 0 ? Math.round((this.oodOut / this.oodTiles) * 1e4) / 1e4 : 0,
+            scanShare: this.ood.scanShare,
+            scan: this.isOutOfDistribution(),
+            maxScore: Math.round(this.oodMax * 100) / 100,
+          }
+        : null,
       alarmDecisionTime: this.decision.since.toISOString(),
       objects,
       goods: {
@@ -320,6 +395,7 @@ export class ScanResults {
         referenceCategories: this.references?.categories.map((c) => ({ id: c.id, name: c.name, proposedBy: c.proposedBy, approvedBy: c.approvedBy })) ?? [],
       },
       threats,
+      hints,
       lines: this.lines,
       tilesProduced: this.tilesProduced,
       recovered: this.init.recovered ? { at: this.init.recovered.at.toISOString(), lines: this.init.recovered.lines } : null,
@@ -374,12 +450,57 @@ export class ScanResults {
   }
 
   private computeDecision(): AlarmDecision {
-    if ((this.threats?.count() ?? 0) > 0) return 'ALARM';
-    if (this.declarationStatus === 'mismatch') return 'ALARM';
+    // Out of distribution, neither model's findings are trusted enough to raise an ALARM: the officer reviews.
+    const ood = this.isOutOfDistribution();
+    if (!ood && (this.threats?.count() ?? 0) > 0) return 'ALARM';
+    if (!ood && this.declarationStatus === 'mismatch') return 'ALARM';
     if (!this.goodsModel || !this.threatsModel) return 'UNKNOWN';
     if (this.scanState !== 'completed' || this.finalisedAt === null) return 'UNKNOWN';
     for (const c of this.tiles.values()) if (c.ok !== c.submitted) return 'UNKNOWN';
-    return 'CLEAR';
+    return this.missingEvidence(this.checkDeclaration(this.segmentsCache), this.segmentsCache).length === 0 ? 'CLEAR' : 'UNKNOWN';
+  }
+
+  /**
+   * What a completed, fully scored scan that raised nothing still lacks for CLEAR (empty: nothing). Each entry is a
+   * reason for people.
+   */
+  private missingEvidence(declaration: DeclarationCheck, segments: readonly SuggestionSegment[]): string[] {
+    const out: string[] = [];
+    const unreadable = this.unreadableBy();
+    if (unreadable !== null) return [unreadable];
+    if (this.isOutOfDistribution()) {
+      out.push(`image unlike the model's training data (${Math.round((this.oodOut / Math.max(1, this.oodTiles)) * 100)}% of tiles)`);
+    }
+    const hints = this.hints().length;
+    if (hints > 0) out.push(`${hints} low-confidence threat hint${hints > 1 ? 's' : ''} (not alerts)`);
+    if (this.isOutOfDistribution() && (declaration.undeclared.length > 0 || declaration.emptyButDeclared)) {
+      const said = declaration.undeclared.map((u) => u.label).join(', ') || 'an empty bay';
+      out.push(`the goods model's reading (${said}) disagrees with the declaration but is unreliable on this image`);
+    }
+    const withheld = this.goods?.withheldLines ?? 0;
+    let classified = 0;
+    for (const seg of segments) classified += seg.endLine - seg.startLine;
+    const cargoLines = classified + withheld;
+    if (withheld > Math.max(this.init.tile.strideLines, UNCLASSIFIED_CARGO_SHARE * cargoLines)) {
+      out.push(`cargo not classified with confidence over ${withheld} lines (${Math.round((withheld / Math.max(1, cargoLines)) * 100)}% of the cargo)`);
+    }
+    if (this.init.declaredHsCodes === null) out.push('no declaration to compare the cargo with');
+    else if (declaration.notSeen.length > 0) out.push(`declared goods not seen: ${declaration.notSeen.join(', ')}`);
+    else if (declaration.status !== 'match') out.push('the declaration could not be checked against the image');
+    return out;
+  }
+
+  /** GREEN / AMBER / RED and the score GREEN is decided on. */
+  private triage(segments: readonly SuggestionSegment[]): { level: TriageLevel; greenScore: number | null; greenMinConfidence: number } {
+    const decision = this.decision.value;
+    if (decision === 'ALARM') return { level: 'RED', greenScore: null, greenMinConfidence: this.greenMinConfidence };
+    let greenScore: number | null = null;
+    if (decision === 'CLEAR') {
+      greenScore = 1;
+      for (const seg of segments) greenScore = Math.min(greenScore, seg.confidence);
+    }
+    const level: TriageLevel = greenScore !== null && greenScore >= this.greenMinConfidence ? 'GREEN' : 'AMBER';
+    return { level, greenScore, greenMinConfidence: this.greenMinConfidence };
   }
 
   /**
@@ -393,20 +514,25 @@ export class ScanResults {
     return `${energies === 1 ? 'single-energy' : `${energies}-energy`} scan: ${unfit.map((m) => `${m.name} reads ${m.input.shape[1]}-energy tiles`).join(', ')} and no model for ${energies} energ${energies === 1 ? 'y' : 'ies'} is loaded; needs review`;
   }
 
-  private decisionReason(threats: number, declaration: DeclarationCheck): string {
+  /** Every reason for the current decision, ALARM findings first. */
+  private decisionReasons(threats: number, declaration: DeclarationCheck, segments: readonly SuggestionSegment[]): string[] {
     const parts: string[] = [];
     if (threats > 0) parts.push(`${threats} threat alert${threats > 1 ? 's' : ''}`);
-    if (declaration.undeclared.length > 0) parts.push(`undeclared goods: ${declaration.undeclared.map((u) => u.label).join(', ')}`);
+    // Without a declaration nothing is "undeclared" (status unknown): that is a missing piece of evidence below.
+    if (declaration.status === 'mismatch' && declaration.undeclared.length > 0)
+      parts.push(`undeclared goods: ${declaration.undeclared.map((u) => u.label).join(', ')}`);
     if (declaration.emptyButDeclared) parts.push('declared goods missing: the cargo bay looks empty');
-    if (parts.length > 0) return parts.join('; ');
-    if (!this.goodsModel || !this.threatsModel) return `no ${!this.goodsModel ? 'goods' : 'threats'} model loaded`;
-    if (this.scanState === 'aborted') return 'the scan was aborted';
+    if (parts.length > 0 && !this.isOutOfDistribution()) return parts;
+    if (!this.goodsModel || !this.threatsModel) return [`no ${!this.goodsModel ? 'goods' : 'threats'} model loaded`];
+    if (this.scanState === 'aborted') return ['the scan was aborted'];
     const unreadable = this.unreadableBy();
-    if (unreadable !== null) return unreadable;
-    if (this.scanState === 'receiving' || this.finalisedAt === null) return 'the scan is still being scored';
+    if (unreadable !== null) return [unreadable];
+    if (this.scanState === 'receiving' || this.finalisedAt === null) return ['the scan is still being scored'];
     for (const [name, c] of this.tiles) {
-      if (c.ok !== c.submitted) return `${c.submitted - c.ok} of ${c.submitted} tiles were not scored by ${name}`;
+      if (c.ok !== c.submitted) return [`${c.submitted - c.ok} of ${c.submitted} tiles were not scored by ${name}`];
     }
-    return 'every tile scored; nothing raised';
+    const missing = this.missingEvidence(declaration, segments);
+    if (missing.length > 0) return [...missing, 'needs review'];
+    return ['every tile scored, the cargo classified and declared, the image like the training data; nothing raised'];
   }
 }

@@ -120,6 +120,11 @@ export class ThreatAlerts {
     thresholds: Readonly<Record<string, number>>,
     private readonly pixels: number,
     private readonly span: number,
+    /**
+     * Maps an alert's peak cell probability to the probability it shows and sends (the model's calibration,
+     * src/opinion/calibration.ts); identity when absent. Which cells alert does not depend on it.
+     */
+    private readonly calibrate: (peak: number) => number = (p) => p,
   ) {
     this.rows = Math.ceil(pixels / span);
     this.thresholds = labels.map((l) => thresholds[l.id] ?? Infinity);
@@ -326,7 +331,7 @@ export class ThreatAlerts {
       pixelEnd: Math.min(this.pixels, (r1 + 1) * this.span),
     };
     const label = this.labels[bestK];
-    const probability = Math.round(peak * 1e4) / 1e4;
+    const probability = Math.round(this.calibrate(peak) * 1e4) / 1e4;
     const same =
       a.category === label.id &&
       a.probability === probability &&

@@ -385,6 +385,35 @@ function resultsMetrics(results: ResultsService | null): Array<CollectedMetric |
     counter('scanline_results_reports_stored_total', 'Final results reports stored (one per scan once every tile is answered).', [], () =>
       results ? one(results.stats.reportsStored) : [],
     ),
+    counter(
+      'scanline_opinion_tiles_total',
+      'Tiles scored for out-of-distribution (the goods model answered and its manifest carries statistics), by portal.',
+      ['portal'],
+      () => (results ? [...results.stats.opinion].map(([portal, o]) => ({ labels: { portal }, value: o.tiles })) : []),
+    ),
+    counter(
+      'scanline_opinion_tiles_out_of_distribution_total',
+      "Tiles unlike the goods model's training data, by portal; over scanline_opinion_tiles_total it is the scanner's drift (alert ScanlineScannerDrift).",
+      ['portal'],
+      () => (results ? [...results.stats.opinion].map(([portal, o]) => ({ labels: { portal }, value: o.outOfDistribution })) : []),
+    ),
+    counter(
+      'scanline_triage_total',
+      'Final reports by portal and triage level: GREEN (may be released without review), AMBER (review), RED (ALARM).',
+      ['portal', 'level'],
+      () =>
+        results
+          ? [...results.stats.triage].flatMap(([portal, t]) =>
+              (['GREEN', 'AMBER', 'RED'] as const).map((level) => ({ labels: { portal, level }, value: t[level] })),
+            )
+          : [],
+    ),
+    counter(
+      'scanline_scans_out_of_distribution_total',
+      "Final reports of scans unlike the models' training data (UNKNOWN, threat boxes as hints), by portal.",
+      ['portal'],
+      () => (results ? [...results.stats.triage].map(([portal, t]) => ({ labels: { portal }, value: t.outOfDistributionScans })) : []),
+    ),
   ];
 }
 

@@ -19,9 +19,12 @@ import { invalidArgument } from '../../src/errors/index.js';
 import {
   CARGO_CATEGORY_INFO,
   DEFAULT_TRUCK_OPTIONS,
+  FOREIGN_SCANNER_PROFILES,
   createDetector,
+  foreignScannerTransform,
   generateTruck,
   renderLines,
+  type ForeignScannerProfile,
   type CalibrationFrames,
   type GenerateTruckOptions,
 } from '../simulator/index.js';
@@ -57,6 +60,11 @@ export interface ExportDatasetOptions {
    * threat-rich set for the threat model, whose negatives come from an 'all' export).
    */
   keep?: 'all' | 'threats';
+  /**
+   * Renders every truck as another scanner would (tools/simulator/foreign-scanner.ts): a set for checking
+   * out-of-distribution detection, never for training. Recorded in index.json (generator.foreignScanner).
+   */
+  foreignScanner?: ForeignScannerProfile;
   /** Progress sink, called once per truck. */
   log?: (message: string, fields: Record<string, unknown>) => void;
 }
@@ -145,6 +153,9 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Data
   generateTruck(first, createDetector({ pixels }), truckOptions);
   const calibration = options.calibration === undefined ? DATASET_SCAN_DEFAULTS.calibration : options.calibration;
   const keep = options.keep ?? 'all';
+  const foreign = options.foreignScanner;
+  if (foreign !== undefined && !FOREIGN_SCANNER_PROFILES.includes(foreign))
+    throw invalidArgument(CODE, `one of ${FOREIGN_SCANNER_PROFILES.join(', ')}`, 'foreignScanner', foreign);
   const stitch = gatewayStitchOptions(pixels);
   const tile = stitch.tile;
 
@@ -193,7 +204,11 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Data
         bytes += writeSync(fds.goods, goodsOut, 0, kept);
         bytes += writeSync(fds.threats, threatsOut, 0, kept * cells);
       };
-      const truck = await scanTruckTiles(seed, { pixels, truck: truckOptions, calibration }, sink);
+      const truck = await scanTruckTiles(
+        seed,
+        { pixels, truck: truckOptions, calibration, ...(foreign ? { imageTransform: (d, sd) => foreignScannerTransform(foreign, d, sd) } : {}) },
+        sink,
+      );
       const t = truck.truth;
       scans.push({
         seed,
@@ -266,6 +281,7 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Data
       truck: { ...DEFAULT_TRUCK_OPTIONS, ...truckOptions },
       calibration,
       keep,
+      ...(foreign ? { foreignScanner: foreign } : {}),
       linesPerSlice: DATASET_SCAN_DEFAULTS.linesPerSlice,
       stitcher: 'native',
       stitch,

@@ -17,6 +17,7 @@ import {
   truthLabels,
   type CalibrationFrames,
   type Detector,
+  type ImageSliceTransform,
   type GenerateTruckOptions,
   type Scene,
   type TruthLabels,
@@ -32,6 +33,11 @@ export interface ScanTilesOptions {
   calibration?: CalibrationFrames | false;
   /** Stitcher implementation. Default 'native' (what the gateway runs). */
   stitcher?: StitcherFactory;
+  /**
+   * Re-renders each image slice as another scanner would (tools/simulator/foreign-scanner.ts), made for this truck's
+   * detector; for checking out-of-distribution detection, never for training data.
+   */
+  imageTransform?: (detector: Detector, seed: number) => ImageSliceTransform;
 }
 
 /** What one truck gives to its tile callback. */
@@ -79,6 +85,7 @@ export async function scanTruckTiles(seed: number, options: ScanTilesOptions, si
   const stitch = gatewayStitchOptions(detector.pixels);
   const truck: ScannedTruck = { seed, detector, scene, truth: truthLabels(scene, detector), stitch };
   const stitcher = createStitcher(stitch, options.stitcher);
+  const transform = options.imageTransform?.(detector, seed);
   try {
     const buffers = {
       tiles: new Float32Array(stitcher.tileFloats * d.tileCapacity),
@@ -110,6 +117,7 @@ export async function scanTruckTiles(seed: number, options: ScanTilesOptions, si
       const count = Math.min(d.linesPerSlice, scene.totalLines - line);
       const slice = scratch.subarray(0, count * 2 * n);
       renderLines(scene, detector, line, count, slice);
+      transform?.(slice, line, count);
       stitcher.push(1, line, count, slice);
       sinceJob += count;
       if (sinceJob >= d.pushLinesPerJob) {

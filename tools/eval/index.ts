@@ -6,6 +6,7 @@
 export { DEFAULT_EVAL_OPTIONS, TRAINING_SEEDS, httpBaseOf, runEval, type EvalOptions } from './run-eval.js';
 export {
   FirstSuggestionTracker,
+  goodsConfidencePairs,
   NO_SUGGESTION,
   SCORED_GOODS,
   boxesOverlap,

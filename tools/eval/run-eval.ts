@@ -21,8 +21,16 @@ import { SliceKind } from '../../src/protocol/index.js';
 import type { Logger } from '../../src/log/index.js';
 import { startGateway, type Gateway } from '../../src/main.js';
 import type { ScanResultsReport, TileCounts } from '../../src/protocol/index.js';
-import { DEFAULT_TRUCK_OPTIONS, PortalClient, abortableDelay, type FrameSent } from '../simulator/index.js';
-import { FirstSuggestionTracker, scoreGoodsTiles, scoreSuggestionPlacement, scoreThreats } from './scoring.js';
+import {
+  DEFAULT_TRUCK_OPTIONS,
+  FOREIGN_SCANNER_PROFILES,
+  PortalClient,
+  abortableDelay,
+  foreignScannerTransform,
+  type ForeignScannerProfile,
+  type FrameSent,
+} from '../simulator/index.js';
+import { FirstSuggestionTracker, goodsConfidencePairs, scoreGoodsTiles, scoreSuggestionPlacement, scoreThreats } from './scoring.js';
 import { summarise, type EvalFailure, type EvalSummary, type ScanEval } from './summary.js';
 import { tileGrid, type GridTile, type TileGridGeometry } from './tile-grid.js';
 import { evalTruck } from './trucks.js';
@@ -51,6 +59,11 @@ export interface EvalOptions {
   threatProbability?: number;
   /** Probability that a truck's declaration lies. Default: the simulator's (0.2). */
   mismatchProbability?: number;
+  /**
+   * Renders every truck as another scanner would (tools/simulator/foreign-scanner.ts): checks that the gateway
+   * says UNKNOWN on images unlike its models' training data.
+   */
+  foreignScanner?: ForeignScannerProfile;
   /** Report polling period while a scan streams, ms. Default 25. */
   pollMs?: number;
   /** After scan.completed, how long to wait for the report to become final, ms. Default 60000. */
@@ -78,6 +91,7 @@ const LINES_PER_SLICE = DATASET_SCAN_DEFAULTS.linesPerSlice;
 
 interface Validated {
   seeds: [number, number];
+  foreignScanner: ForeignScannerProfile | null;
   portals: number;
   speed: 'realtime' | 'max';
   threatProbability: number;
@@ -104,8 +118,12 @@ function validate(o: EvalOptions): Validated {
   };
   const speed = o.speed ?? d.speed;
   if (speed !== 'realtime' && speed !== 'max') throw invalidArgument(CODE, "'realtime' or 'max'", 'speed', speed);
+  const foreign = o.foreignScanner ?? null;
+  if (foreign !== null && !FOREIGN_SCANNER_PROFILES.includes(foreign))
+    throw invalidArgument(CODE, `one of ${FOREIGN_SCANNER_PROFILES.join(', ')}`, 'foreignScanner', foreign);
   return {
     seeds: [s[0], s[1]],
+    foreignScanner: foreign,
     portals: int('portals', o.portals ?? d.portals, 1, 64),
     speed,
     threatProbability: prob('threatProbability', o.threatProbability ?? d.threatProbability),
@@ -199,6 +217,7 @@ async function evalOne(seed: number, portalIndex: number, target: Target, o: Val
     linesPerSlice: LINES_PER_SLICE,
     speed: o.speed,
     calibration: { ...DATASET_SCAN_DEFAULTS.calibration },
+    ...(o.foreignScanner ? { imageTransform: foreignScannerTransform(o.foreignScanner, truck.detector, seed) } : {}),
     signal,
     onMessage: (m) => {
       if (m.type === 'scan.accepted' && poller === null) {
@@ -242,6 +261,11 @@ async function evalOne(seed: number, portalIndex: number, target: Target, o: Val
       tilesExpected: grid.length,
       tileOutcomes: tileTotals(report),
       goods: scoreGoodsTiles(labeler, grid, report.goods.segments),
+      goodsConfidence: goodsConfidencePairs(labeler, grid, report.goods.segments),
+      triage: { level: report.triage?.level ?? null, greenScore: report.triage?.greenScore ?? null },
+      outOfDistribution: report.outOfDistribution ? report.outOfDistribution.scan : null,
+      hints: report.hints?.length ?? 0,
+      reasons: report.decisionReasons ?? [report.decisionReason],
       suggestions: scoreSuggestionPlacement(labeler, grid, report.goods.segments),
       threats: scoreThreats(truck.truth.threats, report.threats),
       declaration: { mismatch: truck.mismatch, status: report.goods.declaration.status },
@@ -359,6 +383,7 @@ export async function runEval(options: EvalOptions): Promise<EvalSummary> {
     lineRateHz: DATASET_SCAN_DEFAULTS.lineRateHz,
     threatProbability: o.threatProbability,
     mismatchProbability: o.mismatchProbability,
+    foreignScanner: o.foreignScanner,
     durationMs: Math.round(performance.now() - started),
   });
 }

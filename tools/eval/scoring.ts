@@ -56,6 +56,27 @@ export function scoreGoodsTiles(
   return out;
 }
 
+/**
+ * For goods calibration (ECE): per scored goods tile covered by a final segment, the segment's confidence and
+ * whether its top-1 is the tile's category. Tiles no segment covers are left out (they were not claimed).
+ */
+export function goodsConfidencePairs(
+  labeler: Pick<TileLabeler, 'goods'>,
+  grid: readonly GridTile[],
+  segments: readonly SuggestionSegment[],
+): Array<[number, boolean]> {
+  const out: Array<[number, boolean]> = [];
+  for (const tile of grid) {
+    const truth = GOODS_LABELS[labeler.goods(tile).label];
+    if (!SCORED_GOODS.includes(truth)) continue;
+    const centre = tile.line + tile.lines / 2;
+    const segment = segments.find((s) => s.startLine <= centre && centre < s.endLine);
+    if (!segment?.top3[0]) continue;
+    out.push([segment.confidence, segment.top3[0].label === truth]);
+  }
+  return out;
+}
+
 export interface SuggestionPlacement {
   /** Final suggestion segments of the scan. */
   segments: number;
@@ -87,16 +108,16 @@ export function boxesOverlap(a: ScanBox, b: ScanBox): boolean {
 
 export interface ThreatScore {
   truth: Array<{ kind: string; found: boolean; foundAsKind: boolean }>;
-  alerts: Array<{ category: string; falseAlarm: boolean }>;
+  alerts: Array<{ category: string; falseAlarm: boolean; probability: number }>;
 }
 
-export function scoreThreats(truth: readonly ThreatLabel[], alerts: readonly Pick<ThreatAlert, 'category' | 'box'>[]): ThreatScore {
+export function scoreThreats(truth: readonly ThreatLabel[], alerts: readonly Pick<ThreatAlert, 'category' | 'box' | 'probability'>[]): ThreatScore {
   return {
     truth: truth.map((t) => {
       const hits = alerts.filter((a) => boxesOverlap(a.box, t));
       return { kind: t.kind, found: hits.length > 0, foundAsKind: hits.some((a) => a.category === t.kind) };
     }),
-    alerts: alerts.map((a) => ({ category: a.category, falseAlarm: !truth.some((t) => boxesOverlap(a.box, t)) })),
+    alerts: alerts.map((a) => ({ category: a.category, falseAlarm: !truth.some((t) => boxesOverlap(a.box, t)), probability: a.probability })),
   };
 }
 

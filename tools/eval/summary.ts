@@ -7,13 +7,22 @@ import { THREAT_KINDS } from '../simulator/index.js';
 import { SCORED_GOODS, type FirstSuggestion, type GoodsCategoryScore, type SuggestionPlacement, type ThreatScore } from './scoring.js';
 import { MISMATCH_KINDS, type MismatchKind } from './trucks.js';
 
-/** Acceptance targets of the demo models (issue 3). */
+/** Acceptance targets of the demo models (issues 3 and 15); `scanline eval --targets` exits 1 when one is missed. */
 export const EVAL_TARGETS = Object.freeze({
   goodsTop1: 0.9, // at least, over goods tiles
   threatRecall: 0.9, // at least, over truth threats
   falseAlarmsPerScan: 0.1, // at most
   mismatchRecall: 0.9, // at least, over mis-declared trucks
+  goodsEce: 0.05, // at most, over goods tiles covered by a segment
+  greenPrecision: 0.995, // at least, over GREEN trucks
+  greenUnsafe: 0, // at most: GREEN trucks with a missed threat or a false declaration
 });
+
+/** Thresholds of the GREEN curve (results.triage.greenMinConfidence candidates). */
+export const GREEN_CURVE_THRESHOLDS: readonly number[] = Object.freeze([0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.97, 0.98, 0.99]);
+
+/** Bootstrap resamples of the scans for the 95% confidence intervals. */
+const BOOTSTRAP_RESAMPLES = 1000;
 
 export type DeclarationStatus = 'unknown' | 'match' | 'mismatch';
 
@@ -37,6 +46,14 @@ export interface ScanEval {
   declaration: { mismatch: MismatchKind | null; status: DeclarationStatus };
   firstSuggestions: FirstSuggestion[];
   models: Array<{ name: string; version: string; task: string }>;
+  /** Per scored goods tile under a segment: the segment's confidence and whether its top-1 is right. */
+  goodsConfidence: Array<[number, boolean]>;
+  triage: { level: 'GREEN' | 'AMBER' | 'RED' | null; greenScore: number | null };
+  /** The report's out-of-distribution verdict (null: the goods model carries no statistics). */
+  outOfDistribution: boolean | null;
+  /** Threat boxes reported as hints (out of distribution). */
+  hints: number;
+  reasons: string[];
 }
 
 export interface EvalFailure {
@@ -55,6 +72,8 @@ export interface EvalRunInfo {
   lineRateHz: number;
   threatProbability: number;
   mismatchProbability: number;
+  /** Trucks rendered as another scanner would (null: the simulator's own detector). */
+  foreignScanner: string | null;
   durationMs: number;
 }
 
@@ -70,6 +89,23 @@ export interface EvalSummary extends EvalRunInfo {
   threatRecall: number | null;
   falseAlarmsPerScan: number | null;
   mismatchRecall: number | null;
+  /** Expected calibration error of the goods segments' confidence over the goods tiles they cover (10 bins). */
+  goodsEce: number | null;
+  /** Expected calibration error of alert probabilities (an alert is right when it overlaps a truth threat). */
+  threatEce: number | null;
+  /** Share of scans whose final decision is UNKNOWN. */
+  unknownRate: number | null;
+  /** Share of scans the gateway found unlike its models' training data. */
+  outOfDistributionRate: number | null;
+  /** Shares of scans by triage level. */
+  triage: { green: number | null; amber: number | null; red: number | null };
+  /** GREEN trucks that carry no threat and are truthfully declared, over GREEN trucks. */
+  greenPrecision: number | null;
+  green: { trucks: number; clean: number; withMissedThreat: number; misDeclared: number };
+  /** GREEN share and precision as the GREEN threshold moves (from each CLEAR scan's greenScore). */
+  greenCurve: Array<{ threshold: number; share: number | null; precision: number | null; unsafe: number }>;
+  /** 95% confidence intervals (bootstrap over scans, seeded) of the headline figures: [low, high]. */
+  intervals: Record<string, [number, number] | null>;
   firstSuggestionMs: Percentiles;
   firstSuggestionLines: Percentiles;
   targets: {
@@ -77,6 +113,9 @@ export interface EvalSummary extends EvalRunInfo {
     threatRecall: { min: number; met: boolean };
     falseAlarmsPerScan: { max: number; met: boolean };
     mismatchRecall: { min: number; met: boolean };
+    goodsEce: { max: number; met: boolean };
+    greenPrecision: { min: number; met: boolean };
+    greenUnsafe: { max: number; met: boolean };
     allMet: boolean;
   };
   goods: { tiles: number; correct: number; perCategory: Record<string, GoodsCategoryScore & { top1: number | null }> };
@@ -224,16 +263,31 @@ export function summarise(scans: readonly ScanEval[], failures: readonly EvalFai
     mismatchRecall: { min: T.mismatchRecall, met: mismatchRecall !== null && mismatchRecall >= T.mismatchRecall },
     allMet: false,
   };
-  targets.allMet = targets.goodsTop1.met && targets.threatRecall.met && targets.falseAlarmsPerScan.met && targets.mismatchRecall.met;
+  const opinion = opinionFigures(scans);
+  const targetsMore = {
+    goodsEce: { max: T.goodsEce, met: opinion.goodsEce !== null && opinion.goodsEce <= T.goodsEce },
+    // No GREEN truck at all meets no precision target: a site would release nothing.
+    greenPrecision: { min: T.greenPrecision, met: opinion.greenPrecision !== null && opinion.greenPrecision >= T.greenPrecision },
+    greenUnsafe: { max: T.greenUnsafe, met: opinion.green.withMissedThreat + opinion.green.misDeclared <= T.greenUnsafe },
+  };
+  targets.allMet =
+    targets.goodsTop1.met &&
+    targets.threatRecall.met &&
+    targets.falseAlarmsPerScan.met &&
+    targets.mismatchRecall.met &&
+    targetsMore.goodsEce.met &&
+    targetsMore.greenPrecision.met &&
+    targetsMore.greenUnsafe.met;
   return {
     scans: scans.length,
     goodsTop1,
     threatRecall,
     falseAlarmsPerScan,
     mismatchRecall,
+    ...opinion,
     firstSuggestionMs: { p50: round(percentile(ms, 0.5), 1), p99: round(percentile(ms, 0.99), 1) },
     firstSuggestionLines: { p50: percentile(lines, 0.5), p99: percentile(lines, 0.99) },
-    targets,
+    targets: { ...targets, ...targetsMore, allMet: targets.allMet },
     goods: { tiles: goodsTiles, correct: goodsCorrect, perCategory },
     suggestionsOffCargoPerScan: ratio(suggestions.offCargo, scans.length),
     suggestions,
@@ -247,6 +301,139 @@ export function summarise(scans: readonly ScanEval[], failures: readonly EvalFai
     failed: failures.length,
     failures: [...failures],
     ...run,
+  };
+}
+
+/** A scan is clean when it carries no threat and its declaration is true: the only kind GREEN may release. */
+function isClean(s: ScanEval): boolean {
+  return s.threats.truth.length === 0 && s.declaration.mismatch === null;
+}
+
+/** Expected calibration error over 10 equal-width bins of (confidence, correct) pairs; null without pairs. */
+export function expectedCalibrationError(pairs: ReadonlyArray<readonly [number, boolean]>): number | null {
+  if (pairs.length === 0) return null;
+  const bins = Array.from({ length: 10 }, () => ({ n: 0, conf: 0, right: 0 }));
+  for (const [c, ok] of pairs) {
+    const b = bins[Math.min(9, Math.max(0, Math.floor(c * 10)))];
+    b.n++;
+    b.conf += c;
+    b.right += ok ? 1 : 0;
+  }
+  let ece = 0;
+  for (const b of bins) if (b.n > 0) ece += Math.abs(b.right - b.conf) / pairs.length;
+  return ece;
+}
+
+type OpinionFigures = Pick<
+  EvalSummary,
+  'goodsEce' | 'threatEce' | 'unknownRate' | 'outOfDistributionRate' | 'triage' | 'greenPrecision' | 'green' | 'greenCurve' | 'intervals'
+>;
+
+/** Headline ratios of a set of scans (the bootstrap recomputes them on resamples). */
+function headline(scans: readonly ScanEval[]): Record<string, number | null> {
+  let goodsTiles = 0;
+  let goodsCorrect = 0;
+  let truth = 0;
+  let found = 0;
+  let falseAlarms = 0;
+  let misDeclared = 0;
+  let flagged = 0;
+  let green = 0;
+  let greenClean = 0;
+  let unknown = 0;
+  let ood = 0;
+  for (const s of scans) {
+    for (const g of Object.values(s.goods)) {
+      goodsTiles += g.tiles;
+      goodsCorrect += g.correct;
+    }
+    truth += s.threats.truth.length;
+    found += s.threats.truth.filter((t) => t.found).length;
+    falseAlarms += s.threats.alerts.filter((a) => a.falseAlarm).length;
+    if (s.declaration.mismatch) {
+      misDeclared++;
+      if (s.declaration.status === 'mismatch') flagged++;
+    }
+    if (s.triage.level === 'GREEN') {
+      green++;
+      if (isClean(s)) greenClean++;
+    }
+    if (s.decision === 'UNKNOWN') unknown++;
+    if (s.outOfDistribution) ood++;
+  }
+  return {
+    goodsTop1: ratio(goodsCorrect, goodsTiles),
+    threatRecall: ratio(found, truth),
+    falseAlarmsPerScan: ratio(falseAlarms, scans.length),
+    mismatchRecall: ratio(flagged, misDeclared),
+    greenShare: ratio(green, scans.length),
+    greenPrecision: ratio(greenClean, green),
+    unknownRate: ratio(unknown, scans.length),
+    outOfDistributionRate: ratio(ood, scans.length),
+  };
+}
+
+/** 95% percentile intervals of the headline figures from resampling the scans with replacement (seeded: repeatable). */
+function bootstrapIntervals(scans: readonly ScanEval[]): Record<string, [number, number] | null> {
+  const keys = Object.keys(headline([]));
+  const samples = new Map<string, number[]>(keys.map((k) => [k, []]));
+  if (scans.length === 0) return Object.fromEntries(keys.map((k) => [k, null]));
+  let state = 0x2545f491;
+  const next = (): number => {
+    // xorshift32: a fixed sequence, so the same scans give the same intervals.
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 4294967296;
+  };
+  for (let r = 0; r < BOOTSTRAP_RESAMPLES; r++) {
+    const sample: ScanEval[] = [];
+    for (let i = 0; i < scans.length; i++) sample.push(scans[Math.floor(next() * scans.length)]);
+    const h = headline(sample);
+    for (const k of keys) if (h[k] !== null) samples.get(k)?.push(h[k] as number);
+  }
+  const out: Record<string, [number, number] | null> = {};
+  for (const k of keys) {
+    const v = samples.get(k) ?? [];
+    out[k] = v.length < BOOTSTRAP_RESAMPLES / 2 ? null : [round(percentile(v, 0.025), 4) as number, round(percentile(v, 0.975), 4) as number];
+  }
+  return out;
+}
+
+function opinionFigures(scans: readonly ScanEval[]): OpinionFigures {
+  const n = scans.length;
+  const goodsPairs = scans.flatMap((s) => s.goodsConfidence ?? []);
+  const alertPairs: Array<[number, boolean]> = [];
+  let greenTrucks = 0;
+  let clean = 0;
+  let missed = 0;
+  let misDeclared = 0;
+  const counts = { GREEN: 0, AMBER: 0, RED: 0 };
+  for (const s of scans) {
+    for (const a of s.threats.alerts) alertPairs.push([a.probability, !a.falseAlarm]);
+    if (s.triage.level) counts[s.triage.level]++;
+    if (s.triage.level !== 'GREEN') continue;
+    greenTrucks++;
+    if (isClean(s)) clean++;
+    if (s.threats.truth.length > 0) missed++;
+    if (s.declaration.mismatch !== null) misDeclared++;
+  }
+  const greenCurve = GREEN_CURVE_THRESHOLDS.map((threshold) => {
+    const g = scans.filter((s) => s.triage.greenScore !== null && s.triage.greenScore >= threshold);
+    const ok = g.filter(isClean).length;
+    return { threshold, share: ratio(g.length, n), precision: ratio(ok, g.length), unsafe: g.length - ok };
+  });
+  const ood = scans.filter((s) => s.outOfDistribution !== null);
+  return {
+    goodsEce: round(expectedCalibrationError(goodsPairs), 4),
+    threatEce: round(expectedCalibrationError(alertPairs), 4),
+    unknownRate: ratio(scans.filter((s) => s.decision === 'UNKNOWN').length, n),
+    outOfDistributionRate: ood.length > 0 ? ratio(ood.filter((s) => s.outOfDistribution).length, n) : null,
+    triage: { green: ratio(counts.GREEN, n), amber: ratio(counts.AMBER, n), red: ratio(counts.RED, n) },
+    greenPrecision: ratio(clean, greenTrucks),
+    green: { trucks: greenTrucks, clean, withMissedThreat: missed, misDeclared },
+    greenCurve,
+    intervals: bootstrapIntervals(scans),
   };
 }
 
@@ -266,11 +453,15 @@ export function formatEvalTable(s: EvalSummary): string {
     rows.push(cells.map(String));
   };
   const t = s.targets;
+  const ci = (k: string): string => {
+    const i = s.intervals[k];
+    return i ? `95% CI ${pct(i[0])}-${pct(i[1])}` : '';
+  };
   row(
     'goods top-1 (goods tiles)',
     pct(s.goodsTop1),
     `${s.goods.correct}/${s.goods.tiles} tiles`,
-    `>= ${pct(t.goodsTop1.min)} ${met(t.goodsTop1.met, s.goodsTop1)}`,
+    `>= ${pct(t.goodsTop1.min)} ${met(t.goodsTop1.met, s.goodsTop1)}; ${ci('goodsTop1')}`,
   );
   for (const [c, g] of Object.entries(s.goods.perCategory)) {
     if (g.tiles === 0) continue;
@@ -296,7 +487,7 @@ export function formatEvalTable(s: EvalSummary): string {
     'threat recall',
     pct(s.threatRecall),
     `${s.threats.found}/${s.threats.truth} threats`,
-    `>= ${pct(t.threatRecall.min)} ${met(t.threatRecall.met, s.threatRecall)}`,
+    `>= ${pct(t.threatRecall.min)} ${met(t.threatRecall.met, s.threatRecall)}; ${ci('threatRecall')}`,
   );
   row(
     'false alarms per scan',
@@ -311,7 +502,7 @@ export function formatEvalTable(s: EvalSummary): string {
     'declaration mismatch recall',
     pct(s.mismatchRecall),
     `${s.declaration.flagged}/${s.declaration.misDeclared} trucks`,
-    `>= ${pct(t.mismatchRecall.min)} ${met(t.mismatchRecall.met, s.mismatchRecall)}`,
+    `>= ${pct(t.mismatchRecall.min)} ${met(t.mismatchRecall.met, s.mismatchRecall)}; ${ci('mismatchRecall')}`,
   );
   for (const [k, v] of Object.entries(s.declaration.byKind)) {
     if (v.trucks > 0) row(`  ${k}`, pct(ratio(v.flagged, v.trucks)), `${v.flagged}/${v.trucks}`, '');
@@ -322,16 +513,30 @@ export function formatEvalTable(s: EvalSummary): string {
   const ln = s.firstSuggestionLines;
   row('first correct suggestion', `p50 ${ms.p50 ?? '-'} ms`, `p99 ${ms.p99 ?? '-'} ms`, `${f.suggested}/${f.segments} segments, ${f.never} never`);
   row('  in lines', `p50 ${ln.p50 ?? '-'}`, `p99 ${ln.p99 ?? '-'}`, '');
+  row('goods ECE (covered goods tiles)', s.goodsEce === null ? '-' : s.goodsEce.toFixed(3), '', `<= ${t.goodsEce.max} ${met(t.goodsEce.met, s.goodsEce)}`);
+  row('threat ECE (alerts)', s.threatEce === null ? '-' : s.threatEce.toFixed(3), `${s.threats.alerts} alerts`, '');
+  row('decision UNKNOWN', pct(s.unknownRate), `${s.decisions.UNKNOWN}/${s.scans} scans`, ci('unknownRate'));
+  row('out of distribution', pct(s.outOfDistributionRate), '', ci('outOfDistributionRate'));
+  row('triage GREEN / AMBER / RED', `${pct(s.triage.green)} / ${pct(s.triage.amber)} / ${pct(s.triage.red)}`, '', ci('greenShare'));
+  row(
+    'GREEN precision',
+    pct(s.greenPrecision),
+    `${s.green.clean}/${s.green.trucks} trucks`,
+    `>= ${pct(t.greenPrecision.min)} ${met(t.greenPrecision.met, s.greenPrecision)}; unsafe GREEN ${s.green.withMissedThreat + s.green.misDeclared} ${t.greenUnsafe.met ? 'met' : 'NOT met'}`,
+  );
+  for (const c of s.greenCurve) row(`  GREEN at >= ${c.threshold}`, pct(c.share), `precision ${pct(c.precision)}`, `${c.unsafe} unsafe`);
   const x = s.tiles;
   row('tiles', `${x.produced} produced`, `${x.ok} scored ok`, `${x.rejected} rejected, ${x.expired} expired, ${x.failed} failed (sum over models)`);
   const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i].length)));
   const models = s.models.map((m) => `${m.name} ${m.version}`).join(', ') || 'none';
   const head =
     `scanline eval: ${s.scans} scans of seeds ${s.seeds[0]}..${s.seeds[1]}${s.failed ? ` (${s.failed} failed)` : ''}; models ${models}; ` +
-    `${s.speed} at ${s.lineRateHz} lines/s, ${s.portals} portals; threat p ${s.threatProbability}, mismatch p ${s.mismatchProbability}; ${(s.durationMs / 1000).toFixed(1)} s`;
+    `${s.speed} at ${s.lineRateHz} lines/s, ${s.portals} portals; threat p ${s.threatProbability}, mismatch p ${s.mismatchProbability}; ` +
+    `${s.foreignScanner ? `foreign scanner ${s.foreignScanner}; ` : ''}${(s.durationMs / 1000).toFixed(1)} s`;
   const body = rows.map((r) => `${r[0].padEnd(widths[0])}  ${r[1].padStart(widths[1])}  ${r[2].padEnd(widths[2])}  ${r[3]}`.trimEnd());
   const notes: string[] = [];
   if (!s.heldOut) notes.push('some seeds are in 1000..4999, which the demo models were trained on: these figures are not held out');
+  notes.push('95% CIs: bootstrap over trucks (1000 seeded resamples)');
   if (s.reportsNotFinal > 0) notes.push(`${s.reportsNotFinal} report(s) were not final when scored`);
   if (x.gridMismatchScans > 0) notes.push(`${x.gridMismatchScans} scan(s) produced a different number of tiles than the evaluated grid`);
   for (const e of s.failures.slice(0, 5)) notes.push(`seed ${e.seed} failed: ${e.code}: ${e.message}`);

@@ -77,3 +77,4 @@ export {
   type SimulationSummary,
 } from './simulate.js';
 export { writeScanToDisk, type WriteScanOptions, type WrittenScan } from './write-scan.js';
+export { FOREIGN_SCANNER_PROFILES, foreignScannerTransform, type ForeignScannerProfile, type ImageSliceTransform } from './foreign-scanner.js';

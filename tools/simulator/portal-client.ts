@@ -15,6 +15,7 @@
  * Threads and lifetimes: everything runs on the caller's event loop. One scan at a time per client. Frames are
  * owned by the resend buffer from the moment they are built until they are acked.
  */
+import type { ImageSliceTransform } from './foreign-scanner.js';
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import { ScanlineError, invalidArgument } from '../../src/errors/index.js';
@@ -49,6 +50,11 @@ export interface PortalClientOptions {
   speed?: 'realtime' | 'max';
   /** Pause sending while the socket buffers more than this, bytes. Default 1 MiB. */
   maxBufferedBytes?: number;
+  /**
+   * Changes each image slice after rendering, as another scanner would deliver it (foreign-scanner.ts); calibration
+   * frames are left alone. For testing out-of-distribution detection.
+   */
+  imageTransform?: ImageSliceTransform;
   /** Calibration frames sent before the slices of each scan; false sends none. Default 16 dark + 16 air lines. */
   calibration?: CalibrationFrames | false;
   /** Connect + hello/welcome limit, ms. Default 10000. */
@@ -243,7 +249,10 @@ function toText(data: WebSocket.RawData): string {
  */
 export class PortalClient extends EventEmitter {
   readonly options: Readonly<
-    Required<Omit<PortalClientOptions, 'token' | 'onMessage' | 'log' | 'signal' | 'calibration'>> & { calibration: CalibrationFrames | false }
+    Required<Omit<PortalClientOptions, 'token' | 'onMessage' | 'log' | 'signal' | 'calibration' | 'imageTransform'>> & {
+      calibration: CalibrationFrames | false;
+      imageTransform?: ImageSliceTransform;
+    }
   >;
   /** Gateway error frames received, by code. */
   readonly errorCounts: Record<string, number> = {};
@@ -302,6 +311,7 @@ export class PortalClient extends EventEmitter {
       speed,
       maxBufferedBytes: checkInt('maxBufferedBytes', options.maxBufferedBytes ?? d.maxBufferedBytes, 1, 1 << 30),
       calibration,
+      ...(options.imageTransform ? { imageTransform: options.imageTransform } : {}),
       connectTimeoutMs: checkInt('connectTimeoutMs', options.connectTimeoutMs ?? d.connectTimeoutMs, 1, 3_600_000),
       replyTimeoutMs: checkInt('replyTimeoutMs', options.replyTimeoutMs ?? d.replyTimeoutMs, 1, 3_600_000),
       ackTimeoutMs: checkInt('ackTimeoutMs', options.ackTimeoutMs ?? d.ackTimeoutMs, 1, 3_600_000),
@@ -734,6 +744,7 @@ export class PortalClient extends EventEmitter {
     let acquiredAtUs = run.startUs;
     if (f.kind === SliceKind.Image) {
       renderLines(run.scene, det, f.firstLine, f.lineCount, values);
+      this.options.imageTransform?.(values, f.firstLine, f.lineCount);
       acquiredAtUs += BigInt(Math.round((f.firstLine * 1e6) / det.lineRateHz));
     } else if (f.kind === SliceKind.Dark) {
       renderDark(det, f.lineCount, values, run.scene.noiseSeed);

@@ -97,8 +97,8 @@ describe('scoring', () => {
       { kind: 'explosive' as const, variant: 'y', lineStart: 900, lineEnd: 960, pixelStart: 100, pixelEnd: 200 },
     ];
     const alerts = [
-      { category: 'narcotics', box: { lineStart: 149, lineEnd: 170, pixelStart: 339, pixelEnd: 400 } }, // overlaps the firearm by one sample
-      { category: 'explosive', box: { lineStart: 960, lineEnd: 990, pixelStart: 100, pixelEnd: 200 } }, // touches, does not overlap
+      { category: 'narcotics', probability: 0.8, box: { lineStart: 149, lineEnd: 170, pixelStart: 339, pixelEnd: 400 } }, // overlaps the firearm by one sample
+      { category: 'explosive', probability: 0.7, box: { lineStart: 960, lineEnd: 990, pixelStart: 100, pixelEnd: 200 } }, // touches, does not overlap
     ];
     expect(scoreThreats(truth, alerts)).toEqual({
       truth: [
@@ -106,8 +106,8 @@ describe('scoring', () => {
         { kind: 'explosive', found: false, foundAsKind: false },
       ],
       alerts: [
-        { category: 'narcotics', falseAlarm: false },
-        { category: 'explosive', falseAlarm: true },
+        { category: 'narcotics', falseAlarm: false, probability: 0.8 },
+        { category: 'explosive', falseAlarm: true, probability: 0.7 },
       ],
     });
   });
@@ -144,6 +144,14 @@ describe('scoring', () => {
       tilesExpected: 10,
       tileOutcomes: { submitted: 20, ok: 20, rejected: 0, expired: 0, failed: 0, pending: 0 },
       models: [{ name: 'g', version: '1', task: 'goods' }],
+      goodsConfidence: [
+        [0.95, true],
+        [0.95, false],
+      ],
+      triage: { level: 'RED', greenScore: null },
+      outOfDistribution: false,
+      hints: 0,
+      reasons: ['1 threat alert'],
     };
     const scans: ScanEval[] = [
       {
@@ -160,8 +168,8 @@ describe('scoring', () => {
         threats: {
           truth: [{ kind: 'firearm', found: true, foundAsKind: true }],
           alerts: [
-            { category: 'firearm', falseAlarm: false },
-            { category: 'explosive', falseAlarm: true },
+            { category: 'firearm', falseAlarm: false, probability: 0.9 },
+            { category: 'explosive', falseAlarm: true, probability: 0.9 },
           ],
         },
         declaration: { mismatch: 'substituted', status: 'mismatch' },
@@ -176,6 +184,17 @@ describe('scoring', () => {
         declaration: { mismatch: null, status: 'mismatch' },
         firstSuggestions: [{ category: 'steel', startLine: 0, endLine: 10, ms: null, lines: null }],
       },
+      {
+        ...base,
+        seed: 3,
+        decision: 'CLEAR',
+        triage: { level: 'GREEN', greenScore: 0.95 },
+        goods: {},
+        suggestions: { segments: 1, offCargo: [] },
+        threats: { truth: [], alerts: [] },
+        declaration: { mismatch: null, status: 'match' },
+        firstSuggestions: [],
+      },
     ];
     const s = summarise(scans, [], {
       seeds: [1, 2],
@@ -186,16 +205,32 @@ describe('scoring', () => {
       lineRateHz: 500,
       threatProbability: 0.5,
       mismatchProbability: 0.2,
+      foreignScanner: null,
       durationMs: 1,
     });
-    expect(s).toMatchObject({ scans: 2, goodsTop1: 0.4, threatRecall: 0.5, falseAlarmsPerScan: 0.5, mismatchRecall: 1 });
+    expect(s).toMatchObject({ scans: 3, goodsTop1: 0.4, threatRecall: 0.5, falseAlarmsPerScan: 1 / 3, mismatchRecall: 1 });
+    // Opinion: one of two covered goods tiles right at 95% is an ECE of 0.45 (times the two scans that have them:
+    // 4 pairs, 2 right); one alert of two right at 90%, 0.4.
+    expect(s.goodsEce).toBeCloseTo(0.45, 4);
+    expect(s.threatEce).toBeCloseTo(0.4, 4);
+    expect(s.triage).toEqual({ green: 1 / 3, amber: 0, red: 2 / 3 });
+    expect(s.greenPrecision).toBe(1);
+    expect(s.green).toEqual({ trucks: 1, clean: 1, withMissedThreat: 0, misDeclared: 0 });
+    expect(s.greenCurve.find((c) => c.threshold === 0.9)).toEqual({ threshold: 0.9, share: 1 / 3, precision: 1, unsafe: 0 });
+    expect(s.greenCurve.find((c) => c.threshold === 0.97)).toEqual({ threshold: 0.97, share: 0, precision: null, unsafe: 0 });
+    expect(s.unknownRate).toBe(0);
+    expect(s.outOfDistributionRate).toBe(0);
+    const [lo, hi] = s.intervals.threatRecall as [number, number];
+    expect(lo).toBeLessThanOrEqual(0.5);
+    expect(hi).toBeGreaterThanOrEqual(0.5);
     expect(s.goods.perCategory.timber).toEqual({ tiles: 5, correct: 4, predicted: { timber: 4, none: 1 }, top1: 0.8 });
     expect(s.goods.perCategory.paper.top1).toBeNull();
-    expect(s.declaration).toMatchObject({ misDeclared: 1, flagged: 1, honest: 1, falseMismatches: 1, falseMismatchRate: 1 });
+    expect(s.declaration).toMatchObject({ misDeclared: 1, flagged: 1, honest: 2, falseMismatches: 1, falseMismatchRate: 0.5 });
     expect(s.firstSuggestion).toEqual({ segments: 2, suggested: 1, never: 1 });
-    expect(s.suggestionsOffCargoPerScan).toBe(1.5);
-    expect(s.suggestions).toEqual({ segments: 5, offCargo: 3, scansWithOffCargo: 2, offCargoByLabel: { empty: 2, steel: 1 } });
+    expect(s.suggestionsOffCargoPerScan).toBe(1);
+    expect(s.suggestions).toEqual({ segments: 6, offCargo: 3, scansWithOffCargo: 2, offCargoByLabel: { empty: 2, steel: 1 } });
     expect(s.firstSuggestionMs).toEqual({ p50: 100, p99: 100 });
+    expect(s.targets.goodsEce.met).toBe(false);
     expect(s.threats.perKind.explosive).toEqual({ truth: 0, found: 0, recall: null, alerts: 1, falseAlarms: 1 });
     expect(s.targets.allMet).toBe(false);
   });

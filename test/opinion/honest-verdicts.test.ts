@@ -1,0 +1,62 @@
+/**
+ * The demo models' opinion end to end (issue 15): trucks streamed over the portal protocol into a real gateway with
+ * the committed models, their calibration and out-of-distribution statistics, and the final reports read back.
+ * - Held-out seed 5010 (suits declared, the goods model sees an empty bay at the rear) is not CLEAR;
+ * - trucks rendered as other scanners would (tools/simulator/foreign-scanner.ts: another energy response, blur plus
+ *   noise, a real-looking texture; none of them used for fitting) are UNKNOWN with the out-of-distribution reason and
+ *   raise at most one alert each;
+ * - held-out simulator trucks stay in distribution.
+ */
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/log/index.js';
+import { runEval } from '../../tools/eval/index.js';
+
+const OOD_REASON = "image unlike the model's training data";
+
+describe('the demo models say what they do not know', () => {
+  it('does not call held-out truck 5010 CLEAR: its declared suits were not seen', async () => {
+    const records: Array<{ decision: string; reasons: string[]; triage: string | null }> = [];
+    const s = await runEval({
+      seeds: [5010, 5010],
+      speed: 'max',
+      portals: 1,
+      gatewayLog: silentLogger(),
+      onScan: (e) => records.push({ decision: e.decision, reasons: e.reasons, triage: e.triage.level }),
+    });
+    expect(s.scans).toBe(1);
+    expect(records[0].decision).not.toBe('CLEAR');
+    expect(records[0].triage).not.toBe('GREEN');
+    expect(records[0].reasons.join('; ')).toMatch(/declared goods not seen: 6203|threat alert/);
+  }, 60_000);
+
+  for (const profile of ['response-curve', 'blur-noise', 'texture'] as const) {
+    it(`calls trucks from another scanner (${profile}) UNKNOWN for being unlike the training data, with at most one alert each`, async () => {
+      const records: Array<{ decision: string; reasons: string[]; ood: boolean | null; alerts: number; hints: number }> = [];
+      const s = await runEval({
+        seeds: [5000, 5003],
+        speed: 'max',
+        portals: 2,
+        gatewayLog: silentLogger(),
+        foreignScanner: profile,
+        onScan: (e) => records.push({ decision: e.decision, reasons: e.reasons, ood: e.outOfDistribution, alerts: e.threats.alerts.length, hints: e.hints }),
+      });
+      expect(s.scans).toBe(4);
+      expect(s.foreignScanner).toBe(profile);
+      for (const r of records) {
+        expect(r.ood).toBe(true);
+        expect(r.decision).toBe('UNKNOWN');
+        expect(r.reasons[0]).toMatch(new RegExp(`^${OOD_REASON} \\(\\d+% of tiles\\)$`));
+        expect(r.alerts).toBeLessThanOrEqual(1);
+      }
+      expect(s.outOfDistributionRate).toBe(1);
+      expect(s.triage.green).toBe(0);
+    }, 90_000);
+  }
+
+  it('keeps held-out simulator trucks in distribution', async () => {
+    const s = await runEval({ seeds: [5020, 5027], speed: 'max', portals: 2, gatewayLog: silentLogger() });
+    expect(s.scans).toBe(8);
+    expect(s.outOfDistributionRate).toBe(0);
+    expect(s.foreignScanner).toBeNull();
+  }, 90_000);
+});

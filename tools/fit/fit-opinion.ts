@@ -1,0 +1,535 @@
+/**
+ * `scanline fit-opinion`: fits what makes the models' opinion honest, on simulator datasets (`scanline dataset`),
+ * and writes it into the manifests (models/README.md "Calibration" and "Out of distribution"):
+ * - goods: temperature scaling of the class logits (minimum negative log-likelihood on the validation tiles), with
+ *   the expected calibration error and reliability bins before and after;
+ * - goods: out-of-distribution statistics: class-conditional means and one shared precision matrix of the tile
+ *   image statistics and of the embedding, fitted on the `fit` set (training distribution); tile thresholds at the
+ *   `tileQuantile` of the validation tiles; the scan rule from the validation scans' shares;
+ * - threats: Platt scaling of alert probabilities (the gateway's own alert rule, src/results/threat-alerts.ts, on
+ *   the validation scans; an alert is true when it overlaps a truth threat).
+ * `check` datasets (e.g. `--foreign-scanner` exports) are scored and reported, never fitted on.
+ *
+ * The models run in ONNX Runtime on this thread (a tool, not the gateway). Tiles are read from disk in batches.
+ */
+import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createNormalizer, loadModel, normalizeBatchInPlace, type LoadedModel, type ModelManifest } from '../../src/inference/index.js';
+// The tool runs the models on its own thread; the gateway keeps onnxruntime-node to its worker threads.
+import * as ort from 'onnxruntime-node';
+import { IMAGE_FEATURE_COUNT, IMAGE_FEATURES, OodModel, tileImageFeatures } from '../../src/opinion/index.js';
+import { ThreatAlerts } from '../../src/results/index.js';
+import { DEFAULT_CONFIG } from '../../src/config/index.js';
+
+export interface FitOpinionOptions {
+  /** Dataset of the training distribution (the OOD statistics' means and covariances). */
+  fit: string;
+  /** Validation dataset: temperature, thresholds, alert calibration. */
+  validation: string;
+  /** Datasets only scored (foreign scanners): tile and scan OOD rates are reported. */
+  check?: string[];
+  goodsDir: string;
+  threatsDir: string;
+  /** Share of validation tiles a tile threshold keeps inside. Default 0.995. */
+  tileQuantile?: number;
+  /** Write the results into the manifests. */
+  write?: boolean;
+  log?: (message: string) => void;
+}
+
+interface Dataset {
+  dir: string;
+  count: number;
+  goods: Uint8Array;
+  index: {
+    scans: Array<{
+      seed: number;
+      firstTile: number;
+      tileCount: number;
+      threats: Array<{ kind: string; lineStart: number; lineEnd: number; pixelStart: number; pixelEnd: number }>;
+    }>;
+    tiles: Array<{ seed: number; line: number; pixel: number; label: number }>;
+    tile: { size: number; downsample: number; strideLines: number };
+    generator: { pixels: number; foreignScanner?: string };
+  };
+}
+
+function openDataset(dir: string): Dataset {
+  const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as Dataset['index'] & { count: number };
+  return { dir, count: index.count, goods: new Uint8Array(readFileSync(join(dir, 'goods.u8'))), index };
+}
+
+const BATCH = 256;
+/** Fit tiles a class needs for a covariance of its own. */
+const MIN_CLASS_TILES = 200;
+const TILE_FLOATS = 2 * 64 * 64;
+
+/** Calls `each` with batches of raw tiles (before normalisation) in dataset order. */
+async function forBatches(ds: Dataset, each: (tiles: Float32Array, first: number, count: number) => Promise<void>): Promise<void> {
+  const fd = openSync(join(ds.dir, 'tiles.f32'), 'r');
+  try {
+    const buf = new Float32Array(BATCH * TILE_FLOATS);
+    for (let first = 0; first < ds.count; first += BATCH) {
+      const count = Math.min(BATCH, ds.count - first);
+      const bytes = new Uint8Array(buf.buffer, 0, count * TILE_FLOATS * 4);
+      let read = 0;
+      while (read < bytes.length) read += readSync(fd, bytes, read, bytes.length - read, first * TILE_FLOATS * 4 + read);
+      await each(buf.subarray(0, count * TILE_FLOATS), first, count);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+type OrtSession = ort.InferenceSession;
+
+async function run(session: OrtSession, model: LoadedModel, raw: Float32Array, count: number): Promise<Record<string, Float32Array>> {
+  const m = model.manifest;
+  const x = Float32Array.from(raw);
+  normalizeBatchInPlace(x, count, createNormalizer(m.input));
+  const feeds = { [m.input.name]: new ort.Tensor('float32', x, [count, ...m.input.shape.slice(1)]) };
+  const out = await session.run(feeds);
+  const r: Record<string, Float32Array> = {};
+  for (const o of m.outputs) r[o.meaning] = out[o.name].data as Float32Array;
+  return r;
+}
+
+interface GoodsPass {
+  logits: Float32Array;
+  embeddings: Float32Array;
+  features: Float64Array;
+  labels: number;
+  dim: number;
+}
+
+async function goodsPass(ds: Dataset, goods: LoadedModel, session: OrtSession, attenuationMax: number): Promise<GoodsPass> {
+  const L = goods.manifest.labels.length;
+  const dim = goods.manifest.outputs.find((o) => o.meaning === 'embedding')?.shape[1] ?? 0;
+  const logits = new Float32Array(ds.count * L);
+  const embeddings = new Float32Array(ds.count * dim);
+  const features = new Float64Array(ds.count * IMAGE_FEATURE_COUNT);
+  const f = new Float64Array(IMAGE_FEATURE_COUNT);
+  await forBatches(ds, async (tiles, first, count) => {
+    const out = await run(session, goods, tiles, count);
+    logits.set(out.class_logits, first * L);
+    for (let i = 0; i < count; i++) {
+      const e = out.embedding.subarray(i * dim, (i + 1) * dim);
+      let norm = 0;
+      for (const v of e) norm += v * v;
+      norm = Math.sqrt(norm) || 1;
+      for (let j = 0; j < dim; j++) embeddings[(first + i) * dim + j] = e[j] / norm;
+      tileImageFeatures(tiles.subarray(i * TILE_FLOATS, (i + 1) * TILE_FLOATS), 64, 2, attenuationMax, f);
+      features.set(f, (first + i) * IMAGE_FEATURE_COUNT);
+    }
+  });
+  return { logits, embeddings, features, labels: L, dim };
+}
+
+function argmaxRow(a: Float32Array, row: number, n: number): number {
+  let best = 0;
+  for (let j = 1; j < n; j++) if (a[row * n + j] > a[row * n + best]) best = j;
+  return best;
+}
+
+/** Class means and the pooled within-class precision of rows x (n x d) grouped by `cls`. */
+function fitGaussian(
+  x: ArrayLike<number>,
+  n: number,
+  d: number,
+  cls: (i: number) => number,
+  classes: number,
+  ridge: number,
+): { means: number[][]; precision: number[][] } {
+  const sums = Array.from({ length: classes }, () => new Float64Array(d));
+  const counts = new Float64Array(classes);
+  const global = new Float64Array(d);
+  for (let i = 0; i < n; i++) {
+    const c = cls(i);
+    counts[c]++;
+    for (let j = 0; j < d; j++) {
+      sums[c][j] += x[i * d + j];
+      global[j] += x[i * d + j];
+    }
+  }
+  const means = sums.map((s, c) => Array.from(s, (v, j) => (counts[c] > 0 ? v / counts[c] : global[j] / n)));
+  const cov = new Float64Array(d * d);
+  const diff = new Float64Array(d);
+  for (let i = 0; i < n; i++) {
+    const mu = means[cls(i)];
+    for (let j = 0; j < d; j++) diff[j] = x[i * d + j] - mu[j];
+    for (let a = 0; a < d; a++) for (let b = 0; b < d; b++) cov[a * d + b] += diff[a] * diff[b];
+  }
+  let trace = 0;
+  for (let a = 0; a < d; a++) trace += cov[a * d + a] / n;
+  for (let k = 0; k < d * d; k++) cov[k] /= n;
+  for (let a = 0; a < d; a++) cov[a * d + a] += (ridge * trace) / d;
+  return { means: means.map((m) => m.map(round6)), precision: invert(cov, d).map((r) => r.map(round6)) };
+}
+
+/** Inverse of a symmetric positive-definite d x d matrix (Gauss-Jordan with partial pivoting). */
+function invert(m: Float64Array, d: number): number[][] {
+  const a = Array.from({ length: d }, (_, i) => [...Array.from(m.subarray(i * d, (i + 1) * d)), ...Array.from({ length: d }, (_, j) => (i === j ? 1 : 0))]);
+  for (let c = 0; c < d; c++) {
+    let p = c;
+    for (let r = c + 1; r < d; r++) if (Math.abs(a[r][c]) > Math.abs(a[p][c])) p = r;
+    [a[c], a[p]] = [a[p], a[c]];
+    const pivot = a[c][c];
+    if (Math.abs(pivot) < 1e-300) throw new Error('singular covariance');
+    for (let j = 0; j < 2 * d; j++) a[c][j] /= pivot;
+    for (let r = 0; r < d; r++) {
+      if (r === c) continue;
+      const f = a[r][c];
+      if (f === 0) continue;
+      for (let j = 0; j < 2 * d; j++) a[r][j] -= f * a[c][j];
+    }
+  }
+  return a.map((row) => row.slice(d));
+}
+
+function round6(v: number): number {
+  return Number(v.toPrecision(6));
+}
+
+function quantile(values: Float64Array | number[], q: number): number {
+  const s = Float64Array.from(values).sort();
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
+}
+
+/** Mean negative log-likelihood of `labels` under softmax(logits / t). */
+function nll(logits: Float32Array, labels: Uint8Array, L: number, t: number): number {
+  let total = 0;
+  for (let i = 0; i < labels.length; i++) {
+    let max = -Infinity;
+    for (let j = 0; j < L; j++) max = Math.max(max, logits[i * L + j] / t);
+    let sum = 0;
+    for (let j = 0; j < L; j++) sum += Math.exp(logits[i * L + j] / t - max);
+    total += -(logits[i * L + labels[i]] / t - max - Math.log(sum));
+  }
+  return total / labels.length;
+}
+
+/** Golden-section minimum of f on [lo, hi] in log space. */
+function minimiseLog(f: (x: number) => number, lo: number, hi: number): number {
+  let a = Math.log(lo);
+  let b = Math.log(hi);
+  const g = (Math.sqrt(5) - 1) / 2;
+  let c = b - g * (b - a);
+  let d = a + g * (b - a);
+  for (let k = 0; k < 60; k++) {
+    if (f(Math.exp(c)) < f(Math.exp(d))) b = d;
+    else a = c;
+    c = b - g * (b - a);
+    d = a + g * (b - a);
+  }
+  return Math.exp((a + b) / 2);
+}
+
+export interface Reliability {
+  ece: number;
+  bins: Array<{ from: number; to: number; count: number; confidence: number; accuracy: number }>;
+}
+
+/** Expected calibration error over 10 equal-width confidence bins, with the bins (the reliability diagram). */
+export function reliability(confidence: ArrayLike<number>, correct: ArrayLike<boolean | number>, bins = 10): Reliability {
+  const out = Array.from({ length: bins }, (_, k) => ({ from: k / bins, to: (k + 1) / bins, count: 0, confidence: 0, accuracy: 0 }));
+  for (let i = 0; i < confidence.length; i++) {
+    const b = out[Math.min(bins - 1, Math.floor(confidence[i] * bins))];
+    b.count++;
+    b.confidence += confidence[i];
+    b.accuracy += correct[i] ? 1 : 0;
+  }
+  let ece = 0;
+  for (const b of out) {
+    if (b.count === 0) continue;
+    ece += (Math.abs(b.accuracy - b.confidence) / confidence.length) as number;
+    b.confidence = Math.round((b.confidence / b.count) * 1e4) / 1e4;
+    b.accuracy = Math.round((b.accuracy / b.count) * 1e4) / 1e4;
+  }
+  return { ece: Math.round(ece * 1e4) / 1e4, bins: out.filter((b) => b.count > 0) };
+}
+
+function topConfidences(logits: Float32Array, labels: Uint8Array, L: number, t: number, keep: (i: number) => boolean): { conf: number[]; correct: boolean[] } {
+  const conf: number[] = [];
+  const correct: boolean[] = [];
+  for (let i = 0; i < labels.length; i++) {
+    if (!keep(i)) continue;
+    let max = -Infinity;
+    let arg = 0;
+    for (let j = 0; j < L; j++) {
+      if (logits[i * L + j] > max) {
+        max = logits[i * L + j];
+        arg = j;
+      }
+    }
+    let sum = 0;
+    for (let j = 0; j < L; j++) sum += Math.exp((logits[i * L + j] - max) / t);
+    conf.push(1 / sum);
+    correct.push(arg === labels[i]);
+  }
+  return { conf, correct };
+}
+
+/** Logistic fit y ~ sigmoid(a x + b) with a Gaussian prior toward (1, 0) (Newton; a is kept positive). */
+function platt(x: number[], y: number[], prior = 1): { slope: number; intercept: number } {
+  let a = 1;
+  let b = 0;
+  for (let it = 0; it < 100; it++) {
+    let ga = prior * (a - 1);
+    let gb = prior * b;
+    let haa = prior;
+    let hab = 0;
+    let hbb = prior;
+    for (let i = 0; i < x.length; i++) {
+      const p = 1 / (1 + Math.exp(-(a * x[i] + b)));
+      const r = p - y[i];
+      ga += r * x[i];
+      gb += r;
+      const w = p * (1 - p);
+      haa += w * x[i] * x[i];
+      hab += w * x[i];
+      hbb += w;
+    }
+    const det = haa * hbb - hab * hab;
+    const da = (hbb * ga - hab * gb) / det;
+    const db = (haa * gb - hab * ga) / det;
+    a = Math.max(0.01, a - da);
+    b -= db;
+    if (Math.abs(da) + Math.abs(db) < 1e-9) break;
+  }
+  return { slope: round6(a), intercept: round6(b) };
+}
+
+const logit = (p: number): number => {
+  const q = Math.min(1 - 1e-7, Math.max(1e-7, p));
+  return Math.log(q / (1 - q));
+};
+
+export interface FitOpinionResult {
+  goods: {
+    temperature: number;
+    ece: { tilesBefore: number; tilesAfter: number; goodsTilesBefore: number; goodsTilesAfter: number };
+    reliabilityAfter: Reliability['bins'];
+  };
+  ood: {
+    imageThreshold: number;
+    embeddingThreshold: number;
+    scanShare: number;
+    validation: { tileRate: number; scanRate: number; scanShareP99: number };
+    checks: Array<{ dir: string; profile: string | null; tileRate: number; scanRate: number; scans: number }>;
+  };
+  threats: { alerts: number; trueAlerts: number; slope: number; intercept: number; eceBefore: number; eceAfter: number };
+}
+
+export async function fitOpinion(o: FitOpinionOptions): Promise<FitOpinionResult> {
+  const log = o.log ?? (() => {});
+  const q = o.tileQuantile ?? 0.995;
+  const attenuationMax = DEFAULT_CONFIG.stitch.attenuationMax;
+  const goods = await loadModel(o.goodsDir);
+  const threats = await loadModel(o.threatsDir);
+  const settings = { executionProviders: ['cpu'], intraOpNumThreads: 2, interOpNumThreads: 1 };
+  const goodsSession = await ort.InferenceSession.create(goods.files.fp32, settings);
+  const threatsSession = await ort.InferenceSession.create(threats.files.fp32, settings);
+  const L = goods.manifest.labels.length;
+
+  const fitSet = openDataset(o.fit);
+  log(`goods model on ${fitSet.count} fit tiles`);
+  const fit = await goodsPass(fitSet, goods, goodsSession, attenuationMax);
+  const fitClass = (i: number): number => argmaxRow(fit.logits, i, L);
+  const image = fitGaussian(fit.features, fitSet.count, IMAGE_FEATURE_COUNT, fitClass, L, 1e-3);
+  // Per class: image noise and sharpness depend on what a tile shows (air is smooth, beverages are not). A class with
+  // few fit tiles keeps the pooled matrix.
+  const imagePrecisions = Array.from({ length: L }, (_, c) => {
+    const rows: number[] = [];
+    for (let i = 0; i < fitSet.count; i++)
+      if (fitClass(i) === c) for (let j = 0; j < IMAGE_FEATURE_COUNT; j++) rows.push(fit.features[i * IMAGE_FEATURE_COUNT + j]);
+    const n = rows.length / IMAGE_FEATURE_COUNT;
+    return n >= MIN_CLASS_TILES ? fitGaussian(rows, n, IMAGE_FEATURE_COUNT, () => 0, 1, 1e-3).precision : image.precision;
+  });
+  const embedding = fitGaussian(fit.embeddings, fitSet.count, fit.dim, fitClass, L, 1e-2);
+
+  const valSet = openDataset(o.validation);
+  log(`goods model on ${valSet.count} validation tiles`);
+  const val = await goodsPass(valSet, goods, goodsSession, attenuationMax);
+
+  // Temperature.
+  const temperature = round6(minimiseLog((t) => nll(val.logits, valSet.goods, L, t), 0.2, 20));
+  const isGoods = (i: number): boolean => (goods.manifest.labels[valSet.goods[i]]?.hsCodes.length ?? 0) > 0;
+  const before = topConfidences(val.logits, valSet.goods, L, 1, () => true);
+  const after = topConfidences(val.logits, valSet.goods, L, temperature, () => true);
+  const gBefore = topConfidences(val.logits, valSet.goods, L, 1, isGoods);
+  const gAfter = topConfidences(val.logits, valSet.goods, L, temperature, isGoods);
+  const relAfter = reliability(after.conf, after.correct);
+
+  // OOD thresholds on validation tiles (unit thresholds first: raw squared distances).
+  const rawStats = {
+    imageFeatures: [...IMAGE_FEATURES],
+    imageMeans: image.means,
+    imagePrecisions,
+    imageThreshold: 1,
+    embeddingMeans: embedding.means,
+    embeddingPrecision: embedding.precision,
+    embeddingThreshold: 1,
+    scanShare: 1,
+    minTiles: 1,
+  };
+  const raw = new OodModel(rawStats);
+  const scoresOf = (p: GoodsPass, count: number): { image: Float64Array; emb: Float64Array } => {
+    const im = new Float64Array(count);
+    const em = new Float64Array(count);
+    for (let i = 0; i < count; i++) {
+      const s = raw.score(
+        argmaxRow(p.logits, i, L),
+        p.features.subarray(i * IMAGE_FEATURE_COUNT, (i + 1) * IMAGE_FEATURE_COUNT),
+        p.embeddings.subarray(i * p.dim, (i + 1) * p.dim),
+      );
+      im[i] = s.image;
+      em[i] = s.embedding;
+    }
+    return { image: im, emb: em };
+  };
+  const valScores = scoresOf(val, valSet.count);
+  const imageThreshold = round6(quantile(valScores.image, q));
+  const embeddingThreshold = round6(quantile(valScores.emb, q));
+  const shares = (ds: Dataset, s: { image: Float64Array; emb: Float64Array }): { tileRate: number; perScan: number[] } => {
+    let out = 0;
+    const perScan: number[] = [];
+    for (const scan of ds.index.scans) {
+      let k = 0;
+      for (let i = scan.firstTile; i < scan.firstTile + scan.tileCount; i++) if (s.image[i] > imageThreshold || s.emb[i] > embeddingThreshold) k++;
+      out += k;
+      perScan.push(scan.tileCount > 0 ? k / scan.tileCount : 0);
+    }
+    return { tileRate: out / ds.count, perScan };
+  };
+  const valShares = shares(valSet, valScores);
+  const scanShareP99 = quantile(valShares.perScan, 0.99);
+  // Twice the 99th percentile of honest scans, and never below 10%: a scan needs a clear share of strange tiles.
+  const scanShare = round6(Math.min(0.5, Math.max(0.1, 2 * scanShareP99)));
+  const minTiles = 8;
+  const scanRate = (perScan: number[]): number => perScan.filter((s) => s >= scanShare).length / Math.max(1, perScan.length);
+  const checks: FitOpinionResult['ood']['checks'] = [];
+  for (const dir of o.check ?? []) {
+    const ds = openDataset(dir);
+    log(`goods model on ${ds.count} check tiles (${dir})`);
+    const p = await goodsPass(ds, goods, goodsSession, attenuationMax);
+    const s = shares(ds, scoresOf(p, ds.count));
+    checks.push({
+      dir,
+      profile: ds.index.generator.foreignScanner ?? null,
+      tileRate: round6(s.tileRate),
+      scanRate: round6(scanRate(s.perScan)),
+      scans: s.perScan.length,
+    });
+  }
+
+  // Threat alerts on the validation scans: Platt scaling of the peak probability.
+  log(`threats model on ${valSet.count} validation tiles`);
+  const heat = threats.manifest.outputs.find((x) => x.meaning === 'threat_heatmap_logits');
+  if (!heat) throw new Error('the threats model has no threat_heatmap_logits output');
+  const cellFloats = heat.shape.slice(1).reduce((a, b) => a * b, 1);
+  const heatmaps = new Float32Array(valSet.count * cellFloats);
+  await forBatches(valSet, async (tiles, first, count) => {
+    const out = await run(threatsSession, threats, tiles, count);
+    heatmaps.set(out.threat_heatmap_logits, first * cellFloats);
+  });
+  const tile = valSet.index.tile;
+  const span = tile.size * tile.downsample;
+  const xs: number[] = [];
+  const ys: number[] = [];
+  for (const scan of valSet.index.scans) {
+    const alerts = new ThreatAlerts(threats.manifest.labels, threats.manifest.thresholds, valSet.index.generator.pixels, span / heat.shape[3]);
+    for (let i = scan.firstTile; i < scan.firstTile + scan.tileCount; i++) {
+      const t = valSet.index.tiles[i];
+      alerts.add({
+        line: t.line,
+        lines: span,
+        pixel: t.pixel,
+        pixels: span,
+        logits: heatmaps.subarray(i * cellFloats, (i + 1) * cellFloats),
+        gridH: heat.shape[2],
+        gridW: heat.shape[3],
+      });
+    }
+    for (const a of alerts.all()) {
+      const hit = scan.threats.some(
+        (b) => a.box.lineStart < b.lineEnd && b.lineStart < a.box.lineEnd && a.box.pixelStart < b.pixelEnd && b.pixelStart < a.box.pixelEnd,
+      );
+      xs.push(logit(a.probability));
+      ys.push(hit ? 1 : 0);
+    }
+  }
+  const fitAlert = platt(xs, ys);
+  const sig = (v: number): number => 1 / (1 + Math.exp(-v));
+  const eceBefore = reliability(xs.map(sig), ys).ece;
+  const eceAfter = reliability(
+    xs.map((x) => sig(fitAlert.slope * x + fitAlert.intercept)),
+    ys,
+  ).ece;
+
+  const result: FitOpinionResult = {
+    goods: {
+      temperature,
+      ece: {
+        tilesBefore: reliability(before.conf, before.correct).ece,
+        tilesAfter: relAfter.ece,
+        goodsTilesBefore: reliability(gBefore.conf, gBefore.correct).ece,
+        goodsTilesAfter: reliability(gAfter.conf, gAfter.correct).ece,
+      },
+      reliabilityAfter: relAfter.bins,
+    },
+    ood: {
+      imageThreshold,
+      embeddingThreshold,
+      scanShare,
+      validation: { tileRate: round6(valShares.tileRate), scanRate: round6(scanRate(valShares.perScan)), scanShareP99: round6(scanShareP99) },
+      checks,
+    },
+    threats: { alerts: xs.length, trueAlerts: ys.filter((y) => y === 1).length, ...fitAlert, eceBefore, eceAfter },
+  };
+
+  if (o.write) {
+    const fitInfo = {
+      tool: 'scanline fit-opinion',
+      fitSeeds: seedsOf(fitSet),
+      validationSeeds: seedsOf(valSet),
+      fitTiles: fitSet.count,
+      validationTiles: valSet.count,
+    };
+    writeManifest(goods, {
+      calibration: {
+        temperature,
+        maxProbability: 0.99,
+        fit: { ...fitInfo, ece: result.goods.ece, reliabilityAfter: relAfter.bins },
+      },
+      outOfDistribution: {
+        ...rawStats,
+        imageThreshold,
+        embeddingThreshold,
+        scanShare,
+        minTiles,
+        fit: { ...fitInfo, tileQuantile: q, validation: result.ood.validation, checks: checks.map(({ dir: _dir, ...c }) => c) },
+      },
+    });
+    writeManifest(threats, {
+      calibration: {
+        alert: fitAlert,
+        maxProbability: 0.99,
+        fit: { ...fitInfo, alerts: xs.length, trueAlerts: result.threats.trueAlerts, eceBefore, eceAfter },
+      },
+    });
+  }
+  return result;
+}
+
+function seedsOf(ds: Dataset): [number, number] {
+  const seeds = ds.index.scans.map((s) => s.seed);
+  return [Math.min(...seeds), Math.max(...seeds)];
+}
+
+function writeManifest(model: LoadedModel, add: Partial<ModelManifest>): void {
+  const path = join(model.dir, 'model.json');
+  const m = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  const { training, ...rest } = m;
+  // Fitted sections sit before `training`, which stays last.
+  writeFileSync(path, `${JSON.stringify({ ...rest, ...add, ...(training === undefined ? {} : { training }) }, null, 2)}\n`);
+}
