@@ -32,8 +32,11 @@
  *   emptyButDeclared: boolean}} DeclarationCheck
  */
 /**
- * @typedef {{alarmDecision: string, decisionReason?: string, status: string,
- *   goods: {segments: Segment[], declaration: DeclarationCheck}, threats: Alert[]}} MachineReport
+ * Reports stored before 0.2 have no decisionReasons, triage, outOfDistribution or hints.
+ * @typedef {{alarmDecision: string, decisionReason?: string, decisionReasons?: string[], status: string,
+ *   triage?: {level: 'GREEN' | 'AMBER' | 'RED', greenScore: number | null, greenMinConfidence: number},
+ *   outOfDistribution?: {tiles: number, outOfDistribution: number, share: number, scanShare: number, scan: boolean, maxScore: number} | null,
+ *   goods: {segments: Segment[], declaration: DeclarationCheck}, threats: Alert[], hints?: Alert[]}} MachineReport
  */
 /** @typedef {'accept' | 'reject'} Rating */
 /**
@@ -59,7 +62,7 @@
  * What the screen holds of one scan.
  * @typedef {{
  *   summary: ScanSummary, downsample: number, height: number, columns: number, capacity: number,
- *   cls: Uint8Array, shade: Uint8Array, results: MachineReport | null, segments: Segment[], alerts: Map<string, Alert>,
+ *   cls: Uint8Array, shade: Uint8Array, results: MachineReport | null, segments: Segment[], alerts: Map<string, Alert>, hints: Alert[],
  *   declaration: DeclarationCheck | null, decisions: Decision[],
  *   alertSeen: Map<string, {state: string, lines: number}>, firstSuggestionSeen: {state: string, lines: number} | null,
  *   canvas: HTMLCanvasElement | null, dirtyFrom: number, fullRender: boolean
@@ -199,6 +202,7 @@ function newScan(summary, preview) {
     results: null,
     segments: [],
     alerts: new Map(),
+    hints: [],
     declaration: null,
     decisions: [],
     alertSeen: new Map(),
@@ -545,6 +549,8 @@ function applyReport(scan, report) {
   scan.segments = report.goods.segments;
   scan.declaration = report.goods.declaration;
   scan.alerts = new Map(report.threats.map((a) => [a.id, a]));
+  // A scan unlike the models' training data: its threat boxes are hints, never alerts.
+  scan.hints = report.hints ?? [];
   for (const a of report.threats) {
     if (!scan.alertSeen.has(a.id)) scan.alertSeen.set(a.id, { state: scan.summary.state, lines: scan.summary.lines });
   }
@@ -770,11 +776,27 @@ function renderHead() {
   st.className = `badge ${s.state}`;
   const adv = $('machine-advice');
   const r = scan.results;
+  // A final report is the machine's word; before it, live alerts and a live mismatch already say ALARM.
   const alarm = scan.alerts.size > 0 || (scan.declaration && scan.declaration.status === 'mismatch');
-  const advice = alarm ? 'ALARM' : r ? r.alarmDecision : '';
+  const advice = r && r.status === 'final' ? r.alarmDecision : alarm ? 'ALARM' : r ? r.alarmDecision : '';
   adv.textContent = advice ? `machine: ${advice}` : '';
   adv.className = `badge ${advice}`;
   adv.title = r?.decisionReason ? r.decisionReason : '';
+  const triage = $('triage');
+  const level = r && r.status === 'final' && r.triage ? r.triage.level : '';
+  triage.textContent = level;
+  triage.className = `badge ${level}`;
+  triage.title =
+    level === 'GREEN'
+      ? `may be released without an image review: CLEAR, every goods segment at least ${pct(r?.triage?.greenMinConfidence ?? 1)}`
+      : level === 'AMBER'
+        ? 'needs an image review'
+        : level === 'RED'
+          ? 'the machine raised an ALARM'
+          : '';
+  // Every reason, visible: an UNKNOWN says what evidence was missing.
+  const reasons = r && r.status === 'final' ? (r.decisionReasons ?? (r.decisionReason ? [r.decisionReason] : [])) : [];
+  $('machine-reasons').textContent = advice === 'CLEAR' || reasons.length === 0 ? '' : reasons.join(' · ');
   const view = $('scan-view');
   view.dataset.state = s.state;
   view.dataset.scanId = s.scanId;
@@ -790,7 +812,9 @@ function renderAlerts() {
   const items = [];
   for (const [scanId, scan] of state.scans) {
     for (const a of scan.alerts.values()) items.push({ scanId, scan, a });
-    if (scan.declaration && scan.declaration.status === 'mismatch') items.push({ scanId, scan, mismatch: scan.declaration });
+    // On an image unlike the training data the goods reading is unreliable: no mismatch alert (the reasons say so).
+    const unreliable = scan.results?.outOfDistribution?.scan === true;
+    if (!unreliable && scan.declaration && scan.declaration.status === 'mismatch') items.push({ scanId, scan, mismatch: scan.declaration });
   }
   // The selected scan's first, then the newest scans.
   items.sort(
@@ -1239,6 +1263,21 @@ function drawOverlays(ctx, scan, scale, dpr, left) {
     ctx.strokeRect(x, y0, (b.lineEnd - b.lineStart) / d, y1 - y0);
     const below = y1 + 20 * px <= scan.height;
     drawLabel(ctx, `${a.name} ${pct(a.probability)}`, x, below ? y1 + 4 * px : y0 - 18 * px, '#ff2d2d', px);
+  }
+  // Hints of a scan unlike the training data: dashed, amber, and named as hints.
+  for (const a of scan.hints) {
+    const b = a.box;
+    const x = b.lineStart / d;
+    const y0 = b.pixelStart / d;
+    const y1 = b.pixelEnd / d;
+    ctx.save();
+    ctx.setLineDash([6 * px, 4 * px]);
+    ctx.strokeStyle = '#ffb020';
+    ctx.lineWidth = 2 * px;
+    ctx.strokeRect(x, y0, (b.lineEnd - b.lineStart) / d, y1 - y0);
+    ctx.restore();
+    const below = y1 + 20 * px <= scan.height;
+    drawLabel(ctx, `hint: ${a.name} ${pct(a.probability)}`, x, below ? y1 + 4 * px : y0 - 18 * px, '#ffb020', px);
   }
   return boxes;
 }

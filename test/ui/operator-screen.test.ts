@@ -153,6 +153,10 @@ describe.skipIf(skipWithout(CHROMIUM))('operator screen in chromium', () => {
     await page.waitForSelector('#scan-view[data-state="completed"]', { timeout: 30_000 });
     await page.waitForSelector('#lanes li[data-portal="sim-1"][data-live="false"]');
     expect(await page.textContent('#declaration')).toMatch(/mismatch/);
+    // The final report: its triage colour and every reason, in view (not only in a tooltip).
+    await page.waitForFunction(() => document.querySelector('#triage')?.textContent === 'RED', undefined, { timeout: 30_000 });
+    expect(await page.textContent('#machine-advice')).toBe('machine: ALARM');
+    expect(await page.textContent('#machine-reasons')).toMatch(/threat alert/);
   }, 180_000);
 
   it('re-colours, strips, windows, zooms and pans the scan, and draws segments and threat boxes over it', async () => {
