@@ -154,6 +154,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         machine: { version: packageVersion() ?? '0.0.0', machineId: config.results.machineId || hostname() },
         referenceMinSimilarity: config.results.referenceMinSimilarity,
         greenMinConfidence: config.results.triage.greenMinConfidence,
+        greenMaxThreatPeak: config.results.triage.greenMaxThreatPeak,
         attenuationMax: config.stitch.attenuationMax,
         portalLabelLimit: config.metrics.portalLabelLimit,
       });

@@ -11,7 +11,7 @@
  */
 import { type Command, type DemoPortals, intOption, logFormatOption, parseOptions, usageError } from '../src/cli.js';
 import { loadConfig, type GatewayConfig, type GatewayConfigInput } from '../src/config/index.js';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRootLogger } from '../src/log/index.js';
 import { exportDataset } from './dataset/index.js';
 import { fitOpinion } from './fit/index.js';
@@ -41,6 +41,7 @@ const DATASET_USAGE = `scanline dataset --seeds A..B --out DIR [options]
                     probability that a truck carries concealed threats (default 0.1)
   --calibration C   frames (16 dark + 16 air lines, as the simulated portal sends) or none (default frames)
   --keep K          all tiles, or only tiles with threat cells (threats) (default all)
+  --energies N      2 (dual-energy tiles) or 1 (a single-energy portal: high energy only, one channel) (default 2)
   --foreign-scanner PROFILE
                     render every truck as another scanner would: response-curve, blur-noise or texture
                     (for checking out-of-distribution detection; never for training)
@@ -72,6 +73,8 @@ const EVAL_USAGE = `scanline eval --seeds A..B [options]
   Exit code 0 whether or not they are met, unless --targets is given.
   --seeds A..B      truck seeds, inclusive (or a single seed A)
   --targets         exit 1 when a target is missed
+  --energies N      2 (dual-energy portals) or 1 (single-energy portals: the gateway's single-energy models)
+  --scans-out FILE  write every scored truck's record as a JSON line (e.g. for \`scanline fit-opinion --segments\`)
   --foreign-scanner PROFILE
                     render the trucks as another scanner would (response-curve, blur-noise, texture): the
                     gateway should call them out of distribution
@@ -162,6 +165,7 @@ async function dataset(args: string[]): Promise<void> {
     'threat-probability': { type: 'string' },
     calibration: { type: 'string' },
     keep: { type: 'string' },
+    energies: { type: 'string' },
     'foreign-scanner': { type: 'string' },
   });
   const seeds = seedRange(v.seeds);
@@ -190,6 +194,7 @@ async function dataset(args: string[]): Promise<void> {
     ...(calibration === 'none' ? { calibration: false } : {}),
     keep,
     ...(foreign ? { foreignScanner: foreign as ForeignScannerProfile } : {}),
+    energies: intOption(v, 'energies', 2, 1, 2) as 1 | 2,
     log: (msg, fields) => {
       const done = fields.done as number;
       if (done === total || done % 10 === 0) process.stderr.write(`${msg} ${JSON.stringify(fields)}\n`);
@@ -220,6 +225,8 @@ async function evaluate(args: string[]): Promise<void> {
     json: { type: 'boolean' },
     targets: { type: 'boolean' },
     'foreign-scanner': { type: 'string' },
+    'scans-out': { type: 'string' },
+    energies: { type: 'string' },
     'log-level': { type: 'string' },
     'log-format': { type: 'string' },
     credentials: { type: 'string' },
@@ -244,6 +251,8 @@ async function evaluate(args: string[]): Promise<void> {
     url === undefined ? [loadConfig({ ...(typeof v.config === 'string' ? { file: v.config } : {}), env: process.env, layers: [flags] })] : [flags];
   const total = seeds[1] - seeds[0] + 1;
   let done = 0;
+  const scansOut = v['scans-out'] as string | undefined;
+  if (scansOut !== undefined) writeFileSync(scansOut, '');
   const abort = new AbortController();
   process.on('SIGINT', () => abort.abort());
   process.on('SIGTERM', () => abort.abort());
@@ -261,9 +270,11 @@ async function evaluate(args: string[]): Promise<void> {
     threatProbability: probabilityOption(v, 'threat-probability'),
     mismatchProbability: probabilityOption(v, 'mismatch-probability'),
     ...(v['foreign-scanner'] !== undefined ? { foreignScanner: v['foreign-scanner'] as ForeignScannerProfile } : {}),
+    energies: intOption(v, 'energies', 2, 1, 2) as 1 | 2,
     signal: abort.signal,
     onScan: (s) => {
       done++;
+      if (scansOut !== undefined) appendFileSync(scansOut, `${JSON.stringify(s)}\n`);
       const goods = Object.values(s.goods).reduce((a, g) => [a[0] + g.correct, a[1] + g.tiles], [0, 0]);
       const found = s.threats.truth.filter((t) => t.found).length;
       const falseAlarms = s.threats.alerts.filter((a) => a.falseAlarm).length;
@@ -307,8 +318,13 @@ const FIT_OPINION_USAGE = `scanline fit-opinion --fit DIR --validation DIR [opti
   --fit DIR         a \`scanline dataset\` export of the training distribution (out-of-distribution statistics)
   --validation DIR  an export of validation seeds: goods temperature, tile thresholds, the scan rule, alert calibration
   --check DIR       an export only scored, e.g. made with --foreign-scanner (repeatable)
-  --models DIR      folder of goods-v1 and threats-v1 (default models/)
-  --write           write calibration and outOfDistribution into their model.json
+  --models DIR      the models folder (default models/)
+  --goods NAME      the goods model's folder in it (default goods-v1)
+  --threats NAME    the threats model's folder in it (default threats-v1); none: fit the goods model alone
+  --choose-thresholds FA
+                    choose the threat thresholds again on the validation scans: the most threats found at no more
+                    than FA false alarms per scan (e.g. 0.05); written with --write
+  --write           write calibration and outOfDistribution (and chosen thresholds) into their model.json
 Prints what was fitted, with ECE before and after and the out-of-distribution rates, as JSON.
 `;
 
@@ -318,16 +334,23 @@ async function fitOpinionCommand(args: string[]): Promise<void> {
     validation: { type: 'string' },
     check: { type: 'string', multiple: true },
     models: { type: 'string' },
+    goods: { type: 'string' },
+    threats: { type: 'string' },
+    'choose-thresholds': { type: 'string' },
     write: { type: 'boolean' },
   });
+  const budget = v['choose-thresholds'] === undefined ? undefined : Number(v['choose-thresholds']);
+  if (budget !== undefined && !(budget > 0 && budget <= 10))
+    throw usageError(`Expected false alarms per scan in (0, 10] for --choose-thresholds but received ${JSON.stringify(v['choose-thresholds'])}`);
   if (typeof v.fit !== 'string' || typeof v.validation !== 'string') throw usageError('Expected dataset directories for --fit and --validation');
   const models = (v.models as string | undefined) ?? defaultModelsDir();
   const result = await fitOpinion({
     fit: v.fit,
     validation: v.validation,
     check: (v.check as string[] | undefined) ?? [],
-    goodsDir: join(models, 'goods-v1'),
-    threatsDir: join(models, 'threats-v1'),
+    goodsDir: join(models, (v.goods as string | undefined) ?? 'goods-v1'),
+    ...(v.threats === 'none' ? {} : { threatsDir: join(models, (v.threats as string | undefined) ?? 'threats-v1') }),
+    ...(budget !== undefined ? { chooseThresholds: budget } : {}),
     write: v.write === true,
     log: (m) => process.stderr.write(`fit-opinion: ${m}\n`),
   });

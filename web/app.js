@@ -32,7 +32,7 @@
  *   emptyButDeclared: boolean}} DeclarationCheck
  */
 /**
- * Reports stored before 0.2 have no decisionReasons, triage, outOfDistribution or hints.
+ * Reports stored before 2026-12-07 have no decisionReasons, triage, outOfDistribution or hints.
  * @typedef {{alarmDecision: string, decisionReason?: string, decisionReasons?: string[], status: string,
  *   triage?: {level: 'GREEN' | 'AMBER' | 'RED', greenScore: number | null, greenMinConfidence: number},
  *   outOfDistribution?: {tiles: number, outOfDistribution: number, share: number, scanShare: number, scan: boolean, maxScore: number} | null,

@@ -76,7 +76,11 @@ class Dataset:
             size = idx['tile']['size']
             k = len(idx['labels']['threats'])
             g = idx['labels']['threatGrid']
-            tiles = np.memmap(os.path.join(d, 'tiles.f32'), dtype='<f4', mode='r', shape=(n, 2, size, size))
+            # Channels: 2 (dual-energy: high, low) or 1 (a single-energy portal: high only; `scanline dataset --energies 1`).
+            channels = idx['files']['tiles']['shape'][1]
+            if channels != first['files']['tiles']['shape'][1]:
+                raise ValueError('%s: %d channels, %s has %d' % (d, channels, self.dirs[0], first['files']['tiles']['shape'][1]))
+            tiles = np.memmap(os.path.join(d, 'tiles.f32'), dtype='<f4', mode='r', shape=(n, channels, size, size))
             goods.append(np.fromfile(os.path.join(d, 'goods.u8'), dtype=np.uint8))
             threats.append(np.fromfile(os.path.join(d, 'threats.u8'), dtype=np.uint8).reshape(n, k, g, g))
             if goods[-1].shape[0] != n or threats[-1].shape[0] != n:
@@ -97,6 +101,7 @@ class Dataset:
         self.threat_labels = list(first['labels']['threats'])
         self.grid = first['labels']['threatGrid']
         self.size = first['tile']['size']
+        self.channels = first['files']['tiles']['shape'][1]
         self.downsample = first['tile']['downsample']
         self.seeds = sorted({s['seed'] for s in self.scans})
 
@@ -104,9 +109,9 @@ class Dataset:
         return self.n
 
     def get(self, indices):
-        """Tiles at `indices` (any order) as a float32 array [len, 2, size, size]."""
+        """Tiles at `indices` (any order) as a float32 array [len, channels, size, size]."""
         indices = np.asarray(indices)
-        out = np.empty((len(indices), 2, self.size, self.size), dtype=np.float32)
+        out = np.empty((len(indices), self.channels, self.size, self.size), dtype=np.float32)
         for offset, n, tiles in self.parts:
             sel = np.nonzero((indices >= offset) & (indices < offset + n))[0]
             if len(sel):

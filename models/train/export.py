@@ -24,7 +24,8 @@ OPSET = 13
 # Semantic versions of the trained weights, reported with every result (DICOS algorithm version). Bump one when its
 # weights or thresholds change. threats 2.0.0: ThreatNet2 (32 x 32 detail layer, dilated residual pairs, global
 # context), trained on a GPU by threats.sh on 2.5x the scans; 1.1.0: ThreatNet width 48, 24 epochs; 1.0.0: width 32.
-VERSIONS = {'goods': '1.0.0', 'threats': '2.0.0'}
+# Minor versions count the fits scanline fit-opinion adds to the same weights (run.sh runs it after this export).
+VERSIONS = {'goods-v1': '1.1.0', 'threats-v1': '2.1.0', 'goods-1e-v1': '0.1.0'}
 
 GOODS_NAMES = {
     'timber': 'Timber (sawn wood)',
@@ -55,9 +56,9 @@ class GoodsExport(torch.nn.Module):
         return logits, embedding
 
 
-def export_onnx(module, path, outputs):
+def export_onnx(module, path, outputs, channels=2):
     module.eval()
-    dummy = torch.zeros(2, 2, 64, 64)
+    dummy = torch.zeros(2, channels, 64, 64)
     torch.onnx.export(
         module, dummy, path,
         input_names=['tiles'], output_names=outputs,
@@ -90,12 +91,12 @@ def file_entry(folder, name):
     return {'path': name, 'sha256': common.sha256_file(path)}, os.path.getsize(path)
 
 
-def export_and_check(module, folder, outputs, ck, tiles):
+def export_and_check(module, folder, outputs, ck, tiles, channels=2):
     """Writes folder/model.onnx and its fp16 variant, then evaluates both on `tiles` (raw, normalised here with the
     checkpoint's normalisation) against PyTorch. Returns (normalisation, torch outputs, fp16 outputs, fp32 max diffs,
     fp16 max diffs)."""
     os.makedirs(folder, exist_ok=True)
-    m32 = export_onnx(module, os.path.join(folder, 'model.onnx'), outputs)
+    m32 = export_onnx(module, os.path.join(folder, 'model.onnx'), outputs, channels)
     m16 = to_fp16.convert(m32)
     onnx.save(m16, os.path.join(folder, 'model.fp16.onnx'))
     norm = common.Normalization.from_manifest(ck['normalization'])
@@ -103,20 +104,23 @@ def export_and_check(module, folder, outputs, ck, tiles):
     return norm, ref, got16, d32, d16
 
 
-def base_manifest(name, task, description, norm, outputs, labels, thresholds, training):
+CHANNELS = {2: ['attenuation_high', 'attenuation_low'], 1: ['attenuation_high']}
+
+
+def base_manifest(name, task, description, norm, outputs, labels, thresholds, training, channels=2):
     return {
         'manifestVersion': 1,
         'name': name,
-        'version': VERSIONS[task],
+        'version': VERSIONS[name],
         'task': task,
         'description': description,
         'files': {},
         'input': {
             'name': 'tiles',
-            'shape': [-1, 2, 64, 64],
+            'shape': [-1, channels, 64, 64],
             'dtype': 'float32',
             'layout': 'NCHW',
-            'channels': ['attenuation_high', 'attenuation_low'],
+            'channels': CHANNELS[channels],
             'tile': {'size': 64, 'downsample': 4},
             'normalization': norm,
         },
@@ -161,7 +165,8 @@ def provenance(ck, extra):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--goods', required=True)
-    ap.add_argument('--threats', required=True)
+    ap.add_argument('--goods-name', default='goods-v1', help='registry name and folder of the goods model')
+    ap.add_argument('--threats', help='threat checkpoint (absent: goods only)')
     ap.add_argument('--val', nargs='+', required=True)
     ap.add_argument('--models', required=True, help='the models/ directory')
     ap.add_argument('--check-tiles', type=int, default=256)
@@ -174,12 +179,16 @@ def main():
     # ---- goods ----
     ck = torch.load(args.goods)
     labels = ck['labels']
-    net = nets.GoodsNet(len(labels))
+    channels = ck.get('channels', 2)
+    if channels != val.channels:
+        raise ValueError('the goods checkpoint reads %d channels, the validation tiles have %d' % (channels, val.channels))
+    net = nets.GoodsNet(len(labels), channels=channels)
     net.load_state_dict(ck['state'])
     module = GoodsExport(net).eval()
-    folder = os.path.join(args.models, 'goods-v1')
+    name = args.goods_name
+    folder = os.path.join(args.models, name)
     outputs = ['logits', 'embedding']
-    norm, ref, got16, d32, d16 = export_and_check(module, folder, outputs, ck, val.get(pick))
+    norm, ref, got16, d32, d16 = export_and_check(module, folder, outputs, ck, val.get(pick), channels)
     agree16 = float((ref['logits'].argmax(1) == got16['logits'].argmax(1)).mean())
     assert d32['logits'] < 1e-3 and d32['embedding'] < 1e-3, d32
     assert agree16 >= 0.98, agree16
@@ -189,10 +198,10 @@ def main():
     fp16, size16 = file_entry(folder, 'model.fp16.onnx')
     met = ck['metrics']
     goods_manifest = base_manifest(
-        'goods-v1', 'goods',
+        name, 'goods',
         'Scanline demo goods classifier: one of %d labels per 64x64 tile (11 goods categories, empty cargo bay, '
         'vehicle structure, air) plus a 64-d embedding for reference-sample matching. Trained on simulated '
-        'dual-energy MeV portal scans only.' % len(labels),
+        '%s MeV portal scans only.' % (len(labels), 'dual-energy' if channels == 2 else 'single-energy (high energy only)'),
         ck['normalization'],
         [
             {'name': 'logits', 'shape': [-1, len(labels)], 'dtype': 'float32', 'meaning': 'class_logits'},
@@ -205,10 +214,13 @@ def main():
             'validationConfusion': {'rows': 'true label', 'columns': 'predicted label', 'labels': labels, 'counts': met['confusion']},
             'exportCheck': {'fp32MaxAbsDiff': d32, 'fp16MaxAbsDiff': d16, 'fp16Top1Agreement': agree16, 'tiles': len(pick)},
         }),
+        channels,
     )
     goods_manifest['files'] = {'fp32': fp32, 'fp16': fp16}
     common.write_json(os.path.join(folder, 'model.json'), goods_manifest)
-    print('goods-v1: model.onnx %d bytes, model.fp16.onnx %d bytes' % (size32, size16), flush=True)
+    print('%s: model.onnx %d bytes, model.fp16.onnx %d bytes' % (name, size32, size16), flush=True)
+    if not args.threats:
+        return
 
     # ---- threats ----
     ck = torch.load(args.threats)

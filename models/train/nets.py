@@ -1,5 +1,5 @@
-"""The two demo networks. Both take normalised tiles [N, 2, 64, 64] (attenuation high, low; H down the detector,
-W along the scan) and are small enough to train in minutes on 2 CPU cores and to run at portal line rates on a CPU.
+"""The two demo networks. Both take normalised tiles [N, C, 64, 64] (C = 2: attenuation high, low; C = 1: a
+single-energy portal's attenuation; H down the detector, W along the scan) and are small enough to train in minutes on 2 CPU cores and to run at portal line rates on a CPU.
 """
 import torch
 from torch import nn
@@ -18,10 +18,10 @@ class GoodsNet(nn.Module):
     """Tile classifier: class logits over the goods labels and a 64-d embedding (the penultimate layer, before its
     ReLU) for reference-sample matching. ~89k parameters, ~6.7 M multiply-adds per tile."""
 
-    def __init__(self, classes, embedding=64):
+    def __init__(self, classes, embedding=64, channels=2):
         super().__init__()
         self.features = nn.Sequential(
-            conv_bn(2, 16, k=4, stride=2),  # 32 x 32
+            conv_bn(channels, 16, k=4, stride=2),  # 32 x 32
             conv_bn(16, 32, stride=2),  # 16 x 16
             conv_bn(32, 48, stride=2),  # 8 x 8
             conv_bn(48, 64),

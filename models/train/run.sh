@@ -3,6 +3,8 @@
 #   build -> `scanline dataset` (train and validation seeds) -> train_goods.py
 #   -> threats.sh (its own sharded datasets, then train_threats.py; a GPU when torch sees one)
 #   -> export.py (models/goods-v1, models/threats-v1: model.onnx, model.fp16.onnx, model.json)
+#   -> scanline fit-opinion (calibration and out-of-distribution statistics into both model.json; checked on
+#      exports rendered as other scanners would, never fitted on them)
 #   -> check-onnxruntime.mjs when onnxruntime-node is installed.
 #
 # Usage: models/train/run.sh            (from anywhere; runs in the repository root)
@@ -64,6 +66,14 @@ cd models/train
 train_done=$(date +%s)
 $PYTHON export.py --goods $W/goods.pt --threats "$THREATS_CKPT" --val $W/val-a $W/val-b --models .. | tee $W/export.log
 cd ../..
+
+# The machine's opinion (models/README.md, "Calibration, out of distribution and triage"): fitted on the training
+# distribution (1000-1149) and on validation seeds neither training nor `scanline eval` uses (6000-6149).
+pair "opinion-fit 1000..1149 --threat-probability 0.5" "opinion-val 6000..6149 --threat-probability 0.5"
+pair "foreign-response 6000..6039 --foreign-scanner response-curve" "foreign-blur 6000..6039 --foreign-scanner blur-noise"
+dataset foreign-texture 6000..6039 --foreign-scanner texture
+node bin/scanline.js fit-opinion --fit "$WORK/opinion-fit" --validation "$WORK/opinion-val" \
+  --check "$WORK/foreign-response" --check "$WORK/foreign-blur" --check "$WORK/foreign-texture" --write | tee "$WORK/fit-opinion.json"
 
 if [[ -d node_modules/onnxruntime-node ]]; then
   node models/train/check-onnxruntime.mjs "$WORK/val-a" --limit 4096

@@ -75,7 +75,7 @@ def main():
     w /= w.sum()
     print('train tiles %d, val tiles %d, label counts %s' % (len(train), len(val), dict(zip(labels, counts.astype(int).tolist()))), flush=True)
 
-    model = nets.GoodsNet(len(labels))
+    model = nets.GoodsNet(len(labels), channels=train.channels)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps = args.epochs * (args.samples // args.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.15)
@@ -117,6 +117,7 @@ def main():
         'task': 'goods',
         'state': model.state_dict(),
         'labels': labels,
+        'channels': train.channels,
         'normalization': norm.manifest(),
         'suggest': args.suggest,
         'metrics': metrics,

@@ -156,11 +156,19 @@ export const GatewayConfigSchema = Type.Object(
             greenMinConfidence: Type.Number({
               minimum: 0.5,
               maximum: 1,
-              default: 0.95,
+              default: 0.98,
               description:
                 'GREEN (may be released without an image review) needs a CLEAR scan whose every goods segment has at least this calibrated confidence; ' +
-                "below it a CLEAR scan is AMBER. The default is chosen on validation trucks for GREEN precision >= 99.5% (models/README.md, 'Triage'); " +
+                "below it a CLEAR scan is AMBER. The defaults of both bounds are chosen on validation trucks for GREEN precision >= 99.5% (models/README.md, 'Triage'); " +
                 '1 turns GREEN off.',
+            }),
+            greenMaxThreatPeak: Type.Number({
+              minimum: 0,
+              maximum: 1,
+              default: 0.5,
+              description:
+                "GREEN also needs the scan's most suspicious threat cell at most this share of its label's threshold (a scan that came close to " +
+                'an alert is reviewed). 1: any scan without an alert may be GREEN.',
             }),
           },
           { additionalProperties: false, default: {}, description: 'Triage of every scan: GREEN, AMBER (review) or RED (ALARM).' },

@@ -105,8 +105,11 @@ export interface Inference {
   /** Counters read at scrape time. */
   readonly stats: InferenceStats;
   readonly config: Readonly<InferenceConfig>;
-  /** The loaded model serving a task (first by name when several are loaded), or undefined. */
-  modelFor(task: ModelTask): Readonly<ModelManifest> | undefined;
+  /**
+   * The loaded model serving a task for tiles of `channels` energies (default 2: dual energy; 1: a single-energy
+   * portal), first by name when several fit, or undefined when none reads that many channels.
+   */
+  modelFor(task: ModelTask, channels?: number): Readonly<ModelManifest> | undefined;
   /**
    * Queues one tile for a model; resolves with its outputs. Rejects with a ScanlineError, never throws:
    * SCANLINE_ERR_INFER_UNKNOWN_MODEL / _BAD_TILE (caller errors), _QUEUE_FULL / _SHED / _DEADLINE / _CLOSED (not
@@ -177,8 +180,11 @@ class InferenceService implements Inference {
     }
   }
 
-  modelFor(task: ModelTask): Readonly<ModelManifest> | undefined {
-    return selectModel(this.loaded, task)?.manifest;
+  modelFor(task: ModelTask, channels = 2): Readonly<ModelManifest> | undefined {
+    return selectModel(
+      this.loaded.filter((m) => m.manifest.input.shape[1] === channels),
+      task,
+    )?.manifest;
   }
 
   submit<M = unknown>(req: TileRequest<M>): Promise<TileResult<M>> {

@@ -168,6 +168,20 @@ export const ModelCalibrationSchema = Type.Object(
         },
       ),
     ),
+    segment: Type.Optional(
+      Type.Object(
+        {
+          slope: Type.Number({ exclusiveMinimum: 0, maximum: 100, expected: 'a number in (0, 100]' }),
+          intercept: Type.Number({ minimum: -100, maximum: 100, expected: 'a number in [-100, 100]' }),
+        },
+        {
+          additionalProperties: false,
+          expected: 'an object {slope, intercept}',
+          description:
+            "goods: a suggestion segment's confidence is sigmoid(slope * logit(mean top-1 probability of its columns) + intercept), the chance its category is right (Platt scaling on validation segments, weighted by the goods tiles they cover).",
+        },
+      ),
+    ),
     maxProbability: Type.Number({
       minimum: 0.5,
       maximum: 1,
@@ -181,7 +195,7 @@ export const ModelCalibrationSchema = Type.Object(
       }),
     ),
   },
-  { additionalProperties: false, expected: 'an object {maxProbability, temperature?, alert?, fit?}' },
+  { additionalProperties: false, expected: 'an object {maxProbability, temperature?, segment?, alert?, fit?}' },
 );
 export type ModelCalibration = Static<typeof ModelCalibrationSchema>;
 

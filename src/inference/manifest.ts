@@ -303,16 +303,21 @@ export function checkModelIo(manifest: ModelManifest, inputs: readonly OnnxValue
 /**
  * Differences between the tile geometry a model was trained on and the one the gateway's stitcher produces
  * (`stitch.tile`); empty when they agree. The composition root refuses to start on any (SCANLINE_ERR_MODEL_MISMATCH).
+ * `energies`: the channels the stitcher's tiles have, when known; absent, a model must read what some portal sends
+ * (1: single energy, 2: dual energy), and the results stage gives each scan the models for its energies.
  */
-export function checkTileGeometry(manifest: ModelManifest, tile: { size: number; downsample: number }, energies = 2): string[] {
+export function checkTileGeometry(manifest: ModelManifest, tile: { size: number; downsample: number }, energies?: number): string[] {
   const p: string[] = [];
   const t = manifest.input.tile;
   if (t.size !== tile.size) p.push(`model ${manifest.name} takes ${t.size}x${t.size} tiles, the stitcher makes ${tile.size}x${tile.size} (stitch.tile.size)`);
   if (t.downsample !== tile.downsample) {
     p.push(`model ${manifest.name} was trained on tiles downsampled ${t.downsample}x, the stitcher downsamples ${tile.downsample}x (stitch.tile.downsample)`);
   }
-  if (manifest.input.shape[1] !== energies)
-    p.push(`model ${manifest.name} takes ${manifest.input.shape[1]} channels, the stitcher makes ${energies}-channel tiles`);
+  const channels = manifest.input.shape[1];
+  if (energies !== undefined && channels !== energies)
+    p.push(`model ${manifest.name} takes ${channels} channels, the stitcher makes ${energies}-channel tiles`);
+  if (energies === undefined && channels !== 1 && channels !== 2)
+    p.push(`model ${manifest.name} takes ${channels} channels; portals send 1 (single energy) or 2 (dual energy)`);
   return p;
 }
 

@@ -20,8 +20,16 @@ export function maxProbability(c: Readonly<ModelCalibration> | undefined): numbe
 
 /** The alert probability for a peak cell probability: Platt scaling, then the cap. */
 export function alertCalibration(c: Readonly<ModelCalibration> | undefined): (peak: number) => number {
-  const cap = maxProbability(c);
-  const a = c?.alert;
+  return platt(c?.alert, maxProbability(c));
+}
+
+/** A goods segment's confidence for the mean top-1 probability of its columns: Platt scaling, then the cap. */
+export function segmentCalibration(c: Readonly<ModelCalibration> | undefined): (p: number) => number {
+  return platt(c?.segment, maxProbability(c));
+}
+
+/** sigmoid(slope * logit(p) + intercept), capped; only the cap without a fit. */
+function platt(a: { readonly slope: number; readonly intercept: number } | undefined, cap: number): (p: number) => number {
   if (!a) return (p) => Math.min(cap, p);
   return (p) => {
     const q = Math.min(1 - 1e-7, Math.max(1e-7, p));

@@ -4,4 +4,4 @@
  */
 export { IMAGE_FEATURE_COUNT, IMAGE_FEATURES, tileImageFeatures } from './image-features.js';
 export { OodModel, imageFeatureProblems, type TileOodScore } from './ood.js';
-export { UNCALIBRATED_MAX_PROBABILITY, alertCalibration, inverseTemperature, maxProbability } from './calibration.js';
+export { UNCALIBRATED_MAX_PROBABILITY, alertCalibration, inverseTemperature, maxProbability, segmentCalibration } from './calibration.js';

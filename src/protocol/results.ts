@@ -14,8 +14,9 @@ export const ScanStateSchema = literalUnion(SCAN_STATES);
 export const ALARM_DECISIONS = ['ALARM', 'CLEAR', 'UNKNOWN'] as const;
 
 /**
- * Triage of a scan: GREEN may be released without an image review (CLEAR, and every goods segment at least
- * results.triage.greenMinConfidence); AMBER needs a review (UNKNOWN, a CLEAR below that bar, or still in progress);
+ * Triage of a scan: GREEN may be released without an image review (CLEAR, every goods segment at least
+ * results.triage.greenMinConfidence, no threat cell above results.triage.greenMaxThreatPeak of its threshold);
+ * AMBER needs a review (UNKNOWN, a CLEAR below that bar, or still in progress);
  * RED is ALARM.
  */
 export const TRIAGE_LEVELS = ['GREEN', 'AMBER', 'RED'] as const;
@@ -148,7 +149,8 @@ export const ScanResultsReportSchema = Type.Object({
   decisionReason: Type.String({ description: 'Why the decision is what it is, for people: every reason, joined by "; ".' }),
   decisionReasons: Type.Optional(
     Type.Array(Type.String(), {
-      description: 'Every reason for the decision, one per entry (an UNKNOWN lists all the evidence that was missing). Absent in reports stored before 0.2.',
+      description:
+        'Every reason for the decision, one per entry (an UNKNOWN lists all the evidence that was missing). Absent in reports stored before 2026-12-07 (gateway 0.1.0 without issue 15).',
     }),
   ),
   triage: Type.Optional(
@@ -160,8 +162,12 @@ export const ScanResultsReportSchema = Type.Object({
             'The lowest calibrated top-1 confidence of the goods segments of a CLEAR scan (GREEN at results.triage.greenMinConfidence or above); null otherwise.',
         }),
         greenMinConfidence: Type.Number(),
+        threatPeak: Type.Number({
+          description: "The scan's most suspicious threat cell: its probability over its label's threshold (1 or more: an alert).",
+        }),
+        greenMaxThreatPeak: Type.Number({ description: 'GREEN needs threatPeak at most this (results.triage.greenMaxThreatPeak).' }),
       },
-      { description: 'GREEN / AMBER / RED (see TRIAGE_LEVELS). Absent in reports stored before 0.2.' },
+      { description: 'GREEN / AMBER / RED (see TRIAGE_LEVELS). Absent in reports stored before 2026-12-07 (gateway 0.1.0 without issue 15).' },
     ),
   ),
   outOfDistribution: Type.Optional(
@@ -177,7 +183,10 @@ export const ScanResultsReportSchema = Type.Object({
         }),
         Type.Null(),
       ],
-      { description: 'Out-of-distribution figures of the scan; null when the goods model carries no statistics. Absent in reports stored before 0.2.' },
+      {
+        description:
+          'Out-of-distribution figures of the scan; null when the goods model carries no statistics. Absent in reports stored before 2026-12-07 (gateway 0.1.0 without issue 15).',
+      },
     ),
   ),
   alarmDecisionTime: Type.String({ description: 'When the current decision was first reached (ISO 8601).' }),

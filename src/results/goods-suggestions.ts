@@ -46,6 +46,11 @@ export class GoodsSuggestions {
     private readonly suggestThreshold: number,
     /** No probability in a segment exceeds this (the model's calibration.maxProbability). */
     private readonly maxProbability = 1,
+    /**
+     * Maps a segment's top-1 probability (the mean of its columns) to the confidence shown and sent (the model's
+     * calibration.segment); the suggest threshold applies before it. Identity when absent.
+     */
+    private readonly calibrateSegment: (p: number) => number = (p) => p,
   ) {
     this.cargoIndex = labels.map((l, i) => (l.cargo === false ? -1 : i)).filter((i) => i >= 0);
   }
@@ -80,8 +85,14 @@ export class GoodsSuggestions {
       if (!run) return;
       const mean = new Float64Array(this.labels.length);
       for (const d of run.dists) for (let i = 0; i < mean.length; i++) mean[i] += d[i] / run.dists.length;
-      const top3 = this.rank(mean);
-      if (top3[0] && top3[0].probability >= this.suggestThreshold) {
+      const top = argmax(mean);
+      if (this.labels[top].cargo !== false && mean[top] >= this.suggestThreshold) {
+        // The calibrated top-1 replaces the column mean; the others keep their shares of the rest.
+        const p = this.calibrateSegment(mean[top]);
+        const rest = 1 - mean[top];
+        const scale = rest > 0 ? (1 - p) / rest : 0;
+        for (let i = 0; i < mean.length; i++) mean[i] = i === top ? p : mean[i] * scale;
+        const top3 = this.rank(mean);
         out.push({ id: `g${run.first}`, startLine: run.start, endLine: run.end, top3, confidence: top3[0].probability, final: this.final });
       } else {
         withheld += run.end - run.start;

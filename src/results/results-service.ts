@@ -89,6 +89,8 @@ export interface ResultsServiceOptions {
   referenceMinSimilarity: number;
   /** Triage: the lowest goods confidence of a GREEN scan (config results.triage.greenMinConfidence). */
   greenMinConfidence: number;
+  /** Triage: the highest threat peak of a GREEN scan (config results.triage.greenMaxThreatPeak). */
+  greenMaxThreatPeak: number;
   /** Attenuation clamp of the stitcher (stitch.attenuationMax), for the tile image statistics. */
   attenuationMax: number;
   /**
@@ -103,8 +105,34 @@ const ENROL_MIN_CARGO_PERMILLE = 500;
 /** Tile copies kept for reuse at most (x 32 KiB for the demo models' tiles): more than ever in flight at 32 lanes. */
 const MAX_POOLED_TILE_COPIES = 1024;
 
+/**
+ * The models that score scans of one energy count (a model reads as many channels as a tile has energies), with
+ * the names of the outputs the results stage reads and the goods model's out-of-distribution statistics.
+ */
+interface ModelSet {
+  goods: Readonly<ModelManifest> | undefined;
+  threats: Readonly<ModelManifest> | undefined;
+  goodsLogits: string | undefined;
+  goodsEmbedding: string | undefined;
+  threatLogits: string | undefined;
+  ood: OodModel | undefined;
+}
+
+function modelSet(goods: Readonly<ModelManifest> | undefined, threats: Readonly<ModelManifest> | undefined): ModelSet {
+  return {
+    goods,
+    threats,
+    goodsLogits: goods?.outputs.find((x) => x.meaning === 'class_logits')?.name,
+    goodsEmbedding: goods?.outputs.find((x) => x.meaning === 'embedding')?.name,
+    threatLogits: threats?.outputs.find((x) => x.meaning === 'threat_heatmap_logits')?.name,
+    ood: goods?.outOfDistribution ? new OodModel(goods.outOfDistribution) : undefined,
+  };
+}
+
 interface TileMeta {
   results: ScanResults;
+  /** The models scoring this tile's scan. */
+  set: ModelSet;
   tile: { line: number; lines: number; pixel: number; pixels: number };
   /** performance.now() when the tile's last line arrived. */
   lastLineAt: number;
@@ -135,13 +163,12 @@ export class ResultsService {
   private readonly listeners: ResultsListeners[] = [];
   private readonly goodsModel: Readonly<ModelManifest> | undefined;
   private readonly threatsModel: Readonly<ModelManifest> | undefined;
-  private readonly goodsLogits: string | undefined;
-  private readonly goodsEmbedding: string | undefined;
+  /** Models by the energies of the scans they score (1, 2). */
+  private readonly sets = new Map<number, ModelSet>();
+  /** The model set of each live scan. */
+  private readonly setOf = new Map<ScanResults, ModelSet>();
   /** Enrolled reference categories; null without a goods model that has an embedding output. */
   private readonly references: ReferenceLibrary | null;
-  private readonly threatLogits: string | undefined;
-  /** Out-of-distribution statistics of the goods model; undefined when its manifest has none. */
-  private readonly ood: OodModel | undefined;
   private readonly idle = new Set<() => void>();
   /** Scans with goods results not yet folded into their segments; flushed once per macrotask (setImmediate). */
   private readonly goodsPending = new Set<ScanResults>();
@@ -159,14 +186,23 @@ export class ResultsService {
   private readonly providers = new Map<string, { provider: string | null; precision: string | null; at: number }>();
 
   constructor(private readonly o: ResultsServiceOptions) {
-    this.goodsModel = o.inference.modelFor('goods');
-    this.threatsModel = o.inference.modelFor('threats');
-    this.goodsLogits = this.goodsModel?.outputs.find((x) => x.meaning === 'class_logits')?.name;
-    this.threatLogits = this.threatsModel?.outputs.find((x) => x.meaning === 'threat_heatmap_logits')?.name;
-    this.goodsEmbedding = this.goodsModel?.outputs.find((x) => x.meaning === 'embedding')?.name;
-    this.references = this.goodsModel && this.goodsEmbedding ? new ReferenceLibrary(this.goodsModel.name, o.store.listReferences()) : null;
-    this.ood = this.goodsModel?.outOfDistribution ? new OodModel(this.goodsModel.outOfDistribution) : undefined;
-    const names = [this.goodsModel, this.threatsModel].filter((m) => m !== undefined).map((m) => m.name);
+    // Dual-energy models are the primary set (references, enrolment); a single-energy portal's scans get the models
+    // that read one channel, or, where none is loaded, the primary set (which says it cannot read them).
+    const dual = modelSet(o.inference.modelFor('goods', 2), o.inference.modelFor('threats', 2));
+    this.sets.set(2, dual);
+    const single = modelSet(o.inference.modelFor('goods', 1), o.inference.modelFor('threats', 1));
+    this.sets.set(1, single.goods || single.threats ? single : dual);
+    this.goodsModel = dual.goods;
+    this.threatsModel = dual.threats;
+    this.references = dual.goods && dual.goodsEmbedding ? new ReferenceLibrary(dual.goods.name, o.store.listReferences()) : null;
+    const names = [
+      ...new Set(
+        [...this.sets.values()]
+          .flatMap((m) => [m.goods, m.threats])
+          .filter((m) => m !== undefined)
+          .map((m) => m.name),
+      ),
+    ];
     this.stats = {
       tilesProduced: 0,
       models: new Map(names.map((n) => [n, { submitted: 0, ok: 0, rejected: 0, expired: 0, failed: 0 }])),
@@ -338,23 +374,28 @@ export class ResultsService {
 
   private onStarted(scan: ScanView): void {
     if (this.live.has(scan.scanId)) return; // a resumed scan keeps its results
+    const set = this.sets.get(scan.detector.energies) ?? (this.sets.get(2) as ModelSet);
+    // Reference categories belong to the primary goods model's embedding.
+    const references = this.references && set.goods === this.goodsModel ? this.references : null;
     const results = new ScanResults({
       scanId: scan.scanId,
       portalId: scan.portalId,
       pixels: scan.detector.pixels,
       declaredHsCodes: scan.declaration?.hsCodes ?? null,
       startedAt: scan.startedAt,
-      goodsModel: this.goodsModel,
-      threatsModel: this.threatsModel,
+      goodsModel: set.goods,
+      threatsModel: set.threats,
       tile: this.o.tile,
       machine: this.o.machine,
       recovered: scan.recovered,
       energies: scan.detector.energies,
       greenMinConfidence: this.o.greenMinConfidence,
-      ...(this.ood ? { ood: this.ood } : {}),
-      ...(this.references ? { references: this.references.snapshot() } : {}),
+      greenMaxThreatPeak: this.o.greenMaxThreatPeak,
+      ...(set.ood ? { ood: set.ood } : {}),
+      ...(references ? { references: references.snapshot() } : {}),
     });
     this.live.set(scan.scanId, results);
+    this.setOf.set(results, set);
     // An in-progress report is stored at once: if the gateway stops before the final one, the next start sees which
     // scans were left unscored (ScanStore.completedScansWithUnfinishedResults) and scores them again.
     try {
@@ -369,6 +410,7 @@ export class ResultsService {
   private onTiles(scan: ScanView, tiles: TileInfo[], buffer: Float32Array, tileFloats: number): void {
     const results = this.live.get(scan.scanId);
     if (!results) return;
+    const set = this.setOf.get(results) as ModelSet;
     results.setLines(scan.lines);
     for (const info of tiles) {
       this.stats.tilesProduced++;
@@ -377,18 +419,18 @@ export class ResultsService {
       // back to the pool once both submissions settled.
       const data = this.takeTileCopy(tileFloats);
       data.set(buffer.subarray(info.slot * tileFloats, (info.slot + 1) * tileFloats));
-      let holders = (this.goodsModel ? 1 : 0) + (this.threatsModel ? 1 : 0);
+      let holders = (set.goods ? 1 : 0) + (set.threats ? 1 : 0);
       const release = (): void => {
         if (--holders === 0) this.giveTileCopy(data);
       };
       const tile = { line: info.line, lines: info.lines, pixel: info.pixel, pixels: info.pixels };
-      const meta: TileMeta = { results, tile, lastLineAt: scan.lineReceivedAt(info.line + info.lines - 1) };
+      const meta: TileMeta = { results, set, tile, lastLineAt: scan.lineReceivedAt(info.line + info.lines - 1) };
       // Image statistics are read here, from the stitcher's own tile, before the model's normalisation.
-      if (this.ood && this.goodsModel) {
+      if (set.ood && set.goods) {
         meta.imageFeatures = tileImageFeatures(data, this.o.tile.size, scan.detector.energies, this.o.attenuationMax, new Float64Array(IMAGE_FEATURE_COUNT));
       }
-      if (this.goodsModel) this.submit(this.goodsModel, scan, data, meta, release);
-      if (this.threatsModel) this.submit(this.threatsModel, scan, data, meta, release);
+      if (set.goods) this.submit(set.goods, scan, data, meta, release);
+      if (set.threats) this.submit(set.threats, scan, data, meta, release);
     }
   }
 
@@ -425,8 +467,8 @@ export class ResultsService {
         if (model.task === 'goods') {
           const change = meta.results.addGoods(
             meta.tile,
-            r.outputs[this.goodsLogits as string],
-            this.goodsEmbedding ? r.outputs[this.goodsEmbedding] : undefined,
+            r.outputs[meta.set.goodsLogits as string],
+            meta.set.goodsEmbedding ? r.outputs[meta.set.goodsEmbedding] : undefined,
             meta.imageFeatures,
           );
           if (change.outOfDistribution !== undefined) {
@@ -437,7 +479,7 @@ export class ResultsService {
           if (!this.goodsPendingSince.has(meta.results)) this.goodsPendingSince.set(meta.results, meta.lastLineAt);
           this.scheduleGoodsFlush(meta.results);
         } else {
-          const change = meta.results.addThreats(meta.tile, r.outputs[this.threatLogits as string]);
+          const change = meta.results.addThreats(meta.tile, r.outputs[meta.set.threatLogits as string]);
           for (const a of change.alerts) this.emitAlert(meta.results, a, meta.lastLineAt);
         }
         if (this.listeners.length > 0) this.emit((l) => l.tileResult?.(r, lineToResult));
@@ -507,6 +549,7 @@ export class ResultsService {
     if (report.triage) triage[report.triage.level]++;
     if (report.outOfDistribution?.scan) triage.outOfDistributionScans++;
     this.live.delete(results.scanId);
+    this.setOf.delete(results);
     try {
       const embeddings = results.embeddings();
       if (embeddings) this.o.store.putEmbeddings(results.scanId, embeddings);

@@ -15,8 +15,7 @@
  * Probabilities are calibrated per the manifests (src/opinion/calibration.ts). Triage: GREEN / AMBER / RED.
  */
 import type { ModelManifest } from '../inference/index.js';
-import { alertCalibration, inverseTemperature, maxProbability, type OodModel } from '../opinion/index.js';
-import type { TriageLevel } from '../protocol/index.js';
+import { alertCalibration, inverseTemperature, maxProbability, segmentCalibration, type OodModel } from '../opinion/index.js';
 import type { AlarmDecision, AlgorithmInfo, AssessedObject, ScanResultsReport, TileCounts, TileOutcome } from '../protocol/index.js';
 import { checkDeclaration } from './declaration-check.js';
 import type { DeclarationCheck } from '../protocol/index.js';
@@ -46,8 +45,10 @@ export interface ScanResultsInit {
   energies?: number;
   /** Out-of-distribution statistics of the goods model (absent: not scored). */
   ood?: OodModel;
-  /** Triage: the lowest goods confidence of a GREEN scan (results.triage.greenMinConfidence). Default 0.95. */
+  /** Triage: the lowest goods confidence of a GREEN scan (results.triage.greenMinConfidence). Default 0.98. */
   greenMinConfidence?: number;
+  /** Triage: the highest threat peak of a GREEN scan (results.triage.greenMaxThreatPeak). Default 0.5. */
+  greenMaxThreatPeak?: number;
 }
 
 /** Cargo lines the goods suggestions may leave unclassified before CLEAR needs a review: this share of the cargo. */
@@ -105,6 +106,7 @@ export class ScanResults {
   private oodOut = 0;
   private oodMax = 0;
   private readonly greenMinConfidence: number;
+  private readonly greenMaxThreatPeak: number;
 
   constructor(private readonly init: ScanResultsInit) {
     this.scanId = init.scanId;
@@ -116,11 +118,14 @@ export class ScanResults {
     const g = init.goodsModel;
     this.references = init.references && init.references.size > 0 ? init.references : undefined;
     const labels = g ? [...g.labels, ...(this.references?.labels() ?? [])] : [];
-    this.goods = g ? new GoodsSuggestions(labels, init.tile.strideLines, g.thresholds.suggest ?? 0.5, maxProbability(g.calibration)) : null;
+    this.goods = g
+      ? new GoodsSuggestions(labels, init.tile.strideLines, g.thresholds.suggest ?? 0.5, maxProbability(g.calibration), segmentCalibration(g.calibration))
+      : null;
     this.goodsInverseTemperature = inverseTemperature(g?.calibration);
     this.scaledLogits = new Float32Array(g ? g.labels.length : 0);
     this.ood = g ? init.ood : undefined;
-    this.greenMinConfidence = init.greenMinConfidence ?? 0.95;
+    this.greenMinConfidence = init.greenMinConfidence ?? 0.98;
+    this.greenMaxThreatPeak = init.greenMaxThreatPeak ?? 0.5;
     this.labelCount = labels.length;
     this.modelLabelCount = g ? g.labels.length : 0;
     const t = init.threatsModel;
@@ -490,17 +495,19 @@ export class ScanResults {
     return out;
   }
 
-  /** GREEN / AMBER / RED and the score GREEN is decided on. */
-  private triage(segments: readonly SuggestionSegment[]): { level: TriageLevel; greenScore: number | null; greenMinConfidence: number } {
+  /** GREEN / AMBER / RED and the figures GREEN is decided on. */
+  private triage(segments: readonly SuggestionSegment[]): NonNullable<ScanResultsReport['triage']> {
     const decision = this.decision.value;
-    if (decision === 'ALARM') return { level: 'RED', greenScore: null, greenMinConfidence: this.greenMinConfidence };
+    const threatPeak = Math.round((this.threats?.peak() ?? 0) * 1e4) / 1e4;
+    const bounds = { greenMinConfidence: this.greenMinConfidence, greenMaxThreatPeak: this.greenMaxThreatPeak };
+    if (decision === 'ALARM') return { level: 'RED', greenScore: null, threatPeak, ...bounds };
     let greenScore: number | null = null;
     if (decision === 'CLEAR') {
       greenScore = 1;
       for (const seg of segments) greenScore = Math.min(greenScore, seg.confidence);
     }
-    const level: TriageLevel = greenScore !== null && greenScore >= this.greenMinConfidence ? 'GREEN' : 'AMBER';
-    return { level, greenScore, greenMinConfidence: this.greenMinConfidence };
+    const green = greenScore !== null && greenScore >= this.greenMinConfidence && threatPeak <= this.greenMaxThreatPeak;
+    return { level: green ? 'GREEN' : 'AMBER', greenScore, threatPeak, ...bounds };
   }
 
   /**
@@ -522,8 +529,11 @@ export class ScanResults {
     if (declaration.status === 'mismatch' && declaration.undeclared.length > 0)
       parts.push(`undeclared goods: ${declaration.undeclared.map((u) => u.label).join(', ')}`);
     if (declaration.emptyButDeclared) parts.push('declared goods missing: the cargo bay looks empty');
-    if (parts.length > 0 && !this.isOutOfDistribution()) return parts;
-    if (!this.goodsModel || !this.threatsModel) return [`no ${!this.goodsModel ? 'goods' : 'threats'} model loaded`];
+    const kind = (this.init.energies ?? 2) === 1 ? 'single-energy' : 'dual-energy';
+    const noModel = !this.goodsModel || !this.threatsModel ? `no ${!this.goodsModel ? 'goods' : 'threats'} model for ${kind} scans is loaded` : null;
+    // An ALARM still says what was not looked at: no threat model means no threat was screened for.
+    if (parts.length > 0 && !this.isOutOfDistribution()) return noModel ? [...parts, noModel] : parts;
+    if (noModel) return [noModel, 'needs review'];
     if (this.scanState === 'aborted') return ['the scan was aborted'];
     const unreadable = this.unreadableBy();
     if (unreadable !== null) return [unreadable];

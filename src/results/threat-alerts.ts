@@ -109,6 +109,8 @@ export class ThreatAlerts {
   /** Scratch of add(), per column of a tile: 1 where a cell's logit grew for some label. */
   private grew = new Uint8Array(0);
   private counter = 0;
+  /** Highest logit seen per label anywhere in the scan. */
+  private readonly peakLogits: Float32Array;
 
   /**
    * @param thresholds per label id; a label without one raises no alerts.
@@ -130,6 +132,7 @@ export class ThreatAlerts {
     this.thresholds = labels.map((l) => thresholds[l.id] ?? Infinity);
     this.logitThresholds = this.thresholds.map(logitThreshold);
     this.grid = labels.map(() => []);
+    this.peakLogits = new Float32Array(labels.length).fill(-Infinity);
   }
 
   /** Scores one tile; returns the alerts it raised or changed (empty when it found nothing new). */
@@ -164,6 +167,7 @@ export class ThreatAlerts {
           if (v > was) {
             column[p0 + y] = v;
             grew[y] = 1;
+            if (v > this.peakLogits[k]) this.peakLogits[k] = v;
           }
         }
       }
@@ -187,6 +191,16 @@ export class ThreatAlerts {
     }
     if (touched.length === 0) return [];
     return this.relabel(touched);
+  }
+
+  /**
+   * The most suspicious cell of the scan so far, as its probability over its label's threshold (below 1: no cell
+   * alerted). For triage: a scan released without review should not have come close to an alert.
+   */
+  peak(): number {
+    let peak = 0;
+    for (let k = 0; k < this.labels.length; k++) peak = Math.max(peak, probabilityOf(this.peakLogits[k]) / this.thresholds[k]);
+    return peak;
   }
 
   /** Number of alerts (without copying them). */

@@ -34,7 +34,8 @@ describe('GET /metrics with the simulator and the demo models', () => {
       final = await scrape(gw);
       const produced = sumOf(final.e, 'scanline_tiles_produced_total');
       const done = (model: string) => sumOf(final.e, 'scanline_inference_tiles_total', { model });
-      const models = [...new Set(samplesOf(final.e, 'scanline_inference_tiles_total').map((s) => s.labels.model))];
+      // The simulator's portals are dual-energy: the single-energy models (a "-1e-" name) see none of their tiles.
+      const models = [...new Set(samplesOf(final.e, 'scanline_inference_tiles_total').map((s) => s.labels.model))].filter((m) => !m.includes('-1e-'));
       if (models.length > 0 && models.every((m) => done(m) === produced)) break;
       if (Date.now() > until) throw new Error(`tiles still pending after 60 s: produced ${produced}, done ${models.map(done).join(', ')}`);
       await new Promise((r) => setTimeout(r, 200));
@@ -79,8 +80,11 @@ describe('GET /metrics with the simulator and the demo models', () => {
     const e = final.e;
     const produced = sumOf(e, 'scanline_tiles_produced_total');
     expect(produced).toBeGreaterThan(0);
-    const models = [...new Set(samplesOf(e, 'scanline_inference_tiles_total').map((s) => s.labels.model))].sort();
-    expect(models).toEqual(['goods-v1', 'threats-v1']);
+    const all = [...new Set(samplesOf(e, 'scanline_inference_tiles_total').map((s) => s.labels.model))].sort();
+    expect(all).toEqual(['goods-1e-v1', 'goods-v1', 'threats-v1']);
+    // Dual-energy portals: every tile goes to the dual-energy pair, none to the single-energy goods model.
+    expect(sumOf(e, 'scanline_inference_tiles_submitted_total', { model: 'goods-1e-v1' })).toBe(0);
+    const models = all.filter((m) => !m.includes('-1e-'));
     for (const model of models) {
       expect(sumOf(e, 'scanline_inference_tiles_submitted_total', { model })).toBe(produced);
       expect(sumOf(e, 'scanline_inference_tiles_total', { model })).toBe(produced);

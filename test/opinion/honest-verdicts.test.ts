@@ -53,6 +53,27 @@ describe('the demo models say what they do not know', () => {
     }, 90_000);
   }
 
+  it('scores single-energy portals with the single-energy goods model and says it has no threat model for them', async () => {
+    const records: Array<{ decision: string; reasons: string[]; models: string[]; ood: boolean | null }> = [];
+    const s = await runEval({
+      seeds: [5000, 5003],
+      speed: 'max',
+      portals: 2,
+      energies: 1,
+      gatewayLog: silentLogger(),
+      onScan: (e) => records.push({ decision: e.decision, reasons: e.reasons, models: e.models.map((m) => m.name), ood: e.outOfDistribution }),
+    });
+    expect(s.scans).toBe(4);
+    expect(s.energies).toBe(1);
+    for (const r of records) {
+      expect(r.models).toEqual(['goods-1e-v1']);
+      expect(r.ood).toBe(false);
+      expect(r.decision).not.toBe('CLEAR');
+      expect(r.reasons).toContain('no threats model for single-energy scans is loaded');
+    }
+    expect(s.goodsTop1).toBeGreaterThan(0.85);
+  }, 90_000);
+
   it('keeps held-out simulator trucks in distribution', async () => {
     const s = await runEval({ seeds: [5020, 5027], speed: 'max', portals: 2, gatewayLog: silentLogger() });
     expect(s.scans).toBe(8);

@@ -417,7 +417,8 @@ describe('scan results report', () => {
       tilesProduced: 1,
       objects: [],
       // softmax of [8, 0, 0, 0, 0] is 0.9987, shown as at most 0.99: never "100%"
-      triage: { level: 'GREEN', greenScore: 0.99, greenMinConfidence: 0.95 },
+      // the coldest threat cells: sigmoid(-10) over a threshold of 0.5
+      triage: { level: 'GREEN', greenScore: 0.99, greenMinConfidence: 0.98, threatPeak: 0.0001, greenMaxThreatPeak: 0.5 },
       outOfDistribution: null,
       hints: [],
     });
@@ -625,6 +626,18 @@ describe('an honest opinion (issue 15)', () => {
     expect(rep.decisionReasons?.[0]).toBe("image unlike the model's training data (100% of tiles)");
     expect(rep.decisionReasons).toContain('1 low-confidence threat hint (not alerts)');
     expect(r.outOfDistributionCounts()).toEqual({ tiles: 3, outOfDistribution: 3 });
+  });
+
+  it('keeps a CLEAR scan AMBER when a threat cell came close to an alert', () => {
+    const r = make({});
+    const near = new Float32Array(2 * 256).fill(-10);
+    near[7] = -0.5; // probability 0.38: three quarters of the firearm threshold 0.5, no alert
+    score(r, 2, { heat: near });
+    r.scanEnded('completed', 400);
+    const rep = r.report();
+    expect(rep.alarmDecision).toBe('CLEAR');
+    expect(rep.triage).toMatchObject({ level: 'AMBER', greenScore: 0.99 });
+    expect(rep.triage?.threatPeak).toBeCloseTo(0.7551, 3);
   });
 
   it('keeps the same scan CLEAR and GREEN when its images are like the training data', () => {

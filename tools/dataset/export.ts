@@ -65,6 +65,8 @@ export interface ExportDatasetOptions {
    * out-of-distribution detection, never for training. Recorded in index.json (generator.foreignScanner).
    */
   foreignScanner?: ForeignScannerProfile;
+  /** Energies of the simulated portal: 1 exports single-energy tiles (the high energy, one channel). Default 2. */
+  energies?: 1 | 2;
   /** Progress sink, called once per truck. */
   log?: (message: string, fields: Record<string, unknown>) => void;
 }
@@ -156,7 +158,9 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Data
   const foreign = options.foreignScanner;
   if (foreign !== undefined && !FOREIGN_SCANNER_PROFILES.includes(foreign))
     throw invalidArgument(CODE, `one of ${FOREIGN_SCANNER_PROFILES.join(', ')}`, 'foreignScanner', foreign);
-  const stitch = gatewayStitchOptions(pixels);
+  const energies = options.energies ?? 2;
+  if (energies !== 1 && energies !== 2) throw invalidArgument(CODE, '1 or 2', 'energies', energies);
+  const stitch = gatewayStitchOptions(pixels, energies);
   const tile = stitch.tile;
 
   mkdirSync(options.out, { recursive: true });
@@ -206,7 +210,7 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Data
       };
       const truck = await scanTruckTiles(
         seed,
-        { pixels, truck: truckOptions, calibration, ...(foreign ? { imageTransform: (d, sd) => foreignScannerTransform(foreign, d, sd) } : {}) },
+        { pixels, energies, truck: truckOptions, calibration, ...(foreign ? { imageTransform: (d, sd) => foreignScannerTransform(foreign, d, sd) } : {}) },
         sink,
       );
       const t = truck.truth;
@@ -250,7 +254,7 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Data
     formatVersion: DATASET_FORMAT_VERSION,
     count: tiles.length,
     files: {
-      tiles: { path: DATASET_FILES.tiles, dtype: 'float32', byteOrder: 'little', shape: [tiles.length, 2, tile.size, tile.size], layout: 'NCHW' },
+      tiles: { path: DATASET_FILES.tiles, dtype: 'float32', byteOrder: 'little', shape: [tiles.length, energies, tile.size, tile.size], layout: 'NCHW' },
       goods: { path: DATASET_FILES.goods, dtype: 'uint8', shape: [tiles.length] },
       threats: { path: DATASET_FILES.threats, dtype: 'uint8', shape: [tiles.length, THREAT_LABELS.length, grid, grid] },
     },
@@ -259,7 +263,7 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Data
       downsample: tile.downsample,
       strideLines: tile.strideLines,
       overlapPixels: tile.overlapPixels,
-      channels: ['attenuation_high', 'attenuation_low'],
+      channels: energies === 2 ? ['attenuation_high', 'attenuation_low'] : ['attenuation_high'],
     },
     labels: {
       goods: GOODS_LABELS.map((id) => ({
@@ -277,6 +281,7 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Data
       simulatorFingerprint: simulatorFingerprint(),
       seeds: [first, last],
       pixels,
+      energies,
       detector: { lineRateHz: DATASET_SCAN_DEFAULTS.lineRateHz, speedMps: DATASET_SCAN_DEFAULTS.speedMps, seed: "hashSeed(seed, 'dataset', 'detector')" },
       truck: { ...DEFAULT_TRUCK_OPTIONS, ...truckOptions },
       calibration,

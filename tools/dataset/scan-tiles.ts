@@ -14,6 +14,7 @@ import {
   renderAir,
   renderDark,
   renderLines,
+  toWire,
   truthLabels,
   type CalibrationFrames,
   type Detector,
@@ -33,6 +34,8 @@ export interface ScanTilesOptions {
   calibration?: CalibrationFrames | false;
   /** Stitcher implementation. Default 'native' (what the gateway runs). */
   stitcher?: StitcherFactory;
+  /** Energies the simulated portal sends (1: a single-energy scanner, high energy only). Default 2. */
+  energies?: 1 | 2;
   /**
    * Re-renders each image slice as another scanner would (tools/simulator/foreign-scanner.ts), made for this truck's
    * detector; for checking out-of-distribution detection, never for training data.
@@ -68,8 +71,8 @@ export function datasetDetectorSeed(seed: number): number {
 }
 
 /** The gateway's stitch options (config defaults) for a detector. */
-export function gatewayStitchOptions(pixels: number): StitcherOptions {
-  return validateStitcherOptions({ ...DEFAULT_CONFIG.stitch, pixels, energies: 2 });
+export function gatewayStitchOptions(pixels: number, energies: 1 | 2 = 2): StitcherOptions {
+  return validateStitcherOptions({ ...DEFAULT_CONFIG.stitch, pixels, energies });
 }
 
 /** Simulates truck `seed`, stitches it and passes every tile to `sink`. Resolves with the truck once all tiles are out. */
@@ -80,9 +83,10 @@ export async function scanTruckTiles(seed: number, options: ScanTilesOptions, si
     lineRateHz: d.lineRateHz,
     speedMps: d.speedMps,
     seed: datasetDetectorSeed(seed),
+    energies: options.energies ?? 2,
   });
   const scene = generateTruck(seed, detector, options.truck);
-  const stitch = gatewayStitchOptions(detector.pixels);
+  const stitch = gatewayStitchOptions(detector.pixels, detector.energies);
   const truck: ScannedTruck = { seed, detector, scene, truth: truthLabels(scene, detector), stitch };
   const stitcher = createStitcher(stitch, options.stitcher);
   const transform = options.imageTransform?.(detector, seed);
@@ -105,12 +109,12 @@ export async function scanTruckTiles(seed: number, options: ScanTilesOptions, si
     if (calibration && calibration.darkLines > 0) {
       const frame = scratch.subarray(0, calibration.darkLines * 2 * n);
       renderDark(detector, calibration.darkLines, frame, scene.noiseSeed);
-      stitcher.push(2, 0, calibration.darkLines, frame);
+      stitcher.push(2, 0, calibration.darkLines, toWire(detector, frame, calibration.darkLines));
     }
     if (calibration && calibration.airLines > 0) {
       const frame = scratch.subarray(0, calibration.airLines * 2 * n);
       renderAir(detector, calibration.airLines, frame, scene.noiseSeed);
-      stitcher.push(3, 0, calibration.airLines, frame);
+      stitcher.push(3, 0, calibration.airLines, toWire(detector, frame, calibration.airLines));
     }
     let sinceJob = 0;
     for (let line = 0; line < scene.totalLines; line += d.linesPerSlice) {
@@ -118,7 +122,7 @@ export async function scanTruckTiles(seed: number, options: ScanTilesOptions, si
       const slice = scratch.subarray(0, count * 2 * n);
       renderLines(scene, detector, line, count, slice);
       transform?.(slice, line, count);
-      stitcher.push(1, line, count, slice);
+      stitcher.push(1, line, count, toWire(detector, slice, count));
       sinceJob += count;
       if (sinceJob >= d.pushLinesPerJob) {
         sinceJob = 0;

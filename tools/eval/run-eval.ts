@@ -64,6 +64,8 @@ export interface EvalOptions {
    * says UNKNOWN on images unlike its models' training data.
    */
   foreignScanner?: ForeignScannerProfile;
+  /** Energies of the trucks' portals: 1 evaluates the gateway's single-energy models. Default 2. */
+  energies?: 1 | 2;
   /** Report polling period while a scan streams, ms. Default 25. */
   pollMs?: number;
   /** After scan.completed, how long to wait for the report to become final, ms. Default 60000. */
@@ -92,6 +94,7 @@ const LINES_PER_SLICE = DATASET_SCAN_DEFAULTS.linesPerSlice;
 interface Validated {
   seeds: [number, number];
   foreignScanner: ForeignScannerProfile | null;
+  energies: 1 | 2;
   portals: number;
   speed: 'realtime' | 'max';
   threatProbability: number;
@@ -124,6 +127,7 @@ function validate(o: EvalOptions): Validated {
   return {
     seeds: [s[0], s[1]],
     foreignScanner: foreign,
+    energies: o.energies === 1 ? 1 : o.energies === undefined || o.energies === 2 ? 2 : invalidEnergies(o.energies),
     portals: int('portals', o.portals ?? d.portals, 1, 64),
     speed,
     threatProbability: prob('threatProbability', o.threatProbability ?? d.threatProbability),
@@ -133,15 +137,33 @@ function validate(o: EvalOptions): Validated {
   };
 }
 
+function invalidEnergies(v: unknown): never {
+  throw invalidArgument(CODE, '1 or 2', 'energies', v);
+}
+
 /** http(s)://host:port of a portal endpoint ws(s)://host:port/... */
 export function httpBaseOf(portalUrl: string): string {
   const u = new URL(portalUrl);
   return `${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}`;
 }
 
+/** Times a report request is tried again after the gateway's per-address rate limit refused it. */
+const RATE_LIMIT_RETRIES = 50;
+/** Wait before trying again after a rate-limit refusal without Retry-After, ms. */
+const RATE_LIMIT_WAIT_MS = 200;
+
 /** The report of a scan; undefined while the gateway does not know the scan yet. Throws when it has no results. */
 async function fetchReport(httpBase: string, scanId: string, token: string | undefined): Promise<ScanResultsReport | undefined> {
-  const res = await fetch(`${httpBase}/v1/scans/${encodeURIComponent(scanId)}/results`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+  let res: Response;
+  // Several portals poll at once from one address: the gateway's rate limit (server.requestsPerSecondPerAddress)
+  // may refuse some polls. That is the gateway protecting itself, not a failed truck: wait and ask again.
+  for (let attempt = 0; ; attempt++) {
+    res = await fetch(`${httpBase}/v1/scans/${encodeURIComponent(scanId)}/results`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
+    if (res.status !== 429 || attempt >= RATE_LIMIT_RETRIES) break;
+    await res.arrayBuffer();
+    const after = Number(res.headers.get('retry-after'));
+    await new Promise((r) => setTimeout(r, Number.isFinite(after) && after > 0 ? Math.min(after * 1000, 5000) : RATE_LIMIT_WAIT_MS));
+  }
   const body = (await res.json()) as ScanResultsReport | { error?: { code?: string; message?: string } };
   if (res.ok) return body as ScanResultsReport;
   const error = (body as { error?: { code?: string; message?: string } }).error;
@@ -183,7 +205,7 @@ async function evalOne(seed: number, portalIndex: number, target: Target, o: Val
   const onAbort = (): void => local.abort(runSignal.reason);
   runSignal.addEventListener('abort', onAbort, { once: true });
   const signal = local.signal;
-  const truck = evalTruck(seed, { threatProbability: o.threatProbability, mismatchProbability: o.mismatchProbability });
+  const truck = evalTruck(seed, { threatProbability: o.threatProbability, mismatchProbability: o.mismatchProbability, energies: o.energies });
   const tracker = new FirstSuggestionTracker(truck.truth.cargoSegments, truck.scene.totalLines, LINES_PER_SLICE);
   let last: ScanResultsReport | undefined;
   let endDeadline = Infinity;
@@ -262,7 +284,7 @@ async function evalOne(seed: number, portalIndex: number, target: Target, o: Val
       tileOutcomes: tileTotals(report),
       goods: scoreGoodsTiles(labeler, grid, report.goods.segments),
       goodsConfidence: goodsConfidencePairs(labeler, grid, report.goods.segments),
-      triage: { level: report.triage?.level ?? null, greenScore: report.triage?.greenScore ?? null },
+      triage: { level: report.triage?.level ?? null, greenScore: report.triage?.greenScore ?? null, threatPeak: report.triage?.threatPeak ?? null },
       outOfDistribution: report.outOfDistribution ? report.outOfDistribution.scan : null,
       hints: report.hints?.length ?? 0,
       reasons: report.decisionReasons ?? [report.decisionReason],
@@ -384,6 +406,7 @@ export async function runEval(options: EvalOptions): Promise<EvalSummary> {
     threatProbability: o.threatProbability,
     mismatchProbability: o.mismatchProbability,
     foreignScanner: o.foreignScanner,
+    energies: o.energies,
     durationMs: Math.round(performance.now() - started),
   });
 }

@@ -18,8 +18,13 @@ export const EVAL_TARGETS = Object.freeze({
   greenUnsafe: 0, // at most: GREEN trucks with a missed threat or a false declaration
 });
 
+/** Bounds on the threat peak the GREEN curve is drawn for (results.triage.greenMaxThreatPeak candidates). */
+export const GREEN_CURVE_THREAT_PEAKS: readonly number[] = Object.freeze([1, 0.5]);
+
 /** Thresholds of the GREEN curve (results.triage.greenMinConfidence candidates). */
-export const GREEN_CURVE_THRESHOLDS: readonly number[] = Object.freeze([0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.97, 0.98, 0.99]);
+export const GREEN_CURVE_THRESHOLDS: readonly number[] = Object.freeze([
+  0.5, 0.8, 0.9, 0.95, 0.97, 0.98, 0.982, 0.984, 0.985, 0.986, 0.987, 0.988, 0.989, 0.99,
+]);
 
 /** Bootstrap resamples of the scans for the 95% confidence intervals. */
 const BOOTSTRAP_RESAMPLES = 1000;
@@ -48,7 +53,7 @@ export interface ScanEval {
   models: Array<{ name: string; version: string; task: string }>;
   /** Per scored goods tile under a segment: the segment's confidence and whether its top-1 is right. */
   goodsConfidence: Array<[number, boolean]>;
-  triage: { level: 'GREEN' | 'AMBER' | 'RED' | null; greenScore: number | null };
+  triage: { level: 'GREEN' | 'AMBER' | 'RED' | null; greenScore: number | null; threatPeak: number | null };
   /** The report's out-of-distribution verdict (null: the goods model carries no statistics). */
   outOfDistribution: boolean | null;
   /** Threat boxes reported as hints (out of distribution). */
@@ -74,6 +79,8 @@ export interface EvalRunInfo {
   mismatchProbability: number;
   /** Trucks rendered as another scanner would (null: the simulator's own detector). */
   foreignScanner: string | null;
+  /** Energies of the trucks' portals (1: single-energy scanners). */
+  energies: 1 | 2;
   durationMs: number;
 }
 
@@ -102,8 +109,11 @@ export interface EvalSummary extends EvalRunInfo {
   /** GREEN trucks that carry no threat and are truthfully declared, over GREEN trucks. */
   greenPrecision: number | null;
   green: { trucks: number; clean: number; withMissedThreat: number; misDeclared: number };
-  /** GREEN share and precision as the GREEN threshold moves (from each CLEAR scan's greenScore). */
-  greenCurve: Array<{ threshold: number; share: number | null; precision: number | null; unsafe: number }>;
+  /**
+   * GREEN share and precision as the GREEN bounds move (from each CLEAR scan's greenScore and threatPeak): the
+   * goods confidence threshold, for each bound on the threat peak.
+   */
+  greenCurve: Array<{ threshold: number; maxThreatPeak: number; share: number | null; precision: number | null; unsafe: number }>;
   /** 95% confidence intervals (bootstrap over scans, seeded) of the headline figures: [low, high]. */
   intervals: Record<string, [number, number] | null>;
   firstSuggestionMs: Percentiles;
@@ -418,11 +428,13 @@ function opinionFigures(scans: readonly ScanEval[]): OpinionFigures {
     if (s.threats.truth.length > 0) missed++;
     if (s.declaration.mismatch !== null) misDeclared++;
   }
-  const greenCurve = GREEN_CURVE_THRESHOLDS.map((threshold) => {
-    const g = scans.filter((s) => s.triage.greenScore !== null && s.triage.greenScore >= threshold);
-    const ok = g.filter(isClean).length;
-    return { threshold, share: ratio(g.length, n), precision: ratio(ok, g.length), unsafe: g.length - ok };
-  });
+  const greenCurve = GREEN_CURVE_THREAT_PEAKS.flatMap((maxThreatPeak) =>
+    GREEN_CURVE_THRESHOLDS.map((threshold) => {
+      const g = scans.filter((s) => s.triage.greenScore !== null && s.triage.greenScore >= threshold && (s.triage.threatPeak ?? 0) <= maxThreatPeak);
+      const ok = g.filter(isClean).length;
+      return { threshold, maxThreatPeak, share: ratio(g.length, n), precision: ratio(ok, g.length), unsafe: g.length - ok };
+    }),
+  );
   const ood = scans.filter((s) => s.outOfDistribution !== null);
   return {
     goodsEce: round(expectedCalibrationError(goodsPairs), 4),
@@ -524,7 +536,9 @@ export function formatEvalTable(s: EvalSummary): string {
     `${s.green.clean}/${s.green.trucks} trucks`,
     `>= ${pct(t.greenPrecision.min)} ${met(t.greenPrecision.met, s.greenPrecision)}; unsafe GREEN ${s.green.withMissedThreat + s.green.misDeclared} ${t.greenUnsafe.met ? 'met' : 'NOT met'}`,
   );
-  for (const c of s.greenCurve) row(`  GREEN at >= ${c.threshold}`, pct(c.share), `precision ${pct(c.precision)}`, `${c.unsafe} unsafe`);
+  for (const c of s.greenCurve) {
+    row(`  GREEN at >= ${c.threshold}, peak <= ${c.maxThreatPeak}`, pct(c.share), `precision ${pct(c.precision)}`, `${c.unsafe} unsafe`);
+  }
   const x = s.tiles;
   row('tiles', `${x.produced} produced`, `${x.ok} scored ok`, `${x.rejected} rejected, ${x.expired} expired, ${x.failed} failed (sum over models)`);
   const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i].length)));
@@ -532,7 +546,7 @@ export function formatEvalTable(s: EvalSummary): string {
   const head =
     `scanline eval: ${s.scans} scans of seeds ${s.seeds[0]}..${s.seeds[1]}${s.failed ? ` (${s.failed} failed)` : ''}; models ${models}; ` +
     `${s.speed} at ${s.lineRateHz} lines/s, ${s.portals} portals; threat p ${s.threatProbability}, mismatch p ${s.mismatchProbability}; ` +
-    `${s.foreignScanner ? `foreign scanner ${s.foreignScanner}; ` : ''}${(s.durationMs / 1000).toFixed(1)} s`;
+    `${s.energies === 1 ? 'single-energy portals; ' : ''}${s.foreignScanner ? `foreign scanner ${s.foreignScanner}; ` : ''}${(s.durationMs / 1000).toFixed(1)} s`;
   const body = rows.map((r) => `${r[0].padEnd(widths[0])}  ${r[1].padStart(widths[1])}  ${r[2].padEnd(widths[2])}  ${r[3]}`.trimEnd());
   const notes: string[] = [];
   if (!s.heldOut) notes.push('some seeds are in 1000..4999, which the demo models were trained on: these figures are not held out');

@@ -33,11 +33,19 @@ export interface EvalTruckOptions {
   threatProbability: number;
   /** Probability that a truck's declaration disagrees with its cargo; undefined: the simulator's default. */
   mismatchProbability?: number;
+  /** Energies the truck's portal sends (1: a single-energy scanner). Default 2. */
+  energies?: 1 | 2;
 }
 
 export function evalTruck(seed: number, options: EvalTruckOptions): EvalTruck {
   const d = DATASET_SCAN_DEFAULTS;
-  const detector = createDetector({ pixels: d.pixels, lineRateHz: d.lineRateHz, speedMps: d.speedMps, seed: datasetDetectorSeed(seed) });
+  const detector = createDetector({
+    pixels: d.pixels,
+    lineRateHz: d.lineRateHz,
+    speedMps: d.speedMps,
+    seed: datasetDetectorSeed(seed),
+    energies: options.energies ?? 2,
+  });
   const scene = generateTruck(seed, detector, {
     threatProbability: options.threatProbability,
     ...(options.mismatchProbability === undefined ? {} : { mismatchProbability: options.mismatchProbability }),

@@ -18,7 +18,7 @@ import { createNormalizer, loadModel, normalizeBatchInPlace, type LoadedModel, t
 // The tool runs the models on its own thread; the gateway keeps onnxruntime-node to its worker threads.
 import * as ort from 'onnxruntime-node';
 import { IMAGE_FEATURE_COUNT, IMAGE_FEATURES, OodModel, tileImageFeatures } from '../../src/opinion/index.js';
-import { ThreatAlerts } from '../../src/results/index.js';
+import { GoodsSuggestions, ThreatAlerts, softmaxInto } from '../../src/results/index.js';
 import { DEFAULT_CONFIG } from '../../src/config/index.js';
 
 export interface FitOpinionOptions {
@@ -29,11 +29,17 @@ export interface FitOpinionOptions {
   /** Datasets only scored (foreign scanners): tile and scan OOD rates are reported. */
   check?: string[];
   goodsDir: string;
-  threatsDir: string;
+  /** Absent: the goods model alone is fitted (no threats model for these scans yet). */
+  threatsDir?: string;
   /** Share of validation tiles a tile threshold keeps inside. Default 0.995. */
   tileQuantile?: number;
   /** Write the results into the manifests. */
   write?: boolean;
+  /**
+   * Choose the threat thresholds again on the validation scans: the most threats found at this many false alarms
+   * per scan at most (the gateway's alert rule). Absent: the manifest's thresholds stay.
+   */
+  chooseThresholds?: number;
   log?: (message: string) => void;
 }
 
@@ -51,6 +57,7 @@ interface Dataset {
     tiles: Array<{ seed: number; line: number; pixel: number; label: number }>;
     tile: { size: number; downsample: number; strideLines: number };
     generator: { pixels: number; foreignScanner?: string };
+    files: { tiles: { shape: number[] } };
   };
 }
 
@@ -60,14 +67,22 @@ function openDataset(dir: string): Dataset {
 }
 
 const BATCH = 256;
+/** Threshold candidates when choosing threat thresholds (as models/train/common.py THRESHOLD_GRID, coarser). */
+const THRESHOLD_GRID: readonly number[] = [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995, 0.999];
 /** Fit tiles a class needs for a covariance of its own. */
 const MIN_CLASS_TILES = 200;
-const TILE_FLOATS = 2 * 64 * 64;
+const TILE_SAMPLES = 64 * 64;
+
+/** Floats per tile of a dataset: channels (energies) x 64 x 64. */
+function tileFloats(ds: Dataset): number {
+  return ds.index.files.tiles.shape[1] * TILE_SAMPLES;
+}
 
 /** Calls `each` with batches of raw tiles (before normalisation) in dataset order. */
 async function forBatches(ds: Dataset, each: (tiles: Float32Array, first: number, count: number) => Promise<void>): Promise<void> {
   const fd = openSync(join(ds.dir, 'tiles.f32'), 'r');
   try {
+    const TILE_FLOATS = tileFloats(ds);
     const buf = new Float32Array(BATCH * TILE_FLOATS);
     for (let first = 0; first < ds.count; first += BATCH) {
       const count = Math.min(BATCH, ds.count - first);
@@ -109,6 +124,10 @@ async function goodsPass(ds: Dataset, goods: LoadedModel, session: OrtSession, a
   const embeddings = new Float32Array(ds.count * dim);
   const features = new Float64Array(ds.count * IMAGE_FEATURE_COUNT);
   const f = new Float64Array(IMAGE_FEATURE_COUNT);
+  const floats = tileFloats(ds);
+  if (floats / TILE_SAMPLES !== goods.manifest.input.shape[1]) {
+    throw new Error(`${ds.dir}: tiles of ${floats / TILE_SAMPLES} channels, ${goods.manifest.name} reads ${goods.manifest.input.shape[1]}`);
+  }
   await forBatches(ds, async (tiles, first, count) => {
     const out = await run(session, goods, tiles, count);
     logits.set(out.class_logits, first * L);
@@ -118,7 +137,7 @@ async function goodsPass(ds: Dataset, goods: LoadedModel, session: OrtSession, a
       for (const v of e) norm += v * v;
       norm = Math.sqrt(norm) || 1;
       for (let j = 0; j < dim; j++) embeddings[(first + i) * dim + j] = e[j] / norm;
-      tileImageFeatures(tiles.subarray(i * TILE_FLOATS, (i + 1) * TILE_FLOATS), 64, 2, attenuationMax, f);
+      tileImageFeatures(tiles.subarray(i * floats, (i + 1) * floats), 64, floats / TILE_SAMPLES, attenuationMax, f);
       features.set(f, (first + i) * IMAGE_FEATURE_COUNT);
     }
   });
@@ -269,11 +288,22 @@ function topConfidences(logits: Float32Array, labels: Uint8Array, L: number, t: 
   return { conf, correct };
 }
 
-/** Logistic fit y ~ sigmoid(a x + b) with a Gaussian prior toward (1, 0) (Newton; a is kept positive). */
+/**
+ * Logistic fit y ~ sigmoid(a x + b) with a Gaussian prior toward (1, 0) (damped Newton; a is kept positive). When x
+ * barely varies (every peak saturated at the float32 top), only the level is fitted: slope 1 and the intercept that
+ * gives the observed rate (with one pseudo-count each way).
+ */
 function platt(x: number[], y: number[], prior = 1): { slope: number; intercept: number } {
+  const n = x.length;
+  const mean = x.reduce((s, v) => s + v, 0) / Math.max(1, n);
+  const spread = Math.sqrt(x.reduce((s, v) => s + (v - mean) ** 2, 0) / Math.max(1, n));
+  if (n === 0 || spread < 1e-3) {
+    const rate = (y.reduce((s, v) => s + v, 0) + 1) / (n + 2);
+    return { slope: 1, intercept: round6(Math.log(rate / (1 - rate)) - mean) };
+  }
   let a = 1;
   let b = 0;
-  for (let it = 0; it < 100; it++) {
+  for (let it = 0; it < 300; it++) {
     let ga = prior * (a - 1);
     let gb = prior * b;
     let haa = prior;
@@ -290,14 +320,18 @@ function platt(x: number[], y: number[], prior = 1): { slope: number; intercept:
       hbb += w;
     }
     const det = haa * hbb - hab * hab;
-    const da = (hbb * ga - hab * gb) / det;
-    const db = (haa * gb - hab * ga) / det;
+    // Damped: a step of at most 1 in each parameter keeps a flat likelihood from throwing the fit away.
+    const da = Math.max(-1, Math.min(1, (hbb * ga - hab * gb) / det));
+    const db = Math.max(-1, Math.min(1, (haa * gb - hab * ga) / det));
     a = Math.max(0.01, a - da);
     b -= db;
     if (Math.abs(da) + Math.abs(db) < 1e-9) break;
   }
+  if (!Number.isFinite(a) || !Number.isFinite(b)) throw new Error('Platt scaling did not converge');
   return { slope: round6(a), intercept: round6(b) };
 }
+
+const sigmoid = (v: number): number => 1 / (1 + Math.exp(-v));
 
 const logit = (p: number): number => {
   const q = Math.min(1 - 1e-7, Math.max(1e-7, p));
@@ -309,6 +343,8 @@ export interface FitOpinionResult {
     temperature: number;
     ece: { tilesBefore: number; tilesAfter: number; goodsTilesBefore: number; goodsTilesAfter: number };
     reliabilityAfter: Reliability['bins'];
+    /** Suggestion segments: Platt scaling of their confidence over the goods tiles they cover. */
+    segment: { slope: number; intercept: number; pairs: number; eceBefore: number; eceAfter: number; reliabilityAfter: Reliability['bins'] };
   };
   ood: {
     imageThreshold: number;
@@ -317,7 +353,17 @@ export interface FitOpinionResult {
     validation: { tileRate: number; scanRate: number; scanShareP99: number };
     checks: Array<{ dir: string; profile: string | null; tileRate: number; scanRate: number; scans: number }>;
   };
-  threats: { alerts: number; trueAlerts: number; slope: number; intercept: number; eceBefore: number; eceAfter: number };
+  /** null when no threats model was fitted. */
+  threats: {
+    alerts: number;
+    trueAlerts: number;
+    slope: number;
+    intercept: number;
+    eceBefore: number;
+    eceAfter: number;
+    thresholds: Record<string, number>;
+    thresholdChoice?: Record<string, unknown>;
+  } | null;
 }
 
 export async function fitOpinion(o: FitOpinionOptions): Promise<FitOpinionResult> {
@@ -325,10 +371,10 @@ export async function fitOpinion(o: FitOpinionOptions): Promise<FitOpinionResult
   const q = o.tileQuantile ?? 0.995;
   const attenuationMax = DEFAULT_CONFIG.stitch.attenuationMax;
   const goods = await loadModel(o.goodsDir);
-  const threats = await loadModel(o.threatsDir);
+  const threats = o.threatsDir ? await loadModel(o.threatsDir) : null;
   const settings = { executionProviders: ['cpu'], intraOpNumThreads: 2, interOpNumThreads: 1 };
   const goodsSession = await ort.InferenceSession.create(goods.files.fp32, settings);
-  const threatsSession = await ort.InferenceSession.create(threats.files.fp32, settings);
+  const threatsSession = threats ? await ort.InferenceSession.create(threats.files.fp32, settings) : null;
   const L = goods.manifest.labels.length;
 
   const fitSet = openDataset(o.fit);
@@ -359,6 +405,42 @@ export async function fitOpinion(o: FitOpinionOptions): Promise<FitOpinionResult
   const gBefore = topConfidences(val.logits, valSet.goods, L, 1, isGoods);
   const gAfter = topConfidences(val.logits, valSet.goods, L, temperature, isGoods);
   const relAfter = reliability(after.conf, after.correct);
+
+  // Segments: the gateway's own GoodsSuggestions over each validation scan's tiles (temperature applied), each goods
+  // tile paired with the confidence of the segment covering its centre line and whether that segment is right.
+  const tile = valSet.index.tile;
+  const span = tile.size * tile.downsample;
+  const labels = goods.manifest.labels;
+  const segX: number[] = [];
+  const segY: number[] = [];
+  const probs = new Float32Array(L);
+  const scaled = new Float32Array(L);
+  for (const scan of valSet.index.scans) {
+    const suggestions = new GoodsSuggestions(labels, tile.strideLines, goods.manifest.thresholds.suggest ?? 0.5);
+    for (let i = scan.firstTile; i < scan.firstTile + scan.tileCount; i++) {
+      const t = valSet.index.tiles[i];
+      for (let j = 0; j < L; j++) scaled[j] = val.logits[i * L + j] / temperature;
+      softmaxInto(scaled, probs);
+      suggestions.add({ line: t.line, lines: span, pixel: t.pixel, pixels: span, probabilities: Float32Array.from(probs) });
+    }
+    suggestions.finish();
+    const segments = suggestions.segments();
+    for (let i = scan.firstTile; i < scan.firstTile + scan.tileCount; i++) {
+      const truth = labels[valSet.goods[i]];
+      if (!truth || truth.hsCodes.length === 0) continue;
+      const centre = valSet.index.tiles[i].line + span / 2;
+      const seg = segments.find((g) => g.startLine <= centre && centre < g.endLine);
+      if (!seg?.top3[0]) continue;
+      segX.push(logit(seg.confidence));
+      segY.push(seg.top3[0].label === truth.id ? 1 : 0);
+    }
+  }
+  const segmentFit = platt(segX, segY);
+  const segmentEceBefore = reliability(segX.map(sigmoid), segY).ece;
+  const segmentRel = reliability(
+    segX.map((x) => Math.min(0.99, sigmoid(segmentFit.slope * x + segmentFit.intercept))),
+    segY,
+  );
 
   // OOD thresholds on validation tiles (unit thresholds first: raw squared distances).
   const rawStats = {
@@ -422,49 +504,136 @@ export async function fitOpinion(o: FitOpinionOptions): Promise<FitOpinionResult
     });
   }
 
-  // Threat alerts on the validation scans: Platt scaling of the peak probability.
-  log(`threats model on ${valSet.count} validation tiles`);
-  const heat = threats.manifest.outputs.find((x) => x.meaning === 'threat_heatmap_logits');
-  if (!heat) throw new Error('the threats model has no threat_heatmap_logits output');
-  const cellFloats = heat.shape.slice(1).reduce((a, b) => a * b, 1);
-  const heatmaps = new Float32Array(valSet.count * cellFloats);
-  await forBatches(valSet, async (tiles, first, count) => {
-    const out = await run(threatsSession, threats, tiles, count);
-    heatmaps.set(out.threat_heatmap_logits, first * cellFloats);
-  });
-  const tile = valSet.index.tile;
-  const span = tile.size * tile.downsample;
-  const xs: number[] = [];
-  const ys: number[] = [];
-  for (const scan of valSet.index.scans) {
-    const alerts = new ThreatAlerts(threats.manifest.labels, threats.manifest.thresholds, valSet.index.generator.pixels, span / heat.shape[3]);
-    for (let i = scan.firstTile; i < scan.firstTile + scan.tileCount; i++) {
-      const t = valSet.index.tiles[i];
-      alerts.add({
-        line: t.line,
-        lines: span,
-        pixel: t.pixel,
-        pixels: span,
-        logits: heatmaps.subarray(i * cellFloats, (i + 1) * cellFloats),
-        gridH: heat.shape[2],
-        gridW: heat.shape[3],
+  let threatResult: FitOpinionResult['threats'] = null;
+  let threatPatch: Partial<ModelManifest> | null = null;
+  if (threats && threatsSession) {
+    // Threat alerts on the validation scans: Platt scaling of the peak probability.
+    log(`threats model on ${valSet.count} validation tiles`);
+    const heat = threats.manifest.outputs.find((x) => x.meaning === 'threat_heatmap_logits');
+    if (!heat) throw new Error('the threats model has no threat_heatmap_logits output');
+    const cellFloats = heat.shape.slice(1).reduce((a, b) => a * b, 1);
+    const heatmaps = new Float32Array(valSet.count * cellFloats);
+    await forBatches(valSet, async (tiles, first, count) => {
+      const out = await run(threatsSession, threats, tiles, count);
+      heatmaps.set(out.threat_heatmap_logits, first * cellFloats);
+    });
+    const alertsOf = (thresholds: Readonly<Record<string, number>>): Array<{ probability: number; hit: boolean; kind: string }[]> =>
+      valSet.index.scans.map((scan) => {
+        const alerts = new ThreatAlerts(threats.manifest.labels, thresholds, valSet.index.generator.pixels, span / heat.shape[3]);
+        for (let i = scan.firstTile; i < scan.firstTile + scan.tileCount; i++) {
+          const t = valSet.index.tiles[i];
+          alerts.add({
+            line: t.line,
+            lines: span,
+            pixel: t.pixel,
+            pixels: span,
+            logits: heatmaps.subarray(i * cellFloats, (i + 1) * cellFloats),
+            gridH: heat.shape[2],
+            gridW: heat.shape[3],
+          });
+        }
+        return alerts.all().map((a) => ({
+          probability: a.probability,
+          kind: a.category,
+          hit: scan.threats.some(
+            (b) => a.box.lineStart < b.lineEnd && b.lineStart < a.box.lineEnd && a.box.pixelStart < b.pixelEnd && b.pixelStart < a.box.pixelEnd,
+          ),
+        }));
       });
+    /** Threats found (any alert overlapping) and false alarms at `thresholds`, over the validation scans. */
+    const score = (thresholds: Readonly<Record<string, number>>): { found: number; truth: number; falseAlarms: number } => {
+      let found = 0;
+      let truth = 0;
+      let falseAlarms = 0;
+      valSet.index.scans.forEach((scan) => {
+        const alerts = new ThreatAlerts(threats.manifest.labels, thresholds, valSet.index.generator.pixels, span / heat.shape[3]);
+        for (let i = scan.firstTile; i < scan.firstTile + scan.tileCount; i++) {
+          const t = valSet.index.tiles[i];
+          alerts.add({
+            line: t.line,
+            lines: span,
+            pixel: t.pixel,
+            pixels: span,
+            logits: heatmaps.subarray(i * cellFloats, (i + 1) * cellFloats),
+            gridH: heat.shape[2],
+            gridW: heat.shape[3],
+          });
+        }
+        const all = alerts.all();
+        const overlaps = (a: (typeof all)[number], b: (typeof scan.threats)[number]): boolean =>
+          a.box.lineStart < b.lineEnd && b.lineStart < a.box.lineEnd && a.box.pixelStart < b.pixelEnd && b.pixelStart < a.box.pixelEnd;
+        truth += scan.threats.length;
+        found += scan.threats.filter((b) => all.some((a) => overlaps(a, b))).length;
+        falseAlarms += all.filter((a) => !scan.threats.some((b) => overlaps(a, b))).length;
+      });
+      return { found, truth, falseAlarms };
+    };
+    let thresholds: Record<string, number> = { ...threats.manifest.thresholds };
+    let thresholdChoice: Record<string, unknown> | undefined;
+    if (o.chooseThresholds !== undefined) {
+      const budget = o.chooseThresholds * valSet.index.scans.length;
+      const grid = THRESHOLD_GRID;
+      thresholds = Object.fromEntries(threats.manifest.labels.map((l) => [l.id, grid[grid.length - 1]]));
+      let current = score(thresholds);
+      // Greedy: lower the one threshold that finds the most threats per added false alarm, within the budget.
+      for (;;) {
+        let best: { id: string; value: number; s: ReturnType<typeof score>; gain: number } | null = null;
+        for (const l of threats.manifest.labels) {
+          const at = grid.indexOf(thresholds[l.id]);
+          if (at <= 0) continue;
+          const trial = { ...thresholds, [l.id]: grid[at - 1] };
+          const s = score(trial);
+          if (s.falseAlarms > budget) continue;
+          const gain = (s.found - current.found) / (Math.max(0, s.falseAlarms - current.falseAlarms) + 0.5);
+          if (s.found < current.found) continue;
+          if (!best || gain > best.gain) best = { id: l.id, value: grid[at - 1], s, gain };
+        }
+        if (!best) break;
+        thresholds = { ...thresholds, [best.id]: best.value };
+        current = best.s;
+      }
+      thresholdChoice = {
+        seeds: seedsOf(valSet),
+        scans: valSet.index.scans.length,
+        budgetPerScan: o.chooseThresholds,
+        recall: current.truth > 0 ? round6(current.found / current.truth) : null,
+        falseAlarmsPerScan: round6(current.falseAlarms / valSet.index.scans.length),
+        threats: current.truth,
+      };
+      log(`thresholds ${JSON.stringify(thresholds)}: ${JSON.stringify(thresholdChoice)}`);
     }
-    for (const a of alerts.all()) {
-      const hit = scan.threats.some(
-        (b) => a.box.lineStart < b.lineEnd && b.lineStart < a.box.lineEnd && a.box.pixelStart < b.pixelEnd && b.pixelStart < a.box.pixelEnd,
-      );
-      xs.push(logit(a.probability));
-      ys.push(hit ? 1 : 0);
+    const xs: number[] = [];
+    const ys: number[] = [];
+    for (const scanAlerts of alertsOf(thresholds)) {
+      for (const a of scanAlerts) {
+        xs.push(logit(a.probability));
+        ys.push(a.hit ? 1 : 0);
+      }
     }
+    const fitAlert = platt(xs, ys);
+    const eceBefore = reliability(xs.map(sigmoid), ys).ece;
+    const eceAfter = reliability(
+      xs.map((x) => sigmoid(fitAlert.slope * x + fitAlert.intercept)),
+      ys,
+    ).ece;
+    threatResult = {
+      alerts: xs.length,
+      trueAlerts: ys.filter((y) => y === 1).length,
+      ...fitAlert,
+      eceBefore,
+      eceAfter,
+      thresholds,
+      ...(thresholdChoice ? { thresholdChoice } : {}),
+    };
+    threatPatch = {
+      thresholds,
+      calibration: {
+        alert: fitAlert,
+        maxProbability: 0.99,
+        fit: { alerts: xs.length, trueAlerts: threatResult.trueAlerts, eceBefore, eceAfter, ...(thresholdChoice ? { thresholdChoice } : {}) },
+      },
+    };
   }
-  const fitAlert = platt(xs, ys);
-  const sig = (v: number): number => 1 / (1 + Math.exp(-v));
-  const eceBefore = reliability(xs.map(sig), ys).ece;
-  const eceAfter = reliability(
-    xs.map((x) => sig(fitAlert.slope * x + fitAlert.intercept)),
-    ys,
-  ).ece;
 
   const result: FitOpinionResult = {
     goods: {
@@ -476,6 +645,7 @@ export async function fitOpinion(o: FitOpinionOptions): Promise<FitOpinionResult
         goodsTilesAfter: reliability(gAfter.conf, gAfter.correct).ece,
       },
       reliabilityAfter: relAfter.bins,
+      segment: { ...segmentFit, pairs: segX.length, eceBefore: segmentEceBefore, eceAfter: segmentRel.ece, reliabilityAfter: segmentRel.bins },
     },
     ood: {
       imageThreshold,
@@ -484,7 +654,7 @@ export async function fitOpinion(o: FitOpinionOptions): Promise<FitOpinionResult
       validation: { tileRate: round6(valShares.tileRate), scanRate: round6(scanRate(valShares.perScan)), scanShareP99: round6(scanShareP99) },
       checks,
     },
-    threats: { alerts: xs.length, trueAlerts: ys.filter((y) => y === 1).length, ...fitAlert, eceBefore, eceAfter },
+    threats: threatResult,
   };
 
   if (o.write) {
@@ -498,8 +668,9 @@ export async function fitOpinion(o: FitOpinionOptions): Promise<FitOpinionResult
     writeManifest(goods, {
       calibration: {
         temperature,
+        segment: { slope: segmentFit.slope, intercept: segmentFit.intercept },
         maxProbability: 0.99,
-        fit: { ...fitInfo, ece: result.goods.ece, reliabilityAfter: relAfter.bins },
+        fit: { ...fitInfo, ece: result.goods.ece, reliabilityAfter: relAfter.bins, segment: result.goods.segment },
       },
       outOfDistribution: {
         ...rawStats,
@@ -510,13 +681,9 @@ export async function fitOpinion(o: FitOpinionOptions): Promise<FitOpinionResult
         fit: { ...fitInfo, tileQuantile: q, validation: result.ood.validation, checks: checks.map(({ dir: _dir, ...c }) => c) },
       },
     });
-    writeManifest(threats, {
-      calibration: {
-        alert: fitAlert,
-        maxProbability: 0.99,
-        fit: { ...fitInfo, alerts: xs.length, trueAlerts: result.threats.trueAlerts, eceBefore, eceAfter },
-      },
-    });
+    if (threats && threatPatch?.calibration) {
+      writeManifest(threats, { ...threatPatch, calibration: { ...threatPatch.calibration, fit: { ...fitInfo, ...threatPatch.calibration.fit } } });
+    }
   }
   return result;
 }

@@ -44,11 +44,17 @@ export interface DetectorOptions {
   noise?: boolean;
   /** Seeds gains, dark offsets and dead pixel positions. Default 1. */
   seed?: number;
+  /**
+   * Energies the portal sends: 2 (dual-energy, high then low per line) or 1 (a single-energy scanner: the high
+   * energy only). The physics renders both; a single-energy portal drops the low channel on the wire. Default 2.
+   */
+  energies?: 1 | 2;
 }
 
 export interface Detector {
   readonly pixels: number;
-  readonly energies: 2;
+  /** Energies on the wire (renderers always fill both; toWire drops the low one for 1). */
+  readonly energies: 1 | 2;
   readonly pitchMm: number;
   readonly lineRateHz: number;
   readonly speedMps: number;
@@ -87,6 +93,7 @@ export const DEFAULT_DETECTOR_OPTIONS = Object.freeze({
   gainSpread: 0.05, // fraction
   noise: true,
   seed: 1,
+  energies: 2 as 1 | 2,
 });
 
 const CODE = 'SCANLINE_ERR_CLI_USAGE' as const;
@@ -117,7 +124,9 @@ export function createDetector(options: DetectorOptions = {}): Detector {
     deadPixels: checkNumber('deadPixels', options.deadPixels ?? Math.max(1, Math.round(pixels / 340)), 0, Math.floor(pixels / 4), true),
     noise: options.noise ?? d.noise,
     seed: checkNumber('seed', options.seed ?? d.seed, 0, Number.MAX_SAFE_INTEGER, true),
+    energies: options.energies ?? d.energies,
   };
+  if (o.energies !== 1 && o.energies !== 2) throw invalidArgument(CODE, '1 or 2', 'energies', o.energies);
   if (typeof o.noise !== 'boolean') throw invalidArgument(CODE, 'a boolean', 'noise', o.noise);
   const brightest = Math.max(o.airCountsHigh, o.airCountsLow) * (1 + o.gainSpread) + o.darkOffset + 6 * o.darkSpread;
   if (brightest + 6 * Math.sqrt(brightest) > 65_535) {
@@ -139,7 +148,7 @@ export function createDetector(options: DetectorOptions = {}): Detector {
   const mmPerLine = (o.speedMps * 1000) / o.lineRateHz;
   return Object.freeze({
     pixels,
-    energies: 2 as const,
+    energies: o.energies,
     pitchMm: o.pitchMm,
     lineRateHz: o.lineRateHz,
     speedMps: o.speedMps,
@@ -159,7 +168,18 @@ export function createDetector(options: DetectorOptions = {}): Detector {
 
 /** The `detector` object of a hello message for this detector. */
 export function detectorInfo(detector: Detector): DetectorInfo {
-  return { pixels: detector.pixels, energies: 2, bitDepth: 16, pitchMm: detector.pitchMm, lineRateHz: detector.lineRateHz };
+  return { pixels: detector.pixels, energies: detector.energies, bitDepth: 16, pitchMm: detector.pitchMm, lineRateHz: detector.lineRateHz };
+}
+
+/**
+ * Turns `lineCount` rendered lines (both energies, the renderers' layout) into what this detector sends, in place:
+ * a single-energy detector keeps each line's high energy only. Returns the wire values (a view of `values`).
+ */
+export function toWire(detector: Detector, values: Uint16Array, lineCount: number): Uint16Array {
+  const n = detector.pixels;
+  if (detector.energies === 2) return values.subarray(0, lineCount * 2 * n);
+  for (let k = 1; k < lineCount; k++) values.copyWithin(k * n, k * 2 * n, k * 2 * n + n);
+  return values.subarray(0, lineCount * n);
 }
 
 /** Values per line on the wire: energies x pixels. */

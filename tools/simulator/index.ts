@@ -26,6 +26,7 @@ export {
   detectorInfo,
   pixelCentreHeight,
   pixelCoordinate,
+  toWire,
   valuesPerLine,
   type Detector,
   type DetectorOptions,

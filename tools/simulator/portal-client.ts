@@ -16,6 +16,7 @@
  * owned by the resend buffer from the moment they are built until they are acked.
  */
 import type { ImageSliceTransform } from './foreign-scanner.js';
+import { toWire } from './detector.js';
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import { ScanlineError, invalidArgument } from '../../src/errors/index.js';
@@ -740,7 +741,8 @@ export class PortalClient extends EventEmitter {
     if (cached) return cached;
     const f = run.frames[seq];
     const det = this.options.detector;
-    const values = this.scratch.subarray(0, f.lineCount * 2 * det.pixels);
+    const rendered = this.scratch.subarray(0, f.lineCount * 2 * det.pixels);
+    const values = rendered;
     let acquiredAtUs = run.startUs;
     if (f.kind === SliceKind.Image) {
       renderLines(run.scene, det, f.firstLine, f.lineCount, values);
@@ -752,8 +754,8 @@ export class PortalClient extends EventEmitter {
       renderAir(det, f.lineCount, values, run.scene.noiseSeed);
     }
     const bytes = encodeSliceFrame(
-      { kind: f.kind, energies: 2, streamId: run.streamId, seq, firstLine: f.firstLine, lineCount: f.lineCount, pixels: det.pixels, acquiredAtUs },
-      values,
+      { kind: f.kind, energies: det.energies, streamId: run.streamId, seq, firstLine: f.firstLine, lineCount: f.lineCount, pixels: det.pixels, acquiredAtUs },
+      toWire(det, rendered, f.lineCount),
     );
     run.buffer.set(seq, bytes);
     return bytes;

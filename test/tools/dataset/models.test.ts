@@ -21,8 +21,8 @@ function sha256(path: string): string {
 }
 
 describe('models/ registry', () => {
-  it('holds the goods and threats demo models', () => {
-    expect(folders).toEqual(expect.arrayContaining(['goods-v1', 'threats-v1']));
+  it('holds the goods and threats demo models, dual- and single-energy', () => {
+    expect(folders).toEqual(expect.arrayContaining(['goods-v1', 'threats-v1', 'goods-1e-v1']));
   });
 
   for (const folder of folders) {
@@ -37,18 +37,20 @@ describe('models/ registry', () => {
         expect(['goods', 'threats']).toContain(m.task);
         expect(m.description.length).toBeGreaterThan(0);
         const t = DEFAULT_CONFIG.stitch.tile;
+        // Dual-energy models read [high, low]; single-energy ones (a name with "-1e-") the high energy only.
+        const channels = folder.includes('-1e-') ? 1 : 2;
         expect(m.input).toEqual({
           name: 'tiles',
-          shape: [-1, 2, t.size, t.size],
+          shape: [-1, channels, t.size, t.size],
           dtype: 'float32',
           layout: 'NCHW',
-          channels: ['attenuation_high', 'attenuation_low'],
+          channels: channels === 2 ? ['attenuation_high', 'attenuation_low'] : ['attenuation_high'],
           tile: { size: t.size, downsample: t.downsample },
           normalization: m.input.normalization,
         });
         const n = m.input.normalization;
-        expect(n.offset).toHaveLength(2);
-        expect(n.scale).toHaveLength(2);
+        expect(n.offset).toHaveLength(channels);
+        expect(n.scale).toHaveLength(channels);
         expect(n.scale.every((s) => Number.isFinite(s) && s !== 0)).toBe(true);
         expect(n.clampMin).toBeLessThan(n.clampMax);
         for (const o of m.outputs) {

@@ -148,7 +148,7 @@ describe('scoring', () => {
         [0.95, true],
         [0.95, false],
       ],
-      triage: { level: 'RED', greenScore: null },
+      triage: { level: 'RED', greenScore: null, threatPeak: 2 },
       outOfDistribution: false,
       hints: 0,
       reasons: ['1 threat alert'],
@@ -188,7 +188,7 @@ describe('scoring', () => {
         ...base,
         seed: 3,
         decision: 'CLEAR',
-        triage: { level: 'GREEN', greenScore: 0.95 },
+        triage: { level: 'GREEN', greenScore: 0.95, threatPeak: 0.1 },
         goods: {},
         suggestions: { segments: 1, offCargo: [] },
         threats: { truth: [], alerts: [] },
@@ -206,6 +206,7 @@ describe('scoring', () => {
       threatProbability: 0.5,
       mismatchProbability: 0.2,
       foreignScanner: null,
+      energies: 2,
       durationMs: 1,
     });
     expect(s).toMatchObject({ scans: 3, goodsTop1: 0.4, threatRecall: 0.5, falseAlarmsPerScan: 1 / 3, mismatchRecall: 1 });
@@ -216,8 +217,14 @@ describe('scoring', () => {
     expect(s.triage).toEqual({ green: 1 / 3, amber: 0, red: 2 / 3 });
     expect(s.greenPrecision).toBe(1);
     expect(s.green).toEqual({ trucks: 1, clean: 1, withMissedThreat: 0, misDeclared: 0 });
-    expect(s.greenCurve.find((c) => c.threshold === 0.9)).toEqual({ threshold: 0.9, share: 1 / 3, precision: 1, unsafe: 0 });
-    expect(s.greenCurve.find((c) => c.threshold === 0.97)).toEqual({ threshold: 0.97, share: 0, precision: null, unsafe: 0 });
+    expect(s.greenCurve.find((c) => c.threshold === 0.9 && c.maxThreatPeak === 1)).toEqual({
+      threshold: 0.9,
+      maxThreatPeak: 1,
+      share: 1 / 3,
+      precision: 1,
+      unsafe: 0,
+    });
+    expect(s.greenCurve.find((c) => c.threshold === 0.97)).toEqual({ threshold: 0.97, maxThreatPeak: 1, share: 0, precision: null, unsafe: 0 });
     expect(s.unknownRate).toBe(0);
     expect(s.outOfDistributionRate).toBe(0);
     const [lo, hi] = s.intervals.threatRecall as [number, number];
