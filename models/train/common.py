@@ -232,9 +232,12 @@ class ThreatPatches:
         return len(self.items)
 
     def project(self, x, t, rng, samples_per_cell=4, samples_per_raw=16):
-        """Adds a random threat to tile x ([2][H][W] attenuation, modified in place) at a random place where at least
-        half of it lies inside, marks its cells in t ([K][G][G], in place) and returns the kind index."""
+        """Adds a random threat to tile x ([C][H][W] attenuation, C = 2 or 1 for a single-energy tile, modified in
+        place) at a random place where at least half of it lies inside, marks its cells in t ([K][G][G], in place) and
+        returns the kind index."""
         k, p = self.items[rng.randint(len(self.items))]
+        channels = x.shape[0]
+        p = p[:channels]
         if rng.rand() < 0.5:
             p = p[:, :, ::-1]
         p = p * rng.uniform(0.85, 1.15)
@@ -249,7 +252,7 @@ class ThreatPatches:
         before = x[:, ya:yb, xa:xb].copy()
         after = np.minimum(before + p[:, ya - y0:yb - y0, xa - x0:xb - x0], self.ATTENUATION_MAX)
         # Fewer photons through the threat: extra variance of the block mean of -ln T is (e^a' - e^a) / (N * 16).
-        air = np.array(self.AIR_COUNTS, dtype=np.float32).reshape(2, 1, 1)
+        air = np.array(self.AIR_COUNTS[:channels], dtype=np.float32).reshape(channels, 1, 1)
         var = np.maximum(np.exp(np.minimum(after, 12)) - np.exp(np.minimum(before, 12)), 0) / (air * samples_per_raw)
         x[:, ya:yb, xa:xb] = np.clip(after + rng.randn(*after.shape).astype(np.float32) * np.sqrt(var), 0, self.ATTENUATION_MAX)
         g = samples_per_cell

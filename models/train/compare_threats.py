@@ -37,7 +37,7 @@ def main():
         if ck.get('thresholds') is None:
             raise SystemExit('%s: no thresholds (the run stopped before its threshold search)' % path)
         a = ck['args']
-        net = nets.threat_net(a.get('arch', 'threatnet'), len(ck['labels']), a.get('width', 32))
+        net = nets.threat_net(a.get('arch', 'threatnet'), len(ck['labels']), a.get('width', 32), ck.get('channels', 2))
         net.load_state_dict(ck['state'])
         norm = common.Normalization.from_manifest(ck['normalization'])
         probs = 1.0 / (1.0 + np.exp(-common.predict(net, ds, norm)))

@@ -4,6 +4,7 @@
 // `scanline dataset` writes for the same seeds (the same exporter, imported from dist/).
 //
 //   node models/train/export-shards.mjs --seeds A..B --out DIR [--shards N] [--threat-probability P] [--keep all|threats]
+//                                       [--energies 1|2]
 // Prints one JSON line per shard ({ shard, seeds, tiles, seconds }) and the shard directories on the last line.
 // Needs `npm run build`. Imports only the dataset stage (no sharp, ONNX Runtime or uWebSockets.js), so it runs with
 // dist/, build/Release and the small pure-JS dependencies of the simulator.
@@ -27,6 +28,7 @@ if (process.env.SCANLINE_EXPORT_SHARD) {
     out: job.out,
     ...(job.threatProbability === undefined ? {} : { threatProbability: job.threatProbability }),
     keep: job.keep,
+    energies: job.energies,
   });
   process.send({ shard: job.shard, seeds: job.seeds, tiles: summary.tiles, seconds: summary.seconds });
   process.exit(0);
@@ -48,6 +50,11 @@ const shards = Math.max(1, Math.min(Number(opt('shards', String(availableParalle
 const tp = opt('threat-probability');
 const threatProbability = tp === undefined ? undefined : Number(tp);
 const keep = opt('keep', 'all');
+const energies = Number(opt('energies', '2'));
+if (energies !== 1 && energies !== 2) {
+  console.error(`Expected 1 or 2 for --energies but received ${energies}`);
+  process.exit(2);
+}
 
 const per = Math.ceil((last - first + 1) / shards);
 const jobs = [];
@@ -55,7 +62,7 @@ for (let s = 0; s < shards; s++) {
   const a = first + s * per;
   const b = Math.min(last, a + per - 1);
   if (a > last) break;
-  jobs.push({ shard: s, seeds: [a, b], out: join(out, String(s).padStart(2, '0')), threatProbability, keep });
+  jobs.push({ shard: s, seeds: [a, b], out: join(out, String(s).padStart(2, '0')), threatProbability, keep, energies });
 }
 const self = fileURLToPath(import.meta.url);
 const results = await Promise.all(

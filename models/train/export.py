@@ -25,7 +25,7 @@ OPSET = 13
 # weights or thresholds change. threats 2.0.0: ThreatNet2 (32 x 32 detail layer, dilated residual pairs, global
 # context), trained on a GPU by threats.sh on 2.5x the scans; 1.1.0: ThreatNet width 48, 24 epochs; 1.0.0: width 32.
 # Minor versions count the fits scanline fit-opinion adds to the same weights (run.sh runs it after this export).
-VERSIONS = {'goods-v1': '1.1.0', 'threats-v1': '2.1.0', 'goods-1e-v1': '0.1.0'}
+VERSIONS = {'goods-v1': '1.1.0', 'threats-v1': '2.1.0', 'goods-1e-v1': '0.1.0', 'threats-1e-v1': '0.1.0'}
 
 GOODS_NAMES = {
     'timber': 'Timber (sawn wood)',
@@ -167,6 +167,7 @@ def main():
     ap.add_argument('--goods', required=True)
     ap.add_argument('--goods-name', default='goods-v1', help='registry name and folder of the goods model')
     ap.add_argument('--threats', help='threat checkpoint (absent: goods only)')
+    ap.add_argument('--threats-name', default='threats-v1', help='registry name and folder of the threats model')
     ap.add_argument('--val', nargs='+', required=True)
     ap.add_argument('--models', required=True, help='the models/ directory')
     ap.add_argument('--check-tiles', type=int, default=256)
@@ -225,12 +226,14 @@ def main():
     # ---- threats ----
     ck = torch.load(args.threats)
     kinds = ck['labels']
-    net = nets.threat_net(ck['args'].get('arch', 'threatnet'), len(kinds), ck['args'].get('width', 32))
+    channels = ck.get('channels', 2)
+    net = nets.threat_net(ck['args'].get('arch', 'threatnet'), len(kinds), ck['args'].get('width', 32), channels)
     net.load_state_dict(ck['state'])
     net.eval()
-    folder = os.path.join(args.models, 'threats-v1')
+    name = args.threats_name
+    folder = os.path.join(args.models, name)
     outputs = ['heatmap']
-    norm, ref, got16, d32, d16 = export_and_check(net, folder, outputs, ck, val.get(pick))
+    norm, ref, got16, d32, d16 = export_and_check(net, folder, outputs, ck, val.get(pick), channels)
     assert d32['heatmap'] < 1e-3, d32
     th = np.array([ck['thresholds'][k] for k in kinds], dtype=np.float32).reshape(1, -1, 1, 1)
     logit_th = np.log(th / (1 - th))
@@ -239,10 +242,10 @@ def main():
     fp32, size32 = file_entry(folder, 'model.onnx')
     fp16, size16 = file_entry(folder, 'model.fp16.onnx')
     threats_manifest = base_manifest(
-        'threats-v1', 'threats',
+        name, 'threats',
         'Scanline demo threat detector: per-cell logits for firearms, narcotics and explosives on a 16x16 grid '
         'per 64x64 tile (one cell = 4x4 tile samples = 16 lines x 16 detector pixels). Trained on simulated '
-        'dual-energy MeV portal scans only.',
+        '%s MeV portal scans only.' % ('dual-energy' if channels == 2 else 'single-energy (high energy only)'),
         ck['normalization'],
         [{'name': 'heatmap', 'shape': [-1, len(kinds), 16, 16], 'dtype': 'float32', 'meaning': 'threat_heatmap_logits'}],
         [{'id': k, 'name': THREAT_NAMES[k], 'hsCodes': []} for k in kinds],
@@ -256,10 +259,11 @@ def main():
             'validation': ck['metrics'],
             'exportCheck': {'fp32MaxAbsDiff': d32, 'fp16MaxAbsDiff': d16, 'fp16CellDecisionAgreement': agree16, 'tiles': len(pick)},
         }),
+        channels,
     )
     threats_manifest['files'] = {'fp32': fp32, 'fp16': fp16}
     common.write_json(os.path.join(folder, 'model.json'), threats_manifest)
-    print('threats-v1: model.onnx %d bytes, model.fp16.onnx %d bytes' % (size32, size16), flush=True)
+    print('%s: model.onnx %d bytes, model.fp16.onnx %d bytes' % (name, size32, size16), flush=True)
 
 
 if __name__ == '__main__':

@@ -42,10 +42,10 @@ class ThreatNet(nn.Module):
     layers give each cell a receptive field of ~70 samples so it sees the load around it. ~39k parameters (width 32),
     ~10 M multiply-adds per tile."""
 
-    def __init__(self, kinds, width=32):
+    def __init__(self, kinds, width=32, channels=2):
         super().__init__()
         self.body = nn.Sequential(
-            conv_bn(2, 16, k=4, stride=2),  # 32 x 32
+            conv_bn(channels, 16, k=4, stride=2),  # 32 x 32
             conv_bn(16, 24, stride=2),  # 16 x 16
             conv_bn(24, width),
             conv_bn(width, width, dilation=2),
@@ -80,10 +80,10 @@ class ThreatNet2(nn.Module):
     every cell, so a cell knows whether it sits in a dense steel load or in clothing, where the same local contrast
     means different things. Output [N, K, 16, 16] like ThreatNet (same contract in model.json)."""
 
-    def __init__(self, kinds, width=48):
+    def __init__(self, kinds, width=48, channels=2):
         super().__init__()
         self.stem = nn.Sequential(
-            conv_bn(2, 24, k=4, stride=2),  # 32 x 32
+            conv_bn(channels, 24, k=4, stride=2),  # 32 x 32
             conv_bn(24, 32),
             conv_bn(32, width, stride=2),  # 16 x 16
         )
@@ -98,10 +98,10 @@ class ThreatNet2(nn.Module):
         return self.head(f)
 
 
-def threat_net(arch, kinds, width):
-    """The threat network of a checkpoint's `arch` ('threatnet' or 'threatnet2')."""
+def threat_net(arch, kinds, width, channels=2):
+    """The threat network of a checkpoint's `arch` ('threatnet' or 'threatnet2') for tiles of `channels` energies."""
     if arch == 'threatnet':
-        return ThreatNet(kinds, width)
+        return ThreatNet(kinds, width, channels)
     if arch == 'threatnet2':
-        return ThreatNet2(kinds, width)
+        return ThreatNet2(kinds, width, channels)
     raise ValueError('unknown threat network %r' % arch)

@@ -67,6 +67,16 @@ train_done=$(date +%s)
 $PYTHON export.py --goods $W/goods.pt --threats "$THREATS_CKPT" --val $W/val-a $W/val-b --models .. | tee $W/export.log
 cd ../..
 
+# goods-1e-v1: the same goods recipe on single-energy portals' tiles (`--energies 1`: the high energy only).
+pair "train-1e-a 1000..1199 --threat-probability 0.5 --energies 1" "train-1e-b 1200..1399 --threat-probability 0.5 --energies 1"
+pair "val-1e 1400..1599 --threat-probability 0.5 --energies 1" "opinion-val-1e 6000..6149 --threat-probability 0.5 --energies 1"
+(cd models/train && $PYTHON train_goods.py --train $W/train-1e-a $W/train-1e-b --val $W/val-1e --out $W/goods-1e.pt --seed 1 \
+  | tee $W/goods-1e-train.log && $PYTHON export.py --goods $W/goods-1e.pt --goods-name goods-1e-v1 --val $W/val-1e --models .. \
+  | tee $W/export-1e.log)
+# No single-energy threat model yet: threats.sh on single-energy datasets needs a GPU run (models/README.md).
+node bin/scanline.js fit-opinion --goods goods-1e-v1 --threats none --fit "$WORK/train-1e-a" --validation "$WORK/opinion-val-1e" \
+  --write | tee "$WORK/fit-opinion-1e.json"
+
 # The machine's opinion (models/README.md, "Calibration, out of distribution and triage"): fitted on the training
 # distribution (1000-1149) and on validation seeds neither training nor `scanline eval` uses (6000-6149).
 pair "opinion-fit 1000..1149 --threat-probability 0.5" "opinion-val 6000..6149 --threat-probability 0.5"

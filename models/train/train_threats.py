@@ -69,7 +69,7 @@ def main():
     neg_w /= neg_w.sum()
     print('train tiles %d (threat tiles %d), val tiles %d, val scans %d' % (len(train), len(pos), len(val), len(val.scans)), flush=True)
 
-    model = nets.threat_net(args.arch, len(kinds), args.width).to(device)
+    model = nets.threat_net(args.arch, len(kinds), args.width, train.channels).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     n_neg = int(len(pos) * args.neg_ratio)
     patches = common.ThreatPatches(args.patches, kinds) if args.patches else None
@@ -152,6 +152,7 @@ def main():
             'metrics': metrics,
             'history': history,
             'args': vars(args),
+            'channels': train.channels,
             'trainedWith': {'torch': torch.__version__, 'python': platform.python_version(),
                             'device': torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'},
             **common.provenance(train, val, model, started),

@@ -234,6 +234,11 @@ export function buildScanExport(input: ScanExportInput): DicosFile[] {
         privateText: {
           0: JSON.stringify({
             decisionReason: report.decisionReason,
+            ...(report.decisionReasons ? { decisionReasons: report.decisionReasons } : {}),
+            // DICOS has no attribute for triage, out-of-distribution figures or low-confidence hints.
+            ...(report.triage ? { triage: report.triage } : {}),
+            ...(report.outOfDistribution !== undefined ? { outOfDistribution: report.outOfDistribution } : {}),
+            ...(report.hints && report.hints.length > 0 ? { hints: report.hints } : {}),
             goods: report.goods.segments,
             declaration: report.goods.declaration,
             objectIds: report.objects.map((o) => o.id),

@@ -320,7 +320,12 @@ export async function runEval(options: EvalOptions): Promise<EvalSummary> {
   } else {
     dataDir = mkdtempSync(join(tmpdir(), 'scanline-eval-'));
     try {
-      const config = resolveConfig(...(options.gatewayConfig ?? []), { server: { host: '127.0.0.1', port: 0 }, storage: { dataDir } });
+      // The evaluator is one client address with many portals and pollers: its own gateway's per-address limits
+      // would refuse it, as they would a reverse proxy (docs/security.md says to raise them there too).
+      const config = resolveConfig(...(options.gatewayConfig ?? []), {
+        server: { host: '127.0.0.1', port: 0, requestsPerSecondPerAddress: 100_000, maxRequestsPerAddress: 1_000 },
+        storage: { dataDir },
+      });
       gateway = await startGateway(config, options.gatewayLog ? { log: options.gatewayLog } : {});
       if (!gateway.results) {
         throw new ScanlineError('SCANLINE_ERR_RESULTS_UNAVAILABLE', 'the evaluated gateway runs no models (inference.enabled is false)');

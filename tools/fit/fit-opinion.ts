@@ -293,7 +293,7 @@ function topConfidences(logits: Float32Array, labels: Uint8Array, L: number, t: 
  * barely varies (every peak saturated at the float32 top), only the level is fitted: slope 1 and the intercept that
  * gives the observed rate (with one pseudo-count each way).
  */
-function platt(x: number[], y: number[], prior = 1): { slope: number; intercept: number } {
+export function plattScaling(x: number[], y: number[], prior = 1): { slope: number; intercept: number } {
   const n = x.length;
   const mean = x.reduce((s, v) => s + v, 0) / Math.max(1, n);
   const spread = Math.sqrt(x.reduce((s, v) => s + (v - mean) ** 2, 0) / Math.max(1, n));
@@ -435,7 +435,7 @@ export async function fitOpinion(o: FitOpinionOptions): Promise<FitOpinionResult
       segY.push(seg.top3[0].label === truth.id ? 1 : 0);
     }
   }
-  const segmentFit = platt(segX, segY);
+  const segmentFit = plattScaling(segX, segY);
   const segmentEceBefore = reliability(segX.map(sigmoid), segY).ece;
   const segmentRel = reliability(
     segX.map((x) => Math.min(0.99, sigmoid(segmentFit.slope * x + segmentFit.intercept))),
@@ -610,7 +610,7 @@ export async function fitOpinion(o: FitOpinionOptions): Promise<FitOpinionResult
         ys.push(a.hit ? 1 : 0);
       }
     }
-    const fitAlert = platt(xs, ys);
+    const fitAlert = plattScaling(xs, ys);
     const eceBefore = reliability(xs.map(sigmoid), ys).ece;
     const eceAfter = reliability(
       xs.map((x) => sigmoid(fitAlert.slope * x + fitAlert.intercept)),
