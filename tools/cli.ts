@@ -74,7 +74,7 @@ const EVAL_USAGE = `scanline eval --seeds A..B [options]
   --seeds A..B      truck seeds, inclusive (or a single seed A)
   --targets         exit 1 when a target is missed
   --energies N      2 (dual-energy portals) or 1 (single-energy portals: the gateway's single-energy models)
-  --scans-out FILE  write every scored truck's record as a JSON line (e.g. for \`scanline fit-opinion --segments\`)
+  --scans-out FILE  write every scored truck's record as a JSON line (e.g. to choose the triage bounds)
   --foreign-scanner PROFILE
                     render the trucks as another scanner would (response-curve, blur-noise, texture): the
                     gateway should call them out of distribution

@@ -138,7 +138,11 @@ export const ModelLabelSchema = Type.Object(
 export type ModelLabel = Static<typeof ModelLabelSchema>;
 
 const FiniteNumber = Type.Number({ expected: 'a finite number' });
-const NumberRows = Type.Array(Type.Array(FiniteNumber, { expected: 'a list of finite numbers' }), { expected: 'a list of lists of finite numbers' });
+/** Rows of numbers, at most 1024 x 1024: an embedding wider than that would cost the gateway's thread too much per tile. */
+const NumberRows = Type.Array(Type.Array(FiniteNumber, { maxItems: 1024, expected: 'a list of at most 1024 finite numbers' }), {
+  maxItems: 1024,
+  expected: 'a list of at most 1024 lists of finite numbers',
+});
 
 /**
  * How the gateway turns a model's raw outputs into the probabilities it shows and sends (fitted on validation scans
@@ -211,6 +215,7 @@ export const OutOfDistributionSchema = Type.Object(
     }),
     imageMeans: NumberRows,
     imagePrecisions: Type.Array(NumberRows, {
+      maxItems: 1024,
       expected: 'one matrix per label',
       description: 'Per top-1 label, the precision matrix of the image statistics (image noise and sharpness differ by what a tile shows).',
     }),

@@ -340,5 +340,8 @@ function oodShapeProblems(stats: Readonly<OutOfDistributionStats>, labels: numbe
   if (stats.embeddingMeans.length !== labels || stats.embeddingMeans.some((m) => m.length !== D))
     problems.push(`embeddingMeans must be ${labels} rows of ${D}`);
   if (stats.embeddingPrecision.length !== D || stats.embeddingPrecision.some((r) => r.length !== D)) problems.push(`embeddingPrecision must be ${D} x ${D}`);
+  // A precision matrix has a positive diagonal; anything else gives negative distances that are never out.
+  const diagonalOk = (m: readonly (readonly number[])[]): boolean => m.every((r, i) => !(i < r.length) || r[i] > 0);
+  if (!diagonalOk(stats.embeddingPrecision) || !stats.imagePrecisions.every(diagonalOk)) problems.push('precision matrices need a positive diagonal');
   return problems;
 }

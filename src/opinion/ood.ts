@@ -34,7 +34,10 @@ export class OodModel {
   private readonly dim: number;
   private readonly diff: Float64Array;
 
+  /** Throws when the statistics were fitted on other image statistics than this gateway computes. */
   constructor(private readonly stats: Readonly<OutOfDistributionStats>) {
+    const problems = imageFeatureProblems(stats);
+    if (problems.length > 0) throw new Error(problems.join('; '));
     this.scanShare = stats.scanShare;
     this.minTiles = stats.minTiles;
     this.imageMeans = stats.imageMeans.map((m) => Float64Array.from(m));

@@ -91,7 +91,8 @@ export class GoodsSuggestions {
         const p = this.calibrateSegment(mean[top]);
         const rest = 1 - mean[top];
         const scale = rest > 0 ? (1 - p) / rest : 0;
-        for (let i = 0; i < mean.length; i++) mean[i] = i === top ? p : mean[i] * scale;
+        // No other label may pass the top one when calibration lowers it: the suggested label is the one that passed.
+        for (let i = 0; i < mean.length; i++) mean[i] = i === top ? p : Math.min(p, mean[i] * scale);
         const top3 = this.rank(mean);
         out.push({ id: `g${run.first}`, startLine: run.start, endLine: run.end, top3, confidence: top3[0].probability, final: this.final });
       } else {

@@ -465,6 +465,9 @@ export class ResultsService {
         const served = this.providerOf(name, now);
         meta.results.servedBy(name, served.provider, served.precision);
         if (model.task === 'goods') {
+          // An out-of-distribution scan keeps its alerts off the screens; if more tiles bring it back in
+          // distribution, every alert it holds is sent now, so none stays hidden.
+          const wasOut = meta.results.isOutOfDistribution();
           const change = meta.results.addGoods(
             meta.tile,
             r.outputs[meta.set.goodsLogits as string],
@@ -476,6 +479,7 @@ export class ResultsService {
             o.tiles++;
             if (change.outOfDistribution) o.outOfDistribution++;
           }
+          if (wasOut && !meta.results.isOutOfDistribution()) for (const a of meta.results.alerts()) this.emitAlert(meta.results, a, meta.lastLineAt);
           if (!this.goodsPendingSince.has(meta.results)) this.goodsPendingSince.set(meta.results, meta.lastLineAt);
           this.scheduleGoodsFlush(meta.results);
         } else {

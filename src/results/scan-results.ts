@@ -186,7 +186,8 @@ export class ScanResults {
       let top = 0;
       for (let i = 1; i < this.modelLabelCount; i++) if (p[i] > p[top]) top = i;
       const score = this.ood.score(top, imageFeatures, e).score;
-      outOfDistribution = score > 1;
+      // Fails closed: a score that is not a number (a NaN feature, broken statistics) counts as out.
+      outOfDistribution = !(score <= 1);
       this.oodTiles++;
       if (outOfDistribution) this.oodOut++;
       if (score > this.oodMax) this.oodMax = score;
@@ -506,7 +507,8 @@ export class ScanResults {
       greenScore = 1;
       for (const seg of segments) greenScore = Math.min(greenScore, seg.confidence);
     }
-    const green = greenScore !== null && greenScore >= this.greenMinConfidence && threatPeak <= this.greenMaxThreatPeak;
+    // GREEN releases without review: only where the image can be checked against the training data at all.
+    const green = this.ood !== undefined && greenScore !== null && greenScore >= this.greenMinConfidence && threatPeak <= this.greenMaxThreatPeak;
     return { level: green ? 'GREEN' : 'AMBER', greenScore, threatPeak, ...bounds };
   }
 

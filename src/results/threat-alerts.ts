@@ -199,7 +199,9 @@ export class ThreatAlerts {
    */
   peak(): number {
     let peak = 0;
-    for (let k = 0; k < this.labels.length; k++) peak = Math.max(peak, probabilityOf(this.peakLogits[k]) / this.thresholds[k]);
+    for (let k = 0; k < this.labels.length; k++) {
+      if (this.thresholds[k] > 0 && Number.isFinite(this.thresholds[k])) peak = Math.max(peak, probabilityOf(this.peakLogits[k]) / this.thresholds[k]);
+    }
     return peak;
   }
 

@@ -104,6 +104,7 @@ describe('out-of-distribution model', () => {
 
   it('refuses statistics fitted on other image statistics', () => {
     expect(imageFeatureProblems(stats)).toEqual([]);
+    expect(() => new OodModel({ ...stats, imageFeatures: ['mean_high'] })).toThrow(/imageFeatures must be/);
     expect(imageFeatureProblems({ ...stats, imageFeatures: ['mean_high'] })[0]).toMatch(/^outOfDistribution\.imageFeatures must be \[mean_high, log_std_high/);
   });
 });
@@ -152,7 +153,7 @@ describe('manifest rules for calibration and out-of-distribution statistics', ()
     thresholds: { suggest: 0.6 },
   };
   const F = IMAGE_FEATURE_COUNT;
-  const square = (d: number): number[][] => Array.from({ length: d }, () => new Array(d).fill(0));
+  const square = (d: number): number[][] => Array.from({ length: d }, (_, i) => Array.from({ length: d }, (_, j) => (i === j ? 1 : 0)));
   const ood = {
     imageFeatures: [...IMAGE_FEATURES],
     imageMeans: [new Array(F).fill(0), new Array(F).fill(0)],
@@ -181,6 +182,18 @@ describe('manifest rules for calibration and out-of-distribution statistics', ()
     const problems = validateManifest(bad).join('\n');
     expect(problems).toMatch(/calibration\.alert/);
     expect(problems).toMatch(/embeddingPrecision must be 3 x 3/);
+    const flat = {
+      ...base,
+      outOfDistribution: {
+        ...ood,
+        embeddingPrecision: [
+          [1, 0, 0],
+          [0, 0, 0],
+          [0, 0, 1],
+        ],
+      },
+    };
+    expect(validateManifest(flat).join('\n')).toMatch(/precision matrices need a positive diagonal/);
     const threats = {
       ...base,
       task: 'threats',

@@ -417,8 +417,9 @@ describe('scan results report', () => {
       tilesProduced: 1,
       objects: [],
       // softmax of [8, 0, 0, 0, 0] is 0.9987, shown as at most 0.99: never "100%"
-      // the coldest threat cells: sigmoid(-10) over a threshold of 0.5
-      triage: { level: 'GREEN', greenScore: 0.99, greenMinConfidence: 0.98, threatPeak: 0.0001, greenMaxThreatPeak: 0.5 },
+      // the coldest threat cells: sigmoid(-10) over a threshold of 0.5. Not GREEN: this goods model carries no
+      // out-of-distribution statistics, so nothing says the image is like its training data.
+      triage: { level: 'AMBER', greenScore: 0.99, greenMinConfidence: 0.98, threatPeak: 0.0001, greenMaxThreatPeak: 0.5 },
       outOfDistribution: null,
       hints: [],
     });
@@ -629,15 +630,22 @@ describe('an honest opinion (issue 15)', () => {
   });
 
   it('keeps a CLEAR scan AMBER when a threat cell came close to an alert', () => {
-    const r = make({});
+    const r = make({ ood: new OodModel(stats(100)) });
     const near = new Float32Array(2 * 256).fill(-10);
     near[7] = -0.5; // probability 0.38: three quarters of the firearm threshold 0.5, no alert
-    score(r, 2, { heat: near });
+    score(r, 2, { heat: near, features: new Float64Array(F).fill(1) });
     r.scanEnded('completed', 400);
     const rep = r.report();
     expect(rep.alarmDecision).toBe('CLEAR');
     expect(rep.triage).toMatchObject({ level: 'AMBER', greenScore: 0.99 });
     expect(rep.triage?.threatPeak).toBeCloseTo(0.7551, 3);
+  });
+
+  it('counts a tile whose statistics are not numbers as out of distribution (fails closed)', () => {
+    const r = make({ ood: new OodModel(stats(100)) });
+    score(r, 3, { features: new Float64Array(F).fill(Number.NaN) });
+    r.scanEnded('completed', 500);
+    expect(r.report().outOfDistribution).toMatchObject({ tiles: 3, outOfDistribution: 3, scan: true });
   });
 
   it('keeps the same scan CLEAR and GREEN when its images are like the training data', () => {

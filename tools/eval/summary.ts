@@ -278,7 +278,7 @@ export function summarise(scans: readonly ScanEval[], failures: readonly EvalFai
     goodsEce: { max: T.goodsEce, met: opinion.goodsEce !== null && opinion.goodsEce <= T.goodsEce },
     // No GREEN truck at all meets no precision target: a site would release nothing.
     greenPrecision: { min: T.greenPrecision, met: opinion.greenPrecision !== null && opinion.greenPrecision >= T.greenPrecision },
-    greenUnsafe: { max: T.greenUnsafe, met: opinion.green.withMissedThreat + opinion.green.misDeclared <= T.greenUnsafe },
+    greenUnsafe: { max: T.greenUnsafe, met: opinion.green.trucks - opinion.green.clean <= T.greenUnsafe },
   };
   targets.allMet =
     targets.goodsTop1.met &&
@@ -534,7 +534,7 @@ export function formatEvalTable(s: EvalSummary): string {
     'GREEN precision',
     pct(s.greenPrecision),
     `${s.green.clean}/${s.green.trucks} trucks`,
-    `>= ${pct(t.greenPrecision.min)} ${met(t.greenPrecision.met, s.greenPrecision)}; unsafe GREEN ${s.green.withMissedThreat + s.green.misDeclared} ${t.greenUnsafe.met ? 'met' : 'NOT met'}`,
+    `>= ${pct(t.greenPrecision.min)} ${met(t.greenPrecision.met, s.greenPrecision)}; unsafe GREEN ${s.green.trucks - s.green.clean} ${t.greenUnsafe.met ? 'met' : 'NOT met'}`,
   );
   for (const c of s.greenCurve) {
     row(`  GREEN at >= ${c.threshold}, peak <= ${c.maxThreatPeak}`, pct(c.share), `precision ${pct(c.precision)}`, `${c.unsafe} unsafe`);

@@ -120,6 +120,7 @@ interface GoodsPass {
 async function goodsPass(ds: Dataset, goods: LoadedModel, session: OrtSession, attenuationMax: number): Promise<GoodsPass> {
   const L = goods.manifest.labels.length;
   const dim = goods.manifest.outputs.find((o) => o.meaning === 'embedding')?.shape[1] ?? 0;
+  if (dim === 0) throw new Error(`${goods.manifest.name} has no embedding output: the out-of-distribution statistics need one`);
   const logits = new Float32Array(ds.count * L);
   const embeddings = new Float32Array(ds.count * dim);
   const features = new Float64Array(ds.count * IMAGE_FEATURE_COUNT);
@@ -484,6 +485,7 @@ export async function fitOpinion(o: FitOpinionOptions): Promise<FitOpinionResult
     return { tileRate: out / ds.count, perScan };
   };
   const valShares = shares(valSet, valScores);
+  if (valShares.perScan.length === 0) throw new Error(`${o.validation}: no scans to choose the scan rule on`);
   const scanShareP99 = quantile(valShares.perScan, 0.99);
   // Twice the 99th percentile of honest scans, and never below 10%: a scan needs a clear share of strange tiles.
   const scanShare = round6(Math.min(0.5, Math.max(0.1, 2 * scanShareP99)));
@@ -585,7 +587,7 @@ export async function fitOpinion(o: FitOpinionOptions): Promise<FitOpinionResult
           const s = score(trial);
           if (s.falseAlarms > budget) continue;
           const gain = (s.found - current.found) / (Math.max(0, s.falseAlarms - current.falseAlarms) + 0.5);
-          if (s.found < current.found) continue;
+          if (s.found <= current.found) continue; // a lower threshold that finds nothing more only spends the budget
           if (!best || gain > best.gain) best = { id: l.id, value: grid[at - 1], s, gain };
         }
         if (!best) break;
