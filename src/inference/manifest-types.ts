@@ -144,6 +144,17 @@ const NumberRows = Type.Array(Type.Array(FiniteNumber, { maxItems: 1024, expecte
   expected: 'a list of at most 1024 lists of finite numbers',
 });
 
+/** Platt scaling sigmoid(slope * logit(p) + intercept), as fitted by scanline fit-opinion. */
+function plattSchema(description: string) {
+  return Type.Object(
+    {
+      slope: Type.Number({ exclusiveMinimum: 0, maximum: 100, expected: 'a number in (0, 100]' }),
+      intercept: Type.Number({ minimum: -100, maximum: 100, expected: 'a number in [-100, 100]' }),
+    },
+    { additionalProperties: false, expected: 'an object {slope, intercept}', description },
+  );
+}
+
 /**
  * How the gateway turns a model's raw outputs into the probabilities it shows and sends (fitted on validation scans
  * by the training recipe, models/README.md "Calibration").
@@ -159,31 +170,13 @@ export const ModelCalibrationSchema = Type.Object(
       }),
     ),
     alert: Type.Optional(
-      Type.Object(
-        {
-          slope: Type.Number({ exclusiveMinimum: 0, maximum: 100, expected: 'a number in (0, 100]' }),
-          intercept: Type.Number({ minimum: -100, maximum: 100, expected: 'a number in [-100, 100]' }),
-        },
-        {
-          additionalProperties: false,
-          expected: 'an object {slope, intercept}',
-          description:
-            "threats: an alert's probability is sigmoid(slope * logit(peak cell probability) + intercept), the chance that such an alert covers a true threat (Platt scaling on validation alerts).",
-        },
+      plattSchema(
+        "threats: an alert's probability is sigmoid(slope * logit(peak cell probability) + intercept), the chance that such an alert covers a true threat (Platt scaling on validation alerts).",
       ),
     ),
     segment: Type.Optional(
-      Type.Object(
-        {
-          slope: Type.Number({ exclusiveMinimum: 0, maximum: 100, expected: 'a number in (0, 100]' }),
-          intercept: Type.Number({ minimum: -100, maximum: 100, expected: 'a number in [-100, 100]' }),
-        },
-        {
-          additionalProperties: false,
-          expected: 'an object {slope, intercept}',
-          description:
-            "goods: a suggestion segment's confidence is sigmoid(slope * logit(mean top-1 probability of its columns) + intercept), the chance its category is right (Platt scaling on validation segments, weighted by the goods tiles they cover).",
-        },
+      plattSchema(
+        "goods: a suggestion segment's confidence is sigmoid(slope * logit(mean top-1 probability of its columns) + intercept), the chance its category is right (Platt scaling on validation segments, weighted by the goods tiles they cover).",
       ),
     ),
     maxProbability: Type.Number({

@@ -11,6 +11,7 @@ import {
   tileImageFeatures,
 } from '../../src/opinion/index.js';
 import { Rng } from '../../tools/simulator/index.js';
+import { testManifest } from '../helpers/manifest.js';
 
 const SIZE = 64;
 const N = SIZE * SIZE;
@@ -126,32 +127,21 @@ describe('calibration', () => {
 });
 
 describe('manifest rules for calibration and out-of-distribution statistics', () => {
-  const base = {
-    manifestVersion: 1,
-    name: 'goods-x',
-    version: '1.0.0',
-    task: 'goods',
-    description: '',
-    files: { fp32: { path: 'model.onnx', sha256: '0'.repeat(64) } },
-    input: {
-      name: 'tiles',
-      shape: [-1, 2, 64, 64],
-      dtype: 'float32',
-      layout: 'NCHW',
-      channels: ['attenuation_high', 'attenuation_low'],
-      tile: { size: 64, downsample: 4 },
-      normalization: { offset: [0, 0], scale: [1, 1], clampMin: -8, clampMax: 8 },
-    },
-    outputs: [
-      { name: 'logits', shape: [-1, 2], dtype: 'float32', meaning: 'class_logits' },
-      { name: 'embedding', shape: [-1, 3], dtype: 'float32', meaning: 'embedding' },
-    ],
-    labels: [
+  const base = testManifest(
+    'goods',
+    [
       { id: 'timber', name: 'Timber', hsCodes: ['4407'] },
       { id: 'air', name: 'Air', hsCodes: [], cargo: false },
     ],
-    thresholds: { suggest: 0.6 },
-  };
+    { suggest: 0.6 },
+    {
+      name: 'goods-x',
+      outputs: [
+        { name: 'logits', shape: [-1, 2], dtype: 'float32', meaning: 'class_logits' },
+        { name: 'embedding', shape: [-1, 3], dtype: 'float32', meaning: 'embedding' },
+      ],
+    },
+  );
   const F = IMAGE_FEATURE_COUNT;
   const square = (d: number): number[][] => Array.from({ length: d }, (_, i) => Array.from({ length: d }, (_, j) => (i === j ? 1 : 0)));
   const ood = {

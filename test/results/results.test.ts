@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { ModelLabel, ModelManifest, OutOfDistributionStats } from '../../src/inference/index.js';
+import type { ModelLabel, OutOfDistributionStats } from '../../src/inference/index.js';
+import { testManifest } from '../helpers/manifest.js';
 import { IMAGE_FEATURE_COUNT, IMAGE_FEATURES, OodModel } from '../../src/opinion/index.js';
 import {
   GoodsSuggestions,
@@ -349,35 +350,8 @@ describe('declaration check', () => {
 });
 
 describe('scan results report', () => {
-  const manifest = (task: 'goods' | 'threats', labels: ModelLabel[], thresholds: Record<string, number>): ModelManifest =>
-    ({
-      manifestVersion: 1,
-      name: `${task}-test`,
-      version: '1.2.3',
-      task,
-      description: '',
-      files: { fp32: { path: 'model.onnx', sha256: '0'.repeat(64) } },
-      input: {
-        name: 'tiles',
-        shape: [-1, 2, 64, 64],
-        dtype: 'float32',
-        layout: 'NCHW',
-        channels: ['attenuation_high', 'attenuation_low'],
-        tile: { size: 64, downsample: 4 },
-        normalization: { offset: [0, 0], scale: [1, 1], clampMin: -8, clampMax: 8 },
-      },
-      outputs:
-        task === 'goods'
-          ? [
-              { name: 'class_logits', shape: [-1, labels.length], dtype: 'float32', meaning: 'class_logits' },
-              { name: 'embedding', shape: [-1, 4], dtype: 'float32', meaning: 'embedding' },
-            ]
-          : [{ name: 'heat', shape: [-1, labels.length, 16, 16], dtype: 'float32', meaning: 'threat_heatmap_logits' }],
-      labels,
-      thresholds,
-    }) as ModelManifest;
-  const goods = manifest('goods', GOODS, { suggest: 0.6 });
-  const threats = manifest('threats', THREATS, { firearm: 0.5, narcotics: 0.5 });
+  const goods = testManifest('goods', GOODS, { suggest: 0.6 });
+  const threats = testManifest('threats', THREATS, { firearm: 0.5, narcotics: 0.5 });
   const tile = { line: 0, lines: 256, pixel: 0, pixels: 256 };
   const make = (declared: string[] | null, references?: ReferenceSnapshot): ScanResults =>
     new ScanResults({
@@ -500,34 +474,6 @@ describe('scan results report', () => {
 });
 
 describe('an honest opinion (issue 15)', () => {
-  const manifest = (task: 'goods' | 'threats', labels: ModelLabel[], thresholds: Record<string, number>, extra: Partial<ModelManifest> = {}): ModelManifest =>
-    ({
-      manifestVersion: 1,
-      name: `${task}-test`,
-      version: '1.2.3',
-      task,
-      description: '',
-      files: { fp32: { path: 'model.onnx', sha256: '0'.repeat(64) } },
-      input: {
-        name: 'tiles',
-        shape: [-1, 2, 64, 64],
-        dtype: 'float32',
-        layout: 'NCHW',
-        channels: ['attenuation_high', 'attenuation_low'],
-        tile: { size: 64, downsample: 4 },
-        normalization: { offset: [0, 0], scale: [1, 1], clampMin: -8, clampMax: 8 },
-      },
-      outputs:
-        task === 'goods'
-          ? [
-              { name: 'class_logits', shape: [-1, labels.length], dtype: 'float32', meaning: 'class_logits' },
-              { name: 'embedding', shape: [-1, 4], dtype: 'float32', meaning: 'embedding' },
-            ]
-          : [{ name: 'heat', shape: [-1, labels.length, 16, 16], dtype: 'float32', meaning: 'threat_heatmap_logits' }],
-      labels,
-      thresholds,
-      ...extra,
-    }) as ModelManifest;
   const F = IMAGE_FEATURE_COUNT;
   const identity = (d: number): number[][] => Array.from({ length: d }, (_, i) => Array.from({ length: d }, (_, j) => (i === j ? 1 : 0)));
   /** Statistics centred on zero with unit covariance: a tile's score is |x|^2 / threshold. */
@@ -555,8 +501,13 @@ describe('an honest opinion (issue 15)', () => {
       pixels: 256,
       declaredHsCodes: o.declared === undefined ? ['4407'] : o.declared,
       startedAt: new Date(),
-      goodsModel: manifest('goods', GOODS, { suggest: 0.6 }, o.temperature ? { calibration: { temperature: o.temperature, maxProbability: 0.99 } } : {}),
-      threatsModel: manifest('threats', THREATS, { firearm: 0.5, narcotics: 0.5 }, o.alert ? { calibration: { alert: o.alert, maxProbability: 0.99 } } : {}),
+      goodsModel: testManifest('goods', GOODS, { suggest: 0.6 }, o.temperature ? { calibration: { temperature: o.temperature, maxProbability: 0.99 } } : {}),
+      threatsModel: testManifest(
+        'threats',
+        THREATS,
+        { firearm: 0.5, narcotics: 0.5 },
+        o.alert ? { calibration: { alert: o.alert, maxProbability: 0.99 } } : {},
+      ),
       tile: { size: 64, downsample: 4, strideLines: 128 },
       machine: { version: '0.1.0', machineId: 'lane-1' },
       ...(o.ood ? { ood: o.ood } : {}),

@@ -519,55 +519,33 @@ export async function fitOpinion(o: FitOpinionOptions): Promise<FitOpinionResult
       const out = await run(threatsSession, threats, tiles, count);
       heatmaps.set(out.threat_heatmap_logits, first * cellFloats);
     });
+    type Box = { lineStart: number; lineEnd: number; pixelStart: number; pixelEnd: number };
+    const overlaps = (a: Box, b: Box): boolean => a.lineStart < b.lineEnd && b.lineStart < a.lineEnd && a.pixelStart < b.pixelEnd && b.pixelStart < a.pixelEnd;
+    /** The gateway's alerts of one validation scan at `thresholds` (raw peak probabilities). */
+    const scanAlerts = (scan: (typeof valSet.index.scans)[number], thresholds: Readonly<Record<string, number>>) => {
+      const alerts = new ThreatAlerts(threats.manifest.labels, thresholds, valSet.index.generator.pixels, span / heat.shape[3]);
+      for (let i = scan.firstTile; i < scan.firstTile + scan.tileCount; i++) {
+        const t = valSet.index.tiles[i];
+        const logits = heatmaps.subarray(i * cellFloats, (i + 1) * cellFloats);
+        alerts.add({ line: t.line, lines: span, pixel: t.pixel, pixels: span, logits, gridH: heat.shape[2], gridW: heat.shape[3] });
+      }
+      return alerts.all();
+    };
     const alertsOf = (thresholds: Readonly<Record<string, number>>): Array<{ probability: number; hit: boolean; kind: string }[]> =>
-      valSet.index.scans.map((scan) => {
-        const alerts = new ThreatAlerts(threats.manifest.labels, thresholds, valSet.index.generator.pixels, span / heat.shape[3]);
-        for (let i = scan.firstTile; i < scan.firstTile + scan.tileCount; i++) {
-          const t = valSet.index.tiles[i];
-          alerts.add({
-            line: t.line,
-            lines: span,
-            pixel: t.pixel,
-            pixels: span,
-            logits: heatmaps.subarray(i * cellFloats, (i + 1) * cellFloats),
-            gridH: heat.shape[2],
-            gridW: heat.shape[3],
-          });
-        }
-        return alerts.all().map((a) => ({
-          probability: a.probability,
-          kind: a.category,
-          hit: scan.threats.some(
-            (b) => a.box.lineStart < b.lineEnd && b.lineStart < a.box.lineEnd && a.box.pixelStart < b.pixelEnd && b.pixelStart < a.box.pixelEnd,
-          ),
-        }));
-      });
+      valSet.index.scans.map((scan) =>
+        scanAlerts(scan, thresholds).map((a) => ({ probability: a.probability, kind: a.category, hit: scan.threats.some((b) => overlaps(a.box, b)) })),
+      );
     /** Threats found (any alert overlapping) and false alarms at `thresholds`, over the validation scans. */
     const score = (thresholds: Readonly<Record<string, number>>): { found: number; truth: number; falseAlarms: number } => {
       let found = 0;
       let truth = 0;
       let falseAlarms = 0;
-      valSet.index.scans.forEach((scan) => {
-        const alerts = new ThreatAlerts(threats.manifest.labels, thresholds, valSet.index.generator.pixels, span / heat.shape[3]);
-        for (let i = scan.firstTile; i < scan.firstTile + scan.tileCount; i++) {
-          const t = valSet.index.tiles[i];
-          alerts.add({
-            line: t.line,
-            lines: span,
-            pixel: t.pixel,
-            pixels: span,
-            logits: heatmaps.subarray(i * cellFloats, (i + 1) * cellFloats),
-            gridH: heat.shape[2],
-            gridW: heat.shape[3],
-          });
-        }
-        const all = alerts.all();
-        const overlaps = (a: (typeof all)[number], b: (typeof scan.threats)[number]): boolean =>
-          a.box.lineStart < b.lineEnd && b.lineStart < a.box.lineEnd && a.box.pixelStart < b.pixelEnd && b.pixelStart < a.box.pixelEnd;
+      for (const scan of valSet.index.scans) {
+        const all = scanAlerts(scan, thresholds);
         truth += scan.threats.length;
-        found += scan.threats.filter((b) => all.some((a) => overlaps(a, b))).length;
-        falseAlarms += all.filter((a) => !scan.threats.some((b) => overlaps(a, b))).length;
-      });
+        found += scan.threats.filter((b) => all.some((a) => overlaps(a.box, b))).length;
+        falseAlarms += all.filter((a) => !scan.threats.some((b) => overlaps(a.box, b))).length;
+      }
       return { found, truth, falseAlarms };
     };
     let thresholds: Record<string, number> = { ...threats.manifest.thresholds };
