@@ -6,8 +6,7 @@
  *
  * Input: the tile as the stitcher emits it (attenuation -ln(T) per energy, channel-major [energies][size][size],
  * rows down the detector, columns along the scan, clamped to [0, attenuationMax]), before the model's normalisation.
- * Pure and allocation-free after the first call per size (one scratch buffer); main thread, a few microseconds per
- * 64 x 64 tile.
+ * Pure and allocation-free after the first call per size (one scratch buffer and a lookup table); main thread.
  */
 
 /** Feature names in order: the manifest's `outOfDistribution.imageFeatures` must list exactly these. */
@@ -91,23 +90,36 @@ export function tileImageFeatures(tile: Float32Array, size: number, energies: nu
   return out;
 }
 
+/** exp(-x / 2) on a grid of NOISE_LUT_STEP over [0, attenuationMax]: the noise pass's one transcendental, looked up. */
+const NOISE_LUT_STEP = 1 / 256;
+let noiseLut = new Float64Array(0);
+
+function photonScale(x: number): number {
+  const i = (x / NOISE_LUT_STEP) | 0;
+  return i < noiseLut.length ? noiseLut[i] : Math.exp(-x / 2);
+}
+
 /**
  * Log of the median second-difference residual |x[i] - (x[i-s] + x[i+s]) / 2| along one axis (s = 1: along the
  * scan, s = size: down the detector), each scaled by exp(-x / 2). Photon noise of -ln(T) grows as exp(x / 2), so
  * the scaled residual is about constant across attenuation for a given detector; the median ignores edges.
+ * Measured at every other row and column (a quarter of the samples, each with its full-resolution neighbours): the
+ * median of ~1000 residuals is as steady as of ~4000, at a quarter of the cost on the gateway's thread.
  */
 function noise(x: Float32Array, size: number, step: number, attenuationMax: number): number {
+  if (noiseLut.length === 0 || noiseLut.length * NOISE_LUT_STEP < attenuationMax) {
+    noiseLut = new Float64Array(Math.ceil(attenuationMax / NOISE_LUT_STEP) + 1);
+    for (let i = 0; i < noiseLut.length; i++) noiseLut[i] = Math.exp(-(i + 0.5) * NOISE_LUT_STEP * 0.5);
+  }
   let k = 0;
   const top = attenuationMax - SATURATION_MARGIN;
-  for (let r = 0; r < size; r++) {
-    for (let c = 0; c < size; c++) {
+  for (let r = step === 1 ? 0 : 2; r < (step === 1 ? size : size - 1); r += 2) {
+    for (let c = step === 1 ? 2 : 0; c < (step === 1 ? size - 1 : size); c += 2) {
       const i = r * size + c;
-      const interior = step === 1 ? c > 0 && c < size - 1 : r > 0 && r < size - 1;
-      if (!interior) continue;
       const v = x[i];
       if (v <= 0 || v >= top) continue;
       const residual = Math.abs(v - (x[i - step] + x[i + step]) / 2);
-      scratch[k++] = residual * Math.exp(-v / 2);
+      scratch[k++] = residual * photonScale(v);
     }
   }
   if (k === 0) return Math.log(1e-4);
