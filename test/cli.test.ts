@@ -78,8 +78,9 @@ describe('scanline CLI', () => {
     expect(ready.status).toBe(200);
     const readyBody = (await ready.json()) as { ready: boolean; checks: Record<string, string>; inference: { models: Record<string, { provider: string }> } };
     expect(readyBody).toMatchObject({ ready: true, checks: { stitcher: 'ok', storage: 'ok', inference: 'ok', phase: 'ok' } });
-    // The demo models are loaded by default; this machine has no GPU libraries, so both run on the CPU.
-    expect(Object.keys(readyBody.inference.models).sort()).toEqual(['goods-v1', 'threats-v1']);
+    // The demo models are loaded by default (the dual-energy pair and the single-energy goods model); this machine has
+    // no GPU libraries, so they run on the CPU.
+    expect(Object.keys(readyBody.inference.models).sort()).toEqual(['goods-1e-v1', 'goods-v1', 'threats-v1']);
     // The demo portal's first truck is being received: lines grow while it is in the beam.
     const scan = await until('a scan with lines', async () => {
       const body = (await (await fetch(`http://127.0.0.1:${port}/v1/scans`, { headers: { cookie } })).json()) as {
