@@ -101,6 +101,15 @@ async function serve(args: string[], demoPortals: DemoPortals | undefined): Prom
     return;
   }
 
+  // Signals are taken from before the start: the `gateway ready` line is written inside startGateway, and a SIGTERM
+  // sent on reading it (a supervisor, a test) arrived before the handlers below existed and killed the process
+  // without a drain. One that comes before the gateway exists is acted on as soon as it does.
+  let pendingSignal: string | null = null;
+  let onSignal: (signal: string) => void = (signal) => {
+    pendingSignal ??= signal;
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
   const gateway = await startGateway(config, { log: createRootLogger(config.log.level, undefined, logFormat) });
   const demoAbort = new AbortController();
   let demoRun: Promise<unknown> = Promise.resolve();
@@ -133,13 +142,17 @@ async function serve(args: string[], demoPortals: DemoPortals | undefined): Prom
         },
       );
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  onSignal = stop;
   // SIGHUP: a renewed certificate (server.tls) is read again; open connections keep theirs. Without TLS, or with
   // unusable files, the gateway says why and carries on as it was.
   process.on('SIGHUP', () => {
     gateway.reloadTls().catch((err: unknown) => gateway.log.error({ err }, 'TLS reload refused; the previous certificate stays in use'));
   });
+
+  if (pendingSignal !== null) {
+    stop(pendingSignal);
+    return;
+  }
 
   // The demo portals start once the signals are handled: a SIGTERM that arrives while their credentials are being
   // written (fsync'd) must drain the gateway, not kill it (the ready line may already be out by then).
