@@ -66,11 +66,6 @@ export class OodModel {
     return { score: Number.isNaN(emb) ? image : Math.max(image, emb), embedding: emb, image };
   }
 
-  /** Squared Mahalanobis distance of the image features alone over their threshold (known before any model ran). */
-  imageScore(label: number, features: Float64Array): number {
-    return this.mahalanobis(features, this.imageMeans[label], this.imagePrecisions[label], IMAGE_FEATURE_COUNT) / this.stats.imageThreshold;
-  }
-
   /** True when a scan with `outOfDistribution` of `scored` tiles over the threshold is out of distribution. */
   scanIsOut(outOfDistribution: number, scored: number): boolean {
     return scored >= this.minTiles && outOfDistribution >= this.scanShare * scored;

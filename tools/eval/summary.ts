@@ -261,10 +261,9 @@ export function summarise(scans: readonly ScanEval[], failures: readonly EvalFai
   for (const c of Object.values(perCategory)) c.top1 = ratio(c.correct, c.tiles);
   for (const k of Object.values(perKind)) k.recall = ratio(k.found, k.truth);
 
-  const goodsTop1 = ratio(goodsCorrect, goodsTiles);
-  const threatRecall = ratio(found, truth);
-  const falseAlarmsPerScan = ratio(falseAlarms, scans.length);
-  const mismatchRecall = ratio(flagged, misDeclared);
+  // The headline ratios have one definition, shared with the bootstrap that puts intervals on them.
+  const h = headline(scans);
+  const { goodsTop1, threatRecall, falseAlarmsPerScan, mismatchRecall } = h;
   const T = EVAL_TARGETS;
   const targets = {
     goodsTop1: { min: T.goodsTop1, met: goodsTop1 !== null && goodsTop1 >= T.goodsTop1 },
@@ -273,7 +272,7 @@ export function summarise(scans: readonly ScanEval[], failures: readonly EvalFai
     mismatchRecall: { min: T.mismatchRecall, met: mismatchRecall !== null && mismatchRecall >= T.mismatchRecall },
     allMet: false,
   };
-  const opinion = opinionFigures(scans);
+  const opinion = opinionFigures(scans, h);
   const targetsMore = {
     goodsEce: { max: T.goodsEce, met: opinion.goodsEce !== null && opinion.goodsEce <= T.goodsEce },
     // No GREEN truck at all meets no precision target: a site would release nothing.
@@ -410,7 +409,7 @@ function bootstrapIntervals(scans: readonly ScanEval[]): Record<string, [number,
   return out;
 }
 
-function opinionFigures(scans: readonly ScanEval[]): OpinionFigures {
+function opinionFigures(scans: readonly ScanEval[], h: Record<string, number | null>): OpinionFigures {
   const n = scans.length;
   const goodsPairs = scans.flatMap((s) => s.goodsConfidence ?? []);
   const alertPairs: Array<[number, boolean]> = [];
@@ -439,10 +438,10 @@ function opinionFigures(scans: readonly ScanEval[]): OpinionFigures {
   return {
     goodsEce: round(expectedCalibrationError(goodsPairs), 4),
     threatEce: round(expectedCalibrationError(alertPairs), 4),
-    unknownRate: ratio(scans.filter((s) => s.decision === 'UNKNOWN').length, n),
+    unknownRate: h.unknownRate,
     outOfDistributionRate: ood.length > 0 ? ratio(ood.filter((s) => s.outOfDistribution).length, n) : null,
     triage: { green: ratio(counts.GREEN, n), amber: ratio(counts.AMBER, n), red: ratio(counts.RED, n) },
-    greenPrecision: ratio(clean, greenTrucks),
+    greenPrecision: h.greenPrecision,
     green: { trucks: greenTrucks, clean, withMissedThreat: missed, misDeclared },
     greenCurve,
     intervals: bootstrapIntervals(scans),
