@@ -104,6 +104,42 @@ export const GatewayConfigSchema = Type.Object(
             'HTTP requests and WebSocket upgrades one client address may make per second, sustained (twice as many in a burst); more are refused ' +
             'before authentication (SCANLINE_ERR_LIMIT_RATE, 429), so a flood costs a map lookup per request. Behind a reverse proxy: raise it.',
         }),
+        refusalDelayMs: Type.Integer({
+          minimum: 0,
+          maximum: 10_000,
+          default: 1000,
+          unit: 'ms',
+          description:
+            'How long a refusal for a limit at the HTTP door (rate, requests, images, connections, screens: 429 or 503) is held before it is answered, so that a client ' +
+            'retrying on each answer makes one attempt per this delay instead of flooding the event loop (a tarpit). 0: answer at once.',
+        }),
+        maxDelayedRefusals: Type.Integer({
+          minimum: 0,
+          maximum: 100_000,
+          default: 4096,
+          unit: 'refusals',
+          description: 'Limit refusals held at once (server.refusalDelayMs); beyond this they are answered at once. Each holds its socket.',
+        }),
+        imageCacheBytes: Type.Integer({
+          minimum: 0,
+          maximum: 4 * 1024 ** 3,
+          default: 64 * 1024 ** 2,
+          unit: 'bytes',
+          description:
+            'png16 images of ended scans kept in memory for later requests (the lane screen, a second officer, a retry), for at most 5 minutes, ' +
+            'least recently used dropped first; an image over a quarter of this is not kept. Concurrent requests for one image share one render ' +
+            'whatever this is. 0: keep none.',
+        }),
+        imageBytesPerSecondPerAddress: Type.Integer({
+          minimum: 1024 * 1024,
+          maximum: 100 * 1024 ** 3,
+          default: 32 * 1024 ** 2,
+          unit: 'bytes/s',
+          description:
+            'How fast one client address is sent png16 scan images and DICOS files (bursts of one second allowed): a screen gets a 2048 px truck ' +
+            "(~15 MB) in half a second, and no client can take the gateway's cores and network by pulling images as fast as they come. " +
+            'Behind a reverse proxy every client has its address: raise it.',
+        }),
         maxConcurrentImages: Type.Integer({
           minimum: 1,
           maximum: 64,

@@ -42,6 +42,23 @@ export const PortalConfigSchema = Type.Object(
         '(SCANLINE_ERR_LIMIT_SPARSE) before it costs memory or disk. A lost frame leaves its lines missing until resent; sparse frames are how ' +
         'one connection claimed ~800 MiB with 8 MiB sent.',
     }),
+    maxSparseRefusals: Type.Integer({
+      minimum: 1,
+      maximum: 1_000_000,
+      default: 16,
+      unit: 'frames',
+      description:
+        'Frames of one connection refused SCANLINE_ERR_LIMIT_SPARSE in a row before the gateway closes it (1008): a working portal never ' +
+        'sends one, and a hostile one would otherwise have every frame read and refused for as long as it likes.',
+    }),
+    sparseCutOffSec: Type.Integer({
+      minimum: 0,
+      maximum: 86_400,
+      default: 60,
+      unit: 's',
+      description:
+        'How long a portal closed for portal.maxSparseRefusals is refused at hello (SCANLINE_ERR_LIMIT_SPARSE, 1008) before it may connect again. 0: at once.',
+    }),
     scanBufferBudgetBytes: Type.Integer({
       minimum: 16 * 1024 * 1024,
       maximum: 2 ** 45,

@@ -122,6 +122,26 @@ export class IngestService {
   }
 
   /** Newest connection of a portal wins; the older one is closed and its scans wait for scan.resume. */
+  /**
+   * `portalId` was disconnected for frames refused SCANLINE_ERR_LIMIT_SPARSE: its hello is refused for
+   * portal.sparseCutOffSec (PortalConnection.sparseRefused). Portal ids here are authenticated, so this stays small.
+   */
+  cutOff(portalId: string): void {
+    const ms = this.config.portal.sparseCutOffSec * 1000;
+    if (ms > 0) this.cutOffUntil.set(portalId, performance.now() + ms);
+  }
+
+  /** How long `portalId` is still cut off, ms (0: not). */
+  cutOffRemainingMs(portalId: string): number {
+    const until = this.cutOffUntil.get(portalId);
+    if (until === undefined) return 0;
+    const left = until - performance.now();
+    if (left <= 0) this.cutOffUntil.delete(portalId);
+    return Math.max(0, left);
+  }
+
+  private readonly cutOffUntil = new Map<string, number>();
+
   registerPortal(conn: PortalConnection): void {
     const previous = this.portals.get(conn.portalId);
     this.portals.set(conn.portalId, conn);

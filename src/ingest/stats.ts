@@ -37,6 +37,8 @@ export interface PortalIngestStats {
 export interface IngestStats {
   connectionsOpened: number;
   connectionsClosed: number;
+  /** Connections closed for portal.maxSparseRefusals frames refused SCANLINE_ERR_LIMIT_SPARSE in a row. */
+  sparseCutOffs: number;
   framesReceived: number;
   /** Image slices (kind 1) stored; calibration frames are counted in framesReceived only. */
   slicesReceived: number;
@@ -98,6 +100,7 @@ export function createIngestStats(portalLimit = 256): IngestStats {
   return {
     connectionsOpened: 0,
     connectionsClosed: 0,
+    sparseCutOffs: 0,
     framesReceived: 0,
     slicesReceived: 0,
     linesReceived: 0,

@@ -16,7 +16,7 @@ import type { Logger } from '../log/index.js';
 import type { ScanResultsReport } from '../protocol/index.js';
 import { readJournal, type ScanStore } from '../storage/index.js';
 import { handleAsync, pathParameter } from './http.js';
-import type { RenderQueue } from './limits.js';
+import type { ByteRate, RenderQueue } from './limits.js';
 import { principalOf, type Routes } from './routes.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
 
@@ -26,6 +26,8 @@ export interface DicosRouteOptions {
   /** Reports of scans (live from memory, final from the store); absent without inference. */
   results: { report(scanId: string): unknown } | undefined;
   renders: RenderQueue;
+  /** Bytes per second per client address for the files (server.imageBytesPerSecondPerAddress). */
+  imageRate: ByteRate;
   reads: ReadAudit;
   machine: { machineId: string; version: string };
   institution: string | null;
@@ -75,7 +77,7 @@ export function registerDicosRoutes(routes: Routes, o: DicosRouteOptions): void 
         return zipFiles(Object.fromEntries(files.map((f) => [f.name, f.bytes])));
       });
       o.reads.read(reader, scanId, 'dicos', ctx.facts.address);
-      out.send(200, 'application/zip', body, { 'Content-Disposition': `attachment; filename="${scanId}-dicos.zip"` });
+      out.sendLarge(200, 'application/zip', body, { 'Content-Disposition': `attachment; filename="${scanId}-dicos.zip"` }, o.imageRate);
     });
   });
 }

@@ -50,6 +50,10 @@ export interface GatewayMetricsOptions {
   signIns?: () => { ok: number; failed: number; locked: number };
   /** Image renders running and waiting for a slot. */
   renders?: () => { running: number; queued: number };
+  /** The png16 image cache: requests by outcome and bytes held. */
+  imageCache?: () => { hits: number; shared: number; rendered: number; bytes: number };
+  /** Limit refusals answered late: held now, and since the start. */
+  delayedRefusals?: () => { held: number; total: number };
   /** The audit chain's newest entry (src/storage/integrity.ts). */
   auditHead?: () => { id: number; hash: string } | null;
   /** Counters of the retention policy's background runs (src/retention). */
@@ -186,6 +190,12 @@ function ingestMetrics(ingest: IngestService): Array<CollectedMetric | Collected
       },
     ),
     counter('scanline_scans_resumed_total', 'Scans resumed on a new connection (scan.resume).', [], () => one(s.scansResumed)),
+    counter(
+      'scanline_portal_connections_cut_total',
+      'Portal connections closed (1008) for portal.maxSparseRefusals frames refused SCANLINE_ERR_LIMIT_SPARSE in a row: a broken or hostile portal.',
+      [],
+      () => one(s.sparseCutOffs),
+    ),
     counter(
       'scanline_frames_received_total',
       'WebSocket messages received from portals (control and binary), by portal.',
@@ -454,6 +464,29 @@ function securityMetrics(o: GatewayMetricsOptions): CollectedMetric[] {
         const head = o.auditHead?.();
         return one(head ? Number.parseInt(head.hash.slice(0, 13), 16) : 0);
       },
+    ),
+    counter(
+      'scanline_image_cache_requests_total',
+      'png16 image requests of ended scans, by outcome: hit (from the cache), shared (joined a render of the same image already running), rendered.',
+      ['outcome'],
+      () => {
+        const c = o.imageCache?.() ?? { hits: 0, shared: 0, rendered: 0, bytes: 0 };
+        return [
+          { labels: { outcome: 'hit' }, value: c.hits },
+          { labels: { outcome: 'shared' }, value: c.shared },
+          { labels: { outcome: 'rendered' }, value: c.rendered },
+        ];
+      },
+    ),
+    gauge('scanline_image_cache_bytes', 'Bytes of png16 images the cache holds now, of server.imageCacheBytes.', [], () => one(o.imageCache?.().bytes ?? 0)),
+    counter(
+      'scanline_http_refusals_delayed_total',
+      'Limit refusals answered server.refusalDelayMs late (the rest of scanline_http_refusals_total went out at once: delay 0, or server.maxDelayedRefusals held).',
+      [],
+      () => one(o.delayedRefusals?.().total ?? 0),
+    ),
+    gauge('scanline_http_refusals_held', 'Limit refusals held now, waiting to be answered (at most server.maxDelayedRefusals).', [], () =>
+      one(o.delayedRefusals?.().held ?? 0),
     ),
     gauge('scanline_image_renders', 'Scan image renders now, by state: running (at most server.maxConcurrentImages) or queued.', ['state'], () => {
       const r = o.renders?.() ?? { running: 0, queued: 0 };

@@ -5,6 +5,7 @@
 import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { SECURITY_HEADERS } from './guard.js';
+import type { ByteRate } from './limits.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
 
 const STATUS_TEXT: Record<number, string> = {
@@ -44,12 +45,20 @@ export function answerNow(
   headers: Record<string, string | readonly string[]> = {},
 ): void {
   res.cork(() => {
-    res.writeStatus(statusLine(status)).writeHeader('Content-Type', contentType).writeHeader('Cache-Control', 'no-store');
-    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.writeHeader(k, v);
-    for (const [k, v] of Object.entries(headers)) for (const one of typeof v === 'string' ? [v] : v) res.writeHeader(k, one);
+    writeHead(res, status, contentType, headers);
     res.end(body);
   });
 }
+
+/** The status and every header of a response (answerNow's), inside a cork. */
+function writeHead(res: HttpResponse, status: number, contentType: string, headers: Record<string, string | readonly string[]>): void {
+  res.writeStatus(statusLine(status)).writeHeader('Content-Type', contentType).writeHeader('Cache-Control', 'no-store');
+  for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.writeHeader(k, v);
+  for (const [k, v] of Object.entries(headers)) for (const one of typeof v === 'string' ? [v] : v) res.writeHeader(k, one);
+}
+
+/** Bodies above this are written as the client reads them (PendingResponse.sendLarge), not copied into uWS' buffer. */
+export const STREAM_BODY_ABOVE_BYTES = 256 * 1024;
 
 /** Answers `err` now with its code's status and body (a refused WebSocket upgrade, answered inside its handler). */
 export function refuseNow(res: HttpResponse, err: ScanlineError): void {
@@ -126,10 +135,85 @@ export class PendingResponse {
 
   /** `headers`: extra headers; an array value writes the header once per item (Set-Cookie). */
   send(status: number, contentType: string, body: string | Uint8Array, headers: Record<string, string | readonly string[]> = {}): void {
+    if (typeof body !== 'string' && body.byteLength > STREAM_BODY_ABOVE_BYTES) {
+      this.sendLarge(status, contentType, body, headers, null);
+      return;
+    }
     if (this.aborted || this.answered) return;
     this.answered = true;
     answerNow(this.res, status, contentType, body, headers);
     settle(this.res);
+  }
+
+  /**
+   * A large body (a scan image, a DICOS file: tens of MB) written as the client reads it and, with `pace`, no faster
+   * than its address's byte rate: what the socket and the rate take now, the rest when the socket is writable again
+   * or the rate allows. res.end() would copy all of it into uWS' buffer at once on the event loop (and hold the copy
+   * for a slow client); cached images sent that way stalled the loop for over a second (bench:security). The
+   * request's slot (server.maxRequestsPerAddress) is held until the last byte is out or the client goes away.
+   */
+  sendLarge(status: number, contentType: string, body: Uint8Array, headers: Record<string, string | readonly string[]>, pace: ByteRate | null): void {
+    if (this.aborted || this.answered) return;
+    this.answered = true;
+    const res = this.res;
+    const address = pace ? Buffer.from(res.getRemoteAddressAsText()).toString() : '';
+    const total = body.byteLength;
+    let bodyStart = 0;
+    /** Body bytes the rate has allowed so far. */
+    let allowed = total;
+    let timer: NodeJS.Timeout | null = null;
+    const grant = (): void => {
+      if (pace) allowed += pace.take(address, total - allowed);
+    };
+    /** Writes from `offset` (a write offset) up to what is allowed; true when the socket took all of it. */
+    const write = (offset: number): boolean => {
+      const from = offset - bodyStart;
+      if (from >= allowed) return true;
+      const [ok, done] = res.tryEnd(body.subarray(from, allowed), total);
+      if (done) {
+        settle(res);
+        return true;
+      }
+      if (ok && allowed < total) waitForRate();
+      return ok;
+    };
+    const waitForRate = (): void => {
+      if (timer || !pace) return;
+      timer = setTimeout(
+        () => {
+          timer = null;
+          if (this.aborted) return;
+          grant();
+          res.cork(() => write(res.getWriteOffset()));
+        },
+        Math.max(1, pace.waitMs(address, STREAM_BODY_ABOVE_BYTES)),
+      );
+    };
+    this.onAbort(() => {
+      if (timer) clearTimeout(timer);
+      timer = null;
+    });
+    if (pace) {
+      allowed = 0;
+      grant();
+    }
+    let finished = false;
+    res.cork(() => {
+      writeHead(res, status, contentType, headers);
+      bodyStart = res.getWriteOffset();
+      if (allowed === 0) {
+        waitForRate();
+        return;
+      }
+      const [ok, done] = res.tryEnd(body.subarray(0, allowed), total);
+      finished = done;
+      if (!done && ok && allowed < total) waitForRate();
+    });
+    if (finished) {
+      settle(res);
+      return;
+    }
+    res.onWritable((offset) => (this.aborted ? true : write(offset)));
   }
 }
 

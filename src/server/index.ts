@@ -6,13 +6,13 @@
  */
 import sharp from 'sharp';
 import { type GatewayConfig, packageVersion } from '../config/index.js';
-import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
+import { ScanlineError } from '../errors/index.js';
 import type { IdentityService, OidcSignIn, ReadAudit } from '../identity/index.js';
 import { CloseCode, type IngestService, type PortalConnection } from '../ingest/index.js';
 import type { GatewayMessage } from '../protocol/index.js';
 import type { Logger } from '../log/index.js';
 import type { ScanStore } from '../storage/index.js';
-import { handleAsync, refuseNow } from './http.js';
+import { handleAsync } from './http.js';
 import type { ReferenceChanges, ResultsService } from '../results/index.js';
 import type { OperatorHub } from '../operator/index.js';
 import { registerDecisionRoutes } from './decisions-api.js';
@@ -27,7 +27,8 @@ import { registerScanRoutes } from './scans-api.js';
 import { readRequestFacts, RequestGuard, type RouteSpec } from './guard.js';
 import { Routes } from './routes.js';
 import { registerSessionRoutes } from './session-api.js';
-import { KeyedCounter, RateLimiter, RenderQueue } from './limits.js';
+import { RenderedImageCache } from './image-cache.js';
+import { ByteRate, KeyedCounter, RateLimiter, RefusalPacer, RenderQueue } from './limits.js';
 import { checkTlsFiles, type TlsCertificateInfo } from './tls.js';
 import { DISABLED, closeListenSocket, createApp, localPort, type TemplatedApp, type WebSocket, type us_listen_socket } from './uws.js';
 
@@ -100,6 +101,10 @@ export interface HttpServer {
   refusals(): ReadonlyMap<string, number>;
   /** Image renders running and waiting. */
   readonly renders: RenderQueue;
+  /** Limit refusals answered late. */
+  readonly pacer: RefusalPacer;
+  /** png16 images of ended scans, kept a while. */
+  readonly imageCache: RenderedImageCache;
   /**
    * Reads server.tls's files again and serves new connections with them; open connections (scans in progress,
    * screens) keep the old certificate until they close. Throws SCANLINE_ERR_SERVER_TLS (the old one stays).
@@ -140,7 +145,7 @@ function registerPortalRoute(routes: Routes, o: HttpServerOptions, shared: Serve
           );
         }
       } catch (err) {
-        refuseNow(res, toScanlineErrorOrInternal(err));
+        routes.refuseUpgrade(res, err);
         return;
       }
       res.upgrade<PortalSocketData>(
@@ -238,6 +243,12 @@ export interface ServerShared {
   renders: RenderQueue;
   /** Requests and upgrades per second per client address. */
   rate: RateLimiter;
+  /** Answers limit refusals late (server.refusalDelayMs, server.maxDelayedRefusals). */
+  pacer: RefusalPacer;
+  /** png16 images of ended scans (server.imageCacheBytes). */
+  imageCache: RenderedImageCache;
+  /** Bytes per second per client address for images and DICOS files (server.imageBytesPerSecondPerAddress). */
+  imageRate: ByteRate;
 }
 
 /** One uWS app with every route registered; a TLS reload builds a second one beside the first. */
@@ -258,7 +269,7 @@ function buildApp(o: HttpServerOptions, tls: boolean, shared: ServerShared): Bui
     tls,
     refusals: shared.refusals,
   });
-  const routes = new Routes(app, guard, o.log, shared.requests, shared.rate);
+  const routes = new Routes(app, guard, o.log, shared.requests, shared.rate, shared.pacer);
   registerPortalRoute(routes, o, shared);
   registerSessionRoutes(routes, o.log, o.oidc ?? null);
   registerScanRoutes(
@@ -270,6 +281,8 @@ function buildApp(o: HttpServerOptions, tls: boolean, shared: ServerShared): Bui
     o.operator ? operatorImageRenderer(o.operator, o.results ?? null, o.config.stitch.previewDownsample) : undefined,
     shared.renders,
     o.reads,
+    shared.imageCache,
+    shared.imageRate,
   );
   registerReferenceRoutes(routes, o.log, o.results, o.references);
   if (o.imports) registerImportRoutes(routes, { imports: o.imports, maxBytes: o.config.import.maxBytes, log: o.log });
@@ -278,6 +291,7 @@ function buildApp(o: HttpServerOptions, tls: boolean, shared: ServerShared): Bui
     store: o.store,
     results: o.results,
     renders: shared.renders,
+    imageRate: shared.imageRate,
     reads: o.reads,
     machine: { machineId: o.config.results.machineId || hostname(), version: packageVersion() ?? '0.0.0' },
     institution: o.config.dicos.institution,
@@ -336,13 +350,23 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
   // Apps built so far, newest last: a TLS reload listens with a new app and lets the older ones serve the
   // connections they hold until they close (uWS has no way to swap the certificate of a running app).
   const refusals = new Map<string, number>();
+  const pacer = new RefusalPacer(o.config.server.refusalDelayMs, o.config.server.maxDelayedRefusals);
+  const imageCache = new RenderedImageCache(o.config.server.imageCacheBytes);
   const shared: ServerShared = {
+    pacer,
+    imageCache,
+    imageRate: new ByteRate(o.config.server.imageBytesPerSecondPerAddress, o.config.server.imageBytesPerSecondPerAddress),
     refusals,
     sockets: new KeyedCounter(o.config.server.maxConnectionsPerAddress),
     requests: new KeyedCounter(o.config.server.maxRequestsPerAddress),
     screens: new KeyedCounter(o.config.operator.maxScreensPerUser),
     rate: new RateLimiter(o.config.server.requestsPerSecondPerAddress, 2 * o.config.server.requestsPerSecondPerAddress),
-    renders: new RenderQueue(o.config.server.maxConcurrentImages, o.config.server.maxQueuedImages, (code) => refusals.set(code, (refusals.get(code) ?? 0) + 1)),
+    renders: new RenderQueue(
+      o.config.server.maxConcurrentImages,
+      o.config.server.maxQueuedImages,
+      (code) => refusals.set(code, (refusals.get(code) ?? 0) + 1),
+      pacer,
+    ),
   };
   const apps: BuiltApp[] = [buildApp(o, tls, shared)];
   let listening: us_listen_socket | null = await listenOn(apps[0].app, host, o.config.server.port);
@@ -361,11 +385,14 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
     stopListening: closeListening,
     closeAll() {
       closeListening();
+      pacer.flush();
       for (const a of apps) a.app.close();
     },
     routes: apps[0].routes.specs,
     refusals: () => refusals,
     renders: shared.renders,
+    pacer,
+    imageCache,
     closeSignedOut: () => apps.reduce((n, a) => n + (a.feed?.closeSignedOut(o.identity) ?? 0), 0),
     async reloadTls() {
       if (!tls) throw new ScanlineError('SCANLINE_ERR_SERVER_TLS', 'the gateway does not serve TLS (server.tls.cert is empty): nothing to reload');

@@ -18,7 +18,7 @@ import type { IdentityService, Principal } from '../identity/index.js';
 import type { Logger } from '../log/index.js';
 import type { OperatorConfig, OperatorHub, OperatorSession, SendStatus } from '../operator/index.js';
 import { UI_CONTENT_SECURITY_POLICY, readRequestFacts } from './guard.js';
-import { handleAsync, pathParameter, refuseNow } from './http.js';
+import { handleAsync, pathParameter } from './http.js';
 import type { KeyedCounter } from './limits.js';
 import type { Routes } from './routes.js';
 import { DISABLED, type HttpResponse, type WebSocket } from './uws.js';
@@ -103,7 +103,7 @@ export function registerOperatorFeed(routes: Routes, o: OperatorRouteOptions): O
         held = [];
         const e = toScanlineErrorOrInternal(err);
         if (e.status === 500) log.error({ err: e }, 'operator feed upgrade failed');
-        refuseNow(res, e);
+        routes.refuseUpgrade(res, e);
         return;
       }
       res.upgrade<OperatorSocketData>(

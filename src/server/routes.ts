@@ -6,9 +6,9 @@
 import type { Access, Principal } from '../identity/index.js';
 import type { Logger } from '../log/index.js';
 import { type RequestFacts, type RequestGuard, type RouteSpec, readRequestFacts } from './guard.js';
-import { ScanlineError } from '../errors/index.js';
-import { answerNow, handleAsync, JSON_TYPE, onSettled } from './http.js';
-import type { KeyedCounter, RateLimiter } from './limits.js';
+import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
+import { answerNow, handleAsync, JSON_TYPE, onSettled, refuseNow } from './http.js';
+import { isLimitRefusal, type KeyedCounter, type RateLimiter, type RefusalPacer } from './limits.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 
 /** What a route's handler learns from the guard. */
@@ -38,19 +38,32 @@ export class Routes {
     private readonly requests: KeyedCounter,
     /** Requests and upgrades per second per client address, checked first (server.requestsPerSecondPerAddress). */
     readonly rate: RateLimiter,
+    /** Answers limit refusals late (server.refusalDelayMs), so that a client retrying on each answer slows down. */
+    readonly pacer: RefusalPacer,
   ) {}
 
   /**
    * The rate check every route and upgrade starts with, before the request is read further: over the rate, answers
-   * 429 SCANLINE_ERR_LIMIT_RATE at once (a constant body, no error object: a flood must cost little) and returns
-   * true. Call synchronously in the handler.
+   * 429 SCANLINE_ERR_LIMIT_RATE (a constant body, no error object: a flood must cost little), late through the pacer,
+   * and returns true. Call synchronously in the handler.
    */
   refusedForRate(res: HttpResponse): boolean {
     const address = Buffer.from(res.getRemoteAddressAsText()).toString();
     if (this.rate.take(address)) return false;
     this.guard.countRefusal('SCANLINE_ERR_LIMIT_RATE');
-    answerNow(res, 429, JSON_TYPE, this.rateBody, { 'Retry-After': '1' });
+    const body = this.rateBody;
+    this.pacer.answerLater(res, () => answerNow(res, 429, JSON_TYPE, body, { 'Retry-After': '1' }));
     return true;
+  }
+
+  /**
+   * Refuses a WebSocket upgrade with `err`'s code, inside its handler: a limit refusal late through the pacer, any
+   * other at once.
+   */
+  refuseUpgrade(res: HttpResponse, err: unknown): void {
+    const e = toScanlineErrorOrInternal(err);
+    if (isLimitRefusal(e)) this.pacer.answerLater(res, () => refuseNow(res, e));
+    else refuseNow(res, e);
   }
 
   private get rateBody(): string {
@@ -106,7 +119,8 @@ export class Routes {
         }
         onSettled(res, () => this.requests.release(facts.address));
       } catch (err) {
-        handleAsync(res, req, this.log, () => {
+        handleAsync(res, req, this.log, async () => {
+          if (err instanceof ScanlineError && isLimitRefusal(err)) await this.pacer.delay();
           throw err;
         });
         return;

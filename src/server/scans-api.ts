@@ -21,7 +21,8 @@ import type { ScanRecord, ScanStore, StoredDecision } from '../storage/index.js'
 import type { ScanState } from '../protocol/index.js';
 import { parseQuery } from './body.js';
 import { badQuery, handleAsync, pathParameter } from './http.js';
-import type { RenderQueue } from './limits.js';
+import type { RenderedImageCache, RenderedImage } from './image-cache.js';
+import type { ByteRate, RenderQueue } from './limits.js';
 import { principalOf, type Routes } from './routes.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
 
@@ -89,6 +90,10 @@ export function registerScanRoutes(
   renders: RenderQueue,
   /** Who looked at what: image and results reads go to the audit trail. */
   reads: ReadAudit,
+  /** png16 images of ended scans, rendered once for concurrent requests and kept a while. */
+  imageCache: RenderedImageCache,
+  /** Bytes per second per client address for png16 images and DICOS files (server.imageBytesPerSecondPerAddress). */
+  imageRate: ByteRate,
 ): void {
   routes.get('/v1/scans', 'viewer', (res: HttpResponse, req: HttpRequest) => {
     const q = new URLSearchParams(req.getQuery() ?? '');
@@ -152,39 +157,43 @@ export function registerScanRoutes(
       // (before it can close); an ended one from its file, with the record as it is then. The JS thread only reads
       // the bytes: picking the energy's plane and turning lines into columns (extract, rotate, flip) is libvips' work
       // off the event loop, where a 16-bit plane of a whole truck used to block it for tens of ms per image
-      // (bench:security, 'Under attack').
-      const { png, lines } = await renders.run(async () => {
-        const live = ingest.getLiveScan(scanId);
-        const samplesPerLine = energies * pixels;
-        let lines: number;
-        let raw: Uint16Array;
-        if (live) {
-          lines = live.lines;
-          raw = new Uint16Array(Buffer.allocUnsafe(lines * samplesPerLine * 2).buffer, 0, lines * samplesPerLine);
-          if (lines > 0) live.readRaw(0, lines, raw);
-        } else {
-          lines = store.getScan(scanId)?.lines ?? record.lines;
-          const bytes = lines > 0 ? await store.readRawFile(scanId) : Buffer.alloc(0);
-          raw =
-            bytes.byteLength >= lines * samplesPerLine * 2 && bytes.byteOffset % 2 === 0
-              ? new Uint16Array(bytes.buffer, bytes.byteOffset, lines * samplesPerLine)
-              : await store.readRaw(scanId, lines, samplesPerLine * 2); // a short file: the missing lines read as zeros
-        }
-        if (lines === 0) throw new ScanlineError('SCANLINE_ERR_IMAGE_UNAVAILABLE', `scan ${scanId} has no lines yet`, { scanId });
-        // The lines as an image of `samplesPerLine` columns; the energy's columns; lines along x (transposed: sharp
-        // mirrors before it rotates, so rotate(90) with a vertical flip is the transpose; the bit-exact image tests
-        // hold it).
-        const png = await sharp(raw, { raw: { width: samplesPerLine, height: lines, channels: 1 }, limitInputPixels: false })
-          .extract({ left: energy * pixels, top: 0, width: pixels, height: lines })
-          .rotate(90)
-          .flip()
-          .toColourspace('grey16')
-          .png({ compressionLevel: 3 })
-          .toBuffer();
-        return { png, lines };
-      });
+      // (bench:security, 'Under attack'). An ended scan's image is rendered once for every request that wants it
+      // meanwhile, and kept a while (image-cache.ts).
+      const render = (): Promise<RenderedImage> =>
+        renders.run(async () => {
+          const live = ingest.getLiveScan(scanId);
+          const samplesPerLine = energies * pixels;
+          let lines: number;
+          let raw: Uint16Array;
+          if (live) {
+            lines = live.lines;
+            raw = new Uint16Array(Buffer.allocUnsafe(lines * samplesPerLine * 2).buffer, 0, lines * samplesPerLine);
+            if (lines > 0) live.readRaw(0, lines, raw);
+          } else {
+            lines = store.getScan(scanId)?.lines ?? record.lines;
+            const bytes = lines > 0 ? await store.readRawFile(scanId) : Buffer.alloc(0);
+            raw =
+              bytes.byteLength >= lines * samplesPerLine * 2 && bytes.byteOffset % 2 === 0
+                ? new Uint16Array(bytes.buffer, bytes.byteOffset, lines * samplesPerLine)
+                : await store.readRaw(scanId, lines, samplesPerLine * 2); // a short file: the missing lines read as zeros
+          }
+          if (lines === 0) throw new ScanlineError('SCANLINE_ERR_IMAGE_UNAVAILABLE', `scan ${scanId} has no lines yet`, { scanId });
+          // The lines as an image of `samplesPerLine` columns; the energy's columns; lines along x (transposed: sharp
+          // mirrors before it rotates, so rotate(90) with a vertical flip is the transpose; the bit-exact image tests
+          // hold it).
+          const png = await sharp(raw, { raw: { width: samplesPerLine, height: lines, channels: 1 }, limitInputPixels: false })
+            .extract({ left: energy * pixels, top: 0, width: pixels, height: lines })
+            .rotate(90)
+            .flip()
+            .toColourspace('grey16')
+            .png({ compressionLevel: 3 })
+            .toBuffer();
+          return { png, lines };
+        });
+      const ended = record.state !== 'receiving' && !ingest.getLiveScan(scanId);
+      const { png, lines } = ended ? await imageCache.get(`${scanId}\n${energy}\n${record.lines}\n${record.updatedAt}`, render) : await render();
       reads.read(reader, scanId, 'image', ctx.facts.address, { energy: energyName, format: 'png16' });
-      out.send(200, 'image/png', png, { 'X-Scanline-Lines': String(lines), 'X-Scanline-Energy': energyName });
+      out.sendLarge(200, 'image/png', png, { 'X-Scanline-Lines': String(lines), 'X-Scanline-Energy': energyName }, imageRate);
     });
   });
 }

@@ -28,8 +28,10 @@ async function gateway(config: GatewayConfigInput): Promise<TestGateway> {
   return gw;
 }
 
-function frame(streamId: number, seq: number, firstLine: number, lines = FRAME_LINES, value = 30_000): Uint8Array {
+function frame(streamId: number, seq: number, firstLine: number, lines = FRAME_LINES, value = 30_000, noise = false): Uint8Array {
   const data = new Uint16Array(lines * 2 * PIXELS).fill(value + (seq % 100));
+  // Noise makes the png16 image incompressible (about 2 MB for 1024 x 1024): large enough to be streamed.
+  if (noise) for (let i = 0; i < data.length; i++) data[i] = (value + Math.imul(i + 1, 2654435761) + seq * 7919) & 0xffff;
   return encodeSliceFrame({ kind: SliceKind.Image, energies: 2, streamId, seq, firstLine, pixels: PIXELS, acquiredAtUs: 0n }, data);
 }
 
@@ -98,6 +100,33 @@ describe('limits on portals and scans', () => {
     expect(g.ingest.scanBudget.used).toBe(0);
   });
 
+  it('closes a portal that keeps sending sparse frames, and refuses its hello for portal.sparseCutOffSec', async () => {
+    const g = await gateway({ portal: { maxMissingLines: 256, maxSparseRefusals: 4, sparseCutOffSec: 1 } });
+    const attacker = await portalWithScan(g, 'lane-x', 'sparse-cut');
+    const good = await portalWithScan(g, 'lane-g', 'good-cut');
+    // An accepted frame starts the count again: three refusals, an ack, three more, and the connection stays.
+    for (let seq = 1; seq <= 3; seq++) expect(await send(attacker, frame(1, seq, 10_000), seq)).toMatchObject({ code: 'SCANLINE_ERR_LIMIT_SPARSE' });
+    expect(await send(attacker, frame(1, 0, 0), 0)).toMatchObject({ type: 'ack', seq: 0 });
+    for (let seq = 1; seq <= 3; seq++) expect(await send(attacker, frame(1, seq, 10_000), seq)).toMatchObject({ code: 'SCANLINE_ERR_LIMIT_SPARSE' });
+    expect(attacker.closeCode).toBeNull();
+    // The fourth in a row closes it (1008).
+    attacker.binary(frame(1, 4, 10_000));
+    expect(await attacker.waitClose()).toBe(1008);
+    // Its hello is refused while it is cut off, with the time left; the other portal streams on.
+    const again = await RawPortal.hello(g.portalUrl, 'lane-x', { pixels: PIXELS, energies: 2 });
+    open.push(again);
+    expect(again.messages.find((m) => m.type === 'error')).toMatchObject({ code: 'SCANLINE_ERR_LIMIT_SPARSE' });
+    expect(await again.waitClose()).toBe(1008);
+    for (let seq = 0; seq < 4; seq++) expect(await send(good, frame(1, seq, seq * FRAME_LINES), seq)).toMatchObject({ type: 'ack', seq });
+    // Once the cut-off is over it may connect and resume its scan.
+    await new Promise((r) => setTimeout(r, 1_100));
+    const back = await RawPortal.hello(g.portalUrl, 'lane-x', { pixels: PIXELS, energies: 2 });
+    open.push(back);
+    expect(back.messages.find((m) => m.type === 'welcome')).toBeDefined();
+    const metrics = await (await fetch(`${g.httpUrl}/metrics`, { headers: g.authHeaders('metrics') })).text();
+    expect(metrics).toMatch(/^scanline_portal_connections_cut_total 1$/m);
+  });
+
   it('holds open scans to portal.scanBufferBudgetBytes, and gives the memory back when a scan ends', async () => {
     const budget = 16 * 1024 * 1024; // 4096 lines of 1024 px x 2 energies
     const g = await gateway({ portal: { scanBufferBudgetBytes: budget } });
@@ -146,7 +175,8 @@ describe('limits on portals and scans', () => {
 
 describe('limits on browsers and programs', () => {
   it('refuses requests and upgrades beyond server.requestsPerSecondPerAddress before authenticating them', async () => {
-    const g = await gateway({ server: { requestsPerSecondPerAddress: 5 } });
+    // Answered at once here (refusalDelayMs 0): the bucket is what this test counts; the next test holds them.
+    const g = await gateway({ server: { requestsPerSecondPerAddress: 5, refusalDelayMs: 0 } });
     // A burst of twice the rate passes; the rest of a quick run is refused, with or without credentials.
     const statuses: number[] = [];
     for (let i = 0; i < 30; i++) statuses.push((await fetch(`${g.httpUrl}/v1/scans`, { headers: i % 2 ? g.authHeaders() : {} })).status);
@@ -188,18 +218,69 @@ describe('limits on browsers and programs', () => {
     expect(await refusals(g)).toMatchObject({ SCANLINE_ERR_LIMIT_SCREENS: 1, SCANLINE_ERR_LIMIT_CONNECTIONS: 2 });
   });
 
-  /** A gateway with one completed 1024-line scan `image-1`, and a function that GETs its png16 image. */
-  async function withImage(config: GatewayConfigInput): Promise<{ g: TestGateway; get(): Promise<string> }> {
+  it('answers refusals for limits server.refusalDelayMs late, so that a client retrying on each answer slows down', async () => {
+    const g = await gateway({ server: { requestsPerSecondPerAddress: 1, refusalDelayMs: 400 } });
+    const timed = async (): Promise<[number, number]> => {
+      const t0 = performance.now();
+      const res = await fetch(`${g.httpUrl}/v1/scans`, { headers: g.authHeaders() });
+      await res.arrayBuffer();
+      return [res.status, performance.now() - t0];
+    };
+    // The burst (2) passes at once; the third is refused after the delay, with its code.
+    expect((await timed())[0]).toBe(200);
+    expect((await timed())[0]).toBe(200);
+    const [status, ms] = await timed();
+    expect(status).toBe(429);
+    expect(ms).toBeGreaterThanOrEqual(350);
+    // A client that gives up while held costs nothing more; the gateway answers the next one as usual.
+    const gaveUp = new AbortController();
+    const abandoned = fetch(`${g.httpUrl}/v1/scans`, { headers: g.authHeaders(), signal: gaveUp.signal }).catch((err: Error) => err.name);
+    await new Promise((r) => setTimeout(r, 50));
+    gaveUp.abort();
+    expect(await abandoned).toBe('AbortError');
+    // Upgrades refused for a limit are held too.
+    const t0 = performance.now();
+    expect(await upgrade(`ws://127.0.0.1:${g.port}/v1/operator`, g.authHeaders())).toMatchObject({ status: 429, code: 'SCANLINE_ERR_LIMIT_RATE' });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(350);
+    await new Promise((r) => setTimeout(r, 2_100));
+    expect((await timed())[0]).toBe(200);
+    const metrics = await (await fetch(`${g.httpUrl}/metrics`, { headers: g.authHeaders('metrics') })).text();
+    expect(Number(/^scanline_http_refusals_delayed_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(3);
+    expect(metrics).toMatch(/^scanline_http_refusals_held 0$/m);
+  });
+
+  it('answers at once when server.maxDelayedRefusals are held', async () => {
+    const g = await gateway({ server: { requestsPerSecondPerAddress: 1, refusalDelayMs: 5_000, maxDelayedRefusals: 0 } });
+    for (let i = 0; i < 2; i++) await (await fetch(`${g.httpUrl}/v1/scans`, { headers: g.authHeaders() })).arrayBuffer();
+    const t0 = performance.now();
+    expect((await fetch(`${g.httpUrl}/v1/scans`, { headers: g.authHeaders() })).status).toBe(429);
+    expect(performance.now() - t0).toBeLessThan(2_000);
+  });
+
+  /**
+   * A gateway with one 1024-line scan `image-1` (completed, or still streaming with `live`), and a function that GETs
+   * its png16 image.
+   */
+  async function withImage(
+    config: GatewayConfigInput,
+    o: { live?: boolean; noise?: boolean } = {},
+  ): Promise<{ g: TestGateway; get(): Promise<string>; fetchImage(): Promise<Response> }> {
     const g = await gateway(config);
     const p = await portalWithScan(g, 'lane-i', 'image-1');
-    for (let seq = 0; seq < 64; seq++) p.binary(frame(1, seq, seq * FRAME_LINES));
-    p.json({ type: 'scan.end', streamId: 1, totalLines: 64 * FRAME_LINES });
-    await p.next((m) => m.type === 'scan.completed');
+    for (let seq = 0; seq < 64; seq++) p.binary(frame(1, seq, seq * FRAME_LINES, FRAME_LINES, 30_000, o.noise));
+    if (o.live) {
+      await p.next((m) => m.type === 'ack' && m.seq === 63);
+    } else {
+      p.json({ type: 'scan.end', streamId: 1, totalLines: 64 * FRAME_LINES });
+      await p.next((m) => m.type === 'scan.completed');
+    }
     const headers = g.authHeaders();
+    const fetchImage = (): Promise<Response> => fetch(`${g.httpUrl}/v1/scans/image-1/image?energy=high&format=png16`, { headers });
     return {
       g,
+      fetchImage,
       async get() {
-        const res = await fetch(`${g.httpUrl}/v1/scans/image-1/image?energy=high&format=png16`, { headers });
+        const res = await fetchImage();
         const body = await res.arrayBuffer();
         if (res.status === 200) return `200 ${body.byteLength > 1000}`;
         return `${res.status} ${JSON.parse(Buffer.from(body).toString()).error.code} ${res.headers.get('retry-after')}`;
@@ -207,13 +288,48 @@ describe('limits on browsers and programs', () => {
     };
   }
 
+  const cacheCounts = async (g: TestGateway): Promise<Record<string, number>> => {
+    const text = await (await fetch(`${g.httpUrl}/metrics`, { headers: g.authHeaders('metrics') })).text();
+    return Object.fromEntries([...text.matchAll(/^scanline_image_cache_requests_total\{outcome="(\w+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
+  };
+
+  it("renders an ended scan's image once for concurrent requests, serves it again from the cache, bit-exact", async () => {
+    const { g, fetchImage } = await withImage({ server: { maxRequestsPerAddress: 100 } }, { noise: true });
+    const bodies = await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        const res = await fetchImage();
+        expect(res.status).toBe(200);
+        return Buffer.from(await res.arrayBuffer());
+      }),
+    );
+    // Streamed (over STREAM_BODY_ABOVE_BYTES) and whole: a 1024 x 1024 16-bit PNG of noise.
+    expect(bodies[0].byteLength).toBeGreaterThan(1024 * 1024);
+    for (const b of bodies) expect(b.equals(bodies[0])).toBe(true);
+    const later = Buffer.from(await (await fetchImage()).arrayBuffer());
+    expect(later.equals(bodies[0])).toBe(true);
+    expect(await cacheCounts(g)).toEqual({ hit: 1, shared: 7, rendered: 1 });
+  });
+
+  it('sends large images no faster than server.imageBytesPerSecondPerAddress', async () => {
+    const rate = 1024 * 1024;
+    const { fetchImage } = await withImage({ server: { imageBytesPerSecondPerAddress: rate } }, { noise: true });
+    // The first image takes the burst (one second's worth); the second waits for the bytes to come back.
+    const first = Buffer.from(await (await fetchImage()).arrayBuffer());
+    const t0 = performance.now();
+    const second = Buffer.from(await (await fetchImage()).arrayBuffer());
+    const seconds = (performance.now() - t0) / 1000;
+    expect(second.equals(first)).toBe(true);
+    expect(first.byteLength).toBeGreaterThan(rate);
+    expect(seconds).toBeGreaterThanOrEqual((second.byteLength / rate) * 0.8);
+  });
+
   const tally = (answers: string[]): Record<string, number> => {
     const t: Record<string, number> = {};
     for (const a of answers) t[a] = (t[a] ?? 0) + 1;
     return t;
   };
 
-  it('answers requests beyond server.maxRequestsPerAddress at once, serves the rest, and gives every slot back', async () => {
+  it('refuses requests beyond server.maxRequestsPerAddress, serves the rest, and gives every slot back', async () => {
     // Renders wait in a long queue, so requests stay in progress: beyond 6 from this address, 429 at once.
     const { g, get } = await withImage({ server: { maxRequestsPerAddress: 6, maxConcurrentImages: 1, maxQueuedImages: 100 } });
     expect(tally(await Promise.all(Array.from({ length: 12 }, get)))).toEqual({ '200 true': 6, '429 SCANLINE_ERR_LIMIT_REQUESTS 1': 6 });
@@ -221,8 +337,12 @@ describe('limits on browsers and programs', () => {
     expect(await refusals(g)).toMatchObject({ SCANLINE_ERR_LIMIT_REQUESTS: 6 });
   });
 
-  it('renders one image at a time with two waiting, and answers the others 503 at once', async () => {
-    const { g, get } = await withImage({ server: { maxRequestsPerAddress: 100, maxConcurrentImages: 1, maxQueuedImages: 2 } });
+  it('renders one image at a time with two waiting, and answers the others 503', async () => {
+    // A live scan's image is rendered for each request (never shared or cached: it grows).
+    const { g, get } = await withImage(
+      { server: { maxRequestsPerAddress: 100, maxConcurrentImages: 1, maxQueuedImages: 2, refusalDelayMs: 0 } },
+      { live: true },
+    );
     expect(tally(await Promise.all(Array.from({ length: 12 }, get)))).toEqual({ '200 true': 3, '503 SCANLINE_ERR_LIMIT_IMAGES 1': 9 });
     expect(await get()).toBe('200 true');
     expect(await refusals(g)).toMatchObject({ SCANLINE_ERR_LIMIT_IMAGES: 9 });
