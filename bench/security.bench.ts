@@ -19,6 +19,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { resolveConfig } from '../src/config/index.js';
 import { silentLogger } from '../src/log/index.js';
@@ -38,10 +39,17 @@ const { values: args } = parseArgs({
     'duration-ms': { type: 'string', default: '5000' },
     'warmup-ms': { type: 'string', default: '1500' },
     'paced-ms': { type: 'string', default: '8000' },
-    'attack-ms': { type: 'string', default: '10000' },
+    /** Each window of the attack part; 30 s, as 10 s windows gave p99s (of ~600 acks) that moved 2x between runs. */
+    'attack-ms': { type: 'string', default: '30000' },
     images: { type: 'string', default: '50' },
     connections: { type: 'string', default: '500' },
     'no-sparse': { type: 'boolean', default: false },
+    /** server.imageCacheBytes of the attacked gateway (default: the config's default). */
+    'image-cache-bytes': { type: 'string' },
+    /** server.refusalDelayMs of the attacked gateway (default: the config's default). */
+    'refusal-delay-ms': { type: 'string' },
+    /** server.imageBytesPerSecondPerAddress of the attacked gateway (default: the config's default). */
+    'image-bytes-per-second': { type: 'string' },
     'no-hot-path': { type: 'boolean', default: false },
     'no-attack': { type: 'boolean', default: false },
     /** ABBA sequences of the hot path at max speed (each path runs twice per sequence). */
@@ -155,6 +163,10 @@ interface AttackWindow {
   scansCompleted: number;
   errors: Record<string, number>;
   rssMaxMiB: number;
+  /** The gateway's event loop (this process) over the window: how late a 1 ms timer ran, p99 and max, ms. */
+  loopDelayMs: { p99: number; max: number };
+  /** Group commit cycles (a frame's sync before its ack) by duration bucket, seconds, over the window. */
+  commitCycles: Record<string, number>;
   attacker: Record<string, number> | null;
 }
 
@@ -187,7 +199,13 @@ async function underAttack(
   try {
     gw = await startGateway(
       resolveConfig({
-        server: { host: '127.0.0.1', port: 0 },
+        server: {
+          host: '127.0.0.1',
+          port: 0,
+          ...(args['image-cache-bytes'] !== undefined ? { imageCacheBytes: Number(args['image-cache-bytes']) } : {}),
+          ...(args['refusal-delay-ms'] !== undefined ? { refusalDelayMs: Number(args['refusal-delay-ms']) } : {}),
+          ...(args['image-bytes-per-second'] !== undefined ? { imageBytesPerSecondPerAddress: Number(args['image-bytes-per-second']) } : {}),
+        },
         storage: { dataDir },
         log: { level: 'silent' },
         inference: { enabled: true },
@@ -234,10 +252,16 @@ async function underAttack(
             connections: CONNECTIONS,
             sparse: !args['no-sparse'],
             pixels: PIXELS,
+            address: '127.0.0.2',
+            portalAddress: '127.0.0.3',
           })
         : null;
       let rssMax = 0;
+      let commitCycles: number[] = [];
       let sampling: NodeJS.Timeout | null = null;
+      const loop = monitorEventLoopDelay({ resolution: 1 });
+      const commits = g.ingest.stats.commits.cycleSeconds;
+      let commitsAtStart: number[] = [];
       const measured = await runLoadWindow(
         loadPlan(
           {
@@ -260,12 +284,16 @@ async function underAttack(
         {
           onStart: () => {
             attacker?.start();
+            loop.enable();
+            commitsAtStart = [...commits.counts];
             sampling = setInterval(() => {
               rssMax = Math.max(rssMax, process.memoryUsage().rss);
             }, 50);
           },
           onEnd: () => {
             if (sampling) clearInterval(sampling);
+            loop.disable();
+            commitCycles = commits.counts.map((n, i) => n - (commitsAtStart[i] ?? 0));
           },
         },
       );
@@ -279,11 +307,15 @@ async function underAttack(
         scansCompleted: c.scansCompleted,
         errors: c.errorsByCode,
         rssMaxMiB: rssMax / 2 ** 20,
+        loopDelayMs: { p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
+        commitCycles: Object.fromEntries(commitCycles.map((n, i) => [i < commits.bounds.length ? `le ${commits.bounds[i]}` : 'above', n])),
         attacker: counts,
       });
       console.log(
         `attack: ${phase}: good portal ack p50 ${fmt(c.ackLatencyMs.p50, 1)} ms, p99 ${fmt(c.ackLatencyMs.p99, 1)} ms, ` +
-          `${c.linesAcked} lines acked, errors ${JSON.stringify(c.errorsByCode)}, gateway RSS max ${fmt(rssMax / 2 ** 20, 0)} MiB` +
+          `${c.linesAcked} lines acked, errors ${JSON.stringify(c.errorsByCode)}, gateway RSS max ${fmt(rssMax / 2 ** 20, 0)} MiB, ` +
+          `event loop delay p99 ${fmt(loop.percentile(99) / 1e6, 1)} ms, max ${fmt(loop.max / 1e6, 1)} ms` +
+          `\n  commit cycles by duration: ${JSON.stringify(windows.length >= 0 ? Object.fromEntries(commitCycles.map((n, i) => [i < commits.bounds.length ? commits.bounds[i] : 'above', n]).filter(([, n]) => n)) : {})}` +
           (counts ? `\n  attacker got: ${JSON.stringify(counts)}` : ''),
       );
     }

@@ -32,6 +32,13 @@ export interface AttackPlan {
    */
   burnOnly?: boolean;
   pixels: number;
+  /**
+   * Loopback addresses the attack comes from (Linux answers all of 127/8): the feed connections and image requests
+   * from `address`, the compromised portal from `portalAddress`, so that the gateway's per-address limits meet them
+   * as separate clients, and neither shares the good portal's 127.0.0.1.
+   */
+  address: string;
+  portalAddress: string;
 }
 
 export type AttackerChildMessage = { type: 'ready' } | { type: 'done'; counts: Record<string, number> } | { type: 'failed'; message: string };
@@ -48,7 +55,7 @@ function image(): void {
   if (!running) return;
   const req = request(
     `${plan.httpUrl}/v1/scans/${encodeURIComponent(plan.scanId)}/image?energy=high&format=png16`,
-    { headers: { authorization: `Bearer ${plan.token}` } },
+    { headers: { authorization: `Bearer ${plan.token}` }, localAddress: plan.address },
     (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
@@ -71,6 +78,7 @@ function connection(): void {
   const ws = new WebSocket(`${plan.portalUrl.replace('/v1/portal', '/v1/operator')}`, {
     headers: { authorization: `Bearer ${plan.token}` },
     perMessageDeflate: false,
+    localAddress: plan.address,
   });
   ws.on('unexpected-response', (_req, res) => {
     res.resume();
@@ -85,7 +93,7 @@ function connection(): void {
 }
 
 function sparsePortal(): void {
-  const ws = new WebSocket(plan.portalUrl, { perMessageDeflate: false });
+  const ws = new WebSocket(plan.portalUrl, { perMessageDeflate: false, localAddress: plan.portalAddress });
   let n = 0;
   const frame = new Uint16Array(16 * 2 * plan.pixels).fill(20_000);
   // Each frame claims lines 5000..15000 while none were sent: what cost ~800 MiB and 1.9 GB of disk before. Seqs stay
@@ -117,7 +125,10 @@ function sparsePortal(): void {
     }
   });
   ws.on('error', () => count('sparse error'));
-  process.once('message', () => ws.close());
+  // Refused or dropped (its upgrade may meet the address's limits while the feed connections hold them): again.
+  ws.on('close', () => {
+    if (running) setTimeout(sparsePortal, 100);
+  });
 }
 
 process.on('message', (m: AttackerParentMessage) => {
