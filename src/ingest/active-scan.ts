@@ -249,6 +249,11 @@ export class ActiveScan implements ScanView, CommitParticipant {
   }
 
   /** Bytes this scan holds of the open-scan budget (its highest line's worth); given back once it has ended. */
+  /** Distinct image lines received so far (a replayed or overlapping frame adds none). */
+  get linesReceived(): number {
+    return this.receivedLines;
+  }
+
   get chargedBytes(): number {
     return this.charged;
   }

@@ -48,7 +48,8 @@ export const PortalConfigSchema = Type.Object(
       default: 16,
       unit: 'frames',
       description:
-        'Frames of one connection refused SCANLINE_ERR_LIMIT_SPARSE in a row before the gateway closes it (1008): a working portal never ' +
+        'Frames of one connection refused SCANLINE_ERR_LIMIT_SPARSE, with no frame bringing new lines between them (replays do not count), ' +
+        'before the gateway closes it (1008): a working portal never ' +
         'sends one, and a hostile one would otherwise have every frame read and refused for as long as it likes.',
     }),
     sparseCutOffSec: Type.Integer({

@@ -121,7 +121,6 @@ export class IngestService {
     return [...this.live.values()];
   }
 
-  /** Newest connection of a portal wins; the older one is closed and its scans wait for scan.resume. */
   /**
    * `portalId` was disconnected for frames refused SCANLINE_ERR_LIMIT_SPARSE: its hello is refused for
    * portal.sparseCutOffSec (PortalConnection.sparseRefused). Portal ids here are authenticated, so this stays small.
@@ -142,6 +141,7 @@ export class IngestService {
 
   private readonly cutOffUntil = new Map<string, number>();
 
+  /** Newest connection of a portal wins; the older one is closed and its scans wait for scan.resume. */
   registerPortal(conn: PortalConnection): void {
     const previous = this.portals.get(conn.portalId);
     this.portals.set(conn.portalId, conn);

@@ -40,7 +40,7 @@ export const CloseCode = {
 
 export class PortalConnection implements ScanOwner {
   portalId = '';
-  /** Frames refused SCANLINE_ERR_LIMIT_SPARSE since the last accepted one (sparseRefused). */
+  /** Frames refused SCANLINE_ERR_LIMIT_SPARSE since the last frame that brought new lines (sparseRefused). */
   private sparseRefusals = 0;
   detector: DetectorInfo | null = null;
   /** Handle on the credential that authenticated hello (PortalAuthenticator), checked again now and then; null before hello. */
@@ -175,12 +175,14 @@ export class PortalConnection implements ScanOwner {
       const offset = bytes.byteOffset + SLICE_HEADER_BYTES;
       const values = (bytes.byteLength - SLICE_HEADER_BYTES) / 2;
       const payload = offset % 2 === 0 ? new Uint16Array(bytes.buffer, offset, values) : new Uint16Array(bytes.slice(SLICE_HEADER_BYTES).buffer, 0, values);
+      const linesBefore = scan.linesReceived;
       const ack = scan.acceptFrame(header, payload);
+      // Only a frame that brought new lines clears the count (a replay is acked too, and would otherwise reset it).
+      if (scan.linesReceived > linesBefore) this.sparseRefusals = 0;
       if (header.kind === SliceKind.Image) {
         stats.slicesReceived++;
         portal.slicesReceived++;
       }
-      this.sparseRefusals = 0;
       if (ack >= 0) this.send({ type: 'ack', streamId: header.streamId, seq: ack });
     } catch (err) {
       const e = toScanlineErrorOrInternal(err);
@@ -193,7 +195,8 @@ export class PortalConnection implements ScanOwner {
    * A frame was refused SCANLINE_ERR_LIMIT_SPARSE. A working portal never claims lines that far past what it sent;
    * one that keeps doing it is broken or hostile, and each refused frame (up to portal.maxMessageBytes) still costs
    * the gateway its reading: a compromised portal sent ~1,400 a second and took a good portal's ack p99 from 2x to
-   * 2.6x its unattacked value (bench:security). After portal.maxSparseRefusals in a row the connection is closed
+   * 2.6x its unattacked value (bench:security). After portal.maxSparseRefusals with no new line between them (a replayed
+   * frame is acked but brings none) the connection is closed
    * (1008, SCANLINE_ERR_LIMIT_SPARSE), and the portal's hello is refused for portal.sparseCutOffSec (each reconnect
    * would otherwise open scans and write to the database again); its scans wait for a resume as after any disconnect.
    */

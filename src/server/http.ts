@@ -168,7 +168,11 @@ export class PendingResponse {
     /** Writes from `offset` (a write offset) up to what is allowed; true when the socket took all of it. */
     const write = (offset: number): boolean => {
       const from = offset - bodyStart;
-      if (from >= allowed) return true;
+      if (from >= allowed) {
+        // Everything allowed is out: wait for the rate (a grant of 0 bytes would otherwise leave nothing to wake it).
+        if (allowed < total) waitForRate();
+        return true;
+      }
       const [ok, done] = res.tryEnd(body.subarray(from, allowed), total);
       if (done) {
         settle(res);

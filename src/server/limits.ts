@@ -33,43 +33,59 @@ export class KeyedCounter {
 }
 
 /**
- * Bytes per second per client address for large response bodies (scan images, DICOS files), as a token bucket of
- * `bytesPerSecond` that holds at most `burst`. One viewer pulling a cached 15 MB image as fast as loopback goes took
- * ~330 MB/s and the shared cores with it (bench:security); paced, a client gets its images as fast as a screen needs
- * them and the portals keep theirs. At most MAX_ADDRESSES buckets, the least recently used forgotten first.
+ * Token buckets per client address: `ratePerSecond` sustained, at most `burst` held, a new address starting full. At
+ * most MAX_ADDRESSES buckets; the least recently used are forgotten first. The rate limits below are made of it.
+ */
+class TokenBuckets {
+  private static readonly MAX_ADDRESSES = 10_000;
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    readonly ratePerSecond: number,
+    readonly burst: number,
+    private readonly now: () => number,
+  ) {}
+
+  /** The bucket of `address`, refilled up to now (the caller takes from `tokens`). */
+  of(address: string): { tokens: number; at: number } {
+    const t = this.now();
+    const b = this.buckets.get(address) ?? { tokens: this.burst, at: t };
+    b.tokens = Math.min(this.burst, b.tokens + ((t - b.at) / 1000) * this.ratePerSecond);
+    b.at = t;
+    setRecent(this.buckets, address, b, TokenBuckets.MAX_ADDRESSES); // least recently used forgotten first
+    return b;
+  }
+}
+
+/**
+ * Bytes per second per client address for large response bodies (scan images, DICOS files), `bytesPerSecond` with
+ * bursts of `burst`. One viewer pulling a cached 15 MB image as fast as loopback goes took ~330 MB/s and the shared
+ * cores with it (bench:security); paced, a client gets its images as fast as a screen needs them and the portals keep
+ * theirs.
  */
 export class ByteRate {
-  private static readonly MAX_ADDRESSES = 10_000;
-  private readonly buckets = new Map<string, { bytes: number; at: number }>();
+  private readonly buckets: TokenBuckets;
 
   constructor(
     readonly bytesPerSecond: number,
     readonly burst: number,
-    private readonly now: () => number = () => performance.now(),
-  ) {}
+    now: () => number = () => performance.now(),
+  ) {
+    this.buckets = new TokenBuckets(bytesPerSecond, burst, now);
+  }
 
   /** Takes up to `want` bytes for `address`; returns how many it may write now (0: none, see waitMs). */
   take(address: string, want: number): number {
-    const b = this.refill(address);
-    const granted = Math.max(0, Math.min(want, Math.floor(b.bytes)));
-    b.bytes -= granted;
+    const b = this.buckets.of(address);
+    const granted = Math.max(0, Math.min(want, Math.floor(b.tokens)));
+    b.tokens -= granted;
     return granted;
   }
 
   /** How long until `address` may write `bytes` (at most the burst), ms. */
   waitMs(address: string, bytes: number): number {
-    const b = this.refill(address);
-    const need = Math.min(bytes, this.burst) - b.bytes;
+    const need = Math.min(bytes, this.burst) - this.buckets.of(address).tokens;
     return need <= 0 ? 0 : Math.ceil((need / this.bytesPerSecond) * 1000);
-  }
-
-  private refill(address: string): { bytes: number; at: number } {
-    const t = this.now();
-    const b = this.buckets.get(address) ?? { bytes: this.burst, at: t };
-    b.bytes = Math.min(this.burst, b.bytes + ((t - b.at) / 1000) * this.bytesPerSecond);
-    b.at = t;
-    setRecent(this.buckets, address, b, ByteRate.MAX_ADDRESSES);
-    return b;
   }
 }
 
@@ -92,6 +108,9 @@ interface HeldRefusal {
   answer: () => void;
   cancelled: boolean;
 }
+
+/** What a taken queue slot holds until compaction. */
+const TAKEN: HeldRefusal = { due: 0, answer: () => undefined, cancelled: true };
 
 /**
  * Answers the refusals of over-limit clients late (a tarpit): `delayMs` after the request, not at once. A client that
@@ -179,8 +198,16 @@ export class RefusalPacer {
 
   private run(until: number): void {
     while (this.head < this.queue.length && this.queue[this.head].due <= until) {
-      const entry = this.queue[this.head++];
-      if (!entry.cancelled) entry.answer();
+      const entry = this.queue[this.head];
+      // Taken out at once: a finished entry must not keep its response alive until the queue is compacted.
+      this.queue[this.head++] = TAKEN;
+      if (entry.cancelled) continue;
+      try {
+        entry.answer();
+      } catch {
+        // A response that cannot be written any more (its socket closed in between): nothing to answer. The other
+        // held refusals are answered all the same.
+      }
     }
     if (this.head === this.queue.length) {
       this.queue = [];
@@ -251,24 +278,21 @@ export class RenderQueue {
  * the least recently used are forgotten first.
  */
 export class RateLimiter {
-  private static readonly MAX_ADDRESSES = 10_000;
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly buckets: TokenBuckets;
 
   constructor(
     readonly ratePerSecond: number,
     readonly burst: number,
-    private readonly now: () => number = Date.now,
-  ) {}
+    now: () => number = Date.now,
+  ) {
+    this.buckets = new TokenBuckets(ratePerSecond, burst, now);
+  }
 
   /** Takes a token for `address`; false when its bucket is empty. */
   take(address: string): boolean {
-    const t = this.now();
-    const b = this.buckets.get(address) ?? { tokens: this.burst, at: t };
-    b.tokens = Math.min(this.burst, b.tokens + ((t - b.at) / 1000) * this.ratePerSecond);
-    b.at = t;
-    const ok = b.tokens >= 1;
-    if (ok) b.tokens -= 1;
-    setRecent(this.buckets, address, b, RateLimiter.MAX_ADDRESSES); // least recently used forgotten first
-    return ok;
+    const b = this.buckets.of(address);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
   }
 }

@@ -109,7 +109,8 @@ describe('limits on portals and scans', () => {
     expect(await send(attacker, frame(1, 0, 0), 0)).toMatchObject({ type: 'ack', seq: 0 });
     for (let seq = 1; seq <= 3; seq++) expect(await send(attacker, frame(1, seq, 10_000), seq)).toMatchObject({ code: 'SCANLINE_ERR_LIMIT_SPARSE' });
     expect(attacker.closeCode).toBeNull();
-    // The fourth in a row closes it (1008).
+    // A replay is acked but brings no new line: it does not start the count again, and the fourth closes it (1008).
+    expect(await send(attacker, frame(1, 0, 0), 0)).toMatchObject({ type: 'ack', seq: 0 });
     attacker.binary(frame(1, 4, 10_000));
     expect(await attacker.waitClose()).toBe(1008);
     // Its hello is refused while it is cut off, with the time left; the other portal streams on.
@@ -264,7 +265,7 @@ describe('limits on browsers and programs', () => {
   async function withImage(
     config: GatewayConfigInput,
     o: { live?: boolean; noise?: boolean } = {},
-  ): Promise<{ g: TestGateway; get(): Promise<string>; fetchImage(): Promise<Response> }> {
+  ): Promise<{ g: TestGateway; get(): Promise<string>; fetchImage(signal?: AbortSignal): Promise<Response> }> {
     const g = await gateway(config);
     const p = await portalWithScan(g, 'lane-i', 'image-1');
     for (let seq = 0; seq < 64; seq++) p.binary(frame(1, seq, seq * FRAME_LINES, FRAME_LINES, 30_000, o.noise));
@@ -275,7 +276,8 @@ describe('limits on browsers and programs', () => {
       await p.next((m) => m.type === 'scan.completed');
     }
     const headers = g.authHeaders();
-    const fetchImage = (): Promise<Response> => fetch(`${g.httpUrl}/v1/scans/image-1/image?energy=high&format=png16`, { headers });
+    const fetchImage = (signal?: AbortSignal): Promise<Response> =>
+      fetch(`${g.httpUrl}/v1/scans/image-1/image?energy=high&format=png16`, { headers, ...(signal ? { signal } : {}) });
     return {
       g,
       fetchImage,
@@ -307,12 +309,16 @@ describe('limits on browsers and programs', () => {
     for (const b of bodies) expect(b.equals(bodies[0])).toBe(true);
     const later = Buffer.from(await (await fetchImage()).arrayBuffer());
     expect(later.equals(bodies[0])).toBe(true);
-    expect(await cacheCounts(g)).toEqual({ hit: 1, shared: 7, rendered: 1 });
+    // One render; the other eight requests joined it or (on a slow machine, after it ended) read the cache.
+    const counts = await cacheCounts(g);
+    expect(counts.rendered).toBe(1);
+    expect(counts.hit + counts.shared).toBe(8);
+    expect(counts.hit).toBeGreaterThanOrEqual(1);
   });
 
   it('sends large images no faster than server.imageBytesPerSecondPerAddress', async () => {
     const rate = 1024 * 1024;
-    const { fetchImage } = await withImage({ server: { imageBytesPerSecondPerAddress: rate } }, { noise: true });
+    const { fetchImage } = await withImage({ server: { imageBytesPerSecondPerAddress: rate, maxRequestsPerAddress: 2 } }, { noise: true });
     // The first image takes the burst (one second's worth); the second waits for the bytes to come back.
     const first = Buffer.from(await (await fetchImage()).arrayBuffer());
     const t0 = performance.now();
@@ -321,6 +327,20 @@ describe('limits on browsers and programs', () => {
     expect(second.equals(first)).toBe(true);
     expect(first.byteLength).toBeGreaterThan(rate);
     expect(seconds).toBeGreaterThanOrEqual((second.byteLength / rate) * 0.8);
+    // Two at once from the address share its rate, and both arrive whole.
+    const both = await Promise.all([fetchImage(), fetchImage()].map(async (r) => Buffer.from(await (await r).arrayBuffer())));
+    for (const b of both) expect(b.equals(first)).toBe(true);
+    // A client that goes away mid-body gives its request slot back (maxRequestsPerAddress is 2 here).
+    for (let i = 0; i < 3; i++) {
+      const gaveUp = new AbortController();
+      const res = await fetchImage(gaveUp.signal);
+      const reader = res.body?.getReader();
+      await reader?.read();
+      gaveUp.abort();
+      await reader?.cancel().catch(() => undefined);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await fetchImage()).status).toBe(200);
   });
 
   const tally = (answers: string[]): Record<string, number> => {
