@@ -248,12 +248,12 @@ export class ActiveScan implements ScanView, CommitParticipant {
     this.ended = new Promise((resolve) => (this.resolveEnded = resolve));
   }
 
-  /** Bytes this scan holds of the open-scan budget (its highest line's worth); given back once it has ended. */
   /** Distinct image lines received so far (a replayed or overlapping frame adds none). */
   get linesReceived(): number {
     return this.receivedLines;
   }
 
+  /** Bytes this scan holds of the open-scan budget (its highest line's worth); given back once it has ended. */
   get chargedBytes(): number {
     return this.charged;
   }

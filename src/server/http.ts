@@ -160,34 +160,36 @@ export class PendingResponse {
     const total = body.byteLength;
     let bodyStart = 0;
     /** Body bytes the rate has allowed so far. */
-    let allowed = total;
+    let allowed = pace ? pace.take(address, total) : total;
+    let done = false;
     let timer: NodeJS.Timeout | null = null;
-    const grant = (): void => {
-      if (pace) allowed += pace.take(address, total - allowed);
-    };
-    /** Writes from `offset` (a write offset) up to what is allowed; true when the socket took all of it. */
+    /**
+     * Writes from `offset` (a write offset) up to what is allowed, once. Returns false when the socket is full (uWS
+     * calls onWritable when it drains); when the rate is spent, a timer comes back.
+     */
     const write = (offset: number): boolean => {
       const from = offset - bodyStart;
-      if (from >= allowed) {
-        // Everything allowed is out: wait for the rate (a grant of 0 bytes would otherwise leave nothing to wake it).
-        if (allowed < total) waitForRate();
-        return true;
+      if (from < allowed) {
+        const [ok, finished] = res.tryEnd(body.subarray(from, allowed), total);
+        if (finished) {
+          done = true;
+          settle(res);
+          return true;
+        }
+        if (!ok) return false;
       }
-      const [ok, done] = res.tryEnd(body.subarray(from, allowed), total);
-      if (done) {
-        settle(res);
-        return true;
-      }
-      if (ok && allowed < total) waitForRate();
-      return ok;
+      // Everything allowed is out: wait for the rate (a grant of 0 bytes would otherwise leave nothing to wake it).
+      if (allowed < total) waitForRate();
+      return true;
     };
     const waitForRate = (): void => {
       if (timer || !pace) return;
       timer = setTimeout(
         () => {
           timer = null;
-          if (this.aborted) return;
-          grant();
+          // The response may have ended meanwhile (onWritable wrote the rest): uWS reuses it for the next request.
+          if (this.aborted || done) return;
+          allowed += pace.take(address, total - allowed);
           res.cork(() => write(res.getWriteOffset()));
         },
         Math.max(1, pace.waitMs(address, STREAM_BODY_ABOVE_BYTES)),
@@ -197,27 +199,12 @@ export class PendingResponse {
       if (timer) clearTimeout(timer);
       timer = null;
     });
-    if (pace) {
-      allowed = 0;
-      grant();
-    }
-    let finished = false;
     res.cork(() => {
       writeHead(res, status, contentType, headers);
       bodyStart = res.getWriteOffset();
-      if (allowed === 0) {
-        waitForRate();
-        return;
-      }
-      const [ok, done] = res.tryEnd(body.subarray(0, allowed), total);
-      finished = done;
-      if (!done && ok && allowed < total) waitForRate();
+      write(bodyStart);
     });
-    if (finished) {
-      settle(res);
-      return;
-    }
-    res.onWritable((offset) => (this.aborted ? true : write(offset)));
+    if (!done) res.onWritable((offset) => (this.aborted || done ? true : write(offset)));
   }
 }
 
