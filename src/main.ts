@@ -295,7 +295,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
             signIns: () => ({ ok: identity.stats.signIns, failed: identity.stats.signInFailures, locked: identity.stats.signInsLocked }),
             renders: () => ({ running: server?.renders.active ?? 0, queued: server?.renders.queued ?? 0 }),
             imageCache: () => ({ ...(server?.imageCache.stats ?? { hits: 0, shared: 0, rendered: 0 }), bytes: server?.imageCache.bytes ?? 0 }),
-            delayedRefusals: () => ({ held: server?.pacer.held ?? 0, total: server?.pacer.delayedTotal ?? 0 }),
+            delayedRefusals: () => ({ held: server?.pacer.held ?? 0, total: server?.pacer.delayedTotal ?? 0, escalated: server?.pacer.escalatedTotal ?? 0 }),
             auditHead: () => identity.auditHead(),
             retention: () => retention.stats,
             imports: () => imports.stats,

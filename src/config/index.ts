@@ -113,6 +113,16 @@ export const GatewayConfigSchema = Type.Object(
             'How long a refusal for a limit at the HTTP door (rate, requests, images, connections, screens: 429 or 503) is held before it is answered, so that a client ' +
             'retrying on each answer makes one attempt per this delay instead of flooding the event loop (a tarpit). 0: answer at once.',
         }),
+        maxRefusalDelayMs: Type.Integer({
+          minimum: 0,
+          maximum: 60_000,
+          default: 8000,
+          unit: 'ms',
+          description:
+            'The longest a limit refusal is held for a repeat offender: an address with 16 refusals already held waits twice server.refusalDelayMs, with 32 four times, ' +
+            'and so on up to this, so that hundreds of sockets of one address come back this much less often. A client that meets a limit now and then waits ' +
+            'server.refusalDelayMs. At or below server.refusalDelayMs: no escalation.',
+        }),
         maxDelayedRefusals: Type.Integer({
           minimum: 0,
           maximum: 100_000,

@@ -59,7 +59,7 @@ export function registerDicosRoutes(routes: Routes, o: DicosRouteOptions): void 
       if (report !== null && report.status !== 'final') {
         throw new ScanlineError('SCANLINE_ERR_DICOS_NOT_FINAL', `the results of scan ${scanId} are still being scored`, { scanId, retryAfterSec: 2 });
       }
-      const body = await o.renders.run(async () => {
+      const body = await o.renders.run(ctx.facts.address, async () => {
         const { pixels, energies } = record.detector;
         const raw = await o.store.readRaw(scanId, record.lines, pixels * energies * 2);
         const journal = readJournal(o.store.journalPath(scanId));

@@ -53,7 +53,7 @@ export interface GatewayMetricsOptions {
   /** The png16 image cache: requests by outcome and bytes held. */
   imageCache?: () => { hits: number; shared: number; rendered: number; bytes: number };
   /** Limit refusals answered late: held now, and since the start. */
-  delayedRefusals?: () => { held: number; total: number };
+  delayedRefusals?: () => { held: number; total: number; escalated: number };
   /** The audit chain's newest entry (src/storage/integrity.ts). */
   auditHead?: () => { id: number; hash: string } | null;
   /** Counters of the retention policy's background runs (src/retention). */
@@ -481,9 +481,15 @@ function securityMetrics(o: GatewayMetricsOptions): CollectedMetric[] {
     gauge('scanline_image_cache_bytes', 'Bytes of png16 images the cache holds now, of server.imageCacheBytes.', [], () => one(o.imageCache?.().bytes ?? 0)),
     counter(
       'scanline_http_refusals_delayed_total',
-      'Limit refusals answered server.refusalDelayMs late (the rest of scanline_http_refusals_total went out at once: delay 0, or server.maxDelayedRefusals held).',
+      'Limit refusals answered server.refusalDelayMs (or more) late (the rest of scanline_http_refusals_total went out at once: delay 0, or server.maxDelayedRefusals held).',
       [],
       () => one(o.delayedRefusals?.().total ?? 0),
+    ),
+    counter(
+      'scanline_http_refusals_escalated_total',
+      'Of scanline_http_refusals_delayed_total, those held longer than server.refusalDelayMs (up to server.maxRefusalDelayMs) because their address already had 16 or more held: a client flooding from one address.',
+      [],
+      () => one(o.delayedRefusals?.().escalated ?? 0),
     ),
     gauge('scanline_http_refusals_held', 'Limit refusals held now, waiting to be answered (at most server.maxDelayedRefusals).', [], () =>
       one(o.delayedRefusals?.().held ?? 0),

@@ -60,6 +60,9 @@ function writeHead(res: HttpResponse, status: number, contentType: string, heade
 /** Bodies above this are written as the client reads them (PendingResponse.sendLarge), not copied into uWS' buffer. */
 export const STREAM_BODY_ABOVE_BYTES = 256 * 1024;
 
+/** What a large body writes at a time (PendingResponse.sendLarge). */
+const WRITE_CHUNK_BYTES = 256 * 1024;
+
 /** Answers `err` now with its code's status and body (a refused WebSocket upgrade, answered inside its handler). */
 export function refuseNow(res: HttpResponse, err: ScanlineError): void {
   answerNow(res, err.status, JSON_TYPE, JSON.stringify({ error: err.toJSON() }));
@@ -147,10 +150,13 @@ export class PendingResponse {
 
   /**
    * A large body (a scan image, a DICOS file: tens of MB) written as the client reads it and, with `pace`, no faster
-   * than its address's byte rate: what the socket and the rate take now, the rest when the socket is writable again
-   * or the rate allows. res.end() would copy all of it into uWS' buffer at once on the event loop (and hold the copy
-   * for a slow client); cached images sent that way stalled the loop for over a second (bench:security). The
-   * request's slot (server.maxRequestsPerAddress) is held until the last byte is out or the client goes away.
+   * than its address's byte rate: WRITE_CHUNK_BYTES at a time, the next on the next turn of the event loop, when the
+   * socket is writable again, or when the rate allows. res.end() would copy all of it into uWS' buffer at once on the
+   * event loop (and hold the copy for a slow client); cached images sent that way stalled the loop for over a second
+   * (bench:security). Written a whole grant at a time, one write of megabytes into a loopback socket ran the
+   * receiver's TCP stack in this thread for milliseconds (bench:security, 'Under attack, escalated'). Each chunk takes
+   * its bytes from the address's rate when it is written, so downloads of one address take turns.
+   * The request's slot (server.maxRequestsPerAddress) is held until the last byte is out or the client goes away.
    */
   sendLarge(status: number, contentType: string, body: Uint8Array, headers: Record<string, string | readonly string[]>, pace: ByteRate | null): void {
     if (this.aborted || this.answered) return;
@@ -159,52 +165,60 @@ export class PendingResponse {
     const address = pace ? Buffer.from(res.getRemoteAddressAsText()).toString() : '';
     const total = body.byteLength;
     let bodyStart = 0;
-    /** Body bytes the rate has allowed so far. */
-    let allowed = pace ? pace.take(address, total) : total;
+    /** Body bytes the rate has allowed so far (all of them without a rate). */
+    let allowed = pace ? 0 : total;
     let done = false;
-    let timer: NodeJS.Timeout | null = null;
+    /** Waiting for the rate, or for the next turn of the event loop (the next chunk): at most one at a time. */
+    let cancelWait: (() => void) | null = null;
+    let next: NodeJS.Immediate | null = null;
     /**
-     * Writes from `offset` (a write offset) up to what is allowed, once. Returns false when the socket is full (uWS
-     * calls onWritable when it drains); when the rate is spent, a timer comes back.
+     * Writes the next chunk, inside a cork. Returns false only when the socket took less than the chunk (uWS calls
+     * onWritable when it drains); otherwise it has arranged what comes next itself (an immediate or a rate timer), or
+     * the body is out.
      */
-    const write = (offset: number): boolean => {
-      const from = offset - bodyStart;
-      if (from < allowed) {
-        const [ok, finished] = res.tryEnd(body.subarray(from, allowed), total);
-        if (finished) {
-          done = true;
-          settle(res);
+    const step = (): boolean => {
+      const from = res.getWriteOffset() - bodyStart;
+      const end = Math.min(from + WRITE_CHUNK_BYTES, total);
+      if (pace && allowed < end) {
+        const n = pace.take(address, end - allowed);
+        allowed += n;
+        if (n === 0 && allowed <= from) {
+          // Nothing allowed now: wait for the rate, in turn with the address's other bodies.
+          cancelWait = pace.wait(address, end - allowed, (granted) => {
+            cancelWait = null;
+            allowed += granted;
+            if (!this.aborted && !done) res.cork(step);
+          });
           return true;
         }
-        if (!ok) return false;
       }
-      // Everything allowed is out: wait for the rate (a grant of 0 bytes would otherwise leave nothing to wake it).
-      if (allowed < total) waitForRate();
+      const [ok, finished] = res.tryEnd(body.subarray(from, Math.min(end, allowed)), total);
+      if (finished) {
+        done = true;
+        settle(res);
+        return true;
+      }
+      if (!ok) return false;
+      next = setImmediate(() => {
+        next = null;
+        // The response may have ended meanwhile (the client went away): uWS reuses it for the next request.
+        if (this.aborted || done) return;
+        res.cork(step);
+      });
       return true;
     };
-    const waitForRate = (): void => {
-      if (timer || !pace) return;
-      timer = setTimeout(
-        () => {
-          timer = null;
-          // The response may have ended meanwhile (onWritable wrote the rest): uWS reuses it for the next request.
-          if (this.aborted || done) return;
-          allowed += pace.take(address, total - allowed);
-          res.cork(() => write(res.getWriteOffset()));
-        },
-        Math.max(1, pace.waitMs(address, STREAM_BODY_ABOVE_BYTES)),
-      );
-    };
     this.onAbort(() => {
-      if (timer) clearTimeout(timer);
-      timer = null;
+      cancelWait?.();
+      if (next) clearImmediate(next);
+      cancelWait = null;
+      next = null;
     });
     res.cork(() => {
       writeHead(res, status, contentType, headers);
       bodyStart = res.getWriteOffset();
-      write(bodyStart);
+      step();
     });
-    if (!done) res.onWritable((offset) => (this.aborted || done ? true : write(offset)));
+    if (!done) res.onWritable(() => (this.aborted || done ? true : step()));
   }
 }
 

@@ -243,7 +243,7 @@ export interface ServerShared {
   renders: RenderQueue;
   /** Requests and upgrades per second per client address. */
   rate: RateLimiter;
-  /** Answers limit refusals late (server.refusalDelayMs, server.maxDelayedRefusals). */
+  /** Answers limit refusals late (server.refusalDelayMs up to server.maxRefusalDelayMs, server.maxDelayedRefusals). */
   pacer: RefusalPacer;
   /** png16 images of ended scans (server.imageCacheBytes). */
   imageCache: RenderedImageCache;
@@ -350,7 +350,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<HttpServer>
   // Apps built so far, newest last: a TLS reload listens with a new app and lets the older ones serve the
   // connections they hold until they close (uWS has no way to swap the certificate of a running app).
   const refusals = new Map<string, number>();
-  const pacer = new RefusalPacer(o.config.server.refusalDelayMs, o.config.server.maxDelayedRefusals);
+  const pacer = new RefusalPacer(o.config.server.refusalDelayMs, o.config.server.maxDelayedRefusals, o.config.server.maxRefusalDelayMs);
   const imageCache = new RenderedImageCache(o.config.server.imageCacheBytes);
   const shared: ServerShared = {
     pacer,

@@ -38,7 +38,7 @@ export class Routes {
     private readonly requests: KeyedCounter,
     /** Requests and upgrades per second per client address, checked first (server.requestsPerSecondPerAddress). */
     readonly rate: RateLimiter,
-    /** Answers limit refusals late (server.refusalDelayMs), so that a client retrying on each answer slows down. */
+    /** Answers limit refusals late (server.refusalDelayMs, longer for repeat offenders), so that a client retrying on each answer slows down. */
     readonly pacer: RefusalPacer,
   ) {}
 
@@ -52,7 +52,7 @@ export class Routes {
     if (this.rate.take(address)) return false;
     this.guard.countRefusal('SCANLINE_ERR_LIMIT_RATE');
     const body = this.rateBody;
-    this.pacer.answerLater(res, () => answerNow(res, 429, JSON_TYPE, body, { 'Retry-After': '1' }));
+    this.pacer.answerLater(res, address, () => answerNow(res, 429, JSON_TYPE, body, { 'Retry-After': '1' }));
     return true;
   }
 
@@ -62,7 +62,7 @@ export class Routes {
    */
   refuseUpgrade(res: HttpResponse, err: unknown): void {
     const e = toScanlineErrorOrInternal(err);
-    if (isLimitRefusal(e)) this.pacer.answerLater(res, () => refuseNow(res, e));
+    if (isLimitRefusal(e)) this.pacer.answerLater(res, Buffer.from(res.getRemoteAddressAsText()).toString(), () => refuseNow(res, e));
     else refuseNow(res, e);
   }
 
@@ -120,7 +120,7 @@ export class Routes {
         onSettled(res, () => this.requests.release(facts.address));
       } catch (err) {
         handleAsync(res, req, this.log, async () => {
-          if (err instanceof ScanlineError && isLimitRefusal(err)) await this.pacer.delay();
+          if (err instanceof ScanlineError && isLimitRefusal(err)) await this.pacer.delay(facts.address);
           throw err;
         });
         return;

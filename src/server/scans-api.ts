@@ -143,7 +143,7 @@ export function registerScanRoutes(
       const record = store.getScan(scanId);
       if (!record) throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${scanId}`, { scanId });
       if (q.get('view') !== null && images) {
-        const image = await renders.run(() => images.render(record, q));
+        const image = await renders.run(ctx.facts.address, () => images.render(record, q));
         reads.read(reader, scanId, 'image', ctx.facts.address, { view: q.get('view') });
         out.send(200, image.contentType, image.body, image.headers);
         return;
@@ -160,7 +160,7 @@ export function registerScanRoutes(
       // (bench:security, 'Under attack'). An ended scan's image is rendered once for every request that wants it
       // meanwhile, and kept a while (image-cache.ts).
       const render = (): Promise<RenderedImage> =>
-        renders.run(async () => {
+        renders.run(ctx.facts.address, async () => {
           const live = ingest.getLiveScan(scanId);
           const samplesPerLine = energies * pixels;
           let lines: number;

@@ -77,9 +77,9 @@ describe('RefusalPacer', () => {
     const a = fakeResponse();
     const b = fakeResponse();
     const c = fakeResponse();
-    pacer.answerLater(a, () => answered.push('a'));
-    pacer.answerLater(b, () => answered.push('b'));
-    pacer.answerLater(c, () => answered.push('c')); // a third while two are held: at once
+    pacer.answerLater(a, '10.0.0.1', () => answered.push('a'));
+    pacer.answerLater(b, '10.0.0.1', () => answered.push('b'));
+    pacer.answerLater(c, '10.0.0.1', () => answered.push('c')); // a third while two are held: at once
     expect(answered).toEqual(['c']);
     expect(pacer.held).toBe(2);
     b.abort();
@@ -89,7 +89,7 @@ describe('RefusalPacer', () => {
     expect(pacer.delayedTotal).toBe(2);
     // delay(): for async handlers; flush() answers everything now.
     let resolved = false;
-    void pacer.delay().then(() => {
+    void pacer.delay('10.0.0.1').then(() => {
       resolved = true;
     });
     pacer.flush();
@@ -100,14 +100,84 @@ describe('RefusalPacer', () => {
   it('answers at once with a delay of 0', () => {
     const pacer = new RefusalPacer(0, 100);
     const answered: string[] = [];
-    pacer.answerLater(fakeResponse(), () => answered.push('now'));
+    pacer.answerLater(fakeResponse(), '10.0.0.1', () => answered.push('now'));
     expect(answered).toEqual(['now']);
     expect(pacer.delayedTotal).toBe(0);
   });
 });
 
+describe('RefusalPacer escalation', () => {
+  it('holds a repeat offender longer, doubling per ESCALATE_EVERY held, up to maxDelayMs; other addresses keep the base delay', async () => {
+    const pacer = new RefusalPacer(20, 10_000, 70);
+    const step = RefusalPacer.ESCALATE_EVERY;
+    expect(pacer.delayFor('flood')).toBe(20);
+    const doneAt: Record<string, number[]> = { flood: [], quiet: [] };
+    const t0 = performance.now();
+    const hold = (address: string): void => pacer.answerLater(fakeResponse(), address, () => doneAt[address].push(performance.now() - t0));
+    for (let i = 0; i < step; i++) hold('flood');
+    expect(pacer.delayFor('flood')).toBe(40);
+    for (let i = 0; i < step; i++) hold('flood');
+    // 4x would be 80: capped at maxDelayMs.
+    expect(pacer.delayFor('flood')).toBe(70);
+    for (let i = 0; i < step; i++) hold('flood');
+    expect(pacer.delayFor('quiet')).toBe(20);
+    hold('quiet');
+    expect(pacer.escalatedTotal).toBe(2 * step);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(pacer.held).toBe(0);
+    // The quiet address was answered after ~20 ms, before the flood's escalated refusals.
+    expect(doneAt.quiet[0]).toBeLessThan(Math.min(...doneAt.flood.slice(step)));
+    expect(doneAt.flood.slice(2 * step).every((t) => t >= 65)).toBe(true);
+    // Answered, the address is back to the base delay.
+    expect(pacer.delayFor('flood')).toBe(20);
+  });
+
+  it('counts aborted refusals against their address until they fall due', async () => {
+    const pacer = new RefusalPacer(20, 10_000, 80);
+    const answered: number[] = [];
+    const responses = Array.from({ length: RefusalPacer.ESCALATE_EVERY }, () => fakeResponse());
+    for (const [i, res] of responses.entries()) pacer.answerLater(res, 'a', () => answered.push(i));
+    for (const res of responses) res.abort();
+    // A client that hangs up and comes back at once is still a repeat offender.
+    expect(pacer.delayFor('a')).toBe(40);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(answered).toEqual([]);
+    expect(pacer.held).toBe(0);
+    expect(pacer.delayFor('a')).toBe(20);
+  });
+
+  it('answers a wave that falls due together over several event-loop turns, letting other work in between', async () => {
+    // The clock stands still while the wave is held, so that all of it falls due at the same instant.
+    let frozen: number | null = performance.now();
+    const pacer = new RefusalPacer(10, 10_000, 10, () => frozen ?? performance.now());
+    const n = 3 * RefusalPacer.ANSWERS_PER_TURN;
+    const order: string[] = [];
+    // Each from its own address: no escalation, all due together.
+    let otherWork: Promise<void> | null = null;
+    for (let i = 0; i < n; i++)
+      pacer.answerLater(fakeResponse(), `10.0.0.${i}`, () => {
+        order.push('answer');
+        // Something else the loop has to do meanwhile (an ack, a frame), arriving as the wave starts: it gets in
+        // before the wave is through.
+        otherWork ??= new Promise<void>((resolve) =>
+          setImmediate(() => {
+            order.push('other');
+            resolve();
+          }),
+        );
+      });
+    frozen = null;
+    await new Promise((r) => setTimeout(r, 40));
+    await otherWork;
+    expect(order.filter((x) => x === 'answer')).toHaveLength(n);
+    const other = order.indexOf('other');
+    expect(other).toBeGreaterThan(0);
+    expect(other).toBeLessThan(n);
+  });
+});
+
 describe('ByteRate', () => {
-  it('grants up to the burst at once, then bytes as time passes, per address', () => {
+  it('grants a chunk whole or not at once, up to the burst, as time passes, per address', () => {
     let now = 0;
     const rate = new ByteRate(1000, 1000, () => now);
     expect(rate.take('a', 1500)).toBe(1000);
@@ -115,8 +185,35 @@ describe('ByteRate', () => {
     expect(rate.waitMs('a', 500)).toBe(500);
     expect(rate.take('b', 600)).toBe(600);
     now += 250;
-    expect(rate.take('a', 1000)).toBe(250);
+    // 250 held: 400 is not granted in part.
+    expect(rate.take('a', 400)).toBe(0);
+    expect(rate.take('a', 250)).toBe(250);
     now += 10_000;
     expect(rate.take('a', 5000)).toBe(1000);
+  });
+
+  it('serves the waiters of one address in turn, a body coming back goes behind the others, cancelled ones skipped', async () => {
+    const rate = new ByteRate(100_000, 1000);
+    expect(rate.take('a', 1000)).toBe(1000);
+    const order: string[] = [];
+    // Two bodies of 'a' wait for 1000 bytes each (10 ms apiece at this rate); each queues again after its grant.
+    const body = (name: string, chunks: number): void => {
+      rate.wait('a', 1000, (n) => {
+        order.push(`${name}:${n}`);
+        if (chunks > 1) body(name, chunks - 1);
+      });
+    };
+    body('x', 3);
+    body('y', 3);
+    const cancel = rate.wait('a', 1000, () => order.push('gone'));
+    cancel();
+    // Someone waits: a take at once is refused even when the bucket refills, so nobody jumps the queue.
+    await new Promise((r) => setTimeout(r, 15));
+    expect(rate.take('a', 1)).toBe(0);
+    // Another address is not held up by them.
+    expect(rate.take('b', 1000)).toBe(1000);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(order).toEqual(['x:1000', 'y:1000', 'x:1000', 'y:1000', 'x:1000', 'y:1000']);
+    expect(rate.take('a', 1000)).toBe(1000);
   });
 });
