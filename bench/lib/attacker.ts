@@ -50,6 +50,7 @@ const count = (key: string): void => {
   counts[key] = (counts[key] ?? 0) + 1;
 };
 let running = false;
+let cpuAtStart: NodeJS.CpuUsage | null = null;
 
 function image(): void {
   if (!running) return;
@@ -134,6 +135,7 @@ function sparsePortal(): void {
 process.on('message', (m: AttackerParentMessage) => {
   if (m.type === 'start' && !running) {
     running = true;
+    cpuAtStart = process.cpuUsage();
     if (plan.burnOnly) {
       const burn = (): void => {
         const until = Date.now() + 20;
@@ -150,6 +152,9 @@ process.on('message', (m: AttackerParentMessage) => {
     if (plan.sparse) sparsePortal();
   } else if (m.type === 'stop') {
     running = false;
+    // What the attack took of this machine's CPU (the gateway shares it here): ms of user + system time.
+    const cpu = process.cpuUsage(cpuAtStart ?? undefined);
+    counts['attacker cpu ms'] = Math.round((cpu.user + cpu.system) / 1000);
     process.send?.({ type: 'done', counts } satisfies AttackerChildMessage, () => process.exit(0));
   }
 });
