@@ -18,7 +18,7 @@ import { fitOpinion } from './fit/index.js';
 import { join } from 'node:path';
 import { defaultModelsDir } from '../src/inference/index.js';
 import { DEFAULT_EVAL_OPTIONS, formatEvalTable, runEval } from './eval/index.js';
-import { FOREIGN_SCANNER_PROFILES, simulatePortals, type ForeignScannerProfile } from './simulator/index.js';
+import { FOREIGN_SCANNER_PROFILES, REALISM_LEVELS, simulatePortals, type ForeignScannerProfile, type Realism } from './simulator/index.js';
 
 const SIMULATE_USAGE = `scanline simulate [options]
   --url URL         gateway portal endpoint (default ws://127.0.0.1:8080/v1/portal)
@@ -42,6 +42,8 @@ const DATASET_USAGE = `scanline dataset --seeds A..B --out DIR [options]
   --calibration C   frames (16 dark + 16 air lines, as the simulated portal sends) or none (default frames)
   --keep K          all tiles, or only tiles with threat cells (threats) (default all)
   --energies N      2 (dual-energy tiles) or 1 (a single-energy portal: high energy only, one channel) (default 2)
+  --realism R       basic or hard: textured, cluttered, mixed loads, threats in dense goods and behind structure,
+                    detector banding, hot pixels, afterglow (tools/simulator/realism.ts) (default basic)
   --foreign-scanner PROFILE
                     render every truck as another scanner would: response-curve, blur-noise or texture
                     (for checking out-of-distribution detection; never for training)
@@ -74,6 +76,7 @@ const EVAL_USAGE = `scanline eval --seeds A..B [options]
   --seeds A..B      truck seeds, inclusive (or a single seed A)
   --targets         exit 1 when a target is missed
   --energies N      2 (dual-energy portals) or 1 (single-energy portals: the gateway's single-energy models)
+  --realism R       basic or hard: the trucks of the harder simulator (as for dataset) (default basic)
   --scans-out FILE  write every scored truck's record as a JSON line (e.g. to choose the triage bounds)
   --foreign-scanner PROFILE
                     render the trucks as another scanner would (response-curve, blur-noise, texture): the
@@ -166,9 +169,11 @@ async function dataset(args: string[]): Promise<void> {
     calibration: { type: 'string' },
     keep: { type: 'string' },
     energies: { type: 'string' },
+    realism: { type: 'string' },
     'foreign-scanner': { type: 'string' },
   });
   const seeds = seedRange(v.seeds);
+  const realism = realismOption(v);
   if (typeof v.out !== 'string' || v.out.length === 0) throw usageError('Expected a directory for --out but received nothing');
   let threatProbability: number | undefined;
   if (v['threat-probability'] !== undefined) {
@@ -191,6 +196,7 @@ async function dataset(args: string[]): Promise<void> {
     out: v.out,
     pixels: intOption(v, 'pixels', 1024, 16, 4096),
     threatProbability,
+    ...(realism === 'hard' ? { truck: { realism } } : {}),
     ...(calibration === 'none' ? { calibration: false } : {}),
     keep,
     ...(foreign ? { foreignScanner: foreign as ForeignScannerProfile } : {}),
@@ -201,6 +207,13 @@ async function dataset(args: string[]): Promise<void> {
     },
   });
   process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+}
+
+function realismOption(values: Record<string, unknown>): Realism {
+  const raw = (values.realism as string | undefined) ?? 'basic';
+  if (!(REALISM_LEVELS as readonly string[]).includes(raw))
+    throw usageError(`Expected one of ${REALISM_LEVELS.join(', ')} for --realism but received ${JSON.stringify(raw)}`);
+  return raw as Realism;
 }
 
 function probabilityOption(values: Record<string, unknown>, name: string): number | undefined {
@@ -227,6 +240,7 @@ async function evaluate(args: string[]): Promise<void> {
     'foreign-scanner': { type: 'string' },
     'scans-out': { type: 'string' },
     energies: { type: 'string' },
+    realism: { type: 'string' },
     'log-level': { type: 'string' },
     'log-format': { type: 'string' },
     credentials: { type: 'string' },
@@ -271,6 +285,7 @@ async function evaluate(args: string[]): Promise<void> {
     mismatchProbability: probabilityOption(v, 'mismatch-probability'),
     ...(v['foreign-scanner'] !== undefined ? { foreignScanner: v['foreign-scanner'] as ForeignScannerProfile } : {}),
     energies: intOption(v, 'energies', 2, 1, 2) as 1 | 2,
+    realism: realismOption(v),
     signal: abort.signal,
     onScan: (s) => {
       done++;

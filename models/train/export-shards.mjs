@@ -4,7 +4,7 @@
 // `scanline dataset` writes for the same seeds (the same exporter, imported from dist/).
 //
 //   node models/train/export-shards.mjs --seeds A..B --out DIR [--shards N] [--threat-probability P] [--keep all|threats]
-//                                       [--energies 1|2]
+//                                       [--energies 1|2] [--realism basic|hard]
 // Prints one JSON line per shard ({ shard, seeds, tiles, seconds }) and the shard directories on the last line.
 // Needs `npm run build`. Imports only the dataset stage (no sharp, ONNX Runtime or uWebSockets.js), so it runs with
 // dist/, build/Release and the small pure-JS dependencies of the simulator.
@@ -29,6 +29,7 @@ if (process.env.SCANLINE_EXPORT_SHARD) {
     ...(job.threatProbability === undefined ? {} : { threatProbability: job.threatProbability }),
     keep: job.keep,
     energies: job.energies,
+    ...(job.realism === 'hard' ? { truck: { realism: 'hard' } } : {}),
   });
   process.send({ shard: job.shard, seeds: job.seeds, tiles: summary.tiles, seconds: summary.seconds });
   process.exit(0);
@@ -56,13 +57,19 @@ if (energies !== 1 && energies !== 2) {
   process.exit(2);
 }
 
+const realism = opt('realism', 'basic');
+if (realism !== 'basic' && realism !== 'hard') {
+  console.error(`Expected basic or hard for --realism but received ${realism}`);
+  process.exit(2);
+}
+
 const per = Math.ceil((last - first + 1) / shards);
 const jobs = [];
 for (let s = 0; s < shards; s++) {
   const a = first + s * per;
   const b = Math.min(last, a + per - 1);
   if (a > last) break;
-  jobs.push({ shard: s, seeds: [a, b], out: join(out, String(s).padStart(2, '0')), threatProbability, keep, energies });
+  jobs.push({ shard: s, seeds: [a, b], out: join(out, String(s).padStart(2, '0')), threatProbability, keep, energies, realism });
 }
 const self = fileURLToPath(import.meta.url);
 const results = await Promise.all(

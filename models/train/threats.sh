@@ -16,6 +16,8 @@
 #   QUICK=1  a smoke run: a few seeds per set
 #   ENERGIES 2 (default) or 1: datasets of single-energy portals (high energy only) for a single-energy threat
 #            model (threat patches keep their high channel: common.ThreatPatches)
+#   REALISM  basic (default) or hard: datasets of the harder simulator (tools/simulator/realism.ts: clutter,
+#            texture, mixed loads, threats in dense goods and behind structure, detector effects)
 #
 # Seeds, all inside 1000..4999 (5000 and up stay held out for `scanline eval`):
 #   train      1000-1399 and 4000-4599, threat probability 0.5, every tile
@@ -55,7 +57,7 @@ for s in "${sets[@]}"; do
   if [[ "${REUSE_DATA:-0}" == 1 && -d "$WORK/$name/00" ]]; then continue; fi
   rm -rf "${WORK:?}/$name"
   # shellcheck disable=SC2086
-  "$NODE" models/train/export-shards.mjs --seeds "$seeds" --out "$WORK/$name" --shards "$cores" --energies "${ENERGIES:-2}" $rest >"$WORK/$name.log"
+  "$NODE" models/train/export-shards.mjs --seeds "$seeds" --out "$WORK/$name" --shards "$cores" --energies "${ENERGIES:-2}" --realism "${REALISM:-basic}" $rest >"$WORK/$name.log"
   echo "dataset $name ($seeds): $(tail -1 "$WORK/$name.log" | wc -w) shards, $(($(date +%s) - started)) s"
 done
 "$NODE" models/train/threat-patches.mjs --seeds 3000..3999 --out "$WORK/patches" >"$WORK/patches.log"

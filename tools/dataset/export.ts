@@ -23,8 +23,10 @@ import {
   createDetector,
   foreignScannerTransform,
   generateTruck,
+  hardDetectorOptions,
   renderLines,
   type ForeignScannerProfile,
+  type Realism,
   type CalibrationFrames,
   type GenerateTruckOptions,
 } from '../simulator/index.js';
@@ -132,9 +134,9 @@ function validate(o: ExportDatasetOptions): { first: number; last: number; pixel
  * whenever the simulator renders trucks differently, so a dataset (and a model trained on it) records which
  * simulator made it.
  */
-export function simulatorFingerprint(): string {
-  const detector = createDetector({ pixels: 64, noise: false, seed: 1 });
-  const scene = generateTruck(1, detector, { threats: ['firearm', 'narcotics', 'explosive'] });
+export function simulatorFingerprint(realism: Realism = 'basic'): string {
+  const detector = createDetector({ pixels: 64, noise: false, seed: 1, ...(realism === 'hard' ? hardDetectorOptions(64) : {}) });
+  const scene = generateTruck(1, detector, { threats: ['firearm', 'narcotics', 'explosive'], ...(realism === 'hard' ? { realism } : {}) });
   const lines = new Uint16Array(scene.totalLines * 2 * detector.pixels);
   renderLines(scene, detector, 0, scene.totalLines, lines);
   return createHash('sha256')
@@ -278,11 +280,16 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Data
     },
     generator: {
       scanline: packageVersion(),
-      simulatorFingerprint: simulatorFingerprint(),
+      simulatorFingerprint: simulatorFingerprint(truckOptions.realism ?? 'basic'),
       seeds: [first, last],
       pixels,
       energies,
-      detector: { lineRateHz: DATASET_SCAN_DEFAULTS.lineRateHz, speedMps: DATASET_SCAN_DEFAULTS.speedMps, seed: "hashSeed(seed, 'dataset', 'detector')" },
+      detector: {
+        lineRateHz: DATASET_SCAN_DEFAULTS.lineRateHz,
+        speedMps: DATASET_SCAN_DEFAULTS.speedMps,
+        seed: "hashSeed(seed, 'dataset', 'detector')",
+        ...(truckOptions.realism === 'hard' ? hardDetectorOptions(pixels) : {}),
+      },
       truck: { ...DEFAULT_TRUCK_OPTIONS, ...truckOptions },
       calibration,
       keep,

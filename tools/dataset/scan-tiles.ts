@@ -10,6 +10,7 @@ import {
   DEFAULT_SIMULATION_OPTIONS,
   createDetector,
   generateTruck,
+  hardDetectorOptions,
   hashSeed,
   renderAir,
   renderDark,
@@ -84,6 +85,8 @@ export async function scanTruckTiles(seed: number, options: ScanTilesOptions, si
     speedMps: d.speedMps,
     seed: datasetDetectorSeed(seed),
     energies: options.energies ?? 2,
+    // The hard simulator's detector effects come with its scenes (realism.ts).
+    ...(options.truck?.realism === 'hard' ? hardDetectorOptions(options.pixels ?? d.pixels) : {}),
   });
   const scene = generateTruck(seed, detector, options.truck);
   const stitch = gatewayStitchOptions(detector.pixels, detector.energies);

@@ -25,10 +25,12 @@ import {
   DEFAULT_TRUCK_OPTIONS,
   FOREIGN_SCANNER_PROFILES,
   PortalClient,
+  REALISM_LEVELS,
   abortableDelay,
   foreignScannerTransform,
   type ForeignScannerProfile,
   type FrameSent,
+  type Realism,
 } from '../simulator/index.js';
 import { FirstSuggestionTracker, goodsConfidencePairs, scoreGoodsTiles, scoreSuggestionPlacement, scoreThreats } from './scoring.js';
 import { summarise, type EvalFailure, type EvalSummary, type ScanEval } from './summary.js';
@@ -66,6 +68,8 @@ export interface EvalOptions {
   foreignScanner?: ForeignScannerProfile;
   /** Energies of the trucks' portals: 1 evaluates the gateway's single-energy models. Default 2. */
   energies?: 1 | 2;
+  /** The simulator the trucks come from: 'hard' (tools/simulator/realism.ts) or 'basic'. Default 'basic'. */
+  realism?: Realism;
   /** Report polling period while a scan streams, ms. Default 25. */
   pollMs?: number;
   /** After scan.completed, how long to wait for the report to become final, ms. Default 60000. */
@@ -95,6 +99,7 @@ interface Validated {
   seeds: [number, number];
   foreignScanner: ForeignScannerProfile | null;
   energies: 1 | 2;
+  realism: Realism;
   portals: number;
   speed: 'realtime' | 'max';
   threatProbability: number;
@@ -128,6 +133,7 @@ function validate(o: EvalOptions): Validated {
     seeds: [s[0], s[1]],
     foreignScanner: foreign,
     energies: o.energies === 1 ? 1 : o.energies === undefined || o.energies === 2 ? 2 : invalidEnergies(o.energies),
+    realism: realismOf(o.realism),
     portals: int('portals', o.portals ?? d.portals, 1, 64),
     speed,
     threatProbability: prob('threatProbability', o.threatProbability ?? d.threatProbability),
@@ -135,6 +141,12 @@ function validate(o: EvalOptions): Validated {
     pollMs: int('pollMs', o.pollMs ?? d.pollMs, 1, 10_000),
     finalTimeoutMs: int('finalTimeoutMs', o.finalTimeoutMs ?? d.finalTimeoutMs, 0, 3_600_000),
   };
+}
+
+function realismOf(v: unknown): Realism {
+  if (v === undefined) return 'basic';
+  if (!REALISM_LEVELS.includes(v as Realism)) throw invalidArgument(CODE, `one of ${REALISM_LEVELS.join(', ')}`, 'realism', v);
+  return v as Realism;
 }
 
 function invalidEnergies(v: unknown): never {
@@ -205,7 +217,12 @@ async function evalOne(seed: number, portalIndex: number, target: Target, o: Val
   const onAbort = (): void => local.abort(runSignal.reason);
   runSignal.addEventListener('abort', onAbort, { once: true });
   const signal = local.signal;
-  const truck = evalTruck(seed, { threatProbability: o.threatProbability, mismatchProbability: o.mismatchProbability, energies: o.energies });
+  const truck = evalTruck(seed, {
+    threatProbability: o.threatProbability,
+    mismatchProbability: o.mismatchProbability,
+    energies: o.energies,
+    realism: o.realism,
+  });
   const tracker = new FirstSuggestionTracker(truck.truth.cargoSegments, truck.scene.totalLines, LINES_PER_SLICE);
   let last: ScanResultsReport | undefined;
   let endDeadline = Infinity;
@@ -412,6 +429,7 @@ export async function runEval(options: EvalOptions): Promise<EvalSummary> {
     mismatchProbability: o.mismatchProbability,
     foreignScanner: o.foreignScanner,
     energies: o.energies,
+    realism: o.realism,
     durationMs: Math.round(performance.now() - started),
   });
 }

@@ -81,6 +81,8 @@ export interface EvalRunInfo {
   foreignScanner: string | null;
   /** Energies of the trucks' portals (1: single-energy scanners). */
   energies: 1 | 2;
+  /** The simulator the trucks came from ('basic' or 'hard', tools/simulator/realism.ts). */
+  realism: string;
   durationMs: number;
 }
 
@@ -545,7 +547,7 @@ export function formatEvalTable(s: EvalSummary): string {
   const head =
     `scanline eval: ${s.scans} scans of seeds ${s.seeds[0]}..${s.seeds[1]}${s.failed ? ` (${s.failed} failed)` : ''}; models ${models}; ` +
     `${s.speed} at ${s.lineRateHz} lines/s, ${s.portals} portals; threat p ${s.threatProbability}, mismatch p ${s.mismatchProbability}; ` +
-    `${s.energies === 1 ? 'single-energy portals; ' : ''}${s.foreignScanner ? `foreign scanner ${s.foreignScanner}; ` : ''}${(s.durationMs / 1000).toFixed(1)} s`;
+    `${s.realism === 'hard' ? 'hard simulator; ' : ''}${s.energies === 1 ? 'single-energy portals; ' : ''}${s.foreignScanner ? `foreign scanner ${s.foreignScanner}; ` : ''}${(s.durationMs / 1000).toFixed(1)} s`;
   const body = rows.map((r) => `${r[0].padEnd(widths[0])}  ${r[1].padStart(widths[1])}  ${r[2].padEnd(widths[2])}  ${r[3]}`.trimEnd());
   const notes: string[] = [];
   if (!s.heldOut) notes.push('some seeds are in 1000..4999, which the demo models were trained on: these figures are not held out');

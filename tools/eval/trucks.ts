@@ -7,7 +7,16 @@
  * picks which trucks carry threats as it did for training (0.5 there).
  */
 import { DATASET_SCAN_DEFAULTS, datasetDetectorSeed } from '../dataset/index.js';
-import { createDetector, generateTruck, truthLabels, type Detector, type Scene, type TruthLabels } from '../simulator/index.js';
+import {
+  createDetector,
+  generateTruck,
+  hardDetectorOptions,
+  truthLabels,
+  type Detector,
+  type Realism,
+  type Scene,
+  type TruthLabels,
+} from '../simulator/index.js';
 
 /** How a declaration lies (null: it does not). */
 export type MismatchKind =
@@ -35,6 +44,8 @@ export interface EvalTruckOptions {
   mismatchProbability?: number;
   /** Energies the truck's portal sends (1: a single-energy scanner). Default 2. */
   energies?: 1 | 2;
+  /** The simulator: 'hard' scenes with the hard detector's effects (tools/simulator/realism.ts). Default 'basic'. */
+  realism?: Realism;
 }
 
 export function evalTruck(seed: number, options: EvalTruckOptions): EvalTruck {
@@ -45,8 +56,10 @@ export function evalTruck(seed: number, options: EvalTruckOptions): EvalTruck {
     speedMps: d.speedMps,
     seed: datasetDetectorSeed(seed),
     energies: options.energies ?? 2,
+    ...(options.realism === 'hard' ? hardDetectorOptions(d.pixels) : {}),
   });
   const scene = generateTruck(seed, detector, {
+    ...(options.realism ? { realism: options.realism } : {}),
     threatProbability: options.threatProbability,
     ...(options.mismatchProbability === undefined ? {} : { mismatchProbability: options.mismatchProbability }),
   });

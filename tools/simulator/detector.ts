@@ -42,6 +42,27 @@ export interface DetectorOptions {
   deadPixels?: number;
   /** False renders noiseless counts (rounded only), for tests. Default true. */
   noise?: boolean;
+  /**
+   * Source output varying from line to line (a linac's pulse-to-pulse dose, what the portal's reference detector
+   * leaves uncorrected): each line's signal is scaled by 1 + pulseJitter * N(0,1), both energies alike. Default 0.
+   */
+  pulseJitter?: number;
+  /**
+   * Slow gain drift of each detector board (`modulePixels` elements) along the scan, standard deviation as a fraction:
+   * horizontal bands in the image that the scan's air calibration does not remove. Default 0.
+   */
+  moduleDrift?: number;
+  /** Elements per detector board (moduleDrift). Default 32. */
+  modulePixels?: number;
+  /**
+   * Elements whose dark current switches on and off during the scan (hot pixels the dark frame caught in one state):
+   * while on, `hotPixelCounts` are added. Default 0.
+   */
+  hotPixels?: number;
+  /** Counts a hot pixel adds while on. Default 1500. */
+  hotPixelCounts?: number;
+  /** Scintillator afterglow: the fraction of the previous line's signal that each line also reads. Default 0. */
+  afterglow?: number;
   /** Seeds gains, dark offsets and dead pixel positions. Default 1. */
   seed?: number;
   /**
@@ -74,6 +95,10 @@ export interface Detector {
   readonly gain: Float32Array;
   /** Dead pixel indices, ascending. */
   readonly deadPixels: readonly number[];
+  /** Hot (flickering) pixel indices, ascending (options.hotPixels of them, none dead). */
+  readonly hotPixels: readonly number[];
+  /** True when any of pulseJitter, moduleDrift, hotPixels or afterglow is on (render.ts takes its slower path). */
+  readonly effects: boolean;
   /** The options it was made from, with every default filled in. */
   readonly options: Readonly<Required<DetectorOptions>>;
 }
@@ -94,6 +119,12 @@ export const DEFAULT_DETECTOR_OPTIONS = Object.freeze({
   noise: true,
   seed: 1,
   energies: 2 as 1 | 2,
+  pulseJitter: 0, // fraction (sd)
+  moduleDrift: 0, // fraction (sd)
+  modulePixels: 32, // elements
+  hotPixels: 0, // elements
+  hotPixelCounts: 1500, // counts
+  afterglow: 0, // fraction
 });
 
 const CODE = 'SCANLINE_ERR_CLI_USAGE' as const;
@@ -125,6 +156,12 @@ export function createDetector(options: DetectorOptions = {}): Detector {
     noise: options.noise ?? d.noise,
     seed: checkNumber('seed', options.seed ?? d.seed, 0, Number.MAX_SAFE_INTEGER, true),
     energies: options.energies ?? d.energies,
+    pulseJitter: checkNumber('pulseJitter', options.pulseJitter ?? d.pulseJitter, 0, 0.2),
+    moduleDrift: checkNumber('moduleDrift', options.moduleDrift ?? d.moduleDrift, 0, 0.2),
+    modulePixels: checkNumber('modulePixels', options.modulePixels ?? d.modulePixels, 1, 4096, true),
+    hotPixels: checkNumber('hotPixels', options.hotPixels ?? d.hotPixels, 0, Math.floor(pixels / 4), true),
+    hotPixelCounts: checkNumber('hotPixelCounts', options.hotPixelCounts ?? d.hotPixelCounts, 0, 30_000),
+    afterglow: checkNumber('afterglow', options.afterglow ?? d.afterglow, 0, 0.2),
   };
   if (o.energies !== 1 && o.energies !== 2) throw invalidArgument(CODE, '1 or 2', 'energies', o.energies);
   if (typeof o.noise !== 'boolean') throw invalidArgument(CODE, 'a boolean', 'noise', o.noise);
@@ -144,6 +181,14 @@ export function createDetector(options: DetectorOptions = {}): Detector {
   while (dead.size < o.deadPixels) dead.add(rng.int(pixels));
   const deadPixels = [...dead].sort((a, b) => a - b);
   for (const p of deadPixels) gain[p] = 0;
+  // Hot pixels from their own stream: adding them leaves the gains, darks and dead pixels of a seed as they were.
+  const hotRng = new Rng(hashSeed(o.seed, 'detector', 'hot'));
+  const hot = new Set<number>();
+  while (hot.size < Math.min(o.hotPixels, pixels - dead.size)) {
+    const p = hotRng.int(pixels);
+    if (!dead.has(p)) hot.add(p);
+  }
+  const hotPixels = [...hot].sort((a, b) => a - b);
 
   const mmPerLine = (o.speedMps * 1000) / o.lineRateHz;
   return Object.freeze({
@@ -162,6 +207,8 @@ export function createDetector(options: DetectorOptions = {}): Detector {
     dark,
     gain,
     deadPixels: Object.freeze(deadPixels),
+    hotPixels: Object.freeze(hotPixels),
+    effects: o.pulseJitter > 0 || o.moduleDrift > 0 || hotPixels.length > 0 || o.afterglow > 0,
     options: Object.freeze(o),
   });
 }

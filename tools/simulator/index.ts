@@ -79,3 +79,9 @@ export {
 } from './simulate.js';
 export { writeScanToDisk, type WriteScanOptions, type WrittenScan } from './write-scan.js';
 export { FOREIGN_SCANNER_PROFILES, foreignScannerTransform, type ForeignScannerProfile, type ImageSliceTransform } from './foreign-scanner.js';
+export {
+  REALISM_LEVELS,
+  hardDetectorOptions,
+  type Concealment,
+  type Realism,
+} from './realism.js';

@@ -275,6 +275,127 @@ function countsInto(detector: Detector, acc: Float64Array, energy: Energy, rng: 
   }
 }
 
+/** Periods, in lines, of the three waves a detector board's gain drift is made of (moduleDrift). */
+const DRIFT_PERIODS = [410, 1_330, 3_710] as const;
+/** Lines a hot pixel stays in one state (on or off) at least. */
+const HOT_STATE_LINES = 200;
+
+/** Per detector: each board's phases of the drift waves and each hot pixel's offset. */
+interface EffectsState {
+  phases: Float64Array;
+  hotOffsets: Int32Array;
+}
+const effectsStates = new WeakMap<Detector, EffectsState>();
+
+function effectsState(detector: Detector): EffectsState {
+  let st = effectsStates.get(detector);
+  if (st) return st;
+  const modules = Math.ceil(detector.pixels / detector.options.modulePixels);
+  const rng = new Rng(hashSeed(detector.seed, 'detector', 'drift'));
+  const phases = new Float64Array(modules * DRIFT_PERIODS.length);
+  for (let i = 0; i < phases.length; i++) phases[i] = 2 * Math.PI * rng.uniform();
+  const hotOffsets = new Int32Array(detector.hotPixels.length);
+  for (let i = 0; i < hotOffsets.length; i++) hotOffsets[i] = rng.int(HOT_STATE_LINES);
+  st = { phases, hotOffsets };
+  effectsStates.set(detector, st);
+  return st;
+}
+
+/**
+ * The signal scale of every pixel on line `line`: the source pulse (`pulse`, both energies alike) times each board's
+ * drift at that line. Deterministic per line, so any split of a scan into slices renders the same bytes.
+ */
+function signalScale(detector: Detector, line: number, pulse: number, out: Float64Array): void {
+  const o = detector.options;
+  const st = effectsState(detector);
+  const waves = DRIFT_PERIODS.length;
+  // Three unit sine waves have variance 3/2: scaled so that the drift's standard deviation is moduleDrift.
+  const amplitude = o.moduleDrift * Math.sqrt(2 / waves);
+  for (let m = 0, p = 0; p < detector.pixels; m++) {
+    let drift = 0;
+    if (amplitude > 0) for (let w = 0; w < waves; w++) drift += Math.sin((2 * Math.PI * line) / DRIFT_PERIODS[w] + st.phases[m * waves + w]);
+    const f = pulse * (1 + amplitude * drift);
+    const end = Math.min(detector.pixels, p + o.modulePixels);
+    for (; p < end; p++) out[p] = f;
+  }
+}
+
+/** Dark counts a hot pixel adds on `line` (0 while it is off). */
+function hotCounts(detector: Detector, index: number, line: number): number {
+  const st = effectsState(detector);
+  const block = Math.floor((line + st.hotOffsets[index]) / HOT_STATE_LINES);
+  return (hashSeed(detector.seed, 'hot', detector.hotPixels[index], block) & 3) === 0 ? detector.options.hotPixelCounts : 0;
+}
+
+/** The line's source pulse factor, from its own stream (the noise stream of the basic path stays as it was). */
+function pulseOf(detector: Detector, ...seedParts: Array<number | string>): number {
+  const j = detector.options.pulseJitter;
+  return j > 0 ? Math.max(0.5, 1 + j * new Rng(hashSeed(...seedParts, 'pulse')).normal()) : 1;
+}
+
+/** Noiseless signal (without dark) of one energy on one line: air counts x gain x transmission x scale. */
+function meanSignal(detector: Detector, acc: Float64Array, energy: Energy, scale: Float64Array, out: Float64Array): void {
+  const i0 = detector.airCounts[energy];
+  const gain = detector.gain;
+  let lastA = Number.NaN;
+  let lastT = 1;
+  for (let p = 0; p < detector.pixels; p++) {
+    const a = acc[p];
+    if (a !== lastA) {
+      lastA = a;
+      lastT = Math.exp(-a);
+    }
+    out[p] = i0 * gain[p] * lastT * scale[p];
+  }
+}
+
+/** Counts from a line's noiseless signal plus afterglow of the previous one, dark and hot pixels, with noise. */
+function effectCountsInto(detector: Detector, mean: Float64Array, previous: Float64Array, line: number, rng: Rng, out: Uint16Array, offset: number): void {
+  const dark = detector.dark;
+  const glow = detector.options.afterglow;
+  const rn = detector.readNoise;
+  const rn2 = rn * rn;
+  const hot = detector.hotPixels;
+  let h = 0;
+  for (let p = 0; p < detector.pixels; p++) {
+    const signal = mean[p] + glow * previous[p];
+    let d = dark[p];
+    if (h < hot.length && hot[h] === p) d += hotCounts(detector, h++, line);
+    let v: number;
+    if (!detector.noise) v = d + signal;
+    else if (signal <= POISSON_EXACT_MAX_MEAN) v = d + rng.poisson(signal) + rn * rng.normal();
+    else v = d + signal + Math.sqrt(signal + rn2) * rng.normal();
+    v = Math.round(v);
+    out[offset + p] = v < 0 ? 0 : v > 65_535 ? 65_535 : v;
+  }
+}
+
+/** renderLines with the detector's effects (pulse jitter, board drift, hot pixels, afterglow). */
+function renderLinesWithEffects(scene: Scene, detector: Detector, prep: Prepared, firstLine: number, lineCount: number, out: Uint16Array): void {
+  const n = detector.pixels;
+  const scale = new Float64Array(n);
+  const now = [new Float64Array(n), new Float64Array(n)];
+  let before = [new Float64Array(n), new Float64Array(n)];
+  const lineMeans = (line: number, into: Float64Array[]): void => {
+    prep.attenuation(line);
+    signalScale(detector, line, pulseOf(detector, scene.noiseSeed, detector.seed, line), scale);
+    meanSignal(detector, prep.accHigh, Energy.High, scale, into[0]);
+    meanSignal(detector, prep.accLow, Energy.Low, scale, into[1]);
+  };
+  // The line before the first: what its afterglow adds to the first (so slices render as the whole scan does).
+  if (detector.options.afterglow > 0) lineMeans(firstLine - 1, before);
+  let current = now;
+  for (let k = 0; k < lineCount; k++) {
+    const line = firstLine + k;
+    lineMeans(line, current);
+    const rng = new Rng(hashSeed(scene.noiseSeed, detector.seed, line));
+    const base = k * 2 * n;
+    effectCountsInto(detector, current[0], before[0], line, rng, out, base);
+    effectCountsInto(detector, current[1], before[1], line, rng, out, base + n);
+    [before, current] = [current, before];
+  }
+}
+
 /**
  * Renders lines [firstLine, firstLine + lineCount) of `scene` into `out` (line-major, high energy then low energy,
  * `pixels` values each): raw detector counts as a portal would send them. Lines outside the scan render as air.
@@ -283,6 +404,10 @@ export function renderLines(scene: Scene, detector: Detector, firstLine: number,
   const n = detector.pixels;
   checkOut('out', out, lineCount * 2 * n);
   const prep = prepared(scene, detector);
+  if (detector.effects) {
+    renderLinesWithEffects(scene, detector, prep, firstLine, lineCount, out);
+    return;
+  }
   for (let k = 0; k < lineCount; k++) {
     const line = firstLine + k;
     prep.attenuation(line);
@@ -329,9 +454,27 @@ function calibrationFrame(detector: Detector, lineCount: number, out: Uint16Arra
   checkOut('out', out, lineCount * 2 * n);
   const zero = new Float64Array(n);
   const dark = detector.dark;
+  const effects = detector.effects ? { scale: new Float64Array(n), mean: new Float64Array(n), glow: new Float64Array(n) } : null;
   for (let k = 0; k < lineCount; k++) {
     const rng = new Rng(hashSeed(seed, detector.seed, kind, k));
     const base = k * 2 * n;
+    if (effects) {
+      // Taken before the scan (lines -1000 and earlier of the drift and the hot pixels); air in steady state reads
+      // its afterglow too.
+      const line = -1000 - k;
+      for (let e = 0; e < 2; e++) {
+        if (kind === 'air') {
+          signalScale(detector, line, pulseOf(detector, seed, detector.seed, kind, k), effects.scale);
+          meanSignal(detector, zero, e === 0 ? Energy.High : Energy.Low, effects.scale, effects.mean);
+          effects.glow.set(effects.mean);
+        } else {
+          effects.mean.fill(0);
+          effects.glow.fill(0);
+        }
+        effectCountsInto(detector, effects.mean, effects.glow, line, rng, out, base + e * n);
+      }
+      continue;
+    }
     if (kind === 'air') {
       countsInto(detector, zero, Energy.High, rng, out, base);
       countsInto(detector, zero, Energy.Low, rng, out, base + n);

@@ -15,6 +15,7 @@ import { SceneBuilder, type Primitive } from './primitives.js';
 import { Rng, hashSeed } from './random.js';
 import { THREAT_KINDS, placeThreat, type ThreatKind } from './threats.js';
 import { BODY_LENGTH_RANGE_MM, VEHICLE_KINDS, buildVehicle, type CargoBay, type VehicleKind } from './vehicle.js';
+import { HARD_CATEGORY_COUNTS, REALISM_LEVELS, addClutter, concealmentRegion, textureCargo, type Concealment, type Realism } from './realism.js';
 
 export interface CargoSegmentTruth {
   category: CargoCategory;
@@ -29,6 +30,8 @@ export interface CargoSegmentTruth {
 export interface ThreatTruth {
   kind: ThreatKind;
   variant: string;
+  /** How it is hidden (the hard simulator); 'in-load' for every threat of the basic one. */
+  concealment: Concealment;
   /** Segment the threat is concealed in (index into `cargo`), -1 when none. */
   segment: number;
   x0: number;
@@ -101,6 +104,11 @@ export interface GenerateTruckOptions {
   leadingAirLines?: number;
   /** Air lines after the vehicle. Default 48. */
   trailingAirLines?: number;
+  /**
+   * 'hard': textured and cluttered goods, mostly mixed loads, threats concealed in dense goods and behind structure
+   * (realism.ts); pair it with hardDetectorOptions. Default 'basic' (the scenes the committed models were trained on).
+   */
+  realism?: Realism;
 }
 
 export const DEFAULT_TRUCK_OPTIONS = Object.freeze({
@@ -162,6 +170,7 @@ function validateTruckOptions(o: GenerateTruckOptions): void {
   if (o.threats !== undefined && (!Array.isArray(o.threats) || o.threats.length > 4 || o.threats.some((t) => !THREAT_KINDS.includes(t)))) {
     throw invalidArgument(CODE, `up to 4 of ${THREAT_KINDS.join(', ')}`, 'threats', o.threats);
   }
+  if (o.realism !== undefined && !REALISM_LEVELS.includes(o.realism)) throw invalidArgument(CODE, `one of ${REALISM_LEVELS.join(', ')}`, 'realism', o.realism);
   if (o.leadingAirLines !== undefined) checkLines('leadingAirLines', o.leadingAirLines, 64);
   if (o.trailingAirLines !== undefined) checkLines('trailingAirLines', o.trailingAirLines, 0);
 }
@@ -187,11 +196,15 @@ function drawCargoCategories(rng: Rng, o: GenerateTruckOptions): CargoCategory[]
   const weights = CARGO_CATEGORIES.map((k) => [k, o.cargoMix?.[k] ?? DEFAULT_CARGO_MIX[k]] as const);
   const first = rng.weighted(weights);
   if (first === 'empty') return ['empty'];
-  const n = rng.weighted([
-    [1, 0.7],
-    [2, 0.25],
-    [3, 0.05],
-  ] as const);
+  const n = rng.weighted(
+    o.realism === 'hard'
+      ? HARD_CATEGORY_COUNTS
+      : ([
+          [1, 0.7],
+          [2, 0.25],
+          [3, 0.05],
+        ] as const),
+  );
   const out: CargoCategory[] = [first];
   for (let i = 1; i < n; i++) {
     const rest = weights.filter(([k, w]) => k !== 'empty' && w > 0 && !out.includes(k));
@@ -223,6 +236,7 @@ export function generateTruck(seed: number, detector: Pick<Detector, 'mmPerLine'
   const o = { ...DEFAULT_TRUCK_OPTIONS, ...options };
   const rng = new Rng(hashSeed(seed, 'truck'));
   const b = new SceneBuilder();
+  const hard = o.realism === 'hard';
 
   const kind = o.vehicleKind ?? rng.weighted(VEHICLE_WEIGHTS);
   const layout = buildVehicle(b, new Rng(hashSeed(seed, 'vehicle')), kind, o.bodyLengthMm);
@@ -243,6 +257,12 @@ export function generateTruck(seed: number, detector: Pick<Detector, 'mmPerLine'
     b.group = i;
     const from = b.primitives.length;
     loadCargo(b, new Rng(hashSeed(seed, 'cargo', i)), category, slot);
+    if (hard && category !== 'empty') {
+      // The goods' own extent first: clutter is spread over it (and may stick out of it, as loose items do).
+      const goods = b.boundsSince(from) ?? slot;
+      addClutter(b, new Rng(hashSeed(seed, 'clutter', i)), { x0: goods.x0, x1: goods.x1, y0: slot.y0, y1: Math.min(slot.y1, goods.y1 + 300) }, bay.widthMm);
+      textureCargo(b.primitives, from, new Rng(hashSeed(seed, 'texture', i)));
+    }
     const bounds = b.boundsSince(from) ?? { x0: slot.x0, x1: slot.x1, y0: slot.y0, y1: slot.y1 };
     cargo.push({ category, hsCode: CARGO_CATEGORY_INFO[category].hsCode, ...bounds });
     x += len + 80;
@@ -257,17 +277,26 @@ export function generateTruck(seed: number, detector: Pick<Detector, 'mmPerLine'
   const threats: ThreatTruth[] = [];
   const threatRng = new Rng(hashSeed(seed, 'threats'));
   threatKinds.forEach((kindOfThreat, i) => {
-    const loadedSegments = cargo.map((c, k) => [c, k] as const).filter(([c]) => c.category !== 'empty');
-    const [seg, segment] = loadedSegments.length > 0 ? threatRng.choice(loadedSegments) : [null, -1];
-    const region = seg
-      ? { x0: seg.x0, x1: seg.x1, y0: Math.max(seg.y0, bay.y0), y1: Math.min(seg.y1, bay.y1) }
-      : { x0: bay.x0, x1: bay.x1, y0: bay.y0, y1: bay.y0 + 400 };
+    let region: { x0: number; x1: number; y0: number; y1: number };
+    let segment: number;
+    let concealment: Concealment = 'in-load';
+    if (hard) {
+      // Its own stream: the basic simulator's threats stay where they were.
+      ({ region, segment, how: concealment } = concealmentRegion(new Rng(hashSeed(seed, 'concealment', i)), bay, cargo));
+    } else {
+      const loadedSegments = cargo.map((c, k) => [c, k] as const).filter(([c]) => c.category !== 'empty');
+      const [seg, k] = loadedSegments.length > 0 ? threatRng.choice(loadedSegments) : [null, -1];
+      segment = k;
+      region = seg
+        ? { x0: seg.x0, x1: seg.x1, y0: Math.max(seg.y0, bay.y0), y1: Math.min(seg.y1, bay.y1) }
+        : { x0: bay.x0, x1: bay.x1, y0: bay.y0, y1: bay.y0 + 400 };
+    }
     b.tag = 'threat';
     b.group = i;
     const from = b.primitives.length;
     const variant = placeThreat(b, threatRng, kindOfThreat, region);
     const bounds = b.boundsSince(from) as { x0: number; x1: number; y0: number; y1: number };
-    threats.push({ kind: kindOfThreat, variant, segment, ...bounds });
+    threats.push({ kind: kindOfThreat, variant, concealment, segment, ...bounds });
   });
 
   const declaration = declare(new Rng(hashSeed(seed, 'declaration')), categories, o.mismatchProbability);

@@ -207,6 +207,7 @@ describe('scoring', () => {
       mismatchProbability: 0.2,
       foreignScanner: null,
       energies: 2,
+      realism: 'basic',
       durationMs: 1,
     });
     expect(s).toMatchObject({ scans: 3, goodsTop1: 0.4, threatRecall: 0.5, falseAlarmsPerScan: 1 / 3, mismatchRecall: 1 });
