@@ -197,11 +197,14 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     ingest.listen(operator.ingestListener());
     // Every completed scan is sealed: the SHA-256 of its raw lines in its record and in the audit chain
     // (src/storage/integrity.ts; `scanline audit verify` checks them).
+    // Seals being written; a graceful stop waits for them before the store closes (a scan completed just before it
+    // stayed unsealed otherwise: `scanline eval` saw 9 of 100 at its gateway's close, "scan store is closed").
+    const sealing = new Set<Promise<void>>();
     ingest.listen({
       scanCompleted: (scan) => {
         // A completed scan scored again after a restart was sealed when it completed the first time.
         if (scan.recovered && store.sealOf(scan.scanId) !== null) return;
-        store
+        const seal = store
           .sealScan(scan.scanId)
           .then((sha256) =>
             identity.record({
@@ -214,6 +217,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
             }),
           )
           .catch((err: unknown) => log.error({ err, scanId: scan.scanId }, 'sealing a completed scan failed'));
+        sealing.add(seal);
+        void seal.finally(() => sealing.delete(seal));
       },
     });
     results?.addListener(operator.resultsListener());
@@ -408,6 +413,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         ingest.closeConnections(CloseCode.GoingAway, 'gateway shutting down');
         if (results) await results.drain(Math.max(0, deadline - Date.now()));
         await inference?.close({ drainTimeoutMs: Math.max(0, deadline - Date.now()) });
+        // Every scan that completed is sealed before the store closes (each seal is one read of its raw file).
+        await Promise.all(sealing);
         phase = 'closing';
         // Screens are told the gateway goes away (and previews of the scans that just ended are written) while their
         // sockets are still open; the server's close then ends every connection.

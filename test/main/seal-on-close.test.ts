@@ -1,0 +1,53 @@
+/**
+ * A graceful stop waits for the seals of scans that completed just before it: every completed scan has its SHA-256
+ * in the audit trail afterwards. Before, the store closed under the seals in flight ("scan store is closed"; 9 of
+ * 100 scans at the end of a `scanline eval` run) and those scans stayed unsealed for good.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { IdentityStore } from '../../src/storage/index.js';
+import { SliceKind, encodeSliceFrame } from '../../src/protocol/index.js';
+import { startTestGateway } from '../helpers/gateway.js';
+import { RawPortal } from '../helpers/raw-portal.js';
+
+const PIXELS = 512;
+const LANES = 6;
+const LINES = 2048;
+
+describe('graceful stop', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'scanline-seal-close-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('seals every scan that completed before it, before the store closes', async () => {
+    const gw = await startTestGateway({}, {}, dir);
+    const portals = await Promise.all(Array.from({ length: LANES }, (_, i) => RawPortal.hello(gw.portalUrl, `lane-${i}`, { pixels: PIXELS, energies: 2 })));
+    const data = new Uint16Array(64 * 2 * PIXELS).fill(21_000);
+    const scanIds = await Promise.all(
+      portals.map(async (p, i) => {
+        p.json({ type: 'scan.start', streamId: 1, scanId: `close-${i}` });
+        await p.next((m) => m.type === 'scan.accepted');
+        for (let seq = 0; seq < LINES / 64; seq++) {
+          p.binary(encodeSliceFrame({ kind: SliceKind.Image, energies: 2, streamId: 1, seq, firstLine: seq * 64, pixels: PIXELS, acquiredAtUs: 0n }, data));
+        }
+        p.json({ type: 'scan.end', streamId: 1, totalLines: LINES });
+        return ((await p.next((m) => m.type === 'scan.completed')) as { scanId: string }).scanId;
+      }),
+    );
+    // Stopped as the last scan completes: its seal (one read and hash of 4 MiB) is still being written.
+    await gw.close(2_000);
+    for (const p of portals) p.close();
+    const store = IdentityStore.open(dir);
+    try {
+      const sealed = store
+        .listAudit({ limit: 1000, action: 'scan.seal' })
+        .map((e) => e.target)
+        .sort();
+      expect(sealed).toEqual([...scanIds].sort());
+      expect((await store.verify(join(dir, 'scans'))).problems).toEqual([]);
+    } finally {
+      store.close();
+    }
+  }, 30_000);
+});
