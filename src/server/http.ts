@@ -218,7 +218,9 @@ export class PendingResponse {
       bodyStart = res.getWriteOffset();
       step();
     });
-    if (!done) res.onWritable(() => (this.aborted || done ? true : step()));
+    // Only after a partial write is a step due from here: uWS may call onWritable spuriously (under TLS), and a second
+    // step beside a pending one would start a second chain of writes.
+    if (!done) res.onWritable(() => (this.aborted || done || next !== null || cancelWait !== null ? true : step()));
   }
 }
 

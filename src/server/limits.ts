@@ -261,6 +261,8 @@ export class RefusalPacer {
   private readonly heldBy = new Map<string, number>();
   private heldCount = 0;
   private timer: NodeJS.Timeout | null = null;
+  /** When `timer` fires: a refusal held later that falls due sooner (a shorter delay) brings it forward. */
+  private timerDue = Number.POSITIVE_INFINITY;
   private immediate: NodeJS.Immediate | null = null;
   /** Refusals answered late since the start (scanline_http_refusals_delayed_total). */
   delayedTotal = 0;
@@ -315,6 +317,7 @@ export class RefusalPacer {
     if (this.timer) clearTimeout(this.timer);
     if (this.immediate) clearImmediate(this.immediate);
     this.timer = null;
+    this.timerDue = Number.POSITIVE_INFINITY;
     this.immediate = null;
     this.run(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
   }
@@ -339,6 +342,13 @@ export class RefusalPacer {
     this.heldCount++;
     this.delayedTotal++;
     if (level > 0) this.escalatedTotal++;
+    // The queues differ in delay: a refusal of a quiet address (1 s) may fall due before the timer set for a flood's
+    // (8 s), and must not wait for it.
+    if (this.timer && entry.due < this.timerDue) {
+      clearTimeout(this.timer);
+      this.timer = null;
+      this.timerDue = Number.POSITIVE_INFINITY;
+    }
     this.schedule();
     return entry;
   }
@@ -354,9 +364,11 @@ export class RefusalPacer {
     if (this.timer || this.immediate) return;
     const next = this.nextQueue();
     if (!next) return;
+    this.timerDue = next.firstDue;
     this.timer = setTimeout(
       () => {
         this.timer = null;
+        this.timerDue = Number.POSITIVE_INFINITY;
         this.turn();
       },
       Math.max(0, next.firstDue - this.now()),

@@ -132,6 +132,20 @@ describe('RefusalPacer escalation', () => {
     expect(pacer.delayFor('flood')).toBe(20);
   });
 
+  it("answers a quiet address's refusal after the base delay while only a flood's long ones are held", async () => {
+    const pacer = new RefusalPacer(20, 10_000, 640);
+    // 16 refusals at each delay, 20 ms to 640 ms.
+    for (let i = 0; i < 6 * RefusalPacer.ESCALATE_EVERY; i++) pacer.answerLater(fakeResponse(), 'flood', () => undefined);
+    expect(pacer.delayFor('flood')).toBe(640);
+    await new Promise((r) => setTimeout(r, 400));
+    // Only the 640 ms ones are left, their timer set for ~240 ms from now.
+    expect(pacer.held).toBe(RefusalPacer.ESCALATE_EVERY);
+    const t0 = performance.now();
+    const quietMs = await new Promise<number>((resolve) => pacer.answerLater(fakeResponse(), 'quiet', () => resolve(performance.now() - t0)));
+    expect(quietMs).toBeGreaterThanOrEqual(15);
+    expect(quietMs).toBeLessThan(150);
+  });
+
   it('counts aborted refusals against their address until they fall due', async () => {
     const pacer = new RefusalPacer(20, 10_000, 80);
     const answered: number[] = [];
@@ -167,7 +181,7 @@ describe('RefusalPacer escalation', () => {
         );
       });
     frozen = null;
-    await new Promise((r) => setTimeout(r, 40));
+    for (let i = 0; i < 200 && pacer.held > 0; i++) await new Promise((r) => setTimeout(r, 10));
     await otherWork;
     expect(order.filter((x) => x === 'answer')).toHaveLength(n);
     const other = order.indexOf('other');
