@@ -23,6 +23,9 @@ import { DicosListener, ImportService, WatchFolder } from './imports/index.js';
 import { DicosPush } from './push/index.js';
 import type { ScanResultsReport } from './protocol/index.js';
 
+/** How long a graceful stop waits at least for the seals of scans that completed (ms). */
+const SEAL_GRACE_MS = 10_000;
+
 export const GATEWAY_PHASES = ['starting', 'ready', 'draining', 'closing', 'closed'] as const;
 export type GatewayPhase = (typeof GATEWAY_PHASES)[number];
 
@@ -413,8 +416,13 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         ingest.closeConnections(CloseCode.GoingAway, 'gateway shutting down');
         if (results) await results.drain(Math.max(0, deadline - Date.now()));
         await inference?.close({ drainTimeoutMs: Math.max(0, deadline - Date.now()) });
-        // Every scan that completed is sealed before the store closes (each seal is one read of its raw file).
-        await Promise.all(sealing);
+        // Every scan that completed is sealed before the store closes (each seal is one read of its raw file): until
+        // the drain deadline, and at least SEAL_GRACE_MS (a drain that used its whole time still gets its seals).
+        const sealsBy = Math.max(deadline, Date.now() + SEAL_GRACE_MS);
+        while (sealing.size > 0 && Date.now() < sealsBy) {
+          await Promise.race([Promise.all(sealing), new Promise((r) => setTimeout(r, sealsBy - Date.now()))]);
+        }
+        if (sealing.size > 0) log.error({ unsealed: sealing.size }, 'stopping with completed scans not sealed (the disk did not answer in time)');
         phase = 'closing';
         // Screens are told the gateway goes away (and previews of the scans that just ended are written) while their
         // sockets are still open; the server's close then ends every connection.
