@@ -136,16 +136,18 @@ export function concealmentRegion(
       return { how, region: inside(k), segment: k };
     }
     case 'front-wall': {
-      const region = { x0: bay.x0, x1: bay.x0 + 450, y0: bay.y0, y1: bay.y1 };
+      // Within 1.2 m of the floor: what is hidden against a wall sits on the floor or on a low shelf, never mid-air.
+      const region = { x0: bay.x0, x1: bay.x0 + 450, y0: bay.y0, y1: Math.min(bay.y1, bay.y0 + 1_200) };
       return { how, region, segment: segmentAt(region.x0 + 1) };
     }
     case 'rear-doors': {
-      const region = { x0: bay.x1 - 450, x1: bay.x1, y0: bay.y0, y1: bay.y1 };
+      const region = { x0: bay.x1 - 450, x1: bay.x1, y0: bay.y0, y1: Math.min(bay.y1, bay.y0 + 1_200) };
       return { how, region, segment: segmentAt(region.x1 - 1) };
     }
     case 'under-floor': {
-      // Between the chassis beams under the deck: a false floor 250 mm deep, anywhere along the bay.
-      return { how, region: { x0: bay.x0 + 300, x1: bay.x1 - 300, y0: bay.y0 - 250, y1: bay.y0 }, segment: -1 };
+      // Between the chassis beams under the deck (the floor, 40-90 mm, above it): a compartment 250 mm deep,
+      // anywhere along the bay.
+      return { how, region: { x0: bay.x0 + 300, x1: bay.x1 - 300, y0: bay.y0 - 340, y1: bay.y0 - 90 }, segment: -1 };
     }
   }
 }

@@ -10,6 +10,7 @@ import { hardDetectorOptions } from '../../../tools/simulator/realism.js';
 import { renderAir, renderDark, renderLines } from '../../../tools/simulator/render.js';
 import { generateTruck, sceneFromPrimitives } from '../../../tools/simulator/scene.js';
 import { evalTruck } from '../../../tools/eval/trucks.js';
+import { simulatorFingerprint } from '../../../tools/dataset/index.js';
 
 const det = createDetector({ pixels: 128, seed: 3 });
 
@@ -74,6 +75,13 @@ describe('hard scenes', () => {
     expect([...seen.keys()].sort()).toEqual(['dense-load', 'front-wall', 'in-load', 'rear-doors', 'under-floor']);
     // The basic simulator's threats are all in the load.
     expect(generateTruck(5, det, { threats: ['firearm'] }).threats[0].concealment).toBe('in-load');
+  });
+
+  it('leave the basic simulator as the committed models were trained on it', () => {
+    // The fingerprint (raw lines of a fixed noiseless truck) in models/*/model.json: a change to the basic path shows
+    // here, not as a silent drop in held-out figures.
+    expect(simulatorFingerprint()).toBe('501cdec7bef67d8b1e457f18444c92f9e38226583c270590662592b29e88add7');
+    expect(simulatorFingerprint('hard')).not.toBe(simulatorFingerprint());
   });
 
   it('reject an unknown realism with the CLI usage code', () => {
