@@ -33,7 +33,7 @@ import { machineInfo, waitForQuiet } from './lib/machine.js';
 import { fmt } from './lib/report.js';
 import { writeResultsJson } from './lib/results-file.js';
 import { runOnce, type RunResult, type RunSpec } from './lib/run.js';
-import { renderTruckFile, type TruckMeta } from './lib/truck.js';
+import { readTruckFile, renderTruckFile, type TruckMeta } from './lib/truck.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -77,6 +77,10 @@ const PACED_MS = Number(args['paced-ms']);
 const ATTACK_MS = Number(args['attack-ms']);
 const IMAGES = Number(args.images);
 const CONNECTIONS = Number(args.connections);
+const ATTACKER_NICE = Number(args['attacker-nice']);
+if (!Number.isInteger(ATTACKER_NICE) || ATTACKER_NICE < 0 || ATTACKER_NICE > 19) {
+  throw new Error(`Expected an integer 0..19 for --attacker-nice but received ${args['attacker-nice']}`);
+}
 
 const PIXELS = 2048;
 const LINE_RATE = 1000;
@@ -185,7 +189,7 @@ interface AttackWindow {
 }
 
 function startAttacker(plan: AttackPlan): Promise<{ start(): void; stop(): Promise<Record<string, number>> }> {
-  const nice = Number(args['attacker-nice']);
+  const nice = ATTACKER_NICE;
   const child =
     nice > 0
       ? spawn('nice', ['-n', String(nice), process.execPath, ATTACKER, JSON.stringify(plan)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
@@ -211,7 +215,14 @@ function startAttacker(plan: AttackPlan): Promise<{ start(): void; stop(): Promi
 async function underAttack(
   truckFile: string,
   truck: TruckMeta,
-): Promise<{ windows: AttackWindow[]; tiles: Record<string, number>; goodScans: number; budgetMiB: number }> {
+): Promise<{
+  windows: AttackWindow[];
+  tiles: Record<string, number>;
+  /** The good portal's scans: stored raw lines equal to the lines sent or not; cutShort: ended by a window's end. */
+  raw: { exact: number; differ: number; cutShort: number };
+  goodScans: number;
+  budgetMiB: number;
+}> {
   const dataDir = mkdtempSync(join(tmpdir(), 'scanline-bench-security-'));
   let gw: Gateway | null = null;
   try {
@@ -347,7 +358,25 @@ async function underAttack(
       const report = g.results?.report(s.scanId) as { algorithms: Array<{ tiles: Record<string, number> }> } | undefined;
       for (const a of report?.algorithms ?? []) for (const k of Object.keys(tiles)) tiles[k] += a.tiles[k] ?? 0;
     }
-    return { windows, tiles, goodScans: good.length, budgetMiB: g.config.portal.scanBufferBudgetBytes / 2 ** 20 };
+    // Every line of the good portal's scans as it sent them: the stored raw lines against the truck it replays. The
+    // scan a window's end cut short (one per window) is compared over the lines it has.
+    const sent = readTruckFile(truckFile).image;
+    const sentBytes = Buffer.from(sent.buffer, sent.byteOffset, sent.byteLength);
+    const bytesPerLine = truck.detector.pixels * truck.detector.energies * 2;
+    const raw = { exact: 0, differ: 0, cutShort: 0 };
+    for (const s of good) {
+      const record = g.store.getScan(s.scanId);
+      if (!record) {
+        raw.differ++;
+        continue;
+      }
+      if (record.state !== 'completed' || record.lines !== truck.lines) raw.cutShort++;
+      const stored = await g.store.readRaw(s.scanId, record.lines, bytesPerLine);
+      const same = Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength).equals(sentBytes.subarray(0, record.lines * bytesPerLine));
+      if (same) raw.exact++;
+      else raw.differ++;
+    }
+    return { windows, tiles, raw, goodScans: good.length, budgetMiB: g.config.portal.scanBufferBudgetBytes / 2 ** 20 };
   } finally {
     await gw?.close(1_000);
     rmSync(dataDir, { recursive: true, force: true });
@@ -389,6 +418,7 @@ async function main(): Promise<void> {
       verdicts.push(
         `good portal's ack p99 under attack (attacker at nice ${args['attacker-nice']}) / alone, medians of ${attacks.length} interleaved rounds: ${fmt(attackP99, 1)} (${list(attacks)}) / ${fmt(aloneP99, 1)} (${list(alones)}) ms = ${fmt(p99Ratio, 2)} (target <= 2): ${p99Ratio <= 2 ? 'met' : 'NOT met'}`,
         `good portal's ack p99 under attack / beside a process burning one core: ${fmt(attackP99, 1)} / ${fmt(control.ack.p99, 1)} ms = ${fmt(p99ControlRatio, 2)}`,
+        `good portal's scans stored bit-exact: ${attack.raw.exact} of ${attack.goodScans}, differing ${attack.raw.differ} (${attack.raw.cutShort} cut short by a window's end, compared over their lines): ${attack.raw.exact === attack.goodScans && attack.goodScans > 0 ? 'met' : 'NOT met'}`,
         `good portal's tiles: ${JSON.stringify(attack.tiles)} over ${attack.goodScans} scans: ${attack.tiles.ok === attack.tiles.submitted && attack.tiles.submitted > 0 ? 'all scored' : 'NOT all scored'}`,
         `gateway RSS max: alone ${fmt(alone.rssMaxMiB, 0)} MiB, beside the burner ${fmt(control.rssMaxMiB, 0)} MiB, under attack ${fmt(attacked.rssMaxMiB, 0)} MiB (scan budget ${fmt(attack.budgetMiB, 0)} MiB)`,
       );
