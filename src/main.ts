@@ -25,6 +25,8 @@ import type { ScanResultsReport } from './protocol/index.js';
 
 /** How long a graceful stop waits at least for the seals of scans that completed (ms). */
 const SEAL_GRACE_MS = 10_000;
+/** Unsealed completed scans sealed at a start, at most (the oldest first; the rest at the next start). */
+const UNSEALED_SWEEP_LIMIT = 1000;
 
 export const GATEWAY_PHASES = ['starting', 'ready', 'draining', 'closing', 'closed'] as const;
 export type GatewayPhase = (typeof GATEWAY_PHASES)[number];
@@ -203,31 +205,47 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     // Seals being written; a graceful stop waits for them before the store closes (a scan completed just before it
     // stayed unsealed otherwise: `scanline eval` saw 9 of 100 at its gateway's close, "scan store is closed").
     const sealing = new Set<Promise<void>>();
-    ingest.listen({
-      scanCompleted: (scan) => {
-        // A completed scan scored again after a restart was sealed when it completed the first time.
-        if (scan.recovered && store.sealOf(scan.scanId) !== null) return;
-        const seal = store
-          .sealScan(scan.scanId)
-          .then((sha256) =>
-            identity.record({
-              actor: `portal:${scan.portalId}`,
-              action: 'scan.seal',
-              target: scan.scanId,
-              outcome: 'ok',
-              address: null,
-              details: { lines: scan.lines, sha256 },
-            }),
-          )
-          .catch((err: unknown) => log.error({ err, scanId: scan.scanId }, 'sealing a completed scan failed'));
-        sealing.add(seal);
-        void seal.finally(() => sealing.delete(seal));
-      },
-    });
+    /** Scans whose seal is being written: one seal per scan, whichever path (completion, the start's sweep) comes first. */
+    const sealingIds = new Set<string>();
+    const seal = (scanId: string, portalId: string, lines: number, late: boolean): Promise<void> => {
+      if (sealingIds.has(scanId) || store.sealOf(scanId) !== null) return Promise.resolve();
+      sealingIds.add(scanId);
+      const written = store
+        .sealScan(scanId)
+        .then((sha256) =>
+          identity.record({
+            actor: `portal:${portalId}`,
+            action: 'scan.seal',
+            target: scanId,
+            outcome: 'ok',
+            address: null,
+            details: { lines, sha256, ...(late ? { late: true } : {}) },
+          }),
+        )
+        .catch((err: unknown) => log.error({ err, scanId }, 'sealing a completed scan failed'))
+        .finally(() => {
+          sealingIds.delete(scanId);
+          sealing.delete(written);
+        });
+      sealing.add(written);
+      return written;
+    };
+    // A completed scan scored again after a restart was sealed when it completed the first time (or is by the sweep).
+    ingest.listen({ scanCompleted: (scan) => void seal(scan.scanId, scan.portalId, scan.lines, false) });
     results?.addListener(operator.resultsListener());
     // Scans the previous run left open (a crash) are rebuilt from their journals and scored again before any portal
     // connects, so their portals can resume them (src/ingest recoverOpenScans).
     ingest.recoverOpenScans({ rescoreCompleted: results !== null });
+    // Completed scans the previous run did not get to seal (it crashed between a scan's end and its seal, or its
+    // disk failed then) are sealed now, one at a time in the background, `late: true` in their audit entries.
+    const sweep = (async () => {
+      for (const record of store.unsealedCompletedScans(UNSEALED_SWEEP_LIMIT)) {
+        if (phase !== 'starting' && phase !== 'ready') return;
+        await seal(record.scanId, record.portalId, record.lines, true);
+      }
+    })();
+    sealing.add(sweep);
+    void sweep.finally(() => sealing.delete(sweep));
     // Expired scans are deleted in the background, each after its audit entry (src/retention).
     const retention = resources.defer(
       'retention',

@@ -501,6 +501,14 @@ export class ScanStore {
     ).map(fromRow);
   }
 
+  /** Completed scans with lines but without a seal (a gateway stopped between a scan's end and its seal), oldest first. */
+  unsealedCompletedScans(limit: number): ScanRecord[] {
+    this.assertOpen();
+    return (
+      this.db.prepare(`SELECT * FROM scans WHERE state = 'completed' AND raw_sha256 IS NULL AND lines > 0 ORDER BY started_at LIMIT ?`).all(limit) as ScanRow[]
+    ).map(fromRow);
+  }
+
   /** The SHA-256 a completed scan was sealed with (sealScan), or null when it was not sealed. */
   sealOf(scanId: string): string | null {
     this.assertOpen();

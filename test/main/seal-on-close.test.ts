@@ -1,7 +1,7 @@
 /**
- * A graceful stop waits for the seals of scans that completed just before it: every completed scan has its SHA-256
- * in the audit trail afterwards. Before, the store closed under the seals in flight ("scan store is closed"; 9 of
- * 100 scans at the end of a `scanline eval` run) and those scans stayed unsealed for good.
+ * Every completed scan gets sealed. A graceful stop waits for the seals of scans that completed just before it
+ * (before, the store closed under them: "scan store is closed", 9 of 100 scans at the end of a `scanline eval` run),
+ * and a start seals what the previous run left unsealed (a crash between a scan's end and its seal).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -54,6 +54,42 @@ describe('graceful stop', () => {
       expect((await store.verify(join(dir, 'scans'))).problems).toEqual([]);
     } finally {
       store.close();
+    }
+  }, 30_000);
+
+  it('seals at the next start what a run left unsealed', async () => {
+    const other = mkdtempSync(join(tmpdir(), 'scanline-seal-late-'));
+    try {
+      const gw = await startTestGateway({}, {}, other);
+      // The seal never gets written, as when the process dies right after the scan completes.
+      gw.store.sealScan = () => Promise.reject(new Error('killed before the seal'));
+      const p = await RawPortal.hello(gw.portalUrl, 'lane-late', { pixels: 64, energies: 2 });
+      p.json({ type: 'scan.start', streamId: 1, scanId: 'late-1' });
+      await p.next((m) => m.type === 'scan.accepted');
+      const data = new Uint16Array(64 * 2 * 64).fill(30_000);
+      for (let seq = 0; seq < 4; seq++) {
+        p.binary(encodeSliceFrame({ kind: SliceKind.Image, energies: 2, streamId: 1, seq, firstLine: seq * 64, pixels: 64, acquiredAtUs: 0n }, data));
+      }
+      p.json({ type: 'scan.end', streamId: 1, totalLines: 256 });
+      await p.next((m) => m.type === 'scan.completed');
+      p.close();
+      await gw.close(2_000);
+
+      const again = await startTestGateway({}, {}, other);
+      for (let i = 0; i < 100 && again.store.sealOf('late-1') === null; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(again.store.sealOf('late-1')).toMatch(/^[0-9a-f]{64}$/);
+      const entry = again.identity.listAudit({ limit: 100, action: 'scan.seal' }).find((e) => e.target === 'late-1');
+      expect(entry?.details).toMatchObject({ late: true, lines: 256 });
+      await again.close(2_000);
+      const store = IdentityStore.open(other);
+      try {
+        expect((await store.verify(join(other, 'scans'))).problems).toEqual([]);
+        expect(store.listAudit({ limit: 100, action: 'scan.seal' }).filter((e) => e.target === 'late-1')).toHaveLength(1);
+      } finally {
+        store.close();
+      }
+    } finally {
+      rmSync(other, { recursive: true, force: true });
     }
   }, 30_000);
 });
