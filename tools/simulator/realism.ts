@@ -95,6 +95,28 @@ export function addClutter(b: SceneBuilder, rng: Rng, seg: { x0: number; x1: num
   }
 }
 
+/**
+ * Line edges of a truck whose speed varies through the portal (the driver eases off, speeds up; the line rate stays
+ * fixed): each line travels mmPerLine x (1 + 12% x a slow wave + 4% x a faster one), the waves' periods and phases
+ * drawn from `rng`. Line `leading` starts at x = 0; the vehicle's `lengthMm` is covered, then `trailing` air lines.
+ * Returns the totalLines + 1 edges (Scene.lineEdgesMm). The image comes out stretched where the truck slowed down and
+ * squeezed where it sped up, as a real portal's does: the gateway knows only the nominal speed.
+ */
+export function varyingSpeedEdges(rng: Rng, mmPerLine: number, leading: number, trailing: number, lengthMm: number): Float64Array {
+  const slow = { period: rng.range(1_500, 4_000), phase: 2 * Math.PI * rng.uniform() };
+  const fast = { period: rng.range(300, 800), phase: 2 * Math.PI * rng.uniform() };
+  const travel = (l: number): number =>
+    mmPerLine * (1 + 0.12 * Math.sin((2 * Math.PI * l) / slow.period + slow.phase) + 0.04 * Math.sin((2 * Math.PI * l) / fast.period + fast.phase));
+  const ahead: number[] = [0];
+  while (ahead[ahead.length - 1] < lengthMm) ahead.push(ahead[ahead.length - 1] + travel(leading + ahead.length - 1));
+  const vehicleLines = ahead.length - 1;
+  const total = leading + vehicleLines + trailing;
+  const edges = new Float64Array(total + 1);
+  for (let l = leading - 1; l >= 0; l--) edges[l] = edges[l + 1] - travel(l);
+  for (let l = leading + 1; l <= total; l++) edges[l] = edges[l - 1] + travel(l - 1);
+  return edges;
+}
+
 /** Categories whose loads hide a threat best (dense, cluttered), in the order a smuggler would pick them. */
 const DENSE: readonly CargoCategory[] = ['steel', 'machinery', 'tyres', 'beverages', 'timber', 'electronics', 'paper'];
 

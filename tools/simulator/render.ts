@@ -16,7 +16,7 @@ import type { Detector } from './detector.js';
 import { Energy, linearAttenuation } from './physics.js';
 import type { Primitive } from './primitives.js';
 import { Rng, hashSeed, POISSON_EXACT_MAX_MEAN } from './random.js';
-import type { Scene } from './scene.js';
+import { lineAt, type Scene } from './scene.js';
 
 const SHAPE = { box: 0, hcyl: 1, vcyl: 2, zdisc: 3, sphere: 4 } as const;
 const BUCKET_LINES = 16;
@@ -87,9 +87,9 @@ class Prepared {
     const lists: number[][] = Array.from({ length: nb }, () => []);
     const d = scene.mmPerLine;
     this.prims.forEach((p, i) => {
-      // Lines whose travel [x - d/2, x + d/2) can overlap [x0, x1).
-      const first = Math.max(0, Math.floor(scene.leadingAirLines + p.x0 / d - 1) - 1);
-      const last = Math.min(scene.totalLines - 1, Math.ceil(scene.leadingAirLines + p.x1 / d) + 1);
+      // Lines whose travel [x - d/2, x + d/2) can overlap [x0, x1) (with a varying speed, lineAt's lines).
+      const first = Math.max(0, scene.lineEdgesMm ? Math.floor(lineAt(scene, p.x0)) - 2 : Math.floor(scene.leadingAirLines + p.x0 / d - 1) - 1);
+      const last = Math.min(scene.totalLines - 1, scene.lineEdgesMm ? Math.ceil(lineAt(scene, p.x1)) + 1 : Math.ceil(scene.leadingAirLines + p.x1 / d) + 1);
       for (let k = Math.floor(first / BUCKET_LINES); k <= Math.floor(last / BUCKET_LINES) && k < nb; k++) lists[k].push(i);
     });
     this.buckets = lists.map((l) => Int32Array.from(l));
@@ -165,8 +165,10 @@ class Prepared {
     this.diffLow.fill(0);
     const scene = this.scene;
     if (line < 0 || line >= scene.totalLines) return;
-    const d = scene.mmPerLine;
-    const x = (line - scene.leadingAirLines + 0.5) * d;
+    const edges = scene.lineEdgesMm;
+    // A varying speed: this line's own travel.
+    const d = edges ? edges[line + 1] - edges[line] : scene.mmPerLine;
+    const x = edges ? (edges[line] + edges[line + 1]) / 2 : (line - scene.leadingAirLines + 0.5) * d;
     const xa = x - d / 2;
     const xb = x + d / 2;
     const bucket = this.buckets[Math.floor(line / BUCKET_LINES)];

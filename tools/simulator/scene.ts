@@ -15,7 +15,16 @@ import { SceneBuilder, type Primitive } from './primitives.js';
 import { Rng, hashSeed } from './random.js';
 import { THREAT_KINDS, placeThreat, type ThreatKind } from './threats.js';
 import { BODY_LENGTH_RANGE_MM, VEHICLE_KINDS, buildVehicle, type CargoBay, type VehicleKind } from './vehicle.js';
-import { HARD_CATEGORY_COUNTS, REALISM_LEVELS, addClutter, concealmentRegion, textureCargo, type Concealment, type Realism } from './realism.js';
+import {
+  HARD_CATEGORY_COUNTS,
+  REALISM_LEVELS,
+  addClutter,
+  concealmentRegion,
+  textureCargo,
+  varyingSpeedEdges,
+  type Concealment,
+  type Realism,
+} from './realism.js';
 
 export interface CargoSegmentTruth {
   category: CargoCategory;
@@ -75,6 +84,12 @@ export interface Scene {
   readonly leadingAirLines: number;
   readonly trailingAirLines: number;
   readonly totalLines: number;
+  /**
+   * The hard simulator's varying speed: where each line starts along the vehicle, mm (totalLines + 1 edges, line l
+   * covering [lineEdgesMm[l], lineEdgesMm[l + 1])). Absent: every line travels mmPerLine, line `leadingAirLines`
+   * starting at x = 0.
+   */
+  readonly lineEdgesMm?: Float64Array;
   readonly vehicle: VehicleSummary | null;
   readonly cargoBay: CargoBay | null;
   readonly cargo: readonly CargoSegmentTruth[];
@@ -175,14 +190,32 @@ function validateTruckOptions(o: GenerateTruckOptions): void {
   if (o.trailingAirLines !== undefined) checkLines('trailingAirLines', o.trailingAirLines, 0);
 }
 
-/** Line index (possibly fractional) at position x along the vehicle. */
-export function lineAt(scene: Pick<Scene, 'leadingAirLines' | 'mmPerLine'>, xMm: number): number {
-  return scene.leadingAirLines + xMm / scene.mmPerLine;
+type LineGeometry = Pick<Scene, 'leadingAirLines' | 'mmPerLine'> & { readonly lineEdgesMm?: Float64Array };
+
+/** Line index (possibly fractional; line l spans [l, l + 1)) at position x along the vehicle. */
+export function lineAt(scene: LineGeometry, xMm: number): number {
+  const edges = scene.lineEdgesMm;
+  if (!edges) return scene.leadingAirLines + xMm / scene.mmPerLine;
+  const last = edges.length - 1;
+  // Beyond the scan, the nominal travel per line.
+  if (xMm < edges[0]) return (xMm - edges[0]) / scene.mmPerLine;
+  if (xMm >= edges[last]) return last + (xMm - edges[last]) / scene.mmPerLine;
+  let lo = 0;
+  let hi = last;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (edges[mid] <= xMm) lo = mid;
+    else hi = mid;
+  }
+  return lo + (xMm - edges[lo]) / (edges[lo + 1] - edges[lo]);
 }
 
 /** Position along the vehicle, mm, sampled by a line (its centre). */
-export function xOfLine(scene: Pick<Scene, 'leadingAirLines' | 'mmPerLine'>, line: number): number {
-  return (line - scene.leadingAirLines + 0.5) * scene.mmPerLine;
+export function xOfLine(scene: LineGeometry, line: number): number {
+  const edges = scene.lineEdgesMm;
+  if (!edges) return (line - scene.leadingAirLines + 0.5) * scene.mmPerLine;
+  const l = Math.min(edges.length - 2, Math.max(0, Math.floor(line)));
+  return (edges[l] + edges[l + 1]) / 2;
 }
 
 function plateFor(rng: Rng): string {
@@ -301,6 +334,7 @@ export function generateTruck(seed: number, detector: Pick<Detector, 'mmPerLine'
 
   const declaration = declare(new Rng(hashSeed(seed, 'declaration')), categories, o.mismatchProbability);
   const mmPerLine = detector.mmPerLine;
+  const edges = hard ? varyingSpeedEdges(new Rng(hashSeed(seed, 'speed')), mmPerLine, o.leadingAirLines, o.trailingAirLines, layout.lengthMm) : null;
   const vehicleLines = Math.ceil(layout.lengthMm / mmPerLine);
   return Object.freeze({
     seed,
@@ -308,7 +342,8 @@ export function generateTruck(seed: number, detector: Pick<Detector, 'mmPerLine'
     mmPerLine,
     leadingAirLines: o.leadingAirLines,
     trailingAirLines: o.trailingAirLines,
-    totalLines: o.leadingAirLines + vehicleLines + o.trailingAirLines,
+    totalLines: edges ? edges.length - 1 : o.leadingAirLines + vehicleLines + o.trailingAirLines,
+    ...(edges ? { lineEdgesMm: edges } : {}),
     vehicle: {
       kind,
       plate: plateFor(new Rng(hashSeed(seed, 'plate'))),

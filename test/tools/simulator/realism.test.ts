@@ -6,9 +6,11 @@
 import { describe, expect, it } from 'vitest';
 import { createDetector } from '../../../tools/simulator/detector.js';
 import { SceneBuilder } from '../../../tools/simulator/primitives.js';
-import { hardDetectorOptions } from '../../../tools/simulator/realism.js';
-import { renderAir, renderDark, renderLines } from '../../../tools/simulator/render.js';
-import { generateTruck, sceneFromPrimitives } from '../../../tools/simulator/scene.js';
+import { Energy } from '../../../tools/simulator/physics.js';
+import { hardDetectorOptions, varyingSpeedEdges } from '../../../tools/simulator/realism.js';
+import { renderAir, renderDark, renderLines, trueAttenuation } from '../../../tools/simulator/render.js';
+import { Rng } from '../../../tools/simulator/random.js';
+import { generateTruck, lineAt, sceneFromPrimitives, xOfLine } from '../../../tools/simulator/scene.js';
 import { evalTruck } from '../../../tools/eval/trucks.js';
 import { simulatorFingerprint } from '../../../tools/dataset/index.js';
 
@@ -82,6 +84,42 @@ describe('hard scenes', () => {
     // here, not as a silent drop in held-out figures.
     expect(simulatorFingerprint()).toBe('501cdec7bef67d8b1e457f18444c92f9e38226583c270590662592b29e88add7');
     expect(simulatorFingerprint('hard')).not.toBe(simulatorFingerprint());
+  });
+
+  it("vary the truck's speed through the portal: lines travel 84-116% of the nominal, and the image follows", () => {
+    const hard = generateTruck(8, det, { realism: 'hard' });
+    const edges = hard.lineEdgesMm;
+    if (!edges) throw new Error('a hard scene has line edges');
+    expect(edges.length).toBe(hard.totalLines + 1);
+    expect(edges[hard.leadingAirLines]).toBe(0);
+    const travel = Array.from({ length: hard.totalLines }, (_, l) => (edges[l + 1] - edges[l]) / det.mmPerLine);
+    expect(Math.min(...travel)).toBeGreaterThan(0.83);
+    expect(Math.max(...travel)).toBeLessThan(1.17);
+    expect(Math.max(...travel) - Math.min(...travel)).toBeGreaterThan(0.1);
+    // Line and position agree both ways.
+    for (const l of [0, 100, 1234, hard.totalLines - 1]) expect(lineAt(hard, xOfLine(hard, l))).toBeCloseTo(l + 0.5, 9);
+    expect(generateTruck(8, det).lineEdgesMm).toBeUndefined();
+
+    // A thin plate renders on the line lineAt puts it on, and a 4 m block covers the lines the edges say, not 4 m at
+    // the nominal speed.
+    const b = new SceneBuilder();
+    b.box('steel', 5_000, 5_004, 0, 4_000, 100);
+    b.box('steel', 10_000, 14_000, 0, 4_000, 100);
+    const plain = sceneFromPrimitives(det, b.primitives, { lengthMm: 16_000 });
+    const scene = { ...plain, lineEdgesMm: varyingSpeedEdges(new Rng(5), det.mmPerLine, plain.leadingAirLines, plain.trailingAirLines, 16_000) };
+    const totalLines = scene.lineEdgesMm.length - 1;
+    const hit = (line: number): boolean => {
+      const out = new Float32Array(det.pixels);
+      trueAttenuation({ ...scene, totalLines }, det, line, Energy.High, out);
+      return out[det.pixels - 10] > 0;
+    };
+    const plate = Math.floor(lineAt(scene, 5_002));
+    expect(hit(plate)).toBe(true);
+    expect(hit(plate - 2) || hit(plate + 2)).toBe(false);
+    const blockLines = Array.from({ length: totalLines }, (_, l) => l).filter((l) => l > plate + 2 && hit(l)).length;
+    const expected = lineAt(scene, 14_000) - lineAt(scene, 10_000);
+    expect(Math.abs(blockLines - expected)).toBeLessThanOrEqual(2);
+    expect(Math.abs(expected - 4_000 / det.mmPerLine)).toBeGreaterThan(20);
   });
 
   it('reject an unknown realism with the CLI usage code', () => {
