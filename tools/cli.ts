@@ -43,7 +43,7 @@ const DATASET_USAGE = `scanline dataset --seeds A..B --out DIR [options]
   --keep K          all tiles, or only tiles with threat cells (threats) (default all)
   --energies N      2 (dual-energy tiles) or 1 (a single-energy portal: high energy only, one channel) (default 2)
   --realism R       basic or hard: textured, cluttered, mixed loads, threats in dense goods and behind structure,
-                    detector banding, hot pixels, afterglow (tools/simulator/realism.ts) (default basic)
+                    detector banding, hot pixels, afterglow, speed variation (tools/simulator/realism.ts) (default basic)
   --foreign-scanner PROFILE
                     render every truck as another scanner would: response-curve, blur-noise or texture
                     (for checking out-of-distribution detection; never for training)

@@ -9,12 +9,12 @@
  * - mixed loads: two or more categories in most loaded trailers (the basic simulator loads one in 70%);
  * - concealment: threats inside the densest goods of the load, or behind the vehicle's structure: against the front
  *   wall, by the rear doors, or under the floor between the chassis beams (a false floor), where steel overlaps them.
+ * - speed: the truck's speed varies through the portal (varyingSpeedEdges), so the image is stretched and squeezed.
  * Detector (hardDetectorOptions): pulse-to-pulse source jitter, board gain drift (banding), hot pixels switching on and
  * off, scintillator afterglow, more read noise, gain spread and dead pixels (detector.ts, render.ts).
  *
  * The basic simulator's scenes and bytes are unchanged by any of this: the committed models, their held-out figures
- * and the tests that pin seeds stay valid. Still missing from the list in issue 15: line-rate and speed variation
- * (a scene's lines map to positions linearly).
+ * and the tests that pin seeds stay valid (test/tools/simulator/realism.test.ts pins its fingerprint).
  */
 import type { MaterialId } from './physics.js';
 import type { CargoCategory } from './cargo.js';
