@@ -246,7 +246,9 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     })();
     sealing.add(sweep);
     void sweep.finally(() => sealing.delete(sweep));
-    // Expired scans are deleted in the background, each after its audit entry (src/retention).
+    // Expired scans are deleted in the background, each after its audit entry (src/retention). A deleted scan's
+    // rendered images leave the server's cache at once (set once the server exists; retention may run before).
+    let dropCachedImages: (scanId: string) => void = () => undefined;
     const retention = resources.defer(
       'retention',
       new RetentionService({
@@ -254,6 +256,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         config: config.retention,
         audit: (e) => identityStore.appendAudit(e),
         isLive: (scanId) => ingest.getLiveScan(scanId) !== undefined,
+        onDeleted: (scanId) => dropCachedImages(scanId),
         log: log.child({ module: 'retention' }),
       }),
       (r) => r.close(),
@@ -382,6 +385,11 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       (s) => s.closeAll(),
     );
     const listening = server;
+    dropCachedImages = (scanId) => listening.imageCache.dropScan(scanId);
+    // Expired images leave the cache every minute, also when no image is asked for.
+    const imageCacheSweep = setInterval(() => listening.imageCache.dropExpired(), 60_000);
+    imageCacheSweep.unref();
+    resources.defer('image cache sweep', imageCacheSweep, (t) => clearInterval(t));
     if (dicosListener) await resources.defer('dicos listener', dicosListener, (l) => l.close()).start();
     if (config.import.watchDir !== null) {
       resources

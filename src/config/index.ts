@@ -146,7 +146,7 @@ export const GatewayConfigSchema = Type.Object(
           default: 32 * 1024 ** 2,
           unit: 'bytes/s',
           description:
-            'How fast one client address is sent png16 scan images and DICOS files (bursts of one second allowed): a screen gets a 2048 px truck ' +
+            'How fast one client address is sent png16 scan images, other scan images over 256 KiB (?view=) and DICOS files (bursts of one second allowed): a screen gets a 2048 px truck ' +
             "(~15 MB) in half a second, and no client can take the gateway's cores and network by pulling images as fast as they come. " +
             'Behind a reverse proxy every client has its address: raise it.',
         }),

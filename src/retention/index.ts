@@ -164,6 +164,8 @@ export async function planRetention(store: ScanStore, config: RetentionConfig, n
 
 export interface RetentionOutcome {
   deleted: number;
+  /** The scans deleted, in order. */
+  deletedScanIds: string[];
   bytes: number;
   failed: Array<{ scanId: string; error: string }>;
 }
@@ -182,7 +184,7 @@ export async function applyRetention(
   actor: string,
   isLive: (scanId: string) => boolean = () => false,
 ): Promise<RetentionOutcome> {
-  const out: RetentionOutcome = { deleted: 0, bytes: 0, failed: [] };
+  const out: RetentionOutcome = { deleted: 0, deletedScanIds: [], bytes: 0, failed: [] };
   const at = new Date(plan.at).getTime();
   for (const planned of plan.due) {
     // Read again: a decision, a final ALARM or a hold may have come since the plan was made.
@@ -212,6 +214,7 @@ export async function applyRetention(
       });
       await store.deleteScan(c.scanId);
       out.deleted++;
+      out.deletedScanIds.push(c.scanId);
       out.bytes += c.bytes;
     } catch (err) {
       out.failed.push({ scanId: c.scanId, error: (err as Error).message });
@@ -226,6 +229,8 @@ export interface RetentionServiceOptions {
   audit: (event: AuditEvent) => void;
   /** True while a scan is open (never deleted then). */
   isLive: (scanId: string) => boolean;
+  /** Called with each scan deleted, after its files and record are gone (e.g. to drop its cached images). */
+  onDeleted?: (scanId: string) => void;
   log: Logger;
 }
 
@@ -266,6 +271,7 @@ export class RetentionService {
       this.stats.deleted += outcome.deleted;
       this.stats.bytes += outcome.bytes;
       this.stats.failures += outcome.failed.length;
+      for (const scanId of outcome.deletedScanIds) this.o.onDeleted?.(scanId);
       if (outcome.deleted > 0 || outcome.failed.length > 0) {
         this.o.log.info(
           { deleted: outcome.deleted, bytes: outcome.bytes, failed: outcome.failed.slice(0, 10), kept: plan.kept, held: plan.held },

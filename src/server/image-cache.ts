@@ -8,9 +8,10 @@
  * Here concurrent requests for the same image share one render, and later ones get its bytes.
  *
  * The key names the scan, the energy and the record as it was read (lines, updatedAt), so a changed record renders
- * again. The route looks a scan up before it asks here: a deleted scan is 404 whatever this holds. An image is
- * dropped once older than IMAGE_CACHE_MAX_AGE_MS (checked at every request) or when evicted (least recently used
- * first, past `maxBytes`); one over a quarter of `maxBytes` is served and not kept. A live scan's image is never asked
+ * again (the scan's id first, then a newline: dropScan). The route looks a scan up before it asks here: a deleted scan
+ * is 404 whatever this holds, and retention drops its images at once (dropScan). An image is dropped once older than
+ * IMAGE_CACHE_MAX_AGE_MS (checked at every request and every minute by the server's timer) or when evicted (least
+ * recently used first, past `maxBytes`); one over a quarter of `maxBytes` is served and not kept. A live scan's image is never asked
  * for here (it grows).
  *
  * Threads: gateway JS thread.
@@ -91,7 +92,18 @@ export class RenderedImageCache {
     return rendering;
   }
 
-  private dropExpired(): void {
+  /** Drops every image of `scanId` (the scan was deleted). */
+  dropScan(scanId: string): void {
+    const prefix = `${scanId}\n`;
+    for (const [k, e] of this.entries) {
+      if (!k.startsWith(prefix)) continue;
+      this.entries.delete(k);
+      this.held -= e.image.png.byteLength;
+    }
+  }
+
+  /** Drops what is older than IMAGE_CACHE_MAX_AGE_MS; also run by a timer (sweepEvery), not only at requests. */
+  dropExpired(): void {
     const oldest = this.now() - IMAGE_CACHE_MAX_AGE_MS;
     for (const [k, e] of this.entries) {
       if (e.at >= oldest) continue;

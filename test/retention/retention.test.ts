@@ -134,7 +134,7 @@ describe('retention policy', () => {
     expect(plan.kept).toBe(4);
 
     const outcome = await applyRetention(f.store, config(), plan, (e) => f.identity.appendAudit(e), 'system:retention');
-    expect(outcome).toMatchObject({ deleted: 3, failed: [] });
+    expect(outcome).toMatchObject({ deleted: 3, deletedScanIds: ['alarm-old', 'unknown-old', 'clear-old'], failed: [] });
     expect(outcome.bytes).toBeGreaterThanOrEqual(3 * 4096);
     for (const id of ['alarm-old', 'unknown-old', 'clear-old']) {
       expect(f.store.getScan(id)).toBeUndefined();

@@ -43,6 +43,20 @@ describe('RenderedImageCache', () => {
     expect(cache.bytes).toBe(10);
   });
 
+  it("drops a deleted scan's images at once, and expired ones when swept without a request", async () => {
+    let now = 0;
+    const cache = new RenderedImageCache(1000, () => now);
+    await cache.get('scan-1\n0\n10\n2026', async () => image(100));
+    await cache.get('scan-1\n1\n10\n2026', async () => image(100));
+    // Another scan whose id starts the same: kept.
+    await cache.get('scan-10\n0\n10\n2026', async () => image(50));
+    cache.dropScan('scan-1');
+    expect(cache.bytes).toBe(50);
+    now += IMAGE_CACHE_MAX_AGE_MS + 1;
+    cache.dropExpired();
+    expect(cache.bytes).toBe(0);
+  });
+
   it('gives a failed render to every request that joined it, and keeps nothing', async () => {
     const cache = new RenderedImageCache(1000);
     const failing = async (): Promise<RenderedImage> => {
