@@ -13,6 +13,8 @@
 #   OMP_NUM_THREADS    default 2
 #   SCANLINE_TRAIN_DIR datasets and checkpoints, default data/train (git-ignored; ~5 GB)
 #   REUSE_DATA=1       keep dataset directories that already have an index.json
+#   REALISM            basic (default: the committed models) or hard: every dataset, the threat model's included,
+#                      from the harder simulator (tools/simulator/realism.ts; issue 15, item 6)
 #   THREATS_CKPT       a threat checkpoint to export instead of training one (e.g. from threats.sh on a GPU box:
 #                      threat training takes ~6 min on an H100 and hours on 2 CPU cores)
 #
@@ -38,7 +40,7 @@ dataset() {
     return 0
   fi
   echo "dataset $name: seeds $seeds $*"
-  node bin/scanline.js dataset --seeds "$seeds" --out "$WORK/$name" "$@" >"$WORK/$name.json" 2>"$WORK/$name.log"
+  node bin/scanline.js dataset --seeds "$seeds" --out "$WORK/$name" --realism "${REALISM:-basic}" "$@" >"$WORK/$name.json" 2>"$WORK/$name.log"
 }
 pair() {
   local a b
@@ -57,7 +59,7 @@ $PYTHON train_goods.py --train $W/train-a $W/train-b --val $W/val-a $W/val-b --o
 cd ../..
 if [[ -z "${THREATS_CKPT:-}" ]]; then
   # threats-v1 2.0.0's run (variant K of the GPU comparison in models/README.md).
-  PYTHON=$PYTHON WORK="$WORK/threats-data" REUSE_DATA=${REUSE_DATA:-0} models/train/threats.sh "$WORK/threats-run" \
+  PYTHON=$PYTHON WORK="$WORK/threats-data" REUSE_DATA=${REUSE_DATA:-0} REALISM=${REALISM:-basic} models/train/threats.sh "$WORK/threats-run" \
     'threats-v1 --arch threatnet2 --width 48 --epochs 36 --batch 256 --hard 4000 --mine-pool 24000 --seed 2'
   THREATS_CKPT=$WORK/threats-run/threats-v1.pt
 fi
