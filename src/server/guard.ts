@@ -66,8 +66,13 @@ export function readRequestFacts(res: HttpResponse, req: HttpRequest): RequestFa
     authorization: req.getHeader('authorization'),
     csrfToken: req.getHeader(CSRF_HEADER),
     portal: req.getHeader('x-scanline-portal'),
-    address: Buffer.from(res.getRemoteAddressAsText()).toString(),
+    address: clientAddress(res),
   };
+}
+
+/** The client address of a request or socket as text (what per-address limits and the audit trail key on). */
+export function clientAddress(res: Pick<HttpResponse, 'getRemoteAddressAsText'>): string {
+  return Buffer.from(res.getRemoteAddressAsText()).toString();
 }
 
 /** What a route declares about itself; the access matrix test reads the list of them. */

@@ -4,7 +4,7 @@
  */
 import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import { SECURITY_HEADERS } from './guard.js';
+import { SECURITY_HEADERS, clientAddress } from './guard.js';
 import type { ByteRate } from './limits.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
 
@@ -136,10 +136,19 @@ export class PendingResponse {
     );
   }
 
-  /** `headers`: extra headers; an array value writes the header once per item (Set-Cookie). */
-  send(status: number, contentType: string, body: string | Uint8Array, headers: Record<string, string | readonly string[]> = {}): void {
+  /**
+   * `headers`: extra headers; an array value writes the header once per item (Set-Cookie). A body over
+   * STREAM_BODY_ABOVE_BYTES goes out through sendLarge, no faster than `pace` allows (none: as the client reads it).
+   */
+  send(
+    status: number,
+    contentType: string,
+    body: string | Uint8Array,
+    headers: Record<string, string | readonly string[]> = {},
+    pace: ByteRate | null = null,
+  ): void {
     if (typeof body !== 'string' && body.byteLength > STREAM_BODY_ABOVE_BYTES) {
-      this.sendLarge(status, contentType, body, headers, null);
+      this.sendLarge(status, contentType, body, headers, pace);
       return;
     }
     if (this.aborted || this.answered) return;
@@ -162,7 +171,7 @@ export class PendingResponse {
     if (this.aborted || this.answered) return;
     this.answered = true;
     const res = this.res;
-    const address = pace ? Buffer.from(res.getRemoteAddressAsText()).toString() : '';
+    const address = pace ? clientAddress(res) : '';
     const total = body.byteLength;
     let bodyStart = 0;
     /** Body bytes the rate has allowed so far (all of them without a rate). */

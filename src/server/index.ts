@@ -24,7 +24,7 @@ import { registerDicosRoutes } from './dicos-api.js';
 import { hostname } from 'node:os';
 import type { ImportService } from '../imports/index.js';
 import { registerScanRoutes } from './scans-api.js';
-import { readRequestFacts, RequestGuard, type RouteSpec } from './guard.js';
+import { clientAddress, readRequestFacts, RequestGuard, type RouteSpec } from './guard.js';
 import { Routes } from './routes.js';
 import { registerSessionRoutes } from './session-api.js';
 import { RenderedImageCache } from './image-cache.js';
@@ -158,7 +158,7 @@ function registerPortalRoute(routes: Routes, o: HttpServerOptions, shared: Serve
     },
     open: (ws: WebSocket<PortalSocketData>) => {
       const data = ws.getUserData();
-      const remoteAddress = Buffer.from(ws.getRemoteAddressAsText()).toString();
+      const remoteAddress = clientAddress(ws);
       data.conn = ingest.openConnection({
         remoteAddress,
         send(message: GatewayMessage) {

@@ -5,7 +5,7 @@
  */
 import type { Access, Principal } from '../identity/index.js';
 import type { Logger } from '../log/index.js';
-import { type RequestFacts, type RequestGuard, type RouteSpec, readRequestFacts } from './guard.js';
+import { type RequestFacts, type RequestGuard, type RouteSpec, clientAddress, readRequestFacts } from './guard.js';
 import { ScanlineError, toScanlineErrorOrInternal } from '../errors/index.js';
 import { answerNow, handleAsync, JSON_TYPE, onSettled, refuseNow } from './http.js';
 import { isLimitRefusal, type KeyedCounter, type RateLimiter, type RefusalPacer } from './limits.js';
@@ -48,7 +48,7 @@ export class Routes {
    * and returns true. Call synchronously in the handler.
    */
   refusedForRate(res: HttpResponse): boolean {
-    const address = Buffer.from(res.getRemoteAddressAsText()).toString();
+    const address = clientAddress(res);
     if (this.rate.take(address)) return false;
     this.guard.countRefusal('SCANLINE_ERR_LIMIT_RATE');
     const body = this.rateBody;
@@ -62,7 +62,7 @@ export class Routes {
    */
   refuseUpgrade(res: HttpResponse, err: unknown): void {
     const e = toScanlineErrorOrInternal(err);
-    if (isLimitRefusal(e)) this.pacer.answerLater(res, Buffer.from(res.getRemoteAddressAsText()).toString(), () => refuseNow(res, e));
+    if (isLimitRefusal(e)) this.pacer.answerLater(res, clientAddress(res), () => refuseNow(res, e));
     else refuseNow(res, e);
   }
 

@@ -20,7 +20,7 @@ import type { ReadAudit } from '../identity/index.js';
 import type { ScanRecord, ScanStore, StoredDecision } from '../storage/index.js';
 import type { ScanState } from '../protocol/index.js';
 import { parseQuery } from './body.js';
-import { STREAM_BODY_ABOVE_BYTES, badQuery, handleAsync, pathParameter } from './http.js';
+import { badQuery, handleAsync, pathParameter } from './http.js';
 import type { RenderedImageCache, RenderedImage } from './image-cache.js';
 import type { ByteRate, RenderQueue } from './limits.js';
 import { principalOf, type Routes } from './routes.js';
@@ -145,12 +145,8 @@ export function registerScanRoutes(
       if (q.get('view') !== null && images) {
         const image = await renders.run(ctx.facts.address, () => images.render(record, q));
         reads.read(reader, scanId, 'image', ctx.facts.address, { view: q.get('view') });
-        // Paced like png16 when large (a whole truck's view is megabytes); small ones go out at once.
-        if (typeof image.body !== 'string' && image.body.byteLength > STREAM_BODY_ABOVE_BYTES) {
-          out.sendLarge(200, image.contentType, image.body, image.headers, imageRate);
-        } else {
-          out.send(200, image.contentType, image.body, image.headers);
-        }
+        // Paced like png16 when large (a whole truck's view is megabytes).
+        out.send(200, image.contentType, image.body, image.headers, imageRate);
         return;
       }
       const { energy: energyName } = parseQuery(SCAN_IMAGE_QUERY, q);

@@ -23,7 +23,7 @@ import {
   createDetector,
   foreignScannerTransform,
   generateTruck,
-  hardDetectorOptions,
+  realismDetectorOptions,
   renderLines,
   type ForeignScannerProfile,
   type Realism,
@@ -135,7 +135,7 @@ function validate(o: ExportDatasetOptions): { first: number; last: number; pixel
  * simulator made it.
  */
 export function simulatorFingerprint(realism: Realism = 'basic'): string {
-  const detector = createDetector({ pixels: 64, noise: false, seed: 1, ...(realism === 'hard' ? hardDetectorOptions(64) : {}) });
+  const detector = createDetector({ pixels: 64, noise: false, seed: 1, ...realismDetectorOptions(realism, 64) });
   const scene = generateTruck(1, detector, { threats: ['firearm', 'narcotics', 'explosive'], ...(realism === 'hard' ? { realism } : {}) });
   const lines = new Uint16Array(scene.totalLines * 2 * detector.pixels);
   renderLines(scene, detector, 0, scene.totalLines, lines);
@@ -288,7 +288,7 @@ export async function exportDataset(options: ExportDatasetOptions): Promise<Data
         lineRateHz: DATASET_SCAN_DEFAULTS.lineRateHz,
         speedMps: DATASET_SCAN_DEFAULTS.speedMps,
         seed: "hashSeed(seed, 'dataset', 'detector')",
-        ...(truckOptions.realism === 'hard' ? hardDetectorOptions(pixels) : {}),
+        ...realismDetectorOptions(truckOptions.realism, pixels),
       },
       truck: { ...DEFAULT_TRUCK_OPTIONS, ...truckOptions },
       calibration,

@@ -10,7 +10,7 @@ import {
   DEFAULT_SIMULATION_OPTIONS,
   createDetector,
   generateTruck,
-  hardDetectorOptions,
+  realismDetectorOptions,
   hashSeed,
   renderAir,
   renderDark,
@@ -86,7 +86,7 @@ export async function scanTruckTiles(seed: number, options: ScanTilesOptions, si
     seed: datasetDetectorSeed(seed),
     energies: options.energies ?? 2,
     // The hard simulator's detector effects come with its scenes (realism.ts).
-    ...(options.truck?.realism === 'hard' ? hardDetectorOptions(options.pixels ?? d.pixels) : {}),
+    ...realismDetectorOptions(options.truck?.realism, options.pixels ?? d.pixels),
   });
   const scene = generateTruck(seed, detector, options.truck);
   const stitch = gatewayStitchOptions(detector.pixels, detector.energies);

@@ -10,7 +10,7 @@ import { DATASET_SCAN_DEFAULTS, datasetDetectorSeed } from '../dataset/index.js'
 import {
   createDetector,
   generateTruck,
-  hardDetectorOptions,
+  realismDetectorOptions,
   truthLabels,
   type Detector,
   type Realism,
@@ -56,7 +56,7 @@ export function evalTruck(seed: number, options: EvalTruckOptions): EvalTruck {
     speedMps: d.speedMps,
     seed: datasetDetectorSeed(seed),
     energies: options.energies ?? 2,
-    ...(options.realism === 'hard' ? hardDetectorOptions(d.pixels) : {}),
+    ...realismDetectorOptions(options.realism, d.pixels),
   });
   const scene = generateTruck(seed, detector, {
     ...(options.realism ? { realism: options.realism } : {}),

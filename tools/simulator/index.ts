@@ -82,6 +82,7 @@ export { FOREIGN_SCANNER_PROFILES, foreignScannerTransform, type ForeignScannerP
 export {
   REALISM_LEVELS,
   hardDetectorOptions,
+  realismDetectorOptions,
   type Concealment,
   type Realism,
 } from './realism.js';

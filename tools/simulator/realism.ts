@@ -37,6 +37,11 @@ export const HARD_CATEGORY_COUNTS: ReadonlyArray<readonly [number, number]> = [
 /** Density spread of cargo primitives (sd of the log). */
 const TEXTURE_SPREAD = 0.15;
 
+/** The detector options a simulator level adds (none for 'basic'), over the caller's geometry and seed. */
+export function realismDetectorOptions(realism: Realism | undefined, pixels: number): DetectorOptions {
+  return realism === 'hard' ? hardDetectorOptions(pixels) : {};
+}
+
 /** Detector options of the hard simulator, over the dataset's geometry (pixels, line rate, speed, seed stay the caller's). */
 export function hardDetectorOptions(pixels: number): DetectorOptions {
   return {
