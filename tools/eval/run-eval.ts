@@ -285,6 +285,8 @@ async function evalOne(seed: number, portalIndex: number, target: Target, o: Val
     tracker.observe(report, performance.now());
 
     const grid = tileGrid(truck.scene.totalLines, truck.detector.pixels, target.tile);
+    // truth.threats follows scene.threats (truthLabels), so index i is the same threat in both.
+    const concealments = truck.scene.threats.map((t) => t.concealment);
     // Every grid tile labelled once, for both scorers (labelling rasterises the scene under the tile).
     const tileLabeler = new TileLabeler(truck.scene, truck.detector, truck.truth.threats, target.tile);
     const goodsOf = new Map(grid.map((t) => [t, tileLabeler.goods(t)]));
@@ -303,10 +305,10 @@ async function evalOne(seed: number, portalIndex: number, target: Target, o: Val
       goodsConfidence: goodsConfidencePairs(labeler, grid, report.goods.segments),
       triage: { level: report.triage?.level ?? null, greenScore: report.triage?.greenScore ?? null, threatPeak: report.triage?.threatPeak ?? null },
       outOfDistribution: report.outOfDistribution ? report.outOfDistribution.scan : null,
-      hints: report.hints?.length ?? 0,
+      hints: scoreThreats(truck.truth.threats, report.hints ?? [], concealments),
       reasons: report.decisionReasons ?? [report.decisionReason],
       suggestions: scoreSuggestionPlacement(labeler, grid, report.goods.segments),
-      threats: scoreThreats(truck.truth.threats, report.threats),
+      threats: scoreThreats(truck.truth.threats, report.threats, concealments),
       declaration: { mismatch: truck.mismatch, status: report.goods.declaration.status },
       firstSuggestions: tracker.results(),
       models: report.algorithms.map((a) => ({ name: a.name, version: a.version, task: a.task })),

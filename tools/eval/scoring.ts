@@ -107,15 +107,22 @@ export function boxesOverlap(a: ScanBox, b: ScanBox): boolean {
 }
 
 export interface ThreatScore {
-  truth: Array<{ kind: string; found: boolean; foundAsKind: boolean }>;
+  /** `concealment`: how the simulator hid it (ThreatTruth.concealment), where the caller knows it. */
+  truth: Array<{ kind: string; found: boolean; foundAsKind: boolean; concealment?: string }>;
   alerts: Array<{ category: string; falseAlarm: boolean; probability: number }>;
 }
 
-export function scoreThreats(truth: readonly ThreatLabel[], alerts: readonly Pick<ThreatAlert, 'category' | 'box' | 'probability'>[]): ThreatScore {
+/** `concealments[i]` (optional) is how truth threat i was hidden, carried into its score. */
+export function scoreThreats(
+  truth: readonly ThreatLabel[],
+  alerts: readonly Pick<ThreatAlert, 'category' | 'box' | 'probability'>[],
+  concealments?: readonly string[],
+): ThreatScore {
   return {
-    truth: truth.map((t) => {
+    truth: truth.map((t, i) => {
       const hits = alerts.filter((a) => boxesOverlap(a.box, t));
-      return { kind: t.kind, found: hits.length > 0, foundAsKind: hits.some((a) => a.category === t.kind) };
+      const how = concealments?.[i];
+      return { kind: t.kind, found: hits.length > 0, foundAsKind: hits.some((a) => a.category === t.kind), ...(how !== undefined ? { concealment: how } : {}) };
     }),
     alerts: alerts.map((a) => ({ category: a.category, falseAlarm: !truth.some((t) => boxesOverlap(a.box, t)), probability: a.probability })),
   };

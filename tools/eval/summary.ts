@@ -56,8 +56,11 @@ export interface ScanEval {
   triage: { level: 'GREEN' | 'AMBER' | 'RED' | null; greenScore: number | null; threatPeak: number | null };
   /** The report's out-of-distribution verdict (null: the goods model carries no statistics). */
   outOfDistribution: boolean | null;
-  /** Threat boxes reported as hints (out of distribution). */
-  hints: number;
+  /**
+   * Threat boxes reported as hints (a scan out of distribution shows its boxes as hints, never alerts), scored like
+   * alerts: which truth threats a hint overlaps, and hints over no threat.
+   */
+  hints: ThreatScore;
   reasons: string[];
 }
 
@@ -134,6 +137,11 @@ export interface EvalSummary extends EvalRunInfo {
   /** Final suggestion segments over no cargo tile (on the cab, chassis or air), per scan and by top-1 label. */
   suggestionsOffCargoPerScan: number | null;
   suggestions: { segments: number; offCargo: number; scansWithOffCargo: number; offCargoByLabel: Record<string, number> };
+  /**
+   * Hints of the scans out of distribution: truth threats in those scans, how many a hint overlaps (an officer
+   * reviewing the image is pointed at it), and hints over no threat. `recall` null without a threat in such a scan.
+   */
+  hints: { scans: number; truth: number; found: number; hints: number; falseHints: number; recall: number | null };
   threats: {
     truth: number;
     found: number;
@@ -142,6 +150,8 @@ export interface EvalSummary extends EvalRunInfo {
     alerts: number;
     falseAlarms: number;
     perKind: Record<string, { truth: number; found: number; recall: number | null; alerts: number; falseAlarms: number }>;
+    /** Truth threats by how the simulator hid them (in-load for every basic one; the hard simulator's five ways). */
+    perConcealment: Record<string, { truth: number; found: number; recall: number | null }>;
   };
   declaration: {
     misDeclared: number;
@@ -199,8 +209,23 @@ export function summarise(scans: readonly ScanEval[], failures: readonly EvalFai
   let segments = 0;
   let reportsNotFinal = 0;
   const suggestions: EvalSummary['suggestions'] = { segments: 0, offCargo: 0, scansWithOffCargo: 0, offCargoByLabel: {} };
+  const hints: EvalSummary['hints'] = { scans: 0, truth: 0, found: 0, hints: 0, falseHints: 0, recall: null };
 
+  const perConcealment: EvalSummary['threats']['perConcealment'] = {};
   for (const s of scans) {
+    for (const t of s.threats.truth) {
+      if (t.concealment === undefined) continue;
+      const c = (perConcealment[t.concealment] ??= { truth: 0, found: 0, recall: null });
+      c.truth++;
+      if (t.found) c.found++;
+    }
+    if (s.outOfDistribution) {
+      hints.scans++;
+      hints.truth += s.hints.truth.length;
+      hints.found += s.hints.truth.filter((t) => t.found).length;
+      hints.hints += s.hints.alerts.length;
+      hints.falseHints += s.hints.alerts.filter((a) => a.falseAlarm).length;
+    }
     for (const [category, g] of Object.entries(s.goods)) {
       const c = (perCategory[category] ??= { tiles: 0, correct: 0, predicted: {}, top1: null });
       c.tiles += g.tiles;
@@ -262,6 +287,8 @@ export function summarise(scans: readonly ScanEval[], failures: readonly EvalFai
   }
   for (const c of Object.values(perCategory)) c.top1 = ratio(c.correct, c.tiles);
   for (const k of Object.values(perKind)) k.recall = ratio(k.found, k.truth);
+  hints.recall = ratio(hints.found, hints.truth);
+  for (const c of Object.values(perConcealment)) c.recall = ratio(c.found, c.truth);
 
   // The headline ratios have one definition, shared with the bootstrap that puts intervals on them.
   const h = headline(scans);
@@ -302,7 +329,8 @@ export function summarise(scans: readonly ScanEval[], failures: readonly EvalFai
     goods: { tiles: goodsTiles, correct: goodsCorrect, perCategory },
     suggestionsOffCargoPerScan: ratio(suggestions.offCargo, scans.length),
     suggestions,
-    threats: { truth, found, foundAsKind, alerts, falseAlarms, perKind },
+    hints,
+    threats: { truth, found, foundAsKind, alerts, falseAlarms, perKind, perConcealment },
     declaration: { misDeclared, flagged, honest, falseMismatches, falseMismatchRate: ratio(falseMismatches, honest), statusOfMisDeclared, byKind },
     firstSuggestion: { segments, suggested: ms.length, never: segments - ms.length },
     tiles,
@@ -511,6 +539,9 @@ export function formatEvalTable(s: EvalSummary): string {
   for (const [k, v] of Object.entries(s.threats.perKind)) {
     row(`  ${k}`, pct(v.recall), `${v.found}/${v.truth} found`, `${v.falseAlarms} false of ${v.alerts} alerts`);
   }
+  const ways = Object.entries(s.threats.perConcealment);
+  // One way (every basic threat is in the load) says nothing the total does not.
+  if (ways.length > 1) for (const [how, v] of ways) row(`  hidden ${how}`, pct(v.recall), `${v.found}/${v.truth} found`, '');
   row(
     'declaration mismatch recall',
     pct(s.mismatchRecall),
@@ -530,6 +561,14 @@ export function formatEvalTable(s: EvalSummary): string {
   row('threat ECE (alerts)', s.threatEce === null ? '-' : s.threatEce.toFixed(3), `${s.threats.alerts} alerts`, '');
   row('decision UNKNOWN', pct(s.unknownRate), `${s.decisions.UNKNOWN}/${s.scans} scans`, ci('unknownRate'));
   row('out of distribution', pct(s.outOfDistributionRate), '', ci('outOfDistributionRate'));
+  if (s.hints.scans > 0) {
+    row(
+      '  hints (out-of-distribution scans)',
+      pct(s.hints.recall),
+      `${s.hints.found}/${s.hints.truth} threats`,
+      `${s.hints.falseHints} false of ${s.hints.hints} hints in ${s.hints.scans} scans`,
+    );
+  }
   row('triage GREEN / AMBER / RED', `${pct(s.triage.green)} / ${pct(s.triage.amber)} / ${pct(s.triage.red)}`, '', ci('greenShare'));
   row(
     'GREEN precision',

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { DATASET_SCAN_DEFAULTS, GOODS_LABELS, datasetDetectorSeed } from '../../../tools/dataset/index.js';
 import {
   FirstSuggestionTracker,
+  formatEvalTable,
   NO_SUGGESTION,
   percentile,
   scoreGoodsTiles,
@@ -110,6 +111,11 @@ describe('scoring', () => {
         { category: 'explosive', falseAlarm: true, probability: 0.7 },
       ],
     });
+    // How each was hidden (the hard simulator's ThreatTruth.concealment) rides along, by index.
+    expect(scoreThreats(truth, alerts, ['under-floor', 'dense-load']).truth).toEqual([
+      { kind: 'firearm', found: true, foundAsKind: false, concealment: 'under-floor' },
+      { kind: 'explosive', found: false, foundAsKind: false, concealment: 'dense-load' },
+    ]);
   });
 
   it('times the first correct overlapping suggestion from the slice holding the segment start', () => {
@@ -150,7 +156,7 @@ describe('scoring', () => {
       ],
       triage: { level: 'RED', greenScore: null, threatPeak: 2 },
       outOfDistribution: false,
-      hints: 0,
+      hints: { truth: [], alerts: [] },
       reasons: ['1 threat alert'],
     };
     const scans: ScanEval[] = [
@@ -166,7 +172,7 @@ describe('scoring', () => {
           ],
         },
         threats: {
-          truth: [{ kind: 'firearm', found: true, foundAsKind: true }],
+          truth: [{ kind: 'firearm', found: true, foundAsKind: true, concealment: 'in-load' }],
           alerts: [
             { category: 'firearm', falseAlarm: false, probability: 0.9 },
             { category: 'explosive', falseAlarm: true, probability: 0.9 },
@@ -180,7 +186,7 @@ describe('scoring', () => {
         seed: 2,
         goods: { timber: { tiles: 1, correct: 1, predicted: { timber: 1 } }, steel: { tiles: 5, correct: 0, predicted: { timber: 5 } } },
         suggestions: { segments: 2, offCargo: [{ label: 'empty', lines: 128 }] },
-        threats: { truth: [{ kind: 'narcotics', found: false, foundAsKind: false }], alerts: [] },
+        threats: { truth: [{ kind: 'narcotics', found: false, foundAsKind: false, concealment: 'under-floor' }], alerts: [] },
         declaration: { mismatch: null, status: 'mismatch' },
         firstSuggestions: [{ category: 'steel', startLine: 0, endLine: 10, ms: null, lines: null }],
       },
@@ -196,6 +202,46 @@ describe('scoring', () => {
         firstSuggestions: [],
       },
     ];
+    // Hints count only on scans out of distribution: one found of two threats, one hint over nothing.
+    const oodScan: ScanEval = {
+      ...base,
+      seed: 4,
+      decision: 'UNKNOWN',
+      triage: { level: 'AMBER', greenScore: null, threatPeak: null },
+      outOfDistribution: true,
+      goods: {},
+      suggestions: { segments: 0, offCargo: [] },
+      threats: { truth: [], alerts: [] },
+      hints: {
+        truth: [
+          { kind: 'explosive', found: true, foundAsKind: false },
+          { kind: 'firearm', found: false, foundAsKind: false },
+        ],
+        alerts: [
+          { category: 'narcotics', falseAlarm: false, probability: 0.6 },
+          { category: 'firearm', falseAlarm: true, probability: 0.5 },
+        ],
+      },
+      declaration: { mismatch: null, status: 'unknown' },
+      firstSuggestions: [],
+    };
+    const withHints = summarise([...scans, oodScan], [], {
+      seeds: [1, 4],
+      heldOut: true,
+      url: 'ws://x',
+      portals: 1,
+      speed: 'max',
+      lineRateHz: 500,
+      threatProbability: 0.5,
+      mismatchProbability: 0.2,
+      foreignScanner: null,
+      energies: 2,
+      realism: 'hard',
+      durationMs: 1,
+    });
+    expect(withHints.hints).toEqual({ scans: 1, truth: 2, found: 1, hints: 2, falseHints: 1, recall: 0.5 });
+    expect(withHints.outOfDistributionRate).toBe(0.25);
+    expect(formatEvalTable(withHints)).toMatch(/hints \(out-of-distribution scans\)\s+50\.0%\s+1\/2 threats\s+1 false of 2 hints in 1 scans/);
     const s = summarise(scans, [], {
       seeds: [1, 2],
       heldOut: true,
@@ -228,6 +274,8 @@ describe('scoring', () => {
     expect(s.greenCurve.find((c) => c.threshold === 0.97)).toEqual({ threshold: 0.97, maxThreatPeak: 1, share: 0, precision: null, unsafe: 0 });
     expect(s.unknownRate).toBe(0);
     expect(s.outOfDistributionRate).toBe(0);
+    expect(s.hints).toEqual({ scans: 0, truth: 0, found: 0, hints: 0, falseHints: 0, recall: null });
+    expect(formatEvalTable(s)).not.toMatch(/hints/);
     const [lo, hi] = s.intervals.threatRecall as [number, number];
     expect(lo).toBeLessThanOrEqual(0.5);
     expect(hi).toBeGreaterThanOrEqual(0.5);
@@ -240,20 +288,32 @@ describe('scoring', () => {
     expect(s.firstSuggestionMs).toEqual({ p50: 100, p99: 100 });
     expect(s.targets.goodsEce.met).toBe(false);
     expect(s.threats.perKind.explosive).toEqual({ truth: 0, found: 0, recall: null, alerts: 1, falseAlarms: 1 });
+    expect(s.threats.perConcealment).toEqual({ 'in-load': { truth: 1, found: 1, recall: 1 }, 'under-floor': { truth: 1, found: 0, recall: 0 } });
+    expect(formatEvalTable(s)).toMatch(/hidden under-floor\s+0\.0%\s+0\/1 found/);
     expect(s.targets.allMet).toBe(false);
   });
 });
 
 describe('scanline eval', () => {
   it('streams two held-out trucks through its own gateway and prints consistent figures as JSON on the last line', async () => {
-    const r = await run(['eval', '--seeds', '5000..5001', '--speed', 'max', '--portals', '2', '--models', FIXTURE_MODELS, '--json']);
+    // The basic simulator, named: eval's default is the harder one the demo models were trained on.
+    const r = await run(['eval', '--seeds', '5000..5001', '--speed', 'max', '--portals', '2', '--realism', 'basic', '--models', FIXTURE_MODELS, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^scanline eval: 2 scans of seeds 5000\.\.5001; models goods-tiny 0\.0\.1, threats-tiny 0\.0\.1/);
     const s = JSON.parse(lines[lines.length - 1]);
     for (const key of ['scans', 'goodsTop1', 'threatRecall', 'falseAlarmsPerScan', 'mismatchRecall', 'firstSuggestionMs']) expect(s).toHaveProperty(key);
     expect(Object.keys(s.firstSuggestionMs)).toEqual(['p50', 'p99']);
-    expect(s).toMatchObject({ scans: 2, failed: 0, reportsNotFinal: 0, seeds: [5000, 5001], heldOut: true, speed: 'max', threatProbability: 0.5 });
+    expect(s).toMatchObject({
+      scans: 2,
+      failed: 0,
+      reportsNotFinal: 0,
+      seeds: [5000, 5001],
+      heldOut: true,
+      speed: 'max',
+      threatProbability: 0.5,
+      realism: 'basic',
+    });
 
     // The simulator's own truth for the same trucks, generated here independently of the evaluator.
     let threats = 0;
