@@ -18,6 +18,8 @@
 #            model (threat patches keep their high channel: common.ThreatPatches)
 #   REALISM  basic (default) or hard: datasets of the harder simulator (tools/simulator/realism.ts: clutter,
 #            texture, mixed loads, threats in dense goods and behind structure, detector effects)
+#   SETS     the dataset names to build and use (default all five below); a fine-tune on 2 CPU cores can do with
+#            "train-a threats val-a"
 #
 # Seeds, all inside 1000..4999 (5000 and up stay held out for `scanline eval`):
 #   train      1000-1399 and 4000-4599, threat probability 0.5, every tile
@@ -52,8 +54,11 @@ if [[ "${QUICK:-0}" == 1 ]]; then
   )
 fi
 cores=$(nproc)
+SETS=${SETS:-train-a train-c threats val-a val-c}
+wanted() { [[ " $SETS " == *" $1 "* ]]; }
 for s in "${sets[@]}"; do
   read -r name seeds rest <<<"$s"
+  wanted "$name" || continue
   if [[ "${REUSE_DATA:-0}" == 1 && -d "$WORK/$name/00" ]]; then continue; fi
   rm -rf "${WORK:?}/$name"
   # shellcheck disable=SC2086
@@ -64,9 +69,10 @@ done
 data_done=$(date +%s)
 echo "datasets ready in $((data_done - started)) s"
 
-dirs() { ls -d "$WORK/$1"/[0-9][0-9] | tr '\n' ' '; }
-train_dirs="$(dirs train-a)$(dirs train-c)$(dirs threats)"
-val_dirs="$(dirs val-a)$(dirs val-c)"
+dirs() { for n in "$@"; do if wanted "$n"; then ls -d "$WORK/$n"/[0-9][0-9]; fi; done | tr '\n' ' '; }
+train_dirs="$(dirs train-a train-c threats)"
+val_dirs="$(dirs val-a val-c)"
+[[ -n "$train_dirs" && -n "$val_dirs" ]] || { echo "threats.sh: SETS needs a training and a validation set" >&2; exit 2; }
 threads=$(((cores - 2) / $#))
 ((cores <= 2)) && threads=$cores
 ((threads < 1)) && threads=1

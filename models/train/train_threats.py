@@ -18,6 +18,10 @@ Network: `--arch threatnet` (nets.ThreatNet, the CPU recipe) or `threatnet2` (ne
 context). `--device auto` trains on a GPU when torch sees one (models/train/threats.sh); batches are drawn from a
 per-batch seeded generator and prepared one ahead on a thread, so the draw is the same on either device.
 
+Fine-tuning: `--init-onnx ../threats-v1` starts from a committed model's ONNX weights and normalisation instead of
+from scratch (from_onnx.py; its BatchNorms stay frozen), so a CPU can adapt the GPU-trained network to new data, such
+as the harder simulator's, in a fraction of the epochs. The checkpoint and the manifest record what it started from.
+
 Thresholds: per label, chosen on the validation scans for the most threats found with at most `--fa-budget` false
 alarms per scan under the scan-level alert rule (common.alert_stats, common.choose_thresholds).
 """
@@ -32,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 import common
+import from_onnx
 import nets
 
 
@@ -56,11 +61,14 @@ def main():
     ap.add_argument('--loss', default='bce', choices=['bce', 'focal'])
     ap.add_argument('--focal-gamma', type=float, default=2.0)
     ap.add_argument('--device', default='auto', help='auto, cpu or cuda')
+    ap.add_argument('--init-onnx', help='a committed model folder (model.onnx, model.json) to fine-tune instead of '
+                                        'training from scratch: its weights, its normalisation, BatchNorm frozen')
     args = ap.parse_args()
     device = common.pick_device(args.device)
 
     train, val, norm, started = common.start_training(args)
     kinds = train.threat_labels
+    init_from = None
     target = train.threats
     pos = np.nonzero(target.reshape(len(train), -1).any(1))[0]
     neg = np.setdiff1d(np.arange(len(train)), pos)
@@ -69,7 +77,18 @@ def main():
     neg_w /= neg_w.sum()
     print('train tiles %d (threat tiles %d), val tiles %d, val scans %d' % (len(train), len(pos), len(val), len(val.scans)), flush=True)
 
-    model = nets.threat_net(args.arch, len(kinds), args.width, train.channels).to(device)
+    model = nets.threat_net(args.arch, len(kinds), args.width, train.channels)
+    if args.init_onnx:
+        # Fine-tuning a committed model (on a CPU, where training from scratch takes hours): the input must be
+        # normalised exactly as the model was trained, so its manifest's normalisation replaces the derived one.
+        manifest = from_onnx.load(model, args.init_onnx, train.channels)
+        if manifest['labels'] and [l['id'] for l in manifest['labels']] != list(kinds):
+            raise ValueError('%s detects %s, the datasets label %s' % (args.init_onnx, [l['id'] for l in manifest['labels']], kinds))
+        norm = common.Normalization.from_manifest(manifest['input']['normalization'])
+        init_from = {'name': manifest['name'], 'version': manifest['version'], 'sha256': manifest['files']['fp32']['sha256'],
+                     'trainedWith': manifest['training'].get('trainedWith'), 'arguments': manifest['training'].get('arguments')}
+        print('fine-tuning %s %s (BatchNorm frozen)' % (manifest['name'], manifest['version']), flush=True)
+    model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     n_neg = int(len(pos) * args.neg_ratio)
     patches = common.ThreatPatches(args.patches, kinds) if args.patches else None
@@ -97,6 +116,8 @@ def main():
         rng.shuffle(draw)
         draw = draw[:per_epoch]
         model.train()
+        if args.init_onnx:
+            from_onnx.freeze_batchnorm(model)
         loss_sum = 0.0
 
         def prepare(step):
@@ -157,6 +178,7 @@ def main():
                             'device': torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'},
             **common.provenance(train, val, model, started),
             'trainThreatTiles': int(len(pos)),
+            'initFrom': init_from,
             'threatPatches': {'count': len(patches), 'seeds': patches.seeds, 'perRealThreatTile': args.tip} if patches else None,
         }, args.out)
 
