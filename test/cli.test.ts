@@ -78,9 +78,9 @@ describe('scanline CLI', () => {
     expect(ready.status).toBe(200);
     const readyBody = (await ready.json()) as { ready: boolean; checks: Record<string, string>; inference: { models: Record<string, { provider: string }> } };
     expect(readyBody).toMatchObject({ ready: true, checks: { stitcher: 'ok', storage: 'ok', inference: 'ok', phase: 'ok' } });
-    // The demo models are loaded by default (the dual-energy pair and the single-energy goods model); this machine has
-    // no GPU libraries, so they run on the CPU.
-    expect(Object.keys(readyBody.inference.models).sort()).toEqual(['goods-1e-v1', 'goods-v1', 'threats-v1']);
+    // The demo models are loaded by default (the dual-energy pair and the single-energy pair); this machine has no GPU
+    // libraries, so they run on the CPU.
+    expect(Object.keys(readyBody.inference.models).sort()).toEqual(['goods-1e-v1', 'goods-v1', 'threats-1e-v1', 'threats-v1']);
     // The demo portal's first truck is being received: lines grow while it is in the beam.
     const scan = await until('a scan with lines', async () => {
       const body = (await (await fetch(`http://127.0.0.1:${port}/v1/scans`, { headers: { cookie } })).json()) as {
@@ -135,6 +135,9 @@ describe('scanline CLI', () => {
     const bad = run(['serve', '--port', 'eighty']);
     expect(await bad.exited).toBe(2);
     expect(bad.out()).toContain('SCANLINE_ERR_CLI_USAGE: Expected an integer 0..65535 for --port but received "eighty"');
+    const realism = run(['simulate', '--realism', 'glossy']);
+    expect(await realism.exited).toBe(2);
+    expect(realism.out()).toContain('SCANLINE_ERR_CLI_USAGE: Expected one of basic, hard for --realism but received "glossy"');
     const unknown = run(['teleport']);
     expect(await unknown.exited).toBe(2);
     expect(unknown.out()).toContain('Usage: scanline <command>');

@@ -2,7 +2,7 @@
  * The tooling commands of `scanline`, beside the production CLI (src/cli.ts) rather than inside it: bin/scanline.js
  * hands TOOL_COMMANDS and startDemoPortals to src/cli.ts main(), so src/ never imports tools/.
  *   scanline simulate --url ws://HOST:PORT/v1/portal [--portals N] [--trucks M] [--seed S] [--line-rate HZ]
- *                     [--speed realtime|max] [--pixels N]
+ *                     [--speed realtime|max] [--pixels N] [--realism basic|hard]
  *   scanline dataset --seeds A..B --out DIR [--pixels N] [--threat-probability P] [--calibration frames|none]
  *                    [--keep all|threats]
  *   scanline eval --seeds A..B [--url ws://HOST:PORT/v1/portal] [--models DIR] [--config FILE] [--portals N]
@@ -20,6 +20,12 @@ import { defaultModelsDir } from '../src/inference/index.js';
 import { DEFAULT_EVAL_OPTIONS, formatEvalTable, runEval } from './eval/index.js';
 import { FOREIGN_SCANNER_PROFILES, REALISM_LEVELS, simulatePortals, type ForeignScannerProfile, type Realism } from './simulator/index.js';
 
+/**
+ * The simulator the committed demo models were trained on (models/README.md): `simulate` and `serve --demo` stream
+ * its trucks by default, so the demo shows what the models make of images like their training data.
+ */
+const MODELS_REALISM: Realism = 'hard';
+
 const SIMULATE_USAGE = `scanline simulate [options]
   --url URL         gateway portal endpoint (default ws://127.0.0.1:8080/v1/portal)
   --portals N       simulated portals in parallel (default 1)
@@ -31,6 +37,8 @@ const SIMULATE_USAGE = `scanline simulate [options]
   --credentials FILE
                     the portals' credentials as JSON {"sim-1": "slp_..."} (\`scanline portal add sim-1 ... --json\`
                     on the gateway's machine prints it); each portal says hello with its own
+  --realism R       basic or hard: the simulator's trucks and detector (tools/simulator/realism.ts) (default
+                    ${MODELS_REALISM}, what the committed demo models were trained on; serve --demo streams the same)
 `;
 
 const DATASET_USAGE = `scanline dataset --seeds A..B --out DIR [options]
@@ -70,13 +78,16 @@ const EVAL_USAGE = `scanline eval --seeds A..B [options]
                     probability against overlapping a truth threat); UNKNOWN and out-of-distribution shares;
                     triage shares; GREEN precision (GREEN trucks with no threat and a true declaration) and
                     its curve as the GREEN threshold moves; 95% CIs by bootstrap over trucks
+    hints           on trucks out of distribution (their threat boxes are hints, not alerts): truth threats a
+                    hint overlaps, and hints over no threat
   Targets: goods top-1 >= 90%, threat recall >= 90% at <= 0.1 false alarms per scan, mismatch recall >= 90%,
   goods ECE <= 0.05, GREEN precision >= 99.5% and no GREEN truck with a threat or a false declaration.
   Exit code 0 whether or not they are met, unless --targets is given.
   --seeds A..B      truck seeds, inclusive (or a single seed A)
   --targets         exit 1 when a target is missed
   --energies N      2 (dual-energy portals) or 1 (single-energy portals: the gateway's single-energy models)
-  --realism R       basic or hard: the trucks of the harder simulator (as for dataset) (default basic)
+  --realism R       basic or hard: the trucks of the harder simulator (as for dataset) (default ${MODELS_REALISM},
+                    what the committed demo models were trained on)
   --scans-out FILE  write every scored truck's record as a JSON line (e.g. to choose the triage bounds)
   --foreign-scanner PROFILE
                     render the trucks as another scanner would (response-curve, blur-noise, texture): the
@@ -111,7 +122,9 @@ async function simulate(args: string[]): Promise<void> {
     speed: { type: 'string' },
     pixels: { type: 'string' },
     credentials: { type: 'string' },
+    realism: { type: 'string' },
   });
+  const realism = realismOption(v, MODELS_REALISM);
   const speed = (v.speed as string | undefined) ?? 'realtime';
   if (speed !== 'realtime' && speed !== 'max') throw usageError(`Expected realtime or max for --speed but received ${JSON.stringify(speed)}`);
   const url = (v.url as string | undefined) ?? 'ws://127.0.0.1:8080/v1/portal';
@@ -128,6 +141,7 @@ async function simulate(args: string[]): Promise<void> {
     speed,
     pixels: intOption(v, 'pixels', 1024, 16, 4096),
     ...(typeof v.credentials === 'string' ? { credentials: readCredentials(v.credentials) } : {}),
+    ...(realism === 'hard' ? { truck: { realism } } : {}),
     signal: abort.signal,
     log: (level, msg, fields) => {
       if (level !== 'debug') process.stderr.write(`${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);
@@ -209,8 +223,8 @@ async function dataset(args: string[]): Promise<void> {
   process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
 }
 
-function realismOption(values: Record<string, unknown>): Realism {
-  const raw = (values.realism as string | undefined) ?? 'basic';
+function realismOption(values: Record<string, unknown>, fallback: Realism = 'basic'): Realism {
+  const raw = (values.realism as string | undefined) ?? fallback;
   if (!(REALISM_LEVELS as readonly string[]).includes(raw))
     throw usageError(`Expected one of ${REALISM_LEVELS.join(', ')} for --realism but received ${JSON.stringify(raw)}`);
   return raw as Realism;
@@ -285,7 +299,7 @@ async function evaluate(args: string[]): Promise<void> {
     mismatchProbability: probabilityOption(v, 'mismatch-probability'),
     ...(v['foreign-scanner'] !== undefined ? { foreignScanner: v['foreign-scanner'] as ForeignScannerProfile } : {}),
     energies: intOption(v, 'energies', 2, 1, 2) as 1 | 2,
-    realism: realismOption(v),
+    realism: realismOption(v, MODELS_REALISM),
     signal: abort.signal,
     onScan: (s) => {
       done++;
@@ -325,6 +339,7 @@ export const startDemoPortals: DemoPortals = ({ url, portals, portalIdPrefix, cr
     seed: 1,
     lineRate: 500,
     speed: 'realtime',
+    ...(MODELS_REALISM === 'hard' ? { truck: { realism: MODELS_REALISM } } : {}),
     signal,
     log: (level, msg, fields) => log[level](fields ?? {}, msg),
   });
@@ -339,6 +354,8 @@ const FIT_OPINION_USAGE = `scanline fit-opinion --fit DIR --validation DIR [opti
   --choose-thresholds FA
                     choose the threat thresholds again on the validation scans: the most threats found at no more
                     than FA false alarms per scan (e.g. 0.05); written with --write
+  --tile-quantile Q share of the validation tiles each out-of-distribution view keeps inside (default 0.995); lower
+                    flags more tiles, of the validation scans as of foreign ones
   --write           write calibration and outOfDistribution (and chosen thresholds) into their model.json
 Prints what was fitted, with ECE before and after and the out-of-distribution rates, as JSON.
 `;
@@ -352,8 +369,12 @@ async function fitOpinionCommand(args: string[]): Promise<void> {
     goods: { type: 'string' },
     threats: { type: 'string' },
     'choose-thresholds': { type: 'string' },
+    'tile-quantile': { type: 'string' },
     write: { type: 'boolean' },
   });
+  const tileQuantile = v['tile-quantile'] === undefined ? undefined : Number(v['tile-quantile']);
+  if (tileQuantile !== undefined && !(tileQuantile >= 0.9 && tileQuantile < 1))
+    throw usageError(`Expected a share in [0.9, 1) for --tile-quantile but received ${JSON.stringify(v['tile-quantile'])}`);
   const budget = v['choose-thresholds'] === undefined ? undefined : Number(v['choose-thresholds']);
   if (budget !== undefined && !(budget > 0 && budget <= 10))
     throw usageError(`Expected false alarms per scan in (0, 10] for --choose-thresholds but received ${JSON.stringify(v['choose-thresholds'])}`);
@@ -366,6 +387,7 @@ async function fitOpinionCommand(args: string[]): Promise<void> {
     goodsDir: join(models, (v.goods as string | undefined) ?? 'goods-v1'),
     ...(v.threats === 'none' ? {} : { threatsDir: join(models, (v.threats as string | undefined) ?? 'threats-v1') }),
     ...(budget !== undefined ? { chooseThresholds: budget } : {}),
+    ...(tileQuantile !== undefined ? { tileQuantile } : {}),
     write: v.write === true,
     log: (m) => process.stderr.write(`fit-opinion: ${m}\n`),
   });

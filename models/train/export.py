@@ -22,10 +22,13 @@ import to_fp16
 
 OPSET = 13
 # Semantic versions of the trained weights, reported with every result (DICOS algorithm version). Bump one when its
-# weights or thresholds change. threats 2.0.0: ThreatNet2 (32 x 32 detail layer, dilated residual pairs, global
-# context), trained on a GPU by threats.sh on 2.5x the scans; 1.1.0: ThreatNet width 48, 24 epochs; 1.0.0: width 32.
-# Minor versions count the fits scanline fit-opinion adds to the same weights (run.sh runs it after this export).
-VERSIONS = {'goods-v1': '1.1.0', 'threats-v1': '2.1.0', 'goods-1e-v1': '0.1.0', 'threats-1e-v1': '0.1.0'}
+# weights or thresholds change. threats 3.0.0: 2.1.0 fine-tuned on the harder simulator's scans on a CPU
+# (--init-onnx); 2.0.0: ThreatNet2 (32 x 32 detail layer, dilated residual pairs, global context), trained on a GPU
+# by threats.sh on 2.5x the scans; 1.1.0: ThreatNet width 48, 24 epochs; 1.0.0: width 32. goods 2.0.0 and
+# goods-1e 1.0.0: trained on the harder simulator. threats-1e 1.0.0: threats 2.1.0 folded to one energy, fine-tuned
+# on the harder simulator's single-energy scans. Minor versions count the fits scanline fit-opinion adds to the same
+# weights (run.sh runs it after this export).
+VERSIONS = {'goods-v1': '2.0.0', 'threats-v1': '3.0.0', 'goods-1e-v1': '1.0.0', 'threats-1e-v1': '1.0.0'}
 
 GOODS_NAMES = {
     'timber': 'Timber (sawn wood)',
@@ -131,6 +134,12 @@ def base_manifest(name, task, description, norm, outputs, labels, thresholds, tr
     }
 
 
+def simulated(ck):
+    """Which simulator the checkpoint's scans came from, for the description."""
+    hard = (ck.get('dataset') or {}).get('truck', {}).get('realism') == 'hard'
+    return "the harder simulator's (textured, cluttered, mixed loads, detector effects)" if hard else 'simulated'
+
+
 def provenance(ck, extra):
     trained = ck.get('trainedWith') or {'torch': torch.__version__, 'device': 'cpu', 'python': platform.python_version()}
     t = {
@@ -152,6 +161,9 @@ def provenance(ck, extra):
         'dataset': ck['dataset'],
         'history': ck['history'],
     }
+    if ck.get('initFrom'):
+        # Fine-tuned from a committed model (train_threats.py --init-onnx): what it started from.
+        t['initFrom'] = ck['initFrom']
     if ck.get('thresholdChoice'):
         # Thresholds chosen again after training on more unseen scans (compare_threats.py --choose-thresholds).
         c = ck['thresholdChoice']
@@ -201,8 +213,8 @@ def main():
     goods_manifest = base_manifest(
         name, 'goods',
         'Scanline demo goods classifier: one of %d labels per 64x64 tile (11 goods categories, empty cargo bay, '
-        'vehicle structure, air) plus a 64-d embedding for reference-sample matching. Trained on simulated '
-        '%s MeV portal scans only.' % (len(labels), 'dual-energy' if channels == 2 else 'single-energy (high energy only)'),
+        'vehicle structure, air) plus a 64-d embedding for reference-sample matching. Trained on %s '
+        '%s MeV portal scans only.' % (len(labels), simulated(ck), 'dual-energy' if channels == 2 else 'single-energy (high energy only)'),
         ck['normalization'],
         [
             {'name': 'logits', 'shape': [-1, len(labels)], 'dtype': 'float32', 'meaning': 'class_logits'},
@@ -244,8 +256,8 @@ def main():
     threats_manifest = base_manifest(
         name, 'threats',
         'Scanline demo threat detector: per-cell logits for firearms, narcotics and explosives on a 16x16 grid '
-        'per 64x64 tile (one cell = 4x4 tile samples = 16 lines x 16 detector pixels). Trained on simulated '
-        '%s MeV portal scans only.' % ('dual-energy' if channels == 2 else 'single-energy (high energy only)'),
+        'per 64x64 tile (one cell = 4x4 tile samples = 16 lines x 16 detector pixels). Trained on %s '
+        '%s MeV portal scans only.' % (simulated(ck), 'dual-energy' if channels == 2 else 'single-energy (high energy only)'),
         ck['normalization'],
         [{'name': 'heatmap', 'shape': [-1, len(kinds), 16, 16], 'dtype': 'float32', 'meaning': 'threat_heatmap_logits'}],
         [{'id': k, 'name': THREAT_NAMES[k], 'hsCodes': []} for k in kinds],

@@ -13,10 +13,16 @@
 #   OMP_NUM_THREADS    default 2
 #   SCANLINE_TRAIN_DIR datasets and checkpoints, default data/train (git-ignored; ~5 GB)
 #   REUSE_DATA=1       keep dataset directories that already have an index.json
-#   REALISM            basic (default: the committed models) or hard: every dataset, the threat model's included,
-#                      from the harder simulator (tools/simulator/realism.ts; issue 15, item 6)
+#   REALISM            hard (default: the committed models) or basic: every dataset, the threat model's included,
+#                      from the harder simulator (tools/simulator/realism.ts; issue 15, item 6) or the basic one
 #   THREATS_CKPT       a threat checkpoint to export instead of training one (e.g. from threats.sh on a GPU box:
 #                      threat training takes ~6 min on an H100 and hours on 2 CPU cores)
+#   THREATS_INIT       base (default: the committed models), none, or a threat model folder (model.onnx, model.json)
+#                      to fine-tune instead of training from scratch (train_threats.py --init-onnx): what 2 CPU cores
+#                      can do. `base` takes threats-v1 2.1.0 (trained on a GPU on the basic simulator) out of git
+#                      history. The single-energy threat model is then fine-tuned from the dual-energy one this run
+#                      exports (its low-energy weights folded into the high energy's). `none` trains threats-v1 from
+#                      scratch (a GPU: threats.sh) and ships no single-energy threat model.
 #
 # Seeds (goods): train 1000-1399 (threat probability 0.5, every tile), validation 1400-1599. threats.sh adds
 # 4000-4999, threat-rich 2000-2999 and the projection library 3000-3999 for the threat model.
@@ -26,6 +32,9 @@ cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-/usr/bin/python3}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 WORK=${SCANLINE_TRAIN_DIR:-data/train}
+REALISM=${REALISM:-hard}
+THREATS_INIT=${THREATS_INIT:-base}
+[[ "$THREATS_INIT" != none ]] || THREATS_INIT=
 mkdir -p "$WORK"
 started=$(date +%s)
 
@@ -40,7 +49,7 @@ dataset() {
     return 0
   fi
   echo "dataset $name: seeds $seeds $*"
-  node bin/scanline.js dataset --seeds "$seeds" --out "$WORK/$name" --realism "${REALISM:-basic}" "$@" >"$WORK/$name.json" 2>"$WORK/$name.log"
+  node bin/scanline.js dataset --seeds "$seeds" --out "$WORK/$name" --realism "$REALISM" "$@" >"$WORK/$name.json" 2>"$WORK/$name.log"
 }
 pair() {
   local a b
@@ -57,10 +66,26 @@ if [[ "$WORK" == /* ]]; then W=$WORK; else W=../../$WORK; fi
 $PYTHON train_goods.py --train $W/train-a $W/train-b --val $W/val-a $W/val-b --out $W/goods.pt --seed 1 \
   | tee $W/goods-train.log
 cd ../..
+if [[ "$THREATS_INIT" == base ]]; then
+  # threats-v1 2.1.0 as committed before the harder simulator: its weights were trained on a GPU (2.0.0, variant K)
+  # and 2.1.0 added the opinion fit; the fine-tune records this file's sha256 in the manifest (training.initFrom).
+  THREATS_INIT=$WORK/threats-base
+  mkdir -p "$THREATS_INIT"
+  git show 41374f969db14e9959fde8671ed538b6491d72c7:models/threats-v1/model.onnx >"$THREATS_INIT/model.onnx"
+  git show 41374f969db14e9959fde8671ed538b6491d72c7:models/threats-v1/model.json >"$THREATS_INIT/model.json"
+fi
+[[ -z "${THREATS_INIT:-}" || "$THREATS_INIT" == /* ]] || THREATS_INIT=$PWD/$THREATS_INIT
+# Fine-tuning (2 CPU cores, REALISM=hard, 2026-12-07: 17 min for 10 epochs): a quarter of the learning rate, 10
+# epochs, half the pool the hard negatives are mined from.
+FINETUNE_ARGS="--init-onnx ${THREATS_INIT:-} --arch threatnet2 --width 48 --epochs 10 --batch 256 --lr 1e-3 --hard 4000 --mine-pool 12000 --seed 2"
 if [[ -z "${THREATS_CKPT:-}" ]]; then
-  # threats-v1 2.0.0's run (variant K of the GPU comparison in models/README.md).
-  PYTHON=$PYTHON WORK="$WORK/threats-data" REUSE_DATA=${REUSE_DATA:-0} REALISM=${REALISM:-basic} models/train/threats.sh "$WORK/threats-run" \
-    'threats-v1 --arch threatnet2 --width 48 --epochs 36 --batch 256 --hard 4000 --mine-pool 24000 --seed 2'
+  if [[ -n "${THREATS_INIT:-}" ]]; then
+    threat_args="threats-v1 $FINETUNE_ARGS"
+  else
+    # threats-v1 2.0.0's run (variant K of the GPU comparison in models/README.md).
+    threat_args='threats-v1 --arch threatnet2 --width 48 --epochs 36 --batch 256 --hard 4000 --mine-pool 24000 --seed 2'
+  fi
+  PYTHON=$PYTHON WORK="$WORK/threats-data" REUSE_DATA=${REUSE_DATA:-0} REALISM=$REALISM models/train/threats.sh "$WORK/threats-run" "$threat_args"
   THREATS_CKPT=$WORK/threats-run/threats-v1.pt
 fi
 [[ "$THREATS_CKPT" == /* ]] || THREATS_CKPT=$PWD/$THREATS_CKPT
@@ -73,17 +98,30 @@ cd ../..
 pair "train-1e-a 1000..1199 --threat-probability 0.5 --energies 1" "train-1e-b 1200..1399 --threat-probability 0.5 --energies 1"
 pair "val-1e 1400..1599 --threat-probability 0.5 --energies 1" "opinion-val-1e 6000..6149 --threat-probability 0.5 --energies 1"
 (cd models/train && $PYTHON train_goods.py --train $W/train-1e-a $W/train-1e-b --val $W/val-1e --out $W/goods-1e.pt --seed 1 \
-  | tee $W/goods-1e-train.log && $PYTHON export.py --goods $W/goods-1e.pt --goods-name goods-1e-v1 --val $W/val-1e --models .. \
-  | tee $W/export-1e.log)
-# No single-energy threat model yet: threats.sh on single-energy datasets needs a GPU run (models/README.md).
-node bin/scanline.js fit-opinion --goods goods-1e-v1 --threats none --fit "$WORK/train-1e-a" --validation "$WORK/opinion-val-1e" \
+  | tee $W/goods-1e-train.log)
+threats_1e=none
+if [[ -n "${THREATS_INIT:-}" ]]; then
+  # threats-1e-v1: the dual-energy model exported above (already fine-tuned on these scans' simulator), its
+  # low-energy weights folded into the high energy's (from_onnx.fold_low_energy), fine-tuned on single-energy scans
+  # of three of the five sets.
+  PYTHON=$PYTHON WORK="$WORK/threats-1e-data" ENERGIES=1 SETS="train-a threats val-a" REUSE_DATA=${REUSE_DATA:-0} \
+    REALISM=$REALISM models/train/threats.sh "$WORK/threats-1e-run" \
+    "threats-1e-v1 $FINETUNE_ARGS --epochs 8 --init-onnx $PWD/models/threats-v1"
+  threats_1e=threats-1e-v1
+fi
+(cd models/train && $PYTHON export.py --goods $W/goods-1e.pt --goods-name goods-1e-v1 --val $W/val-1e --models .. \
+  $([[ $threats_1e == none ]] || echo "--threats $W/threats-1e-run/threats-1e-v1.pt --threats-name threats-1e-v1") | tee $W/export-1e.log)
+# Without THREATS_INIT there is no single-energy threat model: threats.sh on single-energy datasets from scratch
+# needs a GPU run (models/README.md).
+node bin/scanline.js fit-opinion --goods goods-1e-v1 --threats $threats_1e --fit "$WORK/train-1e-a" --validation "$WORK/opinion-val-1e" \
   --write | tee "$WORK/fit-opinion-1e.json"
 
 # The machine's opinion (models/README.md, "Calibration, out of distribution and triage"): fitted on the training
 # distribution (1000-1149) and on validation seeds neither training nor `scanline eval` uses (6000-6149).
 pair "opinion-fit 1000..1149 --threat-probability 0.5" "opinion-val 6000..6149 --threat-probability 0.5"
-pair "foreign-response 6000..6039 --foreign-scanner response-curve" "foreign-blur 6000..6039 --foreign-scanner blur-noise"
-dataset foreign-texture 6000..6039 --foreign-scanner texture
+pair "foreign-response 6000..6039 --threat-probability 0.5 --foreign-scanner response-curve" \
+  "foreign-blur 6000..6039 --threat-probability 0.5 --foreign-scanner blur-noise"
+dataset foreign-texture 6000..6039 --threat-probability 0.5 --foreign-scanner texture
 node bin/scanline.js fit-opinion --fit "$WORK/opinion-fit" --validation "$WORK/opinion-val" \
   --check "$WORK/foreign-response" --check "$WORK/foreign-blur" --check "$WORK/foreign-texture" --write | tee "$WORK/fit-opinion.json"
 

@@ -82,7 +82,7 @@ describe('DICOS export and import through the gateway', () => {
       trucks: 1,
       seed: 5203,
       speed: 'max',
-      truck: { categories: ['tobacco'], threats: ['narcotics', 'firearm'], mismatchProbability: 1 },
+      truck: { categories: ['tobacco'], threats: ['narcotics', 'firearm'], mismatchProbability: 1, realism: 'hard' },
     });
     expect(sim.scansCompleted).toBe(1);
     streamed = sim.scans[0];

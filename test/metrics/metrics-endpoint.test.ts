@@ -81,9 +81,10 @@ describe('GET /metrics with the simulator and the demo models', () => {
     const produced = sumOf(e, 'scanline_tiles_produced_total');
     expect(produced).toBeGreaterThan(0);
     const all = [...new Set(samplesOf(e, 'scanline_inference_tiles_total').map((s) => s.labels.model))].sort();
-    expect(all).toEqual(['goods-1e-v1', 'goods-v1', 'threats-v1']);
-    // Dual-energy portals: every tile goes to the dual-energy pair, none to the single-energy goods model.
+    expect(all).toEqual(['goods-1e-v1', 'goods-v1', 'threats-1e-v1', 'threats-v1']);
+    // Dual-energy portals: every tile goes to the dual-energy pair, none to the single-energy models.
     expect(sumOf(e, 'scanline_inference_tiles_submitted_total', { model: 'goods-1e-v1' })).toBe(0);
+    expect(sumOf(e, 'scanline_inference_tiles_submitted_total', { model: 'threats-1e-v1' })).toBe(0);
     const models = all.filter((m) => !m.includes('-1e-'));
     for (const model of models) {
       expect(sumOf(e, 'scanline_inference_tiles_submitted_total', { model })).toBe(produced);

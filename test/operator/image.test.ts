@@ -22,7 +22,7 @@ describe('images for people', () => {
       trucks: 1,
       seed: 5200,
       lineRate: 1000,
-      truck: { categories: ['tobacco'], threats: ['narcotics', 'firearm'], mismatchProbability: 1 },
+      truck: { categories: ['tobacco'], threats: ['narcotics', 'firearm'], mismatchProbability: 1, realism: 'hard' },
     });
     scanId = sim.scans[0].scanId;
     lines = sim.scans[0].lines;

@@ -58,7 +58,7 @@ describe('a slow operator screen', () => {
       trucks: 2,
       seed: 5200,
       lineRate: LINE_RATE,
-      truck: { categories: ['tobacco'], threats: ['narcotics', 'firearm'], mismatchProbability: 1 },
+      truck: { categories: ['tobacco'], threats: ['narcotics', 'firearm'], mismatchProbability: 1, realism: 'hard' },
     });
     // One deadline for all reports, generous: a busy machine shares its CPUs with the inference workers.
     const until = Date.now() + 180_000;

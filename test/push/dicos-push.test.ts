@@ -88,7 +88,7 @@ describe.skipIf(skipWithout(STORESCP))('DICOS push to storescp', () => {
       trucks: 1,
       seed: 5210,
       speed: 'max',
-      truck: { threats: ['firearm'] },
+      truck: { threats: ['firearm'], realism: 'hard' },
     });
     const scanId = sim.scans[0].scanId;
     await until('the scan in the archive', () => readdirSync(archive).length >= 5);

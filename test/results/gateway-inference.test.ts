@@ -71,7 +71,7 @@ describe('gateway with the demo models', () => {
       credentials: gw.simulatorCredentials(2),
       trucks: 1,
       seed: 5200,
-      truck: { categories: ['tobacco'], threats: ['narcotics', 'firearm'], mismatchProbability: 1 },
+      truck: { categories: ['tobacco'], threats: ['narcotics', 'firearm'], mismatchProbability: 1, realism: 'hard' },
     });
     expect(sim.scansCompleted).toBe(2);
     scans.push(...sim.scans);
@@ -88,7 +88,7 @@ describe('gateway with the demo models', () => {
     expect(status).toBe(200);
     expect(body.checks.inference).toBe('ok');
     // The dual-energy pair and the single-energy models (scored only for single-energy portals' scans).
-    expect(Object.keys(body.inference.models)).toEqual(expect.arrayContaining(['goods-v1', 'threats-v1', 'goods-1e-v1']));
+    expect(Object.keys(body.inference.models)).toEqual(expect.arrayContaining(['goods-v1', 'threats-v1', 'goods-1e-v1', 'threats-1e-v1']));
     for (const m of Object.values(body.inference.models) as Array<{ provider: string; precision: string }>) {
       expect(m.provider).toBe('cpu'); // CI has no GPU; GPU providers are tried first and fall back
       expect(m.precision).toBe('fp32');
@@ -141,7 +141,7 @@ describe('gateway with the demo models', () => {
         expect(a.tiles.submitted).toBe(report.tilesProduced);
         expect(a.tiles.ok + a.tiles.rejected + a.tiles.expired + a.tiles.failed).toBe(a.tiles.submitted);
         expect(a.tiles.pending).toBe(0);
-        expect(a.version).toBe(a.name === 'threats-v1' ? '2.1.0' : '1.1.0');
+        expect(a.version).toBe(a.name === 'threats-v1' ? '3.0.0' : '2.0.0');
       }
     }
     const stats = gw.results?.stats;
@@ -228,7 +228,7 @@ describe('gateway with the demo models', () => {
       trucks: 1,
       seed: 5300,
       speed: 'max',
-      truck: { categories: ['tobacco'], threatProbability: 0, mismatchProbability: 0 },
+      truck: { categories: ['tobacco'], threatProbability: 0, mismatchProbability: 0, realism: 'hard' },
     });
     const later = await finalReport(gw, sim.scans[0].scanId);
     expect(later.goods.references).toEqual(['cigarettes-x']);

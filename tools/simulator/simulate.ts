@@ -10,6 +10,7 @@ import { ScanlineError, invalidArgument } from '../../src/errors/index.js';
 import { createDetector } from './detector.js';
 import { PortalClient, type CalibrationFrames, type SimLog } from './portal-client.js';
 import { hashSeed } from './random.js';
+import { realismDetectorOptions } from './realism.js';
 import { generateTruck, type GenerateTruckOptions } from './scene.js';
 import { truthLabels, type TruthLabels } from './truth.js';
 
@@ -162,6 +163,8 @@ export async function simulatePortals(options: SimulatePortalsOptions): Promise<
       speedMps: options.vehicleSpeedMps ?? d.vehicleSpeedMps,
       noise: options.noise ?? true,
       seed: hashSeed(seed, 'portal', i),
+      // The hard simulator's trucks come with its detector's effects (realism.ts), as in datasets and eval.
+      ...realismDetectorOptions(options.truck?.realism, pixels),
     });
     const portalId = `${prefix}-${i + 1}`;
     const client = new PortalClient({

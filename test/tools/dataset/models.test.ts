@@ -22,7 +22,7 @@ function sha256(path: string): string {
 
 describe('models/ registry', () => {
   it('holds the goods and threats demo models, dual- and single-energy', () => {
-    expect(folders).toEqual(expect.arrayContaining(['goods-v1', 'threats-v1', 'goods-1e-v1']));
+    expect(folders).toEqual(expect.arrayContaining(['goods-v1', 'threats-v1', 'goods-1e-v1', 'threats-1e-v1']));
   });
 
   for (const folder of folders) {
