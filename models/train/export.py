@@ -140,6 +140,15 @@ def simulated(ck):
     return "the harder simulator's (textured, cluttered, mixed loads, detector effects)" if hard else 'simulated'
 
 
+def started_from(ck):
+    """For a fine-tuned checkpoint, the sentence that says what it started from (else '')."""
+    f = ck.get('initFrom')
+    if not f:
+        return ''
+    return (' Fine-tuned from %s %s, trained on the basic simulator, whose input normalisation it keeps.' % (f['name'], f['version'])
+            if f['name'] == 'threats-v1' and f['version'] == '2.1.0' else ' Fine-tuned from %s %s.' % (f['name'], f['version']))
+
+
 def provenance(ck, extra):
     trained = ck.get('trainedWith') or {'torch': torch.__version__, 'device': 'cpu', 'python': platform.python_version()}
     t = {
@@ -257,7 +266,7 @@ def main():
         name, 'threats',
         'Scanline demo threat detector: per-cell logits for firearms, narcotics and explosives on a 16x16 grid '
         'per 64x64 tile (one cell = 4x4 tile samples = 16 lines x 16 detector pixels). Trained on %s '
-        '%s MeV portal scans only.' % (simulated(ck), 'dual-energy' if channels == 2 else 'single-energy (high energy only)'),
+        '%s MeV portal scans only.%s' % (simulated(ck), 'dual-energy' if channels == 2 else 'single-energy (high energy only)', started_from(ck)),
         ck['normalization'],
         [{'name': 'heatmap', 'shape': [-1, len(kinds), 16, 16], 'dtype': 'float32', 'meaning': 'threat_heatmap_logits'}],
         [{'id': k, 'name': THREAT_NAMES[k], 'hsCodes': []} for k in kinds],

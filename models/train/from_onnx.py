@@ -14,6 +14,7 @@ Convolutions are matched by order of execution (forward hooks on the torch side,
 the exporter writes in execution order) and by shape; `load` then checks the network against the graph with
 onnx_ref on seeded input and refuses anything not within 1e-3.
 """
+import copy
 import json
 import os
 
@@ -56,19 +57,42 @@ def load(model, model_dir, channels):
     manifest = json.load(open(os.path.join(model_dir, 'model.json')))
     init = {t.name: numpy_helper.to_array(t) for t in graph.graph.initializer}
     onnx_convs = [n for n in graph.graph.node if n.op_type == 'Conv']
-    torch_convs = _conv_order(model, channels)
-    if len(onnx_convs) != len(torch_convs):
-        raise ValueError('%s has %d convolutions, the network %d' % (model_dir, len(onnx_convs), len(torch_convs)))
     graph_channels = int(init[onnx_convs[0].input[1]].shape[1])
     folded = graph_channels == 2 and channels == 1
     if graph_channels != channels and not folded:
         raise ValueError('%s reads %d channels, the network %d' % (model_dir, graph_channels, channels))
+    # A single-energy network is first loaded as its dual-energy twin, so the graph check covers every weight;
+    # only then is the first layer folded.
+    target = _dual_energy_twin(model) if folded else model
+    _copy_weights(target, graph_channels, init, onnx_convs, model_dir)
+    check(target, graph, graph_channels)
+    if folded:
+        first = _conv_order(target, graph_channels)[0][0]
+        names = {m: n for n, m in target.named_modules()}
+        state = target.state_dict()
+        key = names[first] + '.weight'
+        state[key] = torch.from_numpy(fold_low_energy(state[key].numpy(), manifest['input']['normalization']))
+        model.load_state_dict(state)
+        manifest['input']['normalization'] = high_energy_normalization(manifest['input']['normalization'])
+    return manifest
+
+
+def _dual_energy_twin(model):
+    """A copy of a single-energy network whose first convolution reads two channels."""
+    twin = copy.deepcopy(model)
+    first = _conv_order(twin, 1)[0][0]
+    first.weight = nn.Parameter(torch.zeros(first.out_channels, 2, *first.kernel_size))
+    first.in_channels = 2
+    return twin
+
+
+def _copy_weights(model, channels, init, onnx_convs, model_dir):
+    torch_convs = _conv_order(model, channels)
+    if len(onnx_convs) != len(torch_convs):
+        raise ValueError('%s has %d convolutions, the network %d' % (model_dir, len(onnx_convs), len(torch_convs)))
     with torch.no_grad():
-        for i, (node, (conv, bn)) in enumerate(zip(onnx_convs, torch_convs)):
+        for node, (conv, bn) in zip(onnx_convs, torch_convs):
             w = init[node.input[1]]
-            if i == 0 and folded:
-                w = fold_low_energy(w, manifest['input']['normalization'])
-                manifest['input']['normalization'] = high_energy_normalization(manifest['input']['normalization'])
             b = init[node.input[2]] if len(node.input) > 2 else np.zeros(w.shape[0], np.float32)
             if tuple(w.shape) != tuple(conv.weight.shape):
                 raise ValueError('convolution %s: %s in the graph, %s in the network' % (node.name, w.shape, tuple(conv.weight.shape)))
@@ -82,9 +106,6 @@ def load(model, model_dir, channels):
                 conv.bias.copy_(torch.from_numpy(np.array(b)))
             else:
                 raise ValueError('convolution %s has a bias the network cannot hold' % node.name)
-    if not folded:
-        check(model, graph, channels)
-    return manifest
 
 
 def fold_low_energy(w, norm):

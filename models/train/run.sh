@@ -38,6 +38,19 @@ THREATS_INIT=${THREATS_INIT:-base}
 mkdir -p "$WORK"
 started=$(date +%s)
 
+if [[ "$THREATS_INIT" == base ]]; then
+  # threats-v1 2.1.0 as committed before the harder simulator: its weights were trained on a GPU (2.0.0, variant K)
+  # and 2.1.0 added the opinion fit. Taken out of git history (a clone with that commit), checked against its
+  # sha256 before anything else runs; the fine-tune records the hash in the manifest (training.initFrom).
+  base_commit=41374f969db14e9959fde8671ed538b6491d72c7
+  THREATS_INIT=$WORK/threats-base
+  mkdir -p "$THREATS_INIT"
+  git show "$base_commit:models/threats-v1/model.onnx" >"$THREATS_INIT/model.onnx"
+  git show "$base_commit:models/threats-v1/model.json" >"$THREATS_INIT/model.json"
+  echo "ed5b55f9da27736faa8bbb397284acaa15f013ddfb07a38d758262ff8b964549  $THREATS_INIT/model.onnx" | sha256sum --check --quiet
+fi
+[[ -z "$THREATS_INIT" || "$THREATS_INIT" == /* ]] || THREATS_INIT=$PWD/$THREATS_INIT
+
 npm run build --silent
 
 # One `scanline dataset` export per directory; two at a time (the exporter is single-threaded).
@@ -66,15 +79,6 @@ if [[ "$WORK" == /* ]]; then W=$WORK; else W=../../$WORK; fi
 $PYTHON train_goods.py --train $W/train-a $W/train-b --val $W/val-a $W/val-b --out $W/goods.pt --seed 1 \
   | tee $W/goods-train.log
 cd ../..
-if [[ "$THREATS_INIT" == base ]]; then
-  # threats-v1 2.1.0 as committed before the harder simulator: its weights were trained on a GPU (2.0.0, variant K)
-  # and 2.1.0 added the opinion fit; the fine-tune records this file's sha256 in the manifest (training.initFrom).
-  THREATS_INIT=$WORK/threats-base
-  mkdir -p "$THREATS_INIT"
-  git show 41374f969db14e9959fde8671ed538b6491d72c7:models/threats-v1/model.onnx >"$THREATS_INIT/model.onnx"
-  git show 41374f969db14e9959fde8671ed538b6491d72c7:models/threats-v1/model.json >"$THREATS_INIT/model.json"
-fi
-[[ -z "${THREATS_INIT:-}" || "$THREATS_INIT" == /* ]] || THREATS_INIT=$PWD/$THREATS_INIT
 # Fine-tuning (2 CPU cores, REALISM=hard, 2026-12-07: 17 min for 10 epochs): a quarter of the learning rate, 10
 # epochs, half the pool the hard negatives are mined from.
 FINETUNE_ARGS="--init-onnx ${THREATS_INIT:-} --arch threatnet2 --width 48 --epochs 10 --batch 256 --lr 1e-3 --hard 4000 --mine-pool 12000 --seed 2"
@@ -112,7 +116,8 @@ fi
 (cd models/train && $PYTHON export.py --goods $W/goods-1e.pt --goods-name goods-1e-v1 --val $W/val-1e --models .. \
   $([[ $threats_1e == none ]] || echo "--threats $W/threats-1e-run/threats-1e-v1.pt --threats-name threats-1e-v1") | tee $W/export-1e.log)
 # Without THREATS_INIT there is no single-energy threat model: threats.sh on single-energy datasets from scratch
-# needs a GPU run (models/README.md).
+# needs a GPU run (models/README.md). A committed one would keep calibration fitted for other weights: removed.
+[[ $threats_1e != none ]] || rm -rf models/threats-1e-v1
 node bin/scanline.js fit-opinion --goods goods-1e-v1 --threats $threats_1e --fit "$WORK/train-1e-a" --validation "$WORK/opinion-val-1e" \
   --write | tee "$WORK/fit-opinion-1e.json"
 

@@ -35,6 +35,8 @@ PYTHON=${PYTHON:-python3}
 WORK=${WORK:-/tmp/scanline-train}
 mkdir -p "$OUT" "$WORK"
 OUT=$(cd "$OUT" && pwd)
+# Absolute: the training runs from models/train.
+WORK=$(cd "$WORK" && pwd)
 started=$(date +%s)
 
 sets=(

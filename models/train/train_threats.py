@@ -27,6 +27,7 @@ alarms per scan under the scan-level alert rule (common.alert_stats, common.choo
 """
 import argparse
 import json
+import os
 import platform
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -85,7 +86,9 @@ def main():
         if manifest['labels'] and [l['id'] for l in manifest['labels']] != list(kinds):
             raise ValueError('%s detects %s, the datasets label %s' % (args.init_onnx, [l['id'] for l in manifest['labels']], kinds))
         norm = common.Normalization.from_manifest(manifest['input']['normalization'])
-        init_from = {'name': manifest['name'], 'version': manifest['version'], 'sha256': manifest['files']['fp32']['sha256'],
+        # The hash of the file loaded, not the one its manifest claims.
+        init_from = {'name': manifest['name'], 'version': manifest['version'],
+                     'sha256': common.sha256_file(os.path.join(args.init_onnx, 'model.onnx')),
                      'trainedWith': manifest['training'].get('trainedWith'), 'arguments': manifest['training'].get('arguments')}
         print('fine-tuning %s %s (BatchNorm frozen)' % (manifest['name'], manifest['version']), flush=True)
     model = model.to(device)

@@ -68,7 +68,10 @@ export interface EvalOptions {
   foreignScanner?: ForeignScannerProfile;
   /** Energies of the trucks' portals: 1 evaluates the gateway's single-energy models. Default 2. */
   energies?: 1 | 2;
-  /** The simulator the trucks come from: 'hard' (tools/simulator/realism.ts) or 'basic'. Default 'basic'. */
+  /**
+   * The simulator the trucks come from: 'hard' (tools/simulator/realism.ts) or 'basic'. Default 'basic' here; the
+   * `scanline eval` command defaults to 'hard', what the committed models were trained on.
+   */
   realism?: Realism;
   /** Report polling period while a scan streams, ms. Default 25. */
   pollMs?: number;

@@ -121,7 +121,8 @@ export interface GenerateTruckOptions {
   trailingAirLines?: number;
   /**
    * 'hard': textured and cluttered goods, mostly mixed loads, threats concealed in dense goods and behind structure
-   * (realism.ts); pair it with hardDetectorOptions. Default 'basic' (the scenes the committed models were trained on).
+   * (realism.ts); pair it with hardDetectorOptions (what the committed models were trained on since 2026-12-07).
+   * Default 'basic': the first simulator, whose scenes stay byte-identical.
    */
   realism?: Realism;
 }
