@@ -225,37 +225,25 @@ describe('scoring', () => {
       declaration: { mismatch: null, status: 'unknown' },
       firstSuggestions: [],
     };
-    const withHints = summarise([...scans, oodScan], [], {
-      seeds: [1, 4],
+    const runInfo = {
+      seeds: [1, 2] as [number, number],
       heldOut: true,
       url: 'ws://x',
       portals: 1,
-      speed: 'max',
+      speed: 'max' as const,
       lineRateHz: 500,
       threatProbability: 0.5,
       mismatchProbability: 0.2,
       foreignScanner: null,
-      energies: 2,
-      realism: 'hard',
+      energies: 2 as const,
+      realism: 'basic',
       durationMs: 1,
-    });
+    };
+    const withHints = summarise([...scans, oodScan], [], { ...runInfo, seeds: [1, 4], realism: 'hard' });
     expect(withHints.hints).toEqual({ scans: 1, truth: 2, found: 1, hints: 2, falseHints: 1, recall: 0.5 });
     expect(withHints.outOfDistributionRate).toBe(0.25);
     expect(formatEvalTable(withHints)).toMatch(/hints \(out-of-distribution scans\)\s+50\.0%\s+1\/2 threats\s+1 false of 2 hints in 1 scans/);
-    const s = summarise(scans, [], {
-      seeds: [1, 2],
-      heldOut: true,
-      url: 'ws://x',
-      portals: 1,
-      speed: 'max',
-      lineRateHz: 500,
-      threatProbability: 0.5,
-      mismatchProbability: 0.2,
-      foreignScanner: null,
-      energies: 2,
-      realism: 'basic',
-      durationMs: 1,
-    });
+    const s = summarise(scans, [], runInfo);
     expect(s).toMatchObject({ scans: 3, goodsTop1: 0.4, threatRecall: 0.5, falseAlarmsPerScan: 1 / 3, mismatchRecall: 1 });
     // Opinion: one of two covered goods tiles right at 95% is an ECE of 0.45 (times the two scans that have them:
     // 4 pairs, 2 right); one alert of two right at 90%, 0.4.
