@@ -141,7 +141,7 @@ async function simulate(args: string[]): Promise<void> {
     speed,
     pixels: intOption(v, 'pixels', 1024, 16, 4096),
     ...(typeof v.credentials === 'string' ? { credentials: readCredentials(v.credentials) } : {}),
-    ...(realism === 'hard' ? { truck: { realism } } : {}),
+    truck: { realism },
     signal: abort.signal,
     log: (level, msg, fields) => {
       if (level !== 'debug') process.stderr.write(`${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);
@@ -339,7 +339,7 @@ export const startDemoPortals: DemoPortals = ({ url, portals, portalIdPrefix, cr
     seed: 1,
     lineRate: 500,
     speed: 'realtime',
-    ...(MODELS_REALISM === 'hard' ? { truck: { realism: MODELS_REALISM } } : {}),
+    truck: { realism: MODELS_REALISM },
     signal,
     log: (level, msg, fields) => log[level](fields ?? {}, msg),
   });
