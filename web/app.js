@@ -495,6 +495,17 @@ function onControl(m) {
       // Alerts this one absorbed (a cell bridged them) no longer exist.
       for (const gone of m.alert.merged ?? []) scan.alerts.delete(gone);
       scan.alerts.set(m.alert.id, m.alert);
+      // A scan back in distribution: its hints are alerts again.
+      if (scan.hints.length > 0) scan.hints = scan.hints.filter((h) => h.id !== m.alert.id && !(m.alert.merged ?? []).includes(h.id));
+      refreshIf(m.scanId);
+      break;
+    }
+    case 'alerts.withdrawn': {
+      // The scan turned out unlike the models' training data: its alerts are hints now (dashed, never ALARM).
+      const scan = state.scans.get(m.scanId);
+      if (!scan) return;
+      for (const id of m.alertIds) scan.alerts.delete(id);
+      scan.hints = m.hints;
       refreshIf(m.scanId);
       break;
     }

@@ -202,6 +202,13 @@ export const OperatorServerMessageSchema = Type.Union([
   Type.Object({ type: Type.Literal('scan.started'), scan: ScanSummarySchema, preview: PreviewGeometrySchema }),
   Type.Object({ type: Type.Literal('suggestions'), ...scanRef, segments: Type.Array(SuggestionSegmentSchema) }),
   Type.Object({ type: Type.Literal('alert'), ...scanRef, alert: ThreatAlertSchema }),
+  Type.Object({
+    type: Type.Literal('alerts.withdrawn'),
+    ...scanRef,
+    alertIds: Type.Array(Type.String(), { description: 'Alerts sent earlier for this scan: no longer alerts.' }),
+    reason: Type.Literal('out-of-distribution', { description: "The scan turned out to be unlike the model's training data." }),
+    hints: Type.Array(ThreatAlertSchema, { description: "Every threat box of the scan, now a low-confidence hint (as the report's hints)." }),
+  }),
   Type.Object({ type: Type.Literal('declaration'), ...scanRef, check: DeclarationCheckSchema }),
   Type.Object({ type: Type.Literal('scan.completed'), scan: ScanSummarySchema }),
   Type.Object({ type: Type.Literal('results.final'), ...scanRef, report: ScanResultsReportSchema }),

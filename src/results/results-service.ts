@@ -44,6 +44,8 @@ export interface ResultsStats {
   lineToResult: Map<string, Map<string, HistogramCounts>>;
   /** Alerts raised or changed (each change is one increment on operator screens). */
   alertUpdates: number;
+  /** Scans whose alerts were withdrawn from screens because the scan turned out of distribution. */
+  alertWithdrawals: number;
   suggestionUpdates: number;
   reportsStored: number;
   storageFailures: number;
@@ -68,6 +70,12 @@ export interface ResultsListeners {
    * the last line of the tile whose result changed it was received.
    */
   alert?(scanId: string, portalId: string, alert: ThreatAlert, lastLineAt: number): void;
+  /**
+   * The scan turned out of distribution after alerts were sent: those alerts (`alertIds`) are withdrawn from
+   * screens and are `hints` now (every threat box the scan holds, as in its report). If the scan comes back in
+   * distribution, alert() sends them again.
+   */
+  alertsWithdrawn?(scanId: string, portalId: string, alertIds: string[], hints: ThreatAlert[]): void;
   /** The declaration check's status or its undeclared categories changed. */
   declaration?(scanId: string, portalId: string, check: DeclarationCheck): void;
   /** The report is final (scan ended, every tile answered); it has been stored (or storing failed: logged). */
@@ -208,6 +216,7 @@ export class ResultsService {
       models: new Map(names.map((n) => [n, { submitted: 0, ok: 0, rejected: 0, expired: 0, failed: 0 }])),
       lineToResult: new Map(names.map((n) => [n, new Map<string, HistogramCounts>()])),
       alertUpdates: 0,
+      alertWithdrawals: 0,
       suggestionUpdates: 0,
       reportsStored: 0,
       storageFailures: 0,
@@ -465,9 +474,9 @@ export class ResultsService {
         const served = this.providerOf(name, now);
         meta.results.servedBy(name, served.provider, served.precision);
         if (model.task === 'goods') {
-          // An out-of-distribution scan keeps its alerts off the screens; if more tiles bring it back in
-          // distribution, every alert it holds is sent now, so none stays hidden.
-          const wasOut = meta.results.isOutOfDistribution();
+          // An out-of-distribution scan keeps its alerts off the screens: alerts sent before it turned out are
+          // withdrawn (they are hints now); if more tiles bring it back in distribution, every alert it holds is
+          // sent again, so none stays hidden.
           const change = meta.results.addGoods(
             meta.tile,
             r.outputs[meta.set.goodsLogits as string],
@@ -479,7 +488,8 @@ export class ResultsService {
             o.tiles++;
             if (change.outOfDistribution) o.outOfDistribution++;
           }
-          if (wasOut && !meta.results.isOutOfDistribution()) for (const a of meta.results.alerts()) this.emitAlert(meta.results, a, meta.lastLineAt);
+          if (change.withdrawn) this.emitWithdrawn(meta.results, change.withdrawn);
+          for (const a of change.alerts) this.emitAlert(meta.results, a, meta.lastLineAt);
           if (!this.goodsPendingSince.has(meta.results)) this.goodsPendingSince.set(meta.results, meta.lastLineAt);
           this.scheduleGoodsFlush(meta.results);
         } else {
@@ -594,6 +604,16 @@ export class ResultsService {
   private emitAlert(results: ScanResults, alert: ThreatAlert, lastLineAt: number): void {
     this.stats.alertUpdates++;
     this.emit((l) => l.alert?.(results.scanId, results.portalId, alert, lastLineAt));
+  }
+
+  private emitWithdrawn(results: ScanResults, hints: ThreatAlert[]): void {
+    this.stats.alertWithdrawals++;
+    const ids = hints.map((a) => a.id);
+    this.o.log.info(
+      { scanId: results.scanId, portalId: results.portalId, alerts: ids.length },
+      "alerts withdrawn: the scan is unlike the model's training data",
+    );
+    this.emit((l) => l.alertsWithdrawn?.(results.scanId, results.portalId, ids, hints));
   }
 
   private emit(fn: (l: ResultsListeners) => void): void {

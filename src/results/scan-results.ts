@@ -61,6 +61,17 @@ export interface ResultsChange {
   declaration: boolean;
 }
 
+/** What a goods tile changed, beyond ResultsChange. */
+export interface GoodsChange extends ResultsChange {
+  /** Whether this tile was out of distribution (absent: the scan has no out-of-distribution statistics). */
+  outOfDistribution?: boolean;
+  /**
+   * With this tile the scan became out of distribution: its alerts (already sent to screens) are now these hints.
+   * `alerts` lists the alerts to send when it comes back in distribution.
+   */
+  withdrawn?: ThreatAlert[];
+}
+
 const NO_CHANGE: ResultsChange = Object.freeze({ suggestions: false, alerts: [], declaration: false }) as ResultsChange;
 
 function counts(): TileCounts {
@@ -172,10 +183,11 @@ export class ScanResults {
     logits: Float32Array,
     embedding?: Float32Array,
     imageFeatures?: Float64Array,
-  ): ResultsChange & { outOfDistribution?: boolean } {
+  ): GoodsChange {
     const model = this.goodsModel as Readonly<ModelManifest>;
     this.okTile(model.name);
     if (!this.goods) return { suggestions: false, alerts: [], declaration: false };
+    const wasOut = this.isOutOfDistribution();
     const p = new Float32Array(this.labelCount);
     const scaled = this.scaledLogits;
     for (let i = 0; i < this.modelLabelCount; i++) scaled[i] = logits[i] * this.goodsInverseTemperature;
@@ -213,7 +225,18 @@ export class ScanResults {
     // Segments are recomputed once per batch of results, not per tile (refreshGoods): a batch resolves up to
     // maxBatchSize tiles in one macrotask, and per-tile recomputation blocked the event loop for milliseconds.
     this.goodsDirty = true;
-    return outOfDistribution === undefined ? NO_CHANGE : { ...NO_CHANGE, outOfDistribution };
+    if (outOfDistribution === undefined) return NO_CHANGE;
+    const change: GoodsChange = { ...NO_CHANGE, outOfDistribution };
+    const isOut = this.isOutOfDistribution();
+    // The scan changed sides: alerts already on screens become hints (withdrawn), or hints become alerts again
+    // (sent as alerts, so none stays hidden).
+    if (!wasOut && isOut) {
+      const hints = this.hints();
+      if (hints.length > 0) change.withdrawn = hints;
+    } else if (wasOut && !isOut) {
+      change.alerts = this.alerts();
+    }
+    return change;
   }
 
   /** True when goods tiles arrived since the last refreshGoods(). */

@@ -567,7 +567,7 @@ describe('an honest opinion (issue 15)', () => {
 
   it('turns a scan unlike the training data into UNKNOWN, with its threat boxes as hints and its reason', () => {
     const r = make({ ood: new OodModel(stats(0.5)) });
-    const features = new Float64Array(F).fill(1); // |x|^2 = 7 over 0.5: every tile is out
+    const features = new Float64Array(F).fill(1); // |x|^2 = F over 0.5: every tile is out
     score(r, 3, { heat: hotHeat(), features });
     r.scanEnded('completed', 500);
     const rep = r.report();
@@ -578,6 +578,32 @@ describe('an honest opinion (issue 15)', () => {
     expect(rep.decisionReasons?.[0]).toBe("image unlike the model's training data (100% of tiles)");
     expect(rep.decisionReasons).toContain('1 low-confidence threat hint (not alerts)');
     expect(r.outOfDistributionCounts()).toEqual({ tiles: 3, outOfDistribution: 3 });
+  });
+
+  it('withdraws alerts already sent when the scan turns out of distribution, and sends them again if it comes back', () => {
+    const r = make({ ood: new OodModel(stats(0.5)) });
+    const inside = new Float64Array(F);
+    const outside = new Float64Array(F).fill(1);
+    const logits = Float32Array.from([8, 0, 0, 0, 0]);
+    const embedding = Float32Array.from([1, 0, 0, 0]);
+    // Tile 0: like the training data, with a firearm cell: an alert goes to the screens.
+    expect(r.addGoods(tile(0), logits, embedding, inside)).toMatchObject({ outOfDistribution: false, alerts: [] });
+    const raised = r.addThreats(tile(0), hotHeat()).alerts;
+    expect(raised).toHaveLength(1);
+    // Tile 1 is out: 1 of 2 tiles (scanShare 0.5, minTiles 2) and the scan is out; the alert becomes a hint.
+    const out = r.addGoods(tile(1), logits, embedding, outside);
+    expect(out.withdrawn?.map((a) => a.id)).toEqual([raised[0].id]);
+    expect(out.alerts).toEqual([]);
+    expect([r.alerts(), r.hints().map((a) => a.id)]).toEqual([[], [raised[0].id]]);
+    // Another tile out changes nothing on the screens.
+    const again = r.addGoods(tile(2), logits, embedding, outside);
+    expect(again).toMatchObject({ outOfDistribution: true, alerts: [] });
+    expect(again.withdrawn).toBeUndefined();
+    // 2 of 4 tiles out: still out. 2 of 5: back in distribution; the hint is an alert again, sent as one.
+    expect(r.addGoods(tile(3), logits, embedding, inside).alerts).toEqual([]);
+    const back = r.addGoods(tile(4), logits, embedding, inside);
+    expect(back.alerts.map((a) => a.id)).toEqual([raised[0].id]);
+    expect([r.alerts().map((a) => a.id), r.hints()]).toEqual([[raised[0].id], []]);
   });
 
   it('keeps a CLEAR scan AMBER when a threat cell came close to an alert', () => {
