@@ -1,12 +1,15 @@
 /**
  * Image statistics of one tile that describe the scanner more than the cargo: how attenuation is spread, how the
- * two energies relate, and how noisy and how sharp the image is. A scanner whose calibration, detector, energy
+ * two energies relate, and how noisy and how sharp the image is. Textured, cluttered cargo has fine structure of its
+ * own, so each energy's residual measures the load as much as the detector; the two `log_dual_noise_*` features
+ * measure noise on `low - ratio * high`, where whatever both energies see (the load) cancels and what each detector
+ * adds on its own (photon and read noise, a foreign chain's noise) stays. A scanner whose calibration, detector, energy
  * response or processing chain differs from the one the models were trained on moves these numbers even where the
  * models' own embedding does not (out-of-distribution detection, ood.ts).
  *
  * Input: the tile as the stitcher emits it (attenuation -ln(T) per energy, channel-major [energies][size][size],
  * rows down the detector, columns along the scan, clamped to [0, attenuationMax]), before the model's normalisation.
- * Pure and allocation-free after the first call per size (one scratch buffer and a lookup table); main thread.
+ * Pure and allocation-free after the first call per size (two scratch buffers and a lookup table); main thread.
  */
 
 /** Feature names in order: the manifest's `outOfDistribution.imageFeatures` must list exactly these. */
@@ -18,6 +21,8 @@ export const IMAGE_FEATURES = Object.freeze([
   'log_noise_along_scan',
   'log_noise_along_detector',
   'log_noise_low_along_scan',
+  'log_dual_noise_along_scan',
+  'log_dual_noise_along_detector',
 ] as const);
 
 export const IMAGE_FEATURE_COUNT = IMAGE_FEATURES.length;
@@ -35,6 +40,8 @@ const RATIO_MIN_ATTENUATION = 0.1;
 const SATURATION_MARGIN = 0.5;
 
 let scratch = new Float64Array(0);
+/** low - ratio * high of the current tile (dual-energy noise features). */
+let dual = new Float32Array(0);
 
 /**
  * Writes the IMAGE_FEATURES of `tile` into `out` (length >= IMAGE_FEATURE_COUNT) and returns it.
@@ -84,14 +91,22 @@ export function tileImageFeatures(tile: Float32Array, size: number, energies: nu
     }
     out[2] = ratio;
     out[3] = Math.log(spread / w);
-    out[6] = noise(low, size, 1, attenuationMax);
+    out[6] = noise(low, low, size, 1, attenuationMax);
+    // The load cancels in low - ratio * high (both energies see it, scaled by the material's ratio); each detector's
+    // own noise does not. Scaled by the low energy's photon statistics, which dominate the difference's noise.
+    if (dual.length < n) dual = new Float32Array(n);
+    for (let i = 0; i < n; i++) dual[i] = low[i] - ratio * high[i];
+    out[7] = noise(dual, low, size, 1, attenuationMax);
+    out[8] = noise(dual, low, size, size, attenuationMax);
   } else {
     out[2] = RATIO_PRIOR;
     out[3] = Math.log(SPREAD_PRIOR);
     out[6] = 0;
+    out[7] = 0;
+    out[8] = 0;
   }
-  out[4] = noise(high, size, 1, attenuationMax);
-  out[5] = noise(high, size, size, attenuationMax);
+  out[4] = noise(high, high, size, 1, attenuationMax);
+  out[5] = noise(high, high, size, size, attenuationMax);
   return out;
 }
 
@@ -106,13 +121,15 @@ function photonScale(x: number): number {
 
 /**
  * Log of the median second-difference residual |x[i] - (x[i-s] + x[i+s]) / 2| along one axis (s = 1: along the
- * scan, s = size: down the detector), each scaled by exp(-x / 2). Photon noise of -ln(T) grows as exp(x / 2), so
- * the scaled residual is about constant across attenuation for a given detector; the median ignores edges.
+ * scan, s = size: down the detector), each scaled by exp(-a[i] / 2) where `a` is the attenuation whose photons set
+ * the noise (x itself, or the low energy for the dual-energy difference). Photon noise of -ln(T) grows as
+ * exp(a / 2), so the scaled residual is about constant across attenuation for a given detector; the median ignores
+ * edges. Samples where `a` is 0 or near the clamp say nothing about noise and are skipped.
  * Measured on a quarter of the samples (each with its full-resolution neighbours): the median of ~1000 residuals
  * keeps blur plus noise apart from the simulator's detector, where ~500 (an eighth) let a held-out truck through
  * (bench:opinion has the costs).
  */
-function noise(x: Float32Array, size: number, step: number, attenuationMax: number): number {
+function noise(x: Float32Array, a: Float32Array, size: number, step: number, attenuationMax: number): number {
   if (noiseLut.length === 0 || noiseLut.length * NOISE_LUT_STEP < attenuationMax) {
     noiseLut = new Float64Array(Math.ceil(attenuationMax / NOISE_LUT_STEP) + 1);
     for (let i = 0; i < noiseLut.length; i++) noiseLut[i] = Math.exp(-(i + 0.5) * NOISE_LUT_STEP * 0.5);
@@ -125,10 +142,10 @@ function noise(x: Float32Array, size: number, step: number, attenuationMax: numb
   for (let r = step === 1 ? 0 : 2; r < (step === 1 ? size : size - 1); r += rowStep) {
     for (let c = step === 1 ? 2 : 0; c < (step === 1 ? size - 1 : size); c += colStep) {
       const i = r * size + c;
-      const v = x[i];
-      if (v <= 0 || v >= top) continue;
-      const residual = Math.abs(v - (x[i - step] + x[i + step]) / 2);
-      scratch[k++] = residual * photonScale(v);
+      const photons = a[i];
+      if (photons <= 0 || photons >= top) continue;
+      const residual = Math.abs(x[i] - (x[i - step] + x[i + step]) / 2);
+      scratch[k++] = residual * photonScale(photons);
     }
   }
   if (k === 0) return Math.log(1e-4);

@@ -59,10 +59,26 @@ describe('tile image statistics', () => {
     expect(Math.abs(at(thin, 'log_noise_along_scan') - at(thick, 'log_noise_along_scan'))).toBeLessThan(0.15);
   });
 
+  it('tell a textured load from a noisy detector on the two energies together', () => {
+    // Fine texture both energies see (cluttered cargo) against the same load rendered by a noisier chain.
+    const texture = (r: number, c: number): number => 2 + 0.3 * Math.sin(r * 1.7 + Math.cos(c * 0.9) * 2) * Math.sin(c * 2.3);
+    const textured = features(tile(texture, 1.4, 0.005, 5));
+    const flatNoisy = features(tile(() => 2, 1.4, 0.02, 5));
+    // Each energy's residual reads the texture as noise (it is larger than the noisy flat tile's)...
+    expect(at(textured, 'log_noise_along_scan')).toBeGreaterThan(at(flatNoisy, 'log_noise_along_scan'));
+    // ...while low - ratio x high cancels it and keeps the detector's own noise: 4 times less noise, about log(4) less.
+    expect(at(flatNoisy, 'log_dual_noise_along_scan') - at(textured, 'log_dual_noise_along_scan')).toBeGreaterThan(1);
+    expect(at(flatNoisy, 'log_dual_noise_along_detector') - at(textured, 'log_dual_noise_along_detector')).toBeGreaterThan(1);
+    const texturedNoisy = features(tile(texture, 1.4, 0.02, 5));
+    expect(Math.abs(at(texturedNoisy, 'log_dual_noise_along_scan') - at(flatNoisy, 'log_dual_noise_along_scan'))).toBeLessThan(0.3);
+  });
+
   it('give a single-energy tile the ratio priors instead of reading a second channel', () => {
     const f = features(tile(() => 2, 1.4, 0.02).subarray(0, N), 1);
     expect(at(f, 'low_high_ratio')).toBe(1.3);
     expect(at(f, 'log_noise_low_along_scan')).toBe(0);
+    expect(at(f, 'log_dual_noise_along_scan')).toBe(0);
+    expect(at(f, 'log_dual_noise_along_detector')).toBe(0);
     expect(f.every(Number.isFinite)).toBe(true);
   });
 });
@@ -89,9 +105,9 @@ describe('out-of-distribution model', () => {
     const m = new OodModel(stats);
     const x = new Float64Array(F);
     x[0] = 1;
-    // label 0: |x - 0|^2 = 1 over 2; label 1: 4 * (6 * 1 + 0) = 24 over 2
+    // label 0: |x - 0|^2 = 1 over 2; label 1: 4 * ((F - 1) * 1 + 0) over 2
     expect(m.score(0, x, undefined)).toEqual({ score: 0.5, embedding: Number.NaN, image: 0.5 });
-    expect(m.score(1, x, undefined).image).toBe(12);
+    expect(m.score(1, x, undefined).image).toBe(2 * (F - 1));
     // embedding [0, 1] under label 0: distance 2 over 0.5 = 4, which wins
     expect(m.score(0, x, Float32Array.from([0, 1]))).toEqual({ score: 4, embedding: 4, image: 0.5 });
   });
