@@ -51,6 +51,7 @@
  *   | {type: 'scan.snapshot', scan: ScanSummary, preview: Preview, results: MachineReport | null, decisions: Decision[], resync: boolean}
  *   | {type: 'suggestions', scanId: string, portalId: string, segments: Segment[]}
  *   | {type: 'alert', scanId: string, portalId: string, alert: Alert}
+ *   | {type: 'distribution', scanId: string, portalId: string, outOfDistribution: boolean, withdrawnAlertIds: string[], hints: Alert[]}
  *   | {type: 'declaration', scanId: string, portalId: string, check: DeclarationCheck}
  *   | {type: 'scan.completed', scan: ScanSummary}
  *   | {type: 'results.final', scanId: string, portalId: string, report: MachineReport}
@@ -63,6 +64,7 @@
  * @typedef {{
  *   summary: ScanSummary, downsample: number, height: number, columns: number, capacity: number,
  *   cls: Uint8Array, shade: Uint8Array, results: MachineReport | null, segments: Segment[], alerts: Map<string, Alert>, hints: Alert[],
+ *   outOfDistribution: boolean,
  *   declaration: DeclarationCheck | null, decisions: Decision[],
  *   alertSeen: Map<string, {state: string, lines: number}>, firstSuggestionSeen: {state: string, lines: number} | null,
  *   canvas: HTMLCanvasElement | null, dirtyFrom: number, fullRender: boolean
@@ -203,6 +205,7 @@ function newScan(summary, preview) {
     segments: [],
     alerts: new Map(),
     hints: [],
+    outOfDistribution: false,
     declaration: null,
     decisions: [],
     alertSeen: new Map(),
@@ -495,16 +498,20 @@ function onControl(m) {
       // Alerts this one absorbed (a cell bridged them) no longer exist.
       for (const gone of m.alert.merged ?? []) scan.alerts.delete(gone);
       scan.alerts.set(m.alert.id, m.alert);
-      // A scan back in distribution: its hints are alerts again.
-      if (scan.hints.length > 0) scan.hints = scan.hints.filter((h) => h.id !== m.alert.id && !(m.alert.merged ?? []).includes(h.id));
       refreshIf(m.scanId);
       break;
     }
-    case 'alerts.withdrawn': {
-      // The scan turned out unlike the models' training data: its alerts are hints now (dashed, never ALARM).
+    case 'distribution': {
+      // The scan crossed the out-of-distribution line (or its hints changed while out): withdrawn alerts are hints
+      // now (dashed, never ALARM), and ratings of them go; back in, its alerts come again as `alert` messages.
       const scan = state.scans.get(m.scanId);
       if (!scan) return;
-      for (const id of m.alertIds) scan.alerts.delete(id);
+      scan.outOfDistribution = m.outOfDistribution;
+      const ratings = state.ratings.get(m.scanId);
+      for (const id of m.withdrawnAlertIds) {
+        scan.alerts.delete(id);
+        if (ratings) delete ratings[id];
+      }
       scan.hints = m.hints;
       refreshIf(m.scanId);
       break;
@@ -562,6 +569,7 @@ function applyReport(scan, report) {
   scan.alerts = new Map(report.threats.map((a) => [a.id, a]));
   // A scan unlike the models' training data: its threat boxes are hints, never alerts.
   scan.hints = report.hints ?? [];
+  scan.outOfDistribution = report.outOfDistribution?.scan === true;
   for (const a of report.threats) {
     if (!scan.alertSeen.has(a.id)) scan.alertSeen.set(a.id, { state: scan.summary.state, lines: scan.summary.lines });
   }
@@ -787,9 +795,10 @@ function renderHead() {
   st.className = `badge ${s.state}`;
   const adv = $('machine-advice');
   const r = scan.results;
-  // A final report is the machine's word; before it, live alerts and a live mismatch already say ALARM.
-  const alarm = scan.alerts.size > 0 || (scan.declaration && scan.declaration.status === 'mismatch');
-  const advice = r && r.status === 'final' ? r.alarmDecision : alarm ? 'ALARM' : r ? r.alarmDecision : '';
+  // A final report is the machine's word; before it, live alerts and a live mismatch already say ALARM, unless the
+  // image is unlike the models' training data (then the machine does not know: UNKNOWN).
+  const alarm = scan.alerts.size > 0 || (!scan.outOfDistribution && scan.declaration && scan.declaration.status === 'mismatch');
+  const advice = r && r.status === 'final' ? r.alarmDecision : alarm ? 'ALARM' : scan.outOfDistribution ? 'UNKNOWN' : r ? r.alarmDecision : '';
   adv.textContent = advice ? `machine: ${advice}` : '';
   adv.className = `badge ${advice}`;
   adv.title = r?.decisionReason ? r.decisionReason : '';
@@ -824,7 +833,7 @@ function renderAlerts() {
   for (const [scanId, scan] of state.scans) {
     for (const a of scan.alerts.values()) items.push({ scanId, scan, a });
     // On an image unlike the training data the goods reading is unreliable: no mismatch alert (the reasons say so).
-    const unreliable = scan.results?.outOfDistribution?.scan === true;
+    const unreliable = scan.outOfDistribution;
     if (!unreliable && scan.declaration && scan.declaration.status === 'mismatch') items.push({ scanId, scan, mismatch: scan.declaration });
   }
   // The selected scan's first, then the newest scans.

@@ -179,8 +179,7 @@ export class OperatorHub {
       suggestions: (scanId, portalId, segments, lastLineAt) =>
         this.broadcast(portalId, scanId, { type: 'suggestions', scanId, portalId, segments }, lastLineAt),
       alert: (scanId, portalId, alert, lastLineAt) => this.broadcast(portalId, scanId, { type: 'alert', scanId, portalId, alert }, lastLineAt),
-      alertsWithdrawn: (scanId, portalId, alertIds, hints) =>
-        this.broadcast(portalId, scanId, { type: 'alerts.withdrawn', scanId, portalId, alertIds, reason: 'out-of-distribution', hints }),
+      distribution: (scanId, portalId, change) => this.broadcast(portalId, scanId, { type: 'distribution', scanId, portalId, ...change }),
       declaration: (scanId, portalId, check) => this.broadcast(portalId, scanId, { type: 'declaration', scanId, portalId, check }),
       final: (report) => {
         const lane = this.lanes.get(report.portalId);

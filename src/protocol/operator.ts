@@ -203,11 +203,13 @@ export const OperatorServerMessageSchema = Type.Union([
   Type.Object({ type: Type.Literal('suggestions'), ...scanRef, segments: Type.Array(SuggestionSegmentSchema) }),
   Type.Object({ type: Type.Literal('alert'), ...scanRef, alert: ThreatAlertSchema }),
   Type.Object({
-    type: Type.Literal('alerts.withdrawn'),
+    type: Type.Literal('distribution'),
     ...scanRef,
-    alertIds: Type.Array(Type.String(), { description: 'Alerts sent earlier for this scan: no longer alerts.' }),
-    reason: Type.Literal('out-of-distribution', { description: "The scan turned out to be unlike the model's training data." }),
-    hints: Type.Array(ThreatAlertSchema, { description: "Every threat box of the scan, now a low-confidence hint (as the report's hints)." }),
+    outOfDistribution: Type.Boolean({ description: "Whether the scan is unlike the model's training data now." }),
+    withdrawnAlertIds: Type.Array(Type.String(), { description: 'Alerts sent earlier for this scan that are no longer alerts (hints now).' }),
+    hints: Type.Array(ThreatAlertSchema, {
+      description: "Every threat box of an out-of-distribution scan, as low-confidence hints (the report's hints); [] when in.",
+    }),
   }),
   Type.Object({ type: Type.Literal('declaration'), ...scanRef, check: DeclarationCheckSchema }),
   Type.Object({ type: Type.Literal('scan.completed'), scan: ScanSummarySchema }),

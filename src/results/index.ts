@@ -5,7 +5,7 @@
 export { GoodsSuggestions, softmaxInto, type GoodsTile } from './goods-suggestions.js';
 export { ThreatAlerts, logitThreshold, probabilityOf, type ThreatTile } from './threat-alerts.js';
 export { checkDeclaration } from './declaration-check.js';
-export { ScanResults, type ResultsChange, type ScanResultsInit } from './scan-results.js';
+export { ScanResults, type DistributionChange, type ResultsChange, type ScanResultsInit, type TileChange } from './scan-results.js';
 export { EnrolmentRegionSchema, EnrolmentRequestSchema, MAX_ENROLMENT_REGIONS, refineEnrolmentRequest, type EnrolmentRequest } from './enrolment.js';
 export {
   LINE_TO_RESULT_BUCKETS_SECONDS,

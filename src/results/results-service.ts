@@ -24,7 +24,7 @@ import type { EnrolmentRequest } from './enrolment.js';
 import type { SuggestionSegment } from '../protocol/index.js';
 import { ScanlineError } from '../errors/index.js';
 import { ReferenceLibrary, prototypeOf, type ReferenceCategory, type ReferenceSource } from './reference-library.js';
-import { ScanResults } from './scan-results.js';
+import { type DistributionChange, ScanResults } from './scan-results.js';
 import type { ScanResultsReport, TileOutcome } from '../protocol/index.js';
 import type { ThreatAlert, TriageLevel } from '../protocol/index.js';
 import { IMAGE_FEATURE_COUNT, OodModel, tileImageFeatures } from '../opinion/index.js';
@@ -44,8 +44,8 @@ export interface ResultsStats {
   lineToResult: Map<string, Map<string, HistogramCounts>>;
   /** Alerts raised or changed (each change is one increment on operator screens). */
   alertUpdates: number;
-  /** Scans whose alerts were withdrawn from screens because the scan turned out of distribution. */
-  alertWithdrawals: number;
+  /** Out-of-distribution changes sent to screens: a scan crossed the line, or its hints changed while out. */
+  distributionUpdates: number;
   suggestionUpdates: number;
   reportsStored: number;
   storageFailures: number;
@@ -71,11 +71,10 @@ export interface ResultsListeners {
    */
   alert?(scanId: string, portalId: string, alert: ThreatAlert, lastLineAt: number): void;
   /**
-   * The scan turned out of distribution after alerts were sent: those alerts (`alertIds`) are withdrawn from
-   * screens and are `hints` now (every threat box the scan holds, as in its report). If the scan comes back in
-   * distribution, alert() sends them again.
+   * The scan crossed the out-of-distribution line, or its hints changed while it is out (DistributionChange):
+   * alerts sent earlier and now hints are withdrawn; back in distribution, alert() sends every alert again after it.
    */
-  alertsWithdrawn?(scanId: string, portalId: string, alertIds: string[], hints: ThreatAlert[]): void;
+  distribution?(scanId: string, portalId: string, change: DistributionChange): void;
   /** The declaration check's status or its undeclared categories changed. */
   declaration?(scanId: string, portalId: string, check: DeclarationCheck): void;
   /** The report is final (scan ended, every tile answered); it has been stored (or storing failed: logged). */
@@ -216,7 +215,7 @@ export class ResultsService {
       models: new Map(names.map((n) => [n, { submitted: 0, ok: 0, rejected: 0, expired: 0, failed: 0 }])),
       lineToResult: new Map(names.map((n) => [n, new Map<string, HistogramCounts>()])),
       alertUpdates: 0,
-      alertWithdrawals: 0,
+      distributionUpdates: 0,
       suggestionUpdates: 0,
       reportsStored: 0,
       storageFailures: 0,
@@ -476,7 +475,7 @@ export class ResultsService {
         if (model.task === 'goods') {
           // An out-of-distribution scan keeps its alerts off the screens: alerts sent before it turned out are
           // withdrawn (they are hints now); if more tiles bring it back in distribution, every alert it holds is
-          // sent again, so none stays hidden.
+          // sent again, so none stays hidden (ScanResults.addGoods says which).
           const change = meta.results.addGoods(
             meta.tile,
             r.outputs[meta.set.goodsLogits as string],
@@ -488,12 +487,13 @@ export class ResultsService {
             o.tiles++;
             if (change.outOfDistribution) o.outOfDistribution++;
           }
-          if (change.withdrawn) this.emitWithdrawn(meta.results, change.withdrawn);
+          if (change.distribution) this.emitDistribution(meta.results, change.distribution);
           for (const a of change.alerts) this.emitAlert(meta.results, a, meta.lastLineAt);
           if (!this.goodsPendingSince.has(meta.results)) this.goodsPendingSince.set(meta.results, meta.lastLineAt);
           this.scheduleGoodsFlush(meta.results);
         } else {
           const change = meta.results.addThreats(meta.tile, r.outputs[meta.set.threatLogits as string]);
+          if (change.distribution) this.emitDistribution(meta.results, change.distribution);
           for (const a of change.alerts) this.emitAlert(meta.results, a, meta.lastLineAt);
         }
         if (this.listeners.length > 0) this.emit((l) => l.tileResult?.(r, lineToResult));
@@ -606,14 +606,17 @@ export class ResultsService {
     this.emit((l) => l.alert?.(results.scanId, results.portalId, alert, lastLineAt));
   }
 
-  private emitWithdrawn(results: ScanResults, hints: ThreatAlert[]): void {
-    this.stats.alertWithdrawals++;
-    const ids = hints.map((a) => a.id);
-    this.o.log.info(
-      { scanId: results.scanId, portalId: results.portalId, alerts: ids.length },
-      "alerts withdrawn: the scan is unlike the model's training data",
-    );
-    this.emit((l) => l.alertsWithdrawn?.(results.scanId, results.portalId, ids, hints));
+  private emitDistribution(results: ScanResults, change: DistributionChange): void {
+    this.stats.distributionUpdates++;
+    if (change.withdrawnAlertIds.length > 0 || !change.outOfDistribution) {
+      this.o.log.info(
+        { scanId: results.scanId, portalId: results.portalId, outOfDistribution: change.outOfDistribution, withdrawn: change.withdrawnAlertIds.length },
+        change.outOfDistribution
+          ? "alerts withdrawn: the scan is unlike the model's training data"
+          : 'the scan is back in distribution: its hints are alerts again',
+      );
+    }
+    this.emit((l) => l.distribution?.(results.scanId, results.portalId, change));
   }
 
   private emit(fn: (l: ResultsListeners) => void): void {

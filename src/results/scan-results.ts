@@ -61,15 +61,22 @@ export interface ResultsChange {
   declaration: boolean;
 }
 
-/** What a goods tile changed, beyond ResultsChange. */
-export interface GoodsChange extends ResultsChange {
-  /** Whether this tile was out of distribution (absent: the scan has no out-of-distribution statistics). */
+/**
+ * The scan crossed the out-of-distribution line, or its hints changed while it is out: what screens must apply.
+ * Out: `withdrawnAlertIds` are alerts sent earlier, no longer alerts; `hints` is every threat box of the scan.
+ * Back in: no hints; the alerts follow in ResultsChange.alerts (sent again, so none stays hidden).
+ */
+export interface DistributionChange {
+  outOfDistribution: boolean;
+  withdrawnAlertIds: string[];
+  hints: ThreatAlert[];
+}
+
+/** What a tile changed, beyond ResultsChange. */
+export interface TileChange extends ResultsChange {
+  /** Goods tiles: whether this tile was out of distribution (absent: the scan has no statistics). */
   outOfDistribution?: boolean;
-  /**
-   * With this tile the scan became out of distribution: its alerts (already sent to screens) are now these hints.
-   * `alerts` lists the alerts to send when it comes back in distribution.
-   */
-  withdrawn?: ThreatAlert[];
+  distribution?: DistributionChange;
 }
 
 const NO_CHANGE: ResultsChange = Object.freeze({ suggestions: false, alerts: [], declaration: false }) as ResultsChange;
@@ -183,7 +190,7 @@ export class ScanResults {
     logits: Float32Array,
     embedding?: Float32Array,
     imageFeatures?: Float64Array,
-  ): GoodsChange {
+  ): TileChange {
     const model = this.goodsModel as Readonly<ModelManifest>;
     this.okTile(model.name);
     if (!this.goods) return { suggestions: false, alerts: [], declaration: false };
@@ -226,14 +233,14 @@ export class ScanResults {
     // maxBatchSize tiles in one macrotask, and per-tile recomputation blocked the event loop for milliseconds.
     this.goodsDirty = true;
     if (outOfDistribution === undefined) return NO_CHANGE;
-    const change: GoodsChange = { ...NO_CHANGE, outOfDistribution };
+    const change: TileChange = { ...NO_CHANGE, outOfDistribution };
     const isOut = this.isOutOfDistribution();
-    // The scan changed sides: alerts already on screens become hints (withdrawn), or hints become alerts again
-    // (sent as alerts, so none stays hidden).
+    // The scan changed sides: every alert already on screens becomes a hint, or every hint an alert again.
     if (!wasOut && isOut) {
       const hints = this.hints();
-      if (hints.length > 0) change.withdrawn = hints;
+      change.distribution = { outOfDistribution: true, withdrawnAlertIds: hints.map((a) => a.id), hints };
     } else if (wasOut && !isOut) {
+      change.distribution = { outOfDistribution: false, withdrawnAlertIds: [], hints: [] };
       change.alerts = this.alerts();
     }
     return change;
@@ -261,15 +268,17 @@ export class ScanResults {
   }
 
   /** Threat model result of one tile (heatmap logits [labels][gh][gw]). */
-  addThreats(tile: { line: number; lines: number; pixel: number; pixels: number }, logits: Float32Array): ResultsChange {
+  addThreats(tile: { line: number; lines: number; pixel: number; pixels: number }, logits: Float32Array): TileChange {
     const model = this.threatsModel as Readonly<ModelManifest>;
     this.okTile(model.name);
     if (!this.threats) return { suggestions: false, alerts: [], declaration: false };
     const [gridH, gridW] = this.heatmapSize;
     const alerts = this.threats.add({ ...tile, logits, gridH, gridW });
     if (alerts.length > 0) this.refreshDecision();
-    // A scan already unlike the training data raises no alert on screens: its boxes are hints in the report.
-    return { suggestions: false, alerts: this.isOutOfDistribution() ? [] : alerts, declaration: false };
+    // A scan already unlike the training data raises no alert on screens: its boxes are hints, sent as such.
+    if (!this.isOutOfDistribution()) return { suggestions: false, alerts, declaration: false };
+    if (alerts.length === 0) return NO_CHANGE;
+    return { ...NO_CHANGE, distribution: { outOfDistribution: true, withdrawnAlertIds: [], hints: this.hints() } };
   }
 
   /** Lines received so far (live). */

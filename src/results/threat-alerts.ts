@@ -9,10 +9,10 @@
  * - An alert is an 8-connected group of positive cells; its category is the label that exceeds its threshold by the
  *   largest ratio anywhere in the group; its probability is that label's highest cell probability in the group.
  *
- * Alerts are raised as soon as a tile is scored. Because the grid only grows, groups only grow or join: an alert
- * is never withdrawn; when a new cell bridges two alerts they become one (the older id stays, and the update
- * names the ids it absorbed in `merged`, so a screen can drop them). Each tile update re-labels only the groups
- * touching the cells it changed.
+ * Alerts are raised as soon as a tile is scored. Because the grid only grows, groups only grow or join: a box is
+ * never withdrawn here (a scan out of distribution shows them as hints instead: ScanResults); when a new cell
+ * bridges two alerts they become one (the older id stays, and the update names the ids it absorbed in `merged`, so
+ * a screen can drop them). Each tile update re-labels only the groups touching the cells it changed.
  *
  * Tiles come as heatmap logits and the grid keeps logits. A cell's probability is probabilityOf(logit), the sigmoid
  * rounded to float32 (as probabilities were kept before, so alerts are the same); it is non-decreasing in the logit,

@@ -382,14 +382,14 @@ function resultsMetrics(results: ResultsService | null): Array<CollectedMetric |
     ),
     counter(
       'scanline_results_updates_total',
-      'Changes pushed to operator screens: kind suggestion (goods suggestions changed), alert (a threat alert raised or changed) or withdrawal (a scan turned out of distribution: its alerts became hints).',
+      'Changes pushed to operator screens: kind suggestion (goods suggestions changed), alert (a threat alert raised or changed) or distribution (a scan crossed the out-of-distribution line, its alerts withdrawn as hints or sent again, or its hints changed while out).',
       ['kind'],
       () =>
         results
           ? [
               { labels: { kind: 'suggestion' }, value: results.stats.suggestionUpdates },
               { labels: { kind: 'alert' }, value: results.stats.alertUpdates },
-              { labels: { kind: 'withdrawal' }, value: results.stats.alertWithdrawals },
+              { labels: { kind: 'distribution' }, value: results.stats.distributionUpdates },
             ]
           : [],
     ),

@@ -592,18 +592,32 @@ describe('an honest opinion (issue 15)', () => {
     expect(raised).toHaveLength(1);
     // Tile 1 is out: 1 of 2 tiles (scanShare 0.5, minTiles 2) and the scan is out; the alert becomes a hint.
     const out = r.addGoods(tile(1), logits, embedding, outside);
-    expect(out.withdrawn?.map((a) => a.id)).toEqual([raised[0].id]);
+    expect(out.distribution).toEqual({ outOfDistribution: true, withdrawnAlertIds: [raised[0].id], hints: r.hints() });
     expect(out.alerts).toEqual([]);
     expect([r.alerts(), r.hints().map((a) => a.id)]).toEqual([[], [raised[0].id]]);
     // Another tile out changes nothing on the screens.
     const again = r.addGoods(tile(2), logits, embedding, outside);
     expect(again).toMatchObject({ outOfDistribution: true, alerts: [] });
-    expect(again.withdrawn).toBeUndefined();
-    // 2 of 4 tiles out: still out. 2 of 5: back in distribution; the hint is an alert again, sent as one.
+    expect(again.distribution).toBeUndefined();
+    // A new box while out is no alert: the screens get the hints again.
+    const heat = new Float32Array(2 * 256).fill(-10);
+    heat[16 * 10 + 10] = 6;
+    const hinted = r.addThreats(tile(2), heat);
+    expect(hinted.alerts).toEqual([]);
+    expect(hinted.distribution).toMatchObject({ outOfDistribution: true, withdrawnAlertIds: [] });
+    expect(hinted.distribution?.hints).toHaveLength(2);
+    // 2 of 4 tiles out: still out. 2 of 5: back in distribution; the hints are alerts again, sent as alerts.
     expect(r.addGoods(tile(3), logits, embedding, inside).alerts).toEqual([]);
     const back = r.addGoods(tile(4), logits, embedding, inside);
-    expect(back.alerts.map((a) => a.id)).toEqual([raised[0].id]);
-    expect([r.alerts().map((a) => a.id), r.hints()]).toEqual([[raised[0].id], []]);
+    expect(back.distribution).toEqual({ outOfDistribution: false, withdrawnAlertIds: [], hints: [] });
+    expect(back.alerts.map((a) => a.id).sort()).toEqual(
+      r
+        .alerts()
+        .map((a) => a.id)
+        .sort(),
+    );
+    expect(back.alerts.map((a) => a.id)).toContain(raised[0].id);
+    expect([r.alerts(), r.hints()]).toEqual([back.alerts, []]);
   });
 
   it('keeps a CLEAR scan AMBER when a threat cell came close to an alert', () => {
