@@ -92,14 +92,19 @@ if [[ -z "${THREATS_CKPT:-}" ]]; then
     threat_args='threats-v1 --arch threatnet2 --width 48 --epochs 36 --batch 256 --hard 4000 --mine-pool 24000 --seed 2'
   fi
   PYTHON=$PYTHON WORK="$WORK/threats-data" REUSE_DATA=${REUSE_DATA:-0} REALISM=$REALISM models/train/threats.sh "$WORK/threats-run" "$threat_args"
-  # The thresholds the run chose on its validation scans, chosen again on 600 scans no training step saw (6000-6599,
-  # 0.05 false alarms per scan): the validation search overfits its few false alarms (models/README.md, Results).
-  pair "choose-a 6000..6299 --threat-probability 0.5" "choose-b 6300..6599 --threat-probability 0.5"
-  (cd models/train && $PYTHON compare_threats.py --data "$W/choose-a" "$W/choose-b" --checkpoints "$W/threats-run/threats-v1.pt" \
-    --choose-thresholds 0.05 --write "$W/threats-run/threats-v1-chosen.pt" | tee "$W/threshold-choice.log")
-  THREATS_CKPT=$WORK/threats-run/threats-v1-chosen.pt
+  THREATS_CKPT=$WORK/threats-run/threats-v1.pt
 fi
 [[ "$THREATS_CKPT" == /* ]] || THREATS_CKPT=$PWD/$THREATS_CKPT
+# The thresholds a training run chose on its validation scans, chosen again on 600 scans no training step saw
+# (6000-6599, 0.05 false alarms per scan): the validation search overfits its few false alarms (models/README.md,
+# Results). Also for a checkpoint trained elsewhere (THREATS_CKPT), unless it already carries such a choice.
+if ! $PYTHON -c 'import sys, torch; sys.exit(0 if torch.load(sys.argv[1], map_location="cpu").get("thresholdChoice") else 1)' "$THREATS_CKPT"; then
+  pair "choose-a 6000..6299 --threat-probability 0.5" "choose-b 6300..6599 --threat-probability 0.5"
+  chosen=$(cd "$WORK" && pwd)/threats-v1-chosen.pt
+  (cd models/train && $PYTHON compare_threats.py --data "$W/choose-a" "$W/choose-b" --checkpoints "$THREATS_CKPT" \
+    --choose-thresholds 0.05 --write "$chosen" | tee "$W/threshold-choice.log")
+  THREATS_CKPT=$chosen
+fi
 cd models/train
 train_done=$(date +%s)
 $PYTHON export.py --goods $W/goods.pt --threats "$THREATS_CKPT" --val $W/val-a $W/val-b --models .. | tee $W/export.log

@@ -112,6 +112,9 @@ describe('models/ registry', () => {
         expect(t.trainSeeds[1]).toBeLessThan(5000);
         expect(t.validationSeeds[1]).toBeLessThan(5000);
         expect(t.validation).toBeDefined();
+        // Thresholds chosen again after training (compare_threats.py) come from seeds outside the held-out 5000-5999.
+        const choice = (m.training as { thresholdChoice?: { seeds: [number, number] } }).thresholdChoice;
+        if (choice) expect(choice.seeds[1] < 5000 || choice.seeds[0] >= 6000).toBe(true);
       });
 
       const initFrom = (m.training as { initFrom?: { name: string; version: string; sha256: string } }).initFrom;
