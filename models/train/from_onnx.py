@@ -142,6 +142,44 @@ def check(model, graph, channels):
     return diff
 
 
+def reestimate_batchnorm(model, x):
+    """Gives every folded BatchNorm the statistics of its input on the tiles `x` (a normalised float tensor, e.g.
+    2,048 training tiles of the new data) while keeping the network's function: running mean m and variance v from
+    `x`, scale sqrt(v + eps), shift m + the folded bias, so in eval mode the output is still input + bias. In train
+    mode a batch of the new data is then normalised by about the same statistics, and fine-tuning may let the
+    BatchNorms learn again (train_threats.py --batchnorm train) instead of keeping the statistics of the data the
+    model was first trained on. Returns the largest change of the network's output on `x` (should be ~1e-5)."""
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    sums = {m: [0.0, 0.0, 0] for m in bns}
+
+    def hook(mod, inputs, _out):
+        a = inputs[0].detach().double()
+        s = sums[mod]
+        s[0] = s[0] + a.sum(dim=(0, 2, 3))
+        s[1] = s[1] + (a * a).sum(dim=(0, 2, 3))
+        s[2] += a.shape[0] * a.shape[2] * a.shape[3]
+
+    hooks = [m.register_forward_hook(hook) for m in bns]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        before = torch.cat([model(x[i:i + 256]) for i in range(0, len(x), 256)])
+    for h in hooks:
+        h.remove()
+    with torch.no_grad():
+        for m in bns:
+            s0, s1, n = sums[m]
+            mean = s0 / n
+            var = torch.clamp(s1 / n - mean * mean, min=1e-6)
+            m.running_mean.copy_(mean.float())
+            m.running_var.copy_(var.float())
+            m.weight.copy_(torch.sqrt(var + m.eps).float())
+            m.bias.add_(mean.float())
+        after = torch.cat([model(x[i:i + 256]) for i in range(0, len(x), 256)])
+    model.train(was_training)
+    return float((after - before).abs().max())
+
+
 def freeze_batchnorm(model):
     """Puts every BatchNorm back in eval mode (call after model.train()): the folded ones must not normalise by batch
     statistics."""

@@ -64,6 +64,9 @@ def main():
     ap.add_argument('--device', default='auto', help='auto, cpu or cuda')
     ap.add_argument('--init-onnx', help='a committed model folder (model.onnx, model.json) to fine-tune instead of '
                                         'training from scratch: its weights, its normalisation, BatchNorm frozen')
+    ap.add_argument('--batchnorm', default='frozen', choices=['frozen', 'train'],
+                    help='with --init-onnx: keep the folded BatchNorms frozen (default) or re-estimate their statistics '
+                         'on the training tiles and let them learn (from_onnx.reestimate_batchnorm)')
     args = ap.parse_args()
     device = common.pick_device(args.device)
 
@@ -90,7 +93,11 @@ def main():
         init_from = {'name': manifest['name'], 'version': manifest['version'],
                      'sha256': common.sha256_file(os.path.join(args.init_onnx, 'model.onnx')),
                      'trainedWith': manifest['training'].get('trainedWith'), 'arguments': manifest['training'].get('arguments')}
-        print('fine-tuning %s %s (BatchNorm frozen)' % (manifest['name'], manifest['version']), flush=True)
+        if args.batchnorm == 'train':
+            sample = np.sort(np.random.RandomState(args.seed).choice(len(train), size=min(2048, len(train)), replace=False))
+            change = from_onnx.reestimate_batchnorm(model, torch.from_numpy(norm.apply(train.get(sample))))
+            print('BatchNorm statistics re-estimated on %d training tiles (output changed by %.1e)' % (len(sample), change), flush=True)
+        print('fine-tuning %s %s (BatchNorm %s)' % (manifest['name'], manifest['version'], args.batchnorm), flush=True)
     model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     n_neg = int(len(pos) * args.neg_ratio)
@@ -119,7 +126,7 @@ def main():
         rng.shuffle(draw)
         draw = draw[:per_epoch]
         model.train()
-        if args.init_onnx:
+        if args.init_onnx and args.batchnorm == 'frozen':
             from_onnx.freeze_batchnorm(model)
         loss_sum = 0.0
 
