@@ -1,11 +1,12 @@
 /**
- * Opinion bench (`npm run bench:opinion`): what the out-of-distribution scoring of issue 15 costs the gateway's main
- * thread per tile, against the goods model's own compute per tile in ONNX Runtime (the baseline, measured in the same
- * run on the same tiles: bench/lib/infer-raw.ts, batch 32, the gateway's threads per worker).
+ * Opinion bench (`npm run bench:opinion`): what the out-of-distribution scoring of issue 15 costs per tile, against
+ * the goods model's own compute per tile in ONNX Runtime (the baseline, measured in the same run on the same tiles:
+ * bench/lib/infer-raw.ts, batch 32, the gateway's threads per worker).
  *
- * Per tile, on the thread that runs the results stage: tileImageFeatures (src/opinion/image-features.ts) on the raw
- * tile, then OodModel.score under the top-1 label with an L2-normalised embedding (src/opinion/ood.ts). Best of
- * --passes passes over --tiles tiles of simulated trucks (seeds from 5000).
+ * Per tile: tileImageFeatures (src/image-stats/image-features.ts) on the raw tile, which the gateway runs on the
+ * inference worker beside the model (BatchResult.imageFeatures), then OodModel.score under the top-1 label with an
+ * L2-normalised embedding (src/opinion/ood.ts), which the results stage runs on the main thread. Best of --passes
+ * passes over --tiles tiles of simulated trucks (seeds from 5000).
  *
  * Writes bench/results/opinion-<stamp>.json; compare the ratio, not the microseconds (a shared VM).
  * Options: --tiles 2048  --passes 5  --no-write
@@ -69,7 +70,7 @@ const out = {
   ratioToGoodsModel: Math.round((opinionUs / modelUsPerTile) * 1000) / 1000,
 };
 console.log(
-  `opinion per tile: features ${out.featuresUsPerTile} us + score ${out.scoreUsPerTile} us on the results thread; ` +
+  `opinion per tile: features ${out.featuresUsPerTile} us (inference worker) + score ${out.scoreUsPerTile} us (results thread); ` +
     `goods-v1 in ONNX Runtime (batch 32, ${intraOp} threads) ${out.goodsModelUsPerTile} us: ratio ${out.ratioToGoodsModel}`,
 );
 if (!args['no-write']) console.log(`written ${writeResultsJson('opinion', date, out)}`);

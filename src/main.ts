@@ -143,7 +143,9 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     let inference: Inference | null = null;
     let results: ResultsService | null = null;
     if (config.inference.enabled) {
-      inference = resources.defer('inference', await createInference({ config: config.inference, log }), (i) => i.close({ drainTimeoutMs: 0 }));
+      // The inference workers read each goods tile's image statistics (out-of-distribution scoring) off the event loop.
+      const imageFeatures = { attenuationMax: config.stitch.attenuationMax };
+      inference = resources.defer('inference', await createInference({ config: config.inference, log, imageFeatures }), (i) => i.close({ drainTimeoutMs: 0 }));
       // A model trained on another tile geometry would get tiles it was never trained on: refuse to start.
       const problems = inference.models.flatMap((m) => checkTileGeometry(m, config.stitch.tile));
       // Out-of-distribution statistics fitted on other image statistics would score every tile wrong.

@@ -8,6 +8,7 @@
  * is delayed while batches run, against the time of one batch (eventLoopP99PerBatch).
  */
 import { performance } from 'node:perf_hooks';
+import { DEFAULT_CONFIG } from '../../src/config/index.js';
 import { createInference, type Inference, type InferenceConfigInput, type TileResult } from '../../src/inference/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { eventLoopMonitor, summarise, type EventLoopDelay, type LatencySummary } from './infer-gateway.js';
@@ -66,7 +67,8 @@ export async function runDirect(
   tiles: TileSet,
   opts: { warmupMs: number; durationMs: number; outstanding: number; portals: number },
 ): Promise<DirectRunResult> {
-  const inference = await createInference({ config, log: silentLogger() });
+  // As the gateway creates it: the workers also read each goods tile's image statistics (out-of-distribution scoring).
+  const inference = await createInference({ config, log: silentLogger(), imageFeatures: { attenuationMax: DEFAULT_CONFIG.stitch.attenuationMax } });
   const names = inference.models.map((m) => m.name);
   let measuring = false;
   let stopping = false;

@@ -13,10 +13,19 @@ export interface BatchResult {
    * the moment the promise resolves.
    */
   outputs: Record<string, Float32Array>;
-  /** Time the backend spent running the batch (not queueing or transferring it), seconds. */
+  /**
+   * Time the backend spent on the batch (not queueing or transferring it), seconds: for the ONNX worker backend the
+   * image statistics, the normalisation and the model run.
+   */
   computeSeconds: number;
   /** The input batch handed back for reuse (same length as given), when the backend can; else undefined. */
   input?: Float32Array;
+  /**
+   * Image statistics of each raw tile (batchSize x IMAGE_FEATURE_COUNT, src/image-stats/image-features.ts), for a
+   * model whose manifest carries out-of-distribution statistics, when the backend computes them (the ONNX worker
+   * backend does, on its worker thread, given BackendLoadOptions.imageFeatures); else undefined.
+   */
+  imageFeatures?: Float64Array;
 }
 
 /** One try to open a model on an execution provider. */
@@ -73,6 +82,11 @@ export interface BackendStatus {
 export interface BackendLoadOptions {
   /** Every batch size the batcher can emit: each model runs each of them once before load() resolves. */
   warmupBatchSizes: readonly number[];
+  /**
+   * Compute the image statistics of raw tiles for models with out-of-distribution statistics
+   * (BatchResult.imageFeatures), with the stitcher's attenuation clamp; absent: the caller computes them.
+   */
+  imageFeatures?: { attenuationMax: number };
 }
 
 /**

@@ -28,6 +28,7 @@ import { TILE_PRIORITIES, type BatchingConfig, type TilePriority } from './confi
 import type { LoadedModel } from './manifest.js';
 import { createNormalizer, packTile, type Normalizer } from './normalize.js';
 import { observe } from '../metrics/index.js';
+import { IMAGE_FEATURE_COUNT } from '../image-stats/index.js';
 import type { ModelInferenceStats } from './stats.js';
 
 /** At most one "queue full" warning per model per this interval (with the count of tiles rejected), ms. */
@@ -62,6 +63,11 @@ export interface TileResult<M = unknown> {
    * into the batch's output buffer, which lives as long as any of them is referenced.
    */
   outputs: Record<string, Float32Array>;
+  /**
+   * The raw tile's image statistics (IMAGE_FEATURE_COUNT values, src/image-stats/image-features.ts) when the backend
+   * computed them (models with out-of-distribution statistics); a view into the batch's buffer.
+   */
+  imageFeatures?: Float64Array;
   /** Submit to dispatch, seconds. */
   queueSeconds: number;
   /** Backend compute time of the whole batch, seconds. */
@@ -508,6 +514,10 @@ export class DynamicBatcher {
         return;
       }
     }
+    // Image statistics only from a backend that received raw tiles and sent one row per tile (otherwise the caller
+    // computes them).
+    const features =
+      this.backend.inputNormalization === 'backend' && r.imageFeatures && r.imageFeatures.length === n * IMAGE_FEATURE_COUNT ? r.imageFeatures : undefined;
     for (let i = 0; i < n; i++) {
       const t = tiles[i];
       const outputs: Record<string, Float32Array> = {};
@@ -522,6 +532,7 @@ export class DynamicBatcher {
         portalId: t.req.portalId,
         meta: t.req.meta,
         outputs,
+        ...(features ? { imageFeatures: features.subarray(i * IMAGE_FEATURE_COUNT, (i + 1) * IMAGE_FEATURE_COUNT) } : {}),
         queueSeconds: (dispatchedAt - t.enqueuedAt) / 1000,
         computeSeconds: r.computeSeconds,
         batchSize: n,

@@ -69,6 +69,11 @@ export interface CreateInferenceOptions {
    * module logger and the stats (whose worker counters an OnnxWorkerBackend bumps). Closed by Inference.close().
    */
   backend?: InferenceBackend | ((ctx: BackendContext) => InferenceBackend);
+  /**
+   * Have the backend compute the image statistics of raw tiles for models with out-of-distribution statistics
+   * (TileResult.imageFeatures), off the event loop, with the stitcher's attenuation clamp.
+   */
+  imageFeatures?: { attenuationMax: number };
 }
 
 export interface BackendContext {
@@ -142,7 +147,10 @@ export async function createInference(options: CreateInferenceOptions = {}): Pro
       : (options.backend ?? new OnnxWorkerBackend({ config, log, counters: stats }));
   if (loaded.length > 0) {
     try {
-      await backend.load(loaded, { warmupBatchSizes: DynamicBatcher.emittableBatchSizes(config.batching) });
+      await backend.load(loaded, {
+        warmupBatchSizes: DynamicBatcher.emittableBatchSizes(config.batching),
+        ...(options.imageFeatures ? { imageFeatures: options.imageFeatures } : {}),
+      });
     } catch (err) {
       await backend.close().catch(() => undefined);
       throw err;

@@ -4,8 +4,9 @@
  * On start: opens one ONNX Runtime session per model, trying the configured execution providers in order (fp16
  * file first on GPU providers when the manifest has one), checks each session's inputs and outputs against the
  * manifest, runs every warm-up batch size, and posts `ready` with what was chosen and why the others were not
- * (or `init-failed` with a coded error). Then runs batches one at a time, in arrival order: raw tiles arrive, are
- * normalised in place per the manifest, run, and the outputs go back.
+ * (or `init-failed` with a coded error). Then runs batches one at a time, in arrival order: raw tiles arrive, their
+ * image statistics are read (models with out-of-distribution statistics, when the gateway asks: WorkerInit), they
+ * are normalised in place per the manifest, run, and the outputs go back.
  *
  * Threads: everything here runs on this worker's thread; session.run() blocks it for the duration of a batch,
  * which is the point: the gateway's event loop never waits for the model. Never calls into the main thread
@@ -21,6 +22,7 @@ import { GPU_EXECUTION_PROVIDERS } from './config.js';
 import { checkModelIo } from './manifest.js';
 import { createNormalizer, normalizeBatchInPlace, type Normalizer } from './normalize.js';
 import { setThreadIdleScheduling } from '../addon/index.js';
+import { IMAGE_FEATURE_COUNT, tileImageFeatures } from '../image-stats/index.js';
 import type { FromWorker, SerializedError, ToWorker, WorkerInit, WorkerLogLevel, WorkerModelSpec, WorkerScheduling } from './worker-protocol.js';
 
 type OrtModule = typeof import('./ort.js');
@@ -39,6 +41,8 @@ interface OpenModel {
   outputNames: string[];
   /** Output shapes without the batch dimension. */
   outputDims: number[][];
+  /** Computes the image statistics of each raw tile (the manifest carries out-of-distribution statistics). */
+  imageFeatures: boolean;
   status: ModelRuntimeStatus;
 }
 
@@ -144,6 +148,7 @@ async function openModel(ort: OrtModule, spec: WorkerModelSpec, supported: strin
         norm: createNormalizer(manifest.input),
         outputNames: manifest.outputs.map((o) => o.name),
         outputDims: manifest.outputs.map((o) => o.shape.slice(1)),
+        imageFeatures: init.imageFeatures !== undefined && manifest.outOfDistribution !== undefined && h === w && c >= 1 && c <= 2,
         status: { model: spec.name, provider, precision, attempts, warmup: { batchSizes: [...init.warmupBatchSizes], seconds: 0 } },
       };
       const w0 = performance.now();
@@ -194,10 +199,27 @@ async function handleRun(msg: Extract<ToWorker, { type: 'run' }>): Promise<void>
     post({ type: 'run-failed', id: msg.id, error: serialize(e, 'SCANLINE_ERR_INFER_FAILED'), input: msg.input }, [msg.input]);
     return;
   }
+  // computeSeconds is this worker's time on the batch: image statistics, normalisation and the model (the busy-time
+  // counter sums it).
   const t0 = performance.now();
   let outputs: Record<string, Float32Array>;
+  let features: Float64Array | undefined;
   try {
     const batch = new Float32Array(msg.input, 0, floats);
+    if (m.imageFeatures && init.imageFeatures) {
+      // Read from the raw tiles, before the model's normalisation: the statistics the manifest was fitted on.
+      features = new Float64Array(msg.batchSize * IMAGE_FEATURE_COUNT);
+      const [channels, size] = m.tileDims;
+      for (let i = 0; i < msg.batchSize; i++) {
+        tileImageFeatures(
+          batch.subarray(i * m.tileFloats, (i + 1) * m.tileFloats),
+          size,
+          channels,
+          init.imageFeatures.attenuationMax,
+          features.subarray(i * IMAGE_FEATURE_COUNT, (i + 1) * IMAGE_FEATURE_COUNT),
+        );
+      }
+    }
     normalizeBatchInPlace(batch, msg.batchSize, m.norm);
     outputs = await runBatch(ortModule, m, batch, msg.batchSize);
   } catch (err) {
@@ -213,7 +235,8 @@ async function handleRun(msg: Extract<ToWorker, { type: 'run' }>): Promise<void>
     outputs[name] = out;
     transfer.push(out.buffer as ArrayBuffer);
   }
-  post({ type: 'result', id: msg.id, outputs, input: msg.input, computeSeconds }, transfer);
+  if (features) transfer.push(features.buffer as ArrayBuffer);
+  post({ type: 'result', id: msg.id, outputs, input: msg.input, computeSeconds, ...(features ? { imageFeatures: features } : {}) }, transfer);
 }
 
 async function close(): Promise<void> {

@@ -204,7 +204,7 @@ export type ModelCalibration = Static<typeof ModelCalibrationSchema>;
 export const OutOfDistributionSchema = Type.Object(
   {
     imageFeatures: Type.Array(Type.String(), {
-      description: "Names of the image statistics in order; must equal the gateway's (src/opinion/image-features.ts).",
+      description: "Names of the image statistics in order; must equal the gateway's (src/image-stats/image-features.ts).",
     }),
     imageMeans: NumberRows,
     imagePrecisions: Type.Array(NumberRows, {

@@ -64,6 +64,7 @@ export class OnnxWorkerBackend implements InferenceBackend {
         schedIdle: c.workerSchedIdle,
         ortLogLevel: c.ortLogLevel,
         warmupBatchSizes: [...options.warmupBatchSizes],
+        ...(options.imageFeatures ? { imageFeatures: { ...options.imageFeatures } } : {}),
       },
       batchTimeoutMs: c.batchTimeoutMs,
       log: this.opts.log,

@@ -236,7 +236,12 @@ export class WorkerPool {
         slot.batchesRun++;
         clearTimeout(job.timer);
         if (msg.type === 'result') {
-          job.resolve({ outputs: msg.outputs, computeSeconds: msg.computeSeconds, input: new Float32Array(msg.input, 0, job.inputFloats) });
+          job.resolve({
+            outputs: msg.outputs,
+            computeSeconds: msg.computeSeconds,
+            input: new Float32Array(msg.input, 0, job.inputFloats),
+            ...(msg.imageFeatures ? { imageFeatures: msg.imageFeatures } : {}),
+          });
         } else {
           job.reject(fromSerialized(msg.error));
         }

@@ -40,6 +40,8 @@ export interface WorkerInit {
   schedIdle: boolean;
   ortLogLevel: OrtLogLevel;
   warmupBatchSizes: number[];
+  /** Image statistics of raw tiles for models with out-of-distribution statistics (BackendLoadOptions). */
+  imageFeatures?: { attenuationMax: number };
   faults?: WorkerFaults;
 }
 
@@ -60,6 +62,14 @@ export type FromWorker =
   | { type: 'init-failed'; error: SerializedError }
   | { type: 'log'; level: WorkerLogLevel; obj: Record<string, unknown>; msg: string }
   /** outputs: per manifest output, batchSize x floats per tile; every buffer (and `input`) is transferred. */
-  | { type: 'result'; id: number; outputs: Record<string, Float32Array>; input: ArrayBuffer; computeSeconds: number }
+  | {
+      type: 'result';
+      id: number;
+      outputs: Record<string, Float32Array>;
+      input: ArrayBuffer;
+      computeSeconds: number;
+      /** Per tile, IMAGE_FEATURE_COUNT image statistics of the raw tile (models with out-of-distribution statistics). */
+      imageFeatures?: Float64Array;
+    }
   | { type: 'run-failed'; id: number; error: SerializedError; input: ArrayBuffer | null }
   | { type: 'closed' };

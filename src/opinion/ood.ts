@@ -13,7 +13,7 @@
  * Pure; the model is immutable once built. Main thread (results stage) or the fitting tool.
  */
 import type { OutOfDistributionStats } from '../inference/index.js';
-import { IMAGE_FEATURE_COUNT, IMAGE_FEATURES } from './image-features.js';
+import { IMAGE_FEATURE_COUNT, IMAGE_FEATURES } from '../image-stats/index.js';
 
 export interface TileOodScore {
   /** max(embedding, image); above 1: out of distribution. */

@@ -433,10 +433,6 @@ export class ResultsService {
       };
       const tile = { line: info.line, lines: info.lines, pixel: info.pixel, pixels: info.pixels };
       const meta: TileMeta = { results, set, tile, lastLineAt: scan.lineReceivedAt(info.line + info.lines - 1) };
-      // Image statistics are read here, from the stitcher's own tile, before the model's normalisation.
-      if (set.ood && set.goods) {
-        meta.imageFeatures = tileImageFeatures(data, this.o.tile.size, scan.detector.energies, this.o.attenuationMax, new Float64Array(IMAGE_FEATURE_COUNT));
-      }
       if (set.goods) this.submit(set.goods, scan, data, meta, release);
       if (set.threats) this.submit(set.threats, scan, data, meta, release);
     }
@@ -465,6 +461,14 @@ export class ResultsService {
     meta.results.submitted(name);
     this.o.inference.submit({ model: name, scanId: scan.scanId, portalId: scan.portalId, data, priority: 'live' }).then(
       (r) => {
+        if (model.task === 'goods' && meta.set.ood) {
+          // The tile's image statistics, read from the stitcher's own tile before the model's normalisation: by the
+          // inference worker, off the event loop (createInference imageFeatures); here, on this thread, only when
+          // the backend did not (a backend that normalises nothing, or one started without them). Before release:
+          // `data` is still this tile.
+          meta.imageFeatures =
+            r.imageFeatures ?? tileImageFeatures(data, this.o.tile.size, scan.detector.energies, this.o.attenuationMax, new Float64Array(IMAGE_FEATURE_COUNT));
+        }
         release();
         counters.ok++;
         const now = performance.now();

@@ -18,10 +18,12 @@ export function assertWorkerBuilt(): void {
   const worker = join(ROOT, 'dist/src/inference/inference-worker.js');
   if (!existsSync(worker)) throw new Error(`${worker} is missing: run \`npx tsc -p tsconfig.json\` (npm test does) before vitest`);
   const built = statSync(worker).mtimeMs;
-  const srcDir = join(ROOT, 'src/inference');
-  for (const f of readdirSync(srcDir)) {
-    if (f.endsWith('.ts') && statSync(join(srcDir, f)).mtimeMs > built + 1000) {
-      throw new Error(`dist/ is older than src/inference/${f}: run \`npx tsc -p tsconfig.json\` before vitest`);
+  // The worker's own folder and the image statistics it computes (src/image-stats).
+  for (const dir of ['src/inference', 'src/image-stats']) {
+    for (const f of readdirSync(join(ROOT, dir))) {
+      if (f.endsWith('.ts') && statSync(join(ROOT, dir, f)).mtimeMs > built + 1000) {
+        throw new Error(`dist/ is older than ${dir}/${f}: run \`npx tsc -p tsconfig.json\` before vitest`);
+      }
     }
   }
 }

@@ -8,6 +8,7 @@ import {
   OnnxWorkerBackend,
   createInference,
   createNormalizer,
+  defaultModelsDir,
   loadModel,
   packTile,
   type Inference,
@@ -15,6 +16,7 @@ import {
   type TileResult,
 } from '../../src/inference/index.js';
 import { createSession, ort } from '../../src/inference/ort.js';
+import { IMAGE_FEATURE_COUNT, tileImageFeatures } from '../../src/opinion/index.js';
 import { BAD_MODELS_DIR, MODELS_DIR, TILE_FLOATS, assertWorkerBuilt, makeTile, tick } from './helpers.js';
 
 const CPU = { executionProviders: ['cpu' as const], intraOpThreads: 1 };
@@ -149,5 +151,44 @@ describe('createInference', () => {
     expect(await Promise.all([0, 1, 2, 3, 4].map(submit))).toEqual(Array(5).fill('ok'));
     expect(inference.stats.models.get('goods-tiny')!.tiles.live).toMatchObject({ submitted: 21, ok: 9, failed: 12 });
     addsUp(inference.stats);
+  });
+});
+
+describe('image statistics on the worker', () => {
+  it("reads each raw tile's statistics on the worker for a model with out-of-distribution statistics, exactly as the results stage would", async () => {
+    // goods-v1 (the demo model) carries outOfDistribution statistics; its raw tiles are 2 x 64 x 64, attenuation 0..10.
+    inference = await createInference({
+      modelsDir: defaultModelsDir(),
+      config: { ...CPU, workers: 1, models: ['goods-v1'], batching: { maxBatchSize: 4, preferredBatchSizes: [4] } },
+      imageFeatures: { attenuationMax: 10 },
+    });
+    const tiles = Array.from({ length: 6 }, (_, i) => makeTile(300 + i));
+    const got = await Promise.all(tiles.map((t) => inference!.submit({ model: 'goods-v1', scanId: 's', portalId: 'p', data: t.slice(), priority: 'live' })));
+    for (let i = 0; i < tiles.length; i++) {
+      const expected = tileImageFeatures(tiles[i], 64, 2, 10, new Float64Array(IMAGE_FEATURE_COUNT));
+      expect(got[i].imageFeatures && [...got[i].imageFeatures!]).toEqual([...expected]);
+    }
+    await inference.close();
+    // Not asked for (a caller that reads them itself): none.
+    inference = await createInference({ modelsDir: defaultModelsDir(), config: { ...CPU, workers: 1, models: ['goods-v1'] } });
+    const plain = await inference.submit({ model: 'goods-v1', scanId: 's', portalId: 'p', data: makeTile(1), priority: 'live' });
+    expect(plain.imageFeatures).toBeUndefined();
+  });
+
+  it('reads a single-energy tile as one energy (goods-1e-v1)', async () => {
+    inference = await createInference({
+      modelsDir: defaultModelsDir(),
+      config: { ...CPU, workers: 1, models: ['goods-1e-v1'] },
+      imageFeatures: { attenuationMax: 10 },
+    });
+    const tile = makeTile(7).subarray(0, 64 * 64);
+    const r = await inference.submit({ model: 'goods-1e-v1', scanId: 's', portalId: 'p', data: tile.slice(), priority: 'live' });
+    expect(r.imageFeatures && [...r.imageFeatures]).toEqual([...tileImageFeatures(tile, 64, 1, 10, new Float64Array(IMAGE_FEATURE_COUNT))]);
+  });
+
+  it('reads none for a model without out-of-distribution statistics', async () => {
+    inference = await createInference({ modelsDir: MODELS_DIR, config: { ...CPU, workers: 1, models: ['goods-tiny'] }, imageFeatures: { attenuationMax: 10 } });
+    const r = await inference.submit({ model: 'goods-tiny', scanId: 's', portalId: 'p', data: makeTile(2), priority: 'live' });
+    expect(r.imageFeatures).toBeUndefined();
   });
 });

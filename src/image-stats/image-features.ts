@@ -9,7 +9,9 @@
  *
  * Input: the tile as the stitcher emits it (attenuation -ln(T) per energy, channel-major [energies][size][size],
  * rows down the detector, columns along the scan, clamped to [0, attenuationMax]), before the model's normalisation.
- * Pure and allocation-free after the first call per size (two scratch buffers and a lookup table); main thread.
+ * Pure and allocation-free after the first call per size (two module-level scratch buffers and a lookup table, so
+ * one call at a time per thread): on the inference workers in the gateway, on the main thread in the fitting tool
+ * and the results stage's fallback.
  */
 
 /** Feature names in order: the manifest's `outOfDistribution.imageFeatures` must list exactly these. */
