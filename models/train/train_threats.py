@@ -6,7 +6,8 @@ validation seeds and saves a checkpoint for export.py.
 Each epoch draws:
   * every real tile with a threat cell;
   * `--tip` times as many threat-free tiles with a simulated threat projected into them (threat image projection:
-    attenuation is additive, see threat-patches.mjs and common.ThreatPatches), cargo tiles weighted up;
+    attenuation is additive, see threat-patches.mjs and common.ThreatPatches), cargo tiles weighted up, and with
+    `--tip-clutter` the tiles whose attenuation varies most (cluttered loads) further up;
   * `--neg-ratio` times as many threat-free tiles, cargo weighted up (dense loads are where false alarms come from);
   * `--hard` mined hard negatives, twice each: the most confident threat-free tiles of a fresh random pool scored
     with the current model (from the second epoch on).
@@ -57,6 +58,10 @@ def main():
     ap.add_argument('--width', type=int, default=32, help='channels of the 16x16 layers')
     ap.add_argument('--patches', help='threat-patches.mjs output: threat image projection into threat-free tiles')
     ap.add_argument('--tip', type=float, default=1.0, help='projected positives per real threat tile')
+    ap.add_argument('--tip-clutter', type=float, default=0.0,
+                    help='weight projected threats towards cluttered loads: a threat-free tile is drawn as a background '
+                         'with weight x (1 + this x the percentile of its high-energy attenuation spread); 0: cargo '
+                         'weighting only')
     ap.add_argument('--fa-budget', type=float, default=0.05, help='false alarms per scan allowed on the validation seeds')
     ap.add_argument('--arch', default='threatnet', choices=['threatnet', 'threatnet2'])
     ap.add_argument('--loss', default='bce', choices=['bce', 'focal'])
@@ -78,7 +83,19 @@ def main():
     neg = np.setdiff1d(np.arange(len(train)), pos)
     cargo_ids = [i for i, l in enumerate(train.goods_labels) if l not in ('vehicle', 'air', 'empty')]
     neg_w = np.where(np.isin(train.goods[neg], cargo_ids), 3.0, 1.0)
+    tip_w = neg_w.copy()
+    if args.tip_clutter > 0:
+        # Where the held-out threats are missed: in loads whose own attenuation varies most (models/README.md, "What
+        # limits threat recall"). The spread of a tile's high-energy attenuation, as a percentile over the negatives.
+        spread = np.empty(len(neg), dtype=np.float64)
+        for s in range(0, len(neg), 4096):
+            x = train.get(neg[s:s + 4096])[:, 0]
+            spread[s:s + 4096] = x.reshape(len(x), -1).std(1)
+        pct = spread.argsort().argsort() / max(1, len(neg) - 1)
+        tip_w = tip_w * (1.0 + args.tip_clutter * pct)
+        print('projection backgrounds weighted by clutter (x%.1f at the top): median spread %.3f' % (1 + args.tip_clutter, float(np.median(spread))), flush=True)
     neg_w /= neg_w.sum()
+    tip_w /= tip_w.sum()
     print('train tiles %d (threat tiles %d), val tiles %d, val scans %d' % (len(train), len(pos), len(val), len(val.scans)), flush=True)
 
     model = nets.threat_net(args.arch, len(kinds), args.width, train.channels)
@@ -121,7 +138,7 @@ def main():
         # Projected threats go into random threat-free tiles, cargo weighted up (index + len(train) marks them). Not
         # into the mined hard negatives: a threat projected into a load it is invisible in (a pipe bomb among steel
         # pipes) would teach the model to fire on that load.
-        tip_bg = rng.choice(neg, size=n_tip, replace=False, p=neg_w)
+        tip_bg = rng.choice(neg, size=n_tip, replace=False, p=tip_w)
         draw = np.concatenate([pos, hard, easy, tip_bg + len(train)])
         rng.shuffle(draw)
         draw = draw[:per_epoch]
