@@ -19,6 +19,7 @@ import {
   trueAttenuationLines,
   truthLabels,
 } from '../../dist/tools/simulator/index.js';
+import { DS, blockMeans } from './tile-blocks.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, fallback) => {
@@ -33,7 +34,6 @@ if (!m || !out) {
 }
 const [first, last] = [Number(m[1]), Number(m[2])];
 const pixels = Number(opt('pixels', '1024'));
-const DS = 4; // the gateway's tile downsample (DEFAULT_CONFIG.stitch.tile.downsample)
 
 const det = createDetector({ pixels, noise: false });
 const chunks = [];
@@ -55,18 +55,7 @@ for (let seed = first; seed <= last; seed++) {
     const w = lines / DS;
     const h = (p1 - p0) / DS;
     const patch = new Float32Array(2 * h * w);
-    for (let e = 0; e < 2; e++) {
-      for (let y = 0; y < h; y++) {
-        for (let x = 0; x < w; x++) {
-          let s = 0;
-          for (let j = 0; j < DS; j++) {
-            const row = ((x * DS + j) * 2 + e) * pixels;
-            for (let k = 0; k < DS; k++) s += raw[row + p0 + y * DS + k];
-          }
-          patch[(e * h + y) * w + x] = s / (DS * DS);
-        }
-      }
-    }
+    for (let e = 0; e < 2; e++) blockMeans(raw, e, pixels, p0, p1, lines, patch.subarray(e * h * w, (e + 1) * h * w));
     chunks.push(patch);
     items.push({ kind: box.kind, variant: box.variant, seed, h, w, offset });
     offset += patch.length;

@@ -19,6 +19,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { evalTruck } from '../../dist/tools/eval/trucks.js';
 import { trueAttenuationLines } from '../../dist/tools/simulator/index.js';
+import { DS, blockMeans } from './tile-blocks.mjs';
 
 const { values: a } = parseArgs({
   options: {
@@ -34,7 +35,6 @@ if (!a.scans) {
   console.error('usage: node models/train/threat-visibility.mjs --scans FILE [--realism hard|basic] [--out FILE]');
   process.exit(2);
 }
-const DS = 4;
 const MARGIN = 64;
 const CLAMP = 10;
 const AIR_COUNTS = 50000;
@@ -46,20 +46,8 @@ const options = {
   energies: Number(a.energies),
 };
 
-/** Block means (DS x DS) of one energy of raw lines [lines][2][pixels], over pixels p0..p1: [h][w]. */
-function blocks(raw, energy, pixels, p0, p1, lines) {
-  const w = lines / DS;
-  const h = (p1 - p0) / DS;
-  const out = new Float64Array(w * h);
-  for (let x = 0; x < w; x++) {
-    for (let y = 0; y < h; y++) {
-      let s = 0;
-      for (let j = 0; j < DS; j++) for (let k = 0; k < DS; k++) s += raw[((x * DS + j) * 2 + energy) * pixels + p0 + y * DS + k];
-      out[y * w + x] = s / (DS * DS);
-    }
-  }
-  return out;
-}
+/** Block means of one energy over pixels p0..p1: [h][w] float64. */
+const blocks = (raw, energy, pixels, p0, p1, lines) => blockMeans(raw, energy, pixels, p0, p1, lines, new Float64Array(((p1 - p0) / DS) * (lines / DS)));
 
 const rows = [];
 for (const line of readFileSync(a.scans, 'utf8').split('\n')) {

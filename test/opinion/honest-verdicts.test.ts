@@ -17,37 +17,35 @@ import { runEval } from '../../tools/eval/index.js';
 const OOD_REASON = "image unlike the model's training data";
 
 describe('the demo models say what they do not know', () => {
-  it('does not call held-out truck 5010 CLEAR: its declared suits were not seen', async () => {
+  /** One held-out truck through a gateway with the demo models: its decision, reasons and triage level. */
+  async function oneTruck(seed: number, realism?: 'hard'): Promise<{ decision: string; reasons: string[]; triage: string | null }> {
     const records: Array<{ decision: string; reasons: string[]; triage: string | null }> = [];
     const s = await runEval({
-      seeds: [5010, 5010],
+      seeds: [seed, seed],
       speed: 'max',
       portals: 1,
+      ...(realism ? { realism } : {}),
       gatewayLog: silentLogger(),
       onScan: (e) => records.push({ decision: e.decision, reasons: e.reasons, triage: e.triage.level }),
     });
     expect(s.scans).toBe(1);
-    expect(records[0].decision).not.toBe('CLEAR');
-    expect(records[0].triage).not.toBe('GREEN');
+    return records[0];
+  }
+
+  it('does not call held-out truck 5010 CLEAR: its declared suits were not seen', async () => {
+    const truck = await oneTruck(5010);
+    expect(truck.decision).not.toBe('CLEAR');
+    expect(truck.triage).not.toBe('GREEN');
     // The basic simulator's truck: since the models learnt on the harder simulator its clean image is also unlike
     // their training data, one more reason not to clear it.
-    expect(records[0].reasons.join('; ')).toMatch(/declared goods not seen: 6203|threat alert|image unlike the model's training data/);
+    expect(truck.reasons.join('; ')).toMatch(/declared goods not seen: 6203|threat alert|image unlike the model's training data/);
   }, 60_000);
 
   it('does not call a truck of the harder simulator CLEAR when a declared category was not seen (5038)', async () => {
-    const records: Array<{ decision: string; reasons: string[]; triage: string | null }> = [];
-    const s = await runEval({
-      seeds: [5038, 5038],
-      speed: 'max',
-      portals: 1,
-      realism: 'hard',
-      gatewayLog: silentLogger(),
-      onScan: (e) => records.push({ decision: e.decision, reasons: e.reasons, triage: e.triage.level }),
-    });
-    expect(s.scans).toBe(1);
-    expect(records[0].decision).toBe('UNKNOWN');
-    expect(records[0].triage).toBe('AMBER');
-    expect(records[0].reasons).toContain('declared goods not seen: 4407');
+    const truck = await oneTruck(5038, 'hard');
+    expect(truck.decision).toBe('UNKNOWN');
+    expect(truck.triage).toBe('AMBER');
+    expect(truck.reasons).toContain('declared goods not seen: 4407');
   }, 60_000);
 
   for (const profile of ['response-curve', 'blur-noise', 'texture'] as const) {
