@@ -491,7 +491,7 @@ export class ResultsService {
             o.tiles++;
             if (change.outOfDistribution) o.outOfDistribution++;
           }
-          if (change.distribution) this.emitDistribution(meta.results, change.distribution);
+          if (change.distribution) this.emitDistribution(meta.results, change.distribution, change.alerts.length);
           for (const a of change.alerts) this.emitAlert(meta.results, a, meta.lastLineAt);
           if (!this.goodsPendingSince.has(meta.results)) this.goodsPendingSince.set(meta.results, meta.lastLineAt);
           this.scheduleGoodsFlush(meta.results);
@@ -610,11 +610,14 @@ export class ResultsService {
     this.emit((l) => l.alert?.(results.scanId, results.portalId, alert, lastLineAt));
   }
 
-  private emitDistribution(results: ScanResults, change: DistributionChange): void {
+  /** `resent`: alerts sent again right after (the scan is back in distribution). */
+  private emitDistribution(results: ScanResults, change: DistributionChange, resent = 0): void {
     this.stats.distributionUpdates++;
-    if (change.withdrawnAlertIds.length > 0 || !change.outOfDistribution) {
+    const withdrawn = change.withdrawnAlertIds.length;
+    // A crossing that moved alerts on screens is news for the log; one early in a scan with nothing raised is not.
+    if (withdrawn > 0 || resent > 0) {
       this.o.log.info(
-        { scanId: results.scanId, portalId: results.portalId, outOfDistribution: change.outOfDistribution, withdrawn: change.withdrawnAlertIds.length },
+        { scanId: results.scanId, portalId: results.portalId, outOfDistribution: change.outOfDistribution, withdrawn, resent },
         change.outOfDistribution
           ? "alerts withdrawn: the scan is unlike the model's training data"
           : 'the scan is back in distribution: its hints are alerts again',
