@@ -382,10 +382,16 @@ THRESHOLD_GRID = [0.999, 0.998, 0.995, 0.99, 0.98, 0.97, 0.96, 0.95, 0.93, 0.9, 
                   0.55, 0.5, 0.45, 0.4, 0.35, 0.3]
 
 
-def choose_thresholds(cell_maps, labels, fa_per_scan_budget, grid=THRESHOLD_GRID, lookahead=3):
+def choose_thresholds(cell_maps, labels, fa_per_scan_budget, grid=THRESHOLD_GRID, lookahead=3, candidates=()):
     """The best of _greedy_thresholds run with the budget, half of it and a quarter of it (the greedy path depends on
-    the budget, and a smaller budget sometimes ends with more threats found). Returns (thresholds, alert_stats)."""
+    the budget, and a smaller budget sometimes ends with more threats found), and of `candidates` (threshold dicts,
+    e.g. the ones a checkpoint already has) that stay within the budget: the greedy search is not exhaustive, and a
+    re-choice should never find fewer threats than thresholds it was given. Returns (thresholds, alert_stats)."""
     runs = [_greedy_thresholds(cell_maps, labels, fa_per_scan_budget * f, grid, lookahead) for f in (1, 0.5, 0.25)]
+    for c in candidates:
+        st = alert_stats(cell_maps, labels, c)
+        if st['falseAlarms'] <= fa_per_scan_budget * len(cell_maps):
+            runs.append(({k: float(v) for k, v in c.items()}, st))
     return max(runs, key=lambda r: (r[1]['recall'], -r[1]['falseAlarms']))
 
 

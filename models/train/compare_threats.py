@@ -6,7 +6,8 @@ becomes models/threats-v1 without spending the held-out seeds that `scanline eva
   /usr/bin/python3 compare_threats.py --data DIR [DIR ...] --checkpoints CKPT --choose-thresholds BUDGET --write OUT
 
 With --choose-thresholds, the per-label thresholds are chosen again on these scans (common.choose_thresholds: the most
-threats found at <= BUDGET false alarms per scan), checked on the two halves (chosen on one, measured on the other),
+threats found at <= BUDGET false alarms per scan; the checkpoint's own thresholds stay when the search finds no set
+that does better, `keptOwn`), checked on the two halves (chosen on one, measured on the other),
 and --write saves a copy of the checkpoint with them and the seeds they were chosen on. The validation split of
 training is small and the search overfits its few false alarms; a larger set of unseen scans gives steadier
 thresholds. The seeds used here must stay out of the range `scanline eval` reports on.
@@ -44,19 +45,23 @@ def main():
         maps = common.scan_cell_maps(ds, probs)
         st = common.alert_stats(maps, ck['labels'], ck['thresholds'])
         if args.choose_thresholds is not None:
-            th, chosen = common.choose_thresholds(maps, ck['labels'], args.choose_thresholds)
+            # The checkpoint's own thresholds are a candidate too: kept when the search finds nothing better.
+            own = [ck['thresholds']]
+            th, chosen = common.choose_thresholds(maps, ck['labels'], args.choose_thresholds, candidates=own)
             half = len(maps) // 2
-            th_a, _ = common.choose_thresholds(maps[:half], ck['labels'], args.choose_thresholds)
-            th_b, _ = common.choose_thresholds(maps[half:], ck['labels'], args.choose_thresholds)
+            th_a, _ = common.choose_thresholds(maps[:half], ck['labels'], args.choose_thresholds, candidates=own)
+            th_b, _ = common.choose_thresholds(maps[half:], ck['labels'], args.choose_thresholds, candidates=own)
             check = {'aOnB': common.alert_stats(maps[half:], ck['labels'], th_a), 'bOnA': common.alert_stats(maps[:half], ck['labels'], th_b)}
             print(json.dumps({'checkpoint': path, 'budget': args.choose_thresholds, 'thresholds': th, 'stats': chosen,
+                              'keptOwn': th == {k: float(v) for k, v in ck['thresholds'].items()},
                               'thresholdsA': th_a, 'thresholdsB': th_b,
                               'halves': {k: {f: v[f] for f in ('recall', 'falseAlarmsPerScan')} for k, v in check.items()}}, indent=1), flush=True)
             if args.write:
                 ck = dict(ck)
                 ck['thresholds'] = th
                 ck['thresholdChoice'] = {'seeds': [ds.seeds[0], ds.seeds[-1]], 'scans': len(ds.scans), 'budgetPerScan': args.choose_thresholds,
-                                         'stats': chosen, 'halves': check, 'validationThresholds': ck['metrics'].get('thresholds')}
+                                         'stats': chosen, 'halves': check, 'validationThresholds': ck['metrics'].get('thresholds'),
+                                         'keptOwn': th == {k: float(v) for k, v in ck['thresholds'].items()}}
                 torch.save(ck, args.write)
         rows.append({'checkpoint': path, 'arch': a.get('arch', 'threatnet'), 'width': a.get('width'), 'params': common.count_params(net),
                      'thresholds': ck['thresholds'], 'valRecall': ck['metrics']['recall'], 'valFalseAlarmsPerScan': ck['metrics']['falseAlarmsPerScan'],

@@ -29,7 +29,9 @@ OPSET = 13
 # on the harder simulator's single-energy scans. Minor versions count the fits scanline fit-opinion adds to the same
 # weights (run.sh runs it after this export): goods 2.1.0 and goods-1e 1.1.0 fitted them with the two dual-energy
 # noise statistics. threats 3.1.0: 3.0.0's weights, thresholds chosen again on 600 unseen scans (compare_threats.py).
-VERSIONS = {'goods-v1': '2.1.0', 'threats-v1': '3.1.0', 'goods-1e-v1': '1.1.0', 'threats-1e-v1': '1.0.0'}
+# threats-1e 1.0.1: 1.0.0's weights and thresholds; the re-choice on 600 unseen single-energy scans kept them, and the
+# manifest records it.
+VERSIONS = {'goods-v1': '2.1.0', 'threats-v1': '3.1.0', 'goods-1e-v1': '1.1.0', 'threats-1e-v1': '1.0.1'}
 
 GOODS_NAMES = {
     'timber': 'Timber (sawn wood)',
@@ -180,6 +182,9 @@ def provenance(ck, extra):
         t['thresholdChoice'] = {'seeds': c['seeds'], 'scans': c['scans'], 'budgetPerScan': c['budgetPerScan'],
                                 'recall': c['stats']['recall'], 'falseAlarmsPerScan': c['stats']['falseAlarmsPerScan'],
                                 'validationThresholds': c['validationThresholds']}
+        if 'keptOwn' in c:
+            # True: no set the search tried found more threats within the budget than the training run's own.
+            t['thresholdChoice']['keptValidationThresholds'] = c['keptOwn']
     t.update(extra)
     return t
 

@@ -98,13 +98,22 @@ fi
 # The thresholds a training run chose on its validation scans, chosen again on 600 scans no training step saw
 # (6000-6599, 0.05 false alarms per scan): the validation search overfits its few false alarms (models/README.md,
 # Results). Also for a checkpoint trained elsewhere (THREATS_CKPT), unless it already carries such a choice.
-if ! $PYTHON -c 'import sys, torch; sys.exit(0 if torch.load(sys.argv[1], map_location="cpu").get("thresholdChoice") else 1)' "$THREATS_CKPT"; then
-  pair "choose-a 6000..6299 --threat-probability 0.5" "choose-b 6300..6599 --threat-probability 0.5"
-  chosen=$(cd "$WORK" && pwd)/threats-v1-chosen.pt
-  (cd models/train && $PYTHON compare_threats.py --data "$W/choose-a" "$W/choose-b" --checkpoints "$THREATS_CKPT" \
-    --choose-thresholds 0.05 --write "$chosen" | tee "$W/threshold-choice.log")
-  THREATS_CKPT=$chosen
-fi
+# Usage: choose_thresholds CKPT NAME [dataset args...]; sets $chosen to the checkpoint to export.
+choose_thresholds() {
+  local ckpt name=$2
+  ckpt=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+  shift 2
+  chosen=$ckpt
+  if $PYTHON -c 'import sys, torch; sys.exit(0 if torch.load(sys.argv[1], map_location="cpu").get("thresholdChoice") else 1)' "$ckpt"; then
+    return 0
+  fi
+  pair "choose-$name-a 6000..6299 --threat-probability 0.5 $*" "choose-$name-b 6300..6599 --threat-probability 0.5 $*"
+  chosen=$(cd "$WORK" && pwd)/$name-chosen.pt
+  (cd models/train && $PYTHON compare_threats.py --data "$W/choose-$name-a" "$W/choose-$name-b" --checkpoints "$ckpt" \
+    --choose-thresholds 0.05 --write "$chosen" | tee "$W/threshold-choice-$name.log")
+}
+choose_thresholds "$THREATS_CKPT" threats-v1
+THREATS_CKPT=$chosen
 cd models/train
 train_done=$(date +%s)
 $PYTHON export.py --goods $W/goods.pt --threats "$THREATS_CKPT" --val $W/val-a $W/val-b --models .. | tee $W/export.log
@@ -124,9 +133,12 @@ if [[ -n "${THREATS_INIT:-}" ]]; then
     REALISM=$REALISM models/train/threats.sh "$WORK/threats-1e-run" \
     "threats-1e-v1 $FINETUNE_ARGS --epochs 8 --init-onnx $PWD/models/threats-v1"
   threats_1e=threats-1e-v1
+  # Its thresholds chosen again too, on the same unseen seeds rendered for a single-energy portal.
+  choose_thresholds "$WORK/threats-1e-run/threats-1e-v1.pt" threats-1e-v1 --energies 1
+  threats_1e_ckpt=$chosen
 fi
 (cd models/train && $PYTHON export.py --goods $W/goods-1e.pt --goods-name goods-1e-v1 --val $W/val-1e --models .. \
-  $([[ $threats_1e == none ]] || echo "--threats $W/threats-1e-run/threats-1e-v1.pt --threats-name threats-1e-v1") | tee $W/export-1e.log)
+  $([[ $threats_1e == none ]] || echo "--threats $threats_1e_ckpt --threats-name threats-1e-v1") | tee $W/export-1e.log)
 # Without THREATS_INIT there is no single-energy threat model: threats.sh on single-energy datasets from scratch
 # needs a GPU run (models/README.md). A committed one would keep calibration fitted for other weights: removed.
 [[ $threats_1e != none ]] || rm -rf models/threats-1e-v1
