@@ -378,6 +378,17 @@ def alert_stats(cell_maps, labels, thresholds):
     }
 
 
+def operating_curve(cell_maps, labels, grid=(0.3, 0.5, 0.7, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999)):
+    """Recall and false alarms per scan with one threshold t for every label (the alert rule of alert_stats): where
+    a low t finds nearly every threat and its false alarms are many, the heatmap sees the threats and it is
+    discrimination that is missing. One dict per t."""
+    out = []
+    for t in grid:
+        st = alert_stats(cell_maps, labels, {k: t for k in labels})
+        out.append({'threshold': t, 'recall': round(st['recall'], 4), 'falseAlarmsPerScan': round(st['falseAlarmsPerScan'], 4)})
+    return out
+
+
 THRESHOLD_GRID = [0.999, 0.998, 0.995, 0.99, 0.98, 0.97, 0.96, 0.95, 0.93, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6,
                   0.55, 0.5, 0.45, 0.4, 0.35, 0.3]
 
@@ -386,12 +397,14 @@ def choose_thresholds(cell_maps, labels, fa_per_scan_budget, grid=THRESHOLD_GRID
     """The best of _greedy_thresholds run with the budget, half of it and a quarter of it (the greedy path depends on
     the budget, and a smaller budget sometimes ends with more threats found), and of `candidates` (threshold dicts,
     e.g. the ones a checkpoint already has) that stay within the budget: the greedy search is not exhaustive, and a
-    re-choice should never find fewer threats than thresholds it was given. Returns (thresholds, alert_stats)."""
-    runs = [_greedy_thresholds(cell_maps, labels, fa_per_scan_budget * f, grid, lookahead) for f in (1, 0.5, 0.25)]
+    re-choice should never find fewer threats than thresholds it was given. A candidate wins ties (max keeps the first).
+    Returns (thresholds, alert_stats)."""
+    runs = []
     for c in candidates:
         st = alert_stats(cell_maps, labels, c)
         if st['falseAlarms'] <= fa_per_scan_budget * len(cell_maps):
             runs.append(({k: float(v) for k, v in c.items()}, st))
+    runs += [_greedy_thresholds(cell_maps, labels, fa_per_scan_budget * f, grid, lookahead) for f in (1, 0.5, 0.25)]
     return max(runs, key=lambda r: (r[1]['recall'], -r[1]['falseAlarms']))
 
 

@@ -2,7 +2,7 @@
 gateway uses (common.alert_stats) and each checkpoint's own thresholds. Used to pick which GPU-trained variant
 becomes models/threats-v1 without spending the held-out seeds that `scanline eval` reports on.
 
-  /usr/bin/python3 compare_threats.py --data DIR [DIR ...] --checkpoints CKPT [CKPT ...] [--json]
+  /usr/bin/python3 compare_threats.py --data DIR [DIR ...] --checkpoints CKPT [CKPT ...] [--json] [--curve]
   /usr/bin/python3 compare_threats.py --data DIR [DIR ...] --checkpoints CKPT --choose-thresholds BUDGET --write OUT
 
 With --choose-thresholds, the per-label thresholds are chosen again on these scans (common.choose_thresholds: the most
@@ -29,6 +29,9 @@ def main():
     ap.add_argument('--checkpoints', nargs='+', required=True)
     ap.add_argument('--choose-thresholds', type=float, metavar='BUDGET', help='false alarms per scan allowed')
     ap.add_argument('--write', help='with --choose-thresholds: the checkpoint copy to write')
+    ap.add_argument('--curve', action='store_true',
+                    help='also print each checkpoint\'s operating curve: recall and false alarms per scan with one '
+                         'threshold for every label')
     args = ap.parse_args()
     common.seed_everything(0)
     ds = common.Dataset(args.data)
@@ -43,17 +46,23 @@ def main():
         norm = common.Normalization.from_manifest(ck['normalization'])
         probs = 1.0 / (1.0 + np.exp(-common.predict(net, ds, norm)))
         maps = common.scan_cell_maps(ds, probs)
-        st = common.alert_stats(maps, ck['labels'], ck['thresholds'])
+        # The checkpoint's own thresholds: what `st` and the row below report, whatever --write saves.
+        own_thresholds = ck['thresholds']
+        st = common.alert_stats(maps, ck['labels'], own_thresholds)
+        if args.curve:
+            for point in common.operating_curve(maps, ck['labels']):
+                print(json.dumps({'checkpoint': path, **point}), flush=True)
         if args.choose_thresholds is not None:
             # The checkpoint's own thresholds are a candidate too: kept when the search finds nothing better.
             own = [ck['thresholds']]
             th, chosen = common.choose_thresholds(maps, ck['labels'], args.choose_thresholds, candidates=own)
+            kept_own = th == {k: float(v) for k, v in ck['thresholds'].items()}
             half = len(maps) // 2
             th_a, _ = common.choose_thresholds(maps[:half], ck['labels'], args.choose_thresholds, candidates=own)
             th_b, _ = common.choose_thresholds(maps[half:], ck['labels'], args.choose_thresholds, candidates=own)
             check = {'aOnB': common.alert_stats(maps[half:], ck['labels'], th_a), 'bOnA': common.alert_stats(maps[:half], ck['labels'], th_b)}
             print(json.dumps({'checkpoint': path, 'budget': args.choose_thresholds, 'thresholds': th, 'stats': chosen,
-                              'keptOwn': th == {k: float(v) for k, v in ck['thresholds'].items()},
+                              'keptOwn': kept_own,
                               'thresholdsA': th_a, 'thresholdsB': th_b,
                               'halves': {k: {f: v[f] for f in ('recall', 'falseAlarmsPerScan')} for k, v in check.items()}}, indent=1), flush=True)
             if args.write:
@@ -61,10 +70,10 @@ def main():
                 ck['thresholds'] = th
                 ck['thresholdChoice'] = {'seeds': [ds.seeds[0], ds.seeds[-1]], 'scans': len(ds.scans), 'budgetPerScan': args.choose_thresholds,
                                          'stats': chosen, 'halves': check, 'validationThresholds': ck['metrics'].get('thresholds'),
-                                         'keptOwn': th == {k: float(v) for k, v in ck['thresholds'].items()}}
+                                         'keptOwn': kept_own}
                 torch.save(ck, args.write)
         rows.append({'checkpoint': path, 'arch': a.get('arch', 'threatnet'), 'width': a.get('width'), 'params': common.count_params(net),
-                     'thresholds': ck['thresholds'], 'valRecall': ck['metrics']['recall'], 'valFalseAlarmsPerScan': ck['metrics']['falseAlarmsPerScan'],
+                     'thresholds': own_thresholds, 'valRecall': ck['metrics']['recall'], 'valFalseAlarmsPerScan': ck['metrics']['falseAlarmsPerScan'],
                      **{k: st[k] for k in ('scans', 'threats', 'recall', 'recallKindCorrect', 'recallByKind', 'falseAlarmsPerScan')}})
         r = rows[-1]
         print('%-28s %-10s w%-3s recall %.3f (kind %.3f) FA/scan %.3f | val %.3f @ %.3f | by kind %s' % (

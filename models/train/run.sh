@@ -2,7 +2,7 @@
 # Reproduces the committed demo models end to end, seeded:
 #   build -> `scanline dataset` (train and validation seeds) -> train_goods.py
 #   -> threats.sh (its own sharded datasets, then train_threats.py; a GPU when torch sees one)
-#   -> compare_threats.py (its alert thresholds chosen again on 600 scans of seeds 6000-6599)
+#   -> compare_threats.py (the threat models' alert thresholds chosen again on 600 scans of seeds 6000-6599)
 #   -> export.py (models/goods-v1, models/threats-v1: model.onnx, model.fp16.onnx, model.json)
 #   -> scanline fit-opinion (calibration and out-of-distribution statistics into both model.json; checked on
 #      exports rendered as other scanners would, never fitted on them)
