@@ -1,7 +1,8 @@
 // Runs the committed models in ONNX Runtime for Node exactly as the gateway would feed them (the manifest's
 // normalisation, float32 NCHW tiles from a `scanline dataset` export) and checks them against their manifests:
 // input/output names, shapes and dtypes, fp32 vs fp16 agreement, goods top-1 accuracy and threat cell recall on the
-// dataset's tiles. Needs onnxruntime-node in node_modules.
+// dataset's tiles. Needs onnxruntime-node in node_modules. Checks the models that read as many energies as the
+// dataset has (2: dual-energy tiles; 1: `--energies 1`) and names the others as not checked by it.
 //
 //   node models/train/check-onnxruntime.mjs DATASET_DIR [--limit N]
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
@@ -19,8 +20,10 @@ if (!dataset) {
 const limitAt = args.indexOf('--limit');
 const index = JSON.parse(readFileSync(join(dataset, 'index.json'), 'utf8'));
 const n = Math.min(index.count, limitAt >= 0 ? Number(args[limitAt + 1]) : 2048);
+const channels = index.files.tiles.shape[1];
+const tileFloats = channels * 64 * 64;
 const raw = readFileSync(join(dataset, 'tiles.f32'));
-const tiles = new Float32Array(raw.buffer, raw.byteOffset, index.count * 2 * 64 * 64).subarray(0, n * 2 * 64 * 64);
+const tiles = new Float32Array(raw.buffer, raw.byteOffset, index.count * tileFloats).subarray(0, n * tileFloats);
 const goods = new Uint8Array(readFileSync(join(dataset, 'goods.u8'))).subarray(0, n);
 const cells = 3 * 16 * 16;
 const threats = new Uint8Array(readFileSync(join(dataset, 'threats.u8'))).subarray(0, n * cells);
@@ -29,7 +32,7 @@ function normalise(x, norm) {
   const out = new Float32Array(x.length);
   const plane = 64 * 64;
   for (let i = 0; i < x.length; i++) {
-    const c = Math.floor(i / plane) % 2;
+    const c = Math.floor(i / plane) % channels;
     const v = (x[i] - norm.offset[c]) * norm.scale[c];
     out[i] = Math.min(norm.clampMax, Math.max(norm.clampMin, v));
   }
@@ -41,7 +44,7 @@ async function runAll(path, input, batch = 256) {
   const outs = {};
   for (let s = 0; s < n; s += batch) {
     const b = Math.min(batch, n - s);
-    const feed = new ort.Tensor('float32', input.subarray(s * 8192, (s + b) * 8192), [b, 2, 64, 64]);
+    const feed = new ort.Tensor('float32', input.subarray(s * tileFloats, (s + b) * tileFloats), [b, channels, 64, 64]);
     const r = await session.run({ [session.inputNames[0]]: feed });
     for (const [name, t] of Object.entries(r)) {
       if (t.type !== 'float32') throw new Error(`${path}: output ${name} is ${t.type}, expected float32`);
@@ -63,6 +66,7 @@ async function runAll(path, input, batch = 256) {
 }
 
 let failed = false;
+let checked = 0;
 const check = (ok, message) => {
   console.log(`${ok ? 'ok  ' : 'FAIL'} ${message}`);
   if (!ok) failed = true;
@@ -71,6 +75,11 @@ const check = (ok, message) => {
 for (const folder of readdirSync(MODELS).filter((d) => existsSync(join(MODELS, d, 'model.json')))) {
   const dir = join(MODELS, folder);
   const m = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8'));
+  if (m.input.shape[1] !== channels) {
+    console.log(`skip ${folder}: reads ${m.input.shape[1]} energies, ${dataset} has ${channels}`);
+    continue;
+  }
+  checked++;
   const input = normalise(tiles, m.input.normalization);
   const fp32 = await runAll(join(dir, m.files.fp32.path), input);
   check(fp32.session.inputNames.join() === m.input.name, `${folder}: input name ${fp32.session.inputNames}`);
@@ -124,4 +133,5 @@ for (const folder of readdirSync(MODELS).filter((d) => existsSync(join(MODELS, d
     console.log(`     ${folder}: onnxruntime cells at threshold: ${tp}/${pos} threat cells, ${fpCells} other cells, over ${n} tiles of ${dataset}`);
   }
 }
+check(checked > 0, `${checked} models read tiles of ${channels} energies`);
 process.exit(failed ? 1 : 0);
