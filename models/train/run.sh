@@ -26,7 +26,7 @@
 #                      scratch (a GPU: threats.sh) and ships no single-energy threat model.
 #
 # Seeds (goods): train 1000-1399 (threat probability 0.5, every tile), validation 1400-1599. threats.sh adds
-# 4000-4999, threat-rich 2000-2999 and the projection library 3000-3999 for the threat model.
+# 4000-4999, threat-rich 2000-2999, 0-999 and 1600-1999, and the projection library 3000-3999 for the threat model.
 # Threshold choice and the opinion fit's validation: 6000-6599. Seeds 5000-5999 are held out for `scanline eval` and
 # never used here.
 set -euo pipefail
@@ -81,14 +81,14 @@ if [[ "$WORK" == /* ]]; then W=$WORK; else W=../../$WORK; fi
 $PYTHON train_goods.py --train $W/train-a $W/train-b --val $W/val-a $W/val-b --out $W/goods.pt --seed 1 \
   | tee $W/goods-train.log
 cd ../..
-# Fine-tuning (2 CPU cores, REALISM=hard, 2026-12-07: 17 min for 10 epochs): a quarter of the learning rate, 10
+# Fine-tuning (2 CPU cores, REALISM=hard, 2026-12-07: 29 min for 10 epochs on the seven threat sets): a quarter of the learning rate, 10
 # epochs, half the pool the hard negatives are mined from.
 FINETUNE_ARGS="--init-onnx ${THREATS_INIT:-} --arch threatnet2 --width 48 --epochs 10 --batch 256 --lr 1e-3 --hard 4000 --mine-pool 12000 --seed 2"
 if [[ -z "${THREATS_CKPT:-}" ]]; then
   if [[ -n "${THREATS_INIT:-}" ]]; then
     threat_args="threats-v1 $FINETUNE_ARGS"
   else
-    # threats-v1 2.0.0's run (variant K of the GPU comparison in models/README.md).
+    # threats-v1 2.0.0's arguments (variant K of the GPU comparison in models/README.md), on the seven threat sets.
     threat_args='threats-v1 --arch threatnet2 --width 48 --epochs 36 --batch 256 --hard 4000 --mine-pool 24000 --seed 2'
   fi
   PYTHON=$PYTHON WORK="$WORK/threats-data" REUSE_DATA=${REUSE_DATA:-0} REALISM=$REALISM models/train/threats.sh "$WORK/threats-run" "$threat_args"
@@ -128,7 +128,7 @@ threats_1e=none
 if [[ -n "${THREATS_INIT:-}" ]]; then
   # threats-1e-v1: the dual-energy model exported above (already fine-tuned on these scans' simulator), its
   # low-energy weights folded into the high energy's (from_onnx.fold_low_energy), fine-tuned on single-energy scans
-  # of three of the five sets.
+  # of three of the seven sets.
   PYTHON=$PYTHON WORK="$WORK/threats-1e-data" ENERGIES=1 SETS="train-a threats val-a" REUSE_DATA=${REUSE_DATA:-0} \
     REALISM=$REALISM models/train/threats.sh "$WORK/threats-1e-run" \
     "threats-1e-v1 $FINETUNE_ARGS --epochs 8 --init-onnx $PWD/models/threats-v1"
@@ -156,6 +156,7 @@ node bin/scanline.js fit-opinion --fit "$WORK/opinion-fit" --validation "$WORK/o
 
 if [[ -d node_modules/onnxruntime-node ]]; then
   node models/train/check-onnxruntime.mjs "$WORK/val-a" --limit 4096
+  node models/train/check-onnxruntime.mjs "$WORK/val-1e" --limit 4096
 else
   echo "onnxruntime-node is not installed: skipped the ONNX Runtime check (export.py checked the graphs with numpy)"
 fi

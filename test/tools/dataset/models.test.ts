@@ -121,9 +121,9 @@ describe('models/ registry', () => {
       if (initFrom) {
         it('names the model it was fine-tuned from, by a hash of its weights', () => {
           expect(initFrom.sha256).toMatch(/^[0-9a-f]{64}$/);
-          // A start whose weights are still in the registry is the very file committed there (threats-1e-v1 from
-          // threats-v1 3.0.0, whose weights 3.1.0 keeps with other thresholds); one replaced since (threats-v1
-          // 2.1.0, run.sh THREATS_INIT=base) is pinned by run.sh's sha256 check.
+          // A start whose weights are still in the registry is the very file committed there (threats-1e-v1 2.0.0
+          // from threats-v1 4.0.0); one replaced since (threats-v1 2.1.0, run.sh THREATS_INIT=base) is pinned by
+          // run.sh's sha256 check.
           const start = folders.includes(initFrom.name) ? (JSON.parse(readFileSync(join(MODELS, initFrom.name, 'model.json'), 'utf8')) as ModelManifest) : null;
           if (start?.files.fp32.sha256 !== initFrom.sha256) {
             // The same version with other weights would be a manifest that lies.
