@@ -30,7 +30,7 @@ OPSET = 13
 # weights (run.sh runs it after this export): goods 2.1.0 and goods-1e 1.1.0 fitted them with the two dual-energy
 # noise statistics. threats 3.1.0: 3.0.0's weights, thresholds chosen again on 600 unseen scans (compare_threats.py).
 # threats-1e 1.0.1: 1.0.0's weights and thresholds; the re-choice on 600 unseen single-energy scans kept them, and the
-# manifest records it. threats 4.0.0: 2.1.0 fine-tuned again, on twice the threat-rich trucks (threats.sh threats-b,
+# manifest records it. threats 4.0.0: 2.1.0 fine-tuned again, on about twice the threat tiles (threats.sh threats-b,
 # threats-c); threats-1e 2.0.0: folded from 4.0.0 and fine-tuned as 1.0.0 was.
 VERSIONS = {'goods-v1': '2.1.0', 'threats-v1': '4.0.0', 'goods-1e-v1': '1.1.0', 'threats-1e-v1': '2.0.0'}
 

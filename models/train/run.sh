@@ -4,7 +4,9 @@
 #   -> threats.sh (its own sharded datasets, then train_threats.py; a GPU when torch sees one)
 #   -> compare_threats.py (the threat models' alert thresholds chosen again on 600 scans of seeds 6000-6599)
 #   -> export.py (models/goods-v1, models/threats-v1: model.onnx, model.fp16.onnx, model.json)
-#   -> scanline fit-opinion (calibration and out-of-distribution statistics into both model.json; checked on
+#   -> the same for single-energy portals: goods-1e-v1 (train_goods.py) and threats-1e-v1 (threats.sh from the
+#      threats-v1 just exported, thresholds chosen again on 6000-6599 rendered with --energies 1)
+#   -> scanline fit-opinion (calibration and out-of-distribution statistics into each model.json; checked on
 #      exports rendered as other scanners would, never fitted on them)
 #   -> check-onnxruntime.mjs when onnxruntime-node is installed.
 #

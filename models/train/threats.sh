@@ -22,7 +22,7 @@
 #   SETS     the dataset names to build and use (default all seven below); a fine-tune on 2 CPU cores can do with
 #            "train-a threats val-a"
 #
-# Seeds, all below 5000 (5000 and up stay held out for `scanline eval`, 6000-6599 choose thresholds):
+# Seeds, all below 5000 (5000-5999 stay held out for `scanline eval`; 6000-6599 choose thresholds in run.sh):
 #   train      1000-1399 and 4000-4599, threat probability 0.5, every tile
 #   threat-rich 2000-2999, 0-999 and 1600-1999, every truck carries threats, only tiles with threat cells
 #   projection library 3000-3999 (threat-patches.mjs)
