@@ -54,9 +54,9 @@ def main():
                 print(json.dumps({'checkpoint': path, **point}), flush=True)
         if args.choose_thresholds is not None:
             # The checkpoint's own thresholds are a candidate too: kept when the search finds nothing better.
-            own = [ck['thresholds']]
+            own = [own_thresholds]
             th, chosen = common.choose_thresholds(maps, ck['labels'], args.choose_thresholds, candidates=own)
-            kept_own = th == {k: float(v) for k, v in ck['thresholds'].items()}
+            kept_own = th == {k: float(v) for k, v in own_thresholds.items()}
             half = len(maps) // 2
             th_a, _ = common.choose_thresholds(maps[:half], ck['labels'], args.choose_thresholds, candidates=own)
             th_b, _ = common.choose_thresholds(maps[half:], ck['labels'], args.choose_thresholds, candidates=own)
