@@ -29,7 +29,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG } from '../src/config/index.js';
-import { DEFAULT_INFERENCE_CONFIG, defaultModelsDir, discoverModels, effectiveIntraOpThreads } from '../src/inference/index.js';
+import { DEFAULT_INFERENCE_CONFIG, defaultModelsDir, discoverModels, effectiveIntraOpThreads, selectModel, type LoadedModel } from '../src/inference/index.js';
 import { ortVersion } from '../src/inference/ort.js';
 import { runDirect, type DirectRunResult } from './lib/infer-direct.js';
 import { runGateway, type GatewayRunResult, type GatewayRunSpec } from './lib/infer-gateway.js';
@@ -126,12 +126,18 @@ const PORTAL_BUFFER_MS = 2_000;
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
+/** Per task, the model a gateway serves `channels`-channel tiles with: the first by name that reads that many. */
+function servedModels(models: readonly LoadedModel[], channels: number): LoadedModel[] {
+  const fit = models.filter((m) => m.manifest.input.shape[1] === channels);
+  return [...new Set(fit.map((m) => m.manifest.task))].flatMap((task) => selectModel(fit, task) ?? []);
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
   const machine = machineInfo();
   const modelsDir = resolve(args.models || defaultModelsDir());
-  const loaded = await discoverModels(modelsDir);
-  if (loaded.length === 0) throw new Error(`no models found in ${modelsDir} (use --models DIR)`);
+  const found = await discoverModels(modelsDir);
+  if (found.length === 0) throw new Error(`no models found in ${modelsDir} (use --models DIR)`);
   const inferenceDefaults = DEFAULT_INFERENCE_CONFIG;
   // Raw ONNX Runtime gets the whole machine: one session per model on every core (what one worker with the automatic
   // intra-op count would use), whatever the gateway's worker count.
@@ -139,13 +145,24 @@ async function main(): Promise<void> {
   console.log(
     `machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.ramGiB} GiB, Node ${machine.node}, ${machine.os}; onnxruntime-node ${ortVersion()}`,
   );
-  console.log(`models (${modelsDir}): ${loaded.map((m) => `${m.manifest.name}@${m.manifest.version}`).join(', ')}; ${intraOp} intra-op threads`);
 
   // Real tiles for the raw and direct runs: simulated trucks through the gateway's native stitcher.
   let t = performance.now();
   const tiles = await collectTiles(RAW_TILES, SEED, PIXELS);
   const tileSource = `${tiles.tiles.length} tiles of simulated trucks (seeds ${tiles.seeds.join(', ')}, ${tiles.pixels} pixels) through the native stitcher with the gateway's stitch options`;
   console.log(`tiles: ${tileSource} (${fmt((performance.now() - t) / 1000, 1)} s)`);
+  // Every part measures the models that serve these tiles, and only those: per task, the one the gateway picks for
+  // the tiles' energy count (Inference.modelFor). The gateway and direct runs load just these (inference.models), so
+  // raw, direct and gateway compare the same work; a model for another energy count would idle in the gateway and
+  // fail on these tiles in raw.
+  const loaded = servedModels(found, tiles.channels);
+  if (loaded.length === 0) throw new Error(`no model in ${modelsDir} reads ${tiles.channels}-channel tiles`);
+  const served = loaded.map((m) => m.manifest.name);
+  const idle = found.filter((m) => !served.includes(m.manifest.name)).map((m) => m.manifest.name);
+  console.log(
+    `models (${modelsDir}) for ${tiles.channels}-energy tiles: ${loaded.map((m) => `${m.manifest.name}@${m.manifest.version}`).join(', ')}; ${intraOp} intra-op threads` +
+      (idle.length > 0 ? `; not measured (another energy count or not picked): ${idle.join(', ')}` : ''),
+  );
 
   const work = mkdtempSync(join(tmpdir(), 'scanline-bench-infer-truck-'));
   const truckFile = join(work, 'truck.bin');
@@ -200,7 +217,7 @@ async function main(): Promise<void> {
           process.stdout.write(
             `run: ${label}${attempt > 0 ? ` (attempt ${attempt + 1})` : ''}${busy >= 15 ? ` [machine still ${fmt(busy, 0)}% busy]` : ''} ... `,
           );
-          const r = await runGateway(spec, { modelsDir, truckFile, truck }, spec.warmupMs + spec.durationMs + 90_000);
+          const r = await runGateway(spec, { modelsDir, models: served, truckFile, truck }, spec.warmupMs + spec.durationMs + 90_000);
           r.attempts = attempt + 1;
           console.log(
             r.models.length === 0
@@ -263,7 +280,7 @@ async function main(): Promise<void> {
           `run: raw ONNX Runtime in ${besideSettings.threads} threads beside an ingest-only gateway, the portals of (a'), ${when} (a') ... `,
         );
         const r = await measureRawBeside(loaded, tiles, besideSettings, () =>
-          runGateway(besideSpec, { modelsDir, truckFile, truck }, besideSpec.warmupMs + besideSpec.durationMs + 90_000),
+          runGateway(besideSpec, { modelsDir, models: served, truckFile, truck }, besideSpec.warmupMs + besideSpec.durationMs + 90_000),
         );
         rawBeside.push(r);
         console.log(
@@ -309,7 +326,7 @@ async function main(): Promise<void> {
     try {
       await waitForQuiet(15, 2_000, QUIET_WAIT_MS);
       process.stdout.write(`run: saturation: createInference().submit() from this process, ${DIRECT_OUTSTANDING} tiles outstanding per model ... `);
-      direct = await runDirect({ modelsDir }, tiles, {
+      direct = await runDirect({ modelsDir, models: served }, tiles, {
         warmupMs: DIRECT_WARMUP_MS,
         durationMs: DIRECT_DURATION_MS,
         outstanding: DIRECT_OUTSTANDING,
@@ -330,7 +347,7 @@ async function main(): Promise<void> {
     try {
       await waitForQuiet(15, 2_000, QUIET_WAIT_MS);
       process.stdout.write(`run: saturation: createInference({ workers: 1 }).submit() from this process ... `);
-      direct2 = await runDirect({ modelsDir, workers: 1 }, tiles, {
+      direct2 = await runDirect({ modelsDir, models: served, workers: 1 }, tiles, {
         warmupMs: DIRECT_WARMUP_MS,
         durationMs: DIRECT_DURATION_MS,
         outstanding: DIRECT_OUTSTANDING,

@@ -1,7 +1,8 @@
 /**
  * Cost of instrumentation (`npm run bench:metrics`):
  *   1. Ingest throughput with metrics on vs off: the gateway (uWS + native stitcher, inference off) with
- *      `metrics.enabled` true and /metrics scraped over HTTP every --scrape-interval-ms (default 1 s, 15x more
+ *      `metrics.enabled` true and /metrics scraped over HTTP with a `metrics` account's API token, as Prometheus does
+ *      (so a scrape's cost includes the token check), every --scrape-interval-ms (default 1 s, 15x more
  *      often than a usual Prometheus scrape), against the same gateway with metrics off, in the same run. Portals
  *      stream at max speed (as fast as acks allow), so any cost shows as lost throughput. One uncounted warm-up run
  *      of each arm, then --rounds rounds alternating off/on (on/off in even rounds); the verdict is the ratio of the

@@ -17,6 +17,7 @@ import { resolveConfig, type GatewayConfigInput } from '../../src/config/index.j
 import type { TileResult } from '../../src/inference/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { startGateway, type Gateway } from '../../src/main.js';
+import { benchPortalCredentials } from './gateways.js';
 import type { LoadCounters } from './load-protocol.js';
 import { loadPlan, runLoadWindow } from './load-window.js';
 import { machineCpu, machineCpuPercent, mainThreadSchedStat, otherLoad, processCpu, type OtherLoad } from './machine.js';
@@ -134,11 +135,13 @@ export function eventLoopMonitor(): { stop(): EventLoopDelay } {
 
 export interface GatewayRunContext {
   modelsDir: string;
+  /** The models the gateway loads (inference.models): those the bench measures. */
+  models: string[];
   truckFile: string;
   truck: TruckMeta;
 }
 
-async function startInferGateway(modelsDir: string, batching: BatchingMode): Promise<{ gateway: Gateway; dataDir: string }> {
+async function startInferGateway(modelsDir: string, models: string[], batching: BatchingMode): Promise<{ gateway: Gateway; dataDir: string }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'scanline-bench-infer-'));
   const input: GatewayConfigInput = {
     server: { host: '127.0.0.1', port: 0 },
@@ -146,7 +149,7 @@ async function startInferGateway(modelsDir: string, batching: BatchingMode): Pro
     log: { level: 'silent' },
     // Portals disconnect mid-scan at the end of a run: abort those scans at once.
     portal: { resumeGraceMs: 0 },
-    inference: { modelsDir, enabled: batching !== 'off', ...(batching === 'batch-1' ? { batching: { ...BATCH_1 } } : {}) },
+    inference: { modelsDir, models, enabled: batching !== 'off', ...(batching === 'batch-1' ? { batching: { ...BATCH_1 } } : {}) },
   };
   try {
     const gateway = await startGateway(resolveConfig(input), { log: silentLogger() });
@@ -173,7 +176,7 @@ interface Snap {
 }
 
 export async function runGateway(spec: GatewayRunSpec, ctx: GatewayRunContext, timeoutMs: number): Promise<GatewayRunResult> {
-  const { gateway, dataDir } = await startInferGateway(ctx.modelsDir, spec.batching);
+  const { gateway, dataDir } = await startInferGateway(ctx.modelsDir, ctx.models, spec.batching);
   const results = gateway.results;
   const inference = gateway.inference;
   const names = results ? [...results.stats.models.keys()] : [];
@@ -208,7 +211,7 @@ export async function runGateway(spec: GatewayRunSpec, ctx: GatewayRunContext, t
     tilesProduced: results?.stats.tilesProduced ?? 0,
   });
   try {
-    const plan = loadPlan(spec, gateway.portalUrl, ctx.truckFile, ctx.truck.detector);
+    const plan = loadPlan(spec, gateway.portalUrl, ctx.truckFile, ctx.truck.detector, benchPortalCredentials(gateway.identity, spec.portals));
     let eld: ReturnType<typeof eventLoopMonitor> | null = null;
     const measured = await runLoadWindow(plan, timeoutMs, `latency x${spec.portals}`, {
       onStart: () => {

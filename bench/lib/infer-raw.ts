@@ -23,6 +23,8 @@ export interface TileSet {
   seeds: number[];
   /** Detector pixels of the trucks. */
   pixels: number;
+  /** Energies of the trucks' detector = channels of every tile (2: dual energy). */
+  channels: number;
   /** Tiles the stitcher emitted per scan line, over every truck stitched. */
   tilesPerLine: number;
 }
@@ -33,6 +35,7 @@ export async function collectTiles(count: number, firstSeed: number, pixels: num
   const seeds: number[] = [];
   let tileFloats = 0;
   let lines = 0;
+  let channels = 0;
   for (let seed = firstSeed; tiles.length < count; seed++) {
     seeds.push(seed);
     const truck = await scanTruckTiles(seed, { pixels }, (_truck, infos, buffer, tf) => {
@@ -40,9 +43,10 @@ export async function collectTiles(count: number, firstSeed: number, pixels: num
       for (const info of infos) tiles.push(buffer.slice(info.slot * tf, (info.slot + 1) * tf));
     });
     lines += truck.scene.totalLines;
+    channels = truck.detector.energies;
     if (seeds.length > 50) throw new Error(`collected only ${tiles.length} tiles from ${seeds.length} trucks`);
   }
-  return { tiles: tiles.slice(0, count), tileFloats, seeds, pixels, tilesPerLine: tiles.length / lines };
+  return { tiles: tiles.slice(0, count), tileFloats, seeds, pixels, channels, tilesPerLine: tiles.length / lines };
 }
 
 export interface RawPoint {

@@ -114,7 +114,7 @@ class Portal {
       ws.once('error', reject);
       ws.once('open', () => {
         const portalId = `bench-portal-${this.index}`;
-        const token = this.plan.credentials?.[portalId];
+        const token = this.plan.credentials[portalId];
         ws.send(JSON.stringify({ type: 'hello', portalId, ...(token ? { token } : {}), detector: this.plan.detector }));
       });
       ws.on('message', (data, isBinary) => {

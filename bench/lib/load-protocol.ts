@@ -32,7 +32,7 @@ export interface LoadPlan {
   /** Paced: portal i starts its line clock i x startSpreadMs / portals after the first; default one frame period. */
   startSpreadMs?: number;
   /** Portal credentials by portal id (`bench-portal-<i>`), sent in hello. */
-  credentials?: Record<string, string>;
+  credentials: Record<string, string>;
 }
 
 export interface LoadCounters {

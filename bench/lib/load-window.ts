@@ -23,10 +23,14 @@ export interface LoadShape {
   startSpreadMs?: number;
 }
 
-/** The load generator's plan for `shape`: every portal replays the pre-rendered truck in `truckFile`. */
-export function loadPlan(shape: LoadShape, url: string, truckFile: string, detector: DetectorInfo, credentials?: Record<string, string>): LoadPlan {
+/**
+ * The load generator's plan for `shape`: every portal replays the pre-rendered truck in `truckFile`. `credentials`
+ * (portal id `bench-portal-<i>` → credential) is required: a gateway on its defaults refuses a portal without one, and
+ * a forgotten credential turned a whole bench into "closed before welcome".
+ */
+export function loadPlan(shape: LoadShape, url: string, truckFile: string, detector: DetectorInfo, credentials: Record<string, string>): LoadPlan {
   return {
-    ...(credentials ? { credentials } : {}),
+    credentials,
     url,
     portals: shape.portals,
     mode: shape.mode,

@@ -20,11 +20,12 @@ import { resolveConfig } from '../../src/config/index.js';
 import type { IngestStats } from '../../src/ingest/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { startGateway, type Gateway } from '../../src/main.js';
+import { benchPortalCredentials } from './gateways.js';
 import { withArchiveWrites } from './run.js';
 import type { LoadCounters, LoadMode } from './load-protocol.js';
 import { loadPlan, runLoadWindow } from './load-window.js';
 import { machineCpu, machineCpuPercent, otherLoad, processCpu, threadCpu, threadCpuPercent, type OtherLoad } from './machine.js';
-import type { ScraperChildMessage, ScraperParentMessage, ScraperResult } from './metrics-scraper.js';
+import type { ScraperChildMessage, ScraperParentMessage, ScraperPlan, ScraperResult } from './metrics-scraper.js';
 import type { TruckMeta } from './truck.js';
 
 const SCRAPER = fileURLToPath(new URL('./metrics-scraper.js', import.meta.url));
@@ -114,13 +115,21 @@ function snapshot(stats: IngestStats): Snapshot {
 }
 
 /** A scraper process, started before the load so its start-up is not in the window. */
+/** An API token of a new `metrics` account on `gateway`: what a Prometheus server scrapes with. */
+function prometheusToken(gateway: Gateway): string {
+  const by = { name: 'bench', address: null };
+  gateway.identity.addProgramAccount('bench-prometheus', 'metrics', by);
+  return gateway.identity.createToken('bench-prometheus', { label: 'bench:metrics scraper' }, by).token;
+}
+
 class Scraper {
   private readonly child;
   private readonly ready: Promise<void>;
   private readonly done: Promise<ScraperResult>;
 
-  constructor(url: string, intervalMs: number) {
-    this.child = fork(SCRAPER, [JSON.stringify({ url, intervalMs })], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  constructor(url: string, intervalMs: number, token: string) {
+    const plan: ScraperPlan = { url, intervalMs, token };
+    this.child = fork(SCRAPER, [JSON.stringify(plan)], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let onReady!: () => void;
     this.ready = new Promise<void>((resolve) => (onReady = resolve));
     this.done = new Promise<ScraperResult>((resolve, reject) => {
@@ -174,11 +183,17 @@ async function measure(spec: MetricsRunSpec, truckFile: string, truck: TruckMeta
       return text;
     };
   }
-  const scraper = metrics ? new Scraper(`${gateway.httpUrl}/metrics`, spec.scrapeIntervalMs) : null;
+  const scraper = metrics ? new Scraper(`${gateway.httpUrl}/metrics`, spec.scrapeIntervalMs, prometheusToken(gateway)) : null;
   try {
     await scraper?.whenReady();
     const measured = await runLoadWindow(
-      loadPlan({ ...spec, portalBufferMs: PORTAL_BUFFER_MS }, gateway.portalUrl, truckFile, truck.detector),
+      loadPlan(
+        { ...spec, portalBufferMs: PORTAL_BUFFER_MS },
+        gateway.portalUrl,
+        truckFile,
+        truck.detector,
+        benchPortalCredentials(gateway.identity, spec.portals),
+      ),
       timeoutMs,
       `metrics ${spec.metrics ? 'on' : 'off'} x${spec.portals} ${spec.mode}`,
       {
@@ -294,11 +309,17 @@ export async function measureIdleCost(spec: Omit<MetricsRunSpec, 'metrics'>, tru
   const out: IdleCost = { cpuMsPerScrape: Number.NaN, scrapes: 0, offMsPerS: Number.NaN, onMsPerS: Number.NaN, seconds };
   for (const metrics of [false, true]) {
     const { gateway, dispose } = await startBenchGateway(metrics, spec.dataParent);
-    const scraper = metrics ? new Scraper(`${gateway.httpUrl}/metrics`, 100) : null;
+    const scraper = metrics ? new Scraper(`${gateway.httpUrl}/metrics`, 100, prometheusToken(gateway)) : null;
     try {
       await scraper?.whenReady();
       await runLoadWindow(
-        loadPlan({ ...spec, mode: 'max', portalBufferMs: PORTAL_BUFFER_MS, warmupMs: 500, durationMs: 500 }, gateway.portalUrl, truckFile, truck.detector),
+        loadPlan(
+          { ...spec, mode: 'max', portalBufferMs: PORTAL_BUFFER_MS, warmupMs: 500, durationMs: 500 },
+          gateway.portalUrl,
+          truckFile,
+          truck.detector,
+          benchPortalCredentials(gateway.identity, spec.portals),
+        ),
         30_000,
         `idle cost, metrics ${metrics ? 'on' : 'off'}`,
         { onStart: () => null, onEnd: () => null },

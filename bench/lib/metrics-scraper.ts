@@ -14,6 +14,8 @@ import { performance } from 'node:perf_hooks';
 export interface ScraperPlan {
   url: string;
   intervalMs: number;
+  /** API token of a `metrics` account, sent as Prometheus would (`authorization` bearer): /metrics refuses the anonymous. */
+  token: string;
 }
 
 export interface ScraperResult {
@@ -32,9 +34,9 @@ export type ScraperParentMessage = { type: 'start' } | { type: 'stop' };
 
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 
-function get(url: string): Promise<{ status: number; text: string }> {
+function get(url: string, token: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { agent }, (res) => {
+    const req = request(url, { agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
@@ -57,7 +59,7 @@ async function main(): Promise<void> {
   const scrapeLoop = async (): Promise<void> => {
     while (running) {
       const t = performance.now();
-      const res = await get(plan.url);
+      const res = await get(plan.url, plan.token);
       if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}: ${res.text.slice(0, 200)}`);
       result.httpMs.push(performance.now() - t);
       result.bytes = res.text.length;
