@@ -103,9 +103,9 @@ function histQuantile(buckets: Map<number, number>, q: number): number {
   return Number.NaN;
 }
 
-/** One scrape of the gateway's GET /metrics. */
-async function scrape(httpUrl: string): Promise<string> {
-  const res = await fetch(`${httpUrl}/metrics`);
+/** One scrape of the gateway's GET /metrics, with a `metrics` account's API token as Prometheus sends it. */
+async function scrape(httpUrl: string, token: string): Promise<string> {
+  const res = await fetch(`${httpUrl}/metrics`, { headers: { authorization: `Bearer ${token}` } });
   if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}; bench:fanout needs metrics.enabled`);
   return res.text();
 }
@@ -132,6 +132,21 @@ async function run(spec: RunSpec): Promise<RunResult> {
     ),
     { log: silentLogger() },
   );
+  // Identities as a checkpoint has them: a credential per portal, an account per screen (an account may hold only
+  // operator.maxScreensPerUser screens), a metrics account for the scrape.
+  const by = { name: 'bench', address: null };
+  const portalCredentials: Record<string, string> = {};
+  for (let i = 1; i <= LANES; i++) portalCredentials[`sim-${i}`] = gw.identity.setPortalCredential(`sim-${i}`, by).credential;
+  const programToken = (account: string, role: string): string => {
+    gw.identity.addProgramAccount(account, role, by);
+    return gw.identity.createToken(account, { label: 'bench:fanout' }, by).token;
+  };
+  const metricsToken = programToken('bench-prometheus', 'metrics');
+  const screenSocket = (account: string): WebSocket =>
+    new WebSocket(`ws://127.0.0.1:${gw.port}/v1/operator`, {
+      perMessageDeflate: false,
+      headers: { authorization: `Bearer ${programToken(account, 'viewer')}` },
+    });
   // When ingest emitted each preview strip, by `${scanId}:${line}` (reading screen 0 measures against it).
   const stripEmitted = new Map<string, number>();
   gw.ingest.listen({ preview: (scan, strip) => stripEmitted.set(`${scan.scanId}:${strip.line}`, performance.now()) });
@@ -152,7 +167,7 @@ async function run(spec: RunSpec): Promise<RunResult> {
   const sockets: WebSocket[] = [];
   const pending: Array<{ k: string; index: number; at: number }> = [];
   for (let i = 0; i < screens; i++) {
-    const ws = new WebSocket(`ws://127.0.0.1:${gw.port}/v1/operator?operator=bench-${i}`, { perMessageDeflate: false });
+    const ws = screenSocket(`bench-screen-${i}`);
     const seen = new Map<string, number>();
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (isBinary) {
@@ -180,7 +195,7 @@ async function run(spec: RunSpec): Promise<RunResult> {
   }
   let stalled: WebSocket | null = null;
   if (spec.stalled) {
-    stalled = new WebSocket(`ws://127.0.0.1:${gw.port}/v1/operator?operator=bench-stalled`, { perMessageDeflate: false });
+    stalled = screenSocket('bench-screen-stalled');
     await new Promise((resolve, reject) => {
       stalled!.once('open', resolve);
       stalled!.once('error', reject);
@@ -191,12 +206,17 @@ async function run(spec: RunSpec): Promise<RunResult> {
   // Reads nothing from here on: the kernel buffers fill, then the gateway's socket buffer grows.
   (stalled as unknown as { _socket: { pause(): void } } | null)?._socket.pause();
   const started = performance.now();
-  const sim = await simulatePortals({ url: gw.portalUrl, portals: LANES, trucks: 1, seed: 6100, lineRate: LINE_RATE });
+  const sim = await simulatePortals({ url: gw.portalUrl, portals: LANES, credentials: portalCredentials, trucks: 1, seed: 6100, lineRate: LINE_RATE });
+  // A portal the gateway refused (credential, limit) fails its scan and the simulator only counts it: a run without
+  // its trucks would report no updates and NaN latencies as if measured.
+  if (sim.scansFailed > 0 || sim.scansCompleted < LANES)
+    throw new Error(`bench:fanout: ${sim.scansCompleted} of ${LANES} scans completed, errors ${JSON.stringify(sim.errorsByCode)}`);
   await gw.results?.drain(60_000);
   await new Promise((r) => setTimeout(r, 500));
   const seconds = (performance.now() - started) / 1000;
   let updates = 0;
   for (const list of emitted.values()) updates += list.length;
+  if (updates === 0) throw new Error('bench:fanout: the results stage announced no update (inference off or failing?)');
   for (const p of pending) {
     const t = emitted.get(p.k)?.[p.index];
     if (t === undefined) missing++;
@@ -204,7 +224,7 @@ async function run(spec: RunSpec): Promise<RunResult> {
   }
   missing += updates * screens - pending.length;
   latencies.sort((a, b) => a - b);
-  const metrics = await scrape(gw.httpUrl);
+  const metrics = await scrape(gw.httpUrl, metricsToken);
   const lineToScreen = scrapeHistogram(metrics, 'scanline_line_to_screen_seconds');
   const hub = gw.operator.stats();
   let ingestOverrunS = 0;

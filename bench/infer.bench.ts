@@ -153,8 +153,9 @@ async function main(): Promise<void> {
   console.log(`tiles: ${tileSource} (${fmt((performance.now() - t) / 1000, 1)} s)`);
   // Every part measures the models that serve these tiles, and only those: per task, the one the gateway picks for
   // the tiles' energy count (Inference.modelFor). The gateway and direct runs load just these (inference.models), so
-  // raw, direct and gateway compare the same work; a model for another energy count would idle in the gateway and
-  // fail on these tiles in raw.
+  // raw, direct and gateway compare the same work. A model for another energy count would idle in the gateway, be timed
+  // in raw on the tiles' first channels alone (packTile packs a model's own channels) and have every tile the direct
+  // run submits refused.
   const loaded = servedModels(found, tiles.channels);
   if (loaded.length === 0) throw new Error(`no model in ${modelsDir} reads ${tiles.channels}-channel tiles`);
   const served = loaded.map((m) => m.manifest.name);

@@ -114,7 +114,6 @@ function snapshot(stats: IngestStats): Snapshot {
   };
 }
 
-/** A scraper process, started before the load so its start-up is not in the window. */
 /** An API token of a new `metrics` account on `gateway`: what a Prometheus server scrapes with. */
 function prometheusToken(gateway: Gateway): string {
   const by = { name: 'bench', address: null };
@@ -122,6 +121,7 @@ function prometheusToken(gateway: Gateway): string {
   return gateway.identity.createToken('bench-prometheus', { label: 'bench:metrics scraper' }, by).token;
 }
 
+/** A scraper process, started before the load so its start-up is not in the window. */
 class Scraper {
   private readonly child;
   private readonly ready: Promise<void>;
