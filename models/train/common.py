@@ -139,12 +139,29 @@ def start_training(args):
     return train, val, Normalization.from_stats(mean, std), started
 
 
+def seed_ranges(seeds, gap=100):
+    """Sorted seeds as [first, last] ranges that cover every one of them; a gap under `gap` seeds stays inside a range
+    (a threat-rich set keeps only the trucks whose threats gave a tile, so its seeds have holes). The held-out check
+    (test/tools/dataset/models.test.ts) reads these: [first seed, last seed] alone would span the held-out 5000-5999
+    once training seeds lie above them."""
+    ranges = []
+    for s in seeds:
+        if ranges and s - ranges[-1][1] <= gap:
+            ranges[-1][1] = s
+        else:
+            ranges.append([s, s])
+    return ranges
+
+
 def provenance(train, val, model, started):
-    """The provenance both training scripts save in their checkpoint (export.py copies it into the manifest)."""
+    """The provenance both training scripts save in their checkpoint (export.py copies it into the manifest).
+    trainSeeds / valSeeds: [first, last]; trainSeedRanges / valSeedRanges: the ranges the seeds lie in."""
     return {
         'trainSeeds': [train.seeds[0], train.seeds[-1]],
+        'trainSeedRanges': seed_ranges(train.seeds),
         'trainScans': len(train.seeds),
         'valSeeds': [val.seeds[0], val.seeds[-1]],
+        'valSeedRanges': seed_ranges(val.seeds),
         'valScans': len(val.seeds),
         'trainTiles': len(train),
         'valTiles': len(val),

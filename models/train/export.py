@@ -32,7 +32,7 @@ OPSET = 13
 # threats-1e 1.0.1: 1.0.0's weights and thresholds; the re-choice on 600 unseen single-energy scans kept them, and the
 # manifest records it. threats 4.0.0: 2.1.0 fine-tuned again, on about twice the threat tiles (threats.sh threats-b,
 # threats-c); threats-1e 2.0.0: folded from 4.0.0 and fine-tuned as 1.0.0 was.
-VERSIONS = {'goods-v1': '2.1.0', 'threats-v1': '4.0.0', 'goods-1e-v1': '1.1.0', 'threats-1e-v1': '2.0.0'}
+VERSIONS = {'goods-v1': '2.1.0', 'threats-v1': '5.0.0', 'goods-1e-v1': '1.1.0', 'threats-1e-v1': '3.0.0'}
 
 GOODS_NAMES = {
     'timber': 'Timber (sawn wood)',
@@ -165,6 +165,9 @@ def provenance(ck, extra):
         'trainScans': ck['trainScans'],
         'trainTiles': ck['trainTiles'],
         'validationSeeds': ck['valSeeds'],
+        # Checkpoints before the ranges were recorded lie in one range, [first, last].
+        'trainSeedRanges': ck.get('trainSeedRanges', [ck['trainSeeds']]),
+        'validationSeedRanges': ck.get('valSeedRanges', [ck['valSeeds']]),
         'validationScans': ck['valScans'],
         'validationTiles': ck['valTiles'],
         'seed': ck['args']['seed'],

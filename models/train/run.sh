@@ -22,13 +22,15 @@
 #                      threat training takes ~6 min on an H100 and hours on 2 CPU cores)
 #   THREATS_INIT       base (default: the committed models), none, or a threat model folder (model.onnx, model.json)
 #                      to fine-tune instead of training from scratch (train_threats.py --init-onnx): what 2 CPU cores
-#                      can do. `base` takes threats-v1 2.1.0 (trained on a GPU on the basic simulator) out of git
-#                      history. The single-energy threat model is then fine-tuned from the dual-energy one this run
-#                      exports (its low-energy weights folded into the high energy's). `none` trains threats-v1 from
-#                      scratch (a GPU: threats.sh) and ships no single-energy threat model.
+#                      can do. `base` takes threats-v1 4.0.0 out of git history: itself this recipe's fine-tune of
+#                      2.1.0 (trained on a GPU on the basic simulator) on the first seven threat sets. The
+#                      single-energy threat model is then fine-tuned from the dual-energy one this run exports (its
+#                      low-energy weights folded into the high energy's). `none` trains threats-v1 from scratch (a
+#                      GPU: threats.sh) and ships no single-energy threat model.
 #
 # Seeds (goods): train 1000-1399 (threat probability 0.5, every tile), validation 1400-1599. threats.sh adds
-# 4000-4999, threat-rich 2000-2999, 0-999 and 1600-1999, and the projection library 3000-3999 for the threat model.
+# 4000-4999, threat-rich 2000-2999, 0-999, 1600-1999 and 7000-7999, and the projection library 3000-3999 for the
+# threat model.
 # Threshold choice and the opinion fit's validation: 6000-6599. Seeds 5000-5999 are held out for `scanline eval` and
 # never used here.
 set -euo pipefail
@@ -43,15 +45,16 @@ mkdir -p "$WORK"
 started=$(date +%s)
 
 if [[ "$THREATS_INIT" == base ]]; then
-  # threats-v1 2.1.0 as committed before the harder simulator: its weights were trained on a GPU (2.0.0, variant K)
-  # and 2.1.0 added the opinion fit. Taken out of git history (a clone with that commit), checked against its
-  # sha256 before anything else runs; the fine-tune records the hash in the manifest (training.initFrom).
-  base_commit=41374f969db14e9959fde8671ed538b6491d72c7
+  # threats-v1 4.0.0: this recipe's fine-tune (10 epochs, the seven threat sets before threats-d) of 2.1.0, whose
+  # weights were trained on a GPU on the basic simulator (2.0.0, variant K; 2.1.0 at 41374f9 added the opinion fit).
+  # Taken out of git history (a clone with that commit), checked against its sha256 before anything else runs; the
+  # fine-tune records the hash in the manifest (training.initFrom), as 4.0.0's records 2.1.0's (ed5b55f9...).
+  base_commit=21c4ed9050061c9d862295ced997c2146740a8b1
   THREATS_INIT=$WORK/threats-base
   mkdir -p "$THREATS_INIT"
   git show "$base_commit:models/threats-v1/model.onnx" >"$THREATS_INIT/model.onnx"
   git show "$base_commit:models/threats-v1/model.json" >"$THREATS_INIT/model.json"
-  echo "ed5b55f9da27736faa8bbb397284acaa15f013ddfb07a38d758262ff8b964549  $THREATS_INIT/model.onnx" | sha256sum --check --quiet
+  echo "56e6417be0881918516943e8fe1d1494121e17a303d7cb9ca5719c7ad3f8bd64  $THREATS_INIT/model.onnx" | sha256sum --check --quiet
 fi
 [[ -z "$THREATS_INIT" || "$THREATS_INIT" == /* ]] || THREATS_INIT=$PWD/$THREATS_INIT
 
@@ -83,14 +86,15 @@ if [[ "$WORK" == /* ]]; then W=$WORK; else W=../../$WORK; fi
 $PYTHON train_goods.py --train $W/train-a $W/train-b --val $W/val-a $W/val-b --out $W/goods.pt --seed 1 \
   | tee $W/goods-train.log
 cd ../..
-# Fine-tuning (2 CPU cores, REALISM=hard, 2026-12-07: 29 min for 10 epochs on the seven threat sets): a quarter of the learning rate, 10
-# epochs, half the pool the hard negatives are mined from.
-FINETUNE_ARGS="--init-onnx ${THREATS_INIT:-} --arch threatnet2 --width 48 --epochs 10 --batch 256 --lr 1e-3 --hard 4000 --mine-pool 12000 --seed 2"
+# Fine-tuning (2 CPU cores, REALISM=hard, 2026-12-07: 19 min for 6 epochs on the eight threat sets, 4.0.0 -> 5.0.0;
+# 29 min for 2.1.0 -> 4.0.0's 10 epochs on seven): a quarter of the learning rate, half the pool the hard negatives are
+# mined from.
+FINETUNE_ARGS="--init-onnx ${THREATS_INIT:-} --arch threatnet2 --width 48 --epochs 6 --batch 256 --lr 1e-3 --hard 4000 --mine-pool 12000 --seed 2"
 if [[ -z "${THREATS_CKPT:-}" ]]; then
   if [[ -n "${THREATS_INIT:-}" ]]; then
     threat_args="threats-v1 $FINETUNE_ARGS"
   else
-    # threats-v1 2.0.0's arguments (variant K of the GPU comparison in models/README.md), on the seven threat sets.
+    # threats-v1 2.0.0's arguments (variant K of the GPU comparison in models/README.md), on the eight threat sets.
     threat_args='threats-v1 --arch threatnet2 --width 48 --epochs 36 --batch 256 --hard 4000 --mine-pool 24000 --seed 2'
   fi
   PYTHON=$PYTHON WORK="$WORK/threats-data" REUSE_DATA=${REUSE_DATA:-0} REALISM=$REALISM models/train/threats.sh "$WORK/threats-run" "$threat_args"
@@ -130,7 +134,7 @@ threats_1e=none
 if [[ -n "${THREATS_INIT:-}" ]]; then
   # threats-1e-v1: the dual-energy model exported above (already fine-tuned on these scans' simulator), its
   # low-energy weights folded into the high energy's (from_onnx.fold_low_energy), fine-tuned on single-energy scans
-  # of three of the seven sets.
+  # of three of the eight sets.
   PYTHON=$PYTHON WORK="$WORK/threats-1e-data" ENERGIES=1 SETS="train-a threats val-a" REUSE_DATA=${REUSE_DATA:-0} \
     REALISM=$REALISM models/train/threats.sh "$WORK/threats-1e-run" \
     "threats-1e-v1 $FINETUNE_ARGS --epochs 8 --init-onnx $PWD/models/threats-v1"

@@ -141,7 +141,7 @@ describe('gateway with the demo models', () => {
         expect(a.tiles.submitted).toBe(report.tilesProduced);
         expect(a.tiles.ok + a.tiles.rejected + a.tiles.expired + a.tiles.failed).toBe(a.tiles.submitted);
         expect(a.tiles.pending).toBe(0);
-        expect(a.version).toBe(a.name === 'threats-v1' ? '4.0.0' : '2.1.0');
+        expect(a.version).toBe(a.name === 'threats-v1' ? '5.0.0' : '2.1.0');
       }
     }
     const stats = gw.results?.stats;

@@ -107,10 +107,19 @@ describe('models/ registry', () => {
         });
       }
 
-      it('records its training provenance: seeds below the held-out range 5000+', () => {
-        const t = m.training as { trainSeeds: [number, number]; validationSeeds: [number, number]; validation: unknown };
-        expect(t.trainSeeds[1]).toBeLessThan(5000);
-        expect(t.validationSeeds[1]).toBeLessThan(5000);
+      it('records its training provenance: no training or validation seed among the held-out 5000-5999 or the unseen 6000-6599', () => {
+        type Range = [number, number];
+        const t = m.training as { trainSeeds: Range; validationSeeds: Range; trainSeedRanges?: Range[]; validationSeedRanges?: Range[]; validation: unknown };
+        // The ranges the seeds lie in where recorded; a manifest from before them has [first, last] alone.
+        const train = t.trainSeedRanges ?? [t.trainSeeds];
+        const validation = t.validationSeedRanges ?? [t.validationSeeds];
+        for (const [first, last] of [...train, ...validation]) {
+          expect(first).toBeLessThanOrEqual(last);
+          // 5000-5999: `scanline eval`'s held-out trucks; 6000-6599: threshold choice and the opinion fit's validation.
+          expect(last < 5000 || first >= 7000).toBe(true);
+        }
+        expect(train[0][0]).toBe(t.trainSeeds[0]);
+        expect(train.at(-1)![1]).toBe(t.trainSeeds[1]);
         expect(t.validation).toBeDefined();
         // Thresholds chosen again after training (compare_threats.py) come from seeds outside the held-out 5000-5999.
         const choice = (m.training as { thresholdChoice?: { seeds: [number, number] } }).thresholdChoice;
@@ -121,8 +130,8 @@ describe('models/ registry', () => {
       if (initFrom) {
         it('names the model it was fine-tuned from, by a hash of its weights', () => {
           expect(initFrom.sha256).toMatch(/^[0-9a-f]{64}$/);
-          // A start whose weights are still in the registry is the very file committed there (threats-1e-v1 2.0.0
-          // from threats-v1 4.0.0); one replaced since (threats-v1 2.1.0, run.sh THREATS_INIT=base) is pinned by
+          // A start whose weights are still in the registry is the very file committed there (threats-1e-v1 3.0.0
+          // from threats-v1 5.0.0); one replaced since (threats-v1 4.0.0, run.sh THREATS_INIT=base) is pinned by
           // run.sh's sha256 check.
           const start = folders.includes(initFrom.name) ? (JSON.parse(readFileSync(join(MODELS, initFrom.name, 'model.json'), 'utf8')) as ModelManifest) : null;
           if (start?.files.fp32.sha256 !== initFrom.sha256) {
