@@ -31,7 +31,8 @@ OPSET = 13
 # noise statistics. threats 3.1.0: 3.0.0's weights, thresholds chosen again on 600 unseen scans (compare_threats.py).
 # threats-1e 1.0.1: 1.0.0's weights and thresholds; the re-choice on 600 unseen single-energy scans kept them, and the
 # manifest records it. threats 4.0.0: 2.1.0 fine-tuned again, on about twice the threat tiles (threats.sh threats-b,
-# threats-c); threats-1e 2.0.0: folded from 4.0.0 and fine-tuned as 1.0.0 was.
+# threats-c); threats-1e 2.0.0: folded from 4.0.0 and fine-tuned as 1.0.0 was. threats 5.0.0: 4.0.0 fine-tuned 6 more
+# epochs with threats-d (seeds 7000-7999); threats-1e 3.0.0: folded from 5.0.0 and fine-tuned as before.
 VERSIONS = {'goods-v1': '2.1.0', 'threats-v1': '5.0.0', 'goods-1e-v1': '1.1.0', 'threats-1e-v1': '3.0.0'}
 
 GOODS_NAMES = {

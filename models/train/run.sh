@@ -88,7 +88,8 @@ $PYTHON train_goods.py --train $W/train-a $W/train-b --val $W/val-a $W/val-b --o
 cd ../..
 # Fine-tuning (2 CPU cores, REALISM=hard, 2026-12-07: 19 min for 6 epochs on the eight threat sets, 4.0.0 -> 5.0.0;
 # 29 min for 2.1.0 -> 4.0.0's 10 epochs on seven): a quarter of the learning rate, half the pool the hard negatives are
-# mined from.
+# mined from. The 6 epochs continue a model already fine-tuned on this simulator; a start from the basic simulator
+# (THREATS_INIT=DIR with 2.1.0) had 10.
 FINETUNE_ARGS="--init-onnx ${THREATS_INIT:-} --arch threatnet2 --width 48 --epochs 6 --batch 256 --lr 1e-3 --hard 4000 --mine-pool 12000 --seed 2"
 if [[ -z "${THREATS_CKPT:-}" ]]; then
   if [[ -n "${THREATS_INIT:-}" ]]; then

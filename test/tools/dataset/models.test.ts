@@ -113,17 +113,25 @@ describe('models/ registry', () => {
         // The ranges the seeds lie in where recorded; a manifest from before them has [first, last] alone.
         const train = t.trainSeedRanges ?? [t.trainSeeds];
         const validation = t.validationSeedRanges ?? [t.validationSeeds];
-        for (const [first, last] of [...train, ...validation]) {
-          expect(first).toBeLessThanOrEqual(last);
-          // 5000-5999: `scanline eval`'s held-out trucks; 6000-6599: threshold choice and the opinion fit's validation.
-          expect(last < 5000 || first >= 7000).toBe(true);
+        const overlaps = (a: Range, b: Range): boolean => a[0] <= b[1] && b[0] <= a[1];
+        for (const ranges of [train, validation]) {
+          ranges.forEach(([first, last], i) => {
+            expect(first).toBeLessThanOrEqual(last);
+            // In seed order and apart, so that the first and last stand for the whole list.
+            if (i > 0) expect(first).toBeGreaterThan(ranges[i - 1][1]);
+            // 5000-5999: `scanline eval`'s held-out trucks; 6000-6599: threshold choice and the opinion fit's validation.
+            expect(overlaps([first, last], [5000, 6999])).toBe(false);
+          });
         }
-        expect(train[0][0]).toBe(t.trainSeeds[0]);
-        expect(train.at(-1)![1]).toBe(t.trainSeeds[1]);
+        expect([train[0][0], train.at(-1)![1]]).toEqual(t.trainSeeds);
+        expect([validation[0][0], validation.at(-1)![1]]).toEqual(t.validationSeeds);
         expect(t.validation).toBeDefined();
-        // Thresholds chosen again after training (compare_threats.py) come from seeds outside the held-out 5000-5999.
-        const choice = (m.training as { thresholdChoice?: { seeds: [number, number] } }).thresholdChoice;
-        if (choice) expect(choice.seeds[1] < 5000 || choice.seeds[0] >= 6000).toBe(true);
+        // Thresholds chosen again after training (compare_threats.py) come from seeds neither held out nor trained on.
+        const choice = (m.training as { thresholdChoice?: { seeds: Range } }).thresholdChoice;
+        if (choice) {
+          expect(overlaps(choice.seeds, [5000, 5999])).toBe(false);
+          for (const r of train) expect(overlaps(choice.seeds, r)).toBe(false);
+        }
       });
 
       const initFrom = (m.training as { initFrom?: { name: string; version: string; sha256: string } }).initFrom;
