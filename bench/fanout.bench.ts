@@ -34,6 +34,7 @@ import { silentLogger } from '../src/log/index.js';
 import { startGateway } from '../src/main.js';
 import { ImageFrameKind, decodeImageFrame } from '../src/protocol/index.js';
 import { simulatePortals } from '../tools/simulator/index.js';
+import { benchProgramToken } from './lib/gateways.js';
 import { machineInfo } from './lib/machine.js';
 import { writeResultsJson } from './lib/results-file.js';
 
@@ -137,10 +138,7 @@ async function run(spec: RunSpec): Promise<RunResult> {
   const by = { name: 'bench', address: null };
   const portalCredentials: Record<string, string> = {};
   for (let i = 1; i <= LANES; i++) portalCredentials[`sim-${i}`] = gw.identity.setPortalCredential(`sim-${i}`, by).credential;
-  const programToken = (account: string, role: string): string => {
-    gw.identity.addProgramAccount(account, role, by);
-    return gw.identity.createToken(account, { label: 'bench:fanout' }, by).token;
-  };
+  const programToken = (account: string, role: string): string => benchProgramToken(gw.identity, account, role, 'bench:fanout');
   const metricsToken = programToken('bench-prometheus', 'metrics');
   const screenSocket = (account: string): WebSocket =>
     new WebSocket(`ws://127.0.0.1:${gw.port}/v1/operator`, {

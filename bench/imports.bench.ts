@@ -22,6 +22,7 @@ import { resolveConfig } from '../src/config/index.js';
 import { silentLogger } from '../src/log/index.js';
 import { startGateway } from '../src/main.js';
 import { simulatePortals } from '../tools/simulator/index.js';
+import { benchProgramToken } from './lib/gateways.js';
 import { machineInfo } from './lib/machine.js';
 import { fmt } from './lib/report.js';
 import { writeResultsJson } from './lib/results-file.js';
@@ -88,9 +89,7 @@ async function main(): Promise<void> {
     const lines = sim.scans.reduce((n, s) => n + s.lines, 0);
 
     // 2. The same scans as DICOS, sent by storescu.
-    const by = { name: 'bench', address: null };
-    gw.identity.addProgramAccount('bench-viewer', 'viewer', by);
-    const token = gw.identity.createToken('bench-viewer', { label: 'bench:imports' }, by).token;
+    const token = benchProgramToken(gw.identity, 'bench-viewer', 'viewer', 'bench:imports');
     const paths: string[] = [];
     let dxBytes = 0;
     for (const scanId of streamed) {

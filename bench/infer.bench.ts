@@ -29,7 +29,14 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG } from '../src/config/index.js';
-import { DEFAULT_INFERENCE_CONFIG, defaultModelsDir, discoverModels, effectiveIntraOpThreads, selectModel, type LoadedModel } from '../src/inference/index.js';
+import {
+  DEFAULT_INFERENCE_CONFIG,
+  defaultModelsDir,
+  discoverModels,
+  effectiveIntraOpThreads,
+  selectModelFor,
+  type LoadedModel,
+} from '../src/inference/index.js';
 import { ortVersion } from '../src/inference/ort.js';
 import { runDirect, type DirectRunResult } from './lib/infer-direct.js';
 import { runGateway, type GatewayRunResult, type GatewayRunSpec } from './lib/infer-gateway.js';
@@ -126,10 +133,9 @@ const PORTAL_BUFFER_MS = 2_000;
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 
-/** Per task, the model a gateway serves `channels`-channel tiles with: the first by name that reads that many. */
+/** Per task, the model a gateway serves `channels`-channel tiles with (the gateway's own rule: selectModelFor). */
 function servedModels(models: readonly LoadedModel[], channels: number): LoadedModel[] {
-  const fit = models.filter((m) => m.manifest.input.shape[1] === channels);
-  return [...new Set(fit.map((m) => m.manifest.task))].flatMap((task) => selectModel(fit, task) ?? []);
+  return [...new Set(models.map((m) => m.manifest.task))].flatMap((task) => selectModelFor(models, task, channels) ?? []);
 }
 
 async function main(): Promise<void> {

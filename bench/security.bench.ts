@@ -26,7 +26,7 @@ import { resolveConfig } from '../src/config/index.js';
 import { silentLogger } from '../src/log/index.js';
 import { startGateway, type Gateway } from '../src/main.js';
 import type { AttackerChildMessage, AttackerParentMessage, AttackPlan } from './lib/attacker.js';
-import { benchPortalCredentials } from './lib/gateways.js';
+import { benchPortalCredentials, benchProgramToken } from './lib/gateways.js';
 import type { LoadCounters } from './lib/load-protocol.js';
 import { loadPlan, runLoadWindow } from './lib/load-window.js';
 import { machineInfo, waitForQuiet } from './lib/machine.js';
@@ -245,8 +245,7 @@ async function underAttack(
     const g = gw;
     const credentials = benchPortalCredentials(g.identity, 1);
     const attackerCredential = g.identity.setPortalCredential('bench-attacker', { name: 'bench', address: null }).credential;
-    g.identity.addProgramAccount('bench-viewer', 'viewer', { name: 'bench', address: null });
-    const token = g.identity.createToken('bench-viewer', {}, { name: 'bench', address: null }).token;
+    const token = benchProgramToken(g.identity, 'bench-viewer', 'viewer', 'bench:security');
     // A stored scan for the image requests: one truck at max speed first.
     await runLoadWindow(
       loadPlan(

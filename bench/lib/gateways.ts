@@ -74,6 +74,13 @@ export function benchPortalCredentials(identity: IdentityService, n: number): Re
   return out;
 }
 
+/** A program account `account` of `role` (viewer, metrics, ...) on a bench gateway and an API token of it. */
+export function benchProgramToken(identity: IdentityService, account: string, role: string, label: string): string {
+  const by = { name: 'bench', address: null };
+  identity.addProgramAccount(account, role, by);
+  return identity.createToken(account, { label }, by).token;
+}
+
 /** `dataParent`: where the data directory is made (default os.tmpdir()). */
 export async function startBenchGateway(path: GatewayPath, dataParent: string = tmpdir()): Promise<BenchGateway> {
   const dataDir = mkdtempSync(join(dataParent, 'scanline-bench-ingest-'));

@@ -20,7 +20,7 @@ import { resolveConfig } from '../../src/config/index.js';
 import type { IngestStats } from '../../src/ingest/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { startGateway, type Gateway } from '../../src/main.js';
-import { benchPortalCredentials } from './gateways.js';
+import { benchPortalCredentials, benchProgramToken } from './gateways.js';
 import { withArchiveWrites } from './run.js';
 import type { LoadCounters, LoadMode } from './load-protocol.js';
 import { loadPlan, runLoadWindow } from './load-window.js';
@@ -114,13 +114,6 @@ function snapshot(stats: IngestStats): Snapshot {
   };
 }
 
-/** An API token of a new `metrics` account on `gateway`: what a Prometheus server scrapes with. */
-function prometheusToken(gateway: Gateway): string {
-  const by = { name: 'bench', address: null };
-  gateway.identity.addProgramAccount('bench-prometheus', 'metrics', by);
-  return gateway.identity.createToken('bench-prometheus', { label: 'bench:metrics scraper' }, by).token;
-}
-
 /** A scraper process, started before the load so its start-up is not in the window. */
 class Scraper {
   private readonly child;
@@ -183,7 +176,13 @@ async function measure(spec: MetricsRunSpec, truckFile: string, truck: TruckMeta
       return text;
     };
   }
-  const scraper = metrics ? new Scraper(`${gateway.httpUrl}/metrics`, spec.scrapeIntervalMs, prometheusToken(gateway)) : null;
+  const scraper = metrics
+    ? new Scraper(
+        `${gateway.httpUrl}/metrics`,
+        spec.scrapeIntervalMs,
+        benchProgramToken(gateway.identity, 'bench-prometheus', 'metrics', 'bench:metrics scraper'),
+      )
+    : null;
   try {
     await scraper?.whenReady();
     const measured = await runLoadWindow(
@@ -309,7 +308,9 @@ export async function measureIdleCost(spec: Omit<MetricsRunSpec, 'metrics'>, tru
   const out: IdleCost = { cpuMsPerScrape: Number.NaN, scrapes: 0, offMsPerS: Number.NaN, onMsPerS: Number.NaN, seconds };
   for (const metrics of [false, true]) {
     const { gateway, dispose } = await startBenchGateway(metrics, spec.dataParent);
-    const scraper = metrics ? new Scraper(`${gateway.httpUrl}/metrics`, 100, prometheusToken(gateway)) : null;
+    const scraper = metrics
+      ? new Scraper(`${gateway.httpUrl}/metrics`, 100, benchProgramToken(gateway.identity, 'bench-prometheus', 'metrics', 'bench:metrics scraper'))
+      : null;
     try {
       await scraper?.whenReady();
       await runLoadWindow(

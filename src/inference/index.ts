@@ -15,7 +15,7 @@ import type { LoadedModel } from './manifest.js';
 import type { ModelManifest, ModelTask } from './manifest-types.js';
 import { OnnxWorkerBackend } from './onnx-worker-backend.js';
 import { defaultModelsDir } from './paths.js';
-import { discoverModels, selectModel } from './registry.js';
+import { discoverModels, selectModelFor } from './registry.js';
 import { createInferenceStats, type InferenceStats } from './stats.js';
 
 export type * from './manifest-types.js';
@@ -55,7 +55,7 @@ export { MANIFEST_FILE, checkModelIo, checkTileGeometry, loadModel, validateMani
 export { createNormalizer, normalizeBatchInPlace, packTile, type Normalizer } from './normalize.js';
 export { OnnxWorkerBackend, type OnnxWorkerBackendOptions } from './onnx-worker-backend.js';
 export { defaultModelsDir } from './paths.js';
-export { discoverModels, modelsForTask, selectModel, type DiscoverOptions } from './registry.js';
+export { discoverModels, modelsForTask, selectModel, selectModelFor, type DiscoverOptions } from './registry.js';
 export * from './stats.js';
 
 export interface CreateInferenceOptions {
@@ -189,10 +189,7 @@ class InferenceService implements Inference {
   }
 
   modelFor(task: ModelTask, channels = 2): Readonly<ModelManifest> | undefined {
-    return selectModel(
-      this.loaded.filter((m) => m.manifest.input.shape[1] === channels),
-      task,
-    )?.manifest;
+    return selectModelFor(this.loaded, task, channels)?.manifest;
   }
 
   submit<M = unknown>(req: TileRequest<M>): Promise<TileResult<M>> {

@@ -81,3 +81,11 @@ export function modelsForTask(models: readonly LoadedModel[], task: ModelTask): 
 export function selectModel(models: readonly LoadedModel[], task: ModelTask): LoadedModel | undefined {
   return modelsForTask(models, task)[0];
 }
+
+/** The model that serves a task for tiles of `channels` energies: selectModel among the models that read that many. */
+export function selectModelFor(models: readonly LoadedModel[], task: ModelTask, channels: number): LoadedModel | undefined {
+  return selectModel(
+    models.filter((m) => m.manifest.input.shape[1] === channels),
+    task,
+  );
+}
