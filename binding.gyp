@@ -1,5 +1,6 @@
 {
-  # The Scanline native addon: the per-scan stitcher (raw store, calibration, tiles, preview) and extractPlane.
+  # The Scanline native addon: the per-scan stitcher (raw store, calibration, tiles, preview), extractPlane and the
+  # file digest that seals scans (its OpenSSL is the one Node carries: headers with Node's, symbols resolved in the process).
   # `npm install` runs `node-gyp rebuild`; .npmrc points nodedir at the system Node headers, so it builds offline.
   "targets": [
     {
@@ -9,6 +10,7 @@
         "native/calibration.cc",
         "native/chunk_pool.cc",
         "native/extract_plane.cc",
+        "native/file_digest.cc",
         "native/preview.cc",
         "native/row_runs.cc",
         "native/stitcher.cc",

@@ -3,7 +3,8 @@
 //
 // Exports: Stitcher (class, see stitcher_binding.h), extractPlane(src, lines, energies, pixels, energy, out),
 // alignedBuffer(byteLength, alignment), copyRows(dst, dstStart, dstStride, src, srcStart, srcStride, rowWords, rows),
-// packRgbRows(the same arguments, dst a Uint8Array of RGB pixels), setThreadIdleScheduling(), kernelIsa ("avx2" or "baseline": which build of the hot loops this CPU runs).
+// packRgbRows(the same arguments, dst a Uint8Array of RGB pixels), setThreadIdleScheduling(), sha256File(path),
+// kernelIsa ("avx2" or "baseline": which build of the hot loops this CPU runs).
 #include <napi.h>
 
 #include <cerrno>
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #if defined(__linux__)
 #include <sched.h>
@@ -19,10 +21,68 @@
 #include "calibration.h"
 #include "config.h"
 #include "extract_plane.h"
+#include "file_digest.h"
 #include "row_runs.h"
 #include "stitcher_binding.h"
 
 namespace scanline {
+
+// One sha256File() job. Execute reads and hashes the file on a libuv pool thread and never touches JS; the result or
+// the failure travels back as data and settles the promise on the JS thread.
+class FileDigestWorker : public Napi::AsyncWorker {
+ public:
+  FileDigestWorker(Napi::Env env, std::string path)
+      : Napi::AsyncWorker(env, "scanline.storage.sha256File"),
+        path_(std::move(path)),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      digest_ = Sha256File(path_);
+    } catch (const StitchError& e) {
+      Fail(e.code, e.what());
+    } catch (const std::bad_alloc&) {
+      Fail(code::kStorageRead, "out of memory");
+    } catch (const std::exception& e) {
+      Fail(code::kStorageRead, e.what());
+    } catch (...) {
+      Fail(code::kStorageRead, "unknown native failure");
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    if (failed_) {
+      deferred_.Reject(CodedError(env, error_code_, message_).Value());
+    } else if (!digest_.found) {
+      deferred_.Resolve(env.Null());
+    } else {
+      deferred_.Resolve(Napi::String::New(env, digest_.hex));
+    }
+  }
+
+  void OnError(const Napi::Error& error) override {
+    deferred_.Reject(CodedError(Env(), code::kStorageRead, error.Message()).Value());
+  }
+
+ private:
+  void Fail(const char* error_code, const std::string& message) {
+    failed_ = true;
+    error_code_ = error_code;
+    message_ = message;
+  }
+
+  std::string path_;
+  Napi::Promise::Deferred deferred_;
+  FileDigest digest_;
+  bool failed_ = false;
+  const char* error_code_ = code::kStorageRead;
+  std::string message_;
+};
 
 class ScanlineAddon : public Napi::Addon<ScanlineAddon> {
  public:
@@ -35,6 +95,7 @@ class ScanlineAddon : public Napi::Addon<ScanlineAddon> {
                              InstanceMethod("packRgbRows", &ScanlineAddon::PackRgbRowsJs, napi_enumerable),
                              InstanceMethod("setThreadIdleScheduling", &ScanlineAddon::SetThreadIdleSchedulingJs,
                                             napi_enumerable),
+                             InstanceMethod("sha256File", &ScanlineAddon::Sha256FileJs, napi_enumerable),
                              InstanceValue("kernelIsa", Napi::String::New(env, KernelIsa()), napi_enumerable),
                          });
   }
@@ -147,6 +208,25 @@ class ScanlineAddon : public Napi::Addon<ScanlineAddon> {
 #else
     return Napi::Boolean::New(env, false);
 #endif
+  }
+
+  // sha256File(path: string): Promise<string | null>: the SHA-256 (lowercase hex) of the file at `path`, read and
+  // hashed on a libuv pool thread; null when it does not exist; rejects with SCANLINE_ERR_STORAGE_READ when it cannot
+  // be read. Why native: sealing every completed scan streamed its raw file (tens of MB) through node:crypto on the JS
+  // thread, and the reads, hashing and buffer garbage took the event loop's delay p99 at 32 real-time portals from
+  // 1.9 to 6-8 ms (bench/RESULTS.md, 'Sealing scans off the event loop').
+  Napi::Value Sha256FileJs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString()) throw CodedError(env, code::kStorageRead, "sha256File: expected a path string");
+    std::string path = info[0].As<Napi::String>().Utf8Value();
+    // open() would stop at an embedded NUL and hash another file.
+    if (path.empty() || path.find('\0') != std::string::npos) {
+      throw CodedError(env, code::kStorageRead, "sha256File: expected a non-empty path without NUL characters");
+    }
+    auto* worker = new FileDigestWorker(env, std::move(path));
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();  // the worker deletes itself once settled
+    return promise;
   }
 
   // extractPlane(src: Uint16Array, lines, energies, pixels, energy, out: Uint16Array): void

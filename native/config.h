@@ -24,6 +24,7 @@ constexpr const char* kStitchBuffer = "SCANLINE_ERR_STITCH_BUFFER";
 constexpr const char* kStitchFailed = "SCANLINE_ERR_STITCH_FAILED";
 constexpr const char* kImageUnavailable = "SCANLINE_ERR_IMAGE_UNAVAILABLE";
 constexpr const char* kStorageWrite = "SCANLINE_ERR_STORAGE_WRITE";
+constexpr const char* kStorageRead = "SCANLINE_ERR_STORAGE_READ";
 constexpr const char* kInferWorkerStart = "SCANLINE_ERR_INFER_WORKER_START";
 }  // namespace code
 

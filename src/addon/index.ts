@@ -1,7 +1,8 @@
 /**
  * The native addon's door (native/, built into build/Release/scanline_native.node): loaded in one place (load.ts),
  * typed in one place, used by every stage that needs it: the stitcher (src/stitch), O_DIRECT buffers (ingest), row
- * copies for the preview canvas (operator), 16-bit planes for images (server), SCHED_IDLE for inference workers.
+ * copies for the preview canvas (operator), 16-bit planes for images (server), SCHED_IDLE for inference workers, file
+ * digests that seal scans (storage).
  * Functions here turn the addon's coded errors into ScanlineErrors; those with a JS fallback say so.
  */
 import { toScanlineError } from '../errors/index.js';
@@ -91,5 +92,25 @@ export function setThreadIdleScheduling(): 'idle' | 'unavailable' {
     return addon.setThreadIdleScheduling() ? 'idle' : 'unavailable';
   } catch (err) {
     throw toScanlineError(err, 'SCANLINE_ERR_INFER_WORKER_START');
+  }
+}
+
+/**
+ * SHA-256 (lowercase hex) of the file at `path`, read and hashed on a libuv pool thread: the JS thread only starts the
+ * job and takes the answer, however large the file. null when the file does not exist; 'unavailable' when the addon
+ * does not load (the caller then hashes on its own thread); rejects with SCANLINE_ERR_STORAGE_READ when the file
+ * cannot be read.
+ */
+export async function sha256FileNative(path: string): Promise<string | null | 'unavailable'> {
+  let addon: ScanlineNativeAddon;
+  try {
+    addon = loadNativeAddon();
+  } catch {
+    return 'unavailable';
+  }
+  try {
+    return await addon.sha256File(path);
+  } catch (err) {
+    throw toScanlineError(err, 'SCANLINE_ERR_STORAGE_READ');
   }
 }

@@ -153,6 +153,12 @@ export interface ScanlineNativeAddon {
    * SCANLINE_ERR_INFER_WORKER_START when the kernel refuses. Threads the caller starts afterwards inherit it.
    */
   setThreadIdleScheduling(): boolean;
+  /**
+   * SHA-256 (lowercase hex) of the file at `path`, read and hashed on a libuv pool thread; null when it does not
+   * exist. Throws (rejects) SCANLINE_ERR_STORAGE_READ when it cannot be read or `path` is not a non-empty string
+   * without NUL characters.
+   */
+  sha256File(path: string): Promise<string | null>;
   /** Which build of the attenuation kernel this CPU runs. */
   readonly kernelIsa: 'avx2' | 'baseline';
 }

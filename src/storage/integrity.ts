@@ -11,12 +11,16 @@
  * (its newest hash) is what to keep outside the gateway (printed, exported in /metrics) to make removing the newest
  * entries evident too.
  *
- * Threads: gateway JS thread or the `scanline audit verify` command; raw files are hashed as streams.
+ * Threads: gateway JS thread or the `scanline audit verify` command; raw files are read and hashed on a libuv pool
+ * thread by the native addon (sealing runs once per completed scan, on files of tens of MB: on the JS thread it took
+ * the event loop's delay p99 at 32 real-time portals from 1.9 to 6-8 ms: bench/RESULTS.md, 'Sealing scans off the
+ * event loop'), streamed through node:crypto only where the addon does not load.
  */
 import type Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { sha256FileNative } from '../addon/index.js';
 import type { DecisionRecord } from '../protocol/index.js';
 import { type DecisionRow, decisionOf } from './decision-rows.js';
 
@@ -50,8 +54,33 @@ export function decisionSeal(d: DecisionRecord): string {
     .digest('hex');
 }
 
-/** SHA-256 of a file, streamed (hex); null when it does not exist. */
+/**
+ * SHA-256 of a file (lowercase hex); null when it does not exist. Read and hashed off the JS thread by the native addon
+ * (sha256FileNative); where the addon does not load, streamed through node:crypto here. Rejects with the read error
+ * (SCANLINE_ERR_STORAGE_READ from the addon).
+ */
 export function fileSha256(path: string): Promise<string | null> {
+  const digest = digestQueue.then(async () => {
+    const native = await sha256FileNative(path);
+    return native !== 'unavailable' ? native : fileSha256Streamed(path);
+  });
+  digestQueue = digest.then(
+    () => undefined,
+    () => undefined,
+  );
+  return digest;
+}
+
+/**
+ * Digests run one at a time in a process. A native one holds a libuv pool thread while it reads (tens of ms for a
+ * scan's raw file), and that pool (4 threads) also runs the stitcher's jobs and every fs call, acks' fdatasyncs
+ * included: when the 32 portals of bench:infer completed their trucks together, 32 seals at once held the whole pool
+ * and the stalled jobs came back as one burst (event-loop delay max 120-290 ms, against 30-70 ms one at a time).
+ */
+let digestQueue: Promise<unknown> = Promise.resolve();
+
+/** SHA-256 of a file streamed through node:crypto on this thread (hex); null when it does not exist. */
+export function fileSha256Streamed(path: string): Promise<string | null> {
   if (!existsSync(path)) return Promise.resolve(null);
   return new Promise((resolve, reject) => {
     const hash = createHash('sha256');
