@@ -34,6 +34,9 @@ interface Child {
   exited: Promise<number | null>;
 }
 
+/** Every gateway started: each test leaves its last one running, and no test may outlive the file (each holds ~300 MB). */
+const started: Child[] = [];
+
 function startGateway(dir: string, port: number): Promise<Child> {
   const child = spawn(process.execPath, [BIN, 'serve', '--port', String(port), '--data-dir', dir], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -46,6 +49,7 @@ function startGateway(dir: string, port: number): Promise<Child> {
     },
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  started.push({ process: child, exited });
   return new Promise((resolve, reject) => {
     let out = '';
     // Every run's log goes to <dir>/gateway.log, for a failing test to show.
@@ -76,8 +80,8 @@ interface ScanTrack {
 const dirs: string[] = [];
 let gateway: Child | null = null;
 afterAll(async () => {
-  gateway?.process.kill('SIGKILL');
-  await gateway?.exited;
+  for (const child of started) if (child.process.exitCode === null && child.process.signalCode === null) child.process.kill('SIGKILL');
+  await Promise.all(started.map((child) => child.exited));
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
