@@ -65,6 +65,8 @@ class FileDigestWorker : public Napi::AsyncWorker {
     }
   }
 
+  // Not reached today (Execute reports failures as data, never through SetError); kept so that a SetError added
+  // later rejects the promise instead of leaving it pending.
   void OnError(const Napi::Error& error) override {
     deferred_.Reject(CodedError(Env(), code::kStorageRead, error.Message()).Value());
   }
@@ -210,18 +212,30 @@ class ScanlineAddon : public Napi::Addon<ScanlineAddon> {
 #endif
   }
 
-  // sha256File(path: string): Promise<string | null>: the SHA-256 (lowercase hex) of the file at `path`, read and
-  // hashed on a libuv pool thread; null when it does not exist; rejects with SCANLINE_ERR_STORAGE_READ when it cannot
-  // be read. Why native: sealing every completed scan streamed its raw file (tens of MB) through node:crypto on the JS
-  // thread, and the reads, hashing and buffer garbage took the event loop's delay p99 at 32 real-time portals from
-  // 1.9 to 6-8 ms (bench/RESULTS.md, 'Sealing scans off the event loop').
+  // sha256File(path: string): Promise<string | null>: the SHA-256 (lowercase hex) of the regular file at `path`, read
+  // and hashed on a libuv pool thread; null when it does not exist; rejects with SCANLINE_ERR_STORAGE_READ when it
+  // cannot be read, is not a regular file, or `path` is not a non-empty string without NUL characters (never throws).
+  // Why native: sealing every completed scan streamed its raw file (tens of MB) through node:crypto on the JS thread:
+  // event-loop delay p99 at 32 real-time portals 6.9-8.6 ms, 1.9 ms with the digest skipped, 2.7-4.6 ms with this
+  // (bench/RESULTS.md, 'Sealing scans off the event loop').
   Napi::Value Sha256FileJs(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsString()) throw CodedError(env, code::kStorageRead, "sha256File: expected a path string");
-    std::string path = info[0].As<Napi::String>().Utf8Value();
-    // open() would stop at an embedded NUL and hash another file.
-    if (path.empty() || path.find('\0') != std::string::npos) {
-      throw CodedError(env, code::kStorageRead, "sha256File: expected a non-empty path without NUL characters");
+    std::string path;
+    std::string refused;
+    if (!info[0].IsString()) {
+      refused = "Expected a path string for path but received a value that is not a string";
+    } else {
+      path = info[0].As<Napi::String>().Utf8Value();
+      // open() would stop at an embedded NUL and hash another file.
+      if (path.empty() || path.find('\0') != std::string::npos) {
+        refused = "Expected a non-empty path without NUL characters for path but received a string of " +
+                  std::to_string(path.size()) + " bytes" + (path.empty() ? "" : " with a NUL");
+      }
+    }
+    if (!refused.empty()) {
+      auto deferred = Napi::Promise::Deferred::New(env);
+      deferred.Reject(CodedError(env, code::kStorageRead, "sha256File: " + refused).Value());
+      return deferred.Promise();
     }
     auto* worker = new FileDigestWorker(env, std::move(path));
     Napi::Promise promise = worker->Promise();

@@ -2,11 +2,12 @@
 
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <memory>
+#include <system_error>
 #include <vector>
 
 #include "config.h"
@@ -15,8 +16,10 @@ namespace scanline {
 
 namespace {
 
+// std::generic_category().message, not strerror: this runs on libuv pool threads, and strerror need not be
+// thread-safe.
 [[noreturn]] void ReadFailed(const std::string& what, const std::string& path, int err) {
-  throw StitchError(code::kStorageRead, what + " " + path + ": " + std::strerror(err));
+  throw StitchError(code::kStorageRead, what + " " + path + ": " + std::generic_category().message(err));
 }
 
 // Closes the descriptor on every path out (a throw included).
@@ -35,10 +38,21 @@ struct DigestContext {
 
 FileDigest Sha256File(const std::string& path) {
   FileDigest out;
-  Fd file{open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  // O_NONBLOCK: a FIFO put where a raw file was must not hold a pool thread in open(); it is refused below, as is
+  // anything else that is not a regular file (a device such as /dev/zero would never reach its end).
+  Fd file{open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
   if (file.fd < 0) {
-    if (errno == ENOENT) return out;
-    ReadFailed("cannot open", path, errno);
+    const int err = errno;
+    if (err == ENOENT) return out;
+    ReadFailed("cannot open", path, err);
+  }
+  struct stat st {};
+  if (fstat(file.fd, &st) != 0) {
+    const int err = errno;
+    ReadFailed("cannot stat", path, err);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    throw StitchError(code::kStorageRead, "cannot read " + path + ": not a regular file");
   }
 #if defined(POSIX_FADV_SEQUENTIAL)
   posix_fadvise(file.fd, 0, 0, POSIX_FADV_SEQUENTIAL);  // a hint: read-ahead for one pass; failure changes nothing
@@ -51,8 +65,9 @@ FileDigest Sha256File(const std::string& path) {
   for (;;) {
     const ssize_t n = read(file.fd, block.data(), block.size());
     if (n < 0) {
-      if (errno == EINTR) continue;
-      ReadFailed("cannot read", path, errno);
+      const int err = errno;
+      if (err == EINTR) continue;
+      ReadFailed("cannot read", path, err);
     }
     if (n == 0) break;
     if (EVP_DigestUpdate(ctx.get(), block.data(), static_cast<size_t>(n)) != 1) {

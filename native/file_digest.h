@@ -14,8 +14,8 @@ struct FileDigest {
 };
 
 // Reads `path` to its end in 1 MiB blocks and returns its SHA-256. Throws StitchError(SCANLINE_ERR_STORAGE_READ) with
-// the errno text when it cannot be opened (other than ENOENT) or read, or when OpenSSL fails. Thread-safe: no state
-// outside the call.
+// the errno text when it cannot be opened (other than ENOENT) or read, when it is not a regular file (a FIFO or a
+// device would hold the thread), or when OpenSSL fails. Thread-safe: no state outside the call.
 FileDigest Sha256File(const std::string& path);
 
 }  // namespace scanline

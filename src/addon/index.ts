@@ -96,10 +96,10 @@ export function setThreadIdleScheduling(): 'idle' | 'unavailable' {
 }
 
 /**
- * SHA-256 (lowercase hex) of the file at `path`, read and hashed on a libuv pool thread: the JS thread only starts the
- * job and takes the answer, however large the file. null when the file does not exist; 'unavailable' when the addon
- * does not load (the caller then hashes on its own thread); rejects with SCANLINE_ERR_STORAGE_READ when the file
- * cannot be read.
+ * SHA-256 (lowercase hex) of the regular file at `path`, read and hashed on a libuv pool thread: the JS thread only
+ * starts the job and takes the answer, however large the file. null when the file does not exist; 'unavailable' when
+ * the addon does not load (the caller then hashes on its own thread); rejects with SCANLINE_ERR_STORAGE_READ when the
+ * file cannot be read or is not a regular file.
  */
 export async function sha256FileNative(path: string): Promise<string | null | 'unavailable'> {
   let addon: ScanlineNativeAddon;
@@ -108,6 +108,8 @@ export async function sha256FileNative(path: string): Promise<string | null | 'u
   } catch {
     return 'unavailable';
   }
+  // An addon built before sha256File existed (a stale build/) loads but lacks it: hashed on the JS thread then.
+  if (typeof addon.sha256File !== 'function') return 'unavailable';
   try {
     return await addon.sha256File(path);
   } catch (err) {

@@ -154,9 +154,9 @@ export interface ScanlineNativeAddon {
    */
   setThreadIdleScheduling(): boolean;
   /**
-   * SHA-256 (lowercase hex) of the file at `path`, read and hashed on a libuv pool thread; null when it does not
-   * exist. Throws (rejects) SCANLINE_ERR_STORAGE_READ when it cannot be read or `path` is not a non-empty string
-   * without NUL characters.
+   * SHA-256 (lowercase hex) of the regular file at `path`, read and hashed on a libuv pool thread; null when it does
+   * not exist. Rejects (never throws) with SCANLINE_ERR_STORAGE_READ when it cannot be read, is not a regular file, or
+   * `path` is not a non-empty string without NUL characters.
    */
   sha256File(path: string): Promise<string | null>;
   /** Which build of the attenuation kernel this CPU runs. */

@@ -12,14 +12,17 @@
  * entries evident too.
  *
  * Threads: gateway JS thread or the `scanline audit verify` command; raw files are read and hashed on a libuv pool
- * thread by the native addon (sealing runs once per completed scan, on files of tens of MB: on the JS thread it took
- * the event loop's delay p99 at 32 real-time portals from 1.9 to 6-8 ms: bench/RESULTS.md, 'Sealing scans off the
- * event loop'), streamed through node:crypto only where the addon does not load.
+ * thread by the native addon, streamed through node:crypto only where the addon does not load. Sealing runs once per
+ * completed scan, on files of tens of MB: hashed on the JS thread it put the event loop's delay p99 at 32 real-time
+ * portals at 6.9-8.6 ms (1.9 ms with the digest skipped, 2.7-4.6 ms native; bench/RESULTS.md, 'Sealing scans off the
+ * event loop').
  */
 import type Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ScanlineError } from '../errors/index.js';
 import { sha256FileNative } from '../addon/index.js';
 import type { DecisionRecord } from '../protocol/index.js';
 import { type DecisionRow, decisionOf } from './decision-rows.js';
@@ -55,39 +58,57 @@ export function decisionSeal(d: DecisionRecord): string {
 }
 
 /**
- * SHA-256 of a file (lowercase hex); null when it does not exist. Read and hashed off the JS thread by the native addon
- * (sha256FileNative); where the addon does not load, streamed through node:crypto here. Rejects with the read error
- * (SCANLINE_ERR_STORAGE_READ from the addon).
+ * SHA-256 of a regular file (lowercase hex); null when it does not exist. Read and hashed off the JS thread by the
+ * native addon (sha256FileNative); where the addon does not load, streamed through node:crypto here
+ * (fileSha256Streamed, the same answers). Rejects with SCANLINE_ERR_STORAGE_READ when the file cannot be read or is
+ * not a regular file. At most DIGESTS_AT_ONCE run at a time in a process; the others wait their turn.
  */
-export function fileSha256(path: string): Promise<string | null> {
-  const digest = digestQueue.then(async () => {
+export async function fileSha256(path: string): Promise<string | null> {
+  while (digestsRunning >= DIGESTS_AT_ONCE) await new Promise<void>((resolve) => digestsWaiting.push(resolve));
+  digestsRunning++;
+  try {
     const native = await sha256FileNative(path);
-    return native !== 'unavailable' ? native : fileSha256Streamed(path);
-  });
-  digestQueue = digest.then(
-    () => undefined,
-    () => undefined,
-  );
-  return digest;
+    return native !== 'unavailable' ? native : await fileSha256Streamed(path);
+  } finally {
+    digestsRunning--;
+    digestsWaiting.shift()?.();
+  }
 }
 
 /**
- * Digests run one at a time in a process. A native one holds a libuv pool thread while it reads (tens of ms for a
- * scan's raw file), and that pool (4 threads) also runs the stitcher's jobs and every fs call, acks' fdatasyncs
- * included: when the 32 portals of bench:infer completed their trucks together, 32 seals at once held the whole pool
- * and the stalled jobs came back as one burst (event-loop delay max 120-290 ms, against 30-70 ms one at a time).
+ * Digests running at once in a process. A native one holds a libuv pool thread while it reads (tens of ms for a scan's
+ * raw file), and that pool (4 threads) also runs the stitcher's jobs and every fs call, the acks' fdatasyncs
+ * included. With no limit, when the 32 portals of bench:infer completed their trucks together, their digests held the
+ * whole pool and the stalled jobs came back as one burst: event-loop delay max 117-292 ms (p99 1.6-2.3 ms); one at a
+ * time, max 27-99 ms and p99 2.7-4.6 ms, as the digests then run beside ingest for longer. Two at a time (half the
+ * pool) measured the same as one within this VM's noise (bench/RESULTS.md, 'Sealing scans off the event loop').
  */
-let digestQueue: Promise<unknown> = Promise.resolve();
+const DIGESTS_AT_ONCE = 1;
+let digestsRunning = 0;
+const digestsWaiting: Array<() => void> = [];
 
-/** SHA-256 of a file streamed through node:crypto on this thread (hex); null when it does not exist. */
-export function fileSha256Streamed(path: string): Promise<string | null> {
-  if (!existsSync(path)) return Promise.resolve(null);
+/**
+ * SHA-256 of a regular file streamed through node:crypto on this thread (lowercase hex); null when it does not exist.
+ * The same answers and errors as the native digest (SCANLINE_ERR_STORAGE_READ), for where the addon does not load.
+ */
+export async function fileSha256Streamed(path: string): Promise<string | null> {
+  const refuse = (why: string, cause?: unknown): ScanlineError =>
+    new ScanlineError('SCANLINE_ERR_STORAGE_READ', `cannot read ${path}: ${why}`, {}, cause === undefined ? undefined : { cause });
+  if (path.length === 0 || path.includes('\0')) throw refuse('expected a non-empty path without NUL characters');
+  let info: Awaited<ReturnType<typeof stat>>;
+  try {
+    info = await stat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw refuse((err as Error).message, err);
+  }
+  if (!info.isFile()) throw refuse('not a regular file');
   return new Promise((resolve, reject) => {
     const hash = createHash('sha256');
     createReadStream(path)
       .on('data', (chunk) => hash.update(chunk))
       .on('end', () => resolve(hash.digest('hex')))
-      .on('error', reject);
+      .on('error', (err) => reject(refuse(err.message, err)));
   });
 }
 
@@ -219,7 +240,14 @@ export async function verifyIntegrity(db: Database.Database, scansDir: string): 
       continue;
     }
     if (recorded.get(scanId) !== seal.sha256) problems.push(`the seal in the record of scan ${scanId} was edited (audit entry ${seal.entry} differs)`);
-    const actual = await fileSha256(join(scansDir, scanId, 'raw.u16'));
+    let actual: string | null;
+    try {
+      actual = await fileSha256(join(scansDir, scanId, 'raw.u16'));
+    } catch (err) {
+      // Replaced by a directory, a FIFO or a device, or unreadable: named like any other tampering, and the check goes on.
+      problems.push(`the raw lines of scan ${scanId} cannot be read (sealed in audit entry ${seal.entry}): ${(err as Error).message}`);
+      continue;
+    }
     if (actual === null) problems.push(`the raw lines of scan ${scanId} were removed (sealed in audit entry ${seal.entry})`);
     else if (actual !== seal.sha256) problems.push(`the raw lines of scan ${scanId} were edited (sealed in audit entry ${seal.entry})`);
   }

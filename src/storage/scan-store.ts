@@ -680,8 +680,9 @@ export class ScanStore {
 
   /** Reads `lines` whole lines of a stored scan from line 0 (zeros where the file is shorter). */
   /**
-   * Seals a completed scan: the SHA-256 of its raw file (streamed) goes into its record (`raw_sha256`) and is returned,
-   * for the audit trail's `scan.seal` entry (src/storage/integrity.ts). Throws SCANLINE_ERR_STORAGE_READ or _WRITE.
+   * Seals a completed scan: the SHA-256 of its raw file (read and hashed off the JS thread: integrity.ts fileSha256)
+   * goes into its record (`raw_sha256`) and is returned, for the audit trail's `scan.seal` entry
+   * (src/storage/integrity.ts). Throws SCANLINE_ERR_STORAGE_READ or _WRITE.
    */
   async sealScan(scanId: string): Promise<string> {
     let sha: string | null;

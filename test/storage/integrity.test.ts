@@ -2,12 +2,12 @@
  * The audit trail as a hash chain, decisions and completed scans sealed in it: a gateway records sign-ins, a sealed
  * scan and a decision; then each kind of tampering is done to a copy of its data directory by hand (as someone
  * with the database and the files would) and `verify` (and `scanline audit verify`) must name it: an entry edited,
- * an entry removed, two entries reordered, the newest entries removed, a raw line edited, a decision edited, a
- * decision removed. An untouched copy holds.
+ * an entry removed, two entries reordered, the newest entries removed, a raw line edited, a raw file replaced by a
+ * directory, a decision edited, a decision removed. An untouched copy holds.
  */
 import Database from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, openSync, readSync, rmSync, writeSync, closeSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -149,6 +149,17 @@ describe('tamper-evident audit trail', () => {
       closeSync(fd);
     });
     expect(raw).toEqual([expect.stringMatching(new RegExp(`^the raw lines of scan ${scanId} were edited \\(sealed in audit entry \\d+\\)$`))]);
+    // Raw lines replaced by something that is not a file: named, and the rest is still checked.
+    const replaced = await verifyAfter((db, dir) => {
+      const path = join(dir, 'scans', scanId, 'raw.u16');
+      rmSync(path);
+      mkdirSync(path);
+      db.prepare(`UPDATE scan_decisions SET verdict = 'clear'`).run();
+    });
+    expect(replaced).toEqual([
+      expect.stringMatching(new RegExp(`^decision 1 on scan ${scanId} was edited \\(sealed in audit entry \\d+\\)$`)),
+      expect.stringMatching(new RegExp(`^the raw lines of scan ${scanId} cannot be read \\(sealed in audit entry \\d+\\): .*not a regular file$`)),
+    ]);
     const edited = await verifyAfter((db) => db.prepare(`UPDATE scan_decisions SET verdict = 'clear'`).run());
     expect(edited).toEqual([expect.stringMatching(new RegExp(`^decision 1 on scan ${scanId} was edited \\(sealed in audit entry \\d+\\)$`))]);
     const removed = await verifyAfter((db) => db.prepare('DELETE FROM scan_decisions').run());
