@@ -27,6 +27,9 @@ import type { ScanResultsReport } from './protocol/index.js';
 const SEAL_GRACE_MS = 10_000;
 /** Unsealed completed scans sealed at a start, at most (the oldest first; the rest at the next start). */
 const UNSEALED_SWEEP_LIMIT = 1000;
+/** Seals written together (src/main.ts `writeSeals`): at most this long after the first waits, or this many. */
+const SEAL_BATCH_MS = 250;
+const SEAL_BATCH_MAX = 32;
 
 export const GATEWAY_PHASES = ['starting', 'ready', 'draining', 'closing', 'closed'] as const;
 export type GatewayPhase = (typeof GATEWAY_PHASES)[number];
@@ -209,20 +212,55 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     const sealing = new Set<Promise<void>>();
     /** Scans whose seal is being written: one seal per scan, whichever path (completion, the start's sweep) comes first. */
     const sealingIds = new Set<string>();
+    // Seals are written in batches. The digests finish one at a time (integrity.ts), and their records' UPDATEs and
+    // audit entries go to disk together, one transaction in each database per SEAL_BATCH_MS or SEAL_BATCH_MAX seals,
+    // instead of two fsyncs on the event loop per scan (4-50 ms each under heavy raw writes: bench/RESULTS.md, after
+    // the ingest run). A crash before a batch is written leaves its scans to the next start's sweep (late: true).
+    interface DigestedSeal {
+      scanId: string;
+      portalId: string;
+      lines: number;
+      late: boolean;
+      sha256: string;
+      written: () => void;
+    }
+    const digestedSeals: DigestedSeal[] = [];
+    let sealBatchTimer: ReturnType<typeof setTimeout> | null = null;
+    const writeSeals = (): void => {
+      if (sealBatchTimer !== null) clearTimeout(sealBatchTimer);
+      sealBatchTimer = null;
+      const batch = digestedSeals.splice(0);
+      if (batch.length === 0) return;
+      try {
+        store.recordSeals(batch);
+        identity.recordAll(
+          batch.map((s) => ({
+            actor: `portal:${s.portalId}`,
+            action: 'scan.seal',
+            target: s.scanId,
+            outcome: 'ok' as const,
+            address: null,
+            details: { lines: s.lines, sha256: s.sha256, ...(s.late ? { late: true } : {}) },
+          })),
+        );
+      } catch (err) {
+        log.error({ err, scanIds: batch.map((s) => s.scanId) }, 'writing the seals of completed scans failed');
+      } finally {
+        for (const s of batch) s.written();
+      }
+    };
     const seal = (scanId: string, portalId: string, lines: number, late: boolean): Promise<void> => {
       if (sealingIds.has(scanId) || store.sealOf(scanId) !== null) return Promise.resolve();
       sealingIds.add(scanId);
       const written = store
-        .sealScan(scanId)
-        .then((sha256) =>
-          identity.record({
-            actor: `portal:${portalId}`,
-            action: 'scan.seal',
-            target: scanId,
-            outcome: 'ok',
-            address: null,
-            details: { lines, sha256, ...(late ? { late: true } : {}) },
-          }),
+        .digestRaw(scanId)
+        .then(
+          (sha256) =>
+            new Promise<void>((resolve) => {
+              digestedSeals.push({ scanId, portalId, lines, late, sha256, written: resolve });
+              if (digestedSeals.length >= SEAL_BATCH_MAX) writeSeals();
+              else sealBatchTimer ??= setTimeout(writeSeals, SEAL_BATCH_MS);
+            }),
         )
         .catch((err: unknown) => log.error({ err, scanId }, 'sealing a completed scan failed'))
         .finally(() => {
@@ -239,12 +277,19 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     // connects, so their portals can resume them (src/ingest recoverOpenScans).
     ingest.recoverOpenScans({ rescoreCompleted: results !== null });
     // Completed scans the previous run did not get to seal (it crashed between a scan's end and its seal, or its
-    // disk failed then) are sealed now, one at a time in the background, `late: true` in their audit entries.
+    // disk failed then) are sealed now in the background, `late: true` in their audit entries: a batch's worth at a
+    // time (their digests queue, the batch is written when full), so a stop waits for at most one batch.
     const sweep = (async () => {
+      let batch: Array<Promise<void>> = [];
       for (const record of store.unsealedCompletedScans(UNSEALED_SWEEP_LIMIT)) {
-        if (phase !== 'starting' && phase !== 'ready') return;
-        await seal(record.scanId, record.portalId, record.lines, true);
+        if (phase !== 'starting' && phase !== 'ready') break;
+        batch.push(seal(record.scanId, record.portalId, record.lines, true));
+        if (batch.length >= SEAL_BATCH_MAX) {
+          await Promise.all(batch);
+          batch = [];
+        }
       }
+      await Promise.all(batch);
     })();
     sealing.add(sweep);
     void sweep.finally(() => sealing.delete(sweep));

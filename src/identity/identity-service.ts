@@ -99,11 +99,17 @@ export class IdentityService implements AuditTrail {
   }
 
   record(event: AuditEvent): void {
+    this.recordAll([event]);
+  }
+
+  /** Records events in order in one write (one fsync): all of them, or none and a throw. */
+  recordAll(events: readonly AuditEvent[]): void {
+    if (events.length === 0) return;
     try {
-      this.store.appendAudit(event, new Date(this.now()).toISOString());
+      this.store.appendAuditAll(events, new Date(this.now()).toISOString());
     } catch (err) {
       // An act that cannot be audited must not look audited: the caller's act fails with it.
-      this.o.log.error({ err, action: event.action }, 'audit trail write failed');
+      this.o.log.error({ err, action: events[0].action, events: events.length }, 'audit trail write failed');
       throw err;
     }
   }

@@ -388,26 +388,39 @@ export class IdentityStore {
    * appending at once still make one chain. The row is on disk (synchronous=FULL) when this returns.
    */
   appendAudit(e: AuditEvent, at = new Date().toISOString()): StoredAuditEvent {
+    return this.appendAuditAll([e], at)[0];
+  }
+
+  /**
+   * Appends events to the hash chain in order, all in one IMMEDIATE transaction (one fsync for the batch, as for
+   * the seals of completed scans: src/main.ts), each linked to the one before as appendAudit links one. Either all are
+   * on disk when this returns, or none (SCANLINE_ERR_STORAGE_WRITE).
+   */
+  appendAuditAll(events: readonly AuditEvent[], at = new Date().toISOString()): StoredAuditEvent[] {
     return this.write('append to the audit trail', () =>
       this.db
         .transaction(() => {
           const last = this.db.prepare('SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1').get() as { id: number; hash: string | null } | undefined;
           const counter = this.db.prepare(`SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'`).get() as { seq: number } | undefined;
-          const id = Math.max(counter?.seq ?? 0, last?.id ?? 0) + 1;
-          const prevHash = last?.hash ?? GENESIS;
-          const row = {
-            id,
-            at,
-            actor: e.actor,
-            action: e.action,
-            target: e.target,
-            outcome: e.outcome,
-            address: e.address,
-            details: JSON.stringify(e.details),
-          };
-          const hash = auditEntryHash(prevHash, row);
-          this.statements.audit.run(id, at, e.actor, e.action, e.target, e.outcome, e.address, row.details, prevHash, hash);
-          return { ...e, id, at };
+          let id = Math.max(counter?.seq ?? 0, last?.id ?? 0);
+          let prevHash = last?.hash ?? GENESIS;
+          return events.map((e) => {
+            id += 1;
+            const row = {
+              id,
+              at,
+              actor: e.actor,
+              action: e.action,
+              target: e.target,
+              outcome: e.outcome,
+              address: e.address,
+              details: JSON.stringify(e.details),
+            };
+            const hash = auditEntryHash(prevHash, row);
+            this.statements.audit.run(id, at, e.actor, e.action, e.target, e.outcome, e.address, row.details, prevHash, hash);
+            prevHash = hash;
+            return { ...e, id, at };
+          });
         })
         .immediate(),
     );

@@ -680,11 +680,20 @@ export class ScanStore {
 
   /** Reads `lines` whole lines of a stored scan from line 0 (zeros where the file is shorter). */
   /**
-   * Seals a completed scan: the SHA-256 of its raw file (read and hashed off the JS thread: integrity.ts fileSha256)
-   * goes into its record (`raw_sha256`) and is returned, for the audit trail's `scan.seal` entry
-   * (src/storage/integrity.ts). Throws SCANLINE_ERR_STORAGE_READ or _WRITE.
+   * Seals a completed scan: digestRaw, then recordSeals for it alone. Returns the SHA-256 for the audit trail's
+   * `scan.seal` entry (src/storage/integrity.ts). Throws SCANLINE_ERR_STORAGE_READ or _WRITE.
    */
   async sealScan(scanId: string): Promise<string> {
+    const sha256 = await this.digestRaw(scanId);
+    this.recordSeals([{ scanId, sha256 }]);
+    return sha256;
+  }
+
+  /**
+   * The SHA-256 of a completed scan's raw file, read and hashed off the JS thread (integrity.ts fileSha256). Throws
+   * SCANLINE_ERR_STORAGE_READ when the file is missing or cannot be read.
+   */
+  async digestRaw(scanId: string): Promise<string> {
     let sha: string | null;
     try {
       sha = await fileSha256(this.rawPath(scanId));
@@ -697,13 +706,27 @@ export class ScanStore {
       );
     }
     if (sha === null) throw new ScanlineError('SCANLINE_ERR_STORAGE_READ', `scan ${scanId} has no raw lines to seal`, { scanId });
+    return sha;
+  }
+
+  /**
+   * Writes seals (digestRaw's) into their records (`raw_sha256`), all in one transaction: one fsync for the batch
+   * (synchronous = FULL) where one per scan held the JS thread 4-50 ms each under heavy raw writes
+   * (bench/RESULTS.md, after the ingest run). A scan whose record is gone (retention) is skipped by its UPDATE.
+   * Throws SCANLINE_ERR_STORAGE_WRITE, and then none of the batch is written.
+   */
+  recordSeals(seals: ReadonlyArray<{ scanId: string; sha256: string }>): void {
+    if (seals.length === 0) return;
     this.assertOpen();
     try {
-      this.db.prepare('UPDATE scans SET raw_sha256 = ? WHERE scan_id = ?').run(sha, scanId);
+      const update = this.db.prepare('UPDATE scans SET raw_sha256 = ? WHERE scan_id = ?');
+      this.db.transaction(() => {
+        for (const s of seals) update.run(s.sha256, s.scanId);
+      })();
     } catch (err) {
-      throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot seal scan ${scanId}: ${(err as Error).message}`, { scanId }, { cause: err });
+      const ids = seals.map((s) => s.scanId);
+      throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot seal scans ${ids.join(', ')}: ${(err as Error).message}`, { scanIds: ids }, { cause: err });
     }
-    return sha;
   }
 
   /**

@@ -62,7 +62,7 @@ describe('graceful stop', () => {
     try {
       const gw = await startTestGateway({}, {}, other);
       // The seal never gets written, as when the process dies right after the scan completes.
-      gw.store.sealScan = () => Promise.reject(new Error('killed before the seal'));
+      gw.store.digestRaw = () => Promise.reject(new Error('killed before the seal'));
       const p = await RawPortal.hello(gw.portalUrl, 'lane-late', { pixels: 64, energies: 2 });
       p.json({ type: 'scan.start', streamId: 1, scanId: 'late-1' });
       await p.next((m) => m.type === 'scan.accepted');

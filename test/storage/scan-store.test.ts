@@ -613,3 +613,34 @@ describe('ScanStore: schema versions', () => {
     expect(inspect(dir)).toMatchObject({ version: 0, tables: ['scans_portal'] });
   });
 });
+
+describe('ScanStore: seals written in batches', () => {
+  it('recordSeals writes a batch in one transaction, skips a scan whose record is gone, and writes nothing of a refused batch', async () => {
+    const store = open(dataDir());
+    try {
+      await create(store, record('seal-a'));
+      await create(store, record('seal-b'));
+      const sha = (c: string) => c.repeat(64);
+      store.recordSeals([
+        { scanId: 'seal-a', sha256: sha('a') },
+        { scanId: 'seal-gone', sha256: sha('c') },
+        { scanId: 'seal-b', sha256: sha('b') },
+      ]);
+      expect([store.sealOf('seal-a'), store.sealOf('seal-b'), store.sealOf('seal-gone')]).toEqual([sha('a'), sha('b'), null]);
+      expect(() => store.recordSeals([])).not.toThrow();
+      await create(store, record('seal-c'));
+      // A refused batch (a value SQLite cannot bind, standing in for a failed write) leaves every record of it unsealed.
+      expect(
+        codeOf(() =>
+          store.recordSeals([
+            { scanId: 'seal-c', sha256: sha('d') },
+            { scanId: 'seal-a', sha256: {} as unknown as string },
+          ]),
+        ),
+      ).toBe('SCANLINE_ERR_STORAGE_WRITE');
+      expect([store.sealOf('seal-c'), store.sealOf('seal-a')]).toEqual([null, sha('a')]);
+    } finally {
+      await store.close();
+    }
+  });
+});
