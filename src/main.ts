@@ -27,7 +27,7 @@ import type { ScanResultsReport } from './protocol/index.js';
 const SEAL_GRACE_MS = 10_000;
 /** Unsealed completed scans sealed at a start, at most (the oldest first; the rest at the next start). */
 const UNSEALED_SWEEP_LIMIT = 1000;
-/** Seals written together (src/main.ts `writeSeals`): at most this long after the first waits, or this many. */
+/** Seals written together (`writeSeals`): at most this long after the first waits, or this many. */
 const SEAL_BATCH_MS = 250;
 const SEAL_BATCH_MAX = 32;
 
@@ -212,29 +212,39 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     const sealing = new Set<Promise<void>>();
     /** Scans whose seal is being written: one seal per scan, whichever path (completion, the start's sweep) comes first. */
     const sealingIds = new Set<string>();
-    // Seals are written in batches. The digests finish one at a time (integrity.ts), and their records' UPDATEs and
-    // audit entries go to disk together, one transaction in each database per SEAL_BATCH_MS or SEAL_BATCH_MAX seals,
-    // instead of two fsyncs on the event loop per scan (4-50 ms each under heavy raw writes: bench/RESULTS.md, after
-    // the ingest run). A crash before a batch is written leaves its scans to the next start's sweep (late: true).
+    // Seals are written in batches. The digests finish one at a time (integrity.ts), and their audit entries and
+    // records' UPDATEs go to disk together, one transaction per database per SEAL_BATCH_MS or SEAL_BATCH_MAX seals,
+    // instead of two fsyncs on the event loop per scan (under bench:ingest's raw writes the record's alone took p90
+    // 31 ms, max 52 ms: bench/RESULTS.md, after the ingest run). A crash before a batch is written leaves its scans to
+    // the next start's sweep (late: true), as a crash between a scan's end and its seal always did.
     interface DigestedSeal {
       scanId: string;
       portalId: string;
       lines: number;
       late: boolean;
       sha256: string;
+      /** Settles the seal's promise (in `sealing`) once its batch is written or has failed. */
       written: () => void;
     }
     const digestedSeals: DigestedSeal[] = [];
+    /** Set whenever digestedSeals holds a seal and no batch is being written: it writes them SEAL_BATCH_MS later. */
     let sealBatchTimer: ReturnType<typeof setTimeout> | null = null;
+    /**
+     * Writes every digested seal, synchronously on the JS thread: the audit entries first (one IMMEDIATE
+     * transaction), then the records (one transaction). That order keeps a record from carrying a seal the chain does
+     * not have: if the records' write fails, they stay unsealed and the next start seals them again (late: true; the
+     * chain then holds two entries with the same digest, which `audit verify` accepts). Scans whose record is gone
+     * (retention) are left out. Never throws; settles every seal of the batch.
+     */
     const writeSeals = (): void => {
       if (sealBatchTimer !== null) clearTimeout(sealBatchTimer);
       sealBatchTimer = null;
       const batch = digestedSeals.splice(0);
       if (batch.length === 0) return;
+      const live = batch.filter((s) => store.hasScan(s.scanId));
       try {
-        store.recordSeals(batch);
         identity.recordAll(
-          batch.map((s) => ({
+          live.map((s) => ({
             actor: `portal:${s.portalId}`,
             action: 'scan.seal',
             target: s.scanId,
@@ -243,8 +253,15 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
             details: { lines: s.lines, sha256: s.sha256, ...(s.late ? { late: true } : {}) },
           })),
         );
+      } catch {
+        // Logged by the identity service; the records stay unsealed, for the next start's sweep.
+        for (const s of batch) s.written();
+        return;
+      }
+      try {
+        store.recordSeals(live);
       } catch (err) {
-        log.error({ err, scanIds: batch.map((s) => s.scanId) }, 'writing the seals of completed scans failed');
+        log.error({ err, scanIds: live.map((s) => s.scanId) }, 'writing the seals of completed scans into their records failed');
       } finally {
         for (const s of batch) s.written();
       }
@@ -278,7 +295,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     ingest.recoverOpenScans({ rescoreCompleted: results !== null });
     // Completed scans the previous run did not get to seal (it crashed between a scan's end and its seal, or its
     // disk failed then) are sealed now in the background, `late: true` in their audit entries: a batch's worth at a
-    // time (their digests queue, the batch is written when full), so a stop waits for at most one batch.
+    // time (their digests queue, the batch is written when full). A stop, or a scan completing meanwhile, may wait
+    // behind up to SEAL_BATCH_MAX of those digests (tens of ms each).
     const sweep = (async () => {
       let batch: Array<Promise<void>> = [];
       for (const record of store.unsealedCompletedScans(UNSEALED_SWEEP_LIMIT)) {
@@ -302,7 +320,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         store,
         config: config.retention,
         audit: (e) => identityStore.appendAudit(e),
-        isLive: (scanId) => ingest.getLiveScan(scanId) !== undefined,
+        // A scan being sealed is not deleted under its seal (the seal's audit entry would follow its deletion's).
+        isLive: (scanId) => ingest.getLiveScan(scanId) !== undefined || sealingIds.has(scanId),
         onDeleted: (scanId) => dropCachedImages(scanId),
         log: log.child({ module: 'retention' }),
       }),

@@ -102,7 +102,10 @@ export class IdentityService implements AuditTrail {
     this.recordAll([event]);
   }
 
-  /** Records events in order in one write (one fsync): all of them, or none and a throw. */
+  /**
+   * Records events in order in one write: one IMMEDIATE transaction (it holds the identity database's write lock for
+   * one fsync), all entries with the same `at`, the time of the write. All of them, or none and a throw (logged here).
+   */
   recordAll(events: readonly AuditEvent[]): void {
     if (events.length === 0) return;
     try {

@@ -393,8 +393,8 @@ export class IdentityStore {
 
   /**
    * Appends events to the hash chain in order, all in one IMMEDIATE transaction (one fsync for the batch, as for
-   * the seals of completed scans: src/main.ts), each linked to the one before as appendAudit links one. Either all are
-   * on disk when this returns, or none (SCANLINE_ERR_STORAGE_WRITE).
+   * the seals of completed scans: src/main.ts), each linked to the one before as appendAudit links one, all with the
+   * same `at`. Either all are on disk when this returns, or none (SCANLINE_ERR_STORAGE_WRITE).
    */
   appendAuditAll(events: readonly AuditEvent[], at = new Date().toISOString()): StoredAuditEvent[] {
     return this.write('append to the audit trail', () =>

@@ -22,11 +22,11 @@ describe('graceful stop', () => {
 
   it('seals every scan that completed before it, before the store closes', async () => {
     const gw = await startTestGateway({}, {}, dir);
-    // Each seal takes 300 ms longer (a slow disk): still in flight when close() comes, however fast the machine.
-    const seal = gw.store.sealScan.bind(gw.store);
-    gw.store.sealScan = async (scanId: string) => {
+    // Each seal's digest takes 300 ms longer (a slow disk): still in flight when close() comes, however fast the machine.
+    const digest = gw.store.digestRaw.bind(gw.store);
+    gw.store.digestRaw = async (scanId: string) => {
       await new Promise((r) => setTimeout(r, 300));
-      return seal(scanId);
+      return digest(scanId);
     };
     const portals = await Promise.all(Array.from({ length: LANES }, (_, i) => RawPortal.hello(gw.portalUrl, `lane-${i}`, { pixels: PIXELS, energies: 2 })));
     const data = new Uint16Array(64 * 2 * PIXELS).fill(21_000);
@@ -54,6 +54,52 @@ describe('graceful stop', () => {
       expect((await store.verify(join(dir, 'scans'))).problems).toEqual([]);
     } finally {
       store.close();
+    }
+  }, 30_000);
+
+  it('leaves a batch unsealed when its audit entries cannot be written, and seals it at the next start', async () => {
+    const other = mkdtempSync(join(tmpdir(), 'scanline-seal-audit-'));
+    try {
+      const gw = await startTestGateway({}, {}, other);
+      // The audit trail refuses the seals' batch (its disk failed): no record may carry a seal the chain lacks.
+      const recordAll = gw.identity.recordAll.bind(gw.identity);
+      let refused = 0;
+      gw.identity.recordAll = (events) => {
+        if (events.some((e) => e.action === 'scan.seal')) {
+          refused++;
+          throw new Error('audit trail disk failed');
+        }
+        recordAll(events);
+      };
+      const p = await RawPortal.hello(gw.portalUrl, 'lane-audit', { pixels: 64, energies: 2 });
+      p.json({ type: 'scan.start', streamId: 1, scanId: 'audit-1' });
+      await p.next((m) => m.type === 'scan.accepted');
+      const data = new Uint16Array(64 * 2 * 64).fill(25_000);
+      for (let seq = 0; seq < 4; seq++) {
+        p.binary(encodeSliceFrame({ kind: SliceKind.Image, energies: 2, streamId: 1, seq, firstLine: seq * 64, pixels: 64, acquiredAtUs: 0n }, data));
+      }
+      p.json({ type: 'scan.end', streamId: 1, totalLines: 256 });
+      await p.next((m) => m.type === 'scan.completed');
+      p.close();
+      for (let i = 0; i < 100 && refused === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(refused).toBe(1);
+      expect(gw.store.sealOf('audit-1')).toBeNull();
+      await gw.close(2_000);
+
+      const again = await startTestGateway({}, {}, other);
+      for (let i = 0; i < 100 && again.store.sealOf('audit-1') === null; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(again.store.sealOf('audit-1')).toMatch(/^[0-9a-f]{64}$/);
+      const entries = again.identity.listAudit({ limit: 100, action: 'scan.seal' }).filter((e) => e.target === 'audit-1');
+      expect(entries.map((e) => e.details)).toEqual([expect.objectContaining({ late: true, lines: 256 })]);
+      await again.close(2_000);
+      const store = IdentityStore.open(other);
+      try {
+        expect((await store.verify(join(other, 'scans'))).problems).toEqual([]);
+      } finally {
+        store.close();
+      }
+    } finally {
+      rmSync(other, { recursive: true, force: true });
     }
   }, 30_000);
 
