@@ -104,6 +104,9 @@ describe('a full data directory', () => {
     for (let s = 0; s < 10; s++) portal.binary(frame(1, s, s * 16));
     portal.json({ type: 'scan.end', streamId: 1, totalLines: 160 });
     await portal.next((m) => m.type === 'scan.completed' && m.streamId === 1);
+    // Its seal is written in a batch up to 250 ms later (src/main.ts writeSeals): on disk before the disk fills, or its
+    // audit entry would take the space reserve that scan B's refused lines below must not get.
+    await until('disk-a sealed', async () => g.store.sealOf('disk-a') !== null);
     expect(await decide('disk-a')).toBe(201);
     expect(await metric('scanline_storage_reserve_bytes')).toBe(8 * MiB);
 
