@@ -16,6 +16,20 @@ const PIXELS = 512;
 const LANES = 6;
 const LINES = 2048;
 
+/** Streams one 256-line scan of 64 pixels (every sample `value`) from portal `lane` and waits until it completes. */
+async function completeSmallScan(portalUrl: string, lane: string, scanId: string, value: number): Promise<void> {
+  const p = await RawPortal.hello(portalUrl, lane, { pixels: 64, energies: 2 });
+  p.json({ type: 'scan.start', streamId: 1, scanId });
+  await p.next((m) => m.type === 'scan.accepted');
+  const data = new Uint16Array(64 * 2 * 64).fill(value);
+  for (let seq = 0; seq < 4; seq++) {
+    p.binary(encodeSliceFrame({ kind: SliceKind.Image, energies: 2, streamId: 1, seq, firstLine: seq * 64, pixels: 64, acquiredAtUs: 0n }, data));
+  }
+  p.json({ type: 'scan.end', streamId: 1, totalLines: 256 });
+  await p.next((m) => m.type === 'scan.completed');
+  p.close();
+}
+
 describe('graceful stop', () => {
   const dir = mkdtempSync(join(tmpdir(), 'scanline-seal-close-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -71,16 +85,7 @@ describe('graceful stop', () => {
         }
         recordAll(events);
       };
-      const p = await RawPortal.hello(gw.portalUrl, 'lane-audit', { pixels: 64, energies: 2 });
-      p.json({ type: 'scan.start', streamId: 1, scanId: 'audit-1' });
-      await p.next((m) => m.type === 'scan.accepted');
-      const data = new Uint16Array(64 * 2 * 64).fill(25_000);
-      for (let seq = 0; seq < 4; seq++) {
-        p.binary(encodeSliceFrame({ kind: SliceKind.Image, energies: 2, streamId: 1, seq, firstLine: seq * 64, pixels: 64, acquiredAtUs: 0n }, data));
-      }
-      p.json({ type: 'scan.end', streamId: 1, totalLines: 256 });
-      await p.next((m) => m.type === 'scan.completed');
-      p.close();
+      await completeSmallScan(gw.portalUrl, 'lane-audit', 'audit-1', 25_000);
       for (let i = 0; i < 100 && refused === 0; i++) await new Promise((r) => setTimeout(r, 20));
       expect(refused).toBe(1);
       expect(gw.store.sealOf('audit-1')).toBeNull();
@@ -109,16 +114,7 @@ describe('graceful stop', () => {
       const gw = await startTestGateway({}, {}, other);
       // The seal never gets written, as when the process dies right after the scan completes.
       gw.store.digestRaw = () => Promise.reject(new Error('killed before the seal'));
-      const p = await RawPortal.hello(gw.portalUrl, 'lane-late', { pixels: 64, energies: 2 });
-      p.json({ type: 'scan.start', streamId: 1, scanId: 'late-1' });
-      await p.next((m) => m.type === 'scan.accepted');
-      const data = new Uint16Array(64 * 2 * 64).fill(30_000);
-      for (let seq = 0; seq < 4; seq++) {
-        p.binary(encodeSliceFrame({ kind: SliceKind.Image, energies: 2, streamId: 1, seq, firstLine: seq * 64, pixels: 64, acquiredAtUs: 0n }, data));
-      }
-      p.json({ type: 'scan.end', streamId: 1, totalLines: 256 });
-      await p.next((m) => m.type === 'scan.completed');
-      p.close();
+      await completeSmallScan(gw.portalUrl, 'lane-late', 'late-1', 30_000);
       await gw.close(2_000);
 
       const again = await startTestGateway({}, {}, other);
