@@ -260,6 +260,9 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       }
       try {
         store.recordSeals(live);
+        // A deferred commit, synced off the JS thread. Lost to a power cut before that, a seal is made again at the
+        // next start (late: true), with a second audit entry of the same digest.
+        store.durable().catch((err: unknown) => log.error({ err, scanIds: live.map((s) => s.scanId) }, 'making the seals durable failed'));
       } catch (err) {
         log.error({ err, scanIds: live.map((s) => s.scanId) }, 'writing the seals of completed scans into their records failed');
       } finally {

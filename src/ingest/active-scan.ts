@@ -750,6 +750,13 @@ export class ActiveScan implements ScanView, CommitParticipant {
     this.returnBuffers();
     this.clearResumeTimer();
     this.clearDelayTimer();
+    try {
+      // The outcome is told once the record that says it is on stable storage (updateScan is a deferred commit).
+      if (!this.keepRecord) await this.store.durable();
+    } catch (err) {
+      this.stats.storageFailures++;
+      this.log.error({ err, scanId: this.scanId }, 'making the scan record durable failed');
+    }
     if (state === 'completed' && !failure) {
       this.stats.scansCompleted++;
       this.portalStats.scansCompleted++;

@@ -269,7 +269,10 @@ export class IngestService {
       stitcher,
       writer,
       journal,
-      () => this.store.syncScanDirectory(scanId),
+      // Before the first ack: the scan's directory entries, and its record (a deferred commit, made above).
+      async () => {
+        await Promise.all([this.store.syncScanDirectory(scanId), this.store.durable()]);
+      },
     );
     scan.owner = conn;
     this.stats.scansStarted++;

@@ -573,6 +573,12 @@ export class ResultsService {
       if (embeddings) this.o.store.putEmbeddings(results.scanId, embeddings);
       this.o.store.putResults(results.scanId, report.alarmDecision, report);
       this.stats.reportsStored++;
+      // Deferred commits: synced off the JS thread, not waited for. Until they are, a power cut leaves the scan with
+      // its in-progress report (made durable before the scan's first ack), and the next start scores it again.
+      this.o.store.durable().catch((err: unknown) => {
+        this.stats.storageFailures++;
+        this.o.log.error({ err, scanId: results.scanId }, 'making the stored scan results durable failed');
+      });
     } catch (err) {
       this.stats.storageFailures++;
       this.unstored.set(results.scanId, report);

@@ -551,6 +551,24 @@ function storageMetrics(ingest: IngestService, store: ScanStore, results: Result
       ],
     ),
     gauge('scanline_storage_writable', '1 when the scan database answers (the /readyz storage check), else 0.', [], () => one(store.isWritable() ? 1 : 0)),
+    counter(
+      'scanline_storage_deferred_commits_total',
+      "Scan database commits made without a sync on the event loop (a scan's record at start and end, results, embeddings, seals), made durable by a WAL sync on the thread pool.",
+      [],
+      () => one(store.walSyncStats.deferredCommits),
+    ),
+    histogram(
+      'scanline_storage_wal_sync_seconds',
+      "Per fdatasync of the scan database's WAL on the thread pool, covering every deferred commit made before it began.",
+      [],
+      () => [{ labels: {}, counts: store.walSyncStats.syncSeconds }],
+    ),
+    counter(
+      'scanline_storage_wal_sync_failures_total',
+      "fdatasyncs of the scan database's WAL that failed (the disk reported an error: the commits they covered are not known to be durable).",
+      [],
+      () => one(store.walSyncStats.failures),
+    ),
   ];
 }
 

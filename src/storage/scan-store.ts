@@ -6,9 +6,24 @@
  * Threads: better-sqlite3 is synchronous; every statement here is a single-row read or write of a few hundred
  * bytes (well under a millisecond), issued per scan event, never per slice. Raw lines go through RawWriter,
  * which uses asynchronous positional writes.
+ *
+ * Durability: a write that returns is committed. Most are on stable storage when they return (synchronous = FULL);
+ * the machine's own per-scan writes (createScan, updateScan, putResults, putEmbeddings, recordSeals) are on stable
+ * storage once durable() resolves, and survive a crash of the process at once (./wal-sync.ts). Each says so.
  */
 import Database from 'better-sqlite3';
-import { close as closeFd, closeSync, constants as fsConstants, fdatasync, fsync, fsyncSync, mkdirSync, openSync, write as writeFd } from 'node:fs';
+import {
+  close as closeFd,
+  closeSync,
+  constants as fsConstants,
+  fdatasync,
+  fdatasyncSync,
+  fsync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  write as writeFd,
+} from 'node:fs';
 import { type FileHandle, open as openHandle, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join, resolve } from 'node:path';
@@ -20,6 +35,7 @@ import { fileSha256 } from './integrity.js';
 import { migrate, SCHEMA_VERSION, type MigrationOutcome } from './migrations.js';
 import { JOURNAL_FILE, ScanJournalWriter } from './scan-journal.js';
 import { type SpaceReserve, withReserve } from './disk-space.js';
+import { WalSync, type WalSyncStats } from './wal-sync.js';
 
 export type { ScanState };
 /** One officer's decision as stored (the wire's DecisionRecord, src/protocol). */
@@ -423,12 +439,18 @@ export class ScanStore {
   private readonly insert: Database.Statement;
   private readonly byId: Database.Statement;
   private readonly rawOptions: RawWriterOptions;
+  private readonly walSync: WalSync;
+  private readonly syncNormal: Database.Statement;
+  private readonly syncFull: Database.Statement;
   private closed = false;
 
   private constructor(dataDir: string, db: Database.Database, rawOptions: RawWriterOptions) {
     this.dataDir = dataDir;
     this.db = db;
     this.rawOptions = rawOptions;
+    this.walSync = new WalSync(`${join(dataDir, 'scanline.db')}-wal`);
+    this.syncNormal = db.prepare('PRAGMA synchronous = NORMAL');
+    this.syncFull = db.prepare('PRAGMA synchronous = FULL');
     this.insert = db.prepare(`INSERT INTO scans (scan_id, portal_id, stream_id, state, pixels, energies, pitch_mm,
       line_rate_hz, lines, gaps, vehicle, declaration, started_at, ended_at, updated_at, reason, origin)
       VALUES (@scan_id, @portal_id, @stream_id, @state, @pixels, @energies, @pitch_mm, @line_rate_hz, @lines, @gaps,
@@ -457,8 +479,10 @@ export class ScanStore {
       // Before anything writes to the file: a database this code does not know is refused unchanged.
       schema = migrate(db, path);
       db.pragma('journal_mode = WAL');
-      // Every commit (a scan's start and end, a decision, results) is on stable storage before it is answered: in WAL
-      // mode NORMAL would lose the last commits on a power cut. These are a few commits per scan, never per slice.
+      // Every commit is on stable storage before it is answered. By default in the commit itself (FULL: in WAL mode
+      // NORMAL would lose the last commits on a power cut); the machine's own per-scan writes (a scan's record at
+      // its start and end, its results, embeddings and seal) commit without a sync and are made durable off the JS
+      // thread by durable(), which whoever answers after them awaits (deferredCommit, ./wal-sync.ts).
       db.pragma('synchronous = FULL');
       // Rows deleted by retention are overwritten, not just unlinked from the b-tree: a deleted scan's results and
       // decisions cannot be read back from the database file.
@@ -600,12 +624,15 @@ export class ScanStore {
     }
   }
 
-  /** Creates the record and the scan's directory, and opens its raw file for writing (synchronously). */
+  /**
+   * Creates the record and the scan's directory, and opens its raw file for writing (synchronously). The record is a
+   * deferred commit: on stable storage once durable() resolves (ingest awaits it before the scan's first ack).
+   */
   createScan(record: ScanRecord): RawWriter {
     this.assertOpen();
     try {
       mkdirSync(this.scanDir(record.scanId), { recursive: true });
-      this.insert.run(this.toRow(record));
+      this.deferredCommit(() => this.insert.run(this.toRow(record)));
     } catch (err) {
       throw new ScanlineError(
         'SCANLINE_ERR_STORAGE_WRITE',
@@ -617,6 +644,7 @@ export class ScanStore {
     return RawWriter.open(this.rawPath(record.scanId), record.detector.pixels * record.detector.energies * 2, this.rawOptions);
   }
 
+  /** Changes a scan's record: a deferred commit (durable() before telling anyone of the change). */
   updateScan(scanId: string, patch: Partial<Pick<ScanRecord, 'state' | 'lines' | 'gaps' | 'endedAt' | 'reason'>>): void {
     this.assertOpen();
     const sets: string[] = ['updated_at = @updated_at'];
@@ -642,7 +670,8 @@ export class ScanStore {
       params.reason = patch.reason;
     }
     try {
-      this.db.prepare(`UPDATE scans SET ${sets.join(', ')} WHERE scan_id = @scan_id`).run(params);
+      const update = this.db.prepare(`UPDATE scans SET ${sets.join(', ')} WHERE scan_id = @scan_id`);
+      this.deferredCommit(() => update.run(params));
     } catch (err) {
       throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot update scan ${scanId}: ${(err as Error).message}`, { scanId }, { cause: err });
     }
@@ -710,19 +739,22 @@ export class ScanStore {
   }
 
   /**
-   * Writes seals (digestRaw's) into their records (`raw_sha256`), all in one transaction: one fsync for the batch
-   * (synchronous = FULL) where one per scan held the JS thread, under bench:ingest's raw writes p90 31 ms, max 52 ms
-   * (bench/RESULTS.md, after the ingest run). A scan whose record is gone (retention) is skipped by its UPDATE.
-   * Throws SCANLINE_ERR_STORAGE_WRITE, and then none of the batch is written.
+   * Writes seals (digestRaw's) into their records (`raw_sha256`), all in one transaction, a deferred commit (on
+   * stable storage once durable() resolves): one fsync per scan under synchronous = FULL held the JS thread, under
+   * bench:ingest's raw writes p90 31 ms, max 52 ms (bench/RESULTS.md, after the ingest run). A scan whose record is
+   * gone (retention) is skipped by its UPDATE. Throws SCANLINE_ERR_STORAGE_WRITE, and then none of the batch is
+   * written.
    */
   recordSeals(seals: ReadonlyArray<{ scanId: string; sha256: string }>): void {
     if (seals.length === 0) return;
     this.assertOpen();
     try {
       const update = this.db.prepare('UPDATE scans SET raw_sha256 = ? WHERE scan_id = ?');
-      this.db.transaction(() => {
-        for (const s of seals) update.run(s.sha256, s.scanId);
-      })();
+      this.deferredCommit(() =>
+        this.db.transaction(() => {
+          for (const s of seals) update.run(s.sha256, s.scanId);
+        })(),
+      );
     } catch (err) {
       const ids = seals.map((s) => s.scanId);
       throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot seal scans ${ids.join(', ')}: ${(err as Error).message}`, { scanIds: ids }, { cause: err });
@@ -756,14 +788,14 @@ export class ScanStore {
 
   /**
    * Stores (replacing) the machine results report of a scan. `decision` is kept in its own column for listing.
-   * Throws SCANLINE_ERR_STORAGE_WRITE.
+   * A deferred commit (on stable storage once durable() resolves). Throws SCANLINE_ERR_STORAGE_WRITE.
    */
   putResults(scanId: string, decision: string, report: unknown): void {
     this.assertOpen();
     try {
-      this.db
-        .prepare('INSERT OR REPLACE INTO scan_results (scan_id, decision, report, updated_at) VALUES (?, ?, ?, ?)')
-        .run(scanId, decision, JSON.stringify(report), new Date().toISOString());
+      const put = this.db.prepare('INSERT OR REPLACE INTO scan_results (scan_id, decision, report, updated_at) VALUES (?, ?, ?, ?)');
+      const text = JSON.stringify(report);
+      this.deferredCommit(() => put.run(scanId, decision, text, new Date().toISOString()));
     } catch (err) {
       throw new ScanlineError(
         'SCANLINE_ERR_STORAGE_WRITE',
@@ -781,13 +813,17 @@ export class ScanStore {
     return row === undefined ? undefined : (JSON.parse(row.report) as unknown);
   }
 
-  /** Stores (replacing) the goods-model tile embeddings of a scan. Throws SCANLINE_ERR_STORAGE_WRITE. */
+  /**
+   * Stores (replacing) the goods-model tile embeddings of a scan. A deferred commit (on stable storage once durable()
+   * resolves). Throws SCANLINE_ERR_STORAGE_WRITE.
+   */
   putEmbeddings(scanId: string, e: ScanEmbeddings): void {
     this.assertOpen();
     try {
-      this.db
-        .prepare('INSERT OR REPLACE INTO scan_embeddings (scan_id, model, dim, tiles, data) VALUES (?, ?, ?, ?, ?)')
-        .run(scanId, e.model, e.dim, JSON.stringify(e.tiles), Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength));
+      const put = this.db.prepare('INSERT OR REPLACE INTO scan_embeddings (scan_id, model, dim, tiles, data) VALUES (?, ?, ?, ?, ?)');
+      const tiles = JSON.stringify(e.tiles);
+      const data = Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength);
+      this.deferredCommit(() => put.run(scanId, e.model, e.dim, tiles, data));
     } catch (err) {
       throw new ScanlineError(
         'SCANLINE_ERR_STORAGE_WRITE',
@@ -1153,10 +1189,54 @@ export class ScanStore {
     }
   }
 
+  /**
+   * Resolves once every deferred commit made before this call (createScan, updateScan, putResults, putEmbeddings,
+   * recordSeals) is on stable storage: one fdatasync of the WAL on the thread pool, shared by every caller waiting
+   * meanwhile. Rejects with SCANLINE_ERR_STORAGE_WRITE when the sync fails or the store closes first.
+   */
+  durable(): Promise<void> {
+    return this.walSync.durable();
+  }
+
+  /** Deferred commits and the WAL syncs made for them (metrics). */
+  get walSyncStats(): Readonly<WalSyncStats> {
+    return this.walSync.stats;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    // Deferred commits not yet synced are synced here: closing checkpoints (and syncs) only when no other process has
+    // the database open.
+    if (this.walSync.pending > 0) {
+      let fd: number | null = null;
+      try {
+        fd = openSync(this.walSync.walPath, 'r');
+        fdatasyncSync(fd);
+        this.walSync.markAllDurable();
+      } catch {
+        // Rejected below: their callers learn that these commits are not known to be durable.
+      } finally {
+        if (fd !== null) closeSync(fd);
+      }
+    }
+    this.walSync.close();
     this.db.close();
+  }
+
+  /**
+   * Runs `write` (one statement or one transaction) with synchronous = NORMAL: committed when it returns, in the WAL
+   * and safe from a crash of this process, on stable storage once durable() resolves. Every other write of this
+   * connection stays FULL. Threads: JS thread; better-sqlite3 reads the setting at each commit.
+   */
+  private deferredCommit<T>(write: () => T): T {
+    this.syncNormal.run();
+    try {
+      return write();
+    } finally {
+      this.syncFull.run();
+      this.walSync.committed();
+    }
   }
 
   private assertOpen(): void {

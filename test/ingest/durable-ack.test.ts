@@ -200,6 +200,52 @@ describe('durable acknowledgement', () => {
   });
 });
 
+describe("the scan's record on stable storage before it is relied on (deferred commits, ScanStore.durable)", () => {
+  /** Holds ScanStore.durable() until opened; counts the calls. */
+  function holdDurable(store: ScanStore): { calls: () => number; open: () => void } {
+    const real = store.durable.bind(store);
+    let calls = 0;
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    store.durable = () => {
+      calls++;
+      return gate.then(real);
+    };
+    return { calls: () => calls, open };
+  }
+
+  it('no ack before the record of the scan is durable', async () => {
+    const r = rig(newDir());
+    const held = holdDurable(r.store);
+    const p = new Portal(r);
+    p.start(1, 'scan-r');
+    for (let seq = 0; seq < 4; seq++) p.frame(SliceKind.Image, 1, seq, seq * FRAME_LINES);
+    await until('the first commit asks for the record', () => held.calls() > 0);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(p.of('ack')).toEqual([]);
+    expect(r.store.walSyncStats.deferredCommits).toBeGreaterThan(0);
+    held.open();
+    await until('ack of seq 3', () => p.lastAck(1) === 3);
+    expect(r.store.walSyncStats.syncs).toBeGreaterThan(0);
+  });
+
+  it('scan.completed only once the completed record is durable', async () => {
+    const r = rig(newDir());
+    const p = new Portal(r);
+    p.start(1, 'scan-e');
+    for (let seq = 0; seq < 4; seq++) p.frame(SliceKind.Image, 1, seq, seq * FRAME_LINES);
+    await until('ack of seq 3', () => p.lastAck(1) === 3);
+    const held = holdDurable(r.store);
+    p.text({ type: 'scan.end', streamId: 1, totalLines: 4 * FRAME_LINES });
+    await until('the close-out asks for the record', () => held.calls() > 0);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(r.store.getScan('scan-e')?.state).toBe('completed');
+    expect(p.of('scan.completed')).toEqual([]);
+    held.open();
+    await until('scan.completed', () => p.of('scan.completed').length === 1);
+  });
+});
+
 describe('crash recovery', () => {
   async function crashedScan(frames: number, end = false): Promise<{ dir: string; acked: number }> {
     const dir = newDir();
@@ -277,8 +323,9 @@ describe('crash recovery', () => {
     store.close();
     const r = rig(dir);
     expect(r.service.recoverOpenScans()).toBe(1);
-    await until('completed', () => r.store.getScan('scan-x')?.state === 'completed');
-    expect(r.events).toContain('completed scan-x 96');
+    // The record says completed before the event: the outcome is told once that record is durable.
+    await until('completed', () => r.events.includes('completed scan-x 96'));
+    expect(r.store.getScan('scan-x')?.state).toBe('completed');
   });
 
   it('a journaled scan.end does not complete a scan whose last frames did not survive: it waits for its portal to resend them', async () => {

@@ -644,3 +644,69 @@ describe('ScanStore: seals written in batches', () => {
     }
   });
 });
+
+describe('ScanStore: deferred commits (the per-scan writes, synced off the JS thread)', () => {
+  /** The connection's synchronous setting as SQLite has it now (2 = FULL). */
+  function synchronousOf(store: ScanStore): number {
+    return ((store as unknown as { db: Database.Database }).db.pragma('synchronous', { simple: true }) as number) ?? -1;
+  }
+
+  it('commits at once, visible to another connection; durable() syncs the WAL once for every caller; other writes stay FULL', async () => {
+    const dir = dataDir();
+    const store = open(dir);
+    expect(synchronousOf(store)).toBe(2);
+    await create(store, record('d-1'));
+    store.updateScan('d-1', { state: 'completed', lines: 64 });
+    store.putResults('d-1', 'CLEAR', { status: 'final' });
+    store.putEmbeddings('d-1', { model: 'goods-v1', dim: 2, tiles: [[0, 0, 64, 0, 64]], data: new Float32Array([0.5, -1]) });
+    store.recordSeals([{ scanId: 'd-1', sha256: 'e'.repeat(64) }]);
+    expect(store.walSyncStats.deferredCommits).toBe(5);
+    // The connection is back at FULL after each of them.
+    expect(synchronousOf(store)).toBe(2);
+    // Committed: another connection (a process reading the same file) sees every row before any sync.
+    const reader = new Database(join(dir, 'scanline.db'), { readonly: true });
+    try {
+      expect(reader.prepare('SELECT state, lines, raw_sha256 FROM scans WHERE scan_id = ?').get('d-1')).toEqual({
+        state: 'completed',
+        lines: 64,
+        raw_sha256: 'e'.repeat(64),
+      });
+      expect(reader.prepare('SELECT decision FROM scan_results WHERE scan_id = ?').get('d-1')).toEqual({ decision: 'CLEAR' });
+    } finally {
+      reader.close();
+    }
+    expect(store.walSyncStats.syncs).toBe(0);
+    await Promise.all([store.durable(), store.durable(), store.durable()]);
+    expect(store.walSyncStats.syncs).toBe(1);
+    expect(store.walSyncStats.syncSeconds.count).toBe(1);
+    // Nothing new: no sync at all.
+    await store.durable();
+    expect(store.walSyncStats.syncs).toBe(1);
+    // A person's act is not deferred: on disk when putDecision returns.
+    store.putDecision(decision('d-1', 'clear', '2026-12-08T10:00:00.000Z'));
+    expect(store.walSyncStats.deferredCommits).toBe(5);
+    await store.durable();
+    expect(store.walSyncStats.syncs).toBe(1);
+  });
+
+  it('a write that fails is not left at NORMAL: the connection is FULL again and the refusal has its code', async () => {
+    const store = open(dataDir());
+    await create(store, record('d-2'));
+    expect(codeOf(() => store.createScan(record('d-2')))).toBe('SCANLINE_ERR_STORAGE_WRITE');
+    expect(synchronousOf(store)).toBe(2);
+    await store.durable();
+  });
+
+  it('close() syncs the deferred commits a caller still waits for, and they are there after a new open', async () => {
+    const dir = dataDir();
+    const store = ScanStore.open(dir, undefined, { directIo: false });
+    await create(store, record('d-3'));
+    store.putResults('d-3', 'UNKNOWN', { status: 'in-progress' });
+    const waiting = store.durable();
+    store.close();
+    await expect(waiting).resolves.toBeUndefined();
+    await expect(store.durable()).resolves.toBeUndefined();
+    const again = open(dir);
+    expect(again.getResults('d-3')).toEqual({ status: 'in-progress' });
+  });
+});
