@@ -269,9 +269,11 @@ export class IngestService {
       stitcher,
       writer,
       journal,
-      // Before the first ack: the scan's directory entries, and its record (a deferred commit, made above).
+      // Before the first ack: the scan's record (a deferred commit, made above), then its directory entries. In that
+      // order, as when the record was synced in its commit: a power cut never leaves files that no record names.
       async () => {
-        await Promise.all([this.store.syncScanDirectory(scanId), this.store.durable()]);
+        await this.store.durable();
+        await this.store.syncScanDirectory(scanId);
       },
     );
     scan.owner = conn;

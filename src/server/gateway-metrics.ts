@@ -543,7 +543,7 @@ function storageMetrics(ingest: IngestService, store: ScanStore, results: Result
     ),
     counter(
       'scanline_storage_failures_total',
-      'Data loss: storage operations that failed, by operation: scan (raw archive or scan record; the scan is aborted) or report (a final results report; served from memory until restart).',
+      'Data loss: storage operations that failed, by operation: scan (raw archive or scan record; the scan is aborted) or report (a final results report not stored, served from memory until restart, or stored and its WAL sync failed).',
       ['operation'],
       () => [
         { labels: { operation: 'scan' }, value: s.storageFailures },
@@ -565,7 +565,7 @@ function storageMetrics(ingest: IngestService, store: ScanStore, results: Result
     ),
     counter(
       'scanline_storage_wal_sync_failures_total',
-      "fdatasyncs of the scan database's WAL that failed (the disk reported an error: the commits they covered are not known to be durable).",
+      "fdatasyncs of the scan database's WAL that failed (the disk reported an error: the commits they covered are not known to be durable, and scanline_storage_writable is 0 until the gateway is restarted).",
       [],
       () => one(store.walSyncStats.failures),
     ),

@@ -440,8 +440,6 @@ export class ScanStore {
   private readonly byId: Database.Statement;
   private readonly rawOptions: RawWriterOptions;
   private readonly walSync: WalSync;
-  private readonly syncNormal: Database.Statement;
-  private readonly syncFull: Database.Statement;
   private closed = false;
 
   private constructor(dataDir: string, db: Database.Database, rawOptions: RawWriterOptions) {
@@ -449,8 +447,6 @@ export class ScanStore {
     this.db = db;
     this.rawOptions = rawOptions;
     this.walSync = new WalSync(`${join(dataDir, 'scanline.db')}-wal`);
-    this.syncNormal = db.prepare('PRAGMA synchronous = NORMAL');
-    this.syncFull = db.prepare('PRAGMA synchronous = FULL');
     this.insert = db.prepare(`INSERT INTO scans (scan_id, portal_id, stream_id, state, pixels, energies, pitch_mm,
       line_rate_hz, lines, gaps, vehicle, declaration, started_at, ended_at, updated_at, reason, origin)
       VALUES (@scan_id, @portal_id, @stream_id, @state, @pixels, @energies, @pitch_mm, @line_rate_hz, @lines, @gaps,
@@ -707,10 +703,10 @@ export class ScanStore {
     return (this.db.prepare(sql).all(params) as ScanRow[]).map(fromRow);
   }
 
-  /** Reads `lines` whole lines of a stored scan from line 0 (zeros where the file is shorter). */
   /**
-   * Seals a completed scan: digestRaw, then recordSeals for it alone. Returns the SHA-256 for the audit trail's
-   * `scan.seal` entry (src/storage/integrity.ts). Throws SCANLINE_ERR_STORAGE_READ or _WRITE.
+   * Seals a completed scan: digestRaw, then recordSeals for it alone (a deferred commit, durable once durable()
+   * resolves). Returns the SHA-256 for the audit trail's `scan.seal` entry (src/storage/integrity.ts). Throws
+   * SCANLINE_ERR_STORAGE_READ or _WRITE.
    */
   async sealScan(scanId: string): Promise<string> {
     const sha256 = await this.digestRaw(scanId);
@@ -778,6 +774,7 @@ export class ScanStore {
     }
   }
 
+  /** Reads `lines` whole lines of a stored scan from line 0 (zeros where the file is shorter). */
   async readRaw(scanId: string, lines: number, bytesPerLine: number): Promise<Uint16Array> {
     const bytes = await this.readRawFile(scanId);
     const out = new Uint16Array((lines * bytesPerLine) / 2);
@@ -1180,7 +1177,7 @@ export class ScanStore {
 
   /** True when the database answers and the data directory accepts writes. */
   isWritable(): boolean {
-    if (this.closed) return false;
+    if (this.closed || this.walSync.failure) return false;
     try {
       this.db.prepare('SELECT 1').get();
       return true;
@@ -1192,7 +1189,8 @@ export class ScanStore {
   /**
    * Resolves once every deferred commit made before this call (createScan, updateScan, putResults, putEmbeddings,
    * recordSeals) is on stable storage: one fdatasync of the WAL on the thread pool, shared by every caller waiting
-   * meanwhile. Rejects with SCANLINE_ERR_STORAGE_WRITE when the sync fails or the store closes first.
+   * meanwhile. Rejects with SCANLINE_ERR_STORAGE_WRITE when the sync fails or the store closes first; after a failed
+   * sync every later call with commits pending does, and isWritable() is false (./wal-sync.ts, `failure`).
    */
   durable(): Promise<void> {
     return this.walSync.durable();
@@ -1208,14 +1206,15 @@ export class ScanStore {
     this.closed = true;
     // Deferred commits not yet synced are synced here: closing checkpoints (and syncs) only when no other process has
     // the database open.
-    if (this.walSync.pending > 0) {
+    if (this.walSync.pending > 0 && !this.walSync.failure) {
       let fd: number | null = null;
       try {
         fd = openSync(this.walSync.walPath, 'r');
         fdatasyncSync(fd);
         this.walSync.markAllDurable();
-      } catch {
-        // Rejected below: their callers learn that these commits are not known to be durable.
+      } catch (err) {
+        // Counted (scanline_storage_wal_sync_failures_total); the callers still waiting are told.
+        this.walSync.fail(err);
       } finally {
         if (fd !== null) closeSync(fd);
       }
@@ -1227,15 +1226,18 @@ export class ScanStore {
   /**
    * Runs `write` (one statement or one transaction) with synchronous = NORMAL: committed when it returns, in the WAL
    * and safe from a crash of this process, on stable storage once durable() resolves. Every other write of this
-   * connection stays FULL. Threads: JS thread; better-sqlite3 reads the setting at each commit.
+   * connection stays FULL. Not inside an open transaction (SQLite refuses to change the setting there).
+   * Threads: JS thread. The PRAGMA is prepared each time (db.pragma): SQLite applies `synchronous` when the statement
+   * is compiled, so a statement prepared once and run again would not reliably switch it.
    */
   private deferredCommit<T>(write: () => T): T {
-    this.syncNormal.run();
+    this.db.pragma('synchronous = NORMAL');
     try {
       return write();
     } finally {
-      this.syncFull.run();
+      // Noted even when the write threw: a sync too many, never one too few.
       this.walSync.committed();
+      this.db.pragma('synchronous = FULL');
     }
   }
 

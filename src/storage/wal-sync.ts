@@ -15,6 +15,11 @@
  * the database and syncs the database before the WAL may be reused, so a commit is durable either in the WAL or in
  * the database file.
  *
+ * A failed sync is final (`failure`): on Linux a failed fdatasync may have dropped the dirty pages it could not write
+ * and reports that once, so a later sync that succeeds proves nothing about them (PostgreSQL's "fsyncgate"). From
+ * then on every durable() rejects and the store says it is not writable, until the gateway is restarted (the
+ * journals and raw files, synced on their own, are what recovery reads).
+ *
  * Threads: JS thread; the syncs run on the libuv pool. Lifetime: one per ScanStore, closed with it.
  */
 import { close as closeFd, fdatasync, open as openFd } from 'node:fs';
@@ -62,6 +67,7 @@ export class WalSync {
   private synced = 0;
   private running = false;
   private closed = false;
+  private failed: ScanlineError | null = null;
   private waiters: Waiter[] = [];
 
   /**
@@ -84,13 +90,19 @@ export class WalSync {
     return this.noted - this.synced;
   }
 
+  /** The first sync that failed, or null: once set, nothing more is called durable. */
+  get failure(): ScanlineError | null {
+    return this.failed;
+  }
+
   /**
    * Resolves once every commit noted before this call is on stable storage: at once when none is pending, else after
-   * a sync that started after the last of them. Rejects with SCANLINE_ERR_STORAGE_WRITE when that sync fails (the
-   * commits stay pending: a later call tries again).
+   * a sync that started after the last of them. Rejects with SCANLINE_ERR_STORAGE_WRITE when that sync fails, and
+   * from then on whenever a commit is pending (see `failure`).
    */
   durable(): Promise<void> {
     if (this.synced >= this.noted) return Promise.resolve();
+    if (this.failed) return Promise.reject(this.failed);
     if (this.closed) return Promise.reject(this.closedError());
     const upTo = this.noted;
     return new Promise<void>((resolve, reject) => {
@@ -116,41 +128,57 @@ export class WalSync {
     for (const w of waiters) w.reject(this.closedError());
   }
 
+  /**
+   * A sync made by the owner itself (the store's close) failed: the same as a failed sync here. Returns the error.
+   */
+  fail(cause: unknown): ScanlineError {
+    this.stats.failures++;
+    this.failed ??= this.syncError(cause);
+    const waiters = this.waiters.splice(0);
+    for (const w of waiters) w.reject(this.failed);
+    return this.failed;
+  }
+
   /** One sync at a time; each covers what was noted when it started, and the next starts for those who came later. */
   private async run(): Promise<void> {
     this.running = true;
-    while (this.waiters.length > 0 && !this.closed) {
-      const covers = this.noted;
-      const started = performance.now();
-      let failure: unknown = null;
-      try {
-        await this.sync();
-      } catch (err) {
-        failure = err;
-      }
-      this.stats.syncs++;
-      observe(this.stats.syncSeconds, (performance.now() - started) / 1000);
-      if (failure === null) {
+    try {
+      while (this.waiters.length > 0 && !this.closed && !this.failed) {
+        const covers = this.noted;
+        const started = performance.now();
+        let ok = true;
+        let cause: unknown;
+        try {
+          await this.sync();
+        } catch (err) {
+          ok = false;
+          cause = err;
+        }
+        this.stats.syncs++;
+        observe(this.stats.syncSeconds, (performance.now() - started) / 1000);
+        if (!ok) {
+          this.fail(cause);
+          return;
+        }
         if (covers > this.synced) this.synced = covers;
-      } else {
-        this.stats.failures++;
+        const still: Waiter[] = [];
+        for (const w of this.waiters.splice(0)) {
+          if (w.upTo <= this.synced) w.resolve();
+          else still.push(w);
+        }
+        // Waiters that markAllDurable() or close() settled meanwhile are gone from the list already.
+        this.waiters.push(...still);
       }
-      const still: Waiter[] = [];
-      for (const w of this.waiters.splice(0)) {
-        if (w.upTo <= this.synced) w.resolve();
-        else if (failure !== null && w.upTo <= covers) w.reject(this.syncError(failure));
-        else still.push(w);
-      }
-      // Waiters that markAllDurable() or close() settled meanwhile are gone from the list already.
-      this.waiters.push(...still);
+    } finally {
+      this.running = false;
     }
-    this.running = false;
   }
 
   private syncError(cause: unknown): ScanlineError {
+    const why = cause instanceof Error ? cause.message : String(cause);
     return new ScanlineError(
       'SCANLINE_ERR_STORAGE_WRITE',
-      `cannot make the scan database's recent commits durable (fdatasync of ${this.walPath}): ${(cause as Error).message}`,
+      `cannot make the scan database's recent commits durable (fdatasync of ${this.walPath}): ${why}; restart the gateway once the disk is sound`,
       {},
       { cause },
     );

@@ -15,6 +15,7 @@ import { resolveConfig, type GatewayConfigInput } from '../../src/config/index.j
 import { IngestService, type PortalChannel, type PortalConnection } from '../../src/ingest/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { type GatewayMessage, SliceKind, encodeSliceFrame } from '../../src/protocol/index.js';
+import { ScanlineError } from '../../src/errors/index.js';
 import { JOURNAL_HEADER_BYTES, JournalRecordType, parseJournal, ScanJournalWriter, ScanStore } from '../../src/storage/index.js';
 import { openTestIdentity, type TestIdentity } from '../helpers/identity.js';
 
@@ -227,6 +228,18 @@ describe("the scan's record on stable storage before it is relied on (deferred c
     held.open();
     await until('ack of seq 3', () => p.lastAck(1) === 3);
     expect(r.store.walSyncStats.syncs).toBeGreaterThan(0);
+  });
+
+  it('a record that cannot be made durable is a storage failure: no ack, the scan is aborted with the code', async () => {
+    const r = rig(newDir());
+    r.store.durable = () => Promise.reject(new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', 'fdatasync of the WAL failed: EIO'));
+    const p = new Portal(r);
+    p.start(1, 'scan-f');
+    for (let seq = 0; seq < 4; seq++) p.frame(SliceKind.Image, 1, seq, seq * FRAME_LINES);
+    await until('the error', () => p.of('error').length > 0);
+    expect(p.of('error')[0]).toMatchObject({ code: 'SCANLINE_ERR_STORAGE_WRITE', streamId: 1 });
+    expect(p.of('ack')).toEqual([]);
+    await until('aborted', () => r.events.some((e) => e.startsWith('aborted scan-f')));
   });
 
   it('scan.completed only once the completed record is durable', async () => {

@@ -689,6 +689,31 @@ describe('ScanStore: deferred commits (the per-scan writes, synced off the JS th
     expect(store.walSyncStats.syncs).toBe(1);
   });
 
+  it('each deferred write runs at NORMAL (no fsync in its commit), however many came before', async () => {
+    const store = open(dataDir());
+    const db = (store as unknown as { db: Database.Database }).db;
+    const insert = (store as unknown as { insert: Database.Statement }).insert;
+    const seen: number[] = [];
+    const run = insert.run.bind(insert);
+    insert.run = ((...args: unknown[]) => {
+      seen.push(db.pragma('synchronous', { simple: true }) as number);
+      return run(...(args as [never]));
+    }) as typeof insert.run;
+    for (const id of ['n-1', 'n-2', 'n-3']) await create(store, record(id));
+    // 1 = NORMAL; the first one too (a PRAGMA prepared once would have left it at FULL).
+    expect(seen).toEqual([1, 1, 1]);
+    expect(synchronousOf(store)).toBe(2);
+  });
+
+  it('after a failed WAL sync the store is not writable and nothing more is called durable', async () => {
+    const store = open(dataDir());
+    await create(store, record('f-1'));
+    (store as unknown as { walSync: { fail(e: unknown): unknown } }).walSync.fail(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    expect(store.isWritable()).toBe(false);
+    await expect(store.durable()).rejects.toMatchObject({ code: 'SCANLINE_ERR_STORAGE_WRITE' });
+    expect(store.walSyncStats.failures).toBe(1);
+  });
+
   it('a write that fails is not left at NORMAL: the connection is FULL again and the refusal has its code', async () => {
     const store = open(dataDir());
     await create(store, record('d-2'));

@@ -81,12 +81,14 @@ describe('WalSync', () => {
     expect(w.stats.syncs).toBe(2);
   });
 
-  it('a failed sync rejects the callers it covered with SCANLINE_ERR_STORAGE_WRITE; the commits stay pending and the next call tries again', async () => {
+  it('a failed sync rejects its callers with SCANLINE_ERR_STORAGE_WRITE and is final: no later sync is trusted', async () => {
     const h = heldSync();
     const w = new WalSync('/data/scanline.db-wal', h.sync);
     w.committed();
     const failed = w.durable();
     await tick();
+    w.committed(); // made during the failing sync
+    const later = w.durable();
     h.settle(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
     const err = await failed.then(
       () => null,
@@ -96,13 +98,22 @@ describe('WalSync', () => {
     expect((err as ScanlineError).code).toBe('SCANLINE_ERR_STORAGE_WRITE');
     expect((err as ScanlineError).message).toContain('/data/scanline.db-wal');
     expect((err as ScanlineError).message).toContain('EIO');
-    expect(w.pending).toBe(1);
+    await expect(later).rejects.toBe(err);
+    expect(w.failure).toBe(err);
     expect(w.stats.failures).toBe(1);
-    const retry = w.durable();
-    await tick();
-    h.settle();
-    await retry;
-    expect(w.pending).toBe(0);
+    // A retry could succeed on a kernel that already dropped the pages it failed to write: there is none.
+    w.committed();
+    await expect(w.durable()).rejects.toBe(err);
+    expect(h.calls).toBe(1);
+    expect(w.pending).toBe(3);
+  });
+
+  it('a sync that rejects with something that is not an Error still settles its callers, and the next caller is not left hanging', async () => {
+    const w = new WalSync('/nowhere-wal', () => Promise.reject(undefined));
+    w.committed();
+    await expect(w.durable()).rejects.toMatchObject({ code: 'SCANLINE_ERR_STORAGE_WRITE' });
+    w.committed();
+    await expect(w.durable()).rejects.toMatchObject({ code: 'SCANLINE_ERR_STORAGE_WRITE' });
   });
 
   it('markAllDurable settles the waiters (the database was synced by its close); close rejects the rest', async () => {
