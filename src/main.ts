@@ -323,8 +323,9 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         store,
         config: config.retention,
         audit: (e) => identityStore.appendAudit(e),
-        // A scan being sealed is not deleted under its seal (the seal's audit entry would follow its deletion's).
-        isLive: (scanId) => ingest.getLiveScan(scanId) !== undefined || sealingIds.has(scanId),
+        // A scan being sealed is not deleted under its seal (the seal's audit entry would follow its deletion's), nor
+        // one still being scored (an aborted scan's tiles may still be in the models when it ended).
+        isLive: (scanId) => ingest.getLiveScan(scanId) !== undefined || sealingIds.has(scanId) || (results?.isScoring(scanId) ?? false),
         onDeleted: (scanId) => dropCachedImages(scanId),
         log: log.child({ module: 'retention' }),
       }),

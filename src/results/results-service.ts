@@ -247,6 +247,11 @@ export class ResultsService {
     };
   }
 
+  /** Whether the scan's results are still open (its tiles being scored): its stored report is in progress. */
+  isScoring(scanId: string): boolean {
+    return this.live.has(scanId);
+  }
+
   /** The current report of a scan: live from memory, else the stored one; undefined when there is none. */
   report(scanId: string): ScanResultsReport | undefined {
     const live = this.live.get(scanId);

@@ -100,6 +100,17 @@ export function classOf(row: Pick<RetentionRow, 'machineDecision' | 'decisionIds
   return 'other';
 }
 
+/**
+ * A completed scan whose report is in progress is being scored, or is scored again at the gateway's next start
+ * (ScanStore.completedScansWithUnfinishedResults): its class is not known yet. An aborted or interrupted scan's report
+ * stays in progress for good once its scoring was cut short by a stop (nothing scores it again), so it is classed by
+ * what it holds: an ALARM already raised keeps it with the alarms, else it is 'other'. While it is still being scored
+ * the gateway's isLive keeps it.
+ */
+function stillScored(row: Pick<RetentionRow, 'resultsStatus' | 'state'>): boolean {
+  return row.resultsStatus === 'in-progress' && row.state === 'completed';
+}
+
 function daysOf(c: RetentionClass, config: RetentionConfig): number {
   return c === 'alarm-or-decided' ? config.alarmOrDecidedDays : c === 'clear' ? config.clearDays : config.otherDays;
 }
@@ -135,8 +146,7 @@ export async function planRetention(store: ScanStore, config: RetentionConfig, n
       held++;
       continue;
     }
-    // Being scored (or to be scored again at the gateway's next start): its class is not known yet.
-    if (row.resultsStatus === 'in-progress') continue;
+    if (stillScored(row)) continue;
     const c = classOf(row);
     const keepUntil = Date.parse(row.endedAt) + daysOf(c, config) * DAY_MS;
     if (keepUntil <= now.getTime()) {
@@ -189,7 +199,7 @@ export async function applyRetention(
   for (const planned of plan.due) {
     // Read again: a decision, a final ALARM or a hold may have come since the plan was made.
     const row = store.retentionRows(planned.scanId)[0];
-    if (!row || isLive(planned.scanId) || row.legalHold || row.resultsStatus === 'in-progress') continue;
+    if (!row || isLive(planned.scanId) || row.legalHold || stillScored(row)) continue;
     const retentionClass = classOf(row);
     if (retentionClass !== planned.retentionClass && (retentionClass === 'alarm-or-decided' || planned.reason === 'size')) continue;
     if (planned.reason === 'age' && Date.parse(row.endedAt) + daysOf(retentionClass, config) * DAY_MS > at) continue;

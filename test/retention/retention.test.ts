@@ -154,6 +154,41 @@ describe('retention policy', () => {
     expect((await f.identity.verify(join(f.dir, 'scans'))).problems).toEqual([expect.stringMatching(/raw lines of scan clear-new were removed/)]);
   });
 
+  it('a report left in progress keeps a completed scan (scored again at the next start), not an aborted or interrupted one (nothing scores it again)', async () => {
+    const f = fixture();
+    const inProgress = (id: string, decision: string) => f.store.putResults(id, decision, { status: 'in-progress', alarmDecision: decision });
+    await scan(f, 'completed-unscored', 120, null);
+    inProgress('completed-unscored', 'UNKNOWN');
+    await scan(f, 'aborted-unscored', 120, null, 0, 'aborted');
+    inProgress('aborted-unscored', 'UNKNOWN');
+    await scan(f, 'interrupted-unscored', 100, null, 0, 'interrupted');
+    inProgress('interrupted-unscored', 'UNKNOWN');
+    await scan(f, 'aborted-alarm-unscored', 120, null, 0, 'aborted');
+    inProgress('aborted-alarm-unscored', 'ALARM');
+    await scan(f, 'aborted-scoring', 120, null, 0, 'aborted');
+    inProgress('aborted-scoring', 'UNKNOWN');
+
+    const plan = await planRetention(f.store, config(), NOW);
+    expect(plan.due.map((d) => [d.scanId, d.retentionClass])).toEqual([
+      ['aborted-scoring', 'other'],
+      ['aborted-unscored', 'other'],
+      ['interrupted-unscored', 'other'],
+    ]);
+    // A scan the gateway is still scoring is kept by its isLive.
+    const outcome = await applyRetention(
+      f.store,
+      config(),
+      plan,
+      (e) => f.identity.appendAudit(e),
+      'system:retention',
+      (id) => id === 'aborted-scoring',
+    );
+    expect(outcome.deletedScanIds).toEqual(['aborted-unscored', 'interrupted-unscored']);
+    expect(f.store.getScan('completed-unscored')).toBeDefined();
+    expect(f.store.getScan('aborted-alarm-unscored')).toBeDefined();
+    expect(f.store.getScan('aborted-scoring')).toBeDefined();
+  });
+
   it('reads each scan again before deleting it: one decided on since the plan was made is kept; a deletion that failed after its entry is still verified', async () => {
     const f = fixture();
     await scan(f, 'clear-old', 31, 'CLEAR');
