@@ -284,8 +284,9 @@ export const GatewayConfigSchema = Type.Object(
           default: 64 * 1024 * 1024,
           unit: 'bytes',
           description:
-            "A file of this size held in the data directory and given up when the disk is full, so that officers' decisions and the audit trail can still " +
-            'be written; made again once space is back. 0 = none.',
+            "A file of this size held in the data directory and given up when the disk is full, so that officers' decisions and the audit trail of " +
+            "people's acts can still be written (the seals of completed scans are not written from it: they are made at the next start); made again " +
+            'once space is back. 0 = none.',
         }),
         diskCheckIntervalMs: Type.Integer({
           minimum: 100,

@@ -105,11 +105,13 @@ export class IdentityService implements AuditTrail {
   /**
    * Records events in order in one write: one IMMEDIATE transaction (it holds the identity database's write lock for
    * one fsync), all entries with the same `at`, the time of the write. All of them, or none and a throw (logged here).
+   * `useReserve` false: a full disk refuses them rather than give them the space reserve held for people's acts
+   * (IdentityStore.appendAuditAll).
    */
-  recordAll(events: readonly AuditEvent[]): void {
+  recordAll(events: readonly AuditEvent[], useReserve = true): void {
     if (events.length === 0) return;
     try {
-      this.store.appendAuditAll(events, new Date(this.now()).toISOString());
+      this.store.appendAuditAll(events, new Date(this.now()).toISOString(), useReserve);
     } catch (err) {
       // An act that cannot be audited must not look audited: the caller's act fails with it.
       this.o.log.error({ err, action: events[0].action, events: events.length }, 'audit trail write failed');

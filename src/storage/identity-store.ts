@@ -199,10 +199,10 @@ export class IdentityStore {
   /** The gateway's disk space reserve (SpaceReserve): released to store an audit entry when the disk is full. */
   spaceReserve: SpaceReserve | null = null;
 
-  private write<T>(what: string, run: () => T): T {
+  private write<T>(what: string, run: () => T, useReserve = true): T {
     this.assertOpen();
     try {
-      return withReserve(this.spaceReserve, run);
+      return useReserve ? withReserve(this.spaceReserve, run) : run();
     } catch (err) {
       if (err instanceof ScanlineError) throw err;
       throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot ${what}: ${(err as Error).message}`, {}, { cause: err });
@@ -395,34 +395,39 @@ export class IdentityStore {
    * Appends events to the hash chain in order, all in one IMMEDIATE transaction (one fsync for the batch, as for
    * the seals of completed scans: src/main.ts), each linked to the one before as appendAudit links one, all with the
    * same `at`. Either all are on disk when this returns, or none (SCANLINE_ERR_STORAGE_WRITE).
+   * `useReserve` false: on a full disk the write fails rather than take the space reserve (kept for people's acts);
+   * for entries that can be written later, such as the seals of completed scans (made again at the next start).
    */
-  appendAuditAll(events: readonly AuditEvent[], at = new Date().toISOString()): StoredAuditEvent[] {
-    return this.write('append to the audit trail', () =>
-      this.db
-        .transaction(() => {
-          const last = this.db.prepare('SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1').get() as { id: number; hash: string | null } | undefined;
-          const counter = this.db.prepare(`SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'`).get() as { seq: number } | undefined;
-          let id = Math.max(counter?.seq ?? 0, last?.id ?? 0);
-          let prevHash = last?.hash ?? GENESIS;
-          return events.map((e) => {
-            id += 1;
-            const row = {
-              id,
-              at,
-              actor: e.actor,
-              action: e.action,
-              target: e.target,
-              outcome: e.outcome,
-              address: e.address,
-              details: JSON.stringify(e.details),
-            };
-            const hash = auditEntryHash(prevHash, row);
-            this.statements.audit.run(id, at, e.actor, e.action, e.target, e.outcome, e.address, row.details, prevHash, hash);
-            prevHash = hash;
-            return { ...e, id, at };
-          });
-        })
-        .immediate(),
+  appendAuditAll(events: readonly AuditEvent[], at = new Date().toISOString(), useReserve = true): StoredAuditEvent[] {
+    return this.write(
+      'append to the audit trail',
+      () =>
+        this.db
+          .transaction(() => {
+            const last = this.db.prepare('SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1').get() as { id: number; hash: string | null } | undefined;
+            const counter = this.db.prepare(`SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'`).get() as { seq: number } | undefined;
+            let id = Math.max(counter?.seq ?? 0, last?.id ?? 0);
+            let prevHash = last?.hash ?? GENESIS;
+            return events.map((e) => {
+              id += 1;
+              const row = {
+                id,
+                at,
+                actor: e.actor,
+                action: e.action,
+                target: e.target,
+                outcome: e.outcome,
+                address: e.address,
+                details: JSON.stringify(e.details),
+              };
+              const hash = auditEntryHash(prevHash, row);
+              this.statements.audit.run(id, at, e.actor, e.action, e.target, e.outcome, e.address, row.details, prevHash, hash);
+              prevHash = hash;
+              return { ...e, id, at };
+            });
+          })
+          .immediate(),
+      useReserve,
     );
   }
 

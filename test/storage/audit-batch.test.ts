@@ -1,14 +1,15 @@
 /**
  * The audit trail appended in batches (IdentityStore.appendAuditAll: the seals of completed scans, src/main.ts): one
  * transaction, each entry linked to the one before exactly as single appends are, so the chain verifies across
- * batches and single entries alike; an empty batch writes nothing; a refused batch writes none of its entries.
+ * batches and single entries alike; an empty batch writes nothing; a refused batch writes none of its entries; a
+ * batch written with useReserve false (the seals) never takes the disk space reserve kept for people's acts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ScanlineError } from '../../src/errors/index.js';
-import { IdentityStore } from '../../src/storage/index.js';
+import { IdentityStore, SpaceReserve } from '../../src/storage/index.js';
 
 describe('IdentityStore.appendAuditAll', () => {
   const dir = mkdtempSync(join(tmpdir(), 'scanline-audit-batch-'));
@@ -48,6 +49,36 @@ describe('IdentityStore.appendAuditAll', () => {
       expect(report.head?.id).toBe(last.id);
     } finally {
       store.close();
+    }
+  });
+
+  it("on a full database a batch with useReserve false fails and leaves the reserve; a person's act may take it", () => {
+    const fullDir = mkdtempSync(join(tmpdir(), 'scanline-audit-full-'));
+    const store = IdentityStore.open(fullDir);
+    try {
+      const reserve = SpaceReserve.at(fullDir, 4096);
+      expect(reserve.ensure()).toBe(true);
+      store.spaceReserve = reserve;
+      const db = (store as unknown as { db: { pragma(s: string, o?: { simple: boolean }): unknown } }).db;
+      // SQLite's own "database or disk is full" (SQLITE_FULL): no page may be added past the current count.
+      db.pragma(`max_page_count = ${db.pragma('page_count', { simple: true }) as number}`);
+      const big = (target: string) => ({
+        actor: 'portal:lane-1',
+        action: 'scan.seal',
+        target,
+        outcome: 'ok' as const,
+        address: null,
+        details: { pad: 'x'.repeat(64 * 1024) },
+      });
+      expect(() => store.appendAuditAll([big('s-full')], new Date().toISOString(), false)).toThrow(ScanlineError);
+      expect(reserve.held).toBe(true);
+      // The default (an officer's act, a sign-in): the reserve is released for it (here SQLite's page limit still
+      // refuses it, as the disk would if the reserve were too small).
+      expect(() => store.appendAudit({ ...big('decision'), actor: 'officer-1', action: 'decision.record' })).toThrow(ScanlineError);
+      expect(reserve.held).toBe(false);
+    } finally {
+      store.close();
+      rmSync(fullDir, { recursive: true, force: true });
     }
   });
 });
