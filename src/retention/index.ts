@@ -5,7 +5,8 @@
  *   - on legal hold:                                 never deleted (`scanline retention hold`);
  *   - ALARM from the machine, or any officer decision: `alarmOrDecidedDays` (default 5 years);
  *   - CLEAR from the machine, completed, no decision: `clearDays` (default 30);
- *   - anything else (UNKNOWN, aborted, interrupted), no decision: `otherDays` (default 90);
+ *   - anything else (UNKNOWN, aborted, interrupted), no decision: `otherDays` (default 90); an aborted or interrupted
+ *     scan whose scoring a stop cut short (its report left in progress) is kept as an ALARM: its opinion is unknown;
  * and by size: with `maxTotalBytes`, while the scans' files pass it, the oldest scans of the two short classes go
  * first, before their age (never ALARM, decided or held scans). Scans still receiving are never touched.
  *
@@ -94,8 +95,13 @@ export interface RetentionPlan {
   totalBytes: number | null;
 }
 
-export function classOf(row: Pick<RetentionRow, 'machineDecision' | 'decisionIds' | 'state'>): RetentionClass {
-  if (row.decisionIds.length > 0 || row.machineDecision === 'ALARM') return 'alarm-or-decided';
+/**
+ * The retention class of an ended scan. A report left in progress (the only one stored before the final report is
+ * written at the scan's start, UNKNOWN, so it cannot say whether an ALARM was raised since) keeps the scan with the
+ * alarms: its machine opinion is not known.
+ */
+export function classOf(row: Pick<RetentionRow, 'machineDecision' | 'decisionIds' | 'state'> & Partial<Pick<RetentionRow, 'resultsStatus'>>): RetentionClass {
+  if (row.decisionIds.length > 0 || row.machineDecision === 'ALARM' || row.resultsStatus === 'in-progress') return 'alarm-or-decided';
   if (row.state === 'completed' && row.machineDecision === 'CLEAR') return 'clear';
   return 'other';
 }
@@ -103,9 +109,9 @@ export function classOf(row: Pick<RetentionRow, 'machineDecision' | 'decisionIds
 /**
  * A completed scan whose report is in progress is being scored, or is scored again at the gateway's next start
  * (ScanStore.completedScansWithUnfinishedResults): its class is not known yet. An aborted or interrupted scan's report
- * stays in progress for good once its scoring was cut short by a stop (nothing scores it again), so it is classed by
- * what it holds: an ALARM already raised keeps it with the alarms, else it is 'other'. While it is still being scored
- * the gateway's isLive keeps it.
+ * stays in progress for good once its scoring was cut short by a stop (nothing scores it again): it is classed with
+ * the alarms (classOf), so it expires, never by size, and never before alarmOrDecidedDays. While it is still being
+ * scored the gateway's isLive keeps it too.
  */
 function stillScored(row: Pick<RetentionRow, 'resultsStatus' | 'state'>): boolean {
   return row.resultsStatus === 'in-progress' && row.state === 'completed';

@@ -196,7 +196,7 @@ export class IdentityStore {
     this.db.close();
   }
 
-  /** The gateway's disk space reserve (SpaceReserve): released to store an audit entry when the disk is full. */
+  /** The gateway's disk space reserve (SpaceReserve): released to store a write when the disk is full (not for appendAuditAll with useReserve false). */
   spaceReserve: SpaceReserve | null = null;
 
   private write<T>(what: string, run: () => T, useReserve = true): T {

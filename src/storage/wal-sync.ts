@@ -112,8 +112,8 @@ export class WalSync {
   }
 
   /**
-   * The database was synced by other means (its close, or a FULL commit after the deferred ones): every noted commit
-   * is durable. Settles every waiter.
+   * The database was synced by other means (the store's close syncs the WAL itself): every noted commit is durable.
+   * Settles every waiter.
    */
   markAllDurable(): void {
     this.synced = this.noted;

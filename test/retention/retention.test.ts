@@ -154,25 +154,27 @@ describe('retention policy', () => {
     expect((await f.identity.verify(join(f.dir, 'scans'))).problems).toEqual([expect.stringMatching(/raw lines of scan clear-new were removed/)]);
   });
 
-  it('a report left in progress keeps a completed scan (scored again at the next start), not an aborted or interrupted one (nothing scores it again)', async () => {
+  it('a report left in progress keeps a completed scan (scored again at the next start); an aborted or interrupted one is kept with the alarms, then expires', async () => {
     const f = fixture();
-    const inProgress = (id: string, decision: string) => f.store.putResults(id, decision, { status: 'in-progress', alarmDecision: decision });
-    await scan(f, 'completed-unscored', 120, null);
-    inProgress('completed-unscored', 'UNKNOWN');
-    await scan(f, 'aborted-unscored', 120, null, 0, 'aborted');
-    inProgress('aborted-unscored', 'UNKNOWN');
-    await scan(f, 'interrupted-unscored', 100, null, 0, 'interrupted');
-    inProgress('interrupted-unscored', 'UNKNOWN');
-    await scan(f, 'aborted-alarm-unscored', 120, null, 0, 'aborted');
-    inProgress('aborted-alarm-unscored', 'ALARM');
-    await scan(f, 'aborted-scoring', 120, null, 0, 'aborted');
-    inProgress('aborted-scoring', 'UNKNOWN');
+    // As stored at every scan's start: the only in-progress report there is, UNKNOWN.
+    const inProgress = (id: string) => f.store.putResults(id, 'UNKNOWN', { status: 'in-progress', alarmDecision: 'UNKNOWN' });
+    await scan(f, 'completed-unscored', 1900, null);
+    inProgress('completed-unscored');
+    await scan(f, 'aborted-unscored', 1900, null, 0, 'aborted');
+    inProgress('aborted-unscored');
+    await scan(f, 'interrupted-unscored', 1850, null, 0, 'interrupted');
+    inProgress('interrupted-unscored');
+    await scan(f, 'aborted-unscored-new', 120, null, 0, 'aborted');
+    inProgress('aborted-unscored-new');
+    await scan(f, 'aborted-scoring', 1900, null, 0, 'aborted');
+    inProgress('aborted-scoring');
+    expect(classOf({ machineDecision: 'UNKNOWN', decisionIds: [], state: 'aborted', resultsStatus: 'in-progress' })).toBe('alarm-or-decided');
 
     const plan = await planRetention(f.store, config(), NOW);
     expect(plan.due.map((d) => [d.scanId, d.retentionClass])).toEqual([
-      ['aborted-scoring', 'other'],
-      ['aborted-unscored', 'other'],
-      ['interrupted-unscored', 'other'],
+      ['aborted-scoring', 'alarm-or-decided'],
+      ['aborted-unscored', 'alarm-or-decided'],
+      ['interrupted-unscored', 'alarm-or-decided'],
     ]);
     // A scan the gateway is still scoring is kept by its isLive.
     const outcome = await applyRetention(
@@ -185,7 +187,7 @@ describe('retention policy', () => {
     );
     expect(outcome.deletedScanIds).toEqual(['aborted-unscored', 'interrupted-unscored']);
     expect(f.store.getScan('completed-unscored')).toBeDefined();
-    expect(f.store.getScan('aborted-alarm-unscored')).toBeDefined();
+    expect(f.store.getScan('aborted-unscored-new')).toBeDefined();
     expect(f.store.getScan('aborted-scoring')).toBeDefined();
   });
 
