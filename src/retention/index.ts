@@ -5,8 +5,9 @@
  *   - on legal hold:                                 never deleted (`scanline retention hold`);
  *   - ALARM from the machine, or any officer decision: `alarmOrDecidedDays` (default 5 years);
  *   - CLEAR from the machine, completed, no decision: `clearDays` (default 30);
- *   - anything else (UNKNOWN, aborted, interrupted), no decision: `otherDays` (default 90); an aborted or interrupted
- *     scan whose scoring a stop cut short (its report left in progress) is kept as an ALARM: its opinion is unknown;
+ *   - anything else (UNKNOWN, aborted, interrupted), no decision: `otherDays` (default 90); a scan whose report is
+ *     still in progress (being scored, to be scored again at the next start, or never to be: a stop cut an aborted
+ *     scan's scoring short, the gateway scores nothing) is kept as an ALARM: its opinion is unknown;
  * and by size: with `maxTotalBytes`, while the scans' files pass it, the oldest scans of the two short classes go
  * first, before their age (never ALARM, decided or held scans). Scans still receiving are never touched.
  *
@@ -98,23 +99,14 @@ export interface RetentionPlan {
 /**
  * The retention class of an ended scan. A report left in progress (the only one stored before the final report is
  * written at the scan's start, UNKNOWN, so it cannot say whether an ALARM was raised since) keeps the scan with the
- * alarms: its machine opinion is not known.
+ * alarms: its machine opinion is not known. Such a completed scan is normally scored again at the gateway's next start
+ * (and then classed by its final report), but one never scored (a gateway with inference disabled) expires with the
+ * alarms, never by size, instead of being kept for ever. A scan the gateway is scoring now is kept by its isLive.
  */
 export function classOf(row: Pick<RetentionRow, 'machineDecision' | 'decisionIds' | 'state'> & Partial<Pick<RetentionRow, 'resultsStatus'>>): RetentionClass {
   if (row.decisionIds.length > 0 || row.machineDecision === 'ALARM' || row.resultsStatus === 'in-progress') return 'alarm-or-decided';
   if (row.state === 'completed' && row.machineDecision === 'CLEAR') return 'clear';
   return 'other';
-}
-
-/**
- * A completed scan whose report is in progress is being scored, or is scored again at the gateway's next start
- * (ScanStore.completedScansWithUnfinishedResults): its class is not known yet. An aborted or interrupted scan's report
- * stays in progress for good once its scoring was cut short by a stop (nothing scores it again): it is classed with
- * the alarms (classOf), so it expires, never by size, and never before alarmOrDecidedDays. While it is still being
- * scored the gateway's isLive keeps it too.
- */
-function stillScored(row: Pick<RetentionRow, 'resultsStatus' | 'state'>): boolean {
-  return row.resultsStatus === 'in-progress' && row.state === 'completed';
 }
 
 function daysOf(c: RetentionClass, config: RetentionConfig): number {
@@ -152,7 +144,6 @@ export async function planRetention(store: ScanStore, config: RetentionConfig, n
       held++;
       continue;
     }
-    if (stillScored(row)) continue;
     const c = classOf(row);
     const keepUntil = Date.parse(row.endedAt) + daysOf(c, config) * DAY_MS;
     if (keepUntil <= now.getTime()) {
@@ -205,7 +196,7 @@ export async function applyRetention(
   for (const planned of plan.due) {
     // Read again: a decision, a final ALARM or a hold may have come since the plan was made.
     const row = store.retentionRows(planned.scanId)[0];
-    if (!row || isLive(planned.scanId) || row.legalHold || stillScored(row)) continue;
+    if (!row || isLive(planned.scanId) || row.legalHold) continue;
     const retentionClass = classOf(row);
     if (retentionClass !== planned.retentionClass && (retentionClass === 'alarm-or-decided' || planned.reason === 'size')) continue;
     if (planned.reason === 'age' && Date.parse(row.endedAt) + daysOf(retentionClass, config) * DAY_MS > at) continue;

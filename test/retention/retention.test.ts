@@ -154,12 +154,15 @@ describe('retention policy', () => {
     expect((await f.identity.verify(join(f.dir, 'scans'))).problems).toEqual([expect.stringMatching(/raw lines of scan clear-new were removed/)]);
   });
 
-  it('a report left in progress keeps a completed scan (scored again at the next start); an aborted or interrupted one is kept with the alarms, then expires', async () => {
+  it('a report left in progress keeps a scan with the alarms (completed, aborted or interrupted), then it expires; one being scored is kept', async () => {
     const f = fixture();
     // As stored at every scan's start: the only in-progress report there is, UNKNOWN.
     const inProgress = (id: string) => f.store.putResults(id, 'UNKNOWN', { status: 'in-progress', alarmDecision: 'UNKNOWN' });
+    // A completed scan is scored again at the next start, but one that never is (inference disabled) is not kept for ever.
     await scan(f, 'completed-unscored', 1900, null);
     inProgress('completed-unscored');
+    await scan(f, 'completed-unscored-new', 120, null);
+    inProgress('completed-unscored-new');
     await scan(f, 'aborted-unscored', 1900, null, 0, 'aborted');
     inProgress('aborted-unscored');
     await scan(f, 'interrupted-unscored', 1850, null, 0, 'interrupted');
@@ -174,6 +177,7 @@ describe('retention policy', () => {
     expect(plan.due.map((d) => [d.scanId, d.retentionClass])).toEqual([
       ['aborted-scoring', 'alarm-or-decided'],
       ['aborted-unscored', 'alarm-or-decided'],
+      ['completed-unscored', 'alarm-or-decided'],
       ['interrupted-unscored', 'alarm-or-decided'],
     ]);
     // A scan the gateway is still scoring is kept by its isLive.
@@ -185,8 +189,8 @@ describe('retention policy', () => {
       'system:retention',
       (id) => id === 'aborted-scoring',
     );
-    expect(outcome.deletedScanIds).toEqual(['aborted-unscored', 'interrupted-unscored']);
-    expect(f.store.getScan('completed-unscored')).toBeDefined();
+    expect(outcome.deletedScanIds).toEqual(['aborted-unscored', 'completed-unscored', 'interrupted-unscored']);
+    expect(f.store.getScan('completed-unscored-new')).toBeDefined();
     expect(f.store.getScan('aborted-unscored-new')).toBeDefined();
     expect(f.store.getScan('aborted-scoring')).toBeDefined();
   });
