@@ -5,6 +5,7 @@
  * scored) → closing (sockets, storage) → closed.
  */
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import { packageVersion, printableConfig, type GatewayConfig } from './config/index.js';
 import { ScanlineError } from './errors/index.js';
 import { ResourceStack } from './lifecycle/index.js';
@@ -17,7 +18,7 @@ import { OperatorHub } from './operator/index.js';
 import { ReferenceChanges, ResultsService } from './results/index.js';
 import { createGatewayMetrics, type GatewayMetrics, type HttpServer, type RouteSpec, startHttpServer, type TlsCertificateInfo } from './server/index.js';
 import { isNativeStitcherAvailable, type StitcherFactory } from './stitch/index.js';
-import { DiskMonitor, IdentityStore, ScanStore, SpaceReserve } from './storage/index.js';
+import { DiskMonitor, IdentityStore, openWithRoom, ScanStore, SpaceReserve } from './storage/index.js';
 import { RetentionService } from './retention/index.js';
 import { DicosListener, ImportService, WatchFolder } from './imports/index.js';
 import { DicosPush } from './push/index.js';
@@ -30,6 +31,11 @@ const UNSEALED_SWEEP_LIMIT = 1000;
 /** Seals written together (`writeSeals`): at most this long after the first waits, or this many. */
 const SEAL_BATCH_MS = 250;
 const SEAL_BATCH_MAX = 32;
+/**
+ * What a full disk refused while the gateway runs (the ends of scans, seals) is written again at once when the disk
+ * comes back above storage.minFreeBytes, else tried at most this often (ms): a disk still low may have some room.
+ */
+const REFUSED_RETRY_MS = 30_000;
 
 export const GATEWAY_PHASES = ['starting', 'ready', 'draining', 'closing', 'closed'] as const;
 export type GatewayPhase = (typeof GATEWAY_PHASES)[number];
@@ -103,16 +109,27 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
   // Every resource registers its close as it is created; a start that fails half-way closes what exists, in reverse.
   const resources = new ResourceStack(log.child({ module: 'lifecycle' }));
   try {
+    // The disk as a monitored resource (src/storage/disk-space.ts): below storage.minFreeBytes no new scan; a reserve
+    // that decisions and the audit trail of people's acts may use when the disk is full anyway. The reserve a previous
+    // run left is taken over first, so a gateway restarted on a disk that filled keeps it; where the disk has no room
+    // at all it is given up to open the databases (a gateway that cannot start records no decision either).
+    const storageLog = log.child({ module: 'storage' });
+    const reserve = SpaceReserve.at(resolve(config.storage.dataDir), config.storage.reserveBytes, storageLog);
+    reserve.adopt();
     const store = resources.defer(
       'storage',
-      ScanStore.open(config.storage.dataDir, log.child({ module: 'storage' }), { directIo: config.storage.directIo }),
+      openWithRoom(config.storage.dataDir, reserve, 'opening the scan database', () =>
+        ScanStore.open(config.storage.dataDir, storageLog, { directIo: config.storage.directIo }),
+      ),
       (s) => s.close(),
     );
-    const identityStore = resources.defer('identity', IdentityStore.open(config.storage.dataDir), (s) => s.close());
-    // The disk as a monitored resource (src/storage/disk-space.ts): below storage.minFreeBytes no new scan; a reserve
-    // that decisions and the audit trail may use when the disk is full anyway.
-    const storageLog = log.child({ module: 'storage' });
-    const reserve = SpaceReserve.at(store.dataDir, config.storage.reserveBytes, storageLog);
+    const identityStore = resources.defer(
+      'identity',
+      openWithRoom(config.storage.dataDir, reserve, 'opening the gateway database', () => IdentityStore.open(config.storage.dataDir)),
+      (s) => s.close(),
+    );
+    /** Run after every disk sample (set below, once the seals exist: it writes what a full disk refused). */
+    let afterDiskSample: (cameBack: boolean) => void = () => undefined;
     store.spaceReserve = reserve;
     identityStore.spaceReserve = reserve;
     let ingestForDisk: IngestService | null = null;
@@ -123,7 +140,10 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         minFreeBytes: config.storage.minFreeBytes,
         intervalMs: config.storage.diskCheckIntervalMs,
         writtenBytes: () => ingestForDisk?.stats.storageBytes ?? 0,
-        whenRoom: () => reserve.ensure(),
+        afterSample: ({ low, cameBack }) => {
+          if (!low) reserve.ensure();
+          afterDiskSample(cameBack);
+        },
         log: storageLog,
       }),
       (d) => d.close(),
@@ -227,6 +247,12 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       written: () => void;
     }
     const digestedSeals: DigestedSeal[] = [];
+    /**
+     * Seals whose batch could not be written (a full disk: they never take the space reserve), by scan id, with their
+     * digests: written again by afterDiskSample (late: true) without reading the raw files again. Lost at a stop, they
+     * are made by the next start's sweep.
+     */
+    const refusedSeals = new Map<string, DigestedSeal>();
     /** Set whenever digestedSeals holds a seal and no batch is being written: it writes them SEAL_BATCH_MS later. */
     let sealBatchTimer: ReturnType<typeof setTimeout> | null = null;
     /**
@@ -257,7 +283,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
           false,
         );
       } catch {
-        // Logged by the identity service; the records stay unsealed, for the next start's sweep.
+        // Logged by the identity service; written again once there is room (afterDiskSample), or by the next start.
+        for (const s of live) refusedSeals.set(s.scanId, { ...s, late: true, written: () => undefined });
         for (const s of batch) s.written();
         return;
       }
@@ -267,6 +294,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         // next start (late: true), with a second audit entry of the same digest.
         store.durable().catch((err: unknown) => log.error({ err, scanIds: live.map((s) => s.scanId) }, 'making the seals durable failed'));
       } catch (err) {
+        // Their audit entries are written: tried again, a seal gets a second entry with the same digest (accepted).
+        for (const s of live) refusedSeals.set(s.scanId, { ...s, late: true, written: () => undefined });
         log.error({ err, scanIds: live.map((s) => s.scanId) }, 'writing the seals of completed scans into their records failed');
       } finally {
         for (const s of batch) s.written();
@@ -317,6 +346,25 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     })();
     sealing.add(sweep);
     void sweep.finally(() => sealing.delete(sweep));
+    // What a full disk refused while the gateway runs is written once it has room: the ends of scans (their lines and
+    // journals were synced: ScanStore.endScan), then the seals of completed scans (their digests kept). At once when
+    // the disk comes back above storage.minFreeBytes, else every REFUSED_RETRY_MS while anything waits.
+    let retriedAt = Date.now();
+    afterDiskSample = (cameBack) => {
+      if (phase !== 'ready' || (store.pendingEndCount === 0 && refusedSeals.size === 0)) return;
+      if (!cameBack && Date.now() - retriedAt < REFUSED_RETRY_MS) return;
+      retriedAt = Date.now();
+      const ended = store.retryPendingEnds();
+      if (ended.length > 0) {
+        log.info({ scanIds: ended }, 'the ends of scans a full disk refused are written');
+        store.durable().catch((err: unknown) => log.error({ err, scanIds: ended }, 'making the ends of scans durable failed'));
+      }
+      if (refusedSeals.size === 0) return;
+      const again = [...refusedSeals.values()].slice(0, SEAL_BATCH_MAX);
+      for (const s of again) refusedSeals.delete(s.scanId);
+      digestedSeals.push(...again);
+      writeSeals();
+    };
     // Expired scans are deleted in the background, each after its audit entry (src/retention). A deleted scan's
     // rendered images leave the server's cache at once (set once the server exists; retention may run before).
     let dropCachedImages: (scanId: string) => void = () => undefined;
@@ -340,7 +388,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       ingest,
       config: config.import,
       dataDir: config.storage.dataDir,
-      audit: (e) => identity.record(e),
+      // A refused import's entry does not take the space reserve, nor fail the refusal (IdentityService.recordRefusal).
+      audit: (e) => (e.outcome === 'refused' ? void identity.recordRefusal(e) : identity.record(e)),
       log: log.child({ module: 'imports' }),
       diskRefusal: () => disk.refusal(),
     });
@@ -395,6 +444,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
             // The server starts after the metrics: these read it once it exists.
             refusals: () => server?.refusals() ?? new Map(),
             signIns: () => ({ ok: identity.stats.signIns, failed: identity.stats.signInFailures, locked: identity.stats.signInsLocked }),
+            identityWritesFailed: () => ({ refusalsUnrecorded: identity.stats.refusalsUnrecorded, bookkeeping: identity.stats.bookkeepingFailures }),
             renders: () => ({ running: server?.renders.active ?? 0, queued: server?.renders.queued ?? 0 }),
             imageCache: () => ({ ...(server?.imageCache.stats ?? { hits: 0, shared: 0, rendered: 0 }), bytes: server?.imageCache.bytes ?? 0 }),
             delayedRefusals: () => ({ held: server?.pacer.held ?? 0, total: server?.pacer.delayedTotal ?? 0, escalated: server?.pacer.escalatedTotal ?? 0 }),
@@ -409,6 +459,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
               minFree: disk.minFreeBytes,
               used: disk.usedBytes,
               reserve: reserve.held ? reserve.bytes : 0,
+              pendingRecords: store.pendingEndCount,
             }),
           }),
           (m) => m.close(),

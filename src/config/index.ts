@@ -285,8 +285,8 @@ export const GatewayConfigSchema = Type.Object(
           unit: 'bytes',
           description:
             "A file of this size held in the data directory and given up when the disk is full, so that officers' decisions and the audit trail of " +
-            "people's acts can still be written (the seals of completed scans are not written from it: they are made at the next start); made again " +
-            'once space is back. 0 = none.',
+            "people's acts can still be written (not seals, refusals or a session's last use: seals are made once space is back); made again " +
+            'once space is back, and taken over after a restart. 0 = none.',
         }),
         diskCheckIntervalMs: Type.Integer({
           minimum: 100,

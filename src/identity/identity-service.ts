@@ -90,7 +90,8 @@ export class IdentityService implements AuditTrail {
   private readonly throttle: LoginThrottle;
   private readonly now: () => number;
   /** Counters for metrics. */
-  readonly stats = { signIns: 0, signInFailures: 0, signInsLocked: 0, refused: 0 };
+  private bookkeepingWarnedAt = Number.NEGATIVE_INFINITY;
+  readonly stats = { signIns: 0, signInFailures: 0, signInsLocked: 0, refused: 0, refusalsUnrecorded: 0, bookkeepingFailures: 0 };
 
   constructor(private readonly o: IdentityServiceOptions) {
     this.store = o.store;
@@ -116,6 +117,23 @@ export class IdentityService implements AuditTrail {
       // An act that cannot be audited must not look audited: the caller's act fails with it.
       this.o.log.error({ err, action: events[0].action, events: events.length }, 'audit trail write failed');
       throw err;
+    }
+  }
+
+  /**
+   * Records a refusal (outcome 'refused': a sign-in refused, an import refused). Never from the space reserve (a
+   * stream of refused attempts on a full disk must not use up the room kept for officers' decisions) and never
+   * throws: the act was refused whether or not its entry could be written. One that cannot be written goes to the
+   * log whole (`event`), the only record left of it. True when it is in the audit trail.
+   */
+  recordRefusal(event: AuditEvent): boolean {
+    try {
+      this.store.appendAuditAll([event], new Date(this.now()).toISOString(), false);
+      return true;
+    } catch (err) {
+      this.stats.refusalsUnrecorded++;
+      this.o.log.error({ err, event }, 'a refusal could not be written to the audit trail; it is recorded in this log only');
+      return false;
     }
   }
 
@@ -252,7 +270,14 @@ export class IdentityService implements AuditTrail {
     const wait = this.throttle.waitMs(name, address);
     if (wait > 0) {
       this.stats.signInsLocked++;
-      this.record({ actor: 'anonymous', action: 'session.login', target: name.slice(0, 64), outcome: 'refused', address, details: { reason: 'locked' } });
+      this.recordRefusal({
+        actor: 'anonymous',
+        action: 'session.login',
+        target: name.slice(0, 64),
+        outcome: 'refused',
+        address,
+        details: { reason: 'locked' },
+      });
       const retryAfterSec = Math.ceil(wait / 1000);
       throw new ScanlineError('SCANLINE_ERR_AUTH_LOCKED', `too many failed sign-ins; try again in ${retryAfterSec} s`, { retryAfterSec });
     }
@@ -265,7 +290,7 @@ export class IdentityService implements AuditTrail {
     if (!account || account.passwordHash === null || account.disabled || !ok) {
       this.stats.signInFailures++;
       const reason = !account ? 'unknown account' : account.disabled ? 'account disabled' : account.passwordHash === null ? 'no password' : 'wrong password';
-      this.record({ actor: 'anonymous', action: 'session.login', target: name.slice(0, 64), outcome: 'refused', address, details: { reason } });
+      this.recordRefusal({ actor: 'anonymous', action: 'session.login', target: name.slice(0, 64), outcome: 'refused', address, details: { reason } });
       throw new ScanlineError('SCANLINE_ERR_AUTH_INVALID', 'wrong account name or password');
     }
     this.throttle.succeeded(name, address);
@@ -285,7 +310,7 @@ export class IdentityService implements AuditTrail {
     const by = { name: `oidc:${issuer}`, address };
     const refuse = (reason: string): never => {
       this.stats.signInFailures++;
-      this.record({
+      this.recordRefusal({
         actor: 'anonymous',
         action: 'session.login',
         target: name.slice(0, 64) || null,
@@ -335,17 +360,39 @@ export class IdentityService implements AuditTrail {
     if (!session) return null;
     const now = this.now();
     if (Date.parse(session.expiresAt) <= now) {
-      this.store.deleteSession(idHash);
+      // Bookkeeping, not from the space reserve: on a full disk the row stays for the sweep (sweepSessions).
+      this.bookkeeping('remove an expired session', () => this.store.deleteSession(idHash, false));
       return null;
     }
     const account = this.store.getAccount(session.account);
     if (!account || account.disabled) return null;
     let expiresAt = session.expiresAt;
     if (now - Date.parse(session.lastSeenAt) >= TOUCH_EVERY_MS) {
-      expiresAt = this.sessionExpiry(Date.parse(session.createdAt), now);
-      this.store.touchSession(idHash, this.iso(now), expiresAt);
+      // A full disk does not stop an officer's request: the session then keeps the expiry it had.
+      const extended = this.sessionExpiry(Date.parse(session.createdAt), now);
+      if (this.bookkeeping('refresh a session', () => this.store.touchSession(idHash, this.iso(now), extended))) expiresAt = extended;
     }
     return { kind: 'session', account: account.name, role: account.role, csrfToken: csrfTokenOf(secret), credentialId: idHash, expiresAt };
+  }
+
+  /**
+   * Runs a bookkeeping write of a request (a session's or token's last use): on failure (a full disk, which it never
+   * takes the space reserve for) it is logged and counted, and the request goes on. True when it was written.
+   */
+  private bookkeeping(what: string, write: () => unknown): boolean {
+    try {
+      write();
+      return true;
+    } catch (err) {
+      this.stats.bookkeepingFailures++;
+      // Each request of a session retries it while the disk is full: logged once a minute, with the count so far.
+      const now = this.now();
+      if (now - this.bookkeepingWarnedAt >= MINUTE) {
+        this.bookkeepingWarnedAt = now;
+        this.o.log.warn({ err, failures: this.stats.bookkeepingFailures }, `could not ${what}; the request goes on`);
+      }
+      return false;
+    }
   }
 
   signOut(principal: Principal, address: string | null): void {
@@ -404,7 +451,9 @@ export class IdentityService implements AuditTrail {
     if (!t || t.revokedAt !== null || (t.expiresAt !== null && Date.parse(t.expiresAt) <= now)) return null;
     const account = this.store.getAccount(t.account);
     if (!account || account.disabled) return null;
-    if (t.lastUsedAt === null || now - Date.parse(t.lastUsedAt) >= TOUCH_EVERY_MS) this.store.touchToken(t.id, this.iso(now));
+    if (t.lastUsedAt === null || now - Date.parse(t.lastUsedAt) >= TOUCH_EVERY_MS) {
+      this.bookkeeping('note the use of a token', () => this.store.touchToken(t.id, this.iso(now)));
+    }
     return { kind: 'token', account: account.name, role: account.role, credentialId: t.id, expiresAt: t.expiresAt };
   }
 

@@ -157,7 +157,7 @@ export class OidcSignIn {
     const name = typeof rawName === 'string' && /^[\x21-\x7e]+$/.test(rawName.trim()) ? rawName.trim().toLowerCase() : '';
     const role = this.roleOf(claims[this.config.roleClaim]);
     if (role === null) {
-      this.identity.record({
+      this.identity.recordRefusal({
         actor: 'anonymous',
         action: 'session.login',
         target: name.slice(0, 64) || null,

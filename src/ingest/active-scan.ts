@@ -730,15 +730,17 @@ export class ActiveScan implements ScanView, CommitParticipant {
     this.stats.gapLines += gapLines;
     this.portalStats.gapLines += gapLines;
     try {
-      // A completed scan scored again after a restart keeps its record as it was.
+      // A completed scan scored again after a restart keeps its record as it was. On a full disk the end waits in the
+      // store (shown by its reads, written once there is room): the lines and journal synced above prove it.
       if (!this.keepRecord) {
-        this.store.updateScan(this.scanId, {
+        const written = this.store.endScan(this.scanId, {
           state: failure && state === 'completed' ? 'aborted' : state,
           lines: end,
           gaps: finalGaps,
           endedAt: new Date().toISOString(),
           reason: failure ? `archive failed: ${failure.message}` : reason,
         });
+        if (written === 'pending') this.log.warn({ scanId: this.scanId }, 'the disk is full: the end of the scan is written once there is room');
       }
     } catch (err) {
       this.stats.storageFailures++;

@@ -48,6 +48,8 @@ export interface GatewayMetricsOptions {
   refusals?: () => ReadonlyMap<string, number>;
   /** Sign-in counters of the identity stage. */
   signIns?: () => { ok: number; failed: number; locked: number };
+  /** Writes of the identity stage that a full disk (or a failing database) refused, by kind (IdentityService.stats). */
+  identityWritesFailed?: () => { refusalsUnrecorded: number; bookkeeping: number };
   /** Image renders running and waiting for a slot. */
   renders?: () => { running: number; queued: number };
   /** The png16 image cache: requests by outcome and bytes held. */
@@ -65,7 +67,7 @@ export interface GatewayMetricsOptions {
   /** The DICOS network service, when it is on (dicos.listener). */
   dicosListener?: () => DicosListenerStats;
   /** The data directory's disk (src/storage DiskMonitor): free and total bytes, the limit, the gateway's own files (null while measured), the reserve held. */
-  disk?: () => { free: number; total: number; minFree: number; used: number | null; reserve: number };
+  disk?: () => { free: number; total: number; minFree: number; used: number | null; reserve: number; pendingRecords: number };
 }
 
 export interface GatewayMetrics {
@@ -450,6 +452,18 @@ function securityMetrics(o: GatewayMetricsOptions): CollectedMetric[] {
         ];
       },
     ),
+    counter(
+      'scanline_identity_writes_failed_total',
+      "Identity writes that could not be stored and were let go (a full disk: they never take the space reserve): 'refusal' = a refused sign-in or import whose audit entry is in the log only; 'bookkeeping' = a session's or token's last use not noted.",
+      ['kind'],
+      () => {
+        const f = o.identityWritesFailed?.() ?? { refusalsUnrecorded: 0, bookkeeping: 0 };
+        return [
+          { labels: { kind: 'refusal' }, value: f.refusalsUnrecorded },
+          { labels: { kind: 'bookkeeping' }, value: f.bookkeeping },
+        ];
+      },
+    ),
     gauge('scanline_scan_buffer_bytes', "Memory the open scans' lines are charged (up to each scan's highest line), of portal.scanBufferBudgetBytes.", [], () =>
       one(budget.used),
     ),
@@ -688,6 +702,12 @@ function diskMetrics(disk: NonNullable<GatewayMetricsOptions['disk']>): Array<Co
     ),
     gauge('scanline_storage_reserve_bytes', 'Space reserve held for decisions when the disk fills (storage.reserveBytes); 0 once given up.', [], () =>
       one(disk().reserve),
+    ),
+    gauge(
+      'scanline_storage_pending_records',
+      'Ended scans whose final record a full disk refused (shown as ended meanwhile): their lines and journals are durable; the record is written at once when the disk is back above storage.minFreeBytes, else tried every 30 s (or at the stop; else the next start ends them from their journals).',
+      [],
+      () => one(disk().pendingRecords),
     ),
   ];
 }

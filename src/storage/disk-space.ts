@@ -6,36 +6,83 @@
  *   once at start (in the background) and grown by what it writes since. Below `minFreeBytes` the gateway is "low":
  *   it refuses new scans (SCANLINE_ERR_STORAGE_FULL), /readyz says why, and the alert rule fires; open scans go on
  *   and what can no longer be written is not acknowledged (the group commit fails and the scan is aborted).
- * - SpaceReserve is a file of `bytes` zeros written at start: when the disk is full anyway (another writer, the open
+ * - SpaceReserve is a file of `bytes` random bytes written at start: when the disk is full anyway (another writer, the open
  *   scans) and a decision cannot be stored, the reserve is deleted to make room and the decision stored; it is made
  *   again once space is back. Decisions never fail because image storage filled the disk.
  *
  * Threads: the JS thread; statfs and the walk run on the libuv pool.
  */
-import { closeSync, fsyncSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs';
+import { randomFillSync } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, rmSync, statSync, statfsSync, writeSync } from 'node:fs';
 import { readdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ScanlineError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 
 export const RESERVE_FILE = 'space-reserve';
 
-/** True for the error SQLite or the OS gives when the disk is full. */
+/** True for the error SQLite or the OS gives when the disk is full, also as the cause of a ScanlineError. */
 export function isDiskFull(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === 'SQLITE_FULL' || code === 'ENOSPC' || (err instanceof Error && /database or disk is full/.test(err.message));
+  for (let e = err, depth = 0; e !== null && e !== undefined && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'SQLITE_FULL' || code === 'ENOSPC' || (e instanceof Error && /database or disk is full|no space left on device/i.test(e.message))) return true;
+  }
+  return false;
 }
 
 /**
- * Runs a write that must not fail for want of space (a decision, its audit entry): when it fails because the disk is
- * full and `reserve` releases its space, it is run once more.
+ * Runs a write that must not fail for want of space (a decision, a person's act in the audit trail): when it fails
+ * because the disk is full and `reserve` releases its space, it is run once more. `what` names the write in the log.
  */
-export function withReserve<T>(reserve: SpaceReserve | null, run: () => T): T {
+export function withReserve<T>(reserve: SpaceReserve | null, run: () => T, what = 'a write'): T {
   try {
     return run();
   } catch (err) {
-    if (!reserve || !isDiskFull(err) || !reserve.release()) throw err;
+    if (!reserve || !isDiskFull(err) || !reserve.release(what)) throw err;
     return run();
   }
+}
+
+/** Below this many free bytes the data directory's disk counts as full for opening a database at start. */
+const FULL_DISK_BYTES = 1024 * 1024;
+
+/**
+ * Opens a database of the data directory at start. On a disk with (next to) no room SQLite may fail with no better
+ * reason than "disk I/O error" (SQLITE_IOERR_SHMSIZE: its shared-memory file cannot be sized), so the free space is
+ * looked at too. Then the space reserve, if held (taken over from the previous run), is given up and the open tried
+ * once more: a gateway that cannot start records no decision either. Failing that, SCANLINE_ERR_STORAGE_FULL says
+ * what to do instead of the database's own message.
+ */
+export function openWithRoom<T>(dataDir: string, reserve: SpaceReserve, what: string, open: () => T): T {
+  const freeBytes = (): number | null => {
+    try {
+      return diskSampleSync(dataDir).freeBytes;
+    } catch {
+      return null;
+    }
+  };
+  const full = (err: unknown): boolean => isDiskFull(err) || (freeBytes() ?? Number.POSITIVE_INFINITY) < FULL_DISK_BYTES;
+  let failure: unknown;
+  try {
+    return open();
+  } catch (err) {
+    if (!full(err)) throw err;
+    failure = err;
+  }
+  if (reserve.release(what)) {
+    try {
+      return open();
+    } catch (err) {
+      if (!full(err)) throw err;
+      failure = err;
+    }
+  }
+  throw new ScanlineError(
+    'SCANLINE_ERR_STORAGE_FULL',
+    `the data directory's disk is full (${freeBytes()} bytes free): ${what} failed (${(failure as Error).message}); free space on it and start again`,
+    {},
+    { cause: failure },
+  );
 }
 
 export interface DiskSample {
@@ -59,8 +106,11 @@ export interface DiskMonitorOptions {
   intervalMs: number;
   /** Bytes the gateway has written into the data directory so far (a counter it keeps); grows usedBytes. */
   writtenBytes?: () => number;
-  /** Called after every sample that is not low (the gateway makes its space reserve again if it was given up). */
-  whenRoom?: () => void;
+  /**
+   * Called after every sample: `low` as now, `cameBack` true for the first sample not low after a low one. The gateway
+   * makes its space reserve again when not low, and retries what a full disk refused.
+   */
+  afterSample?: (sample: { low: boolean; cameBack: boolean }) => void;
   log?: Logger;
 }
 
@@ -136,7 +186,11 @@ export class DiskMonitor {
       this.sampling = false;
     }
     const low = this.low;
-    if (!low) this.o.whenRoom?.();
+    try {
+      this.o.afterSample?.({ low, cameBack: !low && this.wasLow });
+    } catch (err) {
+      this.o.log?.error({ err }, 'acting on a sample of the free space failed');
+    }
     if (low === this.wasLow) return;
     this.wasLow = low;
     if (low) this.o.log?.warn({ freeBytes: this.sample.freeBytes, minFreeBytes: this.o.minFreeBytes }, 'disk space low: new scans are refused');
@@ -166,8 +220,9 @@ export class DiskMonitor {
 }
 
 /**
- * A file of zeros that holds `bytes` of the disk for the moment it is full: release() deletes it so that a write
- * that must not fail (a decision) finds room; ensure() makes it again when there is space.
+ * A file of random bytes that holds `bytes` of the disk for the moment it is full: release() deletes it so that a write
+ * that must not fail (a decision) finds room; ensure() makes it again when there is space. adopt() takes over the
+ * file a previous run left, so that a gateway restarted on a full disk still has its reserve.
  */
 export class SpaceReserve {
   private present = false;
@@ -186,14 +241,53 @@ export class SpaceReserve {
     return this.present;
   }
 
+  /**
+   * Takes over the reserve file a previous run left when it has this reserve's size and its blocks are allocated
+   * (held from then on, without writing anything: it works on a disk already full). A file of another size (the
+   * setting changed) or a sparse one is removed, for ensure() to write again when there is room. True when held.
+   */
+  adopt(): boolean {
+    if (this.present) return true;
+    let size: number;
+    let allocated: number;
+    try {
+      const s = statSync(this.path);
+      if (!s.isFile()) return false;
+      size = s.size;
+      allocated = s.blocks * 512;
+    } catch {
+      return false;
+    }
+    if (this.bytes > 0 && size === this.bytes && allocated >= this.bytes) {
+      this.present = true;
+      return true;
+    }
+    try {
+      rmSync(this.path, { force: true });
+      this.log?.info({ bytes: size, allocated, expected: this.bytes }, 'a space reserve file of another size, or not allocated, was removed');
+    } catch (err) {
+      this.log?.warn({ err }, 'a space reserve file of another size, or not allocated, could not be removed');
+    }
+    return false;
+  }
+
   /** Writes the reserve when it is not there (and fsyncs it, so its blocks are allocated). False when it cannot. */
   ensure(): boolean {
+    if (this.present && !this.stillThere()) {
+      this.present = false;
+      this.log?.warn({ bytes: this.bytes }, 'the space reserve file was removed by someone else; it is made again');
+    }
     if (this.present || this.bytes === 0) return this.present;
     let fd: number | null = null;
     try {
       fd = openSync(this.path, 'w');
-      const chunk = Buffer.alloc(Math.min(this.bytes, 1 << 20));
-      for (let done = 0; done < this.bytes; ) done += writeSync(fd, chunk, 0, Math.min(chunk.length, this.bytes - done));
+      // Random bytes, not zeros: a compressing filesystem (btrfs, ZFS) would store zeros in next to no blocks, and the
+      // reserve would hold nothing. A fresh chunk per MiB, so that deduplication cannot fold them either.
+      const chunk = Buffer.allocUnsafe(Math.min(this.bytes, 1 << 20));
+      for (let done = 0; done < this.bytes; ) {
+        randomFillSync(chunk);
+        done += writeSync(fd, chunk, 0, Math.min(chunk.length, this.bytes - done));
+      }
       fsyncSync(fd);
       this.present = true;
     } catch (err) {
@@ -209,12 +303,24 @@ export class SpaceReserve {
     return this.present;
   }
 
-  /** Deletes the reserve to make room; true when it was there. */
-  release(): boolean {
-    if (!this.present) return false;
+  /** The file is there with its size (someone may have deleted it to free space by hand). */
+  private stillThere(): boolean {
+    try {
+      return statSync(this.path).size === this.bytes;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Deletes the reserve to make room for `what`; true when it was there. */
+  release(what = 'a write'): boolean {
+    if (!this.present || !this.stillThere()) {
+      this.present = false;
+      return false;
+    }
     rmSync(this.path, { force: true });
     this.present = false;
-    this.log?.warn({ bytes: this.bytes }, 'disk full: the space reserve was released so that a decision could be stored');
+    this.log?.warn({ bytes: this.bytes, for: what }, `disk full: the space reserve was released to store ${what}`);
     return true;
   }
 }

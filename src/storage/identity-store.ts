@@ -196,13 +196,18 @@ export class IdentityStore {
     this.db.close();
   }
 
-  /** The gateway's disk space reserve (SpaceReserve): released to store a write when the disk is full (not for appendAuditAll with useReserve false). */
+  /**
+   * The gateway's disk space reserve (SpaceReserve): released to store a write when the disk is full. Not for the
+   * store's own bookkeeping (a session's or token's last use, expired sessions) nor for writes called with
+   * `useReserve` false (machine entries that can wait: seals, refusals): on a full disk those fail, so that the reserve
+   * is left to the people's acts it is kept for.
+   */
   spaceReserve: SpaceReserve | null = null;
 
   private write<T>(what: string, run: () => T, useReserve = true): T {
     this.assertOpen();
     try {
-      return useReserve ? withReserve(this.spaceReserve, run) : run();
+      return useReserve ? withReserve(this.spaceReserve, run, what) : run();
     } catch (err) {
       if (err instanceof ScanlineError) throw err;
       throw new ScanlineError('SCANLINE_ERR_STORAGE_WRITE', `cannot ${what}: ${(err as Error).message}`, {}, { cause: err });
@@ -277,14 +282,18 @@ export class IdentityStore {
       : undefined;
   }
 
+  /** Bookkeeping: never from the space reserve (throws SCANLINE_ERR_STORAGE_WRITE on a full disk). */
   touchSession(idHash: string, lastSeenAt: string, expiresAt: string): void {
-    this.write('refresh a session', () =>
-      this.db.prepare('UPDATE sessions SET last_seen_at = ?, expires_at = ? WHERE id_hash = ?').run(lastSeenAt, expiresAt, idHash),
+    this.write(
+      'refresh a session',
+      () => this.db.prepare('UPDATE sessions SET last_seen_at = ?, expires_at = ? WHERE id_hash = ?').run(lastSeenAt, expiresAt, idHash),
+      false,
     );
   }
 
-  deleteSession(idHash: string): boolean {
-    return this.write('end a session', () => this.db.prepare('DELETE FROM sessions WHERE id_hash = ?').run(idHash).changes > 0);
+  /** `useReserve` false for the removal of an expired session (bookkeeping); a sign-out is a person's act. */
+  deleteSession(idHash: string, useReserve = true): boolean {
+    return this.write('end a session', () => this.db.prepare('DELETE FROM sessions WHERE id_hash = ?').run(idHash).changes > 0, useReserve);
   }
 
   /** Ends every session of an account (password changed, account disabled or its role changed); returns how many. */
@@ -292,8 +301,9 @@ export class IdentityStore {
     return this.write(`end the sessions of ${account}`, () => this.db.prepare('DELETE FROM sessions WHERE account = ?').run(account).changes);
   }
 
+  /** Bookkeeping: never from the space reserve. */
   deleteExpiredSessions(now: string): number {
-    return this.write('delete expired sessions', () => this.db.prepare('DELETE FROM sessions WHERE expires_at <= ?').run(now).changes);
+    return this.write('delete expired sessions', () => this.db.prepare('DELETE FROM sessions WHERE expires_at <= ?').run(now).changes, false);
   }
 
   // -- API tokens ----------------------------------------------------------------------------------------------
@@ -340,8 +350,9 @@ export class IdentityStore {
     });
   }
 
+  /** Bookkeeping: never from the space reserve (throws SCANLINE_ERR_STORAGE_WRITE on a full disk). */
   touchToken(id: string, now: string): void {
-    this.write('note the use of a token', () => this.db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(now, id));
+    this.write('note the use of a token', () => this.db.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(now, id), false);
   }
 
   // -- portal identities ---------------------------------------------------------------------------------------
@@ -396,7 +407,8 @@ export class IdentityStore {
    * the seals of completed scans: src/main.ts), each linked to the one before as appendAudit links one, all with the
    * same `at`. Either all are on disk when this returns, or none (SCANLINE_ERR_STORAGE_WRITE).
    * `useReserve` false: on a full disk the write fails rather than take the space reserve (kept for people's acts);
-   * for entries that can be written later, such as the seals of completed scans (made again at the next start).
+   * for entries that can be written later, such as the seals of completed scans (made again once there is room), or
+   * that record a refusal (an anonymous sign-in, an import refused): a stream of those must not use up the reserve.
    */
   appendAuditAll(events: readonly AuditEvent[], at = new Date().toISOString(), useReserve = true): StoredAuditEvent[] {
     return this.write(

@@ -3,6 +3,7 @@ export { ScanStore, RawWriter, DIRECT_IO_ALIGNMENT } from './scan-store.js';
 export { MIGRATIONS, SCHEMA_VERSION, type Migration, type MigrationOutcome } from './migrations.js';
 export type {
   ScanRecord,
+  ScanEndPatch,
   ScanOrigin,
   StoredPush,
   ScanState,
@@ -30,4 +31,14 @@ export {
   type JournalFrame,
 } from './scan-journal.js';
 export { GroupCommitter, type CommitParticipant, type CommitWork, type GroupCommitStats, createGroupCommitStats } from './group-commit.js';
-export { DiskMonitor, SpaceReserve, RESERVE_FILE, diskSampleSync, isDiskFull, withReserve, type DiskSample, type DiskMonitorOptions } from './disk-space.js';
+export {
+  DiskMonitor,
+  SpaceReserve,
+  RESERVE_FILE,
+  diskSampleSync,
+  isDiskFull,
+  openWithRoom,
+  withReserve,
+  type DiskSample,
+  type DiskMonitorOptions,
+} from './disk-space.js';

@@ -34,12 +34,14 @@ import { type DecisionRow, decisionOf } from './decision-rows.js';
 import { fileSha256 } from './integrity.js';
 import { migrate, SCHEMA_VERSION, type MigrationOutcome } from './migrations.js';
 import { JOURNAL_FILE, ScanJournalWriter } from './scan-journal.js';
-import { type SpaceReserve, withReserve } from './disk-space.js';
+import { isDiskFull, type SpaceReserve, withReserve } from './disk-space.js';
 import { WalSync, type WalSyncStats } from './wal-sync.js';
 
 export type { ScanState };
 /** One officer's decision as stored (the wire's DecisionRecord, src/protocol). */
 export type StoredDecision = DecisionRecord;
+/** What ending a scan writes into its record (ScanStore.endScan). */
+export type ScanEndPatch = Pick<ScanRecord, 'state' | 'lines' | 'gaps' | 'endedAt' | 'reason'>;
 
 export interface DetectorGeometry {
   pixels: number;
@@ -441,8 +443,19 @@ export class ScanStore {
   private readonly rawOptions: RawWriterOptions;
   private readonly walSync: WalSync;
   private closed = false;
+  /**
+   * Ends of scans whose record a full disk refused (endScan), by scan id, oldest first. Reads of a record (getScan,
+   * hasScan, listScans) show them as written; retryPendingEnds writes them, close() tries once more. In memory only:
+   * the scan's journal, synced before its end was told, lets the next start end it again if they are lost.
+   */
+  private readonly pendingEnds = new Map<string, ScanEndPatch>();
 
-  private constructor(dataDir: string, db: Database.Database, rawOptions: RawWriterOptions) {
+  private constructor(
+    dataDir: string,
+    db: Database.Database,
+    rawOptions: RawWriterOptions,
+    private readonly log: Logger | null,
+  ) {
     this.dataDir = dataDir;
     this.db = db;
     this.rawOptions = rawOptions;
@@ -501,7 +514,7 @@ export class ScanStore {
           : 'scan database schema upgraded';
       log?.info({ from: schema.from, to: schema.to, adopted: schema.adopted }, what);
     }
-    return new ScanStore(dir, db, { directIo: options.directIo ?? true });
+    return new ScanStore(dir, db, { directIo: options.directIo ?? true }, log ?? null);
   }
 
   /**
@@ -673,10 +686,60 @@ export class ScanStore {
     }
   }
 
+  /**
+   * Ends a scan in its record (state, lines, gaps, end time, reason): a deferred commit, as updateScan. When the disk
+   * is full the end is kept in memory instead ('pending': reads show it, retryPendingEnds writes it once there is
+   * room), since the scan's lines and journal are already durable and the journal proves its end to the next start.
+   * Other failures throw SCANLINE_ERR_STORAGE_WRITE.
+   */
+  endScan(scanId: string, patch: ScanEndPatch): 'written' | 'pending' {
+    try {
+      this.updateScan(scanId, patch);
+      return 'written';
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      this.pendingEnds.set(scanId, patch);
+      return 'pending';
+    }
+  }
+
+  /** Scans whose end waits for room on the disk (endScan). */
+  get pendingEndCount(): number {
+    return this.pendingEnds.size;
+  }
+
+  /**
+   * Writes the ends a full disk refused (endScan), oldest first, each a deferred commit: call durable() after. Stops
+   * at the first the disk refuses again; one refused for another reason is logged and tried again next time. Returns
+   * the scan ids written. JS thread.
+   */
+  retryPendingEnds(): string[] {
+    const written: string[] = [];
+    for (const [scanId, patch] of this.pendingEnds) {
+      try {
+        this.updateScan(scanId, patch);
+      } catch (err) {
+        if (isDiskFull(err)) break;
+        this.log?.error({ err, scanId }, 'writing the end of a scan failed; it is tried again later');
+        continue;
+      }
+      this.pendingEnds.delete(scanId);
+      written.push(scanId);
+    }
+    return written;
+  }
+
+  /** A record as stored, with its end if that waits for room on the disk (endScan). */
+  private recordOf(row: ScanRow): ScanRecord {
+    const record = fromRow(row);
+    const end = this.pendingEnds.get(record.scanId);
+    return end ? { ...record, ...end } : record;
+  }
+
   getScan(scanId: string): ScanRecord | undefined {
     this.assertOpen();
     const row = this.byId.get(scanId) as ScanRow | undefined;
-    return row ? fromRow(row) : undefined;
+    return row ? this.recordOf(row) : undefined;
   }
 
   hasScan(scanId: string): boolean {
@@ -700,7 +763,8 @@ export class ScanStore {
       params.before = query.before;
     }
     const sql = `SELECT * FROM scans ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY started_at DESC, scan_id DESC LIMIT @limit`;
-    return (this.db.prepare(sql).all(params) as ScanRow[]).map(fromRow);
+    // A scan whose end waits for room is stored as receiving: shown as it ended (a state filter may then miss it).
+    return (this.db.prepare(sql).all(params) as ScanRow[]).map((r) => this.recordOf(r)).filter((r) => query.state === undefined || r.state === query.state);
   }
 
   /**
@@ -955,13 +1019,16 @@ export class ScanStore {
   putDecision(d: Omit<StoredDecision, 'id'>): StoredDecision {
     this.assertOpen();
     try {
-      const info = withReserve(this.spaceReserve, () =>
-        this.db
-          .prepare(
-            `INSERT INTO scan_decisions (scan_id, operator_id, verdict, comment, suggestions, machine_decision, scan_state, decided_at)
+      const info = withReserve(
+        this.spaceReserve,
+        () =>
+          this.db
+            .prepare(
+              `INSERT INTO scan_decisions (scan_id, operator_id, verdict, comment, suggestions, machine_decision, scan_state, decided_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-          )
-          .run(d.scanId, d.operatorId, d.verdict, d.comment, JSON.stringify(d.suggestions), d.machineDecision, d.scanState, d.decidedAt),
+            )
+            .run(d.scanId, d.operatorId, d.verdict, d.comment, JSON.stringify(d.suggestions), d.machineDecision, d.scanState, d.decidedAt),
+        `the decision of ${d.operatorId} on scan ${d.scanId}`,
       );
       return { id: Number(info.lastInsertRowid), ...d };
     } catch (err) {
@@ -1203,6 +1270,13 @@ export class ScanStore {
 
   close(): void {
     if (this.closed) return;
+    // Ends a full disk refused get one more try (what is still refused is ended again by the next start, from journals).
+    if (this.pendingEnds.size > 0 && !this.walSync.failure) {
+      this.retryPendingEnds();
+      if (this.pendingEnds.size > 0) {
+        this.log?.warn({ scanIds: [...this.pendingEnds.keys()] }, 'the ends of these scans could not be written; the next start ends them from their journals');
+      }
+    }
     this.closed = true;
     // Deferred commits not yet synced are synced here: closing checkpoints (and syncs) only when no other process has
     // the database open.

@@ -6,7 +6,13 @@
  * - disk completely full: an open scan's lines that cannot be written are not acknowledged (the scan is aborted with
  *   SCANLINE_ERR_STORAGE_WRITE), the lines acknowledged before stay bit-exact, and an officer's decision is still
  *   recorded (the space reserve is given up for it);
- * - space freed: scans are accepted again and the reserve is back.
+ * - the reserve is kept for people's acts: a refused sign-in (its entry then in the log only) and a token's first use
+ *   (its last use not noted; the request goes on) on the full disk do not take it;
+ * - space freed: scans are accepted again and the reserve is back;
+ * - a seal refused on the full disk is written (late) once the disk has room again, without a restart;
+ * - a gateway restarted on a disk below minFreeBytes takes over the reserve file and still records a decision once
+ *   the disk is full; one restarted on a disk with no room at all gives the reserve up to open its databases, and
+ *   without one is refused with SCANLINE_ERR_STORAGE_FULL.
  */
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeSync } from 'node:fs';
@@ -14,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GatewayMessage, SliceKind, encodeSliceFrame } from '../../src/protocol/index.js';
+import { SpaceReserve } from '../../src/storage/index.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { RawPortal } from '../helpers/raw-portal.js';
 
@@ -110,6 +117,9 @@ describe('a full data directory', () => {
     expect(await decide('disk-a')).toBe(201);
     expect(await metric('scanline_storage_reserve_bytes')).toBe(8 * MiB);
 
+    // A program account whose token is first used once the disk is full (its last use cannot be noted then).
+    const lateToken = g.accountToken('late-reader', 'viewer');
+
     // Scan B is open, 10 frames acknowledged.
     portal.json({ type: 'scan.start', streamId: 2, scanId: 'disk-b' });
     await portal.next((m) => m.type === 'scan.accepted' && m.streamId === 2);
@@ -141,6 +151,22 @@ describe('a full data directory', () => {
     expect(raw.byteLength).toBeGreaterThanOrEqual(ackedLines * BYTES_PER_LINE);
     expect(Buffer.compare(raw.subarray(0, ackedLines * BYTES_PER_LINE), Buffer.from(lineValues(0, ackedLines).buffer))).toBe(0);
 
+    // Writes that never take the reserve: a refused sign-in stays refused (its entry goes to the log), a token's first
+    // use is answered without noting it. The reserve is still there for the decision below.
+    const wrong = await fetch(`${g.httpUrl}/v1/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'nobody', password: 'not-the-password-1' }),
+    });
+    expect(wrong.status).toBe(401);
+    expect(JSON.stringify(await wrong.json())).toMatch(/SCANLINE_ERR_AUTH_INVALID/);
+    const first = await fetch(`${g.httpUrl}/v1/scans/disk-a`, { headers: { authorization: `Bearer ${lateToken}` } });
+    expect(first.status).toBe(200);
+    expect(await metric('scanline_storage_reserve_bytes')).toBe(8 * MiB);
+    expect(await metric('scanline_identity_writes_failed_total{kind="refusal"}')).toBe(1);
+    // (At least: a token last used over a minute before, on a slow machine, is noted again too.)
+    expect(await metric('scanline_identity_writes_failed_total{kind="bookkeeping"}')).toBeGreaterThanOrEqual(1);
+
     // An officer's decision is still recorded (the reserve is given up for it), and audited.
     expect(await decide('disk-a')).toBe(201);
     expect(await metric('scanline_storage_reserve_bytes')).toBe(0);
@@ -152,7 +178,73 @@ describe('a full data directory', () => {
     await until('readyz ready', async () => (await fetch(`${g.httpUrl}/readyz`)).status === 200);
     portal.json({ type: 'scan.start', streamId: 4, scanId: 'disk-d' });
     expect(await portal.next((m) => (m.type === 'scan.accepted' || m.type === 'error') && m.streamId === 4)).toMatchObject({ type: 'scan.accepted' });
+    portal.json({ type: 'scan.abort', streamId: 4, reason: 'test over' });
+    await portal.next((m) => m.type === 'scan.aborted' && m.streamId === 4);
     await until('reserve back', async () => (await metric('scanline_storage_reserve_bytes')) === 8 * MiB);
     portal.ws.close();
+  }, 60_000);
+
+  it('writes the record and seal of a scan the full disk refused once there is room again, and keeps the reserve across a restart on a full disk', async () => {
+    const portal = await RawPortal.hello(g.portalUrl, 'lane-disk-2', { pixels: PIXELS, energies: 2 });
+    portal.json({ type: 'scan.start', streamId: 1, scanId: 'disk-e' });
+    await portal.next((m) => m.type === 'scan.accepted');
+    for (let s = 0; s < 10; s++) portal.binary(frame(1, s, s * 16));
+    await portal.next((m) => m.type === 'ack' && m.streamId === 1 && m.seq === 9);
+    // The disk fills before the scan ends: its lines and journal are synced, but its record and seal cannot be written.
+    fill('filler-3', 0);
+    portal.json({ type: 'scan.end', streamId: 1, totalLines: 160 });
+    expect(await portal.next((m) => (m.type === 'scan.completed' || m.type === 'scan.aborted') && m.streamId === 1)).toMatchObject({
+      type: 'scan.completed',
+      lines: 160,
+    });
+    await until('the record waits for room', async () => (await metric('scanline_storage_pending_records')) === 1);
+    await new Promise((r) => setTimeout(r, 500)); // past the seal batch (250 ms)
+    expect(g.store.sealOf('disk-e')).toBeNull();
+    // Reads show the scan as it ended while its record waits.
+    expect(g.store.getScan('disk-e')).toMatchObject({ state: 'completed', lines: 160 });
+    const shown = await fetch(`${g.httpUrl}/v1/scans/disk-e`, { headers: g.authHeaders('viewer') });
+    expect(JSON.stringify(await shown.json())).toMatch(/"state":"completed"/);
+    // Room again: the record, then the seal (late), without a restart; the raw lines are as acknowledged.
+    rmSync(join(mount, 'filler-3'));
+    await until('disk-e sealed', async () => g.store.sealOf('disk-e') !== null);
+    expect(g.store.getScan('disk-e')).toMatchObject({ state: 'completed', lines: 160 });
+    expect(await metric('scanline_storage_pending_records')).toBe(0);
+    const sealEntry = g.identity.listAudit({ limit: 10, action: 'scan.seal' }).find((e) => e.target === 'disk-e');
+    expect(sealEntry?.details).toMatchObject({ lines: 160, late: true });
+    expect(Buffer.compare(readFileSync(g.store.rawPath('disk-e')), Buffer.from(lineValues(0, 160).buffer))).toBe(0);
+    portal.ws.close();
+
+    // A restart on a disk below storage.minFreeBytes: the reserve file left by the run before is taken over, so a
+    // decision is still recorded once the disk is full.
+    fill('filler-4', 20 * MiB);
+    await g.dispose();
+    g = await startTestGateway(
+      { storage: { minFreeBytes: 40 * MiB, reserveBytes: 8 * MiB, diskCheckIntervalMs: 100, directIo: false }, inference: { enabled: false } },
+      {},
+      join(mount, 'data'),
+    );
+    expect(await metric('scanline_storage_reserve_bytes')).toBe(8 * MiB);
+    await decide('disk-e'); // the officer's token made while there is room
+    fill('filler-5', 0);
+    expect(await decide('disk-e')).toBe(201);
+    expect(await metric('scanline_storage_reserve_bytes')).toBe(0);
+    expect(g.store.listDecisions('disk-e')).toHaveLength(2);
+    // A restart on a disk with no room at all and no reserve left: refused with a code that says what to do.
+    await g.dispose();
+    fill('filler-6', 0);
+    const gatewayConfig = {
+      storage: { minFreeBytes: 40 * MiB, reserveBytes: 8 * MiB, diskCheckIntervalMs: 100, directIo: false },
+      inference: { enabled: false },
+    };
+    await expect(startTestGateway(gatewayConfig, {}, join(mount, 'data'))).rejects.toMatchObject({ code: 'SCANLINE_ERR_STORAGE_FULL' });
+    // With the reserve a previous run left: it is given up to open the databases, and made again once there is room.
+    rmSync(join(mount, 'filler-6'));
+    expect(SpaceReserve.at(join(mount, 'data'), 8 * MiB).ensure()).toBe(true);
+    fill('filler-7', 0);
+    g = await startTestGateway(gatewayConfig, {}, join(mount, 'data'));
+    expect(g.store.getScan('disk-e')).toMatchObject({ state: 'completed', lines: 160 });
+    expect(await metric('scanline_storage_reserve_bytes')).toBe(0);
+    for (const f of ['filler-4', 'filler-5', 'filler-7']) rmSync(join(mount, f));
+    await until('reserve back', async () => (await metric('scanline_storage_reserve_bytes')) === 8 * MiB);
   }, 60_000);
 });
