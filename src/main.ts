@@ -123,6 +123,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       ),
       (s) => s.close(),
     );
+    // Its WAL is checkpointed by a worker thread, not inside a commit on the event loop (src/storage/wal-checkpointer.ts).
+    store.startCheckpointer(config.storage.checkpointIntervalMs);
     const identityStore = resources.defer(
       'identity',
       openWithRoom(config.storage.dataDir, reserve, 'opening the gateway database', () => IdentityStore.open(config.storage.dataDir)),

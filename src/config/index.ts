@@ -295,6 +295,15 @@ export const GatewayConfigSchema = Type.Object(
           unit: 'ms',
           description: "How often the free space of the data directory's disk is read (statfs).",
         }),
+        checkpointIntervalMs: Type.Integer({
+          minimum: 100,
+          maximum: 60_000,
+          default: 1_000,
+          unit: 'ms',
+          description:
+            "How often a worker thread checkpoints the scan database's WAL into the database file (PASSIVE: never waits for a writer). " +
+            "SQLite's own checkpoint would run inside a commit on the event loop.",
+        }),
         ackMaxDelayMs: Type.Integer({
           minimum: 0,
           maximum: 100,

@@ -583,6 +583,21 @@ function storageMetrics(ingest: IngestService, store: ScanStore, results: Result
       [],
       () => one(store.walSyncStats.failures),
     ),
+    histogram(
+      'scanline_storage_checkpoint_seconds',
+      "Per checkpoint of the scan database's WAL that found frames to copy, on its worker thread (storage.checkpointIntervalMs), seconds.",
+      [],
+      () => {
+        const c = store.checkpointStats;
+        return c ? [{ labels: {}, counts: c.seconds }] : [];
+      },
+    ),
+    counter(
+      'scanline_storage_checkpoint_failures_total',
+      'Failures of the WAL checkpoint worker (it could not open the database, a checkpoint failed, it died): SQLite then checkpoints on the event loop again, until the gateway is restarted.',
+      [],
+      () => one(store.checkpointStats?.failures ?? 0),
+    ),
   ];
 }
 

@@ -36,6 +36,7 @@ import { migrate, SCHEMA_VERSION, type MigrationOutcome } from './migrations.js'
 import { JOURNAL_FILE, ScanJournalWriter } from './scan-journal.js';
 import { isDiskFull, type SpaceReserve, withReserve } from './disk-space.js';
 import { WalSync, type WalSyncStats } from './wal-sync.js';
+import { WalCheckpointer, type WalCheckpointStats } from './wal-checkpointer.js';
 
 export type { ScanState };
 /** One officer's decision as stored (the wire's DecisionRecord, src/protocol). */
@@ -449,6 +450,8 @@ export class ScanStore {
    * the scan's journal, synced before its end was told, lets the next start end it again if they are lost.
    */
   private readonly pendingEnds = new Map<string, ScanEndPatch>();
+  /** Checkpoints off the JS thread, once started (startCheckpointer: the gateway; commands keep SQLite's own). */
+  private checkpointer: WalCheckpointer | null = null;
 
   private constructor(
     dataDir: string,
@@ -1264,6 +1267,21 @@ export class ScanStore {
   }
 
   /** Deferred commits and the WAL syncs made for them (metrics). */
+  /**
+   * Moves the WAL's checkpoints off the JS thread (./wal-checkpointer.ts): a worker checkpoints every `intervalMs`,
+   * and this connection's automatic checkpoint is off while it runs. For the gateway: short-lived commands keep
+   * SQLite's own.
+   */
+  startCheckpointer(intervalMs: number): void {
+    this.assertOpen();
+    this.checkpointer ??= new WalCheckpointer(this.db, join(this.dataDir, 'scanline.db'), intervalMs, this.log ?? undefined);
+  }
+
+  /** Checkpoints made off the JS thread; null when not started. `running` false: the worker failed. */
+  get checkpointStats(): (Readonly<WalCheckpointStats> & { running: boolean }) | null {
+    return this.checkpointer ? { ...this.checkpointer.stats, running: this.checkpointer.running } : null;
+  }
+
   get walSyncStats(): Readonly<WalSyncStats> {
     return this.walSync.stats;
   }
@@ -1294,6 +1312,8 @@ export class ScanStore {
       }
     }
     this.walSync.close();
+    // The worker's connection first: the last connection to close checkpoints and removes the WAL.
+    this.checkpointer?.close();
     this.db.close();
   }
 
