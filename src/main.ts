@@ -130,6 +130,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       openWithRoom(config.storage.dataDir, reserve, 'opening the gateway database', () => IdentityStore.open(config.storage.dataDir)),
       (s) => s.close(),
     );
+    identityStore.leaveCheckpointsToWorker();
     /** Run after every disk sample (set below, once the seals exist: it writes what a full disk refused). */
     let afterDiskSample: (cameBack: boolean) => void = () => undefined;
     store.spaceReserve = reserve;
@@ -143,6 +144,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         intervalMs: config.storage.diskCheckIntervalMs,
         writtenBytes: () => ingestForDisk?.stats.storageBytes ?? 0,
         afterSample: ({ low, cameBack }) => {
+          // ensure() logs its own failures and never throws (a failure here must not skip the retries below).
           if (!low) reserve.ensure();
           afterDiskSample(cameBack);
         },
@@ -250,11 +252,14 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     }
     const digestedSeals: DigestedSeal[] = [];
     /**
-     * Seals whose batch could not be written (a full disk: they never take the space reserve), by scan id, with their
-     * digests: written again by afterDiskSample (late: true) without reading the raw files again. Lost at a stop, they
-     * are made by the next start's sweep.
+     * Seals whose audit entries could not be written (a full disk: they never take the space reserve), by scan id,
+     * with their digests: written again by afterDiskSample (late: true) without reading the raw files again. Lost at
+     * a stop, they are made by the next start's sweep. Retention keeps their scans meanwhile (isLive).
      */
     const refusedSeals = new Map<string, DigestedSeal>();
+    /** Seals whose audit entries are written but not their records: only the records are written again. */
+    const unrecordedSeals = new Map<string, DigestedSeal>();
+    const sealWaits = (scanId: string): boolean => refusedSeals.has(scanId) || unrecordedSeals.has(scanId);
     /** Set whenever digestedSeals holds a seal and no batch is being written: it writes them SEAL_BATCH_MS later. */
     let sealBatchTimer: ReturnType<typeof setTimeout> | null = null;
     /**
@@ -287,6 +292,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
       } catch {
         // Logged by the identity service; written again once there is room (afterDiskSample), or by the next start.
         for (const s of live) refusedSeals.set(s.scanId, { ...s, late: true, written: () => undefined });
+        for (const s of live) unrecordedSeals.delete(s.scanId);
         for (const s of batch) s.written();
         return;
       }
@@ -296,15 +302,15 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         // next start (late: true), with a second audit entry of the same digest.
         store.durable().catch((err: unknown) => log.error({ err, scanIds: live.map((s) => s.scanId) }, 'making the seals durable failed'));
       } catch (err) {
-        // Their audit entries are written: tried again, a seal gets a second entry with the same digest (accepted).
-        for (const s of live) refusedSeals.set(s.scanId, { ...s, late: true, written: () => undefined });
+        // Their audit entries are written: only the records are written again (afterDiskSample).
+        for (const s of live) unrecordedSeals.set(s.scanId, { ...s, written: () => undefined });
         log.error({ err, scanIds: live.map((s) => s.scanId) }, 'writing the seals of completed scans into their records failed');
       } finally {
         for (const s of batch) s.written();
       }
     };
     const seal = (scanId: string, portalId: string, lines: number, late: boolean): Promise<void> => {
-      if (sealingIds.has(scanId) || store.sealOf(scanId) !== null) return Promise.resolve();
+      if (sealingIds.has(scanId) || sealWaits(scanId) || store.sealOf(scanId) !== null) return Promise.resolve();
       sealingIds.add(scanId);
       const written = store
         .digestRaw(scanId)
@@ -353,7 +359,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     // the disk comes back above storage.minFreeBytes, else every REFUSED_RETRY_MS while anything waits.
     let retriedAt = Date.now();
     afterDiskSample = (cameBack) => {
-      if (phase !== 'ready' || (store.pendingEndCount === 0 && refusedSeals.size === 0)) return;
+      if (phase !== 'ready' || (store.pendingEndCount === 0 && refusedSeals.size === 0 && unrecordedSeals.size === 0)) return;
       if (!cameBack && Date.now() - retriedAt < REFUSED_RETRY_MS) return;
       retriedAt = Date.now();
       const ended = store.retryPendingEnds();
@@ -361,9 +367,20 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         log.info({ scanIds: ended }, 'the ends of scans a full disk refused are written');
         store.durable().catch((err: unknown) => log.error({ err, scanIds: ended }, 'making the ends of scans durable failed'));
       }
+      if (unrecordedSeals.size > 0) {
+        const again = [...unrecordedSeals.values()].filter((s) => store.hasScan(s.scanId) && store.sealOf(s.scanId) === null);
+        try {
+          store.recordSeals(again);
+          unrecordedSeals.clear();
+          store.durable().catch((err: unknown) => log.error({ err, scanIds: again.map((s) => s.scanId) }, 'making the seals durable failed'));
+        } catch (err) {
+          log.warn({ err, seals: again.length }, 'the records of sealed scans still cannot be written');
+        }
+      }
       if (refusedSeals.size === 0) return;
-      const again = [...refusedSeals.values()].slice(0, SEAL_BATCH_MAX);
-      for (const s of again) refusedSeals.delete(s.scanId);
+      // All in one batch (one transaction for their audit entries, one for their records).
+      const again = [...refusedSeals.values()].filter((s) => store.sealOf(s.scanId) === null);
+      refusedSeals.clear();
       digestedSeals.push(...again);
       writeSeals();
     };
@@ -378,7 +395,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         audit: (e) => identityStore.appendAudit(e),
         // A scan being sealed is not deleted under its seal (the seal's audit entry would follow its deletion's), nor
         // one still being scored (an aborted scan's tiles may still be in the models when it ended).
-        isLive: (scanId) => ingest.getLiveScan(scanId) !== undefined || sealingIds.has(scanId) || (results?.isScoring(scanId) ?? false),
+        isLive: (scanId) => ingest.getLiveScan(scanId) !== undefined || sealingIds.has(scanId) || sealWaits(scanId) || (results?.isScoring(scanId) ?? false),
         onDeleted: (scanId) => dropCachedImages(scanId),
         log: log.child({ module: 'retention' }),
       }),
@@ -462,6 +479,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
               used: disk.usedBytes,
               reserve: reserve.held ? reserve.bytes : 0,
               pendingRecords: store.pendingEndCount,
+              pendingSeals: refusedSeals.size + unrecordedSeals.size,
             }),
           }),
           (m) => m.close(),

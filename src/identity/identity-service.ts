@@ -91,6 +91,7 @@ export class IdentityService implements AuditTrail {
   private readonly now: () => number;
   /** Counters for metrics. */
   private bookkeepingWarnedAt = Number.NEGATIVE_INFINITY;
+  private refusalStackAt = Number.NEGATIVE_INFINITY;
   readonly stats = { signIns: 0, signInFailures: 0, signInsLocked: 0, refused: 0, refusalsUnrecorded: 0, bookkeepingFailures: 0 };
 
   constructor(private readonly o: IdentityServiceOptions) {
@@ -132,7 +133,15 @@ export class IdentityService implements AuditTrail {
       return true;
     } catch (err) {
       this.stats.refusalsUnrecorded++;
-      this.o.log.error({ err, event }, 'a refusal could not be written to the audit trail; it is recorded in this log only');
+      // Every such event is logged (it is the only record of it), the error's stack once a minute: a stream of
+      // refused sign-ins on a full disk must not flood the log with stacks.
+      const now = this.now();
+      const withStack = now - this.refusalStackAt >= MINUTE;
+      if (withStack) this.refusalStackAt = now;
+      this.o.log.error(
+        withStack ? { err, event } : { event, reason: (err as Error).message },
+        'a refusal could not be written to the audit trail; it is recorded in this log only',
+      );
       return false;
     }
   }
@@ -550,9 +559,16 @@ export class IdentityService implements AuditTrail {
     return t !== undefined && t.account === p.account && t.revokedAt === null && (t.expiresAt === null || Date.parse(t.expiresAt) > now);
   }
 
-  /** Removes sessions past their expiry (run now and then; a lookup also refuses them). */
+  /**
+   * Removes sessions past their expiry (run now and then; a lookup also refuses them). Bookkeeping: on a full disk
+   * they wait for the next sweep. Returns how many.
+   */
   sweepSessions(): number {
-    return this.store.deleteExpiredSessions(this.iso());
+    let deleted = 0;
+    this.bookkeeping('delete expired sessions', () => {
+      deleted = this.store.deleteExpiredSessions(this.iso());
+    });
+    return deleted;
   }
 
   private iso(ms = this.now()): string {

@@ -67,7 +67,7 @@ export interface GatewayMetricsOptions {
   /** The DICOS network service, when it is on (dicos.listener). */
   dicosListener?: () => DicosListenerStats;
   /** The data directory's disk (src/storage DiskMonitor): free and total bytes, the limit, the gateway's own files (null while measured), the reserve held. */
-  disk?: () => { free: number; total: number; minFree: number; used: number | null; reserve: number; pendingRecords: number };
+  disk?: () => { free: number; total: number; minFree: number; used: number | null; reserve: number; pendingRecords: number; pendingSeals: number };
 }
 
 export interface GatewayMetrics {
@@ -594,7 +594,7 @@ function storageMetrics(ingest: IngestService, store: ScanStore, results: Result
     ),
     counter(
       'scanline_storage_checkpoint_failures_total',
-      'Failures of the WAL checkpoint worker (it could not open the database, a checkpoint failed, it died): SQLite then checkpoints on the event loop again, until the gateway is restarted.',
+      'WAL checkpoints that failed on the worker thread (a full disk; tried again a tick later), and a worker that could not open the database or died (SQLite then checkpoints on the event loop again, until the gateway is restarted).',
       [],
       () => one(store.checkpointStats?.failures ?? 0),
     ),
@@ -723,6 +723,12 @@ function diskMetrics(disk: NonNullable<GatewayMetricsOptions['disk']>): Array<Co
       'Ended scans whose final record a full disk refused (shown as ended meanwhile): their lines and journals are durable; the record is written at once when the disk is back above storage.minFreeBytes, else tried every 30 s (or at the stop; else the next start ends them from their journals).',
       [],
       () => one(disk().pendingRecords),
+    ),
+    gauge(
+      'scanline_storage_pending_seals',
+      'Seals of completed scans a full disk refused (they never take the space reserve), kept with their digests: written when the pending records are (or made by the next start).',
+      [],
+      () => one(disk().pendingSeals),
     ),
   ];
 }

@@ -21,13 +21,22 @@ import type { Logger } from '../log/index.js';
 
 export const RESERVE_FILE = 'space-reserve';
 
-/** True for the error SQLite or the OS gives when the disk is full, also as the cause of a ScanlineError. */
-export function isDiskFull(err: unknown): boolean {
+/** The codes of an error and its causes (a ScanlineError wraps SQLite's or the OS's). */
+function codesOf(err: unknown): unknown[] {
+  const codes: unknown[] = [];
   for (let e = err, depth = 0; e !== null && e !== undefined && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (code === 'SQLITE_FULL' || code === 'ENOSPC' || (e instanceof Error && /database or disk is full|no space left on device/i.test(e.message))) return true;
+    codes.push((e as { code?: unknown }).code);
+    if (e instanceof Error && /database or disk is full|no space left on device/i.test(e.message)) codes.push('ENOSPC');
   }
-  return false;
+  return codes;
+}
+
+/**
+ * True for the error SQLite or the OS gives when the disk is full, also as the cause of a ScanlineError. SQLite says
+ * SQLITE_IOERR_SHMSIZE when its shared-memory file cannot grow on a full disk (a tmpfs, measured).
+ */
+export function isDiskFull(err: unknown): boolean {
+  return codesOf(err).some((c) => c === 'SQLITE_FULL' || c === 'ENOSPC' || c === 'SQLITE_IOERR_SHMSIZE');
 }
 
 /**
@@ -61,7 +70,10 @@ export function openWithRoom<T>(dataDir: string, reserve: SpaceReserve, what: st
       return null;
     }
   };
-  const full = (err: unknown): boolean => isDiskFull(err) || (freeBytes() ?? Number.POSITIVE_INFINITY) < FULL_DISK_BYTES;
+  // An I/O error of SQLite's on a disk with next to no room is taken for a full disk; nothing else is (a database of
+  // an unknown schema stays that, whatever the free space).
+  const ioError = (err: unknown): boolean => codesOf(err).some((c) => typeof c === 'string' && c.startsWith('SQLITE_IOERR'));
+  const full = (err: unknown): boolean => isDiskFull(err) || (ioError(err) && (freeBytes() ?? Number.POSITIVE_INFINITY) < FULL_DISK_BYTES);
   let failure: unknown;
   try {
     return open();
@@ -79,7 +91,7 @@ export function openWithRoom<T>(dataDir: string, reserve: SpaceReserve, what: st
   }
   throw new ScanlineError(
     'SCANLINE_ERR_STORAGE_FULL',
-    `the data directory's disk is full (${freeBytes()} bytes free): ${what} failed (${(failure as Error).message}); free space on it and start again`,
+    `the data directory's disk is full (${freeBytes() ?? 'unknown'} bytes free): ${what} failed (${(failure as Error).message}); free space on it and start again`,
     {},
     { cause: failure },
   );
@@ -271,7 +283,7 @@ export class SpaceReserve {
     return false;
   }
 
-  /** Writes the reserve when it is not there (and fsyncs it, so its blocks are allocated). False when it cannot. */
+  /** Writes the reserve when it is not there (and fsyncs it, so its blocks are allocated). False when it cannot; never throws. */
   ensure(): boolean {
     if (this.present && !this.stillThere()) {
       this.present = false;
@@ -298,7 +310,11 @@ export class SpaceReserve {
         // nothing to remove
       }
     } finally {
-      if (fd !== null) closeSync(fd);
+      try {
+        if (fd !== null) closeSync(fd);
+      } catch {
+        // written and synced, or given up above: nothing more to do (ensure never throws)
+      }
     }
     return this.present;
   }

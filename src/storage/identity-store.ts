@@ -190,6 +190,16 @@ export class IdentityStore {
     }
   }
 
+  /**
+   * Leaves the checkpoints of the shared database (scanline.db, also the ScanStore's) to the gateway's checkpoint
+   * worker (ScanStore.startCheckpointer): this connection's commits never run SQLite's automatic checkpoint on the JS
+   * thread. Should the worker fail, the ScanStore's connection checkpoints again, which bounds the WAL for both.
+   */
+  leaveCheckpointsToWorker(): void {
+    this.assertOpen();
+    this.db.pragma('wal_autocheckpoint = 0');
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

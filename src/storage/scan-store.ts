@@ -758,7 +758,15 @@ export class ScanStore {
       params.portal_id = query.portalId;
     }
     if (query.state !== undefined) {
-      where.push('state = @state');
+      if (this.pendingEnds.size === 0) where.push('state = @state');
+      else {
+        // A scan whose end waits for room (endScan) is stored as receiving: filtered by the state it ended in.
+        where.push(
+          '((state = @state AND scan_id NOT IN (SELECT value FROM json_each(@pending))) OR scan_id IN (SELECT value FROM json_each(@pendingInState)))',
+        );
+        params.pending = JSON.stringify([...this.pendingEnds.keys()]);
+        params.pendingInState = JSON.stringify([...this.pendingEnds].filter(([, end]) => end.state === query.state).map(([id]) => id));
+      }
       params.state = query.state;
     }
     if (query.before !== undefined) {
@@ -766,8 +774,7 @@ export class ScanStore {
       params.before = query.before;
     }
     const sql = `SELECT * FROM scans ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY started_at DESC, scan_id DESC LIMIT @limit`;
-    // A scan whose end waits for room is stored as receiving: shown as it ended (a state filter may then miss it).
-    return (this.db.prepare(sql).all(params) as ScanRow[]).map((r) => this.recordOf(r)).filter((r) => query.state === undefined || r.state === query.state);
+    return (this.db.prepare(sql).all(params) as ScanRow[]).map((r) => this.recordOf(r));
   }
 
   /**

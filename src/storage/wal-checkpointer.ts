@@ -14,8 +14,9 @@
  * `synchronous = FULL`, so a checkpoint syncs the WAL before it copies frames into the database and syncs the database
  * before the WAL may be reused (./wal-sync.ts relies on that).
  *
- * If the worker fails (it cannot open the database, a checkpoint throws, it dies), the connection's automatic
- * checkpoint is switched back on, and the failure logged and counted: the WAL never grows without bound.
+ * A checkpoint that fails (a full disk: the database file cannot grow) is counted and tried again at the next tick. If
+ * the worker itself fails (it cannot open the database, it dies), the connection's automatic checkpoint is switched
+ * back on, and the failure logged and counted: the WAL never grows without bound.
  *
  * The worker's code is evaluated from the string below (CommonJS), with better-sqlite3 resolved here and passed by
  * path, so that it runs the same from the TypeScript sources (tests) and the compiled package.
@@ -38,7 +39,7 @@ const CLOSE_WAIT_MS = 2_000;
 export interface WalCheckpointStats {
   /** Checkpoints that found frames to copy, and how long each took on the worker, seconds. */
   seconds: HistogramCounts;
-  /** The worker could not open the database, a checkpoint failed, or the worker died: automatic checkpoints again. */
+  /** Checkpoints that failed (tried again next tick), and a worker that could not open the database or died (then SQLite's automatic checkpoint again). */
   failures: number;
 }
 
@@ -66,7 +67,7 @@ parentPort.on('message', (m) => {
     const [r] = db.pragma('wal_checkpoint(PASSIVE)');
     parentPort.postMessage({ type: 'checkpointed', busy: r.busy, log: r.log, checkpointed: r.checkpointed, seconds: Number(process.hrtime.bigint() - t0) / 1e9 });
   } catch (err) {
-    parentPort.postMessage({ type: 'failed', message: String(err && err.message || err) });
+    parentPort.postMessage({ type: 'checkpoint-failed', code: String(err && err.code || ''), message: String(err && err.message || err) });
   }
 });
 `;
@@ -74,6 +75,7 @@ parentPort.on('message', (m) => {
 type WorkerMessage =
   | { type: 'ready' }
   | { type: 'failed'; message: string }
+  | { type: 'checkpoint-failed'; code: string; message: string }
   | { type: 'checkpointed'; busy: number; log: number; checkpointed: number; seconds: number };
 
 export class WalCheckpointer {
@@ -82,6 +84,7 @@ export class WalCheckpointer {
   private readonly closed = new SharedArrayBuffer(4);
   private timer: NodeJS.Timeout | null = null;
   private inFlight = false;
+  private failureLoggedAt = Number.NEGATIVE_INFINITY;
   /** The WAL's frames and those copied, as the last checkpoint reported them (SQLite counts from the WAL's start). */
   private last = { log: 0, checkpointed: 0 };
 
@@ -123,6 +126,17 @@ export class WalCheckpointer {
     this.inFlight = false;
     if (m.type === 'failed') {
       this.fail(m.message);
+      return;
+    }
+    if (m.type === 'checkpoint-failed') {
+      // A checkpoint that fails (a full disk: the database file cannot grow) is tried again next tick; SQLite's own
+      // would fail the same way, inside a commit. Logged once a minute.
+      this.stats.failures++;
+      const now = Date.now();
+      if (now - this.failureLoggedAt >= 60_000) {
+        this.failureLoggedAt = now;
+        this.log?.warn({ code: m.code, reason: m.message, failures: this.stats.failures }, 'a WAL checkpoint failed; it is tried again');
+      }
       return;
     }
     // busy: another checkpointer held the lock (a `scanline` command closing its connection); tried next tick. A

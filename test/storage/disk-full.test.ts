@@ -28,6 +28,9 @@ const PIXELS = 256;
 const BYTES_PER_LINE = PIXELS * 2 * 2;
 const MiB = 1024 * 1024;
 
+// checkpointIntervalMs 60 s: no checkpoint during the test, so the WAL only grows and every write on the full disk
+// needs new blocks. (Checkpointed, the WAL is reused from its start, and a small write may still fit on a full disk:
+// then nothing is refused, which is not what these steps test.)
 let mount = '';
 let g: TestGateway;
 
@@ -36,7 +39,10 @@ beforeAll(async () => {
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=96m', 'tmpfs', mount]);
   mkdirSync(join(mount, 'data'));
   g = await startTestGateway(
-    { storage: { minFreeBytes: 40 * MiB, reserveBytes: 8 * MiB, diskCheckIntervalMs: 100, directIo: false }, inference: { enabled: false } },
+    {
+      storage: { minFreeBytes: 40 * MiB, reserveBytes: 8 * MiB, diskCheckIntervalMs: 100, checkpointIntervalMs: 60_000, directIo: false },
+      inference: { enabled: false },
+    },
     {},
     join(mount, 'data'),
   );
@@ -200,8 +206,11 @@ describe('a full data directory', () => {
     await until('the record waits for room', async () => (await metric('scanline_storage_pending_records')) === 1);
     await new Promise((r) => setTimeout(r, 500)); // past the seal batch (250 ms)
     expect(g.store.sealOf('disk-e')).toBeNull();
-    // Reads show the scan as it ended while its record waits.
+    // Reads show the scan as it ended while its record waits, also filtered by state.
     expect(g.store.getScan('disk-e')).toMatchObject({ state: 'completed', lines: 160 });
+    expect(g.store.listScans({ state: 'completed', limit: 1000 }).map((r) => r.scanId)).toContain('disk-e');
+    expect(g.store.listScans({ state: 'receiving', limit: 1000 }).map((r) => r.scanId)).not.toContain('disk-e');
+    expect(await metric('scanline_storage_pending_seals')).toBe(1);
     const shown = await fetch(`${g.httpUrl}/v1/scans/disk-e`, { headers: g.authHeaders('viewer') });
     expect(JSON.stringify(await shown.json())).toMatch(/"state":"completed"/);
     // Room again: the record, then the seal (late), without a restart; the raw lines are as acknowledged.
@@ -209,6 +218,7 @@ describe('a full data directory', () => {
     await until('disk-e sealed', async () => g.store.sealOf('disk-e') !== null);
     expect(g.store.getScan('disk-e')).toMatchObject({ state: 'completed', lines: 160 });
     expect(await metric('scanline_storage_pending_records')).toBe(0);
+    expect(await metric('scanline_storage_pending_seals')).toBe(0);
     const sealEntry = g.identity.listAudit({ limit: 10, action: 'scan.seal' }).find((e) => e.target === 'disk-e');
     expect(sealEntry?.details).toMatchObject({ lines: 160, late: true });
     expect(Buffer.compare(readFileSync(g.store.rawPath('disk-e')), Buffer.from(lineValues(0, 160).buffer))).toBe(0);
@@ -219,7 +229,10 @@ describe('a full data directory', () => {
     fill('filler-4', 20 * MiB);
     await g.dispose();
     g = await startTestGateway(
-      { storage: { minFreeBytes: 40 * MiB, reserveBytes: 8 * MiB, diskCheckIntervalMs: 100, directIo: false }, inference: { enabled: false } },
+      {
+        storage: { minFreeBytes: 40 * MiB, reserveBytes: 8 * MiB, diskCheckIntervalMs: 100, checkpointIntervalMs: 60_000, directIo: false },
+        inference: { enabled: false },
+      },
       {},
       join(mount, 'data'),
     );
@@ -233,7 +246,7 @@ describe('a full data directory', () => {
     await g.dispose();
     fill('filler-6', 0);
     const gatewayConfig = {
-      storage: { minFreeBytes: 40 * MiB, reserveBytes: 8 * MiB, diskCheckIntervalMs: 100, directIo: false },
+      storage: { minFreeBytes: 40 * MiB, reserveBytes: 8 * MiB, diskCheckIntervalMs: 100, checkpointIntervalMs: 60_000, directIo: false },
       inference: { enabled: false },
     };
     await expect(startTestGateway(gatewayConfig, {}, join(mount, 'data'))).rejects.toMatchObject({ code: 'SCANLINE_ERR_STORAGE_FULL' });

@@ -333,6 +333,8 @@ describe('PortalClient', () => {
     for (let i = 0; i < 100 && gateway!.store.listScans({ state: 'aborted' }).length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(link.messages('up', 'scan.abort')).toHaveLength(1);
     expect(gateway!.store.listScans({ state: 'aborted' })).toHaveLength(1);
+    // The scan leaves the live set once its record is durable (a WAL sync after the record's commit).
+    for (let i = 0; i < 100 && gateway!.ingest.liveScans().length > 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(gateway!.ingest.liveScans()).toEqual([]);
   });
 
