@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/config/index.js';
 import { applyRetention, classOf, planRetention, type RetentionConfig } from '../../src/retention/index.js';
 import { decisionSeal, IdentityStore, ScanStore, type ScanRecord } from '../../src/storage/index.js';
+import { scanRecord } from '../helpers/scan-record.js';
 
 const BIN = new URL('../../bin/scanline.js', import.meta.url).pathname;
 const NOW = new Date('2026-12-06T12:00:00.000Z');
@@ -59,22 +60,7 @@ async function scan(
   state: ScanRecord['state'] = 'completed',
 ): Promise<void> {
   const endedAt = daysAgo(endedDaysAgo);
-  const record: ScanRecord = {
-    scanId,
-    portalId: 'lane-1',
-    streamId: 1,
-    state: 'receiving',
-    detector: { pixels: 64, energies: 2, pitchMm: 4.4, lineRateHz: 500 },
-    lines: 0,
-    gaps: [],
-    vehicle: null,
-    declaration: null,
-    startedAt: endedAt,
-    endedAt: null,
-    updatedAt: endedAt,
-    reason: null,
-  };
-  const raw = f.store.createScan(record);
+  const raw = f.store.createScan(scanRecord(scanId, endedAt));
   await raw.write(0, new Uint8Array(4096).fill(7));
   await raw.close();
   f.store.updateScan(scanId, { state, lines: 16, endedAt });

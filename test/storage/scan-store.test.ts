@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ScanlineError } from '../../src/errors/index.js';
 import type { Logger } from '../../src/log/index.js';
 import { SCHEMA_VERSION, ScanStore, type ScanRecord, type StoredDecision, type StoredReference } from '../../src/storage/index.js';
+import { scanRecord } from '../helpers/scan-record.js';
 
 /** Today's schema as releases before schema versions wrote it (frozen copy). */
 const UNVERSIONED_SCHEMA = readFileSync(new URL('./fixtures/unversioned-schema.sql', import.meta.url), 'utf8');
@@ -99,22 +100,12 @@ function open(dir: string, log?: Logger): ScanStore {
 }
 
 function record(scanId: string, patch: Partial<ScanRecord> = {}): ScanRecord {
-  return {
-    scanId,
-    portalId: 'lane-1',
+  return scanRecord(scanId, '2026-11-25T10:00:00.000Z', {
     streamId: 3,
-    state: 'receiving',
-    detector: { pixels: 64, energies: 2, pitchMm: 4.4, lineRateHz: 500 },
-    lines: 0,
-    gaps: [],
     vehicle: { kind: 'truck', plate: 'AB-123' },
     declaration: { hsCodes: ['2402', '8703'], manifest: 'M-1' },
-    startedAt: '2026-11-25T10:00:00.000Z',
-    endedAt: null,
-    updatedAt: '2026-11-25T10:00:00.000Z',
-    reason: null,
     ...patch,
-  };
+  });
 }
 
 /** Creates the scan's record and directory and closes its (empty) raw file. */

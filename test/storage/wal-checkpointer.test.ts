@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ScanStore } from '../../src/storage/index.js';
 import { WalCheckpointer } from '../../src/storage/wal-checkpointer.js';
+import { scanRecord } from '../helpers/scan-record.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -38,23 +39,7 @@ async function until(what: string, ok: () => boolean, timeoutMs = 10_000): Promi
 async function writeScan(store: ScanStore, i: number): Promise<void> {
   const scanId = `ck-${i}`;
   const now = new Date().toISOString();
-  await store
-    .createScan({
-      scanId,
-      portalId: 'lane-1',
-      streamId: 1,
-      state: 'receiving',
-      detector: { pixels: 64, energies: 2, pitchMm: 4.4, lineRateHz: 500 },
-      lines: 0,
-      gaps: [],
-      vehicle: null,
-      declaration: null,
-      startedAt: now,
-      endedAt: null,
-      updatedAt: now,
-      reason: null,
-    })
-    .close();
+  await store.createScan(scanRecord(scanId, now)).close();
   const tiles = 256;
   store.putEmbeddings(scanId, {
     model: 'goods-v1',
