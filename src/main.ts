@@ -355,11 +355,13 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
     sealing.add(sweep);
     void sweep.finally(() => sealing.delete(sweep));
     // What a full disk refused while the gateway runs is written once it has room: the ends of scans (their lines and
-    // journals were synced: ScanStore.endScan), then the seals of completed scans (their digests kept). At once when
+    // journals were synced: ScanStore.endScan), their final results reports (served from memory meanwhile), then the
+    // seals of completed scans (their digests kept). At once when
     // the disk comes back above storage.minFreeBytes, else every REFUSED_RETRY_MS while anything waits.
     let retriedAt = Date.now();
     afterDiskSample = (cameBack) => {
-      if (phase !== 'ready' || (store.pendingEndCount === 0 && refusedSeals.size === 0 && unrecordedSeals.size === 0)) return;
+      const waiting = store.pendingEndCount + refusedSeals.size + unrecordedSeals.size + (results?.unstoredCount ?? 0);
+      if (phase !== 'ready' || waiting === 0) return;
       if (!cameBack && Date.now() - retriedAt < REFUSED_RETRY_MS) return;
       retriedAt = Date.now();
       const ended = store.retryPendingEnds();
@@ -367,6 +369,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         log.info({ scanIds: ended }, 'the ends of scans a full disk refused are written');
         store.durable().catch((err: unknown) => log.error({ err, scanIds: ended }, 'making the ends of scans durable failed'));
       }
+      if ((results?.unstoredCount ?? 0) > 0) results?.retryUnstored();
       if (unrecordedSeals.size > 0) {
         const again = [...unrecordedSeals.values()].filter((s) => store.hasScan(s.scanId) && store.sealOf(s.scanId) === null);
         try {
@@ -480,6 +483,7 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
               reserve: reserve.held ? reserve.bytes : 0,
               pendingRecords: store.pendingEndCount,
               pendingSeals: refusedSeals.size + unrecordedSeals.size,
+              pendingReports: results?.unstoredCount ?? 0,
             }),
           }),
           (m) => m.close(),

@@ -18,7 +18,7 @@ import type { ScanView, IngestListeners } from '../ingest/index.js';
 import { createHistogram, type HistogramCounts, observe, portalEntry } from '../metrics/index.js';
 import type { Logger } from '../log/index.js';
 import type { TileInfo } from '../stitch/index.js';
-import type { ScanStore } from '../storage/index.js';
+import { isDiskFull, type ScanStore } from '../storage/index.js';
 import type { DeclarationCheck } from '../protocol/index.js';
 import type { EnrolmentRequest } from './enrolment.js';
 import type { SuggestionSegment } from '../protocol/index.js';
@@ -165,8 +165,14 @@ function outcomeOf(err: ScanlineError): Exclude<TileOutcome, 'ok'> {
 export class ResultsService {
   readonly stats: ResultsStats;
   private readonly live = new Map<string, ScanResults>();
-  /** Final reports the store refused (logged); served from here until the process ends. */
+  /**
+   * Final reports the store refused (a full disk; logged), served from here and written again by retryUnstored (the
+   * gateway calls it once the disk has room). Lost at a stop: the scan keeps its in-progress report, and the next
+   * start scores it again.
+   */
   private readonly unstored = new Map<string, ScanResultsReport>();
+  /** Embeddings the store refused, written again by retryUnstored after the reports. */
+  private readonly unstoredEmbeddings = new Map<string, NonNullable<ReturnType<ScanResults['embeddings']>>>();
   private readonly listeners: ResultsListeners[] = [];
   private readonly goodsModel: Readonly<ModelManifest> | undefined;
   private readonly threatsModel: Readonly<ModelManifest> | undefined;
@@ -249,7 +255,45 @@ export class ResultsService {
 
   /** Whether the scan's results are still open (its tiles being scored): its stored report is in progress. */
   isScoring(scanId: string): boolean {
-    return this.live.has(scanId);
+    return this.live.has(scanId) || this.unstored.has(scanId) || this.unstoredEmbeddings.has(scanId);
+  }
+
+  /** Final reports and embeddings the store refused, waiting for retryUnstored. */
+  get unstoredCount(): number {
+    return this.unstored.size + this.unstoredEmbeddings.size;
+  }
+
+  /**
+   * Writes again the final reports, then the embeddings, the store refused (oldest first; stops at the first the
+   * disk refuses again), each a deferred commit made durable by one WAL sync. Returns the scan ids whose report was
+   * written. JS thread.
+   */
+  retryUnstored(): string[] {
+    const written: string[] = [];
+    const retry = <T>(pending: Map<string, T>, write: (scanId: string, value: T) => void, what: string): void => {
+      for (const [scanId, value] of pending) {
+        try {
+          write(scanId, value);
+        } catch (err) {
+          if (isDiskFull(err)) return;
+          this.o.log.error({ err, scanId }, `storing the ${what} of a scan failed again; it is tried again later`);
+          continue;
+        }
+        pending.delete(scanId);
+        if (what === 'results') written.push(scanId);
+      }
+    };
+    retry(this.unstored, (scanId, report) => this.o.store.putResults(scanId, report.alarmDecision, report), 'results');
+    retry(this.unstoredEmbeddings, (scanId, embeddings) => this.o.store.putEmbeddings(scanId, embeddings), 'embeddings');
+    if (written.length > 0) {
+      this.stats.reportsStored += written.length;
+      this.o.log.info({ scanIds: written }, 'scan results the store had refused are stored');
+    }
+    this.o.store.durable().catch((err: unknown) => {
+      this.stats.storageFailures++;
+      this.o.log.error({ err, scanIds: written }, 'making the stored scan results durable failed');
+    });
+    return written;
   }
 
   /** The current report of a scan: live from memory, else the stored one; undefined when there is none. */
@@ -573,22 +617,32 @@ export class ResultsService {
     if (report.outOfDistribution?.scan) triage.outOfDistributionScans++;
     this.live.delete(results.scanId);
     this.setOf.delete(results);
+    // The report first (what officers, retention and DICOS push read), then the embeddings. One the store refuses
+    // is kept in memory and written again once the disk has room (retryUnstored).
     try {
-      const embeddings = results.embeddings();
-      if (embeddings) this.o.store.putEmbeddings(results.scanId, embeddings);
       this.o.store.putResults(results.scanId, report.alarmDecision, report);
       this.stats.reportsStored++;
-      // Deferred commits: synced off the JS thread, not waited for. Until they are, a power cut leaves the scan with
-      // its in-progress report (made durable before the scan's first ack), and the next start scores it again.
-      this.o.store.durable().catch((err: unknown) => {
-        this.stats.storageFailures++;
-        this.o.log.error({ err, scanId: results.scanId }, 'making the stored scan results durable failed');
-      });
     } catch (err) {
       this.stats.storageFailures++;
       this.unstored.set(results.scanId, report);
-      this.o.log.error({ err, scanId: results.scanId }, 'storing the scan results failed; they are kept in memory');
+      this.o.log.error({ err, scanId: results.scanId }, 'storing the scan results failed; they are kept in memory and stored once the disk has room');
     }
+    const embeddings = results.embeddings();
+    if (embeddings) {
+      try {
+        this.o.store.putEmbeddings(results.scanId, embeddings);
+      } catch (err) {
+        this.stats.storageFailures++;
+        this.unstoredEmbeddings.set(results.scanId, embeddings);
+        this.o.log.error({ err, scanId: results.scanId }, 'storing the scan embeddings failed; they are kept in memory');
+      }
+    }
+    // Deferred commits: synced off the JS thread, not waited for. Until they are, a power cut leaves the scan with
+    // its in-progress report (made durable before the scan's first ack), and the next start scores it again.
+    this.o.store.durable().catch((err: unknown) => {
+      this.stats.storageFailures++;
+      this.o.log.error({ err, scanId: results.scanId }, 'making the stored scan results durable failed');
+    });
     this.o.log.info(
       {
         scanId: results.scanId,

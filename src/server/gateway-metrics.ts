@@ -67,7 +67,16 @@ export interface GatewayMetricsOptions {
   /** The DICOS network service, when it is on (dicos.listener). */
   dicosListener?: () => DicosListenerStats;
   /** The data directory's disk (src/storage DiskMonitor): free and total bytes, the limit, the gateway's own files (null while measured), the reserve held. */
-  disk?: () => { free: number; total: number; minFree: number; used: number | null; reserve: number; pendingRecords: number; pendingSeals: number };
+  disk?: () => {
+    free: number;
+    total: number;
+    minFree: number;
+    used: number | null;
+    reserve: number;
+    pendingRecords: number;
+    pendingSeals: number;
+    pendingReports: number;
+  };
 }
 
 export interface GatewayMetrics {
@@ -729,6 +738,12 @@ function diskMetrics(disk: NonNullable<GatewayMetricsOptions['disk']>): Array<Co
       'Seals of completed scans a full disk refused (they never take the space reserve), kept with their digests: written when the pending records are (or made by the next start).',
       [],
       () => one(disk().pendingSeals),
+    ),
+    gauge(
+      'scanline_storage_pending_reports',
+      'Final results reports and embeddings of scans a full disk refused: served from memory, written once the disk has room (lost at a stop: the next start scores those scans again).',
+      [],
+      () => one(disk().pendingReports),
     ),
   ];
 }

@@ -175,7 +175,9 @@ export class WalCheckpointer {
     this.worker = null;
     if (!worker) return;
     worker.postMessage('close');
-    Atomics.wait(new Int32Array(this.closed), 0, 0, CLOSE_WAIT_MS);
+    if (Atomics.wait(new Int32Array(this.closed), 0, 0, CLOSE_WAIT_MS) === 'timed-out') {
+      this.log?.warn({ waitedMs: CLOSE_WAIT_MS }, 'the WAL checkpoint worker did not close its connection in time; it is terminated');
+    }
     void worker.terminate().catch(() => undefined);
   }
 }

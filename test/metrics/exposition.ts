@@ -97,7 +97,7 @@ export function standaloneMetrics(prefix: string): { metrics: GatewayMetrics; di
     version: '0.0.0',
     portalLabelLimit: 8,
     processMetrics: true,
-    disk: () => ({ free: 5e9, total: 1e10, minFree: 2e9, used: 1e6, reserve: 0, pendingRecords: 0, pendingSeals: 0 }),
+    disk: () => ({ free: 5e9, total: 1e10, minFree: 2e9, used: 1e6, reserve: 0, pendingRecords: 0, pendingSeals: 0, pendingReports: 0 }),
     retention: () => ({ runs: 0, deleted: 0, bytes: 0, failures: 0 }),
     imports: () => ({ outcomes: new Map(), inProgress: 0, queued: 0, quarantinedFiles: 0, quarantineDropped: 0, quarantineBytes: 0, linesImported: 0 }),
     push: () => ({ stats: { sent: new Map(), failures: new Map(), objectsSent: new Map() }, pending: [], destinations: ['archive'] }),

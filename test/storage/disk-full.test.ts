@@ -9,7 +9,8 @@
  * - the reserve is kept for people's acts: a refused sign-in (its entry then in the log only) and a token's first use
  *   (its last use not noted; the request goes on) on the full disk do not take it;
  * - space freed: scans are accepted again and the reserve is back;
- * - a seal refused on the full disk is written (late) once the disk has room again, without a restart;
+ * - a seal refused on the full disk is written (late) once the disk has room again, without a restart; so is a
+ *   final results report (served from memory meanwhile);
  * - a gateway restarted on a disk below minFreeBytes takes over the reserve file and still records a decision once
  *   the disk is full; one restarted on a disk with no room at all gives the reserve up to open its databases, and
  *   without one is refused with SCANLINE_ERR_STORAGE_FULL.
@@ -51,10 +52,23 @@ beforeAll(async () => {
 afterAll(async () => {
   await g?.dispose();
   if (mount) {
-    execFileSync('umount', [mount]);
+    // Worker threads of the last gateway (inference, WAL checkpoints) may still be closing their files on a loaded
+    // machine: tried for a few seconds, then detached lazily (freed once the last file on it is closed).
+    for (let i = 0; ; i++) {
+      try {
+        execFileSync('umount', [mount], { stdio: 'pipe' });
+        break;
+      } catch {
+        if (i >= 20) {
+          execFileSync('umount', ['-l', mount]);
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
     rmSync(mount, { recursive: true, force: true });
   }
-});
+}, 30_000);
 
 function lineValues(firstLine: number, lines: number): Uint16Array {
   const out = new Uint16Array(lines * 2 * PIXELS);
@@ -260,4 +274,35 @@ describe('a full data directory', () => {
     for (const f of ['filler-4', 'filler-5', 'filler-7']) rmSync(join(mount, f));
     await until('reserve back', async () => (await metric('scanline_storage_reserve_bytes')) === 8 * MiB);
   }, 60_000);
+
+  it('serves a final results report the full disk refused from memory and stores it once there is room', async () => {
+    await g.dispose();
+    g = await startTestGateway(
+      {
+        storage: { minFreeBytes: 40 * MiB, reserveBytes: 8 * MiB, diskCheckIntervalMs: 100, checkpointIntervalMs: 60_000, directIo: false },
+        inference: { enabled: true },
+      },
+      {},
+      join(mount, 'data'),
+    );
+    // The tokens of this gateway are made while there is room (making one is an act that may take the reserve).
+    g.authHeaders('admin');
+    g.authHeaders('viewer');
+    const portal = await RawPortal.hello(g.portalUrl, 'lane-disk-3', { pixels: PIXELS, energies: 2 });
+    portal.json({ type: 'scan.start', streamId: 1, scanId: 'disk-f' });
+    await portal.next((m) => m.type === 'scan.accepted');
+    for (let s = 0; s < 10; s++) portal.binary(frame(1, s, s * 16));
+    await portal.next((m) => m.type === 'ack' && m.streamId === 1 && m.seq === 9);
+    fill('filler-8', 0);
+    portal.json({ type: 'scan.end', streamId: 1, totalLines: 160 });
+    await portal.next((m) => m.type === 'scan.completed' && m.streamId === 1);
+    await until('the final report waits for room', async () => (await metric('scanline_storage_pending_reports')) >= 1, 30_000);
+    const served = await fetch(`${g.httpUrl}/v1/scans/disk-f/results`, { headers: g.authHeaders('viewer') });
+    expect(JSON.stringify(await served.json())).toMatch(/"status":"final"/);
+    expect((g.store.getResults('disk-f') as { status?: string } | undefined)?.status).not.toBe('final');
+    rmSync(join(mount, 'filler-8'));
+    await until('the final report stored', async () => (await metric('scanline_storage_pending_reports')) === 0);
+    expect((g.store.getResults('disk-f') as { status?: string }).status).toBe('final');
+    portal.ws.close();
+  }, 90_000);
 });
