@@ -589,6 +589,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         // Portals hear 1001 (going away), the code docs/protocol.md gives, not a dropped socket.
         ingest.closeConnections(CloseCode.GoingAway, 'gateway shutting down');
         if (results) await results.drain(Math.max(0, deadline - Date.now()));
+        // Tiles inference refuses from here on leave their scans' reports in progress, for the next start to score.
+        results?.stopScoring();
         await inference?.close({ drainTimeoutMs: Math.max(0, deadline - Date.now()) });
         // Every scan that completed is sealed before the store closes (each seal is one read of its raw file): until
         // the drain deadline, and at least SEAL_GRACE_MS (a drain that used its whole time still gets its seals).

@@ -730,8 +730,9 @@ export class ActiveScan implements ScanView, CommitParticipant {
     this.stats.gapLines += gapLines;
     this.portalStats.gapLines += gapLines;
     try {
-      // A completed scan scored again after a restart keeps its record as it was. On a full disk the end waits in the
-      // store (shown by its reads, written once there is room): the lines and journal synced above prove it.
+      // A completed scan scored again after a restart keeps its record as it was. An end the store cannot write (a
+      // full disk, a lock held too long) waits in it, shown by its reads and written later: the lines and journal
+      // synced above prove it.
       if (!this.keepRecord) {
         const written = this.store.endScan(this.scanId, {
           state: failure && state === 'completed' ? 'aborted' : state,
@@ -740,7 +741,7 @@ export class ActiveScan implements ScanView, CommitParticipant {
           endedAt: new Date().toISOString(),
           reason: failure ? `archive failed: ${failure.message}` : reason,
         });
-        if (written === 'pending') this.log.warn({ scanId: this.scanId }, 'the disk is full: the end of the scan is written once there is room');
+        if (written === 'pending') this.stats.storageFailures++;
       }
     } catch (err) {
       this.stats.storageFailures++;

@@ -48,6 +48,8 @@ export interface ResultsStats {
   distributionUpdates: number;
   suggestionUpdates: number;
   reportsStored: number;
+  /** Scans whose scoring a stop cut short: their report stays in progress for the next start (stopScoring). */
+  reportsCutShort: number;
   storageFailures: number;
   /**
    * Per portal (bounded like lineToResult): tiles scored for out-of-distribution and how many were out; the drift
@@ -180,6 +182,8 @@ export class ResultsService {
   private readonly sets = new Map<number, ModelSet>();
   /** The model set of each live scan. */
   private readonly setOf = new Map<ScanResults, ModelSet>();
+  /** Set by stopScoring. */
+  private stopping = false;
   /** Enrolled reference categories; null without a goods model that has an embedding output. */
   private readonly references: ReferenceLibrary | null;
   private readonly idle = new Set<() => void>();
@@ -224,6 +228,7 @@ export class ResultsService {
       distributionUpdates: 0,
       suggestionUpdates: 0,
       reportsStored: 0,
+      reportsCutShort: 0,
       storageFailures: 0,
       opinion: new Map(),
       triage: new Map(),
@@ -254,6 +259,16 @@ export class ResultsService {
   }
 
   /** Whether the scan's results are still open (its tiles being scored): its stored report is in progress. */
+  /**
+   * The gateway is stopping and inference closes next: a tile refused from now on because inference closed
+   * (SCANLINE_ERR_INFER_CLOSED) does not make its scan's report final ("N of M tiles were not scored" would be stored
+   * as the machine's opinion, never scored again, and a threat in those tiles never raised). The report stays in
+   * progress, as stored at the scan's start, and the next start scores a completed scan again from its journal.
+   */
+  stopScoring(): void {
+    this.stopping = true;
+  }
+
   isScoring(scanId: string): boolean {
     return this.live.has(scanId) || this.unstored.has(scanId) || this.unstoredEmbeddings.has(scanId);
   }
@@ -556,6 +571,10 @@ export class ResultsService {
         release();
         const outcome = outcomeOf(err);
         counters[outcome]++;
+        if (this.stopping && err.code === 'SCANLINE_ERR_INFER_CLOSED') {
+          this.cutShort(meta.results);
+          return;
+        }
         meta.results.failed(name, outcome);
         this.o.log.debug({ scanId: scan.scanId, model: name, code: err.code }, 'tile not scored');
         this.maybeFinal(meta.results);
@@ -606,6 +625,19 @@ export class ResultsService {
   /** The opinion counters of `portalId` (shared OTHER_PORTALS once portalLabelLimit ids have some). */
   private opinionOf(portalId: string): { tiles: number; outOfDistribution: number } {
     return portalEntry(this.stats.opinion, portalId, this.o.portalLabelLimit, () => ({ tiles: 0, outOfDistribution: 0 }));
+  }
+
+  /** A stop cut the scoring of `results` short (stopScoring): no final report; its stored one stays in progress. */
+  private cutShort(results: ScanResults): void {
+    if (!this.live.has(results.scanId)) return;
+    this.live.delete(results.scanId);
+    this.setOf.delete(results);
+    this.stats.reportsCutShort++;
+    this.o.log.warn(
+      { scanId: results.scanId },
+      'the stop cut the scoring of this scan short: its report stays in progress, and the next start scores it again (a completed scan)',
+    );
+    if (this.live.size === 0) for (const done of [...this.idle]) done();
   }
 
   private maybeFinal(results: ScanResults): void {

@@ -408,6 +408,12 @@ function resultsMetrics(results: ResultsService | null): Array<CollectedMetric |
       results ? one(results.stats.reportsStored) : [],
     ),
     counter(
+      'scanline_results_reports_cut_short_total',
+      'Scans whose scoring a stop cut short (inference closed with their tiles queued): their reports stay in progress, and the next start scores a completed one again.',
+      [],
+      () => (results ? one(results.stats.reportsCutShort) : []),
+    ),
+    counter(
       'scanline_opinion_tiles_total',
       'Tiles scored for out-of-distribution (the goods model answered and its manifest carries statistics), by portal.',
       ['portal'],
@@ -729,7 +735,7 @@ function diskMetrics(disk: NonNullable<GatewayMetricsOptions['disk']>): Array<Co
     ),
     gauge(
       'scanline_storage_pending_records',
-      'Ended scans whose final record a full disk refused (shown as ended meanwhile): their lines and journals are durable; the record is written at once when the disk is back above storage.minFreeBytes, else tried every 30 s (or at the stop; else the next start ends them from their journals).',
+      'Ended scans whose final record could not be written (a full disk, the database locked by another process; shown as ended meanwhile): their lines and journals are durable; the record is written at once when the disk is back above storage.minFreeBytes, else tried every 30 s (or at the stop; else the next start ends them from their journals).',
       [],
       () => one(disk().pendingRecords),
     ),

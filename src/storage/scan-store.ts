@@ -690,18 +690,20 @@ export class ScanStore {
   }
 
   /**
-   * Ends a scan in its record (state, lines, gaps, end time, reason): a deferred commit, as updateScan. When the disk
-   * is full the end is kept in memory instead ('pending': reads show it, retryPendingEnds writes it once there is
-   * room), since the scan's lines and journal are already durable and the journal proves its end to the next start.
-   * Other failures throw SCANLINE_ERR_STORAGE_WRITE.
+   * Ends a scan in its record (state, lines, gaps, end time, reason): a deferred commit, as updateScan. When the write
+   * fails (a full disk, the database locked by another process past the busy timeout, an I/O error) the end is kept
+   * in memory instead ('pending': reads show it, retryPendingEnds writes it later), since the scan's lines and
+   * journal are already durable and the journal proves its end to the next start. Throws only when the store is
+   * closed (SCANLINE_ERR_STORAGE_WRITE).
    */
   endScan(scanId: string, patch: ScanEndPatch): 'written' | 'pending' {
+    this.assertOpen();
     try {
       this.updateScan(scanId, patch);
       return 'written';
     } catch (err) {
-      if (!isDiskFull(err)) throw err;
       this.pendingEnds.set(scanId, patch);
+      this.log?.error({ err, scanId }, 'the end of a scan could not be written; it is kept and written again later');
       return 'pending';
     }
   }

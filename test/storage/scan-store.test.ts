@@ -273,6 +273,39 @@ describe('ScanStore: scans', () => {
   });
 });
 
+describe('ScanStore: an end that cannot be written (endScan)', () => {
+  it('keeps the end of a scan whose record another process holds locked, shows it, and writes it later', async () => {
+    const dir = dataDir();
+    const store = open(dir);
+    await create(store, record('s-locked'));
+    await create(store, record('s-other', { startedAt: '2026-11-25T09:00:00.000Z' }));
+    // Another process (a `scanline` command) holds the database's write lock past the busy timeout.
+    const other = new Database(join(dir, 'scanline.db'));
+    other.prepare('BEGIN IMMEDIATE').run();
+    const end = { state: 'completed' as const, lines: 160, gaps: [], endedAt: '2026-11-25T10:00:09.000Z', reason: null };
+    try {
+      expect(store.endScan('s-locked', end)).toBe('pending');
+      expect(store.pendingEndCount).toBe(1);
+      // Every read shows it ended, also filtered by state (in SQL: the page stays whole).
+      expect(store.getScan('s-locked')).toMatchObject(end);
+      expect(store.listScans({ state: 'completed' }).map((r) => r.scanId)).toEqual(['s-locked']);
+      expect(store.listScans({ state: 'receiving', limit: 1 }).map((r) => r.scanId)).toEqual(['s-other']);
+    } finally {
+      other.prepare('ROLLBACK').run();
+      other.close();
+    }
+    expect(store.retryPendingEnds()).toEqual(['s-locked']);
+    await store.durable();
+    expect(store.pendingEndCount).toBe(0);
+    const again = new Database(join(dir, 'scanline.db'), { readonly: true });
+    try {
+      expect(again.prepare('SELECT state, lines FROM scans WHERE scan_id = ?').get('s-locked')).toEqual({ state: 'completed', lines: 160 });
+    } finally {
+      again.close();
+    }
+  }, 20_000);
+});
+
 describe('ScanStore: listing and paging', () => {
   async function fill(store: ScanStore): Promise<void> {
     // Two lanes, scans a minute apart; two scans share a start time (the id breaks the tie).
