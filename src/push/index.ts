@@ -63,6 +63,8 @@ export class DicosPush {
   readonly stats: PushStats = { sent: new Map(), failures: new Map(), objectsSent: new Map() };
   private timer: NodeJS.Timeout | null = null;
   private running = false;
+  /** Items whose queue row could not be updated (a full disk), by push id: not sent again before this time (ms). */
+  private readonly heldUntil = new Map<number, number>();
   /** Work was queued while a run was going on: the run looks once more before it ends. */
   private again = false;
   private closed = false;
@@ -143,10 +145,13 @@ export class DicosPush {
       if (due.length === 0) return;
       const byDestination = new Map<string, StoredPush[]>();
       for (const p of due) byDestination.set(p.destination, [...(byDestination.get(p.destination) ?? []), p]);
-      await Promise.all(
+      // Every destination's loop ends before the next round (or another kick) starts: one send of an item at a time.
+      await Promise.allSettled(
         [...byDestination.values()].map(async (list) => {
           for (const push of list) {
             if (this.closed) return;
+            const held = this.heldUntil.get(push.id);
+            if (held !== undefined && held > Date.now()) return;
             // After a failure, the rest of this destination's items wait for their own retry time.
             if (!(await this.send(push))) return;
           }
@@ -165,26 +170,46 @@ export class DicosPush {
       store.pushFailed(push.id, new Date(Date.now() + config.retryMaxMs).toISOString(), 'destination no longer configured');
       return false;
     }
+    const delay = Math.min(config.retryMaxMs, config.retryInitialMs * 2 ** Math.min(push.attempts, 30));
+    let files: DicosFile[];
     try {
-      const files = await this.build(push, destination);
+      files = await this.build(push, destination);
       if (files.length > 0) await this.store(destination, files);
-      store.pushSent(push.id, new Date().toISOString());
-      this.stats.sent.set(destination.name, (this.stats.sent.get(destination.name) ?? 0) + 1);
-      this.stats.objectsSent.set(destination.name, (this.stats.objectsSent.get(destination.name) ?? 0) + files.length);
-      log.info({ destination: destination.name, scanId: push.scanId, item: push.item, objects: files.length }, 'DICOS objects pushed');
-      return true;
     } catch (err) {
-      const delay = Math.min(config.retryMaxMs, config.retryInitialMs * 2 ** Math.min(push.attempts, 30));
       const next = new Date(Date.now() + delay).toISOString();
       const message = (err as Error).message ?? String(err);
-      store.pushFailed(push.id, next, message);
       this.stats.failures.set(destination.name, (this.stats.failures.get(destination.name) ?? 0) + 1);
       log.warn(
         { destination: destination.name, scanId: push.scanId, item: push.item, attempt: push.attempts + 1, next, msg: message },
         'DICOS push failed; will retry',
       );
+      try {
+        store.pushFailed(push.id, next, message);
+        this.heldUntil.delete(push.id);
+      } catch (writeErr) {
+        // The queue row keeps its old retry time (a full disk): held here instead, so it is not sent at every poll.
+        this.heldUntil.set(push.id, Date.parse(next));
+        log.error({ err: writeErr, pushId: push.id }, 'recording a failed DICOS push failed; the item waits in memory');
+      }
       return false;
     }
+    // The destination has the objects. Should recording it fail (a full disk), the item is sent again later: the
+    // same SOP instances (their UIDs derive from the scan), which a receiver keeps once.
+    try {
+      store.pushSent(push.id, new Date().toISOString());
+      this.heldUntil.delete(push.id);
+    } catch (err) {
+      this.heldUntil.set(push.id, Date.now() + delay);
+      log.error(
+        { err, pushId: push.id, destination: destination.name, scanId: push.scanId },
+        'a DICOS push was taken but could not be recorded as sent; it is sent again later',
+      );
+      return false;
+    }
+    this.stats.sent.set(destination.name, (this.stats.sent.get(destination.name) ?? 0) + 1);
+    this.stats.objectsSent.set(destination.name, (this.stats.objectsSent.get(destination.name) ?? 0) + files.length);
+    log.info({ destination: destination.name, scanId: push.scanId, item: push.item, objects: files.length }, 'DICOS objects pushed');
+    return true;
   }
 
   /** The objects of one queued item, built from the stored scan as GET /v1/scans/:id/dicos builds them. */

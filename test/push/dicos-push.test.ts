@@ -1,7 +1,8 @@
 /**
  * DICOS push to a real C-STORE SCP, dcmtk's storescp: a final scan's DX images and MACHINE TDR arrive, an officer's
  * decision arrives as an OPERATOR TDR; while the destination is down the decision waits in the queue (metrics show
- * it), survives a restart of the gateway, and arrives once the destination is back.
+ * it), survives a restart of the gateway, and arrives once the destination is back. A push the archive took but the
+ * queue could not record (a full disk) is not counted a failure and is sent again after its retry time.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -125,5 +126,33 @@ describe.skipIf(skipWithout(STORESCP))('DICOS push to storescp', () => {
     const operator = received(archive).find((f) => f.tdrType === 'OPERATOR');
     expect(operator?.operator).toBe('officer-person');
     await until('an empty queue', () => gw!.store.pendingPushes().length === 0);
+
+    // The archive takes a decision but the queue cannot record it (SQLite's "database or disk is full", injected into
+    // this one write): the item is held in memory and sent again after its retry time, not at every poll, and the
+    // queue empties once the write goes through. The objects are the same (their UIDs derive from the scan).
+    const store = gw.store;
+    const pushSent = store.pushSent.bind(store);
+    let refused = 0;
+    store.pushSent = (id: number, at: string): void => {
+      if (refused++ === 0) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+      pushSent(id, at);
+    };
+    const failures = async (): Promise<number> => Number((await metrics()).match(/scanline_dicos_push_failures_total\{destination="archive"\} (\d+)/)?.[1]);
+    const failuresBefore = await failures();
+    try {
+      const again = await fetch(`${gw.httpUrl}/v1/scans/${encodeURIComponent(scanId)}/decision`, {
+        method: 'POST',
+        headers: officer.headers,
+        body: JSON.stringify({ verdict: 'clear', comment: 'nothing found' }),
+      });
+      expect(again.status).toBe(201);
+      await until('the second decision recorded as sent', () => refused >= 2 && gw!.store.pendingPushes().length === 0);
+      expect(refused).toBe(2);
+      // The archive took it both times: not a failed push.
+      expect(await failures()).toBe(failuresBefore);
+      expect(received(archive).filter((f) => f.tdrType === 'OPERATOR').length).toBeGreaterThanOrEqual(2);
+    } finally {
+      store.pushSent = pushSent;
+    }
   }, 180_000);
 });
