@@ -592,6 +592,8 @@ export async function startGateway(config: GatewayConfig, options: GatewayOption
         // Tiles inference refuses from here on leave their scans' reports in progress, for the next start to score.
         results?.stopScoring();
         await inference?.close({ drainTimeoutMs: Math.max(0, deadline - Date.now()) });
+        // Reports and embeddings the store refused get one more try before the store closes.
+        if ((results?.unstoredCount ?? 0) > 0) results?.retryUnstored();
         // Every scan that completed is sealed before the store closes (each seal is one read of its raw file): until
         // the drain deadline, and at least SEAL_GRACE_MS (a drain that used its whole time still gets its seals).
         const sealsBy = Math.max(deadline, Date.now() + SEAL_GRACE_MS);

@@ -145,18 +145,23 @@ export class DicosPush {
       if (due.length === 0) return;
       const byDestination = new Map<string, StoredPush[]>();
       for (const p of due) byDestination.set(p.destination, [...(byDestination.get(p.destination) ?? []), p]);
+      // Holds past their time are dropped (also those of items retention deleted with their scans).
+      const now = Date.now();
+      for (const [id, until] of this.heldUntil) if (until <= now) this.heldUntil.delete(id);
       // Every destination's loop ends before the next round (or another kick) starts: one send of an item at a time.
-      await Promise.allSettled(
+      const loops = await Promise.allSettled(
         [...byDestination.values()].map(async (list) => {
           for (const push of list) {
             if (this.closed) return;
+            // Held in memory (its row could not be updated): the destination's other items go on meanwhile.
             const held = this.heldUntil.get(push.id);
-            if (held !== undefined && held > Date.now()) return;
+            if (held !== undefined && held > Date.now()) continue;
             // After a failure, the rest of this destination's items wait for their own retry time.
             if (!(await this.send(push))) return;
           }
         }),
       );
+      for (const loop of loops) if (loop.status === 'rejected') this.options.log.error({ err: loop.reason }, 'DICOS push failed');
       if (!this.again) return;
     }
   }
@@ -167,7 +172,13 @@ export class DicosPush {
     const destination = this.options.destinations.find((d) => d.name === push.destination);
     if (!destination) {
       // A destination removed from the configuration: its queue waits (it may come back); looked at again later.
-      store.pushFailed(push.id, new Date(Date.now() + config.retryMaxMs).toISOString(), 'destination no longer configured');
+      const later = Date.now() + config.retryMaxMs;
+      try {
+        store.pushFailed(push.id, new Date(later).toISOString(), 'destination no longer configured');
+      } catch (err) {
+        this.heldUntil.set(push.id, later);
+        log.error({ err, pushId: push.id }, 'recording a DICOS push for a destination no longer configured failed; the item waits in memory');
+      }
       return false;
     }
     const delay = Math.min(config.retryMaxMs, config.retryInitialMs * 2 ** Math.min(push.attempts, 30));

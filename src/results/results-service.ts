@@ -168,12 +168,15 @@ export class ResultsService {
   readonly stats: ResultsStats;
   private readonly live = new Map<string, ScanResults>();
   /**
-   * Final reports the store refused (a full disk; logged), served from here and written again by retryUnstored (the
-   * gateway calls it once the disk has room). Lost at a stop: the scan keeps its in-progress report, and the next
-   * start scores it again.
+   * Final reports the store refused (a full disk, a failing database; logged), served from here and written again by
+   * retryUnstored (the gateway calls it once the disk has room, and once more at a stop). Lost at a stop all the
+   * same, the scan keeps its in-progress report, and the next start scores it again.
    */
   private readonly unstored = new Map<string, ScanResultsReport>();
-  /** Embeddings the store refused, written again by retryUnstored after the reports. */
+  /**
+   * Embeddings the store refused, written again by retryUnstored after the reports (and used for enrolment meanwhile).
+   * Lost at a stop once the report is stored: the scan is not scored again, and cannot serve as a reference sample.
+   */
   private readonly unstoredEmbeddings = new Map<string, NonNullable<ReturnType<ScanResults['embeddings']>>>();
   private readonly listeners: ResultsListeners[] = [];
   private readonly goodsModel: Readonly<ModelManifest> | undefined;
@@ -258,17 +261,20 @@ export class ResultsService {
     };
   }
 
-  /** Whether the scan's results are still open (its tiles being scored): its stored report is in progress. */
   /**
-   * The gateway is stopping and inference closes next: a tile refused from now on because inference closed
-   * (SCANLINE_ERR_INFER_CLOSED) does not make its scan's report final ("N of M tiles were not scored" would be stored
-   * as the machine's opinion, never scored again, and a threat in those tiles never raised). The report stays in
-   * progress, as stored at the scan's start, and the next start scores a completed scan again from its journal.
+   * The gateway is stopping and inference closes next: a tile of a completed scan refused from now on because
+   * inference closed (SCANLINE_ERR_INFER_CLOSED) does not make the scan's report final ("N of M tiles were not scored"
+   * would be stored as the machine's opinion, never scored again, and a threat in those tiles never raised). The
+   * report stays in progress (cutShort), and the next start scores the scan again from its journal.
    */
   stopScoring(): void {
     this.stopping = true;
   }
 
+  /**
+   * Whether the scan's results are still open (its tiles being scored: its stored report is in progress) or wait to
+   * be stored (retryUnstored): retention keeps such a scan.
+   */
   isScoring(scanId: string): boolean {
     return this.live.has(scanId) || this.unstored.has(scanId) || this.unstoredEmbeddings.has(scanId);
   }
@@ -287,6 +293,10 @@ export class ResultsService {
     const written: string[] = [];
     const retry = <T>(pending: Map<string, T>, write: (scanId: string, value: T) => void, what: string): void => {
       for (const [scanId, value] of pending) {
+        if (!this.o.store.hasScan(scanId)) {
+          pending.delete(scanId); // deleted meanwhile (retention by hand): nothing to store
+          continue;
+        }
         try {
           write(scanId, value);
         } catch (err) {
@@ -389,7 +399,7 @@ export class ResultsService {
       if (!this.o.store.hasScan(region.scanId)) {
         throw new ScanlineError('SCANLINE_ERR_SCAN_UNKNOWN', `no scan ${region.scanId}`, { scanId: region.scanId });
       }
-      const e = this.live.get(region.scanId)?.embeddings() ?? this.o.store.getEmbeddings(region.scanId);
+      const e = this.live.get(region.scanId)?.embeddings() ?? this.unstoredEmbeddings.get(region.scanId) ?? this.o.store.getEmbeddings(region.scanId);
       const source: ReferenceSource = {
         scanId: region.scanId,
         lineStart: region.lineStart,
@@ -535,6 +545,8 @@ export class ResultsService {
         }
         release();
         counters.ok++;
+        // A scan whose scoring the stop cut short (cutShort) takes no more results: nothing is shown that is not stored.
+        if (this.stopping && !this.live.has(scan.scanId)) return;
         const now = performance.now();
         const lineToResult = (now - meta.lastLineAt) / 1000;
         if (Number.isFinite(lineToResult)) observe(this.lineToResultOf(name, scan.portalId), lineToResult);
@@ -571,7 +583,9 @@ export class ResultsService {
         release();
         const outcome = outcomeOf(err);
         counters[outcome]++;
-        if (this.stopping && err.code === 'SCANLINE_ERR_INFER_CLOSED') {
+        // A completed scan is scored again at the next start: its scoring is cut short. An aborted one is not (nothing
+        // rescores it): its report goes final with the tiles not scored, as it always did.
+        if (this.stopping && err.code === 'SCANLINE_ERR_INFER_CLOSED' && this.o.store.getScan(scan.scanId)?.state === 'completed') {
           this.cutShort(meta.results);
           return;
         }
@@ -627,12 +641,23 @@ export class ResultsService {
     return portalEntry(this.stats.opinion, portalId, this.o.portalLabelLimit, () => ({ tiles: 0, outOfDistribution: 0 }));
   }
 
-  /** A stop cut the scoring of `results` short (stopScoring): no final report; its stored one stays in progress. */
+  /**
+   * A stop cut the scoring of a completed scan short (stopScoring): no final report. The report as it stands (still in
+   * progress, with what was raised so far) replaces the one stored at its start, or stands in for it if that write
+   * had failed, so that the next start finds it to score again.
+   */
   private cutShort(results: ScanResults): void {
     if (!this.live.has(results.scanId)) return;
+    this.flushGoods(results);
     this.live.delete(results.scanId);
     this.setOf.delete(results);
     this.stats.reportsCutShort++;
+    try {
+      const report = results.report();
+      this.o.store.putResults(results.scanId, report.alarmDecision, report);
+    } catch (err) {
+      this.o.log.error({ err, scanId: results.scanId }, 'storing the report of a scan cut short by the stop failed');
+    }
     this.o.log.warn(
       { scanId: results.scanId },
       'the stop cut the scoring of this scan short: its report stays in progress, and the next start scores it again (a completed scan)',

@@ -747,7 +747,7 @@ function diskMetrics(disk: NonNullable<GatewayMetricsOptions['disk']>): Array<Co
     ),
     gauge(
       'scanline_storage_pending_reports',
-      'Final results reports and embeddings of scans a full disk refused: served from memory, written once the disk has room (lost at a stop: the next start scores those scans again).',
+      'Final results reports and embeddings (counted apart) the store refused, a full disk most likely: reports served from memory, both written once the disk has room and tried once more at a stop (a report still lost then leaves its scan in progress, scored again at the next start; embeddings are lost).',
       [],
       () => one(disk().pendingReports),
     ),
