@@ -90,8 +90,8 @@ export class IdentityService implements AuditTrail {
   private readonly throttle: LoginThrottle;
   private readonly now: () => number;
   /** Counters for metrics. */
-  private bookkeepingWarnedAt = Number.NEGATIVE_INFINITY;
-  private refusalStackAt = Number.NEGATIVE_INFINITY;
+  /** When each once-a-minute log line was last written (onceAMinute). */
+  private readonly loggedAt = new Map<'bookkeeping' | 'refusal-stack', number>();
   readonly stats = { signIns: 0, signInFailures: 0, signInsLocked: 0, refused: 0, refusalsUnrecorded: 0, bookkeepingFailures: 0 };
 
   constructor(private readonly o: IdentityServiceOptions) {
@@ -135,9 +135,7 @@ export class IdentityService implements AuditTrail {
       this.stats.refusalsUnrecorded++;
       // Every such event is logged (it is the only record of it), the error's stack once a minute: a stream of
       // refused sign-ins on a full disk must not flood the log with stacks.
-      const now = this.now();
-      const withStack = now - this.refusalStackAt >= MINUTE;
-      if (withStack) this.refusalStackAt = now;
+      const withStack = this.onceAMinute('refusal-stack');
       this.o.log.error(
         withStack ? { err, event } : { event, reason: (err as Error).message },
         'a refusal could not be written to the audit trail; it is recorded in this log only',
@@ -384,6 +382,14 @@ export class IdentityService implements AuditTrail {
     return { kind: 'session', account: account.name, role: account.role, csrfToken: csrfTokenOf(secret), credentialId: idHash, expiresAt };
   }
 
+  /** True at most once a minute per `what`: for log lines a stream of failures would repeat. */
+  private onceAMinute(what: 'bookkeeping' | 'refusal-stack'): boolean {
+    const now = this.now();
+    if (now - (this.loggedAt.get(what) ?? Number.NEGATIVE_INFINITY) < MINUTE) return false;
+    this.loggedAt.set(what, now);
+    return true;
+  }
+
   /**
    * Runs a bookkeeping write of a request (a session's or token's last use): on failure (a full disk, which it never
    * takes the space reserve for) it is logged and counted, and the request goes on. True when it was written.
@@ -395,9 +401,7 @@ export class IdentityService implements AuditTrail {
     } catch (err) {
       this.stats.bookkeepingFailures++;
       // Each request of a session retries it while the disk is full: logged once a minute, with the count so far.
-      const now = this.now();
-      if (now - this.bookkeepingWarnedAt >= MINUTE) {
-        this.bookkeepingWarnedAt = now;
+      if (this.onceAMinute('bookkeeping')) {
         this.o.log.warn({ err, failures: this.stats.bookkeepingFailures }, `could not ${what}; the request goes on`);
       }
       return false;

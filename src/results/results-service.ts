@@ -290,8 +290,8 @@ export class ResultsService {
    * written. JS thread.
    */
   retryUnstored(): string[] {
-    const written: string[] = [];
-    const retry = <T>(pending: Map<string, T>, write: (scanId: string, value: T) => void, what: string): void => {
+    const retry = <T>(pending: Map<string, T>, write: (scanId: string, value: T) => void, what: string): string[] => {
+      const written: string[] = [];
       for (const [scanId, value] of pending) {
         if (!this.o.store.hasScan(scanId)) {
           pending.delete(scanId); // deleted meanwhile (retention by hand): nothing to store
@@ -300,15 +300,16 @@ export class ResultsService {
         try {
           write(scanId, value);
         } catch (err) {
-          if (isDiskFull(err)) return;
+          if (isDiskFull(err)) break;
           this.o.log.error({ err, scanId }, `storing the ${what} of a scan failed again; it is tried again later`);
           continue;
         }
         pending.delete(scanId);
-        if (what === 'results') written.push(scanId);
+        written.push(scanId);
       }
+      return written;
     };
-    retry(this.unstored, (scanId, report) => this.o.store.putResults(scanId, report.alarmDecision, report), 'results');
+    const written = retry(this.unstored, (scanId, report) => this.o.store.putResults(scanId, report.alarmDecision, report), 'results');
     retry(this.unstoredEmbeddings, (scanId, embeddings) => this.o.store.putEmbeddings(scanId, embeddings), 'embeddings');
     if (written.length > 0) {
       this.stats.reportsStored += written.length;

@@ -35,18 +35,33 @@ const MiB = 1024 * 1024;
 let mount = '';
 let g: TestGateway;
 
-beforeAll(async () => {
-  mount = mkdtempSync(join(tmpdir(), 'scanline-tmpfs-'));
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=96m', 'tmpfs', mount]);
-  mkdirSync(join(mount, 'data'));
-  g = await startTestGateway(
+/** A gateway on the tmpfs's data directory (inference off unless asked for). */
+function startGatewayOnMount(o: { inference?: boolean } = {}): Promise<TestGateway> {
+  return startTestGateway(
     {
       storage: { minFreeBytes: 40 * MiB, reserveBytes: 8 * MiB, diskCheckIntervalMs: 100, checkpointIntervalMs: 60_000, directIo: false },
-      inference: { enabled: false },
+      inference: { enabled: o.inference === true },
     },
     {},
     join(mount, 'data'),
   );
+}
+
+/** Starts scan `scanId` on a new portal and has its first 10 frames (160 lines) acknowledged. */
+async function scanWithTenFrames(portalId: string, scanId: string): Promise<RawPortal> {
+  const portal = await RawPortal.hello(g.portalUrl, portalId, { pixels: PIXELS, energies: 2 });
+  portal.json({ type: 'scan.start', streamId: 1, scanId });
+  await portal.next((m) => m.type === 'scan.accepted');
+  for (let s = 0; s < 10; s++) portal.binary(frame(1, s, s * 16));
+  await portal.next((m) => m.type === 'ack' && m.streamId === 1 && m.seq === 9);
+  return portal;
+}
+
+beforeAll(async () => {
+  mount = mkdtempSync(join(tmpdir(), 'scanline-tmpfs-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=96m', 'tmpfs', mount]);
+  mkdirSync(join(mount, 'data'));
+  g = await startGatewayOnMount();
 }, 60_000);
 
 afterAll(async () => {
@@ -205,11 +220,7 @@ describe('a full data directory', () => {
   }, 60_000);
 
   it('writes the record and seal of a scan the full disk refused once there is room again, and keeps the reserve across a restart on a full disk', async () => {
-    const portal = await RawPortal.hello(g.portalUrl, 'lane-disk-2', { pixels: PIXELS, energies: 2 });
-    portal.json({ type: 'scan.start', streamId: 1, scanId: 'disk-e' });
-    await portal.next((m) => m.type === 'scan.accepted');
-    for (let s = 0; s < 10; s++) portal.binary(frame(1, s, s * 16));
-    await portal.next((m) => m.type === 'ack' && m.streamId === 1 && m.seq === 9);
+    const portal = await scanWithTenFrames('lane-disk-2', 'disk-e');
     // The disk fills before the scan ends: its lines and journal are synced, but its record and seal cannot be written.
     fill('filler-3', 0);
     portal.json({ type: 'scan.end', streamId: 1, totalLines: 160 });
@@ -242,14 +253,7 @@ describe('a full data directory', () => {
     // decision is still recorded once the disk is full.
     fill('filler-4', 20 * MiB);
     await g.dispose();
-    g = await startTestGateway(
-      {
-        storage: { minFreeBytes: 40 * MiB, reserveBytes: 8 * MiB, diskCheckIntervalMs: 100, checkpointIntervalMs: 60_000, directIo: false },
-        inference: { enabled: false },
-      },
-      {},
-      join(mount, 'data'),
-    );
+    g = await startGatewayOnMount();
     expect(await metric('scanline_storage_reserve_bytes')).toBe(8 * MiB);
     await decide('disk-e'); // the officer's token made while there is room
     fill('filler-5', 0);
@@ -259,16 +263,12 @@ describe('a full data directory', () => {
     // A restart on a disk with no room at all and no reserve left: refused with a code that says what to do.
     await g.dispose();
     fill('filler-6', 0);
-    const gatewayConfig = {
-      storage: { minFreeBytes: 40 * MiB, reserveBytes: 8 * MiB, diskCheckIntervalMs: 100, checkpointIntervalMs: 60_000, directIo: false },
-      inference: { enabled: false },
-    };
-    await expect(startTestGateway(gatewayConfig, {}, join(mount, 'data'))).rejects.toMatchObject({ code: 'SCANLINE_ERR_STORAGE_FULL' });
+    await expect(startGatewayOnMount()).rejects.toMatchObject({ code: 'SCANLINE_ERR_STORAGE_FULL' });
     // With the reserve a previous run left: it is given up to open the databases, and made again once there is room.
     rmSync(join(mount, 'filler-6'));
     expect(SpaceReserve.at(join(mount, 'data'), 8 * MiB).ensure()).toBe(true);
     fill('filler-7', 0);
-    g = await startTestGateway(gatewayConfig, {}, join(mount, 'data'));
+    g = await startGatewayOnMount();
     expect(g.store.getScan('disk-e')).toMatchObject({ state: 'completed', lines: 160 });
     expect(await metric('scanline_storage_reserve_bytes')).toBe(0);
     for (const f of ['filler-4', 'filler-5', 'filler-7']) rmSync(join(mount, f));
@@ -277,22 +277,11 @@ describe('a full data directory', () => {
 
   it('serves a final results report the full disk refused from memory and stores it once there is room', async () => {
     await g.dispose();
-    g = await startTestGateway(
-      {
-        storage: { minFreeBytes: 40 * MiB, reserveBytes: 8 * MiB, diskCheckIntervalMs: 100, checkpointIntervalMs: 60_000, directIo: false },
-        inference: { enabled: true },
-      },
-      {},
-      join(mount, 'data'),
-    );
+    g = await startGatewayOnMount({ inference: true });
     // The tokens of this gateway are made while there is room (making one is an act that may take the reserve).
     g.authHeaders('admin');
     g.authHeaders('viewer');
-    const portal = await RawPortal.hello(g.portalUrl, 'lane-disk-3', { pixels: PIXELS, energies: 2 });
-    portal.json({ type: 'scan.start', streamId: 1, scanId: 'disk-f' });
-    await portal.next((m) => m.type === 'scan.accepted');
-    for (let s = 0; s < 10; s++) portal.binary(frame(1, s, s * 16));
-    await portal.next((m) => m.type === 'ack' && m.streamId === 1 && m.seq === 9);
+    const portal = await scanWithTenFrames('lane-disk-3', 'disk-f');
     fill('filler-8', 0);
     portal.json({ type: 'scan.end', streamId: 1, totalLines: 160 });
     await portal.next((m) => m.type === 'scan.completed' && m.streamId === 1);
